@@ -1,0 +1,564 @@
+/*
+ * kmsvol native engine: guarded key memory and batched AES-256-XTS.
+ *
+ * TypeScript validates every argument (native/index.ts); this file trusts
+ * lengths and types it is handed and only checks state (a zeroized key).
+ * Callers allocate every output buffer; C never allocates results.
+ *
+ * Guarded key: mmap'd pages with a PROT_NONE guard page on each side, mlock'd,
+ * MADV_DONTDUMP and MADV_WIPEONFORK, and PROT_NONE except while cipher contexts
+ * are keyed. Zeroize waits for in-flight jobs, frees the cipher contexts (which
+ * cleanses their key schedules), explicit_bzero()s the pages and munmaps them.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <openssl/evp.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+enum { ST_OK = 0, ST_ZEROIZED = 1, ST_CRYPTO = 2, ST_IO = 3, ST_NOT_LOADED = 4 };
+
+typedef struct ctxnode {
+  EVP_CIPHER_CTX *enc;
+  EVP_CIPHER_CTX *dec;
+  struct ctxnode *next;
+} ctxnode;
+
+typedef struct {
+  uint8_t *map;      /* whole mapping: guard | data pages | guard */
+  size_t map_len;
+  uint8_t *key;      /* first data page */
+  size_t data_len;   /* data pages, page-rounded */
+  size_t key_len;
+  int loaded, zeroized, locked_mem, wipe_on_fork, js_unlocked;
+  int inflight;
+  pthread_mutex_t mu;
+  pthread_cond_t idle;
+  ctxnode *pool;
+  napi_ref view;     /* the one ArrayBuffer over the key pages, if created */
+} gkey;
+
+/* ---------- helpers ---------- */
+
+#define NAPI_CALL(env, call)                                   \
+  do {                                                         \
+    if ((call) != napi_ok) {                                   \
+      napi_throw_error((env), "KMSVOL_NAPI", #call " failed"); \
+      return NULL;                                             \
+    }                                                          \
+  } while (0)
+
+static napi_value throw_code(napi_env env, const char *code, const char *msg) {
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static gkey *get_key(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  return (gkey *)p;
+}
+
+static void set_prot(gkey *k, int prot) { mprotect(k->key, k->data_len, prot); }
+
+/* Free cipher contexts; EVP_CIPHER_CTX_free cleanses the expanded key. Caller holds mu. */
+static void free_pool(gkey *k) {
+  ctxnode *n = k->pool;
+  while (n) {
+    ctxnode *next = n->next;
+    EVP_CIPHER_CTX_free(n->enc);
+    EVP_CIPHER_CTX_free(n->dec);
+    free(n);
+    n = next;
+  }
+  k->pool = NULL;
+}
+
+/* Wipe and unmap. Caller holds mu and has waited for inflight == 0. */
+static void wipe_locked(gkey *k) {
+  if (k->zeroized) return;
+  k->zeroized = 1;
+  free_pool(k);
+  set_prot(k, PROT_READ | PROT_WRITE);
+  explicit_bzero(k->key, k->data_len);
+  if (k->locked_mem) munlock(k->key, k->data_len);
+  munmap(k->map, k->map_len);
+  k->map = k->key = NULL;
+}
+
+static void key_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  gkey *k = (gkey *)data;
+  if (k->view) napi_delete_reference(env, k->view);
+  pthread_mutex_lock(&k->mu);
+  while (k->inflight) pthread_cond_wait(&k->idle, &k->mu);
+  wipe_locked(k);
+  pthread_mutex_unlock(&k->mu);
+  pthread_mutex_destroy(&k->mu);
+  pthread_cond_destroy(&k->idle);
+  free(k);
+}
+
+/* Take a keyed cipher context pair from the key's pool, keying a new one if needed. */
+static ctxnode *ctx_acquire(gkey *k, int *status) {
+  pthread_mutex_lock(&k->mu);
+  if (k->zeroized || !k->loaded) {
+    *status = k->zeroized ? ST_ZEROIZED : ST_NOT_LOADED;
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+  }
+  ctxnode *n = k->pool;
+  if (n) {
+    k->pool = n->next;
+  } else {
+    n = calloc(1, sizeof *n);
+    if (n) {
+      n->enc = EVP_CIPHER_CTX_new();
+      n->dec = EVP_CIPHER_CTX_new();
+    }
+    int ok = n && n->enc && n->dec;
+    if (ok) {
+      if (!k->js_unlocked) set_prot(k, PROT_READ);
+      ok = EVP_EncryptInit_ex(n->enc, EVP_aes_256_xts(), NULL, k->key, NULL) == 1 &&
+           EVP_DecryptInit_ex(n->dec, EVP_aes_256_xts(), NULL, k->key, NULL) == 1;
+      if (!k->js_unlocked) set_prot(k, PROT_NONE);
+    }
+    if (!ok) {
+      if (n) {
+        EVP_CIPHER_CTX_free(n->enc);
+        EVP_CIPHER_CTX_free(n->dec);
+        free(n);
+      }
+      *status = ST_CRYPTO;
+      pthread_mutex_unlock(&k->mu);
+      return NULL;
+    }
+  }
+  k->inflight++;
+  pthread_mutex_unlock(&k->mu);
+  *status = ST_OK;
+  return n;
+}
+
+static void ctx_release(gkey *k, ctxnode *n) {
+  pthread_mutex_lock(&k->mu);
+  n->next = k->pool;
+  k->pool = n;
+  if (--k->inflight == 0) pthread_cond_broadcast(&k->idle);
+  pthread_mutex_unlock(&k->mu);
+}
+
+static int all_zero(const uint8_t *p, size_t n) {
+  const uint64_t *w = (const uint64_t *)p;
+  for (size_t i = 0; i < n / 8; i++)
+    if (w[i]) return 0;
+  return 1;
+}
+
+/*
+ * XTS over whole sectors. The IV is plain64: the sector number counted in
+ * 512-byte units, little-endian, so a 4096-byte sector n gets IV 8n (dm-crypt).
+ * With skip_zero, an all-zero source sector is never-written space and maps to
+ * zeros (the sparse-image rule for reads).
+ */
+static int xts_run(ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, uint32_t ss, int enc, int skip_zero) {
+  EVP_CIPHER_CTX *ctx = enc ? c->enc : c->dec;
+  const uint64_t units = ss / 512;
+  uint8_t iv[16];
+  for (size_t off = 0; off < len; off += ss) {
+    if (skip_zero && all_zero(src + off, ss)) {
+      if (dst != src) memset(dst + off, 0, ss);
+      continue;
+    }
+    uint64_t n = (first + off / ss) * units;
+    memset(iv, 0, sizeof iv);
+    for (int i = 0; i < 8; i++) iv[i] = (uint8_t)(n >> (8 * i));
+    int outl = 0;
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, -1) != 1) return ST_CRYPTO;
+    if (EVP_CipherUpdate(ctx, dst + off, &outl, src + off, (int)ss) != 1 || (size_t)outl != ss) return ST_CRYPTO;
+  }
+  return ST_OK;
+}
+
+static napi_value status_error(napi_env env, int st, int err) {
+  napi_value code, msg, e;
+  const char *c = "KMSVOL_CRYPTO", *m = "AES-XTS failed in OpenSSL";
+  char buf[160];
+  if (st == ST_ZEROIZED) { c = "KMSVOL_KEY_ZEROIZED"; m = "the key has been zeroized"; }
+  else if (st == ST_NOT_LOADED) { c = "KMSVOL_KEY_NOT_LOADED"; m = "the key has not been loaded"; }
+  else if (st == ST_IO) {
+    snprintf(buf, sizeof buf, "I/O on the backing file failed: %s", strerror(err));
+    c = "KMSVOL_IO"; m = buf;
+  }
+  napi_create_string_utf8(env, c, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, m, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, code, msg, &e);
+  if (st == ST_IO) {
+    napi_value errno_v;
+    napi_create_int32(env, err, &errno_v);
+    napi_set_named_property(env, e, "errno", errno_v);
+  }
+  return e;
+}
+
+/* ---------- guarded key ---------- */
+
+/* keyCreate(len) -> external */
+static napi_value key_create(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  uint32_t len;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[0], &len));
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t data = ((len + page - 1) / page) * page;
+  gkey *k = calloc(1, sizeof *k);
+  if (!k) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
+  k->map_len = data + 2 * page;
+  k->map = mmap(NULL, k->map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (k->map == MAP_FAILED) {
+    free(k);
+    return throw_code(env, "KMSVOL_NOMEM", "mmap of the guarded key failed");
+  }
+  k->key = k->map + page;
+  k->data_len = data;
+  k->key_len = len;
+  mprotect(k->key, data, PROT_READ | PROT_WRITE);
+  if (mlock(k->key, data) != 0) {
+    munmap(k->map, k->map_len);
+    free(k);
+    return throw_code(env, "KMSVOL_MLOCK", "mlock of the guarded key failed; raise the locked-memory limit (ulimit -l) or run with CAP_IPC_LOCK");
+  }
+  k->locked_mem = 1;
+  madvise(k->key, data, MADV_DONTDUMP);
+  k->wipe_on_fork = madvise(k->key, data, MADV_WIPEONFORK) == 0;
+  memset(k->key, 0, data);
+  set_prot(k, PROT_NONE);
+  pthread_mutex_init(&k->mu, NULL);
+  pthread_cond_init(&k->idle, NULL);
+  napi_value ext;
+  if (napi_create_external(env, k, key_finalize, NULL, &ext) != napi_ok) {
+    munmap(k->map, k->map_len);
+    free(k);
+    return throw_code(env, "KMSVOL_NAPI", "napi_create_external failed");
+  }
+  return ext;
+}
+
+/* keyLoad(key, src) -> true, or false when the two halves are equal (nothing kept). */
+static napi_value key_load(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  void *src;
+  size_t srclen;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  gkey *k = get_key(env, argv[0]);
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &src, &srclen));
+  pthread_mutex_lock(&k->mu);
+  if (k->zeroized) {
+    pthread_mutex_unlock(&k->mu);
+    napi_throw(env, status_error(env, ST_ZEROIZED, 0));
+    return NULL;
+  }
+  while (k->inflight) pthread_cond_wait(&k->idle, &k->mu);
+  free_pool(k);
+  set_prot(k, PROT_READ | PROT_WRITE);
+  memcpy(k->key, src, k->key_len);
+  size_t half = k->key_len / 2;
+  /* Precondition: XTS needs two different keys (IEEE 1619 and OpenSSL both insist). */
+  int equal = CRYPTO_memcmp(k->key, k->key + half, half) == 0;
+  if (equal) explicit_bzero(k->key, k->data_len);
+  k->loaded = !equal;
+  if (!k->js_unlocked) set_prot(k, PROT_NONE);
+  pthread_mutex_unlock(&k->mu);
+  NAPI_CALL(env, napi_get_boolean(env, !equal, &result));
+  return result;
+}
+
+/* keyView(key) -> ArrayBuffer over the key pages (created once; detached on zeroize). */
+static napi_value key_view(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ab;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  gkey *k = get_key(env, argv[0]);
+  if (k->zeroized) {
+    napi_throw(env, status_error(env, ST_ZEROIZED, 0));
+    return NULL;
+  }
+  if (k->view) {
+    NAPI_CALL(env, napi_get_reference_value(env, k->view, &ab));
+    return ab;
+  }
+  NAPI_CALL(env, napi_create_external_arraybuffer(env, k->key, k->key_len, NULL, NULL, &ab));
+  NAPI_CALL(env, napi_create_reference(env, ab, 1, &k->view));
+  return ab;
+}
+
+/* keyProtect(key, writable): make the pages read-write (for loading in place) or no-access again. */
+static napi_value key_protect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool writable;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  gkey *k = get_key(env, argv[0]);
+  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &writable));
+  pthread_mutex_lock(&k->mu);
+  if (k->zeroized) {
+    pthread_mutex_unlock(&k->mu);
+    napi_throw(env, status_error(env, ST_ZEROIZED, 0));
+    return NULL;
+  }
+  if (writable) {
+    while (k->inflight) pthread_cond_wait(&k->idle, &k->mu);
+    free_pool(k);
+    k->loaded = 0;
+  } else {
+    size_t half = k->key_len / 2;
+    set_prot(k, PROT_READ);
+    k->loaded = CRYPTO_memcmp(k->key, k->key + half, half) != 0;
+    if (!k->loaded) explicit_bzero(k->key, k->data_len);
+  }
+  k->js_unlocked = writable;
+  set_prot(k, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
+  int loaded = k->loaded;
+  pthread_mutex_unlock(&k->mu);
+  napi_value r;
+  NAPI_CALL(env, napi_get_boolean(env, loaded, &r));
+  return r;
+}
+
+/* keyZeroize(key): wait for in-flight jobs, wipe, unmap, detach the JS view. Idempotent. */
+static napi_value key_zeroize(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  gkey *k = get_key(env, argv[0]);
+  pthread_mutex_lock(&k->mu);
+  while (k->inflight) pthread_cond_wait(&k->idle, &k->mu);
+  wipe_locked(k);
+  pthread_mutex_unlock(&k->mu);
+  if (k->view) {
+    napi_value ab;
+    if (napi_get_reference_value(env, k->view, &ab) == napi_ok && ab) napi_detach_arraybuffer(env, ab);
+    napi_delete_reference(env, k->view);
+    k->view = NULL;
+  }
+  return NULL;
+}
+
+/* keyInfo(key) -> { zeroized, loaded, locked, wipeOnFork, guardBefore, address } (address for tests only) */
+static napi_value key_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o, v;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  gkey *k = get_key(env, argv[0]);
+  NAPI_CALL(env, napi_create_object(env, &o));
+  napi_get_boolean(env, k->zeroized, &v); napi_set_named_property(env, o, "zeroized", v);
+  napi_get_boolean(env, k->loaded, &v); napi_set_named_property(env, o, "loaded", v);
+  napi_get_boolean(env, k->locked_mem, &v); napi_set_named_property(env, o, "locked", v);
+  napi_get_boolean(env, k->wipe_on_fork, &v); napi_set_named_property(env, o, "wipeOnFork", v);
+  napi_create_double(env, (double)(uintptr_t)k->key, &v); napi_set_named_property(env, o, "address", v);
+  napi_create_double(env, (double)k->data_len, &v); napi_set_named_property(env, o, "lockedBytes", v);
+  return o;
+}
+
+/* ---------- XTS ---------- */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref kref, aref, bref;
+  gkey *k;
+  const uint8_t *src;
+  uint8_t *dst;
+  size_t len;
+  uint64_t first;
+  uint32_t ss;
+  int enc;
+  int mode; /* 0 = crypt, 1 = pread+decrypt, 2 = encrypt+pwrite */
+  int fd;
+  int64_t off;
+  int status, err;
+} job;
+
+/* The job body, shared by the sync call and the thread-pool work. */
+static void job_run(job *j) {
+  ctxnode *c = ctx_acquire(j->k, &j->status);
+  if (!c) return;
+  if (j->mode == 1) {
+    size_t got = 0;
+    while (got < j->len) {
+      ssize_t r = pread(j->fd, j->dst + got, j->len - got, j->off + (int64_t)got);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        j->status = ST_IO; j->err = errno; break;
+      }
+      if (r == 0) { memset(j->dst + got, 0, j->len - got); break; } /* past EOF reads as never written */
+      got += (size_t)r;
+    }
+    if (j->status == ST_OK) j->status = xts_run(c, j->dst, j->dst, j->len, j->first, j->ss, 0, 1);
+  } else if (j->mode == 2) {
+    j->status = xts_run(c, j->src, j->dst, j->len, j->first, j->ss, 1, 0);
+    size_t put = 0;
+    while (j->status == ST_OK && put < j->len) {
+      ssize_t w = pwrite(j->fd, j->dst + put, j->len - put, j->off + (int64_t)put);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        j->status = ST_IO; j->err = errno; break;
+      }
+      put += (size_t)w;
+    }
+  } else {
+    j->status = xts_run(c, j->src, j->dst, j->len, j->first, j->ss, j->enc, 0);
+  }
+  ctx_release(j->k, c);
+}
+
+/*
+ * Argument layouts (validated by TypeScript):
+ *   crypt:  (key, src, dst, firstSector, sectorSize, encrypt)
+ *   pread:  (key, fd, fileOffset, dst, firstSector, sectorSize)
+ *   pwrite: (key, fd, fileOffset, src, scratch, firstSector, sectorSize)
+ */
+static int parse_job(napi_env env, napi_callback_info info, int mode, job *j, napi_value *argv) {
+  size_t argc = 7;
+  void *a = NULL, *b = NULL;
+  size_t alen = 0, blen = 0;
+  int64_t first;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  j->k = get_key(env, argv[0]);
+  j->mode = mode;
+  if (mode == 0) {
+    bool enc;
+    napi_get_buffer_info(env, argv[1], &a, &alen);
+    napi_get_buffer_info(env, argv[2], &b, &blen);
+    napi_get_value_int64(env, argv[3], &first);
+    napi_get_value_uint32(env, argv[4], &j->ss);
+    napi_get_value_bool(env, argv[5], &enc);
+    j->src = a; j->dst = b; j->len = alen; j->enc = enc;
+  } else {
+    napi_get_value_int32(env, argv[1], &j->fd);
+    napi_get_value_int64(env, argv[2], &j->off);
+    napi_get_buffer_info(env, argv[3], &a, &alen);
+    if (mode == 1) {
+      j->dst = a;
+      napi_get_value_int64(env, argv[4], &first);
+      napi_get_value_uint32(env, argv[5], &j->ss);
+    } else {
+      napi_get_buffer_info(env, argv[4], &b, &blen);
+      j->src = a; j->dst = b;
+      napi_get_value_int64(env, argv[5], &first);
+      napi_get_value_uint32(env, argv[6], &j->ss);
+    }
+    j->len = alen;
+  }
+  j->first = (uint64_t)first;
+  return 1;
+}
+
+static napi_value run_sync(napi_env env, napi_callback_info info, int mode) {
+  job j = {0};
+  napi_value argv[7];
+  if (!parse_job(env, info, mode, &j, argv)) return throw_code(env, "KMSVOL_NAPI", "bad arguments");
+  job_run(&j);
+  if (j.status != ST_OK) napi_throw(env, status_error(env, j.status, j.err));
+  return NULL;
+}
+
+static void async_execute(napi_env env, void *data) {
+  (void)env;
+  job_run((job *)data);
+}
+
+static void async_complete(napi_env env, napi_status st, void *data) {
+  job *j = (job *)data;
+  if (st != napi_ok && j->status == ST_OK) j->status = ST_CRYPTO;
+  if (j->status == ST_OK) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, j->deferred, undef);
+  } else {
+    napi_reject_deferred(env, j->deferred, status_error(env, j->status, j->err));
+  }
+  napi_delete_reference(env, j->kref);
+  if (j->aref) napi_delete_reference(env, j->aref);
+  if (j->bref) napi_delete_reference(env, j->bref);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+/* Queue the job on the libuv thread pool; the key and buffers stay pinned by references until it settles. */
+static napi_value run_async(napi_env env, napi_callback_info info, int mode) {
+  job *j = calloc(1, sizeof *j);
+  napi_value argv[7], promise, name;
+  if (!j) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
+  if (!parse_job(env, info, mode, j, argv)) {
+    free(j);
+    return throw_code(env, "KMSVOL_NAPI", "bad arguments");
+  }
+  napi_create_reference(env, argv[0], 1, &j->kref);
+  if (mode == 0) {
+    napi_create_reference(env, argv[1], 1, &j->aref);
+    napi_create_reference(env, argv[2], 1, &j->bref);
+  } else {
+    napi_create_reference(env, argv[3], 1, &j->aref);
+    if (mode == 2) napi_create_reference(env, argv[4], 1, &j->bref);
+  }
+  NAPI_CALL(env, napi_create_promise(env, &j->deferred, &promise));
+  NAPI_CALL(env, napi_create_string_utf8(env, "kmsvol:xts", NAPI_AUTO_LENGTH, &name));
+  NAPI_CALL(env, napi_create_async_work(env, NULL, name, async_execute, async_complete, j, &j->work));
+  NAPI_CALL(env, napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+static napi_value xts_sync(napi_env env, napi_callback_info info) { return run_sync(env, info, 0); }
+static napi_value xts_async(napi_env env, napi_callback_info info) { return run_async(env, info, 0); }
+static napi_value read_sync(napi_env env, napi_callback_info info) { return run_sync(env, info, 1); }
+static napi_value read_async(napi_env env, napi_callback_info info) { return run_async(env, info, 1); }
+static napi_value write_sync(napi_env env, napi_callback_info info) { return run_sync(env, info, 2); }
+static napi_value write_async(napi_env env, napi_callback_info info) { return run_async(env, info, 2); }
+
+/* ---------- process hardening ---------- */
+
+/* setNonDumpable(): PR_SET_DUMPABLE 0 and RLIMIT_CORE 0, so no core file or ptrace-attach reads the key. */
+static napi_value set_non_dumpable(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit rl = {0, 0};
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || setrlimit(RLIMIT_CORE, &rl) != 0)
+    return throw_code(env, "KMSVOL_HARDEN", "could not make the process non-dumpable");
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"keyCreate", NULL, key_create, NULL, NULL, NULL, napi_default, NULL},
+    {"keyLoad", NULL, key_load, NULL, NULL, NULL, napi_default, NULL},
+    {"keyView", NULL, key_view, NULL, NULL, NULL, napi_default, NULL},
+    {"keyProtect", NULL, key_protect, NULL, NULL, NULL, napi_default, NULL},
+    {"keyZeroize", NULL, key_zeroize, NULL, NULL, NULL, napi_default, NULL},
+    {"keyInfo", NULL, key_info, NULL, NULL, NULL, napi_default, NULL},
+    {"xtsSync", NULL, xts_sync, NULL, NULL, NULL, napi_default, NULL},
+    {"xtsAsync", NULL, xts_async, NULL, NULL, NULL, napi_default, NULL},
+    {"readSync", NULL, read_sync, NULL, NULL, NULL, napi_default, NULL},
+    {"readAsync", NULL, read_async, NULL, NULL, NULL, napi_default, NULL},
+    {"writeSync", NULL, write_sync, NULL, NULL, NULL, napi_default, NULL},
+    {"writeAsync", NULL, write_async, NULL, NULL, NULL, napi_default, NULL},
+    {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,73 @@
+import fs from 'node:fs';
+import { UsageError } from '../errors.js';
+
+/**
+ * Argument values as the AWS CLI reads them: `fileb://` (raw bytes), `file://`
+ * (text), base64 blobs, `k=v,k2=v2` shorthand or JSON maps, and JSON lists.
+ */
+export function readParamText(value: string): string {
+  if (value.startsWith('file://')) return readFile(value.slice(7)).toString('utf8');
+  if (value.startsWith('fileb://')) return readFile(value.slice(8)).toString('utf8');
+  return value;
+}
+
+function readFile(p: string): Buffer {
+  try {
+    return fs.readFileSync(p);
+  } catch (e) {
+    throw new UsageError(`Error parsing parameter: Unable to load paramfile ${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
+  }
+}
+
+/** A blob argument: `fileb://F` gives the file's bytes; anything else is base64. */
+export function parseBlob(value: string, name: string): Buffer {
+  if (value.startsWith('fileb://')) return readFile(value.slice(8));
+  const text = value.startsWith('file://') ? readFile(value.slice(7)).toString('utf8').trim() : value;
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
+    throw new UsageError(`Invalid base64 for --${name}. Pass base64 text, or fileb://FILE for raw bytes.`);
+  }
+  return Buffer.from(text, 'base64');
+}
+
+/** A map argument: JSON `{"k":"v"}` or shorthand `k=v,k2=v2`. */
+export function parseMap(value: string, name: string): Record<string, string> {
+  const text = readParamText(value).trim();
+  if (text.startsWith('{')) {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError(`Error parsing parameter '--${name}': Invalid JSON: ${(e as Error).message}`);
+    }
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj) || Object.values(obj).some((v) => typeof v !== 'string')) {
+      throw new UsageError(`Error parsing parameter '--${name}': expected a JSON object of strings.`);
+    }
+    return obj as Record<string, string>;
+  }
+  const out: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new UsageError(`Error parsing parameter '--${name}': Expected: '=', received: '${part}'. Use k=v,k2=v2 or JSON.`);
+    out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+/** A list of structures: JSON, or shorthand items `TagKey=a,TagValue=b`. */
+export function parseStructList(values: string[], name: string): Record<string, string>[] {
+  if (values.length === 1 && /^\s*(\[|file:\/\/)/.test(values[0]!)) {
+    try {
+      const v = JSON.parse(readParamText(values[0]!));
+      if (!Array.isArray(v)) throw new Error('expected a JSON list');
+      return v;
+    } catch (e) {
+      throw new UsageError(`Error parsing parameter '--${name}': ${(e as Error).message}`);
+    }
+  }
+  return values.map((v) => parseMap(v, name));
+}
+
+export function parseInteger(value: string, name: string): number {
+  if (!/^-?\d+$/.test(value)) throw new UsageError(`Invalid value for --${name}: ${value} is not an integer.`);
+  return Number(value);
+}

@@ -1,0 +1,82 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+
+/**
+ * The CloudTrail-style audit log: one JSON line per KMS call, appended with
+ * O_APPEND so several processes can share it. Only allow-listed fields are
+ * recorded; Plaintext and CiphertextBlob never are.
+ */
+const REQUEST_FIELDS = [
+  'KeyId', 'SourceKeyId', 'DestinationKeyId', 'TargetKeyId', 'AliasName', 'EncryptionContext',
+  'SourceEncryptionContext', 'DestinationEncryptionContext', 'KeySpec', 'NumberOfBytes', 'KeyUsage',
+  'Origin', 'Description', 'PendingWindowInDays', 'RotationPeriodInDays', 'MultiRegion', 'TagKeys',
+  'EncryptionAlgorithm', 'GranteePrincipal', 'Operations', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
+] as const;
+const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId'] as const;
+
+export interface AuditRecord {
+  eventVersion: '1.08';
+  eventTime: string;
+  eventSource: 'kms.amazonaws.com';
+  eventName: string;
+  awsRegion: string;
+  userIdentity: { type: string; arn: string };
+  requestParameters: Record<string, unknown> | null;
+  responseElements: Record<string, unknown> | null;
+  errorCode?: string;
+  errorMessage?: string;
+  requestID: string;
+  eventID: string;
+}
+
+function pick(obj: unknown, fields: readonly string[]): Record<string, unknown> | null {
+  if (!obj || typeof obj !== 'object') return null;
+  const src = obj as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const f of fields) if (src[f] !== undefined) out[lowerFirst(f)] = src[f];
+  const md = src.KeyMetadata as Record<string, unknown> | undefined;
+  if (md) out.keyMetadata = { keyId: md.KeyId, keyState: md.KeyState };
+  return Object.keys(out).length ? out : null;
+}
+
+function lowerFirst(s: string): string {
+  return s.charAt(0).toLowerCase() + s.slice(1);
+}
+
+export class AuditLog {
+  private fd: number | undefined;
+  constructor(private readonly file: string | undefined) {}
+
+  record(p: { time: Date; op: string; region: string; principal: string; request: unknown; response?: unknown; error?: Error; requestId?: string }): void {
+    if (!this.file) return;
+    const rec: AuditRecord = {
+      eventVersion: '1.08',
+      eventTime: p.time.toISOString(),
+      eventSource: 'kms.amazonaws.com',
+      eventName: p.op,
+      awsRegion: p.region,
+      userIdentity: { type: p.principal.endsWith(':root') ? 'Root' : 'IAMUser', arn: p.principal },
+      requestParameters: pick(p.request, REQUEST_FIELDS),
+      responseElements: p.error ? null : pick(p.response, RESPONSE_FIELDS),
+      ...(p.error ? { errorCode: p.error.name, errorMessage: p.error.message } : {}),
+      requestID: p.requestId ?? crypto.randomUUID(),
+      eventID: crypto.randomUUID(),
+    };
+    if (this.fd === undefined) this.fd = fs.openSync(this.file, 'a', 0o600);
+    fs.writeSync(this.fd, JSON.stringify(rec) + '\n');
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  static read(file: string): AuditRecord[] {
+    if (!fs.existsSync(file)) return [];
+    return fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditRecord);
+  }
+}

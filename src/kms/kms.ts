@@ -1,0 +1,165 @@
+import { clockFromEnv, DAY_MS } from '../clock.js';
+import type { Clock } from '../clock.js';
+import { openHome } from '../home.js';
+import type { Home } from '../home.js';
+import { AuditLog } from './audit.js';
+import { DEFAULT_ACCOUNT, DEFAULT_REGION, KmsContext } from './context.js';
+import { KmsError, KmsErrors } from './errors.js';
+import { createAlias, createReservedAlias, deleteAlias, listAliases, updateAlias } from './ops/aliases.js';
+import { decrypt, encrypt, generateDataKey, generateDataKeyWithoutPlaintext, generateRandom, reEncrypt } from './ops/crypto.js';
+import { createKey, describeKey, insertKey, listKeys, listResourceTags, tagResource, untagResource, updateKeyDescription } from './ops/keys.js';
+import { disableKeyRotation, enableKeyRotation, getKeyRotationStatus, listKeyRotations, rotateKeyOnDemand } from './ops/rotation.js';
+import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion } from './ops/state.js';
+import { RootKey } from './rootkey.js';
+import { KmsStore } from './store.js';
+
+/** Every operation, by its AWS name. The server and the CLI dispatch through this table. */
+export const OPERATIONS = {
+  CreateKey: createKey,
+  DescribeKey: describeKey,
+  ListKeys: listKeys,
+  UpdateKeyDescription: updateKeyDescription,
+  TagResource: tagResource,
+  UntagResource: untagResource,
+  ListResourceTags: listResourceTags,
+  Encrypt: encrypt,
+  Decrypt: decrypt,
+  ReEncrypt: reEncrypt,
+  GenerateDataKey: generateDataKey,
+  GenerateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext,
+  GenerateRandom: generateRandom,
+  EnableKey: enableKey,
+  DisableKey: disableKey,
+  ScheduleKeyDeletion: scheduleKeyDeletion,
+  CancelKeyDeletion: cancelKeyDeletion,
+  EnableKeyRotation: enableKeyRotation,
+  DisableKeyRotation: disableKeyRotation,
+  GetKeyRotationStatus: getKeyRotationStatus,
+  RotateKeyOnDemand: rotateKeyOnDemand,
+  ListKeyRotations: listKeyRotations,
+  CreateAlias: createAlias,
+  UpdateAlias: updateAlias,
+  DeleteAlias: deleteAlias,
+  ListAliases: listAliases,
+} as const;
+
+export type KmsOperation = keyof typeof OPERATIONS;
+export type KmsRequest = Record<string, unknown>;
+export type KmsResponse<Op extends KmsOperation> = ReturnType<(typeof OPERATIONS)[Op]>;
+
+export function isKmsOperation(op: string): op is KmsOperation {
+  return Object.prototype.hasOwnProperty.call(OPERATIONS, op);
+}
+
+export interface KmsOptions {
+  /** A home directory path, or an opened Home. */
+  home: string | Home;
+  clock?: Clock;
+  region?: string;
+  account?: string;
+  /** The calling principal's ARN, recorded in the audit log. */
+  principal?: string;
+  /** Write the audit log (default true). */
+  audit?: boolean;
+}
+
+/**
+ * The local KMS. Operations are synchronous and run against the SQLite store;
+ * `invoke` validates, runs, and appends one audit record per call.
+ */
+export class Kms {
+  readonly ctx: KmsContext;
+  readonly home: Home;
+  private readonly audit: AuditLog;
+  readonly principal: string;
+
+  private constructor(home: Home, ctx: KmsContext, audit: AuditLog, principal: string) {
+    this.home = home;
+    this.ctx = ctx;
+    this.audit = audit;
+    this.principal = principal;
+  }
+
+  static open(opts: KmsOptions): Kms {
+    const home = typeof opts.home === 'string' ? openHome(opts.home) : opts.home;
+    const store = new KmsStore(home.kmsDb);
+    let rootKey: RootKey;
+    try {
+      rootKey = RootKey.load(home.rootKeyFile, store.created || store.getMeta('root_key_check') === undefined);
+      const check = store.getMeta('root_key_check');
+      if (check === undefined) store.write(() => store.setMeta('root_key_check', rootKey.checkValue()));
+      else if (check !== rootKey.checkValue()) {
+        rootKey.destroy();
+        throw KmsErrors.internal(`The root key ${home.rootKeyFile} does not belong to the KMS store ${home.kmsDb}. Point KMSVOL_ROOT_KEY_FILE at the store's own root key.`);
+      }
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+    const region = opts.region ?? process.env.KMSVOL_REGION ?? DEFAULT_REGION;
+    const account = opts.account ?? process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
+    const ctx = new KmsContext(store, rootKey, opts.clock ?? clockFromEnv(), region, account);
+    const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
+    return new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);
+  }
+
+  get region(): string {
+    return this.ctx.region;
+  }
+
+  get account(): string {
+    return this.ctx.account;
+  }
+
+  /** Run one operation by its AWS name. Errors are KmsError with AWS's exception name. */
+  invoke<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): KmsResponse<Op> {
+    const time = this.ctx.clock.now();
+    try {
+      if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${String(op)} is not a KMS operation this service supports.`);
+      if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
+      const handler = OPERATIONS[op] as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
+      const res = handler(this.ctx, req);
+      this.audit.record({ time, op, region: this.region, principal: this.principal, request: req, response: res });
+      return res;
+    } catch (e) {
+      const err = toKmsError(e);
+      this.audit.record({ time, op, region: this.region, principal: this.principal, request: req, error: err });
+      throw err;
+    }
+  }
+
+  /**
+   * The AWS managed key for a service (for example alias/aws/ebs), created on
+   * first use. Users cannot disable, delete or reschedule it; it rotates yearly.
+   */
+  awsManagedKey(service: string, description: string): string {
+    const alias = `alias/aws/${service}`;
+    const existing = this.ctx.store.getAlias(this.region, alias);
+    if (existing) return existing.target_key_id;
+    return this.ctx.store.write(() => {
+      const again = this.ctx.store.getAlias(this.region, alias);
+      if (again) return again.target_key_id;
+      const row = insertKey(this.ctx, { description, keyManager: 'AWS' });
+      this.ctx.store.updateKey(row.region, row.key_id, { rotation_enabled: 1, rotation_period_days: 365, next_rotation_date: this.ctx.now() + 365 * DAY_MS });
+      createReservedAlias(this.ctx, alias, row.key_id);
+      this.audit.record({ time: this.ctx.clock.now(), op: 'CreateKey', region: this.region, principal: `${service}.amazonaws.com`, request: { Description: description }, response: { KeyId: row.key_id } });
+      return row.key_id;
+    });
+  }
+
+  close(): void {
+    this.audit.close();
+    this.ctx.rootKey.destroy();
+    this.ctx.store.close();
+  }
+}
+
+/** Anything thrown inside the KMS leaves it as a KmsError; internal faults say so without detail leaks. */
+function toKmsError(e: unknown): KmsError {
+  if (e instanceof KmsError) return e;
+  const code = (e as { code?: string }).code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
+    return KmsErrors.internal(`The KMS store failed (${code}). Retry; if it persists, check the disk and the home directory's permissions.`);
+  }
+  return KmsErrors.internal(`Internal error: ${(e as Error).message ?? String(e)}`);
+}

@@ -1,0 +1,80 @@
+import type { KmsContext } from '../context.js';
+import { KmsErrors } from '../errors.js';
+import { paginate, reqStr, str } from '../validate.js';
+
+type Req = Record<string, unknown>;
+const ALIAS_RE = /^alias\/[a-zA-Z0-9/_-]+$/;
+
+/** Precondition: alias names start with alias/, use [a-zA-Z0-9/_-], and alias/aws/ is reserved. */
+function aliasName(req: Req, allowReserved = false): string {
+  const name = reqStr(req, 'AliasName', 256);
+  if (!ALIAS_RE.test(name)) {
+    throw KmsErrors.invalidAliasName(`Alias name ${name} is not valid: it must begin with alias/ followed by letters, digits, /, _ or -.`);
+  }
+  if (!allowReserved && name.startsWith('alias/aws/')) {
+    throw KmsErrors.invalidAliasName(`Alias names that begin with alias/aws/ are reserved for AWS managed keys; ${name} cannot be created, changed or deleted. Choose another name.`);
+  }
+  return name;
+}
+
+function targetKey(k: KmsContext, req: Req): string {
+  const row = k.key(reqStr(req, 'TargetKeyId'), 'keyOnly');
+  if (row.key_manager === 'AWS') throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is an AWS managed key; aliases can only point at customer managed keys.`);
+  if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(k.keyArn(row.key_id), row.key_state);
+  return row.key_id;
+}
+
+export function createAlias(k: KmsContext, req: Req) {
+  const name = aliasName(req);
+  return k.store.write(() => {
+    const target = targetKey(k, req);
+    if (k.store.getAlias(k.region, name)) throw KmsErrors.alreadyExists(`An alias with the name ${k.aliasArn(name)} already exists. Use UpdateAlias to point it at another key.`);
+    const now = k.now();
+    k.store
+      .stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)')
+      .run(k.region, name, target, now, now);
+    return {};
+  });
+}
+
+/** Internal: create a reserved alias for an AWS managed key (inside a write transaction). */
+export function createReservedAlias(k: KmsContext, name: string, keyId: string): void {
+  const now = k.now();
+  k.store.stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)').run(k.region, name, keyId, now, now);
+}
+
+export function updateAlias(k: KmsContext, req: Req) {
+  const name = aliasName(req);
+  return k.store.write(() => {
+    const target = targetKey(k, req);
+    if (!k.store.getAlias(k.region, name)) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
+    k.store.stmt('UPDATE aliases SET target_key_id = ?, last_updated_date = ? WHERE region = ? AND alias_name = ?').run(target, k.now(), k.region, name);
+    return {};
+  });
+}
+
+export function deleteAlias(k: KmsContext, req: Req) {
+  const name = aliasName(req);
+  return k.store.write(() => {
+    if (!k.store.getAlias(k.region, name)) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
+    k.store.stmt('DELETE FROM aliases WHERE region = ? AND alias_name = ?').run(k.region, name);
+    return {};
+  });
+}
+
+export function listAliases(k: KmsContext, req: Req) {
+  const ref = str(req, 'KeyId', { max: 2048 });
+  const keyId = ref === undefined ? undefined : k.key(ref, 'keyOnly').key_id;
+  const rows = k.store.listAliases(k.region, keyId);
+  const { page, ...more } = paginate(req, rows);
+  return {
+    Aliases: page.map((a) => ({
+      AliasName: a.alias_name,
+      AliasArn: k.aliasArn(a.alias_name),
+      TargetKeyId: a.target_key_id,
+      CreationDate: new Date(a.creation_date),
+      LastUpdatedDate: new Date(a.last_updated_date),
+    })),
+    ...more,
+  };
+}

@@ -1,0 +1,139 @@
+import crypto from 'node:crypto';
+import { encodeContext, encodeHeader, NONCE_BYTES, parseBlob } from '../blob.js';
+import type { EncryptionContext } from '../blob.js';
+import type { KmsContext } from '../context.js';
+import { KmsErrors } from '../errors.js';
+import type { KeyRow } from '../store.js';
+import { blob, context, int, oneOf, reqStr, str } from '../validate.js';
+
+type Req = Record<string, unknown>;
+const ALG = 'SYMMETRIC_DEFAULT';
+const MAX_CIPHERTEXT = 6144;
+
+/** Encrypt under the key's current material. */
+function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined): Buffer {
+  const mat = k.store.currentMaterial(row.key_id);
+  if (!mat) throw KmsErrors.invalidState(k.keyArn(row.key_id), 'PendingImport');
+  const nonce = crypto.randomBytes(NONCE_BYTES);
+  const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: mat.material_id, nonce });
+  return k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
+    const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
+    c.setAAD(Buffer.concat([header, encodeContext(ctx)]));
+    return Buffer.concat([header, c.update(plaintext), c.final(), c.getAuthTag()]);
+  });
+}
+
+/**
+ * Open a blob. Precondition order matches AWS: a KeyId naming another key is
+ * IncorrectKeyException; a blob of another store, a changed byte or a wrong
+ * context is InvalidCiphertextException; a deleted key is NotFoundException.
+ */
+function open(k: KmsContext, ciphertext: Buffer, ctx: EncryptionContext | undefined, keyRef: string | undefined): { row: KeyRow; plaintext: Buffer } {
+  const parsed = parseBlob(ciphertext);
+  if (!parsed.storeId.equals(k.store.storeId)) throw KmsErrors.invalidCiphertext();
+  if (keyRef !== undefined && k.resolveKeyId(keyRef) !== parsed.keyId) throw KmsErrors.incorrectKey();
+  const raw = k.store.getKey(k.region, parsed.keyId);
+  const row = raw && k.settle(raw);
+  if (!row) {
+    if (k.store.wasDeleted(k.region, parsed.keyId)) throw KmsErrors.notFound(`Key '${k.keyArn(parsed.keyId)}' does not exist`);
+    throw KmsErrors.invalidCiphertext();
+  }
+  k.assertUsable(row);
+  const mat = k.store.material(row.key_id, parsed.materialId);
+  if (!mat) throw KmsErrors.invalidCiphertext();
+  const plaintext = k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
+    const d = crypto.createDecipheriv('aes-256-gcm', key, parsed.nonce);
+    d.setAAD(Buffer.concat([parsed.header, encodeContext(ctx)]));
+    d.setAuthTag(parsed.tag);
+    try {
+      return Buffer.concat([d.update(parsed.ciphertext), d.final()]);
+    } catch {
+      throw KmsErrors.invalidCiphertext();
+    }
+  });
+  return { row, plaintext };
+}
+
+function algorithm(req: Req, field: string): void {
+  oneOf(req, field, [ALG, 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'SM2PKE'] as const);
+  const v = req[field];
+  if (v !== undefined && v !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${String(v)} is not compatible with the type of the specified KMS key; symmetric keys use SYMMETRIC_DEFAULT.`);
+}
+
+export function encrypt(k: KmsContext, req: Req) {
+  const keyId = reqStr(req, 'KeyId');
+  const plaintext = blob(req, 'Plaintext', 1, 4096);
+  const ctx = context(req, 'EncryptionContext');
+  algorithm(req, 'EncryptionAlgorithm');
+  const row = k.usableKey(keyId);
+  return { CiphertextBlob: seal(k, row, plaintext, ctx), KeyId: k.keyArn(row.key_id), EncryptionAlgorithm: ALG };
+}
+
+export function decrypt(k: KmsContext, req: Req) {
+  const ct = blob(req, 'CiphertextBlob', 1, MAX_CIPHERTEXT);
+  const ctx = context(req, 'EncryptionContext');
+  const keyId = str(req, 'KeyId', { max: 2048 });
+  algorithm(req, 'EncryptionAlgorithm');
+  const { row, plaintext } = open(k, ct, ctx, keyId);
+  return { KeyId: k.keyArn(row.key_id), Plaintext: plaintext, EncryptionAlgorithm: ALG };
+}
+
+export function reEncrypt(k: KmsContext, req: Req) {
+  const ct = blob(req, 'CiphertextBlob', 1, MAX_CIPHERTEXT);
+  const srcCtx = context(req, 'SourceEncryptionContext');
+  const srcKey = str(req, 'SourceKeyId', { max: 2048 });
+  const destKey = reqStr(req, 'DestinationKeyId');
+  const destCtx = context(req, 'DestinationEncryptionContext');
+  algorithm(req, 'SourceEncryptionAlgorithm');
+  algorithm(req, 'DestinationEncryptionAlgorithm');
+  const dest = k.usableKey(destKey);
+  const { row, plaintext } = open(k, ct, srcCtx, srcKey);
+  try {
+    return {
+      CiphertextBlob: seal(k, dest, plaintext, destCtx),
+      SourceKeyId: k.keyArn(row.key_id),
+      KeyId: k.keyArn(dest.key_id),
+      SourceEncryptionAlgorithm: ALG,
+      DestinationEncryptionAlgorithm: ALG,
+    };
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+function dataKeyLength(req: Req): number {
+  const spec = oneOf(req, 'KeySpec', ['AES_128', 'AES_256'] as const);
+  const n = int(req, 'NumberOfBytes', 1, 1024);
+  // Precondition: exactly one of KeySpec and NumberOfBytes.
+  if ((spec === undefined) === (n === undefined)) throw KmsErrors.validation('Please specify either number of bytes or key spec.');
+  return spec === 'AES_128' ? 16 : spec === 'AES_256' ? 32 : n!;
+}
+
+export function generateDataKey(k: KmsContext, req: Req) {
+  const keyId = reqStr(req, 'KeyId');
+  const len = dataKeyLength(req);
+  const ctx = context(req, 'EncryptionContext');
+  const row = k.usableKey(keyId);
+  const plaintext = crypto.randomBytes(len);
+  return { CiphertextBlob: seal(k, row, plaintext, ctx), Plaintext: plaintext, KeyId: k.keyArn(row.key_id) };
+}
+
+export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
+  const keyId = reqStr(req, 'KeyId');
+  const len = dataKeyLength(req);
+  const ctx = context(req, 'EncryptionContext');
+  const row = k.usableKey(keyId);
+  const plaintext = crypto.randomBytes(len);
+  try {
+    return { CiphertextBlob: seal(k, row, plaintext, ctx), KeyId: k.keyArn(row.key_id) };
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+export function generateRandom(_k: KmsContext, req: Req) {
+  const n = int(req, 'NumberOfBytes', 1, 1024);
+  if (n === undefined) throw KmsErrors.validation('Please specify NumberOfBytes (1 to 1024).');
+  return { Plaintext: crypto.randomBytes(n) };
+}
+

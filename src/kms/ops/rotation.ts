@@ -1,0 +1,81 @@
+import { DAY_MS } from '../../clock.js';
+import type { KmsContext } from '../context.js';
+import { KmsErrors } from '../errors.js';
+import type { KeyRow } from '../store.js';
+import { int, paginate, reqStr } from '../validate.js';
+import { assertCustomerManaged } from './state.js';
+
+type Req = Record<string, unknown>;
+export const ON_DEMAND_ROTATION_LIMIT = 10;
+
+function assertRotatable(k: KmsContext, row: KeyRow, op: string): void {
+  const arn = k.keyArn(row.key_id);
+  if (row.origin !== 'AWS_KMS') throw KmsErrors.unsupported(`${arn} has imported key material (Origin ${row.origin}); ${op} is not supported for it. Rotate it manually by creating a new key and updating its alias.`);
+  if (row.key_state === 'Disabled') throw KmsErrors.disabled(arn);
+  if (row.key_state !== 'Enabled') throw KmsErrors.invalidState(arn, row.key_state);
+}
+
+export function enableKeyRotation(k: KmsContext, req: Req) {
+  const ref = reqStr(req, 'KeyId');
+  const period = int(req, 'RotationPeriodInDays', 90, 2560) ?? 365;
+  return k.store.write(() => {
+    const row = k.key(ref, 'keyOnly');
+    assertCustomerManaged(k, row, 'EnableKeyRotation');
+    assertRotatable(k, row, 'EnableKeyRotation');
+    if (row.rotation_enabled === 1 && row.rotation_period_days === period) return {};
+    k.store.updateKey(row.region, row.key_id, { rotation_enabled: 1, rotation_period_days: period, next_rotation_date: k.now() + period * DAY_MS });
+    return {};
+  });
+}
+
+export function disableKeyRotation(k: KmsContext, req: Req) {
+  const ref = reqStr(req, 'KeyId');
+  return k.store.write(() => {
+    const row = k.key(ref, 'keyOnly');
+    assertCustomerManaged(k, row, 'DisableKeyRotation');
+    assertRotatable(k, row, 'DisableKeyRotation');
+    k.store.updateKey(row.region, row.key_id, { rotation_enabled: 0, rotation_period_days: null, next_rotation_date: null });
+    return {};
+  });
+}
+
+export function getKeyRotationStatus(k: KmsContext, req: Req) {
+  const row = k.key(reqStr(req, 'KeyId'), 'keyOnly');
+  const on = row.rotation_enabled === 1;
+  return {
+    KeyRotationEnabled: on,
+    KeyId: k.keyArn(row.key_id),
+    ...(on ? { RotationPeriodInDays: row.rotation_period_days, NextRotationDate: new Date(row.next_rotation_date!) } : {}),
+    ...(row.on_demand_rotation_start !== null ? { OnDemandRotationStartDate: new Date(row.on_demand_rotation_start) } : {}),
+  };
+}
+
+export function rotateKeyOnDemand(k: KmsContext, req: Req) {
+  const ref = reqStr(req, 'KeyId');
+  return k.store.write(() => {
+    const row = k.key(ref, 'keyOnly');
+    assertCustomerManaged(k, row, 'RotateKeyOnDemand');
+    assertRotatable(k, row, 'RotateKeyOnDemand');
+    const done = k.store.materials(row.key_id).filter((m) => m.rotation_type === 'ON_DEMAND').length;
+    // Precondition: at most 10 on-demand rotations per key, ever.
+    if (done >= ON_DEMAND_ROTATION_LIMIT) {
+      throw KmsErrors.limitExceeded(`${k.keyArn(row.key_id)} has reached the limit of ${ON_DEMAND_ROTATION_LIMIT} on-demand rotations. Enable automatic rotation, or create a new key and move its alias.`);
+    }
+    const now = k.now();
+    // On-demand rotation does not move the automatic schedule.
+    k.newMaterial(row.key_id, now, 'ON_DEMAND');
+    k.store.updateKey(row.region, row.key_id, { on_demand_rotation_start: now });
+    return { KeyId: k.keyArn(row.key_id) };
+  });
+}
+
+export function listKeyRotations(k: KmsContext, req: Req) {
+  const row = k.key(reqStr(req, 'KeyId'), 'keyOnly');
+  const arn = k.keyArn(row.key_id);
+  const rotations = k.store
+    .materials(row.key_id)
+    .filter((m) => m.rotation_type !== null)
+    .map((m) => ({ KeyId: arn, KeyMaterialId: m.material_id.toString('hex'), RotationDate: new Date(m.created), RotationType: m.rotation_type! }));
+  const { page, ...more } = paginate(req, rotations);
+  return { Rotations: page, ...more };
+}

@@ -1,0 +1,89 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { KmsErrors } from './errors.js';
+
+/**
+ * The root key: the local stand-in for the HSM domain key. It encrypts every
+ * backing key at rest with AES-256-GCM; the AAD binds the sealed material to
+ * its key id and material id, so sealed rows cannot be swapped between keys.
+ */
+export const ROOT_KEY_BYTES = 32;
+const SEAL_NONCE = 12;
+const SEAL_TAG = 16;
+
+export class RootKey {
+  readonly #key: Buffer;
+
+  private constructor(key: Buffer) {
+    this.#key = key;
+  }
+
+  /**
+   * Load the root key file, creating it (0600, 32 random bytes) only when
+   * `create` is set (the store is being created and no key file was named).
+   */
+  static load(file: string, create: boolean): RootKey {
+    if (!fs.existsSync(file)) {
+      if (!create) {
+        throw KmsErrors.internal(
+          `The root key file ${file} does not exist. Restore it from backup, or point KMSVOL_ROOT_KEY_FILE at it; without it no key in this store can be used.`,
+        );
+      }
+      const key = crypto.randomBytes(ROOT_KEY_BYTES);
+      try {
+        fs.writeFileSync(file, key, { mode: 0o600, flag: 'wx' });
+      } catch (e) {
+        key.fill(0);
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        // Another process created it first: use theirs.
+        return RootKey.load(file, false);
+      }
+      return new RootKey(key);
+    }
+    const st = fs.statSync(file);
+    if ((st.mode & 0o077) !== 0) {
+      throw KmsErrors.internal(`The root key file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}). Run: chmod 600 ${file}`);
+    }
+    const key = fs.readFileSync(file);
+    if (key.length !== ROOT_KEY_BYTES) {
+      key.fill(0);
+      throw KmsErrors.internal(`The root key file ${file} holds ${st.size} bytes; a root key is exactly ${ROOT_KEY_BYTES} bytes.`);
+    }
+    return new RootKey(key);
+  }
+
+  /** A check value stored in the database so a wrong root key is detected at open. */
+  checkValue(): string {
+    return crypto.createHmac('sha256', this.#key).update('kmsvol root key check v1').digest('hex').slice(0, 32);
+  }
+
+  seal(keyId: string, materialId: Buffer, material: Buffer): Buffer {
+    const nonce = crypto.randomBytes(SEAL_NONCE);
+    const c = crypto.createCipheriv('aes-256-gcm', this.#key, nonce);
+    c.setAAD(aad(keyId, materialId));
+    const ct = Buffer.concat([c.update(material), c.final()]);
+    return Buffer.concat([nonce, ct, c.getAuthTag()]);
+  }
+
+  /** Returns the backing key; the caller zeroes it when done. */
+  unseal(keyId: string, materialId: Buffer, sealed: Buffer): Buffer {
+    if (sealed.length < SEAL_NONCE + SEAL_TAG + 1) throw KmsErrors.internal(`Sealed material of ${keyId} is truncated; the store is damaged.`);
+    const d = crypto.createDecipheriv('aes-256-gcm', this.#key, sealed.subarray(0, SEAL_NONCE));
+    d.setAAD(aad(keyId, materialId));
+    d.setAuthTag(sealed.subarray(sealed.length - SEAL_TAG));
+    try {
+      return Buffer.concat([d.update(sealed.subarray(SEAL_NONCE, sealed.length - SEAL_TAG)), d.final()]);
+    } catch {
+      throw KmsErrors.internal(`The backing key of ${keyId} does not open under this root key: the store or the root key file was changed or swapped.`);
+    }
+  }
+
+  destroy(): void {
+    this.#key.fill(0);
+  }
+}
+
+function aad(keyId: string, materialId: Buffer): Buffer {
+  const id = Buffer.from(keyId, 'ascii');
+  return Buffer.concat([Buffer.from('kmsvol-material-v1'), Buffer.from([id.length]), id, materialId]);
+}

@@ -1,0 +1,215 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
+import { touchPrivate } from '../home.js';
+
+/**
+ * The KMS store: SQLite (WAL, synchronous=FULL). Several processes use it at
+ * once (CLI calls, cards, the server); every mutation runs in a BEGIN IMMEDIATE
+ * transaction and a generous busy timeout makes writers queue, never fail.
+ */
+export interface KeyRow {
+  region: string;
+  key_id: string;
+  description: string;
+  key_usage: string;
+  key_spec: string;
+  origin: string;
+  key_manager: string;
+  key_state: string;
+  creation_date: number;
+  deletion_date: number | null;
+  pending_window_days: number | null;
+  multi_region: number;
+  rotation_enabled: number;
+  rotation_period_days: number | null;
+  next_rotation_date: number | null;
+  on_demand_rotation_start: number | null;
+  expiration_model: string | null;
+  valid_to: number | null;
+  policy: string;
+}
+
+export interface MaterialRow {
+  key_id: string;
+  material_id: Buffer;
+  sealed: Buffer;
+  created: number;
+  rotation_type: string | null;
+  seq: number;
+}
+
+export interface AliasRow {
+  region: string;
+  alias_name: string;
+  target_key_id: string;
+  creation_date: number;
+  last_updated_date: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+  region TEXT NOT NULL, key_id TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  key_usage TEXT NOT NULL, key_spec TEXT NOT NULL, origin TEXT NOT NULL,
+  key_manager TEXT NOT NULL, key_state TEXT NOT NULL,
+  creation_date INTEGER NOT NULL, deletion_date INTEGER, pending_window_days INTEGER,
+  multi_region INTEGER NOT NULL DEFAULT 0,
+  rotation_enabled INTEGER NOT NULL DEFAULT 0, rotation_period_days INTEGER,
+  next_rotation_date INTEGER, on_demand_rotation_start INTEGER,
+  expiration_model TEXT, valid_to INTEGER,
+  policy TEXT NOT NULL,
+  PRIMARY KEY (region, key_id)
+);
+CREATE TABLE IF NOT EXISTS materials (
+  key_id TEXT NOT NULL, material_id BLOB NOT NULL, sealed BLOB NOT NULL,
+  created INTEGER NOT NULL, rotation_type TEXT, seq INTEGER NOT NULL,
+  PRIMARY KEY (key_id, material_id)
+);
+CREATE INDEX IF NOT EXISTS materials_seq ON materials (key_id, seq);
+CREATE TABLE IF NOT EXISTS aliases (
+  region TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT NOT NULL,
+  creation_date INTEGER NOT NULL, last_updated_date INTEGER NOT NULL,
+  PRIMARY KEY (region, alias_name)
+);
+CREATE TABLE IF NOT EXISTS tags (
+  region TEXT NOT NULL, key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,
+  PRIMARY KEY (region, key_id, tag_key)
+);
+CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
+`;
+
+export const SCHEMA_VERSION = '1';
+
+export class KmsStore {
+  readonly db: Database.Database;
+  readonly storeId: Buffer;
+  readonly created: boolean;
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  constructor(file: string) {
+    const created = !fs.existsSync(file) || fs.statSync(file).size === 0;
+    touchPrivate(file);
+    this.db = new Database(file, { timeout: 120_000 });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.write(() => {
+      this.db.exec(SCHEMA);
+      if (!this.getMeta('store_id')) {
+        this.setMeta('store_id', crypto.randomBytes(16).toString('hex'));
+        this.setMeta('schema_version', SCHEMA_VERSION);
+      }
+    });
+    const version = this.getMeta('schema_version');
+    if (version !== SCHEMA_VERSION) {
+      throw new Error(`The KMS store ${file} has schema version ${version}; this kmsvol reads version ${SCHEMA_VERSION}. Use a matching kmsvol release.`);
+    }
+    this.storeId = Buffer.from(this.getMeta('store_id')!, 'hex');
+    this.created = created;
+  }
+
+  /** Run `fn` in a BEGIN IMMEDIATE transaction: writers queue on the busy timeout. */
+  write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  /** Run `fn` in a deferred (read) transaction: one consistent snapshot, no write lock. */
+  read<T>(fn: () => T): T {
+    return this.db.transaction(fn).deferred();
+  }
+
+  stmt(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  getMeta(k: string): string | undefined {
+    return (this.stmt('SELECT v FROM meta WHERE k = ?').get(k) as { v: string } | undefined)?.v;
+  }
+
+  setMeta(k: string, v: string): void {
+    this.stmt('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v').run(k, v);
+  }
+
+  getKey(region: string, keyId: string): KeyRow | undefined {
+    return this.stmt('SELECT * FROM keys WHERE region = ? AND key_id = ?').get(region, keyId) as KeyRow | undefined;
+  }
+
+  insertKey(row: KeyRow): void {
+    const cols = Object.keys(row);
+    this.stmt(`INSERT INTO keys (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(row);
+  }
+
+  /** Update the named columns of a key row. */
+  updateKey(region: string, keyId: string, fields: Partial<KeyRow>): void {
+    const cols = Object.keys(fields).sort();
+    this.stmt(`UPDATE keys SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE region = @region_ AND key_id = @key_id_`).run({
+      ...fields,
+      region_: region,
+      key_id_: keyId,
+    });
+  }
+
+  listKeys(region: string): KeyRow[] {
+    return this.stmt('SELECT * FROM keys WHERE region = ? ORDER BY creation_date, key_id').all(region) as KeyRow[];
+  }
+
+  /** Remove a key and everything that belongs to it, for good. */
+  purgeKey(region: string, keyId: string, now: number): void {
+    this.stmt('DELETE FROM keys WHERE region = ? AND key_id = ?').run(region, keyId);
+    this.stmt('DELETE FROM aliases WHERE region = ? AND target_key_id = ?').run(region, keyId);
+    this.stmt('DELETE FROM tags WHERE region = ? AND key_id = ?').run(region, keyId);
+    const others = this.stmt('SELECT COUNT(*) AS n FROM keys WHERE key_id = ?').get(keyId) as { n: number };
+    if (others.n === 0) this.stmt('DELETE FROM materials WHERE key_id = ?').run(keyId);
+    this.stmt('INSERT OR REPLACE INTO deleted_keys (region, key_id, deleted_at) VALUES (?, ?, ?)').run(region, keyId, now);
+  }
+
+  wasDeleted(region: string, keyId: string): boolean {
+    return this.stmt('SELECT 1 FROM deleted_keys WHERE region = ? AND key_id = ?').get(region, keyId) !== undefined;
+  }
+
+  currentMaterial(keyId: string): MaterialRow | undefined {
+    return this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined;
+  }
+
+  material(keyId: string, materialId: Buffer): MaterialRow | undefined {
+    return this.stmt('SELECT * FROM materials WHERE key_id = ? AND material_id = ?').get(keyId, materialId) as MaterialRow | undefined;
+  }
+
+  materials(keyId: string): MaterialRow[] {
+    return this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq').all(keyId) as MaterialRow[];
+  }
+
+  insertMaterial(row: Omit<MaterialRow, 'seq'>): void {
+    const next = this.stmt('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM materials WHERE key_id = ?').get(row.key_id) as { s: number };
+    this.stmt(
+      'INSERT INTO materials (key_id, material_id, sealed, created, rotation_type, seq) VALUES (@key_id, @material_id, @sealed, @created, @rotation_type, @seq)',
+    ).run({ ...row, seq: next.s });
+  }
+
+  deleteMaterials(keyId: string): void {
+    this.stmt('DELETE FROM materials WHERE key_id = ?').run(keyId);
+  }
+
+  getAlias(region: string, name: string): AliasRow | undefined {
+    return this.stmt('SELECT * FROM aliases WHERE region = ? AND alias_name = ?').get(region, name) as AliasRow | undefined;
+  }
+
+  listAliases(region: string, keyId?: string): AliasRow[] {
+    return (
+      keyId
+        ? this.stmt('SELECT * FROM aliases WHERE region = ? AND target_key_id = ? ORDER BY alias_name').all(region, keyId)
+        : this.stmt('SELECT * FROM aliases WHERE region = ? ORDER BY alias_name').all(region)
+    ) as AliasRow[];
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

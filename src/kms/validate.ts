@@ -1,0 +1,105 @@
+import { fieldError, KmsErrors } from './errors.js';
+import type { EncryptionContext } from './blob.js';
+
+/**
+ * Request validation with AWS's constraint wording. The KMS trusts nothing that
+ * arrives over the wire or the CLI: every field is checked here before use.
+ * Values of secret fields (Plaintext, CiphertextBlob) are never echoed.
+ */
+type Req = Record<string, unknown>;
+
+export function str(req: Req, field: string, opts: { required?: boolean; min?: number; max?: number } = {}): string | undefined {
+  const v = req[field];
+  if (v === undefined || v === null) {
+    if (opts.required) throw fieldError(field, null, 'Member must not be null');
+    return undefined;
+  }
+  if (typeof v !== 'string') throw KmsErrors.validation(`${field} must be a string.`);
+  const min = opts.min ?? (opts.required ? 1 : 0);
+  if (v.length < min) throw fieldError(field, v, `Member must have length greater than or equal to ${min}`);
+  if (opts.max !== undefined && v.length > opts.max) throw fieldError(field, v.slice(0, 64), `Member must have length less than or equal to ${opts.max}`);
+  return v;
+}
+
+export function reqStr(req: Req, field: string, max = 2048): string {
+  return str(req, field, { required: true, max })!;
+}
+
+export function int(req: Req, field: string, min: number, max: number): number | undefined {
+  const v = req[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw KmsErrors.validation(`${field} must be an integer.`);
+  if (v < min) throw fieldError(field, v, `Member must have value greater than or equal to ${min}`);
+  if (v > max) throw fieldError(field, v, `Member must have value less than or equal to ${max}`);
+  return v;
+}
+
+export function bool(req: Req, field: string): boolean | undefined {
+  const v = req[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw KmsErrors.validation(`${field} must be a boolean.`);
+  return v;
+}
+
+export function oneOf<T extends string>(req: Req, field: string, values: readonly T[]): T | undefined {
+  const v = str(req, field);
+  if (v === undefined) return undefined;
+  if (!values.includes(v as T)) throw fieldError(field, v, `Member must satisfy enum value set: [${values.join(', ')}]`);
+  return v as T;
+}
+
+/** A secret or binary field: length-checked, never echoed in the error. */
+export function blob(req: Req, field: string, min: number, max: number): Buffer {
+  const v = req[field];
+  if (v === undefined || v === null) throw fieldError(field, null, 'Member must not be null');
+  if (!(v instanceof Uint8Array)) throw KmsErrors.validation(`${field} must be binary data.`);
+  if (v.byteLength < min) throw KmsErrors.validation(`1 validation error detected: Value at '${lower(field)}' failed to satisfy constraint: Member must have length greater than or equal to ${min}`);
+  if (v.byteLength > max) throw KmsErrors.validation(`1 validation error detected: Value at '${lower(field)}' failed to satisfy constraint: Member must have length less than or equal to ${max}`);
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+export function context(req: Req, field: string): EncryptionContext | undefined {
+  const v = req[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw KmsErrors.validation(`${field} must be a map of strings to strings.`);
+  let size = 0;
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'string') throw KmsErrors.validation(`${field} value for key "${k}" must be a string.`);
+    if (k.length === 0) throw KmsErrors.validation(`${field} keys must not be empty.`);
+    size += Buffer.byteLength(k) + Buffer.byteLength(val);
+  }
+  if (size > 8192) throw KmsErrors.validation(`${field} is ${size} bytes; the limit is 8192.`);
+  return v as EncryptionContext;
+}
+
+export function strList(req: Req, field: string, opts: { required?: boolean; max?: number } = {}): string[] | undefined {
+  const v = req[field];
+  if (v === undefined || v === null) {
+    if (opts.required) throw fieldError(field, null, 'Member must not be null');
+    return undefined;
+  }
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw KmsErrors.validation(`${field} must be a list of strings.`);
+  if (opts.max !== undefined && v.length > opts.max) throw fieldError(field, null, `Member must have length less than or equal to ${opts.max}`);
+  return v as string[];
+}
+
+/** Limit/Marker pagination as AWS does it: Truncated, NextMarker. */
+export function paginate<T>(req: Req, items: T[], maxLimit = 1000, defLimit = 100): { page: T[]; Truncated: boolean; NextMarker?: string } {
+  const limit = int(req, 'Limit', 1, maxLimit) ?? defLimit;
+  const marker = str(req, 'Marker', { max: 1024 });
+  let start = 0;
+  if (marker !== undefined) {
+    const m = /^kv1:(\d+)$/.exec(Buffer.from(marker, 'base64').toString('utf8'));
+    if (!m) throw KmsErrors.invalidMarker('The marker that specifies where pagination should next begin is not valid. Pass the NextMarker of the previous response unchanged.');
+    start = Number(m[1]);
+  }
+  const page = items.slice(start, start + limit);
+  const truncated = start + limit < items.length;
+  return truncated
+    ? { page, Truncated: true, NextMarker: Buffer.from(`kv1:${start + limit}`).toString('base64') }
+    : { page, Truncated: false };
+}
+
+function lower(s: string): string {
+  return s.charAt(0).toLowerCase() + s.slice(1);
+}

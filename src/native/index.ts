@@ -1,0 +1,238 @@
+import { createRequire } from 'node:module';
+import { ServiceError } from '../errors.js';
+
+/**
+ * The TypeScript face of native/: it validates every argument (the C side
+ * trusts what it is handed) and turns native status codes into typed errors.
+ */
+interface Addon {
+  keyCreate(len: number): object;
+  keyLoad(key: object, src: Uint8Array): boolean;
+  keyView(key: object): ArrayBuffer;
+  keyProtect(key: object, writable: boolean): boolean;
+  keyZeroize(key: object): void;
+  keyInfo(key: object): KeyInfo;
+  xtsSync(key: object, src: Uint8Array, dst: Uint8Array, first: number, ss: number, enc: boolean): void;
+  xtsAsync(key: object, src: Uint8Array, dst: Uint8Array, first: number, ss: number, enc: boolean): Promise<void>;
+  readSync(key: object, fd: number, off: number, dst: Uint8Array, first: number, ss: number): void;
+  readAsync(key: object, fd: number, off: number, dst: Uint8Array, first: number, ss: number): Promise<void>;
+  writeSync(key: object, fd: number, off: number, src: Uint8Array, scratch: Uint8Array, first: number, ss: number): void;
+  writeAsync(key: object, fd: number, off: number, src: Uint8Array, scratch: Uint8Array, first: number, ss: number): Promise<void>;
+  setNonDumpable(): void;
+}
+
+export interface KeyInfo {
+  zeroized: boolean;
+  loaded: boolean;
+  locked: boolean;
+  wipeOnFork: boolean;
+  /** Address of the key pages; for tests that check the mapping, never logged. */
+  address: number;
+  lockedBytes: number;
+}
+
+function loadAddon(): Addon {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('../../native/build/Release/kmsvol_native.node') as Addon;
+  } catch (e) {
+    throw new Error(
+      `The kmsvol native engine is not built (${(e as Error).message.split('\n')[0]}). Build it with: npm run build (it needs: apt-get install -y build-essential python3)`,
+    );
+  }
+}
+
+const addon = loadAddon();
+
+export const XTS_KEY_BYTES = 64;
+export const SECTOR_SIZES = [512, 4096] as const;
+export type SectorSize = (typeof SECTOR_SIZES)[number];
+
+/** Engine errors carry stable names: KeyZeroized, InvalidKey, InvalidArgument, IoError. */
+export class EngineError extends ServiceError {
+  constructor(name: string, message: string, readonly errno?: number) {
+    super(name, message, 500);
+  }
+}
+
+function translate(e: unknown): never {
+  const err = e as Error & { code?: string; errno?: number };
+  switch (err.code) {
+    case 'KMSVOL_KEY_ZEROIZED':
+      throw new EngineError('KeyZeroized', 'The data key has been zeroized (the volume was detached); attach it again to get a new key.');
+    case 'KMSVOL_KEY_NOT_LOADED':
+      throw new EngineError('KeyNotLoaded', 'The guarded key holds no key yet; load it first.');
+    case 'KMSVOL_IO':
+      throw new EngineError('IoError', err.message, err.errno);
+    case 'KMSVOL_MLOCK':
+      throw new EngineError('MlockFailed', err.message);
+    default:
+      throw new EngineError('EngineFailure', err.message);
+  }
+}
+
+function arg(cond: boolean, msg: string): void {
+  if (!cond) throw new EngineError('InvalidArgument', msg);
+}
+
+/**
+ * A key held only in guarded native memory. Reachable through few accessors:
+ * load, writeInPlace, zeroize, isZeroized. Its bytes never enter a JS string.
+ */
+export class GuardedKey {
+  readonly #handle: object;
+  #zeroized = false;
+  readonly length: number;
+
+  constructor(length: number = XTS_KEY_BYTES) {
+    arg(Number.isInteger(length) && length > 0 && length <= 4096 && length % 2 === 0, `a guarded key is 2..4096 bytes, even; got ${length}`);
+    this.length = length;
+    try {
+      this.#handle = addon.keyCreate(length);
+    } catch (e) {
+      translate(e);
+    }
+  }
+
+  /**
+   * Copy `src` into guarded memory and zero `src`. Precondition: the two halves
+   * differ (XTS needs two different AES keys); otherwise InvalidKey, nothing kept.
+   */
+  static fromBuffer(src: Buffer | Uint8Array): GuardedKey {
+    const k = new GuardedKey(src.byteLength);
+    try {
+      k.load(src);
+      return k;
+    } catch (e) {
+      k.zeroize();
+      throw e;
+    } finally {
+      src.fill(0);
+    }
+  }
+
+  load(src: Uint8Array): void {
+    this.#live();
+    arg(src instanceof Uint8Array && src.byteLength === this.length, `key must be ${this.length} bytes`);
+    let ok: boolean;
+    try {
+      ok = addon.keyLoad(this.#handle, src);
+    } catch (e) {
+      translate(e);
+    }
+    if (!ok) throw new EngineError('InvalidKey', 'The two halves of the XTS key are equal; XTS needs two different AES keys. Generate the key again.');
+  }
+
+  /** Let `fn` write the key straight into the guarded pages (no intermediate Buffer). */
+  writeInPlace(fn: (view: Uint8Array) => void): void {
+    this.#live();
+    const view = new Uint8Array(addon.keyView(this.#handle));
+    addon.keyProtect(this.#handle, true);
+    let loaded = false;
+    try {
+      fn(view);
+    } finally {
+      loaded = addon.keyProtect(this.#handle, false);
+    }
+    if (!loaded) throw new EngineError('InvalidKey', 'The two halves of the XTS key are equal; XTS needs two different AES keys. Generate the key again.');
+  }
+
+  /** The raw view over the (normally no-access) key pages. Touching it while locked is SIGSEGV; for tests of the guard. */
+  unsafeView(): ArrayBuffer {
+    this.#live();
+    return addon.keyView(this.#handle);
+  }
+
+  get isZeroized(): boolean {
+    return this.#zeroized;
+  }
+
+  info(): KeyInfo {
+    return addon.keyInfo(this.#handle);
+  }
+
+  /** explicit_bzero, munmap, free the cipher contexts, detach the JS view. Idempotent. */
+  zeroize(): void {
+    if (this.#zeroized) return;
+    addon.keyZeroize(this.#handle);
+    this.#zeroized = true;
+  }
+
+  #live(): void {
+    if (this.#zeroized) throw new EngineError('KeyZeroized', 'The data key has been zeroized (the volume was detached); attach it again to get a new key.');
+  }
+
+  /** @internal */
+  get handle(): object {
+    this.#live();
+    return this.#handle;
+  }
+}
+
+function checkSectors(src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): void {
+  arg(SECTOR_SIZES.includes(sectorSize as SectorSize), `sectorSize must be 512 or 4096; got ${sectorSize}`);
+  arg(src instanceof Uint8Array && dst instanceof Uint8Array, 'src and dst must be Buffers');
+  arg(src.byteLength > 0 && src.byteLength % sectorSize === 0, `length ${src.byteLength} is not a positive multiple of the ${sectorSize}-byte sector`);
+  arg(dst.byteLength === src.byteLength, `dst is ${dst.byteLength} bytes; it must equal src (${src.byteLength})`);
+  arg(src.byteLength <= 0x7fffffff, 'one batch is at most 2 GiB');
+  arg(Number.isSafeInteger(firstSector) && firstSector >= 0, `firstSector must be a non-negative safe integer; got ${firstSector}`);
+  arg(Number.isSafeInteger((firstSector + src.byteLength / sectorSize) * (sectorSize / 512)), 'sector numbers overflow the 64-bit IV range this engine accepts');
+}
+
+function checkFile(fd: number, offset: number): void {
+  arg(Number.isInteger(fd) && fd >= 0, `fd must be an open file descriptor; got ${fd}`);
+  arg(Number.isSafeInteger(offset) && offset >= 0, `file offset must be a non-negative safe integer; got ${offset}`);
+}
+
+/** Encrypt whole sectors of `src` into `dst` (may be the same buffer). */
+export function xtsEncrypt(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): void {
+  checkSectors(src, dst, firstSector, sectorSize);
+  try {
+    addon.xtsSync(key.handle, src, dst, firstSector, sectorSize, true);
+  } catch (e) {
+    translate(e);
+  }
+}
+
+export function xtsDecrypt(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): void {
+  checkSectors(src, dst, firstSector, sectorSize);
+  try {
+    addon.xtsSync(key.handle, src, dst, firstSector, sectorSize, false);
+  } catch (e) {
+    translate(e);
+  }
+}
+
+/** The same on the libuv thread pool. The buffers must not be touched until the promise settles. */
+export async function xtsEncryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
+  checkSectors(src, dst, firstSector, sectorSize);
+  return addon.xtsAsync(key.handle, src, dst, firstSector, sectorSize, true).catch(translate);
+}
+
+export async function xtsDecryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
+  checkSectors(src, dst, firstSector, sectorSize);
+  return addon.xtsAsync(key.handle, src, dst, firstSector, sectorSize, false).catch(translate);
+}
+
+/**
+ * Fused read: pread whole sectors at `offset` of `fd` into `dst` and decrypt in
+ * place, on the thread pool. All-zero ciphertext sectors (never written) read as zeros.
+ */
+export async function readSectors(key: GuardedKey, fd: number, offset: number, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
+  checkSectors(dst, dst, firstSector, sectorSize);
+  checkFile(fd, offset);
+  return addon.readAsync(key.handle, fd, offset, dst, firstSector, sectorSize).catch(translate);
+}
+
+/** Fused write: encrypt `src` into the caller's `scratch` and pwrite it at `offset`, on the thread pool. */
+export async function writeSectors(key: GuardedKey, fd: number, offset: number, src: Uint8Array, scratch: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
+  checkSectors(src, scratch, firstSector, sectorSize);
+  checkFile(fd, offset);
+  arg(src !== scratch, 'scratch must be a different buffer from src');
+  return addon.writeAsync(key.handle, fd, offset, src, scratch, firstSector, sectorSize).catch(translate);
+}
+
+/** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0: no core file, no ptrace attach by non-root. */
+export function setNonDumpable(): void {
+  addon.setNonDumpable();
+}
