@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { encodeContext, parseBlob } from '../../../src/kms/blob.js';
+import { errorName, testKms } from '../../helpers/home.js';
+
+describe('encryption context encoding', () => {
+  it('encodes {"ab":"c"} and {"a":"bc"} differently', () => {
+    expect(encodeContext({ ab: 'c' }).equals(encodeContext({ a: 'bc' }))).toBe(false);
+  });
+
+  it('is independent of key order', () => {
+    expect(encodeContext({ b: '2', a: '1' }).equals(encodeContext({ a: '1', b: '2' }))).toBe(true);
+  });
+
+  it('distinguishes an empty context from none only by content (both are empty)', () => {
+    expect(encodeContext({}).equals(encodeContext(undefined))).toBe(true);
+  });
+});
+
+describe('ciphertext blobs', () => {
+  it('contexts {"ab":"c"} and {"a":"bc"} do not cross-decrypt', () => {
+    const { kms } = testKms();
+    const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const blob = kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('secret'), EncryptionContext: { ab: 'c' } }).CiphertextBlob;
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: { a: 'bc' } }))).toBe('InvalidCiphertextException');
+    expect(kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: { ab: 'c' } }).Plaintext.toString()).toBe('secret');
+  });
+
+  it('a missing or extra context pair is InvalidCiphertextException', () => {
+    const { kms } = testKms();
+    const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const blob = kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('x'), EncryptionContext: { a: '1' } }).CiphertextBlob;
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob }))).toBe('InvalidCiphertextException');
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: { a: '1', b: '2' } }))).toBe('InvalidCiphertextException');
+  });
+
+  it('every single changed byte is InvalidCiphertextException', () => {
+    const { kms } = testKms();
+    const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const blob = kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('tamper me') }).CiphertextBlob;
+    for (let i = 0; i < blob.length; i++) {
+      const t = Buffer.from(blob);
+      t[i]! ^= 0x01;
+      const name = errorName(() => kms.invoke('Decrypt', { CiphertextBlob: t }));
+      // A flipped key-id byte can name a syntactically valid but unknown key; still InvalidCiphertext.
+      expect(name, `byte ${i}`).toBe('InvalidCiphertextException');
+    }
+  });
+
+  it('a truncated blob and garbage are InvalidCiphertextException', () => {
+    const { kms } = testKms();
+    const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const blob = kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('abc') }).CiphertextBlob;
+    for (const n of [1, 3, 20, 60, blob.length - 1]) {
+      expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob.subarray(0, n) }))).toBe('InvalidCiphertextException');
+    }
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: Buffer.from('not a blob at all') }))).toBe('InvalidCiphertextException');
+  });
+
+  it('a blob from another home is InvalidCiphertextException', () => {
+    const a = testKms();
+    const b = testKms();
+    const key = a.kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const blob = a.kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('abc') }).CiphertextBlob;
+    expect(errorName(() => b.kms.invoke('Decrypt', { CiphertextBlob: blob }))).toBe('InvalidCiphertextException');
+  });
+
+  it('a KeyId that names another key is IncorrectKeyException', () => {
+    const { kms } = testKms();
+    const k1 = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const k2 = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    kms.invoke('CreateAlias', { AliasName: 'alias/two', TargetKeyId: k2 });
+    const blob = kms.invoke('Encrypt', { KeyId: k1, Plaintext: Buffer.from('abc') }).CiphertextBlob;
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob, KeyId: k2 }))).toBe('IncorrectKeyException');
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob, KeyId: 'alias/two' }))).toBe('IncorrectKeyException');
+    expect(kms.invoke('Decrypt', { CiphertextBlob: blob, KeyId: kms.ctx.keyArn(k1) }).KeyId).toBe(kms.ctx.keyArn(k1));
+  });
+
+  it('parses the header fields it wrote', () => {
+    const { kms } = testKms();
+    const key = kms.invoke('CreateKey', {}).KeyMetadata;
+    const blob = kms.invoke('Encrypt', { KeyId: key.KeyId, Plaintext: Buffer.from('abc') }).CiphertextBlob;
+    const p = parseBlob(blob);
+    expect(p.keyId).toBe(key.KeyId);
+    expect(p.materialId.toString('hex')).toBe(key.CurrentKeyMaterialId);
+    expect(p.ciphertext.length).toBe(3);
+  });
+});
