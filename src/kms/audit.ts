@@ -43,9 +43,21 @@ function lowerFirst(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
 }
 
+/**
+ * Records are buffered and appended in one write per event-loop turn (or per
+ * 64 KiB), as whole lines with O_APPEND so processes sharing the log never
+ * interleave within a line. close() and process exit flush what is left.
+ */
 export class AuditLog {
   private fd: number | undefined;
-  constructor(private readonly file: string | undefined) {}
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private scheduled = false;
+  private readonly flushOnExit = () => this.flush();
+
+  constructor(private readonly file: string | undefined) {
+    if (file) process.on('exit', this.flushOnExit);
+  }
 
   record(p: { time: Date; op: string; region: string; principal: string; request: unknown; response?: unknown; error?: Error; requestId?: string }): void {
     if (!this.file) return;
@@ -62,11 +74,29 @@ export class AuditLog {
       requestID: p.requestId ?? crypto.randomUUID(),
       eventID: crypto.randomUUID(),
     };
+    const line = JSON.stringify(rec) + '\n';
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    if (this.pendingBytes >= 65536) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush()).unref();
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (!this.file || this.pending.length === 0) return;
     if (this.fd === undefined) this.fd = fs.openSync(this.file, 'a', 0o600);
-    fs.writeSync(this.fd, JSON.stringify(rec) + '\n');
+    const data = this.pending.join('');
+    this.pending = [];
+    this.pendingBytes = 0;
+    fs.writeSync(this.fd, data);
   }
 
   close(): void {
+    this.flush();
+    process.off('exit', this.flushOnExit);
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
   }

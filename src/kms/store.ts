@@ -87,6 +87,13 @@ export class KmsStore {
   readonly storeId: Buffer;
   readonly created: boolean;
   private readonly stmts = new Map<string, Database.Statement>();
+  /**
+   * Read cache of key rows and materials, valid while PRAGMA data_version is
+   * unchanged (no other connection committed) and cleared after our own writes.
+   * One pragma per lookup replaces several queries on the hot path.
+   */
+  private cacheVersion = -1;
+  private readonly cache = new Map<string, KeyRow | MaterialRow | undefined>();
 
   constructor(file: string) {
     const created = !fs.existsSync(file) || fs.statSync(file).size === 0;
@@ -112,7 +119,25 @@ export class KmsStore {
 
   /** Run `fn` in a BEGIN IMMEDIATE transaction: writers queue on the busy timeout. */
   write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } finally {
+      this.cache.clear();
+    }
+  }
+
+  /** Cached lookup outside transactions; inside one, always read the database. */
+  private cached<T extends KeyRow | MaterialRow>(key: string, load: () => T | undefined): T | undefined {
+    if (this.db.inTransaction) return load();
+    const v = this.stmt('PRAGMA data_version').pluck().get() as number;
+    if (v !== this.cacheVersion) {
+      this.cache.clear();
+      this.cacheVersion = v;
+    }
+    if (this.cache.has(key)) return this.cache.get(key) as T | undefined;
+    const row = load();
+    this.cache.set(key, row);
+    return row;
   }
 
   /** Run `fn` in a deferred (read) transaction: one consistent snapshot, no write lock. */
@@ -138,7 +163,7 @@ export class KmsStore {
   }
 
   getKey(region: string, keyId: string): KeyRow | undefined {
-    return this.stmt('SELECT * FROM keys WHERE region = ? AND key_id = ?').get(region, keyId) as KeyRow | undefined;
+    return this.cached(`k\0${region}\0${keyId}`, () => this.stmt('SELECT * FROM keys WHERE region = ? AND key_id = ?').get(region, keyId) as KeyRow | undefined);
   }
 
   insertKey(row: KeyRow): void {
@@ -175,11 +200,11 @@ export class KmsStore {
   }
 
   currentMaterial(keyId: string): MaterialRow | undefined {
-    return this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined;
+    return this.cached(`c\0${keyId}`, () => this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined);
   }
 
   material(keyId: string, materialId: Buffer): MaterialRow | undefined {
-    return this.stmt('SELECT * FROM materials WHERE key_id = ? AND material_id = ?').get(keyId, materialId) as MaterialRow | undefined;
+    return this.cached(`m\0${keyId}\0${materialId.toString('hex')}`, () => this.stmt('SELECT * FROM materials WHERE key_id = ? AND material_id = ?').get(keyId, materialId) as MaterialRow | undefined);
   }
 
   materials(keyId: string): MaterialRow[] {

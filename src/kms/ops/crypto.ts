@@ -11,10 +11,9 @@ const ALG = 'SYMMETRIC_DEFAULT';
 const MAX_CIPHERTEXT = 6144;
 
 /** Encrypt under the key's current material. */
-function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined): Buffer {
+function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
   const mat = k.store.currentMaterial(row.key_id);
   if (!mat) throw KmsErrors.invalidState(k.keyArn(row.key_id), 'PendingImport');
-  const nonce = crypto.randomBytes(NONCE_BYTES);
   const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: mat.material_id, nonce });
   return k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
     const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
@@ -123,11 +122,12 @@ export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
   const len = dataKeyLength(req);
   const ctx = context(req, 'EncryptionContext');
   const row = k.usableKey(keyId);
-  const plaintext = crypto.randomBytes(len);
+  // One RNG call for the nonce and the key; the key part is zeroed at once.
+  const rnd = crypto.randomBytes(NONCE_BYTES + len);
   try {
-    return { CiphertextBlob: seal(k, row, plaintext, ctx), KeyId: k.keyArn(row.key_id) };
+    return { CiphertextBlob: seal(k, row, rnd.subarray(NONCE_BYTES), ctx, rnd.subarray(0, NONCE_BYTES)), KeyId: k.keyArn(row.key_id) };
   } finally {
-    plaintext.fill(0);
+    rnd.fill(0);
   }
 }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// npm run bench -- <xts|kms|e2e> [--json]
+// Benchmarks run the compiled code in dist/ (npm ci builds it; npm run build rebuilds it).
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const suites = { xts: 'xts.mjs', kms: 'kms.mjs', e2e: 'e2e.mjs' };
+const [name, ...rest] = process.argv.slice(2);
+if (!name || !suites[name]) {
+  console.error(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]`);
+  process.exit(252);
+}
+// The async engine's figure is "on 2 threads": size the libuv pool before it starts.
+const r = spawnSync(process.execPath, [path.join(here, suites[name]), ...rest], {
+  stdio: 'inherit',
+  env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '2' },
+});
+process.exit(r.status ?? 1);

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kmsvol's tests and benchmarks use, when missing.
+# As root it runs apt-get; otherwise it stops with the exact line to run.
+#   usage: scripts/ensure-system-deps.sh [test|bench|all]   (default: test)
+set -euo pipefail
+want="${1:-test}"
+
+# command -> Debian package
+declare -A PKG=(
+  [cryptsetup]=cryptsetup-bin
+  [mkfs.ext4]=e2fsprogs
+  [fsck.ext4]=e2fsprogs
+  [losetup]=mount
+  [fusermount]=fuse
+  [gcore]=gdb
+)
+if [[ "$want" == bench || "$want" == all ]]; then
+  PKG[fio]=fio
+  PKG[gocryptfs]=gocryptfs
+  PKG[openssl]=openssl
+fi
+
+missing=()
+for cmd in "${!PKG[@]}"; do
+  if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$cmd" && ! -x "/sbin/$cmd" ]]; then
+    missing+=("${PKG[$cmd]}")
+  fi
+done
+if [[ ! -e /dev/fuse ]]; then
+  echo "kmsvol: /dev/fuse is missing; load the module with: modprobe fuse" >&2
+  exit 1
+fi
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+line="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs"
+if [[ $(id -u) -ne 0 ]]; then
+  echo "kmsvol: missing system packages. Run as root:" >&2
+  echo "  $line" >&2
+  exit 1
+fi
+echo "kmsvol: installing $pkgs" >&2
+apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
