@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include "aesni_xts.h"
 
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
@@ -42,6 +43,10 @@ typedef struct {
   uint8_t *key;      /* first data page */
   size_t data_len;   /* data pages, page-rounded */
   size_t key_len;
+  /* AES-NI backend: expanded key schedules in their own guarded, read-only pages. */
+  uint8_t *smap;
+  size_t smap_len;
+  xts_sched *sched;
   int loaded, zeroized, locked_mem, wipe_on_fork, js_unlocked;
   int inflight;
   pthread_mutex_t mu;
@@ -73,6 +78,33 @@ static gkey *get_key(napi_env env, napi_value v) {
 
 static void set_prot(gkey *k, int prot) { mprotect(k->key, k->data_len, prot); }
 
+/* Backend: 0 = OpenSSL EVP (fallback), 1 = AES-NI, 2 = VAES (AVX2). Chosen once at load. */
+static int use_aesni = 0;
+static const char *backend_name = "openssl";
+
+static size_t sched_len(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return (sizeof(xts_sched) + page - 1) / page * page;
+}
+
+/* Wipe the expanded schedules (they stay mapped, read-write only while being rewritten). Caller holds mu. */
+static void unkey_sched(gkey *k) {
+  if (!k->sched) return;
+  mprotect(k->sched, sched_len(), PROT_READ | PROT_WRITE);
+  explicit_bzero(k->sched, sizeof(xts_sched));
+  mprotect(k->sched, sched_len(), PROT_READ);
+}
+
+/* Expand the loaded key into the schedule pages (AES-NI backend). Caller holds mu; key pages readable. */
+static void key_sched(gkey *k) {
+  if (!k->sched) return;
+  mprotect(k->sched, sched_len(), PROT_READ | PROT_WRITE);
+  xts_expand(k->sched, k->key, k->key + 32);
+  if (use_aesni == 2) xts_expand_wide(k->sched);
+  xts_scrub(use_aesni == 2);
+  mprotect(k->sched, sched_len(), PROT_READ);
+}
+
 /* Free cipher contexts; EVP_CIPHER_CTX_free cleanses the expanded key. Caller holds mu. */
 static void free_pool(gkey *k) {
   ctxnode *n = k->pool;
@@ -91,11 +123,18 @@ static void wipe_locked(gkey *k) {
   if (k->zeroized) return;
   k->zeroized = 1;
   free_pool(k);
+  unkey_sched(k);
   set_prot(k, PROT_READ | PROT_WRITE);
   explicit_bzero(k->key, k->data_len);
   if (k->locked_mem) munlock(k->key, k->data_len);
   munmap(k->map, k->map_len);
   k->map = k->key = NULL;
+  if (k->smap) {
+    munlock(k->sched, sizeof(xts_sched));
+    munmap(k->smap, k->smap_len);
+    k->smap = NULL;
+    k->sched = NULL;
+  }
 }
 
 static void key_finalize(napi_env env, void *data, void *hint) {
@@ -118,6 +157,13 @@ static ctxnode *ctx_acquire(gkey *k, int *status) {
     *status = k->zeroized ? ST_ZEROIZED : ST_NOT_LOADED;
     pthread_mutex_unlock(&k->mu);
     return NULL;
+  }
+  if (k->sched) {
+    static ctxnode none;
+    k->inflight++;
+    pthread_mutex_unlock(&k->mu);
+    *status = ST_OK;
+    return &none;
   }
   ctxnode *n = k->pool;
   if (n) {
@@ -154,8 +200,10 @@ static ctxnode *ctx_acquire(gkey *k, int *status) {
 
 static void ctx_release(gkey *k, ctxnode *n) {
   pthread_mutex_lock(&k->mu);
-  n->next = k->pool;
-  k->pool = n;
+  if (!k->sched) {
+    n->next = k->pool;
+    k->pool = n;
+  }
   if (--k->inflight == 0) pthread_cond_broadcast(&k->idle);
   pthread_mutex_unlock(&k->mu);
 }
@@ -173,7 +221,7 @@ static int all_zero(const uint8_t *p, size_t n) {
  * With skip_zero, an all-zero source sector is never-written space and maps to
  * zeros (the sparse-image rule for reads).
  */
-static int xts_run(ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, uint32_t ss, int enc, int skip_zero) {
+static int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, uint32_t ss, int enc, int skip_zero) {
   EVP_CIPHER_CTX *ctx = enc ? c->enc : c->dec;
   const uint64_t units = ss / 512;
   uint8_t iv[16];
@@ -183,6 +231,11 @@ static int xts_run(ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, uin
       continue;
     }
     uint64_t n = (first + off / ss) * units;
+    if (k->sched) {
+      if (use_aesni == 2) xts_sector_vaes(k->sched, n, src + off, dst + off, ss, enc);
+      else xts_sector(k->sched, n, src + off, dst + off, ss, enc);
+      continue;
+    }
     memset(iv, 0, sizeof iv);
     for (int i = 0; i < 8; i++) iv[i] = (uint8_t)(n >> (8 * i));
     int outl = 0;
@@ -246,6 +299,23 @@ static napi_value key_create(napi_env env, napi_callback_info info) {
   k->wipe_on_fork = madvise(k->key, data, MADV_WIPEONFORK) == 0;
   memset(k->key, 0, data);
   set_prot(k, PROT_NONE);
+  if (use_aesni) {
+    size_t slen = (sizeof(xts_sched) + page - 1) / page * page;
+    k->smap_len = slen + 2 * page;
+    k->smap = mmap(NULL, k->smap_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (k->smap == MAP_FAILED || mprotect(k->smap + page, slen, PROT_READ | PROT_WRITE) != 0 || mlock(k->smap + page, slen) != 0) {
+      if (k->smap != MAP_FAILED) munmap(k->smap, k->smap_len);
+      munlock(k->key, data);
+      munmap(k->map, k->map_len);
+      free(k);
+      return throw_code(env, "KMSVOL_MLOCK", "mlock of the guarded key schedule failed; raise the locked-memory limit (ulimit -l) or run with CAP_IPC_LOCK");
+    }
+    k->sched = (xts_sched *)(k->smap + page);
+    madvise(k->sched, slen, MADV_DONTDUMP);
+    madvise(k->sched, slen, MADV_WIPEONFORK);
+    explicit_bzero(k->sched, sizeof(xts_sched));
+    mprotect(k->sched, slen, PROT_READ);
+  }
   pthread_mutex_init(&k->mu, NULL);
   pthread_cond_init(&k->idle, NULL);
   napi_value ext;
@@ -281,6 +351,8 @@ static napi_value key_load(napi_env env, napi_callback_info info) {
   int equal = CRYPTO_memcmp(k->key, k->key + half, half) == 0;
   if (equal) explicit_bzero(k->key, k->data_len);
   k->loaded = !equal;
+  if (k->loaded) key_sched(k);
+  else unkey_sched(k);
   if (!k->js_unlocked) set_prot(k, PROT_NONE);
   pthread_mutex_unlock(&k->mu);
   NAPI_CALL(env, napi_get_boolean(env, !equal, &result));
@@ -323,12 +395,14 @@ static napi_value key_protect(napi_env env, napi_callback_info info) {
   if (writable) {
     while (k->inflight) pthread_cond_wait(&k->idle, &k->mu);
     free_pool(k);
+    unkey_sched(k);
     k->loaded = 0;
   } else {
     size_t half = k->key_len / 2;
     set_prot(k, PROT_READ);
     k->loaded = CRYPTO_memcmp(k->key, k->key + half, half) != 0;
     if (!k->loaded) explicit_bzero(k->key, k->data_len);
+    else key_sched(k);
   }
   k->js_unlocked = writable;
   set_prot(k, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
@@ -370,7 +444,9 @@ static napi_value key_info(napi_env env, napi_callback_info info) {
   napi_get_boolean(env, k->locked_mem, &v); napi_set_named_property(env, o, "locked", v);
   napi_get_boolean(env, k->wipe_on_fork, &v); napi_set_named_property(env, o, "wipeOnFork", v);
   napi_create_double(env, (double)(uintptr_t)k->key, &v); napi_set_named_property(env, o, "address", v);
-  napi_create_double(env, (double)k->data_len, &v); napi_set_named_property(env, o, "lockedBytes", v);
+  napi_create_double(env, (double)(k->data_len + (k->sched ? k->smap_len - 2 * (size_t)sysconf(_SC_PAGESIZE) : 0)), &v);
+  napi_set_named_property(env, o, "lockedBytes", v);
+  napi_create_string_utf8(env, k->sched ? backend_name : "openssl", NAPI_AUTO_LENGTH, &v); napi_set_named_property(env, o, "backend", v);
   return o;
 }
 
@@ -408,9 +484,9 @@ static void job_run(job *j) {
       if (r == 0) { memset(j->dst + got, 0, j->len - got); break; } /* past EOF reads as never written */
       got += (size_t)r;
     }
-    if (j->status == ST_OK) j->status = xts_run(c, j->dst, j->dst, j->len, j->first, j->ss, 0, 1);
+    if (j->status == ST_OK) j->status = xts_run(j->k, c, j->dst, j->dst, j->len, j->first, j->ss, 0, 1);
   } else if (j->mode == 2) {
-    j->status = xts_run(c, j->src, j->dst, j->len, j->first, j->ss, 1, 0);
+    j->status = xts_run(j->k, c, j->src, j->dst, j->len, j->first, j->ss, 1, 0);
     size_t put = 0;
     while (j->status == ST_OK && put < j->len) {
       ssize_t w = pwrite(j->fd, j->dst + put, j->len - put, j->off + (int64_t)put);
@@ -421,8 +497,9 @@ static void job_run(job *j) {
       put += (size_t)w;
     }
   } else {
-    j->status = xts_run(c, j->src, j->dst, j->len, j->first, j->ss, j->enc, 0);
+    j->status = xts_run(j->k, c, j->src, j->dst, j->len, j->first, j->ss, j->enc, 0);
   }
+  if (j->k->sched) xts_scrub(use_aesni == 2);
   ctx_release(j->k, c);
 }
 
@@ -541,8 +618,24 @@ static napi_value set_non_dumpable(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* backend() -> "vaes" or "aesni" (own XTS, schedules in guarded pages) or "openssl" (EVP fallback). */
+static napi_value backend(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_string_utf8(env, backend_name, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  /* KMSVOL_XTS_BACKEND=openssl|aesni|vaes forces a backend (for benchmarks and tests); default: the best the CPU has. */
+  const char *want = getenv("KMSVOL_XTS_BACKEND");
+  int best = xts_cpu_supported() ? (xts_cpu_has_vaes() ? 2 : 1) : 0;
+  use_aesni = best;
+  if (want && strcmp(want, "openssl") == 0) use_aesni = 0;
+  else if (want && strcmp(want, "aesni") == 0 && best >= 1) use_aesni = 1;
+  backend_name = use_aesni == 2 ? "vaes" : use_aesni == 1 ? "aesni" : "openssl";
   napi_property_descriptor props[] = {
+    {"backend", NULL, backend, NULL, NULL, NULL, napi_default, NULL},
     {"keyCreate", NULL, key_create, NULL, NULL, NULL, napi_default, NULL},
     {"keyLoad", NULL, key_load, NULL, NULL, NULL, napi_default, NULL},
     {"keyView", NULL, key_view, NULL, NULL, NULL, napi_default, NULL},

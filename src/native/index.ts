@@ -56,6 +56,7 @@ export class EngineError extends ServiceError {
 }
 
 function translate(e: unknown): never {
+  if (e instanceof EngineError) throw e;
   const err = e as Error & { code?: string; errno?: number };
   switch (err.code) {
     case 'KMSVOL_KEY_ZEROIZED':
