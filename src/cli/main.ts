@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { AuditLog } from '../kms/audit.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { EXIT, report } from './errors.js';
+import { demoCommand } from './demo.js';
 import { kmsCommand } from './kms.js';
 
 export function buildProgram(): Command {
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0');
   withGlobals(program);
   program.addCommand(kmsCommand());
+  program.addCommand(demoCommand());
   program.addCommand(
     withGlobals(new Command('audit'))
       .description('Show the KMS audit log (CloudTrail-style records, newest last)')

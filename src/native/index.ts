@@ -19,6 +19,7 @@ interface Addon {
   writeSync(key: object, fd: number, off: number, src: Uint8Array, scratch: Uint8Array, first: number, ss: number): void;
   writeAsync(key: object, fd: number, off: number, src: Uint8Array, scratch: Uint8Array, first: number, ss: number): Promise<void>;
   setNonDumpable(): void;
+  backend(): string;
 }
 
 export interface KeyInfo {
@@ -29,6 +30,7 @@ export interface KeyInfo {
   /** Address of the key pages; for tests that check the mapping, never logged. */
   address: number;
   lockedBytes: number;
+  backend: string;
 }
 
 function loadAddon(): Addon {
@@ -231,6 +233,11 @@ export async function writeSectors(key: GuardedKey, fd: number, offset: number, 
   checkFile(fd, offset);
   arg(src !== scratch, 'scratch must be a different buffer from src');
   return addon.writeAsync(key.handle, fd, offset, src, scratch, firstSector, sectorSize).catch(translate);
+}
+
+/** The XTS backend in use: "vaes", "aesni" (own, schedules in guarded pages) or "openssl" (EVP fallback). */
+export function backend(): string {
+  return addon.backend();
 }
 
 /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0: no core file, no ptrace attach by non-root. */

@@ -1,0 +1,14 @@
+/**
+ * kmsvol's programmatic API, for users' own integration tests and tools.
+ * Errors are typed: every one carries AWS's exception name as `name`.
+ */
+export { ManualClock, systemClock } from './clock.js';
+export type { Clock } from './clock.js';
+export { ServiceError, UsageError, isServiceError } from './errors.js';
+export { openHome, resolveHomeDir } from './home.js';
+export type { Home } from './home.js';
+export { Kms, OPERATIONS as KMS_OPERATIONS } from './kms/kms.js';
+export type { KmsOperation, KmsOptions, KmsRequest, KmsResponse } from './kms/kms.js';
+export { KmsError } from './kms/errors.js';
+export { InProcessKmsClient } from './kms/client/index.js';
+export type { KmsClient } from './kms/client/index.js';
