@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include "aesni_xts.h"
@@ -607,6 +608,52 @@ static napi_value read_async(napi_env env, napi_callback_info info) { return run
 static napi_value write_sync(napi_env env, napi_callback_info info) { return run_sync(env, info, 2); }
 static napi_value write_async(napi_env env, napi_callback_info info) { return run_async(env, info, 2); }
 
+/*
+ * keyPbkdf2Sha256(key, salt, iterations, out): PBKDF2-HMAC-SHA256 of the guarded key,
+ * for the LUKS2 digest that lets cryptsetup verify the volume key. The key is made
+ * readable only for the call; OpenSSL's HMAC context is cleansed when freed.
+ */
+static napi_value key_pbkdf2(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  void *salt, *out;
+  size_t saltlen, outlen;
+  uint32_t iter;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  gkey *k = get_key(env, argv[0]);
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &salt, &saltlen));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &iter));
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[3], &out, &outlen));
+  pthread_mutex_lock(&k->mu);
+  if (k->zeroized || !k->loaded) {
+    int st = k->zeroized ? ST_ZEROIZED : ST_NOT_LOADED;
+    pthread_mutex_unlock(&k->mu);
+    napi_throw(env, status_error(env, st, 0));
+    return NULL;
+  }
+  if (!k->js_unlocked) set_prot(k, PROT_READ);
+  int ok = PKCS5_PBKDF2_HMAC((const char *)k->key, (int)k->key_len, salt, (int)saltlen, (int)iter, EVP_sha256(), (int)outlen, out);
+  if (!k->js_unlocked) set_prot(k, PROT_NONE);
+  pthread_mutex_unlock(&k->mu);
+  if (!ok) {
+    napi_throw(env, status_error(env, ST_CRYPTO, 0));
+    return NULL;
+  }
+  return NULL;
+}
+
+/* lockExclusive(fd) -> 0, or the errno of flock(LOCK_EX | LOCK_NB) (EWOULDBLOCK when held elsewhere). */
+static napi_value lock_exclusive(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r;
+  int32_t fd;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  int rc = flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+  NAPI_CALL(env, napi_create_int32(env, rc, &r));
+  return r;
+}
+
 /* ---------- process hardening ---------- */
 
 /* setNonDumpable(): PR_SET_DUMPABLE 0 and RLIMIT_CORE 0, so no core file or ptrace-attach reads the key. */
@@ -649,6 +696,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"writeSync", NULL, write_sync, NULL, NULL, NULL, napi_default, NULL},
     {"writeAsync", NULL, write_async, NULL, NULL, NULL, napi_default, NULL},
     {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
+    {"keyPbkdf2", NULL, key_pbkdf2, NULL, NULL, NULL, napi_default, NULL},
+    {"lockExclusive", NULL, lock_exclusive, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

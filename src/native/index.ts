@@ -20,6 +20,8 @@ interface Addon {
   writeAsync(key: object, fd: number, off: number, src: Uint8Array, scratch: Uint8Array, first: number, ss: number): Promise<void>;
   setNonDumpable(): void;
   backend(): string;
+  keyPbkdf2(key: object, salt: Uint8Array, iterations: number, out: Uint8Array): void;
+  lockExclusive(fd: number): number;
 }
 
 export interface KeyInfo {
@@ -165,6 +167,18 @@ export class GuardedKey {
     if (this.#zeroized) throw new EngineError('KeyZeroized', 'The data key has been zeroized (the volume was detached); attach it again to get a new key.');
   }
 
+  /** PBKDF2-HMAC-SHA256 of the key into `out` (for the LUKS2 key digest); the key never leaves native memory. */
+  pbkdf2Sha256(salt: Uint8Array, iterations: number, out: Uint8Array): void {
+    arg(salt instanceof Uint8Array && salt.byteLength > 0 && salt.byteLength <= 1024, 'salt must be 1..1024 bytes');
+    arg(Number.isInteger(iterations) && iterations >= 1 && iterations <= 10_000_000, 'iterations must be 1..10,000,000');
+    arg(out instanceof Uint8Array && out.byteLength > 0 && out.byteLength <= 64, 'out must be 1..64 bytes');
+    try {
+      addon.keyPbkdf2(this.handle, salt, iterations, out);
+    } catch (e) {
+      translate(e);
+    }
+  }
+
   /** @internal */
   get handle(): object {
     this.#live();
@@ -233,6 +247,18 @@ export async function writeSectors(key: GuardedKey, fd: number, offset: number, 
   checkFile(fd, offset);
   arg(src !== scratch, 'scratch must be a different buffer from src');
   return addon.writeAsync(key.handle, fd, offset, src, scratch, firstSector, sectorSize).catch(translate);
+}
+
+/**
+ * flock(LOCK_EX | LOCK_NB) on an open file: true when this process now holds
+ * the lock, false when another process does. The lock dies with the process.
+ */
+export function lockExclusive(fd: number): boolean {
+  arg(Number.isInteger(fd) && fd >= 0, `fd must be an open file descriptor; got ${fd}`);
+  const rc = addon.lockExclusive(fd);
+  if (rc === 0) return true;
+  if (rc === 11 /* EWOULDBLOCK */) return false;
+  throw new EngineError('IoError', `flock failed with errno ${rc}`, rc);
 }
 
 /** The XTS backend in use: "vaes", "aesni" (own, schedules in guarded pages) or "openssl" (EVP fallback). */
