@@ -147,6 +147,11 @@ export class Kms {
     });
   }
 
+  /** Write buffered audit records now (they are otherwise written at the end of each event-loop turn). */
+  flushAudit(): void {
+    this.audit.flush();
+  }
+
   close(): void {
     this.audit.close();
     this.ctx.rootKey.destroy();

@@ -224,6 +224,7 @@ describe('the store and the audit log', () => {
     const g = kms.invoke('GenerateDataKey', { KeyId: key, KeySpec: 'AES_256', EncryptionContext: { 'aws:ebs:id': 'vol-1' } });
     kms.invoke('DisableKey', { KeyId: key });
     expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: g.CiphertextBlob, EncryptionContext: { 'aws:ebs:id': 'vol-1' } }))).toBe('DisabledException');
+    kms.flushAudit();
     const log = AuditLog.read(`${home}/audit.log`);
     expect(log.map((r) => r.eventName)).toEqual(['CreateKey', 'GenerateDataKey', 'DisableKey', 'Decrypt']);
     expect(log[1]!.requestParameters).toMatchObject({ keyId: key, keySpec: 'AES_256', encryptionContext: { 'aws:ebs:id': 'vol-1' } });
