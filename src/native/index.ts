@@ -221,14 +221,22 @@ export function xtsDecrypt(key: GuardedKey, src: Uint8Array, dst: Uint8Array, fi
 }
 
 /** The same on the libuv thread pool. The buffers must not be touched until the promise settles. */
-export async function xtsEncryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
-  checkSectors(src, dst, firstSector, sectorSize);
-  return addon.xtsAsync(key.handle, src, dst, firstSector, sectorSize, true).catch(translate);
+export function xtsEncryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
+  return cryptAsync(key, src, dst, firstSector, sectorSize, true);
 }
 
-export async function xtsDecryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
-  checkSectors(src, dst, firstSector, sectorSize);
-  return addon.xtsAsync(key.handle, src, dst, firstSector, sectorSize, false).catch(translate);
+export function xtsDecryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
+  return cryptAsync(key, src, dst, firstSector, sectorSize, false);
+}
+
+/** Validation errors reject (never throw synchronously), as an async API should. */
+function cryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number, enc: boolean): Promise<void> {
+  try {
+    checkSectors(src, dst, firstSector, sectorSize);
+    return addon.xtsAsync(key.handle, src, dst, firstSector, sectorSize, enc).catch(translate);
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /**
