@@ -3,6 +3,7 @@ import { AuditLog } from '../kms/audit.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { EXIT, report } from './errors.js';
 import { demoCommand } from './demo.js';
+import { ec2Command, eventsCommand } from './ec2.js';
 import { kmsCommand } from './kms.js';
 
 export function buildProgram(): Command {
@@ -11,6 +12,8 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0');
   withGlobals(program);
   program.addCommand(kmsCommand());
+  program.addCommand(ec2Command());
+  program.addCommand(eventsCommand());
   program.addCommand(demoCommand());
   program.addCommand(
     withGlobals(new Command('audit'))

@@ -1,0 +1,153 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ServiceError } from '../errors.js';
+import { unmountStale } from '../fuse/adapter.js';
+import { lockExclusive } from '../native/index.js';
+import { Ec2Errors } from '../volume/errors.js';
+import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
+import { getVolume } from '../volume/volumes.js';
+import type { Ec2Context } from '../volume/volumes.js';
+import { callControl } from './control.js';
+import { Card, lockPath, socketPath } from './runtime.js';
+import type { CardAttachment } from './runtime.js';
+import { isMounted, losetupDetach, loopsFor, processAlive } from './system.js';
+
+const CARD_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
+
+export interface AttachRequest {
+  VolumeId: string;
+  /** Directory where the decrypted volume file appears (default: the home's run directory). */
+  Device?: string;
+  Loop?: boolean;
+}
+
+function mountDirFor(ctx: Ec2Context, req: AttachRequest): string {
+  return path.resolve(req.Device ?? path.join(ctx.home.runDir, req.VolumeId));
+}
+
+/** Record a failed attach as an EBS Volume Notification, whatever the cause, and rethrow. */
+function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err.name !== 'InvalidVolume.NotFound') {
+    ctx.events.record(volumeId, 'attachVolume', 'failed', `${err.name}: ${err.message}`);
+  }
+  throw err;
+}
+
+async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow> {
+  const v = getVolume(ctx, req.VolumeId);
+  const a = ctx.registry.getAttachment(v.volume_id);
+  if (a) {
+    await reconcile(ctx, v, a);
+    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device})`);
+  }
+  return v;
+}
+
+/**
+ * Attach: start the card as its own process and return once the volume is
+ * usable (or with the card's error: the KMS's own exception when the CMK is unusable).
+ */
+export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise<CardAttachment> {
+  const v = await precheck(ctx, req);
+  const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    env: process.env,
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const ready = new Promise<{ ok: boolean; attachment?: CardAttachment; error?: { name: string; message: string } }>((resolve) => {
+    let buf = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.on('data', (d) => (buf += d));
+    pipe.on('end', () => {
+      try {
+        resolve(JSON.parse(buf));
+      } catch {
+        resolve({ ok: false, error: { name: 'InternalError', message: `the card exited before it was ready${stderr ? `: ${stderr.trim()}` : ''}` } });
+      }
+    });
+  });
+  const r = await ready;
+  if (!r.ok || !r.attachment) return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
+  // The card runs on: stop listening to it so this process can exit.
+  child.stderr!.destroy();
+  child.unref();
+  return { ...r.attachment, AttachTime: new Date(r.attachment.AttachTime) };
+}
+
+/** Attach in this process (`--foreground`): resolves with the attachment once ready; `stopped` when detached. */
+export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card }> {
+  const v = await precheck(ctx, req);
+  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: ctx.kms });
+  try {
+    return { attachment: await card.start(), card };
+  } catch (e) {
+    return attachFailed(ctx, v.volume_id, e);
+  }
+}
+
+/** Detach: ask the card to drain, fsync, release the loop device, unmount and zeroize; `Force` handles a hung card. */
+export async function detachVolume(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean }) {
+  const v = getVolume(ctx, req.VolumeId);
+  const a = ctx.registry.getAttachment(v.volume_id);
+  if (!a) throw Ec2Errors.notAttached(v.volume_id);
+  const result = { AttachTime: new Date(a.attach_time), Device: a.device, InstanceId: 'local', State: 'detaching', VolumeId: v.volume_id, DeleteOnTermination: false };
+  try {
+    const reply = await callControl(socketPath(ctx.home, v.volume_id), { op: 'detach', force: !!req.Force }, req.Force ? 10_000 : 60_000);
+    if (!reply.ok) throw new ServiceError(reply.error.name, reply.error.message);
+    await waitForExit(a.pid, req.Force ? 10_000 : 60_000);
+  } catch (e) {
+    if (!req.Force) {
+      if (e instanceof ServiceError) throw e;
+      // The card is gone or not answering: clean up if it died, else say what to do.
+      await reconcile(ctx, v, a);
+      if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.incorrectState(`The card of ${v.volume_id} (pid ${a.pid}) does not answer: ${(e as Error).message}. Use detach-volume --force.`);
+      return result;
+    }
+    if (processAlive(a.pid)) process.kill(a.pid, 'SIGKILL');
+    await waitForExit(a.pid, 10_000).catch(() => undefined);
+    await cleanupStale(ctx, v, a, 'detachVolume', 'forced');
+  }
+  return result;
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (processAlive(pid)) {
+    if (Date.now() > end) throw new Error(`the card (pid ${pid}) did not exit within ${timeoutMs / 1000}s`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** True when no live card holds the volume's lock. */
+function cardDead(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): boolean {
+  if (!processAlive(a.pid)) return true;
+  const fd = fs.openSync(lockPath(ctx.home, v.volume_id), 'a', 0o600);
+  try {
+    return lockExclusive(fd); // we got the lock: nobody holds it
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A card that died took its key with it; clean up its stale mount, loop device and lock. */
+export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): Promise<void> {
+  if (!cardDead(ctx, v, a)) return;
+  await cleanupStale(ctx, v, a, 'detachVolume', 'card process exited');
+}
+
+async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
+  if (a.loop_device) await losetupDetach(a.loop_device).catch(() => undefined);
+  for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
+  if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
+  fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
+  ctx.registry.write(() => {
+    ctx.registry.deleteAttachment(v.volume_id);
+    ctx.registry.setVolumeState(v.volume_id, 'available');
+  });
+  ctx.events.record(v.volume_id, event, 'available', cause);
+}

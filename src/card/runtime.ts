@@ -1,0 +1,188 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Clock } from '../clock.js';
+import { ensureDir } from '../home.js';
+import type { Home } from '../home.js';
+import { InProcessKmsClient } from '../kms/client/index.js';
+import type { KmsClient } from '../kms/client/index.js';
+import { mountSingleFile } from '../fuse/adapter.js';
+import type { Mounted } from '../fuse/adapter.js';
+import { lockExclusive, setNonDumpable } from '../native/index.js';
+import type { GuardedKey } from '../native/index.js';
+import { Ec2Errors } from '../volume/errors.js';
+import { EventLog } from '../volume/events.js';
+import { decodeHeader, HDR_SIZE } from '../volume/luks2.js';
+import { GiB } from '../volume/offsets.js';
+import { Registry } from '../volume/registry.js';
+import { serveControl } from './control.js';
+import type { ControlReply, ControlRequest } from './control.js';
+import { SectorIO } from './io.js';
+import { unwrapVolumeKey } from './keys.js';
+import { losetupAttach, losetupDetach, loopBusy } from './system.js';
+
+export interface CardOptions {
+  home: Home;
+  volumeId: string;
+  /** Directory where the decrypted volume appears as one file. */
+  mountDir: string;
+  loop: boolean;
+  clock: Clock;
+  region: string;
+  account: string;
+  /** The KMS to unwrap through; defaults to the embedded one on `home`. */
+  kms?: KmsClient;
+}
+
+export interface CardAttachment {
+  VolumeId: string;
+  Device: string;
+  LoopDevice?: string;
+  State: 'attached';
+  AttachTime: Date;
+  InstanceId: 'local';
+  DeleteOnTermination: false;
+}
+
+export function lockPath(home: Home, volumeId: string): string {
+  return path.join(home.runDir, `${volumeId}.lock`);
+}
+export function socketPath(home: Home, volumeId: string): string {
+  return path.join(home.runDir, `${volumeId}.sock`);
+}
+
+/**
+ * A running card: holds the volume's lock and its key in guarded memory,
+ * serves the decrypted volume through FUSE (and a loop device), and answers
+ * detach on its control socket. `start()` runs the attach steps in DESIGN
+ * order; `stopped` resolves once it has detached.
+ */
+export class Card {
+  private key: GuardedKey | null = null;
+  private fd = -1;
+  private lockFd = -1;
+  private mount: Mounted | null = null;
+  private loopDevice: string | undefined;
+  private io: SectorIO | null = null;
+  private control: ReturnType<typeof serveControl> | null = null;
+  private stopping: Promise<void> | null = null;
+  private resolveStopped!: () => void;
+  readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
+  private readonly registry: Registry;
+  private readonly events: EventLog;
+
+  constructor(private readonly o: CardOptions) {
+    this.registry = new Registry(o.home.registryDb);
+    this.events = new EventLog(o.home.eventLog, o.region, o.account);
+  }
+
+  async start(): Promise<CardAttachment> {
+    const { home, volumeId } = this.o;
+    try {
+      const v = this.registry.getVolume(volumeId);
+      if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(volumeId);
+      ensureDir(home.runDir);
+      // 1. The exclusive lock: a second attach gets VolumeInUse.
+      this.lockFd = fs.openSync(lockPath(home, volumeId), 'a', 0o600);
+      if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card holds its lock)');
+      setNonDumpable();
+      this.fd = fs.openSync(v.image, 'r+');
+      let payloadOffset = 0;
+      if (v.encrypted) {
+        const head = Buffer.alloc(2 * HDR_SIZE);
+        const n = fs.readSync(this.fd, head, 0, head.length, 0);
+        const header = decodeHeader(head.subarray(0, n), v.image);
+        payloadOffset = header.payloadOffset;
+        // 2-3. KMS Decrypt with the volume's context, straight into guarded memory.
+        const kms = this.o.kms ?? InProcessKmsClient.open({ home, clock: this.o.clock, region: this.o.region });
+        try {
+          this.key = await unwrapVolumeKey(kms, header.token);
+        } finally {
+          if (!this.o.kms) kms.close();
+        }
+      }
+      this.io = new SectorIO(this.fd, this.key, payloadOffset, v.size * GiB);
+      // 4. FUSE: the decrypted volume as one file.
+      ensureDir(this.o.mountDir);
+      this.mount = await mountSingleFile(this.o.mountDir, {
+        name: volumeId,
+        size: v.size * GiB,
+        read: (b, l, p) => this.io!.read(b, l, p),
+        write: (b, l, p) => this.io!.write(b, l, p),
+        sync: () => this.io!.sync(),
+        onError: (op, e) => process.stderr.write(`kmsvol card ${volumeId}: ${op} failed: ${(e as Error).message}\n`),
+      });
+      const device = path.join(this.o.mountDir, volumeId);
+      // 5. The loop device.
+      if (this.o.loop) this.loopDevice = await losetupAttach(device);
+      this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
+      const attachTime = this.o.clock.now();
+      this.registry.write(() => {
+        this.registry.putAttachment({ volume_id: volumeId, device, mount_dir: this.o.mountDir, loop_device: this.loopDevice ?? null, attach_time: attachTime.getTime(), pid: process.pid, state: 'attached' });
+        this.registry.setVolumeState(volumeId, 'in-use');
+      });
+      this.events.record(volumeId, 'attachVolume', 'attached');
+      process.once('SIGTERM', () => void this.stop(false));
+      process.once('SIGINT', () => void this.stop(false));
+      return { VolumeId: volumeId, Device: device, ...(this.loopDevice ? { LoopDevice: this.loopDevice } : {}), State: 'attached', AttachTime: attachTime, InstanceId: 'local', DeleteOnTermination: false };
+    } catch (e) {
+      await this.teardown();
+      throw e;
+    }
+  }
+
+  private async handle(req: ControlRequest): Promise<ControlReply> {
+    if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loopDevice ?? null, pid: process.pid };
+    if (req.op === 'detach') {
+      if (this.loopDevice && !req.force && loopBusy(this.loopDevice)) {
+        throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${this.loopDevice} is mounted or held. Unmount it first, or detach with --force.`);
+      }
+      setImmediate(() => void this.stop(!!req.force));
+      return { ok: true };
+    }
+    throw Ec2Errors.invalidParameter(`unknown control operation ${String((req as { op: unknown }).op)}`);
+  }
+
+  /** Detach: drain, fsync, release the loop device, unmount, zeroize, record. */
+  stop(force: boolean): Promise<void> {
+    this.stopping ??= (async () => {
+      try {
+        await this.teardown(force);
+        this.registry.write(() => {
+          this.registry.deleteAttachment(this.o.volumeId);
+          this.registry.setVolumeState(this.o.volumeId, 'available');
+        });
+        this.events.record(this.o.volumeId, 'detachVolume', 'available');
+      } finally {
+        this.registry.close();
+        this.resolveStopped();
+      }
+    })();
+    return this.stopping;
+  }
+
+  private async teardown(force = true): Promise<void> {
+    this.control?.close();
+    this.control = null;
+    if (this.io) {
+      await this.io.drain();
+      await this.io.sync().catch(() => undefined);
+    }
+    if (this.loopDevice) {
+      await losetupDetach(this.loopDevice).catch((e) => {
+        if (!force) throw e;
+      });
+      this.loopDevice = undefined;
+    }
+    if (this.mount) {
+      await this.mount.unmount().catch(() => undefined);
+      this.mount = null;
+    }
+    this.key?.zeroize();
+    this.key = null;
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+    fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
+    if (this.lockFd >= 0) fs.closeSync(this.lockFd);
+    this.lockFd = -1;
+  }
+}

@@ -1,0 +1,135 @@
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { attachForeground, attachVolume, detachVolume, reconcile } from '../card/attach.js';
+import { volumeKeyDigest } from '../card/keys.js';
+import { clockFromEnv } from '../clock.js';
+import { UsageError } from '../errors.js';
+import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
+import { EventLog } from '../volume/events.js';
+import { Registry } from '../volume/registry.js';
+import { createVolume, deleteVolume, describeVolumes } from '../volume/volumes.js';
+import type { Ec2Context, Filter } from '../volume/volumes.js';
+import { parseInteger, parseStructList } from './args.js';
+import { globalsOf, homeOf, openKmsClient, print, regionOf, withGlobals } from './common.js';
+import type { GlobalOptions } from './common.js';
+import { OperationContext } from './errors.js';
+
+/** The volume side's context for one CLI call; closed by the caller. */
+export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
+  const home = homeOf(g);
+  const kms = openKmsClient(g);
+  const region = regionOf(g) ?? DEFAULT_REGION;
+  const account = process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
+  const registry = new Registry(home.registryDb);
+  const ctx: Ec2Context & { close(): void } = {
+    home,
+    registry,
+    kms,
+    events: new EventLog(home.eventLog, region, account),
+    clock: clockFromEnv(),
+    region,
+    account,
+    keyDigest: (t) => volumeKeyDigest(kms, t),
+    reconcile: (v, a) => reconcile(ctx, v, a),
+    close: () => {
+      registry.close();
+      kms.close();
+    },
+  };
+  return ctx;
+}
+
+function op(name: string, awsName: string, build: (c: Command) => Command, run: (ctx: Ec2Context & { close(): void }, opts: any, g: GlobalOptions) => Promise<unknown>): Command {
+  const cmd = build(withGlobals(new Command(name).description(`EC2 ${awsName}`)));
+  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
+    const g = globalsOf(self);
+    await OperationContext.run(awsName, async () => {
+      const ctx = openEc2(g);
+      try {
+        const out = await run(ctx, opts, g);
+        if (out !== undefined) print(out, g);
+      } finally {
+        ctx.close();
+      }
+    });
+  });
+  return cmd;
+}
+
+function filters(values: string[] | undefined): Filter[] | undefined {
+  if (!values) return undefined;
+  return parseStructList(values, 'filters').map((f: Record<string, any>) => {
+    const vals = typeof f.Values === 'string' ? f.Values.split(',') : f.Values;
+    if (!f.Name || !Array.isArray(vals)) throw new UsageError(`Error parsing parameter '--filters': expected Name=NAME,Values=V1,V2 or JSON.`);
+    return { Name: String(f.Name), Values: vals.map(String) };
+  });
+}
+
+export function ec2Command(): Command {
+  const ec2 = new Command('ec2').description('EBS-style volumes (same names and arguments as `aws ec2`)');
+  ec2.addCommand(
+    op('create-volume', 'CreateVolume', (c) =>
+      c.option('--size <GiB>').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--availability-zone <zone>').option('--volume-type <type>').option('--snapshot-id <id>'),
+      (ctx, o) => {
+        if (o.snapshotId) throw new UsageError('--snapshot-id is not supported yet (snapshots are not implemented in this release).');
+        return createVolume(ctx, { Size: o.size === undefined ? undefined : parseInteger(o.size, 'size'), Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, AvailabilityZone: o.availabilityZone, VolumeType: o.volumeType });
+      }),
+  );
+  ec2.addCommand(
+    op('describe-volumes', 'DescribeVolumes', (c) => c.option('--volume-ids <ids...>').option('--volume-id <ids...>').option('--filters <filters...>'),
+      (ctx, o) => describeVolumes(ctx, { VolumeIds: o.volumeIds ?? o.volumeId, Filters: filters(o.filters) })),
+  );
+  ec2.addCommand(op('delete-volume', 'DeleteVolume', (c) => c.requiredOption('--volume-id <id>'), (ctx, o) => deleteVolume(ctx, { VolumeId: o.volumeId })));
+  ec2.addCommand(
+    op('attach-volume', 'AttachVolume', (c) =>
+      c.requiredOption('--volume-id <id>').option('--device <dir>', 'directory where the decrypted volume file appears').option('--instance-id <id>', 'accepted for AWS CLI compatibility').option('--loop', 'also attach /dev/loopN').option('--foreground', 'run the card in this process until it is detached'),
+      async (ctx, o, g) => {
+        if (!o.foreground) return attachVolume(ctx, { VolumeId: o.volumeId, Device: o.device, Loop: !!o.loop });
+        const { attachment, card } = await attachForeground(ctx, { VolumeId: o.volumeId, Device: o.device, Loop: !!o.loop });
+        print(attachment, g);
+        await card.stopped;
+        return undefined;
+      }),
+  );
+  ec2.addCommand(
+    op('detach-volume', 'DetachVolume', (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
+      (ctx, o) => detachVolume(ctx, { VolumeId: o.volumeId, Force: !!o.force })),
+  );
+  return ec2;
+}
+
+export function eventsCommand(): Command {
+  return withGlobals(new Command('events'))
+    .description('Show EBS Volume Notification events (attach failures and volume changes)')
+    .option('--follow', 'keep printing new events as they are recorded')
+    .addOption(new Option('--volume-id <id>', 'only events of this volume'))
+    .action(async (opts: { follow?: boolean; volumeId?: string }, self: Command) => {
+      const g = globalsOf(self);
+      const file = homeOf(g).eventLog;
+      const keep = (e: { resources: string[] }) => !opts.volumeId || e.resources.some((r) => r.endsWith(`/${opts.volumeId}`));
+      const events = EventLog.read(file).filter(keep);
+      if (!opts.follow) return print({ Events: events }, g);
+      for (const e of events) process.stdout.write(JSON.stringify(e) + '\n');
+      let size = fs.existsSync(file) ? fs.statSync(file).size : 0;
+      let partial = '';
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (!fs.existsSync(file)) return;
+          const now = fs.statSync(file).size;
+          if (now <= size) return;
+          const fd = fs.openSync(file, 'r');
+          const buf = Buffer.alloc(now - size);
+          fs.readSync(fd, buf, 0, buf.length, size);
+          fs.closeSync(fd);
+          size = now;
+          const lines = (partial + buf.toString('utf8')).split('\n');
+          partial = lines.pop()!;
+          for (const l of lines) if (l && keep(JSON.parse(l))) process.stdout.write(l + '\n');
+        }, 200);
+        process.once('SIGINT', () => {
+          clearInterval(timer);
+          resolve();
+        });
+      });
+    });
+}

@@ -1,0 +1,51 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+
+/**
+ * The event log: CloudWatch-style "EBS Volume Notification" events, one JSON
+ * line each, for volume operations and every attach failure.
+ */
+export interface VolumeEvent {
+  version: '0';
+  id: string;
+  'detail-type': 'EBS Volume Notification';
+  source: 'aws.ec2';
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: { event: string; result: string; cause: string; 'request-id': string };
+}
+
+export class EventLog {
+  constructor(
+    private readonly file: string,
+    private readonly region: string,
+    private readonly account: string,
+  ) {}
+
+  record(volumeId: string, event: string, result: string, cause = '', time = new Date()): VolumeEvent {
+    const e: VolumeEvent = {
+      version: '0',
+      id: crypto.randomUUID(),
+      'detail-type': 'EBS Volume Notification',
+      source: 'aws.ec2',
+      account: this.account,
+      time: time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      region: this.region,
+      resources: [`arn:aws:ec2:${this.region}:${this.account}:volume/${volumeId}`],
+      detail: { event, result, cause, 'request-id': crypto.randomUUID() },
+    };
+    fs.appendFileSync(this.file, JSON.stringify(e) + '\n', { mode: 0o600 });
+    return e;
+  }
+
+  static read(file: string): VolumeEvent[] {
+    if (!fs.existsSync(file)) return [];
+    return fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as VolumeEvent);
+  }
+}

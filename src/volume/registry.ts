@@ -1,0 +1,114 @@
+import crypto from 'node:crypto';
+import Database from 'better-sqlite3';
+import { touchPrivate } from '../home.js';
+
+/**
+ * The volume registry (EC2's view): volumes, attachments and account settings,
+ * in SQLite (WAL, synchronous=FULL) shared by the CLI and the cards.
+ */
+export interface VolumeRow {
+  volume_id: string;
+  size: number;
+  state: 'creating' | 'available' | 'in-use' | 'deleting' | 'deleted' | 'error';
+  encrypted: number;
+  kms_key_id: string | null;
+  create_time: number;
+  snapshot_id: string;
+  availability_zone: string;
+  volume_type: string;
+  iops: number | null;
+  throughput: number | null;
+  image: string;
+}
+
+export interface AttachmentRow {
+  volume_id: string;
+  device: string;
+  mount_dir: string;
+  loop_device: string | null;
+  attach_time: number;
+  pid: number;
+  state: 'attaching' | 'attached' | 'detaching';
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS volumes (
+  volume_id TEXT PRIMARY KEY, size INTEGER NOT NULL, state TEXT NOT NULL, encrypted INTEGER NOT NULL,
+  kms_key_id TEXT, create_time INTEGER NOT NULL, snapshot_id TEXT NOT NULL DEFAULT '',
+  availability_zone TEXT NOT NULL, volume_type TEXT NOT NULL, iops INTEGER, throughput INTEGER, image TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attachments (
+  volume_id TEXT PRIMARY KEY, device TEXT NOT NULL, mount_dir TEXT NOT NULL, loop_device TEXT,
+  attach_time INTEGER NOT NULL, pid INTEGER NOT NULL, state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+`;
+
+export class Registry {
+  readonly db: Database.Database;
+
+  constructor(file: string) {
+    touchPrivate(file);
+    this.db = new Database(file, { timeout: 120_000 });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(SCHEMA);
+  }
+
+  write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  getVolume(id: string): VolumeRow | undefined {
+    return this.db.prepare('SELECT * FROM volumes WHERE volume_id = ?').get(id) as VolumeRow | undefined;
+  }
+
+  listVolumes(): VolumeRow[] {
+    return this.db.prepare("SELECT * FROM volumes WHERE state != 'deleted' ORDER BY create_time, volume_id").all() as VolumeRow[];
+  }
+
+  insertVolume(v: VolumeRow): void {
+    const cols = Object.keys(v);
+    this.db.prepare(`INSERT INTO volumes (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(v);
+  }
+
+  setVolumeState(id: string, state: VolumeRow['state']): void {
+    this.db.prepare('UPDATE volumes SET state = ? WHERE volume_id = ?').run(state, id);
+  }
+
+  deleteVolume(id: string): void {
+    this.db.prepare('DELETE FROM volumes WHERE volume_id = ?').run(id);
+  }
+
+  getAttachment(id: string): AttachmentRow | undefined {
+    return this.db.prepare('SELECT * FROM attachments WHERE volume_id = ?').get(id) as AttachmentRow | undefined;
+  }
+
+  putAttachment(a: AttachmentRow): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state)')
+      .run(a);
+  }
+
+  deleteAttachment(id: string): void {
+    this.db.prepare('DELETE FROM attachments WHERE volume_id = ?').run(id);
+  }
+
+  getSetting(k: string): string | undefined {
+    return (this.db.prepare('SELECT v FROM settings WHERE k = ?').get(k) as { v: string } | undefined)?.v;
+  }
+
+  setSetting(k: string, v: string | undefined): void {
+    if (v === undefined) this.db.prepare('DELETE FROM settings WHERE k = ?').run(k);
+    else this.db.prepare('INSERT INTO settings (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v').run(k, v);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** EC2-style ids: a prefix and 17 hex digits. */
+export function newId(prefix: 'vol' | 'snap'): string {
+  return `${prefix}-${crypto.randomBytes(9).toString('hex').slice(0, 17)}`;
+}
