@@ -1,0 +1,58 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { kmsvol } from './cli.js';
+import { onCleanup, tempHome } from './home.js';
+
+/**
+ * A home with a key, for volume tests. Cleanup always runs, even when the test
+ * fails: unmount what the test mounted, force-detach every volume, release any
+ * loop device backed by a file in the home, and remove the home.
+ */
+export function volumeHome(): { home: string; key: string; mounts: string[] } {
+  const home = tempHome('kmsvol-vol-');
+  const mounts: string[] = [];
+  onCleanup(() => {
+    for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+    const vols = kmsvol(home, ['ec2', 'describe-volumes']).json?.Volumes ?? [];
+    for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force']);
+    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(home));
+    for (const l of loops) spawnSync('losetup', ['-d', l.split(':')[0]!]);
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const mp = line.split(' ')[4];
+      if (mp?.startsWith(home)) spawnSync('umount', ['-l', mp]);
+    }
+  });
+  const key = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+  return { home, key, mounts };
+}
+
+export function createVolume(home: string, key: string, sizeGiB = 1): string {
+  const r = kmsvol(home, ['ec2', 'create-volume', '--size', String(sizeGiB), '--encrypted', '--kms-key-id', key]);
+  if (r.code !== 0) throw new Error(`create-volume failed: ${r.stderr}`);
+  return r.json.VolumeId;
+}
+
+export function attach(home: string, vol: string, extra: string[] = []): { Device: string; LoopDevice?: string } {
+  const r = kmsvol(home, ['ec2', 'attach-volume', '--volume-id', vol, ...extra]);
+  if (r.code !== 0) throw new Error(`attach-volume failed (${r.code}): ${r.stderr}`);
+  return r.json;
+}
+
+export function detach(home: string, vol: string): void {
+  const r = kmsvol(home, ['ec2', 'detach-volume', '--volume-id', vol]);
+  if (r.code !== 0) throw new Error(`detach-volume failed (${r.code}): ${r.stderr}`);
+}
+
+/** Mount a loop device on a fresh directory inside the home (unmounted by cleanup). */
+export function mountLoop(ctx: { home: string; mounts: string[] }, dev: string): string {
+  const dir = fs.mkdtempSync(path.join(ctx.home, 'mnt-'));
+  execFileSync('mount', [dev, dir]);
+  ctx.mounts.push(dir);
+  return dir;
+}
+
+export function unmount(ctx: { mounts: string[] }, dir: string): void {
+  execFileSync('umount', [dir]);
+  ctx.mounts.splice(ctx.mounts.indexOf(dir), 1);
+}
