@@ -1,104 +1,166 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
+import { attachVolume, detachVolume, reconcile } from '../card/attach.js';
+import { volumeKeyDigest } from '../card/keys.js';
 import { ManualClock } from '../clock.js';
-import { isServiceError } from '../errors.js';
+import { openHome } from '../home.js';
+import { InProcessKmsClient } from '../kms/client/index.js';
 import { Kms } from '../kms/kms.js';
+import { EventLog } from '../volume/events.js';
+import { Registry } from '../volume/registry.js';
+import { createVolume, describeVolumes } from '../volume/volumes.js';
+import type { Ec2Context } from '../volume/volumes.js';
 
 /**
- * `kmsvol demo`: the seed story end to end on the embedded KMS, in a temporary
- * home that is removed afterwards, even on Ctrl-C.
+ * `kmsvol demo` (`npm start`): the seed story end to end on the embedded KMS,
+ * in a temporary home that is removed afterwards, even on Ctrl-C.
  */
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('Run the end-to-end story of the seeds on the embedded KMS, in a temporary home')
+    .description('Run the seed story end to end (key, encrypted volume, ext4, disable, reattach) in a temporary home')
     .option('--keep', 'keep the temporary home for inspection')
     .action(async (opts: { keep?: boolean }) => {
-      const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-demo-'));
-      const cleanup = () => {
-        if (!opts.keep) fs.rmSync(home, { recursive: true, force: true });
-      };
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-demo-'));
+      const story = new Story(root);
       const onSignal = () => {
-        cleanup();
-        process.exit(130);
+        process.stdout.write('\ninterrupted: cleaning up\n');
+        void story.cleanup(!opts.keep).finally(() => process.exit(130));
       };
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        await runKmsStory(home);
+        await story.run();
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        cleanup();
+        await story.cleanup(!opts.keep);
       }
     });
 }
 
-function step(n: number, what: string): void {
-  process.stdout.write(`\n[${n}] ${what}\n`);
-}
+class Story {
+  private readonly clock = new ManualClock(new Date());
+  private readonly home;
+  private readonly kms: Kms;
+  private readonly ctx: Ec2Context;
+  private readonly mnt: string;
+  private volumeId = '';
+  private n = 0;
 
-function show(line: string): void {
-  process.stdout.write(`    ${line}\n`);
-}
-
-function expectFailure(fn: () => unknown, name: string): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isServiceError(e, name)) return `${e.name}: ${e.message}`;
-    throw e;
+  constructor(readonly root: string) {
+    this.home = openHome(root);
+    this.kms = Kms.open({ home: this.home, clock: this.clock });
+    const client = new InProcessKmsClient(this.kms);
+    const registry = new Registry(this.home.registryDb);
+    this.ctx = {
+      home: this.home,
+      registry,
+      kms: client,
+      events: new EventLog(this.home.eventLog, this.kms.region, this.kms.account),
+      clock: this.clock,
+      region: this.kms.region,
+      account: this.kms.account,
+      keyDigest: (t) => volumeKeyDigest(client, t),
+      reconcile: (v, a) => reconcile(this.ctx, v, a),
+    };
+    this.mnt = path.join(root, 'mnt');
   }
-  throw new Error(`expected ${name}, but the call succeeded`);
-}
 
-/** Seed 003's KMS story: alias as manual rotation, ReEncrypt, disable, the deletion window. */
-async function runKmsStory(home: string): Promise<void> {
-  const clock = new ManualClock(new Date());
-  const kms = Kms.open({ home, clock });
-  try {
-    process.stdout.write(`kmsvol demo — temporary home ${home}\n`);
-    step(1, 'Create a customer managed key and the alias alias/my-key');
-    const k1 = kms.invoke('CreateKey', { Description: 'demo key 1' }).KeyMetadata;
-    kms.invoke('CreateAlias', { AliasName: 'alias/my-key', TargetKeyId: k1.KeyId });
-    show(`key ${k1.Arn}`);
+  private step(what: string): void {
+    process.stdout.write(`\n[${++this.n}] ${what}\n`);
+  }
 
-    step(2, 'GenerateDataKey under alias/my-key, then Decrypt the wrapped copy');
-    const dk = kms.invoke('GenerateDataKey', { KeyId: 'alias/my-key', KeySpec: 'AES_256', EncryptionContext: { purpose: 'demo' } });
-    const back = kms.invoke('Decrypt', { CiphertextBlob: dk.CiphertextBlob, EncryptionContext: { purpose: 'demo' } });
-    show(`data key: 32 bytes, wrapped blob ${dk.CiphertextBlob.length} bytes; Decrypt returns the same key: ${back.Plaintext.equals(dk.Plaintext)}`);
-    dk.Plaintext.fill(0);
-    back.Plaintext.fill(0);
+  private show(line: string): void {
+    process.stdout.write(`    ${line}\n`);
+  }
 
-    step(3, 'Manual rotation: a second key, and UpdateAlias points alias/my-key at it');
-    const k2 = kms.invoke('CreateKey', { Description: 'demo key 2' }).KeyMetadata;
-    kms.invoke('UpdateAlias', { AliasName: 'alias/my-key', TargetKeyId: k2.KeyId });
-    show(`alias/my-key -> ${kms.invoke('ListAliases', {}).Aliases[0]!.TargetKeyId}`);
+  private async attach(): Promise<string> {
+    // The card is its own process; it reads "now" from KMSVOL_NOW like the CLI.
+    process.env.KMSVOL_NOW = this.clock.now().toISOString();
+    this.kms.flushAudit();
+    const a = await attachVolume(this.ctx, { VolumeId: this.volumeId, Loop: true });
+    this.show(`attached: ${a.Device} as ${a.LoopDevice}`);
+    return a.LoopDevice!;
+  }
 
-    step(4, 'ReEncrypt the blob under the alias (now key 2)');
-    const re = kms.invoke('ReEncrypt', { CiphertextBlob: dk.CiphertextBlob, SourceEncryptionContext: { purpose: 'demo' }, DestinationKeyId: 'alias/my-key', DestinationEncryptionContext: { purpose: 'demo' } });
-    show(`source ${re.SourceKeyId}\n    destination ${re.KeyId}`);
+  private async attachFails(): Promise<void> {
+    try {
+      await this.attach();
+    } catch (e) {
+      this.show(`attach failed: An error occurred (${(e as Error).name}) when calling the AttachVolume operation: ${(e as Error).message}`);
+      const ev = EventLog.read(this.home.eventLog).at(-1)!;
+      this.show(`event: ${ev['detail-type']} ${JSON.stringify(ev.detail)}`);
+      return;
+    }
+    throw new Error('the attach should have failed');
+  }
 
-    step(5, 'Disable key 1: the old blob fails, the re-encrypted one still decrypts');
-    kms.invoke('DisableKey', { KeyId: k1.KeyId });
-    show(expectFailure(() => kms.invoke('Decrypt', { CiphertextBlob: dk.CiphertextBlob, EncryptionContext: { purpose: 'demo' } }), 'DisabledException'));
-    const ok = kms.invoke('Decrypt', { CiphertextBlob: re.CiphertextBlob, EncryptionContext: { purpose: 'demo' } });
-    show(`re-encrypted blob decrypts under ${ok.KeyId}`);
-    ok.Plaintext.fill(0);
+  async run(): Promise<void> {
+    process.stdout.write(`kmsvol demo: temporary home ${this.root}\n`);
+    this.step('Create a customer managed key with the alias alias/my-key, and a 1 GiB encrypted volume under it');
+    const key = this.kms.invoke('CreateKey', { Description: 'kmsvol demo' }).KeyMetadata;
+    this.kms.invoke('CreateAlias', { AliasName: 'alias/my-key', TargetKeyId: key.KeyId });
+    const vol = await createVolume(this.ctx, { Size: 1, Encrypted: true, KmsKeyId: 'alias/my-key' });
+    this.volumeId = vol.VolumeId;
+    this.show(`key ${key.Arn}`);
+    this.show(`volume ${vol.VolumeId}: ${vol.Size} GiB, Encrypted ${vol.Encrypted}, KmsKeyId ${vol.KmsKeyId}`);
 
-    step(6, 'Schedule deletion of key 2 with a 7-day window, then move the clock');
-    kms.invoke('ScheduleKeyDeletion', { KeyId: k2.KeyId, PendingWindowInDays: 7 });
-    clock.advance(6 * 86_400_000 + 23 * 3_600_000);
-    show(`+6d23h: ${expectFailure(() => kms.invoke('Decrypt', { CiphertextBlob: re.CiphertextBlob, EncryptionContext: { purpose: 'demo' } }), 'KMSInvalidStateException')}`);
-    kms.invoke('CancelKeyDeletion', { KeyId: k2.KeyId });
-    show(`cancelled: key 2 is ${kms.invoke('DescribeKey', { KeyId: k2.KeyId }).KeyMetadata.KeyState} (a cancelled key comes back Disabled)`);
-    kms.invoke('ScheduleKeyDeletion', { KeyId: k2.KeyId, PendingWindowInDays: 7 });
-    clock.advance(7 * 86_400_000);
-    show(`+7d: ${expectFailure(() => kms.invoke('Decrypt', { CiphertextBlob: re.CiphertextBlob, EncryptionContext: { purpose: 'demo' } }), 'NotFoundException')}`);
+    this.step('Attach it with a loop device, make an ext4 filesystem, mount it and write a file');
+    let loop = await this.attach();
+    execFileSync('mkfs.ext4', ['-q', '-F', loop]);
+    fs.mkdirSync(this.mnt, { recursive: true });
+    execFileSync('mount', [loop, this.mnt]);
+    fs.writeFileSync(path.join(this.mnt, 'hello.txt'), 'Hello from an encrypted volume\n');
+    this.show(`wrote ${path.join(this.mnt, 'hello.txt')}`);
 
-    process.stdout.write('\nDone. Encrypted volumes (attach, detach, reattach) are not in this release yet; see the README status.\n');
-  } finally {
-    kms.close();
+    this.step('Disable the key. The attached volume keeps working: the card holds the data key');
+    this.kms.invoke('DisableKey', { KeyId: key.KeyId });
+    fs.appendFileSync(path.join(this.mnt, 'hello.txt'), 'written after the key was disabled\n');
+    execFileSync('sync');
+    this.show(`key state ${this.kms.invoke('DescribeKey', { KeyId: key.KeyId }).KeyMetadata.KeyState}; the write succeeded`);
+
+    this.step('Unmount and detach: the card zeroizes the data key');
+    execFileSync('umount', [this.mnt]);
+    await detachVolume(this.ctx, { VolumeId: this.volumeId });
+    this.show(`volume state ${(await describeVolumes(this.ctx, { VolumeIds: [this.volumeId] })).Volumes[0]!.State}`);
+
+    this.step('Reattach: it fails with the KMS error, and the failure is recorded as an event');
+    await this.attachFails();
+
+    this.step('Enable the key and reattach: the file is intact');
+    this.kms.invoke('EnableKey', { KeyId: key.KeyId });
+    loop = await this.attach();
+    execFileSync('mount', [loop, this.mnt]);
+    for (const line of fs.readFileSync(path.join(this.mnt, 'hello.txt'), 'utf8').trimEnd().split('\n')) this.show(`hello.txt: ${line}`);
+    execFileSync('umount', [this.mnt]);
+
+    this.step('Detach');
+    await detachVolume(this.ctx, { VolumeId: this.volumeId });
+    this.show('detached');
+
+    this.step('Schedule the key for deletion (7 days) and move the clock past the window: reattach fails for good');
+    const del = this.kms.invoke('ScheduleKeyDeletion', { KeyId: key.KeyId, PendingWindowInDays: 7 });
+    this.show(`DeletionDate ${del.DeletionDate.toISOString()}`);
+    this.clock.set(del.DeletionDate.getTime() + 60_000);
+    this.show(`now (KMSVOL_NOW) ${this.clock.now().toISOString()}`);
+    await this.attachFails();
+    process.stdout.write('\nThe story is complete.\n');
+  }
+
+  async cleanup(remove: boolean): Promise<void> {
+    spawnSync('umount', ['-l', this.mnt]);
+    if (this.volumeId && this.ctx.registry.getAttachment(this.volumeId)) {
+      await detachVolume(this.ctx, { VolumeId: this.volumeId, Force: true }).catch(() => undefined);
+    }
+    try {
+      this.ctx.registry.close();
+      this.kms.close();
+    } catch {
+      /* already closed */
+    }
+    if (remove) fs.rmSync(this.root, { recursive: true, force: true });
   }
 }

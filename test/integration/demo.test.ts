@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { kmsvol } from '../helpers/cli.js';
+import { tempHome } from '../helpers/home.js';
+import fs from 'node:fs';
+
+describe('npm start (kmsvol demo)', () => {
+  it('runs the seed story end to end and leaves nothing behind', () => {
+    const loopsBefore = fs.readdirSync('/sys/block').filter((d) => d.startsWith('loop') && fs.existsSync(`/sys/block/${d}/loop/backing_file`)).length;
+    const r = kmsvol(tempHome(), ['demo']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('attach failed: An error occurred (DisabledException) when calling the AttachVolume operation');
+    expect(r.stdout).toContain('hello.txt: written after the key was disabled');
+    expect(r.stdout).toContain('An error occurred (NotFoundException) when calling the AttachVolume operation');
+    expect(r.stdout).toContain('The story is complete.');
+    const home = /temporary home (\S+)/.exec(r.stdout)![1]!;
+    expect(fs.existsSync(home)).toBe(false);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(home);
+    const loopsAfter = fs.readdirSync('/sys/block').filter((d) => d.startsWith('loop') && fs.existsSync(`/sys/block/${d}/loop/backing_file`)).length;
+    expect(loopsAfter).toBe(loopsBefore);
+  });
+});
