@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { GuardedKey } from '../native/index.js';
-import { readSectors, writeSectors } from '../native/index.js';
+import { readSectors, readSectorsSync, writeSectors, writeSectorsSync } from '../native/index.js';
 import { clip, imageOffset, isAligned, SECTOR_SIZE, span } from '../volume/offsets.js';
 
 /**
@@ -33,6 +33,13 @@ export class RangeLock {
  * decrypted volume, mapped onto whole encrypted sectors of the image payload.
  * With no key (an unencrypted volume) it passes bytes through.
  */
+/**
+ * Requests up to this size run on the JavaScript thread: from the page cache
+ * they take a few microseconds, less than a thread-pool round trip. Larger ones
+ * go to the pool so big transfers overlap.
+ */
+const SYNC_MAX = 64 * 1024;
+
 export class SectorIO {
   private readonly locks = new RangeLock();
   private inflight = 0;
@@ -74,7 +81,10 @@ export class SectorIO {
   private async readWhole(dst: Buffer, first: number, count: number): Promise<void> {
     const off = imageOffset(this.payloadOffset, first);
     const len = count * SECTOR_SIZE;
-    if (this.key) return readSectors(this.key, this.fd, off, dst.subarray(0, len), first, SECTOR_SIZE);
+    if (this.key) {
+      if (len <= SYNC_MAX) return readSectorsSync(this.key, this.fd, off, dst.subarray(0, len), first, SECTOR_SIZE);
+      return readSectors(this.key, this.fd, off, dst.subarray(0, len), first, SECTOR_SIZE);
+    }
     await readFully(this.fd, dst.subarray(0, len), off);
   }
 
@@ -85,7 +95,8 @@ export class SectorIO {
     if (!this.key) return writeFully(this.fd, src.subarray(0, len), off);
     const scratch = this.takeScratch(len);
     try {
-      await writeSectors(this.key, this.fd, off, src.subarray(0, len), scratch, first, SECTOR_SIZE);
+      if (len <= SYNC_MAX) writeSectorsSync(this.key, this.fd, off, src.subarray(0, len), scratch, first, SECTOR_SIZE);
+      else await writeSectors(this.key, this.fd, off, src.subarray(0, len), scratch, first, SECTOR_SIZE);
     } finally {
       this.giveScratch(scratch);
     }

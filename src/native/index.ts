@@ -249,6 +249,28 @@ export async function readSectors(key: GuardedKey, fd: number, offset: number, d
   return addon.readAsync(key.handle, fd, offset, dst, firstSector, sectorSize).catch(translate);
 }
 
+/** The same on the calling thread: for small requests, where a thread-pool hop costs more than the work. */
+export function readSectorsSync(key: GuardedKey, fd: number, offset: number, dst: Uint8Array, firstSector: number, sectorSize: number): void {
+  checkSectors(dst, dst, firstSector, sectorSize);
+  checkFile(fd, offset);
+  try {
+    addon.readSync(key.handle, fd, offset, dst, firstSector, sectorSize);
+  } catch (e) {
+    translate(e);
+  }
+}
+
+export function writeSectorsSync(key: GuardedKey, fd: number, offset: number, src: Uint8Array, scratch: Uint8Array, firstSector: number, sectorSize: number): void {
+  checkSectors(src, scratch, firstSector, sectorSize);
+  checkFile(fd, offset);
+  arg(src !== scratch, 'scratch must be a different buffer from src');
+  try {
+    addon.writeSync(key.handle, fd, offset, src, scratch, firstSector, sectorSize);
+  } catch (e) {
+    translate(e);
+  }
+}
+
 /** Fused write: encrypt `src` into the caller's `scratch` and pwrite it at `offset`, on the thread pool. */
 export async function writeSectors(key: GuardedKey, fd: number, offset: number, src: Uint8Array, scratch: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
   checkSectors(src, scratch, firstSector, sectorSize);
