@@ -14,6 +14,7 @@ import { EventLog } from '../volume/events.js';
 import { decodeHeader, HDR_SIZE } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
+import { imageFile } from '../volume/volumes.js';
 import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { SectorIO } from './io.js';
@@ -85,12 +86,13 @@ export class Card {
       this.lockFd = fs.openSync(lockPath(home, volumeId), 'a', 0o600);
       if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card holds its lock)');
       setNonDumpable();
-      this.fd = fs.openSync(v.image, 'r+');
+      const image = imageFile(home, v);
+      this.fd = fs.openSync(image, 'r+');
       let payloadOffset = 0;
       if (v.encrypted) {
         const head = Buffer.alloc(2 * HDR_SIZE);
         const n = fs.readSync(this.fd, head, 0, head.length, 0);
-        const header = decodeHeader(head.subarray(0, n), v.image);
+        const header = decodeHeader(head.subarray(0, n), image);
         payloadOffset = header.payloadOffset;
         // 2-3. KMS Decrypt with the volume's context, straight into guarded memory.
         const kms = this.o.kms ?? InProcessKmsClient.open({ home, clock: this.o.clock, region: this.o.region });

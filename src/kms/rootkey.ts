@@ -71,11 +71,14 @@ export class RootKey {
     const d = crypto.createDecipheriv('aes-256-gcm', this.#key, sealed.subarray(0, SEAL_NONCE));
     d.setAAD(aad(keyId, materialId));
     d.setAuthTag(sealed.subarray(sealed.length - SEAL_TAG));
+    const key = d.update(sealed.subarray(SEAL_NONCE, sealed.length - SEAL_TAG));
     try {
-      return Buffer.concat([d.update(sealed.subarray(SEAL_NONCE, sealed.length - SEAL_TAG)), d.final()]);
+      d.final();
     } catch {
+      key.fill(0);
       throw KmsErrors.internal(`The backing key of ${keyId} does not open under this root key: the store or the root key file was changed or swapped.`);
     }
+    return key;
   }
 
   destroy(): void {

@@ -47,6 +47,11 @@ export function imagePath(home: Home, volumeId: string): string {
   return path.join(home.volumesDir, `${volumeId}.img`);
 }
 
+/** The registry keeps image paths relative to the home, so a home can be moved or restored elsewhere. */
+export function imageFile(home: Home, v: VolumeRow): string {
+  return path.resolve(home.root, v.image);
+}
+
 /** The EC2 Volume shape of describe-volumes and create-volume. */
 export function volumeShape(v: VolumeRow, a?: AttachmentRow) {
   return {
@@ -152,7 +157,7 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
     volume_type: type,
     iops: type === 'gp3' ? 3000 : null,
     throughput: type === 'gp3' ? 125 : null,
-    image: file,
+    image: path.relative(ctx.home.root, file),
   };
   ctx.registry.write(() => ctx.registry.insertVolume(row));
   try {
@@ -231,7 +236,7 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
   if (a && ctx.reconcile) await ctx.reconcile(v, a);
   if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id);
   ctx.registry.write(() => ctx.registry.setVolumeState(v.volume_id, 'deleting'));
-  fs.rmSync(v.image, { force: true });
+  fs.rmSync(imageFile(ctx.home, v), { force: true });
   ctx.registry.write(() => ctx.registry.deleteVolume(v.volume_id));
   ctx.events.record(v.volume_id, 'deleteVolume', 'deleted');
   return {};

@@ -44,11 +44,16 @@ function open(k: KmsContext, ciphertext: Buffer, ctx: EncryptionContext | undefi
     const d = crypto.createDecipheriv('aes-256-gcm', key, parsed.nonce);
     d.setAAD(Buffer.concat([parsed.header, encodeContext(ctx)]));
     d.setAuthTag(parsed.tag);
+    // GCM's final() yields no bytes: return update()'s buffer itself, so no
+    // intermediate copy of the plaintext is left behind for the caller to miss.
+    const out = d.update(parsed.ciphertext);
     try {
-      return Buffer.concat([d.update(parsed.ciphertext), d.final()]);
+      d.final();
     } catch {
+      out.fill(0);
       throw KmsErrors.invalidCiphertext();
     }
+    return out;
   });
   return { row, plaintext };
 }

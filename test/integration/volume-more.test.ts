@@ -1,0 +1,122 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decodeHeader } from '../../src/volume/luks2.js';
+import { kmsvol, ROOT } from '../helpers/cli.js';
+import { tempHome } from '../helpers/home.js';
+import { unpackImage } from '../helpers/sparse-image.js';
+import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js';
+
+function cardPid(vol: string): number {
+  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.includes('card/main.js') && cmd.includes(vol)) return Number(p);
+    } catch {
+      /* gone */
+    }
+  }
+  throw new Error(`no card process for ${vol}`);
+}
+
+function fileContains(file: string, needle: Buffer): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const chunk = Buffer.alloc(8 << 20);
+    let carry = Buffer.alloc(0);
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return false;
+      const hay = Buffer.concat([carry, chunk.subarray(0, n)]);
+      if (hay.includes(needle)) return true;
+      carry = hay.subarray(Math.max(0, hay.length - needle.length + 1));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+describe('format compatibility, large volumes and the running card', () => {
+  it('attaches the frozen format-v1 fixture and reads its sectors', () => {
+    const fixture = path.join(ROOT, 'test/fixtures/volume-v1');
+    const meta = JSON.parse(fs.readFileSync(path.join(fixture, 'image.json'), 'utf8'));
+    const home = tempHome('kmsvol-fixture-');
+    for (const f of ['kms.db', 'root.key', 'ec2.db']) {
+      fs.copyFileSync(path.join(fixture, f), path.join(home, f));
+      fs.chmodSync(path.join(home, f), 0o600);
+    }
+    fs.mkdirSync(path.join(home, 'volumes'), { mode: 0o700 });
+    unpackImage(meta.image, path.join(home, 'volumes', `${meta.volumeId}.img`));
+    try {
+      expect(spawnSync('cryptsetup', ['luksDump', path.join(home, 'volumes', `${meta.volumeId}.img`)]).status).toBe(0);
+      const a = attach(home, meta.volumeId);
+      const fd = fs.openSync(a.Device, 'r');
+      for (const s of meta.sectors as number[]) {
+        const b = Buffer.alloc(4096);
+        fs.readSync(fd, b, 0, 4096, s * 4096);
+        expect(b.equals(Buffer.alloc(4096, `kmsvol fixture v1 sector ${s}\n`)), `sector ${s}`).toBe(true);
+      }
+      fs.closeSync(fd);
+      detach(home, meta.volumeId);
+    } finally {
+      kmsvol(home, ['ec2', 'detach-volume', '--volume-id', meta.volumeId, '--force']);
+    }
+  });
+
+  it('works past 4 GiB on a sparse 8 GiB volume', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key, 8);
+    const img = path.join(ctx.home, 'volumes', `${vol}.img`);
+    expect(fs.statSync(img).size).toBe(8 * 2 ** 30 + 16 * 2 ** 20);
+    expect(fs.statSync(img).blocks * 512).toBeLessThan(1 << 20);
+    const at = [5 * 2 ** 30 + 12_345, 8 * 2 ** 30 - 4096, 2 ** 32 - 100];
+    const data = at.map(() => crypto.randomBytes(8192));
+    let a = attach(ctx.home, vol);
+    expect(fs.statSync(a.Device).size).toBe(8 * 2 ** 30);
+    let fd = fs.openSync(a.Device, 'r+');
+    at.forEach((off, i) => fs.writeSync(fd, data[i]!, 0, Math.min(8192, 8 * 2 ** 30 - off), off));
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    detach(ctx.home, vol);
+    a = attach(ctx.home, vol);
+    fd = fs.openSync(a.Device, 'r');
+    at.forEach((off, i) => {
+      const n = Math.min(8192, 8 * 2 ** 30 - off);
+      const b = Buffer.alloc(n);
+      expect(fs.readSync(fd, b, 0, n, off)).toBe(n);
+      expect(b.equals(data[i]!.subarray(0, n)), `offset ${off}`).toBe(true);
+    });
+    // Reading at the very end returns nothing.
+    expect(fs.readSync(fd, Buffer.alloc(10), 0, 10, 8 * 2 ** 30)).toBe(0);
+    fs.closeSync(fd);
+    detach(ctx.home, vol);
+    expect(fs.statSync(img).blocks * 512).toBeLessThan(4 << 20);
+  });
+
+  it('the running card is non-dumpable, and a core image of it holds no byte of the data key', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol, ['--loop']);
+    // Put the key to work so the cipher is keyed and sectors have gone through it.
+    execFileSync('dd', ['if=/dev/urandom', `of=${a.LoopDevice}`, 'bs=1M', 'count=8', 'oflag=direct', 'status=none']);
+    const pid = cardPid(vol);
+    expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^VmLck:\s+[1-9]\d* kB/m);
+    const limits = fs.readFileSync(`/proc/${pid}/limits`, 'utf8');
+    expect(limits).toMatch(/Max core file size\s+0\s+0/);
+    const dir = tempHome('kmsvol-cardcore-');
+    execFileSync('gcore', ['-o', path.join(dir, 'core'), String(pid)], { stdio: 'ignore', timeout: 300_000 });
+    const core = path.join(dir, `core.${pid}`);
+    expect(fileContains(core, Buffer.from(vol))).toBe(true); // positive control
+    const head = Buffer.alloc(32768);
+    const fd = fs.openSync(path.join(ctx.home, 'volumes', `${vol}.img`), 'r');
+    fs.readSync(fd, head, 0, head.length, 0);
+    fs.closeSync(fd);
+    const t = decodeHeader(head).token;
+    const key = Buffer.from(kmsvol(ctx.home, ['kms', 'decrypt', '--ciphertext-blob', t.ciphertextBlob, '--encryption-context', JSON.stringify(t.encryptionContext), '--query', 'Plaintext', '--output', 'text']).stdout.trim(), 'base64');
+    for (let i = 0; i < 64; i += 16) expect(fileContains(core, key.subarray(i, i + 16)), `key bytes ${i}..${i + 16} in the core`).toBe(false);
+    fs.rmSync(core);
+    detach(ctx.home, vol);
+  });
+});
