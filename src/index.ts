@@ -2,6 +2,8 @@
  * kmsvol's programmatic API, for users' own integration tests and tools.
  * Errors are typed: every one carries AWS's exception name as `name`.
  */
+export { Kmsvol } from './api.js';
+export type { KmsvolOptions } from './api.js';
 export { ManualClock, systemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { ServiceError, UsageError, isServiceError } from './errors.js';

@@ -14,7 +14,9 @@ import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardAttachment } from './runtime.js';
 import { isMounted, losetupDetach, loopsFor, processAlive } from './system.js';
 
-const CARD_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
+/** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CARD_MAIN = fs.existsSync(path.join(HERE, 'main.js')) ? path.join(HERE, 'main.js') : path.resolve(HERE, '../../dist/card/main.js');
 
 export interface AttachRequest {
   VolumeId: string;

@@ -3,16 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import { attachVolume, detachVolume, reconcile } from '../card/attach.js';
-import { volumeKeyDigest } from '../card/keys.js';
-import { ManualClock } from '../clock.js';
-import { openHome } from '../home.js';
-import { InProcessKmsClient } from '../kms/client/index.js';
-import { Kms } from '../kms/kms.js';
-import { EventLog } from '../volume/events.js';
-import { Registry } from '../volume/registry.js';
-import { createVolume, describeVolumes } from '../volume/volumes.js';
-import type { Ec2Context } from '../volume/volumes.js';
+import { Kmsvol } from '../api.js';
 
 /**
  * `kmsvol demo` (`npm start`): the seed story end to end on the embedded KMS,
@@ -42,31 +33,18 @@ export function demoCommand(): Command {
 }
 
 class Story {
-  private readonly clock = new ManualClock(new Date());
-  private readonly home;
-  private readonly kms: Kms;
-  private readonly ctx: Ec2Context;
+  private readonly kv: Kmsvol;
   private readonly mnt: string;
   private volumeId = '';
   private n = 0;
 
   constructor(readonly root: string) {
-    this.home = openHome(root);
-    this.kms = Kms.open({ home: this.home, clock: this.clock });
-    const client = new InProcessKmsClient(this.kms);
-    const registry = new Registry(this.home.registryDb);
-    this.ctx = {
-      home: this.home,
-      registry,
-      kms: client,
-      events: new EventLog(this.home.eventLog, this.kms.region, this.kms.account),
-      clock: this.clock,
-      region: this.kms.region,
-      account: this.kms.account,
-      keyDigest: (t) => volumeKeyDigest(client, t),
-      reconcile: (v, a) => reconcile(this.ctx, v, a),
-    };
+    this.kv = Kmsvol.open({ home: root });
     this.mnt = path.join(root, 'mnt');
+  }
+
+  private get kms() {
+    return this.kv.kms;
   }
 
   private step(what: string): void {
@@ -78,10 +56,7 @@ class Story {
   }
 
   private async attach(): Promise<string> {
-    // The card is its own process; it reads "now" from KMSVOL_NOW like the CLI.
-    process.env.KMSVOL_NOW = this.clock.now().toISOString();
-    this.kms.flushAudit();
-    const a = await attachVolume(this.ctx, { VolumeId: this.volumeId, Loop: true });
+    const a = await this.kv.attachVolume(this.volumeId, { loop: true });
     this.show(`attached: ${a.Device} as ${a.LoopDevice}`);
     return a.LoopDevice!;
   }
@@ -91,7 +66,7 @@ class Story {
       await this.attach();
     } catch (e) {
       this.show(`attach failed: An error occurred (${(e as Error).name}) when calling the AttachVolume operation: ${(e as Error).message}`);
-      const ev = EventLog.read(this.home.eventLog).at(-1)!;
+      const ev = this.kv.events().at(-1)!;
       this.show(`event: ${ev['detail-type']} ${JSON.stringify(ev.detail)}`);
       return;
     }
@@ -103,7 +78,7 @@ class Story {
     this.step('Create a customer managed key with the alias alias/my-key, and a 1 GiB encrypted volume under it');
     const key = this.kms.invoke('CreateKey', { Description: 'kmsvol demo' }).KeyMetadata;
     this.kms.invoke('CreateAlias', { AliasName: 'alias/my-key', TargetKeyId: key.KeyId });
-    const vol = await createVolume(this.ctx, { Size: 1, Encrypted: true, KmsKeyId: 'alias/my-key' });
+    const vol = await this.kv.createVolume({ Size: 1, Encrypted: true, KmsKeyId: 'alias/my-key' });
     this.volumeId = vol.VolumeId;
     this.show(`key ${key.Arn}`);
     this.show(`volume ${vol.VolumeId}: ${vol.Size} GiB, Encrypted ${vol.Encrypted}, KmsKeyId ${vol.KmsKeyId}`);
@@ -124,8 +99,8 @@ class Story {
 
     this.step('Unmount and detach: the card zeroizes the data key');
     execFileSync('umount', [this.mnt]);
-    await detachVolume(this.ctx, { VolumeId: this.volumeId });
-    this.show(`volume state ${(await describeVolumes(this.ctx, { VolumeIds: [this.volumeId] })).Volumes[0]!.State}`);
+    await this.kv.detachVolume(this.volumeId);
+    this.show(`volume state ${(await this.kv.describeVolumes({ VolumeIds: [this.volumeId] })).Volumes[0]!.State}`);
 
     this.step('Reattach: it fails with the KMS error, and the failure is recorded as an event');
     await this.attachFails();
@@ -138,29 +113,21 @@ class Story {
     execFileSync('umount', [this.mnt]);
 
     this.step('Detach');
-    await detachVolume(this.ctx, { VolumeId: this.volumeId });
+    await this.kv.detachVolume(this.volumeId);
     this.show('detached');
 
     this.step('Schedule the key for deletion (7 days) and move the clock past the window: reattach fails for good');
     const del = this.kms.invoke('ScheduleKeyDeletion', { KeyId: key.KeyId, PendingWindowInDays: 7 });
     this.show(`DeletionDate ${del.DeletionDate.toISOString()}`);
-    this.clock.set(del.DeletionDate.getTime() + 60_000);
-    this.show(`now (KMSVOL_NOW) ${this.clock.now().toISOString()}`);
+    this.kv.clock.set(del.DeletionDate.getTime() + 60_000);
+    this.show(`now (KMSVOL_NOW) ${this.kv.clock.now().toISOString()}`);
     await this.attachFails();
     process.stdout.write('\nThe story is complete.\n');
   }
 
   async cleanup(remove: boolean): Promise<void> {
     spawnSync('umount', ['-l', this.mnt]);
-    if (this.volumeId && this.ctx.registry.getAttachment(this.volumeId)) {
-      await detachVolume(this.ctx, { VolumeId: this.volumeId, Force: true }).catch(() => undefined);
-    }
-    try {
-      this.ctx.registry.close();
-      this.kms.close();
-    } catch {
-      /* already closed */
-    }
+    await this.kv.close().catch(() => undefined);
     if (remove) fs.rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,109 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { attachVolume, detachVolume, reconcile } from './card/attach.js';
+import { volumeKeyDigest } from './card/keys.js';
+import { ManualClock } from './clock.js';
+import { openHome } from './home.js';
+import type { Home } from './home.js';
+import { InProcessKmsClient } from './kms/client/index.js';
+import { Kms } from './kms/kms.js';
+import { EventLog } from './volume/events.js';
+import { Registry } from './volume/registry.js';
+import { createVolume, deleteVolume, describeVolumes } from './volume/volumes.js';
+import type { CreateVolumeRequest, Ec2Context, Filter } from './volume/volumes.js';
+
+export interface KmsvolOptions {
+  /** Home directory; a new temporary one (removed by close()) when omitted. */
+  home?: string;
+  /** The clock; cards started by attach read it through KMSVOL_NOW. Default: now, movable. */
+  clock?: ManualClock;
+}
+
+/**
+ * The programmatic API for integration tests of detach and reattach: a home
+ * with the embedded KMS, volumes, real card processes, and a movable clock.
+ * Errors are typed; `err.name` is AWS's exception name.
+ *
+ *   const kv = Kmsvol.open();
+ *   const key = kv.kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+ *   const vol = await kv.createVolume({ Size: 1, Encrypted: true, KmsKeyId: key });
+ *   const { Device, LoopDevice } = await kv.attachVolume(vol.VolumeId, { loop: true });
+ *   await kv.detachVolume(vol.VolumeId);
+ *   kv.kms.invoke('DisableKey', { KeyId: key });
+ *   await kv.attachVolume(vol.VolumeId);   // rejects: err.name === 'DisabledException'
+ *   await kv.close();
+ */
+export class Kmsvol {
+  readonly home: Home;
+  readonly kms: Kms;
+  readonly clock: ManualClock;
+  readonly ctx: Ec2Context;
+  private readonly temporary: boolean;
+  private readonly registry: Registry;
+
+  private constructor(dir: string, temporary: boolean, clock: ManualClock) {
+    this.home = openHome(dir);
+    this.temporary = temporary;
+    this.clock = clock;
+    this.kms = Kms.open({ home: this.home, clock });
+    const client = new InProcessKmsClient(this.kms);
+    this.registry = new Registry(this.home.registryDb);
+    const ctx: Ec2Context = {
+      home: this.home,
+      registry: this.registry,
+      kms: client,
+      events: new EventLog(this.home.eventLog, this.kms.region, this.kms.account),
+      clock,
+      region: this.kms.region,
+      account: this.kms.account,
+      keyDigest: (t) => volumeKeyDigest(client, t),
+      reconcile: (v, a) => reconcile(ctx, v, a),
+    };
+    this.ctx = ctx;
+  }
+
+  static open(opts: KmsvolOptions = {}): Kmsvol {
+    const temporary = opts.home === undefined;
+    const dir = opts.home ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-'));
+    return new Kmsvol(dir, temporary, opts.clock ?? new ManualClock(new Date()));
+  }
+
+  createVolume(req: CreateVolumeRequest) {
+    return createVolume(this.ctx, req);
+  }
+
+  describeVolumes(req: { VolumeIds?: string[]; Filters?: Filter[] } = {}) {
+    return describeVolumes(this.ctx, req);
+  }
+
+  deleteVolume(volumeId: string) {
+    return deleteVolume(this.ctx, { VolumeId: volumeId });
+  }
+
+  /** Start a card for the volume; resolves with its Device (the decrypted file) and LoopDevice. */
+  attachVolume(volumeId: string, opts: { loop?: boolean; device?: string } = {}) {
+    // Cards are separate processes: they read "now" from KMSVOL_NOW, as the CLI does.
+    process.env.KMSVOL_NOW = this.clock.now().toISOString();
+    this.kms.flushAudit();
+    return attachVolume(this.ctx, { VolumeId: volumeId, Loop: opts.loop, Device: opts.device });
+  }
+
+  detachVolume(volumeId: string, opts: { force?: boolean } = {}) {
+    return detachVolume(this.ctx, { VolumeId: volumeId, Force: opts.force });
+  }
+
+  events() {
+    return EventLog.read(this.home.eventLog);
+  }
+
+  /** Force-detach anything still attached, close the stores, and remove a temporary home. */
+  async close(): Promise<void> {
+    for (const v of this.registry.listVolumes()) {
+      if (this.registry.getAttachment(v.volume_id)) await this.detachVolume(v.volume_id, { force: true }).catch(() => undefined);
+    }
+    this.registry.close();
+    this.kms.close();
+    if (this.temporary) fs.rmSync(this.home.root, { recursive: true, force: true });
+  }
+}
