@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { readJsonLines } from '../jsonl.js';
 
 /**
  * The CloudTrail-style audit log: one JSON line per KMS call, appended with
@@ -102,11 +103,6 @@ export class AuditLog {
   }
 
   static read(file: string): AuditRecord[] {
-    if (!fs.existsSync(file)) return [];
-    return fs
-      .readFileSync(file, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AuditRecord);
+    return readJsonLines<AuditRecord>(file);
   }
 }

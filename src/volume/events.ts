@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { readJsonLines } from '../jsonl.js';
 
 /**
  * The event log: CloudWatch-style "EBS Volume Notification" events, one JSON
@@ -41,11 +42,6 @@ export class EventLog {
   }
 
   static read(file: string): VolumeEvent[] {
-    if (!fs.existsSync(file)) return [];
-    return fs
-      .readFileSync(file, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as VolumeEvent);
+    return readJsonLines<VolumeEvent>(file);
   }
 }

@@ -8,6 +8,7 @@ import { kmsvol, ROOT } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
 import { unpackImage } from '../helpers/sparse-image.js';
 import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js';
+import { fileContains } from '../helpers/scan.js';
 
 function cardPid(vol: string): number {
   for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -21,22 +22,6 @@ function cardPid(vol: string): number {
   throw new Error(`no card process for ${vol}`);
 }
 
-function fileContains(file: string, needle: Buffer): boolean {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const chunk = Buffer.alloc(8 << 20);
-    let carry = Buffer.alloc(0);
-    for (;;) {
-      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
-      if (n === 0) return false;
-      const hay = Buffer.concat([carry, chunk.subarray(0, n)]);
-      if (hay.includes(needle)) return true;
-      carry = hay.subarray(Math.max(0, hay.length - needle.length + 1));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 describe('format compatibility, large volumes and the running card', () => {
   it('attaches the frozen format-v1 fixture and reads its sectors', () => {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { GuardedKey, xtsEncrypt } from '../../../src/native/index.js';
 import { ROOT } from '../../helpers/cli.js';
 import { onCleanup, tempHome } from '../../helpers/home.js';
+import { fileContains } from '../../helpers/scan.js';
 
 const CHILD = path.join(ROOT, 'test/helpers/guarded-child.mjs');
 
@@ -28,23 +29,6 @@ async function holder(file: string, use: boolean) {
   return { proc: p, info: JSON.parse(line) as { pid: number; address: number; backend: string } };
 }
 
-/** Stream a file looking for `needle`, without loading it all. */
-function fileContains(file: string, needle: Buffer): boolean {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const chunk = Buffer.alloc(8 << 20);
-    let carry = Buffer.alloc(0);
-    for (;;) {
-      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
-      if (n === 0) return false;
-      const hay = Buffer.concat([carry, chunk.subarray(0, n)]);
-      if (hay.includes(needle)) return true;
-      carry = hay.subarray(Math.max(0, hay.length - needle.length + 1));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function smapsEntry(pid: number, address: number): string {
   const smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
