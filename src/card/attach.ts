@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
+import { ensureDir } from '../home.js';
 import { lockExclusive } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
@@ -54,13 +55,17 @@ async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow>
  */
 export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise<CardAttachment> {
   const v = await precheck(ctx, req);
+  // The card logs (pino JSON lines) to run/<volume>.log.
+  ensureDir(ctx.home.runDir);
+  const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
+  const logFd = fs.openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', logFd, logFd, 'pipe'],
     env: process.env,
   });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  fs.closeSync(logFd);
+  const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
   const ready = new Promise<{ ok: boolean; attachment?: CardAttachment; error?: { name: string; message: string } }>((resolve) => {
     let buf = '';
     const pipe = child.stdio[3] as NodeJS.ReadableStream;
@@ -69,14 +74,13 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
       try {
         resolve(JSON.parse(buf));
       } catch {
-        resolve({ ok: false, error: { name: 'InternalError', message: `the card exited before it was ready${stderr ? `: ${stderr.trim()}` : ''}` } });
+        resolve({ ok: false, error: { name: 'InternalError', message: `the card exited before it was ready; the end of ${logFile}:\n${tail()}` } });
       }
     });
   });
   const r = await ready;
   if (!r.ok || !r.attachment) return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
   // The card runs on: stop listening to it so this process can exit.
-  child.stderr!.destroy();
   child.unref();
   return { ...r.attachment, AttachTime: new Date(r.attachment.AttachTime) };
 }

@@ -7,7 +7,8 @@ import { InProcessKmsClient } from '../kms/client/index.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { mountSingleFile } from '../fuse/adapter.js';
 import type { Mounted } from '../fuse/adapter.js';
-import { lockExclusive, setNonDumpable } from '../native/index.js';
+import { createLogger } from '../log.js';
+import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
 import type { GuardedKey } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
@@ -70,6 +71,7 @@ export class Card {
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
   private readonly registry: Registry;
   private readonly events: EventLog;
+  private readonly log = createLogger('card');
 
   constructor(private readonly o: CardOptions) {
     this.registry = new Registry(o.home.registryDb);
@@ -101,6 +103,7 @@ export class Card {
         } finally {
           if (!this.o.kms) kms.close();
         }
+        this.log.info({ volumeId, keyArn: header.token.keyArn, keyBytes: this.key.length, engine: backend() }, 'data key unwrapped into guarded memory');
       }
       this.io = new SectorIO(this.fd, this.key, payloadOffset, v.size * GiB);
       // 4. FUSE: the decrypted volume as one file.
@@ -111,7 +114,7 @@ export class Card {
         read: (b, l, p) => this.io!.read(b, l, p),
         write: (b, l, p) => this.io!.write(b, l, p),
         sync: () => this.io!.sync(),
-        onError: (op, e) => process.stderr.write(`kmsvol card ${volumeId}: ${op} failed: ${(e as Error).message}\n`),
+        onError: (op, e) => this.log.error({ volumeId, op, err: (e as Error).message }, 'I/O failed; answered EIO'),
       });
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.
@@ -123,10 +126,12 @@ export class Card {
         this.registry.setVolumeState(volumeId, 'in-use');
       });
       this.events.record(volumeId, 'attachVolume', 'attached');
+      this.log.info({ volumeId, device, loop: this.loopDevice ?? null }, 'attached');
       process.once('SIGTERM', () => void this.stop(false));
       process.once('SIGINT', () => void this.stop(false));
       return { VolumeId: volumeId, Device: device, ...(this.loopDevice ? { LoopDevice: this.loopDevice } : {}), State: 'attached', AttachTime: attachTime, InstanceId: 'local', DeleteOnTermination: false };
     } catch (e) {
+      this.log.warn({ volumeId, error: (e as Error).name, message: (e as Error).message }, 'attach failed');
       await this.teardown();
       throw e;
     }
@@ -154,6 +159,7 @@ export class Card {
           this.registry.setVolumeState(this.o.volumeId, 'available');
         });
         this.events.record(this.o.volumeId, 'detachVolume', 'available');
+        this.log.info({ volumeId: this.o.volumeId, force }, 'detached; data key zeroized');
       } finally {
         this.registry.close();
         this.resolveStopped();
