@@ -156,6 +156,19 @@ describe('attach failures, refusals and a killed card', () => {
     expectAttachFails(ctx.home, vol, 'NotFoundException', { KMSVOL_NOW: new Date(Date.now() + 8 * 86_400_000).toISOString() });
   });
 
+  it('a KMS that cannot be reached: EndpointConnectionError and an event; reachable again, attach works', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    let a = attach(ctx.home, vol);
+    fs.writeFileSync(a.Device, Buffer.alloc(4096, 'r'), { flag: 'r+' });
+    detach(ctx.home, vol);
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    expectAttachFails(ctx.home, vol, 'EndpointConnectionError', { AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI' });
+    a = attach(ctx.home, vol);
+    expect(fs.readFileSync(a.Device).subarray(0, 4096).equals(Buffer.alloc(4096, 'r'))).toBe(true);
+    detach(ctx.home, vol);
+  });
+
   it('a second attach and deleting an attached volume are VolumeInUse', () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);

@@ -1,0 +1,80 @@
+// kmsvol targets Node 20 and pins this SDK in package-lock.json; the SDK's
+// warning about future releases needing Node 22 would only clutter stderr.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+import * as sdk from '@aws-sdk/client-kms';
+import { ServiceError } from '../../errors.js';
+import type { KmsOperation, KmsRequest, KmsResponse } from '../kms.js';
+import type { KmsClient } from './index.js';
+
+/**
+ * The remote KMS client: `@aws-sdk/client-kms` against an endpoint (a
+ * `kmsvol kms serve`, or AWS KMS itself). Service errors keep AWS's exception
+ * name; a KMS that cannot be reached is `EndpointConnectionError`, worded as
+ * the AWS CLI words it.
+ *
+ * Credentials come from the environment only (AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY, optionally AWS_SESSION_TOKEN) or are passed in: the
+ * SDK's full default chain would also query the EC2 instance metadata service,
+ * which a local tool must not do behind the user's back.
+ */
+export interface RemoteKmsOptions {
+  endpoint?: string;
+  region: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Give up on an unreachable endpoint after this long (default 10 s). */
+  timeoutMs?: number;
+}
+
+export class RemoteKmsClient implements KmsClient {
+  private readonly client: sdk.KMSClient;
+  readonly region: string;
+  private readonly endpoint: string;
+
+  constructor(opts: RemoteKmsOptions) {
+    const credentials = opts.credentials ?? credentialsFromEnv();
+    this.region = opts.region;
+    this.endpoint = opts.endpoint ?? `https://kms.${opts.region}.amazonaws.com`;
+    this.client = new sdk.KMSClient({
+      region: opts.region,
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      credentials,
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 10_000 },
+    });
+  }
+
+  async send<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): Promise<KmsResponse<Op>> {
+    const Command = (sdk as unknown as Record<string, new (input: unknown) => unknown>)[`${op}Command`];
+    if (!Command) throw new ServiceError('UnknownOperationException', `${op} is not a KMS operation the SDK knows.`);
+    try {
+      const out = (await this.client.send(new Command(req) as never)) as unknown as Record<string, unknown>;
+      delete out.$metadata;
+      return out as KmsResponse<Op>;
+    } catch (e) {
+      const err = e as Error & { $fault?: string; code?: string };
+      // Service exceptions carry $fault; transport failures (refused, DNS, timeout) do not.
+      if (err.$fault) throw new ServiceError(err.name, err.message, err.$fault === 'server' ? 500 : 400);
+      // No HTTP answer at all: connection refused, DNS, timeout.
+      throw new ServiceError('EndpointConnectionError', `Could not connect to the endpoint URL: "${this.endpoint}/" (${err.code ?? err.name}: ${err.message}). Check that the KMS is running and reachable.`, 500);
+    }
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env) {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) {
+    throw new ServiceError('NoCredentialsError', 'Unable to locate credentials for the remote KMS. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.');
+  }
+  return { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
+}
+
+/** The KMS endpoint configured for the volume side, if any: KMSVOL_KMS_ENDPOINT or AWS_ENDPOINT_URL_KMS. */
+export function kmsEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.KMSVOL_KMS_ENDPOINT || env.AWS_ENDPOINT_URL_KMS || undefined;
+}
