@@ -116,7 +116,7 @@ export class Card {
         read: (b, l, p) => this.io!.read(b, l, p),
         write: (b, l, p) => this.io!.write(b, l, p),
         sync: () => this.io!.sync(),
-        onError: (op, e) => this.log.error({ volumeId, op, err: (e as Error).message }, 'I/O failed; answered EIO'),
+        onError: (op, e) => this.log.error({ volumeId, op, err: (e as Error).message }, 'I/O failed; answered the FUSE request with an error'),
       });
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.

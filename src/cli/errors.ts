@@ -35,6 +35,17 @@ export function report(e: unknown, operation?: string): number {
     return EXIT.USAGE;
   }
   if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-  process.stderr.write(`\n${(e as Error)?.message ?? String(e)}\n`);
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
+    const hint = /FULL|IOERR/.test(code) ? 'Free space on its file system (or fix the disk) and retry.' : 'Check the home directory and its permissions.';
+    process.stderr.write(`\nThe kmsvol home could not be read or written (${code}: ${(e as Error).message}). ${hint}\n`);
+    return EXIT.OTHER;
+  }
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT') {
+    process.stderr.write(`\n${err.message}. The file system holding the kmsvol home is full; free space and retry.\n`);
+    return EXIT.OTHER;
+  }
+  process.stderr.write(`\n${err?.message ?? String(e)}\n`);
   return EXIT.OTHER;
 }

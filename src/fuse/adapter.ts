@@ -42,9 +42,13 @@ export function mountSingleFile(dir: string, file: SingleFile): Promise<Mounted>
   const gid = process.getgid?.() ?? 0;
   const dirStat = { mtime: now, atime: now, ctime: now, nlink: 2, size: 4096, mode: 0o40700, uid, gid };
   const fileStat = () => ({ mtime: now, atime: now, ctime: now, nlink: 1, size: file.size, mode: 0o100600, uid, gid, blksize: 4096, blocks: Math.ceil(file.size / 512) });
+  // A full or read-only backing file system keeps its own errno (ENOSPC, EDQUOT, EROFS), so the
+  // filesystem on top reports "No space left on device"; anything else is EIO.
+  const PASS_THROUGH = new Set([28, 122, 30]);
   const fail = (op: string, cb: (code: number) => void) => (e: unknown) => {
     file.onError(op, e);
-    cb(Fuse.EIO);
+    const errno = Math.abs((e as { errno?: number }).errno ?? 0);
+    cb(PASS_THROUGH.has(errno) ? -errno : Fuse.EIO);
   };
 
   const ops = {

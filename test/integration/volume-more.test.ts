@@ -50,6 +50,50 @@ describe('format compatibility, large volumes and the running card', () => {
     }
   });
 
+  it('a full backing disk is ENOSPC to the writer, and what was written before survives', () => {
+    const dir = tempHome('kmsvol-full-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', dir]);
+    const home = path.join(dir, 'home');
+    try {
+      const key = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+      const vol = createVolume(home, key);
+      const a = attach(home, vol);
+      // Room the user can free later, as they would on a real full disk.
+      const filler = path.join(dir, 'filler');
+      fs.writeFileSync(filler, Buffer.alloc(4 << 20, 1));
+      const fd = fs.openSync(a.Device, 'r+');
+      const first = crypto.randomBytes(1 << 20);
+      fs.writeSync(fd, first, 0, first.length, 0);
+      fs.fsyncSync(fd);
+      let failure: NodeJS.ErrnoException | undefined;
+      const chunk = crypto.randomBytes(1 << 20);
+      for (let i = 1; i < 100 && !failure; i++) {
+        try {
+          fs.writeSync(fd, chunk, 0, chunk.length, i * chunk.length);
+          fs.fsyncSync(fd);
+        } catch (e) {
+          failure = e as NodeJS.ErrnoException;
+        }
+      }
+      expect(failure?.code).toBe('ENOSPC');
+      // With the disk still full, the CLI says what is wrong and what to do.
+      const full = kmsvol(home, ['ec2', 'describe-volumes']);
+      expect(full.code).toBe(255);
+      expect(full.stderr).toMatch(/could not be read or written .*Free space on its file system/s);
+      fs.rmSync(filler);
+      const back = Buffer.alloc(first.length);
+      fs.readSync(fd, back, 0, back.length, 0);
+      expect(back.equals(first)).toBe(true);
+      fs.closeSync(fd);
+      detach(home, vol);
+    } finally {
+      for (const v of kmsvol(home, ['ec2', 'describe-volumes']).json?.Volumes ?? []) {
+        if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force']);
+      }
+      spawnSync('umount', ['-l', dir]);
+    }
+  });
+
   it('works past 4 GiB on a sparse 8 GiB volume', () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key, 8);
