@@ -30,7 +30,6 @@ export const KmsErrors = {
   limitExceeded: err('LimitExceededException'),
   unsupported: err('UnsupportedOperationException'),
   invalidAliasName: err('InvalidAliasNameException'),
-  invalidArn: err('InvalidArnException'),
   invalidMarker: err('InvalidMarkerException'),
   tag: err('TagException'),
   invalidKeyUsage: err('InvalidKeyUsageException'),

@@ -140,11 +140,6 @@ export class KmsStore {
     return row;
   }
 
-  /** Run `fn` in a deferred (read) transaction: one consistent snapshot, no write lock. */
-  read<T>(fn: () => T): T {
-    return this.db.transaction(fn).deferred();
-  }
-
   stmt(sql: string): Database.Statement {
     let s = this.stmts.get(sql);
     if (!s) {

@@ -11,6 +11,4 @@ export const Ec2Errors = {
   missingParameter: err('MissingParameter'),
   invalidId: (kind: string, id: string) => new ServiceError(`Invalid${kind}ID.Malformed`, `Invalid id: "${id}"`),
   notAttached: (id: string) => new ServiceError('IncorrectState', `Volume '${id}' is in the 'available' state; it is not attached.`),
-  internal: (m: string) => new ServiceError('InternalError', m, 500),
-  kmsUnreachable: (m: string) => new ServiceError('KMS.Unreachable', m, 500),
 };

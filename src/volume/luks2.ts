@@ -18,7 +18,6 @@ export const KEYSLOTS_SIZE = 16 * 1024 * 1024 - 2 * HDR_SIZE;
 export const PAYLOAD_OFFSET = 2 * HDR_SIZE + KEYSLOTS_SIZE;
 export const DIGEST_ITERATIONS = 1000;
 export const CIPHER = 'aes-xts-plain64';
-export const KEY_BYTES = 64;
 
 const MAGIC_PRIMARY = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // "LUKS\xba\xbe"
 const MAGIC_SECONDARY = Buffer.from([0x53, 0x4b, 0x55, 0x4c, 0xba, 0xbe]); // "SKUL\xba\xbe"
