@@ -5,6 +5,7 @@ import { volumeKeyDigest } from '../card/keys.js';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
+import { getEbsDefaultKmsKeyId, getEbsEncryptionByDefault, modifyEbsDefaultKmsKeyId, resetEbsDefaultKmsKeyId, setEbsEncryptionByDefault } from '../volume/defaults.js';
 import { EventLog } from '../volume/events.js';
 import { Registry } from '../volume/registry.js';
 import { createVolume, deleteVolume, describeVolumes } from '../volume/volumes.js';
@@ -95,6 +96,12 @@ export function ec2Command(): Command {
     op('detach-volume', 'DetachVolume', (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
       (ctx, o) => detachVolume(ctx, { VolumeId: o.volumeId, Force: !!o.force })),
   );
+  ec2.addCommand(op('enable-ebs-encryption-by-default', 'EnableEbsEncryptionByDefault', (c) => c, async (ctx) => setEbsEncryptionByDefault(ctx, true)));
+  ec2.addCommand(op('disable-ebs-encryption-by-default', 'DisableEbsEncryptionByDefault', (c) => c, async (ctx) => setEbsEncryptionByDefault(ctx, false)));
+  ec2.addCommand(op('get-ebs-encryption-by-default', 'GetEbsEncryptionByDefault', (c) => c, async (ctx) => getEbsEncryptionByDefault(ctx)));
+  ec2.addCommand(op('get-ebs-default-kms-key-id', 'GetEbsDefaultKmsKeyId', (c) => c, async (ctx) => getEbsDefaultKmsKeyId(ctx)));
+  ec2.addCommand(op('modify-ebs-default-kms-key-id', 'ModifyEbsDefaultKmsKeyId', (c) => c.requiredOption('--kms-key-id <key>'), (ctx, o) => modifyEbsDefaultKmsKeyId(ctx, o.kmsKeyId)));
+  ec2.addCommand(op('reset-ebs-default-kms-key-id', 'ResetEbsDefaultKmsKeyId', (c) => c, async (ctx) => resetEbsDefaultKmsKeyId(ctx)));
   return ec2;
 }
 
