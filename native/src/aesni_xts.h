@@ -27,7 +27,7 @@ typedef struct {
  * below the caller may still hold round keys (spills, or simply the last
  * values loaded), and a core image records both. Clear them.
  */
-__attribute__((noinline)) static void xts_burn_stack(void) {
+__attribute__((noinline, unused)) static void xts_burn_stack(void) {
   volatile uint8_t scratch[16384];
   explicit_bzero((void *)scratch, sizeof scratch);
 }
@@ -45,13 +45,13 @@ __attribute__((target("sse2"))) static inline void xts_clear_sse(void) {
 __attribute__((target("avx"))) static inline void xts_clear_avx(void) { _mm256_zeroall(); }
 
 /* Clear vector registers and burn the stack; call after expansion and after each batch. */
-static void xts_scrub(int have_avx) {
+static inline void xts_scrub(int have_avx) {
   if (have_avx) xts_clear_avx();
   else xts_clear_sse();
   xts_burn_stack();
 }
 
-static int xts_cpu_supported(void) {
+static inline int xts_cpu_supported(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse4.1");
 }
@@ -79,7 +79,7 @@ XTS_TARGET static inline __m128i xts_assist_b(__m128i key, __m128i gen) {
     if (i + 1 < 15) rk[i + 1] = xts_assist_b(rk[i - 1], _mm_aeskeygenassist_si128(rk[i], 0)); \
   } while (0)
 
-XTS_TARGET static void xts_expand256(__m128i rk[15], const uint8_t *key) {
+XTS_TARGET static inline void xts_expand256(__m128i rk[15], const uint8_t *key) {
   rk[0] = _mm_loadu_si128((const __m128i *)key);
   rk[1] = _mm_loadu_si128((const __m128i *)(key + 16));
   XTS_EXPAND_PAIR(rk, 2, 0x01);
@@ -91,7 +91,7 @@ XTS_TARGET static void xts_expand256(__m128i rk[15], const uint8_t *key) {
   rk[14] = xts_assist_a(rk[12], _mm_aeskeygenassist_si128(rk[13], 0x40));
 }
 
-XTS_TARGET static void xts_expand(xts_sched *s, const uint8_t *k1, const uint8_t *k2) {
+XTS_TARGET static inline void xts_expand(xts_sched *s, const uint8_t *k1, const uint8_t *k2) {
   xts_expand256(s->ek1, k1);
   xts_expand256(s->ek2, k2);
   s->dk1[0] = s->ek1[14];
@@ -99,7 +99,7 @@ XTS_TARGET static void xts_expand(xts_sched *s, const uint8_t *k1, const uint8_t
   s->dk1[14] = s->ek1[0];
 }
 
-__attribute__((target("avx2"))) static void xts_expand_wide(xts_sched *s) {
+__attribute__((target("avx2"))) static inline void xts_expand_wide(xts_sched *s) {
   for (int r = 0; r < 15; r++) {
     s->vek1[r] = _mm256_broadcastsi128_si256(s->ek1[r]);
     s->vdk1[r] = _mm256_broadcastsi128_si256(s->dk1[r]);
@@ -115,7 +115,7 @@ XTS_TARGET static inline __m128i xts_double(__m128i t) {
 }
 
 /* One data unit (sector) of `len` bytes (a multiple of 128) with 64-bit sector number `n`. In place allowed. */
-XTS_TARGET static void xts_sector(const xts_sched *s, uint64_t n, const uint8_t *src, uint8_t *dst, size_t len, int enc) {
+XTS_TARGET static inline void xts_sector(const xts_sched *s, uint64_t n, const uint8_t *src, uint8_t *dst, size_t len, int enc) {
   const __m128i *rk = enc ? s->ek1 : s->dk1;
   __m128i t = _mm_set_epi64x(0, (long long)n);
   t = _mm_xor_si128(t, s->ek2[0]);
@@ -155,12 +155,12 @@ XTS_TARGET static void xts_sector(const xts_sched *s, uint64_t n, const uint8_t 
  */
 #define XTS_VTARGET __attribute__((target("aes,avx2,vaes"), optimize("O3", "unroll-loops")))
 
-static int xts_cpu_has_vaes(void) {
+static inline int xts_cpu_has_vaes(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("vaes") && __builtin_cpu_supports("avx2");
 }
 
-XTS_VTARGET static void xts_sector_vaes(const xts_sched *s, uint64_t n, const uint8_t *src, uint8_t *dst, size_t len, int enc) {
+XTS_VTARGET static inline void xts_sector_vaes(const xts_sched *s, uint64_t n, const uint8_t *src, uint8_t *dst, size_t len, int enc) {
   /* Round keys are read from the guarded schedule pages, not copied to the stack. */
   const __m256i *k = enc ? s->vek1 : s->vdk1;
   __m128i t = _mm_set_epi64x(0, (long long)n);

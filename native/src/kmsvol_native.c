@@ -11,9 +11,6 @@
  * cleanses their key schedules), explicit_bzero()s the pages and munmaps them.
  */
 #define _GNU_SOURCE
-#define NAPI_VERSION 8
-#include <node_api.h>
-#include <openssl/evp.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -24,63 +21,15 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include "aesni_xts.h"
 
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
 #endif
 
-enum { ST_OK = 0, ST_ZEROIZED = 1, ST_CRYPTO = 2, ST_IO = 3, ST_NOT_LOADED = 4 };
-
-typedef struct ctxnode {
-  EVP_CIPHER_CTX *enc;
-  EVP_CIPHER_CTX *dec;
-  struct ctxnode *next;
-} ctxnode;
-
-typedef struct {
-  uint8_t *map;      /* whole mapping: guard | data pages | guard */
-  size_t map_len;
-  uint8_t *key;      /* first data page */
-  size_t data_len;   /* data pages, page-rounded */
-  size_t key_len;
-  /* AES-NI backend: expanded key schedules in their own guarded, read-only pages. */
-  uint8_t *smap;
-  size_t smap_len;
-  xts_sched *sched;
-  int loaded, zeroized, locked_mem, wipe_on_fork, js_unlocked;
-  int inflight;
-  pthread_mutex_t mu;
-  pthread_cond_t idle;
-  ctxnode *pool;
-  napi_ref view;     /* the one ArrayBuffer over the key pages, if created */
-} gkey;
-
-/* ---------- helpers ---------- */
-
-#define NAPI_CALL(env, call)                                   \
-  do {                                                         \
-    if ((call) != napi_ok) {                                   \
-      napi_throw_error((env), "KMSVOL_NAPI", #call " failed"); \
-      return NULL;                                             \
-    }                                                          \
-  } while (0)
-
-static napi_value throw_code(napi_env env, const char *code, const char *msg) {
-  napi_throw_error(env, code, msg);
-  return NULL;
-}
-
-static gkey *get_key(napi_env env, napi_value v) {
-  void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
-  return (gkey *)p;
-}
-
-static void set_prot(gkey *k, int prot) { mprotect(k->key, k->data_len, prot); }
+#include "engine.h"
 
 /* Backend: 0 = OpenSSL EVP (fallback), 1 = AES-NI, 2 = VAES (AVX2). Chosen once at load. */
-static int use_aesni = 0;
+int use_aesni = 0;
 static const char *backend_name = "openssl";
 
 static size_t sched_len(void) {
@@ -152,7 +101,7 @@ static void key_finalize(napi_env env, void *data, void *hint) {
 }
 
 /* Take a keyed cipher context pair from the key's pool, keying a new one if needed. */
-static ctxnode *ctx_acquire(gkey *k, int *status) {
+ctxnode *ctx_acquire(gkey *k, int *status) {
   pthread_mutex_lock(&k->mu);
   if (k->zeroized || !k->loaded) {
     *status = k->zeroized ? ST_ZEROIZED : ST_NOT_LOADED;
@@ -199,7 +148,7 @@ static ctxnode *ctx_acquire(gkey *k, int *status) {
   return n;
 }
 
-static void ctx_release(gkey *k, ctxnode *n) {
+void ctx_release(gkey *k, ctxnode *n) {
   pthread_mutex_lock(&k->mu);
   if (!k->sched) {
     n->next = k->pool;
@@ -222,7 +171,7 @@ static int all_zero(const uint8_t *p, size_t n) {
  * With skip_zero, an all-zero source sector is never-written space and maps to
  * zeros (the sparse-image rule for reads).
  */
-static int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, uint32_t ss, int enc, int skip_zero) {
+int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, uint32_t ss, int enc, int skip_zero) {
   EVP_CIPHER_CTX *ctx = enc ? c->enc : c->dec;
   const uint64_t units = ss / 512;
   uint8_t iv[16];
@@ -247,23 +196,14 @@ static int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t
 }
 
 static napi_value status_error(napi_env env, int st, int err) {
+  (void)err;
   napi_value code, msg, e;
-  const char *c = "KMSVOL_CRYPTO", *m = "AES-XTS failed in OpenSSL";
-  char buf[160];
+  const char *c = "KMSVOL_CRYPTO", *m = "AES-XTS failed";
   if (st == ST_ZEROIZED) { c = "KMSVOL_KEY_ZEROIZED"; m = "the key has been zeroized"; }
   else if (st == ST_NOT_LOADED) { c = "KMSVOL_KEY_NOT_LOADED"; m = "the key has not been loaded"; }
-  else if (st == ST_IO) {
-    snprintf(buf, sizeof buf, "I/O on the backing file failed: %s", strerror(err));
-    c = "KMSVOL_IO"; m = buf;
-  }
   napi_create_string_utf8(env, c, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, m, NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, code, msg, &e);
-  if (st == ST_IO) {
-    napi_value errno_v;
-    napi_create_int32(env, err, &errno_v);
-    napi_set_named_property(env, e, "errno", errno_v);
-  }
   return e;
 }
 
@@ -464,9 +404,6 @@ typedef struct {
   uint64_t first;
   uint32_t ss;
   int enc;
-  int mode; /* 0 = crypt, 1 = pread+decrypt, 2 = encrypt+pwrite */
-  int fd;
-  int64_t off;
   int status, err;
 } job;
 
@@ -474,82 +411,37 @@ typedef struct {
 static void job_run(job *j) {
   ctxnode *c = ctx_acquire(j->k, &j->status);
   if (!c) return;
-  if (j->mode == 1) {
-    size_t got = 0;
-    while (got < j->len) {
-      ssize_t r = pread(j->fd, j->dst + got, j->len - got, j->off + (int64_t)got);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        j->status = ST_IO; j->err = errno; break;
-      }
-      if (r == 0) { memset(j->dst + got, 0, j->len - got); break; } /* past EOF reads as never written */
-      got += (size_t)r;
-    }
-    if (j->status == ST_OK) j->status = xts_run(j->k, c, j->dst, j->dst, j->len, j->first, j->ss, 0, 1);
-  } else if (j->mode == 2) {
-    j->status = xts_run(j->k, c, j->src, j->dst, j->len, j->first, j->ss, 1, 0);
-    size_t put = 0;
-    while (j->status == ST_OK && put < j->len) {
-      ssize_t w = pwrite(j->fd, j->dst + put, j->len - put, j->off + (int64_t)put);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        j->status = ST_IO; j->err = errno; break;
-      }
-      put += (size_t)w;
-    }
-  } else {
-    j->status = xts_run(j->k, c, j->src, j->dst, j->len, j->first, j->ss, j->enc, 0);
-  }
+  j->status = xts_run(j->k, c, j->src, j->dst, j->len, j->first, j->ss, j->enc, 0);
   if (j->k->sched) xts_scrub(use_aesni == 2);
   ctx_release(j->k, c);
 }
 
-/*
- * Argument layouts (validated by TypeScript):
- *   crypt:  (key, src, dst, firstSector, sectorSize, encrypt)
- *   pread:  (key, fd, fileOffset, dst, firstSector, sectorSize)
- *   pwrite: (key, fd, fileOffset, src, scratch, firstSector, sectorSize)
- */
-static int parse_job(napi_env env, napi_callback_info info, int mode, job *j, napi_value *argv) {
-  size_t argc = 7;
+/* Arguments (validated by TypeScript): (key, src, dst, firstSector, sectorSize, encrypt). */
+static int parse_job(napi_env env, napi_callback_info info, job *j, napi_value *argv) {
+  size_t argc = 6;
   void *a = NULL, *b = NULL;
   size_t alen = 0, blen = 0;
   int64_t first;
+  bool enc;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
   j->k = get_key(env, argv[0]);
-  j->mode = mode;
-  if (mode == 0) {
-    bool enc;
-    napi_get_buffer_info(env, argv[1], &a, &alen);
-    napi_get_buffer_info(env, argv[2], &b, &blen);
-    napi_get_value_int64(env, argv[3], &first);
-    napi_get_value_uint32(env, argv[4], &j->ss);
-    napi_get_value_bool(env, argv[5], &enc);
-    j->src = a; j->dst = b; j->len = alen; j->enc = enc;
-  } else {
-    napi_get_value_int32(env, argv[1], &j->fd);
-    napi_get_value_int64(env, argv[2], &j->off);
-    napi_get_buffer_info(env, argv[3], &a, &alen);
-    if (mode == 1) {
-      j->dst = a;
-      napi_get_value_int64(env, argv[4], &first);
-      napi_get_value_uint32(env, argv[5], &j->ss);
-    } else {
-      napi_get_buffer_info(env, argv[4], &b, &blen);
-      j->src = a; j->dst = b;
-      napi_get_value_int64(env, argv[5], &first);
-      napi_get_value_uint32(env, argv[6], &j->ss);
-    }
-    j->len = alen;
-  }
+  napi_get_buffer_info(env, argv[1], &a, &alen);
+  napi_get_buffer_info(env, argv[2], &b, &blen);
+  napi_get_value_int64(env, argv[3], &first);
+  napi_get_value_uint32(env, argv[4], &j->ss);
+  napi_get_value_bool(env, argv[5], &enc);
+  j->src = a;
+  j->dst = b;
+  j->len = alen;
+  j->enc = enc;
   j->first = (uint64_t)first;
   return 1;
 }
 
-static napi_value run_sync(napi_env env, napi_callback_info info, int mode) {
+static napi_value xts_sync(napi_env env, napi_callback_info info) {
   job j = {0};
-  napi_value argv[7];
-  if (!parse_job(env, info, mode, &j, argv)) return throw_code(env, "KMSVOL_NAPI", "bad arguments");
+  napi_value argv[6];
+  if (!parse_job(env, info, &j, argv)) return throw_code(env, "KMSVOL_NAPI", "bad arguments");
   job_run(&j);
   if (j.status != ST_OK) napi_throw(env, status_error(env, j.status, j.err));
   return NULL;
@@ -571,29 +463,24 @@ static void async_complete(napi_env env, napi_status st, void *data) {
     napi_reject_deferred(env, j->deferred, status_error(env, j->status, j->err));
   }
   napi_delete_reference(env, j->kref);
-  if (j->aref) napi_delete_reference(env, j->aref);
-  if (j->bref) napi_delete_reference(env, j->bref);
+  napi_delete_reference(env, j->aref);
+  napi_delete_reference(env, j->bref);
   napi_delete_async_work(env, j->work);
   free(j);
 }
 
 /* Queue the job on the libuv thread pool; the key and buffers stay pinned by references until it settles. */
-static napi_value run_async(napi_env env, napi_callback_info info, int mode) {
+static napi_value xts_async(napi_env env, napi_callback_info info) {
   job *j = calloc(1, sizeof *j);
-  napi_value argv[7], promise, name;
+  napi_value argv[6], promise, name;
   if (!j) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
-  if (!parse_job(env, info, mode, j, argv)) {
+  if (!parse_job(env, info, j, argv)) {
     free(j);
     return throw_code(env, "KMSVOL_NAPI", "bad arguments");
   }
   napi_create_reference(env, argv[0], 1, &j->kref);
-  if (mode == 0) {
-    napi_create_reference(env, argv[1], 1, &j->aref);
-    napi_create_reference(env, argv[2], 1, &j->bref);
-  } else {
-    napi_create_reference(env, argv[3], 1, &j->aref);
-    if (mode == 2) napi_create_reference(env, argv[4], 1, &j->bref);
-  }
+  napi_create_reference(env, argv[1], 1, &j->aref);
+  napi_create_reference(env, argv[2], 1, &j->bref);
   NAPI_CALL(env, napi_create_promise(env, &j->deferred, &promise));
   NAPI_CALL(env, napi_create_string_utf8(env, "kmsvol:xts", NAPI_AUTO_LENGTH, &name));
   NAPI_CALL(env, napi_create_async_work(env, NULL, name, async_execute, async_complete, j, &j->work));
@@ -601,12 +488,6 @@ static napi_value run_async(napi_env env, napi_callback_info info, int mode) {
   return promise;
 }
 
-static napi_value xts_sync(napi_env env, napi_callback_info info) { return run_sync(env, info, 0); }
-static napi_value xts_async(napi_env env, napi_callback_info info) { return run_async(env, info, 0); }
-static napi_value read_sync(napi_env env, napi_callback_info info) { return run_sync(env, info, 1); }
-static napi_value read_async(napi_env env, napi_callback_info info) { return run_async(env, info, 1); }
-static napi_value write_sync(napi_env env, napi_callback_info info) { return run_sync(env, info, 2); }
-static napi_value write_async(napi_env env, napi_callback_info info) { return run_async(env, info, 2); }
 
 /*
  * keyPbkdf2Sha256(key, salt, iterations, out): PBKDF2-HMAC-SHA256 of the guarded key,
@@ -691,15 +572,12 @@ static napi_value init(napi_env env, napi_value exports) {
     {"keyInfo", NULL, key_info, NULL, NULL, NULL, napi_default, NULL},
     {"xtsSync", NULL, xts_sync, NULL, NULL, NULL, napi_default, NULL},
     {"xtsAsync", NULL, xts_async, NULL, NULL, NULL, napi_default, NULL},
-    {"readSync", NULL, read_sync, NULL, NULL, NULL, napi_default, NULL},
-    {"readAsync", NULL, read_async, NULL, NULL, NULL, napi_default, NULL},
-    {"writeSync", NULL, write_sync, NULL, NULL, NULL, napi_default, NULL},
-    {"writeAsync", NULL, write_async, NULL, NULL, NULL, napi_default, NULL},
     {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
     {"keyPbkdf2", NULL, key_pbkdf2, NULL, NULL, NULL, napi_default, NULL},
     {"lockExclusive", NULL, lock_exclusive, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  fuse_server_register(env, exports);
   return exports;
 }
 

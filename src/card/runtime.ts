@@ -6,7 +6,7 @@ import type { Home } from '../home.js';
 import { InProcessKmsClient } from '../kms/client/index.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { kmsEndpointFromEnv, RemoteKmsClient } from '../kms/client/remote.js';
-import { mountSingleFile } from '../fuse/adapter.js';
+import { mountVolumeFile } from '../fuse/adapter.js';
 import type { Mounted } from '../fuse/adapter.js';
 import { createLogger } from '../log.js';
 import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
@@ -19,7 +19,6 @@ import { Registry } from '../volume/registry.js';
 import { imageFile } from '../volume/volumes.js';
 import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
-import { SectorIO } from './io.js';
 import { unwrapVolumeKey } from './keys.js';
 import { losetupAttach, losetupDetach, loopBusy } from './system.js';
 
@@ -65,7 +64,6 @@ export class Card {
   private lockFd = -1;
   private mount: Mounted | null = null;
   private loopDevice: string | undefined;
-  private io: SectorIO | null = null;
   private control: ReturnType<typeof serveControl> | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: () => void;
@@ -107,17 +105,9 @@ export class Card {
         }
         this.log.info({ volumeId, keyArn: header.token.keyArn, keyBytes: this.key.length, engine: backend() }, 'data key unwrapped into guarded memory');
       }
-      this.io = new SectorIO(this.fd, this.key, payloadOffset, v.size * GiB);
       // 4. FUSE: the decrypted volume as one file.
       ensureDir(this.o.mountDir);
-      this.mount = await mountSingleFile(this.o.mountDir, {
-        name: volumeId,
-        size: v.size * GiB,
-        read: (b, l, p) => this.io!.read(b, l, p),
-        write: (b, l, p) => this.io!.write(b, l, p),
-        sync: () => this.io!.sync(),
-        onError: (op, e) => this.log.error({ volumeId, op, err: (e as Error).message }, 'I/O failed; answered the FUSE request with an error'),
-      });
+      this.mount = await mountVolumeFile(this.o.mountDir, { name: volumeId, fd: this.fd, key: this.key, payloadOffset, size: v.size * GiB });
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.
       if (this.o.loop) this.loopDevice = await losetupAttach(device);
@@ -173,10 +163,6 @@ export class Card {
   private async teardown(force = true): Promise<void> {
     this.control?.close();
     this.control = null;
-    if (this.io) {
-      await this.io.drain();
-      await this.io.sync().catch(() => undefined);
-    }
     if (this.loopDevice) {
       await losetupDetach(this.loopDevice).catch((e) => {
         if (!force) throw e;
@@ -184,9 +170,12 @@ export class Card {
       this.loopDevice = undefined;
     }
     if (this.mount) {
-      await this.mount.unmount().catch(() => undefined);
+      // Unmounting waits for in-flight requests; then the backing file is fsynced.
+      const stats = await this.mount.unmount();
+      if (stats.errors) this.log.warn({ volumeId: this.o.volumeId, ...stats }, 'requests failed while attached');
       this.mount = null;
     }
+    if (this.fd >= 0) fs.fdatasyncSync(this.fd);
     this.key?.zeroize();
     this.key = null;
     if (this.fd >= 0) fs.closeSync(this.fd);

@@ -14,14 +14,13 @@ interface Addon {
   keyInfo(key: object): KeyInfo;
   xtsSync(key: object, src: Uint8Array, dst: Uint8Array, first: number, ss: number, enc: boolean): void;
   xtsAsync(key: object, src: Uint8Array, dst: Uint8Array, first: number, ss: number, enc: boolean): Promise<void>;
-  readSync(key: object, fd: number, off: number, dst: Uint8Array, first: number, ss: number): void;
-  readAsync(key: object, fd: number, off: number, dst: Uint8Array, first: number, ss: number): Promise<void>;
-  writeSync(key: object, fd: number, off: number, src: Uint8Array, scratch: Uint8Array, first: number, ss: number): void;
-  writeAsync(key: object, fd: number, off: number, src: Uint8Array, scratch: Uint8Array, first: number, ss: number): Promise<void>;
   setNonDumpable(): void;
   backend(): string;
   keyPbkdf2(key: object, salt: Uint8Array, iterations: number, out: Uint8Array): void;
   lockExclusive(fd: number): number;
+  fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dir: string, name: string): object;
+  fuseStop(server: object): void;
+  fuseStats(server: object): { errors: number; lastErrno: number };
 }
 
 export interface KeyInfo {
@@ -67,8 +66,6 @@ function translate(e: unknown): never {
       throw new EngineError('KeyZeroized', 'The data key has been zeroized (the volume was detached); attach it again to get a new key.');
     case 'KMSVOL_KEY_NOT_LOADED':
       throw new EngineError('KeyNotLoaded', 'The guarded key holds no key yet; load it first.');
-    case 'KMSVOL_IO':
-      throw new EngineError('IoError', err.message, err.errno);
     case 'KMSVOL_MLOCK':
       throw new EngineError('MlockFailed', err.message);
     default:
@@ -240,46 +237,6 @@ function cryptAsync(key: GuardedKey, src: Uint8Array, dst: Uint8Array, firstSect
 }
 
 /**
- * Fused read: pread whole sectors at `offset` of `fd` into `dst` and decrypt in
- * place, on the thread pool. All-zero ciphertext sectors (never written) read as zeros.
- */
-export async function readSectors(key: GuardedKey, fd: number, offset: number, dst: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
-  checkSectors(dst, dst, firstSector, sectorSize);
-  checkFile(fd, offset);
-  return addon.readAsync(key.handle, fd, offset, dst, firstSector, sectorSize).catch(translate);
-}
-
-/** The same on the calling thread: for small requests, where a thread-pool hop costs more than the work. */
-export function readSectorsSync(key: GuardedKey, fd: number, offset: number, dst: Uint8Array, firstSector: number, sectorSize: number): void {
-  checkSectors(dst, dst, firstSector, sectorSize);
-  checkFile(fd, offset);
-  try {
-    addon.readSync(key.handle, fd, offset, dst, firstSector, sectorSize);
-  } catch (e) {
-    translate(e);
-  }
-}
-
-export function writeSectorsSync(key: GuardedKey, fd: number, offset: number, src: Uint8Array, scratch: Uint8Array, firstSector: number, sectorSize: number): void {
-  checkSectors(src, scratch, firstSector, sectorSize);
-  checkFile(fd, offset);
-  arg(src !== scratch, 'scratch must be a different buffer from src');
-  try {
-    addon.writeSync(key.handle, fd, offset, src, scratch, firstSector, sectorSize);
-  } catch (e) {
-    translate(e);
-  }
-}
-
-/** Fused write: encrypt `src` into the caller's `scratch` and pwrite it at `offset`, on the thread pool. */
-export async function writeSectors(key: GuardedKey, fd: number, offset: number, src: Uint8Array, scratch: Uint8Array, firstSector: number, sectorSize: number): Promise<void> {
-  checkSectors(src, scratch, firstSector, sectorSize);
-  checkFile(fd, offset);
-  arg(src !== scratch, 'scratch must be a different buffer from src');
-  return addon.writeAsync(key.handle, fd, offset, src, scratch, firstSector, sectorSize).catch(translate);
-}
-
-/**
  * flock(LOCK_EX | LOCK_NB) on an open file: true when this process now holds
  * the lock, false when another process does. The lock dies with the process.
  */
@@ -289,6 +246,30 @@ export function lockExclusive(fd: number): boolean {
   if (rc === 0) return true;
   if (rc === 11 /* EWOULDBLOCK */) return false;
   throw new EngineError('IoError', `flock failed with errno ${rc}`, rc);
+}
+
+/** A running FUSE server (native/src/fuse_server.c): libfuse's threads call the engine directly. */
+export interface FuseServer {
+  stop(): void;
+  stats(): { errors: number; lastErrno: number };
+}
+
+/**
+ * Serve `size` bytes of the payload at `payloadOffset` of `fd` as `dir/name`,
+ * decrypted with `key` (or passed through when null). Mounts before returning.
+ */
+export function startFuseServer(key: GuardedKey | null, fd: number, payloadOffset: number, size: number, dir: string, name: string): FuseServer {
+  checkFile(fd, payloadOffset);
+  arg(Number.isSafeInteger(size) && size > 0 && size % 4096 === 0, `size must be a positive multiple of 4096; got ${size}`);
+  arg(/^[A-Za-z0-9._-]{1,128}$/.test(name), `file name must be 1..128 of [A-Za-z0-9._-]; got ${JSON.stringify(name)}`);
+  arg(dir.startsWith('/') && Buffer.byteLength(dir) < 4000, 'mount directory must be an absolute path');
+  let handle: object;
+  try {
+    handle = addon.fuseStart(key ? key.handle : null, fd, payloadOffset, size, dir, name);
+  } catch (e) {
+    throw new EngineError('FuseMountFailed', `Could not mount FUSE at ${dir}: ${(e as Error).message}`);
+  }
+  return { stop: () => addon.fuseStop(handle), stats: () => addon.fuseStats(handle) };
 }
 
 /** The XTS backend in use: "vaes", "aesni" (own, schedules in guarded pages) or "openssl" (EVP fallback). */

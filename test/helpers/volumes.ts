@@ -56,3 +56,15 @@ export function unmount(ctx: { mounts: string[] }, dir: string): void {
   execFileSync('umount', [dir]);
   ctx.mounts.splice(ctx.mounts.indexOf(dir), 1);
 }
+
+/** The first n bytes of a file (a volume device or an image), without reading the rest. */
+export function head(file: string, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, b, 0, n, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return b;
+}

@@ -1,0 +1,355 @@
+/*
+ * The card's FUSE server, in C: one regular file (the decrypted volume) served
+ * by libfuse's multi-threaded loop, with every read and write going straight
+ * to the sector engine and the backing file on libfuse's own threads. No
+ * request crosses into JavaScript; JavaScript only starts and stops the server.
+ *
+ * The FUSE edge stays thin: it clips to the volume, maps byte ranges onto
+ * 4096-byte sectors (read-modify-write for partial sectors under striped
+ * sector locks), and turns failures into errno. ENOSPC, EDQUOT and EROFS from
+ * the backing file pass through; anything else is EIO.
+ */
+#define _GNU_SOURCE
+#define FUSE_USE_VERSION 26
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include "engine.h"
+
+#define SECTOR 4096u
+#define STRIPES 256
+#define MAX_IO (128 * 1024)
+
+typedef struct {
+  gkey *k; /* NULL: an unencrypted volume, bytes pass through */
+  int fd;
+  uint64_t payload; /* byte offset of the payload in the image */
+  uint64_t size;    /* volume size in bytes */
+  char *mountdir;
+  char path[256]; /* "/<file name>" */
+  struct fuse *fuse;
+  struct fuse_chan *ch;
+  pthread_t thread;
+  int running;
+  pthread_mutex_t stripes[STRIPES];
+  atomic_ulong errors;
+  atomic_int last_errno;
+  napi_ref kref;
+} server;
+
+static server *self(void) { return (server *)fuse_get_context()->private_data; }
+
+static int fail(server *s, int err) {
+  atomic_fetch_add(&s->errors, 1);
+  atomic_store(&s->last_errno, err);
+  return (err == ENOSPC || err == EDQUOT || err == EROFS) ? -err : -EIO;
+}
+
+static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (r == 0) { /* past the end of a sparse image: never written */
+      memset(buf + got, 0, len - got);
+      break;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off) {
+  size_t put = 0;
+  while (put < len) {
+    ssize_t w = pwrite(fd, buf + put, len - put, (off_t)(off + put));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    put += (size_t)w;
+  }
+  return 0;
+}
+
+/* Encrypt or decrypt whole sectors in place; all-zero ciphertext reads as zeros. */
+static int crypt_sectors(server *s, uint8_t *buf, size_t len, uint64_t first, int enc) {
+  int st;
+  ctxnode *c = ctx_acquire(s->k, &st);
+  if (!c) return EIO;
+  st = xts_run(s->k, c, buf, buf, len, first, SECTOR, enc, !enc);
+  if (s->k->sched) xts_scrub(use_aesni == 2);
+  ctx_release(s->k, c);
+  return st == 0 ? 0 : EIO;
+}
+
+/* Read and decrypt sectors [first, first + count) into buf. */
+static int read_sectors(server *s, uint8_t *buf, uint64_t first, uint64_t count) {
+  int e = pread_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
+  return e ? e : crypt_sectors(s, buf, count * SECTOR, first, 0);
+}
+
+/* Lock the stripes of sectors [first, last] in ascending stripe order (no deadlock between ranges). */
+static void lock_range(server *s, uint64_t first, uint64_t last, int lock) {
+  uint8_t want[STRIPES] = {0};
+  for (uint64_t n = first; n <= last && n - first < STRIPES; n++) want[n % STRIPES] = 1;
+  for (int i = 0; i < STRIPES; i++) {
+    if (!want[i]) continue;
+    if (lock) pthread_mutex_lock(&s->stripes[i]);
+    else pthread_mutex_unlock(&s->stripes[i]);
+  }
+}
+
+static int s_getattr(const char *p, struct stat *st) {
+  server *s = self();
+  memset(st, 0, sizeof *st);
+  st->st_uid = getuid();
+  st->st_gid = getgid();
+  if (strcmp(p, "/") == 0) {
+    st->st_mode = S_IFDIR | 0700;
+    st->st_nlink = 2;
+    st->st_size = 4096;
+    return 0;
+  }
+  if (strcmp(p, s->path) != 0) return -ENOENT;
+  st->st_mode = S_IFREG | 0600;
+  st->st_nlink = 1;
+  st->st_size = (off_t)s->size;
+  st->st_blksize = SECTOR;
+  st->st_blocks = (blkcnt_t)(s->size / 512);
+  return 0;
+}
+
+static int s_readdir(const char *p, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi) {
+  (void)off; (void)fi;
+  if (strcmp(p, "/") != 0) return -ENOENT;
+  fill(buf, ".", NULL, 0);
+  fill(buf, "..", NULL, 0);
+  fill(buf, self()->path + 1, NULL, 0);
+  return 0;
+}
+
+static int s_open(const char *p, struct fuse_file_info *fi) {
+  (void)fi;
+  return strcmp(p, self()->path) == 0 ? 0 : -ENOENT;
+}
+
+static int s_read(const char *p, char *out, size_t size, off_t offset, struct fuse_file_info *fi) {
+  (void)p; (void)fi;
+  server *s = self();
+  uint64_t off = (uint64_t)offset;
+  if (off >= s->size || size == 0) return 0;
+  if (off + size > s->size) size = (size_t)(s->size - off);
+  if (!s->k) {
+    int e = pread_full(s->fd, (uint8_t *)out, size, s->payload + off);
+    return e ? fail(s, e) : (int)size;
+  }
+  uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
+  int aligned = off % SECTOR == 0 && size % SECTOR == 0;
+  uint8_t *buf = aligned ? (uint8_t *)out : malloc(count * SECTOR);
+  if (!buf) return -ENOMEM;
+  int e = read_sectors(s, buf, first, count);
+  if (!e && !aligned) memcpy(out, buf + off % SECTOR, size);
+  if (!aligned) free(buf);
+  return e ? fail(s, e) : (int)size;
+}
+
+static int s_write(const char *p, const char *in, size_t size, off_t offset, struct fuse_file_info *fi) {
+  (void)p; (void)fi;
+  server *s = self();
+  uint64_t off = (uint64_t)offset;
+  if (size == 0) return 0;
+  if (off >= s->size) return -ENOSPC; /* a volume has a fixed size, like a block device */
+  if (off + size > s->size) size = (size_t)(s->size - off);
+  if (!s->k) {
+    int e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
+    return e ? fail(s, e) : (int)size;
+  }
+  uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
+  size_t head = off % SECTOR, tail = (size_t)((last + 1) * SECTOR - (off + size));
+  uint8_t *buf = malloc(count * SECTOR);
+  if (!buf) return -ENOMEM;
+  int e = 0;
+  lock_range(s, first, last, 1);
+  /* Only the first and last sectors can be partial: read them, patch, encrypt all, write. */
+  if (head) e = read_sectors(s, buf, first, 1);
+  if (!e && tail && (last != first || !head)) e = read_sectors(s, buf + (count - 1) * SECTOR, last, 1);
+  if (!e) {
+    memcpy(buf + head, in, size);
+    e = crypt_sectors(s, buf, count * SECTOR, first, 1);
+  }
+  if (!e) e = pwrite_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
+  lock_range(s, first, last, 0);
+  free(buf);
+  return e ? fail(s, e) : (int)size;
+}
+
+static int s_sync(server *s) { return fdatasync(s->fd) == 0 ? 0 : fail(s, errno); }
+static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) { (void)p; (void)datasync; (void)fi; return s_sync(self()); }
+static int s_flush(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return s_sync(self()); }
+static int s_release(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return 0; }
+
+static int s_truncate(const char *p, off_t size) {
+  server *s = self();
+  if (strcmp(p, s->path) != 0) return -ENOENT;
+  return (uint64_t)size == s->size ? 0 : -EPERM; /* fixed size; truncating to it is a no-op */
+}
+
+static int s_ftruncate(const char *p, off_t size, struct fuse_file_info *fi) { (void)fi; return s_truncate(p, size); }
+
+static int s_statfs(const char *p, struct statvfs *st) {
+  (void)p;
+  memset(st, 0, sizeof *st);
+  st->f_bsize = st->f_frsize = SECTOR;
+  st->f_blocks = self()->size / SECTOR;
+  st->f_files = 1;
+  st->f_namemax = 255;
+  return 0;
+}
+
+static struct fuse_operations ops = {
+  .getattr = s_getattr,
+  .readdir = s_readdir,
+  .open = s_open,
+  .read = s_read,
+  .write = s_write,
+  .fsync = s_fsync,
+  .flush = s_flush,
+  .release = s_release,
+  .truncate = s_truncate,
+  .ftruncate = s_ftruncate,
+  .statfs = s_statfs,
+  .flag_nullpath_ok = 1,
+};
+
+static void *loop_thread(void *arg) {
+  server *s = (server *)arg;
+  fuse_loop_mt(s->fuse);
+  return NULL;
+}
+
+static void stop(napi_env env, server *s) {
+  if (!s->running) return;
+  s->running = 0;
+  fuse_exit(s->fuse);
+  fuse_unmount(s->mountdir, s->ch); /* closes the channel: the loop sees ENODEV and returns */
+  pthread_join(s->thread, NULL);
+  fuse_destroy(s->fuse);
+  if (s->kref) napi_delete_reference(env, s->kref);
+  s->kref = NULL;
+}
+
+static void server_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  server *s = (server *)data;
+  stop(env, s);
+  for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
+  free(s->mountdir);
+  free(s);
+}
+
+/*
+ * fuseStart(key | null, fd, payloadOffset, sizeBytes, mountDir, fileName) -> server.
+ * Mounts synchronously (errors throw) and runs the loop on its own thread.
+ */
+static napi_value fuse_start(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], ext;
+  napi_valuetype kt;
+  int64_t payload, size;
+  int32_t fd;
+  char mountdir[4096], name[200];
+  size_t len;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CALL(env, napi_typeof(env, argv[0], &kt));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[1], &fd));
+  NAPI_CALL(env, napi_get_value_int64(env, argv[2], &payload));
+  NAPI_CALL(env, napi_get_value_int64(env, argv[3], &size));
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[4], mountdir, sizeof mountdir, &len));
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[5], name, sizeof name, &len));
+  server *s = calloc(1, sizeof *s);
+  if (!s) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
+  s->k = kt == napi_external ? get_key(env, argv[0]) : NULL;
+  s->fd = fd;
+  s->payload = (uint64_t)payload;
+  s->size = (uint64_t)size;
+  s->mountdir = strdup(mountdir);
+  snprintf(s->path, sizeof s->path, "/%s", name);
+  for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&s->stripes[i], NULL);
+  if (s->k) napi_create_reference(env, argv[0], 1, &s->kref);
+
+  struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+  char opts[256];
+  snprintf(opts, sizeof opts, "big_writes,max_write=%d,max_read=%d,fsname=kmsvol,subtype=kmsvol", MAX_IO, MAX_IO);
+  fuse_opt_add_arg(&args, "kmsvol");
+  fuse_opt_add_arg(&args, "-o");
+  fuse_opt_add_arg(&args, opts);
+  s->ch = fuse_mount(s->mountdir, &args);
+  if (!s->ch) {
+    fuse_opt_free_args(&args);
+    server_finalize(env, s, NULL);
+    return throw_code(env, "KMSVOL_FUSE", "fuse_mount failed: is /dev/fuse present, the directory empty and not mounted already?");
+  }
+  s->fuse = fuse_new(s->ch, &args, &ops, sizeof ops, s);
+  fuse_opt_free_args(&args);
+  if (!s->fuse) {
+    fuse_unmount(s->mountdir, s->ch);
+    server_finalize(env, s, NULL);
+    return throw_code(env, "KMSVOL_FUSE", "fuse_new failed");
+  }
+  s->running = 1;
+  if (pthread_create(&s->thread, NULL, loop_thread, s) != 0) {
+    s->running = 0;
+    fuse_unmount(s->mountdir, s->ch);
+    fuse_destroy(s->fuse);
+    server_finalize(env, s, NULL);
+    return throw_code(env, "KMSVOL_FUSE", "could not start the FUSE thread");
+  }
+  NAPI_CALL(env, napi_create_external(env, s, server_finalize, NULL, &ext));
+  return ext;
+}
+
+/* fuseStop(server): unmount, wait for the loop to finish. Idempotent. */
+static napi_value fuse_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *p;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
+  stop(env, (server *)p);
+  return NULL;
+}
+
+/* fuseStats(server) -> { errors, lastErrno } */
+static napi_value fuse_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o, v;
+  void *p;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
+  server *s = (server *)p;
+  NAPI_CALL(env, napi_create_object(env, &o));
+  napi_create_double(env, (double)atomic_load(&s->errors), &v);
+  napi_set_named_property(env, o, "errors", v);
+  napi_create_int32(env, atomic_load(&s->last_errno), &v);
+  napi_set_named_property(env, o, "lastErrno", v);
+  return o;
+}
+
+void fuse_server_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},
+    {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
+    {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
