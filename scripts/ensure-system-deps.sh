@@ -13,9 +13,10 @@ declare -A PKG=(
   [losetup]=mount
   [fusermount]=fuse
   [gcore]=gdb
+  [fio]=fio
+  [fsfreeze]=util-linux
 )
 if [[ "$want" == bench || "$want" == all ]]; then
-  PKG[fio]=fio
   PKG[gocryptfs]=gocryptfs
   PKG[openssl]=openssl
 fi

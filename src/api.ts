@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { attachVolume, detachVolume, reconcile } from './card/attach.js';
+import { cardOps } from './card/images.js';
 import { volumeKeyDigest } from './card/keys.js';
 import { ManualClock } from './clock.js';
 import { openHome } from './home.js';
@@ -10,6 +11,7 @@ import { InProcessKmsClient } from './kms/client/index.js';
 import { Kms } from './kms/kms.js';
 import { EventLog } from './volume/events.js';
 import { Registry } from './volume/registry.js';
+import { copySnapshot, createSnapshot, deleteSnapshot } from './volume/snapshots.js';
 import { createVolume, deleteVolume, describeVolumes } from './volume/volumes.js';
 import type { CreateVolumeRequest, Ec2Context, Filter } from './volume/volumes.js';
 
@@ -59,6 +61,7 @@ export class Kmsvol {
       account: this.kms.account,
       keyDigest: (t) => volumeKeyDigest(client, t),
       reconcile: (v, a) => reconcile(ctx, v, a),
+      card: cardOps(this.home, client),
     };
     this.ctx = ctx;
   }
@@ -91,6 +94,18 @@ export class Kmsvol {
 
   detachVolume(volumeId: string, opts: { force?: boolean } = {}) {
     return detachVolume(this.ctx, { VolumeId: volumeId, Force: opts.force });
+  }
+
+  createSnapshot(volumeId: string, description?: string) {
+    return createSnapshot(this.ctx, { VolumeId: volumeId, Description: description });
+  }
+
+  copySnapshot(req: { SourceSnapshotId: string; Encrypted?: boolean; KmsKeyId?: string; Description?: string }) {
+    return copySnapshot(this.ctx, req);
+  }
+
+  deleteSnapshot(snapshotId: string) {
+    return deleteSnapshot(this.ctx, { SnapshotId: snapshotId });
   }
 
   events() {

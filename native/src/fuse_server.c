@@ -38,6 +38,8 @@ typedef struct {
   pthread_t thread;
   int running;
   pthread_mutex_t stripes[STRIPES];
+  /* Writes hold it shared; a snapshot holds it exclusively (fuseFreeze) to quiesce them. */
+  pthread_rwlock_t freeze;
   atomic_ulong errors;
   atomic_int last_errno;
   napi_ref kref;
@@ -171,7 +173,9 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
   if (off >= s->size) return -ENOSPC; /* a volume has a fixed size, like a block device */
   if (off + size > s->size) size = (size_t)(s->size - off);
   if (!s->k) {
+    pthread_rwlock_rdlock(&s->freeze);
     int e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
+    pthread_rwlock_unlock(&s->freeze);
     return e ? fail(s, e) : (int)size;
   }
   uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
@@ -179,6 +183,7 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
   uint8_t *buf = malloc(count * SECTOR);
   if (!buf) return -ENOMEM;
   int e = 0;
+  pthread_rwlock_rdlock(&s->freeze);
   lock_range(s, first, last, 1);
   /* Only the first and last sectors can be partial: read them, patch, encrypt all, write. */
   if (head) e = read_sectors(s, buf, first, 1);
@@ -189,6 +194,7 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
   }
   if (!e) e = pwrite_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
   lock_range(s, first, last, 0);
+  pthread_rwlock_unlock(&s->freeze);
   free(buf);
   return e ? fail(s, e) : (int)size;
 }
@@ -253,6 +259,7 @@ static void server_finalize(napi_env env, void *data, void *hint) {
   server *s = (server *)data;
   stop(env, s);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
+  pthread_rwlock_destroy(&s->freeze);
   free(s->mountdir);
   free(s);
 }
@@ -285,6 +292,11 @@ static napi_value fuse_start(napi_env env, napi_callback_info info) {
   s->mountdir = strdup(mountdir);
   snprintf(s->path, sizeof s->path, "/%s", name);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&s->stripes[i], NULL);
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init(&ra);
+  pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&s->freeze, &ra);
+  pthread_rwlockattr_destroy(&ra);
   if (s->k) napi_create_reference(env, argv[0], 1, &s->kref);
 
   struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -329,6 +341,31 @@ static napi_value fuse_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * fuseFreeze(server, on): on waits for in-flight writes and holds new ones back,
+ * then fdatasyncs the backing file; off lets writes continue. For snapshots.
+ */
+static napi_value fuse_freeze(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *p;
+  bool on;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
+  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &on));
+  server *s = (server *)p;
+  if (on) {
+    pthread_rwlock_wrlock(&s->freeze);
+    if (fdatasync(s->fd) != 0) {
+      pthread_rwlock_unlock(&s->freeze);
+      return throw_code(env, "KMSVOL_IO", strerror(errno));
+    }
+  } else {
+    pthread_rwlock_unlock(&s->freeze);
+  }
+  return NULL;
+}
+
 /* fuseStats(server) -> { errors, lastErrno } */
 static napi_value fuse_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -350,6 +387,7 @@ void fuse_server_register(napi_env env, napi_value exports) {
     {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},
     {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
     {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -535,6 +535,143 @@ static napi_value lock_exclusive(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* ---------- re-encryption (snapshots and copies) ---------- */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref oref, nref, bref;
+  gkey *oldk, *newk; /* NULL: that side is unencrypted */
+  int sfd, dfd;
+  int64_t soff, doff; /* byte offsets of sector `first` in the source and destination files */
+  uint64_t first;
+  uint8_t *buf; /* caller-allocated scratch, count * 4096 bytes */
+  size_t len;
+  int status, err;
+  double written;
+} recrypt_job;
+
+static int recrypt_side(gkey *k, uint8_t *p, size_t len, uint64_t first, int enc) {
+  int st;
+  ctxnode *c = ctx_acquire(k, &st);
+  if (!c) return st;
+  st = xts_run(k, c, p, p, len, first, 4096, enc, 0);
+  if (k->sched) xts_scrub(use_aesni == 2);
+  ctx_release(k, c);
+  return st;
+}
+
+/*
+ * Read sectors, skip the never-written (all-zero) ones so the destination
+ * stays sparse, decrypt runs of written sectors with the old key, encrypt them
+ * with the new key, and write them at the same sector numbers.
+ */
+static void recrypt_execute(napi_env env, void *data) {
+  (void)env;
+  recrypt_job *j = (recrypt_job *)data;
+  size_t got = 0;
+  while (got < j->len) {
+    ssize_t r = pread(j->sfd, j->buf + got, j->len - got, j->soff + (int64_t)got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      j->status = ST_CRYPTO; j->err = errno; return;
+    }
+    if (r == 0) { memset(j->buf + got, 0, j->len - got); break; }
+    got += (size_t)r;
+  }
+  size_t n = j->len / 4096;
+  for (size_t i = 0; i < n;) {
+    if (all_zero(j->buf + i * 4096, 4096)) { i++; continue; }
+    size_t run = 1;
+    while (i + run < n && !all_zero(j->buf + (i + run) * 4096, 4096)) run++;
+    uint8_t *p = j->buf + i * 4096;
+    size_t len = run * 4096;
+    if (j->oldk && (j->status = recrypt_side(j->oldk, p, len, j->first + i, 0)) != ST_OK) return;
+    if (j->newk && (j->status = recrypt_side(j->newk, p, len, j->first + i, 1)) != ST_OK) return;
+    size_t put = 0;
+    while (put < len) {
+      ssize_t w = pwrite(j->dfd, p + put, len - put, j->doff + (int64_t)(i * 4096 + put));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        j->status = ST_CRYPTO; j->err = errno; return;
+      }
+      put += (size_t)w;
+    }
+    j->written += (double)len;
+    i += run;
+  }
+}
+
+static void recrypt_complete(napi_env env, napi_status st, void *data) {
+  recrypt_job *j = (recrypt_job *)data;
+  if (st != napi_ok && j->status == ST_OK) j->status = ST_CRYPTO;
+  if (j->status == ST_OK) {
+    napi_value v;
+    napi_create_double(env, j->written, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  } else {
+    napi_value e = status_error(env, j->status, j->err);
+    if (j->err) {
+      napi_value ev;
+      napi_create_int32(env, j->err, &ev);
+      napi_set_named_property(env, e, "errno", ev);
+    }
+    napi_reject_deferred(env, j->deferred, e);
+  }
+  if (j->oref) napi_delete_reference(env, j->oref);
+  if (j->nref) napi_delete_reference(env, j->nref);
+  napi_delete_reference(env, j->bref);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+/* recryptAsync(oldKey|null, newKey|null, srcFd, srcOffset, dstFd, dstOffset, firstSector, scratch) -> bytes written */
+static napi_value recrypt_async(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8], promise, name;
+  napi_valuetype t0, t1;
+  recrypt_job *j = calloc(1, sizeof *j);
+  if (!j) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typeof(env, argv[0], &t0);
+  napi_typeof(env, argv[1], &t1);
+  if (t0 == napi_external) { j->oldk = get_key(env, argv[0]); napi_create_reference(env, argv[0], 1, &j->oref); }
+  if (t1 == napi_external) { j->newk = get_key(env, argv[1]); napi_create_reference(env, argv[1], 1, &j->nref); }
+  int64_t first;
+  napi_get_value_int32(env, argv[2], &j->sfd);
+  napi_get_value_int64(env, argv[3], &j->soff);
+  napi_get_value_int32(env, argv[4], &j->dfd);
+  napi_get_value_int64(env, argv[5], &j->doff);
+  napi_get_value_int64(env, argv[6], &first);
+  j->first = (uint64_t)first;
+  void *b;
+  napi_get_buffer_info(env, argv[7], &b, &j->len);
+  j->buf = b;
+  napi_create_reference(env, argv[7], 1, &j->bref);
+  NAPI_CALL(env, napi_create_promise(env, &j->deferred, &promise));
+  NAPI_CALL(env, napi_create_string_utf8(env, "kmsvol:recrypt", NAPI_AUTO_LENGTH, &name));
+  NAPI_CALL(env, napi_create_async_work(env, NULL, name, recrypt_execute, recrypt_complete, j, &j->work));
+  NAPI_CALL(env, napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+/* seek(fd, offset, hole) -> next data (or hole) offset at or after `offset`, or -1 past the last data. */
+static napi_value seek_extent(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], r;
+  int32_t fd;
+  int64_t off;
+  bool hole;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_get_value_int32(env, argv[0], &fd);
+  napi_get_value_int64(env, argv[1], &off);
+  napi_get_value_bool(env, argv[2], &hole);
+  off_t o = lseek(fd, (off_t)off, hole ? SEEK_HOLE : SEEK_DATA);
+  if (o < 0 && errno != ENXIO) return throw_code(env, "KMSVOL_SEEK", strerror(errno));
+  napi_create_double(env, o < 0 ? -1.0 : (double)o, &r);
+  return r;
+}
+
 /* ---------- process hardening ---------- */
 
 /* setNonDumpable(): PR_SET_DUMPABLE 0 and RLIMIT_CORE 0, so no core file or ptrace-attach reads the key. */
@@ -575,6 +712,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
     {"keyPbkdf2", NULL, key_pbkdf2, NULL, NULL, NULL, napi_default, NULL},
     {"lockExclusive", NULL, lock_exclusive, NULL, NULL, NULL, napi_default, NULL},
+    {"recryptAsync", NULL, recrypt_async, NULL, NULL, NULL, napi_default, NULL},
+    {"seekExtent", NULL, seek_extent, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   fuse_server_register(env, exports);

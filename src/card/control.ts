@@ -6,7 +6,7 @@ import net from 'node:net';
  * a unix socket in the home's run directory (mode 0600).
  */
 export interface ControlRequest {
-  op: 'detach' | 'status';
+  op: 'detach' | 'status' | 'freeze' | 'thaw';
   force?: boolean;
 }
 

@@ -20,7 +20,7 @@ import { imageFile } from '../volume/volumes.js';
 import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { unwrapVolumeKey } from './keys.js';
-import { losetupAttach, losetupDetach, loopBusy } from './system.js';
+import { losetupAttach, losetupDetach, loopBusy, mountPointOf, run } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -129,8 +129,43 @@ export class Card {
     }
   }
 
+  private frozen: { fsMount?: string; timer: NodeJS.Timeout } | null = null;
+
+  /**
+   * Quiesce for a point-in-time snapshot: freeze the filesystem mounted on the
+   * loop device (so it is consistent, not just crash-consistent), then hold
+   * writes back in the FUSE server and fdatasync. Thawed by `thaw`, or after
+   * 60 s if the snapshotter went away.
+   */
+  private async freeze(): Promise<void> {
+    if (this.frozen || !this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is already frozen for a snapshot.`);
+    const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
+    if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
+    this.mount.freeze(true);
+    this.frozen = { fsMount, timer: setTimeout(() => void this.thaw(), 60_000) };
+    this.log.info({ volumeId: this.o.volumeId, fsMount: fsMount ?? null }, 'frozen for a snapshot');
+  }
+
+  private async thaw(): Promise<void> {
+    const f = this.frozen;
+    if (!f) return;
+    this.frozen = null;
+    clearTimeout(f.timer);
+    this.mount?.freeze(false);
+    if (f.fsMount) await run('fsfreeze', ['--unfreeze', f.fsMount]).catch(() => undefined);
+    this.log.info({ volumeId: this.o.volumeId }, 'thawed');
+  }
+
   private async handle(req: ControlRequest): Promise<ControlReply> {
     if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loopDevice ?? null, pid: process.pid };
+    if (req.op === 'freeze') {
+      await this.freeze();
+      return { ok: true };
+    }
+    if (req.op === 'thaw') {
+      await this.thaw();
+      return { ok: true };
+    }
     if (req.op === 'detach') {
       if (this.loopDevice && !req.force && loopBusy(this.loopDevice)) {
         throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${this.loopDevice} is mounted or held. Unmount it first, or detach with --force.`);
@@ -161,6 +196,7 @@ export class Card {
   }
 
   private async teardown(force = true): Promise<void> {
+    await this.thaw();
     this.control?.close();
     this.control = null;
     if (this.loopDevice) {

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 
 /** The OS pieces a card uses: loop devices, mount tables, process liveness. */
-function run(cmd: string, args: string[]): Promise<string> {
+export function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
     execFile(cmd, args, { encoding: 'utf8' }, (e, stdout, stderr) => (e ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || e.message}`)) : resolve(stdout))),
   );
@@ -28,6 +28,15 @@ export function loopBusy(dev: string): boolean {
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .some((l) => l.split(' - ')[1]?.split(' ')[1] === dev);
+}
+
+/** Where `dev` is mounted, if it is. */
+export function mountPointOf(dev: string): string | undefined {
+  for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = l.split(' - ');
+    if (right?.split(' ')[1] === dev) return left!.split(' ')[4];
+  }
+  return undefined;
 }
 
 export function isMounted(dir: string): boolean {

@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { attachForeground, attachVolume, detachVolume, reconcile } from '../card/attach.js';
+import { cardOps } from '../card/images.js';
 import { volumeKeyDigest } from '../card/keys.js';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
 import { getEbsDefaultKmsKeyId, getEbsEncryptionByDefault, modifyEbsDefaultKmsKeyId, resetEbsDefaultKmsKeyId, setEbsEncryptionByDefault } from '../volume/defaults.js';
 import { EventLog } from '../volume/events.js';
+import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshots } from '../volume/snapshots.js';
 import { Registry } from '../volume/registry.js';
 import { createVolume, deleteVolume, describeVolumes } from '../volume/volumes.js';
 import type { Ec2Context, Filter } from '../volume/volumes.js';
@@ -32,6 +34,7 @@ export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
     account,
     keyDigest: (t) => volumeKeyDigest(kms, t),
     reconcile: (v, a) => reconcile(ctx, v, a),
+    card: cardOps(home, kms),
     close: () => {
       registry.close();
       kms.close();
@@ -71,10 +74,7 @@ export function ec2Command(): Command {
   ec2.addCommand(
     op('create-volume', 'CreateVolume', (c) =>
       c.option('--size <GiB>').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--availability-zone <zone>').option('--volume-type <type>').option('--snapshot-id <id>'),
-      (ctx, o) => {
-        if (o.snapshotId) throw new UsageError('--snapshot-id is not supported yet (snapshots are not implemented in this release).');
-        return createVolume(ctx, { Size: o.size === undefined ? undefined : parseInteger(o.size, 'size'), Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, AvailabilityZone: o.availabilityZone, VolumeType: o.volumeType });
-      }),
+      (ctx, o) => createVolume(ctx, { SnapshotId: o.snapshotId, Size: o.size === undefined ? undefined : parseInteger(o.size, 'size'), Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, AvailabilityZone: o.availabilityZone, VolumeType: o.volumeType })),
   );
   ec2.addCommand(
     op('describe-volumes', 'DescribeVolumes', (c) => c.option('--volume-ids <ids...>').option('--volume-id <ids...>').option('--filters <filters...>'),
@@ -95,6 +95,17 @@ export function ec2Command(): Command {
   ec2.addCommand(
     op('detach-volume', 'DetachVolume', (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
       (ctx, o) => detachVolume(ctx, { VolumeId: o.volumeId, Force: !!o.force })),
+  );
+  ec2.addCommand(op('create-snapshot', 'CreateSnapshot', (c) => c.requiredOption('--volume-id <id>').option('--description <text>'), (ctx, o) => createSnapshot(ctx, { VolumeId: o.volumeId, Description: o.description })));
+  ec2.addCommand(
+    op('describe-snapshots', 'DescribeSnapshots', (c) => c.option('--snapshot-ids <ids...>').option('--owner-ids <ids...>', 'accepted for AWS CLI compatibility').option('--filters <filters...>'),
+      async (ctx, o) => describeSnapshots(ctx, { SnapshotIds: o.snapshotIds, Filters: filters(o.filters) })),
+  );
+  ec2.addCommand(op('delete-snapshot', 'DeleteSnapshot', (c) => c.requiredOption('--snapshot-id <id>'), async (ctx, o) => deleteSnapshot(ctx, { SnapshotId: o.snapshotId })));
+  ec2.addCommand(
+    op('copy-snapshot', 'CopySnapshot', (c) =>
+      c.requiredOption('--source-snapshot-id <id>').option('--source-region <region>', 'accepted; copies stay in this region').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--description <text>'),
+      (ctx, o) => copySnapshot(ctx, { SourceSnapshotId: o.sourceSnapshotId, Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, Description: o.description })),
   );
   ec2.addCommand(op('enable-ebs-encryption-by-default', 'EnableEbsEncryptionByDefault', (c) => c, async (ctx) => setEbsEncryptionByDefault(ctx, true)));
   ec2.addCommand(op('disable-ebs-encryption-by-default', 'DisableEbsEncryptionByDefault', (c) => c, async (ctx) => setEbsEncryptionByDefault(ctx, false)));

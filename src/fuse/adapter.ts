@@ -19,6 +19,8 @@ export interface VolumeFile {
 export interface Mounted {
   /** Unmount and wait for in-flight requests; returns how many requests failed while mounted. */
   unmount(): Promise<{ errors: number; lastErrno: number }>;
+  /** Hold writes back (after in-flight ones finish, and an fdatasync), or release them. */
+  freeze(on: boolean): void;
 }
 
 export async function mountVolumeFile(dir: string, file: VolumeFile): Promise<Mounted> {
@@ -29,6 +31,7 @@ export async function mountVolumeFile(dir: string, file: VolumeFile): Promise<Mo
       server.stop();
       return stats;
     },
+    freeze: (on) => server.freeze(on),
   };
 }
 

@@ -21,6 +21,9 @@ interface Addon {
   fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dir: string, name: string): object;
   fuseStop(server: object): void;
   fuseStats(server: object): { errors: number; lastErrno: number };
+  fuseFreeze(server: object, on: boolean): void;
+  recryptAsync(oldKey: object | null, newKey: object | null, srcFd: number, srcOff: number, dstFd: number, dstOff: number, first: number, scratch: Uint8Array): Promise<number>;
+  seekExtent(fd: number, off: number, hole: boolean): number;
 }
 
 export interface KeyInfo {
@@ -252,6 +255,8 @@ export function lockExclusive(fd: number): boolean {
 export interface FuseServer {
   stop(): void;
   stats(): { errors: number; lastErrno: number };
+  /** Quiesce writes and fdatasync (true), or let them continue (false). */
+  freeze(on: boolean): void;
 }
 
 /**
@@ -269,7 +274,30 @@ export function startFuseServer(key: GuardedKey | null, fd: number, payloadOffse
   } catch (e) {
     throw new EngineError('FuseMountFailed', `Could not mount FUSE at ${dir}: ${(e as Error).message}`);
   }
-  return { stop: () => addon.fuseStop(handle), stats: () => addon.fuseStats(handle) };
+  return { stop: () => addon.fuseStop(handle), stats: () => addon.fuseStats(handle), freeze: (on) => addon.fuseFreeze(handle, on) };
+}
+
+/**
+ * Re-encrypt whole sectors from one image to another on the thread pool: read
+ * `scratch.length` bytes at `srcOffset`, skip never-written (all-zero)
+ * sectors, decrypt with `oldKey` and encrypt with `newKey` (either may be null:
+ * unencrypted), write at `dstOffset`. Resolves with the bytes written.
+ */
+export function recryptSectors(oldKey: GuardedKey | null, newKey: GuardedKey | null, srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, firstSector: number, scratch: Uint8Array): Promise<number> {
+  try {
+    checkSectors(scratch, scratch, firstSector, 4096);
+    checkFile(srcFd, srcOffset);
+    checkFile(dstFd, dstOffset);
+    return addon.recryptAsync(oldKey ? oldKey.handle : null, newKey ? newKey.handle : null, srcFd, srcOffset, dstFd, dstOffset, firstSector, scratch).catch(translate);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** lseek SEEK_DATA / SEEK_HOLE: the next data (or hole) offset at or after `offset`, or -1 when there is no more data. */
+export function seekExtent(fd: number, offset: number, what: 'data' | 'hole'): number {
+  checkFile(fd, offset);
+  return addon.seekExtent(fd, offset, what === 'hole');
 }
 
 /** The XTS backend in use: "vaes", "aesni" (own, schedules in guarded pages) or "openssl" (EVP fallback). */

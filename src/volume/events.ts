@@ -9,7 +9,7 @@ import { readJsonLines } from '../jsonl.js';
 export interface VolumeEvent {
   version: '0';
   id: string;
-  'detail-type': 'EBS Volume Notification';
+  'detail-type': 'EBS Volume Notification' | 'EBS Snapshot Notification';
   source: 'aws.ec2';
   account: string;
   time: string;
@@ -25,16 +25,19 @@ export class EventLog {
     private readonly account: string,
   ) {}
 
-  record(volumeId: string, event: string, result: string, cause = '', time = new Date()): VolumeEvent {
+  /** Record an event about a volume (vol-…) or a snapshot (snap-…). */
+  record(resourceId: string, event: string, result: string, cause = '', time = new Date()): VolumeEvent {
+    const snapshot = resourceId.startsWith('snap-');
     const e: VolumeEvent = {
       version: '0',
       id: crypto.randomUUID(),
-      'detail-type': 'EBS Volume Notification',
+      'detail-type': snapshot ? 'EBS Snapshot Notification' : 'EBS Volume Notification',
       source: 'aws.ec2',
       account: this.account,
       time: time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       region: this.region,
-      resources: [`arn:aws:ec2:${this.region}:${this.account}:volume/${volumeId}`],
+      // EC2's ARNs: snapshots carry no account, volumes do.
+      resources: [snapshot ? `arn:aws:ec2:${this.region}::snapshot/${resourceId}` : `arn:aws:ec2:${this.region}:${this.account}:volume/${resourceId}`],
       detail: { event, result, cause, 'request-id': crypto.randomUUID() },
     };
     fs.appendFileSync(this.file, JSON.stringify(e) + '\n', { mode: 0o600 });

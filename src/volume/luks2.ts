@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import { ServiceError } from '../errors.js';
 import { SECTOR_SIZE } from './offsets.js';
 
@@ -169,4 +170,17 @@ export function decodeHeader(head: Buffer, image = 'the image'): Luks2Header {
     throw new CorruptImageError(`${image} uses ${ok.cipher} with ${ok.sectorSize}-byte sectors; kmsvol reads ${CIPHER} with ${SECTOR_SIZE}-byte sectors.`);
   }
   return ok;
+}
+
+/** Read and decode the header of an image file. */
+export function readImageHeader(file: string): Luks2Header {
+  const head = Buffer.alloc(2 * HDR_SIZE);
+  const fd = fs.openSync(file, 'r');
+  let n: number;
+  try {
+    n = fs.readSync(fd, head, 0, head.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return decodeHeader(head.subarray(0, n), file);
 }

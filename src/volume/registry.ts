@@ -21,6 +21,19 @@ export interface VolumeRow {
   image: string;
 }
 
+export interface SnapshotRow {
+  snapshot_id: string;
+  volume_id: string;
+  state: 'pending' | 'completed' | 'error';
+  progress: string;
+  start_time: number;
+  encrypted: number;
+  kms_key_id: string | null;
+  volume_size: number;
+  description: string;
+  image: string;
+}
+
 export interface AttachmentRow {
   volume_id: string;
   device: string;
@@ -42,6 +55,11 @@ CREATE TABLE IF NOT EXISTS attachments (
   attach_time INTEGER NOT NULL, pid INTEGER NOT NULL, state TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (
+  snapshot_id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, state TEXT NOT NULL, progress TEXT NOT NULL,
+  start_time INTEGER NOT NULL, encrypted INTEGER NOT NULL, kms_key_id TEXT, volume_size INTEGER NOT NULL,
+  description TEXT NOT NULL DEFAULT '', image TEXT NOT NULL
+);
 `;
 
 export class Registry {
@@ -92,6 +110,28 @@ export class Registry {
 
   deleteAttachment(id: string): void {
     this.db.prepare('DELETE FROM attachments WHERE volume_id = ?').run(id);
+  }
+
+  getSnapshot(id: string): SnapshotRow | undefined {
+    return this.db.prepare('SELECT * FROM snapshots WHERE snapshot_id = ?').get(id) as SnapshotRow | undefined;
+  }
+
+  listSnapshots(): SnapshotRow[] {
+    return this.db.prepare('SELECT * FROM snapshots ORDER BY start_time, snapshot_id').all() as SnapshotRow[];
+  }
+
+  insertSnapshot(r: SnapshotRow): void {
+    const cols = Object.keys(r);
+    this.db.prepare(`INSERT INTO snapshots (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(r);
+  }
+
+  updateSnapshot(id: string, fields: Partial<SnapshotRow>): void {
+    const cols = Object.keys(fields);
+    this.db.prepare(`UPDATE snapshots SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE snapshot_id = @id_`).run({ ...fields, id_: id });
+  }
+
+  deleteSnapshot(id: string): void {
+    this.db.prepare('DELETE FROM snapshots WHERE snapshot_id = ?').run(id);
   }
 
   getSetting(k: string): string | undefined {

@@ -8,11 +8,29 @@ import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from './errors.js';
 import type { EventLog } from './events.js';
-import { CIPHER, encodeHeader, PAYLOAD_OFFSET } from './luks2.js';
+import { CIPHER, encodeHeader, PAYLOAD_OFFSET, readImageHeader } from './luks2.js';
+import { getSnapshot, snapshotFile } from './snapshots.js';
 import type { KeyDigest, KmsvolToken } from './luks2.js';
 import { GiB, SECTOR_SIZE } from './offsets.js';
 import { newId } from './registry.js';
 import type { AttachmentRow, Registry, VolumeRow } from './registry.js';
+
+/** One side of an image copy: the file, where its payload starts, and its key token (null: unencrypted). */
+export interface ImageSide {
+  file: string;
+  payloadOffset: number;
+  token: KmsvolToken | null;
+}
+
+/**
+ * What the control plane asks of the card layer for snapshots and copies
+ * (only the card layer touches plaintext data keys): quiescing an attached
+ * volume, and moving a payload between images under different keys.
+ */
+export interface CardOps {
+  quiesce(volumeId: string): Promise<() => Promise<void>>;
+  copyPayload(src: ImageSide, dst: ImageSide, sizeBytes: number, onProgress?: (fraction: number) => void): Promise<number>;
+}
 
 /** What the volume control plane needs around it. */
 export interface Ec2Context {
@@ -30,12 +48,15 @@ export interface Ec2Context {
   keyDigest: (token: KmsvolToken) => Promise<KeyDigest>;
   /** Reconciles an attachment whose card may have died (provided by the card layer). */
   reconcile?: (v: VolumeRow, a: AttachmentRow) => Promise<void>;
+  /** Snapshot and copy support from the card layer. */
+  card?: CardOps;
 }
 
 export const EBS_CONTEXT_KEY = 'aws:ebs:id';
 export const VOLUME_TYPES = ['gp2', 'gp3', 'io1', 'io2', 'st1', 'sc1', 'standard'] as const;
 
 export interface CreateVolumeRequest {
+  SnapshotId?: string;
   Size?: number;
   Encrypted?: boolean;
   KmsKeyId?: string;
@@ -74,7 +95,7 @@ export function volumeShape(v: VolumeRow, a?: AttachmentRow) {
 }
 
 /** The KMS key for a new encrypted volume: the one asked for, the account default, or alias/aws/ebs. */
-async function resolveKey(ctx: Ec2Context, requested: string | undefined): Promise<string> {
+export async function resolveKey(ctx: Ec2Context, requested: string | undefined): Promise<string> {
   const ref = requested ?? ctx.registry.getSetting('ebs_default_kms_key_id');
   if (ref) return ref;
   const managed = ctx.kms as KmsClient & { awsManagedKey?: (service: string, description: string) => string };
@@ -129,30 +150,33 @@ export function writeImageAtomically(file: string, head: Buffer | undefined, siz
 }
 
 export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
-  const size = req.Size;
-  if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size');
+  const snap = req.SnapshotId ? getSnapshot(ctx, req.SnapshotId) : undefined;
+  const size = req.Size ?? snap?.volume_size;
+  if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size or snapshotId');
   if (!Number.isInteger(size) || size < 1 || size > 16384) throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is not in the supported size range 1-16384GiB. Choose a whole number of GiB in that range.`);
+  if (snap && size < snap.volume_size) throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is too small; minimum is ${snap.volume_size}GiB (the size of ${snap.snapshot_id}).`);
   const type = req.VolumeType ?? 'gp3';
   if (!(VOLUME_TYPES as readonly string[]).includes(type)) throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
-  if (req.Encrypted === false && byDefault) {
-    throw Ec2Errors.invalidParameter('Encryption by default is enabled for this account and Region; volumes are always encrypted. Disable it with disable-ebs-encryption-by-default first.');
+  if (req.Encrypted === false && (byDefault || snap?.encrypted)) {
+    throw Ec2Errors.invalidParameter(snap?.encrypted
+      ? `Snapshot ${snap.snapshot_id} is encrypted; a volume created from it is always encrypted.`
+      : 'Encryption by default is enabled for this account and Region; volumes are always encrypted. Disable it with disable-ebs-encryption-by-default first.');
   }
-  const encrypted = req.Encrypted ?? byDefault;
+  const encrypted = req.Encrypted ?? (byDefault || snap?.encrypted === 1);
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
 
   ensureDir(ctx.home.volumesDir);
   const id = newId('vol');
   const file = imagePath(ctx.home, id);
-  const now = ctx.clock.now().getTime();
   const row: VolumeRow = {
     volume_id: id,
     size,
     state: 'creating',
     encrypted: encrypted ? 1 : 0,
     kms_key_id: null,
-    create_time: now,
-    snapshot_id: '',
+    create_time: ctx.clock.now().getTime(),
+    snapshot_id: snap?.snapshot_id ?? '',
     availability_zone: req.AvailabilityZone ?? `${ctx.region}a`,
     volume_type: type,
     iops: type === 'gp3' ? 3000 : null,
@@ -162,10 +186,14 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   ctx.registry.write(() => ctx.registry.insertVolume(row));
   try {
     if (encrypted) {
-      row.kms_key_id = await writeEncryptedImage(ctx, file, id, await resolveKey(ctx, req.KmsKeyId), size * GiB);
+      // A volume from an encrypted snapshot keeps the snapshot's key unless another is named.
+      const keyRef = req.KmsKeyId ?? snap?.kms_key_id ?? (await resolveKey(ctx, undefined));
+      row.kms_key_id = await writeEncryptedImage(ctx, file, id, keyRef, size * GiB);
     } else {
       writeImageAtomically(file, undefined, size * GiB);
     }
+    // The new volume has its own data key: the snapshot's data is re-encrypted into it.
+    if (snap) await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB);
     row.state = 'available';
     ctx.registry.write(() => {
       ctx.registry.db.prepare('UPDATE volumes SET state = ?, kms_key_id = ? WHERE volume_id = ?').run(row.state, row.kms_key_id, id);
@@ -173,12 +201,23 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
     ctx.events.record(id, 'createVolume', 'available');
     return { ...volumeShape(row), Tags: [] };
   } catch (e) {
-    // If the KMS refused, no volume is created.
+    // If the KMS refused (or the copy failed), no volume is created.
     fs.rmSync(file, { force: true });
     ctx.registry.write(() => ctx.registry.deleteVolume(id));
     ctx.events.record(id, 'createVolume', 'failed', `${(e as Error).name}: ${(e as Error).message}`);
     throw e;
   }
+}
+
+/** Copy the payload of image `src` into the already-initialized image `dst`, re-encrypting as needed. */
+export async function copyImage(ctx: Ec2Context, src: string, srcEncrypted: boolean, dst: string, dstEncrypted: boolean, sizeBytes: number, onProgress?: (f: number) => void): Promise<void> {
+  if (!ctx.card) throw Ec2Errors.incorrectState('Copying images needs the card layer, which this context lacks.');
+  const side = (file: string, enc: boolean) => {
+    if (!enc) return { file, payloadOffset: 0, token: null };
+    const h = readImageHeader(file);
+    return { file, payloadOffset: h.payloadOffset, token: h.token };
+  };
+  await ctx.card.copyPayload(side(src, srcEncrypted), side(dst, dstEncrypted), sizeBytes, onProgress);
 }
 
 export interface Filter {

@@ -1,0 +1,41 @@
+import fs from 'node:fs';
+import type { KmsClient } from '../kms/client/index.js';
+import type { Home } from '../home.js';
+import type { GuardedKey } from '../native/index.js';
+import type { CardOps } from '../volume/volumes.js';
+import { callControl } from './control.js';
+import { unwrapVolumeKey } from './keys.js';
+import { copyPayload } from './recrypt.js';
+import { socketPath } from './runtime.js';
+
+export function cardOps(home: Home, kms: KmsClient): CardOps {
+  return {
+    async quiesce(volumeId) {
+      const sock = socketPath(home, volumeId);
+      const r = await callControl(sock, { op: 'freeze' });
+      if (!r.ok) throw Object.assign(new Error(r.error.message), { name: r.error.name });
+      return async () => {
+        await callControl(sock, { op: 'thaw' });
+      };
+    },
+
+    async copyPayload(src, dst, sizeBytes, onProgress) {
+      let oldKey: GuardedKey | null = null;
+      let newKey: GuardedKey | null = null;
+      const srcFd = fs.openSync(src.file, 'r');
+      const dstFd = fs.openSync(dst.file, 'r+');
+      try {
+        if (src.token) oldKey = await unwrapVolumeKey(kms, src.token);
+        if (dst.token) newKey = await unwrapVolumeKey(kms, dst.token);
+        const written = await copyPayload({ srcFd, srcPayload: src.payloadOffset, dstFd, dstPayload: dst.payloadOffset, sizeBytes, oldKey, newKey, onProgress });
+        fs.fsyncSync(dstFd);
+        return written;
+      } finally {
+        oldKey?.zeroize();
+        newKey?.zeroize();
+        fs.closeSync(srcFd);
+        fs.closeSync(dstFd);
+      }
+    },
+  };
+}

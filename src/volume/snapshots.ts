@@ -1,0 +1,163 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ServiceError } from '../errors.js';
+import { ensureDir } from '../home.js';
+import type { Home } from '../home.js';
+import { Ec2Errors } from './errors.js';
+import { GiB } from './offsets.js';
+import { newId } from './registry.js';
+import type { SnapshotRow } from './registry.js';
+import { copyImage, getVolume, imageFile, resolveKey, writeEncryptedImage } from './volumes.js';
+import type { Ec2Context, Filter } from './volumes.js';
+
+/**
+ * Snapshots, EBS style. A snapshot of an encrypted volume is a point-in-time
+ * copy of its image that keeps the volume's wrapped data key and context
+ * (aws:ebs:id = the volume id). copy-snapshot gives the copy a new data key
+ * (context: the new snapshot id) and re-encrypts every written sector.
+ */
+const run = promisify(execFile);
+
+export function snapshotFile(home: Home, s: SnapshotRow): string {
+  return path.resolve(home.root, s.image);
+}
+
+export function getSnapshot(ctx: Ec2Context, id: string): SnapshotRow {
+  if (!/^snap-[0-9a-f]{17}$/.test(id)) throw Ec2Errors.invalidId('Snapshot', id);
+  const s = ctx.registry.getSnapshot(id);
+  if (!s) throw new ServiceError('InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);
+  return s;
+}
+
+export function snapshotShape(ctx: Ec2Context, s: SnapshotRow) {
+  return {
+    Description: s.description,
+    Encrypted: s.encrypted === 1,
+    ...(s.kms_key_id ? { KmsKeyId: s.kms_key_id } : {}),
+    OwnerId: ctx.account,
+    Progress: s.progress,
+    SnapshotId: s.snapshot_id,
+    StartTime: new Date(s.start_time),
+    State: s.state,
+    VolumeId: s.volume_id,
+    VolumeSize: s.volume_size,
+    Tags: [],
+  };
+}
+
+function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, encrypted: boolean, description: string): SnapshotRow {
+  ensureDir(ctx.home.snapshotsDir);
+  const id = newId('snap');
+  return {
+    snapshot_id: id,
+    volume_id: volumeId,
+    state: 'pending',
+    progress: '0%',
+    start_time: ctx.clock.now().getTime(),
+    encrypted: encrypted ? 1 : 0,
+    kms_key_id: null,
+    volume_size: volumeSize,
+    description,
+    image: path.relative(ctx.home.root, path.join(ctx.home.snapshotsDir, `${id}.img`)),
+  };
+}
+
+/** Run `make` for a new snapshot row: on failure nothing half-made is left, and the failure is an event. */
+async function build(ctx: Ec2Context, row: SnapshotRow, event: string, make: (file: string) => Promise<void>) {
+  const file = snapshotFile(ctx.home, row);
+  ctx.registry.write(() => ctx.registry.insertSnapshot(row));
+  try {
+    await make(file);
+    ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { state: 'completed', progress: '100%', kms_key_id: row.kms_key_id }));
+    ctx.events.record(row.snapshot_id, event, 'succeeded');
+    return snapshotShape(ctx, getSnapshot(ctx, row.snapshot_id));
+  } catch (e) {
+    fs.rmSync(file, { force: true });
+    ctx.registry.write(() => ctx.registry.deleteSnapshot(row.snapshot_id));
+    ctx.events.record(row.snapshot_id, event, 'failed', `${(e as Error).name}: ${(e as Error).message}`);
+    throw e;
+  }
+}
+
+/** Sparse copy: time and space proportional to the data written (cp uses SEEK_DATA/SEEK_HOLE). */
+async function sparseCopy(src: string, dst: string): Promise<void> {
+  const tmp = `${dst}.tmp-${process.pid}`;
+  await run('cp', ['--sparse=always', src, tmp]);
+  fs.chmodSync(tmp, 0o600);
+  const fd = fs.openSync(tmp, 'r+');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(tmp, dst);
+}
+
+export async function createSnapshot(ctx: Ec2Context, req: { VolumeId?: string; Description?: string }) {
+  if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
+  const v = getVolume(ctx, req.VolumeId);
+  const row = newSnapshotRow(ctx, v.volume_id, v.size, v.encrypted === 1, req.Description ?? '');
+  row.kms_key_id = v.kms_key_id;
+  return build(ctx, row, 'createSnapshot', async (file) => {
+    // Point in time even while attached: the card quiesces writes (and freezes a mounted filesystem) during the copy.
+    const a = ctx.registry.getAttachment(v.volume_id);
+    if (a && ctx.reconcile) await ctx.reconcile(v, a);
+    const thaw = ctx.registry.getAttachment(v.volume_id) && ctx.card ? await ctx.card.quiesce(v.volume_id) : undefined;
+    try {
+      await sparseCopy(imageFile(ctx.home, v), file);
+    } finally {
+      await thaw?.();
+    }
+  });
+}
+
+export async function copySnapshot(ctx: Ec2Context, req: { SourceSnapshotId?: string; Encrypted?: boolean; KmsKeyId?: string; Description?: string }) {
+  if (!req.SourceSnapshotId) throw Ec2Errors.missingParameter('The request must contain the parameter SourceSnapshotId');
+  const src = getSnapshot(ctx, req.SourceSnapshotId);
+  if (src.state !== 'completed') throw Ec2Errors.incorrectState(`Snapshot ${src.snapshot_id} is in state ${src.state}; only completed snapshots can be copied.`);
+  if (src.encrypted && req.Encrypted === false) {
+    throw new ServiceError('InvalidParameterCombination', `Snapshot ${src.snapshot_id} is encrypted; an encrypted snapshot cannot be copied to an unencrypted snapshot.`);
+  }
+  const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
+  const encrypted = src.encrypted === 1 || req.Encrypted === true || byDefault;
+  if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
+  const row = newSnapshotRow(ctx, src.volume_id, src.volume_size, encrypted, req.Description ?? `Copied for DestinationRegion ${ctx.region} from SourceSnapshotId ${src.snapshot_id}`);
+  return build(ctx, row, 'copySnapshot', async (file) => {
+    if (!encrypted) return sparseCopy(snapshotFile(ctx.home, src), file);
+    // A new data key under the chosen key, context aws:ebs:id = the new snapshot id; every written sector re-encrypted.
+    const keyRef = req.KmsKeyId ?? src.kms_key_id ?? (await resolveKey(ctx, undefined));
+    row.kms_key_id = await writeEncryptedImage(ctx, file, row.snapshot_id, keyRef, src.volume_size * GiB);
+    let shown = 0;
+    await copyImage(ctx, snapshotFile(ctx.home, src), src.encrypted === 1, file, true, src.volume_size * GiB, (f) => {
+      const pct = Math.floor(f * 100);
+      if (pct >= shown + 10 && pct < 100) {
+        shown = pct;
+        ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { progress: `${pct}%` }));
+      }
+    });
+  });
+}
+
+const FILTERS: Record<string, (s: SnapshotRow) => string> = {
+  'snapshot-id': (s) => s.snapshot_id,
+  'volume-id': (s) => s.volume_id,
+  status: (s) => s.state,
+  encrypted: (s) => String(s.encrypted === 1),
+  'kms-key-id': (s) => s.kms_key_id ?? '',
+};
+
+export function describeSnapshots(ctx: Ec2Context, req: { SnapshotIds?: string[]; Filters?: Filter[] }) {
+  for (const f of req.Filters ?? []) {
+    if (!FILTERS[f.Name]) throw Ec2Errors.invalidParameter(`The filter '${f.Name}' is invalid. Valid filters: ${Object.keys(FILTERS).join(', ')}.`);
+  }
+  const rows = req.SnapshotIds?.length ? req.SnapshotIds.map((id) => getSnapshot(ctx, id)) : ctx.registry.listSnapshots();
+  return { Snapshots: rows.filter((s) => (req.Filters ?? []).every((f) => f.Values.includes(FILTERS[f.Name]!(s)))).map((s) => snapshotShape(ctx, s)) };
+}
+
+export function deleteSnapshot(ctx: Ec2Context, req: { SnapshotId?: string }) {
+  if (!req.SnapshotId) throw Ec2Errors.missingParameter('The request must contain the parameter SnapshotId');
+  const s = getSnapshot(ctx, req.SnapshotId);
+  fs.rmSync(snapshotFile(ctx.home, s), { force: true });
+  ctx.registry.write(() => ctx.registry.deleteSnapshot(s.snapshot_id));
+  ctx.events.record(s.snapshot_id, 'deleteSnapshot', 'deleted');
+  return {};
+}

@@ -1,0 +1,135 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readImageHeader } from '../../src/volume/luks2.js';
+import { kmsvol } from '../helpers/cli.js';
+import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
+
+function newKey(home: string): string {
+  return kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+}
+
+describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => {
+  it('volume under key A, snapshot, volume from it under key B, disable A, clean up', () => {
+    const ctx = volumeHome();
+    const keyA = ctx.key;
+    const keyB = newKey(ctx.home);
+    const vol = createVolume(ctx.home, keyA);
+    const a = attach(ctx.home, vol);
+    const data = crypto.randomBytes(3 << 20);
+    const fd = fs.openSync(a.Device, 'r+');
+    fs.writeSync(fd, data, 0, data.length, 0);
+    fs.closeSync(fd);
+    detach(ctx.home, vol);
+
+    const d = kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-id', vol]).json.Volumes[0];
+    expect(d).toMatchObject({ Attachments: [], Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyA}`, Size: 1, SnapshotId: '', State: 'available', VolumeId: vol, Iops: 3000, VolumeType: 'gp3', MultiAttachEnabled: false, Throughput: 125 });
+
+    const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]).json;
+    expect(snap).toMatchObject({ Description: '', Encrypted: true, OwnerId: '000000000000', VolumeId: vol, VolumeSize: 1, State: 'completed', Progress: '100%', Tags: [] });
+    expect(snap.SnapshotId).toMatch(/^snap-[0-9a-f]{17}$/);
+    // The snapshot keeps the volume's wrapped key and context.
+    const snapImg = path.join(ctx.home, 'snapshots', `${snap.SnapshotId}.img`);
+    expect(readImageHeader(snapImg).token.encryptionContext).toEqual({ 'aws:ebs:id': vol });
+
+    const nv = kmsvol(ctx.home, ['ec2', 'create-volume', '--availability-zone', 'locala', '--encrypted', '--kms-key-id', keyB, '--snapshot-id', snap.SnapshotId, '--volume-type', 'gp3']).json;
+    expect(nv).toMatchObject({ AvailabilityZone: 'locala', Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyB}`, Size: 1, SnapshotId: snap.SnapshotId, VolumeType: 'gp3' });
+    const nvHeader = readImageHeader(path.join(ctx.home, 'volumes', `${nv.VolumeId}.img`));
+    expect(nvHeader.token.encryptionContext).toEqual({ 'aws:ebs:id': nv.VolumeId });
+
+    kmsvol(ctx.home, ['kms', 'disable-key', '--key-id', keyA]);
+    const b = attach(ctx.home, nv.VolumeId);
+    expect(head(b.Device, data.length).equals(data)).toBe(true);
+    detach(ctx.home, nv.VolumeId);
+    const old = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol]);
+    expect(old.code).toBe(254);
+    expect(old.stderr).toContain('(DisabledException)');
+
+    expect(kmsvol(ctx.home, ['ec2', 'delete-volume', '--volume-id', vol]).code).toBe(0);
+    expect(kmsvol(ctx.home, ['ec2', 'delete-snapshot', '--snapshot-id', snap.SnapshotId]).code).toBe(0);
+    expect(fs.existsSync(snapImg)).toBe(false);
+    const gone = kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', snap.SnapshotId]);
+    expect(gone.code).toBe(254);
+    expect(gone.stderr).toContain('(InvalidSnapshot.NotFound)');
+  });
+});
+
+describe('copies and re-keying', () => {
+  it('an unencrypted volume migrates to an encrypted one by copy-snapshot, data intact', () => {
+    const ctx = volumeHome();
+    const plain = kmsvol(ctx.home, ['ec2', 'create-volume', '--size', '1']).json.VolumeId;
+    const a = attach(ctx.home, plain);
+    const data = crypto.randomBytes(2 << 20);
+    fs.writeFileSync(a.Device, data, { flag: 'r+' });
+    detach(ctx.home, plain);
+    const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', plain, '--description', 'plain']).json;
+    expect(snap.Encrypted).toBe(false);
+    const copy = kmsvol(ctx.home, ['ec2', 'copy-snapshot', '--source-snapshot-id', snap.SnapshotId, '--encrypted', '--kms-key-id', ctx.key]).json;
+    expect(copy.SnapshotId).toMatch(/^snap-/);
+    const desc = kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', copy.SnapshotId]).json.Snapshots[0];
+    expect(desc).toMatchObject({ Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${ctx.key}`, State: 'completed', Progress: '100%' });
+    const copyImg = path.join(ctx.home, 'snapshots', `${copy.SnapshotId}.img`);
+    expect(readImageHeader(copyImg).token.encryptionContext).toEqual({ 'aws:ebs:id': copy.SnapshotId });
+    const encVol = kmsvol(ctx.home, ['ec2', 'create-volume', '--snapshot-id', copy.SnapshotId]).json;
+    expect(encVol.Encrypted).toBe(true);
+    const b = attach(ctx.home, encVol.VolumeId);
+    expect(head(b.Device, data.length).equals(data)).toBe(true);
+    detach(ctx.home, encVol.VolumeId);
+    // The encrypted image never holds the plaintext; the copy stays sparse.
+    const img = path.join(ctx.home, 'volumes', `${encVol.VolumeId}.img`);
+    expect(fs.statSync(img).blocks * 512).toBeLessThan(8 << 20);
+    expect(fs.readFileSync(copyImg).includes(data.subarray(0, 64))).toBe(false);
+  });
+
+  it('an encrypted snapshot cannot be copied to an unencrypted one; a failing KMS leaves nothing half-made', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]).json.SnapshotId;
+    const r = kmsvol(ctx.home, ['ec2', 'copy-snapshot', '--source-snapshot-id', snap, '--no-encrypted']);
+    expect(r.code).toBe(254);
+    expect(r.stderr).toContain('(InvalidParameterCombination)');
+    // Destination key pending deletion: the copy fails and no snapshot is left behind.
+    const doomed = newKey(ctx.home);
+    kmsvol(ctx.home, ['kms', 'schedule-key-deletion', '--key-id', doomed, '--pending-window-in-days', '7']);
+    const f = kmsvol(ctx.home, ['ec2', 'copy-snapshot', '--source-snapshot-id', snap, '--kms-key-id', doomed]);
+    expect(f.code).toBe(254);
+    expect(f.stderr).toContain('(KMSInvalidStateException)');
+    // Source key disabled: same.
+    kmsvol(ctx.home, ['kms', 'disable-key', '--key-id', ctx.key]);
+    const g = kmsvol(ctx.home, ['ec2', 'create-volume', '--snapshot-id', snap, '--kms-key-id', newKey(ctx.home)]);
+    expect(g.code).toBe(254);
+    expect(g.stderr).toContain('(DisabledException)');
+    expect(kmsvol(ctx.home, ['ec2', 'describe-snapshots']).json.Snapshots.map((s: { SnapshotId: string }) => s.SnapshotId)).toEqual([snap]);
+    expect(fs.readdirSync(path.join(ctx.home, 'snapshots'))).toEqual([`${snap}.img`]);
+    expect(kmsvol(ctx.home, ['ec2', 'describe-volumes']).json.Volumes).toHaveLength(1);
+    const events = kmsvol(ctx.home, ['events']).json.Events.filter((e: { detail: { result: string } }) => e.detail.result === 'failed');
+    expect(events.map((e: { detail: { event: string } }) => e.detail.event)).toEqual(['copySnapshot', 'createVolume']);
+  });
+
+  it('a snapshot taken while fio writes to ext4 on the attached volume gives a volume that fsck finds clean', async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol, ['--loop']);
+    execFileSync('mkfs.ext4', ['-q', '-F', a.LoopDevice!]);
+    const mnt = mountLoop(ctx, a.LoopDevice!);
+    const fio = spawn('fio', ['--name=w', `--directory=${mnt}`, '--rw=randwrite', '--bs=4k', '--size=64M', '--time_based', '--runtime=20', '--ioengine=psync', '--fsync=16', '--thread'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]);
+      expect(snap.code, snap.stderr).toBe(0);
+      expect(fio.exitCode).toBeNull(); // fio kept running through the snapshot
+      const copyVol = kmsvol(ctx.home, ['ec2', 'create-volume', '--snapshot-id', snap.json.SnapshotId]).json.VolumeId;
+      const b = attach(ctx.home, copyVol, ['--loop']);
+      const fsck = spawnSync('fsck.ext4', ['-fn', b.LoopDevice!], { encoding: 'utf8' });
+      expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+      detach(ctx.home, copyVol);
+    } finally {
+      fio.kill('SIGKILL');
+      await new Promise((r) => fio.once('exit', r));
+    }
+    unmount(ctx, mnt);
+    detach(ctx.home, vol);
+  });
+});
