@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const suites = { xts: 'xts.mjs', kms: 'kms.mjs', e2e: 'e2e.mjs' };
+const suites = { xts: 'xts.mjs', kms: 'kms.mjs', e2e: 'e2e.mjs', snapshot: 'snapshot.mjs' };
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !suites[name]) {
   console.error(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]`);

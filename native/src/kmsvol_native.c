@@ -551,20 +551,11 @@ typedef struct {
   double written;
 } recrypt_job;
 
-static int recrypt_side(gkey *k, uint8_t *p, size_t len, uint64_t first, int enc) {
-  int st;
-  ctxnode *c = ctx_acquire(k, &st);
-  if (!c) return st;
-  st = xts_run(k, c, p, p, len, first, 4096, enc, 0);
-  if (k->sched) xts_scrub(use_aesni == 2);
-  ctx_release(k, c);
-  return st;
-}
-
 /*
  * Read sectors, skip the never-written (all-zero) ones so the destination
- * stays sparse, decrypt runs of written sectors with the old key, encrypt them
- * with the new key, and write them at the same sector numbers.
+ * stays sparse, and re-key the rest one sector at a time (decrypt with the old
+ * key and encrypt with the new one while the sector is in L1), then write each
+ * run of written sectors at the same sector numbers.
  */
 static void recrypt_execute(napi_env env, void *data) {
   (void)env;
@@ -579,27 +570,40 @@ static void recrypt_execute(napi_env env, void *data) {
     if (r == 0) { memset(j->buf + got, 0, j->len - got); break; }
     got += (size_t)r;
   }
+  int st = ST_OK;
+  ctxnode *co = NULL, *cn = NULL;
+  if (j->oldk && !(co = ctx_acquire(j->oldk, &st))) { j->status = st; return; }
+  if (j->newk && !(cn = ctx_acquire(j->newk, &st))) {
+    if (co) ctx_release(j->oldk, co);
+    j->status = st;
+    return;
+  }
   size_t n = j->len / 4096;
-  for (size_t i = 0; i < n;) {
+  for (size_t i = 0; i < n && j->status == ST_OK;) {
     if (all_zero(j->buf + i * 4096, 4096)) { i++; continue; }
-    size_t run = 1;
-    while (i + run < n && !all_zero(j->buf + (i + run) * 4096, 4096)) run++;
-    uint8_t *p = j->buf + i * 4096;
-    size_t len = run * 4096;
-    if (j->oldk && (j->status = recrypt_side(j->oldk, p, len, j->first + i, 0)) != ST_OK) return;
-    if (j->newk && (j->status = recrypt_side(j->newk, p, len, j->first + i, 1)) != ST_OK) return;
-    size_t put = 0;
-    while (put < len) {
-      ssize_t w = pwrite(j->dfd, p + put, len - put, j->doff + (int64_t)(i * 4096 + put));
+    size_t run = 0;
+    while (i + run < n && !all_zero(j->buf + (i + run) * 4096, 4096)) {
+      uint8_t *p = j->buf + (i + run) * 4096;
+      if (co && (j->status = xts_run(j->oldk, co, p, p, 4096, j->first + i + run, 4096, 0, 0)) != ST_OK) break;
+      if (cn && (j->status = xts_run(j->newk, cn, p, p, 4096, j->first + i + run, 4096, 1, 0)) != ST_OK) break;
+      run++;
+    }
+    size_t len = run * 4096, put = 0;
+    while (j->status == ST_OK && put < len) {
+      ssize_t w = pwrite(j->dfd, j->buf + i * 4096 + put, len - put, j->doff + (int64_t)(i * 4096 + put));
       if (w < 0) {
         if (errno == EINTR) continue;
-        j->status = ST_CRYPTO; j->err = errno; return;
+        j->status = ST_CRYPTO; j->err = errno;
+        break;
       }
       put += (size_t)w;
     }
     j->written += (double)len;
     i += run;
   }
+  if ((j->oldk && j->oldk->sched) || (j->newk && j->newk->sched)) xts_scrub(use_aesni == 2);
+  if (co) ctx_release(j->oldk, co);
+  if (cn) ctx_release(j->newk, cn);
 }
 
 static void recrypt_complete(napi_env env, napi_status st, void *data) {

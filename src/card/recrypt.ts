@@ -56,7 +56,9 @@ export async function copyPayload(c: PayloadCopy): Promise<number> {
     while (next < chunks.length) {
       const [off, len] = chunks[next++]!;
       const rel = off - c.srcPayload;
-      written += await recryptSectors(c.oldKey, c.newKey, c.srcFd, off, c.dstFd, c.dstPayload + rel, rel / SECTOR, scratch.subarray(0, len));
+      // (not `written += await …`: that reads `written` before the await and loses other workers' counts)
+      const n = await recryptSectors(c.oldKey, c.newKey, c.srcFd, off, c.dstFd, c.dstPayload + rel, rel / SECTOR, scratch.subarray(0, len));
+      written += n;
       done += len;
       c.onProgress?.(total ? done / total : 1);
     }
