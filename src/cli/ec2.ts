@@ -35,12 +35,24 @@ export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
     keyDigest: (t) => volumeKeyDigest(kms, t),
     reconcile: (v, a) => reconcile(ctx, v, a),
     card: cardOps(home, kms),
+    ...(process.stderr.isTTY ? { onProgress: progressBar } : {}),
     close: () => {
       registry.close();
       kms.close();
     },
   };
   return ctx;
+}
+
+/** A one-line progress bar on stderr (only when it is a terminal), redrawn when the percentage changes. */
+let lastBar = '';
+function progressBar(what: string, fraction: number): void {
+  const pct = Math.floor(fraction * 100);
+  const key = `${what} ${pct}`;
+  if (key === lastBar) return;
+  lastBar = key;
+  const filled = Math.round((pct / 100) * 30);
+  process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${String(pct).padStart(3)}% ${what}${pct >= 100 ? '\n' : ''}`);
 }
 
 function op(name: string, awsName: string, build: (c: Command) => Command, run: (ctx: Ec2Context & { close(): void }, opts: any, g: GlobalOptions) => Promise<unknown>): Command {

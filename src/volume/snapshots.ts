@@ -128,6 +128,7 @@ export async function copySnapshot(ctx: Ec2Context, req: { SourceSnapshotId?: st
     row.kms_key_id = await writeEncryptedImage(ctx, file, row.snapshot_id, keyRef, src.volume_size * GiB);
     let shown = 0;
     await copyImage(ctx, snapshotFile(ctx.home, src), src.encrypted === 1, file, true, src.volume_size * GiB, (f) => {
+      ctx.onProgress?.(`${row.snapshot_id} from ${src.snapshot_id}`, f);
       const pct = Math.floor(f * 100);
       if (pct >= shown + 10 && pct < 100) {
         shown = pct;

@@ -50,6 +50,8 @@ export interface Ec2Context {
   reconcile?: (v: VolumeRow, a: AttachmentRow) => Promise<void>;
   /** Snapshot and copy support from the card layer. */
   card?: CardOps;
+  /** Told how far a long copy has come (the CLI draws a progress bar on a terminal). */
+  onProgress?: (what: string, fraction: number) => void;
 }
 
 export const EBS_CONTEXT_KEY = 'aws:ebs:id';
@@ -193,7 +195,7 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
       writeImageAtomically(file, undefined, size * GiB);
     }
     // The new volume has its own data key: the snapshot's data is re-encrypted into it.
-    if (snap) await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB);
+    if (snap) await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) => ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f));
     row.state = 'available';
     ctx.registry.write(() => {
       ctx.registry.db.prepare('UPDATE volumes SET state = ?, kms_key_id = ? WHERE volume_id = ?').run(row.state, row.kms_key_id, id);
