@@ -4,6 +4,7 @@ import type { KmsOperation, KmsRequest } from '../kms/kms.js';
 import { parseBlob, parseInteger, parseMap, parseStructList, readParamText } from './args.js';
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
+import { serveCommand } from './serve.js';
 
 /** Field types, by AWS field name; anything not listed is a string. */
 const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs'> = {
@@ -126,5 +127,6 @@ export function kmsCommand(): Command {
     });
     kms.addCommand(cmd);
   }
+  kms.addCommand(serveCommand());
   return kms;
 }

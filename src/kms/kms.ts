@@ -113,17 +113,22 @@ export class Kms {
 
   /** Run one operation by its AWS name. Errors are KmsError with AWS's exception name. */
   invoke<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): KmsResponse<Op> {
+    return this.invokeAs(this.principal, op, req);
+  }
+
+  /** The same, on behalf of another principal (the server's authenticated caller), for the audit log. */
+  invokeAs<Op extends KmsOperation>(principal: string, op: Op, req: KmsRequest = {}): KmsResponse<Op> {
     const time = this.ctx.clock.now();
     try {
       if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${String(op)} is not a KMS operation this service supports.`);
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
       const handler = OPERATIONS[op] as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
       const res = handler(this.ctx, req);
-      this.audit.record({ time, op, region: this.region, principal: this.principal, request: req, response: res });
+      this.audit.record({ time, op, region: this.region, principal, request: req, response: res });
       return res;
     } catch (e) {
       const err = toKmsError(e);
-      this.audit.record({ time, op, region: this.region, principal: this.principal, request: req, error: err });
+      this.audit.record({ time, op, region: this.region, principal, request: req, error: err });
       throw err;
     }
   }
