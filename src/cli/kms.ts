@@ -52,6 +52,8 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   UpdateAlias: ['AliasName!', 'TargetKeyId!'],
   DeleteAlias: ['AliasName!'],
   ListAliases: ['KeyId', 'Limit', 'Marker'],
+  ReplicateKey: ['KeyId!', 'ReplicaRegion!', 'Description', 'Policy', 'Tags', 'BypassPolicyLockoutSafetyCheck'],
+  UpdatePrimaryRegion: ['KeyId!', 'PrimaryRegion!'],
 };
 
 export function kebab(name: string): string {

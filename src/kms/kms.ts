@@ -10,6 +10,7 @@ import { decrypt, encrypt, generateDataKey, generateDataKeyWithoutPlaintext, gen
 import { createKey, describeKey, insertKey, listKeys, listResourceTags, tagResource, untagResource, updateKeyDescription } from './ops/keys.js';
 import { disableKeyRotation, enableKeyRotation, getKeyRotationStatus, listKeyRotations, rotateKeyOnDemand } from './ops/rotation.js';
 import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion } from './ops/state.js';
+import { replicateKey, updatePrimaryRegion } from './ops/multiregion.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
 
@@ -41,6 +42,8 @@ export const OPERATIONS = {
   UpdateAlias: updateAlias,
   DeleteAlias: deleteAlias,
   ListAliases: listAliases,
+  ReplicateKey: replicateKey,
+  UpdatePrimaryRegion: updatePrimaryRegion,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;

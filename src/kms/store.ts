@@ -28,6 +28,8 @@ export interface KeyRow {
   expiration_model: string | null;
   valid_to: number | null;
   policy: string;
+  /** Multi-Region keys: the region of the primary (the same on every replica's row). */
+  primary_region: string | null;
 }
 
 export interface MaterialRow {
@@ -60,6 +62,7 @@ CREATE TABLE IF NOT EXISTS keys (
   next_rotation_date INTEGER, on_demand_rotation_start INTEGER,
   expiration_model TEXT, valid_to INTEGER,
   policy TEXT NOT NULL,
+  primary_region TEXT,
   PRIMARY KEY (region, key_id)
 );
 CREATE TABLE IF NOT EXISTS materials (
@@ -80,7 +83,12 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
 `;
 
-export const SCHEMA_VERSION = '1';
+export const SCHEMA_VERSION = '2';
+
+/** Upgrades of older stores, applied in order inside one transaction: version -> statements. */
+const MIGRATIONS: Record<string, string> = {
+  '1': 'ALTER TABLE keys ADD COLUMN primary_region TEXT',
+};
 
 export class KmsStore {
   readonly db: Database.Database;
@@ -103,6 +111,12 @@ export class KmsStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.write(() => {
+      // An existing store is upgraded first (its tables predate SCHEMA); a new one just gets SCHEMA.
+      const existing = this.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get() !== undefined;
+      for (let v = existing ? this.getMeta('schema_version') : undefined; v && MIGRATIONS[v]; v = this.getMeta('schema_version')) {
+        this.db.exec(MIGRATIONS[v]!);
+        this.setMeta('schema_version', String(Number(v) + 1));
+      }
       this.db.exec(SCHEMA);
       if (!this.getMeta('store_id')) {
         this.setMeta('store_id', crypto.randomBytes(16).toString('hex'));

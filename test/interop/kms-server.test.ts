@@ -98,6 +98,13 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     expect(al.Aliases!.find((a) => a.AliasName === 'alias/sdk')!.TargetKeyId).toBe(id2);
     expect(al.Aliases![0]!.CreationDate).toBeInstanceOf(Date);
     await c.send(new sdk.DeleteAliasCommand({ AliasName: 'alias/sdk' }));
+    const mrk = (await c.send(new sdk.CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!;
+    expect(mrk.KeyId).toMatch(/^mrk-/);
+    const rep = await c.send(new sdk.ReplicateKeyCommand({ KeyId: mrk.KeyId, ReplicaRegion: 'eu-west-1' }));
+    expect(rep.ReplicaKeyMetadata!.Arn).toBe(`arn:aws:kms:eu-west-1:000000000000:key/${mrk.KeyId}`);
+    expect(rep.ReplicaKeyMetadata!.MultiRegionConfiguration!.MultiRegionKeyType).toBe('REPLICA');
+    await c.send(new sdk.UpdatePrimaryRegionCommand({ KeyId: mrk.KeyId, PrimaryRegion: 'eu-west-1' }));
+    expect((await c.send(new sdk.DescribeKeyCommand({ KeyId: mrk.KeyId }))).KeyMetadata!.MultiRegionConfiguration!.MultiRegionKeyType).toBe('REPLICA');
   });
 
   it('documented errors arrive as the SDK exception classes, with HTTP 400', async () => {

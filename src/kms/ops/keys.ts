@@ -3,6 +3,7 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { bool, oneOf, paginate, reqStr, str, strList } from '../validate.js';
+import { multiRegionConfiguration } from './multiregion.js';
 
 type Req = Record<string, unknown>;
 export interface Tag {
@@ -46,10 +47,11 @@ export function keyMetadata(k: KmsContext, row: KeyRow) {
     MultiRegion: row.multi_region === 1,
     ...(row.expiration_model !== null ? { ExpirationModel: row.expiration_model } : {}),
     ...(material ? { CurrentKeyMaterialId: material.material_id.toString('hex') } : {}),
+    ...(row.multi_region === 1 ? { MultiRegionConfiguration: multiRegionConfiguration(k, row) } : {}),
   };
 }
 
-function tags(req: Req, field: string): Tag[] {
+export function tags(req: Req, field: string): Tag[] {
   const v = req[field];
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw KmsErrors.validation(`${field} must be a list of {TagKey, TagValue}.`);
@@ -62,10 +64,10 @@ function tags(req: Req, field: string): Tag[] {
   });
 }
 
-function putTags(k: KmsContext, keyId: string, list: Tag[]): void {
+export function putTags(k: KmsContext, keyId: string, list: Tag[], region = k.region): void {
   const ins = k.store.stmt('INSERT INTO tags (region, key_id, tag_key, tag_value) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET tag_value = excluded.tag_value');
-  for (const t of list) ins.run(k.region, keyId, t.TagKey, t.TagValue);
-  const n = (k.store.stmt('SELECT COUNT(*) AS n FROM tags WHERE region = ? AND key_id = ?').get(k.region, keyId) as { n: number }).n;
+  for (const t of list) ins.run(region, keyId, t.TagKey, t.TagValue);
+  const n = (k.store.stmt('SELECT COUNT(*) AS n FROM tags WHERE region = ? AND key_id = ?').get(region, keyId) as { n: number }).n;
   if (n > 50) throw KmsErrors.tag(`A KMS key can have at most 50 tags; this request would give ${k.keyArn(keyId)} ${n}. Remove some with UntagResource first.`);
 }
 
@@ -103,6 +105,7 @@ export function insertKey(k: KmsContext, spec: NewKey): KeyRow {
     expiration_model: null,
     valid_to: null,
     policy: spec.policy ?? defaultPolicy(k.account),
+    primary_region: spec.multiRegion ? k.region : null,
   };
   k.store.insertKey(row);
   if (origin === 'AWS_KMS') k.newMaterial(keyId, now, null);

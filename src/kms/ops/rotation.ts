@@ -4,6 +4,7 @@ import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { int, paginate, reqStr } from '../validate.js';
 import { assertCustomerManaged } from './state.js';
+import { assertRotationHere, rotationRow } from './multiregion.js';
 
 type Req = Record<string, unknown>;
 export const ON_DEMAND_ROTATION_LIMIT = 10;
@@ -21,6 +22,7 @@ export function enableKeyRotation(k: KmsContext, req: Req) {
   return k.store.write(() => {
     const row = k.key(ref, 'keyOnly');
     assertCustomerManaged(k, row, 'EnableKeyRotation');
+    assertRotationHere(k, row, 'EnableKeyRotation');
     assertRotatable(k, row, 'EnableKeyRotation');
     if (row.rotation_enabled === 1 && row.rotation_period_days === period) return {};
     k.store.updateKey(row.region, row.key_id, { rotation_enabled: 1, rotation_period_days: period, next_rotation_date: k.now() + period * DAY_MS });
@@ -33,6 +35,7 @@ export function disableKeyRotation(k: KmsContext, req: Req) {
   return k.store.write(() => {
     const row = k.key(ref, 'keyOnly');
     assertCustomerManaged(k, row, 'DisableKeyRotation');
+    assertRotationHere(k, row, 'DisableKeyRotation');
     assertRotatable(k, row, 'DisableKeyRotation');
     k.store.updateKey(row.region, row.key_id, { rotation_enabled: 0, rotation_period_days: null, next_rotation_date: null });
     return {};
@@ -40,7 +43,8 @@ export function disableKeyRotation(k: KmsContext, req: Req) {
 }
 
 export function getKeyRotationStatus(k: KmsContext, req: Req) {
-  const row = k.key(reqStr(req, 'KeyId'), 'keyOnly');
+  const own = k.key(reqStr(req, 'KeyId'), 'keyOnly');
+  const row = { ...rotationRow(k, own), key_id: own.key_id };
   const on = row.rotation_enabled === 1;
   return {
     KeyRotationEnabled: on,
@@ -55,6 +59,7 @@ export function rotateKeyOnDemand(k: KmsContext, req: Req) {
   return k.store.write(() => {
     const row = k.key(ref, 'keyOnly');
     assertCustomerManaged(k, row, 'RotateKeyOnDemand');
+    assertRotationHere(k, row, 'RotateKeyOnDemand');
     assertRotatable(k, row, 'RotateKeyOnDemand');
     const done = k.store.materials(row.key_id).filter((m) => m.rotation_type === 'ON_DEMAND').length;
     // Precondition: at most 10 on-demand rotations per key, ever.

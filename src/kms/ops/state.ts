@@ -3,6 +3,7 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { int, reqStr } from '../validate.js';
+import { assertNoReplicas } from './multiregion.js';
 
 type Req = Record<string, unknown>;
 
@@ -51,6 +52,7 @@ export function scheduleKeyDeletion(k: KmsContext, req: Req) {
   const days = int(req, 'PendingWindowInDays', 7, 30) ?? 30;
   return mutate(k, req, 'ScheduleKeyDeletion', (row, arn, now) => {
     if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(arn, row.key_state);
+    assertNoReplicas(k, row);
     const deletionDate = now + days * DAY_MS;
     k.store.updateKey(row.region, row.key_id, { key_state: 'PendingDeletion', deletion_date: deletionDate, pending_window_days: days });
     return { KeyId: arn, DeletionDate: new Date(deletionDate), KeyState: 'PendingDeletion', PendingWindowInDays: days };
