@@ -3,9 +3,8 @@ import path from 'node:path';
 import type { Clock } from '../clock.js';
 import { ensureDir } from '../home.js';
 import type { Home } from '../home.js';
-import { InProcessKmsClient } from '../kms/client/index.js';
 import type { KmsClient } from '../kms/client/index.js';
-import { kmsEndpointFromEnv, RemoteKmsClient } from '../kms/client/remote.js';
+import { openKmsClient } from '../kms/client/open.js';
 import { mountVolumeFile } from '../fuse/adapter.js';
 import type { Mounted } from '../fuse/adapter.js';
 import { createLogger } from '../log.js';
@@ -96,8 +95,7 @@ export class Card {
         const header = decodeHeader(head.subarray(0, n), image);
         payloadOffset = header.payloadOffset;
         // 2-3. KMS Decrypt with the volume's context, straight into guarded memory.
-        const endpoint = kmsEndpointFromEnv();
-        const kms = this.o.kms ?? (endpoint ? new RemoteKmsClient({ endpoint, region: this.o.region }) : InProcessKmsClient.open({ home, clock: this.o.clock, region: this.o.region }));
+        const kms = this.o.kms ?? openKmsClient({ home, clock: this.o.clock, region: this.o.region });
         try {
           this.key = await unwrapVolumeKey(kms, header.token);
         } finally {

@@ -2,10 +2,8 @@ import { Command, Option } from 'commander';
 import { clockFromEnv } from '../clock.js';
 import { openHome, resolveHomeDir } from '../home.js';
 import type { Home } from '../home.js';
-import { InProcessKmsClient } from '../kms/client/index.js';
 import type { KmsClient } from '../kms/client/index.js';
-import { kmsEndpointFromEnv, RemoteKmsClient } from '../kms/client/remote.js';
-import { DEFAULT_REGION } from '../kms/context.js';
+import { openKmsClient as openClient } from '../kms/client/open.js';
 import { render } from './output.js';
 import type { OutputFormat } from './output.js';
 
@@ -38,11 +36,8 @@ export function regionOf(g: GlobalOptions): string | undefined {
   return g.region ?? process.env.KMSVOL_REGION ?? process.env.AWS_REGION;
 }
 
-/** The embedded KMS, or the remote one when an endpoint is configured (AWS_ENDPOINT_URL_KMS or KMSVOL_KMS_ENDPOINT). */
 export function openKmsClient(g: GlobalOptions): KmsClient {
-  const endpoint = kmsEndpointFromEnv();
-  if (endpoint) return new RemoteKmsClient({ endpoint, region: regionOf(g) ?? DEFAULT_REGION });
-  return InProcessKmsClient.open({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv() });
+  return openClient({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv() });
 }
 
 export function print(result: unknown, g: GlobalOptions): void {
