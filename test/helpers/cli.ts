@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serverEnv } from './kms-server.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/kmsvol.js');
@@ -15,7 +16,7 @@ export interface CliResult {
 /** Run the real `kmsvol` CLI (the compiled one users run) against a home. */
 export function kmsvol(home: string, args: string[], env: Record<string, string> = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
-    env: { ...process.env, KMSVOL_HOME: home, ...env },
+    env: { ...process.env, KMSVOL_HOME: home, ...serverEnv(home, env.KMSVOL_NOW), ...env },
     encoding: 'utf8',
     timeout: 120_000,
   });

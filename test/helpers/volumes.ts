@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { kmsvol } from './cli.js';
 import { onCleanup, tempHome } from './home.js';
+import { serveHome, serverMode } from './kms-server.js';
 
 /**
  * A home with a key, for volume tests. Cleanup always runs, even when the test
@@ -23,6 +24,7 @@ export function volumeHome(): { home: string; key: string; mounts: string[] } {
       if (mp?.startsWith(home)) spawnSync('umount', ['-l', mp]);
     }
   });
+  if (serverMode) onCleanup(serveHome(home));
   const key = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
   return { home, key, mounts };
 }

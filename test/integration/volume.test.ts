@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeHeader, PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
 import { kmsvol } from '../helpers/cli.js';
+import { serverMode } from '../helpers/kms-server.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
 
 function imageOf(home: string, vol: string): string {
@@ -55,6 +56,11 @@ describe('volumes through real FUSE, loop devices and ext4', () => {
     expect(fs.readFileSync(path.join(mnt, 'note.txt'), 'utf8')).toBe('PLAINTEXT-MARKER-'.repeat(300));
     unmount(ctx, mnt);
     detach(ctx.home, vol);
+    if (serverMode) {
+      // The matrix's server leg: the card's Decrypt really went through `kmsvol kms serve`, signed as the test user.
+      const decrypts = kmsvol(ctx.home, ['audit', '--event-name', 'Decrypt']).json.Events;
+      expect(decrypts.at(-1).userIdentity.arn).toBe('arn:aws:iam::000000000000:user/tester');
+    }
   });
 
   it('the payload is aes-256-xts of the plaintext with IV 8n; a fresh volume reads as zeros; unaligned writes read back', () => {
