@@ -9,6 +9,9 @@ import { MATERIAL_ID_BYTES } from './blob.js';
 export const DEFAULT_REGION = 'local';
 export const DEFAULT_ACCOUNT = '000000000000';
 
+/** Services that have AWS managed keys (alias/aws/<service>). */
+const AWS_SERVICES = new Set(['ebs', 's3', 'rds', 'lambda', 'secretsmanager', 'ssm', 'dynamodb', 'sns', 'sqs', 'backup', 'elasticfilesystem', 'kinesis', 'redshift', 'glue', 'logs']);
+
 export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion' | 'PendingImport';
 
 /** How a KeyId argument may be given to an operation. */
@@ -20,6 +23,9 @@ export type KeyRefKind = 'any' | 'keyOnly';
  * through time (deletion windows, due rotations, material expiry).
  */
 export class KmsContext {
+  /** Creates (once) and returns the id of the AWS managed key of a service; set by Kms. */
+  awsManagedKeyFactory?: (service: string) => string;
+
   constructor(
     readonly store: KmsStore,
     readonly rootKey: RootKey,
@@ -56,8 +62,11 @@ export class KmsContext {
     if (r.startsWith('alias/')) {
       if (kind === 'keyOnly') throw KmsErrors.notFound(`Invalid keyId '${ref}': this operation takes a key id or key ARN, not an alias.`);
       const alias = this.store.getAlias(this.region, r);
-      if (!alias) throw KmsErrors.notFound(`Alias ${this.aliasArn(r)} is not found.`);
-      return alias.target_key_id;
+      if (alias) return alias.target_key_id;
+      // AWS managed keys (alias/aws/<service>) come into being the first time they are named.
+      const managed = /^alias\/aws\/([a-z0-9-]+)$/.exec(r);
+      if (managed && AWS_SERVICES.has(managed[1]!) && this.awsManagedKeyFactory) return this.awsManagedKeyFactory(managed[1]!);
+      throw KmsErrors.notFound(`Alias ${this.aliasArn(r)} is not found.`);
     }
     if (!/^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.test(r)) {
       throw KmsErrors.notFound(`Invalid keyId '${ref}'`);

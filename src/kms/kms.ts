@@ -103,7 +103,9 @@ export class Kms {
     const account = opts.account ?? process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
     const ctx = new KmsContext(store, rootKey, opts.clock ?? clockFromEnv(), region, account);
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
-    return new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);
+    const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);
+    ctx.awsManagedKeyFactory = (service) => kms.awsManagedKey(service);
+    return kms;
   }
 
   get region(): string {
@@ -137,10 +139,12 @@ export class Kms {
   }
 
   /**
-   * The AWS managed key for a service (for example alias/aws/ebs), created on
-   * first use. Users cannot disable, delete or reschedule it; it rotates yearly.
+   * The AWS managed key for a service (for example alias/aws/ebs), created the
+   * first time the alias is named. Users cannot disable, delete or reschedule
+   * it; it rotates yearly.
    */
-  awsManagedKey(service: string, description: string): string {
+  awsManagedKey(service: string): string {
+    const description = `Default key that protects my ${service === 'ebs' ? 'EBS volumes' : `${service} resources`} when no other key is defined`;
     const alias = `alias/aws/${service}`;
     const existing = this.ctx.store.getAlias(this.region, alias);
     if (existing) return existing.target_key_id;

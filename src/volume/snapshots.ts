@@ -124,7 +124,7 @@ export async function copySnapshot(ctx: Ec2Context, req: { SourceSnapshotId?: st
   return build(ctx, row, 'copySnapshot', async (file) => {
     if (!encrypted) return sparseCopy(snapshotFile(ctx.home, src), file);
     // A new data key under the chosen key, context aws:ebs:id = the new snapshot id; every written sector re-encrypted.
-    const keyRef = req.KmsKeyId ?? src.kms_key_id ?? (await resolveKey(ctx, undefined));
+    const keyRef = req.KmsKeyId ?? src.kms_key_id ?? resolveKey(ctx, undefined);
     row.kms_key_id = await writeEncryptedImage(ctx, file, row.snapshot_id, keyRef, src.volume_size * GiB);
     let shown = 0;
     await copyImage(ctx, snapshotFile(ctx.home, src), src.encrypted === 1, file, true, src.volume_size * GiB, (f) => {

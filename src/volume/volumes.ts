@@ -96,13 +96,9 @@ export function volumeShape(v: VolumeRow, a?: AttachmentRow) {
   };
 }
 
-/** The KMS key for a new encrypted volume: the one asked for, the account default, or alias/aws/ebs. */
-export async function resolveKey(ctx: Ec2Context, requested: string | undefined): Promise<string> {
-  const ref = requested ?? ctx.registry.getSetting('ebs_default_kms_key_id');
-  if (ref) return ref;
-  const managed = ctx.kms as KmsClient & { awsManagedKey?: (service: string, description: string) => string };
-  if (managed.awsManagedKey) return managed.awsManagedKey('ebs', 'Default key that protects my EBS volumes when no other key is defined');
-  return 'alias/aws/ebs';
+/** The KMS key for a new encrypted volume: the one asked for, the account default, or alias/aws/ebs (the KMS creates it when first named). */
+export function resolveKey(ctx: Ec2Context, requested: string | undefined): string {
+  return requested ?? ctx.registry.getSetting('ebs_default_kms_key_id') ?? 'alias/aws/ebs';
 }
 
 /**
@@ -189,7 +185,7 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   try {
     if (encrypted) {
       // A volume from an encrypted snapshot keeps the snapshot's key unless another is named.
-      const keyRef = req.KmsKeyId ?? snap?.kms_key_id ?? (await resolveKey(ctx, undefined));
+      const keyRef = req.KmsKeyId ?? snap?.kms_key_id ?? resolveKey(ctx, undefined);
       row.kms_key_id = await writeEncryptedImage(ctx, file, id, keyRef, size * GiB);
     } else {
       writeImageAtomically(file, undefined, size * GiB);

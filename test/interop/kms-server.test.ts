@@ -175,6 +175,12 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     fs.closeSync(fd);
     expect(back.equals(data)).toBe(true);
     expect(kmsvol(home, ['ec2', 'detach-volume', '--volume-id', vol], env).code).toBe(0);
+    // With no key named, the volume goes under alias/aws/ebs, which the server creates when first named.
+    const managed = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted'], env);
+    expect(managed.code, managed.stderr).toBe(0);
+    const ebsKey = (await c.send(new sdk.DescribeKeyCommand({ KeyId: 'alias/aws/ebs' }))).KeyMetadata!;
+    expect(ebsKey.KeyManager).toBe('AWS');
+    expect(managed.json.KmsKeyId).toBe(ebsKey.Arn);
     // The audit log names the authenticated principal.
     const events = kmsvol(home, ['audit', '--event-name', 'Decrypt']).json.Events;
     expect(events.at(-1).userIdentity.arn).toBe('arn:aws:iam::000000000000:user/alice');

@@ -27,11 +27,6 @@ export class InProcessKmsClient implements KmsClient {
     return this.kms.invoke(op, req);
   }
 
-  /** The AWS managed key of a service (alias/aws/<service>), created on first use. */
-  awsManagedKey(service: string, description: string): string {
-    return this.kms.invoke('DescribeKey', { KeyId: this.kms.ctx.keyArn(this.kms.awsManagedKey(service, description)) }).KeyMetadata.Arn;
-  }
-
   close(): void {
     this.kms.close();
   }

@@ -185,11 +185,14 @@ describe('aliases', () => {
     expect(errorName(() => kms.invoke('CreateAlias', { AliasName: 'alias/x', TargetKeyId: 'alias/y' }))).toBe('NotFoundException');
   });
 
-  it('the AWS managed key alias/aws/ebs is created once and cannot be managed by users', () => {
+  it('the AWS managed key alias/aws/ebs comes into being when first named, once, and cannot be managed by users', () => {
     const { kms } = testKms();
-    const id = kms.awsManagedKey('ebs', 'Default key that protects my EBS volumes when no other key is defined');
-    expect(kms.awsManagedKey('ebs', 'x')).toBe(id);
+    expect(kms.invoke('ListAliases', {}).Aliases).toEqual([]);
     const md = kms.invoke('DescribeKey', { KeyId: 'alias/aws/ebs' }).KeyMetadata;
+    const id = md.KeyId;
+    expect(kms.invoke('DescribeKey', { KeyId: 'alias/aws/ebs' }).KeyMetadata.KeyId).toBe(id);
+    expect(md.Description).toBe('Default key that protects my EBS volumes when no other key is defined');
+    expect(kms.invoke('ListKeys', {}).Keys).toHaveLength(1);
     expect(md.KeyManager).toBe('AWS');
     expect(kms.invoke('GetKeyRotationStatus', { KeyId: id })).toMatchObject({ KeyRotationEnabled: true, RotationPeriodInDays: 365 });
     for (const op of ['DisableKey', 'ScheduleKeyDeletion', 'DisableKeyRotation', 'RotateKeyOnDemand'] as const) {
