@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { attachVolume, detachVolume, reconcile } from './card/attach.js';
 import { cardOps } from './card/images.js';
-import { volumeKeyDigest } from './card/keys.js';
 import { ManualClock } from './clock.js';
 import { openHome } from './home.js';
 import type { Home } from './home.js';
@@ -59,7 +58,6 @@ export class Kmsvol {
       clock,
       region: this.kms.region,
       account: this.kms.account,
-      keyDigest: (t) => volumeKeyDigest(client, t),
       reconcile: (v, a) => reconcile(ctx, v, a),
       card: cardOps(this.home, client),
     };

@@ -114,13 +114,17 @@ XTS_TARGET static inline __m128i xts_double(__m128i t) {
   return _mm_xor_si128(_mm_slli_epi32(t, 1), carry);
 }
 
+/* The initial tweak of a data unit: E_K2(n), n as a 128-bit little-endian number. */
+XTS_TARGET static inline __m128i xts_tweak(const xts_sched *s, uint64_t n) {
+  __m128i t = _mm_xor_si128(_mm_set_epi64x(0, (long long)n), s->ek2[0]);
+  for (int r = 1; r < 14; r++) t = _mm_aesenc_si128(t, s->ek2[r]);
+  return _mm_aesenclast_si128(t, s->ek2[14]);
+}
+
 /* One data unit (sector) of `len` bytes (a multiple of 128) with 64-bit sector number `n`. In place allowed. */
 XTS_TARGET static inline void xts_sector(const xts_sched *s, uint64_t n, const uint8_t *src, uint8_t *dst, size_t len, int enc) {
   const __m128i *rk = enc ? s->ek1 : s->dk1;
-  __m128i t = _mm_set_epi64x(0, (long long)n);
-  t = _mm_xor_si128(t, s->ek2[0]);
-  for (int r = 1; r < 14; r++) t = _mm_aesenc_si128(t, s->ek2[r]);
-  t = _mm_aesenclast_si128(t, s->ek2[14]);
+  __m128i t = xts_tweak(s, n);
 
   for (size_t off = 0; off < len; off += 128) {
     __m128i tw[8], b[8];
@@ -163,10 +167,7 @@ static inline int xts_cpu_has_vaes(void) {
 XTS_VTARGET static inline void xts_sector_vaes(const xts_sched *s, uint64_t n, const uint8_t *src, uint8_t *dst, size_t len, int enc) {
   /* Round keys are read from the guarded schedule pages, not copied to the stack. */
   const __m256i *k = enc ? s->vek1 : s->vdk1;
-  __m128i t = _mm_set_epi64x(0, (long long)n);
-  t = _mm_xor_si128(t, s->ek2[0]);
-  for (int r = 1; r < 14; r++) t = _mm_aesenc_si128(t, s->ek2[r]);
-  t = _mm_aesenclast_si128(t, s->ek2[14]);
+  __m128i t = xts_tweak(s, n);
 
   for (size_t off = 0; off < len; off += 128) {
     __m256i tw[4], b[4];

@@ -75,4 +75,9 @@ int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, u
 
 void fuse_server_register(napi_env env, napi_value exports);
 
+/* pread all of `len` bytes (retrying EINTR); past the end of a sparse file reads as zeros. Returns 0 or errno. */
+int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
+/* pwrite all of `len` bytes (retrying EINTR). Returns 0 or errno. */
+int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off);
+
 #endif

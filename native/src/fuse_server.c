@@ -53,36 +53,6 @@ static int fail(server *s, int err) {
   return (err == ENOSPC || err == EDQUOT || err == EROFS) ? -err : -EIO;
 }
 
-static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (r == 0) { /* past the end of a sparse image: never written */
-      memset(buf + got, 0, len - got);
-      break;
-    }
-    got += (size_t)r;
-  }
-  return 0;
-}
-
-static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off) {
-  size_t put = 0;
-  while (put < len) {
-    ssize_t w = pwrite(fd, buf + put, len - put, (off_t)(off + put));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    put += (size_t)w;
-  }
-  return 0;
-}
-
 /* Encrypt or decrypt whole sectors in place; all-zero ciphertext reads as zeros. */
 static int crypt_sectors(server *s, uint8_t *buf, size_t len, uint64_t first, int enc) {
   int st;

@@ -158,6 +158,36 @@ void ctx_release(gkey *k, ctxnode *n) {
   pthread_mutex_unlock(&k->mu);
 }
 
+int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (r == 0) { /* past the end of a sparse image: never written */
+      memset(buf + got, 0, len - got);
+      break;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off) {
+  size_t put = 0;
+  while (put < len) {
+    ssize_t w = pwrite(fd, buf + put, len - put, (off_t)(off + put));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    put += (size_t)w;
+  }
+  return 0;
+}
+
 static int all_zero(const uint8_t *p, size_t n) {
   const uint64_t *w = (const uint64_t *)p;
   for (size_t i = 0; i < n / 8; i++)
@@ -560,16 +590,7 @@ typedef struct {
 static void recrypt_execute(napi_env env, void *data) {
   (void)env;
   recrypt_job *j = (recrypt_job *)data;
-  size_t got = 0;
-  while (got < j->len) {
-    ssize_t r = pread(j->sfd, j->buf + got, j->len - got, j->soff + (int64_t)got);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      j->status = ST_CRYPTO; j->err = errno; return;
-    }
-    if (r == 0) { memset(j->buf + got, 0, j->len - got); break; }
-    got += (size_t)r;
-  }
+  if ((j->err = pread_full(j->sfd, j->buf, j->len, (uint64_t)j->soff))) { j->status = ST_CRYPTO; return; }
   int st = ST_OK;
   ctxnode *co = NULL, *cn = NULL;
   if (j->oldk && !(co = ctx_acquire(j->oldk, &st))) { j->status = st; return; }
@@ -588,16 +609,8 @@ static void recrypt_execute(napi_env env, void *data) {
       if (cn && (j->status = xts_run(j->newk, cn, p, p, 4096, j->first + i + run, 4096, 1, 0)) != ST_OK) break;
       run++;
     }
-    size_t len = run * 4096, put = 0;
-    while (j->status == ST_OK && put < len) {
-      ssize_t w = pwrite(j->dfd, j->buf + i * 4096 + put, len - put, j->doff + (int64_t)(i * 4096 + put));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        j->status = ST_CRYPTO; j->err = errno;
-        break;
-      }
-      put += (size_t)w;
-    }
+    size_t len = run * 4096;
+    if (j->status == ST_OK && (j->err = pwrite_full(j->dfd, j->buf + i * 4096, len, (uint64_t)j->doff + i * 4096))) j->status = ST_CRYPTO;
     j->written += (double)len;
     i += run;
   }

@@ -4,12 +4,19 @@ import type { Home } from '../home.js';
 import type { GuardedKey } from '../native/index.js';
 import type { CardOps } from '../volume/volumes.js';
 import { callControl } from './control.js';
-import { unwrapVolumeKey } from './keys.js';
+import { unwrapVolumeKey, volumeKeyDigest } from './keys.js';
 import { copyPayload } from './recrypt.js';
 import { socketPath } from './runtime.js';
 
+/**
+ * The card layer's side of the control plane's CardOps: the LUKS2 key digest
+ * for new images, quiescing an attached volume for a snapshot, and moving a
+ * payload between images under different keys.
+ */
 export function cardOps(home: Home, kms: KmsClient): CardOps {
   return {
+    keyDigest: (token) => volumeKeyDigest(kms, token),
+
     async quiesce(volumeId) {
       const sock = socketPath(home, volumeId);
       const r = await callControl(sock, { op: 'freeze' });

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { attachForeground, attachVolume, detachVolume, reconcile } from '../card/attach.js';
 import { cardOps } from '../card/images.js';
-import { volumeKeyDigest } from '../card/keys.js';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
@@ -32,7 +31,6 @@ export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
     clock: clockFromEnv(),
     region,
     account,
-    keyDigest: (t) => volumeKeyDigest(kms, t),
     reconcile: (v, a) => reconcile(ctx, v, a),
     card: cardOps(home, kms),
     ...(process.stderr.isTTY ? { onProgress: progressBar } : {}),

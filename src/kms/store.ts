@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import Database from 'better-sqlite3';
-import { touchPrivate } from '../home.js';
+import type Database from 'better-sqlite3';
+import { insertRow, openDatabase } from '../sqlite.js';
 
 /**
  * The KMS store: SQLite (WAL, synchronous=FULL). Several processes use it at
@@ -105,11 +105,7 @@ export class KmsStore {
 
   constructor(file: string) {
     const created = !fs.existsSync(file) || fs.statSync(file).size === 0;
-    touchPrivate(file);
-    this.db = new Database(file, { timeout: 120_000 });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
+    this.db = openDatabase(file);
     this.write(() => {
       // An existing store is upgraded first (its tables predate SCHEMA); a new one just gets SCHEMA.
       const existing = this.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get() !== undefined;
@@ -176,8 +172,7 @@ export class KmsStore {
   }
 
   insertKey(row: KeyRow): void {
-    const cols = Object.keys(row);
-    this.stmt(`INSERT INTO keys (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(row);
+    insertRow(this.db, 'keys', row);
   }
 
   /** Update the named columns of a key row. */

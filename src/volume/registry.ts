@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import Database from 'better-sqlite3';
-import { touchPrivate } from '../home.js';
+import type Database from 'better-sqlite3';
+import { insertRow, openDatabase } from '../sqlite.js';
 
 /**
  * The volume registry (EC2's view): volumes, attachments and account settings,
@@ -66,10 +66,7 @@ export class Registry {
   readonly db: Database.Database;
 
   constructor(file: string) {
-    touchPrivate(file);
-    this.db = new Database(file, { timeout: 120_000 });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    this.db = openDatabase(file);
     this.db.exec(SCHEMA);
   }
 
@@ -86,8 +83,7 @@ export class Registry {
   }
 
   insertVolume(v: VolumeRow): void {
-    const cols = Object.keys(v);
-    this.db.prepare(`INSERT INTO volumes (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(v);
+    insertRow(this.db, 'volumes', v);
   }
 
   setVolumeState(id: string, state: VolumeRow['state']): void {
@@ -121,8 +117,7 @@ export class Registry {
   }
 
   insertSnapshot(r: SnapshotRow): void {
-    const cols = Object.keys(r);
-    this.db.prepare(`INSERT INTO snapshots (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(r);
+    insertRow(this.db, 'snapshots', r);
   }
 
   updateSnapshot(id: string, fields: Partial<SnapshotRow>): void {

@@ -101,7 +101,7 @@ export async function createSnapshot(ctx: Ec2Context, req: { VolumeId?: string; 
     // Point in time even while attached: the card quiesces writes (and freezes a mounted filesystem) during the copy.
     const a = ctx.registry.getAttachment(v.volume_id);
     if (a && ctx.reconcile) await ctx.reconcile(v, a);
-    const thaw = ctx.registry.getAttachment(v.volume_id) && ctx.card ? await ctx.card.quiesce(v.volume_id) : undefined;
+    const thaw = ctx.registry.getAttachment(v.volume_id) ? await ctx.card.quiesce(v.volume_id) : undefined;
     try {
       await sparseCopy(imageFile(ctx.home, v), file);
     } finally {

@@ -28,6 +28,8 @@ export interface ImageSide {
  * volume, and moving a payload between images under different keys.
  */
 export interface CardOps {
+  /** The LUKS2 digest of the volume key named by a token (unwrapped, hashed and zeroized in the card layer). */
+  keyDigest(token: KmsvolToken): Promise<KeyDigest>;
   quiesce(volumeId: string): Promise<() => Promise<void>>;
   copyPayload(src: ImageSide, dst: ImageSide, sizeBytes: number, onProgress?: (fraction: number) => void): Promise<number>;
 }
@@ -41,15 +43,10 @@ export interface Ec2Context {
   clock: Clock;
   region: string;
   account: string;
-  /**
-   * Computes the LUKS2 digest of the volume key named by a token. Provided by
-   * the card layer: only it touches plaintext data keys.
-   */
-  keyDigest: (token: KmsvolToken) => Promise<KeyDigest>;
   /** Reconciles an attachment whose card may have died (provided by the card layer). */
   reconcile?: (v: VolumeRow, a: AttachmentRow) => Promise<void>;
-  /** Snapshot and copy support from the card layer. */
-  card?: CardOps;
+  /** What only the card layer may do (it alone touches plaintext data keys). */
+  card: CardOps;
   /** Told how far a long copy has come (the CLI draws a progress bar on a terminal). */
   onProgress?: (what: string, fraction: number) => void;
 }
@@ -112,7 +109,7 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
     const token: KmsvolToken = { volumeId, keyArn: gdk.KeyId, ciphertextBlob: Buffer.from(gdk.CiphertextBlob).toString('base64'), encryptionContext: context };
     let digest: KeyDigest;
     try {
-      digest = await ctx.keyDigest(token);
+      digest = await ctx.card.keyDigest(token);
     } catch (e) {
       // A key whose two halves are equal cannot be used for XTS: generate another.
       if ((e as Error).name === 'InvalidKey' && attempt < 3) continue;
@@ -209,7 +206,6 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
 
 /** Copy the payload of image `src` into the already-initialized image `dst`, re-encrypting as needed. */
 export async function copyImage(ctx: Ec2Context, src: string, srcEncrypted: boolean, dst: string, dstEncrypted: boolean, sizeBytes: number, onProgress?: (f: number) => void): Promise<void> {
-  if (!ctx.card) throw Ec2Errors.incorrectState('Copying images needs the card layer, which this context lacks.');
   const side = (file: string, enc: boolean) => {
     if (!enc) return { file, payloadOffset: 0, token: null };
     const h = readImageHeader(file);
