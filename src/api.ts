@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { attachVolume, detachVolume, reconcile } from './card/attach.js';
+import { viaEc2 } from './card/grants.js';
 import { cardOps } from './card/images.js';
 import { ManualClock } from './clock.js';
 import { openHome } from './home.js';
@@ -48,7 +49,8 @@ export class Kmsvol {
     this.temporary = temporary;
     this.clock = clock;
     this.kms = Kms.open({ home: this.home, clock });
-    const client = new InProcessKmsClient(this.kms);
+    // The volume side calls the KMS through EC2, as EBS does.
+    const client = new InProcessKmsClient(this.kms, { viaService: viaEc2(this.kms.region) }, false);
     this.registry = new Registry(this.home.registryDb);
     const ctx: Ec2Context = {
       home: this.home,

@@ -10,7 +10,10 @@ import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { getVolume } from '../volume/volumes.js';
 import type { Ec2Context } from '../volume/volumes.js';
+import { readImageHeader } from '../volume/luks2.js';
+import { imageFile } from '../volume/volumes.js';
 import { callControl } from './control.js';
+import { createCardGrant, retireCardGrant } from './grants.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardAttachment } from './runtime.js';
 import { isMounted, losetupDetach, loopsFor, processAlive } from './system.js';
@@ -39,14 +42,30 @@ function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
   throw err;
 }
 
-async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow> {
+/** The volume, if it can be attached, and (for an encrypted one) the card's new KMS grant. */
+async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; grantToken?: string }> {
   const v = getVolume(ctx, req.VolumeId);
   const a = ctx.registry.getAttachment(v.volume_id);
   if (a) {
     await reconcile(ctx, v, a);
     if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device})`);
   }
-  return v;
+  if (!v.encrypted) return { v };
+  try {
+    return { v, grantToken: await createCardGrant(ctx.kms, readImageHeader(imageFile(ctx.home, v)).token) };
+  } catch (e) {
+    return attachFailed(ctx, v.volume_id, e);
+  }
+}
+
+/** Retire a card's grant once the card is gone; a KMS that cannot be reached is reported as an event, not a failed detach. */
+async function retireGrant(ctx: Ec2Context, volumeId: string, grantToken: string | null | undefined): Promise<void> {
+  if (!grantToken) return;
+  try {
+    await retireCardGrant(ctx.kms, grantToken);
+  } catch (e) {
+    ctx.events.record(volumeId, 'detachVolume', 'grant-not-retired', `${(e as Error).name}: ${(e as Error).message}. The grant allows only Decrypt of this volume's key by its card; the next attach reuses it, or revoke it with kmsvol kms revoke-grant.`);
+  }
 }
 
 /**
@@ -54,7 +73,7 @@ async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow>
  * usable (or with the card's error: the KMS's own exception when the CMK is unusable).
  */
 export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise<CardAttachment> {
-  const v = await precheck(ctx, req);
+  const { v, grantToken } = await precheck(ctx, req);
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
@@ -62,7 +81,7 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: process.env,
+    env: { ...process.env, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
   });
   fs.closeSync(logFd);
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
@@ -79,19 +98,24 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
     });
   });
   const r = await ready;
-  if (!r.ok || !r.attachment) return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
+  if (!r.ok || !r.attachment) {
+    await retireGrant(ctx, v.volume_id, grantToken);
+    return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
+  }
   // The card runs on: stop listening to it so this process can exit.
   child.unref();
   return { ...r.attachment, AttachTime: new Date(r.attachment.AttachTime) };
 }
 
-/** Attach in this process (`--foreground`): resolves with the attachment once ready; `stopped` when detached. */
-export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card }> {
-  const v = await precheck(ctx, req);
-  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: ctx.kms });
+/** Attach in this process (`--foreground`): resolves with the attachment once ready; `stopped` once detached and the grant retired. */
+export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card; stopped: Promise<void> }> {
+  const { v, grantToken } = await precheck(ctx, req);
+  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: ctx.kms, grantToken });
   try {
-    return { attachment: await card.start(), card };
+    const attachment = await card.start();
+    return { attachment, card, stopped: card.stopped.then(() => retireGrant(ctx, v.volume_id, grantToken)) };
   } catch (e) {
+    await retireGrant(ctx, v.volume_id, grantToken);
     return attachFailed(ctx, v.volume_id, e);
   }
 }
@@ -106,6 +130,7 @@ export async function detachVolume(ctx: Ec2Context, req: { VolumeId: string; For
     const reply = await callControl(socketPath(ctx.home, v.volume_id), { op: 'detach', force: !!req.Force }, req.Force ? 10_000 : 60_000);
     if (!reply.ok) throw new ServiceError(reply.error.name, reply.error.message);
     await waitForExit(a.pid, req.Force ? 10_000 : 60_000);
+    await retireGrant(ctx, v.volume_id, a.grant_token);
   } catch (e) {
     if (!req.Force) {
       if (e instanceof ServiceError) throw e;
@@ -151,6 +176,7 @@ async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, eve
   for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
   if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
+  await retireGrant(ctx, v.volume_id, a.grant_token);
   ctx.registry.write(() => {
     ctx.registry.deleteAttachment(v.volume_id);
     ctx.registry.setVolumeState(v.volume_id, 'available');

@@ -8,11 +8,12 @@ import type { KeyDigest, KmsvolToken } from '../volume/luks2.js';
  * Unwrap a volume's data key through KMS Decrypt, straight into guarded
  * memory. The transient Buffer of the KMS response is zeroed at once.
  */
-export async function unwrapVolumeKey(kms: KmsClient, token: KmsvolToken): Promise<GuardedKey> {
+export async function unwrapVolumeKey(kms: KmsClient, token: KmsvolToken, grantToken?: string): Promise<GuardedKey> {
   const res = await kms.send('Decrypt', {
     CiphertextBlob: Buffer.from(token.ciphertextBlob, 'base64'),
     EncryptionContext: token.encryptionContext,
     KeyId: token.keyArn,
+    ...(grantToken ? { GrantTokens: [grantToken] } : {}),
   });
   try {
     return GuardedKey.fromBuffer(res.Plaintext);

@@ -18,6 +18,7 @@ import { Registry } from '../volume/registry.js';
 import { imageFile } from '../volume/volumes.js';
 import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
+import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
 import { losetupAttach, losetupDetach, loopBusy, mountPointOf, run } from './system.js';
 
@@ -32,6 +33,8 @@ export interface CardOptions {
   account: string;
   /** The KMS to unwrap through; defaults to the embedded one on `home`. */
   kms?: KmsClient;
+  /** The grant the control plane made for this card (see card/grants.ts). */
+  grantToken?: string;
 }
 
 export interface CardAttachment {
@@ -94,12 +97,14 @@ export class Card {
         const n = fs.readSync(this.fd, head, 0, head.length, 0);
         const header = decodeHeader(head.subarray(0, n), image);
         payloadOffset = header.payloadOffset;
-        // 2-3. KMS Decrypt with the volume's context, straight into guarded memory.
-        const kms = this.o.kms ?? openKmsClient({ home, clock: this.o.clock, region: this.o.region });
+        // 2-3. KMS Decrypt with the volume's context, as the card's own principal
+        // through its grant, straight into guarded memory.
+        const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
+        const kms = this.o.kms?.as(caller) ?? openKmsClient({ home, clock: this.o.clock, region: this.o.region, caller });
         try {
-          this.key = await unwrapVolumeKey(kms, header.token);
+          this.key = await unwrapVolumeKey(kms, header.token, this.o.grantToken);
         } finally {
-          if (!this.o.kms) kms.close();
+          kms.close();
         }
         this.log.info({ volumeId, keyArn: header.token.keyArn, keyBytes: this.key.length, engine: backend() }, 'data key unwrapped into guarded memory');
       }
@@ -112,7 +117,7 @@ export class Card {
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
       const attachTime = this.o.clock.now();
       this.registry.write(() => {
-        this.registry.putAttachment({ volume_id: volumeId, device, mount_dir: this.o.mountDir, loop_device: this.loopDevice ?? null, attach_time: attachTime.getTime(), pid: process.pid, state: 'attached' });
+        this.registry.putAttachment({ volume_id: volumeId, device, mount_dir: this.o.mountDir, loop_device: this.loopDevice ?? null, attach_time: attachTime.getTime(), pid: process.pid, state: 'attached', grant_token: this.o.grantToken ?? null });
         this.registry.setVolumeState(volumeId, 'in-use');
       });
       this.events.record(volumeId, 'attachVolume', 'attached');

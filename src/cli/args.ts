@@ -71,3 +71,28 @@ export function parseInteger(value: string, name: string): number {
   if (!/^-?\d+$/.test(value)) throw new UsageError(`Invalid value for --${name}: ${value} is not an integer.`);
   return Number(value);
 }
+
+/** A structure argument: JSON, or shorthand `Member={k=v,k2=v2}` (as for grant Constraints). */
+export function parseStruct(value: string, name: string): Record<string, unknown> {
+  const text = readParamText(value).trim();
+  if (text.startsWith('{')) {
+    try {
+      const v = JSON.parse(text);
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
+      return v;
+    } catch (e) {
+      throw new UsageError(`Error parsing parameter '--${name}': ${(e as Error).message}`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const m of text.matchAll(/([A-Za-z]+)=\{([^}]*)\},?/g)) out[m[1]!] = parseMap(m[2]!, name);
+  if (Object.keys(out).length === 0) throw new UsageError(`Error parsing parameter '--${name}': use JSON or Member={k=v,...}, e.g. EncryptionContextSubset={Department=IT}.`);
+  return out;
+}
+
+/** A timestamp argument: ISO 8601 or epoch seconds, as the AWS CLI takes them. */
+export function parseTimestamp(value: string, name: string): Date {
+  const ms = /^\d+(\.\d+)?$/.test(value) ? Number(value) * 1000 : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new UsageError(`Invalid timestamp for --${name}: ${value}. Use ISO 8601 (2027-01-31T00:00:00Z) or epoch seconds.`);
+  return new Date(ms);
+}

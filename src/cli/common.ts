@@ -3,6 +3,7 @@ import { clockFromEnv } from '../clock.js';
 import { openHome, resolveHomeDir } from '../home.js';
 import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
+import type { Caller } from '../kms/authz.js';
 import { openKmsClient as openClient } from '../kms/client/open.js';
 import { render } from './output.js';
 import type { OutputFormat } from './output.js';
@@ -36,8 +37,9 @@ export function regionOf(g: GlobalOptions): string | undefined {
   return g.region ?? process.env.KMSVOL_REGION ?? process.env.AWS_REGION;
 }
 
-export function openKmsClient(g: GlobalOptions): KmsClient {
-  return openClient({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv() });
+/** The KMS for a CLI call; `caller` when the call is made through a service (the volume side calls through EC2). */
+export function openKmsClient(g: GlobalOptions, caller?: Partial<Caller>): KmsClient {
+  return openClient({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv(), caller });
 }
 
 export function print(result: unknown, g: GlobalOptions): void {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { attachForeground, attachVolume, detachVolume, reconcile } from '../card/attach.js';
+import { viaEc2 } from '../card/grants.js';
 import { cardOps } from '../card/images.js';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
@@ -19,8 +20,8 @@ import { OperationContext } from './errors.js';
 /** The volume side's context for one CLI call; closed by the caller. */
 export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
   const home = homeOf(g);
-  const kms = openKmsClient(g);
   const region = regionOf(g) ?? DEFAULT_REGION;
+  const kms = openKmsClient(g, { viaService: viaEc2(region) });
   const account = process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
   const registry = new Registry(home.registryDb);
   const ctx: Ec2Context & { close(): void } = {
@@ -96,9 +97,9 @@ export function ec2Command(): Command {
       c.requiredOption('--volume-id <id>').option('--device <dir>', 'directory where the decrypted volume file appears').option('--instance-id <id>', 'accepted for AWS CLI compatibility').option('--loop', 'also attach /dev/loopN').option('--foreground', 'run the card in this process until it is detached'),
       async (ctx, o, g) => {
         if (!o.foreground) return attachVolume(ctx, { VolumeId: o.volumeId, Device: o.device, Loop: !!o.loop });
-        const { attachment, card } = await attachForeground(ctx, { VolumeId: o.volumeId, Device: o.device, Loop: !!o.loop });
+        const { attachment, stopped } = await attachForeground(ctx, { VolumeId: o.volumeId, Device: o.device, Loop: !!o.loop });
         print(attachment, g);
-        await card.stopped;
+        await stopped;
         return undefined;
       }),
   );

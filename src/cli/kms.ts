@@ -1,15 +1,20 @@
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { KmsOperation, KmsRequest } from '../kms/kms.js';
-import { parseBlob, parseInteger, parseMap, parseStructList, readParamText } from './args.js';
+import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { serveCommand } from './serve.js';
 
 /** Field types, by AWS field name; anything not listed is a string. */
-const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs'> = {
+const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs' | 'struct' | 'timestamp'> = {
   Plaintext: 'blob',
   CiphertextBlob: 'blob',
+  ImportToken: 'blob',
+  EncryptedKeyMaterial: 'blob',
+  ValidTo: 'timestamp',
+  Constraints: 'struct',
+  Operations: 'list',
   EncryptionContext: 'map',
   SourceEncryptionContext: 'map',
   DestinationEncryptionContext: 'map',
@@ -54,6 +59,17 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   ListAliases: ['KeyId', 'Limit', 'Marker'],
   ReplicateKey: ['KeyId!', 'ReplicaRegion!', 'Description', 'Policy', 'Tags', 'BypassPolicyLockoutSafetyCheck'],
   UpdatePrimaryRegion: ['KeyId!', 'PrimaryRegion!'],
+  GetKeyPolicy: ['KeyId!', 'PolicyName'],
+  PutKeyPolicy: ['KeyId!', 'Policy!', 'PolicyName', 'BypassPolicyLockoutSafetyCheck'],
+  ListKeyPolicies: ['KeyId!', 'Limit', 'Marker'],
+  CreateGrant: ['KeyId!', 'GranteePrincipal!', 'Operations!', 'RetiringPrincipal', 'Constraints', 'GrantTokens', 'Name'],
+  ListGrants: ['KeyId!', 'GrantId', 'GranteePrincipal', 'Limit', 'Marker'],
+  ListRetirableGrants: ['RetiringPrincipal!', 'Limit', 'Marker'],
+  RetireGrant: ['GrantToken', 'KeyId', 'GrantId'],
+  RevokeGrant: ['KeyId!', 'GrantId!'],
+  GetParametersForImport: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'],
+  ImportKeyMaterial: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel'],
+  DeleteImportedKeyMaterial: ['KeyId!'],
 };
 
 export function kebab(name: string): string {
@@ -94,6 +110,12 @@ function buildRequest(fields: string[], opts: Record<string, unknown>): KmsReque
         break;
       case 'structs':
         req[field] = parseStructList(v as string[], flag);
+        break;
+      case 'struct':
+        req[field] = parseStruct(v as string, flag);
+        break;
+      case 'timestamp':
+        req[field] = parseTimestamp(v as string, flag);
         break;
       default:
         req[field] = readParamText(v as string);

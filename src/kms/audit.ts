@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { readJsonLines } from '../jsonl.js';
+import type { AuthDecision } from './authz.js';
 
 /**
  * The CloudTrail-style audit log: one JSON line per KMS call, appended with
@@ -11,9 +12,10 @@ const REQUEST_FIELDS = [
   'KeyId', 'SourceKeyId', 'DestinationKeyId', 'TargetKeyId', 'AliasName', 'EncryptionContext',
   'SourceEncryptionContext', 'DestinationEncryptionContext', 'KeySpec', 'NumberOfBytes', 'KeyUsage',
   'Origin', 'Description', 'PendingWindowInDays', 'RotationPeriodInDays', 'MultiRegion', 'TagKeys',
-  'EncryptionAlgorithm', 'GranteePrincipal', 'Operations', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
+  'EncryptionAlgorithm', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
+  'PolicyName', 'BypassPolicyLockoutSafetyCheck', 'WrappingAlgorithm', 'WrappingKeySpec', 'ExpirationModel', 'ValidTo',
 ] as const;
-const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId'] as const;
+const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo'] as const;
 
 export interface AuditRecord {
   eventVersion: '1.08';
@@ -21,11 +23,13 @@ export interface AuditRecord {
   eventSource: 'kms.amazonaws.com';
   eventName: string;
   awsRegion: string;
-  userIdentity: { type: string; arn: string };
+  userIdentity: { type: string; arn: string; invokedBy?: string };
   requestParameters: Record<string, unknown> | null;
   responseElements: Record<string, unknown> | null;
   errorCode?: string;
   errorMessage?: string;
+  /** Every policy and grant decision of the call, in order. */
+  additionalEventData?: { authorization: AuthDecision[] };
   requestID: string;
   eventID: string;
 }
@@ -38,6 +42,13 @@ function pick(obj: unknown, fields: readonly string[]): Record<string, unknown> 
   const md = src.KeyMetadata as Record<string, unknown> | undefined;
   if (md) out.keyMetadata = { keyId: md.KeyId, keyState: md.KeyState };
   return Object.keys(out).length ? out : null;
+}
+
+function identityType(principal: string): string {
+  if (principal.endsWith(':root')) return 'Root';
+  if (principal.includes(':assumed-role/')) return 'AssumedRole';
+  if (principal.endsWith('.amazonaws.com')) return 'AWSService';
+  return 'IAMUser';
 }
 
 function lowerFirst(s: string): string {
@@ -60,7 +71,7 @@ export class AuditLog {
     if (file) process.on('exit', this.flushOnExit);
   }
 
-  record(p: { time: Date; op: string; region: string; principal: string; request: unknown; response?: unknown; error?: Error; requestId?: string }): void {
+  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; decisions?: AuthDecision[] }): void {
     if (!this.file) return;
     const rec: AuditRecord = {
       eventVersion: '1.08',
@@ -68,10 +79,11 @@ export class AuditLog {
       eventSource: 'kms.amazonaws.com',
       eventName: p.op,
       awsRegion: p.region,
-      userIdentity: { type: p.principal.endsWith(':root') ? 'Root' : 'IAMUser', arn: p.principal },
+      userIdentity: { type: identityType(p.principal), arn: p.principal, ...(p.viaService ? { invokedBy: p.viaService } : {}) },
       requestParameters: pick(p.request, REQUEST_FIELDS),
       responseElements: p.error ? null : pick(p.response, RESPONSE_FIELDS),
       ...(p.error ? { errorCode: p.error.name, errorMessage: p.error.message } : {}),
+      ...(p.decisions?.length ? { additionalEventData: { authorization: p.decisions } } : {}),
       requestID: p.requestId ?? crypto.randomUUID(),
       eventID: crypto.randomUUID(),
     };

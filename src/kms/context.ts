@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
+import { authorize } from './authz.js';
+import type { AuthRequest, CallState } from './authz.js';
 import { KmsErrors } from './errors.js';
 import type { RootKey } from './rootkey.js';
 import type { KeyRow, KmsStore } from './store.js';
@@ -25,6 +27,8 @@ export type KeyRefKind = 'any' | 'keyOnly';
 export class KmsContext {
   /** Creates (once) and returns the id of the AWS managed key of a service; set by Kms. */
   awsManagedKeyFactory?: (service: string) => string;
+  /** The call being run (its caller and authorization decisions); set by Kms.invokeAs. */
+  call?: CallState;
 
   constructor(
     readonly store: KmsStore,
@@ -74,18 +78,24 @@ export class KmsContext {
     return r;
   }
 
-  /** The key row, settled to "now"; NotFoundException if it does not (or no longer) exist. */
-  key(ref: string, kind: KeyRefKind = 'any'): KeyRow {
+  /**
+   * The key row, settled to "now"; NotFoundException if it does not (or no
+   * longer) exist. The caller must be authorized for `auth` (by default the
+   * action of the running operation, kms:<Op>); `false` skips the check for
+   * lookups that are not themselves an action on the key.
+   */
+  key(ref: string, kind: KeyRefKind = 'any', auth?: AuthRequest | false): KeyRow {
     const keyId = this.resolveKeyId(ref, kind);
     const row = this.store.getKey(this.region, keyId);
     const settled = row && this.settle(row);
     if (!settled) throw KmsErrors.notFound(`Key '${this.keyArn(keyId)}' does not exist`);
+    if (auth !== false && this.call) authorize(this, settled, auth ?? { action: `kms:${this.call.op}` });
     return settled;
   }
 
-  /** A key usable for cryptography: Enabled and ENCRYPT_DECRYPT. */
-  usableKey(ref: string): KeyRow {
-    const row = this.key(ref);
+  /** A key usable for cryptography (Enabled, ENCRYPT_DECRYPT) that the caller may use for `auth`. */
+  usableKey(ref: string, auth?: AuthRequest): KeyRow {
+    const row = this.key(ref, 'any', auth);
     this.assertUsable(row);
     return row;
   }
@@ -142,8 +152,7 @@ export class KmsContext {
   }
 
   /** Create and seal fresh backing material; it becomes the current material. */
-  newMaterial(keyId: string, at: number, rotationType: 'AUTOMATIC' | 'ON_DEMAND' | null, material?: Buffer): Buffer {
-    const materialId = crypto.randomBytes(MATERIAL_ID_BYTES);
+  newMaterial(keyId: string, at: number, rotationType: 'AUTOMATIC' | 'ON_DEMAND' | null, material?: Buffer, materialId: Buffer = crypto.randomBytes(MATERIAL_ID_BYTES)): Buffer {
     const key = material ?? crypto.randomBytes(32);
     try {
       const sealed = this.rootKey.seal(keyId, materialId, key);

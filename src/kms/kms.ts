@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { openHome } from '../home.js';
 import type { Home } from '../home.js';
 import { AuditLog } from './audit.js';
+import type { Caller } from './authz.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { createAlias, createReservedAlias, deleteAlias, listAliases, updateAlias } from './ops/aliases.js';
@@ -11,6 +12,9 @@ import { createKey, describeKey, insertKey, listKeys, listResourceTags, tagResou
 import { disableKeyRotation, enableKeyRotation, getKeyRotationStatus, listKeyRotations, rotateKeyOnDemand } from './ops/rotation.js';
 import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion } from './ops/state.js';
 import { replicateKey, updatePrimaryRegion } from './ops/multiregion.js';
+import { checkGrantTokens, createGrant, listGrants, listRetirableGrants, retireGrant, revokeGrant } from './ops/grants.js';
+import { deleteImportedKeyMaterial, getParametersForImport, importKeyMaterial } from './ops/imports.js';
+import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
 
@@ -44,6 +48,17 @@ export const OPERATIONS = {
   ListAliases: listAliases,
   ReplicateKey: replicateKey,
   UpdatePrimaryRegion: updatePrimaryRegion,
+  GetKeyPolicy: getKeyPolicy,
+  PutKeyPolicy: putKeyPolicy,
+  ListKeyPolicies: listKeyPolicies,
+  CreateGrant: createGrant,
+  ListGrants: listGrants,
+  ListRetirableGrants: listRetirableGrants,
+  RetireGrant: retireGrant,
+  RevokeGrant: revokeGrant,
+  GetParametersForImport: getParametersForImport,
+  ImportKeyMaterial: importKeyMaterial,
+  DeleteImportedKeyMaterial: deleteImportedKeyMaterial,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;
@@ -121,20 +136,32 @@ export class Kms {
     return this.invokeAs(this.principal, op, req);
   }
 
-  /** The same, on behalf of another principal (the server's authenticated caller), for the audit log. */
-  invokeAs<Op extends KmsOperation>(principal: string, op: Op, req: KmsRequest = {}): KmsResponse<Op> {
+  /**
+   * The same on behalf of another caller: the server's authenticated
+   * principal, a card's role session, or a principal acting through a service
+   * (kms:ViaService). The key policy and grants decide what it may do; the
+   * audit log records the caller and every decision.
+   */
+  invokeAs<Op extends KmsOperation>(caller: string | Caller, op: Op, req: KmsRequest = {}): KmsResponse<Op> {
     const time = this.ctx.clock.now();
+    const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
+    const call = { caller: who, op: String(op), decisions: [] };
+    const record = { time, op, region: this.region, principal: who.principal, viaService: who.viaService, request: req, decisions: call.decisions };
+    this.ctx.call = call;
     try {
       if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${String(op)} is not a KMS operation this service supports.`);
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
+      checkGrantTokens(req);
       const handler = OPERATIONS[op] as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
       const res = handler(this.ctx, req);
-      this.audit.record({ time, op, region: this.region, principal, request: req, response: res });
+      this.audit.record({ ...record, response: res });
       return res;
     } catch (e) {
       const err = toKmsError(e);
-      this.audit.record({ time, op, region: this.region, principal, request: req, error: err });
+      this.audit.record({ ...record, error: err });
       throw err;
+    } finally {
+      this.ctx.call = undefined;
     }
   }
 
@@ -151,7 +178,7 @@ export class Kms {
     return this.ctx.store.write(() => {
       const again = this.ctx.store.getAlias(this.region, alias);
       if (again) return again.target_key_id;
-      const row = insertKey(this.ctx, { description, keyManager: 'AWS' });
+      const row = insertKey(this.ctx, { description, keyManager: 'AWS', policy: awsManagedPolicy(this.account, this.region, service) });
       this.ctx.store.updateKey(row.region, row.key_id, { rotation_enabled: 1, rotation_period_days: 365, next_rotation_date: this.ctx.now() + 365 * DAY_MS });
       createReservedAlias(this.ctx, alias, row.key_id);
       this.audit.record({ time: this.ctx.clock.now(), op: 'CreateKey', region: this.region, principal: `${service}.amazonaws.com`, request: { Description: description }, response: { KeyId: row.key_id } });
@@ -169,6 +196,41 @@ export class Kms {
     this.ctx.rootKey.destroy();
     this.ctx.store.close();
   }
+}
+
+/**
+ * The key policy of an AWS managed key, in the shape AWS gives them: the key
+ * is used through its service by the account's principals (kms:ViaService,
+ * kms:CallerAccount), and the account may read its metadata and revoke grants
+ * directly — but not use it directly, nor change it.
+ */
+export function awsManagedPolicy(account: string, region: string, service: string): string {
+  const via = service === 'ebs' ? 'ec2' : service;
+  return JSON.stringify(
+    {
+      Version: '2012-10-17',
+      Id: `auto-${service}-1`,
+      Statement: [
+        {
+          Sid: `Allow access through ${service.toUpperCase()} for all principals in the account that are authorized to use ${service.toUpperCase()}`,
+          Effect: 'Allow',
+          Principal: { AWS: '*' },
+          Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:CreateGrant', 'kms:DescribeKey'],
+          Resource: '*',
+          Condition: { StringEquals: { 'kms:CallerAccount': account, 'kms:ViaService': `${via}.${region}.amazonaws.com` } },
+        },
+        {
+          Sid: 'Allow direct access to key metadata to the account',
+          Effect: 'Allow',
+          Principal: { AWS: `arn:aws:iam::${account}:root` },
+          Action: ['kms:Describe*', 'kms:Get*', 'kms:List*', 'kms:RevokeGrant'],
+          Resource: '*',
+        },
+      ],
+    },
+    null,
+    2,
+  );
 }
 
 /** Anything thrown inside the KMS leaves it as a KmsError; internal faults say so without detail leaks. */

@@ -57,6 +57,20 @@ export class RootKey {
     return crypto.createHmac('sha256', this.#key).update('kmsvol root key check v1').digest('hex').slice(0, 32);
   }
 
+  /**
+   * The material id of imported material: a keyed digest of the material,
+   * so importing the same material again gives the same id (and old
+   * ciphertexts decrypt) and other material is recognised as other.
+   */
+  importedMaterialId(keyId: string, material: Buffer, bytes: number): Buffer {
+    const idKey = crypto.createHmac('sha256', this.#key).update('kmsvol imported material id v1').digest();
+    try {
+      return crypto.createHmac('sha256', idKey).update(keyId).update(material).digest().subarray(0, bytes);
+    } finally {
+      idKey.fill(0);
+    }
+  }
+
   seal(keyId: string, materialId: Buffer, material: Buffer): Buffer {
     const nonce = crypto.randomBytes(SEAL_NONCE);
     const c = crypto.createCipheriv('aes-256-gcm', this.#key, nonce);

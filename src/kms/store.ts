@@ -30,6 +30,8 @@ export interface KeyRow {
   policy: string;
   /** Multi-Region keys: the region of the primary (the same on every replica's row). */
   primary_region: string | null;
+  /** Origin EXTERNAL: the material id of the material first imported; only that material may be imported again. */
+  imported_material_id: Buffer | null;
 }
 
 export interface MaterialRow {
@@ -63,6 +65,7 @@ CREATE TABLE IF NOT EXISTS keys (
   expiration_model TEXT, valid_to INTEGER,
   policy TEXT NOT NULL,
   primary_region TEXT,
+  imported_material_id BLOB,
   PRIMARY KEY (region, key_id)
 );
 CREATE TABLE IF NOT EXISTS materials (
@@ -80,14 +83,29 @@ CREATE TABLE IF NOT EXISTS tags (
   region TEXT NOT NULL, key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,
   PRIMARY KEY (region, key_id, tag_key)
 );
+CREATE TABLE IF NOT EXISTS grants (
+  region TEXT NOT NULL, key_id TEXT NOT NULL, grant_id TEXT NOT NULL, name TEXT,
+  grantee_principal TEXT NOT NULL, retiring_principal TEXT, issuing_account TEXT NOT NULL,
+  operations TEXT NOT NULL, constraints TEXT, creation_date INTEGER NOT NULL,
+  PRIMARY KEY (region, grant_id)
+);
+CREATE INDEX IF NOT EXISTS grants_key ON grants (region, key_id);
+CREATE TABLE IF NOT EXISTS import_parameters (
+  region TEXT NOT NULL, key_id TEXT NOT NULL, token_id BLOB NOT NULL,
+  wrapping_algorithm TEXT NOT NULL, wrapping_key_spec TEXT NOT NULL,
+  sealed_private_key BLOB NOT NULL, valid_to INTEGER NOT NULL,
+  PRIMARY KEY (token_id)
+);
 CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
 `;
 
-export const SCHEMA_VERSION = '2';
+export const SCHEMA_VERSION = '3';
 
 /** Upgrades of older stores, applied in order inside one transaction: version -> statements. */
 const MIGRATIONS: Record<string, string> = {
   '1': 'ALTER TABLE keys ADD COLUMN primary_region TEXT',
+  // Version 3 adds grants and import parameters (created by SCHEMA) and this column.
+  '2': 'ALTER TABLE keys ADD COLUMN imported_material_id BLOB',
 };
 
 export class KmsStore {
@@ -194,6 +212,8 @@ export class KmsStore {
     this.stmt('DELETE FROM keys WHERE region = ? AND key_id = ?').run(region, keyId);
     this.stmt('DELETE FROM aliases WHERE region = ? AND target_key_id = ?').run(region, keyId);
     this.stmt('DELETE FROM tags WHERE region = ? AND key_id = ?').run(region, keyId);
+    this.stmt('DELETE FROM grants WHERE region = ? AND key_id = ?').run(region, keyId);
+    this.stmt('DELETE FROM import_parameters WHERE region = ? AND key_id = ?').run(region, keyId);
     const others = this.stmt('SELECT COUNT(*) AS n FROM keys WHERE key_id = ?').get(keyId) as { n: number };
     if (others.n === 0) this.stmt('DELETE FROM materials WHERE key_id = ?').run(keyId);
     this.stmt('INSERT OR REPLACE INTO deleted_keys (region, key_id, deleted_at) VALUES (?, ?, ?)').run(region, keyId, now);

@@ -42,6 +42,8 @@ export interface AttachmentRow {
   attach_time: number;
   pid: number;
   state: 'attaching' | 'attached' | 'detaching';
+  /** The token of the card's KMS grant, retired at detach. */
+  grant_token: string | null;
 }
 
 const SCHEMA = `
@@ -52,7 +54,7 @@ CREATE TABLE IF NOT EXISTS volumes (
 );
 CREATE TABLE IF NOT EXISTS attachments (
   volume_id TEXT PRIMARY KEY, device TEXT NOT NULL, mount_dir TEXT NOT NULL, loop_device TEXT,
-  attach_time INTEGER NOT NULL, pid INTEGER NOT NULL, state TEXT NOT NULL
+  attach_time INTEGER NOT NULL, pid INTEGER NOT NULL, state TEXT NOT NULL, grant_token TEXT
 );
 CREATE TABLE IF NOT EXISTS settings (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -68,6 +70,9 @@ export class Registry {
   constructor(file: string) {
     this.db = openDatabase(file);
     this.db.exec(SCHEMA);
+    // Registries from before grants lack the attachments.grant_token column.
+    const cols = this.db.prepare('PRAGMA table_info(attachments)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'grant_token')) this.db.exec('ALTER TABLE attachments ADD COLUMN grant_token TEXT');
   }
 
   write<T>(fn: () => T): T {
@@ -100,7 +105,7 @@ export class Registry {
 
   putAttachment(a: AttachmentRow): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state)')
+      .prepare('INSERT OR REPLACE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token)')
       .run(a);
   }
 

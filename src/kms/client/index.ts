@@ -1,3 +1,4 @@
+import type { Caller } from '../authz.js';
 import { Kms } from '../kms.js';
 import type { KmsOperation, KmsOptions, KmsRequest, KmsResponse } from '../kms.js';
 
@@ -9,14 +10,28 @@ import type { KmsOperation, KmsOptions, KmsRequest, KmsResponse } from '../kms.j
 export interface KmsClient {
   readonly region: string;
   send<Op extends KmsOperation>(op: Op, req?: KmsRequest): Promise<KmsResponse<Op>>;
+  /**
+   * The same KMS for another caller: a principal (honoured by the embedded
+   * KMS; a remote KMS goes by the credentials) and the service the calls go
+   * through (kms:ViaService). The view shares this client and its lifetime.
+   */
+  as(caller: Partial<Caller>): KmsClient;
   close(): void;
 }
 
 export class InProcessKmsClient implements KmsClient {
-  constructor(readonly kms: Kms) {}
+  private readonly caller: Caller;
 
-  static open(opts: KmsOptions): InProcessKmsClient {
-    return new InProcessKmsClient(Kms.open(opts));
+  constructor(
+    readonly kms: Kms,
+    caller: Partial<Caller> = {},
+    private readonly owner = true,
+  ) {
+    this.caller = { principal: caller.principal ?? kms.principal, ...(caller.viaService ? { viaService: caller.viaService } : {}) };
+  }
+
+  static open(opts: KmsOptions & { caller?: Partial<Caller> }): InProcessKmsClient {
+    return new InProcessKmsClient(Kms.open(opts), opts.caller);
   }
 
   get region(): string {
@@ -24,10 +39,14 @@ export class InProcessKmsClient implements KmsClient {
   }
 
   async send<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): Promise<KmsResponse<Op>> {
-    return this.kms.invoke(op, req);
+    return this.kms.invokeAs(this.caller, op, req);
+  }
+
+  as(caller: Partial<Caller>): KmsClient {
+    return new InProcessKmsClient(this.kms, caller, false);
   }
 
   close(): void {
-    this.kms.close();
+    if (this.owner) this.kms.close();
   }
 }

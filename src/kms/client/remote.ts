@@ -4,6 +4,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 import * as sdk from '@aws-sdk/client-kms';
 import { ServiceError } from '../../errors.js';
+import type { Caller } from '../authz.js';
 import type { KmsOperation, KmsRequest, KmsResponse } from '../kms.js';
 import type { KmsClient } from './index.js';
 
@@ -24,31 +25,62 @@ export interface RemoteKmsOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Give up on an unreachable endpoint after this long (default 10 s). */
   timeoutMs?: number;
+  /**
+   * The service the calls go through (kms:ViaService), sent as the signed
+   * header x-kmsvol-via-service; `kmsvol kms serve` honours it for principals
+   * with IAM permission, and AWS ignores it.
+   */
+  viaService?: string;
 }
+
+export const VIA_SERVICE_HEADER = 'x-kmsvol-via-service';
 
 export class RemoteKmsClient implements KmsClient {
   private readonly client: sdk.KMSClient;
   readonly region: string;
   private readonly endpoint: string;
+  private readonly owner: boolean;
 
-  constructor(opts: RemoteKmsOptions) {
-    const credentials = opts.credentials ?? credentialsFromEnv();
+  constructor(
+    private readonly opts: RemoteKmsOptions,
+    shared?: sdk.KMSClient,
+  ) {
     this.region = opts.region;
     this.endpoint = opts.endpoint ?? `https://kms.${opts.region}.amazonaws.com`;
-    this.client = new sdk.KMSClient({
-      region: opts.region,
-      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-      credentials,
-      maxAttempts: 2,
-      requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 10_000 },
-    });
+    this.owner = !shared;
+    this.client =
+      shared ??
+      new sdk.KMSClient({
+        region: opts.region,
+        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+        credentials: opts.credentials ?? credentialsFromEnv(),
+        maxAttempts: 2,
+        requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 10_000 },
+      });
+  }
+
+  /** The credentials decide the principal; the service is this view's own. Shares the SDK client. */
+  as(caller: Partial<Caller>): KmsClient {
+    return new RemoteKmsClient({ ...this.opts, viaService: caller.viaService }, this.client);
   }
 
   async send<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): Promise<KmsResponse<Op>> {
     const Command = (sdk as unknown as Record<string, new (input: unknown) => unknown>)[`${op}Command`];
     if (!Command) throw new ServiceError('UnknownOperationException', `${op} is not a KMS operation the SDK knows.`);
+    const command = new Command(req) as { middlewareStack: sdk.KMSClient['middlewareStack'] };
+    const via = this.opts.viaService;
+    if (via) {
+      // Added before signing (the build step), so the header is signed.
+      command.middlewareStack.add(
+        (next) => async (args) => {
+          (args.request as { headers: Record<string, string> }).headers[VIA_SERVICE_HEADER] = via;
+          return next(args);
+        },
+        { step: 'build', name: 'kmsvolViaService' },
+      );
+    }
     try {
-      const out = (await this.client.send(new Command(req) as never)) as unknown as Record<string, unknown>;
+      const out = (await this.client.send(command as never)) as unknown as Record<string, unknown>;
       delete out.$metadata;
       return out as KmsResponse<Op>;
     } catch (e) {
@@ -61,7 +93,7 @@ export class RemoteKmsClient implements KmsClient {
   }
 
   close(): void {
-    this.client.destroy();
+    if (this.owner) this.client.destroy();
   }
 }
 

@@ -1,3 +1,4 @@
+import { authorizeIamOnly } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { paginate, reqStr, str } from '../validate.js';
@@ -47,7 +48,10 @@ export function updateAlias(k: KmsContext, req: Req) {
   const name = aliasName(req);
   return k.store.write(() => {
     const target = targetKey(k, req);
-    if (!k.store.getAlias(k.region, name)) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
+    const alias = k.store.getAlias(k.region, name);
+    if (!alias) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
+    // UpdateAlias needs permission on the key the alias leaves as well as on the one it joins.
+    k.key(alias.target_key_id, 'keyOnly');
     k.store.stmt('UPDATE aliases SET target_key_id = ?, last_updated_date = ? WHERE region = ? AND alias_name = ?').run(target, k.now(), k.region, name);
     return {};
   });
@@ -56,7 +60,9 @@ export function updateAlias(k: KmsContext, req: Req) {
 export function deleteAlias(k: KmsContext, req: Req) {
   const name = aliasName(req);
   return k.store.write(() => {
-    if (!k.store.getAlias(k.region, name)) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
+    const alias = k.store.getAlias(k.region, name);
+    if (!alias) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
+    k.key(alias.target_key_id, 'keyOnly');
     k.store.stmt('DELETE FROM aliases WHERE region = ? AND alias_name = ?').run(k.region, name);
     return {};
   });
@@ -64,7 +70,8 @@ export function deleteAlias(k: KmsContext, req: Req) {
 
 export function listAliases(k: KmsContext, req: Req) {
   const ref = str(req, 'KeyId', { max: 2048 });
-  const keyId = ref === undefined ? undefined : k.key(ref, 'keyOnly').key_id;
+  authorizeIamOnly(k, 'kms:ListAliases');
+  const keyId = ref === undefined ? undefined : k.key(ref, 'keyOnly', false).key_id;
   const rows = k.store.listAliases(k.region, keyId);
   const { page, ...more } = paginate(req, rows);
   return {

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { authorize, authorizeIamOnly } from '../authz.js';
 import { encodeContext, encodeHeader, NONCE_BYTES, parseBlob } from '../blob.js';
 import type { EncryptionContext } from '../blob.js';
 import type { KmsContext } from '../context.js';
@@ -27,7 +28,7 @@ function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionCont
  * IncorrectKeyException; a blob of another store, a changed byte or a wrong
  * context is InvalidCiphertextException; a deleted key is NotFoundException.
  */
-function open(k: KmsContext, ciphertext: Buffer, ctx: EncryptionContext | undefined, keyRef: string | undefined): { row: KeyRow; plaintext: Buffer } {
+function open(k: KmsContext, ciphertext: Buffer, ctx: EncryptionContext | undefined, keyRef: string | undefined, action: string): { row: KeyRow; plaintext: Buffer } {
   const parsed = parseBlob(ciphertext);
   if (!parsed.storeId.equals(k.store.storeId)) throw KmsErrors.invalidCiphertext();
   if (keyRef !== undefined && k.resolveKeyId(keyRef) !== parsed.keyId) throw KmsErrors.incorrectKey();
@@ -37,6 +38,7 @@ function open(k: KmsContext, ciphertext: Buffer, ctx: EncryptionContext | undefi
     if (k.store.wasDeleted(k.region, parsed.keyId)) throw KmsErrors.notFound(`Key '${k.keyArn(parsed.keyId)}' does not exist`);
     throw KmsErrors.invalidCiphertext();
   }
+  authorize(k, row, { action, encryptionContext: ctx });
   k.assertUsable(row);
   const mat = k.store.material(row.key_id, parsed.materialId);
   if (!mat) throw KmsErrors.invalidCiphertext();
@@ -69,7 +71,7 @@ export function encrypt(k: KmsContext, req: Req) {
   const plaintext = blob(req, 'Plaintext', 1, 4096);
   const ctx = context(req, 'EncryptionContext');
   algorithm(req, 'EncryptionAlgorithm');
-  const row = k.usableKey(keyId);
+  const row = k.usableKey(keyId, { action: 'kms:Encrypt', encryptionContext: ctx });
   return { CiphertextBlob: seal(k, row, plaintext, ctx), KeyId: k.keyArn(row.key_id), EncryptionAlgorithm: ALG };
 }
 
@@ -78,7 +80,7 @@ export function decrypt(k: KmsContext, req: Req) {
   const ctx = context(req, 'EncryptionContext');
   const keyId = str(req, 'KeyId', { max: 2048 });
   algorithm(req, 'EncryptionAlgorithm');
-  const { row, plaintext } = open(k, ct, ctx, keyId);
+  const { row, plaintext } = open(k, ct, ctx, keyId, 'kms:Decrypt');
   return { KeyId: k.keyArn(row.key_id), Plaintext: plaintext, EncryptionAlgorithm: ALG };
 }
 
@@ -90,8 +92,8 @@ export function reEncrypt(k: KmsContext, req: Req) {
   const destCtx = context(req, 'DestinationEncryptionContext');
   algorithm(req, 'SourceEncryptionAlgorithm');
   algorithm(req, 'DestinationEncryptionAlgorithm');
-  const dest = k.usableKey(destKey);
-  const { row, plaintext } = open(k, ct, srcCtx, srcKey);
+  const dest = k.usableKey(destKey, { action: 'kms:ReEncryptTo', encryptionContext: destCtx });
+  const { row, plaintext } = open(k, ct, srcCtx, srcKey, 'kms:ReEncryptFrom');
   try {
     return {
       CiphertextBlob: seal(k, dest, plaintext, destCtx),
@@ -117,7 +119,7 @@ export function generateDataKey(k: KmsContext, req: Req) {
   const keyId = reqStr(req, 'KeyId');
   const len = dataKeyLength(req);
   const ctx = context(req, 'EncryptionContext');
-  const row = k.usableKey(keyId);
+  const row = k.usableKey(keyId, { action: 'kms:GenerateDataKey', encryptionContext: ctx });
   const plaintext = crypto.randomBytes(len);
   return { CiphertextBlob: seal(k, row, plaintext, ctx), Plaintext: plaintext, KeyId: k.keyArn(row.key_id) };
 }
@@ -126,7 +128,7 @@ export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
   const keyId = reqStr(req, 'KeyId');
   const len = dataKeyLength(req);
   const ctx = context(req, 'EncryptionContext');
-  const row = k.usableKey(keyId);
+  const row = k.usableKey(keyId, { action: 'kms:GenerateDataKeyWithoutPlaintext', encryptionContext: ctx });
   // One RNG call for the nonce and the key; the key part is zeroed at once.
   const rnd = crypto.randomBytes(NONCE_BYTES + len);
   try {
@@ -136,7 +138,8 @@ export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
   }
 }
 
-export function generateRandom(_k: KmsContext, req: Req) {
+export function generateRandom(k: KmsContext, req: Req) {
+  authorizeIamOnly(k, 'kms:GenerateRandom');
   const n = int(req, 'NumberOfBytes', 1, 1024);
   if (n === undefined) throw KmsErrors.validation('Please specify NumberOfBytes (1 to 1024).');
   return { Plaintext: crypto.randomBytes(n) };

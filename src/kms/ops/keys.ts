@@ -1,9 +1,11 @@
 import crypto from 'node:crypto';
+import { authorizeIamOnly } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { bool, oneOf, paginate, reqStr, str, strList } from '../validate.js';
 import { multiRegionConfiguration } from './multiregion.js';
+import { checkNewPolicy } from './policies.js';
 
 type Req = Record<string, unknown>;
 export interface Tag {
@@ -106,6 +108,7 @@ export function insertKey(k: KmsContext, spec: NewKey): KeyRow {
     valid_to: null,
     policy: spec.policy ?? defaultPolicy(k.account),
     primary_region: spec.multiRegion ? k.region : null,
+    imported_material_id: null,
   };
   k.store.insertKey(row);
   if (origin === 'AWS_KMS') k.newMaterial(keyId, now, null);
@@ -119,20 +122,18 @@ export function createKey(k: KmsContext, req: Req) {
   const spec = str(req, 'KeySpec', { max: 64 }) ?? str(req, 'CustomerMasterKeySpec', { max: 64 });
   const origin = oneOf(req, 'Origin', ['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const);
   const policy = str(req, 'Policy', { max: 32768 });
-  bool(req, 'BypassPolicyLockoutSafetyCheck');
+  const bypass = bool(req, 'BypassPolicyLockoutSafetyCheck');
   const multiRegion = bool(req, 'MultiRegion');
   const tagList = tags(req, 'Tags');
   if (usage && usage !== 'ENCRYPT_DECRYPT') throw KmsErrors.unsupported(`KeyUsage ${usage} is not supported by kmsvol; it provides symmetric ENCRYPT_DECRYPT keys.`);
   if (spec && spec !== 'SYMMETRIC_DEFAULT') throw KmsErrors.unsupported(`KeySpec ${spec} is not supported by kmsvol; use SYMMETRIC_DEFAULT.`);
   if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE') throw KmsErrors.unsupported(`Origin ${origin} needs a custom key store, which kmsvol does not have; use AWS_KMS or EXTERNAL.`);
-  if (policy !== undefined) {
-    try {
-      JSON.parse(policy);
-    } catch {
-      throw KmsErrors.validation('MalformedPolicyDocumentException: the key policy is not valid JSON.');
-    }
-  }
-  const row = k.store.write(() => insertKey(k, { description, origin, multiRegion, policy, tags: tagList }));
+  authorizeIamOnly(k, 'kms:CreateKey');
+  const row = k.store.write(() => {
+    const created = insertKey(k, { description, origin, multiRegion, policy, tags: tagList });
+    if (policy !== undefined) checkNewPolicy(k, policy, k.keyArn(created.key_id), bypass);
+    return created;
+  });
   return { KeyMetadata: keyMetadata(k, row) };
 }
 
@@ -142,6 +143,7 @@ export function describeKey(k: KmsContext, req: Req) {
 }
 
 export function listKeys(k: KmsContext, req: Req) {
+  authorizeIamOnly(k, 'kms:ListKeys');
   const rows = k.store.listKeys(k.region).filter((r) => k.settle(r) !== undefined);
   const { page, ...more } = paginate(req, rows);
   return { Keys: page.map((r) => ({ KeyId: r.key_id, KeyArn: k.keyArn(r.key_id) })), ...more };

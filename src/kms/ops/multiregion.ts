@@ -1,7 +1,8 @@
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
-import { reqStr, str } from '../validate.js';
+import { bool, reqStr, str } from '../validate.js';
+import { checkNewPolicy } from './policies.js';
 import { keyMetadata, putTags, tags } from './keys.js';
 
 type Req = Record<string, unknown>;
@@ -42,9 +43,11 @@ export function replicateKey(k: KmsContext, req: Req) {
   const description = str(req, 'Description', { max: 8192 });
   const policy = str(req, 'Policy', { max: 32768 });
   const tagList = tags(req, 'Tags');
+  const bypass = bool(req, 'BypassPolicyLockoutSafetyCheck');
   return k.store.write(() => {
     const row = k.key(ref, 'keyOnly');
     primaryOf(k, row, 'ReplicateKey');
+    if (policy !== undefined) checkNewPolicy(k, policy, k.keyArn(row.key_id, replicaRegion), bypass);
     if (replicaRegion === k.region) throw KmsErrors.validation(`ReplicaRegion ${replicaRegion} is the primary key's own region; name another region.`);
     if (k.store.getKey(replicaRegion, row.key_id)) throw KmsErrors.alreadyExists(`${k.keyArn(row.key_id, replicaRegion)} already exists.`);
     if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(k.keyArn(row.key_id), row.key_state);

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KmsError, KmsErrors } from '../errors.js';
+import { VIA_SERVICE_HEADER } from '../client/remote.js';
 import { lookupAccessKey } from '../iam.js';
 import { isKmsOperation } from '../kms.js';
 import type { Kms, KmsOperation } from '../kms.js';
@@ -15,7 +16,7 @@ import { parseAuthorization, verify } from './sigv4.js';
  * SigV4-signed by a key from `kmsvol iam create-access-key`.
  */
 export const MAX_BODY = 1 << 20;
-const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob']);
+const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob', 'ImportToken', 'EncryptedKeyMaterial']);
 
 function toWire(v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
@@ -83,7 +84,9 @@ export function serveKms(kms: Kms, opts: { host?: string; port?: number } = {}):
         throw new KmsError('SerializationException', 'The request body is not valid JSON.');
       }
       if (!input || typeof input !== 'object' || Array.isArray(input)) throw new KmsError('SerializationException', 'The request body must be a JSON object.');
-      const out = kms.invokeAs(creds.principal.arn, op as KmsOperation, fromWire(input as Record<string, unknown>));
+      // kms:ViaService comes only from a header the caller signed.
+      const via = auth.signedHeaders.includes(VIA_SERVICE_HEADER) ? String(req.headers[VIA_SERVICE_HEADER] ?? '') : '';
+      const out = kms.invokeAs({ principal: creds.principal.arn, ...(via ? { viaService: via } : {}) }, op as KmsOperation, fromWire(input as Record<string, unknown>));
       send(res, 200, toWire(out));
     } catch (e) {
       const err = e instanceof KmsError ? e : KmsErrors.internal(`Internal error in ${op}.`);

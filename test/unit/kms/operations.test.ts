@@ -185,7 +185,7 @@ describe('aliases', () => {
     expect(errorName(() => kms.invoke('CreateAlias', { AliasName: 'alias/x', TargetKeyId: 'alias/y' }))).toBe('NotFoundException');
   });
 
-  it('the AWS managed key alias/aws/ebs comes into being when first named, once, and cannot be managed by users', () => {
+  it('the AWS managed key alias/aws/ebs comes into being when first named, once, and is used only through EC2', () => {
     const { kms } = testKms();
     expect(kms.invoke('ListAliases', {}).Aliases).toEqual([]);
     const md = kms.invoke('DescribeKey', { KeyId: 'alias/aws/ebs' }).KeyMetadata;
@@ -195,11 +195,15 @@ describe('aliases', () => {
     expect(kms.invoke('ListKeys', {}).Keys).toHaveLength(1);
     expect(md.KeyManager).toBe('AWS');
     expect(kms.invoke('GetKeyRotationStatus', { KeyId: id })).toMatchObject({ KeyRotationEnabled: true, RotationPeriodInDays: 365 });
-    for (const op of ['DisableKey', 'ScheduleKeyDeletion', 'DisableKeyRotation', 'RotateKeyOnDemand'] as const) {
-      expect(errorName(() => kms.invoke(op, { KeyId: id })), op).toBe('UnsupportedOperationException');
+    // Its policy (AWS's shape) lets nobody manage it, and the account use it only through EC2.
+    for (const op of ['DisableKey', 'ScheduleKeyDeletion', 'DisableKeyRotation', 'RotateKeyOnDemand', 'PutKeyPolicy'] as const) {
+      expect(errorName(() => kms.invoke(op, { KeyId: id, Policy: '{}' })), op).toBe('AccessDeniedException');
     }
     expect(errorName(() => kms.invoke('DeleteAlias', { AliasName: 'alias/aws/ebs' }))).toBe('InvalidAliasNameException');
-    expect(kms.invoke('GenerateDataKeyWithoutPlaintext', { KeyId: 'alias/aws/ebs', NumberOfBytes: 64 }).KeyId).toBe(md.Arn);
+    expect(errorName(() => kms.invoke('GenerateDataKeyWithoutPlaintext', { KeyId: 'alias/aws/ebs', NumberOfBytes: 64 }))).toBe('AccessDeniedException');
+    const viaEc2 = { principal: kms.principal, viaService: `ec2.${kms.region}.amazonaws.com` };
+    expect(kms.invokeAs(viaEc2, 'GenerateDataKeyWithoutPlaintext', { KeyId: 'alias/aws/ebs', NumberOfBytes: 64 }).KeyId).toBe(md.Arn);
+    expect(JSON.parse(kms.invoke('GetKeyPolicy', { KeyId: id }).Policy).Statement[0].Condition.StringEquals['kms:ViaService']).toBe(viaEc2.viaService);
   });
 });
 

@@ -1,0 +1,54 @@
+import type { KmsClient } from '../kms/client/index.js';
+import type { KmsvolToken } from '../volume/luks2.js';
+import { EBS_CONTEXT_KEY } from '../volume/volumes.js';
+
+/**
+ * The EBS grant flow. A card does not use the volume's KMS key by right: at
+ * attach, the control plane (calling through EC2) gives the card's own
+ * principal a grant for Decrypt only, constrained to the volume's encryption
+ * context, and retires it at detach. A card therefore cannot decrypt another
+ * volume's data key, and a detached volume's card can decrypt nothing.
+ */
+
+/** The service the volume control plane and the cards call KMS through (kms:ViaService). */
+export function viaEc2(region: string): string {
+  return `ec2.${region}.amazonaws.com`;
+}
+
+function accountOfKey(keyArn: string): string {
+  const account = /^arn:aws:kms:[^:]+:(\d{12}):/.exec(keyArn)?.[1];
+  if (!account) throw new Error(`${keyArn} is not a KMS key ARN`);
+  return account;
+}
+
+/** The principal of the card serving a volume: a session of the kmsvol-card role, one per volume. */
+export function cardPrincipal(keyArn: string, volumeId: string): string {
+  return `arn:aws:sts::${accountOfKey(keyArn)}:assumed-role/kmsvol-card/${volumeId}`;
+}
+
+/** The grant's name: repeated attaches of a volume get the same grant back (CreateGrant is idempotent by Name). */
+function grantName(volumeId: string): string {
+  return `kmsvol-card-${volumeId}`;
+}
+
+/** Grant the volume's card Decrypt of this volume's data key only. Returns the grant token the card passes on. */
+export async function createCardGrant(kms: KmsClient, token: KmsvolToken): Promise<string> {
+  const res = await kms.send('CreateGrant', {
+    KeyId: token.keyArn,
+    GranteePrincipal: cardPrincipal(token.keyArn, token.volumeId),
+    RetiringPrincipal: `arn:aws:iam::${accountOfKey(token.keyArn)}:root`,
+    Operations: ['Decrypt'],
+    Constraints: { EncryptionContextSubset: { [EBS_CONTEXT_KEY]: token.volumeId } },
+    Name: grantName(token.volumeId),
+  });
+  return res.GrantToken;
+}
+
+export async function retireCardGrant(kms: KmsClient, grantToken: string): Promise<void> {
+  try {
+    await kms.send('RetireGrant', { GrantToken: grantToken });
+  } catch (e) {
+    // Already gone (retired by an earlier cleanup, revoked, or its key deleted): nothing left to retire.
+    if ((e as Error).name !== 'NotFoundException') throw e;
+  }
+}

@@ -1,0 +1,198 @@
+import crypto from 'node:crypto';
+import { authorize, authorizeIamOnly, accessDenied, CONTEXT_OPERATIONS, GRANT_OPERATIONS, grantsOf } from '../authz.js';
+import type { GrantConstraints, GrantRow } from '../authz.js';
+import type { KmsContext } from '../context.js';
+import { KmsError, KmsErrors } from '../errors.js';
+import { principalMatches } from '../policy.js';
+import { insertRow } from '../../sqlite.js';
+import { context, paginate, reqStr, str, strList } from '../validate.js';
+
+/**
+ * Grants: revocable permissions on one key for one grantee principal, limited
+ * to some operations and optionally to encryption contexts. They take effect
+ * at once (kmsvol has no eventual consistency), so GrantTokens are checked
+ * for form and otherwise only accepted.
+ */
+type Req = Record<string, unknown>;
+const TOKEN_PREFIX = 'kmsvolgt1.';
+const NAME_RE = /^[a-zA-Z0-9:/_-]+$/;
+
+function grantToken(grantId: string): string {
+  return TOKEN_PREFIX + Buffer.concat([Buffer.from(grantId, 'hex'), crypto.randomBytes(24)]).toString('base64url');
+}
+
+/** The grant id a token names; InvalidGrantTokenException when it is not a grant token. */
+export function grantIdOfToken(token: string): string {
+  const raw = token.startsWith(TOKEN_PREFIX) ? Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url') : Buffer.alloc(0);
+  if (raw.length !== 56) throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid: pass the GrantToken that CreateGrant returned, unchanged.');
+  return raw.subarray(0, 32).toString('hex');
+}
+
+/** GrantTokens of any request: at most 10, each a grant token. */
+export function checkGrantTokens(req: Req): void {
+  for (const t of strList(req, 'GrantTokens', { max: 10 }) ?? []) grantIdOfToken(t);
+}
+
+function constraints(req: Req): GrantConstraints | undefined {
+  const v = req.Constraints;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw KmsErrors.validation('Constraints must be an object with EncryptionContextSubset or EncryptionContextEquals.');
+  const c = v as Req;
+  const unknown = Object.keys(c).filter((x) => x !== 'EncryptionContextSubset' && x !== 'EncryptionContextEquals');
+  if (unknown.length) throw KmsErrors.validation(`Constraints has unknown fields ${unknown.join(', ')}; use EncryptionContextSubset or EncryptionContextEquals.`);
+  const subset = context(c, 'EncryptionContextSubset');
+  const equals = context(c, 'EncryptionContextEquals');
+  return { ...(subset ? { EncryptionContextSubset: subset } : {}), ...(equals ? { EncryptionContextEquals: equals } : {}) };
+}
+
+function principal(req: Req, field: string, required: boolean): string | undefined {
+  const p = str(req, field, { required, max: 256 });
+  if (p !== undefined && !/^(\*|\d{12}|arn:aws:(iam|sts)::\d{12}:.+|[a-z0-9.-]+\.amazonaws\.com)$/.test(p)) {
+    throw KmsErrors.validation(`${field} ${p} is not a principal: use an ARN such as arn:aws:iam::111122223333:user/alice or arn:aws:iam::111122223333:role/name, an account id, or a service principal.`);
+  }
+  return p;
+}
+
+function entry(k: KmsContext, g: GrantRow) {
+  return {
+    KeyId: k.keyArn(g.key_id, g.region),
+    GrantId: g.grant_id,
+    ...(g.name ? { Name: g.name } : {}),
+    CreationDate: new Date(g.creation_date),
+    GranteePrincipal: g.grantee_principal,
+    ...(g.retiring_principal ? { RetiringPrincipal: g.retiring_principal } : {}),
+    IssuingAccount: g.issuing_account,
+    Operations: JSON.parse(g.operations) as string[],
+    ...(g.constraints ? { Constraints: JSON.parse(g.constraints) as GrantConstraints } : {}),
+  };
+}
+
+/** Is `child` at least as strict as `parent`? (A grant made through a grant can only narrow it.) */
+function narrows(parent: GrantConstraints | null, child: GrantConstraints | undefined): boolean {
+  if (!parent) return true;
+  const need = { ...parent.EncryptionContextSubset, ...parent.EncryptionContextEquals };
+  const have = { ...child?.EncryptionContextSubset, ...child?.EncryptionContextEquals };
+  if (parent.EncryptionContextEquals && JSON.stringify(child?.EncryptionContextEquals ?? null) !== JSON.stringify(parent.EncryptionContextEquals)) return false;
+  return Object.entries(need).every(([key, v]) => have[key] === v);
+}
+
+export function createGrant(k: KmsContext, req: Req) {
+  const ref = reqStr(req, 'KeyId');
+  const grantee = principal(req, 'GranteePrincipal', true)!;
+  const retiring = principal(req, 'RetiringPrincipal', false);
+  const ops = strList(req, 'Operations', { required: true })!;
+  if (ops.length === 0) throw KmsErrors.validation('Operations must name at least one operation.');
+  for (const op of ops) {
+    if (!(GRANT_OPERATIONS as readonly string[]).includes(op)) throw KmsErrors.validation(`Operations contains ${op}, which is not a grant operation; use ${GRANT_OPERATIONS.join(', ')}.`);
+  }
+  const cons = constraints(req);
+  if (cons && ops.some((op) => !CONTEXT_OPERATIONS.has(op))) {
+    throw KmsErrors.validation(`Grant constraints apply only to operations that take an encryption context; ${ops.filter((op) => !CONTEXT_OPERATIONS.has(op)).join(', ')} do not. Make a separate grant for them without Constraints.`);
+  }
+  const name = str(req, 'Name', { max: 256 });
+  if (name !== undefined && !NAME_RE.test(name)) throw KmsErrors.validation(`Name ${name} is not valid: use letters, digits and :/_-.`);
+  checkGrantTokens(req);
+  const sorted = [...new Set(ops)].sort();
+  return k.store.write(() => {
+    const row = k.key(ref, 'any', false);
+    const { grant: parent } = authorize(k, row, {
+      action: 'kms:CreateGrant',
+      conditions: {
+        'kms:grantoperations': sorted,
+        'kms:granteeprincipal': grantee,
+        ...(retiring ? { 'kms:retiringprincipal': retiring } : {}),
+        'kms:grantisforawsresource': k.call?.caller.viaService !== undefined ? 'true' : 'false',
+      },
+    });
+    if (parent) {
+      const allowed = JSON.parse(parent.operations) as string[];
+      if (!sorted.every((op) => allowed.includes(op)) || !narrows(parent.constraints ? JSON.parse(parent.constraints) : null, cons)) {
+        throw accessDenied(k.call!.caller.principal, 'kms:CreateGrant', k.keyArn(row.key_id), false);
+      }
+    }
+    if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(k.keyArn(row.key_id), row.key_state);
+    const fields = { grantee_principal: grantee, retiring_principal: retiring ?? null, operations: JSON.stringify(sorted), constraints: cons ? JSON.stringify(cons) : null };
+    // A repeated CreateGrant with the same Name and parameters returns the same grant (with a new token).
+    if (name !== undefined) {
+      const same = grantsOf(k, row.region, row.key_id).find(
+        (g) => g.name === name && g.grantee_principal === fields.grantee_principal && g.retiring_principal === fields.retiring_principal && g.operations === fields.operations && g.constraints === fields.constraints,
+      );
+      if (same) return { GrantToken: grantToken(same.grant_id), GrantId: same.grant_id };
+    }
+    const grantId = crypto.randomBytes(32).toString('hex');
+    const g: GrantRow = { region: row.region, key_id: row.key_id, grant_id: grantId, name: name ?? null, issuing_account: `arn:aws:iam::${k.account}:root`, creation_date: k.now(), ...fields };
+    insertRow(k.store.db, 'grants', g);
+    return { GrantToken: grantToken(grantId), GrantId: grantId };
+  });
+}
+
+export function listGrants(k: KmsContext, req: Req) {
+  const row = k.key(reqStr(req, 'KeyId'));
+  const grantId = str(req, 'GrantId', { max: 128 });
+  const grantee = str(req, 'GranteePrincipal', { max: 256 });
+  const rows = grantsOf(k, row.region, row.key_id).filter((g) => (grantId === undefined || g.grant_id === grantId) && (grantee === undefined || g.grantee_principal === grantee));
+  const { page, ...more } = paginate(req, rows, 100, 50);
+  return { Grants: page.map((g) => entry(k, g)), ...more };
+}
+
+export function listRetirableGrants(k: KmsContext, req: Req) {
+  const retiring = principal(req, 'RetiringPrincipal', true)!;
+  authorizeIamOnly(k, 'kms:ListRetirableGrants');
+  const rows = k.store.stmt('SELECT * FROM grants WHERE region = ? AND retiring_principal = ? ORDER BY creation_date, grant_id').all(k.region, retiring) as GrantRow[];
+  const { page, ...more } = paginate(req, rows, 100, 50);
+  return { Grants: page.map((g) => entry(k, g)), ...more };
+}
+
+function grantById(k: KmsContext, keyId: string, grantId: string): GrantRow {
+  const g = k.store.stmt('SELECT * FROM grants WHERE region = ? AND key_id = ? AND grant_id = ?').get(k.region, keyId, grantId) as GrantRow | undefined;
+  if (!g) throw KmsErrors.notFound(`Grant ${grantId} does not exist on ${k.keyArn(keyId)}; it may have been retired or revoked already.`);
+  return g;
+}
+
+function deleteGrant(k: KmsContext, g: GrantRow): void {
+  k.store.stmt('DELETE FROM grants WHERE region = ? AND grant_id = ?').run(g.region, g.grant_id);
+}
+
+/**
+ * RetireGrant: by the grant's retiring principal, by its grantee when the
+ * grant allows RetireGrant, or by the account that issued it.
+ */
+export function retireGrant(k: KmsContext, req: Req) {
+  const token = str(req, 'GrantToken', { max: 8192 });
+  const keyRef = str(req, 'KeyId', { max: 2048 });
+  const grantIdArg = str(req, 'GrantId', { max: 128 });
+  if (token === undefined && (keyRef === undefined || grantIdArg === undefined)) throw KmsErrors.validation('RetireGrant needs a GrantToken, or both KeyId and GrantId.');
+  const grantId = token !== undefined ? grantIdOfToken(token) : grantIdArg!;
+  return k.store.write(() => {
+    let g: GrantRow | undefined;
+    if (keyRef !== undefined) g = grantById(k, k.key(keyRef, 'keyOnly', false).key_id, grantId);
+    else {
+      g = k.store.stmt('SELECT * FROM grants WHERE region = ? AND grant_id = ?').get(k.region, grantId) as GrantRow | undefined;
+      if (!g) throw KmsErrors.notFound(`The grant of this token does not exist; it may have been retired or revoked already.`);
+    }
+    const call = k.call;
+    if (call) {
+      const who = call.caller.principal;
+      const resource = k.keyArn(g.key_id, g.region);
+      const by =
+        g.retiring_principal && principalMatches(g.retiring_principal, who) ? 'retiring principal'
+        : principalMatches(g.grantee_principal, who) && (JSON.parse(g.operations) as string[]).includes('RetireGrant') ? 'grantee with RetireGrant'
+        : who === g.issuing_account ? 'issuing account'
+        : undefined;
+      call.decisions.push({ action: 'kms:RetireGrant', resource, effect: by ? 'Allow' : 'Deny', by: by ? `grant ${g.grant_id} (${by})` : `grant ${g.grant_id}: not its retiring principal, grantee or account` });
+      if (!by) throw accessDenied(who, 'kms:RetireGrant', resource, false);
+    }
+    deleteGrant(k, g);
+    return {};
+  });
+}
+
+export function revokeGrant(k: KmsContext, req: Req) {
+  const ref = reqStr(req, 'KeyId');
+  const grantId = reqStr(req, 'GrantId', 128);
+  return k.store.write(() => {
+    const row = k.key(ref);
+    deleteGrant(k, grantById(k, row.key_id, grantId));
+    return {};
+  });
+}

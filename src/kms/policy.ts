@@ -1,0 +1,230 @@
+import { KmsError } from './errors.js';
+
+/**
+ * Key policies: the AWS policy language subset KMS key policies use, parsed
+ * once (MalformedPolicyDocumentException names what is wrong) and evaluated
+ * per request. Evaluation follows AWS: an explicit Deny wins, then any Allow,
+ * else the request is implicitly denied.
+ *
+ * Principals. `"*"` matches everyone. An account (`"111122223333"` or
+ * `arn:aws:iam::111122223333:root`) delegates to the account's IAM policies:
+ * locally, the account root and the IAM users of `kmsvol iam` have IAM
+ * permission for every KMS action, and other principals (the card's role
+ * sessions) have none, so they match only where they are named or through a
+ * grant. A role ARN matches its sessions (arn:aws:sts::…:assumed-role/…).
+ */
+export type ConditionValue = string | string[] | boolean | undefined;
+
+/** What a policy is asked: who, what, on which key, with which condition keys (lower-case names). */
+export interface PolicyRequest {
+  principal: string;
+  action: string;
+  resource: string;
+  conditions: Record<string, ConditionValue>;
+}
+
+export interface Decision {
+  effect: 'Allow' | 'Deny' | 'ImplicitDeny';
+  sid?: string;
+}
+
+interface Statement {
+  sid?: string;
+  effect: 'Allow' | 'Deny';
+  principals: string[];
+  notPrincipals?: string[];
+  actions?: string[];
+  notActions?: string[];
+  resources?: string[];
+  notResources?: string[];
+  conditions: Condition[];
+}
+
+interface Condition {
+  op: string;
+  qualifier?: 'ForAnyValue' | 'ForAllValues';
+  ifExists: boolean;
+  key: string;
+  values: string[];
+}
+
+const OPERATORS = new Set([
+  'StringEquals', 'StringNotEquals', 'StringEqualsIgnoreCase', 'StringNotEqualsIgnoreCase', 'StringLike', 'StringNotLike', 'Bool', 'Null',
+  'ArnEquals', 'ArnLike', 'ArnNotEquals', 'ArnNotLike',
+]);
+const NEGATED = new Set(['StringNotEquals', 'StringNotEqualsIgnoreCase', 'StringNotLike', 'ArnNotEquals', 'ArnNotLike']);
+
+export const MAX_POLICY_BYTES = 32768;
+
+function malformed(why: string): KmsError {
+  return new KmsError('MalformedPolicyDocumentException', `The key policy is malformed: ${why}. Fix the policy document and retry.`);
+}
+
+function stringList(v: unknown, where: string): string[] {
+  const list = Array.isArray(v) ? v : [v];
+  if (list.length === 0 || list.some((x) => typeof x !== 'string' || x === '')) throw malformed(`${where} must be a non-empty string or list of strings`);
+  return list as string[];
+}
+
+function principalList(v: unknown, where: string): string[] {
+  if (v === '*') return ['*'];
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw malformed(`${where} must be "*" or an object such as {"AWS": "arn:aws:iam::111122223333:root"}`);
+  const out: string[] = [];
+  for (const [type, val] of Object.entries(v)) {
+    if (type !== 'AWS' && type !== 'Service') throw malformed(`${where} type ${type} is not supported in key policies (use AWS or Service)`);
+    out.push(...stringList(val, `${where}.${type}`));
+  }
+  if (out.length === 0) throw malformed(`${where} names no principal`);
+  return out;
+}
+
+function parseConditions(v: unknown, where: string): Condition[] {
+  if (v === undefined) return [];
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw malformed(`${where} must be an object of operators`);
+  const out: Condition[] = [];
+  for (const [full, block] of Object.entries(v)) {
+    const m = /^(?:(ForAnyValue|ForAllValues):)?(\w+?)(IfExists)?$/.exec(full);
+    if (!m || !OPERATORS.has(m[2]!)) throw malformed(`the condition operator ${full} is not supported`);
+    if (!block || typeof block !== 'object' || Array.isArray(block)) throw malformed(`${where}.${full} must map condition keys to values`);
+    for (const [key, raw] of Object.entries(block)) {
+      const list = (Array.isArray(raw) ? raw : [raw]).map((x) => (typeof x === 'boolean' || typeof x === 'number' ? String(x) : x));
+      if (list.some((x) => typeof x !== 'string')) throw malformed(`the values of ${full} ${key} must be strings`);
+      out.push({ op: m[2]!, qualifier: m[1] as Condition['qualifier'], ifExists: m[3] !== undefined, key: key.toLowerCase(), values: list as string[] });
+    }
+  }
+  return out;
+}
+
+export class KeyPolicy {
+  private constructor(readonly statements: Statement[]) {}
+
+  /** Parse and validate a policy document; throws MalformedPolicyDocumentException. */
+  static parse(text: string): KeyPolicy {
+    if (Buffer.byteLength(text) > MAX_POLICY_BYTES) throw malformed(`it is larger than ${MAX_POLICY_BYTES} bytes`);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw malformed('it is not valid JSON');
+    }
+    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw malformed('it must be a JSON object with a Statement');
+    const d = doc as Record<string, unknown>;
+    if (d.Version !== undefined && d.Version !== '2012-10-17' && d.Version !== '2008-10-17') throw malformed(`Version ${String(d.Version)} is not a policy language version (use "2012-10-17")`);
+    const raw = Array.isArray(d.Statement) ? d.Statement : d.Statement === undefined ? [] : [d.Statement];
+    if (raw.length === 0) throw malformed('it has no Statement');
+    const statements = raw.map((s: unknown, i: number): Statement => {
+      const where = `Statement[${i}]`;
+      if (!s || typeof s !== 'object' || Array.isArray(s)) throw malformed(`${where} must be an object`);
+      const st = s as Record<string, unknown>;
+      if (st.Effect !== 'Allow' && st.Effect !== 'Deny') throw malformed(`${where}.Effect must be "Allow" or "Deny"`);
+      if ((st.Principal === undefined) === (st.NotPrincipal === undefined)) throw malformed(`${where} must have exactly one of Principal and NotPrincipal (key policies name who they apply to)`);
+      if ((st.Action === undefined) === (st.NotAction === undefined)) throw malformed(`${where} must have exactly one of Action and NotAction`);
+      if (st.Resource !== undefined && st.NotResource !== undefined) throw malformed(`${where} cannot have both Resource and NotResource`);
+      const actions = st.Action === undefined ? undefined : stringList(st.Action, `${where}.Action`);
+      const notActions = st.NotAction === undefined ? undefined : stringList(st.NotAction, `${where}.NotAction`);
+      for (const a of [...(actions ?? []), ...(notActions ?? [])]) {
+        if (a !== '*' && !/^kms:[A-Za-z*?]+$/.test(a)) throw malformed(`${where} names the action ${a}, which is not a KMS action (kms:<Operation>, wildcards allowed)`);
+      }
+      return {
+        sid: typeof st.Sid === 'string' ? st.Sid : undefined,
+        effect: st.Effect,
+        principals: st.Principal === undefined ? [] : principalList(st.Principal, `${where}.Principal`),
+        notPrincipals: st.NotPrincipal === undefined ? undefined : principalList(st.NotPrincipal, `${where}.NotPrincipal`),
+        actions,
+        notActions,
+        resources: st.Resource === undefined ? undefined : stringList(st.Resource, `${where}.Resource`),
+        notResources: st.NotResource === undefined ? undefined : stringList(st.NotResource, `${where}.NotResource`),
+        conditions: parseConditions(st.Condition, `${where}.Condition`),
+      };
+    });
+    return new KeyPolicy(statements);
+  }
+
+  evaluate(req: PolicyRequest): Decision {
+    let allow: Statement | undefined;
+    for (const s of this.statements) {
+      if (!statementApplies(s, req)) continue;
+      if (s.effect === 'Deny') return { effect: 'Deny', sid: s.sid };
+      allow ??= s;
+    }
+    return allow ? { effect: 'Allow', sid: allow.sid } : { effect: 'ImplicitDeny' };
+  }
+}
+
+function statementApplies(s: Statement, req: PolicyRequest): boolean {
+  const principalHit = s.notPrincipals ? !s.notPrincipals.some((p) => principalMatches(p, req.principal)) : s.principals.some((p) => principalMatches(p, req.principal));
+  if (!principalHit) return false;
+  const action = req.action.toLowerCase();
+  if (s.actions && !s.actions.some((a) => wildcard(a.toLowerCase(), action))) return false;
+  if (s.notActions && s.notActions.some((a) => wildcard(a.toLowerCase(), action))) return false;
+  if (s.resources && !s.resources.some((r) => wildcard(r, req.resource))) return false;
+  if (s.notResources && s.notResources.some((r) => wildcard(r, req.resource))) return false;
+  return s.conditions.every((c) => conditionHolds(c, req.conditions[c.key]));
+}
+
+/** The account of a principal ARN (or of a bare account id). */
+export function accountOf(principal: string): string | undefined {
+  return /^arn:aws:(?:iam|sts)::(\d{12}):/.exec(principal)?.[1] ?? (/^\d{12}$/.test(principal) ? principal : undefined);
+}
+
+/**
+ * Principals with local IAM permission for KMS (so statements that name their
+ * account apply to them): the account root and IAM users. Role sessions, such
+ * as a card's, have none.
+ */
+export function hasIamPermissions(principal: string): boolean {
+  return /^arn:aws:iam::\d{12}:(root|user\/.+)$/.test(principal);
+}
+
+/** Does a policy or grant principal (pattern) match the caller? */
+export function principalMatches(pattern: string, caller: string): boolean {
+  if (pattern === '*' || pattern === caller) return true;
+  const account = /^(\d{12})$/.exec(pattern)?.[1] ?? /^arn:aws:iam::(\d{12}):root$/.exec(pattern)?.[1];
+  if (account) return accountOf(caller) === account && hasIamPermissions(caller);
+  const role = /^arn:aws:iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(pattern);
+  if (role) return new RegExp(`^arn:aws:sts::${role[1]}:assumed-role/${escapeRegExp(role[2]!)}/[^/]+$`).test(caller);
+  return false;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** IAM wildcards: * any run, ? one character. */
+export function wildcard(pattern: string, value: string, ignoreCase = false): boolean {
+  if (!pattern.includes('*') && !pattern.includes('?')) return ignoreCase ? pattern.toLowerCase() === value.toLowerCase() : pattern === value;
+  const re = new RegExp(`^${pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escapeRegExp(c))).join('')}$`, ignoreCase ? 'is' : 's');
+  return re.test(value);
+}
+
+function matchOne(op: string, pattern: string, value: string): boolean {
+  switch (op) {
+    case 'StringEquals':
+    case 'StringNotEquals':
+    case 'ArnEquals':
+    case 'ArnNotEquals':
+      return pattern === value;
+    case 'StringEqualsIgnoreCase':
+    case 'StringNotEqualsIgnoreCase':
+      return pattern.toLowerCase() === value.toLowerCase();
+    case 'Bool':
+      return pattern.toLowerCase() === value.toLowerCase();
+    default: // StringLike, StringNotLike, ArnLike, ArnNotLike
+      return wildcard(pattern, value);
+  }
+}
+
+function conditionHolds(c: Condition, raw: ConditionValue): boolean {
+  const present = raw !== undefined && !(Array.isArray(raw) && raw.length === 0 && c.qualifier !== 'ForAllValues');
+  if (c.op === 'Null') return c.values.some((v) => (v.toLowerCase() === 'true') === (raw === undefined || (Array.isArray(raw) && raw.length === 0)));
+  const values = raw === undefined ? [] : (Array.isArray(raw) ? raw : [raw]).map(String);
+  const negated = NEGATED.has(c.op);
+  const hit = (v: string) => c.values.some((p) => matchOne(c.op, p, v));
+  if (c.qualifier === 'ForAllValues') {
+    // Every value in the request must match (vacuously true for none).
+    return values.every((v) => (negated ? !hit(v) : hit(v)));
+  }
+  if (!present) return c.ifExists || negated;
+  if (c.qualifier === 'ForAnyValue') return values.some((v) => (negated ? !hit(v) : hit(v)));
+  return negated ? !values.some(hit) : values.some(hit);
+}
