@@ -97,6 +97,8 @@ export function createGrant(k: KmsContext, req: Req) {
     const row = k.key(ref, 'any', false);
     const { grant: parent } = authorize(k, row, {
       action: 'kms:CreateGrant',
+      // For CreateGrant, encryption-context conditions (and a parent grant's constraints) apply to the new grant's constraints.
+      encryptionContext: { ...cons?.EncryptionContextSubset, ...cons?.EncryptionContextEquals },
       conditions: {
         'kms:grantoperations': sorted,
         'kms:granteeprincipal': grantee,

@@ -1,0 +1,227 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { errorName, testKms } from '../../helpers/home.js';
+
+const ACCT = '000000000000';
+const ROOT = `arn:aws:iam::${ACCT}:root`;
+const ALICE = `arn:aws:iam::${ACCT}:user/alice`; // key administrator
+const BOB = `arn:aws:iam::${ACCT}:user/bob`; // key user
+const CAROL = `arn:aws:iam::${ACCT}:user/carol`;
+
+/** Seed 002's separation: administrators manage the key but cannot use it; users use it but cannot manage it. */
+function adminUserPolicy(extra: object[] = []) {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'Allow access for Key Administrators',
+        Effect: 'Allow',
+        Principal: { AWS: ALICE },
+        Action: ['kms:Create*', 'kms:Describe*', 'kms:Enable*', 'kms:List*', 'kms:Put*', 'kms:Update*', 'kms:Revoke*', 'kms:Disable*', 'kms:Get*', 'kms:Delete*', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion'],
+        Resource: '*',
+      },
+      {
+        Sid: 'Allow use of the key',
+        Effect: 'Allow',
+        Principal: { AWS: [BOB] },
+        Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'],
+        Resource: '*',
+      },
+      ...extra,
+    ],
+  });
+}
+
+function keyWith(policy: string) {
+  const t = testKms();
+  const id = t.kms.invoke('CreateKey', { Policy: policy, BypassPolicyLockoutSafetyCheck: true }).KeyMetadata.KeyId;
+  return { ...t, id };
+}
+
+describe('key policies', () => {
+  it('the default policy lets the account (root and IAM users) do everything; GetKeyPolicy and ListKeyPolicies show it', () => {
+    const { kms } = testKms();
+    const id = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    expect(kms.invoke('ListKeyPolicies', { KeyId: id })).toEqual({ PolicyNames: ['default'], Truncated: false });
+    const p = kms.invoke('GetKeyPolicy', { KeyId: id, PolicyName: 'default' });
+    expect(p.PolicyName).toBe('default');
+    expect(JSON.parse(p.Policy).Statement).toEqual([{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: ROOT }, Action: 'kms:*', Resource: '*' }]);
+    const blob = kms.invokeAs(ALICE, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('x') }).CiphertextBlob;
+    expect(kms.invokeAs(BOB, 'Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe('x');
+    // A role session has no IAM permission here: the account statement does not cover it.
+    expect(errorName(() => kms.invokeAs(`arn:aws:sts::${ACCT}:assumed-role/r/s`, 'Decrypt', { CiphertextBlob: blob }))).toBe('AccessDeniedException');
+    expect(errorName(() => kms.invoke('GetKeyPolicy', { KeyId: id, PolicyName: 'other' }))).toBe('ValidationException');
+  });
+
+  it('separates key administrators from key users (seed 002)', () => {
+    const { kms, id } = keyWith(adminUserPolicy());
+    const table: [string, string, object, 'ok' | 'AccessDeniedException'][] = [
+      [ALICE, 'DisableKey', { KeyId: id }, 'ok'],
+      [ALICE, 'EnableKey', { KeyId: id }, 'ok'],
+      [ALICE, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('a') }, 'AccessDeniedException'],
+      [ALICE, 'GenerateDataKey', { KeyId: id, KeySpec: 'AES_256' }, 'AccessDeniedException'],
+      [ALICE, 'UpdateKeyDescription', { KeyId: id, Description: 'managed' }, 'ok'],
+      [BOB, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('b') }, 'ok'],
+      [BOB, 'GenerateDataKeyWithoutPlaintext', { KeyId: id, NumberOfBytes: 64 }, 'ok'],
+      [BOB, 'DescribeKey', { KeyId: id }, 'ok'],
+      [BOB, 'DisableKey', { KeyId: id }, 'AccessDeniedException'],
+      [BOB, 'ScheduleKeyDeletion', { KeyId: id }, 'AccessDeniedException'],
+      [BOB, 'PutKeyPolicy', { KeyId: id, Policy: adminUserPolicy() }, 'AccessDeniedException'],
+      [CAROL, 'DescribeKey', { KeyId: id }, 'AccessDeniedException'],
+      [ROOT, 'Decrypt', { CiphertextBlob: Buffer.alloc(0) }, 'AccessDeniedException'],
+    ];
+    for (const [who, op, req, want] of table) {
+      if (op === 'Decrypt') continue; // below, with a real blob
+      const got = (() => {
+        try {
+          kms.invokeAs(who, op as never, req as never);
+          return 'ok';
+        } catch (e) {
+          return (e as Error).name;
+        }
+      })();
+      expect(got, `${who.split('/').pop()} ${op}`).toBe(want);
+    }
+    const blob = kms.invokeAs(BOB, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('secret') }).CiphertextBlob;
+    expect(kms.invokeAs(BOB, 'Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe('secret');
+    for (const who of [ALICE, ROOT]) {
+      try {
+        kms.invokeAs(who, 'Decrypt', { CiphertextBlob: blob });
+        expect.unreachable();
+      } catch (e) {
+        expect((e as Error).name).toBe('AccessDeniedException');
+        expect((e as Error).message).toBe(`User: ${who} is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:local:${ACCT}:key/${id} because no resource-based policy allows the kms:Decrypt action`);
+      }
+    }
+  });
+
+  it('an explicit Deny overrides any Allow', () => {
+    const deny = { Sid: 'NoDeletion', Effect: 'Deny', Principal: { AWS: '*' }, Action: ['kms:ScheduleKeyDeletion', 'kms:Decrypt'], Resource: '*' };
+    const { kms, id } = keyWith(JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: ROOT }, Action: 'kms:*', Resource: '*' }, deny] }));
+    const blob = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('x') }).CiphertextBlob;
+    try {
+      kms.invoke('ScheduleKeyDeletion', { KeyId: id });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).name).toBe('AccessDeniedException');
+      expect((e as Error).message).toMatch(/kms:ScheduleKeyDeletion on resource: .* with an explicit deny in a resource-based policy$/);
+    }
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob }))).toBe('AccessDeniedException');
+    // A grant does not get past an explicit Deny either.
+    kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: BOB, Operations: ['Decrypt'] });
+    expect(errorName(() => kms.invokeAs(BOB, 'Decrypt', { CiphertextBlob: blob }))).toBe('AccessDeniedException');
+  });
+
+  it('encryption-context conditions: StringEquals on a key, ForAllValues and ForAnyValue on the key set, IfExists', () => {
+    const use = (cond: object) => ({ Effect: 'Allow', Principal: { AWS: CAROL }, Action: ['kms:Encrypt', 'kms:Decrypt'], Resource: '*', Condition: cond });
+    const { kms, id } = keyWith(
+      adminUserPolicy([
+        use({ StringEquals: { 'kms:EncryptionContext:Department': 'IT' } }),
+        { Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:Encrypt', Resource: '*', Condition: { 'ForAnyValue:StringLike': { 'kms:EncryptionContextKeys': 'tmp-*' } } },
+        { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:user/dave` }, Action: 'kms:Encrypt', Resource: '*', Condition: { 'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['app', 'env'] } } },
+        { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:user/erin` }, Action: 'kms:Encrypt', Resource: '*', Condition: { StringEqualsIfExists: { 'kms:EncryptionContext:env': 'prod' } } },
+      ]),
+    );
+    const enc = (who: string, ctx?: Record<string, string>) => {
+      try {
+        kms.invokeAs(who, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('p'), ...(ctx ? { EncryptionContext: ctx } : {}) });
+        return 'ok';
+      } catch (e) {
+        return (e as Error).name;
+      }
+    };
+    expect(enc(CAROL, { Department: 'IT' })).toBe('ok');
+    expect(enc(CAROL, { Department: 'IT', project: 'x' })).toBe('ok');
+    expect(enc(CAROL, { Department: 'HR' })).toBe('AccessDeniedException');
+    expect(enc(CAROL)).toBe('AccessDeniedException');
+    expect(enc(CAROL, { Department: 'IT', 'tmp-1': 'y' })).toBe('AccessDeniedException'); // the Deny
+    const dave = `arn:aws:iam::${ACCT}:user/dave`;
+    expect(enc(dave, { app: 'a', env: 'e' })).toBe('ok');
+    expect(enc(dave, { app: 'a' })).toBe('ok');
+    expect(enc(dave, {})).toBe('ok'); // ForAllValues holds for no keys, as in AWS
+    expect(enc(dave, { app: 'a', other: 'o' })).toBe('AccessDeniedException');
+    const erin = `arn:aws:iam::${ACCT}:user/erin`;
+    expect(enc(erin)).toBe('ok');
+    expect(enc(erin, { env: 'prod' })).toBe('ok');
+    expect(enc(erin, { env: 'dev' })).toBe('AccessDeniedException');
+  });
+
+  it('kms:ViaService and kms:CallerAccount limit a key to one service of one account', () => {
+    const { kms, id } = keyWith(
+      JSON.stringify({
+        Statement: [
+          { Sid: 'admin', Effect: 'Allow', Principal: { AWS: ALICE }, Action: 'kms:*', Resource: '*', Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
+          { Sid: 'via-ebs', Effect: 'Allow', Principal: { AWS: '*' }, Action: ['kms:GenerateDataKey*', 'kms:Decrypt'], Resource: '*', Condition: { StringEquals: { 'kms:ViaService': 'ec2.local.amazonaws.com', 'kms:CallerAccount': ACCT } } },
+        ],
+      }),
+    );
+    const gdk = (caller: Parameters<typeof kms.invokeAs>[0]) => () => kms.invokeAs(caller, 'GenerateDataKeyWithoutPlaintext', { KeyId: id, NumberOfBytes: 32 });
+    expect(errorName(gdk(BOB))).toBe('AccessDeniedException');
+    expect(gdk({ principal: BOB, viaService: 'ec2.local.amazonaws.com' })().KeyId).toContain(id);
+    expect(errorName(gdk({ principal: BOB, viaService: 's3.local.amazonaws.com' }))).toBe('AccessDeniedException');
+    expect(errorName(gdk({ principal: 'arn:aws:iam::111122223333:user/mallory', viaService: 'ec2.local.amazonaws.com' }))).toBe('AccessDeniedException');
+    // Only principals with IAM permission can call through a service: a role session's claim is ignored.
+    expect(errorName(gdk({ principal: `arn:aws:sts::${ACCT}:assumed-role/kmsvol-card/vol-1`, viaService: 'ec2.local.amazonaws.com' }))).toBe('AccessDeniedException');
+    // kms:GrantIsForAWSResource is true only for CreateGrant through a service.
+    expect(errorName(() => kms.invokeAs(ALICE, 'CreateGrant', { KeyId: id, GranteePrincipal: BOB, Operations: ['Decrypt'] }))).toBe('AccessDeniedException');
+    expect(kms.invokeAs({ principal: ALICE, viaService: 'ec2.local.amazonaws.com' }, 'CreateGrant', { KeyId: id, GranteePrincipal: BOB, Operations: ['Decrypt'] }).GrantId).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('PutKeyPolicy refuses a policy that would lock the caller out, unless the safety check is bypassed', () => {
+    const { kms } = testKms();
+    const id = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const lockout = adminUserPolicy(); // names alice and bob, not the caller (root)
+    try {
+      kms.invoke('PutKeyPolicy', { KeyId: id, Policy: lockout });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).name).toBe('MalformedPolicyDocumentException');
+      expect((e as Error).message).toMatch(/^The new key policy will not allow you to update the key policy in the future/);
+    }
+    expect(errorName(() => kms.invoke('CreateKey', { Policy: lockout }))).toBe('MalformedPolicyDocumentException');
+    // alice may put it: she keeps kms:Put*.
+    kms.invokeAs(ALICE, 'PutKeyPolicy', { KeyId: id, Policy: lockout });
+    expect(kms.invokeAs(ALICE, 'GetKeyPolicy', { KeyId: id }).Policy).toBe(lockout);
+    expect(errorName(() => kms.invoke('GetKeyPolicy', { KeyId: id }))).toBe('AccessDeniedException');
+    // With the bypass flag, a caller may lock itself out on purpose.
+    const other = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    kms.invoke('PutKeyPolicy', { KeyId: other, Policy: lockout, BypassPolicyLockoutSafetyCheck: true });
+    expect(errorName(() => kms.invoke('PutKeyPolicy', { KeyId: other, Policy: lockout }))).toBe('AccessDeniedException');
+  });
+
+  it('malformed policies name what is wrong', () => {
+    const { kms } = testKms();
+    const id = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const cases: [string, RegExp][] = [
+      ['not json', /not valid JSON/],
+      ['{"Statement":[]}', /no Statement/],
+      ['{"Statement":[{"Effect":"Maybe","Principal":"*","Action":"kms:*","Resource":"*"}]}', /Effect must be "Allow" or "Deny"/],
+      ['{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}', /Principal/],
+      ['{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*"}]}', /not a KMS action/],
+      ['{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"NumericSoon":{"a":"1"}}}]}', /condition operator NumericSoon/],
+    ];
+    for (const [policy, why] of cases) {
+      try {
+        kms.invoke('PutKeyPolicy', { KeyId: id, Policy: policy, BypassPolicyLockoutSafetyCheck: true });
+        expect.unreachable(policy);
+      } catch (e) {
+        expect((e as Error).name, policy).toBe('MalformedPolicyDocumentException');
+        expect((e as Error).message, policy).toMatch(why);
+      }
+    }
+  });
+
+  it('the audit log records every policy decision with its principal', () => {
+    const { kms, id, home } = keyWith(adminUserPolicy());
+    kms.invokeAs(ALICE, 'DisableKey', { KeyId: id });
+    expect(errorName(() => kms.invokeAs(BOB, 'EnableKey', { KeyId: id }))).toBe('AccessDeniedException');
+    kms.flushAudit();
+    const lines = fs.readFileSync(`${home}/audit.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const disable = lines.find((l) => l.eventName === 'DisableKey');
+    expect(disable.userIdentity).toEqual({ type: 'IAMUser', arn: ALICE });
+    expect(disable.additionalEventData.authorization).toEqual([{ action: 'kms:DisableKey', resource: `arn:aws:kms:local:${ACCT}:key/${id}`, effect: 'Allow', by: 'key policy statement Allow access for Key Administrators' }]);
+    const enable = lines.find((l) => l.eventName === 'EnableKey');
+    expect(enable).toMatchObject({ userIdentity: { arn: BOB }, errorCode: 'AccessDeniedException' });
+    expect(enable.additionalEventData.authorization).toEqual([{ action: 'kms:EnableKey', resource: `arn:aws:kms:local:${ACCT}:key/${id}`, effect: 'Deny', by: 'no policy or grant' }]);
+  });
+});
