@@ -1,0 +1,117 @@
+import crypto from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { DAY, errorName, testKms } from '../../helpers/home.js';
+
+/** Wrap material as a user does for AWS (here with node:crypto; the CLI test uses openssl pkeyutl). */
+function wrap(publicKeyDer: Uint8Array, material: Buffer, algorithm: string): Buffer {
+  const key = crypto.createPublicKey({ key: Buffer.from(publicKeyDer), format: 'der', type: 'spki' });
+  if (algorithm === 'RSA_AES_KEY_WRAP_SHA_256') {
+    const aes = crypto.randomBytes(32);
+    const c = crypto.createCipheriv('id-aes256-wrap-pad', aes, Buffer.from('a65959a6', 'hex'));
+    const wrappedMaterial = Buffer.concat([c.update(material), c.final()]);
+    return Buffer.concat([crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aes), wrappedMaterial]);
+  }
+  return crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' }, material);
+}
+
+function externalKey() {
+  const t = testKms();
+  const md = t.kms.invoke('CreateKey', { Origin: 'EXTERNAL', Description: 'BYOK' }).KeyMetadata;
+  expect(md).toMatchObject({ Origin: 'EXTERNAL', KeyState: 'PendingImport', Enabled: false });
+  const params = (algorithm = 'RSAES_OAEP_SHA_256', spec = 'RSA_2048') => t.kms.invoke('GetParametersForImport', { KeyId: md.KeyId, WrappingAlgorithm: algorithm, WrappingKeySpec: spec });
+  const importMaterial = (material: Buffer, extra: Record<string, unknown> = {}, algorithm = 'RSAES_OAEP_SHA_256') => {
+    const p = params(algorithm);
+    return t.kms.invoke('ImportKeyMaterial', { KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrap(p.PublicKey, material, algorithm), ...extra });
+  };
+  return { ...t, id: md.KeyId, params, importMaterial };
+}
+
+describe('imported key material', () => {
+  it('GetParametersForImport gives an RSA public key of the asked size and a token valid for 24 hours', () => {
+    const { kms, id, params, clock } = externalKey();
+    for (const [spec, bits] of [['RSA_2048', 2048], ['RSA_3072', 3072]] as const) {
+      const p = params('RSAES_OAEP_SHA_256', spec);
+      expect(p.KeyId).toBe(`arn:aws:kms:local:000000000000:key/${id}`);
+      expect(crypto.createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' }).asymmetricKeyDetails?.modulusLength).toBe(bits);
+      expect(p.ParametersValidTo.getTime()).toBe(clock.now().getTime() + DAY);
+    }
+    expect(errorName(() => params('RSAES_PKCS1_V1_5'))).toBe('UnsupportedOperationException');
+    expect(errorName(() => params('RSAES_OAEP_SHA_256', 'RSA_1024'))).toBe('ValidationException');
+    const own = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    expect(errorName(() => kms.invoke('GetParametersForImport', { KeyId: own, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }))).toBe('UnsupportedOperationException');
+  });
+
+  it('imports with each wrapping algorithm; the key works and Describe shows the expiry', () => {
+    for (const algorithm of ['RSAES_OAEP_SHA_256', 'RSAES_OAEP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256']) {
+      const { kms, id, importMaterial, clock } = externalKey();
+      const validTo = new Date(clock.now().getTime() + 30 * DAY);
+      const r = importMaterial(crypto.randomBytes(32), { ValidTo: validTo, ExpirationModel: 'KEY_MATERIAL_EXPIRES' }, algorithm);
+      expect(r.KeyMaterialId).toMatch(/^[0-9a-f]+$/);
+      expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata).toMatchObject({ KeyState: 'Enabled', ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: validTo });
+      const blob = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from(algorithm) }).CiphertextBlob;
+      expect(kms.invoke('Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe(algorithm);
+    }
+  });
+
+  it('expired material puts the key in PendingImport; only the same material comes back, and old ciphertexts decrypt again', () => {
+    const { kms, id, importMaterial, clock } = externalKey();
+    const material = crypto.randomBytes(32);
+    importMaterial(material, { ValidTo: new Date(clock.now().getTime() + DAY) });
+    const blob = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('kept') }).CiphertextBlob;
+    clock.advance(2 * DAY);
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata).toMatchObject({ KeyState: 'PendingImport', Enabled: false });
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.ValidTo).toBeUndefined();
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob }))).toBe('KMSInvalidStateException');
+    try {
+      importMaterial(crypto.randomBytes(32), { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).name).toBe('IncorrectKeyMaterialException');
+    }
+    importMaterial(material, { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata).toMatchObject({ KeyState: 'Enabled', ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    expect(kms.invoke('Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe('kept');
+    clock.advance(400 * DAY);
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.KeyState).toBe('Enabled');
+  });
+
+  it('DeleteImportedKeyMaterial makes the key PendingImport at once', () => {
+    const { kms, id, importMaterial } = externalKey();
+    const material = crypto.randomBytes(32);
+    importMaterial(material, { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    const blob = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('x') }).CiphertextBlob;
+    kms.invoke('DeleteImportedKeyMaterial', { KeyId: id });
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.KeyState).toBe('PendingImport');
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob }))).toBe('KMSInvalidStateException');
+    importMaterial(material, { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    expect(kms.invoke('Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe('x');
+    const own = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    expect(errorName(() => kms.invoke('DeleteImportedKeyMaterial', { KeyId: own }))).toBe('UnsupportedOperationException');
+  });
+
+  it('refuses bad tokens, expired tokens, wrong wrapping, wrong length, and bad expiry settings', () => {
+    const { kms, id, params, clock } = externalKey();
+    const material = crypto.randomBytes(32);
+    const p = params();
+    const req = (extra: Record<string, unknown>) => () =>
+      kms.invoke('ImportKeyMaterial', { KeyId: id, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrap(p.PublicKey, material, 'RSAES_OAEP_SHA_256'), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE', ...extra });
+    expect(errorName(req({ ImportToken: Buffer.from('forged token') }))).toBe('InvalidImportTokenException');
+    const other = kms.invoke('CreateKey', { Origin: 'EXTERNAL' }).KeyMetadata.KeyId;
+    expect(errorName(req({ KeyId: other }))).toBe('InvalidImportTokenException');
+    expect(errorName(req({ EncryptedKeyMaterial: wrap(p.PublicKey, material, 'RSAES_OAEP_SHA_1') }))).toBe('InvalidCiphertextException');
+    expect(errorName(req({ EncryptedKeyMaterial: wrap(p.PublicKey, crypto.randomBytes(16), 'RSAES_OAEP_SHA_256') }))).toBe('IncorrectKeyMaterialException');
+    expect(errorName(req({ ExpirationModel: undefined }))).toBe('ValidationException'); // the default model needs ValidTo
+    expect(errorName(req({ ValidTo: new Date(clock.now().getTime() + DAY) }))).toBe('ValidationException');
+    expect(errorName(req({ ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(clock.now().getTime() + 366 * DAY) }))).toBe('ValidationException');
+    expect(errorName(req({ ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(clock.now().getTime() - 1000) }))).toBe('ValidationException');
+    clock.advance(DAY + 1000);
+    expect(errorName(req({}))).toBe('ExpiredImportTokenException');
+  });
+
+  it('automatic and on-demand rotation of an EXTERNAL key are unsupported', () => {
+    const { kms, id, importMaterial } = externalKey();
+    importMaterial(crypto.randomBytes(32), { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    expect(errorName(() => kms.invoke('EnableKeyRotation', { KeyId: id }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('RotateKeyOnDemand', { KeyId: id }))).toBe('UnsupportedOperationException');
+  });
+});
