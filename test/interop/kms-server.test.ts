@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as sdk from '@aws-sdk/client-kms';
 import { BIN, kmsvol } from '../helpers/cli.js';
@@ -185,5 +186,100 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     const events = kmsvol(home, ['audit', '--event-name', 'Decrypt']).json.Events;
     expect(events.at(-1).userIdentity.arn).toBe('arn:aws:iam::000000000000:user/alice');
   });
-});
 
+  it('policies, grants and imported material through the SDK; AccessDeniedException for another user', async () => {
+    const bk = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'bob']).json.AccessKey;
+    const bob = client({ accessKeyId: bk.AccessKeyId, secretAccessKey: bk.SecretAccessKey });
+    const c = client();
+    const id = (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const alice = 'arn:aws:iam::000000000000:user/alice';
+    const bobArn = 'arn:aws:iam::000000000000:user/bob';
+    expect((await c.send(new sdk.ListKeyPoliciesCommand({ KeyId: id }))).PolicyNames).toEqual(['default']);
+    const onlyBob = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: bobArn }, Action: 'kms:*', Resource: '*' }] });
+    await fails(c.send(new sdk.PutKeyPolicyCommand({ KeyId: id, PolicyName: 'default', Policy: onlyBob })), sdk.MalformedPolicyDocumentException, 'MalformedPolicyDocumentException');
+    const policy = JSON.stringify({
+      Statement: [
+        { Sid: 'admin', Effect: 'Allow', Principal: { AWS: alice }, Action: 'kms:*', Resource: '*' },
+        { Sid: 'user', Effect: 'Allow', Principal: { AWS: bobArn }, Action: ['kms:Decrypt', 'kms:DescribeKey'], Resource: '*' },
+      ],
+    });
+    await c.send(new sdk.PutKeyPolicyCommand({ KeyId: id, PolicyName: 'default', Policy: policy }));
+    expect((await c.send(new sdk.GetKeyPolicyCommand({ KeyId: id, PolicyName: 'default' }))).Policy).toBe(policy);
+    const denied = (await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') })).catch((e: unknown) => e)) as Error & { $metadata: { httpStatusCode: number } };
+    expect(denied.name).toBe('AccessDeniedException');
+    expect(denied.$metadata.httpStatusCode).toBe(400);
+    expect(denied.message).toMatch(new RegExp(`^User: ${bobArn} is not authorized to perform: kms:Encrypt on resource: arn:aws:kms:local:000000000000:key/${id}`));
+
+    // A grant lets bob Encrypt under one context only.
+    const g = await c.send(new sdk.CreateGrantCommand({ KeyId: id, GranteePrincipal: bobArn, RetiringPrincipal: alice, Operations: ['Encrypt'], Constraints: { EncryptionContextSubset: { team: 'blue' } }, Name: 'bob-blue' }));
+    expect(g.GrantId).toMatch(/^[0-9a-f]{64}$/);
+    expect((await c.send(new sdk.CreateGrantCommand({ KeyId: id, GranteePrincipal: bobArn, RetiringPrincipal: alice, Operations: ['Encrypt'], Constraints: { EncryptionContextSubset: { team: 'blue' } }, Name: 'bob-blue' }))).GrantId).toBe(g.GrantId);
+    const blob = (await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('blue'), EncryptionContext: { team: 'blue' }, GrantTokens: [g.GrantToken!] }))).CiphertextBlob!;
+    expect(Buffer.from((await bob.send(new sdk.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { team: 'blue' } }))).Plaintext!).toString()).toBe('blue');
+    expect((await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x'), EncryptionContext: { team: 'red' } })).catch((e: Error) => e)).name).toBe('AccessDeniedException');
+    const list = await c.send(new sdk.ListGrantsCommand({ KeyId: id }));
+    expect(list.Grants).toHaveLength(1);
+    expect(list.Grants![0]!.CreationDate).toBeInstanceOf(Date);
+    expect(list.Grants![0]!.Constraints).toEqual({ EncryptionContextSubset: { team: 'blue' } });
+    expect((await c.send(new sdk.ListRetirableGrantsCommand({ RetiringPrincipal: alice }))).Grants!.map((x) => x.GrantId)).toEqual([g.GrantId]);
+    await fails(c.send(new sdk.RetireGrantCommand({ GrantToken: 'garbage' })), sdk.InvalidGrantTokenException, 'InvalidGrantTokenException');
+    await c.send(new sdk.RetireGrantCommand({ GrantToken: g.GrantToken }));
+    const g2 = await c.send(new sdk.CreateGrantCommand({ KeyId: id, GranteePrincipal: bobArn, Operations: ['Encrypt'] }));
+    await c.send(new sdk.RevokeGrantCommand({ KeyId: id, GrantId: g2.GrantId }));
+    expect((await c.send(new sdk.ListGrantsCommand({ KeyId: id }))).Grants).toEqual([]);
+
+    // Imported material: the SDK's own types for the token, the public key and the dates.
+    const ext = (await c.send(new sdk.CreateKeyCommand({ Origin: 'EXTERNAL' }))).KeyMetadata!.KeyId!;
+    const params = await c.send(new sdk.GetParametersForImportCommand({ KeyId: ext, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }));
+    expect(params.ImportToken).toBeInstanceOf(Uint8Array);
+    expect(params.ParametersValidTo).toBeInstanceOf(Date);
+    const pub = crypto.createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' });
+    const wrapMaterial = (m: Buffer) => crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, m);
+    const material = crypto.randomBytes(32);
+    const validTo = new Date(Math.floor(Date.now() / 1000) * 1000 + 86400_000);
+    await c.send(new sdk.ImportKeyMaterialCommand({ KeyId: ext, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapMaterial(material), ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: validTo }));
+    const md = (await c.send(new sdk.DescribeKeyCommand({ KeyId: ext }))).KeyMetadata!;
+    expect(md.KeyState).toBe('Enabled');
+    expect(md.ValidTo).toEqual(validTo);
+    await fails(c.send(new sdk.ImportKeyMaterialCommand({ KeyId: ext, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapMaterial(crypto.randomBytes(32)), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' })), sdk.IncorrectKeyMaterialException, 'IncorrectKeyMaterialException');
+    await fails(c.send(new sdk.ImportKeyMaterialCommand({ KeyId: ext, ImportToken: Buffer.from('nope'), EncryptedKeyMaterial: wrapMaterial(material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' })), sdk.InvalidImportTokenException, 'InvalidImportTokenException');
+    await c.send(new sdk.DeleteImportedKeyMaterialCommand({ KeyId: ext }));
+    expect((await c.send(new sdk.DescribeKeyCommand({ KeyId: ext }))).KeyMetadata!.KeyState).toBe('PendingImport');
+    await fails(c.send(new sdk.EnableKeyRotationCommand({ KeyId: ext })), sdk.UnsupportedOperationException, 'UnsupportedOperationException');
+
+    // The AWS managed key is used through EC2 only: the plain SDK is refused, kmsvol's volume side is not.
+    expect((await c.send(new sdk.GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/aws/ebs', NumberOfBytes: 64 })).catch((e: Error) => e)).name).toBe('AccessDeniedException');
+  });
+
+  it('statuses other than 400: 413 for an oversized body, 404 off the API path, 500 for KMSInternalException', async () => {
+    const raw = (method: string, p: string, body: string | Buffer) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const u = new URL(endpoint);
+        const req = http.request({ host: u.hostname, port: u.port, method, path: p, headers: { 'Content-Type': 'application/x-amz-json-1.1', 'X-Amz-Target': 'TrentService.ListKeys' } }, (res) => {
+          let b = '';
+          res.on('data', (d) => (b += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: b }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const big = await raw('POST', '/', Buffer.alloc(2 << 20, 0x20));
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.body).__type).toBe('RequestEntityTooLargeException');
+    const off = await raw('GET', '/keys', '');
+    expect(off.status).toBe(404);
+    expect(JSON.parse(off.body).__type).toBe('UnknownOperationException');
+    // A damaged store (sealed material changed behind the server's back) is an internal fault: 500.
+    const c = client();
+    const id = (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const db = new Database(path.join(home, 'kms.db'));
+    db.prepare("UPDATE materials SET sealed = zeroblob(60) WHERE key_id = ?").run(id);
+    db.close();
+    const e = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') })).catch((x: unknown) => x)) as Error & { $metadata: { httpStatusCode: number } };
+    expect(e).toBeInstanceOf(sdk.KMSInternalException);
+    expect(e.$metadata.httpStatusCode).toBe(500);
+    expect(e.message).toMatch(/does not open under this root key/);
+    // The server still answers after all three.
+    expect((await c.send(new sdk.ListKeysCommand({}))).Keys).toBeDefined();
+  });
+});

@@ -47,13 +47,17 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
-    req.on('data', (d: Buffer) => {
+    const onData = (d: Buffer) => {
       size += d.length;
       if (size > MAX_BODY) {
-        reject(new KmsError('RequestEntityTooLarge', `The request body exceeds ${MAX_BODY} bytes.`, 413));
-        req.destroy();
+        // Stop keeping the body (drain the rest unread) so the 413 answer still reaches the client.
+        req.off('data', onData);
+        parts.length = 0;
+        req.resume();
+        reject(new KmsError('RequestEntityTooLargeException', `The request body exceeds ${MAX_BODY} bytes; KMS requests are small (a Plaintext is at most 4096 bytes).`, 413));
       } else parts.push(d);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(parts)));
     req.on('error', reject);
   });
