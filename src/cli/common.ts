@@ -13,6 +13,8 @@ export interface GlobalOptions {
   region?: string;
   output?: OutputFormat;
   query?: string;
+  kms?: 'embedded' | 'aws';
+  kmsEndpoint?: string;
 }
 
 /** The AWS CLI's global options, accepted on every command (before or after the operation). */
@@ -22,6 +24,9 @@ export function withGlobals(cmd: Command): Command {
     .option('--region <region>', 'region (default $KMSVOL_REGION, $AWS_REGION or "local")')
     .addOption(new Option('--output <format>', 'output format').choices(['json', 'text']))
     .option('--query <jmespath>', 'JMESPath query applied to the response')
+    .addOption(new Option('--kms <where>', 'the KMS: the embedded one, or AWS KMS itself with the standard credential chain (default $KMSVOL_KMS or embedded)').choices(['embedded', 'aws']))
+    .option('--kms-endpoint <url>', 'a remote KMS such as `kmsvol kms serve` (default $KMSVOL_KMS_ENDPOINT or $AWS_ENDPOINT_URL_KMS)')
+    .option('--endpoint-url <url>', 'the same as --kms-endpoint, as the AWS CLI names it')
     .option('--no-cli-pager', 'accepted for AWS CLI compatibility');
 }
 
@@ -37,8 +42,15 @@ export function regionOf(g: GlobalOptions): string | undefined {
   return g.region ?? process.env.KMSVOL_REGION ?? process.env.AWS_REGION;
 }
 
-/** The KMS for a CLI call; `caller` when the call is made through a service (the volume side calls through EC2). */
-export function openKmsClient(g: GlobalOptions, caller?: Partial<Caller>): KmsClient {
+/**
+ * The KMS for a CLI call; `caller` when the call is made through a service
+ * (the volume side calls through EC2). The choice is put in the environment,
+ * so the cards this call starts use the same KMS.
+ */
+export function openKmsClient(g: GlobalOptions & { endpointUrl?: string }, caller?: Partial<Caller>): KmsClient {
+  if (g.kms) process.env.KMSVOL_KMS = g.kms;
+  const endpoint = g.kmsEndpoint ?? g.endpointUrl;
+  if (endpoint) process.env.KMSVOL_KMS_ENDPOINT = endpoint;
   return openClient({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv(), caller });
 }
 

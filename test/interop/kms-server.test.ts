@@ -282,4 +282,23 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     // The server still answers after all three.
     expect((await c.send(new sdk.ListKeysCommand({}))).Keys).toBeDefined();
   });
+
+  it('--kms aws uses the standard credential chain (here a shared credentials profile) and says clearly when it finds none', () => {
+    const dir = fs.mkdtempSync(path.join(home, 'aws-'));
+    fs.writeFileSync(path.join(dir, 'credentials'), `[kmsvol-test]\naws_access_key_id = ${creds.accessKeyId}\naws_secret_access_key = ${creds.secretAccessKey}\n`);
+    fs.writeFileSync(path.join(dir, 'config'), '[profile kmsvol-test]\nregion = local\n');
+    const base = { AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'credentials'), AWS_CONFIG_FILE: path.join(dir, 'config'), AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_ENDPOINT_URL_KMS: endpoint };
+    const r = kmsvol(home, ['kms', 'create-key', '--kms', 'aws', '--region', 'local', '--description', 'through the chain'], { ...base, AWS_PROFILE: 'kmsvol-test' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.KeyMetadata.Description).toBe('through the chain');
+    const events = kmsvol(home, ['audit', '--event-name', 'CreateKey']).json.Events;
+    expect(events.at(-1).userIdentity.arn).toBe('arn:aws:iam::000000000000:user/alice');
+    const none = kmsvol(home, ['kms', 'list-keys', '--kms', 'aws', '--region', 'local'], { ...base, AWS_PROFILE: 'nobody' });
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('NoCredentialsError');
+    expect(none.stderr).toMatch(/Configure them with `aws configure`, AWS_PROFILE, or AWS_ACCESS_KEY_ID/);
+    const noRegion = kmsvol(home, ['kms', 'list-keys', '--kms', 'aws'], { ...base, AWS_REGION: '', AWS_DEFAULT_REGION: '', KMSVOL_REGION: '' });
+    expect(noRegion.code).toBe(252);
+    expect(noRegion.stderr).toContain('--kms aws needs a region');
+  });
 });

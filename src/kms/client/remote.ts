@@ -14,15 +14,18 @@ import type { KmsClient } from './index.js';
  * name; a KMS that cannot be reached is `EndpointConnectionError`, worded as
  * the AWS CLI words it.
  *
- * Credentials come from the environment only (AWS_ACCESS_KEY_ID and
- * AWS_SECRET_ACCESS_KEY, optionally AWS_SESSION_TOKEN) or are passed in: the
- * SDK's full default chain would also query the EC2 instance metadata service,
- * which a local tool must not do behind the user's back.
+ * Credentials against a kmsvol endpoint come from the environment only
+ * (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, optionally AWS_SESSION_TOKEN)
+ * or are passed in. Against AWS itself (`--kms aws`), the user asked for AWS,
+ * so the SDK's standard chain applies: environment, shared config and
+ * credentials files (AWS_PROFILE), SSO, web identity, container and instance
+ * metadata.
  */
 export interface RemoteKmsOptions {
   endpoint?: string;
   region: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Explicit credentials, or 'standard' for the SDK's default provider chain (default: the environment). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | 'standard';
   /** Give up on an unreachable endpoint after this long (default 10 s). */
   timeoutMs?: number;
   /**
@@ -53,7 +56,7 @@ export class RemoteKmsClient implements KmsClient {
       new sdk.KMSClient({
         region: opts.region,
         ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-        credentials: opts.credentials ?? credentialsFromEnv(),
+        ...(opts.credentials === 'standard' ? {} : { credentials: opts.credentials ?? credentialsFromEnv() }),
         maxAttempts: 2,
         requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 10_000 },
       });
@@ -87,6 +90,9 @@ export class RemoteKmsClient implements KmsClient {
       const err = e as Error & { $fault?: string; code?: string };
       // Service exceptions carry $fault; transport failures (refused, DNS, timeout) do not.
       if (err.$fault) throw new ServiceError(err.name, err.message, err.$fault === 'server' ? 500 : 400);
+      if (err.name === 'CredentialsProviderError') {
+        throw new ServiceError('NoCredentialsError', `Unable to locate credentials for AWS KMS (${err.message}). Configure them with \`aws configure\`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`);
+      }
       // No HTTP answer at all: connection refused, DNS, timeout.
       throw new ServiceError('EndpointConnectionError', `Could not connect to the endpoint URL: "${this.endpoint}/" (${err.code ?? err.name}: ${err.message}). Check that the KMS is running and reachable.`, 500);
     }
