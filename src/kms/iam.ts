@@ -7,9 +7,6 @@ import { KmsError } from './errors.js';
  * principals (arn:aws:iam::<account>:user/<name>). Secrets are sealed under
  * the root key like backing keys, and shown once, at creation.
  */
-const SCHEMA = `CREATE TABLE IF NOT EXISTS iam_access_keys (
-  access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
-)`;
 const NO_MATERIAL = Buffer.alloc(32);
 
 export interface Principal {
@@ -18,13 +15,8 @@ export interface Principal {
   accessKeyId: string;
 }
 
-function ensure(k: KmsContext): void {
-  k.store.db.exec(SCHEMA);
-}
-
 export function createAccessKey(k: KmsContext, userName: string) {
   if (!/^[\w+=,.@-]{1,64}$/.test(userName)) throw new KmsError('ValidationError', `The user name ${JSON.stringify(userName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
-  ensure(k);
   const accessKeyId = `AKIA${crypto.randomBytes(10).toString('hex').toUpperCase().slice(0, 16)}`;
   const secret = crypto.randomBytes(30).toString('base64').replace(/[+/=]/g, 'x').slice(0, 40);
   const created = k.now();
@@ -36,7 +28,6 @@ export function createAccessKey(k: KmsContext, userName: string) {
 
 /** The principal and secret of an access key, or undefined when it is unknown. */
 export function lookupAccessKey(k: KmsContext, accessKeyId: string): { principal: Principal; secret: string } | undefined {
-  ensure(k);
   const row = k.store.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as { user_name: string; sealed_secret: Buffer } | undefined;
   if (!row) return undefined;
   const secret = k.rootKey.unseal(accessKeyId, NO_MATERIAL, row.sealed_secret);

@@ -148,6 +148,7 @@ export class Kms {
     const call = { caller: who, op: String(op), decisions: [] };
     const record = { time, op, region: this.region, principal: who.principal, viaService: who.viaService, request: req, decisions: call.decisions };
     this.ctx.call = call;
+    this.ctx.store.beginCall();
     try {
       if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${String(op)} is not a KMS operation this service supports.`);
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
@@ -162,6 +163,7 @@ export class Kms {
       throw err;
     } finally {
       this.ctx.call = undefined;
+      this.ctx.store.endCall();
     }
   }
 

@@ -96,6 +96,9 @@ CREATE TABLE IF NOT EXISTS import_parameters (
   sealed_private_key BLOB NOT NULL, valid_to INTEGER NOT NULL,
   PRIMARY KEY (token_id)
 );
+CREATE TABLE IF NOT EXISTS iam_access_keys (
+  access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
 `;
 
@@ -154,14 +157,34 @@ export class KmsStore {
     }
   }
 
-  /** Cached lookup outside transactions; inside one, always read the database. */
-  private cached<T extends KeyRow | MaterialRow>(key: string, load: () => T | undefined): T | undefined {
-    if (this.db.inTransaction) return load();
+  /**
+   * Validate the read cache now: one PRAGMA data_version for all the lookups
+   * of one KMS call (Kms.invokeAs), instead of one per lookup. The call sees
+   * every commit made before it started. `endCall` returns to per-lookup checks.
+   */
+  beginCall(): void {
+    this.validate();
+    this.inCall = true;
+  }
+
+  endCall(): void {
+    this.inCall = false;
+  }
+
+  private inCall = false;
+
+  private validate(): void {
     const v = this.stmt('PRAGMA data_version').pluck().get() as number;
     if (v !== this.cacheVersion) {
       this.cache.clear();
       this.cacheVersion = v;
     }
+  }
+
+  /** Cached lookup outside transactions; inside one, always read the database. */
+  private cached<T extends KeyRow | MaterialRow>(key: string, load: () => T | undefined): T | undefined {
+    if (this.db.inTransaction) return load();
+    if (!this.inCall) this.validate();
     if (this.cache.has(key)) return this.cache.get(key) as T | undefined;
     const row = load();
     this.cache.set(key, row);

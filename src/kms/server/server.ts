@@ -68,7 +68,20 @@ export interface KmsServer {
   close(): Promise<void>;
 }
 
+/** Access keys are looked up (and their secrets unsealed) at most every few seconds, not per request. */
+const CREDENTIALS_TTL_MS = 5000;
+
 export function serveKms(kms: Kms, opts: { host?: string; port?: number } = {}): Promise<KmsServer> {
+  const known = new Map<string, { value: ReturnType<typeof lookupAccessKey>; at: number }>();
+  const credentials = (accessKeyId: string) => {
+    const now = Date.now();
+    const hit = known.get(accessKeyId);
+    if (hit && now - hit.at < CREDENTIALS_TTL_MS) return hit.value;
+    const value = lookupAccessKey(kms.ctx, accessKeyId);
+    if (known.size >= 1024) known.clear();
+    known.set(accessKeyId, { value, at: now });
+    return value;
+  };
   const server = http.createServer(async (req, res) => {
     let op = 'unknown';
     try {
@@ -77,7 +90,7 @@ export function serveKms(kms: Kms, opts: { host?: string; port?: number } = {}):
       op = target.replace(/^TrentService\./, '');
       const body = await readBody(req);
       const auth = parseAuthorization(req.headers);
-      const creds = lookupAccessKey(kms.ctx, auth.accessKeyId);
+      const creds = credentials(auth.accessKeyId);
       if (!creds) throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
       await verify({ method: req.method, path: '/', headers: req.headers, body }, auth, creds.secret, Date.now());
       if (!target.startsWith('TrentService.') || !isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${target || 'A missing X-Amz-Target'} is not an operation of this KMS.`);

@@ -44,6 +44,19 @@ export function parseAuthorization(headers: IncomingHttpHeaders): ParsedAuth {
   return { accessKeyId: m[1]!, date: m[2]!, region: m[3]!, service: m[4]!, signedHeaders: m[5]!.split(';'), signature: m[6]! };
 }
 
+/** Signers by access key, region and service: each caches its derived signing keys, so a busy caller costs one HMAC chain a day. */
+const signers = new Map<string, { secret: string; signer: SignatureV4 }>();
+
+function signerFor(auth: ParsedAuth, secret: string): SignatureV4 {
+  const id = `${auth.accessKeyId}\0${auth.region}\0${auth.service}`;
+  const hit = signers.get(id);
+  if (hit && hit.secret === secret) return hit.signer;
+  const signer = new SignatureV4({ credentials: { accessKeyId: auth.accessKeyId, secretAccessKey: secret }, region: auth.region, service: auth.service, sha256: Sha256 as never, uriEscapePath: true });
+  if (signers.size >= 1024) signers.clear();
+  signers.set(id, { secret, signer });
+  return signer;
+}
+
 /** Throws InvalidSignatureException unless the request is signed with `secret` and is fresh. */
 export async function verify(req: { method: string; path: string; headers: IncomingHttpHeaders; body: Buffer }, auth: ParsedAuth, secret: string, now: number): Promise<void> {
   const amzDate = req.headers['x-amz-date'];
@@ -59,7 +72,7 @@ export async function verify(req: { method: string; path: string; headers: Incom
     headers[h] = Array.isArray(v) ? v.join(',') : v;
   }
   const [host, port] = (headers.host ?? '').split(':');
-  const signer = new SignatureV4({ credentials: { accessKeyId: auth.accessKeyId, secretAccessKey: secret }, region: auth.region, service: auth.service, sha256: Sha256 as never, uriEscapePath: true });
+  const signer = signerFor(auth, secret);
   const signed = await signer.sign(
     { method: req.method, protocol: 'http:', hostname: host ?? '', port: port ? Number(port) : undefined, path: req.path, query: {}, headers, body: req.body } as never,
     { signingDate: new Date(when) },
