@@ -22,6 +22,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const IN_FLIGHT = 64;
+// One server process per core: the load generator and the server share the same 2 cores.
+const WORKERS = os.cpus().length;
 const SECONDS = quick ? 3 : 10;
 const TARGET = 5000;
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/kmsvol.js');
@@ -29,7 +31,7 @@ const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/k
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-bench-http-'));
 const env = { ...process.env, KMSVOL_HOME: home };
 const ak = JSON.parse(spawnSync(process.execPath, [BIN, 'iam', 'create-access-key', '--user-name', 'bench'], { env, encoding: 'utf8' }).stdout).AccessKey;
-const server = spawn(process.execPath, [BIN, 'kms', 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+const server = spawn(process.execPath, [BIN, 'kms', 'serve', '--port', '0', '--workers', String(WORKERS)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
 try {
   const endpoint = await new Promise((resolve, reject) => {
     let out = '';
@@ -90,10 +92,14 @@ try {
       });
   }
 
-  /** CPU seconds the server process has used (utime + stime from /proc). */
+  /** CPU seconds the server's processes (the primary and its workers) have used: utime + stime from /proc. */
   function serverCpu() {
-    const f = fs.readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
+    const cpu = (pid) => {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100;
+    };
+    const workers = fs.readFileSync(`/proc/${server.pid}/task/${server.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return [server.pid, ...workers].reduce((sum, pid) => sum + cpu(pid), 0);
   }
 
   async function measure(call) {
