@@ -301,4 +301,35 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     expect(noRegion.code).toBe(252);
     expect(noRegion.stderr).toContain('--kms aws needs a region');
   });
+
+  it('--workers 2: two processes share the port and the store, and SIGTERM stops them all', async () => {
+    const multi = spawn(process.execPath, [BIN, 'kms', 'serve', '--port', '0', '--workers', '2'], { env: { ...process.env, KMSVOL_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        multi.stdout!.on('data', (d) => {
+          out += d;
+          const m = /"Endpoint": "([^"]+)"/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        multi.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+      });
+      const workers = fs.readFileSync(`/proc/${multi.pid}/task/${multi.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      expect(workers).toHaveLength(2);
+      const c = new sdk.KMSClient({ endpoint: url, region: 'local', credentials: creds, maxAttempts: 1 });
+      // Keys made through one worker are used through the other (new connections spread over both).
+      const ids = await Promise.all(Array.from({ length: 8 }, async () => (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!));
+      for (const id of ids) {
+        const blob = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from(id) }))).CiphertextBlob!;
+        expect(Buffer.from((await c.send(new sdk.DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).toBe(id);
+      }
+      c.destroy();
+      const exited = new Promise((r) => multi.once('exit', r));
+      multi.kill('SIGTERM');
+      await exited;
+      for (const pid of workers) expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+    } finally {
+      if (multi.exitCode === null) multi.kill('SIGKILL');
+    }
+  });
 });
