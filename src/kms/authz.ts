@@ -96,7 +96,7 @@ export interface AuthRequest {
 export function accessDenied(principal: string, action: string, resource: string, explicit: boolean): KmsError {
   return new KmsError(
     'AccessDeniedException',
-    `User: ${principal} is not authorized to perform: ${action} on resource: ${resource} ${explicit ? 'with an explicit deny in a resource-based policy' : 'because no resource-based policy allows the ' + action + ' action'}`,
+    `User: ${principal} is not authorized to perform: ${action} on resource: ${resource} ${explicit ? 'with an explicit deny in a resource-based policy' : `because no resource-based policy allows the ${action} action`}`,
   );
 }
 

@@ -223,16 +223,14 @@ function matchOne(op: string, pattern: string, value: string): boolean {
 }
 
 function conditionHolds(c: Condition, raw: ConditionValue): boolean {
-  const present = raw !== undefined && !(Array.isArray(raw) && raw.length === 0 && c.qualifier !== 'ForAllValues');
-  if (c.op === 'Null') return c.values.some((v) => (v.toLowerCase() === 'true') === (raw === undefined || (Array.isArray(raw) && raw.length === 0)));
   const values = raw === undefined ? [] : (Array.isArray(raw) ? raw : [raw]).map(String);
+  if (c.op === 'Null') return c.values.some((v) => (v.toLowerCase() === 'true') === (values.length === 0));
   const negated = NEGATED.has(c.op);
   const hit = (v: string) => c.values.some((p) => matchOne(c.op, p, v));
-  if (c.qualifier === 'ForAllValues') {
-    // Every value in the request must match (vacuously true for none).
-    return values.every((v) => (negated ? !hit(v) : hit(v)));
-  }
-  if (!present) return c.ifExists || negated;
+  // ForAllValues: every value in the request must match (vacuously true for none).
+  if (c.qualifier === 'ForAllValues') return values.every((v) => (negated ? !hit(v) : hit(v)));
+  // A key the request does not have: true only for IfExists and negated operators.
+  if (values.length === 0) return c.ifExists || negated;
   if (c.qualifier === 'ForAnyValue') return values.some((v) => (negated ? !hit(v) : hit(v)));
   return negated ? !values.some(hit) : values.some(hit);
 }
