@@ -8,10 +8,9 @@ import { ensureDir } from '../home.js';
 import { lockExclusive } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
-import { getVolume } from '../volume/volumes.js';
-import type { Ec2Context } from '../volume/volumes.js';
 import { readImageHeader } from '../volume/luks2.js';
-import { imageFile } from '../volume/volumes.js';
+import { getVolume, imageFile } from '../volume/volumes.js';
+import type { Ec2Context } from '../volume/volumes.js';
 import { callControl } from './control.js';
 import { createCardGrant, retireCardGrant } from './grants.js';
 import { Card, lockPath, socketPath } from './runtime.js';
@@ -99,7 +98,8 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   });
   const r = await ready;
   if (!r.ok || !r.attachment) {
-    await retireGrant(ctx, v.volume_id, grantToken);
+    // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card.
+    if (r.error?.name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
     return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
   }
   // The card runs on: stop listening to it so this process can exit.
@@ -115,7 +115,7 @@ export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Pro
     const attachment = await card.start();
     return { attachment, card, stopped: card.stopped.then(() => retireGrant(ctx, v.volume_id, grantToken)) };
   } catch (e) {
-    await retireGrant(ctx, v.volume_id, grantToken);
+    if ((e as Error).name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
     return attachFailed(ctx, v.volume_id, e);
   }
 }

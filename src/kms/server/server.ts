@@ -68,16 +68,17 @@ export interface KmsServer {
   close(): Promise<void>;
 }
 
-/** Access keys are looked up (and their secrets unsealed) at most every few seconds, not per request. */
+/** Known access keys are looked up (and their secrets unsealed) at most every few seconds, not per request; unknown ones every time, so a new key works at once. */
 const CREDENTIALS_TTL_MS = 5000;
 
 export function serveKms(kms: Kms, opts: { host?: string; port?: number } = {}): Promise<KmsServer> {
-  const known = new Map<string, { value: ReturnType<typeof lookupAccessKey>; at: number }>();
+  const known = new Map<string, { value: NonNullable<ReturnType<typeof lookupAccessKey>>; at: number }>();
   const credentials = (accessKeyId: string) => {
     const now = Date.now();
     const hit = known.get(accessKeyId);
     if (hit && now - hit.at < CREDENTIALS_TTL_MS) return hit.value;
     const value = lookupAccessKey(kms.ctx, accessKeyId);
+    if (!value) return undefined;
     if (known.size >= 1024) known.clear();
     known.set(accessKeyId, { value, at: now });
     return value;
