@@ -61,6 +61,13 @@ class Story {
     return a.LoopDevice!;
   }
 
+  /** The key's grants: while attached, the card's own, for Decrypt of this volume's data key only. */
+  private showGrants(keyId: string): void {
+    const grants = this.kms.invoke('ListGrants', { KeyId: keyId }).Grants;
+    if (!grants.length) this.show('grants on the key: none');
+    for (const g of grants) this.show(`grant ${g.Name}: ${g.GranteePrincipal} may ${g.Operations.join(', ')} with ${JSON.stringify(g.Constraints)}`);
+  }
+
   private async attachFails(): Promise<void> {
     try {
       await this.attach();
@@ -83,8 +90,9 @@ class Story {
     this.show(`key ${key.Arn}`);
     this.show(`volume ${vol.VolumeId}: ${vol.Size} GiB, Encrypted ${vol.Encrypted}, KmsKeyId ${vol.KmsKeyId}`);
 
-    this.step('Attach it with a loop device, make an ext4 filesystem, mount it and write a file');
+    this.step('Attach it with a loop device (the card decrypts the data key through a grant made for it), make an ext4 filesystem, mount it and write a file');
     let loop = await this.attach();
+    this.showGrants(key.KeyId);
     execFileSync('mkfs.ext4', ['-q', '-F', loop]);
     fs.mkdirSync(this.mnt, { recursive: true });
     execFileSync('mount', [loop, this.mnt]);
@@ -97,10 +105,11 @@ class Story {
     execFileSync('sync');
     this.show(`key state ${this.kms.invoke('DescribeKey', { KeyId: key.KeyId }).KeyMetadata.KeyState}; the write succeeded`);
 
-    this.step('Unmount and detach: the card zeroizes the data key');
+    this.step('Unmount and detach: the card zeroizes the data key and its grant is retired');
     execFileSync('umount', [this.mnt]);
     await this.kv.detachVolume(this.volumeId);
     this.show(`volume state ${(await this.kv.describeVolumes({ VolumeIds: [this.volumeId] })).Volumes[0]!.State}`);
+    this.showGrants(key.KeyId);
 
     this.step('Reattach: it fails with the KMS error, and the failure is recorded as an event');
     await this.attachFails();

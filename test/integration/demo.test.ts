@@ -10,6 +10,8 @@ describe('npm start (kmsvol demo)', () => {
     expect(r.stdout).toContain('attach failed: An error occurred (DisabledException) when calling the AttachVolume operation');
     expect(r.stdout).toContain('hello.txt: written after the key was disabled');
     expect(r.stdout).toContain('An error occurred (NotFoundException) when calling the AttachVolume operation');
+    expect(r.stdout).toMatch(/grant kmsvol-card-vol-[0-9a-f]+: arn:aws:sts::000000000000:assumed-role\/kmsvol-card\/vol-[0-9a-f]+ may Decrypt with \{"EncryptionContextSubset":\{"aws:ebs:id":"vol-[0-9a-f]+"\}\}/);
+    expect(r.stdout).toContain('grants on the key: none');
     expect(r.stdout).toContain('The story is complete.');
     const home = /temporary home (\S+)/.exec(r.stdout)![1]!;
     expect(fs.existsSync(home)).toBe(false);
