@@ -29,6 +29,20 @@ const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'st
   Tags: 'structs',
 };
 
+type FieldType = (typeof FIELD_TYPES)[string];
+
+/** How each field type's option value becomes a request value. */
+const PARSERS: Record<FieldType, (v: unknown, flag: string) => unknown> = {
+  blob: (v, flag) => parseBlob(v as string, flag),
+  map: (v, flag) => parseMap(v as string, flag),
+  int: (v, flag) => parseInteger(v as string, flag),
+  bool: (v) => v as boolean,
+  list: (v) => v as string[],
+  structs: (v, flag) => parseStructList(v as string[], flag),
+  struct: (v, flag) => parseStruct(v as string, flag),
+  timestamp: (v, flag) => parseTimestamp(v as string, flag),
+};
+
 /** Each operation's parameters; a trailing "!" marks a required one (checked here, exit 252, as the AWS CLI does). */
 export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   CreateKey: ['Description', 'KeyUsage', 'KeySpec', 'CustomerMasterKeySpec', 'Origin', 'Tags', 'MultiRegion', 'Policy', 'BypassPolicyLockoutSafetyCheck'],
@@ -92,34 +106,8 @@ function buildRequest(fields: string[], opts: Record<string, unknown>): KmsReque
       if (spec.endsWith('!')) missing.push(`--${flag}`);
       continue;
     }
-    switch (FIELD_TYPES[field]) {
-      case 'blob':
-        req[field] = parseBlob(v as string, flag);
-        break;
-      case 'map':
-        req[field] = parseMap(v as string, flag);
-        break;
-      case 'int':
-        req[field] = parseInteger(v as string, flag);
-        break;
-      case 'bool':
-        req[field] = v as boolean;
-        break;
-      case 'list':
-        req[field] = v as string[];
-        break;
-      case 'structs':
-        req[field] = parseStructList(v as string[], flag);
-        break;
-      case 'struct':
-        req[field] = parseStruct(v as string, flag);
-        break;
-      case 'timestamp':
-        req[field] = parseTimestamp(v as string, flag);
-        break;
-      default:
-        req[field] = readParamText(v as string);
-    }
+    const type = FIELD_TYPES[field];
+    req[field] = type ? PARSERS[type](v, flag) : readParamText(v as string);
   }
   if (missing.length) throw new UsageError(`the following arguments are required: ${missing.join(', ')}`);
   return req;
