@@ -424,7 +424,7 @@ static napi_value key_info(napi_env env, napi_callback_info info) {
 /* ---------- XTS ---------- */
 
 typedef struct {
-  napi_async_work work;
+  qjob q; /* first: the queue hands back a qjob * */
   napi_deferred deferred;
   napi_ref kref, aref, bref;
   gkey *k;
@@ -477,14 +477,10 @@ static napi_value xts_sync(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static void async_execute(napi_env env, void *data) {
-  (void)env;
-  job_run((job *)data);
-}
+static void async_run(qjob *q) { job_run((job *)q); }
 
-static void async_complete(napi_env env, napi_status st, void *data) {
-  job *j = (job *)data;
-  if (st != napi_ok && j->status == ST_OK) j->status = ST_CRYPTO;
+static void async_settle(napi_env env, qjob *q) {
+  job *j = (job *)q;
   if (j->status == ST_OK) {
     napi_value undef;
     napi_get_undefined(env, &undef);
@@ -495,14 +491,13 @@ static void async_complete(napi_env env, napi_status st, void *data) {
   napi_delete_reference(env, j->kref);
   napi_delete_reference(env, j->aref);
   napi_delete_reference(env, j->bref);
-  napi_delete_async_work(env, j->work);
   free(j);
 }
 
-/* Queue the job on the libuv thread pool; the key and buffers stay pinned by references until it settles. */
+/* Queue the job for the libuv thread pool (jobq.c); the key and buffers stay pinned by references until it settles. */
 static napi_value xts_async(napi_env env, napi_callback_info info) {
   job *j = calloc(1, sizeof *j);
-  napi_value argv[6], promise, name;
+  napi_value argv[6], promise;
   if (!j) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
   if (!parse_job(env, info, j, argv)) {
     free(j);
@@ -512,9 +507,9 @@ static napi_value xts_async(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[1], 1, &j->aref);
   napi_create_reference(env, argv[2], 1, &j->bref);
   NAPI_CALL(env, napi_create_promise(env, &j->deferred, &promise));
-  NAPI_CALL(env, napi_create_string_utf8(env, "kmsvol:xts", NAPI_AUTO_LENGTH, &name));
-  NAPI_CALL(env, napi_create_async_work(env, NULL, name, async_execute, async_complete, j, &j->work));
-  NAPI_CALL(env, napi_queue_async_work(env, j->work));
+  j->q.run = async_run;
+  j->q.settle = async_settle;
+  NAPI_CALL(env, jobq_submit(env, &j->q));
   return promise;
 }
 
@@ -568,7 +563,7 @@ static napi_value lock_exclusive(napi_env env, napi_callback_info info) {
 /* ---------- re-encryption (snapshots and copies) ---------- */
 
 typedef struct {
-  napi_async_work work;
+  qjob q; /* first: the queue hands back a qjob * */
   napi_deferred deferred;
   napi_ref oref, nref, bref;
   gkey *oldk, *newk; /* NULL: that side is unencrypted */
@@ -587,9 +582,8 @@ typedef struct {
  * key and encrypt with the new one while the sector is in L1), then write each
  * run of written sectors at the same sector numbers.
  */
-static void recrypt_execute(napi_env env, void *data) {
-  (void)env;
-  recrypt_job *j = (recrypt_job *)data;
+static void recrypt_run(qjob *q) {
+  recrypt_job *j = (recrypt_job *)q;
   if ((j->err = pread_full(j->sfd, j->buf, j->len, (uint64_t)j->soff))) { j->status = ST_CRYPTO; return; }
   int st = ST_OK;
   ctxnode *co = NULL, *cn = NULL;
@@ -619,9 +613,8 @@ static void recrypt_execute(napi_env env, void *data) {
   if (cn) ctx_release(j->newk, cn);
 }
 
-static void recrypt_complete(napi_env env, napi_status st, void *data) {
-  recrypt_job *j = (recrypt_job *)data;
-  if (st != napi_ok && j->status == ST_OK) j->status = ST_CRYPTO;
+static void recrypt_settle(napi_env env, qjob *q) {
+  recrypt_job *j = (recrypt_job *)q;
   if (j->status == ST_OK) {
     napi_value v;
     napi_create_double(env, j->written, &v);
@@ -638,14 +631,13 @@ static void recrypt_complete(napi_env env, napi_status st, void *data) {
   if (j->oref) napi_delete_reference(env, j->oref);
   if (j->nref) napi_delete_reference(env, j->nref);
   napi_delete_reference(env, j->bref);
-  napi_delete_async_work(env, j->work);
   free(j);
 }
 
 /* recryptAsync(oldKey|null, newKey|null, srcFd, srcOffset, dstFd, dstOffset, firstSector, scratch) -> bytes written */
 static napi_value recrypt_async(napi_env env, napi_callback_info info) {
   size_t argc = 8;
-  napi_value argv[8], promise, name;
+  napi_value argv[8], promise;
   napi_valuetype t0, t1;
   recrypt_job *j = calloc(1, sizeof *j);
   if (!j) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
@@ -666,9 +658,9 @@ static napi_value recrypt_async(napi_env env, napi_callback_info info) {
   j->buf = b;
   napi_create_reference(env, argv[7], 1, &j->bref);
   NAPI_CALL(env, napi_create_promise(env, &j->deferred, &promise));
-  NAPI_CALL(env, napi_create_string_utf8(env, "kmsvol:recrypt", NAPI_AUTO_LENGTH, &name));
-  NAPI_CALL(env, napi_create_async_work(env, NULL, name, recrypt_execute, recrypt_complete, j, &j->work));
-  NAPI_CALL(env, napi_queue_async_work(env, j->work));
+  j->q.run = recrypt_run;
+  j->q.settle = recrypt_settle;
+  NAPI_CALL(env, jobq_submit(env, &j->q));
   return promise;
 }
 

@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GuardedKey, xtsDecrypt, xtsDecryptAsync, xtsEncrypt, xtsEncryptAsync } from '../../../src/native/index.js';
 import { referenceXts } from '../../../src/native/reference.js';
+import { ROOT } from '../../helpers/cli.js';
 
 function freshKey(): { raw: Buffer; key: GuardedKey } {
   const raw = crypto.randomBytes(64);
@@ -96,6 +98,44 @@ describe('native XTS against the node:crypto twin', () => {
     await Promise.all(jobs.map((j) => xtsDecryptAsync(key, j.dst, j.dst, j.first, j.ss)));
     for (const j of jobs) expect(j.dst.equals(j.src)).toBe(true);
     key.zeroize();
+  });
+});
+
+describe('the async queue (jobs on the libuv pool, completions reported in batches)', () => {
+  it('many more jobs than pool threads all settle, in any order, each with its own result', async () => {
+    const { raw, key } = freshKey();
+    const jobs = Array.from({ length: 200 }, (_, i) => ({ src: crypto.randomBytes(4096 * (1 + (i % 5))), first: i * 977 }));
+    const out = await Promise.all(jobs.map(async (j) => {
+      const dst = Buffer.alloc(j.src.length);
+      await xtsEncryptAsync(key, j.src, dst, j.first, 4096);
+      return dst;
+    }));
+    jobs.forEach((j, i) => expect(out[i]!.equals(referenceXts(raw, j.src, j.first, 4096, true))).toBe(true));
+    key.zeroize();
+  });
+
+  it('zeroize() while jobs wait in the queue: the waiting ones reject with KeyZeroized, none crashes', async () => {
+    const { key } = freshKey();
+    const bufs = Array.from({ length: 16 }, () => Buffer.alloc(1 << 20, 7));
+    const pending = bufs.map((b) => xtsEncryptAsync(key, b, b, 0, 4096));
+    key.zeroize(); // waits for the running jobs; the rest find the key gone
+    const settled = await Promise.allSettled(pending);
+    const rejected = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(rejected.length).toBeGreaterThan(0);
+    for (const r of rejected) expect(r.reason).toMatchObject({ name: 'KeyZeroized' });
+  });
+
+  it('a process waits for its jobs to settle and then exits by itself (the queue does not hold the event loop)', () => {
+    const script = `
+      import crypto from 'node:crypto';
+      import { GuardedKey, xtsEncryptAsync } from ${JSON.stringify(ROOT + '/dist/native/index.js')};
+      const key = GuardedKey.fromBuffer(crypto.randomBytes(64));
+      const b = Buffer.alloc(1 << 20);
+      let n = 0;
+      for (let i = 0; i < 8; i++) xtsEncryptAsync(key, b, Buffer.alloc(b.length), i, 4096).then(() => { if (++n === 8) console.log('settled 8'); });
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, UV_THREADPOOL_SIZE: '2' } });
+    expect(out.trim()).toBe('settled 8');
   });
 });
 
