@@ -12,7 +12,7 @@
  * otherwise rides along with the next report, like interrupt coalescing on a
  * NIC or an NVMe queue. Nothing waits on a timer: every job that finishes
  * while others are still waiting is reported no later than those. A drainer
- * returns its pool thread to libuv after DRAIN_QUOTA jobs, so file-system
+ * returns its pool thread to libuv after 5 ms of jobs, so file-system
  * work queued behind it waits at most that long.
  */
 #include <stdlib.h>
@@ -20,7 +20,7 @@
 #include <time.h>
 #include "engine.h"
 
-#define DRAIN_QUOTA_NS 2000000 /* a drainer gives its pool thread back after 2 ms of jobs */
+#define DRAIN_QUOTA_NS 5000000 /* a drainer gives its pool thread back after 5 ms of jobs */
 #define LINGER_NS 500000       /* and waits this long for the next job before leaving an empty queue */
 #define REPORT_BATCH 16
 
