@@ -32,7 +32,7 @@ typedef struct {
   uint8_t *smap;
   size_t smap_len;
   xts_sched *sched;
-  int loaded, zeroized, locked_mem, wipe_on_fork, js_unlocked;
+  int loaded, zeroized, zeroizing, locked_mem, wipe_on_fork, js_unlocked;
   int inflight;
   pthread_mutex_t mu;
   pthread_cond_t idle;

@@ -103,8 +103,8 @@ static void key_finalize(napi_env env, void *data, void *hint) {
 /* Take a keyed cipher context pair from the key's pool, keying a new one if needed. */
 ctxnode *ctx_acquire(gkey *k, int *status) {
   pthread_mutex_lock(&k->mu);
-  if (k->zeroized || !k->loaded) {
-    *status = k->zeroized ? ST_ZEROIZED : ST_NOT_LOADED;
+  if (k->zeroized || k->zeroizing || !k->loaded) {
+    *status = k->zeroized || k->zeroizing ? ST_ZEROIZED : ST_NOT_LOADED;
     pthread_mutex_unlock(&k->mu);
     return NULL;
   }
@@ -391,6 +391,7 @@ static napi_value key_zeroize(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   gkey *k = get_key(env, argv[0]);
   pthread_mutex_lock(&k->mu);
+  k->zeroizing = 1; /* no new use from here on; the running jobs finish */
   while (k->inflight) pthread_cond_wait(&k->idle, &k->mu);
   wipe_locked(k);
   pthread_mutex_unlock(&k->mu);
