@@ -75,14 +75,15 @@ int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, u
 
 void fuse_server_register(napi_env env, napi_value exports);
 
-/* An async engine job (jobq.c): `run` on a libuv pool thread, then `settle` on the JS thread (resolves or rejects, frees). */
+/* An async engine job (jobq.c): `run` on a libuv pool thread, then `settle` on the JS thread (settles `deferred`, frees). */
 typedef struct qjob {
   struct qjob *next;
   void (*run)(struct qjob *);
   void (*settle)(napi_env, struct qjob *);
+  napi_deferred deferred;
 } qjob;
-/* JS thread: queue a job. */
-napi_status jobq_submit(napi_env env, qjob *j);
+/* JS thread: queue a job; *promise settles when it has run. */
+napi_status jobq_submit(napi_env env, qjob *j, void (*run)(qjob *), void (*settle)(napi_env, qjob *), napi_value *promise);
 
 /* pread all of `len` bytes (retrying EINTR); past the end of a sparse file reads as zeros. Returns 0 or errno. */
 int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);

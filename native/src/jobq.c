@@ -195,10 +195,14 @@ static jobq *jobq_get(napi_env env) {
   return q;
 }
 
-napi_status jobq_submit(napi_env env, qjob *j) {
+napi_status jobq_submit(napi_env env, qjob *j, void (*run)(qjob *), void (*settle)(napi_env, qjob *), napi_value *promise) {
   jobq *q = jobq_get(env);
   if (!q) return napi_generic_failure;
+  napi_status st = napi_create_promise(env, &j->deferred, promise);
+  if (st != napi_ok) return st;
   if (q->outstanding++ == 0) napi_ref_threadsafe_function(env, q->report);
+  j->run = run;
+  j->settle = settle;
   j->next = NULL;
   pthread_mutex_lock(&q->mu);
   if (q->tail) q->tail->next = j;

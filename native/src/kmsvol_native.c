@@ -426,7 +426,6 @@ static napi_value key_info(napi_env env, napi_callback_info info) {
 
 typedef struct {
   qjob q; /* first: the queue hands back a qjob * */
-  napi_deferred deferred;
   napi_ref kref, aref, bref;
   gkey *k;
   const uint8_t *src;
@@ -485,9 +484,9 @@ static void async_settle(napi_env env, qjob *q) {
   if (j->status == ST_OK) {
     napi_value undef;
     napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, j->deferred, undef);
+    napi_resolve_deferred(env, j->q.deferred, undef);
   } else {
-    napi_reject_deferred(env, j->deferred, status_error(env, j->status, j->err));
+    napi_reject_deferred(env, j->q.deferred, status_error(env, j->status, j->err));
   }
   napi_delete_reference(env, j->kref);
   napi_delete_reference(env, j->aref);
@@ -507,10 +506,7 @@ static napi_value xts_async(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[0], 1, &j->kref);
   napi_create_reference(env, argv[1], 1, &j->aref);
   napi_create_reference(env, argv[2], 1, &j->bref);
-  NAPI_CALL(env, napi_create_promise(env, &j->deferred, &promise));
-  j->q.run = async_run;
-  j->q.settle = async_settle;
-  NAPI_CALL(env, jobq_submit(env, &j->q));
+  NAPI_CALL(env, jobq_submit(env, &j->q, async_run, async_settle, &promise));
   return promise;
 }
 
@@ -565,7 +561,6 @@ static napi_value lock_exclusive(napi_env env, napi_callback_info info) {
 
 typedef struct {
   qjob q; /* first: the queue hands back a qjob * */
-  napi_deferred deferred;
   napi_ref oref, nref, bref;
   gkey *oldk, *newk; /* NULL: that side is unencrypted */
   int sfd, dfd;
@@ -619,7 +614,7 @@ static void recrypt_settle(napi_env env, qjob *q) {
   if (j->status == ST_OK) {
     napi_value v;
     napi_create_double(env, j->written, &v);
-    napi_resolve_deferred(env, j->deferred, v);
+    napi_resolve_deferred(env, j->q.deferred, v);
   } else {
     napi_value e = status_error(env, j->status, j->err);
     if (j->err) {
@@ -627,7 +622,7 @@ static void recrypt_settle(napi_env env, qjob *q) {
       napi_create_int32(env, j->err, &ev);
       napi_set_named_property(env, e, "errno", ev);
     }
-    napi_reject_deferred(env, j->deferred, e);
+    napi_reject_deferred(env, j->q.deferred, e);
   }
   if (j->oref) napi_delete_reference(env, j->oref);
   if (j->nref) napi_delete_reference(env, j->nref);
@@ -658,10 +653,7 @@ static napi_value recrypt_async(napi_env env, napi_callback_info info) {
   napi_get_buffer_info(env, argv[7], &b, &j->len);
   j->buf = b;
   napi_create_reference(env, argv[7], 1, &j->bref);
-  NAPI_CALL(env, napi_create_promise(env, &j->deferred, &promise));
-  j->q.run = recrypt_run;
-  j->q.settle = recrypt_settle;
-  NAPI_CALL(env, jobq_submit(env, &j->q));
+  NAPI_CALL(env, jobq_submit(env, &j->q, recrypt_run, recrypt_settle, &promise));
   return promise;
 }
 
