@@ -47,6 +47,14 @@ static int should_report(jobq *q) {
   return q->waiting < (size_t)q->drainers || q->ndone >= REPORT_BATCH;
 }
 
+/* Called with q->mu held: send a report to the JS thread (dropping the lock for the call). */
+static void report_locked(jobq *q) {
+  q->signalled = 1;
+  pthread_mutex_unlock(&q->mu);
+  napi_call_threadsafe_function(q->report, NULL, napi_tsfn_nonblocking);
+  pthread_mutex_lock(&q->mu);
+}
+
 typedef struct {
   jobq *q;
   napi_async_work work;
@@ -80,31 +88,20 @@ static void drain_execute(napi_env env, void *data) {
     j->next = q->done;
     q->done = j;
     q->ndone++;
-    if (should_report(q)) {
-      q->signalled = 1;
-      pthread_mutex_unlock(&q->mu);
-      napi_call_threadsafe_function(q->report, NULL, napi_tsfn_nonblocking);
-      pthread_mutex_lock(&q->mu);
-    }
+    if (should_report(q)) report_locked(q);
     clock_gettime(CLOCK_MONOTONIC, &t);
     if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) >= DRAIN_QUOTA_NS) break;
   }
   q->drainers--;
-  int report = q->ndone && !q->signalled;
-  if (report) q->signalled = 1;
+  if (q->ndone && !q->signalled) report_locked(q);
   pthread_mutex_unlock(&q->mu);
-  if (report) napi_call_threadsafe_function(q->report, NULL, napi_tsfn_nonblocking);
 }
 
 static void launch_drainers(napi_env env, jobq *q);
 
 static void drain_complete(napi_env env, napi_status st, void *data) {
+  (void)st; /* never cancelled: drainers are not cancelled once queued */
   drainer *d = data;
-  if (st == napi_cancelled) { /* never ran: it still counts as a drainer */
-    pthread_mutex_lock(&d->q->mu);
-    d->q->drainers--;
-    pthread_mutex_unlock(&d->q->mu);
-  }
   napi_delete_async_work(env, d->work);
   launch_drainers(env, d->q);
   free(d);
