@@ -12,6 +12,10 @@ const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'st
   CiphertextBlob: 'blob',
   ImportToken: 'blob',
   EncryptedKeyMaterial: 'blob',
+  Message: 'blob',
+  Signature: 'blob',
+  PublicKey: 'blob',
+  Mac: 'blob',
   ValidTo: 'timestamp',
   Constraints: 'struct',
   Operations: 'list',
@@ -84,6 +88,9 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   GetParametersForImport: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'],
   ImportKeyMaterial: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel'],
   DeleteImportedKeyMaterial: ['KeyId!'],
+  Sign: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'],
+  Verify: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'],
+  GetPublicKey: ['KeyId!', 'GrantTokens'],
 };
 
 export function kebab(name: string): string {

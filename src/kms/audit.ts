@@ -14,8 +14,9 @@ const REQUEST_FIELDS = [
   'Origin', 'Description', 'PendingWindowInDays', 'RotationPeriodInDays', 'MultiRegion', 'TagKeys',
   'EncryptionAlgorithm', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
   'PolicyName', 'BypassPolicyLockoutSafetyCheck', 'WrappingAlgorithm', 'WrappingKeySpec', 'ExpirationModel', 'ValidTo',
+  'SigningAlgorithm', 'MessageType', 'MacAlgorithm', 'KeyPairSpec', 'KeyAgreementAlgorithm', 'CustomKeyStoreId', 'CustomKeyStoreName',
 ] as const;
-const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo'] as const;
+const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo', 'SigningAlgorithm', 'SignatureValid', 'MacValid', 'KeyPairSpec', 'KeyAgreementAlgorithm'] as const;
 
 export interface AuditRecord {
   eventVersion: '1.08';

@@ -93,19 +93,27 @@ export class KmsContext {
     return settled;
   }
 
-  /** A key usable for cryptography (Enabled, ENCRYPT_DECRYPT) that the caller may use for `auth`. */
-  usableKey(ref: string, auth?: AuthRequest): KeyRow {
+  /** A key usable for cryptography (Enabled, of `usage`) that the caller may use for `auth`. */
+  usableKey(ref: string, auth?: AuthRequest, usage = 'ENCRYPT_DECRYPT'): KeyRow {
     const row = this.key(ref, 'any', auth);
-    this.assertUsable(row);
+    this.assertUsable(row, usage);
     return row;
   }
 
-  assertUsable(row: KeyRow): void {
+  assertUsable(row: KeyRow, usage = 'ENCRYPT_DECRYPT'): void {
     const arn = this.keyArn(row.key_id);
     // Precondition: a key in any state but Enabled refuses cryptographic operations.
     if (row.key_state === 'Disabled') throw KmsErrors.disabled(arn);
     if (row.key_state !== 'Enabled') throw KmsErrors.invalidState(arn, row.key_state);
-    if (row.key_usage !== 'ENCRYPT_DECRYPT') throw KmsErrors.invalidKeyUsage(`${arn} key usage is ${row.key_usage} which is not valid for this operation.`);
+    // Precondition: a key is used only for its KeyUsage.
+    if (row.key_usage !== usage) throw KmsErrors.invalidKeyUsage(`${arn} key usage is ${row.key_usage} which is not valid for this operation.`);
+  }
+
+  /** Run `fn` with the key's current material unsealed (zeroed afterwards). */
+  withCurrentMaterial<T>(row: KeyRow, fn: (material: Buffer, materialId: Buffer) => T): T {
+    const mat = this.store.currentMaterial(row.key_id);
+    if (!mat) throw KmsErrors.invalidState(this.keyArn(row.key_id), 'PendingImport');
+    return this.withBackingKey(row.key_id, mat.material_id, mat.sealed, (m) => fn(m, mat.material_id));
   }
 
   /**

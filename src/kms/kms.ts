@@ -15,6 +15,7 @@ import { replicateKey, updatePrimaryRegion } from './ops/multiregion.js';
 import { checkGrantTokens, createGrant, listGrants, listRetirableGrants, retireGrant, revokeGrant } from './ops/grants.js';
 import { deleteImportedKeyMaterial, getParametersForImport, importKeyMaterial } from './ops/imports.js';
 import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
+import { getPublicKey, sign, verify } from './ops/asymmetric.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
 
@@ -59,6 +60,9 @@ export const OPERATIONS = {
   GetParametersForImport: getParametersForImport,
   ImportKeyMaterial: importKeyMaterial,
   DeleteImportedKeyMaterial: deleteImportedKeyMaterial,
+  Sign: sign,
+  Verify: verify,
+  GetPublicKey: getPublicKey,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;
