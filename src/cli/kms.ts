@@ -5,6 +5,7 @@ import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseT
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { serveCommand } from './serve.js';
+import { seedCommand } from './seed.js';
 
 /** Field types, by AWS field name; anything not listed is a string. */
 const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs' | 'struct' | 'timestamp'> = {
@@ -91,6 +92,8 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   Sign: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'],
   Verify: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'],
   GetPublicKey: ['KeyId!', 'GrantTokens'],
+  GenerateMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'],
+  VerifyMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'],
 };
 
 export function kebab(name: string): string {
@@ -147,5 +150,6 @@ export function kmsCommand(): Command {
     kms.addCommand(cmd);
   }
   kms.addCommand(serveCommand());
+  kms.addCommand(seedCommand());
   return kms;
 }

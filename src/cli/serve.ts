@@ -9,6 +9,7 @@ import { serveKms } from '../kms/server/server.js';
 import { globalsOf, homeOf, print, regionOf, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { parseInteger } from './args.js';
+import { applySeedFile } from './seed.js';
 
 /**
  * `kmsvol kms serve`: the AWS KMS protocol on loopback, until SIGTERM or SIGINT.
@@ -21,8 +22,10 @@ export function serveCommand(): Command {
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--port <port>', 'TCP port (default 4599)', '4599')
     .option('--workers <n>', 'server processes sharing the port (default 1)', '1')
-    .action(async (opts: { host: string; port: string; workers: string }, self: Command) => {
+    .option('--seed <file>', 'apply a seed file of key fixtures (YAML or JSON) before serving; see docs/cli.md')
+    .action(async (opts: { host: string; port: string; workers: string; seed?: string }, self: Command) => {
       const g = globalsOf(self);
+      if (opts.seed && !cluster.isWorker) await OperationContext.run('Seed', async () => void applySeedFile(g, opts.seed!));
       const port = parseInteger(opts.port, 'port');
       if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535; got ${port}`);
       const workers = parseInteger(opts.workers, 'workers');

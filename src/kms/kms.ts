@@ -16,6 +16,7 @@ import { checkGrantTokens, createGrant, listGrants, listRetirableGrants, retireG
 import { deleteImportedKeyMaterial, getParametersForImport, importKeyMaterial } from './ops/imports.js';
 import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
 import { getPublicKey, sign, verify } from './ops/asymmetric.js';
+import { generateMac, verifyMac } from './ops/mac.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
 
@@ -63,6 +64,8 @@ export const OPERATIONS = {
   Sign: sign,
   Verify: verify,
   GetPublicKey: getPublicKey,
+  GenerateMac: generateMac,
+  VerifyMac: verifyMac,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;
