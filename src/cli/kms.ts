@@ -94,6 +94,9 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   GetPublicKey: ['KeyId!', 'GrantTokens'],
   GenerateMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'],
   VerifyMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'],
+  GenerateDataKeyPair: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
+  GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
+  DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
 };
 
 export function kebab(name: string): string {

@@ -17,6 +17,8 @@ import { deleteImportedKeyMaterial, getParametersForImport, importKeyMaterial } 
 import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
 import { getPublicKey, sign, verify } from './ops/asymmetric.js';
 import { generateMac, verifyMac } from './ops/mac.js';
+import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './ops/keypairs.js';
+import { deriveSharedSecret } from './ops/agreement.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
 
@@ -66,6 +68,9 @@ export const OPERATIONS = {
   GetPublicKey: getPublicKey,
   GenerateMac: generateMac,
   VerifyMac: verifyMac,
+  GenerateDataKeyPair: generateDataKeyPair,
+  GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
+  DeriveSharedSecret: deriveSharedSecret,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;

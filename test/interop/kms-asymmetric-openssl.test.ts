@@ -83,3 +83,84 @@ describe('Sign and GetPublicKey agree with openssl', () => {
     expect(v.stdout.trim(), v.stderr).toBe('Signature Verified Successfully');
   });
 });
+
+describe('RSA encryption, data key pairs and key agreement agree with openssl', () => {
+  it.each([
+    ['RSA_2048', 'RSAES_OAEP_SHA_1', 'sha1', 214],
+    ['RSA_2048', 'RSAES_OAEP_SHA_256', 'sha256', 190],
+    ['RSA_3072', 'RSAES_OAEP_SHA_256', 'sha256', 318],
+    ['RSA_4096', 'RSAES_OAEP_SHA_1', 'sha1', 470],
+  ] as const)('%s %s (%s): openssl pkeyutl -encrypt with the public key gives ciphertext Decrypt accepts; Encrypt takes at most %s bytes', (spec, alg, md, max) => {
+    const { kms } = testKms();
+    const dir = tempHome('kmsvol-openssl-');
+    const md0 = kms.invoke('CreateKey', { KeySpec: spec, KeyUsage: 'ENCRYPT_DECRYPT' }).KeyMetadata;
+    expect(md0.EncryptionAlgorithms).toEqual(['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256']);
+    fs.writeFileSync(path.join(dir, 'pub.der'), kms.invoke('GetPublicKey', { KeyId: md0.KeyId }).PublicKey);
+    const pt = crypto.randomBytes(max);
+    fs.writeFileSync(path.join(dir, 'pt'), pt);
+    const enc = openssl(['pkeyutl', '-encrypt', '-pubin', '-keyform', 'DER', '-inkey', path.join(dir, 'pub.der'), '-pkeyopt', 'rsa_padding_mode:oaep', '-pkeyopt', `rsa_oaep_md:${md}`, '-in', path.join(dir, 'pt'), '-out', path.join(dir, 'ct')]);
+    expect(enc.stderr).toBe('');
+    const ct = fs.readFileSync(path.join(dir, 'ct'));
+    const dec = kms.invoke('Decrypt', { KeyId: md0.Arn, CiphertextBlob: ct, EncryptionAlgorithm: alg });
+    expect(Buffer.from(dec.Plaintext).equals(pt)).toBe(true);
+    expect(dec.EncryptionAlgorithm).toBe(alg);
+    // Without KeyId, or with the other OAEP hash, or changed, the ciphertext does not open.
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: ct, EncryptionAlgorithm: alg }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: ct }))).toBe('InvalidCiphertextException');
+    const other = alg === 'RSAES_OAEP_SHA_1' ? 'RSAES_OAEP_SHA_256' : 'RSAES_OAEP_SHA_1';
+    expect(errorName(() => kms.invoke('Decrypt', { KeyId: md0.KeyId, CiphertextBlob: ct, EncryptionAlgorithm: other }))).toBe('InvalidCiphertextException');
+    const bad = Buffer.from(ct);
+    bad[10]! ^= 1;
+    expect(errorName(() => kms.invoke('Decrypt', { KeyId: md0.KeyId, CiphertextBlob: bad, EncryptionAlgorithm: alg }))).toBe('InvalidCiphertextException');
+    // Encrypt takes at most k - 2 hLen - 2 bytes, and its output round-trips.
+    const c2 = kms.invoke('Encrypt', { KeyId: md0.KeyId, Plaintext: pt, EncryptionAlgorithm: alg });
+    expect(Buffer.from(kms.invoke('Decrypt', { KeyId: md0.KeyId, CiphertextBlob: c2.CiphertextBlob, EncryptionAlgorithm: alg }).Plaintext).equals(pt)).toBe(true);
+    expect(errorName(() => kms.invoke('Encrypt', { KeyId: md0.KeyId, Plaintext: crypto.randomBytes(max + 1), EncryptionAlgorithm: alg }))).toBe('ValidationException');
+  });
+
+  it.each(['RSA_2048', 'ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521', 'ECC_SECG_P256K1'])('GenerateDataKeyPair %s: the decrypted private key is PKCS#8 DER that openssl pkey parses, with the returned public key', (spec) => {
+    const { kms } = testKms();
+    const dir = tempHome('kmsvol-openssl-');
+    const id = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const ctx = { purpose: 'test' };
+    const pair = kms.invoke('GenerateDataKeyPair', { KeyId: id, KeyPairSpec: spec, EncryptionContext: ctx });
+    expect(pair.KeyPairSpec).toBe(spec);
+    const opened = kms.invoke('Decrypt', { CiphertextBlob: pair.PrivateKeyCiphertextBlob, EncryptionContext: ctx }).Plaintext;
+    expect(Buffer.from(opened).equals(Buffer.from(pair.PrivateKeyPlaintext))).toBe(true);
+    fs.writeFileSync(path.join(dir, 'priv.der'), opened);
+    const text = openssl(['pkey', '-inform', 'DER', '-in', path.join(dir, 'priv.der'), '-noout', '-text']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/Private-Key: \(\d+ bit/);
+    const pub = openssl(['pkey', '-inform', 'DER', '-in', path.join(dir, 'priv.der'), '-pubout', '-outform', 'DER']);
+    expect(pub.raw.equals(Buffer.from(pair.PublicKey))).toBe(true);
+    // ...WithoutPlaintext: only the wrapped private key and the public key.
+    const np = kms.invoke('GenerateDataKeyPairWithoutPlaintext', { KeyId: id, KeyPairSpec: spec, EncryptionContext: ctx });
+    expect(Object.keys(np).sort()).toEqual(['KeyId', 'KeyPairSpec', 'PrivateKeyCiphertextBlob', 'PublicKey']);
+    fs.writeFileSync(path.join(dir, 'priv2.der'), kms.invoke('Decrypt', { CiphertextBlob: np.PrivateKeyCiphertextBlob, EncryptionContext: ctx }).Plaintext);
+    expect(openssl(['pkey', '-inform', 'DER', '-in', path.join(dir, 'priv2.der'), '-pubout', '-outform', 'DER']).raw.equals(Buffer.from(np.PublicKey))).toBe(true);
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: np.PrivateKeyCiphertextBlob }))).toBe('InvalidCiphertextException');
+  });
+
+  it.each([
+    ['ECC_NIST_P256', 'P-256'],
+    ['ECC_NIST_P384', 'P-384'],
+    ['ECC_NIST_P521', 'P-521'],
+  ])('DeriveSharedSecret %s agrees with openssl pkeyutl -derive on the other side', (spec, curve) => {
+    const { kms } = testKms();
+    const dir = tempHome('kmsvol-openssl-');
+    const md = kms.invoke('CreateKey', { KeySpec: spec, KeyUsage: 'KEY_AGREEMENT' }).KeyMetadata;
+    expect(md.KeyAgreementAlgorithms).toEqual(['ECDH']);
+    fs.writeFileSync(path.join(dir, 'kms.der'), kms.invoke('GetPublicKey', { KeyId: md.KeyId }).PublicKey);
+    expect(openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${curve}`, '-out', path.join(dir, 'peer.pem')]).code).toBe(0);
+    const peerPub = openssl(['pkey', '-in', path.join(dir, 'peer.pem'), '-pubout', '-outform', 'DER']).raw;
+    const ours = kms.invoke('DeriveSharedSecret', { KeyId: md.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: peerPub });
+    expect(ours.KeyAgreementAlgorithm).toBe('ECDH');
+    expect(ours.KeyOrigin).toBe('AWS_KMS');
+    const theirs = openssl(['pkeyutl', '-derive', '-inkey', path.join(dir, 'peer.pem'), '-peerkey', path.join(dir, 'kms.der'), '-peerform', 'DER']);
+    expect(theirs.stderr).toBe('');
+    expect(Buffer.from(ours.SharedSecret).equals(theirs.raw)).toBe(true);
+    // A key on another curve is refused.
+    const other = crypto.generateKeyPairSync('ec', { namedCurve: spec === 'ECC_NIST_P256' ? 'secp384r1' : 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+    expect(errorName(() => kms.invoke('DeriveSharedSecret', { KeyId: md.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: other }))).toBe('ValidationException');
+  });
+});

@@ -14,7 +14,7 @@ const ALG = 'SYMMETRIC_DEFAULT';
 const MAX_CIPHERTEXT = 6144;
 
 /** Encrypt under the key's current material. */
-function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
+export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
   const mat = k.store.currentMaterial(row.key_id);
   if (!mat) throw KmsErrors.invalidState(k.keyArn(row.key_id), 'PendingImport');
   const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: mat.material_id, nonce });
@@ -120,7 +120,8 @@ export function decrypt(k: KmsContext, req: Req) {
   const alg = algorithm(req, 'EncryptionAlgorithm');
   const rsa = asymmetricKey(k, keyId, 'kms:Decrypt');
   if (rsa) return { KeyId: k.keyArn(rsa.key_id), Plaintext: rsaOpen(k, rsa, ct, ctx, alg), EncryptionAlgorithm: alg };
-  if (alg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${alg} is only for asymmetric (RSA) keys; to decrypt with one, name it in KeyId.`);
+  if (alg !== ALG && keyId === undefined) throw KmsErrors.validation(`KeyId is required to decrypt with ${alg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`);
+  if (alg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${alg} is only for asymmetric (RSA) keys; ${keyId} names a symmetric key, which uses SYMMETRIC_DEFAULT.`);
   const { row, plaintext } = open(k, ct, ctx, keyId, 'kms:Decrypt');
   return { KeyId: k.keyArn(row.key_id), Plaintext: plaintext, EncryptionAlgorithm: ALG };
 }

@@ -16,7 +16,7 @@ import { parseAuthorization, verify } from './sigv4.js';
  * SigV4-signed by a key from `kmsvol iam create-access-key`.
  */
 export const MAX_BODY = 1 << 20;
-const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob', 'ImportToken', 'EncryptedKeyMaterial', 'Message', 'Signature', 'PublicKey', 'Mac']);
+const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob', 'ImportToken', 'EncryptedKeyMaterial', 'Message', 'Signature', 'PublicKey', 'Mac', 'Recipient']);
 
 function toWire(v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
