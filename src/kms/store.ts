@@ -99,6 +99,13 @@ CREATE TABLE IF NOT EXISTS import_parameters (
 CREATE TABLE IF NOT EXISTS iam_access_keys (
   access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS iam_roles (
+  role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS iam_sessions (
+  access_key_id TEXT PRIMARY KEY, sealed_secret BLOB NOT NULL, token_hash BLOB NOT NULL,
+  role_name TEXT NOT NULL, session_name TEXT NOT NULL, expires INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
 `;
 
