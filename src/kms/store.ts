@@ -164,6 +164,25 @@ export class KmsStore {
     }
   }
 
+  /** Run `fn` in a transaction that is always rolled back (a DryRun): it sees and checks everything, and changes nothing. */
+  rollback<T>(fn: () => T): T {
+    const undo = Symbol('rollback');
+    let out: T | undefined;
+    try {
+      this.db
+        .transaction(() => {
+          out = fn();
+          throw undo;
+        })
+        .immediate();
+    } catch (e) {
+      if (e !== undo) throw e;
+    } finally {
+      this.cache.clear();
+    }
+    return out as T;
+  }
+
   /**
    * Validate the read cache now: one PRAGMA data_version for all the lookups
    * of one KMS call (Kms.invokeAs), instead of one per lookup. The call sees
