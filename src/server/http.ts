@@ -150,6 +150,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       const body = await readBody(req);
       const params = queryParams(req, body);
       service = route(services, req, params);
+      if (service.name === 'kms' && (req.method !== 'POST' || (req.url ?? '/') !== '/')) throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
       const { caller, region, signedHeaders } = await authenticate(received, service);
       reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms: kmsFor(region), signedHeaders });
