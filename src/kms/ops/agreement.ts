@@ -16,7 +16,6 @@ export function deriveSharedSecret(k: KmsContext, req: Req) {
   const algorithm = oneOf(req, 'KeyAgreementAlgorithm', ['ECDH'] as const);
   if (!algorithm) throw KmsErrors.validation("1 validation error detected: Value null at 'keyAgreementAlgorithm' failed to satisfy constraint: Member must not be null");
   const peer = blob(req, 'PublicKey', 1, 8192);
-  if (req.Recipient !== undefined && req.Recipient !== null) throw KmsErrors.unsupported('Recipient (a Nitro Enclaves attestation document) is not supported by kmsvol, which has no enclaves; omit it.');
   const row = k.usableKey(keyId, { action: 'kms:DeriveSharedSecret' }, 'KEY_AGREEMENT');
   const arn = k.keyArn(row.key_id);
   let peerKey: crypto.KeyObject;

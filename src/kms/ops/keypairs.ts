@@ -18,7 +18,6 @@ function pairRequest(k: KmsContext, req: Req, action: string) {
   const spec = oneOf(req, 'KeyPairSpec', KEY_PAIR_SPECS);
   if (!spec) throw KmsErrors.validation("1 validation error detected: Value null at 'keyPairSpec' failed to satisfy constraint: Member must not be null");
   const ctx = context(req, 'EncryptionContext');
-  if (req.Recipient !== undefined && req.Recipient !== null) throw KmsErrors.unsupported('Recipient (a Nitro Enclaves attestation document) is not supported by kmsvol, which has no enclaves; omit it.');
   if (spec === 'SM2') throw KmsErrors.unsupported('KeyPairSpec SM2 is only available in China Regions. Use an RSA or ECC key pair spec.');
   const row = k.usableKey(keyId, { action, encryptionContext: ctx });
   // Precondition: the private key is wrapped under a symmetric encryption key.
