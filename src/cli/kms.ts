@@ -99,6 +99,7 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   GenerateDataKeyPair: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
   GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
   DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
+  GetKeyLastUsage: ['KeyId!'],
 };
 
 export function kebab(name: string): string {

@@ -72,7 +72,7 @@ export class AuditLog {
     if (file) process.on('exit', this.flushOnExit);
   }
 
-  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; decisions?: AuthDecision[] }): void {
+  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; eventId?: string; decisions?: AuthDecision[] }): void {
     if (!this.file) return;
     const rec: AuditRecord = {
       eventVersion: '1.08',
@@ -86,7 +86,7 @@ export class AuditLog {
       ...(p.error ? { errorCode: p.error.name, errorMessage: p.error.message } : {}),
       ...(p.decisions?.length ? { additionalEventData: { authorization: p.decisions } } : {}),
       requestID: p.requestId ?? crypto.randomUUID(),
-      eventID: crypto.randomUUID(),
+      eventID: p.eventId ?? crypto.randomUUID(),
     };
     const line = JSON.stringify(rec) + '\n';
     this.pending.push(line);

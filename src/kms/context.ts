@@ -7,6 +7,7 @@ import { KmsErrors } from './errors.js';
 import type { RootKey } from './rootkey.js';
 import type { KeyRow, KmsStore } from './store.js';
 import { MATERIAL_ID_BYTES } from './blob.js';
+import type { UsageTracker } from './usage.js';
 
 export const DEFAULT_REGION = 'local';
 export const DEFAULT_ACCOUNT = '000000000000';
@@ -29,6 +30,8 @@ export class KmsContext {
   awsManagedKeyFactory?: (service: string) => string;
   /** The call being run (its caller and authorization decisions); set by Kms.invokeAs. */
   call?: CallState;
+  /** Last-usage tracking of keys (GetKeyLastUsage); set by Kms. */
+  usage?: UsageTracker;
 
   constructor(
     readonly store: KmsStore,

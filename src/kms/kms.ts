@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { clockFromEnv, DAY_MS } from '../clock.js';
 import type { Clock } from '../clock.js';
 import { openHome } from '../home.js';
@@ -20,6 +21,8 @@ import { getPublicKey, sign, verify } from './ops/asymmetric.js';
 import { generateMac, verifyMac } from './ops/mac.js';
 import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './ops/keypairs.js';
 import { deriveSharedSecret } from './ops/agreement.js';
+import { getKeyLastUsage } from './ops/usage.js';
+import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
 
@@ -72,6 +75,7 @@ export const OPERATIONS = {
   GenerateDataKeyPair: generateDataKeyPair,
   GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
   DeriveSharedSecret: deriveSharedSecret,
+  GetKeyLastUsage: getKeyLastUsage,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;
@@ -133,6 +137,7 @@ export class Kms {
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
     const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);
     ctx.awsManagedKeyFactory = (service) => kms.awsManagedKey(service);
+    ctx.usage = new UsageTracker(store);
     return kms;
   }
 
@@ -175,7 +180,9 @@ export class Kms {
         throw dryRunSucceeded();
       }
       const res = handler(this.ctx, req);
-      this.audit.record({ ...record, response: res });
+      const ids = { eventId: crypto.randomUUID(), requestId: crypto.randomUUID() };
+      if (TRACKED_OPERATIONS.has(op)) this.trackUse(op, res as Record<string, unknown>, time, ids);
+      this.audit.record({ ...record, response: res, ...ids });
       return res;
     } catch (e) {
       const err = toKmsError(e);
@@ -213,7 +220,16 @@ export class Kms {
     this.audit.flush();
   }
 
+  /** Record the keys a successful cryptographic call used (ReEncrypt uses two). */
+  private trackUse(op: string, res: Record<string, unknown>, time: Date, ids: { eventId: string; requestId: string }): void {
+    for (const field of ['KeyId', 'SourceKeyId']) {
+      const m = typeof res[field] === 'string' ? /^arn:aws:kms:([^:]+):\d{12}:key\/(.+)$/.exec(res[field] as string) : null;
+      if (m) this.ctx.usage!.record({ region: m[1]!, key_id: m[2]!, operation: op, ts: time.getTime(), event_id: ids.eventId, request_id: ids.requestId });
+    }
+  }
+
   close(): void {
+    this.ctx.usage?.flush();
     this.audit.close();
     this.ctx.rootKey.destroy();
     this.ctx.store.close();

@@ -95,6 +95,7 @@ export const HONOURED: Record<string, readonly string[]> = {
   GenerateDataKeyPair: ['EncryptionContext', 'KeyId', 'KeyPairSpec', 'GrantTokens', 'DryRun'],
   GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId', 'KeyPairSpec', 'GrantTokens', 'DryRun'],
   DeriveSharedSecret: ['KeyId', 'KeyAgreementAlgorithm', 'PublicKey', 'GrantTokens', 'DryRun'],
+  GetKeyLastUsage: ['KeyId'],
 };
 
 /** Refuse a request that uses a member whose feature kmsvol lacks; returns whether it is a DryRun. */
