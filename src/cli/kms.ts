@@ -18,6 +18,8 @@ const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'st
   Signature: 'blob',
   PublicKey: 'blob',
   Mac: 'blob',
+  SharedSecretCiphertextBlob: 'blob',
+  XksProxyAuthenticationCredential: 'struct',
   ValidTo: 'timestamp',
   Constraints: 'struct',
   Operations: 'list',
@@ -100,6 +102,14 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
   DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
   GetKeyLastUsage: ['KeyId!'],
+  DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
+  CreateCustomKeyStore: ['CustomKeyStoreName!', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  ConnectCustomKeyStore: ['CustomKeyStoreId!'],
+  DisconnectCustomKeyStore: ['CustomKeyStoreId!'],
+  DeleteCustomKeyStore: ['CustomKeyStoreId!'],
+  UpdateCustomKeyStore: ['CustomKeyStoreId!', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  Encapsulate: ['KeyId!', 'EncapsulationAlgorithm!', 'GrantTokens'],
+  Decapsulate: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'],
 };
 
 export function kebab(name: string): string {

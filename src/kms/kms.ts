@@ -22,6 +22,8 @@ import { generateMac, verifyMac } from './ops/mac.js';
 import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './ops/keypairs.js';
 import { deriveSharedSecret } from './ops/agreement.js';
 import { getKeyLastUsage } from './ops/usage.js';
+import { connectCustomKeyStore, createCustomKeyStore, deleteCustomKeyStore, describeCustomKeyStores, disconnectCustomKeyStore, updateCustomKeyStore } from './ops/keystores.js';
+import { decapsulate, encapsulate } from './ops/kem.js';
 import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
@@ -76,6 +78,14 @@ export const OPERATIONS = {
   GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
   DeriveSharedSecret: deriveSharedSecret,
   GetKeyLastUsage: getKeyLastUsage,
+  DescribeCustomKeyStores: describeCustomKeyStores,
+  CreateCustomKeyStore: createCustomKeyStore,
+  ConnectCustomKeyStore: connectCustomKeyStore,
+  DisconnectCustomKeyStore: disconnectCustomKeyStore,
+  DeleteCustomKeyStore: deleteCustomKeyStore,
+  UpdateCustomKeyStore: updateCustomKeyStore,
+  Encapsulate: encapsulate,
+  Decapsulate: decapsulate,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;

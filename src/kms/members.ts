@@ -96,6 +96,14 @@ export const HONOURED: Record<string, readonly string[]> = {
   GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId', 'KeyPairSpec', 'GrantTokens', 'DryRun'],
   DeriveSharedSecret: ['KeyId', 'KeyAgreementAlgorithm', 'PublicKey', 'GrantTokens', 'DryRun'],
   GetKeyLastUsage: ['KeyId'],
+  DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
+  CreateCustomKeyStore: ['CustomKeyStoreName', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  ConnectCustomKeyStore: ['CustomKeyStoreId'],
+  DisconnectCustomKeyStore: ['CustomKeyStoreId'],
+  DeleteCustomKeyStore: ['CustomKeyStoreId'],
+  UpdateCustomKeyStore: ['CustomKeyStoreId', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  Encapsulate: ['KeyId', 'EncapsulationAlgorithm', 'GrantTokens', 'DryRun'],
+  Decapsulate: ['KeyId', 'SharedSecretCiphertextBlob', 'EncapsulationAlgorithm', 'GrantTokens', 'DryRun'],
 };
 
 /** Refuse a request that uses a member whose feature kmsvol lacks; returns whether it is a DryRun. */
