@@ -25,7 +25,7 @@ const unsupported = (member: string, what: string) => () => new KmsError('Unsupp
 /** Members whose feature kmsvol does not have: present (and not null), they fail the call with AWS's error for it. */
 export const UNSUPPORTED: Record<string, Record<string, (value: unknown) => KmsError>> = {
   CreateKey: { CustomKeyStoreId: noCustomKeyStore, XksKeyId: () => new KmsError('XksKeyNotFoundException', 'XksKeyId names a key in an external key store; kmsvol has no external key stores. Omit XksKeyId.') },
-  GenerateRandom: { CustomKeyStoreId: noCustomKeyStore },
+  GenerateRandom: { CustomKeyStoreId: noCustomKeyStore, Recipient: noAttestation },
   Decrypt: { Recipient: noAttestation, DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
   ReEncrypt: { DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
   GenerateDataKey: { Recipient: noAttestation },

@@ -1,38 +1,39 @@
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { BIN, kmsvol } from './cli.js';
+import { onTestFinished } from 'vitest';
+import { BIN } from './cli.js';
 
-export interface Endpoint {
+export interface RunningEndpoint {
   url: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  out: () => string;
-  stop(): Promise<number | null>;
+  stop(): Promise<void>;
 }
 
-/** Start `kmsvol serve --port 0` on a home (with an access key for user tester); resolves once it prints its endpoint. */
-export async function startEndpoint(home: string, args: string[] = []): Promise<Endpoint> {
-  const ak = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'tester']).json.AccessKey;
-  const server: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { env: { ...process.env, KMSVOL_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Start `kmsvol serve --port 0` on a home (extra arguments and environment
+ * allowed) and resolve once it prints its endpoint. Stopped with SIGTERM by
+ * `stop()`, or at the end of the calling test when started inside one.
+ */
+export async function startEndpoint(home: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunningEndpoint> {
+  const p = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { env: { ...process.env, KMSVOL_HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  server.stderr!.on('data', (d) => (out += d));
+  let err = '';
+  p.stderr!.on('data', (d) => (err += d));
   const url = await new Promise<string>((resolve, reject) => {
-    server.stdout!.on('data', (d) => {
+    p.stdout!.on('data', (d) => {
       out += d;
       const m = /"Endpoint": "([^"]+)"/.exec(out);
       if (m) resolve(m[1]!);
     });
-    server.once('exit', (code) => reject(new Error(`kmsvol serve exited ${code}: ${out}`)));
+    p.once('exit', (code) => reject(new Error(`kmsvol serve exited with ${code}: ${err}`)));
   });
-  const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
-  return {
-    url,
-    accessKeyId: ak.AccessKeyId,
-    secretAccessKey: ak.SecretAccessKey,
-    out: () => out,
-    async stop() {
-      if (server.exitCode === null) server.kill('SIGTERM');
-      return exited;
-    },
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  const stop = async () => {
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+    await exited;
   };
+  try {
+    onTestFinished(stop);
+  } catch {
+    /* started outside a test (beforeAll): the caller stops it */
+  }
+  return { url, stop };
 }
