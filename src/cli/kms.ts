@@ -103,11 +103,11 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
   GetKeyLastUsage: ['KeyId!'],
   DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
-  CreateCustomKeyStore: ['CustomKeyStoreName!', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  CreateCustomKeyStore: ['CustomKeyStoreName!', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
   ConnectCustomKeyStore: ['CustomKeyStoreId!'],
   DisconnectCustomKeyStore: ['CustomKeyStoreId!'],
   DeleteCustomKeyStore: ['CustomKeyStoreId!'],
-  UpdateCustomKeyStore: ['CustomKeyStoreId!', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  UpdateCustomKeyStore: ['CustomKeyStoreId!', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
   Encapsulate: ['KeyId!', 'EncapsulationAlgorithm!', 'GrantTokens'],
   Decapsulate: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'],
 };
