@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Kms } from '../../../src/kms/kms.js';
-import { DAY, errorName, testKms } from '../../helpers/home.js';
+import { Kms } from '../../../src/kms/kms.js';
+import { DAY, errorName, onCleanup, testKms } from '../../helpers/home.js';
 
 const ACCT = '000000000000';
 const APP = `arn:aws:iam::${ACCT}:role/app`;
@@ -166,5 +166,48 @@ describe('asymmetric and HMAC operations: negative cases', () => {
     expect(kms.invoke('GetKeyLastUsage', { KeyId: k.ecSig }).KeyLastUsage.Timestamp).toEqual(new Date('2030-01-01T00:00:00Z'));
     // A DryRun that would fail fails as the real call would.
     expect(errorName(() => kms.invoke('Sign', { KeyId: k.hmac, Message: msg, SigningAlgorithm: 'ECDSA_SHA_256', DryRun: true }))).toBe('InvalidKeyUsageException');
+  });
+});
+
+function wrapKeyWrap(publicKeyDer: Uint8Array, material: Buffer): Buffer {
+  const key = crypto.createPublicKey({ key: Buffer.from(publicKeyDer), format: 'der', type: 'spki' });
+  const aes = crypto.randomBytes(32);
+  const c = crypto.createCipheriv('id-aes256-wrap-pad', aes, Buffer.from('a65959a6', 'hex'));
+  return Buffer.concat([crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aes), c.update(material), c.final()]);
+}
+
+describe('import and multi-Region for asymmetric and HMAC keys', () => {
+  it('imports an ECC private key (PKCS#8) and HMAC bytes into EXTERNAL keys of their spec, and refuses material of another spec', () => {
+    const { kms } = testKms();
+    const imp = (spec: string, usage: string, material: Buffer) => {
+      const id = kms.invoke('CreateKey', { KeySpec: spec, KeyUsage: usage, Origin: 'EXTERNAL' }).KeyMetadata.KeyId;
+      expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.KeyState).toBe('PendingImport');
+      const p = kms.invoke('GetParametersForImport', { KeyId: id, WrappingAlgorithm: 'RSA_AES_KEY_WRAP_SHA_256', WrappingKeySpec: 'RSA_3072' });
+      return { id, run: () => kms.invoke('ImportKeyMaterial', { KeyId: id, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrapKeyWrap(p.PublicKey, material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }) };
+    };
+    const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+    const e = imp('ECC_NIST_P384', 'SIGN_VERIFY', ec.privateKey.export({ type: 'pkcs8', format: 'der' }));
+    e.run();
+    const sig = kms.invoke('Sign', { KeyId: e.id, Message: msg, SigningAlgorithm: 'ECDSA_SHA_384' }).Signature;
+    expect(crypto.verify('sha384', msg, ec.publicKey, sig)).toBe(true);
+    const hk = crypto.randomBytes(48);
+    const h = imp('HMAC_384', 'GENERATE_VERIFY_MAC', hk);
+    h.run();
+    expect(Buffer.from(kms.invoke('GenerateMac', { KeyId: h.id, Message: msg, MacAlgorithm: 'HMAC_SHA_384' }).Mac).equals(crypto.createHmac('sha384', hk).update(msg).digest())).toBe(true);
+    expect(errorName(imp('HMAC_256', 'GENERATE_VERIFY_MAC', hk).run)).toBe('IncorrectKeyMaterialException');
+    expect(errorName(imp('ECC_NIST_P256', 'SIGN_VERIFY', ec.privateKey.export({ type: 'pkcs8', format: 'der' })).run)).toBe('IncorrectKeyMaterialException');
+  });
+
+  it('a multi-Region ECC signing key signs in its replica region with the same key pair', () => {
+    const { kms, home, clock } = testKms();
+    const id = kms.invoke('CreateKey', { KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', MultiRegion: true }).KeyMetadata.KeyId;
+    expect(id).toMatch(/^mrk-/);
+    const replica = kms.invoke('ReplicateKey', { KeyId: id, ReplicaRegion: 'eu-west-1' }).ReplicaKeyMetadata;
+    expect(replica).toMatchObject({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['ECDSA_SHA_256'] });
+    const eu = Kms.open({ home, clock, region: 'eu-west-1' });
+    onCleanup(() => eu.close());
+    const sig = eu.invoke('Sign', { KeyId: id, Message: msg, SigningAlgorithm: 'ECDSA_SHA_256' }).Signature;
+    expect(Buffer.from(eu.invoke('GetPublicKey', { KeyId: id }).PublicKey).equals(Buffer.from(kms.invoke('GetPublicKey', { KeyId: id }).PublicKey))).toBe(true);
+    expect(kms.invoke('Verify', { KeyId: id, Message: msg, Signature: sig, SigningAlgorithm: 'ECDSA_SHA_256' }).SignatureValid).toBe(true);
   });
 });
