@@ -150,11 +150,16 @@ export function createKey(k: KmsContext, req: Req) {
   if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE') throw KmsErrors.unsupported(`Origin ${origin} needs a custom key store, which kmsvol does not have; use AWS_KMS or EXTERNAL.`);
   authorizeIamOnly(k, 'kms:CreateKey');
   const generated = origin === 'EXTERNAL' || spec === 'SYMMETRIC_DEFAULT' ? undefined : newMaterialFor(spec);
-  const row = k.store.write(() => {
-    const created = insertKey(k, { description, origin, multiRegion, policy, tags: tagList, keySpec: spec, keyUsage, generated });
-    if (policy !== undefined) checkNewPolicy(k, policy, k.keyArn(created.key_id), bypass);
-    return created;
-  });
+  let row: KeyRow;
+  try {
+    row = k.store.write(() => {
+      const created = insertKey(k, { description, origin, multiRegion, policy, tags: tagList, keySpec: spec, keyUsage, generated });
+      if (policy !== undefined) checkNewPolicy(k, policy, k.keyArn(created.key_id), bypass);
+      return created;
+    });
+  } finally {
+    generated?.fill(0);
+  }
   return { KeyMetadata: keyMetadata(k, row) };
 }
 
