@@ -190,9 +190,11 @@ export class Kms {
         throw dryRunSucceeded();
       }
       const res = handler(this.ctx, req);
-      const ids = { eventId: crypto.randomUUID(), requestId: crypto.randomUUID() };
-      if (TRACKED_OPERATIONS.has(op)) this.trackUse(op, res as Record<string, unknown>, time, ids);
-      this.audit.record({ ...record, response: res, ...ids });
+      if (TRACKED_OPERATIONS.has(op)) {
+        const ids = { eventId: crypto.randomUUID(), requestId: crypto.randomUUID() };
+        this.trackUse(op, res as Record<string, unknown>, time, ids);
+        this.audit.record({ ...record, response: res, ...ids });
+      } else this.audit.record({ ...record, response: res });
       return res;
     } catch (e) {
       const err = toKmsError(e);
