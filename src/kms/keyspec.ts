@@ -152,3 +152,23 @@ export function materialProblem(spec: string, material: Buffer): string | undefi
   }
   return undefined;
 }
+
+const COMMON_GRANT_OPERATIONS = ['CreateGrant', 'DescribeKey', 'RetireGrant'];
+
+/** The grant operations that make sense for a key of this spec and usage (AWS refuses the others in CreateGrant). */
+export function grantOperationsFor(spec: string, usage: string): string[] {
+  const kind = kindOf(spec);
+  const own =
+    usage === 'ENCRYPT_DECRYPT'
+      ? kind === 'symmetric'
+        ? ['Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo']
+        : ['Decrypt', 'Encrypt', 'ReEncryptFrom', 'ReEncryptTo', 'GetPublicKey']
+      : usage === 'SIGN_VERIFY'
+        ? ['Sign', 'Verify', 'GetPublicKey']
+        : usage === 'GENERATE_VERIFY_MAC'
+          ? ['GenerateMac', 'VerifyMac']
+          : usage === 'KEY_AGREEMENT'
+            ? ['DeriveSharedSecret', 'GetPublicKey']
+            : [];
+  return [...own, ...COMMON_GRANT_OPERATIONS];
+}

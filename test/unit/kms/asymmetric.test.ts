@@ -137,6 +137,18 @@ describe('asymmetric and HMAC operations: negative cases', () => {
     expect(errorName(call('GenerateDataKeyPair'))).toBe('AccessDeniedException');
   });
 
+  it('CreateGrant refuses operations the key cannot perform', () => {
+    const { kms, k } = setup();
+    const grant = (id: string, ops: string[]) => () => kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: APP, Operations: ops });
+    expect(errorName(grant(k.sym, ['Sign']))).toBe('ValidationException');
+    expect(errorName(grant(k.rsaSig, ['Decrypt']))).toBe('ValidationException');
+    expect(errorName(grant(k.rsaEnc, ['GenerateDataKey']))).toBe('ValidationException');
+    expect(errorName(grant(k.hmac, ['GetPublicKey']))).toBe('ValidationException');
+    expect(errorName(grant(k.ecdh, ['Sign']))).toBe('ValidationException');
+    expect(grant(k.rsaEnc, ['Decrypt', 'GetPublicKey', 'DescribeKey'])().GrantId).toMatch(/^[0-9a-f]{64}$/);
+    expect(grant(k.ecdh, ['DeriveSharedSecret'])().GrantId).toMatch(/^[0-9a-f]{64}$/);
+  });
+
   it('a policy Deny wins over the account statement, per action', () => {
     const { kms, k, reqs } = setup();
     const policy = JSON.stringify({
