@@ -16,7 +16,7 @@ export function deriveSharedSecret(k: KmsContext, req: Req) {
   const algorithm = oneOf(req, 'KeyAgreementAlgorithm', ['ECDH'] as const);
   if (!algorithm) throw KmsErrors.validation("1 validation error detected: Value null at 'keyAgreementAlgorithm' failed to satisfy constraint: Member must not be null");
   const peer = blob(req, 'PublicKey', 1, 8192);
-  const row = k.usableKey(keyId, { action: 'kms:DeriveSharedSecret' }, 'KEY_AGREEMENT');
+  const row = k.usableKey(keyId, { action: 'kms:DeriveSharedSecret', conditions: { 'kms:keyagreementalgorithm': algorithm } }, 'KEY_AGREEMENT');
   const arn = k.keyArn(row.key_id);
   let peerKey: crypto.KeyObject;
   try {

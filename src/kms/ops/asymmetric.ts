@@ -34,7 +34,7 @@ function checkAlgorithm(k: KmsContext, row: KeyRow, algorithm: string, type: str
 
 export function sign(k: KmsContext, req: Req) {
   const { keyId, message, type, algorithm } = signingRequest(req);
-  const row = k.usableKey(keyId, { action: 'kms:Sign' }, 'SIGN_VERIFY');
+  const row = k.usableKey(keyId, { action: 'kms:Sign', conditions: { 'kms:signingalgorithm': algorithm, 'kms:messagetype': type } }, 'SIGN_VERIFY');
   checkAlgorithm(k, row, algorithm, type);
   const signature = k.withCurrentMaterial(row, (material) => signWith(row.key_spec, material, algorithm, message, type as MessageType));
   return { KeyId: k.keyArn(row.key_id), Signature: signature, SigningAlgorithm: algorithm };
@@ -43,7 +43,7 @@ export function sign(k: KmsContext, req: Req) {
 export function verify(k: KmsContext, req: Req) {
   const { keyId, message, type, algorithm } = signingRequest(req);
   const signature = blob(req, 'Signature', 1, MAX_SIGNATURE);
-  const row = k.usableKey(keyId, { action: 'kms:Verify' }, 'SIGN_VERIFY');
+  const row = k.usableKey(keyId, { action: 'kms:Verify', conditions: { 'kms:signingalgorithm': algorithm, 'kms:messagetype': type } }, 'SIGN_VERIFY');
   checkAlgorithm(k, row, algorithm, type);
   const ok = k.withCurrentMaterial(row, (material) => verifyWith(row.key_spec, material, algorithm, message, type as MessageType, signature));
   // Precondition: a signature that does not verify is an error, not SignatureValid false.

@@ -107,7 +107,7 @@ export function encrypt(k: KmsContext, req: Req) {
   const plaintext = blob(req, 'Plaintext', 1, 4096);
   const ctx = context(req, 'EncryptionContext');
   const alg = algorithm(req, 'EncryptionAlgorithm');
-  const row = k.usableKey(keyId, { action: 'kms:Encrypt', encryptionContext: ctx });
+  const row = k.usableKey(keyId, { action: 'kms:Encrypt', encryptionContext: ctx, conditions: { 'kms:encryptionalgorithm': alg } });
   checkAlgorithm(k, row, alg);
   const ct = alg === ALG ? seal(k, row, plaintext, ctx) : rsaSeal(k, row, plaintext, ctx, alg);
   return { CiphertextBlob: ct, KeyId: k.keyArn(row.key_id), EncryptionAlgorithm: alg };

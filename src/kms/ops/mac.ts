@@ -32,7 +32,7 @@ function hmac(k: KmsContext, row: KeyRow, algorithm: string, message: Buffer): B
 
 export function generateMac(k: KmsContext, req: Req) {
   const { keyId, message, algorithm } = macRequest(req);
-  const row = k.usableKey(keyId, { action: 'kms:GenerateMac' }, 'GENERATE_VERIFY_MAC');
+  const row = k.usableKey(keyId, { action: 'kms:GenerateMac', conditions: { 'kms:macalgorithm': algorithm } }, 'GENERATE_VERIFY_MAC');
   checkAlgorithm(k, row, algorithm);
   return { Mac: hmac(k, row, algorithm, message), MacAlgorithm: algorithm, KeyId: k.keyArn(row.key_id) };
 }
@@ -40,7 +40,7 @@ export function generateMac(k: KmsContext, req: Req) {
 export function verifyMac(k: KmsContext, req: Req) {
   const { keyId, message, algorithm } = macRequest(req);
   const mac = blob(req, 'Mac', 1, MAX_MAC);
-  const row = k.usableKey(keyId, { action: 'kms:VerifyMac' }, 'GENERATE_VERIFY_MAC');
+  const row = k.usableKey(keyId, { action: 'kms:VerifyMac', conditions: { 'kms:macalgorithm': algorithm } }, 'GENERATE_VERIFY_MAC');
   checkAlgorithm(k, row, algorithm);
   const expected = hmac(k, row, algorithm, message);
   // Precondition: a MAC that does not match is an error, not MacValid false.

@@ -167,6 +167,22 @@ describe('asymmetric and HMAC operations: negative cases', () => {
     }
   });
 
+  it('policy conditions on kms:SigningAlgorithm and kms:MacAlgorithm decide per algorithm', () => {
+    const { kms, k } = setup();
+    const policy = (cond: object) => JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        { Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:root` }, Action: 'kms:*', Resource: '*' },
+        { Sid: 'Only PSS', Effect: 'Deny', Principal: { AWS: '*' }, Action: ['kms:Sign', 'kms:GenerateMac'], Resource: '*', Condition: cond },
+      ],
+    });
+    kms.invoke('PutKeyPolicy', { KeyId: k.rsaSig, Policy: policy({ StringNotLike: { 'kms:SigningAlgorithm': 'RSASSA_PSS_*' } }) });
+    expect(kms.invoke('Sign', { KeyId: k.rsaSig, Message: msg, SigningAlgorithm: 'RSASSA_PSS_SHA_512' }).SigningAlgorithm).toBe('RSASSA_PSS_SHA_512');
+    expect(errorName(() => kms.invoke('Sign', { KeyId: k.rsaSig, Message: msg, SigningAlgorithm: 'RSASSA_PKCS1_V1_5_SHA_256' }))).toBe('AccessDeniedException');
+    kms.invoke('PutKeyPolicy', { KeyId: k.hmac, Policy: policy({ StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' } }) });
+    expect(errorName(() => kms.invoke('GenerateMac', { KeyId: k.hmac, Message: msg, MacAlgorithm: 'HMAC_SHA_256' }))).toBe('AccessDeniedException');
+  });
+
   it('DryRun checks the call and changes nothing (no last-usage record)', () => {
     const { kms, k, reqs, clock } = setup();
     clock.advance(DAY);
