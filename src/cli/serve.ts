@@ -5,16 +5,16 @@ import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { createAccessKey, createRole } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
-import { serveEndpoint } from '../server/http.js';
-import { kmsService } from '../server/kms.js';
-import { stsService } from '../server/sts.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { parseInteger, readParamText } from './args.js';
 import { applySeedFile } from './seed.js';
 
-/** The services one endpoint answers. */
-const SERVICES = [kmsService, stsService];
+/** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
+async function services() {
+  const [{ kmsService }, { stsService }] = await Promise.all([import('../server/kms.js'), import('../server/sts.js')]);
+  return [kmsService, stsService];
+}
 
 /**
  * `kmsvol serve` (and its older name `kmsvol kms serve`): the AWS APIs on
@@ -51,7 +51,8 @@ export function serveCommand(): Command {
         await stopped;
         return pool.stop();
       }
-      const server = await serveEndpoint({ home: homeOf(g), services: SERVICES, host: opts.host, port, region: only, clock: clockFromEnv() });
+      const { serveEndpoint } = await import('../server/http.js');
+      const server = await serveEndpoint({ home: homeOf(g), services: await services(), host: opts.host, port, region: only, clock: clockFromEnv() });
       if (cluster.isWorker) process.send!({ kmsvolListening: server.url });
       else {
         process.stderr.write(`kmsvol listening on ${server.url} (${only ? `region ${only} only` : 'every region'})\n`);
