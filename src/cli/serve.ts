@@ -32,7 +32,7 @@ export function serveCommand(): Command {
     .option('--seed <file>', 'apply a seed file of key fixtures (YAML or JSON) before serving; see docs/cli.md')
     .action(async (opts: { host: string; port: string; workers: string; seed?: string }, self: Command) => {
       const g = globalsOf(self);
-      if (opts.seed && !cluster.isWorker) await OperationContext.run('Seed', async () => void applySeedFile(g, opts.seed!));
+      if (opts.seed && !cluster.isWorker) await OperationContext.run('Seed', async () => void (await applySeedFile(g, opts.seed!)));
       // Only an explicit --region restricts the endpoint; without it, the request's credential scope picks the region.
       const only = g.region;
       const port = parseInteger(opts.port, 'port');

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
-import { p256, p384, p521 } from '@noble/curves/nist.js';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { createRequire } from 'node:module';
 import { KmsError, KmsErrors } from './errors.js';
 import { privateKeyOf, specInfo } from './keyspec.js';
 
@@ -81,7 +80,20 @@ function pssVerify(hash: string, mHash: Buffer, block: Buffer, modBits: number):
   return crypto.timingSafeEqual(H, H2);
 }
 
-const CURVES = { prime256v1: p256, secp384r1: p384, secp521r1: p521, secp256k1 } as const;
+type Nist = typeof import('@noble/curves/nist.js');
+type Curve = Nist['p256'] | Nist['p384'] | Nist['p521'] | (typeof import('@noble/curves/secp256k1.js'))['secp256k1'];
+let curves: Record<string, Curve> | undefined;
+
+/** @noble/curves, loaded on the first DIGEST-mode ECDSA call only (it adds ~30 ms to every CLI start otherwise). */
+function curve(name: string): Curve {
+  if (!curves) {
+    const require = createRequire(import.meta.url);
+    const nist = require('@noble/curves/nist.js') as Nist;
+    const k1 = require('@noble/curves/secp256k1.js') as typeof import('@noble/curves/secp256k1.js');
+    curves = { prime256v1: nist.p256, secp384r1: nist.p384, secp521r1: nist.p521, secp256k1: k1.secp256k1 };
+  }
+  return curves[name]!;
+}
 
 /** A minimal DER reader: the value of the TLV at `off`, and where the next TLV starts. */
 function tlv(buf: Buffer, off: number): { tag: number; value: Buffer; next: number } {
@@ -124,8 +136,7 @@ export function sign(spec: string, material: Buffer, algorithm: string, message:
   if (info.kind === 'ec') {
     if (type === 'RAW') return crypto.sign(h.name, message, key);
     const digest = digestOf(algorithm, message, type);
-    const curve = CURVES[info.curve as keyof typeof CURVES];
-    return withEcScalar(key, (d) => Buffer.from(curve.sign(digest, d, { prehash: false, format: 'der', lowS: false })));
+    return withEcScalar(key, (d) => Buffer.from(curve(info.curve!).sign(digest, d, { prehash: false, format: 'der', lowS: false })));
   }
   const pss = algorithm.startsWith('RSASSA_PSS_');
   if (type === 'RAW') {
@@ -145,7 +156,7 @@ export function verify(spec: string, material: Buffer, algorithm: string, messag
     if (info.kind === 'ec') {
       if (type === 'RAW') return crypto.verify(h.name, message, pub, signature);
       const digest = digestOf(algorithm, message, type);
-      return CURVES[info.curve as keyof typeof CURVES].verify(signature, digest, ecPoint(pub), { prehash: false, format: 'der', lowS: false });
+      return curve(info.curve!).verify(signature, digest, ecPoint(pub), { prehash: false, format: 'der', lowS: false });
     }
     const pss = algorithm.startsWith('RSASSA_PSS_');
     if (type === 'RAW') {
