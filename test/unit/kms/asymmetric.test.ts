@@ -59,12 +59,13 @@ describe('asymmetric and HMAC keys: DescribeKey', () => {
     expect(md(k.ecSig).CurrentKeyMaterialId).toMatch(/^[0-9a-f]+$/);
   });
 
-  it('rotation is refused for asymmetric and HMAC keys, as AWS refuses it', () => {
+  it('rotation is refused for asymmetric and HMAC keys, as AWS refuses it, and their rotation status is always false', () => {
     const { kms, k } = setup();
     for (const id of [k.rsaEnc, k.ecSig, k.hmac]) {
-      for (const op of ['EnableKeyRotation', 'DisableKeyRotation', 'RotateKeyOnDemand', 'GetKeyRotationStatus'] as const) {
+      for (const op of ['EnableKeyRotation', 'DisableKeyRotation', 'RotateKeyOnDemand'] as const) {
         expect(errorName(() => kms.invoke(op, { KeyId: id }))).toBe('UnsupportedOperationException');
       }
+      expect(kms.invoke('GetKeyRotationStatus', { KeyId: id }).KeyRotationEnabled).toBe(false);
     }
   });
 });
