@@ -137,7 +137,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       arn: creds.principal.arn,
       accountId,
       accessKeyId: creds.principal.accessKeyId,
-      ...(session ? { session: { roleArn: session.roleArn, sessionName: session.sessionName, expires: session.expires } } : {}),
+      ...(session ? { session: { roleArn: session.roleArn, roleId: session.roleId, sessionName: session.sessionName, expires: session.expires } } : {}),
     };
     return { caller, region: auth.credential.region, signedHeaders: auth.signedHeaders };
   };
