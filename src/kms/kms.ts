@@ -227,6 +227,14 @@ export class Kms {
     });
   }
 
+  /** Audit keys created outside an operation (seed files) as CreateKey events of this KMS's principal. */
+  auditCreated(keys: { KeyId: string; KeyState: string; KeySpec: string; KeyUsage: string; Origin: string; Description: string }[], source: string): void {
+    const time = this.ctx.clock.now();
+    for (const key of keys) {
+      this.audit.record({ time, op: 'CreateKey', region: this.region, principal: this.principal, request: { KeySpec: key.KeySpec, KeyUsage: key.KeyUsage, Origin: key.Origin, Description: key.Description }, response: { KeyMetadata: { KeyId: key.KeyId, KeyState: key.KeyState } }, requestId: `seed:${source}` });
+    }
+  }
+
   /** Write buffered audit records now (they are otherwise written at the end of each event-loop turn). */
   flushAudit(): void {
     this.audit.flush();

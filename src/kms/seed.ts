@@ -131,9 +131,10 @@ function sameTags(a: Tag[], b: Tag[]): boolean {
 }
 
 /** Apply a seed file's keys to the store, all or nothing. */
-export function applySeed(kms: Kms, keys: SeedKey[]): SeedResult {
+export function applySeed(kms: Kms, keys: SeedKey[], source = 'seed'): SeedResult {
   const base = kms.ctx;
   const result: SeedResult = { Created: [], Unchanged: [], AliasesCreated: [] };
+  const created: Parameters<Kms['auditCreated']>[0] = [];
   base.store.write(() => {
     for (const e of keys) {
       const k = e.Region && e.Region !== base.region ? new KmsContext(base.store, base.rootKey, base.clock, e.Region, base.account) : base;
@@ -180,6 +181,7 @@ export function applySeed(kms: Kms, keys: SeedKey[]): SeedResult {
             k.store.updateKey(k.region, e.KeyId, { key_state: 'PendingDeletion', pending_window_days: days, deletion_date: k.now() + days * DAY_MS });
           }
           result.Created.push(arn);
+          created.push({ KeyId: e.KeyId, KeyState: state, KeySpec: spec, KeyUsage: usage, Origin: material ? 'EXTERNAL' : 'AWS_KMS', Description: description });
         }
         for (const alias of e.Aliases ?? []) {
           const a = k.store.getAlias(k.region, alias);
@@ -195,12 +197,13 @@ export function applySeed(kms: Kms, keys: SeedKey[]): SeedResult {
       }
     }
   });
+  kms.auditCreated(created, source);
   return result;
 }
 
 export function seedFromFile(kms: Kms, file: string): SeedResult {
   try {
-    return applySeed(kms, readSeedFile(file));
+    return applySeed(kms, readSeedFile(file), file);
   } catch (e) {
     if (e instanceof KmsError) throw e;
     throw KmsErrors.internal(`Seeding from ${file} failed: ${(e as Error).message}`);

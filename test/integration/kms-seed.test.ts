@@ -102,6 +102,10 @@ describe('seed files', () => {
     c.destroy();
     await ep.stop();
 
+    // The audit log records each seeded key's creation, once.
+    const created = kmsvol(home, ['audit', '--event-name', 'CreateKey']).json;
+    const ids = created.Events.map((r: { responseElements: { keyMetadata: { keyId: string } } }) => r.responseElements.keyMetadata.keyId);
+    expect(ids.filter((id: string) => [SYM, RSA, ECC, HMAC, GEN].includes(id)).sort()).toEqual([SYM, RSA, ECC, HMAC, GEN].sort());
     // kms seed again: all unchanged. A file that disagrees with the store names the key and the field, and changes nothing.
     const again = kmsvol(home, ['kms', 'seed', seed]);
     expect(again.code, again.stderr).toBe(0);
