@@ -174,7 +174,7 @@ export class Kms {
     const time = this.ctx.clock.now();
     const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
     const call = { caller: who, op: String(op), decisions: [] };
-    const record = { time, op, region: this.region, principal: who.principal, viaService: who.viaService, request: req, decisions: call.decisions };
+    const record = { time, op, region: this.region, principal: who.principal, viaService: who.viaService, requestId: who.requestId, request: req, decisions: call.decisions };
     this.ctx.call = call;
     this.ctx.store.beginCall();
     try {
