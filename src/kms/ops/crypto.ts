@@ -137,7 +137,8 @@ export function reEncrypt(k: KmsContext, req: Req) {
   const dest = k.usableKey(destKey, { action: 'kms:ReEncryptTo', encryptionContext: destCtx });
   checkAlgorithm(k, dest, destAlg);
   const rsa = asymmetricKey(k, srcKey, 'kms:ReEncryptFrom');
-  if (!rsa && srcAlg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${srcAlg} is only for asymmetric (RSA) keys; to decrypt with one, name it in SourceKeyId.`);
+  if (!rsa && srcAlg !== ALG && srcKey === undefined) throw KmsErrors.validation(`SourceKeyId is required to re-encrypt from ${srcAlg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`);
+  if (!rsa && srcAlg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${srcAlg} is only for asymmetric (RSA) keys; ${srcKey} names a symmetric key, which uses SYMMETRIC_DEFAULT.`);
   const { row, plaintext } = rsa ? { row: rsa, plaintext: rsaOpen(k, rsa, ct, srcCtx, srcAlg) } : open(k, ct, srcCtx, srcKey, 'kms:ReEncryptFrom');
   try {
     return {

@@ -205,6 +205,26 @@ function wrapKeyWrap(publicKeyDer: Uint8Array, material: Buffer): Buffer {
   return Buffer.concat([crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aes), c.update(material), c.final()]);
 }
 
+describe('ReEncrypt with RSA keys', () => {
+  it('re-encrypts from a symmetric key to an RSA key and back, with the algorithms named', () => {
+    const { kms, k } = setup();
+    const blob = kms.invoke('Encrypt', { KeyId: k.sym, Plaintext: msg, EncryptionContext: { a: 'b' } }).CiphertextBlob;
+    const toRsa = kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: k.rsaEnc, DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_1' });
+    expect(toRsa).toMatchObject({ SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT', DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_1' });
+    expect(toRsa.CiphertextBlob.length).toBe(256);
+    expect(Buffer.from(kms.invoke('Decrypt', { KeyId: k.rsaEnc, CiphertextBlob: toRsa.CiphertextBlob, EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' }).Plaintext).equals(msg)).toBe(true);
+    const back = kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, SourceKeyId: k.rsaEnc, SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DestinationKeyId: k.sym });
+    expect(back.SourceKeyId).toContain(k.rsaEnc);
+    expect(Buffer.from(kms.invoke('Decrypt', { CiphertextBlob: back.CiphertextBlob }).Plaintext).equals(msg)).toBe(true);
+    // The RSA ciphertext does not name its key: without SourceKeyId it is refused.
+    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DestinationKeyId: k.sym }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, SourceKeyId: k.sym, SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DestinationKeyId: k.sym }))).toBe('InvalidKeyUsageException');
+    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, DestinationKeyId: k.sym }))).toBe('InvalidCiphertextException');
+    // A destination algorithm the destination key lacks.
+    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: k.rsaEnc }))).toBe('InvalidKeyUsageException');
+  });
+});
+
 describe('import and multi-Region for asymmetric and HMAC keys', () => {
   it('imports an ECC private key (PKCS#8) and HMAC bytes into EXTERNAL keys of their spec, and refuses material of another spec', () => {
     const { kms } = testKms();
