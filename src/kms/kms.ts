@@ -141,7 +141,7 @@ export class Kms {
       store.close();
       throw e;
     }
-    const region = opts.region ?? process.env.KMSVOL_REGION ?? DEFAULT_REGION;
+    const region = opts.region || process.env.KMSVOL_REGION || DEFAULT_REGION;
     const account = opts.account ?? process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
     const ctx = new KmsContext(store, rootKey, opts.clock ?? clockFromEnv(), region, account);
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
