@@ -191,7 +191,7 @@ export class Kms {
       }
       const res = handler(this.ctx, req);
       if (TRACKED_OPERATIONS.has(op)) {
-        const ids = { eventId: crypto.randomUUID(), requestId: crypto.randomUUID() };
+        const ids = { eventId: crypto.randomUUID(), requestId: who.requestId ?? crypto.randomUUID() };
         this.trackUse(op, res as Record<string, unknown>, time, ids);
         this.audit.record({ ...record, response: res, ...ids });
       } else this.audit.record({ ...record, response: res });

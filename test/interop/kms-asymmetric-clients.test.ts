@@ -88,7 +88,8 @@ describe('@aws-sdk/client-kms with asymmetric and HMAC keys', () => {
     expect(Buffer.from(shared.SharedSecret!).equals(openssl(['pkeyutl', '-derive', '-inkey', path.join(dir, 'peer.pem'), '-peerkey', path.join(dir, 'kms.der'), '-peerform', 'DER']))).toBe(true);
 
     const usage = await c.send(new sdk.GetKeyLastUsageCommand({ KeyId: ecdh }));
-    expect(usage.KeyLastUsage).toMatchObject({ Operation: 'DeriveSharedSecret', CloudTrailEventId: expect.any(String) });
+    // The request id is the one the client saw for its DeriveSharedSecret call.
+    expect(usage.KeyLastUsage).toMatchObject({ Operation: 'DeriveSharedSecret', CloudTrailEventId: expect.any(String), KmsRequestId: shared.$metadata.requestId });
     expect(usage.KeyCreationDate).toBeInstanceOf(Date);
     expect((await c.send(new sdk.DescribeCustomKeyStoresCommand({}))).CustomKeyStores).toEqual([]);
     await expect(c.send(new sdk.DeleteCustomKeyStoreCommand({ CustomKeyStoreId: 'cks-1234567890abcdef0' }))).rejects.toBeInstanceOf(sdk.CustomKeyStoreNotFoundException);
