@@ -42,6 +42,8 @@ typedef struct {
   pthread_rwlock_t freeze;
   atomic_ulong errors;
   atomic_int last_errno;
+  /* The errno of the first write that failed; from then on every fsync fails (see s_sync). */
+  atomic_int lost_write;
   napi_ref kref;
 } server;
 
@@ -51,6 +53,12 @@ static int fail(server *s, int err) {
   atomic_fetch_add(&s->errors, 1);
   atomic_store(&s->last_errno, err);
   return (err == ENOSPC || err == EDQUOT || err == EROFS) ? -err : -EIO;
+}
+
+static int fail_write(server *s, int err) {
+  int none = 0;
+  atomic_compare_exchange_strong(&s->lost_write, &none, err);
+  return fail(s, err);
 }
 
 /* Encrypt or decrypt whole sectors in place; all-zero ciphertext reads as zeros. */
@@ -135,6 +143,17 @@ static int s_read(const char *p, char *out, size_t size, off_t offset, struct fu
   return e ? fail(s, e) : (int)size;
 }
 
+/*
+ * Reserve [off, off + len) in the backing file before any byte of a write is
+ * encrypted or written, so that a full disk fails the request as a whole
+ * (ENOSPC) instead of after part of it reached the image. File systems
+ * without fallocate (EOPNOTSUPP) go straight to the write.
+ */
+static int reserve(server *s, uint64_t off, size_t len) {
+  if (fallocate(s->fd, 0, (off_t)off, (off_t)len) == 0) return 0;
+  return errno == EOPNOTSUPP ? 0 : errno;
+}
+
 static int s_write(const char *p, const char *in, size_t size, off_t offset, struct fuse_file_info *fi) {
   (void)p; (void)fi;
   server *s = self();
@@ -144,9 +163,10 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
   if (off + size > s->size) size = (size_t)(s->size - off);
   if (!s->k) {
     pthread_rwlock_rdlock(&s->freeze);
-    int e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
+    int e = reserve(s, s->payload + off, size);
+    if (!e) e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
     pthread_rwlock_unlock(&s->freeze);
-    return e ? fail(s, e) : (int)size;
+    return e ? fail_write(s, e) : (int)size;
   }
   uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
   size_t head = off % SECTOR, tail = (size_t)((last + 1) * SECTOR - (off + size));
@@ -162,14 +182,27 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
     memcpy(buf + head, in, size);
     e = crypt_sectors(s, buf, count * SECTOR, first, 1);
   }
+  if (!e) e = reserve(s, s->payload + first * SECTOR, count * SECTOR);
   if (!e) e = pwrite_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
   lock_range(s, first, last, 0);
   pthread_rwlock_unlock(&s->freeze);
   free(buf);
-  return e ? fail(s, e) : (int)size;
+  return e ? fail_write(s, e) : (int)size;
 }
 
-static int s_sync(server *s) { return fdatasync(s->fd) == 0 ? 0 : fail(s, errno); }
+/*
+ * Postcondition: once a write has failed, no fsync succeeds again on this
+ * attachment. The kernel does not always pass a failed FUSE write on: a loop
+ * device request larger than max_write is split into several FUSE writes, and
+ * when a later one fails the loop driver completes the request as a (short)
+ * success, so the filesystem above believes blocks are on disk that are not.
+ * Failing every later flush makes the fsync that would acknowledge them fail.
+ */
+static int s_sync(server *s) {
+  int lost = atomic_load(&s->lost_write);
+  if (lost) return (lost == ENOSPC || lost == EDQUOT || lost == EROFS) ? -lost : -EIO;
+  return fdatasync(s->fd) == 0 ? 0 : fail_write(s, errno);
+}
 static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) { (void)p; (void)datasync; (void)fi; return s_sync(self()); }
 static int s_flush(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return s_sync(self()); }
 static int s_release(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return 0; }
