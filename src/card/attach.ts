@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import { lockExclusive } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
@@ -76,7 +76,7 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
-  const logFd = fs.openSync(logFile, 'a', 0o600);
+  const logFd = openPrivate(logFile, 'a', true);
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
@@ -157,7 +157,7 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
 /** True when no live card holds the volume's lock. */
 function cardDead(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): boolean {
   if (!processAlive(a.pid)) return true;
-  const fd = fs.openSync(lockPath(ctx.home, v.volume_id), 'a', 0o600);
+  const fd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
   try {
     return lockExclusive(fd); // we got the lock: nobody holds it
   } finally {

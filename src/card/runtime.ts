@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient } from '../kms/client/open.js';
@@ -86,11 +86,11 @@ export class Card {
       if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(volumeId);
       ensureDir(home.runDir);
       // 1. The exclusive lock: a second attach gets VolumeInUse.
-      this.lockFd = fs.openSync(lockPath(home, volumeId), 'a', 0o600);
+      this.lockFd = openPrivate(lockPath(home, volumeId), 'a', true);
       if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card holds its lock)');
       setNonDumpable();
       const image = imageFile(home, v);
-      this.fd = fs.openSync(image, 'r+');
+      this.fd = openPrivate(image, 'r+');
       let payloadOffset = 0;
       if (v.encrypted) {
         const head = Buffer.alloc(2 * HDR_SIZE);

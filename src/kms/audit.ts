@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { openPrivate } from '../home.js';
 import { readJsonLines } from '../jsonl.js';
 import type { AuthDecision } from './authz.js';
 
@@ -68,7 +69,10 @@ export class AuditLog {
   private readonly flushOnExit = () => this.flush();
 
   constructor(private readonly file: string | undefined) {
-    if (file) process.on('exit', this.flushOnExit);
+    if (!file) return;
+    // Precondition: the log is ours and not a link; checked before any operation runs, not at exit.
+    this.fd = openPrivate(file, 'a', true);
+    process.on('exit', this.flushOnExit);
   }
 
   record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; decisions?: AuthDecision[] }): void {
@@ -100,7 +104,7 @@ export class AuditLog {
   flush(): void {
     this.scheduled = false;
     if (!this.file || this.pending.length === 0) return;
-    if (this.fd === undefined) this.fd = fs.openSync(this.file, 'a', 0o600);
+    if (this.fd === undefined) this.fd = openPrivate(this.file, 'a', true);
     const data = this.pending.join('');
     this.pending = [];
     this.pendingBytes = 0;

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { ServiceError } from '../errors.js';
+import { openPrivate } from '../home.js';
 import { SECTOR_SIZE } from './offsets.js';
 
 /**
@@ -175,7 +176,7 @@ export function decodeHeader(head: Buffer, image = 'the image'): Luks2Header {
 /** Read and decode the header of an image file. */
 export function readImageHeader(file: string): Luks2Header {
   const head = Buffer.alloc(2 * HDR_SIZE);
-  const fd = fs.openSync(file, 'r');
+  const fd = openPrivate(file, 'r');
   let n: number;
   try {
     n = fs.readSync(fd, head, 0, head.length, 0);

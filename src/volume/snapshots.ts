@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ServiceError } from '../errors.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import type { Home } from '../home.js';
 import { Ec2Errors } from './errors.js';
 import { GiB } from './offsets.js';
@@ -86,7 +86,7 @@ async function sparseCopy(src: string, dst: string): Promise<void> {
   const tmp = `${dst}.tmp-${process.pid}`;
   await run('cp', ['--sparse=always', src, tmp]);
   fs.chmodSync(tmp, 0o600);
-  const fd = fs.openSync(tmp, 'r+');
+  const fd = openPrivate(tmp, 'r+');
   fs.fsyncSync(fd);
   fs.closeSync(fd);
   fs.renameSync(tmp, dst);
