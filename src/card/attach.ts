@@ -154,24 +154,34 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-/** True when no live card holds the volume's lock. */
-function cardDead(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): boolean {
-  if (!processAlive(a.pid)) return true;
-  const fd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
-  try {
-    return lockExclusive(fd); // we got the lock: nobody holds it
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** A card that died took its key with it; clean up its stale mount, loop device and lock. */
 export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): Promise<void> {
-  if (!cardDead(ctx, v, a)) return;
+  if (processAlive(a.pid)) {
+    // A live pid may be a reused one: the lock says whether a card still holds the volume.
+    const fd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+    const held = !lockExclusive(fd);
+    fs.closeSync(fd);
+    if (held) return;
+  }
   await cleanupStale(ctx, v, a, 'detachVolume', 'card process exited');
 }
 
+/**
+ * Precondition: only whoever holds the volume's lock touches its socket and
+ * run files. Cleanup takes the lock first and does nothing when a live card
+ * (a new attach that won the race) holds it.
+ */
 async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
+  const lockFd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+  try {
+    if (!lockExclusive(lockFd)) return;
+    await cleanupLocked(ctx, v, a, event, cause);
+  } finally {
+    fs.closeSync(lockFd);
+  }
+}
+
+async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
   if (a.loop_device) await losetupDetach(a.loop_device).catch(() => undefined);
   for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
   if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);

@@ -64,6 +64,8 @@ export class Card {
   private key: GuardedKey | null = null;
   private fd = -1;
   private lockFd = -1;
+  /** Only the card that holds the volume's lock touches its socket and run files. */
+  private ownsLock = false;
   private mount: Mounted | null = null;
   private loopDevice: string | undefined;
   private control: ReturnType<typeof serveControl> | null = null;
@@ -88,6 +90,7 @@ export class Card {
       // 1. The exclusive lock: a second attach gets VolumeInUse.
       this.lockFd = openPrivate(lockPath(home, volumeId), 'a', true);
       if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card holds its lock)');
+      this.ownsLock = true;
       setNonDumpable();
       const image = imageFile(home, v);
       this.fd = openPrivate(image, 'r+');
@@ -219,8 +222,9 @@ export class Card {
     this.key = null;
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
-    fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
+    if (this.ownsLock) fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
     if (this.lockFd >= 0) fs.closeSync(this.lockFd);
     this.lockFd = -1;
+    this.ownsLock = false;
   }
 }
