@@ -12,7 +12,7 @@ import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
 import type { GuardedKey } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
-import { decodeHeader, HDR_SIZE } from '../volume/luks2.js';
+import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
 import { imageFile } from '../volume/volumes.js';
@@ -93,13 +93,14 @@ export class Card {
       this.ownsLock = true;
       setNonDumpable();
       const image = imageFile(home, v);
-      this.fd = openPrivate(image, 'r+');
+      this.fd = openImage(image, 'r+');
       let payloadOffset = 0;
       if (v.encrypted) {
         const head = Buffer.alloc(2 * HDR_SIZE);
         const n = fs.readSync(this.fd, head, 0, head.length, 0);
         const header = decodeHeader(head.subarray(0, n), image);
         payloadOffset = header.payloadOffset;
+        checkImageLength(image, this.fd, payloadOffset, v.size * GiB);
         // 2-3. KMS Decrypt with the volume's context, as the card's own principal
         // through its grant, straight into guarded memory.
         const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
@@ -110,6 +111,8 @@ export class Card {
           kms.close();
         }
         this.log.info({ volumeId, keyArn: header.token.keyArn, keyBytes: this.key.length, engine: backend() }, 'data key unwrapped into guarded memory');
+      } else {
+        checkImageLength(image, this.fd, 0, v.size * GiB);
       }
       // 4. FUSE: the decrypted volume as one file.
       ensureDir(this.o.mountDir);

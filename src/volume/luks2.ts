@@ -173,10 +173,33 @@ export function decodeHeader(head: Buffer, image = 'the image'): Luks2Header {
   return ok;
 }
 
+/** Open a volume or snapshot image; a missing one is InvalidVolume.Corrupt, saying what to do. */
+export function openImage(file: string, mode: 'r' | 'r+'): number {
+  try {
+    return openPrivate(file, mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new CorruptImageError(`The image file ${file} is missing. Restore it from a backup, or delete the volume and create it again from a snapshot.`);
+  }
+}
+
+/**
+ * Precondition: an image holds its header and the whole payload. A shorter
+ * one (truncated, or copied in part) would read back as zeros, so it is refused.
+ */
+export function checkImageLength(file: string, fd: number, payloadOffset: number, sizeBytes: number): void {
+  const have = fs.fstatSync(fd).size;
+  if (have < payloadOffset + sizeBytes) {
+    throw new CorruptImageError(
+      `The image file ${file} is ${have} bytes; it must be at least ${payloadOffset + sizeBytes} (header ${payloadOffset} + volume ${sizeBytes}). It was truncated or copied in part: restore it from a backup or a snapshot.`,
+    );
+  }
+}
+
 /** Read and decode the header of an image file. */
 export function readImageHeader(file: string): Luks2Header {
   const head = Buffer.alloc(2 * HDR_SIZE);
-  const fd = openPrivate(file, 'r');
+  const fd = openImage(file, 'r');
   let n: number;
   try {
     n = fs.readSync(fd, head, 0, head.length, 0);
