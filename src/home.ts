@@ -39,6 +39,7 @@ export function resolveHomeDir(explicit?: string, env: NodeJS.ProcessEnv = proce
 export function openHome(dir: string, env: NodeJS.ProcessEnv = process.env): Home {
   const root = path.resolve(dir);
   ensureDir(root);
+  keepReserve(root);
   const home: Home = {
     root,
     kmsDb: path.join(root, 'kms.db'),
@@ -51,6 +52,47 @@ export function openHome(dir: string, env: NodeJS.ProcessEnv = process.env): Hom
     runDir: path.join(root, 'run'),
   };
   return home;
+}
+
+/**
+ * Space held back for kmsvol's own small writes. Images can fill the file
+ * system the home is on (a volume is sparse until written); the registry,
+ * the KMS store (SQLite WAL and its -shm) and the logs then could not be
+ * written, and not even detach would work. So the home keeps a file of
+ * RESERVE_BYTES real blocks, released by the first command that finds less
+ * than that free, and made again once there is room for it several times over.
+ */
+export const RESERVE_BYTES = 4 << 20;
+
+function keepReserve(root: string): void {
+  const file = path.join(root, 'reserve');
+  let free: number;
+  try {
+    const st = fs.statfsSync(root);
+    free = st.bavail * st.bsize;
+  } catch {
+    return;
+  }
+  if (free < RESERVE_BYTES) {
+    checkPrivateIfPresent(file);
+    fs.rmSync(file, { force: true });
+    return;
+  }
+  if (free < 4 * RESERVE_BYTES || fs.existsSync(file)) return;
+  let fd: number;
+  try {
+    fd = openPrivate(file, 'w', true);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw e;
+  }
+  try {
+    fs.writeSync(fd, Buffer.alloc(RESERVE_BYTES)); // written, not sparse: the blocks are really held
+  } catch {
+    fs.rmSync(file, { force: true });
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 const { O_RDONLY, O_RDWR, O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;

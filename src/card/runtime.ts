@@ -190,12 +190,18 @@ export class Card {
     this.stopping ??= (async () => {
       try {
         await this.teardown(force);
-        this.registry.write(() => {
-          this.registry.deleteAttachment(this.o.volumeId);
-          this.registry.setVolumeState(this.o.volumeId, 'available');
-        });
-        this.events.record(this.o.volumeId, 'detachVolume', 'available');
         this.log.info({ volumeId: this.o.volumeId, force }, 'detached; data key zeroized');
+        // Postcondition: the key is gone and the card exits even when the home cannot be
+        // written (a full disk): the next command finds the card dead and reconciles the registry.
+        try {
+          this.registry.write(() => {
+            this.registry.deleteAttachment(this.o.volumeId);
+            this.registry.setVolumeState(this.o.volumeId, 'available');
+          });
+          this.events.record(this.o.volumeId, 'detachVolume', 'available');
+        } catch (e) {
+          this.log.warn({ volumeId: this.o.volumeId, error: (e as Error).name, message: (e as Error).message }, 'detached, but the registry could not be updated; the next command will');
+        }
       } finally {
         this.registry.close();
         this.resolveStopped();

@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { callControl } from '../../src/card/control.js';
 import { kmsvol } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
 import { attach, createVolume, detach, mountLoop, tmpfsHome, unmount } from '../helpers/volumes.js';
@@ -42,6 +43,77 @@ describe('a full disk under the image loses nothing an fsync acknowledged', () =
     const lost = acked.filter((f) => !fs.existsSync(`${mnt}/${f}`) || sha256(fs.readFileSync(`${mnt}/${f}`)) !== sha256(chunk));
     expect(lost, `acknowledged files lost of ${acked.length}`).toEqual([]);
     unmount(t, mnt);
+    detach(t.home, vol);
+  });
+});
+
+/** Live card processes for `vol`, read from /proc (never matching a shell or grep of our own). */
+function cards(vol: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((p) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return argv[0] === process.execPath && argv[1]?.endsWith('card/main.js') && argv.includes(vol);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** Fill the file system holding `dir` to the last block. */
+function fill(dir: string, name: string): void {
+  spawnSync('dd', ['if=/dev/zero', `of=${path.join(dir, name)}`, 'bs=4k', 'status=none']);
+  expect(fs.statfsSync(dir).bavail).toBe(0);
+}
+
+describe('a full home disk (finding 6 of issue 13)', () => {
+  it('the image fills the disk: detach still works, the card exits, and the data written before reads back', () => {
+    const t = tmpfsHome(64);
+    const key = kmsvol(t.home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+    const vol = createVolume(t.home, key);
+    let a = attach(t.home, vol);
+    const first = crypto.randomBytes(4 << 20);
+    let fd = fs.openSync(a.Device, 'r+');
+    fs.writeSync(fd, first, 0, first.length, 0);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    const dd = spawnSync('dd', ['if=/dev/urandom', `of=${a.Device}`, 'bs=1M', 'count=200', 'seek=8', 'conv=notrunc,fsync', 'status=none'], { encoding: 'utf8' });
+    expect(dd.stderr).toMatch(/No space left on device/);
+    fill(t.dir, 'filler');
+    expect(cards(vol)).toHaveLength(1);
+    detach(t.home, vol);
+    expect(cards(vol)).toEqual([]);
+    expect(kmsvol(t.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({ State: 'available', Attachments: [] });
+    fs.rmSync(path.join(t.dir, 'filler'));
+    a = attach(t.home, vol);
+    const back = Buffer.alloc(first.length);
+    fd = fs.openSync(a.Device, 'r');
+    fs.readSync(fd, back, 0, back.length, 0);
+    fs.closeSync(fd);
+    expect(back.equals(first)).toBe(true);
+    detach(t.home, vol);
+  });
+
+  it('the registry cannot be written at detach: the card still zeroizes and exits, and the next command reconciles', async () => {
+    const t = tmpfsHome(64);
+    const key = kmsvol(t.home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+    const vol = createVolume(t.home, key);
+    attach(t.home, vol);
+    fs.rmSync(path.join(t.home, 'reserve'));
+    fill(t.dir, 'filler');
+    // Detach straight through the card's control socket, so that no command releases anything first.
+    const reply = await callControl(path.join(t.home, 'run', `${vol}.sock`), { op: 'detach' });
+    expect(reply.ok).toBe(true);
+    await expect.poll(() => cards(vol), { timeout: 30_000 }).toEqual([]);
+    const log = fs.readFileSync(path.join(t.home, 'run', `${vol}.log`), 'utf8');
+    expect(log).toContain('detached; data key zeroized');
+    expect(log).toContain('the registry could not be updated; the next command will');
+    fs.rmSync(path.join(t.dir, 'filler'));
+    expect(kmsvol(t.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({ State: 'available', Attachments: [] });
+    attach(t.home, vol);
     detach(t.home, vol);
   });
 });
