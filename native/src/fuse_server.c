@@ -44,6 +44,7 @@ typedef struct {
   atomic_int last_errno;
   /* The errno of the first write that failed; from then on every fsync fails (see s_sync). */
   atomic_int lost_write;
+  atomic_int opens; /* open handles on the volume file (a loop device holds one) */
   napi_ref kref;
 } server;
 
@@ -120,7 +121,9 @@ static int s_readdir(const char *p, void *buf, fuse_fill_dir_t fill, off_t off, 
 
 static int s_open(const char *p, struct fuse_file_info *fi) {
   (void)fi;
-  return strcmp(p, self()->path) == 0 ? 0 : -ENOENT;
+  if (strcmp(p, self()->path) != 0) return -ENOENT;
+  atomic_fetch_add(&self()->opens, 1);
+  return 0;
 }
 
 static int s_read(const char *p, char *out, size_t size, off_t offset, struct fuse_file_info *fi) {
@@ -205,7 +208,7 @@ static int s_sync(server *s) {
 }
 static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) { (void)p; (void)datasync; (void)fi; return s_sync(self()); }
 static int s_flush(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return s_sync(self()); }
-static int s_release(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return 0; }
+static int s_release(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; atomic_fetch_sub(&self()->opens, 1); return 0; }
 
 static int s_truncate(const char *p, off_t size) {
   server *s = self();
@@ -369,7 +372,7 @@ static napi_value fuse_freeze(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* fuseStats(server) -> { errors, lastErrno } */
+/* fuseStats(server) -> { errors, lastErrno, lostWrite, openFiles } */
 static napi_value fuse_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], o, v;
@@ -382,6 +385,10 @@ static napi_value fuse_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "errors", v);
   napi_create_int32(env, atomic_load(&s->last_errno), &v);
   napi_set_named_property(env, o, "lastErrno", v);
+  napi_create_int32(env, atomic_load(&s->lost_write), &v);
+  napi_set_named_property(env, o, "lostWrite", v);
+  napi_create_int32(env, atomic_load(&s->opens), &v);
+  napi_set_named_property(env, o, "openFiles", v);
   return o;
 }
 

@@ -179,10 +179,23 @@ export class Card {
       if (this.loopDevice && !req.force && loopBusy(this.loopDevice)) {
         throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${this.loopDevice} is mounted or held. Unmount it first, or detach with --force.`);
       }
+      // Precondition: nobody else has the decrypted volume file open (as umount refuses a busy
+      // file system). The kernel sends RELEASE after close() returns, so give a just-closed file a moment.
+      if (!req.force && !(await this.settled())) {
+        const n = this.mount!.stats().openFiles - (this.loopDevice ? 1 : 0);
+        throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: the decrypted volume file is open ${n} time(s) (see: fuser -v ${path.join(this.o.mountDir, this.o.volumeId)}). Close it first, or detach with --force.`);
+      }
       setImmediate(() => void this.stop(!!req.force));
       return { ok: true };
     }
     throw Ec2Errors.invalidParameter(`unknown control operation ${String((req as { op: unknown }).op)}`);
+  }
+
+  /** True once no one but the loop device has the volume file open (waits up to 2 s for late RELEASEs). */
+  private async settled(): Promise<boolean> {
+    const others = () => (this.mount?.stats().openFiles ?? 0) - (this.loopDevice ? 1 : 0);
+    for (const end = Date.now() + 2000; others() > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    return others() <= 0;
   }
 
   /** Detach: drain, fsync, release the loop device, unmount, zeroize, record. */
