@@ -37,7 +37,14 @@ export interface KeyInfo {
   backend: string;
 }
 
+/** KMSVOL_XTS_BACKEND: the backends the engine knows; anything else is refused before the engine loads. */
+export const XTS_BACKENDS = ['vaes', 'aesni', 'openssl'] as const;
+
 function loadAddon(): Addon {
+  const want = process.env.KMSVOL_XTS_BACKEND;
+  if (want !== undefined && want !== '' && !(XTS_BACKENDS as readonly string[]).includes(want)) {
+    throw new Error(`KMSVOL_XTS_BACKEND=${want} is not a backend; use one of ${XTS_BACKENDS.join(', ')}, or unset it for the best the CPU has.`);
+  }
   const require = createRequire(import.meta.url);
   try {
     return require('../../native/build/Release/kmsvol_native.node') as Addon;
