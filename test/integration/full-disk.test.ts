@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { callControl } from '../../src/card/control.js';
 import { kmsvol } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
+import { cardPids } from '../helpers/procs.js';
 import { attach, createVolume, detach, mountLoop, tmpfsHome, unmount } from '../helpers/volumes.js';
 
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -47,22 +48,6 @@ describe('a full disk under the image loses nothing an fsync acknowledged', () =
   });
 });
 
-/** Live card processes for `vol`, read from /proc (never matching a shell or grep of our own). */
-function cards(vol: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((p) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return argv[0] === process.execPath && argv[1]?.endsWith('card/main.js') && argv.includes(vol);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 /** Fill the file system holding `dir` to the last block. */
 function fill(dir: string, name: string): void {
   spawnSync('dd', ['if=/dev/zero', `of=${path.join(dir, name)}`, 'bs=4k', 'status=none']);
@@ -83,9 +68,9 @@ describe('a full home disk (finding 6 of issue 13)', () => {
     const dd = spawnSync('dd', ['if=/dev/urandom', `of=${a.Device}`, 'bs=1M', 'count=200', 'seek=8', 'conv=notrunc,fsync', 'status=none'], { encoding: 'utf8' });
     expect(dd.stderr).toMatch(/No space left on device/);
     fill(t.dir, 'filler');
-    expect(cards(vol)).toHaveLength(1);
+    expect(cardPids(vol)).toHaveLength(1);
     detach(t.home, vol);
-    expect(cards(vol)).toEqual([]);
+    expect(cardPids(vol)).toEqual([]);
     expect(kmsvol(t.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({ State: 'available', Attachments: [] });
     fs.rmSync(path.join(t.dir, 'filler'));
     a = attach(t.home, vol);
@@ -107,7 +92,7 @@ describe('a full home disk (finding 6 of issue 13)', () => {
     // Detach straight through the card's control socket, so that no command releases anything first.
     const reply = await callControl(path.join(t.home, 'run', `${vol}.sock`), { op: 'detach' });
     expect(reply.ok).toBe(true);
-    await expect.poll(() => cards(vol), { timeout: 30_000 }).toEqual([]);
+    await expect.poll(() => cardPids(vol), { timeout: 30_000 }).toEqual([]);
     const log = fs.readFileSync(path.join(t.home, 'run', `${vol}.log`), 'utf8');
     expect(log).toContain('detached; data key zeroized');
     expect(log).toContain('the registry could not be updated; the next command will');
