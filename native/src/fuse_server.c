@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <fuse.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,9 +57,20 @@ static int fail(server *s, int err) {
   return (err == ENOSPC || err == EDQUOT || err == EROFS) ? -err : -EIO;
 }
 
-static int fail_write(server *s, int err) {
-  int none = 0;
-  atomic_compare_exchange_strong(&s->lost_write, &none, err);
+/*
+ * A request that failed: log the sectors (one JSON line on stderr, which is the
+ * card's log), count it, and give the kernel the errno. The request fails
+ * whole; the card keeps serving the others. A failed write also makes every
+ * later fsync fail (see s_sync).
+ */
+static int fail_io(server *s, int err, int write, uint64_t off, size_t size) {
+  if (write) {
+    int none = 0;
+    atomic_compare_exchange_strong(&s->lost_write, &none, err);
+  }
+  uint64_t first = off / SECTOR, last = size ? (off + size - 1) / SECTOR : first;
+  fprintf(stderr, "{\"level\":50,\"component\":\"fuse\",\"msg\":\"%s failed; the request gets an error\",\"sector\":%llu,\"sectors\":%llu,\"errno\":%d,\"error\":\"%s\"}\n",
+          write ? (size ? "write" : "fsync") : "read", (unsigned long long)first, (unsigned long long)(last - first + 1), err, strerror(err));
   return fail(s, err);
 }
 
@@ -134,7 +146,7 @@ static int s_read(const char *p, char *out, size_t size, off_t offset, struct fu
   if (off + size > s->size) size = (size_t)(s->size - off);
   if (!s->k) {
     int e = pread_full(s->fd, (uint8_t *)out, size, s->payload + off);
-    return e ? fail(s, e) : (int)size;
+    return e ? fail_io(s, e, 0, off, size) : (int)size;
   }
   uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
   int aligned = off % SECTOR == 0 && size % SECTOR == 0;
@@ -143,7 +155,7 @@ static int s_read(const char *p, char *out, size_t size, off_t offset, struct fu
   int e = read_sectors(s, buf, first, count);
   if (!e && !aligned) memcpy(out, buf + off % SECTOR, size);
   if (!aligned) free(buf);
-  return e ? fail(s, e) : (int)size;
+  return e ? fail_io(s, e, 0, off, size) : (int)size;
 }
 
 /*
@@ -169,7 +181,7 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
     int e = reserve(s, s->payload + off, size);
     if (!e) e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
     pthread_rwlock_unlock(&s->freeze);
-    return e ? fail_write(s, e) : (int)size;
+    return e ? fail_io(s, e, 1, off, size) : (int)size;
   }
   uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
   size_t head = off % SECTOR, tail = (size_t)((last + 1) * SECTOR - (off + size));
@@ -190,7 +202,7 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
   lock_range(s, first, last, 0);
   pthread_rwlock_unlock(&s->freeze);
   free(buf);
-  return e ? fail_write(s, e) : (int)size;
+  return e ? fail_io(s, e, 1, off, size) : (int)size;
 }
 
 /*
@@ -204,7 +216,7 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
 static int s_sync(server *s) {
   int lost = atomic_load(&s->lost_write);
   if (lost) return (lost == ENOSPC || lost == EDQUOT || lost == EROFS) ? -lost : -EIO;
-  return fdatasync(s->fd) == 0 ? 0 : fail_write(s, errno);
+  return fdatasync(s->fd) == 0 ? 0 : fail_io(s, errno, 1, 0, 0);
 }
 static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) { (void)p; (void)datasync; (void)fi; return s_sync(self()); }
 static int s_flush(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return s_sync(self()); }

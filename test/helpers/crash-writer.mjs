@@ -2,11 +2,14 @@
 // [seq u64 LE][random][sha256 of the rest], made durable (fsync after each, or
 // O_DSYNC), and only then logs "seq sha256" to ACK (outside the volume, fsynced).
 // Runs until killed or until a write fails (the card died under it).
-// usage: node crash-writer.mjs FILE ACK FIRST_SEQ fsync|dsync
+// With IOLOG (the power-loss test's log of the card's image writes), each ack
+// also carries the log's size when the fsync returned: everything the record
+// needs was logged before that point.
+// usage: node crash-writer.mjs FILE ACK FIRST_SEQ fsync|dsync [IOLOG]
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 
-const [file, ack, first, mode] = process.argv.slice(2);
+const [file, ack, first, mode, iolog] = process.argv.slice(2);
 const fd = fs.openSync(file, mode === 'dsync' ? fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_DSYNC : 'a');
 const ak = fs.openSync(ack, 'a');
 for (let seq = Number(first); ; seq++) {
@@ -21,6 +24,6 @@ for (let seq = Number(first); ; seq++) {
   } catch {
     process.exit(2); // not acknowledged
   }
-  fs.writeSync(ak, `${seq} ${sum.toString('hex')}\n`);
+  fs.writeSync(ak, `${seq} ${sum.toString('hex')}${iolog ? ` ${fs.statSync(iolog).size}` : ''}\n`);
   fs.fsyncSync(ak);
 }

@@ -1,9 +1,9 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kmsvol, ROOT } from '../helpers/cli.js';
+import { kmsvol } from '../helpers/cli.js';
+import { lostRecords, rng, WRITER } from '../helpers/crash.js';
 import { tempHome } from '../helpers/home.js';
 import { cardPid, cardPids } from '../helpers/procs.js';
 import { attach, createVolume, detach, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
@@ -11,32 +11,6 @@ import { attach, createVolume, detach, mountLoop, unmount, volumeHome } from '..
 /** Cycles: 10 in the suite; `npm run soak -- crash --cycles N` sets KMSVOL_CRASH_CYCLES. */
 const CYCLES = Number(process.env.KMSVOL_CRASH_CYCLES ?? 10);
 const SEED = Number(process.env.KMSVOL_CRASH_SEED ?? Date.now() % 1_000_000);
-const WRITER = path.join(ROOT, 'test/helpers/crash-writer.mjs');
-
-/** A small seeded generator (mulberry32), so a failing run can be replayed with its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Every acknowledged record of a cycle is in its file, whole: seq in place and checksum right. */
-function lostRecords(file: string, ackLog: string, first: number): string[] {
-  const data = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
-  const lost: string[] = [];
-  for (const line of fs.readFileSync(ackLog, 'utf8').split('\n').filter(Boolean)) {
-    const [seqText, sum] = line.split(' ');
-    const seq = Number(seqText);
-    const rec = data.subarray((seq - first) * 4096, (seq - first + 1) * 4096);
-    const ok = rec.length === 4096 && rec.readBigUInt64LE(0) === BigInt(seq) && rec.subarray(4064).toString('hex') === sum && crypto.createHash('sha256').update(rec.subarray(0, 4064)).digest('hex') === sum;
-    if (!ok) lost.push(`${path.basename(file)}#${seq}`);
-  }
-  return lost;
-}
 
 describe('crash consistency: kill -9 of the card under load', () => {
   it(`${CYCLES} cycles of fsync and O_DSYNC writers on ext4, the card killed mid-write at random times: every acknowledged record intact, fsck clean`, async () => {
