@@ -84,12 +84,21 @@ async function build(ctx: Ec2Context, row: SnapshotRow, event: string, make: (fi
 /** Sparse copy: time and space proportional to the data written (cp uses SEEK_DATA/SEEK_HOLE). */
 async function sparseCopy(src: string, dst: string): Promise<void> {
   const tmp = `${dst}.tmp-${process.pid}`;
-  await run('cp', ['--sparse=always', src, tmp]);
-  fs.chmodSync(tmp, 0o600);
-  const fd = openPrivate(tmp, 'r+');
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
-  fs.renameSync(tmp, dst);
+  try {
+    await run('cp', ['--sparse=always', src, tmp]);
+    fs.chmodSync(tmp, 0o600);
+    const fd = openPrivate(tmp, 'r+');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, dst);
+  } catch (e) {
+    // Postcondition: a failed copy (a full disk) leaves no partial file behind.
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 export async function createSnapshot(ctx: Ec2Context, req: { VolumeId?: string; Description?: string }) {

@@ -102,3 +102,70 @@ describe('a full home disk (finding 6 of issue 13)', () => {
     detach(t.home, vol);
   });
 });
+
+describe('a full disk during snapshots and copies (issue 13)', () => {
+  it('create-snapshot, copy-snapshot and create-volume --snapshot-id on a full disk: each fails whole, nothing half-made; with room again each works and the data reads back', () => {
+    const t = tmpfsHome(160);
+    const key = kmsvol(t.home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+    const vol = createVolume(t.home, key);
+    const data = crypto.randomBytes(24 << 20);
+    const a = attach(t.home, vol);
+    const fd = fs.openSync(a.Device, 'r+');
+    fs.writeSync(fd, data, 0, data.length, 0);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    detach(t.home, vol);
+    const files = () => ['volumes', 'snapshots'].flatMap((d) => (fs.existsSync(path.join(t.home, d)) ? fs.readdirSync(path.join(t.home, d)).map((f) => `${d}/${f}`) : [])).sort();
+    const state = () => ({
+      files: files(),
+      volumes: kmsvol(t.home, ['ec2', 'describe-volumes']).json.Volumes.map((v: { VolumeId: string; State: string }) => `${v.VolumeId}:${v.State}`),
+      snapshots: kmsvol(t.home, ['ec2', 'describe-snapshots']).json.Snapshots.map((s: { SnapshotId: string; State: string }) => `${s.SnapshotId}:${s.State}`),
+    });
+    /** Leave `room` bytes free, with a filler the test removes to make room. */
+    const squeeze = (room: number) => {
+      const free = fs.statfsSync(t.dir).bavail * fs.statfsSync(t.dir).bsize;
+      fs.writeFileSync(path.join(t.dir, 'filler'), Buffer.alloc(Math.max(0, free - room)));
+    };
+    const readBack = (id: string) => {
+      const b = attach(t.home, id);
+      const back = Buffer.alloc(data.length);
+      const rfd = fs.openSync(b.Device, 'r');
+      fs.readSync(rfd, back, 0, back.length, 0);
+      fs.closeSync(rfd);
+      detach(t.home, id);
+      expect(back.equals(data), `data of ${id}`).toBe(true);
+    };
+
+    // create-snapshot: 24 MiB to copy, 8 MiB of room.
+    let before = state();
+    squeeze(8 << 20);
+    let r = kmsvol(t.home, ['ec2', 'create-snapshot', '--volume-id', vol]);
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/No space left on device|full/);
+    fs.rmSync(path.join(t.dir, 'filler'));
+    expect(state()).toEqual(before);
+    readBack(vol);
+    r = kmsvol(t.home, ['ec2', 'create-snapshot', '--volume-id', vol]);
+    expect(r.code, r.stderr).toBe(0);
+    const snap = r.json.SnapshotId;
+
+    // copy-snapshot (re-encrypted under a new data key) and create-volume --snapshot-id, each with 8 MiB of room.
+    for (const args of [
+      ['ec2', 'copy-snapshot', '--source-snapshot-id', snap],
+      ['ec2', 'create-volume', '--snapshot-id', snap],
+    ]) {
+      before = state();
+      squeeze(8 << 20);
+      r = kmsvol(t.home, args);
+      expect(r.code, `${args[1]}: ${r.stdout}`).not.toBe(0);
+      fs.rmSync(path.join(t.dir, 'filler'));
+      expect(state(), args[1]).toEqual(before);
+    }
+    readBack(vol);
+    r = kmsvol(t.home, ['ec2', 'copy-snapshot', '--source-snapshot-id', snap]);
+    expect(r.code, r.stderr).toBe(0);
+    r = kmsvol(t.home, ['ec2', 'create-volume', '--snapshot-id', r.json.SnapshotId]);
+    expect(r.code, r.stderr).toBe(0);
+    readBack(r.json.VolumeId);
+  });
+});
