@@ -34,7 +34,7 @@ function mutate(blob: Buffer, m: fc.Arbitrary<unknown> extends never ? never : a
 }
 
 describe('fuzz: mutated ciphertext blobs', () => {
-  it(`Decrypt of ${runs(5_000, 100_000)} mutated blobs gives only typed KMS errors, never other plaintext (seed ${SEED})`, () => {
+  it(`Decrypt of ${runs(20_000, 100_000)} mutated blobs gives only typed KMS errors, never other plaintext (seed ${SEED})`, () => {
     const home = tempHome();
     const kms = Kms.open({ home, audit: false });
     onCleanup(() => kms.close());
@@ -53,7 +53,7 @@ describe('fuzz: mutated ciphertext blobs', () => {
           return e instanceof ServiceError && ALLOWED.has(e.name);
         }
       }),
-      { numRuns: runs(5_000, 100_000), seed: SEED },
+      { numRuns: runs(20_000, 100_000), seed: SEED },
     );
     expect(kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: ctx }).Plaintext.toString()).toBe('fuzz plaintext');
   }, 600_000);

@@ -25,9 +25,10 @@ const COMMANDS: [string[], string[]][] = [
   [['events'], ['--volume-id']],
 ];
 
+// An argv cannot hold a NUL byte (no shell can pass one), so none is generated.
 const value = fc.oneof(
-  fc.string({ maxLength: 20 }),
-  fc.constantFrom('', '-3', '0', '99999999999999999999', '1.5', 'fileb:///nonexistent', 'file:///dev/null', '{', '{"a":1}', '[]', 'a=b,c', '=', 'vol-', 'snap-00000000000000000', 'alias/', 'arn:aws:kms:local:000000000000:key/x', '!!', '\u0000', 'AAAA', 'Zm9v'),
+  fc.string({ maxLength: 20 }).map((v) => v.replaceAll('\0', '')),
+  fc.constantFrom('', '-3', '0', '99999999999999999999', '1.5', 'fileb:///nonexistent', 'file:///dev/null', '{', '{"a":1}', '[]', 'a=b,c', '=', 'vol-', 'snap-00000000000000000', 'alias/', 'arn:aws:kms:local:000000000000:key/x', '!!', 'AAAA', 'Zm9v'),
 );
 
 const invocation = fc.constantFrom(...COMMANDS).chain(([cmd, opts]) =>
