@@ -6,13 +6,14 @@ import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
 import { ensureDir, openPrivate } from '../home.js';
 import { lockExclusive } from '../native/index.js';
+import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { readImageHeader } from '../volume/luks2.js';
 import { getVolume, imageFile } from '../volume/volumes.js';
 import type { Ec2Context } from '../volume/volumes.js';
 import { callControl } from './control.js';
-import { createCardGrant, retireCardGrant } from './grants.js';
+import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardAttachment } from './runtime.js';
 import { isMounted, losetupDetach, loopsFor, processAlive } from './system.js';
@@ -41,8 +42,8 @@ function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
   throw err;
 }
 
-/** The volume, if it can be attached, and (for an encrypted one) the card's new KMS grant. */
-async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; grantToken?: string }> {
+/** The volume, if it can be attached, and (for an encrypted one) the card's new KMS grant and, through a remote KMS, the card's own credentials. */
+async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; grantToken?: string; card?: { client: KmsClient; env: Record<string, string> } }> {
   const v = getVolume(ctx, req.VolumeId);
   const a = ctx.registry.getAttachment(v.volume_id);
   if (a) {
@@ -51,7 +52,9 @@ async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<{ v: Volum
   }
   if (!v.encrypted) return { v };
   try {
-    return { v, grantToken: await createCardGrant(ctx.kms, readImageHeader(imageFile(ctx.home, v)).token) };
+    const token = readImageHeader(imageFile(ctx.home, v)).token;
+    const grantToken = await createCardGrant(ctx.kms, token);
+    return { v, grantToken, card: await cardKmsClient(ctx.kms, token) };
   } catch (e) {
     return attachFailed(ctx, v.volume_id, e);
   }
@@ -72,7 +75,8 @@ async function retireGrant(ctx: Ec2Context, volumeId: string, grantToken: string
  * usable (or with the card's error: the KMS's own exception when the CMK is unusable).
  */
 export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise<CardAttachment> {
-  const { v, grantToken } = await precheck(ctx, req);
+  const { v, grantToken, card } = await precheck(ctx, req);
+  card?.client.close();
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
@@ -80,7 +84,7 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
+    env: { ...process.env, ...card?.env, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
   });
   fs.closeSync(logFd);
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
@@ -109,8 +113,10 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
 
 /** Attach in this process (`--foreground`): resolves with the attachment once ready; `stopped` once detached and the grant retired. */
 export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card; stopped: Promise<void> }> {
-  const { v, grantToken } = await precheck(ctx, req);
-  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: ctx.kms, grantToken });
+  const { v, grantToken, card: own } = await precheck(ctx, req);
+  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: own?.client ?? ctx.kms, grantToken });
+  const release = () => own?.client.close();
+  void card.stopped.then(release, release);
   try {
     const attachment = await card.start();
     return { attachment, card, stopped: card.stopped.then(() => retireGrant(ctx, v.volume_id, grantToken)) };

@@ -1,0 +1,59 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Home } from '../home.js';
+import type { Kms } from '../kms/kms.js';
+
+/**
+ * One endpoint serves several AWS services (KMS, EC2, STS), told apart as AWS
+ * tells them apart: the credential scope's service, `X-Amz-Target`, the Query
+ * protocol's `Action`. The HTTP layer (http.ts) reads the request, verifies
+ * its SigV4 signature, resolves the caller and the region, and hands a
+ * `ServiceCall` to the service; the service answers in its own protocol.
+ */
+export interface Caller {
+  /** The caller's ARN (an IAM user, or an assumed-role session). */
+  arn: string;
+  accountId: string;
+  /** The access key that signed the request. */
+  accessKeyId: string;
+  /** Set when the caller signed with temporary credentials from this endpoint's STS. */
+  session?: { roleArn: string; roleId: string; sessionName: string; expires: number };
+}
+
+export interface ServiceCall {
+  /** The region named by the request's credential scope. */
+  region: string;
+  caller: Caller;
+  requestId: string;
+  headers: IncomingHttpHeaders;
+  /** The body exactly as received (already covered by the signature). */
+  body: Buffer;
+  /** Form-encoded body and query string merged (Query protocols: EC2, STS). */
+  params: URLSearchParams;
+  /** The home whose stores the endpoint serves. */
+  home: Home;
+  /** The KMS of `region` (opened once per region and reused). */
+  kms: Kms;
+  /** Names of headers the caller signed (lower case), e.g. for kms:ViaService. */
+  signedHeaders: string[];
+}
+
+export interface ServiceReply {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+/** An error to send in the service's own shape (JSON __type for KMS, XML for EC2 and STS). */
+export interface WireError {
+  name: string;
+  message: string;
+  status: number;
+}
+
+export interface Service {
+  /** The credential-scope service name: 'kms', 'ec2', 'sts'. */
+  readonly name: string;
+  handle(call: ServiceCall): Promise<ServiceReply>;
+  /** Format an error raised before the service ran (signature, body, throttling) in the service's protocol. */
+  error(e: WireError, requestId: string): ServiceReply;
+}
