@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -69,4 +70,82 @@ describe('detach against a writer (finding 7 of issue 13)', () => {
       w.kill('SIGKILL');
     }
   });
+});
+
+describe('races (issue 13)', () => {
+  it('attach against delete, 6 rounds: one of them wins, the other is refused cleanly, and nothing is left behind', async () => {
+    const ctx = volumeHome();
+    const outcomes: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      const vol = createVolume(ctx.home, ctx.key);
+      const [at, del] = await Promise.all([kmsvolAsync(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol]), kmsvolAsync(ctx.home, ['ec2', 'delete-volume', '--volume-id', vol])]);
+      const v = kmsvol(ctx.home, ['ec2', 'describe-volumes']).json.Volumes.find((x: { VolumeId: string }) => x.VolumeId === vol);
+      if (at.code === 0) {
+        // The attach won: the delete was refused, and the volume is attached and usable.
+        expect(del.code, del.stderr).toBe(254);
+        expect(del.stderr).toMatch(/\((VolumeInUse|IncorrectState)\)/);
+        expect(v).toMatchObject({ State: 'in-use' });
+        const fd = fs.openSync(at.json.Device, 'r+');
+        fs.writeSync(fd, Buffer.from('still here'), 0, 10, 0);
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+        detach(ctx.home, vol);
+        expect(kmsvol(ctx.home, ['ec2', 'delete-volume', '--volume-id', vol]).code).toBe(0);
+        outcomes.push('attach');
+      } else {
+        // The delete won: the attach was refused with the EC2 error, the volume and its image are gone.
+        expect(at.code, at.stderr).toBe(254);
+        expect(at.stderr).toMatch(/\((InvalidVolume\.NotFound|InvalidVolume\.Corrupt|IncorrectState)\)/);
+        expect(del.code, del.stderr).toBe(0);
+        expect(v).toBeUndefined();
+        outcomes.push('delete');
+      }
+      expect(fs.existsSync(path.join(ctx.home, 'volumes', `${vol}.img`))).toBe(false);
+      expect(leftovers(ctx.home)).toEqual({ mounts: [], loops: [], sockets: [] });
+    }
+    expect(kmsvol(ctx.home, ['kms', 'list-grants', '--key-id', ctx.key]).json.Grants).toEqual([]);
+    console.log(`attach against delete: ${outcomes.join(', ')}`);
+  }, 300_000);
+
+  it('8 CLI workers on 8 volumes for a bounded time (attach, write, fsync, snapshot, detach): every volume intact, nothing leaked', async () => {
+    const ctx = volumeHome();
+    const vols = Array.from({ length: 8 }, () => createVolume(ctx.home, ctx.key));
+    const last = new Map<string, Buffer>();
+    const until = Date.now() + Number(process.env.KMSVOL_RACE_SECONDS ?? 40) * 1000;
+    const worker = async (vol: string, i: number) => {
+      let cycles = 0;
+      while (Date.now() < until || cycles === 0) {
+        const at = await kmsvolAsync(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, ...(i % 2 ? ['--loop'] : [])]);
+        expect(at.code, at.stderr).toBe(0);
+        const data = crypto.randomBytes(65536);
+        const fd = fs.openSync(at.json.Device, 'r+');
+        fs.writeSync(fd, data, 0, data.length, 1 << 20);
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+        last.set(vol, data);
+        const snap = await kmsvolAsync(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]);
+        expect(snap.code, snap.stderr).toBe(0);
+        const de = await kmsvolAsync(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol]);
+        expect(de.code, de.stderr).toBe(0);
+        const gone = await kmsvolAsync(ctx.home, ['ec2', 'delete-snapshot', '--snapshot-id', snap.json.SnapshotId]);
+        expect(gone.code, gone.stderr).toBe(0);
+        cycles++;
+      }
+      return cycles;
+    };
+    const cycles = await Promise.all(vols.map(worker));
+    for (const vol of vols) {
+      const a = attach(ctx.home, vol);
+      const back = Buffer.alloc(65536);
+      const fd = fs.openSync(a.Device, 'r');
+      fs.readSync(fd, back, 0, back.length, 1 << 20);
+      fs.closeSync(fd);
+      detach(ctx.home, vol);
+      expect(back.equals(last.get(vol)!), vol).toBe(true);
+    }
+    expect(leftovers(ctx.home)).toEqual({ mounts: [], loops: [], sockets: [] });
+    expect(kmsvol(ctx.home, ['kms', 'list-grants', '--key-id', ctx.key]).json.Grants).toEqual([]);
+    expect(kmsvol(ctx.home, ['ec2', 'describe-snapshots']).json.Snapshots).toEqual([]);
+    console.log(`8 workers: ${cycles.join('+')} cycles`);
+  }, 600_000);
 });
