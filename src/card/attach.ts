@@ -102,8 +102,11 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   });
   const r = await ready;
   if (!r.ok || !r.attachment) {
-    // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card.
-    if (r.error?.name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
+    // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card,
+    // unless what held the lock was a delete (the volume is gone, no card will retire it).
+    const now = ctx.registry.getVolume(v.volume_id);
+    const gone = !now || now.state === 'deleted' || now.state === 'deleting';
+    if (r.error?.name !== 'VolumeInUse' || gone) await retireGrant(ctx, v.volume_id, grantToken);
     return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
   }
   // The card runs on: stop listening to it so this process can exit.

@@ -15,7 +15,7 @@ import { EventLog } from '../volume/events.js';
 import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
-import { imageFile } from '../volume/volumes.js';
+import { imageFile, volumeLockPath } from '../volume/volumes.js';
 import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
@@ -47,9 +47,7 @@ export interface CardAttachment {
   DeleteOnTermination: false;
 }
 
-export function lockPath(home: Home, volumeId: string): string {
-  return path.join(home.runDir, `${volumeId}.lock`);
-}
+export const lockPath = volumeLockPath;
 export function socketPath(home: Home, volumeId: string): string {
   return path.join(home.runDir, `${volumeId}.sock`);
 }
@@ -89,8 +87,11 @@ export class Card {
       ensureDir(home.runDir);
       // 1. The exclusive lock: a second attach gets VolumeInUse.
       this.lockFd = openPrivate(lockPath(home, volumeId), 'a', true);
-      if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card holds its lock)');
+      if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card, or a delete, holds its lock)');
       this.ownsLock = true;
+      // A delete that ran before we took the lock has removed the volume: we must not serve it.
+      const now = this.registry.getVolume(volumeId);
+      if (!now || now.state === 'deleted' || now.state === 'deleting') throw Ec2Errors.volumeNotFound(volumeId);
       setNonDumpable();
       const image = imageFile(home, v);
       this.fd = openImage(image, 'r+');
