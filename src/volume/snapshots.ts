@@ -128,6 +128,7 @@ export async function copySnapshot(ctx: Ec2Context, req: { SourceSnapshotId?: st
   }
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
   const encrypted = src.encrypted === 1 || req.Encrypted === true || byDefault;
+  if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
   const row = newSnapshotRow(ctx, src.volume_id, src.volume_size, encrypted, req.Description ?? `Copied for DestinationRegion ${ctx.region} from SourceSnapshotId ${src.snapshot_id}`);
   return build(ctx, row, 'copySnapshot', async (file) => {

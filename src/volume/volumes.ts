@@ -160,6 +160,7 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
       : 'Encryption by default is enabled for this account and Region; volumes are always encrypted. Disable it with disable-ebs-encryption-by-default first.');
   }
   const encrypted = req.Encrypted ?? (byDefault || snap?.encrypted === 1);
+  if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
 
   ensureDir(ctx.home.volumesDir);

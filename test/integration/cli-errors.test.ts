@@ -24,7 +24,16 @@ describe('CLI input errors (finding 7 of issue 13)', () => {
     const home = tempHome();
     const r = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', '']);
     expect(r.code).toBe(254);
-    expect(r.stderr).toContain('when calling the CreateVolume operation');
+    expect(r.stderr).toContain("An error occurred (InvalidParameterValue) when calling the CreateVolume operation: Value ('') for parameter KmsKeyId is invalid.");
     expect(kmsvol(home, ['ec2', 'describe-volumes']).json.Volumes).toEqual([]);
+    // Also where it used to pass silently: with --no-encrypted, and for copy-snapshot.
+    const plain = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted', '--kms-key-id', '']);
+    expect(plain.code).toBe(254);
+    expect(plain.stderr).toContain('(InvalidParameterValue)');
+    const vol = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted']).json.VolumeId;
+    const snap = kmsvol(home, ['ec2', 'create-snapshot', '--volume-id', vol]).json.SnapshotId;
+    const copy = kmsvol(home, ['ec2', 'copy-snapshot', '--source-snapshot-id', snap, '--encrypted', '--kms-key-id', '']);
+    expect(copy.code).toBe(254);
+    expect(copy.stderr).toContain("(InvalidParameterValue) when calling the CopySnapshot operation: Value ('') for parameter KmsKeyId is invalid.");
   });
 });
