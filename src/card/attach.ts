@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import { lockExclusive } from '../native/index.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from '../volume/errors.js';
@@ -80,7 +80,7 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
-  const logFd = fs.openSync(logFile, 'a', 0o600);
+  const logFd = openPrivate(logFile, 'a', true);
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
@@ -103,8 +103,11 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   });
   const r = await ready;
   if (!r.ok || !r.attachment) {
-    // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card.
-    if (r.error?.name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
+    // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card,
+    // unless what held the lock was a delete (the volume is gone, no card will retire it).
+    const now = ctx.registry.getVolume(v.volume_id);
+    const gone = !now || now.state === 'deleted' || now.state === 'deleting';
+    if (r.error?.name !== 'VolumeInUse' || gone) await retireGrant(ctx, v.volume_id, grantToken);
     return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
   }
   // The card runs on: stop listening to it so this process can exit.
@@ -161,24 +164,34 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-/** True when no live card holds the volume's lock. */
-function cardDead(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): boolean {
-  if (!processAlive(a.pid)) return true;
-  const fd = fs.openSync(lockPath(ctx.home, v.volume_id), 'a', 0o600);
-  try {
-    return lockExclusive(fd); // we got the lock: nobody holds it
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** A card that died took its key with it; clean up its stale mount, loop device and lock. */
 export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): Promise<void> {
-  if (!cardDead(ctx, v, a)) return;
+  if (processAlive(a.pid)) {
+    // A live pid may be a reused one: the lock says whether a card still holds the volume.
+    const fd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+    const held = !lockExclusive(fd);
+    fs.closeSync(fd);
+    if (held) return;
+  }
   await cleanupStale(ctx, v, a, 'detachVolume', 'card process exited');
 }
 
+/**
+ * Precondition: only whoever holds the volume's lock touches its socket and
+ * run files. Cleanup takes the lock first and does nothing when a live card
+ * (a new attach that won the race) holds it.
+ */
 async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
+  const lockFd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+  try {
+    if (!lockExclusive(lockFd)) return;
+    await cleanupLocked(ctx, v, a, event, cause);
+  } finally {
+    fs.closeSync(lockFd);
+  }
+}
+
+async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
   if (a.loop_device) await losetupDetach(a.loop_device).catch(() => undefined);
   for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
   if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);

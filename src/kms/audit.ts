@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { openPrivate } from '../home.js';
 import { readJsonLines } from '../jsonl.js';
 import type { AuthDecision } from './authz.js';
 
@@ -73,7 +74,10 @@ export class AuditLog {
   private pendingBytes = 0;
   private scheduled = false;
   constructor(private readonly file: string | undefined) {
-    if (file) open.add(this);
+    if (!file) return;
+    // Precondition: the log is ours and not a link; checked before any operation runs, not at exit.
+    this.fd = openPrivate(file, 'a', true);
+    open.add(this);
   }
 
   record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; eventId?: string; decisions?: AuthDecision[] }): void {
@@ -111,7 +115,7 @@ export class AuditLog {
   flush(): void {
     this.scheduled = false;
     if (!this.file || this.pending.length === 0) return;
-    if (this.fd === undefined) this.fd = fs.openSync(this.file, 'a', 0o600);
+    if (this.fd === undefined) this.fd = openPrivate(this.file, 'a', true);
     const data = this.pending.join('');
     this.pending = [];
     this.pendingBytes = 0;
