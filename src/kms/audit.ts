@@ -15,8 +15,9 @@ const REQUEST_FIELDS = [
   'Origin', 'Description', 'PendingWindowInDays', 'RotationPeriodInDays', 'MultiRegion', 'TagKeys',
   'EncryptionAlgorithm', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
   'PolicyName', 'BypassPolicyLockoutSafetyCheck', 'WrappingAlgorithm', 'WrappingKeySpec', 'ExpirationModel', 'ValidTo', 'DryRun',
+  'SigningAlgorithm', 'MessageType', 'MacAlgorithm', 'KeyPairSpec', 'KeyAgreementAlgorithm', 'CustomKeyStoreId', 'CustomKeyStoreName',
 ] as const;
-const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo'] as const;
+const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo', 'SigningAlgorithm', 'SignatureValid', 'MacValid', 'KeyPairSpec', 'KeyAgreementAlgorithm'] as const;
 
 export interface AuditRecord {
   eventVersion: '1.08';
@@ -56,6 +57,12 @@ function lowerFirst(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
 }
 
+/** Logs with records still to write at exit: one listener for all of them (a server keeps one per region). */
+const open = new Set<AuditLog>();
+process.on('exit', () => {
+  for (const log of open) log.flush();
+});
+
 /**
  * Records are buffered and appended in one write per event-loop turn (or per
  * 64 KiB), as whole lines with O_APPEND so processes sharing the log never
@@ -66,16 +73,14 @@ export class AuditLog {
   private pending: string[] = [];
   private pendingBytes = 0;
   private scheduled = false;
-  private readonly flushOnExit = () => this.flush();
-
   constructor(private readonly file: string | undefined) {
     if (!file) return;
     // Precondition: the log is ours and not a link; checked before any operation runs, not at exit.
     this.fd = openPrivate(file, 'a', true);
-    process.on('exit', this.flushOnExit);
+    open.add(this);
   }
 
-  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; decisions?: AuthDecision[] }): void {
+  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; eventId?: string; decisions?: AuthDecision[] }): void {
     if (!this.file) return;
     const rec: AuditRecord = {
       eventVersion: '1.08',
@@ -89,9 +94,15 @@ export class AuditLog {
       ...(p.error ? { errorCode: p.error.name, errorMessage: p.error.message } : {}),
       ...(p.decisions?.length ? { additionalEventData: { authorization: p.decisions } } : {}),
       requestID: p.requestId ?? crypto.randomUUID(),
-      eventID: crypto.randomUUID(),
+      eventID: p.eventId ?? crypto.randomUUID(),
     };
-    const line = JSON.stringify(rec) + '\n';
+    let line: string;
+    try {
+      line = JSON.stringify(rec) + '\n';
+    } catch {
+      // A request the operation never read can still be unrecordable (nested past the stack); the call is recorded without it.
+      line = JSON.stringify({ ...rec, requestParameters: { unrecordable: true } }) + '\n';
+    }
     this.pending.push(line);
     this.pendingBytes += line.length;
     if (this.pendingBytes >= 65536) this.flush();
@@ -113,7 +124,7 @@ export class AuditLog {
 
   close(): void {
     this.flush();
-    process.off('exit', this.flushOnExit);
+    open.delete(this);
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
   }

@@ -37,10 +37,16 @@ describe('CreateKey / DescribeKey / ListKeys', () => {
     expect(md.CurrentKeyMaterialId).toBeUndefined();
   });
 
-  it('rejects unsupported specs and bad enums', () => {
+  it('rejects unsupported specs, usages a spec does not have, and bad enums', () => {
     const { kms } = testKms();
-    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'RSA_2048' }))).toBe('UnsupportedOperationException');
-    expect(errorName(() => kms.invoke('CreateKey', { KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'SM2', KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ML_DSA_44', KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeyUsage: 'SIGN_VERIFY' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ECC_NIST_P256' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ECC_SECG_P256K1', KeyUsage: 'KEY_AGREEMENT' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'SIGN_VERIFY' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'RSA_2048', KeyUsage: 'KEY_AGREEMENT' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'RSA_9' }))).toBe('ValidationException');
     expect(errorName(() => kms.invoke('CreateKey', { KeyUsage: 'NOPE' }))).toBe('ValidationException');
     expect(errorName(() => kms.invoke('CreateKey', { Origin: 'AWS_CLOUDHSM' }))).toBe('UnsupportedOperationException');
     expect(errorName(() => kms.invoke('CreateKey', { Tags: [{ TagKey: 'aws:x', TagValue: 'y' }] }))).toBe('TagException');
