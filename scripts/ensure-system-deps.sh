@@ -16,6 +16,10 @@ declare -A PKG=(
   [fio]=fio
   [fsfreeze]=util-linux
   [openssl]=openssl
+  [useradd]=passwd
+  [userdel]=passwd
+  [pkill]=procps
+  [cc]=gcc
 )
 if [[ "$want" == bench || "$want" == all ]]; then
   PKG[gocryptfs]=gocryptfs
