@@ -186,9 +186,18 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     res.end(reply.body);
   });
   server.maxConnections = MAX_CONNECTIONS;
+  // An Expect other than 100-continue: node would answer a bare 417; answer it in the service's shape.
+  server.on('checkExpectation', (req, res) => {
+    const requestId = crypto.randomUUID();
+    const reply = route(services, req).error({ name: 'ExpectationFailed', message: `Expect: ${String(req.headers.expect)} is not supported; send 100-continue or no Expect header.`, status: 417 }, requestId);
+    res.writeHead(reply.status, { ...reply.headers, 'Content-Length': Buffer.byteLength(reply.body), 'x-amzn-RequestId': requestId, Connection: 'close' });
+    res.end(reply.body);
+    req.resume();
+  });
   // Malformed HTTP (bad request lines, oversized headers) still gets an answer in the KMS's shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable) return socket.destroy();
+    // Bytes after a request that asked to close the connection: it is closed, there is no one to answer.
+    if (!socket.writable || err.code === 'HPE_CLOSED_CONNECTION') return socket.destroy();
     const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
     const requestId = crypto.randomUUID();
     const reply = services.get('kms')!.error({ name: tooBig ? 'RequestHeaderSectionTooLarge' : 'SerializationException', message: tooBig ? 'The request headers exceed the limit (16 KiB).' : `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`, status: tooBig ? 431 : 400 }, requestId);
