@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { attachForeground, attachVolume, detachVolume, reconcile } from '../card/attach.js';
+import { attachForeground, attachVolume, detachVolume } from '../card/attach.js';
+import { ec2Context } from '../card/context.js';
 import { viaEc2 } from '../card/grants.js';
-import { cardOps } from '../card/images.js';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
@@ -24,23 +24,13 @@ export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
   const kms = openKmsClient(g, { viaService: viaEc2(region) });
   const account = process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
   const registry = new Registry(home.registryDb);
-  const ctx: Ec2Context & { close(): void } = {
-    home,
-    registry,
-    kms,
-    events: new EventLog(home.eventLog, region, account),
-    clock: clockFromEnv(),
-    region,
-    account,
-    reconcile: (v, a) => reconcile(ctx, v, a),
-    card: cardOps(home, kms),
-    ...(process.stderr.isTTY ? { onProgress: progressBar } : {}),
+  const ctx = ec2Context({ home, registry, kms, clock: clockFromEnv(), region, account, ...(process.stderr.isTTY ? { onProgress: progressBar } : {}) });
+  return Object.assign(ctx, {
     close: () => {
       registry.close();
       kms.close();
     },
-  };
-  return ctx;
+  });
 }
 
 /** A one-line progress bar on stderr (only when it is a terminal), redrawn when the percentage changes. */
