@@ -9,13 +9,13 @@ import { lockExclusive } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { readImageHeader } from '../volume/luks2.js';
-import { getVolume, imageFile } from '../volume/volumes.js';
+import { attachmentShape, getVolume, imageFile } from '../volume/volumes.js';
 import type { Ec2Context } from '../volume/volumes.js';
 import { callControl } from './control.js';
 import { createCardGrant, retireCardGrant } from './grants.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardAttachment } from './runtime.js';
-import { isMounted, losetupDetach, loopsFor, processAlive } from './system.js';
+import { isMounted, losetupDetach, loopsFor, processAlive, unlinkDevice } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -26,6 +26,10 @@ export interface AttachRequest {
   /** Directory where the decrypted volume file appears (default: the home's run directory). */
   Device?: string;
   Loop?: boolean;
+  /** The device name an EC2 caller asked for (`/dev/sdf`), shown as the attachment's Device. */
+  DeviceName?: string;
+  /** EC2's InstanceId: when given, it must be this host's. */
+  InstanceId?: string;
 }
 
 function mountDirFor(ctx: Ec2Context, req: AttachRequest): string {
@@ -41,20 +45,51 @@ function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
   throw err;
 }
 
-/** The volume, if it can be attached, and (for an encrypted one) the card's new KMS grant. */
-async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; grantToken?: string }> {
+/**
+ * The synchronous half of an attach, as EC2 checks it before answering
+ * `attaching`: the volume exists and is available, and no attachment is
+ * recorded for it; then one is, in state `attaching`, owned by this process.
+ */
+async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; row: AttachmentRow }> {
   const v = getVolume(ctx, req.VolumeId);
+  if (req.InstanceId !== undefined && req.InstanceId !== ctx.registry.instanceId()) {
+    throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${req.InstanceId}' does not exist. This host is instance ${ctx.registry.instanceId()}.`);
+  }
+  if (req.DeviceName !== undefined && !/^\/dev\/(sd[b-z]|xvd[b-z][a-z]?|sd[b-z][1-9]|nvme\d+n1|hd[a-z])$/.test(req.DeviceName)) {
+    throw Ec2Errors.invalidParameter(`Value (${req.DeviceName}) for parameter device is invalid. ${req.DeviceName} is not a valid EBS device name; use a name such as /dev/sdf or /dev/xvdf.`);
+  }
   const a = ctx.registry.getAttachment(v.volume_id);
   if (a) {
     await reconcile(ctx, v, a);
-    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device})`);
+    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device_name ?? a.device})`);
   }
-  if (!v.encrypted) return { v };
-  try {
-    return { v, grantToken: await createCardGrant(ctx.kms, readImageHeader(imageFile(ctx.home, v)).token) };
-  } catch (e) {
-    return attachFailed(ctx, v.volume_id, e);
-  }
+  if (v.state !== 'available') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${v.state}'; only an available volume can be attached.`);
+  const row: AttachmentRow = { volume_id: v.volume_id, device: '', mount_dir: mountDirFor(ctx, req), loop_device: null, attach_time: ctx.clock.now().getTime(), pid: process.pid, state: 'attaching', grant_token: null, device_name: req.DeviceName ?? null };
+  const won = ctx.registry.write(() => {
+    if (!ctx.registry.claimAttachment(row)) return false;
+    ctx.registry.setVolumeState(v.volume_id, 'in-use');
+    return true;
+  });
+  if (!won) throw Ec2Errors.volumeInUse(v.volume_id, ' (another attach is in progress)');
+  return { v, row };
+}
+
+/** An attach that failed after its claim: the claim is released (the volume is available again) and the cause is an event. */
+function release(ctx: Ec2Context, v: VolumeRow, e: unknown): never {
+  ctx.registry.write(() => {
+    const a = ctx.registry.getAttachment(v.volume_id);
+    if (a?.state === 'attaching' && a.pid === process.pid) {
+      ctx.registry.deleteAttachment(v.volume_id);
+      ctx.registry.setVolumeState(v.volume_id, 'available');
+    }
+  });
+  return attachFailed(ctx, v.volume_id, e);
+}
+
+/** The card's KMS grant for an encrypted volume (made after the claim, so a refused key fails the attach, not the request). */
+async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<string | undefined> {
+  if (!v.encrypted) return undefined;
+  return createCardGrant(ctx.kms, readImageHeader(imageFile(ctx.home, v)).token);
 }
 
 /** Retire a card's grant once the card is gone; a KMS that cannot be reached is reported as an event, not a failed detach. */
@@ -71,8 +106,31 @@ async function retireGrant(ctx: Ec2Context, volumeId: string, grantToken: string
  * Attach: start the card as its own process and return once the volume is
  * usable (or with the card's error: the KMS's own exception when the CMK is unusable).
  */
+export interface AttachStarted {
+  /** The answer EC2 gives at once: the attachment in state `attaching`. */
+  Attachment: ReturnType<typeof attachmentShape>;
+  /** Settles once the card serves the volume, or rejects with the card's error (the volume is available again, and an event says why). */
+  done: Promise<CardAttachment>;
+}
+
+/** AttachVolume as EC2 does it: checked and recorded as `attaching` at once; the grant and the card follow. */
+export async function startAttach(ctx: Ec2Context, req: AttachRequest): Promise<AttachStarted> {
+  const { v, row } = await claim(ctx, req);
+  return { Attachment: attachmentShape(row, ctx.registry.instanceId()), done: runCard(ctx, req, v).catch((e) => release(ctx, v, e)) };
+}
+
+/**
+ * Attach, waiting until the volume is usable (or with the card's error: the
+ * KMS's own exception when the CMK is unusable). kmsvol's CLI and API wait;
+ * EC2 answers `attaching` at once (startAttach).
+ */
 export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise<CardAttachment> {
-  const { v, grantToken } = await precheck(ctx, req);
+  return (await startAttach(ctx, req)).done;
+}
+
+/** Start the card as its own process; resolves once it serves the volume. */
+async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promise<CardAttachment> {
+  const grantToken = await grantFor(ctx, v);
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
@@ -80,7 +138,7 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
+    env: { ...process.env, KMSVOL_REGION: ctx.region, KMSVOL_ACCOUNT_ID: ctx.account, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
   });
   fs.closeSync(logFd);
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
@@ -100,50 +158,97 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   if (!r.ok || !r.attachment) {
     // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card.
     if (r.error?.name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
-    return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
+    throw new ServiceError(r.error!.name, r.error!.message);
   }
   // The card runs on: stop listening to it so this process can exit.
   child.unref();
-  return { ...r.attachment, AttachTime: new Date(r.attachment.AttachTime) };
+  return { ...r.attachment, AttachTime: new Date(r.attachment.AttachTime), InstanceId: ctx.registry.instanceId() };
 }
 
 /** Attach in this process (`--foreground`): resolves with the attachment once ready; `stopped` once detached and the grant retired. */
 export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card; stopped: Promise<void> }> {
-  const { v, grantToken } = await precheck(ctx, req);
+  const { v } = await claim(ctx, req);
+  let grantToken: string | undefined;
+  try {
+    grantToken = await grantFor(ctx, v);
+  } catch (e) {
+    return release(ctx, v, e);
+  }
   const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: ctx.kms, grantToken });
   try {
     const attachment = await card.start();
     return { attachment, card, stopped: card.stopped.then(() => retireGrant(ctx, v.volume_id, grantToken)) };
   } catch (e) {
     if ((e as Error).name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
-    return attachFailed(ctx, v.volume_id, e);
+    return release(ctx, v, e);
   }
 }
 
-/** Detach: ask the card to drain, fsync, release the loop device, unmount and zeroize; `Force` handles a hung card. */
-export async function detachVolume(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean }) {
+export interface DetachStarted {
+  /** The answer EC2 gives at once: the attachment in state `detaching`. */
+  Attachment: ReturnType<typeof attachmentShape>;
+  /** Settles once the card has gone (drained, fsynced, key zeroized) and its grant is retired. */
+  done: Promise<void>;
+}
+
+/**
+ * DetachVolume as EC2 does it: the card is asked to detach (a busy volume is
+ * refused at once), the attachment is `detaching`, and the card's exit
+ * follows. `Force` handles a hung or dead card.
+ */
+export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean; InstanceId?: string; Device?: string }): Promise<DetachStarted> {
   const v = getVolume(ctx, req.VolumeId);
-  const a = ctx.registry.getAttachment(v.volume_id);
-  if (!a) throw Ec2Errors.notAttached(v.volume_id);
-  const result = { AttachTime: new Date(a.attach_time), Device: a.device, InstanceId: 'local', State: 'detaching', VolumeId: v.volume_id, DeleteOnTermination: false };
-  try {
-    const reply = await callControl(socketPath(ctx.home, v.volume_id), { op: 'detach', force: !!req.Force }, req.Force ? 10_000 : 60_000);
-    if (!reply.ok) throw new ServiceError(reply.error.name, reply.error.message);
-    await waitForExit(a.pid, req.Force ? 10_000 : 60_000);
-    await retireGrant(ctx, v.volume_id, a.grant_token);
-  } catch (e) {
-    if (!req.Force) {
-      if (e instanceof ServiceError) throw e;
-      // The card is gone or not answering: clean up if it died, else say what to do.
-      await reconcile(ctx, v, a);
-      if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.incorrectState(`The card of ${v.volume_id} (pid ${a.pid}) does not answer: ${(e as Error).message}. Use detach-volume --force.`);
-      return result;
-    }
-    if (processAlive(a.pid)) process.kill(a.pid, 'SIGKILL');
-    await waitForExit(a.pid, 10_000).catch(() => undefined);
-    await cleanupStale(ctx, v, a, 'detachVolume', 'forced');
+  let a = ctx.registry.getAttachment(v.volume_id);
+  if (a?.state === 'attaching') {
+    await reconcile(ctx, v, a);
+    a = ctx.registry.getAttachment(v.volume_id);
+    if (a?.state === 'attaching') throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still attaching; detach it once it is attached.`);
   }
-  return result;
+  if (!a) throw Ec2Errors.notAttached(v.volume_id);
+  const instance = ctx.registry.instanceId();
+  if (req.InstanceId !== undefined && req.InstanceId !== instance) throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`);
+  if (req.Device !== undefined && a.device_name && req.Device !== a.device_name) throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at ${req.Device}; it is attached at ${a.device_name}.`);
+  const Attachment = { ...attachmentShape(a, instance), State: 'detaching' as const };
+  const timeout = req.Force ? 10_000 : 60_000;
+  const forced = async () => {
+    if (processAlive(a!.pid)) process.kill(a!.pid, 'SIGKILL');
+    await waitForExit(a!.pid, 10_000).catch(() => undefined);
+    await cleanupStale(ctx, v, a!, 'detachVolume', 'forced');
+  };
+  let reply: Awaited<ReturnType<typeof callControl>>;
+  try {
+    reply = await callControl(socketPath(ctx.home, v.volume_id), { op: 'detach', force: !!req.Force }, timeout);
+  } catch (e) {
+    if (req.Force) return { Attachment, done: forced() };
+    // The card is gone or not answering: clean up if it died, else say what to do.
+    await reconcile(ctx, v, a);
+    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.incorrectState(`The card of ${v.volume_id} (pid ${a.pid}) does not answer: ${(e as Error).message}. Use detach-volume --force.`);
+    return { Attachment, done: Promise.resolve() };
+  }
+  if (!reply.ok) {
+    if (!req.Force) throw new ServiceError(reply.error.name, reply.error.message);
+    return { Attachment, done: forced() };
+  }
+  ctx.registry.write(() => {
+    if (ctx.registry.getAttachment(v.volume_id)?.pid === a!.pid) ctx.registry.setAttachmentState(v.volume_id, 'detaching');
+  });
+  const done = (async () => {
+    try {
+      await waitForExit(a.pid, timeout);
+    } catch (e) {
+      if (!req.Force) throw e;
+      return forced();
+    }
+    await retireGrant(ctx, v.volume_id, a.grant_token);
+  })();
+  return { Attachment, done };
+}
+
+/** Detach, waiting until the card has gone (kmsvol's CLI and API wait; EC2 answers `detaching` at once). */
+export async function detachVolume(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean; InstanceId?: string; Device?: string }) {
+  const started = await startDetach(ctx, req);
+  await started.done;
+  return started.Attachment;
 }
 
 async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
@@ -154,9 +259,10 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-/** True when no live card holds the volume's lock. */
+/** True when no live card holds the volume's lock (an attach in progress is alive while the process attaching it is). */
 function cardDead(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): boolean {
   if (!processAlive(a.pid)) return true;
+  if (a.state === 'attaching') return false;
   const fd = fs.openSync(lockPath(ctx.home, v.volume_id), 'a', 0o600);
   try {
     return lockExclusive(fd); // we got the lock: nobody holds it
@@ -172,9 +278,12 @@ export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow)
 }
 
 async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
-  if (a.loop_device) await losetupDetach(a.loop_device).catch(() => undefined);
-  for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
-  if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
+  if (a.loop_device) {
+    unlinkDevice(v.volume_id, a.loop_device);
+    await losetupDetach(a.loop_device).catch(() => undefined);
+  }
+  if (a.device) for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
+  if (a.state !== 'attaching' && isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
   await retireGrant(ctx, v.volume_id, a.grant_token);
   ctx.registry.write(() => {

@@ -20,7 +20,7 @@ import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
-import { losetupAttach, losetupDetach, loopBusy, mountPointOf, run } from './system.js';
+import { linkDevice, losetupAttach, losetupDetach, loopBusy, mountPointOf, run, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -43,7 +43,7 @@ export interface CardAttachment {
   LoopDevice?: string;
   State: 'attached';
   AttachTime: Date;
-  InstanceId: 'local';
+  InstanceId: string;
   DeleteOnTermination: false;
 }
 
@@ -113,7 +113,10 @@ export class Card {
       this.mount = await mountVolumeFile(this.o.mountDir, { name: volumeId, fd: this.fd, key: this.key, payloadOffset, size: v.size * GiB });
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.
-      if (this.o.loop) this.loopDevice = await losetupAttach(device);
+      if (this.o.loop) {
+        this.loopDevice = await losetupAttach(device);
+        linkDevice(volumeId, this.loopDevice);
+      }
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
       const attachTime = this.o.clock.now();
       this.registry.write(() => {
@@ -203,6 +206,7 @@ export class Card {
     this.control?.close();
     this.control = null;
     if (this.loopDevice) {
+      unlinkDevice(this.o.volumeId, this.loopDevice);
       await losetupDetach(this.loopDevice).catch((e) => {
         if (!force) throw e;
       });
