@@ -51,6 +51,19 @@ function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
  * recorded for it; then one is, in state `attaching`, owned by this process.
  */
 async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; row: AttachmentRow }> {
+  const v = await checkAttach(ctx, req);
+  const row: AttachmentRow = { volume_id: v.volume_id, device: '', mount_dir: mountDirFor(ctx, req), loop_device: null, attach_time: ctx.clock.now().getTime(), pid: process.pid, state: 'attaching', grant_token: null, device_name: req.DeviceName ?? null };
+  const won = ctx.registry.write(() => {
+    if (!ctx.registry.claimAttachment(row)) return false;
+    ctx.registry.setVolumeState(v.volume_id, 'in-use');
+    return true;
+  });
+  if (!won) throw Ec2Errors.volumeInUse(v.volume_id, ' (another attach is in progress)');
+  return { v, row };
+}
+
+/** What an attach checks before it records anything (also what a DryRun checks). */
+export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow> {
   const v = getVolume(ctx, req.VolumeId);
   if (req.InstanceId !== undefined && req.InstanceId !== ctx.registry.instanceId()) {
     throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${req.InstanceId}' does not exist. This host is instance ${ctx.registry.instanceId()}.`);
@@ -63,15 +76,9 @@ async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRo
     await reconcile(ctx, v, a);
     if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device_name ?? a.device})`);
   }
-  if (v.state !== 'available') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${v.state}'; only an available volume can be attached.`);
-  const row: AttachmentRow = { volume_id: v.volume_id, device: '', mount_dir: mountDirFor(ctx, req), loop_device: null, attach_time: ctx.clock.now().getTime(), pid: process.pid, state: 'attaching', grant_token: null, device_name: req.DeviceName ?? null };
-  const won = ctx.registry.write(() => {
-    if (!ctx.registry.claimAttachment(row)) return false;
-    ctx.registry.setVolumeState(v.volume_id, 'in-use');
-    return true;
-  });
-  if (!won) throw Ec2Errors.volumeInUse(v.volume_id, ' (another attach is in progress)');
-  return { v, row };
+  const now = ctx.registry.getVolume(v.volume_id)!;
+  if (now.state !== 'available') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${now.state}'; only an available volume can be attached.`);
+  return now;
 }
 
 /** An attach that failed after its claim: the claim is released (the volume is available again) and the cause is an event. */

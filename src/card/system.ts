@@ -74,6 +74,7 @@ export function deviceLink(volumeId: string): string {
 /** Point /dev/kmsvol/<volume-id> at the volume's loop device (replacing a stale link atomically). */
 export function linkDevice(volumeId: string, dev: string): void {
   fs.mkdirSync(DEVICE_LINK_DIR, { recursive: true, mode: 0o755 });
+  fs.chmodSync(DEVICE_LINK_DIR, 0o755);
   const tmp = `${deviceLink(volumeId)}.tmp-${process.pid}`;
   fs.rmSync(tmp, { force: true });
   fs.symlinkSync(dev, tmp);

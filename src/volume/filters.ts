@@ -67,11 +67,12 @@ export function paginate<R>(rows: R[], req: { MaxResults?: number; NextToken?: s
     start = parsed.at!;
   }
   if (req.MaxResults === undefined) return { page: rows.slice(start) };
+  // Below the minimum is an error; above the maximum, EC2 answers the maximum (the AWS CLI asks for 1000).
   const [lo, hi] = range;
-  if (!Number.isInteger(req.MaxResults) || req.MaxResults < lo || req.MaxResults > hi) {
-    throw Ec2Errors.invalidParameter(`Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value between ${lo} and ${hi}.`);
+  if (!Number.isInteger(req.MaxResults) || req.MaxResults < lo) {
+    throw Ec2Errors.invalidParameter(`Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value greater than ${lo - 1}.`);
   }
-  const end = start + req.MaxResults;
+  const end = start + Math.min(req.MaxResults, hi);
   const page = rows.slice(start, end);
   return end < rows.length ? { page, NextToken: Buffer.from(JSON.stringify({ op: operation, at: end })).toString('base64url') } : { page };
 }

@@ -197,24 +197,8 @@ export interface CreateStarted {
   done: Promise<ReturnType<typeof volumeShape>>;
 }
 
-/**
- * CreateVolume as EC2 does it: the request is checked and the volume
- * recorded as `creating` at once; the data key, the image and any snapshot
- * copy follow. A KMS refusal removes the volume (it never was), as EC2 does.
- */
-export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeRequest): Promise<CreateStarted> {
-  if (req.ClientToken !== undefined) {
-    const seen = ctx.registry.getClientToken(req.ClientToken);
-    if (seen) {
-      if (seen.operation !== 'CreateVolume' || seen.request !== JSON.stringify({ ...req, ClientToken: undefined })) {
-        throw new ServiceError('IdempotentParameterMismatch', `The client token '${req.ClientToken}' was used before with a different request. Use a new client token for a new volume.`);
-      }
-      const v = ctx.registry.getVolume(seen.resource_id);
-      if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(seen.resource_id);
-      const shape = volumeShape(ctx, v, ctx.registry.getAttachment(v.volume_id));
-      return { Volume: shape, done: Promise.resolve(shape) };
-    }
-  }
+/** Everything CreateVolume checks before it records anything (also what a DryRun checks). */
+export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   const snap = req.SnapshotId ? getSnapshot(ctx, req.SnapshotId) : undefined;
   const size = req.Size ?? snap?.volume_size;
   if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size or snapshotId');
@@ -233,6 +217,28 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
   const encrypted = req.Encrypted ?? (byDefault || snap?.encrypted === 1);
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
 
+  return { snap, size, type, perf, tags, encrypted };
+}
+
+/**
+ * CreateVolume as EC2 does it: the request is checked and the volume
+ * recorded as `creating` at once; the data key, the image and any snapshot
+ * copy follow. A KMS refusal removes the volume (it never was), as EC2 does.
+ */
+export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeRequest): Promise<CreateStarted> {
+  if (req.ClientToken !== undefined) {
+    const seen = ctx.registry.getClientToken(req.ClientToken);
+    if (seen) {
+      if (seen.operation !== 'CreateVolume' || seen.request !== JSON.stringify({ ...req, ClientToken: undefined })) {
+        throw new ServiceError('IdempotentParameterMismatch', `The client token '${req.ClientToken}' was used before with a different request. Use a new client token for a new volume.`);
+      }
+      const v = ctx.registry.getVolume(seen.resource_id);
+      if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(seen.resource_id);
+      const shape = volumeShape(ctx, v, ctx.registry.getAttachment(v.volume_id));
+      return { Volume: shape, done: Promise.resolve(shape) };
+    }
+  }
+  const { snap, size, type, perf, tags, encrypted } = planVolume(ctx, req);
   ensureDir(ctx.home.volumesDir);
   const id = newId('vol');
   const file = imagePath(ctx.home, id);

@@ -1,0 +1,44 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, kmsvol } from './cli.js';
+import { onCleanup } from './home.js';
+
+/**
+ * An EC2+KMS endpoint on a test home, with an access key for it, for the AWS
+ * clients (boto3, the AWS CLI, @aws-sdk/client-ec2). Stopped by the test's
+ * cleanup, which first force-detaches whatever the test left attached.
+ */
+export interface Endpoint {
+  url: string;
+  region: string;
+  env: Record<string, string>;
+}
+
+export async function startEndpoint(home: string, region = 'us-east-1'): Promise<Endpoint> {
+  const key = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'tester', '--region', region]).json.AccessKey;
+  const log = path.join(home, 'endpoint.log');
+  const fd = fs.openSync(log, 'a');
+  const p = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/helpers/ec2-endpoint-main.ts'), home, region], { cwd: ROOT, stdio: ['ignore', 'pipe', fd] });
+  fs.closeSync(fd);
+  onCleanup(() => {
+    const vols = kmsvol(home, ['ec2', 'describe-volumes', '--region', region]).json?.Volumes ?? [];
+    for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force', '--region', region]);
+    p.kill('SIGTERM');
+    spawnSync('sh', ['-c', `while kill -0 ${p.pid} 2>/dev/null; do sleep 0.05; done`], { timeout: 20_000 });
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    p.stdout!.on('data', (d) => {
+      out += d;
+      const m = /"Endpoint":"([^"]+)"/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    p.once('exit', (code) => reject(new Error(`the endpoint exited (${code}) before listening: ${fs.readFileSync(log, 'utf8')}`)));
+  });
+  return {
+    url,
+    region,
+    env: { AWS_ACCESS_KEY_ID: key.AccessKeyId, AWS_SECRET_ACCESS_KEY: key.SecretAccessKey, AWS_DEFAULT_REGION: region, AWS_REGION: region, AWS_ENDPOINT_URL: url, KMSVOL_HOME: home, KMSVOL_REGION: region, AWS_PAGER: '', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+  };
+}
