@@ -29,12 +29,16 @@ export async function startEndpoint(home: string, region = 'us-east-1'): Promise
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
+    const early = (code: number | null) => reject(new Error(`the endpoint exited (${code}) before listening: ${fs.readFileSync(log, 'utf8')}`));
+    p.once('exit', early);
     p.stdout!.on('data', (d) => {
       out += d;
       const m = /"Endpoint":"([^"]+)"/.exec(out);
-      if (m) resolve(m[1]!);
+      if (m) {
+        p.off('exit', early);
+        resolve(m[1]!);
+      }
     });
-    p.once('exit', (code) => reject(new Error(`the endpoint exited (${code}) before listening: ${fs.readFileSync(log, 'utf8')}`)));
   });
   return {
     url,
