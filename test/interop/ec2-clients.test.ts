@@ -32,4 +32,12 @@ describe('EC2 through boto3 and the AWS CLI', () => {
     expect(r.out).toMatch(/1 passed/);
     expect(r.code, r.out).toBe(0);
   }, 240_000);
+
+  it('the same story with the AWS CLI v2 (/usr/bin/aws) as a shell script', async () => {
+    const home = tempHome('kmsvol-ec2-');
+    const ep = await startEndpoint(home);
+    const r = await run('bash', [path.join(ROOT, 'test/interop/ec2/user-story.sh')], { ...ep.env, KMSVOL_ENDPOINT: ep.url, AWS_ENDPOINT_URL: '' });
+    expect(r.out).toMatch(/cli user story: ok/);
+    expect(r.code, r.out).toBe(0);
+  }, 240_000);
 });
