@@ -15,13 +15,14 @@ export interface Endpoint {
   env: Record<string, string>;
 }
 
-export async function startEndpoint(home: string, region = 'us-east-1'): Promise<Endpoint> {
+/** `cleanup` registers the stop (default: the test's cleanup; a file-wide endpoint passes its own). */
+export async function startEndpoint(home: string, region = 'us-east-1', cleanup: (fn: () => void) => void = onCleanup): Promise<Endpoint> {
   const key = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'tester', '--region', region]).json.AccessKey;
   const log = path.join(home, 'endpoint.log');
   const fd = fs.openSync(log, 'a');
   const p = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/helpers/ec2-endpoint-main.ts'), home, region], { cwd: ROOT, stdio: ['ignore', 'pipe', fd] });
   fs.closeSync(fd);
-  onCleanup(() => {
+  cleanup(() => {
     const vols = kmsvol(home, ['ec2', 'describe-volumes', '--region', region]).json?.Volumes ?? [];
     for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force', '--region', region]);
     p.kill('SIGTERM');
