@@ -27,6 +27,13 @@ for cmd in "${!PKG[@]}"; do
     missing+=("${PKG[$cmd]}")
   fi
 done
+# The real AWS clients the interop tests use are Debian's own, at fixed paths
+# (an `aws` or `python3` found first on PATH may be another installation).
+if [[ "$want" == test || "$want" == all ]]; then
+  [[ -x /usr/bin/aws ]] || missing+=(awscli)
+  /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || missing+=(python3-boto3)
+  /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing+=(python3-pytest)
+fi
 if [[ ! -e /dev/fuse ]]; then
   echo "kmsvol: /dev/fuse is missing; load the module with: modprobe fuse" >&2
   exit 1

@@ -6,13 +6,14 @@ import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
 import { ensureDir } from '../home.js';
 import { lockExclusive } from '../native/index.js';
+import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { readImageHeader } from '../volume/luks2.js';
 import { attachmentShape, getVolume, imageFile } from '../volume/volumes.js';
 import type { Ec2Context } from '../volume/volumes.js';
 import { callControl } from './control.js';
-import { createCardGrant, retireCardGrant } from './grants.js';
+import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardAttachment } from './runtime.js';
 import { isMounted, losetupDetach, loopsFor, processAlive, unlinkDevice } from './system.js';
@@ -93,10 +94,16 @@ function release(ctx: Ec2Context, v: VolumeRow, e: unknown): never {
   return attachFailed(ctx, v.volume_id, e);
 }
 
-/** The card's KMS grant for an encrypted volume (made after the claim, so a refused key fails the attach, not the request). */
-async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<string | undefined> {
-  if (!v.encrypted) return undefined;
-  return createCardGrant(ctx.kms, readImageHeader(imageFile(ctx.home, v)).token);
+/**
+ * The card's KMS grant for an encrypted volume and, through a remote KMS, the
+ * card's own credentials (made after the claim, so a refused key fails the
+ * attach, not the request).
+ */
+async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<{ grantToken?: string; card?: { client: KmsClient; env: Record<string, string> } }> {
+  if (!v.encrypted) return {};
+  const token = readImageHeader(imageFile(ctx.home, v)).token;
+  const grantToken = await createCardGrant(ctx.kms, token);
+  return { grantToken, card: await cardKmsClient(ctx.kms, token) };
 }
 
 /** Retire a card's grant once the card is gone; a KMS that cannot be reached is reported as an event, not a failed detach. */
@@ -137,7 +144,8 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
 
 /** Start the card as its own process; resolves once it serves the volume. */
 async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promise<CardAttachment> {
-  const grantToken = await grantFor(ctx, v);
+  const { grantToken, card } = await grantFor(ctx, v);
+  card?.client.close();
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
@@ -145,7 +153,7 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, KMSVOL_REGION: ctx.region, KMSVOL_ACCOUNT_ID: ctx.account, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
+    env: { ...process.env, KMSVOL_REGION: ctx.region, KMSVOL_ACCOUNT_ID: ctx.account, ...card?.env, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
   });
   fs.closeSync(logFd);
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
@@ -176,12 +184,15 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
 export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card; stopped: Promise<void> }> {
   const { v } = await claim(ctx, req);
   let grantToken: string | undefined;
+  let own: { client: KmsClient; env: Record<string, string> } | undefined;
   try {
-    grantToken = await grantFor(ctx, v);
+    ({ grantToken, card: own } = await grantFor(ctx, v));
   } catch (e) {
     return release(ctx, v, e);
   }
-  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: ctx.kms, grantToken });
+  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: own?.client ?? ctx.kms, grantToken });
+  const closeOwn = () => own?.client.close();
+  void card.stopped.then(closeOwn, closeOwn);
   try {
     const attachment = await card.start();
     return { attachment, card, stopped: card.stopped.then(() => retireGrant(ctx, v.volume_id, grantToken)) };

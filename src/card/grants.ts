@@ -44,6 +44,11 @@ export async function createCardGrant(kms: KmsClient, token: KmsvolToken): Promi
   return res.GrantToken;
 }
 
+/** The card's own KMS client and the environment that gives its process those credentials (remote kmsvol endpoint: a role session); undefined when the card needs none of its own. */
+export function cardKmsClient(kms: KmsClient, token: KmsvolToken): Promise<{ client: KmsClient; env: Record<string, string> } | undefined> {
+  return kms.cardClient?.(accountOfKey(token.keyArn), token.volumeId) ?? Promise.resolve(undefined);
+}
+
 export async function retireCardGrant(kms: KmsClient, grantToken: string): Promise<void> {
   try {
     await kms.send('RetireGrant', { GrantToken: grantToken });

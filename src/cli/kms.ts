@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { KmsOperation, KmsRequest } from '../kms/kms.js';
+import { DRY_RUN_OPERATIONS } from '../kms/members.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
@@ -24,6 +25,7 @@ const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'st
   Limit: 'int',
   MultiRegion: 'bool',
   BypassPolicyLockoutSafetyCheck: 'bool',
+  DryRun: 'bool',
   TagKeys: 'list',
   GrantTokens: 'list',
   Tags: 'structs',
@@ -115,7 +117,8 @@ function buildRequest(fields: string[], opts: Record<string, unknown>): KmsReque
 
 export function kmsCommand(): Command {
   const kms = new Command('kms').description('AWS KMS operations against the local KMS (same names and arguments as `aws kms`)');
-  for (const [op, fields] of Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][]) {
+  for (const [op, own] of Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][]) {
+    const fields = DRY_RUN_OPERATIONS.has(op) ? [...own, 'DryRun'] : own;
     const cmd = withGlobals(new Command(kebab(op)).description(`KMS ${op}`));
     for (const spec of fields) {
       const field = spec.replace(/!$/, '');

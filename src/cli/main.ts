@@ -5,7 +5,7 @@ import { EXIT, report } from './errors.js';
 import { demoCommand } from './demo.js';
 import { ec2Command, eventsCommand } from './ec2.js';
 import { kmsCommand } from './kms.js';
-import { iamCommand } from './serve.js';
+import { iamCommand, serveCommand } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('kmsvol')
@@ -15,6 +15,7 @@ export function buildProgram(): Command {
   program.addCommand(kmsCommand());
   program.addCommand(ec2Command());
   program.addCommand(iamCommand());
+  program.addCommand(serveCommand());
   program.addCommand(eventsCommand());
   program.addCommand(demoCommand());
   program.addCommand(

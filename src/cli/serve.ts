@@ -3,26 +3,36 @@ import type { Worker } from 'node:cluster';
 import { Command } from 'commander';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
-import { createAccessKey } from '../kms/iam.js';
+import { createAccessKey, createRole } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
-import { serveKms } from '../kms/server/server.js';
-import { globalsOf, homeOf, print, regionOf, withGlobals } from './common.js';
+import { serveEndpoint } from '../server/http.js';
+import { kmsService } from '../server/kms.js';
+import { stsService } from '../server/sts.js';
+import { backgroundSettled, closeContexts, ec2Service } from '../server/ec2/index.js';
+import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
-import { parseInteger } from './args.js';
+import { parseInteger, readParamText } from './args.js';
+
+/** The services one endpoint answers. */
+const SERVICES = [kmsService, stsService, ec2Service];
 
 /**
- * `kmsvol kms serve`: the AWS KMS protocol on loopback, until SIGTERM or SIGINT.
+ * `kmsvol serve` (and its older name `kmsvol kms serve`): the AWS APIs on
+ * loopback, SigV4-verified, until SIGTERM or SIGINT. Every region is served,
+ * each its own namespace, unless `--region` names the only one.
  * With `--workers N` (N > 1) the port is shared by N processes (node:cluster);
  * they share the SQLite store, whose transactions keep them consistent.
  */
 export function serveCommand(): Command {
   return withGlobals(new Command('serve'))
-    .description('Serve the AWS KMS JSON protocol (SigV4-signed) for the AWS CLI and SDKs (--endpoint-url)')
+    .description('Serve the AWS KMS, EC2 (EBS volumes) and STS APIs (SigV4-verified) for the AWS CLI and SDKs (--endpoint-url)')
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--port <port>', 'TCP port (default 4599)', '4599')
     .option('--workers <n>', 'server processes sharing the port (default 1)', '1')
     .action(async (opts: { host: string; port: string; workers: string }, self: Command) => {
       const g = globalsOf(self);
+      // Only an explicit --region restricts the endpoint; without it, the request's credential scope picks the region.
+      const only = g.region;
       const port = parseInteger(opts.port, 'port');
       if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535; got ${port}`);
       const workers = parseInteger(opts.workers, 'workers');
@@ -32,24 +42,24 @@ export function serveCommand(): Command {
         process.once('SIGINT', resolve);
       });
       if (workers > 1 && cluster.isPrimary) {
-        const region = regionOf(g) ?? process.env.KMSVOL_REGION ?? 'local';
         const pool = startWorkers(workers);
         const url = await pool.ready;
-        process.stderr.write(`kmsvol KMS listening on ${url} (region ${region}, ${workers} workers)\n`);
-        print({ Endpoint: url, Region: region }, g);
+        process.stderr.write(`kmsvol listening on ${url} (${only ? `region ${only} only` : 'every region'}, ${workers} workers)\n`);
+        print({ Endpoint: url, Regions: only ? [only] : 'any' }, g);
         await stopped;
         return pool.stop();
       }
-      const kms = Kms.open({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv() });
-      const server = await serveKms(kms, { host: opts.host, port });
+      const server = await serveEndpoint({ home: homeOf(g), services: SERVICES, host: opts.host, port, region: only, clock: clockFromEnv() });
       if (cluster.isWorker) process.send!({ kmsvolListening: server.url });
       else {
-        process.stderr.write(`kmsvol KMS listening on ${server.url} (region ${kms.region})\n`);
-        print({ Endpoint: server.url, Region: kms.region }, g);
+        process.stderr.write(`kmsvol listening on ${server.url} (${only ? `region ${only} only` : 'every region'})\n`);
+        print({ Endpoint: server.url, Regions: only ? [only] : 'any' }, g);
       }
       await stopped;
       await server.close();
-      kms.close();
+      // Volumes being created and cards being started finish (or fail, with an event) before the endpoint goes.
+      await backgroundSettled();
+      closeContexts();
       // A worker's IPC channel to the primary would keep it alive.
       if (cluster.isWorker) process.disconnect();
     });
@@ -87,23 +97,35 @@ function startWorkers(n: number): { ready: Promise<string>; stop(): Promise<void
   };
 }
 
-/** `kmsvol iam create-access-key --user-name NAME`: credentials for the KMS server. */
+/** `kmsvol iam create-access-key` and `create-role`: local IAM for `kmsvol serve`. */
 export function iamCommand(): Command {
-  const iam = new Command('iam').description('Local credentials for `kmsvol kms serve`');
+  const iam = new Command('iam').description('Local IAM for `kmsvol serve`: access keys and roles');
+  const withKms = async <T>(op: string, g: ReturnType<typeof globalsOf>, fn: (kms: Kms) => T) =>
+    OperationContext.run(op, async () => {
+      const kms = Kms.open({ home: homeOf(g), audit: false });
+      try {
+        print(fn(kms), g);
+      } finally {
+        kms.close();
+      }
+    });
+  iam.addCommand(
+    withGlobals(new Command('create-role'))
+      .requiredOption('--role-name <name>')
+      .requiredOption('--assume-role-policy-document <json>', 'the trust policy: who may sts:AssumeRole (JSON, or file://FILE)')
+      .description('Create a role that the principals named by its trust policy may assume through STS')
+      .action(async (opts: { roleName: string; assumeRolePolicyDocument: string }, self: Command) => {
+        const g = globalsOf(self);
+        await withKms('CreateRole', g, (kms) => createRole(kms.ctx, opts.roleName, readParamText(opts.assumeRolePolicyDocument)));
+      }),
+  );
   iam.addCommand(
     withGlobals(new Command('create-access-key'))
       .requiredOption('--user-name <name>')
       .description('Create an access key (the secret is shown once)')
       .action(async (opts: { userName: string }, self: Command) => {
         const g = globalsOf(self);
-        await OperationContext.run('CreateAccessKey', async () => {
-          const kms = Kms.open({ home: homeOf(g), region: regionOf(g), audit: false });
-          try {
-            print(createAccessKey(kms.ctx, opts.userName), g);
-          } finally {
-            kms.close();
-          }
-        });
+        await withKms('CreateAccessKey', g, (kms) => createAccessKey(kms.ctx, opts.userName));
       }),
   );
   return iam;

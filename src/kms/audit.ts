@@ -13,7 +13,7 @@ const REQUEST_FIELDS = [
   'SourceEncryptionContext', 'DestinationEncryptionContext', 'KeySpec', 'NumberOfBytes', 'KeyUsage',
   'Origin', 'Description', 'PendingWindowInDays', 'RotationPeriodInDays', 'MultiRegion', 'TagKeys',
   'EncryptionAlgorithm', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
-  'PolicyName', 'BypassPolicyLockoutSafetyCheck', 'WrappingAlgorithm', 'WrappingKeySpec', 'ExpirationModel', 'ValidTo',
+  'PolicyName', 'BypassPolicyLockoutSafetyCheck', 'WrappingAlgorithm', 'WrappingKeySpec', 'ExpirationModel', 'ValidTo', 'DryRun',
 ] as const;
 const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo'] as const;
 

@@ -1,24 +1,45 @@
 import crypto from 'node:crypto';
 import type { KmsContext } from './context.js';
+import { ServiceError } from '../errors.js';
 import { KmsError } from './errors.js';
+import { principalMatches, wildcard } from './policy.js';
 
 /**
- * Local credentials for the KMS server: access keys that map to IAM-style
- * principals (arn:aws:iam::<account>:user/<name>). Secrets are sealed under
- * the root key like backing keys, and shown once, at creation.
+ * Local IAM and STS for the endpoint: access keys that map to IAM users
+ * (arn:aws:iam::<account>:user/<name>), roles with a trust policy, and
+ * temporary credentials from AssumeRole, whose caller is the role session
+ * (arn:aws:sts::<account>:assumed-role/<role>/<session>). Secrets are sealed
+ * under the root key like backing keys and shown once; a session token is
+ * kept only as its SHA-256.
  */
 const NO_MATERIAL = Buffer.alloc(32);
 
+/** The role a card assumes for its own volume (session name = volume id); the card's KMS grant is its only permission. */
+export const CARD_ROLE = 'kmsvol-card';
+export const MIN_SESSION_SECONDS = 900;
+export const MAX_SESSION_SECONDS = 43200;
+
 export interface Principal {
   arn: string;
-  userName: string;
   accessKeyId: string;
+  /** For temporary credentials: the session token's SHA-256 and when they expire. */
+  session?: { tokenHash: Buffer; expires: number; roleArn: string; sessionName: string };
+}
+
+const iamError = (name: string, message: string, status = 400) => new ServiceError(name, message, status);
+
+function randomId(prefix: string): string {
+  return prefix + crypto.randomBytes(10).toString('hex').toUpperCase().slice(0, 16);
+}
+
+function randomSecret(): string {
+  return crypto.randomBytes(30).toString('base64').replace(/[+/=]/g, 'x').slice(0, 40);
 }
 
 export function createAccessKey(k: KmsContext, userName: string) {
   if (!/^[\w+=,.@-]{1,64}$/.test(userName)) throw new KmsError('ValidationError', `The user name ${JSON.stringify(userName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
-  const accessKeyId = `AKIA${crypto.randomBytes(10).toString('hex').toUpperCase().slice(0, 16)}`;
-  const secret = crypto.randomBytes(30).toString('base64').replace(/[+/=]/g, 'x').slice(0, 40);
+  const accessKeyId = randomId('AKIA');
+  const secret = randomSecret();
   const created = k.now();
   k.store.write(() =>
     k.store.stmt('INSERT INTO iam_access_keys (access_key_id, user_name, sealed_secret, created) VALUES (?, ?, ?, ?)').run(accessKeyId, userName, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), created),
@@ -26,14 +47,125 @@ export function createAccessKey(k: KmsContext, userName: string) {
   return { AccessKey: { UserName: userName, AccessKeyId: accessKeyId, Status: 'Active', SecretAccessKey: secret, CreateDate: new Date(created) } };
 }
 
-/** The principal and secret of an access key, or undefined when it is unknown. */
+/** The principal and secret of an access key (long-term or temporary), or undefined when it is unknown. */
 export function lookupAccessKey(k: KmsContext, accessKeyId: string): { principal: Principal; secret: string } | undefined {
-  const row = k.store.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as { user_name: string; sealed_secret: Buffer } | undefined;
+  const user = k.store.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as { user_name: string; sealed_secret: Buffer } | undefined;
+  const session = user
+    ? undefined
+    : (k.store.stmt('SELECT sealed_secret, token_hash, role_name, session_name, expires FROM iam_sessions WHERE access_key_id = ?').get(accessKeyId) as
+        | { sealed_secret: Buffer; token_hash: Buffer; role_name: string; session_name: string; expires: number }
+        | undefined);
+  const row = user ?? session;
   if (!row) return undefined;
   const secret = k.rootKey.unseal(accessKeyId, NO_MATERIAL, row.sealed_secret);
   try {
-    return { principal: { arn: `arn:aws:iam::${k.account}:user/${row.user_name}`, userName: row.user_name, accessKeyId }, secret: secret.toString('utf8') };
+    const principal: Principal = user
+      ? { arn: `arn:aws:iam::${k.account}:user/${user.user_name}`, accessKeyId }
+      : {
+          arn: `arn:aws:sts::${k.account}:assumed-role/${session!.role_name}/${session!.session_name}`,
+          accessKeyId,
+          session: { tokenHash: session!.token_hash, expires: session!.expires, roleArn: roleArn(k, session!.role_name), sessionName: session!.session_name },
+        };
+    return { principal, secret: secret.toString('utf8') };
   } finally {
     secret.fill(0);
   }
+}
+
+export function tokenHash(token: string): Buffer {
+  return crypto.createHash('sha256').update(token, 'utf8').digest();
+}
+
+function roleArn(k: KmsContext, name: string): string {
+  return `arn:aws:iam::${k.account}:role/${name}`;
+}
+
+/** A trust policy: who may call sts:AssumeRole on the role. Validated when the role is created. */
+interface TrustStatement {
+  Effect: 'Allow' | 'Deny';
+  Principal: string[];
+  Action: string[];
+}
+
+function parseTrustPolicy(text: string): TrustStatement[] {
+  let doc: { Statement?: unknown };
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw iamError('MalformedPolicyDocument', 'The assume-role policy document is not valid JSON.');
+  }
+  const raw = Array.isArray(doc?.Statement) ? doc.Statement : doc?.Statement ? [doc.Statement] : [];
+  if (raw.length === 0) throw iamError('MalformedPolicyDocument', 'The assume-role policy document has no Statement.');
+  const list = (v: unknown) => (Array.isArray(v) ? v : v === undefined ? [] : [v]).map(String);
+  return raw.map((s: { Effect?: unknown; Principal?: unknown; Action?: unknown }) => {
+    if (s.Effect !== 'Allow' && s.Effect !== 'Deny') throw iamError('MalformedPolicyDocument', 'Each statement needs "Effect": "Allow" or "Deny".');
+    const p = s.Principal === '*' ? ['*'] : list((s.Principal as { AWS?: unknown } | undefined)?.AWS);
+    if (p.length === 0) throw iamError('MalformedPolicyDocument', 'Each statement of an assume-role policy needs "Principal": {"AWS": ...}.');
+    const actions = list(s.Action);
+    if (actions.length === 0) throw iamError('MalformedPolicyDocument', 'Each statement needs an "Action" such as "sts:AssumeRole".');
+    return { Effect: s.Effect, Principal: p, Action: actions };
+  });
+}
+
+/** `kmsvol iam create-role`: a role that the principals its trust policy names may assume. */
+export function createRole(k: KmsContext, roleName: string, trustPolicy: string) {
+  if (!/^[\w+=,.@-]{1,64}$/.test(roleName)) throw iamError('ValidationError', `The role name ${JSON.stringify(roleName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
+  parseTrustPolicy(trustPolicy);
+  const created = k.now();
+  const roleId = randomId('AROA');
+  k.store.write(() => {
+    if (k.store.stmt('SELECT 1 FROM iam_roles WHERE role_name = ?').get(roleName)) throw iamError('EntityAlreadyExists', `Role with name ${roleName} already exists.`, 409);
+    k.store.stmt('INSERT INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (?, ?, ?, ?)').run(roleName, roleId, trustPolicy, created);
+  });
+  return { Role: { Path: '/', RoleName: roleName, RoleId: roleId, Arn: roleArn(k, roleName), CreateDate: new Date(created), AssumeRolePolicyDocument: trustPolicy } };
+}
+
+/** The card role exists in every account, trusted by the account's own principals (as a service-linked role is). */
+function cardRoleTrust(account: string): string {
+  return JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'sts:AssumeRole' }] });
+}
+
+function getRole(k: KmsContext, name: string): { role_id: string; trust_policy: string } | undefined {
+  const row = k.store.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as { role_id: string; trust_policy: string } | undefined;
+  if (row || name !== CARD_ROLE) return row;
+  k.store.write(() => k.store.stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (?, ?, ?, ?)').run(name, randomId('AROA'), cardRoleTrust(k.account), k.now()));
+  return getRole(k, name);
+}
+
+export interface AssumeRoleRequest {
+  RoleArn?: string;
+  RoleSessionName?: string;
+  DurationSeconds?: number;
+}
+
+/** STS AssumeRole: temporary credentials for a role session, if the role's trust policy allows the caller. */
+export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest) {
+  const { RoleArn: arn, RoleSessionName: session } = req;
+  if (!arn) throw iamError('MissingParameter', 'The request must contain the parameter RoleArn.');
+  if (!session) throw iamError('MissingParameter', 'The request must contain the parameter RoleSessionName.');
+  if (!/^[\w+=,.@-]{2,64}$/.test(session)) throw iamError('ValidationError', `1 validation error detected: Value '${session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length 2-64`);
+  const duration = req.DurationSeconds ?? 3600;
+  if (!Number.isInteger(duration) || duration < MIN_SESSION_SECONDS || duration > MAX_SESSION_SECONDS) {
+    throw iamError('ValidationError', `1 validation error detected: Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between ${MIN_SESSION_SECONDS} and ${MAX_SESSION_SECONDS}`);
+  }
+  const m = /^arn:aws:iam::(\d{12}):role\/(?:[\w+=,.@/-]*\/)?([\w+=,.@-]{1,64})$/.exec(arn);
+  const denied = () => iamError('AccessDenied', `User: ${caller} is not authorized to perform: sts:AssumeRole on resource: ${arn}`, 403);
+  if (!m || m[1] !== k.account) throw denied();
+  const role = getRole(k, m[2]!);
+  if (!role) throw denied();
+  // A role session cannot chain into another role here; the trust policy names users or the account.
+  const statements = parseTrustPolicy(role.trust_policy).filter((s) => s.Action.some((a) => wildcard(a.toLowerCase(), 'sts:assumerole')) && s.Principal.some((p) => principalMatches(p, caller)));
+  if (statements.length === 0 || statements.some((s) => s.Effect === 'Deny')) throw denied();
+  const accessKeyId = randomId('ASIA');
+  const secret = randomSecret();
+  const token = crypto.randomBytes(96).toString('base64');
+  const expires = k.now() + duration * 1000;
+  k.store.write(() => {
+    k.store.stmt('DELETE FROM iam_sessions WHERE expires < ?').run(k.now() - 86_400_000);
+    k.store.stmt('INSERT INTO iam_sessions (access_key_id, sealed_secret, token_hash, role_name, session_name, expires) VALUES (?, ?, ?, ?, ?, ?)').run(accessKeyId, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), tokenHash(token), m[2]!, session, expires);
+  });
+  return {
+    Credentials: { AccessKeyId: accessKeyId, SecretAccessKey: secret, SessionToken: token, Expiration: new Date(expires) },
+    AssumedRoleUser: { AssumedRoleId: `${role.role_id}:${session}`, Arn: `arn:aws:sts::${k.account}:assumed-role/${m[2]}/${session}` },
+  };
 }

@@ -6,6 +6,7 @@ import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
+import { checkMembers, dryRunSucceeded } from './members.js';
 import { createAlias, createReservedAlias, deleteAlias, listAliases, updateAlias } from './ops/aliases.js';
 import { decrypt, encrypt, generateDataKey, generateDataKeyWithoutPlaintext, generateRandom, reEncrypt } from './ops/crypto.js';
 import { createKey, describeKey, insertKey, listKeys, listResourceTags, tagResource, untagResource, updateKeyDescription } from './ops/keys.js';
@@ -153,7 +154,14 @@ export class Kms {
       if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${String(op)} is not a KMS operation this service supports.`);
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
       checkGrantTokens(req);
+      const dryRun = checkMembers(op, req);
       const handler = OPERATIONS[op] as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
+      if (dryRun) {
+        // Precondition: a DryRun validates, authorizes and checks key state as the real call does, and changes nothing.
+        const would = this.ctx.store.rollback(() => handler(this.ctx, req)) as { Plaintext?: unknown };
+        if (Buffer.isBuffer(would?.Plaintext)) would.Plaintext.fill(0);
+        throw dryRunSucceeded();
+      }
       const res = handler(this.ctx, req);
       this.audit.record({ ...record, response: res });
       return res;

@@ -99,6 +99,13 @@ CREATE TABLE IF NOT EXISTS import_parameters (
 CREATE TABLE IF NOT EXISTS iam_access_keys (
   access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS iam_roles (
+  role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS iam_sessions (
+  access_key_id TEXT PRIMARY KEY, sealed_secret BLOB NOT NULL, token_hash BLOB NOT NULL,
+  role_name TEXT NOT NULL, session_name TEXT NOT NULL, expires INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
 `;
 
@@ -155,6 +162,25 @@ export class KmsStore {
     } finally {
       this.cache.clear();
     }
+  }
+
+  /** Run `fn` in a transaction that is always rolled back (a DryRun): it sees and checks everything, and changes nothing. */
+  rollback<T>(fn: () => T): T {
+    const undo = Symbol('rollback');
+    let out: T | undefined;
+    try {
+      this.db
+        .transaction(() => {
+          out = fn();
+          throw undo;
+        })
+        .immediate();
+    } catch (e) {
+      if (e !== undo) throw e;
+    } finally {
+      this.cache.clear();
+    }
+    return out as T;
   }
 
   /**

@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, kmsvol } from './cli.js';
+import { BIN, ROOT, kmsvol } from './cli.js';
 import { onCleanup } from './home.js';
 
 /**
- * An EC2+KMS endpoint on a test home, with an access key for it, for the AWS
+ * `kmsvol serve` on a test home, with an access key for it, for the AWS
  * clients (boto3, the AWS CLI, @aws-sdk/client-ec2). Stopped by the test's
  * cleanup, which first force-detaches whatever the test left attached.
  */
@@ -17,10 +17,10 @@ export interface Endpoint {
 
 /** `cleanup` registers the stop (default: the test's cleanup; a file-wide endpoint passes its own). */
 export async function startEndpoint(home: string, region = 'us-east-1', cleanup: (fn: () => void) => void = onCleanup): Promise<Endpoint> {
-  const key = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'tester', '--region', region]).json.AccessKey;
+  const key = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'tester']).json.AccessKey;
   const log = path.join(home, 'endpoint.log');
   const fd = fs.openSync(log, 'a');
-  const p = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/helpers/ec2-endpoint-main.ts'), home, region], { cwd: ROOT, stdio: ['ignore', 'pipe', fd] });
+  const p = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', fd], env: { ...process.env, KMSVOL_HOME: home } });
   fs.closeSync(fd);
   cleanup(() => {
     const vols = kmsvol(home, ['ec2', 'describe-volumes', '--region', region]).json?.Volumes ?? [];
@@ -34,7 +34,7 @@ export async function startEndpoint(home: string, region = 'us-east-1', cleanup:
     p.once('exit', early);
     p.stdout!.on('data', (d) => {
       out += d;
-      const m = /"Endpoint":"([^"]+)"/.exec(out);
+      const m = /"Endpoint": ?"([^"]+)"/.exec(out);
       if (m) {
         p.off('exit', early);
         resolve(m[1]!);

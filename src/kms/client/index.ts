@@ -16,6 +16,13 @@ export interface KmsClient {
    * through (kms:ViaService). The view shares this client and its lifetime.
    */
   as(caller: Partial<Caller>): KmsClient;
+  /**
+   * The client a volume's card uses, when it needs credentials of its own
+   * (a remote kmsvol endpoint: a kmsvol-card role session), with the
+   * environment that gives them to the card's process; undefined when the
+   * card calls as its principal through this client (embedded) or as the user (AWS).
+   */
+  cardClient?(account: string, volumeId: string): Promise<{ client: KmsClient; env: Record<string, string> } | undefined>;
   close(): void;
 }
 

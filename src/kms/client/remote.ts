@@ -3,8 +3,10 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 import * as sdk from '@aws-sdk/client-kms';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { ServiceError } from '../../errors.js';
 import type { Caller } from '../authz.js';
+import { CARD_ROLE } from '../iam.js';
 import type { KmsOperation, KmsRequest, KmsResponse } from '../kms.js';
 import type { KmsClient } from './index.js';
 
@@ -95,6 +97,31 @@ export class RemoteKmsClient implements KmsClient {
       }
       // No HTTP answer at all: connection refused, DNS, timeout.
       throw new ServiceError('EndpointConnectionError', `Could not connect to the endpoint URL: "${this.endpoint}/" (${err.code ?? err.name}: ${err.message}). Check that the KMS is running and reachable.`, 500);
+    }
+  }
+
+  /**
+   * A client for the card of `volumeId`, with credentials of its own: a
+   * session of the kmsvol-card role from the endpoint's STS, whose principal
+   * is the grantee of the card's grant, so the grant is all the card may do.
+   * Against AWS itself (`--kms aws`) there is no such role: undefined.
+   */
+  async cardClient(account: string, volumeId: string): Promise<{ client: KmsClient; env: Record<string, string> } | undefined> {
+    if (this.opts.credentials === 'standard') return undefined;
+    const sts = new STSClient({ region: this.region, endpoint: this.endpoint, credentials: this.opts.credentials ?? credentialsFromEnv(), maxAttempts: 2 });
+    try {
+      const out = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/${CARD_ROLE}`, RoleSessionName: volumeId, DurationSeconds: 900 }));
+      const c = out.Credentials!;
+      const credentials = { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! };
+      return {
+        client: new RemoteKmsClient({ ...this.opts, credentials }),
+        env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, AWS_SESSION_TOKEN: credentials.sessionToken },
+      };
+    } catch (e) {
+      const err = e as Error & { $fault?: string };
+      throw new ServiceError(err.name, `The card's role session could not be had from ${this.endpoint}: ${err.message}`, err.$fault === 'server' ? 500 : 400);
+    } finally {
+      sts.destroy();
     }
   }
 

@@ -1,0 +1,196 @@
+import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Clock } from '../clock.js';
+import { clockFromEnv } from '../clock.js';
+import type { Home } from '../home.js';
+import { ServiceError } from '../errors.js';
+import { lookupAccessKey, tokenHash } from '../kms/iam.js';
+import { Kms } from '../kms/kms.js';
+import type { Caller, Service, ServiceReply, WireError } from './service.js';
+import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from './sigv4.js';
+import type { ReceivedRequest } from './sigv4.js';
+
+/**
+ * One endpoint for the services (`kmsvol serve`): every request is read
+ * whole, routed to its service as AWS routes it, and verified with SigV4
+ * before the service sees it. The caller comes from the access key (an IAM
+ * user, or a session from this endpoint's STS, whose token must match); the
+ * region from the credential scope, each region being its own namespace.
+ * Every answer, errors included, is in the called service's protocol and
+ * carries x-amzn-RequestId.
+ */
+export const MAX_BODY = 1 << 20;
+/** Known credentials are looked up (and their secrets unsealed) at most every few seconds, not per request. */
+const CREDENTIALS_TTL_MS = 5000;
+/** Regions with an open KMS; beyond this, the least recently used is closed. */
+const MAX_OPEN_REGIONS = 32;
+
+export interface EndpointOptions {
+  home: Home;
+  services: Service[];
+  host?: string;
+  port?: number;
+  /** Serve only this region (requests scoped to another are refused); default: every region. */
+  region?: string;
+  clock?: Clock;
+}
+
+export interface Endpoint {
+  url: string;
+  close(): Promise<void>;
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    const onData = (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_BODY) {
+        // Stop keeping the body (drain the rest unread) so the 413 answer still reaches the client.
+        req.off('data', onData);
+        parts.length = 0;
+        req.resume();
+        reject(new ServiceError('RequestEntityTooLargeException', `The request body exceeds ${MAX_BODY} bytes; these APIs take small requests (a KMS Plaintext is at most 4096 bytes).`, 413));
+      } else parts.push(d);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(parts)));
+    req.on('error', reject);
+  });
+}
+
+/** The service a request is for, as AWS tells: X-Amz-Target's prefix (JSON protocols), else the Query API's Action, else the scope. */
+function route(services: Map<string, Service>, req: http.IncomingMessage, params: URLSearchParams): Service {
+  const target = String(req.headers['x-amz-target'] ?? '');
+  if (target) return services.get('kms')!;
+  const action = params.get('Action');
+  if (action && STS_ACTIONS.has(action) && services.has('sts')) return services.get('sts')!;
+  if (action && services.has('ec2')) return services.get('ec2')!;
+  const scope = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+  return (scope && services.get(scope)) || services.get('kms')!;
+}
+
+const STS_ACTIONS = new Set(['AssumeRole', 'GetCallerIdentity', 'GetSessionToken', 'AssumeRoleWithWebIdentity', 'AssumeRoleWithSAML', 'DecodeAuthorizationMessage', 'GetAccessKeyInfo', 'GetFederationToken']);
+
+function queryParams(req: http.IncomingMessage, body: Buffer): URLSearchParams {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  const type = String(req.headers['content-type'] ?? '');
+  if (type.startsWith('application/x-www-form-urlencoded')) for (const [k, v] of new URLSearchParams(body.toString('utf8'))) params.append(k, v);
+  return params;
+}
+
+export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
+  const clock = opts.clock ?? clockFromEnv();
+  const services = new Map(opts.services.map((s) => [s.name, s]));
+  if (!services.has('kms')) throw new Error('the endpoint needs the kms service');
+  const regions = new Map<string, Kms>();
+  const kmsFor = (region: string): Kms => {
+    let kms = regions.get(region);
+    if (kms) {
+      regions.delete(region);
+    } else {
+      kms = Kms.open({ home: opts.home, region, clock });
+      if (regions.size >= MAX_OPEN_REGIONS) {
+        const [oldest, k] = regions.entries().next().value as [string, Kms];
+        regions.delete(oldest);
+        k.close();
+      }
+    }
+    regions.set(region, kms);
+    return kms;
+  };
+  // Credentials are global (IAM is not regional): look them up in the home's default namespace.
+  const iamKms = Kms.open({ home: opts.home, region: opts.region, clock, audit: false });
+  const known = new Map<string, { value: NonNullable<ReturnType<typeof lookupAccessKey>>; at: number }>();
+  const credentials = (accessKeyId: string) => {
+    const now = Date.now();
+    const hit = known.get(accessKeyId);
+    if (hit && now - hit.at < CREDENTIALS_TTL_MS) return hit.value;
+    const value = lookupAccessKey(iamKms.ctx, accessKeyId);
+    if (!value) return undefined;
+    if (known.size >= 1024) known.clear();
+    known.set(accessKeyId, { value, at: now });
+    return value;
+  };
+
+  const authenticate = async (received: ReceivedRequest, service: Service): Promise<{ caller: Caller; region: string; signedHeaders: string[] }> => {
+    const auth = parseAuthorization(received.rawHeaders);
+    const checked = checkRequest(received, auth, { service: service.name, regionAllowed: (r) => !opts.region || r === opts.region, now: Date.now() });
+    const creds = credentials(auth.credential.accessKeyId);
+    if (!creds) throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');
+    const session = creds.principal.session;
+    if (session) {
+      const given = tokens.length === 1 ? tokenHash(tokens[0]!.trim()) : Buffer.alloc(32);
+      if (!crypto.timingSafeEqual(given, session.tokenHash)) throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+      if (clock.now().getTime() >= session.expires) throw new SigV4Error('ExpiredTokenException', 'The security token included in the request is expired');
+    } else if (tokens.length) {
+      throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    }
+    await verifySignature(received, auth, creds.secret, checked);
+    const accountId = /^arn:aws:(?:iam|sts)::(\d{12}):/.exec(creds.principal.arn)![1]!;
+    const caller: Caller = {
+      arn: creds.principal.arn,
+      accountId,
+      accessKeyId: creds.principal.accessKeyId,
+      ...(session ? { session: { roleArn: session.roleArn, sessionName: session.sessionName, expires: session.expires } } : {}),
+    };
+    return { caller, region: auth.credential.region, signedHeaders: auth.signedHeaders };
+  };
+
+  const server = http.createServer(async (req, res) => {
+    const requestId = crypto.randomUUID();
+    let service = services.get('kms')!;
+    let reply: ServiceReply;
+    try {
+      const body = await readBody(req);
+      const params = queryParams(req, body);
+      service = route(services, req, params);
+      if (service.name === 'kms' && (req.method !== 'POST' || (req.url ?? '/') !== '/')) throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
+      const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
+      const { caller, region, signedHeaders } = await authenticate(received, service);
+      reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms: kmsFor(region), signedHeaders });
+    } catch (e) {
+      reply = service.error(wireError(e, service.name), requestId);
+    }
+    res.writeHead(reply.status, { ...reply.headers, 'Content-Length': Buffer.byteLength(reply.body), 'x-amzn-RequestId': requestId });
+    res.end(reply.body);
+  });
+  // Malformed HTTP (bad request lines, oversized headers) still gets an answer in the KMS's shape.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
+    const reply = services.get('kms')!.error({ name: tooBig ? 'RequestHeaderSectionTooLarge' : 'SerializationException', message: tooBig ? 'The request headers exceed the limit (16 KiB).' : `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`, status: tooBig ? 431 : 400 }, crypto.randomUUID());
+    socket.end(`HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status]}\r\nConnection: close\r\nContent-Type: ${reply.headers['Content-Type']}\r\nContent-Length: ${Buffer.byteLength(reply.body)}\r\n\r\n${reply.body}`);
+  });
+  server.requestTimeout = 30_000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 4599, opts.host ?? '127.0.0.1', () => {
+      const a = server.address() as AddressInfo;
+      resolve({
+        url: `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`,
+        close: () =>
+          new Promise((r) =>
+            server.close(() => {
+              for (const k of regions.values()) k.close();
+              iamKms.close();
+              r();
+            }),
+          ),
+      });
+    });
+  });
+}
+
+/** Anything thrown while serving, as the error the client gets: typed errors keep their name; anything else is an internal error without detail. */
+function wireError(e: unknown, service: string): WireError {
+  if (e instanceof SigV4Error) return { name: e.code, message: e.message, status: e.status };
+  if (e instanceof ServiceError) return { name: e.name, message: e.message, status: e.httpStatus };
+  process.stderr.write(`kmsvol serve: internal error in ${service}: ${(e as Error)?.stack ?? String(e)}\n`);
+  return { name: service === 'kms' ? 'KMSInternalException' : 'InternalError', message: 'An internal error occurred. Retry; if it persists, see the server log.', status: 500 };
+}

@@ -1,0 +1,61 @@
+import { VIA_SERVICE_HEADER } from '../kms/client/remote.js';
+import { KmsError } from '../kms/errors.js';
+import { isKmsOperation } from '../kms/kms.js';
+import type { KmsOperation } from '../kms/kms.js';
+import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
+
+/**
+ * The AWS KMS JSON 1.1 protocol: POST / with `X-Amz-Target: TrentService.<Op>`,
+ * `application/x-amz-json-1.1` bodies, base64 blobs, epoch-second dates,
+ * errors as {"__type","message"}.
+ */
+const CONTENT_TYPE = 'application/x-amz-json-1.1';
+/** Members whose wire form is base64 (botocore's `blob` shapes in the KMS model). */
+const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob', 'ImportToken', 'EncryptedKeyMaterial', 'PublicKey', 'PrivateKeyCiphertextBlob', 'PrivateKeyPlaintext', 'Message', 'Signature', 'Mac', 'SharedSecret', 'CiphertextForRecipient', 'AttestationDocument']);
+
+/** Our responses on the wire: Uint8Array as base64, Date as epoch seconds. */
+export function toJsonWire(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  if (v instanceof Date) return v.getTime() / 1000;
+  if (Array.isArray(v)) return v.map(toJsonWire);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, toJsonWire(x)]));
+  return v;
+}
+
+function fromWire(body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (BLOB_FIELDS.has(k) && typeof v === 'string') {
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) throw new KmsError('SerializationException', `${k} is not valid base64.`);
+      out[k] = Buffer.from(v, 'base64');
+    } else out[k] = v;
+  }
+  return out;
+}
+
+function json(status: number, body: unknown): ServiceReply {
+  return { status, headers: { 'Content-Type': CONTENT_TYPE }, body: JSON.stringify(body) };
+}
+
+export const kmsService: Service = {
+  name: 'kms',
+  async handle(call: ServiceCall): Promise<ServiceReply> {
+    const target = String(call.headers['x-amz-target'] ?? '');
+    const op = target.startsWith('TrentService.') ? target.slice('TrentService.'.length) : '';
+    if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${target || 'A missing X-Amz-Target'} is not an operation of this KMS.`);
+    let input: unknown;
+    try {
+      input = call.body.length ? JSON.parse(call.body.toString('utf8')) : {};
+    } catch {
+      throw new KmsError('SerializationException', 'The request body is not valid JSON.');
+    }
+    if (!input || typeof input !== 'object' || Array.isArray(input)) throw new KmsError('SerializationException', 'The request body must be a JSON object.');
+    // kms:ViaService comes only from a header the caller signed.
+    const via = call.signedHeaders.includes(VIA_SERVICE_HEADER) ? String(call.headers[VIA_SERVICE_HEADER] ?? '') : '';
+    const out = call.kms.invokeAs({ principal: call.caller.arn, ...(via ? { viaService: via } : {}) }, op as KmsOperation, fromWire(input as Record<string, unknown>));
+    return json(200, toJsonWire(out));
+  },
+  error(e: WireError): ServiceReply {
+    return json(e.status, { __type: e.name, message: e.message });
+  },
+};

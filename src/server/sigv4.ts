@@ -1,0 +1,227 @@
+import crypto from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { HeaderBag, HttpRequest, QueryParameterBag } from '@smithy/types';
+
+/**
+ * SigV4 verification, to the letter of AWS's specification. The canonical
+ * request is built from the request exactly as received (raw path, raw query,
+ * every raw header line the client signed); the payload hash is computed from
+ * the body, never taken from a header; the credential scope must name the
+ * called service, a region this endpoint serves and the day of X-Amz-Date.
+ * The signature math (canonical request layout, string to sign, signing-key
+ * derivation, HMAC) is @smithy/signature-v4's; nothing is re-signed or added
+ * on the client's behalf, so a request verifies only if the client signed
+ * exactly what arrived.
+ */
+export const MAX_SKEW_MS = 5 * 60 * 1000;
+export const ALGORITHM = 'AWS4-HMAC-SHA256';
+
+/** A refusal in AWS's words; the HTTP layer sends it in the called service's shape. */
+export class SigV4Error extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export interface ReceivedRequest {
+  method: string;
+  /** The request target as received: path and query, still percent-encoded. */
+  url: string;
+  /** Header lines as received, name and value alternating (node's `rawHeaders`). */
+  rawHeaders: string[];
+  body: Buffer;
+}
+
+export interface Credential {
+  accessKeyId: string;
+  /** YYYYMMDD */
+  date: string;
+  region: string;
+  service: string;
+}
+
+export interface ParsedAuth {
+  credential: Credential;
+  signedHeaders: string[];
+  signature: string;
+}
+
+/** The parts of the Authorization header, or the AWS error for a header that is missing or malformed. */
+export function parseAuthorization(rawHeaders: string[]): ParsedAuth {
+  const values = headerValues(rawHeaders, 'authorization');
+  if (values.length === 0) throw new SigV4Error('MissingAuthenticationTokenException', 'Missing Authentication Token: sign the request with SigV4 (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from `kmsvol iam create-access-key`).');
+  if (values.length > 1) throw new SigV4Error('IncompleteSignatureException', 'The request carries more than one Authorization header.');
+  const auth = values[0]!.trim();
+  if (!auth.startsWith(`${ALGORITHM} `)) throw new SigV4Error('IncompleteSignatureException', `Authorization header requires the ${ALGORITHM} algorithm; got '${auth.split(' ')[0]}'.`);
+  const fields = new Map<string, string>();
+  for (const part of auth.slice(ALGORITHM.length).split(',')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((f) => !fields.get(f));
+  if (missing.length) throw new SigV4Error('IncompleteSignatureException', `Authorization header requires '${missing.join("', '")}' parameter(s). Authorization=${auth.split(',')[0]}`);
+  const cred = fields.get('Credential')!.split('/');
+  if (cred.length !== 5 || cred[4] !== 'aws4_request' || !/^\d{8}$/.test(cred[1]!)) {
+    throw new SigV4Error('IncompleteSignatureException', `Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/<service>/aws4_request; got '${fields.get('Credential')}'.`);
+  }
+  const signature = fields.get('Signature')!;
+  if (!/^[0-9a-f]{64}$/.test(signature)) throw new SigV4Error('IncompleteSignatureException', 'Signature must be 64 lower-case hex digits.');
+  const signedHeaders = fields.get('SignedHeaders')!.split(';');
+  return { credential: { accessKeyId: cred[0]!, date: cred[1]!, region: cred[2]!, service: cred[3]! }, signedHeaders, signature };
+}
+
+/** Every value of a header (case-insensitive name), in the order received. */
+export function headerValues(rawHeaders: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) out.push(rawHeaders[i + 1]!);
+  return out;
+}
+
+/** AWS's canonical header value: each value trimmed with inner runs of spaces folded to one; repeated headers joined by commas. */
+function canonicalHeaderValue(values: string[]): string {
+  return values.map((v) => v.trim().replace(/\s+/g, ' ')).join(',');
+}
+
+/** YYYYMMDD'T'HHMMSS'Z' to epoch ms, or undefined. */
+function parseAmzDate(s: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+  if (!m) return undefined;
+  const t = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+const amz = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '');
+
+/** Decode a query string into the bag @smithy's canonical query takes (values decoded; it re-encodes them strictly). */
+function queryBag(rawQuery: string): QueryParameterBag {
+  const bag: Record<string, string | string[]> = {};
+  if (!rawQuery) return bag;
+  for (const pair of rawQuery.split('&')) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const [k, v] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    const key = decode(k);
+    const value = decode(v);
+    const prev = bag[key];
+    bag[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return bag;
+}
+
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new SigV4Error('InvalidQueryParameter', `The query string has an invalid percent-encoding: '${s}'.`);
+  }
+}
+
+/** The signer, used only for its canonical-request, string-to-sign and signing-key math. */
+class Verifier extends SignatureV4 {
+  canonicalRequest(req: HttpRequest, headers: HeaderBag, payloadHash: string): string {
+    return this.createCanonicalRequest(req, headers, payloadHash);
+  }
+  stringToSign(longDate: string, scope: string, canonicalRequest: string): Promise<string> {
+    return this.createStringToSign(longDate, scope, canonicalRequest, ALGORITHM);
+  }
+}
+
+class Sha256 {
+  private readonly h: crypto.Hash | crypto.Hmac;
+  constructor(secret?: string | Uint8Array) {
+    this.h = secret ? crypto.createHmac('sha256', secret) : crypto.createHash('sha256');
+  }
+  update(data: string | Uint8Array): void {
+    this.h.update(data);
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.h.digest());
+  }
+  reset(): void {}
+}
+
+/** One verifier per secret (each caches its derived signing keys, so a busy caller costs one HMAC chain a day). */
+const verifiers = new Map<string, Verifier>();
+function verifierFor(accessKeyId: string, secret: string): Verifier {
+  const id = `${accessKeyId}\0${secret}`;
+  let v = verifiers.get(id);
+  if (!v) {
+    v = new Verifier({ credentials: { accessKeyId, secretAccessKey: secret }, region: 'unused', service: 'unused', sha256: Sha256 as never, uriEscapePath: true, applyChecksum: false });
+    if (verifiers.size >= 1024) verifiers.clear();
+    verifiers.set(id, v);
+  }
+  return v;
+}
+
+export interface VerifyOptions {
+  /** The service the request reached (from X-Amz-Target or the Query API's shape); the scope must name it. */
+  service: string;
+  /** Whether the endpoint serves this region (a server started with --region serves only that one). */
+  regionAllowed(region: string): boolean;
+  now: number;
+}
+
+/**
+ * Check every rule that does not need the secret: the scope, the date, the
+ * signed headers, the payload hash. Throws SigV4Error in AWS's words.
+ */
+export function checkRequest(req: ReceivedRequest, auth: ParsedAuth, opts: VerifyOptions): { payloadHash: string; amzDate: string } {
+  const { credential } = auth;
+  if (credential.service !== opts.service) throw new SigV4Error('InvalidSignatureException', `Credential should be scoped to correct service: '${opts.service}'. `);
+  if (!/^[a-z0-9-]{1,40}$/.test(credential.region) || !opts.regionAllowed(credential.region)) {
+    throw new SigV4Error('InvalidSignatureException', `Credential should be scoped to a valid region, not '${credential.region}'. `);
+  }
+  for (const required of ['host', 'x-amz-date']) {
+    if (!auth.signedHeaders.includes(required)) throw new SigV4Error('InvalidSignatureException', `'${required}' must be a 'SignedHeader' in the AWS Authorization.`);
+  }
+  const dates = headerValues(req.rawHeaders, 'x-amz-date');
+  const amzDate = dates.length === 1 ? dates[0]!.trim() : '';
+  const when = parseAmzDate(amzDate);
+  if (when === undefined) throw new SigV4Error('IncompleteSignatureException', 'The request must carry one X-Amz-Date header in the form YYYYMMDDTHHMMSSZ.');
+  if (amzDate.slice(0, 8) !== credential.date) {
+    throw new SigV4Error('InvalidSignatureException', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${credential.date}' != '${amzDate.slice(0, 8)}', from '${amzDate}'.`);
+  }
+  if (when < opts.now - MAX_SKEW_MS) throw new SigV4Error('InvalidSignatureException', `Signature expired: ${amzDate} is now earlier than ${amz(opts.now - MAX_SKEW_MS)} (${amz(opts.now)} - 5 min.)`);
+  if (when > opts.now + MAX_SKEW_MS) throw new SigV4Error('InvalidSignatureException', `Signature not yet current: ${amzDate} is still later than ${amz(opts.now + MAX_SKEW_MS)} (${amz(opts.now)} + 5 min.)`);
+  for (const h of auth.signedHeaders) {
+    if (h !== h.toLowerCase() || h === '') throw new SigV4Error('InvalidSignatureException', `SignedHeaders must be lower-case header names separated by ';'; got '${h}'.`);
+    if (headerValues(req.rawHeaders, h).length === 0) throw new SigV4Error('InvalidSignatureException', `The request signature we calculated does not match the signature you provided: the signed header '${h}' is missing from the request.`);
+  }
+  const payloadHash = crypto.createHash('sha256').update(req.body).digest('hex');
+  const declared = headerValues(req.rawHeaders, 'x-amz-content-sha256');
+  if (declared.length) {
+    const d = declared.join(',').trim();
+    if (d === 'UNSIGNED-PAYLOAD' || d.startsWith('STREAMING-')) throw new SigV4Error('InvalidSignatureException', `x-amz-content-sha256 '${d}' is not supported by this service: sign the payload (its SHA-256 in hex).`);
+    if (d !== payloadHash) throw new SigV4Error('InvalidSignatureException', "The provided 'x-amz-content-sha256' header does not match what was computed.");
+  }
+  return { payloadHash, amzDate };
+}
+
+/** The signature the client should have sent, computed over the request as received. */
+export async function expectedSignature(req: ReceivedRequest, auth: ParsedAuth, secret: string, payloadHash: string, amzDate: string): Promise<string> {
+  const q = req.url.indexOf('?');
+  const path = q < 0 ? req.url : req.url.slice(0, q);
+  const query = queryBag(q < 0 ? '' : req.url.slice(q + 1));
+  const headers: HeaderBag = {};
+  for (const h of auth.signedHeaders) headers[h] = canonicalHeaderValue(headerValues(req.rawHeaders, h));
+  const { credential } = auth;
+  const v = verifierFor(credential.accessKeyId, secret);
+  const canonical = v.canonicalRequest({ method: req.method.toUpperCase(), path: path || '/', query, headers } as HttpRequest, headers, payloadHash);
+  const scope = `${credential.date}/${credential.region}/${credential.service}/aws4_request`;
+  const sts = await v.stringToSign(amzDate, scope, canonical);
+  return v.sign(sts, { signingDate: new Date(parseAmzDate(amzDate)!), signingRegion: credential.region, signingService: credential.service });
+}
+
+/** Throws InvalidSignatureException unless `auth.signature` is what `secret` gives for this request. */
+export async function verifySignature(req: ReceivedRequest, auth: ParsedAuth, secret: string, checked: { payloadHash: string; amzDate: string }): Promise<void> {
+  const expected = Buffer.from(await expectedSignature(req, auth, secret, checked.payloadHash, checked.amzDate), 'hex');
+  const given = Buffer.from(auth.signature, 'hex');
+  if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) {
+    throw new SigV4Error('InvalidSignatureException', 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.');
+  }
+}
