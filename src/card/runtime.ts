@@ -162,6 +162,24 @@ export class Card {
     this.log.info({ volumeId: this.o.volumeId }, 'thawed');
   }
 
+  /**
+   * Grow while attached (EBS Elastic Volumes): the control plane has extended
+   * the image; serve the larger file, wait until the kernel sees its new size
+   * (FUSE attributes are cached for a second), and refresh the loop device.
+   */
+  private async resize(bytes: number): Promise<void> {
+    if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
+    this.mount.resize(bytes);
+    const device = path.join(this.o.mountDir, this.o.volumeId);
+    const end = Date.now() + 10_000;
+    while ((await fs.promises.stat(device)).size !== bytes) {
+      if (Date.now() > end) throw Ec2Errors.incorrectState(`${device} did not show its new size of ${bytes} bytes within 10 s.`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (this.loopDevice) await run('losetup', ['-c', this.loopDevice]);
+    this.log.info({ volumeId: this.o.volumeId, bytes }, 'grown');
+  }
+
   private async handle(req: ControlRequest): Promise<ControlReply> {
     if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loopDevice ?? null, pid: process.pid };
     if (req.op === 'freeze') {
@@ -170,6 +188,10 @@ export class Card {
     }
     if (req.op === 'thaw') {
       await this.thaw();
+      return { ok: true };
+    }
+    if (req.op === 'resize') {
+      await this.resize(Number(req.size));
       return { ok: true };
     }
     if (req.op === 'detach') {

@@ -21,6 +21,8 @@ export interface Mounted {
   unmount(): Promise<{ errors: number; lastErrno: number }>;
   /** Hold writes back (after in-flight ones finish, and an fdatasync), or release them. */
   freeze(on: boolean): void;
+  /** Grow the served file (the backing image already extended). */
+  resize(size: number): void;
 }
 
 export async function mountVolumeFile(dir: string, file: VolumeFile): Promise<Mounted> {
@@ -32,6 +34,7 @@ export async function mountVolumeFile(dir: string, file: VolumeFile): Promise<Mo
       return stats;
     },
     freeze: (on) => server.freeze(on),
+    resize: (size) => server.resize(size),
   };
 }
 

@@ -48,6 +48,24 @@ export interface AttachmentRow {
   device_name?: string | null;
 }
 
+/** The latest modification of a volume (EBS Elastic Volumes). */
+export interface ModificationRow {
+  volume_id: string;
+  state: 'modifying' | 'optimizing' | 'completed' | 'failed';
+  status_message: string;
+  progress: number;
+  start_time: number;
+  end_time: number | null;
+  original_size: number;
+  target_size: number;
+  original_type: string;
+  target_type: string;
+  original_iops: number | null;
+  target_iops: number | null;
+  original_throughput: number | null;
+  target_throughput: number | null;
+}
+
 export interface TagRow {
   resource_id: string;
   key: string;
@@ -66,6 +84,12 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 CREATE TABLE IF NOT EXISTS settings (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (resource_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (resource_id, key));
+CREATE TABLE IF NOT EXISTS volume_modifications (
+  volume_id TEXT PRIMARY KEY, state TEXT NOT NULL, status_message TEXT NOT NULL DEFAULT '', progress INTEGER NOT NULL,
+  start_time INTEGER NOT NULL, end_time INTEGER,
+  original_size INTEGER NOT NULL, target_size INTEGER NOT NULL, original_type TEXT NOT NULL, target_type TEXT NOT NULL,
+  original_iops INTEGER, target_iops INTEGER, original_throughput INTEGER, target_throughput INTEGER
+);
 CREATE TABLE IF NOT EXISTS client_tokens (token TEXT PRIMARY KEY, operation TEXT NOT NULL, request TEXT NOT NULL, resource_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
   snapshot_id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, state TEXT NOT NULL, progress TEXT NOT NULL,
@@ -181,6 +205,18 @@ export class Registry {
 
   deleteTagsOf(resourceId: string): void {
     this.db.prepare('DELETE FROM tags WHERE resource_id = ?').run(resourceId);
+  }
+
+  getModification(id: string): ModificationRow | undefined {
+    return this.db.prepare('SELECT * FROM volume_modifications WHERE volume_id = ?').get(id) as ModificationRow | undefined;
+  }
+
+  listModifications(): ModificationRow[] {
+    return this.db.prepare('SELECT * FROM volume_modifications ORDER BY start_time, volume_id').all() as ModificationRow[];
+  }
+
+  putModification(m: ModificationRow): void {
+    this.db.prepare('INSERT OR REPLACE INTO volume_modifications (volume_id, state, status_message, progress, start_time, end_time, original_size, target_size, original_type, target_type, original_iops, target_iops, original_throughput, target_throughput) VALUES (@volume_id, @state, @status_message, @progress, @start_time, @end_time, @original_size, @target_size, @original_type, @target_type, @original_iops, @target_iops, @original_throughput, @target_throughput)').run(m);
   }
 
   getClientToken(token: string): { token: string; operation: string; request: string; resource_id: string } | undefined {

@@ -37,6 +37,8 @@ export interface CardOps {
   /** The LUKS2 digest of the volume key named by a token (unwrapped, hashed and zeroized in the card layer). */
   keyDigest(token: KmsvolToken): Promise<KeyDigest>;
   quiesce(volumeId: string): Promise<() => Promise<void>>;
+  /** Tell an attached volume's card that its image grew to `sizeBytes` of payload. */
+  resize(volumeId: string, sizeBytes: number): Promise<void>;
   copyPayload(src: ImageSide, dst: ImageSide, sizeBytes: number, onProgress?: (fraction: number) => void): Promise<number>;
 }
 
@@ -169,7 +171,7 @@ export function writeImageAtomically(file: string, head: Buffer | undefined, siz
 }
 
 /** Iops and Throughput as EC2 checks them for each volume type; the defaults EC2 gives (gp3: 3000 and 125). */
-function performance(type: string, size: number, iops: number | undefined, throughput: number | undefined): { iops: number | null; throughput: number | null } {
+export function performance(type: string, size: number, iops: number | undefined, throughput: number | undefined): { iops: number | null; throughput: number | null } {
   const bad = (m: string) => Ec2Errors.invalidParameter(m);
   if (throughput !== undefined && type !== 'gp3') throw new ServiceError('InvalidParameterCombination', `The parameter throughput is not supported for ${type} volumes; only gp3 volumes take a throughput.`);
   if (type === 'gp3') {

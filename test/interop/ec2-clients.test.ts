@@ -33,6 +33,14 @@ describe('EC2 through boto3 and the AWS CLI', () => {
     expect(r.code, r.out).toBe(0);
   }, 240_000);
 
+  it('ModifyVolume in pytest: an attached 1 GiB ext4 volume grows to 2 GiB while mounted, resize2fs grows the filesystem, data intact, the image payload is 2 GiB', async () => {
+    const home = tempHome('kmsvol-ec2-');
+    const ep = await startEndpoint(home);
+    const r = await pytest('test_modify_volume.py', { ...ep.env, KMSVOL_ENDPOINT: ep.url });
+    expect(r.out).toMatch(/1 passed/);
+    expect(r.code, r.out).toBe(0);
+  }, 240_000);
+
   it('the same story with the AWS CLI v2 (/usr/bin/aws) as a shell script', async () => {
     const home = tempHome('kmsvol-ec2-');
     const ep = await startEndpoint(home);

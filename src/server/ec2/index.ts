@@ -4,6 +4,7 @@ import { contextFor } from './context.js';
 import { ebsDefaultOperations } from './ebs-defaults.js';
 import { dryRunOperation, invalidAction, toWireError } from './errors.js';
 import { instanceOperations } from './instances.js';
+import { modifyOperations } from './modify.js';
 import type { Operation } from './operation.js';
 import { decodeRequest, EC2_VERSION, encodeError, encodeResponse } from './protocol.js';
 import { snapshotOperations } from './snapshots.js';
@@ -18,7 +19,7 @@ export { closeContexts } from './context.js';
  * calls the volume control plane (src/volume, src/card), the same functions as
  * kmsvol's CLI and TypeScript API.
  */
-const OPERATIONS: Record<string, Operation> = { ...volumeOperations, ...snapshotOperations, ...ebsDefaultOperations, ...instanceOperations };
+const OPERATIONS: Record<string, Operation> = { ...volumeOperations, ...modifyOperations, ...snapshotOperations, ...ebsDefaultOperations, ...instanceOperations };
 
 export const EC2_ACTIONS = Object.keys(OPERATIONS);
 

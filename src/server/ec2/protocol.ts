@@ -91,6 +91,11 @@ const LOCATION: Record<string, string> = {
   Instances: 'instancesSet',
   BlockDeviceMappings: 'blockDeviceMapping',
   Groups: 'groupSet',
+  VolumeStatus: 'volumeStatus',
+  Details: 'details',
+  AttachmentStatuses: 'attachmentStatuses',
+  ProductCodes: 'productCodes',
+  AutoEnableIO: 'autoEnableIO',
   SecurityGroups: 'groupSet',
 };
 
