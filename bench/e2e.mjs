@@ -1,8 +1,15 @@
-// npm run bench -- e2e [--json] [--quick]
-// fio through the mounted kmsvol volume file, and the same four jobs in the same
-// run on gocryptfs (Debian package) and on a raw file: sequential 1 MiB write and
-// read, random 4 KiB read and write. Needs root, FUSE, fio and gocryptfs
-// (scripts/ensure-system-deps.sh bench installs them).
+// npm run bench -- e2e [--json] [--quick] [--no-chart]
+// fio on the two paths users take, every target in the same run:
+//  - the block-device path: ext4 on the kmsvol loop device, ext4 on a loop
+//    device over a plain image file on the same file system, and a file in a
+//    gocryptfs mount (the peer has no block device);
+//  - the bare-file path: the decrypted kmsvol volume file, the same gocryptfs
+//    file, and a raw file.
+// Jobs: sequential 1 MiB write and read, random 4 KiB read and write (fsync
+// every 32), the random jobs again at iodepth 16 with libaio and O_DIRECT, and
+// a metadata-heavy job (random reads and writes over 2,000 small files). The
+// page cache is dropped before every job. Writes bench/e2e.svg (vega-lite).
+// Needs root, FUSE, fio and gocryptfs (scripts/ensure-system-deps.sh bench).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,34 +19,56 @@ import { machine, printMachine } from './env.mjs';
 
 const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const chart = !process.argv.includes('--no-chart');
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.dirname(here);
 const bin = path.join(root, 'bin/kmsvol.js');
-const SIZE_MIB = quick ? 128 : 512;
-const RUNTIME = quick ? 3 : 10;
+const SIZE_MIB = quick ? 128 : 768;
+const RUNTIME = quick ? 3 : 8;
+const VOLUME_GIB = 2;
 
 execFileSync('bash', [path.join(root, 'scripts/ensure-system-deps.sh'), 'bench'], { stdio: 'inherit' });
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-e2e-'));
 const cleanups = [];
 const log = (m) => !json && console.log(m);
 
-function fio(file, name, args) {
-  const out = execFileSync('fio', ['--output-format=json', `--name=${name}`, `--filename=${file}`, '--ioengine=psync', '--invalidate=1', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+function dropCaches() {
+  spawnSync('sync');
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+function fio(name, args) {
+  dropCaches();
+  const out = execFileSync('fio', ['--output-format=json', `--name=${name}`, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   return JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
 }
 
-function runJobs(label, file) {
+const size = `--size=${SIZE_MIB}M`;
+const timed = ['--time_based', `--runtime=${RUNTIME}`];
+const psync = ['--ioengine=psync'];
+const aio = ['--ioengine=libaio', '--iodepth=16', '--direct=1'];
+/** Each job: what it runs and the figure it reports. */
+const JOBS = {
+  seqWriteMiBps: { args: (f) => [`--filename=${f}`, ...psync, '--rw=write', '--bs=1M', size, '--end_fsync=1'], figure: (j) => Math.round(j.write.bw / 1024) },
+  seqReadMiBps: { args: (f) => [`--filename=${f}`, ...psync, '--rw=read', '--bs=1M', size], figure: (j) => Math.round(j.read.bw / 1024) },
+  randReadIops: { args: (f) => [`--filename=${f}`, ...psync, '--rw=randread', '--bs=4k', size, ...timed], figure: (j) => Math.round(j.read.iops) },
+  randWriteIops: { args: (f) => [`--filename=${f}`, ...psync, '--rw=randwrite', '--bs=4k', size, ...timed, '--fsync=32'], figure: (j) => Math.round(j.write.iops) },
+  randReadQd16Iops: { args: (f) => [`--filename=${f}`, ...aio, '--rw=randread', '--bs=4k', size, ...timed], figure: (j) => Math.round(j.read.iops) },
+  randWriteQd16Iops: { args: (f) => [`--filename=${f}`, ...aio, '--rw=randwrite', '--bs=4k', size, ...timed], figure: (j) => Math.round(j.write.iops) },
+  smallFilesIops: {
+    args: (f) => [`--directory=${f}.d`, ...psync, '--nrfiles=2000', '--filesize=16k', '--bs=4k', '--rw=randrw', '--file_service_type=random', '--openfiles=64', ...timed],
+    figure: (j) => Math.round(j.read.iops + j.write.iops),
+  },
+};
+const BLOCK_JOBS = Object.keys(JOBS);
+const FILE_JOBS = ['seqWriteMiBps', 'seqReadMiBps', 'randReadIops', 'randWriteIops'];
+
+function runJobs(label, file, jobs) {
   log(`  ${label}: ${file}`);
-  const size = `--size=${SIZE_MIB}M`;
-  const w = fio(file, 'seqwrite', ['--rw=write', '--bs=1M', size, '--end_fsync=1']);
-  const r = fio(file, 'seqread', ['--rw=read', '--bs=1M', size]);
-  const rr = fio(file, 'randread', ['--rw=randread', '--bs=4k', size, '--time_based', `--runtime=${RUNTIME}`]);
-  const rw = fio(file, 'randwrite', ['--rw=randwrite', '--bs=4k', size, '--time_based', `--runtime=${RUNTIME}`, '--fsync=32']);
-  return {
-    seqWriteMiBps: Math.round(w.write.bw / 1024),
-    seqReadMiBps: Math.round(r.read.bw / 1024),
-    randReadIops: Math.round(rr.read.iops),
-    randWriteIops: Math.round(rw.write.iops),
-  };
+  if (jobs.includes('smallFilesIops')) fs.mkdirSync(`${file}.d`, { recursive: true });
+  const out = {};
+  for (const name of jobs) out[name] = JOBS[name].figure(fio(name, JOBS[name].args(file)));
+  return out;
 }
 
 function cleanup() {
@@ -57,55 +86,112 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
+/** mkfs.ext4 (initialised up front, so no lazy init runs during the jobs) and mount; returns the mount point. */
+function ext4On(dev, name) {
+  execFileSync('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', dev]);
+  const dir = path.join(work, name);
+  fs.mkdirSync(dir);
+  execFileSync('mount', [dev, dir]);
+  cleanups.push(() => execFileSync('umount', [dir]));
+  return dir;
+}
+
+function render(results, ratios) {
+  return import('vega').then(async (vega) => {
+    const vl = await import('vega-lite');
+    const values = [];
+    for (const [pair, r] of Object.entries(ratios)) for (const [job, v] of Object.entries(r)) values.push({ comparison: pair, job, ratio: v });
+    const spec = vl.compile({
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title: `kmsvol, same-run ratios (${machine().cpu}, ${machine().cores} cores)`,
+      width: 560,
+      height: 260,
+      data: { values },
+      layer: [
+        {
+          mark: 'bar',
+          encoding: {
+            x: { field: 'job', type: 'nominal', sort: BLOCK_JOBS, axis: { labelAngle: -30 } },
+            xOffset: { field: 'comparison' },
+            y: { field: 'ratio', type: 'quantitative', title: 'ratio (1.0 = peer)' },
+            color: { field: 'comparison', type: 'nominal' },
+          },
+        },
+        { mark: { type: 'rule', strokeDash: [4, 4] }, encoding: { y: { datum: 1 } } },
+      ],
+    }).spec;
+    const view = new vega.View(vega.parse(spec), { renderer: 'none' });
+    return view.toSVG();
+  });
+}
+
 try {
   const results = {};
-  // kmsvol: a 1 GiB encrypted volume, attached; fio on the decrypted volume file.
   const home = path.join(work, 'home');
   const env = { ...process.env, KMSVOL_HOME: home };
   const kv = (...a) => execFileSync(process.execPath, [bin, ...a], { env, encoding: 'utf8' }).trim();
   const key = kv('kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text');
-  const vol = kv('ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key, '--query', 'VolumeId', '--output', 'text');
-  const device = JSON.parse(kv('ec2', 'attach-volume', '--volume-id', vol)).Device;
-  cleanups.push(() => kv('ec2', 'detach-volume', '--volume-id', vol, '--force'));
-  log('Running the four fio jobs on each target:');
-  results.kmsvol = runJobs('kmsvol', device);
+  const newVolume = () => kv('ec2', 'create-volume', '--size', String(VOLUME_GIB), '--encrypted', '--kms-key-id', key, '--query', 'VolumeId', '--output', 'text');
 
-  // gocryptfs: a file of the same size in a fresh gocryptfs mount.
+  log('The block-device path (ext4 on a loop device):');
+  const blockVol = newVolume();
+  const loop = JSON.parse(kv('ec2', 'attach-volume', '--volume-id', blockVol, '--loop')).LoopDevice;
+  cleanups.push(() => kv('ec2', 'detach-volume', '--volume-id', blockVol, '--force'));
+  results.kmsvolExt4 = runJobs('kmsvol loop + ext4', path.join(ext4On(loop, 'kmsvol-ext4'), 'bench.bin'), BLOCK_JOBS);
+
+  const image = path.join(work, 'plain.img');
+  fs.closeSync(fs.openSync(image, 'w'));
+  fs.truncateSync(image, VOLUME_GIB * 2 ** 30);
+  const rawLoop = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
+  cleanups.push(() => execFileSync('losetup', ['-d', rawLoop]));
+  results.rawExt4 = runJobs('plain loop + ext4', path.join(ext4On(rawLoop, 'raw-ext4'), 'bench.bin'), BLOCK_JOBS);
+
   const cipher = path.join(work, 'gcipher');
   const plain = path.join(work, 'gplain');
   fs.mkdirSync(cipher);
   fs.mkdirSync(plain);
   execFileSync('gocryptfs', ['-q', '-init', '-extpass', 'echo benchmark-password', '-scryptn', '10', cipher]);
-  execFileSync('gocryptfs', ['-q', '-extpass', 'echo benchmark-password', cipher, plain]);
+  execFileSync('gocryptfs', ['-q', '-nosyslog', '-extpass', 'echo benchmark-password', cipher, plain]);
   cleanups.push(() => spawnSync('fusermount3', ['-u', plain]).status === 0 || spawnSync('fusermount', ['-u', plain]));
-  results.gocryptfs = runJobs('gocryptfs', path.join(plain, 'bench.bin'));
+  results.gocryptfs = runJobs('gocryptfs', path.join(plain, 'bench.bin'), BLOCK_JOBS);
 
-  // The raw backing file system, no encryption.
-  results.raw = runJobs('raw', path.join(work, 'raw.bin'));
+  log('The bare-file path:');
+  const fileVol = newVolume();
+  const device = JSON.parse(kv('ec2', 'attach-volume', '--volume-id', fileVol)).Device;
+  cleanups.push(() => kv('ec2', 'detach-volume', '--volume-id', fileVol, '--force'));
+  results.kmsvolFile = runJobs('kmsvol volume file', device, FILE_JOBS);
+  results.rawFile = runJobs('raw file', path.join(work, 'raw.bin'), FILE_JOBS);
 
-  const ratio = (k) => +(results.kmsvol[k] / results.gocryptfs[k]).toFixed(2);
+  const ratio = (a, b, jobs) => Object.fromEntries(jobs.map((k) => [k, +(results[a][k] / results[b][k]).toFixed(2)]));
+  const ratios = {
+    'kmsvol ext4 / gocryptfs': ratio('kmsvolExt4', 'gocryptfs', BLOCK_JOBS),
+    'kmsvol ext4 / plain loop ext4': ratio('kmsvolExt4', 'rawExt4', BLOCK_JOBS),
+    'kmsvol file / gocryptfs': ratio('kmsvolFile', 'gocryptfs', FILE_JOBS),
+  };
   const out = {
     machine: machine(),
     gocryptfs: spawnSync('gocryptfs', ['-version'], { encoding: 'utf8' }).stdout.split('\n')[0],
     fio: spawnSync('fio', ['--version'], { encoding: 'utf8' }).stdout.trim(),
-    kmsvol: results.kmsvol,
-    gocryptfs: results.gocryptfs,
-    raw: results.raw,
-    kmsvolVsGocryptfs: Object.fromEntries(Object.keys(results.kmsvol).map((k) => [k, ratio(k)])),
+    sizeMiB: SIZE_MIB,
+    runtimeSeconds: RUNTIME,
+    results,
+    ratios,
   };
-  out.gocryptfsVersion = spawnSync('gocryptfs', ['-version'], { encoding: 'utf8' }).stdout.split('\n')[0];
-  out.gocryptfs = results.gocryptfs;
-  if (json) console.log(JSON.stringify(out));
+  if (chart) {
+    const svg = await render(results, ratios);
+    fs.writeFileSync(path.join(here, 'e2e.svg'), svg);
+    out.chart = 'bench/e2e.svg';
+  }
+  if (json) console.log(JSON.stringify(out, null, 2));
   else {
     printMachine(out.machine);
-    console.log(`${out.gocryptfsVersion}; ${out.fio}; ${SIZE_MIB} MiB files, random jobs ${RUNTIME}s, psync, buffered with invalidate=1\n`);
+    console.log(`${out.gocryptfs}; ${out.fio}; ${SIZE_MIB} MiB files, random jobs ${RUNTIME} s, page cache dropped before each job\n`);
     const pad = (s, n) => String(s).padStart(n);
-    console.log(`${pad('', 10)} ${pad('seq write MiB/s', 16)} ${pad('seq read MiB/s', 15)} ${pad('rand read IOPS', 15)} ${pad('rand write IOPS', 16)}`);
-    for (const t of ['kmsvol', 'gocryptfs', 'raw']) {
-      const r = results[t];
-      console.log(`${pad(t, 10)} ${pad(r.seqWriteMiBps, 16)} ${pad(r.seqReadMiBps, 15)} ${pad(r.randReadIops, 15)} ${pad(r.randWriteIops, 16)}`);
-    }
-    console.log(`\nkmsvol / gocryptfs: ${JSON.stringify(out.kmsvolVsGocryptfs)}`);
+    console.log(`${pad('', 22)}${BLOCK_JOBS.map((j) => pad(j, 18)).join('')}`);
+    for (const [t, r] of Object.entries(results)) console.log(`${pad(t, 22)}${BLOCK_JOBS.map((j) => pad(r[j] ?? '', 18)).join('')}`);
+    console.log('');
+    for (const [pair, r] of Object.entries(ratios)) console.log(`${pad(pair, 30)}: ${JSON.stringify(r)}`);
+    if (chart) console.log('\nchart: bench/e2e.svg');
   }
 } finally {
   cleanup();

@@ -49,10 +49,24 @@ export function isMounted(dir: string): boolean {
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // A card that has exited but not yet been reaped is a zombie: signals reach it, but it is gone.
+  // (A card outlives the CLI that started it, so its reaper is init, which may take a second or more.)
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return true; // reaped between the two looks
+  }
+  // The state follows the command name, which is in parentheses and may itself contain ') '.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
 
 /** Which loop devices are backed by `file` (losetup -j). */

@@ -5,16 +5,15 @@ import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { createAccessKey, createRole } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
-import { serveEndpoint } from '../server/http.js';
-import { kmsService } from '../server/kms.js';
-import { stsService } from '../server/sts.js';
-import { backgroundSettled, closeContexts, ec2Service } from '../server/ec2/index.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { parseInteger, readParamText } from './args.js';
 
-/** The services one endpoint answers. */
-const SERVICES = [kmsService, stsService, ec2Service];
+/** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
+async function services() {
+  const [{ kmsService }, { stsService }, { ec2Service }] = await Promise.all([import('../server/kms.js'), import('../server/sts.js'), import('../server/ec2/index.js')]);
+  return [kmsService, stsService, ec2Service];
+}
 
 /**
  * `kmsvol serve` (and its older name `kmsvol kms serve`): the AWS APIs on
@@ -49,7 +48,8 @@ export function serveCommand(): Command {
         await stopped;
         return pool.stop();
       }
-      const server = await serveEndpoint({ home: homeOf(g), services: SERVICES, host: opts.host, port, region: only, clock: clockFromEnv() });
+      const { serveEndpoint } = await import('../server/http.js');
+      const server = await serveEndpoint({ home: homeOf(g), services: await services(), host: opts.host, port, region: only, clock: clockFromEnv() });
       if (cluster.isWorker) process.send!({ kmsvolListening: server.url });
       else {
         process.stderr.write(`kmsvol listening on ${server.url} (${only ? `region ${only} only` : 'every region'})\n`);
@@ -58,8 +58,9 @@ export function serveCommand(): Command {
       await stopped;
       await server.close();
       // Volumes being created and cards being started finish (or fail, with an event) before the endpoint goes.
-      await backgroundSettled();
-      closeContexts();
+      const ec2 = await import('../server/ec2/index.js');
+      await ec2.backgroundSettled();
+      ec2.closeContexts();
       // A worker's IPC channel to the primary would keep it alive.
       if (cluster.isWorker) process.disconnect();
     });

@@ -57,9 +57,9 @@ describe('volumes through real FUSE, loop devices and ext4', () => {
     unmount(ctx, mnt);
     detach(ctx.home, vol);
     if (serverMode) {
-      // The matrix's server leg: the card's Decrypt really went through `kmsvol kms serve`, signed as the test user.
+      // The matrix's server leg: the card's Decrypt really went through `kmsvol kms serve`, signed as the card's own role session.
       const decrypts = kmsvol(ctx.home, ['audit', '--event-name', 'Decrypt']).json.Events;
-      expect(decrypts.at(-1).userIdentity.arn).toBe('arn:aws:iam::000000000000:user/tester');
+      expect(decrypts.at(-1).userIdentity.arn).toBe(`arn:aws:sts::000000000000:assumed-role/kmsvol-card/${vol}`);
     }
   });
 

@@ -2,8 +2,7 @@
 // warning about future releases needing Node 22 would only clutter stderr.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-import * as sdk from '@aws-sdk/client-kms';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import type * as Sdk from '@aws-sdk/client-kms';
 import { ServiceError } from '../../errors.js';
 import type { Caller } from '../authz.js';
 import { CARD_ROLE } from '../iam.js';
@@ -40,39 +39,57 @@ export interface RemoteKmsOptions {
 
 export const VIA_SERVICE_HEADER = 'x-kmsvol-via-service';
 
+/** The SDK is loaded on the first remote call, so commands that never make one do not pay for it (~0.25 s). */
+let sdkModule: Promise<typeof Sdk> | undefined;
+const loadSdk = () => (sdkModule ??= import('@aws-sdk/client-kms'));
+
+/** One SDK client, made on first use and shared by the views of `as()`. */
+interface Shared {
+  client?: Promise<Sdk.KMSClient>;
+}
+
 export class RemoteKmsClient implements KmsClient {
-  private readonly client: sdk.KMSClient;
   readonly region: string;
   private readonly endpoint: string;
   private readonly owner: boolean;
+  private readonly shared: Shared;
+  private readonly credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
 
   constructor(
     private readonly opts: RemoteKmsOptions,
-    shared?: sdk.KMSClient,
+    shared?: Shared,
   ) {
     this.region = opts.region;
     this.endpoint = opts.endpoint ?? `https://kms.${opts.region}.amazonaws.com`;
     this.owner = !shared;
-    this.client =
-      shared ??
-      new sdk.KMSClient({
-        region: opts.region,
-        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-        ...(opts.credentials === 'standard' ? {} : { credentials: opts.credentials ?? credentialsFromEnv() }),
-        maxAttempts: 2,
-        requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 10_000 },
-      });
+    this.shared = shared ?? {};
+    // Missing credentials are reported when the client is opened, not at its first call.
+    this.credentials = opts.credentials === 'standard' ? undefined : (opts.credentials ?? credentialsFromEnv());
+  }
+
+  private client(): Promise<Sdk.KMSClient> {
+    return (this.shared.client ??= loadSdk().then(
+      (sdk) =>
+        new sdk.KMSClient({
+          region: this.opts.region,
+          ...(this.opts.endpoint ? { endpoint: this.opts.endpoint } : {}),
+          ...(this.credentials ? { credentials: this.credentials } : {}),
+          maxAttempts: 2,
+          requestHandler: { connectionTimeout: this.opts.timeoutMs ?? 10_000, requestTimeout: this.opts.timeoutMs ?? 10_000 },
+        }),
+    ));
   }
 
   /** The credentials decide the principal; the service is this view's own. Shares the SDK client. */
   as(caller: Partial<Caller>): KmsClient {
-    return new RemoteKmsClient({ ...this.opts, viaService: caller.viaService }, this.client);
+    return new RemoteKmsClient({ ...this.opts, viaService: caller.viaService }, this.shared);
   }
 
   async send<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): Promise<KmsResponse<Op>> {
+    const sdk = await loadSdk();
     const Command = (sdk as unknown as Record<string, new (input: unknown) => unknown>)[`${op}Command`];
     if (!Command) throw new ServiceError('UnknownOperationException', `${op} is not a KMS operation the SDK knows.`);
-    const command = new Command(req) as { middlewareStack: sdk.KMSClient['middlewareStack'] };
+    const command = new Command(req) as { middlewareStack: Sdk.KMSClient['middlewareStack'] };
     const via = this.opts.viaService;
     if (via) {
       // Added before signing (the build step), so the header is signed.
@@ -85,7 +102,7 @@ export class RemoteKmsClient implements KmsClient {
       );
     }
     try {
-      const out = (await this.client.send(command as never)) as unknown as Record<string, unknown>;
+      const out = (await (await this.client()).send(command as never)) as unknown as Record<string, unknown>;
       delete out.$metadata;
       return out as KmsResponse<Op>;
     } catch (e) {
@@ -107,8 +124,9 @@ export class RemoteKmsClient implements KmsClient {
    * Against AWS itself (`--kms aws`) there is no such role: undefined.
    */
   async cardClient(account: string, volumeId: string): Promise<{ client: KmsClient; env: Record<string, string> } | undefined> {
-    if (this.opts.credentials === 'standard') return undefined;
-    const sts = new STSClient({ region: this.region, endpoint: this.endpoint, credentials: this.opts.credentials ?? credentialsFromEnv(), maxAttempts: 2 });
+    if (!this.credentials) return undefined;
+    const { AssumeRoleCommand, STSClient } = await import('@aws-sdk/client-sts');
+    const sts = new STSClient({ region: this.region, endpoint: this.endpoint, credentials: this.credentials, maxAttempts: 2 });
     try {
       const out = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/${CARD_ROLE}`, RoleSessionName: volumeId, DurationSeconds: 900 }));
       const c = out.Credentials!;
@@ -126,7 +144,7 @@ export class RemoteKmsClient implements KmsClient {
   }
 
   close(): void {
-    if (this.owner) this.client.destroy();
+    if (this.owner) void this.shared.client?.then((c) => c.destroy());
   }
 }
 
