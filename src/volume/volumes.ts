@@ -194,7 +194,7 @@ export function performance(type: string, size: number, iops: number | undefined
 
 export interface CreateStarted {
   /** The answer EC2 gives at once: state `creating`, KmsKeyId as the caller named it. */
-  Volume: ReturnType<typeof volumeShape>;
+  Volume: Omit<ReturnType<typeof volumeShape>, 'Attachments'>;
   /** Settles when the volume is `available` (with its final shape), or rejects (the volume is gone, and an event says why). */
   done: Promise<ReturnType<typeof volumeShape>>;
 }
@@ -264,7 +264,9 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
     if (req.ClientToken !== undefined) ctx.registry.putClientToken(req.ClientToken, 'CreateVolume', JSON.stringify({ ...req, ClientToken: undefined }), id);
   });
   // EC2 answers with the key as the caller named it (none when it was not named).
-  const first = { ...volumeShape(ctx, row), ...(req.KmsKeyId ? { KmsKeyId: req.KmsKeyId } : {}) };
+  // CreateVolume's answer has no Attachments and always has Tags (DescribeVolumes' has Tags only when there are some).
+  const { Attachments: _none, ...created } = volumeShape(ctx, row);
+  const first = { ...created, ...(req.KmsKeyId ? { KmsKeyId: req.KmsKeyId } : {}), Tags: tagShape(ctx.registry, id) };
   const done = (async () => {
     try {
       if (encrypted) {
