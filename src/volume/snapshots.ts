@@ -123,7 +123,11 @@ export function startCreateSnapshot(ctx: Ec2Context, req: { VolumeId?: string; D
   row.kms_key_id = v.kms_key_id;
   return build(ctx, row, tags, 'createSnapshot', async (file) => {
     // Point in time even while attached: the card quiesces writes (and freezes a mounted filesystem) during the copy.
-    const a = ctx.registry.getAttachment(v.volume_id);
+    // An attach in progress is waited for (its card is not serving yet, so it cannot be quiesced).
+    let a = ctx.registry.getAttachment(v.volume_id);
+    for (const end = Date.now() + 60_000; a?.state === 'attaching' && Date.now() < end; a = ctx.registry.getAttachment(v.volume_id)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     if (a && ctx.reconcile) await ctx.reconcile(v, a);
     const thaw = ctx.registry.getAttachment(v.volume_id) ? await ctx.card.quiesce(v.volume_id) : undefined;
     try {
