@@ -23,6 +23,9 @@ const OPERATIONS: Record<string, Operation> = { ...volumeOperations, ...modifyOp
 
 export const EC2_ACTIONS = Object.keys(OPERATIONS);
 
+/** The actions, for kmsvol's own CLI (its --dry-run runs the same checks). */
+export const ec2Operations: Readonly<Record<string, Operation>> = OPERATIONS;
+
 const log = createLogger('ec2');
 
 function xml(status: number, body: string, requestId: string): ServiceReply {

@@ -49,7 +49,7 @@ const FILTERS = {
   'block-device-mapping.status': (i: InstanceShape) => i.BlockDeviceMappings.map((m) => m.Ebs.Status),
 };
 
-function describeInstances(ctx: Ec2Context, req: { InstanceIds?: string[]; Filters?: { Name: string; Values: string[] }[]; MaxResults?: number; NextToken?: string }) {
+export function describeInstances(ctx: Ec2Context, req: { InstanceIds?: string[]; Filters?: { Name: string; Values: string[] }[]; MaxResults?: number; NextToken?: string }) {
   const me = thisInstance(ctx);
   const missing = (req.InstanceIds ?? []).filter((id) => id !== me.InstanceId);
   if (missing.length) throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${missing.join(', ')}' does not exist. This host is instance ${me.InstanceId}.`);
