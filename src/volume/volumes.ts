@@ -98,8 +98,15 @@ export function attachmentShape(a: AttachmentRow, instanceId: string) {
   };
 }
 
-/** The EC2 Volume shape of describe-volumes and create-volume (Tags only when the volume has some, as EC2 answers). */
-export function volumeShape(ctx: Ec2Context, v: VolumeRow, a?: AttachmentRow) {
+/** The members of EC2's Volume in the model's order (the order the AWS CLI prints them in). */
+const VOLUME_ORDER = ['Attachments', 'AvailabilityZone', 'CreateTime', 'Encrypted', 'KmsKeyId', 'Size', 'SnapshotId', 'State', 'VolumeId', 'Iops', 'Tags', 'VolumeType', 'MultiAttachEnabled', 'Throughput'];
+
+function inVolumeOrder<T extends Record<string, unknown>>(o: T): T {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => VOLUME_ORDER.indexOf(a) - VOLUME_ORDER.indexOf(b))) as T;
+}
+
+/** The EC2 Volume shape of describe-volumes and create-volume (Tags only when the volume has some, as DescribeVolumes answers; always, as CreateVolume does). */
+export function volumeShape(ctx: Ec2Context, v: VolumeRow, a?: AttachmentRow, opts: { tags?: 'always' } = {}) {
   const tags = tagShape(ctx.registry, v.volume_id);
   return {
     Attachments: a ? [attachmentShape(a, ctx.registry.instanceId())] : [],
@@ -112,7 +119,7 @@ export function volumeShape(ctx: Ec2Context, v: VolumeRow, a?: AttachmentRow) {
     State: v.state,
     VolumeId: v.volume_id,
     ...(v.iops !== null ? { Iops: v.iops } : {}),
-    ...(tags.length ? { Tags: tags } : {}),
+    ...(tags.length || opts.tags === 'always' ? { Tags: tags } : {}),
     VolumeType: v.volume_type,
     MultiAttachEnabled: false,
     ...(v.throughput !== null ? { Throughput: v.throughput } : {}),
@@ -265,8 +272,8 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
   });
   // EC2 answers with the key as the caller named it (none when it was not named).
   // CreateVolume's answer has no Attachments and always has Tags (DescribeVolumes' has Tags only when there are some).
-  const { Attachments: _none, ...created } = volumeShape(ctx, row);
-  const first = { ...created, ...(req.KmsKeyId ? { KmsKeyId: req.KmsKeyId } : {}), Tags: tagShape(ctx.registry, id) };
+  const { Attachments: _none, ...created } = volumeShape(ctx, row, undefined, { tags: 'always' });
+  const first = req.KmsKeyId ? inVolumeOrder({ ...created, KmsKeyId: req.KmsKeyId }) : created;
   const done = (async () => {
     try {
       if (encrypted) {

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { kmsvol } from '../helpers/cli.js';
 import { startEndpoint } from '../helpers/ec2-endpoint.js';
 import { tempHome } from '../helpers/home.js';
 
@@ -50,4 +51,33 @@ describe("seed 003's EC2 transcript through aws ec2 --endpoint-url", () => {
     expect(run(['ec2', 'describe-volumes', '--volume-ids', created.VolumeId]).Volumes[0]).toMatchObject({ State: 'available', KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${keyB}` });
     expect(run(['ec2', 'describe-volumes', '--filters', `Name=volume-id,Values=${vol}`]).Volumes).toEqual([]);
   }, 180_000);
+
+  it('the same commands with kmsvol in place of aws: the same fields, in the same order, and states', () => {
+    const home = tempHome('kmsvol-seed003-');
+    const run = (args: string[]) => {
+      const r = kmsvol(home, args);
+      if (r.code !== 0) throw new Error(`kmsvol ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+      return r.json;
+    };
+    const keyA = run(['kms', 'create-key']).KeyMetadata.KeyId;
+    const keyB = run(['kms', 'create-key']).KeyMetadata.KeyId;
+    const vol = run(['ec2', 'create-volume', '--availability-zone', 'locala', '--size', '10', '--encrypted', '--kms-key-id', keyA, '--volume-type', 'gp3']).VolumeId;
+
+    const v = run(['ec2', 'describe-volumes', '--volume-id', vol]).Volumes[0];
+    expect(Object.keys(v)).toEqual(['Attachments', 'AvailabilityZone', 'CreateTime', 'Encrypted', 'KmsKeyId', 'Size', 'SnapshotId', 'State', 'VolumeId', 'Iops', 'VolumeType', 'MultiAttachEnabled', 'Throughput']);
+    expect(v).toMatchObject({ Attachments: [], Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyA}`, Size: 10, SnapshotId: '', State: 'available', Iops: 3000, VolumeType: 'gp3', MultiAttachEnabled: false, Throughput: 125 });
+
+    const snap = run(['ec2', 'create-snapshot', '--volume-id', vol]);
+    expect(Object.keys(snap)).toEqual(['Description', 'Encrypted', 'OwnerId', 'Progress', 'SnapshotId', 'StartTime', 'State', 'VolumeId', 'VolumeSize', 'Tags']);
+    expect(snap).toMatchObject({ Description: '', Encrypted: true, Progress: '', State: 'pending', VolumeId: vol, VolumeSize: 10, Tags: [] });
+
+    const created = run(['ec2', 'create-volume', '--availability-zone', 'locala', '--encrypted', '--kms-key-id', keyB, '--snapshot-id', snap.SnapshotId, '--volume-type', 'gp3']);
+    expect(Object.keys(created)).toEqual(['AvailabilityZone', 'CreateTime', 'Encrypted', 'KmsKeyId', 'Size', 'SnapshotId', 'State', 'VolumeId', 'Iops', 'Tags', 'VolumeType', 'MultiAttachEnabled', 'Throughput']);
+    expect(created).toMatchObject({ Encrypted: true, KmsKeyId: keyB, Size: 10, SnapshotId: snap.SnapshotId, State: 'creating', Tags: [] });
+
+    expect(run(['kms', 'disable-key', '--key-id', keyA])).toBeUndefined();
+    expect(run(['ec2', 'delete-volume', '--volume-id', vol])).toBeUndefined();
+    expect(run(['ec2', 'delete-snapshot', '--snapshot-id', snap.SnapshotId])).toBeUndefined();
+    expect(run(['ec2', 'describe-volumes', '--volume-ids', created.VolumeId]).Volumes[0].State).toBe('available');
+  }, 120_000);
 });
