@@ -216,11 +216,12 @@ export interface DetachStarted {
  */
 export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean; InstanceId?: string; Device?: string }): Promise<DetachStarted> {
   const v = getVolume(ctx, req.VolumeId);
+  // A detach during an attach waits for the attach to finish (its card cannot be asked yet).
   let a = ctx.registry.getAttachment(v.volume_id);
-  if (a?.state === 'attaching') {
+  for (const end = Date.now() + 60_000; a?.state === 'attaching'; a = ctx.registry.getAttachment(v.volume_id)) {
     await reconcile(ctx, v, a);
-    a = ctx.registry.getAttachment(v.volume_id);
-    if (a?.state === 'attaching') throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still attaching; detach it once it is attached.`);
+    if (Date.now() > end) throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still attaching after 60 s; detach it once it is attached.`);
+    await new Promise((r) => setTimeout(r, 100));
   }
   if (!a) throw Ec2Errors.notAttached(v.volume_id);
   const instance = ctx.registry.instanceId();

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/cli.js';
+import { BIN, ROOT } from '../helpers/cli.js';
 import { startEndpoint } from '../helpers/ec2-endpoint.js';
 import { tempHome } from '../helpers/home.js';
 
@@ -38,6 +38,14 @@ describe('EC2 through boto3 and the AWS CLI', () => {
     const ep = await startEndpoint(home);
     const r = await pytest('test_modify_volume.py', { ...ep.env, KMSVOL_ENDPOINT: ep.url });
     expect(r.out).toMatch(/1 passed/);
+    expect(r.code, r.out).toBe(0);
+  }, 240_000);
+
+  it('conformance in pytest with boto3: types, the paginator over two pages, filters, tags, DryRun both ways, errors, the four waiters', async () => {
+    const home = tempHome('kmsvol-ec2-');
+    const ep = await startEndpoint(home);
+    const r = await pytest('test_conformance.py', { ...ep.env, KMSVOL_ENDPOINT: ep.url, KMSVOL_BIN: BIN });
+    expect(r.out).toMatch(/6 passed/);
     expect(r.code, r.out).toBe(0);
   }, 240_000);
 
