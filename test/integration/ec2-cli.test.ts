@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
 import { kmsvol } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
 
@@ -54,5 +55,42 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     const inst = kmsvol(home, ['ec2', 'describe-instances']).json.Reservations[0].Instances[0];
     expect(inst.InstanceId).toMatch(/^i-[0-9a-f]{17}$/);
     expect(kmsvol(home, ['ec2', 'describe-instances', '--query', 'Reservations[0].Instances[0].InstanceId', '--output', 'text']).stdout.trim()).toBe(inst.InstanceId);
+  });
+
+  it("the AWS CLI's own pagination (--page-size, --max-items, --starting-token, --no-paginate), --output yaml and table, --cli-input-json/yaml, --generate-cli-skeleton", () => {
+    const home = tempHome();
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push(kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted']).json.VolumeId);
+    const all = kmsvol(home, ['ec2', 'describe-volumes', '--page-size', '5']).json;
+    expect(all.Volumes.map((v: { VolumeId: string }) => v.VolumeId).sort()).toEqual([...ids].sort());
+    expect(all.NextToken).toBeUndefined();
+    const seen: string[] = [];
+    let token: string | undefined;
+    for (let round = 0; round < 5; round++) {
+      const r = kmsvol(home, ['ec2', 'describe-volumes', '--max-items', '3', '--page-size', '5', ...(token ? ['--starting-token', token] : [])]).json;
+      seen.push(...r.Volumes.map((v: { VolumeId: string }) => v.VolumeId));
+      token = r.NextToken;
+      if (!token) break;
+    }
+    expect(seen).toEqual(all.Volumes.map((v: { VolumeId: string }) => v.VolumeId));
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--no-paginate', '--max-results', '5']).json.Volumes).toHaveLength(5);
+
+    const yaml = kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!, '--output', 'yaml']);
+    expect(YAML.parse(yaml.stdout)).toEqual(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!]).json);
+    const table = kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!, '--output', 'table']).stdout;
+    expect(table.split('\n')[0]).toBe('DescribeVolumes');
+    expect(table).toMatch(new RegExp(`│ VolumeId +│[\\s\\S]*│ ${ids[0]} +│`));
+
+    const skeleton = JSON.parse(kmsvol(home, ['ec2', 'create-volume', '--generate-cli-skeleton']).stdout);
+    expect(Object.keys(skeleton)).toEqual(expect.arrayContaining(['Size', 'Encrypted', 'KmsKeyId', 'TagSpecifications', 'ClientToken', 'DryRun']));
+    const input = JSON.stringify({ Size: 2, VolumeType: 'gp2', TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'from', Value: 'json' }] }] });
+    const v = kmsvol(home, ['ec2', 'create-volume', '--cli-input-json', input, '--no-encrypted']);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json).toMatchObject({ Size: 2, VolumeType: 'gp2', Tags: [{ Key: 'from', Value: 'json' }] });
+    const y = kmsvol(home, ['ec2', 'delete-volume', '--cli-input-yaml', `VolumeId: ${v.json.VolumeId}\nDryRun: true\n`]);
+    expect(y.stderr).toContain('(DryRunOperation)');
+    expect(kmsvol(home, ['ec2', 'delete-volume', '--cli-input-yaml', `VolumeId: ${v.json.VolumeId}\n`]).code).toBe(0);
+    const none = kmsvol(home, ['ec2', 'delete-volume']);
+    expect([none.code, none.stderr.includes('the following arguments are required: --volume-id')]).toEqual([252, true]);
   });
 });
