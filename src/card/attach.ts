@@ -153,7 +153,8 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, KMSVOL_REGION: ctx.region, KMSVOL_ACCOUNT_ID: ctx.account, ...card?.env, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
+    // The card works in the caller's region and account, however the caller chose them (--region, AWS_REGION, the API).
+    env: { ...process.env, ...card?.env, KMSVOL_REGION: ctx.region, KMSVOL_ACCOUNT_ID: ctx.account, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
   });
   fs.closeSync(logFd);
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');

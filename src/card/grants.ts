@@ -27,20 +27,25 @@ export function cardPrincipal(keyArn: string, volumeId: string): string {
 }
 
 /** The grant's name: repeated attaches of a volume get the same grant back (CreateGrant is idempotent by Name). */
-function grantName(volumeId: string): string {
+export function cardGrantName(volumeId: string): string {
   return `kmsvol-card-${volumeId}`;
+}
+
+/** The card grant's request: Decrypt of this volume's data key only, for the volume's card principal. */
+export function cardGrantRequest(keyArn: string, volumeId: string) {
+  return {
+    KeyId: keyArn,
+    GranteePrincipal: cardPrincipal(keyArn, volumeId),
+    RetiringPrincipal: `arn:aws:iam::${accountOfKey(keyArn)}:root`,
+    Operations: ['Decrypt'],
+    Constraints: { EncryptionContextSubset: { [EBS_CONTEXT_KEY]: volumeId } },
+    Name: cardGrantName(volumeId),
+  };
 }
 
 /** Grant the volume's card Decrypt of this volume's data key only. Returns the grant token the card passes on. */
 export async function createCardGrant(kms: KmsClient, token: KmsvolToken): Promise<string> {
-  const res = await kms.send('CreateGrant', {
-    KeyId: token.keyArn,
-    GranteePrincipal: cardPrincipal(token.keyArn, token.volumeId),
-    RetiringPrincipal: `arn:aws:iam::${accountOfKey(token.keyArn)}:root`,
-    Operations: ['Decrypt'],
-    Constraints: { EncryptionContextSubset: { [EBS_CONTEXT_KEY]: token.volumeId } },
-    Name: grantName(token.volumeId),
-  });
+  const res = await kms.send('CreateGrant', cardGrantRequest(token.keyArn, token.volumeId));
   return res.GrantToken;
 }
 

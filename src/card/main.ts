@@ -23,7 +23,7 @@ const card = new Card({
   mountDir,
   loop: loop === '1',
   clock: clockFromEnv(),
-  region: process.env.KMSVOL_REGION ?? process.env.AWS_REGION ?? DEFAULT_REGION,
+  region: process.env.KMSVOL_REGION || process.env.AWS_REGION || DEFAULT_REGION,
   account: process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT,
   grantToken: process.env.KMSVOL_CARD_GRANT_TOKEN || undefined,
 });

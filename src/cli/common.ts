@@ -44,7 +44,8 @@ export function homeOf(g: GlobalOptions): Home {
 }
 
 export function regionOf(g: GlobalOptions): string | undefined {
-  return g.region ?? process.env.KMSVOL_REGION ?? process.env.AWS_REGION;
+  // An empty variable is an unset one.
+  return g.region || process.env.KMSVOL_REGION || process.env.AWS_REGION || undefined;
 }
 
 /**

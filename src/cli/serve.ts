@@ -32,6 +32,7 @@ export function serveCommand(): Command {
       const g = globalsOf(self);
       // Only an explicit --region restricts the endpoint; without it, the request's credential scope picks the region.
       const only = g.region;
+      if (only !== undefined && !/^[a-z0-9-]{1,40}$/.test(only)) throw new UsageError(`--region must be a region name such as us-east-1; got '${only}'. Leave it out to serve every region.`);
       const port = parseInteger(opts.port, 'port');
       if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535; got ${port}`);
       const workers = parseInteger(opts.workers, 'workers');

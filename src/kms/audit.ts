@@ -55,6 +55,12 @@ function lowerFirst(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
 }
 
+/** Logs with records still to write at exit: one listener for all of them (a server keeps one per region). */
+const open = new Set<AuditLog>();
+process.on('exit', () => {
+  for (const log of open) log.flush();
+});
+
 /**
  * Records are buffered and appended in one write per event-loop turn (or per
  * 64 KiB), as whole lines with O_APPEND so processes sharing the log never
@@ -65,10 +71,8 @@ export class AuditLog {
   private pending: string[] = [];
   private pendingBytes = 0;
   private scheduled = false;
-  private readonly flushOnExit = () => this.flush();
-
   constructor(private readonly file: string | undefined) {
-    if (file) process.on('exit', this.flushOnExit);
+    if (file) open.add(this);
   }
 
   record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; decisions?: AuthDecision[] }): void {
@@ -87,7 +91,13 @@ export class AuditLog {
       requestID: p.requestId ?? crypto.randomUUID(),
       eventID: crypto.randomUUID(),
     };
-    const line = JSON.stringify(rec) + '\n';
+    let line: string;
+    try {
+      line = JSON.stringify(rec) + '\n';
+    } catch {
+      // A request the operation never read can still be unrecordable (nested past the stack); the call is recorded without it.
+      line = JSON.stringify({ ...rec, requestParameters: { unrecordable: true } }) + '\n';
+    }
     this.pending.push(line);
     this.pendingBytes += line.length;
     if (this.pendingBytes >= 65536) this.flush();
@@ -109,7 +119,7 @@ export class AuditLog {
 
   close(): void {
     this.flush();
-    process.off('exit', this.flushOnExit);
+    open.delete(this);
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
   }

@@ -14,6 +14,8 @@ export interface Caller {
   principal: string;
   /** The AWS service the call is made through (kms:ViaService), e.g. ec2.<region>.amazonaws.com. */
   viaService?: string;
+  /** The request's id as the client saw it (x-amzn-RequestId), recorded in the audit log. */
+  requestId?: string;
 }
 
 export interface AuthDecision {

@@ -22,8 +22,8 @@ export const MAX_SESSION_SECONDS = 43200;
 export interface Principal {
   arn: string;
   accessKeyId: string;
-  /** For temporary credentials: the session token's SHA-256 and when they expire. */
-  session?: { tokenHash: Buffer; expires: number; roleArn: string; sessionName: string };
+  /** For temporary credentials: the session token's SHA-256, when they expire, and the role's unique id (AROA…). */
+  session?: { tokenHash: Buffer; expires: number; roleArn: string; roleId: string; sessionName: string };
 }
 
 const iamError = (name: string, message: string, status = 400) => new ServiceError(name, message, status);
@@ -52,8 +52,8 @@ export function lookupAccessKey(k: KmsContext, accessKeyId: string): { principal
   const user = k.store.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as { user_name: string; sealed_secret: Buffer } | undefined;
   const session = user
     ? undefined
-    : (k.store.stmt('SELECT sealed_secret, token_hash, role_name, session_name, expires FROM iam_sessions WHERE access_key_id = ?').get(accessKeyId) as
-        | { sealed_secret: Buffer; token_hash: Buffer; role_name: string; session_name: string; expires: number }
+    : (k.store.stmt('SELECT s.sealed_secret, s.token_hash, s.role_name, s.session_name, s.expires, r.role_id FROM iam_sessions s JOIN iam_roles r ON r.role_name = s.role_name WHERE s.access_key_id = ?').get(accessKeyId) as
+        | { sealed_secret: Buffer; token_hash: Buffer; role_name: string; session_name: string; expires: number; role_id: string }
         | undefined);
   const row = user ?? session;
   if (!row) return undefined;
@@ -64,7 +64,7 @@ export function lookupAccessKey(k: KmsContext, accessKeyId: string): { principal
       : {
           arn: `arn:aws:sts::${k.account}:assumed-role/${session!.role_name}/${session!.session_name}`,
           accessKeyId,
-          session: { tokenHash: session!.token_hash, expires: session!.expires, roleArn: roleArn(k, session!.role_name), sessionName: session!.session_name },
+          session: { tokenHash: session!.token_hash, expires: session!.expires, roleArn: roleArn(k, session!.role_name), roleId: session!.role_id, sessionName: session!.session_name },
         };
     return { principal, secret: secret.toString('utf8') };
   } finally {
@@ -97,8 +97,10 @@ function parseTrustPolicy(text: string): TrustStatement[] {
   const raw = Array.isArray(doc?.Statement) ? doc.Statement : doc?.Statement ? [doc.Statement] : [];
   if (raw.length === 0) throw iamError('MalformedPolicyDocument', 'The assume-role policy document has no Statement.');
   const list = (v: unknown) => (Array.isArray(v) ? v : v === undefined ? [] : [v]).map(String);
-  return raw.map((s: { Effect?: unknown; Principal?: unknown; Action?: unknown }) => {
+  return raw.map((s: { Effect?: unknown; Principal?: unknown; Action?: unknown; Condition?: unknown }) => {
     if (s.Effect !== 'Allow' && s.Effect !== 'Deny') throw iamError('MalformedPolicyDocument', 'Each statement needs "Effect": "Allow" or "Deny".');
+    // A condition kmsvol would not evaluate must not be accepted and then ignored.
+    if (s.Condition !== undefined) throw iamError('MalformedPolicyDocument', 'Conditions in trust policies are not supported by kmsvol: name the principals that may assume the role instead.');
     const p = s.Principal === '*' ? ['*'] : list((s.Principal as { AWS?: unknown } | undefined)?.AWS);
     if (p.length === 0) throw iamError('MalformedPolicyDocument', 'Each statement of an assume-role policy needs "Principal": {"AWS": ...}.');
     const actions = list(s.Action);
@@ -138,8 +140,15 @@ export interface AssumeRoleRequest {
   DurationSeconds?: number;
 }
 
-/** STS AssumeRole: temporary credentials for a role session, if the role's trust policy allows the caller. */
-export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest) {
+/** AWS's cap on a session made by a role session (role chaining). */
+export const CHAINED_SESSION_SECONDS = 3600;
+
+/**
+ * STS AssumeRole: temporary credentials for a role session, if the role's
+ * trust policy allows the caller. `mayAssume` is the role's own extra rule
+ * (the card role: only for a volume whose card grant the caller could make).
+ */
+export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest, mayAssume?: (role: string, session: string) => boolean) {
   const { RoleArn: arn, RoleSessionName: session } = req;
   if (!arn) throw iamError('MissingParameter', 'The request must contain the parameter RoleArn.');
   if (!session) throw iamError('MissingParameter', 'The request must contain the parameter RoleSessionName.');
@@ -148,7 +157,10 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   if (!Number.isInteger(duration) || duration < MIN_SESSION_SECONDS || duration > MAX_SESSION_SECONDS) {
     throw iamError('ValidationError', `1 validation error detected: Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between ${MIN_SESSION_SECONDS} and ${MAX_SESSION_SECONDS}`);
   }
-  const m = /^arn:aws:iam::(\d{12}):role\/(?:[\w+=,.@/-]*\/)?([\w+=,.@-]{1,64})$/.exec(arn);
+  if (caller.includes(':assumed-role/') && duration > CHAINED_SESSION_SECONDS) {
+    throw iamError('ValidationError', `The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.`);
+  }
+  const m = /^arn:aws:iam::(\d{12}):role\/([\w+=,.@-]{1,64})$/.exec(arn);
   const denied = () => iamError('AccessDenied', `User: ${caller} is not authorized to perform: sts:AssumeRole on resource: ${arn}`, 403);
   if (!m || m[1] !== k.account) throw denied();
   const role = getRole(k, m[2]!);
@@ -156,6 +168,7 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   // A role session cannot chain into another role here; the trust policy names users or the account.
   const statements = parseTrustPolicy(role.trust_policy).filter((s) => s.Action.some((a) => wildcard(a.toLowerCase(), 'sts:assumerole')) && s.Principal.some((p) => principalMatches(p, caller)));
   if (statements.length === 0 || statements.some((s) => s.Effect === 'Deny')) throw denied();
+  if (mayAssume && !mayAssume(m[2]!, session)) throw denied();
   const accessKeyId = randomId('ASIA');
   const secret = randomSecret();
   const token = crypto.randomBytes(96).toString('base64');

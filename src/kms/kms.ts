@@ -115,7 +115,7 @@ export class Kms {
       store.close();
       throw e;
     }
-    const region = opts.region ?? process.env.KMSVOL_REGION ?? DEFAULT_REGION;
+    const region = opts.region || process.env.KMSVOL_REGION || DEFAULT_REGION;
     const account = opts.account ?? process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
     const ctx = new KmsContext(store, rootKey, opts.clock ?? clockFromEnv(), region, account);
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
@@ -147,7 +147,7 @@ export class Kms {
     const time = this.ctx.clock.now();
     const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
     const call = { caller: who, op: String(op), decisions: [] };
-    const record = { time, op, region: this.region, principal: who.principal, viaService: who.viaService, request: req, decisions: call.decisions };
+    const record = { time, op, region: this.region, principal: who.principal, viaService: who.viaService, requestId: who.requestId, request: req, decisions: call.decisions };
     this.ctx.call = call;
     this.ctx.store.beginCall();
     try {

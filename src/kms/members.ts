@@ -16,8 +16,11 @@ export const DRY_RUN_OPERATIONS = new Set([
 
 export const dryRunSucceeded = () => new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.', 412);
 
+/** A request value in a message: strings as they are, anything else as JSON (never through a toString the caller chose). */
+const shown = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+
 const noCustomKeyStore = (id: unknown) =>
-  new KmsError('CustomKeyStoreNotFoundException', `Custom key store ID ${String(id)} does not exist in this account and Region: kmsvol has no custom key stores (AWS CloudHSM or external). Omit CustomKeyStoreId.`);
+  new KmsError('CustomKeyStoreNotFoundException', `Custom key store ID ${shown(id)} does not exist in this account and Region: kmsvol has no custom key stores (AWS CloudHSM or external). Omit CustomKeyStoreId.`);
 const noAttestation = () =>
   new KmsError('ValidationException', 'The Recipient attestation document cannot be verified: this KMS has no Nitro Enclaves attestation. Omit Recipient to receive the plaintext in the response.');
 const unsupported = (member: string, what: string) => () => new KmsError('UnsupportedOperationException', `${member} is not supported by kmsvol: ${what}. Omit it.`);
@@ -95,6 +98,6 @@ export function checkMembers(op: string, req: Record<string, unknown>): boolean 
   if (refused) for (const [member, error] of Object.entries(refused)) if (req[member] !== undefined && req[member] !== null) throw error(req[member]);
   const dry = req.DryRun;
   if (dry === undefined || dry === null || !DRY_RUN_OPERATIONS.has(op)) return false;
-  if (typeof dry !== 'boolean') throw new KmsError('ValidationException', `1 validation error detected: Value '${String(dry)}' at 'dryRun' failed to satisfy constraint: Member must be a boolean`);
+  if (typeof dry !== 'boolean') throw new KmsError('ValidationException', `1 validation error detected: Value '${shown(dry)}' at 'dryRun' failed to satisfy constraint: Member must be a boolean`);
   return dry;
 }

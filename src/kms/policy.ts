@@ -190,19 +190,33 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-const compiled = new Map<string, RegExp>();
-
-/** IAM wildcards: * any run, ? one character. */
+/**
+ * IAM wildcards: * any run, ? one character. Matched in O(pattern x value)
+ * by the greedy two-pointer method (backtrack only to the last *), never by a
+ * regular expression, whose backtracking a policy author could make take
+ * exponential time (a policy is caller input: PutKeyPolicy, CreateKey).
+ */
 export function wildcard(pattern: string, value: string): boolean {
   if (pattern === '*') return true;
   if (!pattern.includes('*') && !pattern.includes('?')) return pattern === value;
-  let re = compiled.get(pattern);
-  if (!re) {
-    re = new RegExp(`^${pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escapeRegExp(c))).join('')}$`, 's');
-    if (compiled.size >= 1024) compiled.clear();
-    compiled.set(pattern, re);
+  let p = 0;
+  let v = 0;
+  let star = -1;
+  let resume = 0;
+  while (v < value.length) {
+    if (p < pattern.length && (pattern[p] === '?' || pattern[p] === value[v])) {
+      p++;
+      v++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = v;
+    } else if (star >= 0) {
+      p = star + 1;
+      v = ++resume;
+    } else return false;
   }
-  return re.test(value);
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 function matchOne(op: string, pattern: string, value: string): boolean {

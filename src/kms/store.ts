@@ -295,6 +295,11 @@ export class KmsStore {
     this.stmt('DELETE FROM materials WHERE key_id = ?').run(keyId);
   }
 
+  /** The key ids of a region's grants with this name (a grant's name is not unique across keys). */
+  grantKeysByName(region: string, name: string): string[] {
+    return (this.stmt('SELECT DISTINCT key_id FROM grants WHERE region = ? AND name = ?').all(region, name) as { key_id: string }[]).map((r) => r.key_id);
+  }
+
   getAlias(region: string, name: string): AliasRow | undefined {
     return this.stmt('SELECT * FROM aliases WHERE region = ? AND alias_name = ?').get(region, name) as AliasRow | undefined;
   }

@@ -21,6 +21,8 @@ import type { ReceivedRequest } from './sigv4.js';
  * carries x-amzn-RequestId.
  */
 export const MAX_BODY = 1 << 20;
+/** Connections served at once; beyond this the kernel's backlog holds them. */
+const MAX_CONNECTIONS = 1024;
 /** Known credentials are looked up (and their secrets unsealed) at most every few seconds, not per request. */
 const CREDENTIALS_TTL_MS = 5000;
 /** Regions with an open KMS; beyond this, the least recently used is closed. */
@@ -41,6 +43,8 @@ export interface Endpoint {
   close(): Promise<void>;
 }
 
+const tooLarge = () => new ServiceError('RequestEntityTooLargeException', `The request body exceeds ${MAX_BODY} bytes; these APIs take small requests (a KMS Plaintext is at most 4096 bytes).`, 413);
+
 function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
@@ -52,24 +56,34 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
         req.off('data', onData);
         parts.length = 0;
         req.resume();
-        reject(new ServiceError('RequestEntityTooLargeException', `The request body exceeds ${MAX_BODY} bytes; these APIs take small requests (a KMS Plaintext is at most 4096 bytes).`, 413));
+        reject(tooLarge());
       } else parts.push(d);
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(parts)));
-    req.on('error', reject);
+    req.on('error', () => reject(ABORTED));
   });
 }
 
-/** The service a request is for, as AWS tells: X-Amz-Target's prefix (JSON protocols), else the Query API's Action, else the scope. */
-function route(services: Map<string, Service>, req: http.IncomingMessage, params: URLSearchParams): Service {
-  const target = String(req.headers['x-amz-target'] ?? '');
-  if (target) return services.get('kms')!;
-  const action = params.get('Action');
+/** The client went away mid-body: nothing to answer, nothing to log. */
+const ABORTED = new ServiceError('RequestAborted', 'The client closed the connection before the request body was complete.');
+
+/**
+ * The service a request is for, as AWS tells: X-Amz-Target (the JSON
+ * protocols), else the Query API's Action (known once the body is read), else
+ * the credential scope's service. Before the body is read (`params`
+ * undefined), errors are answered in the shape the headers point to.
+ */
+function route(services: Map<string, Service>, req: http.IncomingMessage, params?: URLSearchParams): Service {
+  if (req.headers['x-amz-target']) return services.get('kms')!;
+  const action = params?.get('Action');
   if (action && STS_ACTIONS.has(action) && services.has('sts')) return services.get('sts')!;
   if (action && services.has('ec2')) return services.get('ec2')!;
   const scope = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
-  return (scope && services.get(scope)) || services.get('kms')!;
+  if (scope && services.has(scope)) return services.get(scope)!;
+  // An unsigned Query request (form body, no target) is answered as the Query services answer.
+  if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return services.get('ec2') ?? services.get('sts') ?? services.get('kms')!;
+  return services.get('kms')!;
 }
 
 const STS_ACTIONS = new Set(['AssumeRole', 'GetCallerIdentity', 'GetSessionToken', 'AssumeRoleWithWebIdentity', 'AssumeRoleWithSAML', 'DecodeAuthorizationMessage', 'GetAccessKeyInfo', 'GetFederationToken']);
@@ -117,11 +131,16 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     return value;
   };
 
-  const authenticate = async (received: ReceivedRequest, service: Service): Promise<{ caller: Caller; region: string; signedHeaders: string[] }> => {
-    const auth = parseAuthorization(received.rawHeaders);
-    const checked = checkRequest(received, auth, { service: service.name, regionAllowed: (r) => !opts.region || r === opts.region, now: Date.now() });
+  /** Who signed: refused before the body is read when the header is malformed or the access key unknown. */
+  const signer = (rawHeaders: string[]) => {
+    const auth = parseAuthorization(rawHeaders);
     const creds = credentials(auth.credential.accessKeyId);
     if (!creds) throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    return { auth, creds };
+  };
+
+  const authenticate = async (received: ReceivedRequest, service: Service, { auth, creds }: ReturnType<typeof signer>): Promise<{ caller: Caller; region: string; signedHeaders: string[] }> => {
+    const checked = checkRequest(received, auth, { service: service.name, mustSign: ['x-amz-target'], regionAllowed: (r) => !opts.region || r === opts.region, now: Date.now() });
     const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');
     const session = creds.principal.session;
     if (session) {
@@ -137,35 +156,43 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       arn: creds.principal.arn,
       accountId,
       accessKeyId: creds.principal.accessKeyId,
-      ...(session ? { session: { roleArn: session.roleArn, sessionName: session.sessionName, expires: session.expires } } : {}),
+      ...(session ? { session: { roleArn: session.roleArn, roleId: session.roleId, sessionName: session.sessionName, expires: session.expires } } : {}),
     };
     return { caller, region: auth.credential.region, signedHeaders: auth.signedHeaders };
   };
 
   const server = http.createServer(async (req, res) => {
     const requestId = crypto.randomUUID();
-    let service = services.get('kms')!;
+    let service = route(services, req);
     let reply: ServiceReply;
     try {
+      if (service.name === 'kms' && !req.headers['x-amz-target'] && req.method !== 'POST') throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
+      if (service.name === 'kms' && (req.url ?? '/') !== '/') throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
+      if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw tooLarge();
+      const who = signer(req.rawHeaders);
       const body = await readBody(req);
       const params = queryParams(req, body);
       service = route(services, req, params);
-      if (service.name === 'kms' && (req.method !== 'POST' || (req.url ?? '/') !== '/')) throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
-      const { caller, region, signedHeaders } = await authenticate(received, service);
+      const { caller, region, signedHeaders } = await authenticate(received, service, who);
       reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms: kmsFor(region), signedHeaders });
     } catch (e) {
+      if (e === ABORTED) return void res.destroy();
       reply = service.error(wireError(e, service.name), requestId);
+      // Refused before its body was read: let the body go by unread.
+      if (!req.complete) req.resume();
     }
     res.writeHead(reply.status, { ...reply.headers, 'Content-Length': Buffer.byteLength(reply.body), 'x-amzn-RequestId': requestId });
     res.end(reply.body);
   });
+  server.maxConnections = MAX_CONNECTIONS;
   // Malformed HTTP (bad request lines, oversized headers) still gets an answer in the KMS's shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
-    const reply = services.get('kms')!.error({ name: tooBig ? 'RequestHeaderSectionTooLarge' : 'SerializationException', message: tooBig ? 'The request headers exceed the limit (16 KiB).' : `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`, status: tooBig ? 431 : 400 }, crypto.randomUUID());
-    socket.end(`HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status]}\r\nConnection: close\r\nContent-Type: ${reply.headers['Content-Type']}\r\nContent-Length: ${Buffer.byteLength(reply.body)}\r\n\r\n${reply.body}`);
+    const requestId = crypto.randomUUID();
+    const reply = services.get('kms')!.error({ name: tooBig ? 'RequestHeaderSectionTooLarge' : 'SerializationException', message: tooBig ? 'The request headers exceed the limit (16 KiB).' : `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`, status: tooBig ? 431 : 400 }, requestId);
+    socket.end(`HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status]}\r\nConnection: close\r\nContent-Type: ${reply.headers['Content-Type']}\r\nContent-Length: ${Buffer.byteLength(reply.body)}\r\nx-amzn-RequestId: ${requestId}\r\n\r\n${reply.body}`);
   });
   server.requestTimeout = 30_000;
   return new Promise((resolve, reject) => {

@@ -33,6 +33,22 @@ function fromWire(body: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/** How deep a request may nest: KMS requests are at most a few levels deep (Constraints.EncryptionContextSubset.key). */
+const MAX_DEPTH = 16;
+
+function depthOf(v: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[v, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (!x || typeof x !== 'object') continue;
+    if (d > max) max = d;
+    if (max > MAX_DEPTH) return max;
+    for (const y of Object.values(x)) stack.push([y, d + 1]);
+  }
+  return max;
+}
+
 function json(status: number, body: unknown): ServiceReply {
   return { status, headers: { 'Content-Type': CONTENT_TYPE }, body: JSON.stringify(body) };
 }
@@ -50,9 +66,10 @@ export const kmsService: Service = {
       throw new KmsError('SerializationException', 'The request body is not valid JSON.');
     }
     if (!input || typeof input !== 'object' || Array.isArray(input)) throw new KmsError('SerializationException', 'The request body must be a JSON object.');
+    if (depthOf(input) > MAX_DEPTH) throw new KmsError('SerializationException', `The request body nests deeper than ${MAX_DEPTH} levels; no KMS request does.`);
     // kms:ViaService comes only from a header the caller signed.
     const via = call.signedHeaders.includes(VIA_SERVICE_HEADER) ? String(call.headers[VIA_SERVICE_HEADER] ?? '') : '';
-    const out = call.kms.invokeAs({ principal: call.caller.arn, ...(via ? { viaService: via } : {}) }, op as KmsOperation, fromWire(input as Record<string, unknown>));
+    const out = call.kms.invokeAs({ principal: call.caller.arn, requestId: call.requestId, ...(via ? { viaService: via } : {}) }, op as KmsOperation, fromWire(input as Record<string, unknown>));
     return json(200, toJsonWire(out));
   },
   error(e: WireError): ServiceReply {

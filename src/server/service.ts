@@ -16,7 +16,7 @@ export interface Caller {
   /** The access key that signed the request. */
   accessKeyId: string;
   /** Set when the caller signed with temporary credentials from this endpoint's STS. */
-  session?: { roleArn: string; sessionName: string; expires: number };
+  session?: { roleArn: string; roleId: string; sessionName: string; expires: number };
 }
 
 export interface ServiceCall {

@@ -61,7 +61,10 @@ export function parseAuthorization(rawHeaders: string[]): ParsedAuth {
   const fields = new Map<string, string>();
   for (const part of auth.slice(ALGORITHM.length).split(',')) {
     const eq = part.indexOf('=');
-    if (eq > 0) fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+    if (eq <= 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (fields.has(name)) throw new SigV4Error('IncompleteSignatureException', `The Authorization header names ${name} more than once.`);
+    fields.set(name, part.slice(eq + 1).trim());
   }
   const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((f) => !fields.get(f));
   if (missing.length) throw new SigV4Error('IncompleteSignatureException', `Authorization header requires '${missing.join("', '")}' parameter(s). Authorization=${auth.split(',')[0]}`);
@@ -113,9 +116,10 @@ function queryBag(rawQuery: string): QueryParameterBag {
   return bag;
 }
 
+/** A query value as the services read it (URLSearchParams: '+' is a space), so what is verified is what is used. */
 function decode(s: string): string {
   try {
-    return decodeURIComponent(s);
+    return decodeURIComponent(s.replace(/\+/g, '%20'));
   } catch {
     throw new SigV4Error('InvalidQueryParameter', `The query string has an invalid percent-encoding: '${s}'.`);
   }
@@ -161,6 +165,8 @@ function verifierFor(accessKeyId: string, secret: string): Verifier {
 export interface VerifyOptions {
   /** The service the request reached (from X-Amz-Target or the Query API's shape); the scope must name it. */
   service: string;
+  /** Headers that must be signed when present (the JSON protocols' X-Amz-Target picks the operation). */
+  mustSign?: string[];
   /** Whether the endpoint serves this region (a server started with --region serves only that one). */
   regionAllowed(region: string): boolean;
   now: number;
@@ -176,7 +182,8 @@ export function checkRequest(req: ReceivedRequest, auth: ParsedAuth, opts: Verif
   if (!/^[a-z0-9-]{1,40}$/.test(credential.region) || !opts.regionAllowed(credential.region)) {
     throw new SigV4Error('InvalidSignatureException', `Credential should be scoped to a valid region, not '${credential.region}'. `);
   }
-  for (const required of ['host', 'x-amz-date']) {
+  const present = (opts.mustSign ?? []).filter((h) => headerValues(req.rawHeaders, h).length > 0);
+  for (const required of ['host', 'x-amz-date', ...present]) {
     if (!auth.signedHeaders.includes(required)) throw new SigV4Error('InvalidSignatureException', `'${required}' must be a 'SignedHeader' in the AWS Authorization.`);
   }
   const dates = headerValues(req.rawHeaders, 'x-amz-date');

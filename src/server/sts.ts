@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { XMLBuilder } from 'fast-xml-parser';
+import { cardGrantName, cardGrantRequest, viaEc2 } from '../card/grants.js';
 import { ServiceError } from '../errors.js';
-import { assumeRole } from '../kms/iam.js';
+import { assumeRole, CARD_ROLE } from '../kms/iam.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 
 /**
@@ -14,8 +15,15 @@ const NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const VERSION = '2011-06-15';
 const xml = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', format: false, suppressEmptyNode: false });
 
+/** XML 1.0 cannot carry control characters: anything echoed from a request is cleaned first. */
+function clean(v: unknown): unknown {
+  if (typeof v === 'string') return v.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd');
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, clean(x)]));
+  return v;
+}
+
 function reply(status: number, doc: object): ServiceReply {
-  return { status, headers: { 'Content-Type': 'text/xml' }, body: `<?xml version="1.0" encoding="UTF-8"?>${xml.build(doc)}` };
+  return { status, headers: { 'Content-Type': 'text/xml' }, body: `<?xml version="1.0" encoding="UTF-8"?>${xml.build(clean(doc))}` };
 }
 
 function result(action: string, body: object, requestId: string): ServiceReply {
@@ -25,6 +33,29 @@ function result(action: string, body: object, requestId: string): ServiceReply {
 /** A stable unique id for an IAM user, in AWS's form (AIDA + 17 characters). */
 function userId(arn: string): string {
   return `AIDA${crypto.createHash('sha256').update(arn).digest('hex').toUpperCase().slice(0, 17)}`;
+}
+
+/** AssumeRole members kmsvol does not have (session policies, MFA, tags, source identity, external id): refused, never ignored. */
+const UNSUPPORTED_MEMBERS = ['Policy', 'PolicyArns.', 'SerialNumber', 'TokenCode', 'SourceIdentity', 'ExternalId', 'Tags.', 'TransitiveTagKeys.', 'ProvidedContexts.'];
+
+/**
+ * A kmsvol-card session for volume V (session name V) is issued only to a
+ * principal who could make V's card grant itself, through EC2 as attach
+ * does: otherwise any user could take over the grant of a volume whose key
+ * denies them. The card grant must exist (attach creates it first).
+ */
+function mayAssumeCardRole(call: ServiceCall, session: string): boolean {
+  const k = call.kms.ctx;
+  const keys = k.store.grantKeysByName(call.region, cardGrantName(session));
+  if (keys.length === 0) return false;
+  return keys.every((keyId) => {
+    try {
+      call.kms.invokeAs({ principal: call.caller.arn, viaService: viaEc2(call.region) }, 'CreateGrant', { ...cardGrantRequest(k.keyArn(keyId), session), DryRun: true });
+    } catch (e) {
+      return (e as Error).name === 'DryRunOperationException';
+    }
+    return false;
+  });
 }
 
 /** The authentication errors of the JSON services, under the names the Query services use for them. */
@@ -46,18 +77,19 @@ export const stsService: Service = {
     switch (action) {
       case 'GetCallerIdentity': {
         const s = call.caller.session;
-        return result(action, { Arn: call.caller.arn, UserId: s ? `${call.caller.accessKeyId}:${s.sessionName}` : userId(call.caller.arn), Account: call.caller.accountId }, call.requestId);
+        return result(action, { Arn: call.caller.arn, UserId: s ? `${s.roleId}:${s.sessionName}` : userId(call.caller.arn), Account: call.caller.accountId }, call.requestId);
       }
       case 'AssumeRole': {
-        for (const unsupported of ['Policy', 'PolicyArns.member.1', 'SerialNumber', 'TokenCode', 'SourceIdentity', 'Tags.member.1.Key', 'ProvidedContexts.member.1.ProviderArn']) {
-          if (p.has(unsupported)) throw new ServiceError('InvalidParameterValue', `${unsupported.split('.')[0]} is not supported by this endpoint's STS; assume the role without it.`);
+        for (const name of p.keys()) {
+          const member = UNSUPPORTED_MEMBERS.find((u) => (u.endsWith('.') ? name.startsWith(u) : name === u));
+          if (member) throw new ServiceError('InvalidParameterValue', `${member.replace(/\.$/, '')} is not supported by this endpoint's STS; assume the role without it.`);
         }
         const duration = p.get('DurationSeconds');
         const out = assumeRole(k, call.caller.arn, {
           RoleArn: p.get('RoleArn') ?? undefined,
           RoleSessionName: p.get('RoleSessionName') ?? undefined,
           DurationSeconds: duration === null ? undefined : /^\d+$/.test(duration) ? Number(duration) : NaN,
-        });
+        }, (role, session) => role !== CARD_ROLE || mayAssumeCardRole(call, session));
         const c = out.Credentials;
         return result(action, { AssumedRoleUser: out.AssumedRoleUser, Credentials: { AccessKeyId: c.AccessKeyId, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration.toISOString() } }, call.requestId);
       }

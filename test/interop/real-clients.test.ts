@@ -129,6 +129,25 @@ describe('the AWS CLI v2 from Debian', () => {
     expect(usage.code).toBe(252);
   });
 
+  it('STS refuses what it does not honour: session policies, external ids, trust conditions, chained sessions over 1 h', () => {
+    const role = `arn:aws:iam::${ACCOUNT}:role/auditor`;
+    const policyArns = aws(['sts', 'assume-role', '--role-arn', role, '--role-session-name', 'pa', '--policy-arns', `arn=arn:aws:iam::${ACCOUNT}:policy/x`]);
+    expect(policyArns.code).toBe(254);
+    expect(policyArns.stderr).toContain('(InvalidParameterValue) when calling the AssumeRole operation: PolicyArns is not supported');
+    const external = aws(['sts', 'assume-role', '--role-arn', role, '--role-session-name', 'ex', '--external-id', 'nope']);
+    expect(external.stderr).toContain('(InvalidParameterValue) when calling the AssumeRole operation: ExternalId is not supported');
+    const conditional = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceIp': '1.2.3.4' } } }] });
+    const r = kmsvol(home, ['iam', 'create-role', '--role-name', 'conditional', '--assume-role-policy-document', conditional], { KMSVOL_ACCOUNT_ID: ACCOUNT });
+    expect(r.code).toBe(254);
+    expect(r.stderr).toContain('(MalformedPolicyDocument)');
+    const open = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }] });
+    expect(kmsvol(home, ['iam', 'create-role', '--role-name', 'open', '--assume-role-policy-document', open], { KMSVOL_ACCOUNT_ID: ACCOUNT }).code).toBe(0);
+    const s = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/open`, '--role-session-name', 'first', '--duration-seconds', '900']).json.Credentials;
+    const env = { AWS_ACCESS_KEY_ID: s.AccessKeyId, AWS_SECRET_ACCESS_KEY: s.SecretAccessKey, AWS_SESSION_TOKEN: s.SessionToken };
+    const chained = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/open`, '--role-session-name', 'second', '--duration-seconds', '43200'], { env });
+    expect(chained.stderr).toContain('The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.');
+  });
+
   it('sts get-caller-identity and assume-role; the session is the role', () => {
     expect(aws(['sts', 'get-caller-identity']).json).toEqual({ UserId: expect.stringMatching(/^AIDA/), Account: ACCOUNT, Arn: `arn:aws:iam::${ACCOUNT}:user/alice` });
     const s = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/auditor`, '--role-session-name', 'cli']).json;
@@ -184,6 +203,12 @@ describe("refusals, each a request signed by botocore's signer with one thing ch
     refused('stale-timestamp', 400, 'InvalidSignatureException', /^Signature expired: \d{8}T\d{6}Z is now earlier than \d{8}T\d{6}Z \(\d{8}T\d{6}Z - 5 min\.\)$/);
     refused('future-timestamp', 400, 'InvalidSignatureException', /^Signature not yet current: \d{8}T\d{6}Z is still later than \d{8}T\d{6}Z \(\d{8}T\d{6}Z \+ 5 min\.\)$/);
     refused('dryrun-create-grant', 412, 'DryRunOperationException', /^The request would have succeeded, but the DryRun option is set\.$/);
+    refused('unsigned-target', 400, 'InvalidSignatureException', /^'x-amz-target' must be a 'SignedHeader' in the AWS Authorization\.$/);
+    refused('duplicate-signature-field', 400, 'IncompleteSignatureException', /names Signature more than once/);
+    refused('deep-nesting', 400, 'SerializationException', /nests deeper than 16 levels/);
+    refused('grantee-star', 400, 'ValidationException', /is not a principal/);
+    // The key the untargeted request tried to disable is still enabled.
+    expect(aws(['kms', 'describe-key', '--key-id', key]).json.KeyMetadata.KeyState).toBe('Enabled');
     // Nothing happened: no key from any tampered request, no grant from the DryRun.
     const keys = aws(['kms', 'list-keys']).json.Keys;
     expect(keys).toHaveLength(before);

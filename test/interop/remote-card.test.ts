@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as sdk from '@aws-sdk/client-kms';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { describe, expect, it } from 'vitest';
 import { readImageHeader } from '../../src/volume/luks2.js';
 import { kmsvol } from '../helpers/cli.js';
@@ -49,7 +50,9 @@ describe('the card through a remote KMS', () => {
         if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force'], env);
       }
     });
-    const key = kmsvol(home, ['kms', 'create-key'], env).json.KeyMetadata.KeyId;
+    const bk = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'bob']).json.AccessKey;
+    const onlyAlice = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::000000000000:user/alice' }, Action: 'kms:*', Resource: '*' }] });
+    const key = kmsvol(home, ['kms', 'create-key', '--policy', onlyAlice], env).json.KeyMetadata.KeyId;
     const [mine, other] = [0, 1].map(() => {
       const r = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key], env);
       expect(r.code, r.stderr).toBe(0);
@@ -57,6 +60,13 @@ describe('the card through a remote KMS', () => {
     });
     const a = kmsvol(home, ['ec2', 'attach-volume', '--volume-id', mine!], env);
     expect(a.code, a.stderr).toBe(0);
+
+    // Another user of the account, whom the key's policy does not name, cannot become the card:
+    // the kmsvol-card session for a volume is only for a principal who could make its card grant.
+    const asBob = new STSClient({ endpoint: server.url, region: 'local', credentials: { accessKeyId: bk.AccessKeyId, secretAccessKey: bk.SecretAccessKey }, maxAttempts: 1 });
+    const takeover = await asBob.send(new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::000000000000:role/kmsvol-card', RoleSessionName: mine! })).catch((e: Error) => e);
+    expect((takeover as Error).name).toBe('AccessDenied');
+    expect((takeover as Error).message).toBe(`User: arn:aws:iam::000000000000:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::000000000000:role/kmsvol-card`);
 
     const card = cardEnv(home, mine!);
     expect(card.AWS_ACCESS_KEY_ID).toMatch(/^ASIA/);

@@ -47,8 +47,9 @@ function constraints(req: Req): GrantConstraints | undefined {
 
 function principal(req: Req, field: string, required: boolean): string | undefined {
   const p = str(req, field, { required, max: 256 });
-  if (p !== undefined && !/^(\*|\d{12}|arn:aws:(iam|sts)::\d{12}:.+|[a-z0-9.-]+\.amazonaws\.com)$/.test(p)) {
-    throw KmsErrors.validation(`${field} ${p} is not a principal: use an ARN such as arn:aws:iam::111122223333:user/alice or arn:aws:iam::111122223333:role/name, an account id, or a service principal.`);
+  // Precondition: a grant names one principal; "*" (everyone) and wildcards are not principals.
+  if (p !== undefined && (!/^(\d{12}|arn:aws:(iam|sts)::\d{12}:.+|[a-z0-9.-]+\.amazonaws\.com)$/.test(p) || p.includes('*'))) {
+    throw KmsErrors.validation(`${field} ${p} is not a principal: use an ARN such as arn:aws:iam::111122223333:user/alice or arn:aws:iam::111122223333:role/name, an account id, or a service principal (no wildcards).`);
   }
   return p;
 }

@@ -83,5 +83,15 @@ cases["stale-timestamp"] = send(sign(desc("stale-timestamp"), when=now - datetim
 cases["future-timestamp"] = send(sign(desc("future-timestamp"), when=now + datetime.timedelta(minutes=10)))
 cases["session-valid"] = send(sign("{}", creds=SESSION, target="TrentService.ListKeys"))
 cases["dryrun-create-grant"] = send(sign(json.dumps({"KeyId": os.environ["KEY_ID"], "GranteePrincipal": "arn:aws:iam::372922107867:user/bob", "Operations": ["Decrypt"], "DryRun": True}), target="TrentService.CreateGrant"))
+# The operation selector must be signed: sign without X-Amz-Target, then add it.
+untargeted = AWSRequest(method="POST", url=ENDPOINT + "/", data=json.dumps({"KeyId": os.environ["KEY_ID"]}), headers={"Content-Type": "application/x-amz-json-1.1"})
+SigV4Auth(ALICE, "kms", REGION).add_auth(untargeted)
+untargeted.headers["X-Amz-Target"] = "TrentService.DisableKey"
+cases["unsigned-target"] = send(untargeted)
+doubled = sign(desc("duplicate-signature-field"))
+doubled.headers.replace_header("Authorization", doubled.headers["Authorization"] + ", Signature=" + "0" * 64)
+cases["duplicate-signature-field"] = send(doubled)
+cases["deep-nesting"] = send(sign('{"Description": "deep-nesting", "Tags": ' + "[" * 20000 + "]" * 20000 + "}"))
+cases["grantee-star"] = send(sign(json.dumps({"KeyId": os.environ["KEY_ID"], "GranteePrincipal": "*", "Operations": ["Decrypt"]}), target="TrentService.CreateGrant"))
 for name, (status, body) in cases.items():
     print(json.dumps({"case": name, "status": status, "type": body.get("__type"), "message": body.get("message")}))

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { errorName, testKms } from '../../helpers/home.js';
+import { Worker } from 'node:worker_threads';
+import { wildcard } from '../../../src/kms/policy.js';
 
 const ACCT = '000000000000';
 const ROOT = `arn:aws:iam::${ACCT}:root`;
@@ -223,5 +225,48 @@ describe('key policies', () => {
     const enable = lines.find((l) => l.eventName === 'EnableKey');
     expect(enable).toMatchObject({ userIdentity: { arn: BOB }, errorCode: 'AccessDeniedException' });
     expect(enable.additionalEventData.authorization).toEqual([{ action: 'kms:EnableKey', resource: `arn:aws:kms:local:${ACCT}:key/${id}`, effect: 'Deny', by: 'no policy or grant' }]);
+  });
+});
+
+describe('IAM wildcards', () => {
+  /** The obvious regular-expression reading of a pattern, as a reference on small inputs. */
+  const reference = (pattern: string, value: string) =>
+    new RegExp(`^${pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('')}$`, 's').test(value);
+
+  it('match exactly as the regular-expression reading does, for every pattern and value up to 4 characters over {a, b, *, ?}', () => {
+    const words = (alphabet: string[], max: number): string[] => {
+      const out = [''];
+      for (let n = 1; n <= max; n++) for (const w of out.filter((x) => x.length === n - 1)) for (const c of alphabet) out.push(w + c);
+      return out;
+    };
+    const values = words(['a', 'b'], 4);
+    let checked = 0;
+    for (const pattern of words(['a', 'b', '*', '?'], 4)) {
+      for (const value of values) {
+        expect(wildcard(pattern, value), `${pattern} ~ ${value}`).toBe(reference(pattern, value));
+        checked++;
+      }
+    }
+    expect(checked).toBe(341 * 31);
+  });
+
+  it('a pattern written to make a backtracking matcher take exponential time is answered (a policy is caller input)', async () => {
+    // Run in a worker: a matcher that backtracks exponentially blocks its thread for good (with a regex, 120
+    // characters blocked the server for minutes), and only a thread of its own can be given up on.
+    // The compiled module (npm test compiles first), so the worker needs no TypeScript loader.
+    const src = `const { wildcard } = await import(${JSON.stringify(new URL('../../../dist/kms/policy.js', import.meta.url).href)});
+      const { parentPort } = await import('node:worker_threads');
+      parentPort.postMessage([wildcard('*a*a*a*a*a*a*a*a*b', 'a'.repeat(4096)), wildcard('*a*a*a*a*a*a*a*a*b', 'a'.repeat(4096) + 'b')]);`;
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`));
+    try {
+      const answer = await new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+        setTimeout(() => reject(new Error('the matcher did not answer within 60 s: it backtracks')), 60_000).unref();
+      });
+      expect(answer).toEqual([false, true]);
+    } finally {
+      await worker.terminate();
+    }
   });
 });
