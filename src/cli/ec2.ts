@@ -15,9 +15,10 @@ import type { Tag, TagSpecification } from '../volume/tags.js';
 import { Registry } from '../volume/registry.js';
 import { deleteVolume, describeVolumes, startCreateVolume } from '../volume/volumes.js';
 import type { Ec2Context, Filter } from '../volume/volumes.js';
-import YAML from 'yaml';
 import type { Members, Shape } from '../server/ec2/protocol.js';
-import { parseInteger, parseShorthandList, readParamText } from './args.js';
+import { parseInteger, parseShorthandList } from './args.js';
+import { cliInput, cliInputOptions, printSkeleton } from './input.js';
+import { allPages, EC2_PAGING, paginationOptions } from './paging.js';
 import { globalsOf, homeOf, openKmsClient, print, regionOf, withGlobals } from './common.js';
 import type { GlobalOptions } from './common.js';
 import { OperationContext } from './errors.js';
@@ -67,19 +68,11 @@ const PAGINATED: Record<string, string> = {
 
 function op(name: string, awsName: string, build: (c: Command) => Command, request: (o: any) => Record<string, unknown>, run: (ctx: Ec2Context & { close(): void }, req: any, g: GlobalOptions) => Promise<unknown>): Command {
   const list = PAGINATED[awsName];
-  let cmd = build(withGlobals(new Command(name).description(`EC2 ${awsName}`)))
+  const cmd = build(withGlobals(new Command(name).description(`EC2 ${awsName}`)))
     .option('--dry-run', 'check the request and permissions without doing it (DryRunOperation when it would succeed)')
-    .option('--no-dry-run')
-    .option('--cli-input-json <json>', 'the request as JSON (file:// works); options given as well win')
-    .option('--cli-input-yaml <yaml>', 'the request as YAML (file:// works); options given as well win')
-    .addOption(new Option('--generate-cli-skeleton [kind]', 'print a request skeleton (input, the default) for --cli-input-json or --cli-input-yaml (yaml-input)').choices(['input', 'yaml-input']));
-  if (list) {
-    cmd = cmd
-      .option('--page-size <n>', 'the size of each page the CLI asks for (it still returns every item)')
-      .option('--max-items <n>', 'at most this many items; a NextToken resumes with --starting-token')
-      .option('--starting-token <token>', 'the NextToken of an earlier --max-items call')
-      .option('--no-paginate', 'one call only (with --max-results/--next-token as given)');
-  }
+    .option('--no-dry-run');
+  cliInputOptions(cmd);
+  if (list) paginationOptions(cmd);
   // commander's required options would refuse a request given whole by --cli-input-json or a skeleton request.
   const required = cmd.options.filter((o) => o.mandatory);
   for (const o of required) o.makeOptionMandatory(false);
@@ -88,8 +81,7 @@ function op(name: string, awsName: string, build: (c: Command) => Command, reque
     await OperationContext.run(awsName, async () => {
       if (opts.generateCliSkeleton !== undefined) {
         const { ec2Operations } = await import('../server/ec2/index.js');
-        const skeleton = skeletonOf(ec2Operations[awsName]!.input);
-        process.stdout.write(opts.generateCliSkeleton === 'yaml-input' ? YAML.stringify(skeleton) : JSON.stringify(skeleton, null, 4) + '\n');
+        printSkeleton(skeletonOf(ec2Operations[awsName]!.input), opts.generateCliSkeleton);
         return;
       }
       const given = Object.fromEntries(Object.entries(request(opts)).filter(([, v]) => v !== undefined));
@@ -110,7 +102,7 @@ function op(name: string, awsName: string, build: (c: Command) => Command, reque
       try {
         // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --max-results/--next-token).
         const auto = list && opts.paginate !== false && req.MaxResults === undefined && req.NextToken === undefined;
-        const out = auto ? await allPages((r) => run(ctx, r, g) as Promise<Record<string, any>>, req, list!, opts) : await run(ctx, req, g);
+        const out = auto ? await allPages((r) => run(ctx, r, g) as Promise<Record<string, any>>, req, list!, opts, EC2_PAGING) : await run(ctx, req, g);
         if (out !== undefined) print(out, g, awsName);
       } finally {
         ctx.close();
@@ -125,22 +117,6 @@ function memberOf(attribute: string): string {
   return attribute[0]!.toUpperCase() + attribute.slice(1);
 }
 
-function cliInput(opts: Record<string, any>): Record<string, unknown> {
-  const parse = (text: string, how: 'json' | 'yaml') => {
-    let v: unknown;
-    try {
-      v = how === 'json' ? JSON.parse(readParamText(text)) : YAML.parse(readParamText(text));
-    } catch (e) {
-      throw new UsageError(`Error parsing parameter '--cli-input-${how}': ${(e as Error).message}`);
-    }
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new UsageError(`Error parsing parameter '--cli-input-${how}': expected an object of request members.`);
-    return v as Record<string, unknown>;
-  };
-  if (opts.cliInputJson) return parse(opts.cliInputJson, 'json');
-  if (opts.cliInputYaml) return parse(opts.cliInputYaml, 'yaml');
-  return {};
-}
-
 /** A request skeleton from the EC2 operation's members (the endpoint's own schema): empty strings, 0, false, one list item. */
 function skeletonOf(members: Members): Record<string, unknown> {
   const of = (shape: Shape): unknown => {
@@ -151,55 +127,6 @@ function skeletonOf(members: Members): Record<string, unknown> {
     return skeletonOf(shape.struct);
   };
   return { ...Object.fromEntries(Object.entries(members).map(([k, m]) => [k, of(m.shape)])), DryRun: true };
-}
-
-/**
- * The AWS CLI's pagination: every page (--page-size items each), at most
- * --max-items items, resuming at --starting-token. Its NextToken is the
- * CLI's own (base64 of the service token and how many items of that page were
- * already returned), not the service's.
- */
-async function allPages(call: (req: Record<string, unknown>) => Promise<Record<string, any>>, req: Record<string, unknown>, list: string, opts: Record<string, any>) {
-  const pageSize = opts.pageSize === undefined ? undefined : parseInteger(opts.pageSize, 'page-size');
-  const maxItems = opts.maxItems === undefined ? undefined : parseInteger(opts.maxItems, 'max-items');
-  let token: string | undefined;
-  let skip = 0;
-  if (opts.startingToken) {
-    let t: { NextToken?: string | null; boto_truncate_amount?: number };
-    try {
-      t = JSON.parse(Buffer.from(opts.startingToken, 'base64').toString('utf8'));
-    } catch {
-      throw new UsageError(`Bad starting token: ${opts.startingToken}. Use the NextToken printed by a --max-items call.`);
-    }
-    token = t.NextToken ?? undefined;
-    skip = t.boto_truncate_amount ?? 0;
-  }
-  const items: unknown[] = [];
-  let last: Record<string, any> = {};
-  let next: string | undefined;
-  const encode = (t: object) => Buffer.from(JSON.stringify(t)).toString('base64');
-  for (;;) {
-    const at = token;
-    last = await call({ ...req, ...(pageSize !== undefined ? { MaxResults: pageSize } : {}), ...(token ? { NextToken: token } : {}) });
-    const page = (last[list] as unknown[]).slice(skip);
-    const skipped = skip;
-    skip = 0;
-    if (maxItems !== undefined && items.length + page.length > maxItems) {
-      const take = maxItems - items.length;
-      items.push(...page.slice(0, take));
-      next = encode({ NextToken: at ?? null, boto_truncate_amount: skipped + take });
-      break;
-    }
-    items.push(...page);
-    token = last.NextToken;
-    if (!token) break;
-    if (maxItems !== undefined && items.length === maxItems) {
-      next = encode({ NextToken: token });
-      break;
-    }
-  }
-  const { NextToken: _service, ...rest } = last;
-  return { ...rest, [list]: items, ...(next ? { NextToken: next } : {}) };
 }
 
 function filters(values: string[] | undefined): Filter[] | undefined {
