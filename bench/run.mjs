@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// npm run bench -- <xts|kms|kms-http|e2e|snapshot|cycle> [--json]
+// npm run bench -- <xts|kms|kms-asymmetric|kms-http|e2e|snapshot|cycle> [--json]
 // Benchmarks run the compiled code in dist/ (npm ci builds it; npm run build rebuilds it).
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const suites = { xts: 'xts.mjs', kms: 'kms.mjs', 'kms-http': 'kms-http.mjs', e2e: 'e2e.mjs', snapshot: 'snapshot.mjs', cycle: 'cycle.mjs' };
+const suites = { xts: 'xts.mjs', kms: 'kms.mjs', 'kms-asymmetric': 'kms-asymmetric.mjs', 'kms-http': 'kms-http.mjs', e2e: 'e2e.mjs', snapshot: 'snapshot.mjs', cycle: 'cycle.mjs' };
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !suites[name]) {
   console.error(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]`);

@@ -15,10 +15,10 @@ declare -A PKG=(
   [gcore]=gdb
   [fio]=fio
   [fsfreeze]=util-linux
+  [openssl]=openssl
 )
 if [[ "$want" == bench || "$want" == all ]]; then
   PKG[gocryptfs]=gocryptfs
-  PKG[openssl]=openssl
 fi
 
 missing=()

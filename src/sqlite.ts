@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { touchPrivate } from './home.js';
+import { checkPrivateIfPresent, touchPrivate } from './home.js';
 
 /**
  * How kmsvol opens its SQLite databases (the KMS store and the volume
@@ -8,6 +8,7 @@ import { touchPrivate } from './home.js';
  */
 export function openDatabase(file: string): Database.Database {
   touchPrivate(file);
+  for (const side of ['-wal', '-shm', '-journal']) checkPrivateIfPresent(file + side);
   const db = new Database(file, { timeout: 120_000 });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');

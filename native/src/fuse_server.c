@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <fuse.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +43,9 @@ typedef struct {
   pthread_rwlock_t freeze;
   atomic_ulong errors;
   atomic_int last_errno;
+  /* The errno of the first write that failed; from then on every fsync fails (see s_sync). */
+  atomic_int lost_write;
+  atomic_int opens; /* open handles on the volume file (a loop device holds one) */
   napi_ref kref;
 } server;
 
@@ -51,6 +55,23 @@ static int fail(server *s, int err) {
   atomic_fetch_add(&s->errors, 1);
   atomic_store(&s->last_errno, err);
   return (err == ENOSPC || err == EDQUOT || err == EROFS) ? -err : -EIO;
+}
+
+/*
+ * A request that failed: log the sectors (one JSON line on stderr, which is the
+ * card's log), count it, and give the kernel the errno. The request fails
+ * whole; the card keeps serving the others. A failed write also makes every
+ * later fsync fail (see s_sync).
+ */
+static int fail_io(server *s, int err, int write, uint64_t off, size_t size) {
+  if (write) {
+    int none = 0;
+    atomic_compare_exchange_strong(&s->lost_write, &none, err);
+  }
+  uint64_t first = off / SECTOR, last = size ? (off + size - 1) / SECTOR : first;
+  fprintf(stderr, "{\"level\":50,\"component\":\"fuse\",\"msg\":\"%s failed; the request gets an error\",\"sector\":%llu,\"sectors\":%llu,\"errno\":%d,\"error\":\"%s\"}\n",
+          write ? (size ? "write" : "fsync") : "read", (unsigned long long)first, (unsigned long long)(last - first + 1), err, strerror(err));
+  return fail(s, err);
 }
 
 /* Encrypt or decrypt whole sectors in place; all-zero ciphertext reads as zeros. */
@@ -112,7 +133,9 @@ static int s_readdir(const char *p, void *buf, fuse_fill_dir_t fill, off_t off, 
 
 static int s_open(const char *p, struct fuse_file_info *fi) {
   (void)fi;
-  return strcmp(p, self()->path) == 0 ? 0 : -ENOENT;
+  if (strcmp(p, self()->path) != 0) return -ENOENT;
+  atomic_fetch_add(&self()->opens, 1);
+  return 0;
 }
 
 static int s_read(const char *p, char *out, size_t size, off_t offset, struct fuse_file_info *fi) {
@@ -123,7 +146,7 @@ static int s_read(const char *p, char *out, size_t size, off_t offset, struct fu
   if (off + size > s->size) size = (size_t)(s->size - off);
   if (!s->k) {
     int e = pread_full(s->fd, (uint8_t *)out, size, s->payload + off);
-    return e ? fail(s, e) : (int)size;
+    return e ? fail_io(s, e, 0, off, size) : (int)size;
   }
   uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
   int aligned = off % SECTOR == 0 && size % SECTOR == 0;
@@ -132,7 +155,18 @@ static int s_read(const char *p, char *out, size_t size, off_t offset, struct fu
   int e = read_sectors(s, buf, first, count);
   if (!e && !aligned) memcpy(out, buf + off % SECTOR, size);
   if (!aligned) free(buf);
-  return e ? fail(s, e) : (int)size;
+  return e ? fail_io(s, e, 0, off, size) : (int)size;
+}
+
+/*
+ * Reserve [off, off + len) in the backing file before any byte of a write is
+ * encrypted or written, so that a full disk fails the request as a whole
+ * (ENOSPC) instead of after part of it reached the image. File systems
+ * without fallocate (EOPNOTSUPP) go straight to the write.
+ */
+static int reserve(server *s, uint64_t off, size_t len) {
+  if (fallocate(s->fd, 0, (off_t)off, (off_t)len) == 0) return 0;
+  return errno == EOPNOTSUPP ? 0 : errno;
 }
 
 static int s_write(const char *p, const char *in, size_t size, off_t offset, struct fuse_file_info *fi) {
@@ -144,9 +178,10 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
   if (off + size > s->size) size = (size_t)(s->size - off);
   if (!s->k) {
     pthread_rwlock_rdlock(&s->freeze);
-    int e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
+    int e = reserve(s, s->payload + off, size);
+    if (!e) e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
     pthread_rwlock_unlock(&s->freeze);
-    return e ? fail(s, e) : (int)size;
+    return e ? fail_io(s, e, 1, off, size) : (int)size;
   }
   uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
   size_t head = off % SECTOR, tail = (size_t)((last + 1) * SECTOR - (off + size));
@@ -162,17 +197,30 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
     memcpy(buf + head, in, size);
     e = crypt_sectors(s, buf, count * SECTOR, first, 1);
   }
+  if (!e) e = reserve(s, s->payload + first * SECTOR, count * SECTOR);
   if (!e) e = pwrite_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
   lock_range(s, first, last, 0);
   pthread_rwlock_unlock(&s->freeze);
   free(buf);
-  return e ? fail(s, e) : (int)size;
+  return e ? fail_io(s, e, 1, off, size) : (int)size;
 }
 
-static int s_sync(server *s) { return fdatasync(s->fd) == 0 ? 0 : fail(s, errno); }
+/*
+ * Postcondition: once a write has failed, no fsync succeeds again on this
+ * attachment. The kernel does not always pass a failed FUSE write on: a loop
+ * device request larger than max_write is split into several FUSE writes, and
+ * when a later one fails the loop driver completes the request as a (short)
+ * success, so the filesystem above believes blocks are on disk that are not.
+ * Failing every later flush makes the fsync that would acknowledge them fail.
+ */
+static int s_sync(server *s) {
+  int lost = atomic_load(&s->lost_write);
+  if (lost) return (lost == ENOSPC || lost == EDQUOT || lost == EROFS) ? -lost : -EIO;
+  return fdatasync(s->fd) == 0 ? 0 : fail_io(s, errno, 1, 0, 0);
+}
 static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) { (void)p; (void)datasync; (void)fi; return s_sync(self()); }
 static int s_flush(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return s_sync(self()); }
-static int s_release(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return 0; }
+static int s_release(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; atomic_fetch_sub(&self()->opens, 1); return 0; }
 
 static int s_truncate(const char *p, off_t size) {
   server *s = self();
@@ -355,7 +403,7 @@ static napi_value fuse_resize(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* fuseStats(server) -> { errors, lastErrno } */
+/* fuseStats(server) -> { errors, lastErrno, lostWrite, openFiles } */
 static napi_value fuse_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], o, v;
@@ -368,6 +416,10 @@ static napi_value fuse_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "errors", v);
   napi_create_int32(env, atomic_load(&s->last_errno), &v);
   napi_set_named_property(env, o, "lastErrno", v);
+  napi_create_int32(env, atomic_load(&s->lost_write), &v);
+  napi_set_named_property(env, o, "lostWrite", v);
+  napi_create_int32(env, atomic_load(&s->opens), &v);
+  napi_set_named_property(env, o, "openFiles", v);
   return o;
 }
 

@@ -698,8 +698,10 @@ static napi_value init(napi_env env, napi_value exports) {
   const char *want = getenv("KMSVOL_XTS_BACKEND");
   int best = xts_cpu_supported() ? (xts_cpu_has_vaes() ? 2 : 1) : 0;
   use_aesni = best;
+  /* A backend the CPU lacks falls back to the best it has (TypeScript refuses unknown names). */
   if (want && strcmp(want, "openssl") == 0) use_aesni = 0;
   else if (want && strcmp(want, "aesni") == 0 && best >= 1) use_aesni = 1;
+  else if (want && strcmp(want, "vaes") == 0 && best >= 2) use_aesni = 2;
   backend_name = use_aesni == 2 ? "vaes" : use_aesni == 1 ? "aesni" : "openssl";
   napi_property_descriptor props[] = {
     {"backend", NULL, backend, NULL, NULL, NULL, napi_default, NULL},

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import { lockExclusive } from '../native/index.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from '../volume/errors.js';
@@ -149,7 +149,7 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
-  const logFd = fs.openSync(logFile, 'a', 0o600);
+  const logFd = openPrivate(logFile, 'a', true);
   const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
@@ -172,8 +172,11 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
   });
   const r = await ready;
   if (!r.ok || !r.attachment) {
-    // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card.
-    if (r.error?.name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
+    // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card,
+    // unless what held the lock was a delete (the volume is gone, no card will retire it).
+    const now = ctx.registry.getVolume(v.volume_id);
+    const gone = !now || now.state === 'deleted' || now.state === 'deleting';
+    if (r.error?.name !== 'VolumeInUse' || gone) await retireGrant(ctx, v.volume_id, grantToken);
     throw new ServiceError(r.error!.name, r.error!.message);
   }
   // The card runs on: stop listening to it so this process can exit.
@@ -279,31 +282,43 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-/** True when no live card holds the volume's lock (an attach in progress is alive while the process attaching it is). */
-function cardDead(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): boolean {
-  if (!processAlive(a.pid)) return true;
-  if (a.state === 'attaching') return false;
-  const fd = fs.openSync(lockPath(ctx.home, v.volume_id), 'a', 0o600);
-  try {
-    return lockExclusive(fd); // we got the lock: nobody holds it
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** A card that died took its key with it; clean up its stale mount, loop device and lock. */
 export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): Promise<void> {
-  if (!cardDead(ctx, v, a)) return;
+  // An attach in progress is alive while the process attaching it is (its card may not hold the lock yet).
+  if (a.state === 'attaching' && processAlive(a.pid)) return;
+  if (processAlive(a.pid)) {
+    // A live pid may be a reused one: the lock says whether a card still holds the volume.
+    const fd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+    const held = !lockExclusive(fd);
+    fs.closeSync(fd);
+    if (held) return;
+  }
   await cleanupStale(ctx, v, a, 'detachVolume', 'card process exited');
 }
 
+/**
+ * Precondition: only whoever holds the volume's lock touches its socket and
+ * run files. Cleanup takes the lock first and does nothing when a live card
+ * (a new attach that won the race) holds it.
+ */
 async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
+  const lockFd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+  try {
+    if (!lockExclusive(lockFd)) return;
+    await cleanupLocked(ctx, v, a, event, cause);
+  } finally {
+    fs.closeSync(lockFd);
+  }
+}
+
+async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
   if (a.loop_device) {
     unlinkDevice(v.volume_id, a.loop_device);
     await losetupDetach(a.loop_device).catch(() => undefined);
   }
+  // An attach that died before its card served the volume left no device.
   if (a.device) for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
-  if (a.state !== 'attaching' && isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
+  if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
   await retireGrant(ctx, v.volume_id, a.grant_token);
   ctx.registry.write(() => {

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { KmsClient } from '../kms/client/index.js';
+import { openPrivate } from '../home.js';
 import type { Home } from '../home.js';
 import type { GuardedKey } from '../native/index.js';
 import type { CardOps } from '../volume/volumes.js';
@@ -34,8 +35,8 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
     async copyPayload(src, dst, sizeBytes, onProgress) {
       let oldKey: GuardedKey | null = null;
       let newKey: GuardedKey | null = null;
-      const srcFd = fs.openSync(src.file, 'r');
-      const dstFd = fs.openSync(dst.file, 'r+');
+      const srcFd = openPrivate(src.file, 'r');
+      const dstFd = openPrivate(dst.file, 'r+');
       try {
         if (src.token) oldKey = await unwrapVolumeKey(kms, src.token);
         if (dst.token) newKey = await unwrapVolumeKey(kms, dst.token);

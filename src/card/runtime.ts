@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient } from '../kms/client/open.js';
@@ -12,10 +12,10 @@ import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
 import type { GuardedKey } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
-import { decodeHeader, HDR_SIZE } from '../volume/luks2.js';
+import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
-import { imageFile } from '../volume/volumes.js';
+import { imageFile, volumeLockPath } from '../volume/volumes.js';
 import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
@@ -47,9 +47,7 @@ export interface CardAttachment {
   DeleteOnTermination: false;
 }
 
-export function lockPath(home: Home, volumeId: string): string {
-  return path.join(home.runDir, `${volumeId}.lock`);
-}
+export const lockPath = volumeLockPath;
 export function socketPath(home: Home, volumeId: string): string {
   return path.join(home.runDir, `${volumeId}.sock`);
 }
@@ -64,6 +62,8 @@ export class Card {
   private key: GuardedKey | null = null;
   private fd = -1;
   private lockFd = -1;
+  /** Only the card that holds the volume's lock touches its socket and run files. */
+  private ownsLock = false;
   private mount: Mounted | null = null;
   private loopDevice: string | undefined;
   private control: ReturnType<typeof serveControl> | null = null;
@@ -86,17 +86,22 @@ export class Card {
       if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(volumeId);
       ensureDir(home.runDir);
       // 1. The exclusive lock: a second attach gets VolumeInUse.
-      this.lockFd = fs.openSync(lockPath(home, volumeId), 'a', 0o600);
-      if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card holds its lock)');
+      this.lockFd = openPrivate(lockPath(home, volumeId), 'a', true);
+      if (!lockExclusive(this.lockFd)) throw Ec2Errors.volumeInUse(volumeId, ' (another card, or a delete, holds its lock)');
+      this.ownsLock = true;
+      // A delete that ran before we took the lock has removed the volume: we must not serve it.
+      const now = this.registry.getVolume(volumeId);
+      if (!now || now.state === 'deleted' || now.state === 'deleting') throw Ec2Errors.volumeNotFound(volumeId);
       setNonDumpable();
       const image = imageFile(home, v);
-      this.fd = fs.openSync(image, 'r+');
+      this.fd = openImage(image, 'r+');
       let payloadOffset = 0;
       if (v.encrypted) {
         const head = Buffer.alloc(2 * HDR_SIZE);
         const n = fs.readSync(this.fd, head, 0, head.length, 0);
         const header = decodeHeader(head.subarray(0, n), image);
         payloadOffset = header.payloadOffset;
+        checkImageLength(image, this.fd, payloadOffset, v.size * GiB);
         // 2-3. KMS Decrypt with the volume's context, as the card's own principal
         // through its grant, straight into guarded memory.
         const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
@@ -107,6 +112,8 @@ export class Card {
           kms.close();
         }
         this.log.info({ volumeId, keyArn: header.token.keyArn, keyBytes: this.key.length, engine: backend() }, 'data key unwrapped into guarded memory');
+      } else {
+        checkImageLength(image, this.fd, 0, v.size * GiB);
       }
       // 4. FUSE: the decrypted volume as one file.
       ensureDir(this.o.mountDir);
@@ -198,10 +205,23 @@ export class Card {
       if (this.loopDevice && !req.force && loopBusy(this.loopDevice)) {
         throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${this.loopDevice} is mounted or held. Unmount it first, or detach with --force.`);
       }
+      // Precondition: nobody else has the decrypted volume file open (as umount refuses a busy
+      // file system). The kernel sends RELEASE after close() returns, so give a just-closed file a moment.
+      if (!req.force && !(await this.settled())) {
+        const n = this.mount!.stats().openFiles - (this.loopDevice ? 1 : 0);
+        throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: the decrypted volume file is open ${n} time(s) (see: fuser -v ${path.join(this.o.mountDir, this.o.volumeId)}). Close it first, or detach with --force.`);
+      }
       setImmediate(() => void this.stop(!!req.force));
       return { ok: true };
     }
     throw Ec2Errors.invalidParameter(`unknown control operation ${String((req as { op: unknown }).op)}`);
+  }
+
+  /** True once no one but the loop device has the volume file open (waits up to 2 s for late RELEASEs). */
+  private async settled(): Promise<boolean> {
+    const others = () => (this.mount?.stats().openFiles ?? 0) - (this.loopDevice ? 1 : 0);
+    for (const end = Date.now() + 2000; others() > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    return others() <= 0;
   }
 
   /** Detach: drain, fsync, release the loop device, unmount, zeroize, record. */
@@ -209,12 +229,18 @@ export class Card {
     this.stopping ??= (async () => {
       try {
         await this.teardown(force);
-        this.registry.write(() => {
-          this.registry.deleteAttachment(this.o.volumeId);
-          this.registry.setVolumeState(this.o.volumeId, 'available');
-        });
-        this.events.record(this.o.volumeId, 'detachVolume', 'available');
         this.log.info({ volumeId: this.o.volumeId, force }, 'detached; data key zeroized');
+        // Postcondition: the key is gone and the card exits even when the home cannot be
+        // written (a full disk): the next command finds the card dead and reconciles the registry.
+        try {
+          this.registry.write(() => {
+            this.registry.deleteAttachment(this.o.volumeId);
+            this.registry.setVolumeState(this.o.volumeId, 'available');
+          });
+          this.events.record(this.o.volumeId, 'detachVolume', 'available');
+        } catch (e) {
+          this.log.warn({ volumeId: this.o.volumeId, error: (e as Error).name, message: (e as Error).message }, 'detached, but the registry could not be updated; the next command will');
+        }
       } finally {
         this.registry.close();
         this.resolveStopped();
@@ -245,8 +271,9 @@ export class Card {
     this.key = null;
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
-    fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
+    if (this.ownsLock) fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
     if (this.lockFd >= 0) fs.closeSync(this.lockFd);
     this.lockFd = -1;
+    this.ownsLock = false;
   }
 }

@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { ServiceError, UsageError } from '../errors.js';
+import { HomeError } from '../home.js';
 
 /**
  * The one place errors become the AWS CLI's message and exit code
@@ -33,6 +34,10 @@ export function report(e: unknown, operation?: string): number {
   if (e instanceof UsageError) {
     process.stderr.write(`\nusage: kmsvol [options] <command> <subcommand> [<subcommand> ...] [parameters]\nkmsvol: error: ${e.message}\n`);
     return EXIT.USAGE;
+  }
+  if (e instanceof HomeError) {
+    process.stderr.write(`\nkmsvol refuses to use its home: ${e.message}\n`);
+    return EXIT.OTHER;
   }
   if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   const code = (e as { code?: unknown }).code;

@@ -8,6 +8,7 @@ import { OperationContext } from './errors.js';
 import { cliInput, cliInputOptions, printSkeleton } from './input.js';
 import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
 import { serveCommand } from './serve.js';
+import { seedCommand } from './seed.js';
 
 /** Field types, by AWS field name; anything not listed is a string. */
 const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs' | 'struct' | 'timestamp'> = {
@@ -15,6 +16,12 @@ const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'st
   CiphertextBlob: 'blob',
   ImportToken: 'blob',
   EncryptedKeyMaterial: 'blob',
+  Message: 'blob',
+  Signature: 'blob',
+  PublicKey: 'blob',
+  Mac: 'blob',
+  SharedSecretCiphertextBlob: 'blob',
+  XksProxyAuthenticationCredential: 'struct',
   ValidTo: 'timestamp',
   Constraints: 'struct',
   Operations: 'list',
@@ -88,6 +95,23 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   GetParametersForImport: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'],
   ImportKeyMaterial: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel'],
   DeleteImportedKeyMaterial: ['KeyId!'],
+  Sign: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'],
+  Verify: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'],
+  GetPublicKey: ['KeyId!', 'GrantTokens'],
+  GenerateMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'],
+  VerifyMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'],
+  GenerateDataKeyPair: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
+  GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
+  DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
+  GetKeyLastUsage: ['KeyId!'],
+  DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
+  CreateCustomKeyStore: ['CustomKeyStoreName!', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  ConnectCustomKeyStore: ['CustomKeyStoreId!'],
+  DisconnectCustomKeyStore: ['CustomKeyStoreId!'],
+  DeleteCustomKeyStore: ['CustomKeyStoreId!'],
+  UpdateCustomKeyStore: ['CustomKeyStoreId!', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  Encapsulate: ['KeyId!', 'EncapsulationAlgorithm!', 'GrantTokens'],
+  Decapsulate: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'],
 };
 
 export function kebab(name: string): string {
@@ -180,5 +204,6 @@ export function kmsCommand(): Command {
     kms.addCommand(cmd);
   }
   kms.addCommand(serveCommand());
+  kms.addCommand(seedCommand());
   return kms;
 }

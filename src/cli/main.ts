@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
+import { UsageError } from '../errors.js';
 import { AuditLog } from '../kms/audit.js';
+import { parseInteger } from './args.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { EXIT, report } from './errors.js';
 import { demoCommand } from './demo.js';
@@ -25,9 +27,11 @@ export function buildProgram(): Command {
       .option('--max-results <n>', 'only the last N records')
       .action((opts: { eventName?: string; maxResults?: string }, self: Command) => {
         const g = globalsOf(self);
+        const max = opts.maxResults === undefined ? undefined : parseInteger(opts.maxResults, 'max-results');
+        if (max !== undefined && max < 1) throw new UsageError(`Invalid value for --max-results: ${max}; it must be a whole number of records, 1 or more.`);
         let events = AuditLog.read(homeOf(g).auditLog);
         if (opts.eventName) events = events.filter((e) => e.eventName === opts.eventName);
-        if (opts.maxResults) events = events.slice(-Number(opts.maxResults));
+        if (max !== undefined) events = events.slice(-max);
         print({ Events: events }, g);
       }),
   );

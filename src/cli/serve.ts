@@ -8,6 +8,7 @@ import { Kms } from '../kms/kms.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { parseInteger, readParamText } from './args.js';
+import { applySeedFile } from './seed.js';
 
 /** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
 async function services() {
@@ -28,8 +29,10 @@ export function serveCommand(): Command {
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--port <port>', 'TCP port (default 4599)', '4599')
     .option('--workers <n>', 'server processes sharing the port (default 1)', '1')
-    .action(async (opts: { host: string; port: string; workers: string }, self: Command) => {
+    .option('--seed <file>', 'apply a seed file of key fixtures (YAML or JSON) before serving; see docs/cli.md')
+    .action(async (opts: { host: string; port: string; workers: string; seed?: string }, self: Command) => {
       const g = globalsOf(self);
+      if (opts.seed && !cluster.isWorker) await OperationContext.run('Seed', async () => void (await applySeedFile(g, opts.seed!)));
       // Only an explicit --region restricts the endpoint; without it, the request's credential scope picks the region.
       const only = g.region;
       if (only !== undefined && !/^[a-z0-9-]{1,40}$/.test(only)) throw new UsageError(`--region must be a region name such as us-east-1; got '${only}'. Leave it out to serve every region.`);

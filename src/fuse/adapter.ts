@@ -1,5 +1,5 @@
 import { startFuseServer } from '../native/index.js';
-import type { GuardedKey } from '../native/index.js';
+import type { FuseStats, GuardedKey } from '../native/index.js';
 
 /**
  * The FUSE edge of a card: serves one regular file, the decrypted volume, in a
@@ -18,7 +18,9 @@ export interface VolumeFile {
 
 export interface Mounted {
   /** Unmount and wait for in-flight requests; returns how many requests failed while mounted. */
-  unmount(): Promise<{ errors: number; lastErrno: number }>;
+  unmount(): Promise<FuseStats>;
+  /** The server's counters now (open handles, failed requests). */
+  stats(): FuseStats;
   /** Hold writes back (after in-flight ones finish, and an fdatasync), or release them. */
   freeze(on: boolean): void;
   /** Grow the served file (the backing image already extended). */
@@ -35,6 +37,7 @@ export async function mountVolumeFile(dir: string, file: VolumeFile): Promise<Mo
     },
     freeze: (on) => server.freeze(on),
     resize: (size) => server.resize(size),
+    stats: () => server.stats(),
   };
 }
 

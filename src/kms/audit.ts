@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { openPrivate } from '../home.js';
 import { readJsonLines } from '../jsonl.js';
 import type { AuthDecision } from './authz.js';
 
@@ -14,8 +15,9 @@ const REQUEST_FIELDS = [
   'Origin', 'Description', 'PendingWindowInDays', 'RotationPeriodInDays', 'MultiRegion', 'TagKeys',
   'EncryptionAlgorithm', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
   'PolicyName', 'BypassPolicyLockoutSafetyCheck', 'WrappingAlgorithm', 'WrappingKeySpec', 'ExpirationModel', 'ValidTo', 'DryRun',
+  'SigningAlgorithm', 'MessageType', 'MacAlgorithm', 'KeyPairSpec', 'KeyAgreementAlgorithm', 'CustomKeyStoreId', 'CustomKeyStoreName',
 ] as const;
-const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo'] as const;
+const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo', 'SigningAlgorithm', 'SignatureValid', 'MacValid', 'KeyPairSpec', 'KeyAgreementAlgorithm'] as const;
 
 export interface AuditRecord {
   eventVersion: '1.08';
@@ -72,10 +74,13 @@ export class AuditLog {
   private pendingBytes = 0;
   private scheduled = false;
   constructor(private readonly file: string | undefined) {
-    if (file) open.add(this);
+    if (!file) return;
+    // Precondition: the log is ours and not a link; checked before any operation runs, not at exit.
+    this.fd = openPrivate(file, 'a', true);
+    open.add(this);
   }
 
-  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; decisions?: AuthDecision[] }): void {
+  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; eventId?: string; decisions?: AuthDecision[] }): void {
     if (!this.file) return;
     const rec: AuditRecord = {
       eventVersion: '1.08',
@@ -89,7 +94,7 @@ export class AuditLog {
       ...(p.error ? { errorCode: p.error.name, errorMessage: p.error.message } : {}),
       ...(p.decisions?.length ? { additionalEventData: { authorization: p.decisions } } : {}),
       requestID: p.requestId ?? crypto.randomUUID(),
-      eventID: crypto.randomUUID(),
+      eventID: p.eventId ?? crypto.randomUUID(),
     };
     let line: string;
     try {
@@ -110,7 +115,7 @@ export class AuditLog {
   flush(): void {
     this.scheduled = false;
     if (!this.file || this.pending.length === 0) return;
-    if (this.fd === undefined) this.fd = fs.openSync(this.file, 'a', 0o600);
+    if (this.fd === undefined) this.fd = openPrivate(this.file, 'a', true);
     const data = this.pending.join('');
     this.pending = [];
     this.pendingBytes = 0;

@@ -7,6 +7,7 @@ import { KmsErrors } from './errors.js';
 import type { RootKey } from './rootkey.js';
 import type { KeyRow, KmsStore } from './store.js';
 import { MATERIAL_ID_BYTES } from './blob.js';
+import type { UsageTracker } from './usage.js';
 
 export const DEFAULT_REGION = 'local';
 export const DEFAULT_ACCOUNT = '000000000000';
@@ -29,6 +30,8 @@ export class KmsContext {
   awsManagedKeyFactory?: (service: string) => string;
   /** The call being run (its caller and authorization decisions); set by Kms.invokeAs. */
   call?: CallState;
+  /** Last-usage tracking of keys (GetKeyLastUsage); set by Kms. */
+  usage?: UsageTracker;
 
   constructor(
     readonly store: KmsStore,
@@ -93,19 +96,27 @@ export class KmsContext {
     return settled;
   }
 
-  /** A key usable for cryptography (Enabled, ENCRYPT_DECRYPT) that the caller may use for `auth`. */
-  usableKey(ref: string, auth?: AuthRequest): KeyRow {
+  /** A key usable for cryptography (Enabled, of `usage`) that the caller may use for `auth`. */
+  usableKey(ref: string, auth?: AuthRequest, usage = 'ENCRYPT_DECRYPT'): KeyRow {
     const row = this.key(ref, 'any', auth);
-    this.assertUsable(row);
+    this.assertUsable(row, usage);
     return row;
   }
 
-  assertUsable(row: KeyRow): void {
+  assertUsable(row: KeyRow, usage = 'ENCRYPT_DECRYPT'): void {
     const arn = this.keyArn(row.key_id);
     // Precondition: a key in any state but Enabled refuses cryptographic operations.
     if (row.key_state === 'Disabled') throw KmsErrors.disabled(arn);
     if (row.key_state !== 'Enabled') throw KmsErrors.invalidState(arn, row.key_state);
-    if (row.key_usage !== 'ENCRYPT_DECRYPT') throw KmsErrors.invalidKeyUsage(`${arn} key usage is ${row.key_usage} which is not valid for this operation.`);
+    // Precondition: a key is used only for its KeyUsage.
+    if (row.key_usage !== usage) throw KmsErrors.invalidKeyUsage(`${arn} key usage is ${row.key_usage} which is not valid for this operation.`);
+  }
+
+  /** Run `fn` with the key's current material unsealed (zeroed afterwards). */
+  withCurrentMaterial<T>(row: KeyRow, fn: (material: Buffer, materialId: Buffer) => T): T {
+    const mat = this.store.currentMaterial(row.key_id);
+    if (!mat) throw KmsErrors.invalidState(this.keyArn(row.key_id), 'PendingImport');
+    return this.withBackingKey(row.key_id, mat.material_id, mat.sealed, (m) => fn(m, mat.material_id));
   }
 
   /**

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { clockFromEnv, DAY_MS } from '../clock.js';
 import type { Clock } from '../clock.js';
 import { openHome } from '../home.js';
@@ -16,6 +17,14 @@ import { replicateKey, updatePrimaryRegion } from './ops/multiregion.js';
 import { checkGrantTokens, createGrant, listGrants, listRetirableGrants, retireGrant, revokeGrant } from './ops/grants.js';
 import { deleteImportedKeyMaterial, getParametersForImport, importKeyMaterial } from './ops/imports.js';
 import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
+import { getPublicKey, sign, verify } from './ops/asymmetric.js';
+import { generateMac, verifyMac } from './ops/mac.js';
+import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './ops/keypairs.js';
+import { deriveSharedSecret } from './ops/agreement.js';
+import { getKeyLastUsage } from './ops/usage.js';
+import { connectCustomKeyStore, createCustomKeyStore, deleteCustomKeyStore, describeCustomKeyStores, disconnectCustomKeyStore, updateCustomKeyStore } from './ops/keystores.js';
+import { decapsulate, encapsulate } from './ops/kem.js';
+import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
 
@@ -60,6 +69,23 @@ export const OPERATIONS = {
   GetParametersForImport: getParametersForImport,
   ImportKeyMaterial: importKeyMaterial,
   DeleteImportedKeyMaterial: deleteImportedKeyMaterial,
+  Sign: sign,
+  Verify: verify,
+  GetPublicKey: getPublicKey,
+  GenerateMac: generateMac,
+  VerifyMac: verifyMac,
+  GenerateDataKeyPair: generateDataKeyPair,
+  GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
+  DeriveSharedSecret: deriveSharedSecret,
+  GetKeyLastUsage: getKeyLastUsage,
+  DescribeCustomKeyStores: describeCustomKeyStores,
+  CreateCustomKeyStore: createCustomKeyStore,
+  ConnectCustomKeyStore: connectCustomKeyStore,
+  DisconnectCustomKeyStore: disconnectCustomKeyStore,
+  DeleteCustomKeyStore: deleteCustomKeyStore,
+  UpdateCustomKeyStore: updateCustomKeyStore,
+  Encapsulate: encapsulate,
+  Decapsulate: decapsulate,
 } as const;
 
 export type KmsOperation = keyof typeof OPERATIONS;
@@ -121,6 +147,7 @@ export class Kms {
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
     const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);
     ctx.awsManagedKeyFactory = (service) => kms.awsManagedKey(service);
+    ctx.usage = new UsageTracker(store);
     return kms;
   }
 
@@ -158,12 +185,16 @@ export class Kms {
       const handler = OPERATIONS[op] as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
       if (dryRun) {
         // Precondition: a DryRun validates, authorizes and checks key state as the real call does, and changes nothing.
-        const would = this.ctx.store.rollback(() => handler(this.ctx, req)) as { Plaintext?: unknown };
-        if (Buffer.isBuffer(would?.Plaintext)) would.Plaintext.fill(0);
+        const would = this.ctx.store.rollback(() => handler(this.ctx, req)) as Record<string, unknown> | undefined;
+        for (const secret of ['Plaintext', 'PrivateKeyPlaintext', 'SharedSecret']) if (Buffer.isBuffer(would?.[secret])) (would[secret] as Buffer).fill(0);
         throw dryRunSucceeded();
       }
       const res = handler(this.ctx, req);
-      this.audit.record({ ...record, response: res });
+      if (TRACKED_OPERATIONS.has(op)) {
+        const ids = { eventId: crypto.randomUUID(), requestId: who.requestId ?? crypto.randomUUID() };
+        this.trackUse(op, res as Record<string, unknown>, time, ids);
+        this.audit.record({ ...record, response: res, ...ids });
+      } else this.audit.record({ ...record, response: res });
       return res;
     } catch (e) {
       const err = toKmsError(e);
@@ -196,12 +227,29 @@ export class Kms {
     });
   }
 
+  /** Audit keys created outside an operation (seed files) as CreateKey events of this KMS's principal. */
+  auditCreated(keys: { KeyId: string; KeyState: string; KeySpec: string; KeyUsage: string; Origin: string; Description: string }[], source: string): void {
+    const time = this.ctx.clock.now();
+    for (const key of keys) {
+      this.audit.record({ time, op: 'CreateKey', region: this.region, principal: this.principal, request: { KeySpec: key.KeySpec, KeyUsage: key.KeyUsage, Origin: key.Origin, Description: key.Description }, response: { KeyMetadata: { KeyId: key.KeyId, KeyState: key.KeyState } }, requestId: `seed:${source}` });
+    }
+  }
+
   /** Write buffered audit records now (they are otherwise written at the end of each event-loop turn). */
   flushAudit(): void {
     this.audit.flush();
   }
 
+  /** Record the keys a successful cryptographic call used (ReEncrypt uses two). */
+  private trackUse(op: string, res: Record<string, unknown>, time: Date, ids: { eventId: string; requestId: string }): void {
+    for (const field of ['KeyId', 'SourceKeyId']) {
+      const m = typeof res[field] === 'string' ? /^arn:aws:kms:([^:]+):\d{12}:key\/(.+)$/.exec(res[field] as string) : null;
+      if (m) this.ctx.usage!.record({ region: m[1]!, key_id: m[2]!, operation: op, ts: time.getTime(), event_id: ids.eventId, request_id: ids.requestId });
+    }
+  }
+
   close(): void {
+    this.ctx.usage?.flush();
     this.audit.close();
     this.ctx.rootKey.destroy();
     this.ctx.store.close();

@@ -90,6 +90,23 @@ export const HONOURED: Record<string, readonly string[]> = {
   UpdateAlias: ['AliasName', 'TargetKeyId'],
   UpdateKeyDescription: ['KeyId', 'Description'],
   UpdatePrimaryRegion: ['KeyId', 'PrimaryRegion'],
+  Sign: ['KeyId', 'Message', 'MessageType', 'GrantTokens', 'SigningAlgorithm', 'DryRun'],
+  Verify: ['KeyId', 'Message', 'MessageType', 'Signature', 'SigningAlgorithm', 'GrantTokens', 'DryRun'],
+  GetPublicKey: ['KeyId', 'GrantTokens'],
+  GenerateMac: ['Message', 'KeyId', 'MacAlgorithm', 'GrantTokens', 'DryRun'],
+  VerifyMac: ['Message', 'KeyId', 'MacAlgorithm', 'Mac', 'GrantTokens', 'DryRun'],
+  GenerateDataKeyPair: ['EncryptionContext', 'KeyId', 'KeyPairSpec', 'GrantTokens', 'DryRun'],
+  GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId', 'KeyPairSpec', 'GrantTokens', 'DryRun'],
+  DeriveSharedSecret: ['KeyId', 'KeyAgreementAlgorithm', 'PublicKey', 'GrantTokens', 'DryRun'],
+  GetKeyLastUsage: ['KeyId'],
+  DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
+  CreateCustomKeyStore: ['CustomKeyStoreName', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  ConnectCustomKeyStore: ['CustomKeyStoreId'],
+  DisconnectCustomKeyStore: ['CustomKeyStoreId'],
+  DeleteCustomKeyStore: ['CustomKeyStoreId'],
+  UpdateCustomKeyStore: ['CustomKeyStoreId', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  Encapsulate: ['KeyId', 'EncapsulationAlgorithm', 'GrantTokens', 'DryRun'],
+  Decapsulate: ['KeyId', 'SharedSecretCiphertextBlob', 'EncapsulationAlgorithm', 'GrantTokens', 'DryRun'],
 };
 
 /** Refuse a request that uses a member whose feature kmsvol lacks; returns whether it is a DryRun. */

@@ -1,6 +1,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { openPrivate } from '../home.js';
 import { KmsErrors } from './errors.js';
+
+function isLink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The root key: the local stand-in for the HSM domain key. It encrypts every
@@ -23,31 +32,54 @@ export class RootKey {
    * `create` is set (the store is being created and no key file was named).
    */
   static load(file: string, create: boolean): RootKey {
-    if (!fs.existsSync(file)) {
+    if (!fs.existsSync(file) && !isLink(file)) {
       if (!create) {
         throw KmsErrors.internal(
           `The root key file ${file} does not exist. Restore it from backup, or point KMSVOL_ROOT_KEY_FILE at it; without it no key in this store can be used.`,
         );
       }
       const key = crypto.randomBytes(ROOT_KEY_BYTES);
+      let fd: number;
       try {
-        fs.writeFileSync(file, key, { mode: 0o600, flag: 'wx' });
+        fd = openPrivate(file, 'w', true);
       } catch (e) {
         key.fill(0);
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        // Another process created it first: use theirs.
-        return RootKey.load(file, false);
+        throw e;
+      }
+      try {
+        // Precondition: we created it (O_EXCL); someone else's file was refused by openPrivate.
+        if (fs.fstatSync(fd).size !== 0) {
+          key.fill(0);
+          fs.closeSync(fd);
+          return RootKey.load(file, false); // another process created it first: use theirs
+        }
+        fs.writeSync(fd, key);
+        fs.fsyncSync(fd);
+      } finally {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          /* closed above */
+        }
       }
       return new RootKey(key);
     }
-    const st = fs.statSync(file);
-    if ((st.mode & 0o077) !== 0) {
-      throw KmsErrors.internal(`The root key file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}). Run: chmod 600 ${file}`);
+    // Never through a link, never someone else's file (openPrivate refuses both).
+    const fd = openPrivate(file, 'r');
+    let key: Buffer;
+    try {
+      const st = fs.fstatSync(fd);
+      if ((st.mode & 0o077) !== 0) {
+        throw KmsErrors.internal(`The root key file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}). Run: chmod 600 ${file}`);
+      }
+      key = fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
-    const key = fs.readFileSync(file);
     if (key.length !== ROOT_KEY_BYTES) {
+      const n = key.length;
       key.fill(0);
-      throw KmsErrors.internal(`The root key file ${file} holds ${st.size} bytes; a root key is exactly ${ROOT_KEY_BYTES} bytes.`);
+      throw KmsErrors.internal(`The root key file ${file} holds ${n} bytes; a root key is exactly ${ROOT_KEY_BYTES} bytes.`);
     }
     return new RootKey(key);
   }

@@ -106,6 +106,10 @@ CREATE TABLE IF NOT EXISTS iam_sessions (
   access_key_id TEXT PRIMARY KEY, sealed_secret BLOB NOT NULL, token_hash BLOB NOT NULL,
   role_name TEXT NOT NULL, session_name TEXT NOT NULL, expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS key_last_usage (
+  region TEXT NOT NULL, key_id TEXT NOT NULL, operation TEXT NOT NULL, ts INTEGER NOT NULL, event_id TEXT NOT NULL, request_id TEXT NOT NULL,
+  PRIMARY KEY (region, key_id)
+);
 CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
 `;
 
@@ -142,6 +146,8 @@ export class KmsStore {
         this.setMeta('schema_version', String(Number(v) + 1));
       }
       this.db.exec(SCHEMA);
+      // Usage tracking (GetKeyLastUsage) starts when a store first has the table.
+      if (!this.getMeta('usage_tracking_start')) this.setMeta('usage_tracking_start', String(Date.now()));
       if (!this.getMeta('store_id')) {
         this.setMeta('store_id', crypto.randomBytes(16).toString('hex'));
         this.setMeta('schema_version', SCHEMA_VERSION);

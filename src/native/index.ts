@@ -20,7 +20,7 @@ interface Addon {
   lockExclusive(fd: number): number;
   fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dir: string, name: string): object;
   fuseStop(server: object): void;
-  fuseStats(server: object): { errors: number; lastErrno: number };
+  fuseStats(server: object): FuseStats;
   fuseFreeze(server: object, on: boolean): void;
   fuseResize(server: object, size: number): void;
   recryptAsync(oldKey: object | null, newKey: object | null, srcFd: number, srcOff: number, dstFd: number, dstOff: number, first: number, scratch: Uint8Array): Promise<number>;
@@ -38,7 +38,14 @@ export interface KeyInfo {
   backend: string;
 }
 
+/** KMSVOL_XTS_BACKEND: the backends the engine knows; anything else is refused before the engine loads. */
+export const XTS_BACKENDS = ['vaes', 'aesni', 'openssl'] as const;
+
 function loadAddon(): Addon {
+  const want = process.env.KMSVOL_XTS_BACKEND;
+  if (want !== undefined && want !== '' && !(XTS_BACKENDS as readonly string[]).includes(want)) {
+    throw new Error(`KMSVOL_XTS_BACKEND=${want} is not a backend; use one of ${XTS_BACKENDS.join(', ')}, or unset it for the best the CPU has.`);
+  }
   const require = createRequire(import.meta.url);
   try {
     return require('../../native/build/Release/kmsvol_native.node') as Addon;
@@ -255,11 +262,19 @@ export function lockExclusive(fd: number): boolean {
 /** A running FUSE server (native/src/fuse_server.c): libfuse's threads call the engine directly. */
 export interface FuseServer {
   stop(): void;
-  stats(): { errors: number; lastErrno: number };
+  stats(): FuseStats;
   /** Quiesce writes and fdatasync (true), or let them continue (false). */
   freeze(on: boolean): void;
   /** Grow the served file to `size` bytes (the backing image already extended). */
   resize(size: number): void;
+}
+
+/** A FUSE server's counters: failed requests, the last errno, the errno of the first lost write (0: none), open handles on the file. */
+export interface FuseStats {
+  errors: number;
+  lastErrno: number;
+  lostWrite: number;
+  openFiles: number;
 }
 
 /**

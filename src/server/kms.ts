@@ -11,7 +11,7 @@ import type { Service, ServiceCall, ServiceReply, WireError } from './service.js
  */
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Members whose wire form is base64 (botocore's `blob` shapes in the KMS model). */
-const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob', 'ImportToken', 'EncryptedKeyMaterial', 'PublicKey', 'PrivateKeyCiphertextBlob', 'PrivateKeyPlaintext', 'Message', 'Signature', 'Mac', 'SharedSecret', 'CiphertextForRecipient', 'AttestationDocument']);
+const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob', 'ImportToken', 'EncryptedKeyMaterial', 'PublicKey', 'PrivateKeyCiphertextBlob', 'PrivateKeyPlaintext', 'Message', 'Signature', 'Mac', 'SharedSecret', 'CiphertextForRecipient', 'AttestationDocument', 'SharedSecretCiphertextBlob']);
 
 /** Our responses on the wire: Uint8Array as base64, Date as epoch seconds. */
 export function toJsonWire(v: unknown): unknown {

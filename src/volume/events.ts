@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
+import { appendPrivate } from '../home.js';
 import { readJsonLines } from '../jsonl.js';
 
 /**
@@ -40,7 +40,7 @@ export class EventLog {
       resources: [snapshot ? `arn:aws:ec2:${this.region}::snapshot/${resourceId}` : `arn:aws:ec2:${this.region}:${this.account}:volume/${resourceId}`],
       detail: { event, result, cause, 'request-id': crypto.randomUUID() },
     };
-    fs.appendFileSync(this.file, JSON.stringify(e) + '\n', { mode: 0o600 });
+    appendPrivate(this.file, JSON.stringify(e) + '\n');
     return e;
   }
 

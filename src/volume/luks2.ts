@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { ServiceError } from '../errors.js';
+import { openPrivate } from '../home.js';
 import { SECTOR_SIZE } from './offsets.js';
 
 /**
@@ -140,10 +141,21 @@ function checkCopy(area: Buffer, magic: Buffer, where: string): string | Luks2He
   } catch {
     return `${where}: metadata is not JSON`;
   }
-  const token = Object.values(j.tokens ?? {}).find((t: any) => t?.type === 'kmsvol') as any;
-  const seg = j.segments?.['0'];
-  const dig = Object.values(j.digests ?? {}).find((d: any) => d?.segments?.includes('0')) as any;
-  if (!token || !seg || !dig) return `${where}: no kmsvol token, segment 0 or digest`;
+  if (!j || typeof j !== 'object') return `${where}: metadata is not a JSON object`;
+  const values = (o: unknown): any[] => (o && typeof o === 'object' ? Object.values(o) : []);
+  const token = values(j.tokens).find((t: any) => t?.type === 'kmsvol');
+  const seg = j.segments && typeof j.segments === 'object' ? j.segments['0'] : undefined;
+  const dig = values(j.digests).find((d: any) => Array.isArray(d?.segments) && d.segments.includes('0'));
+  if (!token || !seg || typeof seg !== 'object' || !dig) return `${where}: no kmsvol token, segment 0 or digest`;
+  // Precondition: every field has its type (a header whose checksum was recomputed can hold anything).
+  const str = (v: unknown) => typeof v === 'string';
+  const b64 = (v: unknown) => str(v) && /^[A-Za-z0-9+/]*={0,2}$/.test(v as string);
+  const ctx = token.encryption_context;
+  if (!str(token.volume_id) || !str(token.key_arn) || !b64(token.ciphertext_blob)) return `${where}: the kmsvol token's volume_id, key_arn or ciphertext_blob is not a string`;
+  if (!ctx || typeof ctx !== 'object' || Array.isArray(ctx) || !Object.values(ctx).every(str)) return `${where}: the kmsvol token's encryption_context is not a map of strings`;
+  if (!str(seg.offset) || !/^\d{1,15}$/.test(seg.offset) || Number(seg.offset) < 2 * HDR_SIZE) return `${where}: segment 0's offset ${JSON.stringify(seg.offset)} is not a byte offset past the headers`;
+  if (!str(seg.encryption) || !Number.isSafeInteger(seg.sector_size)) return `${where}: segment 0's encryption or sector_size is not valid`;
+  if (!b64(dig.salt) || !b64(dig.digest) || !Number.isSafeInteger(dig.iterations) || dig.iterations < 1) return `${where}: digest 0's salt, digest or iterations is not valid`;
   return {
     uuid: cstr(area, OFF.uuid, 40),
     label: cstr(area, OFF.label, 48),
@@ -172,10 +184,33 @@ export function decodeHeader(head: Buffer, image = 'the image'): Luks2Header {
   return ok;
 }
 
+/** Open a volume or snapshot image; a missing one is InvalidVolume.Corrupt, saying what to do. */
+export function openImage(file: string, mode: 'r' | 'r+'): number {
+  try {
+    return openPrivate(file, mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new CorruptImageError(`The image file ${file} is missing. Restore it from a backup, or delete the volume and create it again from a snapshot.`);
+  }
+}
+
+/**
+ * Precondition: an image holds its header and the whole payload. A shorter
+ * one (truncated, or copied in part) would read back as zeros, so it is refused.
+ */
+export function checkImageLength(file: string, fd: number, payloadOffset: number, sizeBytes: number): void {
+  const have = fs.fstatSync(fd).size;
+  if (have < payloadOffset + sizeBytes) {
+    throw new CorruptImageError(
+      `The image file ${file} is ${have} bytes; it must be at least ${payloadOffset + sizeBytes} (header ${payloadOffset} + volume ${sizeBytes}). It was truncated or copied in part: restore it from a backup or a snapshot.`,
+    );
+  }
+}
+
 /** Read and decode the header of an image file. */
 export function readImageHeader(file: string): Luks2Header {
   const head = Buffer.alloc(2 * HDR_SIZE);
-  const fd = fs.openSync(file, 'r');
+  const fd = openImage(file, 'r');
   let n: number;
   try {
     n = fs.readSync(fd, head, 0, head.length, 0);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ServiceError } from '../errors.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import type { Home } from '../home.js';
 import { Ec2Errors } from './errors.js';
 import { GiB } from './offsets.js';
@@ -105,12 +105,21 @@ function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, ma
 /** Sparse copy: time and space proportional to the data written (cp uses SEEK_DATA/SEEK_HOLE). */
 async function sparseCopy(src: string, dst: string): Promise<void> {
   const tmp = `${dst}.tmp-${process.pid}`;
-  await run('cp', ['--sparse=always', src, tmp]);
-  fs.chmodSync(tmp, 0o600);
-  const fd = fs.openSync(tmp, 'r+');
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
-  fs.renameSync(tmp, dst);
+  try {
+    await run('cp', ['--sparse=always', src, tmp]);
+    fs.chmodSync(tmp, 0o600);
+    const fd = openPrivate(tmp, 'r+');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, dst);
+  } catch (e) {
+    // Postcondition: a failed copy (a full disk) leaves no partial file behind.
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** CreateSnapshot as EC2 does it: `pending` at once, the point-in-time copy after. */
@@ -162,6 +171,7 @@ export function startCopySnapshot(ctx: Ec2Context, req: CopySnapshotRequest): Sn
   }
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
   const encrypted = src.encrypted === 1 || req.Encrypted === true || byDefault;
+  if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
   if (req.SourceRegion !== undefined && req.SourceRegion !== ctx.region) {
     throw Ec2Errors.invalidParameter(`Snapshots are copied within region ${ctx.region} here; SourceRegion ${req.SourceRegion} is not this region.`);

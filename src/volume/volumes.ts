@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
 import { ServiceError } from '../errors.js';
-import { ensureDir } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
+import { lockExclusive } from '../native/index.js';
 import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from './errors.js';
@@ -224,6 +225,7 @@ export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
       : 'Encryption by default is enabled for this account and Region; volumes are always encrypted. Disable it with disable-ebs-encryption-by-default first.');
   }
   const encrypted = req.Encrypted ?? (byDefault || snap?.encrypted === 1);
+  if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
 
   return { snap, size, type, perf, tags, encrypted };
@@ -385,12 +387,25 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
   const a = ctx.registry.getAttachment(v.volume_id);
   if (a && ctx.reconcile) await ctx.reconcile(v, a);
   if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id);
-  ctx.registry.write(() => ctx.registry.setVolumeState(v.volume_id, 'deleting'));
-  fs.rmSync(imageFile(ctx.home, v), { force: true });
-  ctx.registry.write(() => {
-    ctx.registry.deleteVolume(v.volume_id);
-    ctx.registry.deleteTagsOf(v.volume_id);
-  });
+  // Precondition: no card holds the volume, not even one still starting (it takes the lock first).
+  ensureDir(ctx.home.runDir);
+  const lock = openPrivate(volumeLockPath(ctx.home, v.volume_id), 'a', true);
+  try {
+    if (!lockExclusive(lock)) throw Ec2Errors.volumeInUse(v.volume_id, ' (a card is attaching it)');
+    ctx.registry.write(() => ctx.registry.setVolumeState(v.volume_id, 'deleting'));
+    fs.rmSync(imageFile(ctx.home, v), { force: true });
+    ctx.registry.write(() => {
+      ctx.registry.deleteVolume(v.volume_id);
+      ctx.registry.deleteTagsOf(v.volume_id);
+    });
+  } finally {
+    fs.closeSync(lock);
+  }
   ctx.events.record(v.volume_id, 'deleteVolume', 'deleted');
   return {};
+}
+
+/** The lock a card holds while it serves the volume (delete takes it too). */
+export function volumeLockPath(home: Home, volumeId: string): string {
+  return path.join(home.runDir, `${volumeId}.lock`);
 }

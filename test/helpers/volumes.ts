@@ -70,3 +70,26 @@ export function head(file: string, n: number): Buffer {
   }
   return b;
 }
+
+/**
+ * A home on a tmpfs of `sizeMiB` that the test mounts (so it can fill it and
+ * grow it). Cleanup always runs: force-detach every volume, release loop
+ * devices backed by files in it, unmount everything under it, then the tmpfs.
+ */
+export function tmpfsHome(sizeMiB: number): { dir: string; home: string; mounts: string[]; grow(sizeMiB: number): void } {
+  const dir = tempHome('kmsvol-tmpfs-');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0700`, 'tmpfs', dir]);
+  const home = path.join(dir, 'home');
+  const mounts: string[] = [];
+  onCleanup(() => {
+    for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+    const vols = kmsvol(home, ['ec2', 'describe-volumes']).json?.Volumes ?? [];
+    for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force']);
+    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(dir));
+    for (const l of loops) spawnSync('losetup', ['-d', l.split(':')[0]!]);
+    const under = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((mp) => mp?.startsWith(`${dir}/`));
+    for (const mp of under.reverse()) spawnSync('umount', ['-l', mp!]);
+    spawnSync('umount', ['-l', dir]);
+  });
+  return { dir, home, mounts, grow: (mib) => execFileSync('mount', ['-o', `remount,size=${mib}m`, dir]) };
+}

@@ -9,7 +9,7 @@ const GiB = 2 ** 30;
 
 
 describe('the FUSE server: I/O semantics through the decrypted volume file', () => {
-  it('many concurrent unaligned writes that share sectors all land (read-modify-write under sector locks)', async () => {
+  it('many concurrent unaligned writes that share sectors all land (the kernel serializes writes to one FUSE file, so this checks read-modify-write, not lock contention)', async () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     const a = attach(ctx.home, vol);

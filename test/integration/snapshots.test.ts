@@ -119,8 +119,11 @@ describe('copies and re-keying', () => {
     execFileSync('mkfs.ext4', ['-q', '-F', a.LoopDevice!]);
     const mnt = mountLoop(ctx, a.LoopDevice!);
     const fio = spawn('fio', ['--name=w', `--directory=${mnt}`, '--rw=randwrite', '--bs=4k', '--size=64M', '--time_based', '--runtime=20', '--ioengine=psync', '--fsync=16', '--thread'], { stdio: 'ignore' });
+    // Listen from the start: fio may finish before the finally block, and 'exit' fires only once.
+    const exited = new Promise((r) => fio.once('exit', r));
     try {
-      await new Promise((r) => setTimeout(r, 3000));
+      // Snapshot once fio is really writing: its file exists and has been laid out.
+      await expect.poll(() => fs.readdirSync(mnt).some((f) => f.startsWith('w.') && fs.statSync(path.join(mnt, f)).size > 0), { timeout: 30_000 }).toBe(true);
       const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]);
       expect(snap.code, snap.stderr).toBe(0);
       expect(fio.exitCode).toBeNull(); // fio kept running through the snapshot
@@ -131,7 +134,7 @@ describe('copies and re-keying', () => {
       detach(ctx.home, copyVol);
     } finally {
       fio.kill('SIGKILL');
-      await new Promise((r) => fio.once('exit', r));
+      await exited;
     }
     unmount(ctx, mnt);
     detach(ctx.home, vol);

@@ -317,8 +317,22 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
       const workers = fs.readFileSync(`/proc/${multi.pid}/task/${multi.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
       expect(workers).toHaveLength(2);
       const c = new sdk.KMSClient({ endpoint: url, region: 'local', credentials: creds, maxAttempts: 1 });
-      // Keys made through one worker are used through the other (new connections spread over both).
-      const ids = await Promise.all(Array.from({ length: 8 }, async () => (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!));
+      // Bytes each worker has written (its store and audit writes): both must grow, so both served.
+      const wchar = (pid: number) => Number(/^wchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+      const before = workers.map(wchar);
+      // Keys made through one worker are used through the other (new connections, one client each, spread over both).
+      const ids = await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          const own = new sdk.KMSClient({ endpoint: url, region: 'local', credentials: creds, maxAttempts: 1 });
+          try {
+            return (await own.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+          } finally {
+            own.destroy();
+          }
+        }),
+      );
+      const after = workers.map(wchar);
+      workers.forEach((pid, i) => expect(after[i]! - before[i]!, `worker ${pid} served none of 16 CreateKey calls`).toBeGreaterThan(0));
       for (const id of ids) {
         const blob = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from(id) }))).CiphertextBlob!;
         expect(Buffer.from((await c.send(new sdk.DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).toBe(id);

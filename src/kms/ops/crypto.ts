@@ -6,13 +6,15 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { blob, context, int, oneOf, reqStr, str } from '../validate.js';
+import { rsaDecrypt, rsaEncrypt, rsaMaxPlaintext } from '../asymmetric.js';
+import { algorithmsOf, allows, ENCRYPTION_ALGORITHMS } from '../keyspec.js';
 
 type Req = Record<string, unknown>;
 const ALG = 'SYMMETRIC_DEFAULT';
 const MAX_CIPHERTEXT = 6144;
 
 /** Encrypt under the key's current material. */
-function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
+export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
   const mat = k.store.currentMaterial(row.key_id);
   if (!mat) throw KmsErrors.invalidState(k.keyArn(row.key_id), 'PendingImport');
   const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: mat.material_id, nonce });
@@ -60,26 +62,66 @@ function open(k: KmsContext, ciphertext: Buffer, ctx: EncryptionContext | undefi
   return { row, plaintext };
 }
 
-function algorithm(req: Req, field: string): void {
-  oneOf(req, field, [ALG, 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'SM2PKE'] as const);
-  const v = req[field];
-  if (v !== undefined && v !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${String(v)} is not compatible with the type of the specified KMS key; symmetric keys use SYMMETRIC_DEFAULT.`);
+function algorithm(req: Req, field: string): string {
+  return oneOf(req, field, ENCRYPTION_ALGORITHMS) ?? ALG;
+}
+
+/** Precondition: the encryption algorithm is one of the key's (SYMMETRIC_DEFAULT, or RSAES_OAEP_* for RSA keys). */
+function checkAlgorithm(k: KmsContext, row: KeyRow, alg: string): void {
+  if (!allows(row.key_spec, row.key_usage, alg)) {
+    throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${alg} is not compatible with ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}); it uses ${(algorithmsOf(row.key_spec, row.key_usage).EncryptionAlgorithms ?? []).join(', ')}.`);
+  }
+}
+
+/** Precondition: data keys come only from symmetric encryption keys. */
+function symmetricOnly(k: KmsContext, row: KeyRow): void {
+  if (row.key_spec !== 'SYMMETRIC_DEFAULT') throw KmsErrors.invalidKeyUsage(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; this operation needs a symmetric encryption key (SYMMETRIC_DEFAULT).`);
+}
+
+/** RSAES-OAEP under an RSA key: no encryption context, at most k - 2 hLen - 2 bytes. */
+function rsaSeal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, alg: string): Buffer {
+  if (ctx !== undefined) throw KmsErrors.validation(`An encryption context is not supported with asymmetric KMS keys; omit it for ${k.keyArn(row.key_id)}.`);
+  const max = rsaMaxPlaintext(row.key_spec, alg);
+  if (plaintext.length > max) throw KmsErrors.validation(`Plaintext is ${plaintext.length} bytes; ${alg} with a ${row.key_spec} key encrypts at most ${max} bytes.`);
+  return k.withCurrentMaterial(row, (material) => rsaEncrypt(material, alg, plaintext));
+}
+
+/** The asymmetric key a Decrypt names, if KeyId names one; undefined for symmetric keys (their blobs name the key). */
+function asymmetricKey(k: KmsContext, keyRef: string | undefined, action: string): KeyRow | undefined {
+  if (keyRef === undefined) return undefined;
+  const raw = k.store.getKey(k.region, k.resolveKeyId(keyRef));
+  if (!raw || raw.key_spec === 'SYMMETRIC_DEFAULT') return undefined;
+  const row = k.key(keyRef, 'any', { action });
+  k.assertUsable(row);
+  return row;
+}
+
+function rsaOpen(k: KmsContext, row: KeyRow, ct: Buffer, ctx: EncryptionContext | undefined, alg: string): Buffer {
+  checkAlgorithm(k, row, alg);
+  if (ctx !== undefined) throw KmsErrors.validation(`An encryption context is not supported with asymmetric KMS keys; omit it for ${k.keyArn(row.key_id)}.`);
+  return k.withCurrentMaterial(row, (material) => rsaDecrypt(material, alg, ct));
 }
 
 export function encrypt(k: KmsContext, req: Req) {
   const keyId = reqStr(req, 'KeyId');
   const plaintext = blob(req, 'Plaintext', 1, 4096);
   const ctx = context(req, 'EncryptionContext');
-  algorithm(req, 'EncryptionAlgorithm');
-  const row = k.usableKey(keyId, { action: 'kms:Encrypt', encryptionContext: ctx });
-  return { CiphertextBlob: seal(k, row, plaintext, ctx), KeyId: k.keyArn(row.key_id), EncryptionAlgorithm: ALG };
+  const alg = algorithm(req, 'EncryptionAlgorithm');
+  const row = k.usableKey(keyId, { action: 'kms:Encrypt', encryptionContext: ctx, conditions: { 'kms:encryptionalgorithm': alg } });
+  checkAlgorithm(k, row, alg);
+  const ct = alg === ALG ? seal(k, row, plaintext, ctx) : rsaSeal(k, row, plaintext, ctx, alg);
+  return { CiphertextBlob: ct, KeyId: k.keyArn(row.key_id), EncryptionAlgorithm: alg };
 }
 
 export function decrypt(k: KmsContext, req: Req) {
   const ct = blob(req, 'CiphertextBlob', 1, MAX_CIPHERTEXT);
   const ctx = context(req, 'EncryptionContext');
   const keyId = str(req, 'KeyId', { max: 2048 });
-  algorithm(req, 'EncryptionAlgorithm');
+  const alg = algorithm(req, 'EncryptionAlgorithm');
+  const rsa = asymmetricKey(k, keyId, 'kms:Decrypt');
+  if (rsa) return { KeyId: k.keyArn(rsa.key_id), Plaintext: rsaOpen(k, rsa, ct, ctx, alg), EncryptionAlgorithm: alg };
+  if (alg !== ALG && keyId === undefined) throw KmsErrors.validation(`KeyId is required to decrypt with ${alg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`);
+  if (alg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${alg} is only for asymmetric (RSA) keys; ${keyId} names a symmetric key, which uses SYMMETRIC_DEFAULT.`);
   const { row, plaintext } = open(k, ct, ctx, keyId, 'kms:Decrypt');
   return { KeyId: k.keyArn(row.key_id), Plaintext: plaintext, EncryptionAlgorithm: ALG };
 }
@@ -90,17 +132,21 @@ export function reEncrypt(k: KmsContext, req: Req) {
   const srcKey = str(req, 'SourceKeyId', { max: 2048 });
   const destKey = reqStr(req, 'DestinationKeyId');
   const destCtx = context(req, 'DestinationEncryptionContext');
-  algorithm(req, 'SourceEncryptionAlgorithm');
-  algorithm(req, 'DestinationEncryptionAlgorithm');
+  const srcAlg = algorithm(req, 'SourceEncryptionAlgorithm');
+  const destAlg = algorithm(req, 'DestinationEncryptionAlgorithm');
   const dest = k.usableKey(destKey, { action: 'kms:ReEncryptTo', encryptionContext: destCtx });
-  const { row, plaintext } = open(k, ct, srcCtx, srcKey, 'kms:ReEncryptFrom');
+  checkAlgorithm(k, dest, destAlg);
+  const rsa = asymmetricKey(k, srcKey, 'kms:ReEncryptFrom');
+  if (!rsa && srcAlg !== ALG && srcKey === undefined) throw KmsErrors.validation(`SourceKeyId is required to re-encrypt from ${srcAlg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`);
+  if (!rsa && srcAlg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${srcAlg} is only for asymmetric (RSA) keys; ${srcKey} names a symmetric key, which uses SYMMETRIC_DEFAULT.`);
+  const { row, plaintext } = rsa ? { row: rsa, plaintext: rsaOpen(k, rsa, ct, srcCtx, srcAlg) } : open(k, ct, srcCtx, srcKey, 'kms:ReEncryptFrom');
   try {
     return {
-      CiphertextBlob: seal(k, dest, plaintext, destCtx),
+      CiphertextBlob: destAlg === ALG ? seal(k, dest, plaintext, destCtx) : rsaSeal(k, dest, plaintext, destCtx, destAlg),
       SourceKeyId: k.keyArn(row.key_id),
       KeyId: k.keyArn(dest.key_id),
-      SourceEncryptionAlgorithm: ALG,
-      DestinationEncryptionAlgorithm: ALG,
+      SourceEncryptionAlgorithm: srcAlg,
+      DestinationEncryptionAlgorithm: destAlg,
     };
   } finally {
     plaintext.fill(0);
@@ -120,6 +166,7 @@ export function generateDataKey(k: KmsContext, req: Req) {
   const len = dataKeyLength(req);
   const ctx = context(req, 'EncryptionContext');
   const row = k.usableKey(keyId, { action: 'kms:GenerateDataKey', encryptionContext: ctx });
+  symmetricOnly(k, row);
   const plaintext = crypto.randomBytes(len);
   return { CiphertextBlob: seal(k, row, plaintext, ctx), Plaintext: plaintext, KeyId: k.keyArn(row.key_id) };
 }
@@ -129,6 +176,7 @@ export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
   const len = dataKeyLength(req);
   const ctx = context(req, 'EncryptionContext');
   const row = k.usableKey(keyId, { action: 'kms:GenerateDataKeyWithoutPlaintext', encryptionContext: ctx });
+  symmetricOnly(k, row);
   // One RNG call for the nonce and the key; the key part is zeroed at once.
   const rnd = crypto.randomBytes(NONCE_BYTES + len);
   try {

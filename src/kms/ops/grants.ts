@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { authorize, authorizeIamOnly, accessDenied, CONTEXT_OPERATIONS, GRANT_OPERATIONS, grantsOf } from '../authz.js';
+import { grantOperationsFor } from '../keyspec.js';
 import type { GrantConstraints, GrantRow } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
@@ -96,6 +97,10 @@ export function createGrant(k: KmsContext, req: Req) {
   const sorted = [...new Set(ops)].sort();
   return k.store.write(() => {
     const row = k.key(ref, 'any', false);
+    // Precondition: a grant names only operations the key's spec and usage can perform.
+    const valid = grantOperationsFor(row.key_spec, row.key_usage);
+    const invalid = sorted.filter((op) => !valid.includes(op));
+    if (invalid.length) throw KmsErrors.validation(`Grant operations ${invalid.join(', ')} are not valid for ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}, KeyUsage ${row.key_usage}); it allows ${valid.join(', ')}.`);
     const { grant: parent } = authorize(k, row, {
       action: 'kms:CreateGrant',
       // For CreateGrant, encryption-context conditions (and a parent grant's constraints) apply to the new grant's constraints.

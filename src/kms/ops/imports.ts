@@ -6,6 +6,7 @@ import { KmsError, KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { insertRow } from '../../sqlite.js';
 import { blob, oneOf, reqStr } from '../validate.js';
+import { materialProblem } from '../keyspec.js';
 
 /**
  * Imported key material (Origin EXTERNAL), as AWS KMS does it: an RSA
@@ -18,7 +19,6 @@ const TOKEN_MAGIC = Buffer.from('kmsvol-import-token-v1\0');
 const TOKEN_ID_BYTES = 16;
 const PARAMETERS_VALID_MS = DAY_MS;
 const MAX_VALID_TO_MS = 365 * DAY_MS;
-const MATERIAL_BYTES = 32;
 const WRAPPING_ALGORITHMS = ['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256', 'SM2PKE'] as const;
 const SUPPORTED_ALGORITHMS = new Set(['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_256']);
 const KEY_SPECS = { RSA_2048: 2048, RSA_3072: 3072, RSA_4096: 4096 } as const;
@@ -142,9 +142,9 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
     privateDer.fill(0);
   }
   try {
-    if (material.length !== MATERIAL_BYTES) {
-      throw new KmsError('IncorrectKeyMaterialException', `Key material for a SYMMETRIC_DEFAULT key is ${MATERIAL_BYTES} bytes (256 bits); the unwrapped material is ${material.length} bytes.`);
-    }
+    // Precondition: the material fits the key spec (32 bytes, the HMAC length, or a PKCS#8 key of the spec).
+    const problem = materialProblem(row.key_spec, material);
+    if (problem) throw new KmsError('IncorrectKeyMaterialException', problem);
     const materialId = k.rootKey.importedMaterialId(row.key_id, material, MATERIAL_ID_BYTES);
     return k.store.write(() => {
       const cur = k.store.getKey(row.region, row.key_id)!;

@@ -4,8 +4,10 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { bool, oneOf, paginate, reqStr, str, strList } from '../validate.js';
+import { MATERIAL_ID_BYTES } from '../blob.js';
 import { multiRegionConfiguration } from './multiregion.js';
 import { checkNewPolicy } from './policies.js';
+import { algorithmsOf, checkSpecUsage, KEY_SPECS, KEY_USAGES, newMaterialFor } from '../keyspec.js';
 
 type Req = Record<string, unknown>;
 export interface Tag {
@@ -45,7 +47,7 @@ export function keyMetadata(k: KmsContext, row: KeyRow) {
     KeyManager: row.key_manager,
     CustomerMasterKeySpec: row.key_spec,
     KeySpec: row.key_spec,
-    EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'],
+    ...algorithmsOf(row.key_spec, row.key_usage),
     MultiRegion: row.multi_region === 1,
     ...(row.expiration_model !== null ? { ExpirationModel: row.expiration_model } : {}),
     ...(material ? { CurrentKeyMaterialId: material.material_id.toString('hex') } : {}),
@@ -80,22 +82,30 @@ export interface NewKey {
   multiRegion?: boolean;
   policy?: string;
   tags?: Tag[];
+  keySpec?: string;
+  keyUsage?: string;
+  /** Given material (seed files): the key is Origin EXTERNAL with material that does not expire. */
+  material?: Buffer;
+  /** Material generated before the write lock was taken (RSA key generation takes up to a second). */
+  generated?: Buffer;
+  keyId?: string;
 }
 
 /** Insert a key row (and its first material when the origin is AWS_KMS). Call inside a write transaction. */
 export function insertKey(k: KmsContext, spec: NewKey): KeyRow {
   const now = k.now();
   const origin = spec.origin ?? 'AWS_KMS';
-  const keyId = spec.multiRegion ? `mrk-${crypto.randomBytes(16).toString('hex')}` : crypto.randomUUID();
+  const keyId = spec.keyId ?? (spec.multiRegion ? `mrk-${crypto.randomBytes(16).toString('hex')}` : crypto.randomUUID());
+  const keySpec = spec.keySpec ?? 'SYMMETRIC_DEFAULT';
   const row: KeyRow = {
     region: k.region,
     key_id: keyId,
     description: spec.description ?? '',
-    key_usage: 'ENCRYPT_DECRYPT',
-    key_spec: 'SYMMETRIC_DEFAULT',
+    key_usage: spec.keyUsage ?? 'ENCRYPT_DECRYPT',
+    key_spec: keySpec,
     origin,
     key_manager: spec.keyManager ?? 'CUSTOMER',
-    key_state: origin === 'EXTERNAL' ? 'PendingImport' : 'Enabled',
+    key_state: origin === 'EXTERNAL' && !spec.material ? 'PendingImport' : 'Enabled',
     creation_date: now,
     deletion_date: null,
     pending_window_days: null,
@@ -104,36 +114,52 @@ export function insertKey(k: KmsContext, spec: NewKey): KeyRow {
     rotation_period_days: null,
     next_rotation_date: null,
     on_demand_rotation_start: null,
-    expiration_model: null,
+    expiration_model: spec.material ? 'KEY_MATERIAL_DOES_NOT_EXPIRE' : null,
     valid_to: null,
     policy: spec.policy ?? defaultPolicy(k.account),
     primary_region: spec.multiRegion ? k.region : null,
     imported_material_id: null,
   };
-  k.store.insertKey(row);
-  if (origin === 'AWS_KMS') k.newMaterial(keyId, now, null);
+  if (spec.material) {
+    const copy = Buffer.from(spec.material);
+    const materialId = k.rootKey.importedMaterialId(keyId, copy, MATERIAL_ID_BYTES);
+    row.imported_material_id = materialId;
+    k.store.insertKey(row);
+    k.newMaterial(keyId, now, null, copy, materialId);
+  } else {
+    k.store.insertKey(row);
+    if (origin === 'AWS_KMS') k.newMaterial(keyId, now, null, spec.generated ?? newMaterialFor(keySpec));
+  }
   putTags(k, keyId, spec.tags ?? []);
   return row;
 }
 
 export function createKey(k: KmsContext, req: Req) {
   const description = str(req, 'Description', { max: 8192 });
-  const usage = oneOf(req, 'KeyUsage', ['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'GENERATE_VERIFY_MAC', 'KEY_AGREEMENT'] as const);
-  const spec = str(req, 'KeySpec', { max: 64 }) ?? str(req, 'CustomerMasterKeySpec', { max: 64 });
+  const usage = oneOf(req, 'KeyUsage', KEY_USAGES);
+  const keySpec = oneOf(req, 'KeySpec', KEY_SPECS);
+  const cmkSpec = oneOf(req, 'CustomerMasterKeySpec', KEY_SPECS);
+  if (keySpec && cmkSpec) throw KmsErrors.validation('You cannot specify both KeySpec and CustomerMasterKeySpec; use KeySpec (CustomerMasterKeySpec is deprecated).');
+  const spec = keySpec ?? cmkSpec ?? 'SYMMETRIC_DEFAULT';
   const origin = oneOf(req, 'Origin', ['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const);
   const policy = str(req, 'Policy', { max: 32768 });
   const bypass = bool(req, 'BypassPolicyLockoutSafetyCheck');
   const multiRegion = bool(req, 'MultiRegion');
   const tagList = tags(req, 'Tags');
-  if (usage && usage !== 'ENCRYPT_DECRYPT') throw KmsErrors.unsupported(`KeyUsage ${usage} is not supported by kmsvol; it provides symmetric ENCRYPT_DECRYPT keys.`);
-  if (spec && spec !== 'SYMMETRIC_DEFAULT') throw KmsErrors.unsupported(`KeySpec ${spec} is not supported by kmsvol; use SYMMETRIC_DEFAULT.`);
+  const keyUsage = checkSpecUsage(spec, usage);
   if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE') throw KmsErrors.unsupported(`Origin ${origin} needs a custom key store, which kmsvol does not have; use AWS_KMS or EXTERNAL.`);
   authorizeIamOnly(k, 'kms:CreateKey');
-  const row = k.store.write(() => {
-    const created = insertKey(k, { description, origin, multiRegion, policy, tags: tagList });
-    if (policy !== undefined) checkNewPolicy(k, policy, k.keyArn(created.key_id), bypass);
-    return created;
-  });
+  const generated = origin === 'EXTERNAL' || spec === 'SYMMETRIC_DEFAULT' ? undefined : newMaterialFor(spec);
+  let row: KeyRow;
+  try {
+    row = k.store.write(() => {
+      const created = insertKey(k, { description, origin, multiRegion, policy, tags: tagList, keySpec: spec, keyUsage, generated });
+      if (policy !== undefined) checkNewPolicy(k, policy, k.keyArn(created.key_id), bypass);
+      return created;
+    });
+  } finally {
+    generated?.fill(0);
+  }
   return { KeyMetadata: keyMetadata(k, row) };
 }
 

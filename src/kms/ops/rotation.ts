@@ -9,8 +9,14 @@ import { assertRotationHere, rotationRow } from './multiregion.js';
 type Req = Record<string, unknown>;
 export const ON_DEMAND_ROTATION_LIMIT = 10;
 
+/** Precondition: only symmetric encryption keys rotate (not asymmetric or HMAC keys). */
+function assertSymmetric(k: KmsContext, row: KeyRow, op: string): void {
+  if (row.key_spec !== 'SYMMETRIC_DEFAULT') throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; ${op} is supported only for symmetric encryption keys (SYMMETRIC_DEFAULT).`);
+}
+
 function assertRotatable(k: KmsContext, row: KeyRow, op: string): void {
   const arn = k.keyArn(row.key_id);
+  assertSymmetric(k, row, op);
   if (row.origin !== 'AWS_KMS') throw KmsErrors.unsupported(`${arn} has imported key material (Origin ${row.origin}); ${op} is not supported for it. Rotate it manually by creating a new key and updating its alias.`);
   if (row.key_state === 'Disabled') throw KmsErrors.disabled(arn);
   if (row.key_state !== 'Enabled') throw KmsErrors.invalidState(arn, row.key_state);
@@ -43,6 +49,7 @@ export function disableKeyRotation(k: KmsContext, req: Req) {
 }
 
 export function getKeyRotationStatus(k: KmsContext, req: Req) {
+  // Asymmetric and HMAC keys never rotate: their status is always false, as for imported material.
   const own = k.key(reqStr(req, 'KeyId'), 'keyOnly');
   const row = { ...rotationRow(k, own), key_id: own.key_id };
   const on = row.rotation_enabled === 1;

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DAY, errorName, HOUR, testKms } from '../../helpers/home.js';
 import type { Kms } from '../../../src/kms/kms.js';
@@ -40,15 +41,27 @@ describe('key-state machine: cryptographic operations by state', () => {
         const { kms } = testKms();
         const other = newKey(kms);
         const key = keyIn(kms, state);
-        // Decrypt needs a blob of the key under test; make it while the key was usable where possible.
+        // Decrypt needs a blob of the key under test, made while the key was usable.
         let blob = kms.invoke('Encrypt', { KeyId: other, Plaintext: Buffer.from('x') }).CiphertextBlob;
-        if (name === 'Decrypt' && state !== 'PendingImport') {
-          const k2 = newKey(kms);
-          blob = kms.invoke('Encrypt', { KeyId: k2, Plaintext: Buffer.from('x') }).CiphertextBlob;
-          if (state === 'Disabled') kms.invoke('DisableKey', { KeyId: k2 });
-          if (state === 'PendingDeletion') kms.invoke('ScheduleKeyDeletion', { KeyId: k2, PendingWindowInDays: 7 });
+        if (name === 'Decrypt') {
+          if (state === 'PendingImport') {
+            // Material imported, a blob made, then the material deleted: the key is PendingImport again.
+            const ext = kms.invoke('CreateKey', { Origin: 'EXTERNAL' }).KeyMetadata.KeyId;
+            const p = kms.invoke('GetParametersForImport', { KeyId: ext, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
+            const pub = crypto.createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' });
+            const wrapped = crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, crypto.randomBytes(32));
+            kms.invoke('ImportKeyMaterial', { KeyId: ext, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+            blob = kms.invoke('Encrypt', { KeyId: ext, Plaintext: Buffer.from('x') }).CiphertextBlob;
+            kms.invoke('DeleteImportedKeyMaterial', { KeyId: ext });
+            expect(kms.invoke('DescribeKey', { KeyId: ext }).KeyMetadata.KeyState).toBe('PendingImport');
+          } else {
+            const k2 = newKey(kms);
+            blob = kms.invoke('Encrypt', { KeyId: k2, Plaintext: Buffer.from('x') }).CiphertextBlob;
+            if (state === 'Disabled') kms.invoke('DisableKey', { KeyId: k2 });
+            if (state === 'PendingDeletion') kms.invoke('ScheduleKeyDeletion', { KeyId: k2, PendingWindowInDays: 7 });
+          }
         }
-        if (want === 'ok' || (name === 'Decrypt' && state === 'PendingImport')) {
+        if (want === 'ok') {
           expect(() => op(kms, key, blob)).not.toThrow();
         } else {
           expect(errorName(() => op(kms, key, blob))).toBe(want);

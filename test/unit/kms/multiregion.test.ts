@@ -40,9 +40,13 @@ describe('multi-Region keys', () => {
     east.invoke('EnableKeyRotation', { KeyId: id, RotationPeriodInDays: 90 });
     expect(west.invoke('GetKeyRotationStatus', { KeyId: id })).toMatchObject({ KeyRotationEnabled: true, RotationPeriodInDays: 90 });
     const old = west.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('v1') }).CiphertextBlob;
+    const before = east.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId;
     clock.advance(91 * DAY);
-    east.invoke('DescribeKey', { KeyId: id }); // the primary rotates
-    expect(west.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId).toBe(east.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId);
+    // The primary rotates: new material, and the replica uses the same new material.
+    const after = east.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId;
+    expect(after).not.toBe(before);
+    expect(west.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId).toBe(after);
+    expect(east.invoke('ListKeyRotations', { KeyId: id }).Rotations).toEqual([expect.objectContaining({ RotationType: 'AUTOMATIC' })]);
     expect(east.invoke('Decrypt', { CiphertextBlob: old }).Plaintext.toString()).toBe('v1');
     east.invoke('UpdatePrimaryRegion', { KeyId: id, PrimaryRegion: 'eu-west-1' });
     expect(west.invoke('DescribeKey', { KeyId: id }).KeyMetadata.MultiRegionConfiguration?.MultiRegionKeyType).toBe('PRIMARY');

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../../src/kms/audit.js';
 import { Kms } from '../../../src/kms/kms.js';
@@ -36,10 +37,16 @@ describe('CreateKey / DescribeKey / ListKeys', () => {
     expect(md.CurrentKeyMaterialId).toBeUndefined();
   });
 
-  it('rejects unsupported specs and bad enums', () => {
+  it('rejects unsupported specs, usages a spec does not have, and bad enums', () => {
     const { kms } = testKms();
-    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'RSA_2048' }))).toBe('UnsupportedOperationException');
-    expect(errorName(() => kms.invoke('CreateKey', { KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'SM2', KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ML_DSA_44', KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeyUsage: 'SIGN_VERIFY' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ECC_NIST_P256' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ECC_SECG_P256K1', KeyUsage: 'KEY_AGREEMENT' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'HMAC_256', KeyUsage: 'SIGN_VERIFY' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'RSA_2048', KeyUsage: 'KEY_AGREEMENT' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'RSA_9' }))).toBe('ValidationException');
     expect(errorName(() => kms.invoke('CreateKey', { KeyUsage: 'NOPE' }))).toBe('ValidationException');
     expect(errorName(() => kms.invoke('CreateKey', { Origin: 'AWS_CLOUDHSM' }))).toBe('UnsupportedOperationException');
     expect(errorName(() => kms.invoke('CreateKey', { Tags: [{ TagKey: 'aws:x', TagValue: 'y' }] }))).toBe('TagException');
@@ -94,13 +101,26 @@ describe('Encrypt / Decrypt / ReEncrypt / GenerateDataKey / GenerateRandom', () 
     expect(kms.invoke('Decrypt', { CiphertextBlob: blob }).Plaintext.equals(big)).toBe(true);
   });
 
-  it('validation errors never echo plaintext', () => {
+  it('validation errors never echo plaintext, raw, base64 or hex', () => {
     const { kms } = testKms();
     const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
-    try {
-      kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.alloc(5000, 0x41) });
-    } catch (e) {
-      expect((e as Error).message).not.toContain('AAAA');
+    const secret = Buffer.from('S3CR3T-PLAINTEXT-'.repeat(300)); // 5100 bytes: over the 4096-byte limit
+    const forms = [secret.toString('latin1'), secret.toString('base64'), secret.toString('hex')].map((f) => f.slice(0, 24));
+    const calls: [string, object][] = [
+      ['Encrypt', { KeyId: key, Plaintext: secret }],
+      ['Encrypt', { KeyId: 'not-a-key', Plaintext: secret.subarray(0, 100) }],
+      ['GenerateDataKey', { KeyId: key, NumberOfBytes: 2000, EncryptionContext: { s: secret.toString('base64').slice(0, 64) } }],
+    ];
+    for (const [op, req] of calls) {
+      let err: Error | undefined;
+      try {
+        kms.invoke(op as 'Encrypt', req as never);
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err, `${op} must fail`).toBeDefined();
+      const text = `${err!.message} ${JSON.stringify(err)}`;
+      for (const f of forms) expect(text).not.toContain(f);
     }
   });
 
@@ -209,7 +229,14 @@ describe('aliases', () => {
 
 describe('the store and the audit log', () => {
   it('keys survive reopening; a foreign root key is refused', () => {
-    const home = tempHome();
+    // A home kmsvol makes itself (not mkdtemp's, which is 0700 already), under a umask that would leave it open.
+    const home = path.join(tempHome(), 'kv');
+    const umask = process.umask(0o022);
+    try {
+      Kms.open({ home }).close();
+    } finally {
+      process.umask(umask);
+    }
     const k1 = Kms.open({ home });
     const id = k1.invoke('CreateKey', {}).KeyMetadata.KeyId;
     const blob = k1.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('persist') }).CiphertextBlob;

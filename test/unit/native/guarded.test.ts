@@ -109,10 +109,21 @@ describe('guarded key memory', () => {
       m.xtsEncrypt(k, b, b, 2 ** 33, 4096);
       process.stdout.write(k.info().backend + ' ' + require('crypto').createHash('sha256').update(b).digest('hex'));
     })`;
-    const out = ['vaes', 'aesni', 'openssl'].map((b) =>
-      spawnSync(process.execPath, ['-e', script], { env: { ...process.env, KMSVOL_XTS_BACKEND: b }, encoding: 'utf8' }).stdout.split(' '),
-    );
-    expect(out[2]![0]).toBe('openssl');
-    expect(new Set(out.map((o) => o[1])).size).toBe(1);
+    const run = (b: string) => spawnSync(process.execPath, ['-e', script], { env: { ...process.env, KMSVOL_XTS_BACKEND: b }, encoding: 'utf8' });
+    // Each backend the CPU has is the one used when asked for; one it lacks falls back to the best it has.
+    const flags = new Set(/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))![1]!.trim().split(/\s+/));
+    const best = flags.has('aes') && flags.has('vaes') && flags.has('avx2') ? 'vaes' : flags.has('aes') ? 'aesni' : 'openssl';
+    const has = { vaes: best === 'vaes', aesni: best !== 'openssl', openssl: true };
+    const out = (['vaes', 'aesni', 'openssl'] as const).map((b) => {
+      const [name, digest] = run(b).stdout.split(' ');
+      expect(name, `KMSVOL_XTS_BACKEND=${b}`).toBe(has[b] ? b : best);
+      return digest;
+    });
+    expect(out[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Set(out).size).toBe(1);
+    // A name that is not a backend is refused with the list, not silently replaced.
+    const bad = run('aes-ni');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('KMSVOL_XTS_BACKEND=aes-ni is not a backend; use one of vaes, aesni, openssl');
   });
 });
