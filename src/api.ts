@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { attachVolume, detachVolume, reconcile } from './card/attach.js';
+import { attachVolume, detachVolume } from './card/attach.js';
+import { ec2Context } from './card/context.js';
 import { viaEc2 } from './card/grants.js';
-import { cardOps } from './card/images.js';
 import { ManualClock } from './clock.js';
 import { openHome } from './home.js';
 import type { Home } from './home.js';
@@ -52,18 +52,7 @@ export class Kmsvol {
     // The volume side calls the KMS through EC2, as EBS does.
     const client = new InProcessKmsClient(this.kms, { viaService: viaEc2(this.kms.region) }, false);
     this.registry = new Registry(this.home.registryDb);
-    const ctx: Ec2Context = {
-      home: this.home,
-      registry: this.registry,
-      kms: client,
-      events: new EventLog(this.home.eventLog, this.kms.region, this.kms.account),
-      clock,
-      region: this.kms.region,
-      account: this.kms.account,
-      reconcile: (v, a) => reconcile(ctx, v, a),
-      card: cardOps(this.home, client),
-    };
-    this.ctx = ctx;
+    this.ctx = ec2Context({ home: this.home, registry: this.registry, kms: client, clock, region: this.kms.region, account: this.kms.account });
   }
 
   static open(opts: KmsvolOptions = {}): Kmsvol {

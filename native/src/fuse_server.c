@@ -384,6 +384,25 @@ static napi_value fuse_freeze(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * fuseResize(server, size): grow the served file to `size` bytes (EBS Elastic
+ * Volumes: the backing image was already extended). Never shrinks. Readers
+ * see the old or the new size; the kernel learns it at its next getattr.
+ */
+static napi_value fuse_resize(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *p;
+  int64_t size;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
+  NAPI_CALL(env, napi_get_value_int64(env, argv[1], &size));
+  server *s = (server *)p;
+  if (size <= 0 || (uint64_t)size < __atomic_load_n(&s->size, __ATOMIC_SEQ_CST)) return throw_code(env, "KMSVOL_ARG", "a volume only grows");
+  __atomic_store_n(&s->size, (uint64_t)size, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
 /* fuseStats(server) -> { errors, lastErrno, lostWrite, openFiles } */
 static napi_value fuse_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -410,6 +429,7 @@ void fuse_server_register(napi_env env, napi_value exports) {
     {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
     {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
     {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
+    {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

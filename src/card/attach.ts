@@ -10,13 +10,13 @@ import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { readImageHeader } from '../volume/luks2.js';
-import { getVolume, imageFile } from '../volume/volumes.js';
+import { attachmentShape, getVolume, imageFile } from '../volume/volumes.js';
 import type { Ec2Context } from '../volume/volumes.js';
 import { callControl } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardAttachment } from './runtime.js';
-import { isMounted, losetupDetach, loopsFor, processAlive } from './system.js';
+import { isMounted, losetupDetach, loopsFor, processAlive, unlinkDevice } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -27,6 +27,10 @@ export interface AttachRequest {
   /** Directory where the decrypted volume file appears (default: the home's run directory). */
   Device?: string;
   Loop?: boolean;
+  /** The device name an EC2 caller asked for (`/dev/sdf`), shown as the attachment's Device. */
+  DeviceName?: string;
+  /** EC2's InstanceId: when given, it must be this host's. */
+  InstanceId?: string;
 }
 
 function mountDirFor(ctx: Ec2Context, req: AttachRequest): string {
@@ -42,22 +46,64 @@ function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
   throw err;
 }
 
-/** The volume, if it can be attached, and (for an encrypted one) the card's new KMS grant and, through a remote KMS, the card's own credentials. */
-async function precheck(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; grantToken?: string; card?: { client: KmsClient; env: Record<string, string> } }> {
+/**
+ * The synchronous half of an attach, as EC2 checks it before answering
+ * `attaching`: the volume exists and is available, and no attachment is
+ * recorded for it; then one is, in state `attaching`, owned by this process.
+ */
+async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; row: AttachmentRow }> {
+  const v = await checkAttach(ctx, req);
+  const row: AttachmentRow = { volume_id: v.volume_id, device: '', mount_dir: mountDirFor(ctx, req), loop_device: null, attach_time: ctx.clock.now().getTime(), pid: process.pid, state: 'attaching', grant_token: null, device_name: req.DeviceName ?? null };
+  const won = ctx.registry.write(() => {
+    if (!ctx.registry.claimAttachment(row)) return false;
+    ctx.registry.setVolumeState(v.volume_id, 'in-use');
+    return true;
+  });
+  if (!won) throw Ec2Errors.volumeInUse(v.volume_id, ' (another attach is in progress)');
+  return { v, row };
+}
+
+/** What an attach checks before it records anything (also what a DryRun checks). */
+export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow> {
   const v = getVolume(ctx, req.VolumeId);
+  if (req.InstanceId !== undefined && req.InstanceId !== ctx.registry.instanceId()) {
+    throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${req.InstanceId}' does not exist. This host is instance ${ctx.registry.instanceId()}.`);
+  }
+  if (req.DeviceName !== undefined && !/^\/dev\/(sd[b-z]|xvd[b-z][a-z]?|sd[b-z][1-9]|nvme\d+n1|hd[a-z])$/.test(req.DeviceName)) {
+    throw Ec2Errors.invalidParameter(`Value (${req.DeviceName}) for parameter device is invalid. ${req.DeviceName} is not a valid EBS device name; use a name such as /dev/sdf or /dev/xvdf.`);
+  }
   const a = ctx.registry.getAttachment(v.volume_id);
   if (a) {
     await reconcile(ctx, v, a);
-    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device})`);
+    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device_name ?? a.device})`);
   }
-  if (!v.encrypted) return { v };
-  try {
-    const token = readImageHeader(imageFile(ctx.home, v)).token;
-    const grantToken = await createCardGrant(ctx.kms, token);
-    return { v, grantToken, card: await cardKmsClient(ctx.kms, token) };
-  } catch (e) {
-    return attachFailed(ctx, v.volume_id, e);
-  }
+  const now = ctx.registry.getVolume(v.volume_id)!;
+  if (now.state !== 'available') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${now.state}'; only an available volume can be attached.`);
+  return now;
+}
+
+/** An attach that failed after its claim: the claim is released (the volume is available again) and the cause is an event. */
+function release(ctx: Ec2Context, v: VolumeRow, e: unknown): never {
+  ctx.registry.write(() => {
+    const a = ctx.registry.getAttachment(v.volume_id);
+    if (a?.state === 'attaching' && a.pid === process.pid) {
+      ctx.registry.deleteAttachment(v.volume_id);
+      ctx.registry.setVolumeState(v.volume_id, 'available');
+    }
+  });
+  return attachFailed(ctx, v.volume_id, e);
+}
+
+/**
+ * The card's KMS grant for an encrypted volume and, through a remote KMS, the
+ * card's own credentials (made after the claim, so a refused key fails the
+ * attach, not the request).
+ */
+async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<{ grantToken?: string; card?: { client: KmsClient; env: Record<string, string> } }> {
+  if (!v.encrypted) return {};
+  const token = readImageHeader(imageFile(ctx.home, v)).token;
+  const grantToken = await createCardGrant(ctx.kms, token);
+  return { grantToken, card: await cardKmsClient(ctx.kms, token) };
 }
 
 /** Retire a card's grant once the card is gone; a KMS that cannot be reached is reported as an event, not a failed detach. */
@@ -74,8 +120,31 @@ async function retireGrant(ctx: Ec2Context, volumeId: string, grantToken: string
  * Attach: start the card as its own process and return once the volume is
  * usable (or with the card's error: the KMS's own exception when the CMK is unusable).
  */
+export interface AttachStarted {
+  /** The answer EC2 gives at once: the attachment in state `attaching`. */
+  Attachment: ReturnType<typeof attachmentShape>;
+  /** Settles once the card serves the volume, or rejects with the card's error (the volume is available again, and an event says why). */
+  done: Promise<CardAttachment>;
+}
+
+/** AttachVolume as EC2 does it: checked and recorded as `attaching` at once; the grant and the card follow. */
+export async function startAttach(ctx: Ec2Context, req: AttachRequest): Promise<AttachStarted> {
+  const { v, row } = await claim(ctx, req);
+  return { Attachment: attachmentShape(row, ctx.registry.instanceId()), done: runCard(ctx, req, v).catch((e) => release(ctx, v, e)) };
+}
+
+/**
+ * Attach, waiting until the volume is usable (or with the card's error: the
+ * KMS's own exception when the CMK is unusable). kmsvol's CLI and API wait;
+ * EC2 answers `attaching` at once (startAttach).
+ */
 export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise<CardAttachment> {
-  const { v, grantToken, card } = await precheck(ctx, req);
+  return (await startAttach(ctx, req)).done;
+}
+
+/** Start the card as its own process; resolves once it serves the volume. */
+async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promise<CardAttachment> {
+  const { grantToken, card } = await grantFor(ctx, v);
   card?.client.close();
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
@@ -108,52 +177,101 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
     const now = ctx.registry.getVolume(v.volume_id);
     const gone = !now || now.state === 'deleted' || now.state === 'deleting';
     if (r.error?.name !== 'VolumeInUse' || gone) await retireGrant(ctx, v.volume_id, grantToken);
-    return attachFailed(ctx, v.volume_id, new ServiceError(r.error!.name, r.error!.message));
+    throw new ServiceError(r.error!.name, r.error!.message);
   }
   // The card runs on: stop listening to it so this process can exit.
   child.unref();
-  return { ...r.attachment, AttachTime: new Date(r.attachment.AttachTime) };
+  return { ...r.attachment, AttachTime: new Date(r.attachment.AttachTime), InstanceId: ctx.registry.instanceId() };
 }
 
 /** Attach in this process (`--foreground`): resolves with the attachment once ready; `stopped` once detached and the grant retired. */
 export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card; stopped: Promise<void> }> {
-  const { v, grantToken, card: own } = await precheck(ctx, req);
+  const { v } = await claim(ctx, req);
+  let grantToken: string | undefined;
+  let own: { client: KmsClient; env: Record<string, string> } | undefined;
+  try {
+    ({ grantToken, card: own } = await grantFor(ctx, v));
+  } catch (e) {
+    return release(ctx, v, e);
+  }
   const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: own?.client ?? ctx.kms, grantToken });
-  const release = () => own?.client.close();
-  void card.stopped.then(release, release);
+  const closeOwn = () => own?.client.close();
+  void card.stopped.then(closeOwn, closeOwn);
   try {
     const attachment = await card.start();
     return { attachment, card, stopped: card.stopped.then(() => retireGrant(ctx, v.volume_id, grantToken)) };
   } catch (e) {
     if ((e as Error).name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
-    return attachFailed(ctx, v.volume_id, e);
+    return release(ctx, v, e);
   }
 }
 
-/** Detach: ask the card to drain, fsync, release the loop device, unmount and zeroize; `Force` handles a hung card. */
-export async function detachVolume(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean }) {
+export interface DetachStarted {
+  /** The answer EC2 gives at once: the attachment in state `detaching`. */
+  Attachment: ReturnType<typeof attachmentShape>;
+  /** Settles once the card has gone (drained, fsynced, key zeroized) and its grant is retired. */
+  done: Promise<void>;
+}
+
+/**
+ * DetachVolume as EC2 does it: the card is asked to detach (a busy volume is
+ * refused at once), the attachment is `detaching`, and the card's exit
+ * follows. `Force` handles a hung or dead card.
+ */
+export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean; InstanceId?: string; Device?: string }): Promise<DetachStarted> {
   const v = getVolume(ctx, req.VolumeId);
-  const a = ctx.registry.getAttachment(v.volume_id);
-  if (!a) throw Ec2Errors.notAttached(v.volume_id);
-  const result = { AttachTime: new Date(a.attach_time), Device: a.device, InstanceId: 'local', State: 'detaching', VolumeId: v.volume_id, DeleteOnTermination: false };
-  try {
-    const reply = await callControl(socketPath(ctx.home, v.volume_id), { op: 'detach', force: !!req.Force }, req.Force ? 10_000 : 60_000);
-    if (!reply.ok) throw new ServiceError(reply.error.name, reply.error.message);
-    await waitForExit(a.pid, req.Force ? 10_000 : 60_000);
-    await retireGrant(ctx, v.volume_id, a.grant_token);
-  } catch (e) {
-    if (!req.Force) {
-      if (e instanceof ServiceError) throw e;
-      // The card is gone or not answering: clean up if it died, else say what to do.
-      await reconcile(ctx, v, a);
-      if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.incorrectState(`The card of ${v.volume_id} (pid ${a.pid}) does not answer: ${(e as Error).message}. Use detach-volume --force.`);
-      return result;
-    }
-    if (processAlive(a.pid)) process.kill(a.pid, 'SIGKILL');
-    await waitForExit(a.pid, 10_000).catch(() => undefined);
-    await cleanupStale(ctx, v, a, 'detachVolume', 'forced');
+  // A detach during an attach waits for the attach to finish (its card cannot be asked yet).
+  let a = ctx.registry.getAttachment(v.volume_id);
+  for (const end = Date.now() + 60_000; a?.state === 'attaching'; a = ctx.registry.getAttachment(v.volume_id)) {
+    await reconcile(ctx, v, a);
+    if (Date.now() > end) throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still attaching after 60 s; detach it once it is attached.`);
+    await new Promise((r) => setTimeout(r, 100));
   }
-  return result;
+  if (!a) throw Ec2Errors.notAttached(v.volume_id);
+  const instance = ctx.registry.instanceId();
+  if (req.InstanceId !== undefined && req.InstanceId !== instance) throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`);
+  if (req.Device !== undefined && a.device_name && req.Device !== a.device_name) throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at ${req.Device}; it is attached at ${a.device_name}.`);
+  const Attachment = { ...attachmentShape(a, instance), State: 'detaching' as const };
+  const timeout = req.Force ? 10_000 : 60_000;
+  const forced = async () => {
+    if (processAlive(a!.pid)) process.kill(a!.pid, 'SIGKILL');
+    await waitForExit(a!.pid, 10_000).catch(() => undefined);
+    await cleanupStale(ctx, v, a!, 'detachVolume', 'forced');
+  };
+  let reply: Awaited<ReturnType<typeof callControl>>;
+  try {
+    reply = await callControl(socketPath(ctx.home, v.volume_id), { op: 'detach', force: !!req.Force }, timeout);
+  } catch (e) {
+    if (req.Force) return { Attachment, done: forced() };
+    // The card is gone or not answering: clean up if it died, else say what to do.
+    await reconcile(ctx, v, a);
+    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.incorrectState(`The card of ${v.volume_id} (pid ${a.pid}) does not answer: ${(e as Error).message}. Use detach-volume --force.`);
+    return { Attachment, done: Promise.resolve() };
+  }
+  if (!reply.ok) {
+    if (!req.Force) throw new ServiceError(reply.error.name, reply.error.message);
+    return { Attachment, done: forced() };
+  }
+  ctx.registry.write(() => {
+    if (ctx.registry.getAttachment(v.volume_id)?.pid === a!.pid) ctx.registry.setAttachmentState(v.volume_id, 'detaching');
+  });
+  const done = (async () => {
+    try {
+      await waitForExit(a.pid, timeout);
+    } catch (e) {
+      if (!req.Force) throw e;
+      return forced();
+    }
+    await retireGrant(ctx, v.volume_id, a.grant_token);
+  })();
+  return { Attachment, done };
+}
+
+/** Detach, waiting until the card has gone (kmsvol's CLI and API wait; EC2 answers `detaching` at once). */
+export async function detachVolume(ctx: Ec2Context, req: { VolumeId: string; Force?: boolean; InstanceId?: string; Device?: string }) {
+  const started = await startDetach(ctx, req);
+  await started.done;
+  return started.Attachment;
 }
 
 async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
@@ -166,6 +284,8 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
 
 /** A card that died took its key with it; clean up its stale mount, loop device and lock. */
 export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): Promise<void> {
+  // An attach in progress is alive while the process attaching it is (its card may not hold the lock yet).
+  if (a.state === 'attaching' && processAlive(a.pid)) return;
   if (processAlive(a.pid)) {
     // A live pid may be a reused one: the lock says whether a card still holds the volume.
     const fd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
@@ -192,8 +312,12 @@ async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, eve
 }
 
 async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
-  if (a.loop_device) await losetupDetach(a.loop_device).catch(() => undefined);
-  for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
+  if (a.loop_device) {
+    unlinkDevice(v.volume_id, a.loop_device);
+    await losetupDetach(a.loop_device).catch(() => undefined);
+  }
+  // An attach that died before its card served the volume left no device.
+  if (a.device) for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
   if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
   await retireGrant(ctx, v.volume_id, a.grant_token);

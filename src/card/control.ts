@@ -6,8 +6,10 @@ import net from 'node:net';
  * a unix socket in the home's run directory (mode 0600).
  */
 export interface ControlRequest {
-  op: 'detach' | 'status' | 'freeze' | 'thaw';
+  op: 'detach' | 'status' | 'freeze' | 'thaw' | 'resize';
   force?: boolean;
+  /** For resize: the volume's new size in bytes. */
+  size?: number;
 }
 
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: { name: string; message: string } };

@@ -27,6 +27,11 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
       };
     },
 
+    async resize(volumeId, sizeBytes) {
+      const r = await callControl(socketPath(home, volumeId), { op: 'resize', size: sizeBytes }, 30_000);
+      if (!r.ok) throw Object.assign(new Error(r.error.message), { name: r.error.name });
+    },
+
     async copyPayload(src, dst, sizeBytes, onProgress) {
       let oldKey: GuardedKey | null = null;
       let newKey: GuardedKey | null = null;

@@ -20,7 +20,7 @@ import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
-import { losetupAttach, losetupDetach, loopBusy, mountPointOf, run } from './system.js';
+import { linkDevice, losetupAttach, losetupDetach, loopBusy, mountPointOf, run, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -43,7 +43,7 @@ export interface CardAttachment {
   LoopDevice?: string;
   State: 'attached';
   AttachTime: Date;
-  InstanceId: 'local';
+  InstanceId: string;
   DeleteOnTermination: false;
 }
 
@@ -120,7 +120,10 @@ export class Card {
       this.mount = await mountVolumeFile(this.o.mountDir, { name: volumeId, fd: this.fd, key: this.key, payloadOffset, size: v.size * GiB });
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.
-      if (this.o.loop) this.loopDevice = await losetupAttach(device);
+      if (this.o.loop) {
+        this.loopDevice = await losetupAttach(device);
+        linkDevice(volumeId, this.loopDevice);
+      }
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
       const attachTime = this.o.clock.now();
       this.registry.write(() => {
@@ -166,6 +169,24 @@ export class Card {
     this.log.info({ volumeId: this.o.volumeId }, 'thawed');
   }
 
+  /**
+   * Grow while attached (EBS Elastic Volumes): the control plane has extended
+   * the image; serve the larger file, wait until the kernel sees its new size
+   * (FUSE attributes are cached for a second), and refresh the loop device.
+   */
+  private async resize(bytes: number): Promise<void> {
+    if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
+    this.mount.resize(bytes);
+    const device = path.join(this.o.mountDir, this.o.volumeId);
+    const end = Date.now() + 10_000;
+    while ((await fs.promises.stat(device)).size !== bytes) {
+      if (Date.now() > end) throw Ec2Errors.incorrectState(`${device} did not show its new size of ${bytes} bytes within 10 s.`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (this.loopDevice) await run('losetup', ['-c', this.loopDevice]);
+    this.log.info({ volumeId: this.o.volumeId, bytes }, 'grown');
+  }
+
   private async handle(req: ControlRequest): Promise<ControlReply> {
     if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loopDevice ?? null, pid: process.pid };
     if (req.op === 'freeze') {
@@ -174,6 +195,10 @@ export class Card {
     }
     if (req.op === 'thaw') {
       await this.thaw();
+      return { ok: true };
+    }
+    if (req.op === 'resize') {
+      await this.resize(Number(req.size));
       return { ok: true };
     }
     if (req.op === 'detach') {
@@ -229,6 +254,7 @@ export class Card {
     this.control?.close();
     this.control = null;
     if (this.loopDevice) {
+      unlinkDevice(this.o.volumeId, this.loopDevice);
       await losetupDetach(this.loopDevice).catch((e) => {
         if (!force) throw e;
       });

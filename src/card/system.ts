@@ -77,3 +77,29 @@ export async function loopsFor(file: string): Promise<string[]> {
     .map((l) => l.split(':')[0]!)
     .filter(Boolean);
 }
+
+/** Where attached block devices are named by volume id, as Nitro's /dev/disk/by-id names EBS volumes. */
+export const DEVICE_LINK_DIR = '/dev/kmsvol';
+
+export function deviceLink(volumeId: string): string {
+  return `${DEVICE_LINK_DIR}/${volumeId}`;
+}
+
+/** Point /dev/kmsvol/<volume-id> at the volume's loop device (replacing a stale link atomically). */
+export function linkDevice(volumeId: string, dev: string): void {
+  fs.mkdirSync(DEVICE_LINK_DIR, { recursive: true, mode: 0o755 });
+  fs.chmodSync(DEVICE_LINK_DIR, 0o755);
+  const tmp = `${deviceLink(volumeId)}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { force: true });
+  fs.symlinkSync(dev, tmp);
+  fs.renameSync(tmp, deviceLink(volumeId));
+}
+
+/** Remove /dev/kmsvol/<volume-id> if it still points at `dev` (another attach may have replaced it). */
+export function unlinkDevice(volumeId: string, dev: string): void {
+  try {
+    if (fs.readlinkSync(deviceLink(volumeId)) === dev) fs.rmSync(deviceLink(volumeId), { force: true });
+  } catch {
+    /* no link: nothing to remove */
+  }
+}

@@ -96,3 +96,81 @@ export function parseTimestamp(value: string, name: string): Date {
   if (!Number.isFinite(ms)) throw new UsageError(`Invalid timestamp for --${name}: ${value}. Use ISO 8601 (2027-01-31T00:00:00Z) or epoch seconds.`);
   return new Date(ms);
 }
+
+/**
+ * The AWS CLI's shorthand syntax for structures: `Key=Name,Value=web`,
+ * nested `ResourceType=volume,Tags=[{Key=Name,Value=web},{Key=team,Value=blue}]`,
+ * and list members that follow a key (`Name=status,Values=available,in-use`).
+ */
+export function parseShorthand(text: string, name: string): Record<string, unknown> {
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new UsageError(`Error parsing parameter '--${name}': ${what} at position ${i} of ${JSON.stringify(text)}. Use Key=Value,... shorthand or JSON.`);
+  };
+  const scalar = (): string => {
+    const start = i;
+    while (i < text.length && !',]}'.includes(text[i]!)) i++;
+    return text.slice(start, i).trim();
+  };
+  const value = (): unknown => {
+    if (text[i] === '[') {
+      i++;
+      const list: unknown[] = [];
+      while (text[i] !== ']') {
+        if (i >= text.length) fail("expected ']'");
+        list.push(text[i] === '{' ? value() : scalar());
+        if (text[i] === ',') i++;
+      }
+      i++;
+      return list;
+    }
+    if (text[i] === '{') {
+      i++;
+      const s = struct('}');
+      if (text[i] !== '}') fail("expected '}'");
+      i++;
+      return s;
+    }
+    return scalar();
+  };
+  const struct = (end: string): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    let last: string | undefined;
+    while (i < text.length && text[i] !== end) {
+      const eq = text.indexOf('=', i);
+      const stop = [',', end].map((c) => text.indexOf(c, i)).filter((x) => x >= 0);
+      const next = stop.length ? Math.min(...stop) : text.length;
+      if (eq < 0 || eq > next) {
+        // A bare value continues the previous member as a list.
+        if (last === undefined) fail("expected '='");
+        const more = scalar();
+        out[last!] = [...(Array.isArray(out[last!]) ? (out[last!] as unknown[]) : [out[last!]]), more];
+      } else {
+        const key = text.slice(i, eq).trim();
+        i = eq + 1;
+        out[key] = value();
+        last = key;
+      }
+      if (text[i] === ',') i++;
+    }
+    return out;
+  };
+  const out = struct('\u0000');
+  if (i < text.length) fail('unexpected text');
+  return out;
+}
+
+/** A list-of-structures argument: JSON (or file://), or one shorthand structure per value. */
+export function parseShorthandList(values: string[], name: string): Record<string, unknown>[] {
+  if (values.length === 1 && /^\s*(\[|file:\/\/)/.test(values[0]!)) {
+    let v: unknown;
+    try {
+      v = JSON.parse(readParamText(values[0]!));
+    } catch (e) {
+      throw new UsageError(`Error parsing parameter '--${name}': Invalid JSON: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(v)) throw new UsageError(`Error parsing parameter '--${name}': expected a JSON list.`);
+    return v as Record<string, unknown>[];
+  }
+  return values.map((v) => parseShorthand(v, name));
+}

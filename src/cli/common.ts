@@ -22,7 +22,8 @@ export function withGlobals(cmd: Command): Command {
   return cmd
     .option('--home <dir>', 'kmsvol home directory (default $KMSVOL_HOME or ~/.kmsvol)')
     .option('--region <region>', 'region (default $KMSVOL_REGION, $AWS_REGION or "local")')
-    .addOption(new Option('--output <format>', 'output format').choices(['json', 'text']))
+    .addOption(new Option('--output <format>', 'output format').choices(['json', 'text', 'table', 'yaml']))
+    .option('--profile <name>', 'the AWS profile for a remote KMS (as AWS_PROFILE)')
     .option('--query <jmespath>', 'JMESPath query applied to the response')
     .addOption(new Option('--kms <where>', 'the KMS: the embedded one, or AWS KMS itself with the standard credential chain (default $KMSVOL_KMS or embedded)').choices(['embedded', 'aws']))
     .option('--kms-endpoint <url>', 'a remote KMS such as `kmsvol kms serve` (default $KMSVOL_KMS_ENDPOINT or $AWS_ENDPOINT_URL_KMS)')
@@ -31,7 +32,11 @@ export function withGlobals(cmd: Command): Command {
 }
 
 export function globalsOf(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals() as GlobalOptions;
+  const g = cmd.optsWithGlobals() as GlobalOptions & { profile?: string };
+  // --profile names the credentials a remote KMS client uses (the SDK reads AWS_PROFILE).
+  if (g.profile) process.env.AWS_PROFILE = g.profile;
+  if (!g.output && (process.env.AWS_DEFAULT_OUTPUT === 'table' || process.env.AWS_DEFAULT_OUTPUT === 'yaml' || process.env.AWS_DEFAULT_OUTPUT === 'text')) g.output = process.env.AWS_DEFAULT_OUTPUT;
+  return g;
 }
 
 export function homeOf(g: GlobalOptions): Home {
@@ -55,6 +60,6 @@ export function openKmsClient(g: GlobalOptions & { endpointUrl?: string }, calle
   return openClient({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv(), caller });
 }
 
-export function print(result: unknown, g: GlobalOptions): void {
-  process.stdout.write(render(result, g.output ?? 'json', g.query));
+export function print(result: unknown, g: GlobalOptions, title?: string): void {
+  process.stdout.write(render(result, g.output ?? 'json', g.query, title));
 }

@@ -1,18 +1,24 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { attachForeground, attachVolume, detachVolume, reconcile } from '../card/attach.js';
+import { attachForeground, attachVolume, detachVolume } from '../card/attach.js';
+import { ec2Context } from '../card/context.js';
 import { viaEc2 } from '../card/grants.js';
-import { cardOps } from '../card/images.js';
 import { clockFromEnv } from '../clock.js';
-import { UsageError } from '../errors.js';
+import { ServiceError, UsageError } from '../errors.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
 import { getEbsDefaultKmsKeyId, getEbsEncryptionByDefault, modifyEbsDefaultKmsKeyId, resetEbsDefaultKmsKeyId, setEbsEncryptionByDefault } from '../volume/defaults.js';
 import { EventLog } from '../volume/events.js';
-import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshots } from '../volume/snapshots.js';
+import { deleteSnapshot, describeSnapshots, startCopySnapshot, startCreateSnapshot } from '../volume/snapshots.js';
+import { describeVolumeAttribute, describeVolumesModifications, describeVolumeStatus, startModifyVolume } from '../volume/modify.js';
+import { createTags, deleteTags, describeTags } from '../volume/tags.js';
+import type { Tag, TagSpecification } from '../volume/tags.js';
 import { Registry } from '../volume/registry.js';
-import { createVolume, deleteVolume, describeVolumes } from '../volume/volumes.js';
+import { deleteVolume, describeVolumes, startCreateVolume } from '../volume/volumes.js';
 import type { Ec2Context, Filter } from '../volume/volumes.js';
-import { parseInteger, parseStructList } from './args.js';
+import type { Members, Shape } from '../server/ec2/protocol.js';
+import { parseInteger, parseShorthandList } from './args.js';
+import { cliInput, cliInputOptions, printSkeleton } from './input.js';
+import { allPages, EC2_PAGING, paginationOptions } from './paging.js';
 import { globalsOf, homeOf, openKmsClient, print, regionOf, withGlobals } from './common.js';
 import type { GlobalOptions } from './common.js';
 import { OperationContext } from './errors.js';
@@ -24,23 +30,13 @@ export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
   const kms = openKmsClient(g, { viaService: viaEc2(region) });
   const account = process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
   const registry = new Registry(home.registryDb);
-  const ctx: Ec2Context & { close(): void } = {
-    home,
-    registry,
-    kms,
-    events: new EventLog(home.eventLog, region, account),
-    clock: clockFromEnv(),
-    region,
-    account,
-    reconcile: (v, a) => reconcile(ctx, v, a),
-    card: cardOps(home, kms),
-    ...(process.stderr.isTTY ? { onProgress: progressBar } : {}),
+  const ctx = ec2Context({ home, registry, kms, clock: clockFromEnv(), region, account, ...(process.stderr.isTTY ? { onProgress: progressBar } : {}) });
+  return Object.assign(ctx, {
     close: () => {
       registry.close();
       kms.close();
     },
-  };
-  return ctx;
+  });
 }
 
 /** A one-line progress bar on stderr (only when it is a terminal), redrawn when the percentage changes. */
@@ -54,15 +50,60 @@ function progressBar(what: string, fraction: number): void {
   process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${String(pct).padStart(3)}% ${what}${pct >= 100 ? '\n' : ''}`);
 }
 
-function op(name: string, awsName: string, build: (c: Command) => Command, run: (ctx: Ec2Context & { close(): void }, opts: any, g: GlobalOptions) => Promise<unknown>): Command {
-  const cmd = build(withGlobals(new Command(name).description(`EC2 ${awsName}`)));
-  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
+/**
+ * One EC2 command: `build` adds its options, `request` turns them into the
+ * operation's request (with AWS's member names), `run` calls the control
+ * plane. `--dry-run` runs the checks the EC2 endpoint runs for the same
+ * action and answers DryRunOperation (exit 254), as the AWS CLI shows it.
+ */
+/** The list each paginated operation pages through (the AWS CLI's paginators). */
+const PAGINATED: Record<string, string> = {
+  DescribeVolumes: 'Volumes',
+  DescribeSnapshots: 'Snapshots',
+  DescribeTags: 'Tags',
+  DescribeVolumesModifications: 'VolumesModifications',
+  DescribeVolumeStatus: 'VolumeStatuses',
+  DescribeInstances: 'Reservations',
+};
+
+function op(name: string, awsName: string, build: (c: Command) => Command, request: (o: any) => Record<string, unknown>, run: (ctx: Ec2Context & { close(): void }, req: any, g: GlobalOptions) => Promise<unknown>): Command {
+  const list = PAGINATED[awsName];
+  const cmd = build(withGlobals(new Command(name).description(`EC2 ${awsName}`)))
+    .option('--dry-run', 'check the request and permissions without doing it (DryRunOperation when it would succeed)')
+    .option('--no-dry-run');
+  cliInputOptions(cmd);
+  if (list) paginationOptions(cmd);
+  // commander's required options would refuse a request given whole by --cli-input-json or a skeleton request.
+  const required = cmd.options.filter((o) => o.mandatory);
+  for (const o of required) o.makeOptionMandatory(false);
+  cmd.action(async (opts: Record<string, any>, self: Command) => {
     const g = globalsOf(self);
     await OperationContext.run(awsName, async () => {
+      if (opts.generateCliSkeleton !== undefined) {
+        const { ec2Operations } = await import('../server/ec2/index.js');
+        printSkeleton(skeletonOf(ec2Operations[awsName]!.input), opts.generateCliSkeleton);
+        return;
+      }
+      const given = Object.fromEntries(Object.entries(request(opts)).filter(([, v]) => v !== undefined));
+      const req: Record<string, any> = { ...cliInput(opts), ...given };
+      const missing = required.filter((o) => req[memberOf(o.attributeName())] === undefined && opts[o.attributeName()] === undefined);
+      if (missing.length) throw new UsageError(`the following arguments are required: ${missing.map((o) => o.long).join(', ')}`);
+      if (opts.dryRun || req.DryRun) {
+        const ctx = openEc2(g);
+        try {
+          const { ec2Operations } = await import('../server/ec2/index.js');
+          await ec2Operations[awsName]!.check(ctx, req, undefined as never);
+        } finally {
+          ctx.close();
+        }
+        throw new ServiceError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
+      }
       const ctx = openEc2(g);
       try {
-        const out = await run(ctx, opts, g);
-        if (out !== undefined) print(out, g);
+        // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --max-results/--next-token).
+        const auto = list && opts.paginate !== false && req.MaxResults === undefined && req.NextToken === undefined;
+        const out = auto ? await allPages((r) => run(ctx, r, g) as Promise<Record<string, any>>, req, list!, opts, EC2_PAGING) : await run(ctx, req, g);
+        if (out !== undefined) print(out, g, awsName);
       } finally {
         ctx.close();
       }
@@ -71,33 +112,75 @@ function op(name: string, awsName: string, build: (c: Command) => Command, run: 
   return cmd;
 }
 
+/** An option's attribute name (volumeId) as the AWS member name (VolumeId). */
+function memberOf(attribute: string): string {
+  return attribute[0]!.toUpperCase() + attribute.slice(1);
+}
+
+/** A request skeleton from the EC2 operation's members (the endpoint's own schema): empty strings, 0, false, one list item. */
+function skeletonOf(members: Members): Record<string, unknown> {
+  const of = (shape: Shape): unknown => {
+    if (shape === 'string') return '';
+    if (shape === 'integer') return 0;
+    if (shape === 'boolean') return true;
+    if ('list' in shape) return [of(shape.list)];
+    return skeletonOf(shape.struct);
+  };
+  return { ...Object.fromEntries(Object.entries(members).map(([k, m]) => [k, of(m.shape)])), DryRun: true };
+}
+
 function filters(values: string[] | undefined): Filter[] | undefined {
   if (!values) return undefined;
-  return parseStructList(values, 'filters').map((f: Record<string, any>) => {
-    const vals = typeof f.Values === 'string' ? f.Values.split(',') : f.Values;
+  return parseShorthandList(values, 'filters').map((f: Record<string, any>) => {
+    const vals = typeof f.Values === 'string' ? [f.Values] : f.Values;
     if (!f.Name || !Array.isArray(vals)) throw new UsageError(`Error parsing parameter '--filters': expected Name=NAME,Values=V1,V2 or JSON.`);
     return { Name: String(f.Name), Values: vals.map(String) };
   });
 }
 
+function tagSpecifications(values: string[] | undefined): TagSpecification[] | undefined {
+  if (!values) return undefined;
+  return parseShorthandList(values, 'tag-specifications').map((t: Record<string, any>) => ({ ResourceType: t.ResourceType, Tags: Array.isArray(t.Tags) ? t.Tags.map((x: any) => ({ Key: String(x.Key ?? ''), ...(x.Value !== undefined ? { Value: String(x.Value) } : {}) })) : [] }));
+}
+
+function tags(values: string[] | undefined): Tag[] | undefined {
+  if (!values) return undefined;
+  return parseShorthandList(values, 'tags').map((x: Record<string, any>) => ({ Key: String(x.Key ?? ''), ...(x.Value !== undefined ? { Value: String(x.Value) } : {}) }));
+}
+
+const int = (v: string | undefined, name: string) => (v === undefined ? undefined : parseInteger(v, name));
+const paging = (c: Command) => c.option('--max-results <n>').option('--next-token <token>');
+const pageOf = (o: any) => ({ MaxResults: int(o.maxResults, 'max-results'), NextToken: o.nextToken });
+
 export function ec2Command(): Command {
   const ec2 = new Command('ec2').description('EBS-style volumes (same names and arguments as `aws ec2`)');
   ec2.addCommand(
     op('create-volume', 'CreateVolume', (c) =>
-      c.option('--size <GiB>').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--availability-zone <zone>').option('--volume-type <type>').option('--snapshot-id <id>'),
-      (ctx, o) => createVolume(ctx, { SnapshotId: o.snapshotId, Size: o.size === undefined ? undefined : parseInteger(o.size, 'size'), Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, AvailabilityZone: o.availabilityZone, VolumeType: o.volumeType })),
+      c.option('--size <GiB>').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--availability-zone <zone>').option('--volume-type <type>').option('--snapshot-id <id>')
+        .option('--iops <n>').option('--throughput <MiBps>').option('--tag-specifications <specs...>').option('--client-token <token>').option('--multi-attach-enabled').option('--no-multi-attach-enabled'),
+      (o) => ({ SnapshotId: o.snapshotId, Size: int(o.size, 'size'), Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, AvailabilityZone: o.availabilityZone, VolumeType: o.volumeType, Iops: int(o.iops, 'iops'), Throughput: int(o.throughput, 'throughput'), TagSpecifications: tagSpecifications(o.tagSpecifications), ClientToken: o.clientToken, MultiAttachEnabled: o.multiAttachEnabled }),
+      async (ctx, req) => {
+        if (req.MultiAttachEnabled) throw new ServiceError('InvalidParameterValue', 'Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
+        // Answered as EC2 answers (creating, the key as named); kmsvol waits until the volume is available first.
+        const started = await startCreateVolume(ctx, req);
+        await started.done;
+        return started.Volume;
+      }),
   );
   ec2.addCommand(
-    op('describe-volumes', 'DescribeVolumes', (c) => c.option('--volume-ids <ids...>').option('--volume-id <ids...>').option('--filters <filters...>'),
-      (ctx, o) => describeVolumes(ctx, { VolumeIds: o.volumeIds ?? o.volumeId, Filters: filters(o.filters) })),
+    op('describe-volumes', 'DescribeVolumes', (c) => paging(c.option('--volume-ids <ids...>').option('--volume-id <ids...>').option('--filters <filters...>')),
+      (o) => ({ VolumeIds: o.volumeIds ?? o.volumeId, Filters: filters(o.filters), ...pageOf(o) }),
+      (ctx, req) => describeVolumes(ctx, req)),
   );
-  ec2.addCommand(op('delete-volume', 'DeleteVolume', (c) => c.requiredOption('--volume-id <id>'), (ctx, o) => deleteVolume(ctx, { VolumeId: o.volumeId })));
+  ec2.addCommand(op('delete-volume', 'DeleteVolume', (c) => c.requiredOption('--volume-id <id>'), (o) => ({ VolumeId: o.volumeId }), (ctx, req) => deleteVolume(ctx, req)));
   ec2.addCommand(
     op('attach-volume', 'AttachVolume', (c) =>
-      c.requiredOption('--volume-id <id>').option('--device <dir>', 'directory where the decrypted volume file appears').option('--instance-id <id>', 'accepted for AWS CLI compatibility').option('--loop', 'also attach /dev/loopN').option('--foreground', 'run the card in this process until it is detached'),
-      async (ctx, o, g) => {
-        if (!o.foreground) return attachVolume(ctx, { VolumeId: o.volumeId, Device: o.device, Loop: !!o.loop });
-        const { attachment, stopped } = await attachForeground(ctx, { VolumeId: o.volumeId, Device: o.device, Loop: !!o.loop });
+      c.requiredOption('--volume-id <id>').option('--device <dir>', 'directory where the decrypted volume file appears').option('--instance-id <id>', "this host's instance id (describe-instances)").option('--loop', 'also attach /dev/loopN (linked as /dev/kmsvol/<volume-id>)').option('--foreground', 'run the card in this process until it is detached'),
+      (o) => ({ VolumeId: o.volumeId, Device: o.device, InstanceId: o.instanceId, Loop: !!o.loop, foreground: !!o.foreground }),
+      async (ctx, req, g) => {
+        const r = { VolumeId: req.VolumeId, Device: req.Device, InstanceId: req.InstanceId, Loop: req.Loop };
+        if (!req.foreground) return attachVolume(ctx, r);
+        const { attachment, stopped } = await attachForeground(ctx, r);
         print(attachment, g);
         await stopped;
         return undefined;
@@ -105,25 +188,76 @@ export function ec2Command(): Command {
   );
   ec2.addCommand(
     op('detach-volume', 'DetachVolume', (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
-      (ctx, o) => detachVolume(ctx, { VolumeId: o.volumeId, Force: !!o.force })),
+      (o) => ({ VolumeId: o.volumeId, Force: !!o.force, InstanceId: o.instanceId }),
+      (ctx, req) => detachVolume(ctx, req)),
   );
-  ec2.addCommand(op('create-snapshot', 'CreateSnapshot', (c) => c.requiredOption('--volume-id <id>').option('--description <text>'), (ctx, o) => createSnapshot(ctx, { VolumeId: o.volumeId, Description: o.description })));
   ec2.addCommand(
-    op('describe-snapshots', 'DescribeSnapshots', (c) => c.option('--snapshot-ids <ids...>').option('--owner-ids <ids...>', 'accepted for AWS CLI compatibility').option('--filters <filters...>'),
-      async (ctx, o) => describeSnapshots(ctx, { SnapshotIds: o.snapshotIds, Filters: filters(o.filters) })),
+    op('modify-volume', 'ModifyVolume', (c) => c.requiredOption('--volume-id <id>').option('--size <GiB>').option('--volume-type <type>').option('--iops <n>').option('--throughput <MiBps>'),
+      (o) => ({ VolumeId: o.volumeId, Size: int(o.size, 'size'), VolumeType: o.volumeType, Iops: int(o.iops, 'iops'), Throughput: int(o.throughput, 'throughput') }),
+      async (ctx, req) => {
+        const started = startModifyVolume(ctx, req);
+        await started.done;
+        return { VolumeModification: started.VolumeModification };
+      }),
   );
-  ec2.addCommand(op('delete-snapshot', 'DeleteSnapshot', (c) => c.requiredOption('--snapshot-id <id>'), async (ctx, o) => deleteSnapshot(ctx, { SnapshotId: o.snapshotId })));
+  ec2.addCommand(
+    op('describe-volumes-modifications', 'DescribeVolumesModifications', (c) => paging(c.option('--volume-ids <ids...>').option('--filters <filters...>')),
+      (o) => ({ VolumeIds: o.volumeIds, Filters: filters(o.filters), ...pageOf(o) }),
+      async (ctx, req) => describeVolumesModifications(ctx, req)),
+  );
+  ec2.addCommand(
+    op('describe-volume-status', 'DescribeVolumeStatus', (c) => paging(c.option('--volume-ids <ids...>').option('--filters <filters...>')),
+      (o) => ({ VolumeIds: o.volumeIds, Filters: filters(o.filters), ...pageOf(o) }),
+      async (ctx, req) => describeVolumeStatus(ctx, req)),
+  );
+  ec2.addCommand(
+    op('describe-volume-attribute', 'DescribeVolumeAttribute', (c) => c.requiredOption('--volume-id <id>').requiredOption('--attribute <name>'),
+      (o) => ({ VolumeId: o.volumeId, Attribute: o.attribute }),
+      async (ctx, req) => describeVolumeAttribute(ctx, req)),
+  );
+  ec2.addCommand(
+    op('describe-instances', 'DescribeInstances', (c) => paging(c.option('--instance-ids <ids...>').option('--filters <filters...>')),
+      (o) => ({ InstanceIds: o.instanceIds, Filters: filters(o.filters), ...pageOf(o) }),
+      async (ctx, req) => (await import('../server/ec2/instances.js')).describeInstances(ctx, req)),
+  );
+  ec2.addCommand(
+    op('create-snapshot', 'CreateSnapshot', (c) => c.requiredOption('--volume-id <id>').option('--description <text>').option('--tag-specifications <specs...>'),
+      (o) => ({ VolumeId: o.volumeId, Description: o.description, TagSpecifications: tagSpecifications(o.tagSpecifications) }),
+      async (ctx, req) => {
+        // Answered as EC2 answers (pending, Progress "", no key); kmsvol waits until it is completed first.
+        const started = startCreateSnapshot(ctx, req);
+        await started.done;
+        const { KmsKeyId: _key, ...answer } = started.Snapshot;
+        return answer;
+      }),
+  );
+  ec2.addCommand(
+    op('describe-snapshots', 'DescribeSnapshots', (c) => paging(c.option('--snapshot-ids <ids...>').option('--owner-ids <ids...>').option('--filters <filters...>')),
+      (o) => ({ SnapshotIds: o.snapshotIds, OwnerIds: o.ownerIds, Filters: filters(o.filters), ...pageOf(o) }),
+      async (ctx, req) => describeSnapshots(ctx, req)),
+  );
+  ec2.addCommand(op('delete-snapshot', 'DeleteSnapshot', (c) => c.requiredOption('--snapshot-id <id>'), (o) => ({ SnapshotId: o.snapshotId }), async (ctx, req) => deleteSnapshot(ctx, req)));
   ec2.addCommand(
     op('copy-snapshot', 'CopySnapshot', (c) =>
-      c.requiredOption('--source-snapshot-id <id>').option('--source-region <region>', 'accepted; copies stay in this region').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--description <text>'),
-      (ctx, o) => copySnapshot(ctx, { SourceSnapshotId: o.sourceSnapshotId, Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, Description: o.description })),
+      c.requiredOption('--source-snapshot-id <id>').option('--source-region <region>').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--description <text>').option('--tag-specifications <specs...>'),
+      (o) => ({ SourceSnapshotId: o.sourceSnapshotId, SourceRegion: o.sourceRegion, Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, Description: o.description, TagSpecifications: tagSpecifications(o.tagSpecifications) }),
+      async (ctx, req) => {
+        // EC2 answers only the new snapshot's id; kmsvol waits until the copy is completed first.
+        const started = startCopySnapshot(ctx, req);
+        await started.done;
+        return { SnapshotId: started.Snapshot.SnapshotId };
+      }),
   );
-  ec2.addCommand(op('enable-ebs-encryption-by-default', 'EnableEbsEncryptionByDefault', (c) => c, async (ctx) => setEbsEncryptionByDefault(ctx, true)));
-  ec2.addCommand(op('disable-ebs-encryption-by-default', 'DisableEbsEncryptionByDefault', (c) => c, async (ctx) => setEbsEncryptionByDefault(ctx, false)));
-  ec2.addCommand(op('get-ebs-encryption-by-default', 'GetEbsEncryptionByDefault', (c) => c, async (ctx) => getEbsEncryptionByDefault(ctx)));
-  ec2.addCommand(op('get-ebs-default-kms-key-id', 'GetEbsDefaultKmsKeyId', (c) => c, async (ctx) => getEbsDefaultKmsKeyId(ctx)));
-  ec2.addCommand(op('modify-ebs-default-kms-key-id', 'ModifyEbsDefaultKmsKeyId', (c) => c.requiredOption('--kms-key-id <key>'), (ctx, o) => modifyEbsDefaultKmsKeyId(ctx, o.kmsKeyId)));
-  ec2.addCommand(op('reset-ebs-default-kms-key-id', 'ResetEbsDefaultKmsKeyId', (c) => c, async (ctx) => resetEbsDefaultKmsKeyId(ctx)));
+  ec2.addCommand(op('create-tags', 'CreateTags', (c) => c.requiredOption('--resources <ids...>').requiredOption('--tags <tags...>'), (o) => ({ Resources: o.resources, Tags: tags(o.tags) }), async (ctx, req) => createTags(ctx, req)));
+  ec2.addCommand(op('delete-tags', 'DeleteTags', (c) => c.requiredOption('--resources <ids...>').option('--tags <tags...>'), (o) => ({ Resources: o.resources, Tags: tags(o.tags) }), async (ctx, req) => deleteTags(ctx, req)));
+  ec2.addCommand(op('describe-tags', 'DescribeTags', (c) => paging(c.option('--filters <filters...>')), (o) => ({ Filters: filters(o.filters), ...pageOf(o) }), async (ctx, req) => describeTags(ctx, req)));
+  const none = () => ({});
+  ec2.addCommand(op('enable-ebs-encryption-by-default', 'EnableEbsEncryptionByDefault', (c) => c, none, async (ctx) => setEbsEncryptionByDefault(ctx, true)));
+  ec2.addCommand(op('disable-ebs-encryption-by-default', 'DisableEbsEncryptionByDefault', (c) => c, none, async (ctx) => setEbsEncryptionByDefault(ctx, false)));
+  ec2.addCommand(op('get-ebs-encryption-by-default', 'GetEbsEncryptionByDefault', (c) => c, none, async (ctx) => getEbsEncryptionByDefault(ctx)));
+  ec2.addCommand(op('get-ebs-default-kms-key-id', 'GetEbsDefaultKmsKeyId', (c) => c, none, async (ctx) => getEbsDefaultKmsKeyId(ctx)));
+  ec2.addCommand(op('modify-ebs-default-kms-key-id', 'ModifyEbsDefaultKmsKeyId', (c) => c.requiredOption('--kms-key-id <key>'), (o) => ({ KmsKeyId: o.kmsKeyId }), (ctx, req) => modifyEbsDefaultKmsKeyId(ctx, req.KmsKeyId)));
+  ec2.addCommand(op('reset-ebs-default-kms-key-id', 'ResetEbsDefaultKmsKeyId', (c) => c, none, async (ctx) => resetEbsDefaultKmsKeyId(ctx)));
   return ec2;
 }
 

@@ -5,6 +5,8 @@ import { DRY_RUN_OPERATIONS } from '../kms/members.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
+import { cliInput, cliInputOptions, printSkeleton } from './input.js';
+import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
 import { serveCommand } from './serve.js';
 import { seedCommand } from './seed.js';
 
@@ -120,16 +122,16 @@ function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** Build the request from parsed options, converting each value by its field type. */
-function buildRequest(fields: string[], opts: Record<string, unknown>): KmsRequest {
-  const req: KmsRequest = {};
+/** Build the request from parsed options (over `base`, from --cli-input-json/yaml), converting each value by its field type. */
+function buildRequest(fields: string[], opts: Record<string, unknown>, base: KmsRequest = {}): KmsRequest {
+  const req: KmsRequest = { ...base };
   const missing: string[] = [];
   for (const spec of fields) {
     const field = spec.replace(/!$/, '');
     const flag = kebab(field);
     const v = opts[camel(flag)];
     if (v === undefined) {
-      if (spec.endsWith('!')) missing.push(`--${flag}`);
+      if (spec.endsWith('!') && req[field] === undefined) missing.push(`--${flag}`);
       continue;
     }
     const type = FIELD_TYPES[field];
@@ -137,6 +139,34 @@ function buildRequest(fields: string[], opts: Record<string, unknown>): KmsReque
   }
   if (missing.length) throw new UsageError(`the following arguments are required: ${missing.join(', ')}`);
   return req;
+}
+
+/** The list each paginated KMS operation pages through (the AWS CLI's paginators). */
+const PAGINATED: Partial<Record<KmsOperation, string>> = {
+  ListKeys: 'Keys',
+  ListAliases: 'Aliases',
+  ListGrants: 'Grants',
+  ListRetirableGrants: 'Grants',
+  ListKeyPolicies: 'PolicyNames',
+  ListResourceTags: 'Tags',
+  ListKeyRotations: 'Rotations',
+};
+
+/** A request given whole (--cli-input-json/yaml) in the API's JSON form: blobs base64, timestamps ISO or epoch seconds. */
+function fromInput(fields: string[], input: Record<string, unknown>): KmsRequest {
+  const names = new Set(fields.map((f) => f.replace(/!$/, '')));
+  const req: KmsRequest = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (!names.has(k)) throw new UsageError(`Unknown parameter in input: "${k}", must be one of: ${[...names].join(', ')}`);
+    const type = FIELD_TYPES[k];
+    req[k] = type === 'blob' ? parseBlob(String(v), kebab(k)) : type === 'timestamp' ? parseTimestamp(String(v), kebab(k)) : v;
+  }
+  return req;
+}
+
+function skeleton(fields: string[]): Record<string, unknown> {
+  const blank: Record<FieldType, unknown> = { blob: '', map: { KeyName: '' }, int: 0, bool: true, list: [''], structs: [{ TagKey: '', TagValue: '' }], struct: {}, timestamp: '1970-01-01T00:00:00' };
+  return Object.fromEntries(fields.map((f) => f.replace(/!$/, '')).map((f) => [f, FIELD_TYPES[f] ? blank[FIELD_TYPES[f]!] : '']));
 }
 
 export function kmsCommand(): Command {
@@ -152,13 +182,20 @@ export function kmsCommand(): Command {
       else if (type === 'list' || type === 'structs') cmd.option(`--${flag} <values...>`);
       else cmd.option(`--${flag} <value>`);
     }
-    cmd.action(async (opts: Record<string, unknown>, self: Command) => {
+    const list = PAGINATED[op];
+    cliInputOptions(cmd);
+    if (list) paginationOptions(cmd);
+    cmd.action(async (opts: Record<string, any>, self: Command) => {
       const g = globalsOf(self);
       await OperationContext.run(op, async () => {
-        const req = buildRequest(fields, opts);
+        if (opts.generateCliSkeleton !== undefined) return printSkeleton(skeleton(fields), opts.generateCliSkeleton);
+        const req = buildRequest(fields, opts, fromInput(fields, cliInput(opts)));
         const client = openKmsClient(g);
         try {
-          print(await client.send(op, req), g);
+          // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --limit/--marker).
+          const auto = list && opts.paginate !== false && req.Limit === undefined && req.Marker === undefined;
+          const out = auto ? await allPages((r) => client.send(op, r) as Promise<Record<string, any>>, req, list!, opts, KMS_PAGING) : await client.send(op, req);
+          print(out, g, op);
         } finally {
           client.close();
         }

@@ -1,11 +1,13 @@
+import Table from 'cli-table3';
 import jmespath from 'jmespath';
+import YAML from 'yaml';
 import { UsageError } from '../errors.js';
 
 /**
  * Output as the AWS CLI prints it: JSON (4-space indent, blobs base64, dates
  * ISO 8601 with microseconds), or text; `--query` applies JMESPath first.
  */
-export type OutputFormat = 'json' | 'text';
+export type OutputFormat = 'json' | 'text' | 'table' | 'yaml';
 
 /** Convert library values to the CLI's JSON: Buffers become base64, Dates ISO strings. */
 export function toWire(v: unknown): unknown {
@@ -24,7 +26,42 @@ export function isoMicros(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
 }
 
-export function render(result: unknown, format: OutputFormat, query?: string): string {
+function isEmptyObject(v: unknown): boolean {
+  return !!v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0;
+}
+
+/**
+ * The AWS CLI's table format, drawn with cli-table3: a titled table per
+ * object (its scalars as columns), a row per item for lists of objects, and
+ * nested objects and lists as titled tables below their parent.
+ */
+export function formatTable(data: unknown, title?: string): string {
+  const out: string[] = [];
+  const section = (name: string | undefined, value: unknown): void => {
+    const items = Array.isArray(value) ? value : [value];
+    if (items.length === 0) return;
+    if (items.every(isScalar)) {
+      const t = new Table({ head: name ? [name] : [], style: { head: [], border: [] } });
+      for (const v of items) t.push([scalar(v)]);
+      out.push(t.toString());
+      return;
+    }
+    const objects = items.filter((v): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v));
+    const cols = [...new Set(objects.flatMap((o) => Object.keys(o).filter((k) => isScalar(o[k]))))];
+    if (cols.length) {
+      const t = new Table({ head: cols, style: { head: [], border: [] } });
+      for (const o of objects) t.push(cols.map((c) => (o[c] === undefined ? '' : scalar(o[c]))));
+      if (name) out.push(`${name}`);
+      out.push(t.toString());
+    }
+    for (const o of objects) for (const [k, v] of Object.entries(o)) if (!isScalar(v)) section(name ? `${name}.${k}` : k, v);
+  };
+  if (title) out.push(title);
+  section(undefined, data);
+  return out.join('\n') + '\n';
+}
+
+export function render(result: unknown, format: OutputFormat, query?: string, title?: string): string {
   let data = toWire(result);
   if (query !== undefined) {
     try {
@@ -34,6 +71,8 @@ export function render(result: unknown, format: OutputFormat, query?: string): s
     }
   }
   if (format === 'text') return formatText(data);
+  if (format === 'yaml') return data === undefined || (isEmptyObject(data) && query === undefined) ? '' : YAML.stringify(data);
+  if (format === 'table') return data === undefined || (isEmptyObject(data) && query === undefined) ? '' : formatTable(data, title);
   if (data === null || data === undefined) return query !== undefined ? 'null\n' : '';
   if (typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length === 0 && query === undefined) return '';
   return JSON.stringify(data, null, 4) + '\n';

@@ -12,8 +12,8 @@ import { applySeedFile } from './seed.js';
 
 /** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
 async function services() {
-  const [{ kmsService }, { stsService }] = await Promise.all([import('../server/kms.js'), import('../server/sts.js')]);
-  return [kmsService, stsService];
+  const [{ kmsService }, { stsService }, { ec2Service }] = await Promise.all([import('../server/kms.js'), import('../server/sts.js'), import('../server/ec2/index.js')]);
+  return [kmsService, stsService, ec2Service];
 }
 
 /**
@@ -25,7 +25,7 @@ async function services() {
  */
 export function serveCommand(): Command {
   return withGlobals(new Command('serve'))
-    .description('Serve the AWS KMS and STS APIs (SigV4-verified) for the AWS CLI and SDKs (--endpoint-url)')
+    .description('Serve the AWS KMS, EC2 (EBS volumes) and STS APIs (SigV4-verified) for the AWS CLI and SDKs (--endpoint-url)')
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--port <port>', 'TCP port (default 4599)', '4599')
     .option('--workers <n>', 'server processes sharing the port (default 1)', '1')
@@ -61,6 +61,10 @@ export function serveCommand(): Command {
       }
       await stopped;
       await server.close();
+      // Volumes being created and cards being started finish (or fail, with an event) before the endpoint goes.
+      const ec2 = await import('../server/ec2/index.js');
+      await ec2.backgroundSettled();
+      ec2.closeContexts();
       // A worker's IPC channel to the primary would keep it alive.
       if (cluster.isWorker) process.disconnect();
     });

@@ -23,6 +23,8 @@ export interface Mounted {
   stats(): FuseStats;
   /** Hold writes back (after in-flight ones finish, and an fdatasync), or release them. */
   freeze(on: boolean): void;
+  /** Grow the served file (the backing image already extended). */
+  resize(size: number): void;
 }
 
 export async function mountVolumeFile(dir: string, file: VolumeFile): Promise<Mounted> {
@@ -34,6 +36,7 @@ export async function mountVolumeFile(dir: string, file: VolumeFile): Promise<Mo
       return stats;
     },
     freeze: (on) => server.freeze(on),
+    resize: (size) => server.resize(size),
     stats: () => server.stats(),
   };
 }

@@ -22,6 +22,7 @@ interface Addon {
   fuseStop(server: object): void;
   fuseStats(server: object): FuseStats;
   fuseFreeze(server: object, on: boolean): void;
+  fuseResize(server: object, size: number): void;
   recryptAsync(oldKey: object | null, newKey: object | null, srcFd: number, srcOff: number, dstFd: number, dstOff: number, first: number, scratch: Uint8Array): Promise<number>;
   seekExtent(fd: number, off: number, hole: boolean): number;
 }
@@ -264,6 +265,8 @@ export interface FuseServer {
   stats(): FuseStats;
   /** Quiesce writes and fdatasync (true), or let them continue (false). */
   freeze(on: boolean): void;
+  /** Grow the served file to `size` bytes (the backing image already extended). */
+  resize(size: number): void;
 }
 
 /** A FUSE server's counters: failed requests, the last errno, the errno of the first lost write (0: none), open handles on the file. */
@@ -289,7 +292,15 @@ export function startFuseServer(key: GuardedKey | null, fd: number, payloadOffse
   } catch (e) {
     throw new EngineError('FuseMountFailed', `Could not mount FUSE at ${dir}: ${(e as Error).message}`);
   }
-  return { stop: () => addon.fuseStop(handle), stats: () => addon.fuseStats(handle), freeze: (on) => addon.fuseFreeze(handle, on) };
+  return {
+    stop: () => addon.fuseStop(handle),
+    stats: () => addon.fuseStats(handle),
+    freeze: (on) => addon.fuseFreeze(handle, on),
+    resize: (to) => {
+      arg(Number.isSafeInteger(to) && to >= size && to % 4096 === 0, `a volume grows to a multiple of 4096 bytes not below ${size}; got ${to}`);
+      addon.fuseResize(handle, to);
+    },
+  };
 }
 
 /**

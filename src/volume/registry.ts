@@ -44,6 +44,32 @@ export interface AttachmentRow {
   state: 'attaching' | 'attached' | 'detaching';
   /** The token of the card's KMS grant, retired at detach. */
   grant_token: string | null;
+  /** The device name the EC2 caller asked for (`/dev/sdf`); null for kmsvol's own attach. */
+  device_name?: string | null;
+}
+
+/** The latest modification of a volume (EBS Elastic Volumes). */
+export interface ModificationRow {
+  volume_id: string;
+  state: 'modifying' | 'optimizing' | 'completed' | 'failed';
+  status_message: string;
+  progress: number;
+  start_time: number;
+  end_time: number | null;
+  original_size: number;
+  target_size: number;
+  original_type: string;
+  target_type: string;
+  original_iops: number | null;
+  target_iops: number | null;
+  original_throughput: number | null;
+  target_throughput: number | null;
+}
+
+export interface TagRow {
+  resource_id: string;
+  key: string;
+  value: string;
 }
 
 const SCHEMA = `
@@ -57,6 +83,14 @@ CREATE TABLE IF NOT EXISTS attachments (
   attach_time INTEGER NOT NULL, pid INTEGER NOT NULL, state TEXT NOT NULL, grant_token TEXT
 );
 CREATE TABLE IF NOT EXISTS settings (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tags (resource_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (resource_id, key));
+CREATE TABLE IF NOT EXISTS volume_modifications (
+  volume_id TEXT PRIMARY KEY, state TEXT NOT NULL, status_message TEXT NOT NULL DEFAULT '', progress INTEGER NOT NULL,
+  start_time INTEGER NOT NULL, end_time INTEGER,
+  original_size INTEGER NOT NULL, target_size INTEGER NOT NULL, original_type TEXT NOT NULL, target_type TEXT NOT NULL,
+  original_iops INTEGER, target_iops INTEGER, original_throughput INTEGER, target_throughput INTEGER
+);
+CREATE TABLE IF NOT EXISTS client_tokens (token TEXT PRIMARY KEY, operation TEXT NOT NULL, request TEXT NOT NULL, resource_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
   snapshot_id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, state TEXT NOT NULL, progress TEXT NOT NULL,
   start_time INTEGER NOT NULL, encrypted INTEGER NOT NULL, kms_key_id TEXT, volume_size INTEGER NOT NULL,
@@ -73,6 +107,8 @@ export class Registry {
     // Registries from before grants lack the attachments.grant_token column.
     const cols = this.db.prepare('PRAGMA table_info(attachments)').all() as { name: string }[];
     if (!cols.some((c) => c.name === 'grant_token')) this.db.exec('ALTER TABLE attachments ADD COLUMN grant_token TEXT');
+    // ... and those from before the EC2 endpoint lack attachments.device_name.
+    if (!cols.some((c) => c.name === 'device_name')) this.db.exec('ALTER TABLE attachments ADD COLUMN device_name TEXT');
   }
 
   write<T>(fn: () => T): T {
@@ -103,10 +139,26 @@ export class Registry {
     return this.db.prepare('SELECT * FROM attachments WHERE volume_id = ?').get(id) as AttachmentRow | undefined;
   }
 
+  /** Insert or update an attachment; a device name already recorded (by the attach request) is kept unless one is given. */
   putAttachment(a: AttachmentRow): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token)')
-      .run(a);
+      .prepare(
+        `INSERT INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name)
+         VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)
+         ON CONFLICT(volume_id) DO UPDATE SET device = excluded.device, mount_dir = excluded.mount_dir, loop_device = excluded.loop_device,
+           attach_time = excluded.attach_time, pid = excluded.pid, state = excluded.state, grant_token = excluded.grant_token,
+           device_name = COALESCE(excluded.device_name, attachments.device_name)`,
+      )
+      .run({ device_name: null, ...a });
+  }
+
+  /** Record an attach in progress, unless the volume already has an attachment; false when it has. */
+  claimAttachment(a: AttachmentRow): boolean {
+    return this.db.prepare('INSERT OR IGNORE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)').run({ device_name: null, ...a }).changes === 1;
+  }
+
+  setAttachmentState(id: string, state: AttachmentRow['state']): void {
+    this.db.prepare('UPDATE attachments SET state = ? WHERE volume_id = ?').run(state, id);
   }
 
   deleteAttachment(id: string): void {
@@ -134,6 +186,60 @@ export class Registry {
     this.db.prepare('DELETE FROM snapshots WHERE snapshot_id = ?').run(id);
   }
 
+  tagsOf(resourceId: string): TagRow[] {
+    return this.db.prepare('SELECT * FROM tags WHERE resource_id = ? ORDER BY key').all(resourceId) as TagRow[];
+  }
+
+  allTags(): TagRow[] {
+    return this.db.prepare('SELECT * FROM tags ORDER BY resource_id, key').all() as TagRow[];
+  }
+
+  putTag(t: TagRow): void {
+    this.db.prepare('INSERT INTO tags (resource_id, key, value) VALUES (@resource_id, @key, @value) ON CONFLICT(resource_id, key) DO UPDATE SET value = excluded.value').run(t);
+  }
+
+  deleteTag(resourceId: string, key: string, value?: string): void {
+    if (value === undefined) this.db.prepare('DELETE FROM tags WHERE resource_id = ? AND key = ?').run(resourceId, key);
+    else this.db.prepare('DELETE FROM tags WHERE resource_id = ? AND key = ? AND value = ?').run(resourceId, key, value);
+  }
+
+  deleteTagsOf(resourceId: string): void {
+    this.db.prepare('DELETE FROM tags WHERE resource_id = ?').run(resourceId);
+  }
+
+  getModification(id: string): ModificationRow | undefined {
+    return this.db.prepare('SELECT * FROM volume_modifications WHERE volume_id = ?').get(id) as ModificationRow | undefined;
+  }
+
+  listModifications(): ModificationRow[] {
+    return this.db.prepare('SELECT * FROM volume_modifications ORDER BY start_time, volume_id').all() as ModificationRow[];
+  }
+
+  putModification(m: ModificationRow): void {
+    this.db.prepare('INSERT OR REPLACE INTO volume_modifications (volume_id, state, status_message, progress, start_time, end_time, original_size, target_size, original_type, target_type, original_iops, target_iops, original_throughput, target_throughput) VALUES (@volume_id, @state, @status_message, @progress, @start_time, @end_time, @original_size, @target_size, @original_type, @target_type, @original_iops, @target_iops, @original_throughput, @target_throughput)').run(m);
+  }
+
+  getClientToken(token: string): { token: string; operation: string; request: string; resource_id: string } | undefined {
+    return this.db.prepare('SELECT * FROM client_tokens WHERE token = ?').get(token) as { token: string; operation: string; request: string; resource_id: string } | undefined;
+  }
+
+  putClientToken(token: string, operation: string, request: string, resourceId: string): void {
+    this.db.prepare('INSERT INTO client_tokens (token, operation, request, resource_id) VALUES (?, ?, ?, ?)').run(token, operation, request, resourceId);
+  }
+
+  /** This host's EC2 instance id (i- and 17 hex digits), made once and kept in the home. */
+  instanceId(): string {
+    const id = this.getSetting('instance_id');
+    if (id) return id;
+    return this.write(() => {
+      const again = this.getSetting('instance_id');
+      if (again) return again;
+      const made = newId('i');
+      this.setSetting('instance_id', made);
+      return made;
+    });
+  }
+
   getSetting(k: string): string | undefined {
     return (this.db.prepare('SELECT v FROM settings WHERE k = ?').get(k) as { v: string } | undefined)?.v;
   }
@@ -149,6 +255,6 @@ export class Registry {
 }
 
 /** EC2-style ids: a prefix and 17 hex digits. */
-export function newId(prefix: 'vol' | 'snap'): string {
+export function newId(prefix: 'vol' | 'snap' | 'i'): string {
   return `${prefix}-${crypto.randomBytes(9).toString('hex').slice(0, 17)}`;
 }

@@ -10,7 +10,11 @@ import { GiB } from './offsets.js';
 import { newId } from './registry.js';
 import type { SnapshotRow } from './registry.js';
 import { copyImage, getVolume, imageFile, resolveKey, writeEncryptedImage } from './volumes.js';
-import type { Ec2Context, Filter } from './volumes.js';
+import type { Ec2Context } from './volumes.js';
+import { applyFilters, paginate } from './filters.js';
+import type { Filter, FilterSpec } from './filters.js';
+import { putTags, tagsFor, tagShape } from './tags.js';
+import type { Tag, TagSpecification } from './tags.js';
 
 /**
  * Snapshots, EBS style. A snapshot of an encrypted volume is a point-in-time
@@ -43,7 +47,7 @@ export function snapshotShape(ctx: Ec2Context, s: SnapshotRow) {
     State: s.state,
     VolumeId: s.volume_id,
     VolumeSize: s.volume_size,
-    Tags: [],
+    Tags: tagShape(ctx.registry, s.snapshot_id),
   };
 }
 
@@ -54,7 +58,7 @@ function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, e
     snapshot_id: id,
     volume_id: volumeId,
     state: 'pending',
-    progress: '0%',
+    progress: '',
     start_time: ctx.clock.now().getTime(),
     encrypted: encrypted ? 1 : 0,
     kms_key_id: null,
@@ -64,21 +68,38 @@ function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, e
   };
 }
 
-/** Run `make` for a new snapshot row: on failure nothing half-made is left, and the failure is an event. */
-async function build(ctx: Ec2Context, row: SnapshotRow, event: string, make: (file: string) => Promise<void>) {
+export interface SnapshotStarted {
+  /** The answer EC2 gives at once: state `pending`, Progress "". */
+  Snapshot: ReturnType<typeof snapshotShape>;
+  /** Settles when the snapshot is `completed`, or rejects (the snapshot is gone, and an event says why). */
+  done: Promise<ReturnType<typeof snapshotShape>>;
+}
+
+/** Record a new snapshot as `pending` and run `make` for it: on failure nothing half-made is left, and the failure is an event. */
+function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, make: (file: string) => Promise<void>): SnapshotStarted {
   const file = snapshotFile(ctx.home, row);
-  ctx.registry.write(() => ctx.registry.insertSnapshot(row));
-  try {
-    await make(file);
-    ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { state: 'completed', progress: '100%', kms_key_id: row.kms_key_id }));
-    ctx.events.record(row.snapshot_id, event, 'succeeded');
-    return snapshotShape(ctx, getSnapshot(ctx, row.snapshot_id));
-  } catch (e) {
-    fs.rmSync(file, { force: true });
-    ctx.registry.write(() => ctx.registry.deleteSnapshot(row.snapshot_id));
-    ctx.events.record(row.snapshot_id, event, 'failed', `${(e as Error).name}: ${(e as Error).message}`);
-    throw e;
-  }
+  ctx.registry.write(() => {
+    ctx.registry.insertSnapshot(row);
+    putTags(ctx.registry, row.snapshot_id, tags);
+  });
+  const first = snapshotShape(ctx, row);
+  const done = (async () => {
+    try {
+      await make(file);
+      ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { state: 'completed', progress: '100%', kms_key_id: row.kms_key_id }));
+      ctx.events.record(row.snapshot_id, event, 'succeeded');
+      return snapshotShape(ctx, getSnapshot(ctx, row.snapshot_id));
+    } catch (e) {
+      fs.rmSync(file, { force: true });
+      ctx.registry.write(() => {
+        ctx.registry.deleteSnapshot(row.snapshot_id);
+        ctx.registry.deleteTagsOf(row.snapshot_id);
+      });
+      ctx.events.record(row.snapshot_id, event, 'failed', `${(e as Error).name}: ${(e as Error).message}`);
+      throw e;
+    }
+  })();
+  return { Snapshot: first, done };
 }
 
 /** Sparse copy: time and space proportional to the data written (cp uses SEEK_DATA/SEEK_HOLE). */
@@ -101,14 +122,21 @@ async function sparseCopy(src: string, dst: string): Promise<void> {
   }
 }
 
-export async function createSnapshot(ctx: Ec2Context, req: { VolumeId?: string; Description?: string }) {
+/** CreateSnapshot as EC2 does it: `pending` at once, the point-in-time copy after. */
+export function startCreateSnapshot(ctx: Ec2Context, req: { VolumeId?: string; Description?: string; TagSpecifications?: TagSpecification[] }): SnapshotStarted {
   if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
   const v = getVolume(ctx, req.VolumeId);
+  if (v.state === 'creating') throw Ec2Errors.incorrectState(`Volume ${v.volume_id} is still being created; snapshot it once it is available.`);
+  const tags = tagsFor(req.TagSpecifications, 'snapshot');
   const row = newSnapshotRow(ctx, v.volume_id, v.size, v.encrypted === 1, req.Description ?? '');
   row.kms_key_id = v.kms_key_id;
-  return build(ctx, row, 'createSnapshot', async (file) => {
+  return build(ctx, row, tags, 'createSnapshot', async (file) => {
     // Point in time even while attached: the card quiesces writes (and freezes a mounted filesystem) during the copy.
-    const a = ctx.registry.getAttachment(v.volume_id);
+    // An attach in progress is waited for (its card is not serving yet, so it cannot be quiesced).
+    let a = ctx.registry.getAttachment(v.volume_id);
+    for (const end = Date.now() + 60_000; a?.state === 'attaching' && Date.now() < end; a = ctx.registry.getAttachment(v.volume_id)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     if (a && ctx.reconcile) await ctx.reconcile(v, a);
     const thaw = ctx.registry.getAttachment(v.volume_id) ? await ctx.card.quiesce(v.volume_id) : undefined;
     try {
@@ -119,7 +147,22 @@ export async function createSnapshot(ctx: Ec2Context, req: { VolumeId?: string; 
   });
 }
 
-export async function copySnapshot(ctx: Ec2Context, req: { SourceSnapshotId?: string; Encrypted?: boolean; KmsKeyId?: string; Description?: string }) {
+/** CreateSnapshot, waiting until it is completed (the TypeScript API and kmsvol's CLI wait). */
+export async function createSnapshot(ctx: Ec2Context, req: { VolumeId?: string; Description?: string; TagSpecifications?: TagSpecification[] }) {
+  return startCreateSnapshot(ctx, req).done;
+}
+
+export interface CopySnapshotRequest {
+  SourceSnapshotId?: string;
+  SourceRegion?: string;
+  Encrypted?: boolean;
+  KmsKeyId?: string;
+  Description?: string;
+  TagSpecifications?: TagSpecification[];
+}
+
+/** CopySnapshot as EC2 does it: the new snapshot is `pending` at once; the re-encrypting copy follows. */
+export function startCopySnapshot(ctx: Ec2Context, req: CopySnapshotRequest): SnapshotStarted {
   if (!req.SourceSnapshotId) throw Ec2Errors.missingParameter('The request must contain the parameter SourceSnapshotId');
   const src = getSnapshot(ctx, req.SourceSnapshotId);
   if (src.state !== 'completed') throw Ec2Errors.incorrectState(`Snapshot ${src.snapshot_id} is in state ${src.state}; only completed snapshots can be copied.`);
@@ -130,8 +173,12 @@ export async function copySnapshot(ctx: Ec2Context, req: { SourceSnapshotId?: st
   const encrypted = src.encrypted === 1 || req.Encrypted === true || byDefault;
   if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
+  if (req.SourceRegion !== undefined && req.SourceRegion !== ctx.region) {
+    throw Ec2Errors.invalidParameter(`Snapshots are copied within region ${ctx.region} here; SourceRegion ${req.SourceRegion} is not this region.`);
+  }
+  const tags = tagsFor(req.TagSpecifications, 'snapshot');
   const row = newSnapshotRow(ctx, src.volume_id, src.volume_size, encrypted, req.Description ?? `Copied for DestinationRegion ${ctx.region} from SourceSnapshotId ${src.snapshot_id}`);
-  return build(ctx, row, 'copySnapshot', async (file) => {
+  return build(ctx, row, tags, 'copySnapshot', async (file) => {
     if (!encrypted) return sparseCopy(snapshotFile(ctx.home, src), file);
     // A new data key under the chosen key, context aws:ebs:id = the new snapshot id; every written sector re-encrypted.
     const keyRef = req.KmsKeyId ?? src.kms_key_id ?? resolveKey(ctx, undefined);
@@ -148,27 +195,54 @@ export async function copySnapshot(ctx: Ec2Context, req: { SourceSnapshotId?: st
   });
 }
 
-const FILTERS: Record<string, (s: SnapshotRow) => string> = {
+/** CopySnapshot, waiting until the copy is completed (the TypeScript API and kmsvol's CLI wait). */
+export async function copySnapshot(ctx: Ec2Context, req: CopySnapshotRequest) {
+  return startCopySnapshot(ctx, req).done;
+}
+
+const FILTERS: FilterSpec<SnapshotRow> = {
   'snapshot-id': (s) => s.snapshot_id,
   'volume-id': (s) => s.volume_id,
   status: (s) => s.state,
   encrypted: (s) => String(s.encrypted === 1),
   'kms-key-id': (s) => s.kms_key_id ?? '',
+  description: (s) => s.description,
+  progress: (s) => s.progress,
+  'volume-size': (s) => String(s.volume_size),
+  'start-time': (s) => new Date(s.start_time).toISOString(),
 };
 
-export function describeSnapshots(ctx: Ec2Context, req: { SnapshotIds?: string[]; Filters?: Filter[] }) {
-  for (const f of req.Filters ?? []) {
-    if (!FILTERS[f.Name]) throw Ec2Errors.invalidParameter(`The filter '${f.Name}' is invalid. Valid filters: ${Object.keys(FILTERS).join(', ')}.`);
+export interface DescribeSnapshotsRequest {
+  SnapshotIds?: string[];
+  OwnerIds?: string[];
+  Filters?: Filter[];
+  MaxResults?: number;
+  NextToken?: string;
+}
+
+export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest) {
+  if (req.SnapshotIds?.length && req.MaxResults !== undefined) {
+    throw new ServiceError('InvalidParameterCombination', 'The parameter snapshotSet cannot be used with the parameter maxResults. Page through all snapshots, or name them without MaxResults.');
   }
-  const rows = req.SnapshotIds?.length ? req.SnapshotIds.map((id) => getSnapshot(ctx, id)) : ctx.registry.listSnapshots();
-  return { Snapshots: rows.filter((s) => (req.Filters ?? []).every((f) => f.Values.includes(FILTERS[f.Name]!(s)))).map((s) => snapshotShape(ctx, s)) };
+  let rows = req.SnapshotIds?.length ? req.SnapshotIds.map((id) => getSnapshot(ctx, id)) : ctx.registry.listSnapshots();
+  // Every snapshot here is owned by this account ('self' or its id); other owners have none.
+  if (req.OwnerIds?.length && !req.OwnerIds.some((o) => o === 'self' || o === ctx.account)) rows = [];
+  const kept = applyFilters(rows, req.Filters, FILTERS, (s) => s.snapshot_id, ctx.registry);
+  const { page, NextToken } = paginate(kept, req, 'DescribeSnapshots', [5, 1000]);
+  return { Snapshots: page.map((s) => snapshotShape(ctx, s)), ...(NextToken ? { NextToken } : {}) };
 }
 
 export function deleteSnapshot(ctx: Ec2Context, req: { SnapshotId?: string }) {
   if (!req.SnapshotId) throw Ec2Errors.missingParameter('The request must contain the parameter SnapshotId');
   const s = getSnapshot(ctx, req.SnapshotId);
+  if (s.state === 'pending') throw Ec2Errors.incorrectState(`Snapshot ${s.snapshot_id} is still pending; delete it once it is completed.`);
+  const using = ctx.registry.listVolumes().find((v) => v.snapshot_id === s.snapshot_id && v.state === 'creating');
+  if (using) throw new ServiceError('InvalidSnapshot.InUse', `The snapshot ${s.snapshot_id} is in use by volume ${using.volume_id}, which is being created from it.`);
   fs.rmSync(snapshotFile(ctx.home, s), { force: true });
-  ctx.registry.write(() => ctx.registry.deleteSnapshot(s.snapshot_id));
+  ctx.registry.write(() => {
+    ctx.registry.deleteSnapshot(s.snapshot_id);
+    ctx.registry.deleteTagsOf(s.snapshot_id);
+  });
   ctx.events.record(s.snapshot_id, 'deleteSnapshot', 'deleted');
   return {};
 }

@@ -15,6 +15,12 @@ import type { KeyDigest, KmsvolToken } from './luks2.js';
 import { GiB, SECTOR_SIZE } from './offsets.js';
 import { newId } from './registry.js';
 import type { AttachmentRow, Registry, VolumeRow } from './registry.js';
+import { applyFilters, paginate } from './filters.js';
+import type { Filter, FilterSpec } from './filters.js';
+import { putTags, tagsFor, tagShape } from './tags.js';
+import type { TagSpecification } from './tags.js';
+
+export type { Filter } from './filters.js';
 
 /** One side of an image copy: the file, where its payload starts, and its key token (null: unencrypted). */
 export interface ImageSide {
@@ -32,6 +38,8 @@ export interface CardOps {
   /** The LUKS2 digest of the volume key named by a token (unwrapped, hashed and zeroized in the card layer). */
   keyDigest(token: KmsvolToken): Promise<KeyDigest>;
   quiesce(volumeId: string): Promise<() => Promise<void>>;
+  /** Tell an attached volume's card that its image grew to `sizeBytes` of payload. */
+  resize(volumeId: string, sizeBytes: number): Promise<void>;
   copyPayload(src: ImageSide, dst: ImageSide, sizeBytes: number, onProgress?: (fraction: number) => void): Promise<number>;
 }
 
@@ -62,6 +70,11 @@ export interface CreateVolumeRequest {
   KmsKeyId?: string;
   AvailabilityZone?: string;
   VolumeType?: string;
+  Iops?: number;
+  Throughput?: number;
+  TagSpecifications?: TagSpecification[];
+  /** Idempotency: a retry with the same token and request answers the same volume. */
+  ClientToken?: string;
 }
 
 export function imagePath(home: Home, volumeId: string): string {
@@ -73,12 +86,31 @@ export function imageFile(home: Home, v: VolumeRow): string {
   return path.resolve(home.root, v.image);
 }
 
-/** The EC2 Volume shape of describe-volumes and create-volume. */
-export function volumeShape(v: VolumeRow, a?: AttachmentRow) {
+/** The EC2 VolumeAttachment shape. */
+export function attachmentShape(a: AttachmentRow, instanceId: string) {
   return {
-    Attachments: a
-      ? [{ AttachTime: new Date(a.attach_time), Device: a.device, InstanceId: 'local', State: a.state, VolumeId: v.volume_id, DeleteOnTermination: false, ...(a.loop_device ? { LoopDevice: a.loop_device } : {}) }]
-      : [],
+    AttachTime: new Date(a.attach_time),
+    Device: a.device_name ?? a.device,
+    InstanceId: instanceId,
+    State: a.state,
+    VolumeId: a.volume_id,
+    DeleteOnTermination: false,
+    ...(a.loop_device ? { LoopDevice: a.loop_device } : {}),
+  };
+}
+
+/** The members of EC2's Volume in the model's order (the order the AWS CLI prints them in). */
+const VOLUME_ORDER = ['Attachments', 'AvailabilityZone', 'CreateTime', 'Encrypted', 'KmsKeyId', 'Size', 'SnapshotId', 'State', 'VolumeId', 'Iops', 'Tags', 'VolumeType', 'MultiAttachEnabled', 'Throughput'];
+
+function inVolumeOrder<T extends Record<string, unknown>>(o: T): T {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => VOLUME_ORDER.indexOf(a) - VOLUME_ORDER.indexOf(b))) as T;
+}
+
+/** The EC2 Volume shape of describe-volumes and create-volume (Tags only when the volume has some, as DescribeVolumes answers; always, as CreateVolume does). */
+export function volumeShape(ctx: Ec2Context, v: VolumeRow, a?: AttachmentRow, opts: { tags?: 'always' } = {}) {
+  const tags = tagShape(ctx.registry, v.volume_id);
+  return {
+    Attachments: a ? [attachmentShape(a, ctx.registry.instanceId())] : [],
     AvailabilityZone: v.availability_zone,
     CreateTime: new Date(v.create_time),
     Encrypted: v.encrypted === 1,
@@ -88,6 +120,7 @@ export function volumeShape(v: VolumeRow, a?: AttachmentRow) {
     State: v.state,
     VolumeId: v.volume_id,
     ...(v.iops !== null ? { Iops: v.iops } : {}),
+    ...(tags.length || opts.tags === 'always' ? { Tags: tags } : {}),
     VolumeType: v.volume_type,
     MultiAttachEnabled: false,
     ...(v.throughput !== null ? { Throughput: v.throughput } : {}),
@@ -145,7 +178,37 @@ export function writeImageAtomically(file: string, head: Buffer | undefined, siz
   }
 }
 
-export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
+/** Iops and Throughput as EC2 checks them for each volume type; the defaults EC2 gives (gp3: 3000 and 125). */
+export function performance(type: string, size: number, iops: number | undefined, throughput: number | undefined): { iops: number | null; throughput: number | null } {
+  const bad = (m: string) => Ec2Errors.invalidParameter(m);
+  if (throughput !== undefined && type !== 'gp3') throw new ServiceError('InvalidParameterCombination', `The parameter throughput is not supported for ${type} volumes; only gp3 volumes take a throughput.`);
+  if (type === 'gp3') {
+    const i = iops ?? 3000;
+    const t = throughput ?? 125;
+    if (!Number.isInteger(i) || i < 3000 || i > 16000) throw bad(`Iops (${i}) for gp3 volumes must be 3000-16000.`);
+    if (!Number.isInteger(t) || t < 125 || t > 1000) throw bad(`Throughput (${t}) for gp3 volumes must be 125-1000 MiB/s.`);
+    return { iops: i, throughput: t };
+  }
+  if (type === 'io1' || type === 'io2') {
+    if (iops === undefined) throw Ec2Errors.missingParameter(`The parameter iops must be specified for ${type} volumes.`);
+    const max = type === 'io1' ? 64000 : 256000;
+    if (!Number.isInteger(iops) || iops < 100 || iops > max) throw bad(`Iops (${iops}) for ${type} volumes must be 100-${max}.`);
+    if (iops > size * (type === 'io1' ? 50 : 1000)) throw bad(`Iops to volume size ratio of ${iops / size} is too high; maximum is ${type === 'io1' ? 50 : 1000}.`);
+    return { iops, throughput: null };
+  }
+  if (iops !== undefined) throw new ServiceError('InvalidParameterCombination', `The parameter iops is not supported for ${type} volumes.`);
+  return { iops: type === 'gp2' ? Math.min(16000, Math.max(100, size * 3)) : null, throughput: null };
+}
+
+export interface CreateStarted {
+  /** The answer EC2 gives at once: state `creating`, KmsKeyId as the caller named it. */
+  Volume: Omit<ReturnType<typeof volumeShape>, 'Attachments'>;
+  /** Settles when the volume is `available` (with its final shape), or rejects (the volume is gone, and an event says why). */
+  done: Promise<ReturnType<typeof volumeShape>>;
+}
+
+/** Everything CreateVolume checks before it records anything (also what a DryRun checks). */
+export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   const snap = req.SnapshotId ? getSnapshot(ctx, req.SnapshotId) : undefined;
   const size = req.Size ?? snap?.volume_size;
   if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size or snapshotId');
@@ -153,6 +216,8 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   if (snap && size < snap.volume_size) throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is too small; minimum is ${snap.volume_size}GiB (the size of ${snap.snapshot_id}).`);
   const type = req.VolumeType ?? 'gp3';
   if (!(VOLUME_TYPES as readonly string[]).includes(type)) throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
+  const perf = performance(type, size, req.Iops, req.Throughput);
+  const tags = tagsFor(req.TagSpecifications, 'volume');
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
   if (req.Encrypted === false && (byDefault || snap?.encrypted)) {
     throw Ec2Errors.invalidParameter(snap?.encrypted
@@ -163,6 +228,28 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
 
+  return { snap, size, type, perf, tags, encrypted };
+}
+
+/**
+ * CreateVolume as EC2 does it: the request is checked and the volume
+ * recorded as `creating` at once; the data key, the image and any snapshot
+ * copy follow. A KMS refusal removes the volume (it never was), as EC2 does.
+ */
+export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeRequest): Promise<CreateStarted> {
+  if (req.ClientToken !== undefined) {
+    const seen = ctx.registry.getClientToken(req.ClientToken);
+    if (seen) {
+      if (seen.operation !== 'CreateVolume' || seen.request !== JSON.stringify({ ...req, ClientToken: undefined })) {
+        throw new ServiceError('IdempotentParameterMismatch', `The client token '${req.ClientToken}' was used before with a different request. Use a new client token for a new volume.`);
+      }
+      const v = ctx.registry.getVolume(seen.resource_id);
+      if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(seen.resource_id);
+      const shape = volumeShape(ctx, v, ctx.registry.getAttachment(v.volume_id));
+      return { Volume: shape, done: Promise.resolve(shape) };
+    }
+  }
+  const { snap, size, type, perf, tags, encrypted } = planVolume(ctx, req);
   ensureDir(ctx.home.volumesDir);
   const id = newId('vol');
   const file = imagePath(ctx.home, id);
@@ -176,34 +263,54 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
     snapshot_id: snap?.snapshot_id ?? '',
     availability_zone: req.AvailabilityZone ?? `${ctx.region}a`,
     volume_type: type,
-    iops: type === 'gp3' ? 3000 : null,
-    throughput: type === 'gp3' ? 125 : null,
+    iops: perf.iops,
+    throughput: perf.throughput,
     image: path.relative(ctx.home.root, file),
   };
-  ctx.registry.write(() => ctx.registry.insertVolume(row));
-  try {
-    if (encrypted) {
-      // A volume from an encrypted snapshot keeps the snapshot's key unless another is named.
-      const keyRef = req.KmsKeyId ?? snap?.kms_key_id ?? resolveKey(ctx, undefined);
-      row.kms_key_id = await writeEncryptedImage(ctx, file, id, keyRef, size * GiB);
-    } else {
-      writeImageAtomically(file, undefined, size * GiB);
+  ctx.registry.write(() => {
+    ctx.registry.insertVolume(row);
+    putTags(ctx.registry, id, tags);
+    if (req.ClientToken !== undefined) ctx.registry.putClientToken(req.ClientToken, 'CreateVolume', JSON.stringify({ ...req, ClientToken: undefined }), id);
+  });
+  // EC2 answers with the key as the caller named it (none when it was not named).
+  // CreateVolume's answer has no Attachments and always has Tags (DescribeVolumes' has Tags only when there are some).
+  const { Attachments: _none, ...created } = volumeShape(ctx, row, undefined, { tags: 'always' });
+  const first = req.KmsKeyId ? inVolumeOrder({ ...created, KmsKeyId: req.KmsKeyId }) : created;
+  const done = (async () => {
+    try {
+      if (encrypted) {
+        // A volume from an encrypted snapshot keeps the snapshot's key unless another is named.
+        const keyRef = req.KmsKeyId ?? snap?.kms_key_id ?? resolveKey(ctx, undefined);
+        row.kms_key_id = await writeEncryptedImage(ctx, file, id, keyRef, size * GiB);
+      } else {
+        writeImageAtomically(file, undefined, size * GiB);
+      }
+      // The new volume has its own data key: the snapshot's data is re-encrypted into it.
+      if (snap) await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) => ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f));
+      row.state = 'available';
+      ctx.registry.write(() => {
+        ctx.registry.db.prepare('UPDATE volumes SET state = ?, kms_key_id = ? WHERE volume_id = ?').run(row.state, row.kms_key_id, id);
+      });
+      ctx.events.record(id, 'createVolume', 'available');
+      return volumeShape(ctx, row);
+    } catch (e) {
+      // If the KMS refused (or the copy failed), no volume is created.
+      fs.rmSync(file, { force: true });
+      ctx.registry.write(() => {
+        ctx.registry.deleteVolume(id);
+        ctx.registry.deleteTagsOf(id);
+      });
+      ctx.events.record(id, 'createVolume', 'failed', `${(e as Error).name}: ${(e as Error).message}`);
+      throw e;
     }
-    // The new volume has its own data key: the snapshot's data is re-encrypted into it.
-    if (snap) await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) => ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f));
-    row.state = 'available';
-    ctx.registry.write(() => {
-      ctx.registry.db.prepare('UPDATE volumes SET state = ?, kms_key_id = ? WHERE volume_id = ?').run(row.state, row.kms_key_id, id);
-    });
-    ctx.events.record(id, 'createVolume', 'available');
-    return { ...volumeShape(row), Tags: [] };
-  } catch (e) {
-    // If the KMS refused (or the copy failed), no volume is created.
-    fs.rmSync(file, { force: true });
-    ctx.registry.write(() => ctx.registry.deleteVolume(id));
-    ctx.events.record(id, 'createVolume', 'failed', `${(e as Error).name}: ${(e as Error).message}`);
-    throw e;
-  }
+  })();
+  return { Volume: first, done };
+}
+
+/** CreateVolume, waiting until the volume is available (the TypeScript API and kmsvol's CLI wait; EC2 answers `creating` at once). */
+export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
+  const started = await startCreateVolume(ctx, req);
+  return started.done;
 }
 
 /** Copy the payload of image `src` into the already-initialized image `dst`, re-encrypting as needed. */
@@ -216,12 +323,7 @@ export async function copyImage(ctx: Ec2Context, src: string, srcEncrypted: bool
   await ctx.card.copyPayload(side(src, srcEncrypted), side(dst, dstEncrypted), sizeBytes, onProgress);
 }
 
-export interface Filter {
-  Name: string;
-  Values: string[];
-}
-
-const FILTERS: Record<string, (v: VolumeRow) => string> = {
+const FILTERS: FilterSpec<VolumeRow & { a?: AttachmentRow; instance: string }> = {
   'volume-id': (v) => v.volume_id,
   status: (v) => v.state,
   encrypted: (v) => String(v.encrypted === 1),
@@ -230,31 +332,46 @@ const FILTERS: Record<string, (v: VolumeRow) => string> = {
   'volume-type': (v) => v.volume_type,
   'snapshot-id': (v) => v.snapshot_id,
   'kms-key-id': (v) => v.kms_key_id ?? '',
+  'create-time': (v) => new Date(v.create_time).toISOString(),
+  'multi-attach-enabled': () => 'false',
+  'attachment.status': (v) => v.a?.state,
+  'attachment.device': (v) => v.a && (v.a.device_name ?? v.a.device),
+  'attachment.instance-id': (v) => v.a && v.instance,
+  'attachment.attach-time': (v) => v.a && new Date(v.a.attach_time).toISOString(),
+  'attachment.delete-on-termination': (v) => v.a && 'false',
 };
 
-export async function describeVolumes(ctx: Ec2Context, req: { VolumeIds?: string[]; Filters?: Filter[] }) {
-  for (const f of req.Filters ?? []) {
-    if (!FILTERS[f.Name]) throw Ec2Errors.invalidParameter(`The filter '${f.Name}' is invalid. Valid filters: ${Object.keys(FILTERS).join(', ')}.`);
+export interface DescribeVolumesRequest {
+  VolumeIds?: string[];
+  Filters?: Filter[];
+  MaxResults?: number;
+  NextToken?: string;
+}
+
+export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesRequest) {
+  if (req.VolumeIds?.length && req.MaxResults !== undefined) {
+    throw new ServiceError('InvalidParameterCombination', 'The parameter volumeSet cannot be used with the parameter maxResults. Page through all volumes, or name the volumes without MaxResults.');
   }
   let rows: VolumeRow[];
   if (req.VolumeIds?.length) {
-    rows = req.VolumeIds.map((id) => {
+    const missing = req.VolumeIds.filter((id) => {
+      if (!/^vol-[0-9a-f]{8}([0-9a-f]{9})?$/.test(id)) throw Ec2Errors.invalidId('Volume', id);
       const v = ctx.registry.getVolume(id);
-      if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(id);
-      return v;
+      return !v || v.state === 'deleted';
     });
+    if (missing.length) throw new ServiceError('InvalidVolume.NotFound', `The volume${missing.length > 1 ? 's' : ''} '${missing.join(', ')}' do${missing.length > 1 ? '' : 'es'} not exist.`);
+    rows = req.VolumeIds.map((id) => ctx.registry.getVolume(id)!);
   } else rows = ctx.registry.listVolumes();
-  rows = rows.filter((v) => (req.Filters ?? []).every((f) => f.Values.includes(FILTERS[f.Name]!(v))));
-  const out = [];
+  // A card that died leaves a stale attachment: reconcile before answering.
   for (const v of rows) {
-    let a = ctx.registry.getAttachment(v.volume_id);
-    if (a && ctx.reconcile) {
-      await ctx.reconcile(v, a);
-      a = ctx.registry.getAttachment(v.volume_id);
-    }
-    out.push(volumeShape(ctx.registry.getVolume(v.volume_id)!, a));
+    const a = ctx.registry.getAttachment(v.volume_id);
+    if (a && ctx.reconcile) await ctx.reconcile(v, a);
   }
-  return { Volumes: out };
+  const instance = ctx.registry.instanceId();
+  const current = rows.map((v) => ({ ...ctx.registry.getVolume(v.volume_id)!, a: ctx.registry.getAttachment(v.volume_id), instance }));
+  const kept = applyFilters(current, req.Filters, FILTERS, (v) => v.volume_id, ctx.registry);
+  const { page, NextToken } = paginate(kept, req, 'DescribeVolumes', [5, 500]);
+  return { Volumes: page.map((v) => volumeShape(ctx, v, v.a)), ...(NextToken ? { NextToken } : {}) };
 }
 
 export function getVolume(ctx: Ec2Context, id: string): VolumeRow {
@@ -277,7 +394,10 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
     if (!lockExclusive(lock)) throw Ec2Errors.volumeInUse(v.volume_id, ' (a card is attaching it)');
     ctx.registry.write(() => ctx.registry.setVolumeState(v.volume_id, 'deleting'));
     fs.rmSync(imageFile(ctx.home, v), { force: true });
-    ctx.registry.write(() => ctx.registry.deleteVolume(v.volume_id));
+    ctx.registry.write(() => {
+      ctx.registry.deleteVolume(v.volume_id);
+      ctx.registry.deleteTagsOf(v.volume_id);
+    });
   } finally {
     fs.closeSync(lock);
   }

@@ -65,8 +65,11 @@ describe('CLI arguments and output', () => {
     const wrongCtx = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', `fileb://${blobFile}`, '--encryption-context', '{"app":"other","purpose":"test"}']);
     expect(wrongCtx.code).toBe(254);
     expect(wrongCtx.stderr).toContain('(InvalidCiphertextException)');
+    // Paginated as the AWS CLI does (the full result has no Truncated); one page as the service answers it.
     const tags = kmsvol(home, ['kms', 'list-resource-tags', '--key-id', key, '--output', 'text']);
-    expect(tags.stdout).toBe('False\nTAGS\ta\t1\nTAGS\tb\t2\n');
+    expect(tags.stdout).toBe('TAGS\ta\t1\nTAGS\tb\t2\n');
+    const page = kmsvol(home, ['kms', 'list-resource-tags', '--key-id', key, '--output', 'text', '--no-paginate']);
+    expect(page.stdout).toBe('False\nTAGS\ta\t1\nTAGS\tb\t2\n');
   });
 
   it('usage errors exit 252 and service errors 254', () => {

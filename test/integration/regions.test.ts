@@ -16,7 +16,10 @@ describe('regions reach the card', () => {
       const { home } = volumeHome();
       const created = kmsvol(home, [...args, 'ec2', 'create-volume', '--size', '1', '--encrypted'], { ...env });
       expect(created.code, created.stderr).toBe(0);
-      expect(created.json.KmsKeyId).toMatch(how === '--region' ? /^arn:aws:kms:us-east-1:/ : /^arn:aws:kms:eu-west-1:/);
+      // No key named: create-volume answers none, as EC2 does; describe-volumes shows the default key's ARN.
+      expect(created.json.KmsKeyId).toBeUndefined();
+      const described = kmsvol(home, [...args, 'ec2', 'describe-volumes', '--volume-ids', created.json.VolumeId], { ...env }).json.Volumes[0];
+      expect(described.KmsKeyId).toMatch(how === '--region' ? /^arn:aws:kms:us-east-1:/ : /^arn:aws:kms:eu-west-1:/);
       const a = kmsvol(home, [...args, 'ec2', 'attach-volume', '--volume-id', created.json.VolumeId], { ...env });
       expect(a.code, a.stderr).toBe(0);
       expect(a.json.State).toBe('attached');

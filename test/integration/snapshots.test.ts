@@ -28,14 +28,17 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
     expect(d).toMatchObject({ Attachments: [], Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyA}`, Size: 1, SnapshotId: '', State: 'available', VolumeId: vol, Iops: 3000, VolumeType: 'gp3', MultiAttachEnabled: false, Throughput: 125 });
 
     const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]).json;
-    expect(snap).toMatchObject({ Description: '', Encrypted: true, OwnerId: '000000000000', VolumeId: vol, VolumeSize: 1, State: 'completed', Progress: '100%', Tags: [] });
+    // Answered as EC2 answers (pending, Progress ""); the command returns once it is completed.
+    expect(snap).toMatchObject({ Description: '', Encrypted: true, OwnerId: '000000000000', VolumeId: vol, VolumeSize: 1, State: 'pending', Progress: '', Tags: [] });
+    expect(kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', snap.SnapshotId]).json.Snapshots[0]).toMatchObject({ State: 'completed', Progress: '100%' });
     expect(snap.SnapshotId).toMatch(/^snap-[0-9a-f]{17}$/);
     // The snapshot keeps the volume's wrapped key and context.
     const snapImg = path.join(ctx.home, 'snapshots', `${snap.SnapshotId}.img`);
     expect(readImageHeader(snapImg).token.encryptionContext).toEqual({ 'aws:ebs:id': vol });
 
     const nv = kmsvol(ctx.home, ['ec2', 'create-volume', '--availability-zone', 'locala', '--encrypted', '--kms-key-id', keyB, '--snapshot-id', snap.SnapshotId, '--volume-type', 'gp3']).json;
-    expect(nv).toMatchObject({ AvailabilityZone: 'locala', Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyB}`, Size: 1, SnapshotId: snap.SnapshotId, VolumeType: 'gp3' });
+    expect(nv).toMatchObject({ AvailabilityZone: 'locala', Encrypted: true, KmsKeyId: keyB, Size: 1, SnapshotId: snap.SnapshotId, VolumeType: 'gp3', State: 'creating' });
+    expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', nv.VolumeId]).json.Volumes[0]).toMatchObject({ KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyB}`, State: 'available' });
     const nvHeader = readImageHeader(path.join(ctx.home, 'volumes', `${nv.VolumeId}.img`));
     expect(nvHeader.token.encryptionContext).toEqual({ 'aws:ebs:id': nv.VolumeId });
 
@@ -67,6 +70,7 @@ describe('copies and re-keying', () => {
     const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', plain, '--description', 'plain']).json;
     expect(snap.Encrypted).toBe(false);
     const copy = kmsvol(ctx.home, ['ec2', 'copy-snapshot', '--source-snapshot-id', snap.SnapshotId, '--encrypted', '--kms-key-id', ctx.key]).json;
+    expect(Object.keys(copy)).toEqual(['SnapshotId']); // as EC2 answers CopySnapshot
     expect(copy.SnapshotId).toMatch(/^snap-/);
     const desc = kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', copy.SnapshotId]).json.Snapshots[0];
     expect(desc).toMatchObject({ Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${ctx.key}`, State: 'completed', Progress: '100%' });

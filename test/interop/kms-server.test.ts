@@ -181,7 +181,7 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     expect(managed.code, managed.stderr).toBe(0);
     const ebsKey = (await c.send(new sdk.DescribeKeyCommand({ KeyId: 'alias/aws/ebs' }))).KeyMetadata!;
     expect(ebsKey.KeyManager).toBe('AWS');
-    expect(managed.json.KmsKeyId).toBe(ebsKey.Arn);
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', managed.json.VolumeId], env).json.Volumes[0].KmsKeyId).toBe(ebsKey.Arn);
     // The audit log names the authenticated principal.
     const events = kmsvol(home, ['audit', '--event-name', 'Decrypt']).json.Events;
     expect(events.at(-1).userIdentity.arn).toBe('arn:aws:iam::000000000000:user/alice');

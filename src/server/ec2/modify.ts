@@ -1,0 +1,43 @@
+import { describeVolumeAttribute, describeVolumesModifications, describeVolumeStatus, planModification, startModifyVolume } from '../../volume/modify.js';
+import { inBackground } from './operation.js';
+import type { Operation } from './operation.js';
+import { S } from './protocol.js';
+
+/** ModifyVolume (Elastic Volumes), DescribeVolumesModifications, DescribeVolumeStatus, DescribeVolumeAttribute. */
+export const modifyOperations: Record<string, Operation> = {
+  ModifyVolume: {
+    input: { VolumeId: S.str, Size: S.int, VolumeType: S.str, Iops: S.int, Throughput: S.int, MultiAttachEnabled: S.bool },
+    async check(ctx, req) {
+      planModification(ctx, req);
+    },
+    async run(ctx, req) {
+      const started = startModifyVolume(ctx, req);
+      inBackground(started.done);
+      return { VolumeModification: started.VolumeModification };
+    },
+  },
+
+  DescribeVolumesModifications: {
+    input: { VolumeIds: S.strList('VolumeId'), Filters: S.filters, NextToken: S.str, MaxResults: S.int },
+    async check(ctx, req) {
+      describeVolumesModifications(ctx, req);
+    },
+    run: async (ctx, req) => describeVolumesModifications(ctx, req),
+  },
+
+  DescribeVolumeStatus: {
+    input: { Filters: S.filters, MaxResults: S.int, NextToken: S.str, VolumeIds: S.strList('VolumeId') },
+    async check(ctx, req) {
+      describeVolumeStatus(ctx, req);
+    },
+    run: async (ctx, req) => describeVolumeStatus(ctx, req),
+  },
+
+  DescribeVolumeAttribute: {
+    input: { Attribute: S.str, VolumeId: S.str },
+    async check(ctx, req) {
+      describeVolumeAttribute(ctx, req);
+    },
+    run: async (ctx, req) => describeVolumeAttribute(ctx, req),
+  },
+};

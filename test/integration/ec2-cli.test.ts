@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { kmsvol } from '../helpers/cli.js';
+import { tempHome } from '../helpers/home.js';
+
+/** kmsvol's own `ec2` commands with the AWS CLI's options (no endpoint: the embedded KMS, the same control plane). */
+describe('kmsvol ec2 with the AWS CLI options', () => {
+  it('create-volume answers as EC2 does, with --iops, --throughput, --tag-specifications; --dry-run both ways', () => {
+    const home = tempHome();
+    const key = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+    const dry = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key, '--dry-run']);
+    expect(dry.code).toBe(254);
+    expect(dry.stderr).toContain('An error occurred (DryRunOperation) when calling the CreateVolume operation: Request would have succeeded, but DryRun flag is set.');
+    const bad = kmsvol(home, ['ec2', 'create-volume', '--size', '0', '--dry-run']);
+    expect(bad.code).toBe(254);
+    expect(bad.stderr).toContain('(InvalidParameterValue)');
+    expect(kmsvol(home, ['ec2', 'describe-volumes']).json.Volumes).toEqual([]);
+
+    const v = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key, '--iops', '4000', '--throughput', '300', '--tag-specifications', 'ResourceType=volume,Tags=[{Key=Name,Value=web},{Key=team,Value=blue}]']);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json).toMatchObject({ State: 'creating', KmsKeyId: key, Iops: 4000, Throughput: 300, Tags: [{ Key: 'Name', Value: 'web' }, { Key: 'team', Value: 'blue' }] });
+    expect(v.json.Attachments).toBeUndefined();
+    const d = kmsvol(home, ['ec2', 'describe-volumes', '--filters', 'Name=tag:team,Values=blue', 'Name=status,Values=available']).json.Volumes;
+    expect(d.map((x: { VolumeId: string }) => x.VolumeId)).toEqual([v.json.VolumeId]);
+    const dt = kmsvol(home, ['ec2', 'delete-volume', '--volume-id', v.json.VolumeId, '--dry-run']);
+    expect(dt.stderr).toContain('(DryRunOperation)');
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', v.json.VolumeId]).json.Volumes[0].State).toBe('available');
+  });
+
+  it('--max-results/--next-token page; tags; modify-volume; describe-instances', () => {
+    const home = tempHome();
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted']).json.VolumeId);
+    const p1 = kmsvol(home, ['ec2', 'describe-volumes', '--max-results', '5']).json;
+    expect(p1.Volumes).toHaveLength(5);
+    const p2 = kmsvol(home, ['ec2', 'describe-volumes', '--max-results', '5', '--next-token', p1.NextToken]).json;
+    expect(p2.Volumes).toHaveLength(1);
+    expect(p2.NextToken).toBeUndefined();
+    expect([...p1.Volumes, ...p2.Volumes].map((x: { VolumeId: string }) => x.VolumeId).sort()).toEqual([...ids].sort());
+
+    expect(kmsvol(home, ['ec2', 'create-tags', '--resources', ids[0]!, ids[1]!, '--tags', 'Key=env,Value=test']).code).toBe(0);
+    expect(kmsvol(home, ['ec2', 'describe-tags', '--filters', 'Name=key,Values=env']).json.Tags.map((t: { ResourceId: string }) => t.ResourceId).sort()).toEqual([ids[0], ids[1]].sort());
+    expect(kmsvol(home, ['ec2', 'delete-tags', '--resources', ids[0]!, '--tags', 'Key=env']).code).toBe(0);
+    expect(kmsvol(home, ['ec2', 'describe-tags']).json.Tags.map((t: { ResourceId: string }) => t.ResourceId)).toEqual([ids[1]]);
+
+    const m = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', ids[2]!, '--size', '3']);
+    expect(m.code, m.stderr).toBe(0);
+    expect(m.json.VolumeModification).toMatchObject({ ModificationState: 'modifying', OriginalSize: 1, TargetSize: 3 });
+    expect(kmsvol(home, ['ec2', 'describe-volumes-modifications', '--volume-ids', ids[2]!]).json.VolumesModifications[0]).toMatchObject({ ModificationState: 'completed', Progress: 100 });
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[2]!]).json.Volumes[0].Size).toBe(3);
+    const shrink = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', ids[2]!, '--size', '2']);
+    expect(shrink.code).toBe(254);
+    expect(shrink.stderr).toContain('(InvalidParameterValue)');
+
+    const inst = kmsvol(home, ['ec2', 'describe-instances']).json.Reservations[0].Instances[0];
+    expect(inst.InstanceId).toMatch(/^i-[0-9a-f]{17}$/);
+    expect(kmsvol(home, ['ec2', 'describe-instances', '--query', 'Reservations[0].Instances[0].InstanceId', '--output', 'text']).stdout.trim()).toBe(inst.InstanceId);
+  });
+
+  it("the AWS CLI's own pagination (--page-size, --max-items, --starting-token, --no-paginate), --output yaml and table, --cli-input-json/yaml, --generate-cli-skeleton", () => {
+    const home = tempHome();
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push(kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted']).json.VolumeId);
+    const all = kmsvol(home, ['ec2', 'describe-volumes', '--page-size', '5']).json;
+    expect(all.Volumes.map((v: { VolumeId: string }) => v.VolumeId).sort()).toEqual([...ids].sort());
+    expect(all.NextToken).toBeUndefined();
+    const seen: string[] = [];
+    let token: string | undefined;
+    for (let round = 0; round < 5; round++) {
+      const r = kmsvol(home, ['ec2', 'describe-volumes', '--max-items', '3', '--page-size', '5', ...(token ? ['--starting-token', token] : [])]).json;
+      seen.push(...r.Volumes.map((v: { VolumeId: string }) => v.VolumeId));
+      token = r.NextToken;
+      if (!token) break;
+    }
+    expect(seen).toEqual(all.Volumes.map((v: { VolumeId: string }) => v.VolumeId));
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--no-paginate', '--max-results', '5']).json.Volumes).toHaveLength(5);
+
+    const yaml = kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!, '--output', 'yaml']);
+    expect(YAML.parse(yaml.stdout)).toEqual(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!]).json);
+    const table = kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!, '--output', 'table']).stdout;
+    expect(table.split('\n')[0]).toBe('DescribeVolumes');
+    expect(table).toMatch(new RegExp(`│ VolumeId +│[\\s\\S]*│ ${ids[0]} +│`));
+
+    const skeleton = JSON.parse(kmsvol(home, ['ec2', 'create-volume', '--generate-cli-skeleton']).stdout);
+    expect(Object.keys(skeleton)).toEqual(expect.arrayContaining(['Size', 'Encrypted', 'KmsKeyId', 'TagSpecifications', 'ClientToken', 'DryRun']));
+    const input = JSON.stringify({ Size: 2, VolumeType: 'gp2', TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'from', Value: 'json' }] }] });
+    const v = kmsvol(home, ['ec2', 'create-volume', '--cli-input-json', input, '--no-encrypted']);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json).toMatchObject({ Size: 2, VolumeType: 'gp2', Tags: [{ Key: 'from', Value: 'json' }] });
+    const y = kmsvol(home, ['ec2', 'delete-volume', '--cli-input-yaml', `VolumeId: ${v.json.VolumeId}\nDryRun: true\n`]);
+    expect(y.stderr).toContain('(DryRunOperation)');
+    expect(kmsvol(home, ['ec2', 'delete-volume', '--cli-input-yaml', `VolumeId: ${v.json.VolumeId}\n`]).code).toBe(0);
+    const none = kmsvol(home, ['ec2', 'delete-volume']);
+    expect([none.code, none.stderr.includes('the following arguments are required: --volume-id')]).toEqual([252, true]);
+  });
+});
