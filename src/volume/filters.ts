@@ -29,6 +29,7 @@ function anyMatch(values: string[], actual: string | string[] | undefined): bool
 /** Check the filter names first (InvalidParameterValue names the valid ones), then keep the rows every filter matches. */
 export function applyFilters<R>(rows: R[], filters: Filter[] | undefined, spec: FilterSpec<R>, idOf: (r: R) => string, registry: Registry): R[] {
   for (const f of filters ?? []) {
+    if (typeof f.Name !== 'string' || !f.Name) throw Ec2Errors.missingParameter('The request must contain the parameter Filter.N.Name for every filter.');
     if (!f.Name.startsWith('tag:') && !spec[f.Name] && f.Name !== 'tag-key' && f.Name !== 'tag-value') {
       throw Ec2Errors.invalidParameter(`The filter '${f.Name}' is invalid. Valid filters: ${[...Object.keys(spec), 'tag:<key>', 'tag-key', 'tag-value'].join(', ')}.`);
     }

@@ -162,6 +162,8 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
       return e.name;
     };
     expect(await code(c.send(new ec2.DescribeVolumesCommand({ VolumeIds: ['vol-0123456789abcdef0'] })))).toBe('InvalidVolume.NotFound');
+    expect(await code(c.send(new ec2.DescribeVolumesCommand({ Filters: [{ Values: ['x'] }] })))).toBe('MissingParameter');
+    expect(await code(c.send(new ec2.DescribeVolumesCommand({ Filters: [{ Name: 'status' }] })))).toBe('InvalidParameterValue');
     expect(await code(c.send(new ec2.DeleteVolumeCommand({ VolumeId: 'vol-xyz' })))).toBe('InvalidVolumeID.Malformed');
     expect(await code(c.send(new ec2.CreateVolumeCommand({ AvailabilityZone: `${ep.region}a` })))).toBe('MissingParameter');
     expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, VolumeType: 'gp2', Throughput: 200, AvailabilityZone: `${ep.region}a` })))).toBe('InvalidParameterCombination');
