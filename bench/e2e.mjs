@@ -114,7 +114,7 @@ function render(results, ratios) {
             x: { field: 'job', type: 'nominal', sort: BLOCK_JOBS, axis: { labelAngle: -30 } },
             xOffset: { field: 'comparison' },
             y: { field: 'ratio', type: 'quantitative', title: 'ratio (1.0 = peer)' },
-            color: { field: 'comparison', type: 'nominal' },
+            color: { field: 'comparison', type: 'nominal', legend: { labelLimit: 400, orient: 'bottom', columns: 1 } },
           },
         },
         { mark: { type: 'rule', strokeDash: [4, 4] }, encoding: { y: { datum: 1 } } },
@@ -151,7 +151,8 @@ try {
   fs.mkdirSync(cipher);
   fs.mkdirSync(plain);
   execFileSync('gocryptfs', ['-q', '-init', '-extpass', 'echo benchmark-password', '-scryptn', '10', cipher]);
-  execFileSync('gocryptfs', ['-q', '-nosyslog', '-extpass', 'echo benchmark-password', cipher, plain]);
+  // The daemon gocryptfs leaves behind must not hold our pipes open (execFileSync would wait for it).
+  execFileSync('gocryptfs', ['-q', '-nosyslog', '-extpass', 'echo benchmark-password', cipher, plain], { stdio: 'ignore' });
   cleanups.push(() => spawnSync('fusermount3', ['-u', plain]).status === 0 || spawnSync('fusermount', ['-u', plain]));
   results.gocryptfs = runJobs('gocryptfs', path.join(plain, 'bench.bin'), BLOCK_JOBS);
 
