@@ -57,7 +57,9 @@ try {
     console.log(JSON.stringify({ machine: machine(), runs, rows }, null, 2));
   } else {
     for (const r of rows) {
-      console.log(`${r.row.padEnd(50)} median ${r.ms.median.toFixed(0).padStart(5)} ms  (min ${r.ms.min.toFixed(0)}, max ${r.ms.max.toFixed(0)})  target <= ${r.targetMs} ms: ${r.ms.median <= r.targetMs ? 'met' : 'NOT met'}`);
+      console.log(
+        `${r.row.padEnd(50)} median ${r.ms.median.toFixed(0).padStart(5)} ms  (min ${r.ms.min.toFixed(0)}, max ${r.ms.max.toFixed(0)})  target <= ${r.targetMs} ms: ${r.ms.median <= r.targetMs ? 'met' : 'NOT met'}`,
+      );
     }
     console.log(`(${runs} runs each after 2 warm-up runs)`);
     printMachine(machine());

@@ -52,11 +52,24 @@ const JOBS = {
   seqWriteMiBps: { args: (f) => [`--filename=${f}`, ...psync, '--rw=write', '--bs=1M', size, '--end_fsync=1'], figure: (j) => Math.round(j.write.bw / 1024) },
   seqReadMiBps: { args: (f) => [`--filename=${f}`, ...psync, '--rw=read', '--bs=1M', size], figure: (j) => Math.round(j.read.bw / 1024) },
   randReadIops: { args: (f) => [`--filename=${f}`, ...psync, '--rw=randread', '--bs=4k', size, ...timed], figure: (j) => Math.round(j.read.iops) },
-  randWriteIops: { args: (f) => [`--filename=${f}`, ...psync, '--rw=randwrite', '--bs=4k', size, ...timed, '--fsync=32'], figure: (j) => Math.round(j.write.iops) },
+  randWriteIops: {
+    args: (f) => [`--filename=${f}`, ...psync, '--rw=randwrite', '--bs=4k', size, ...timed, '--fsync=32'],
+    figure: (j) => Math.round(j.write.iops),
+  },
   randReadQd16Iops: { args: (f) => [`--filename=${f}`, ...aio, '--rw=randread', '--bs=4k', size, ...timed], figure: (j) => Math.round(j.read.iops) },
   randWriteQd16Iops: { args: (f) => [`--filename=${f}`, ...aio, '--rw=randwrite', '--bs=4k', size, ...timed], figure: (j) => Math.round(j.write.iops) },
   smallFilesIops: {
-    args: (f) => [`--directory=${f}.d`, ...psync, '--nrfiles=2000', '--filesize=16k', '--bs=4k', '--rw=randrw', '--file_service_type=random', '--openfiles=64', ...timed],
+    args: (f) => [
+      `--directory=${f}.d`,
+      ...psync,
+      '--nrfiles=2000',
+      '--filesize=16k',
+      '--bs=4k',
+      '--rw=randrw',
+      '--file_service_type=random',
+      '--openfiles=64',
+      ...timed,
+    ],
     figure: (j) => Math.round(j.read.iops + j.write.iops),
   },
 };
@@ -96,7 +109,7 @@ function ext4On(dev, name) {
   return dir;
 }
 
-function render(results, ratios) {
+function render(_results, ratios) {
   return import('vega').then(async (vega) => {
     const vl = await import('vega-lite');
     const values = [];
@@ -131,7 +144,8 @@ try {
   const env = { ...process.env, KMSVOL_HOME: home };
   const kv = (...a) => execFileSync(process.execPath, [bin, ...a], { env, encoding: 'utf8' }).trim();
   const key = kv('kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text');
-  const newVolume = () => kv('ec2', 'create-volume', '--size', String(VOLUME_GIB), '--encrypted', '--kms-key-id', key, '--query', 'VolumeId', '--output', 'text');
+  const newVolume = () =>
+    kv('ec2', 'create-volume', '--size', String(VOLUME_GIB), '--encrypted', '--kms-key-id', key, '--query', 'VolumeId', '--output', 'text');
 
   log('The block-device path (ext4 on a loop device):');
   const blockVol = newVolume();

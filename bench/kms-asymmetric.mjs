@@ -32,10 +32,22 @@ try {
     .add('Sign ECC_NIST_P256 RAW', () => kms.invoke('Sign', { KeyId: ec, Message: msg, SigningAlgorithm: 'ECDSA_SHA_256' }), opts)
     .add('Sign ECC_NIST_P256 DIGEST', () => kms.invoke('Sign', { KeyId: ec, Message: digest, MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }), opts)
     .add('Verify ECC_NIST_P256', () => kms.invoke('Verify', { KeyId: ec, Message: msg, Signature: ecSig, SigningAlgorithm: 'ECDSA_SHA_256' }), opts)
-    .add('Decrypt RSA_2048 RSAES_OAEP_SHA_256', () => kms.invoke('Decrypt', { KeyId: rsaEnc, CiphertextBlob: rsaCt, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }).Plaintext.fill(0), opts)
+    .add(
+      'Decrypt RSA_2048 RSAES_OAEP_SHA_256',
+      () => kms.invoke('Decrypt', { KeyId: rsaEnc, CiphertextBlob: rsaCt, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }).Plaintext.fill(0),
+      opts,
+    )
     .add('GenerateMac HMAC_256', () => kms.invoke('GenerateMac', { KeyId: hmac, Message: msg, MacAlgorithm: 'HMAC_SHA_256' }), opts)
-    .add('DeriveSharedSecret ECC_NIST_P256', () => kms.invoke('DeriveSharedSecret', { KeyId: ecdh, KeyAgreementAlgorithm: 'ECDH', PublicKey: peer }).SharedSecret.fill(0), opts)
-    .add('GenerateDataKeyPairWithoutPlaintext ECC_NIST_P256', () => kms.invoke('GenerateDataKeyPairWithoutPlaintext', { KeyId: sym, KeyPairSpec: 'ECC_NIST_P256' }), opts)
+    .add(
+      'DeriveSharedSecret ECC_NIST_P256',
+      () => kms.invoke('DeriveSharedSecret', { KeyId: ecdh, KeyAgreementAlgorithm: 'ECDH', PublicKey: peer }).SharedSecret.fill(0),
+      opts,
+    )
+    .add(
+      'GenerateDataKeyPairWithoutPlaintext ECC_NIST_P256',
+      () => kms.invoke('GenerateDataKeyPairWithoutPlaintext', { KeyId: sym, KeyPairSpec: 'ECC_NIST_P256' }),
+      opts,
+    )
     .on('cycle', (e) => {
       results[e.target.name] = Math.round(e.target.hz);
       if (!json) console.log(String(e.target));

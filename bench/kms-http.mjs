@@ -8,12 +8,12 @@
 // SigV4 requests signed once by the SDK's signer (valid for 5 minutes, as in AWS),
 // which measures the server. The server's CPU per request is read from /proc.
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import crypto from 'node:crypto';
 import * as sdk from '@aws-sdk/client-kms';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { machine, printMachine } from './env.mjs';
@@ -53,7 +53,8 @@ try {
   const ctx = { 'aws:ebs:id': 'vol-0123456789abcdef0' };
   const blob = (await client.send(new sdk.GenerateDataKeyWithoutPlaintextCommand({ KeyId: key, NumberOfBytes: 64, EncryptionContext: ctx }))).CiphertextBlob;
   const ops = {
-    GenerateDataKeyWithoutPlaintext: () => client.send(new sdk.GenerateDataKeyWithoutPlaintextCommand({ KeyId: key, NumberOfBytes: 64, EncryptionContext: ctx })),
+    GenerateDataKeyWithoutPlaintext: () =>
+      client.send(new sdk.GenerateDataKeyWithoutPlaintextCommand({ KeyId: key, NumberOfBytes: 64, EncryptionContext: ctx })),
     Decrypt: async () => (await client.send(new sdk.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: ctx }))).Plaintext.fill(0),
   };
   const bodies = {
@@ -74,11 +75,30 @@ try {
     }
   }
   const u = new URL(endpoint);
-  const signer = new SignatureV4({ credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey }, region: 'local', service: 'kms', sha256: Sha256 });
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey },
+    region: 'local',
+    service: 'kms',
+    sha256: Sha256,
+  });
   const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
   async function presigned(op) {
     const body = JSON.stringify(bodies[op]);
-    const signed = await signer.sign({ method: 'POST', protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: '/', query: {}, headers: { host: u.host, 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `TrentService.${op}`, 'content-length': String(Buffer.byteLength(body)) }, body });
+    const signed = await signer.sign({
+      method: 'POST',
+      protocol: 'http:',
+      hostname: u.hostname,
+      port: Number(u.port),
+      path: '/',
+      query: {},
+      headers: {
+        host: u.host,
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amz-target': `TrentService.${op}`,
+        'content-length': String(Buffer.byteLength(body)),
+      },
+      body,
+    });
     const headers = signed.headers;
     return () =>
       new Promise((resolve, reject) => {
@@ -130,7 +150,14 @@ try {
     const own = process.cpuUsage(client0);
     latencies.sort((a, b) => a - b);
     const pct = (p) => Number(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))].toFixed(2));
-    return { reqPerSec: Math.round(latencies.length / elapsed), p50Ms: pct(0.5), p99Ms: pct(0.99), requests: latencies.length, serverCpuUsPerReq: Math.round((cpu * 1e6) / latencies.length), clientCpuUsPerReq: Math.round((own.user + own.system) / latencies.length) };
+    return {
+      reqPerSec: Math.round(latencies.length / elapsed),
+      p50Ms: pct(0.5),
+      p99Ms: pct(0.99),
+      requests: latencies.length,
+      serverCpuUsPerReq: Math.round((cpu * 1e6) / latencies.length),
+      clientCpuUsPerReq: Math.round((own.user + own.system) / latencies.length),
+    };
   }
 
   // Every server worker reaches its steady state on both operations before anything is measured
@@ -143,9 +170,15 @@ try {
   }
   const results = { sdk: {}, replay: {} };
   for (const [name, call] of Object.entries(ops)) {
-    for (const [client, run] of [['sdk', call], ['replay', replays[name]]]) {
+    for (const [client, run] of [
+      ['sdk', call],
+      ['replay', replays[name]],
+    ]) {
       const r = (results[client][name] = await measure(run));
-      if (!json) console.log(`${name.padEnd(32)} ${client.padEnd(7)} ${String(r.reqPerSec).padStart(6)} req/s   p50 ${r.p50Ms} ms   p99 ${r.p99Ms} ms   CPU per request: server ${r.serverCpuUsPerReq} us, client ${r.clientCpuUsPerReq} us`);
+      if (!json)
+        console.log(
+          `${name.padEnd(32)} ${client.padEnd(7)} ${String(r.reqPerSec).padStart(6)} req/s   p50 ${r.p50Ms} ms   p99 ${r.p99Ms} ms   CPU per request: server ${r.serverCpuUsPerReq} us, client ${r.clientCpuUsPerReq} us`,
+        );
     }
   }
   client.destroy();
@@ -154,9 +187,13 @@ try {
   if (json) console.log(JSON.stringify(out));
   else {
     printMachine(out.machine);
-    console.log(`(${IN_FLIGHT} requests in flight for ${SECONDS} s each; sdk = @aws-sdk/client-kms, replay = pre-signed SigV4 requests on keep-alive connections; client and server share the 2 cores)`);
+    console.log(
+      `(${IN_FLIGHT} requests in flight for ${SECONDS} s each; sdk = @aws-sdk/client-kms, replay = pre-signed SigV4 requests on keep-alive connections; client and server share the 2 cores)`,
+    );
     const met = (r) => `${r.reqPerSec} req/s ${r.reqPerSec >= TARGET ? 'met' : 'NOT met'}`;
-    console.log(`target: >= ${TARGET} req/s each -> sdk: GDKWithoutPlaintext ${met(out.sdk.GenerateDataKeyWithoutPlaintext)}, Decrypt ${met(out.sdk.Decrypt)}; replay: GDKWithoutPlaintext ${met(out.replay.GenerateDataKeyWithoutPlaintext)}, Decrypt ${met(out.replay.Decrypt)}`);
+    console.log(
+      `target: >= ${TARGET} req/s each -> sdk: GDKWithoutPlaintext ${met(out.sdk.GenerateDataKeyWithoutPlaintext)}, Decrypt ${met(out.sdk.Decrypt)}; replay: GDKWithoutPlaintext ${met(out.replay.GenerateDataKeyWithoutPlaintext)}, Decrypt ${met(out.replay.Decrypt)}`,
+    );
   }
 } finally {
   server.kill('SIGTERM');

@@ -17,12 +17,20 @@ try {
   const results = {};
   const suite = new Benchmark.Suite();
   suite
-    .add('GenerateDataKeyWithoutPlaintext', () => {
-      kms.invoke('GenerateDataKeyWithoutPlaintext', { KeyId: key, NumberOfBytes: 64, EncryptionContext: ctx });
-    }, { maxTime: 3 })
-    .add('Decrypt', () => {
-      kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: ctx }).Plaintext.fill(0);
-    }, { maxTime: 3 })
+    .add(
+      'GenerateDataKeyWithoutPlaintext',
+      () => {
+        kms.invoke('GenerateDataKeyWithoutPlaintext', { KeyId: key, NumberOfBytes: 64, EncryptionContext: ctx });
+      },
+      { maxTime: 3 },
+    )
+    .add(
+      'Decrypt',
+      () => {
+        kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: ctx }).Plaintext.fill(0);
+      },
+      { maxTime: 3 },
+    )
     .on('cycle', (e) => {
       results[e.target.name] = Math.round(e.target.hz);
       if (!json) console.log(String(e.target));
@@ -32,7 +40,9 @@ try {
   if (json) console.log(JSON.stringify(out));
   else {
     printMachine(out.machine);
-    console.log(`target: >= 20000 ops/s each -> GDKWithoutPlaintext ${out.gdkWithoutPlaintextOps >= 20000 ? 'met' : 'NOT met'}, Decrypt ${out.decryptOps >= 20000 ? 'met' : 'NOT met'}`);
+    console.log(
+      `target: >= 20000 ops/s each -> GDKWithoutPlaintext ${out.gdkWithoutPlaintextOps >= 20000 ? 'met' : 'NOT met'}, Decrypt ${out.decryptOps >= 20000 ? 'met' : 'NOT met'}`,
+    );
   }
 } finally {
   kms.close();

@@ -6,7 +6,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const suites = { xts: 'xts.mjs', kms: 'kms.mjs', 'kms-asymmetric': 'kms-asymmetric.mjs', 'kms-http': 'kms-http.mjs', e2e: 'e2e.mjs', snapshot: 'snapshot.mjs', cycle: 'cycle.mjs' };
+const suites = {
+  xts: 'xts.mjs',
+  kms: 'kms.mjs',
+  'kms-asymmetric': 'kms-asymmetric.mjs',
+  'kms-http': 'kms-http.mjs',
+  e2e: 'e2e.mjs',
+  snapshot: 'snapshot.mjs',
+  cycle: 'cycle.mjs',
+};
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !suites[name]) {
   console.error(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]`);

@@ -7,9 +7,9 @@
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { Kmsvol } from '../dist/index.js';
-import { GuardedKey, xtsEncrypt, backend } from '../dist/native/index.js';
 import { copyPayload, dataExtents } from '../dist/card/recrypt.js';
+import { Kmsvol } from '../dist/index.js';
+import { backend, GuardedKey, xtsEncrypt } from '../dist/native/index.js';
 import { machine, printMachine } from './env.mjs';
 
 const json = process.argv.includes('--json');
@@ -154,12 +154,19 @@ try {
   else {
     printMachine(out.machine);
     console.log(`\nSparse ${sparse.volumeGiB} GiB volume with ${sparse.dataMiB} MiB of data:`);
-    for (const [k, v] of Object.entries(sparse).filter(([, v]) => typeof v === 'object')) console.log(`  ${k.padEnd(26)} ${String(v.seconds).padStart(6)} s   ${String(v.diskMiB).padStart(7)} MiB on disk`);
+    for (const [k, v] of Object.entries(sparse).filter(([, v]) => typeof v === 'object'))
+      console.log(`  ${k.padEnd(26)} ${String(v.seconds).padStart(6)} s   ${String(v.diskMiB).padStart(7)} MiB on disk`);
     console.log(`\ncopy-snapshot of 1 GiB of data under a new key, end to end (KMS, header, fsync to disk): ${out.copySnapshotEndToEndMBps} MB/s`);
-    console.log(`re-encryption stream on tmpfs (read, decrypt, encrypt, write; best of ${RUNS} of ${runs.map(Math.round).join(', ')}): ${out.reencryptMBps} MB/s; native XTS single thread: ${out.xtsSingleThreadMBps} MB/s (${backend()})`);
+    console.log(
+      `re-encryption stream on tmpfs (read, decrypt, encrypt, write; best of ${RUNS} of ${runs.map(Math.round).join(', ')}): ${out.reencryptMBps} MB/s; native XTS single thread: ${out.xtsSingleThreadMBps} MB/s (${backend()})`,
+    );
     console.log(`ratio ${out.reencryptVsXts} (target >= 0.5: ${out.reencryptVsXts >= 0.5 ? 'met' : 'NOT met'})`);
-    console.log(`copies on this machine, one thread: pread from the page cache ${out.pageCacheReadMBps} MB/s, pwrite into new tmpfs pages ${out.newPageWriteMBps} MB/s`);
-    console.log(`=> ceiling of a read/decrypt/encrypt/write stream on 2 cores with nothing else costing anything: ${out.streamCeilingMBps} MB/s (ratio ${out.streamCeilingVsXts})`);
+    console.log(
+      `copies on this machine, one thread: pread from the page cache ${out.pageCacheReadMBps} MB/s, pwrite into new tmpfs pages ${out.newPageWriteMBps} MB/s`,
+    );
+    console.log(
+      `=> ceiling of a read/decrypt/encrypt/write stream on 2 cores with nothing else costing anything: ${out.streamCeilingMBps} MB/s (ratio ${out.streamCeilingVsXts})`,
+    );
   }
 } finally {
   await kv.close();

@@ -48,7 +48,10 @@ async function asyncMBps(ss, batch) {
 }
 
 function opensslMBps(ss) {
-  const out = execFileSync('openssl', ['speed', '-evp', 'aes-256-xts', '-seconds', quick ? '1' : '2', '-bytes', String(ss)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = execFileSync('openssl', ['speed', '-evp', 'aes-256-xts', '-seconds', quick ? '1' : '2', '-bytes', String(ss)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const m = /AES-256-XTS\s+([\d.]+)k/.exec(out);
   if (!m) throw new Error(`could not read openssl speed output:\n${out}`);
   return (Number(m[1]) * 1000) / MB;
@@ -94,7 +97,10 @@ if (json) {
   console.log(`XTS backend: ${result.backend}; async runs on ${process.env.UV_THREADPOOL_SIZE ?? 4} libuv threads, 4 batches in flight\n`);
   const pad = (s, n) => String(s).padStart(n);
   console.log(`${pad('sector', 6)} ${pad('batch', 8)} ${pad('native', 9)} ${pad('async x2', 9)} ${pad('node', 8)}   (MB/s)`);
-  for (const r of result.rows) console.log(`${pad(r.sectorSize, 6)} ${pad(r.batch >= 1 << 20 ? '1 MiB' : r.batch / 1024 + ' KiB', 8)} ${pad(r.native, 9)} ${pad(r.nativeAsync, 9)} ${pad(r.node, 8)}`);
+  for (const r of result.rows)
+    console.log(
+      `${pad(r.sectorSize, 6)} ${pad(r.batch >= 1 << 20 ? '1 MiB' : `${r.batch / 1024} KiB`, 8)} ${pad(r.native, 9)} ${pad(r.nativeAsync, 9)} ${pad(r.node, 8)}`,
+    );
   console.log(`openssl speed -evp aes-256-xts: ${result.opensslMBps512} MB/s at 512 B, ${result.opensslMBps4096} MB/s at 4096 B\n`);
   const { nativeVsOpenssl4096: a, asyncVsSync4096: b, nativeVsNode4096: c } = result.ratios;
   console.log(`native sync / openssl (4096 B sectors, batches >= 64 KiB): ${a}  (target >= 0.85: ${a >= 0.85 ? 'met' : 'NOT met'})`);

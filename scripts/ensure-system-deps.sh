@@ -15,6 +15,7 @@ declare -A PKG=(
   [gcore]=gdb
   [fio]=fio
   [fsfreeze]=util-linux
+  [clang-format]=clang-format
   [openssl]=openssl
   [useradd]=passwd
   [userdel]=passwd

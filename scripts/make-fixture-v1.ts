@@ -23,6 +23,9 @@ fs.rmSync(out, { recursive: true, force: true });
 fs.mkdirSync(out, { recursive: true });
 // Every kmsvol process closes its databases, which checkpoints the WAL: the .db files are complete.
 for (const f of ['kms.db', 'root.key', 'ec2.db']) fs.copyFileSync(path.join(home, f), path.join(out, f));
-fs.writeFileSync(path.join(out, 'image.json'), JSON.stringify({ volumeId: vol, keyId: key, sectors: [0, 1000, 262143], image: packImage(path.join(home, 'volumes', `${vol}.img`)) }));
+fs.writeFileSync(
+  path.join(out, 'image.json'),
+  JSON.stringify({ volumeId: vol, keyId: key, sectors: [0, 1000, 262143], image: packImage(path.join(home, 'volumes', `${vol}.img`)) }),
+);
 fs.rmSync(home, { recursive: true, force: true });
 console.log(`fixture: ${vol} under ${key}`);

@@ -13,7 +13,10 @@ const opt = (name, def) => {
   return i >= 0 ? rest[i + 1] : def;
 };
 const runs = {
-  crash: { files: ['test/integration/crash.test.ts'], env: { KMSVOL_CRASH_CYCLES: opt('cycles', '100'), ...(opt('seed') ? { KMSVOL_CRASH_SEED: opt('seed') } : {}) } },
+  crash: {
+    files: ['test/integration/crash.test.ts'],
+    env: { KMSVOL_CRASH_CYCLES: opt('cycles', '100'), ...(opt('seed') ? { KMSVOL_CRASH_SEED: opt('seed') } : {}) },
+  },
   fuzz: { files: ['test/fuzz'], env: { KMSVOL_FUZZ_FULL: '1' } },
 };
 const run = runs[what];

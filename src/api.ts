@@ -5,15 +5,15 @@ import { attachVolume, detachVolume } from './card/attach.js';
 import { ec2Context } from './card/context.js';
 import { viaEc2 } from './card/grants.js';
 import { ManualClock } from './clock.js';
-import { openHome } from './home.js';
 import type { Home } from './home.js';
+import { openHome } from './home.js';
 import { InProcessKmsClient } from './kms/client/index.js';
 import { Kms } from './kms/kms.js';
 import { EventLog } from './volume/events.js';
 import { Registry } from './volume/registry.js';
 import { copySnapshot, createSnapshot, deleteSnapshot } from './volume/snapshots.js';
-import { createVolume, deleteVolume, describeVolumes } from './volume/volumes.js';
 import type { CreateVolumeRequest, Ec2Context, Filter } from './volume/volumes.js';
+import { createVolume, deleteVolume, describeVolumes } from './volume/volumes.js';
 
 export interface KmsvolOptions {
   /** Home directory; a new temporary one (removed by close()) when omitted. */

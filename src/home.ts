@@ -106,14 +106,18 @@ function checkOwned(what: string, st: fs.Stats, kind: 'directory' | 'file'): voi
     );
   }
   if (st.mode & 0o022) {
-    throw new HomeError(`${what} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}). Run: chmod go-w ${what} (and check nobody else changed what is in it).`);
+    throw new HomeError(
+      `${what} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}). Run: chmod go-w ${what} (and check nobody else changed what is in it).`,
+    );
   }
 }
 
 function refuseLink(what: string, e: unknown): never {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ELOOP' || code === 'ENOTDIR') {
-    throw new HomeError(`${what} is a symbolic link (or not what kmsvol made); kmsvol never follows links in its home. Remove it, or use a fresh home: export KMSVOL_HOME=$(mktemp -d)`);
+    throw new HomeError(
+      `${what} is a symbolic link (or not what kmsvol made); kmsvol never follows links in its home. Remove it, or use a fresh home: export KMSVOL_HOME=$(mktemp -d)`,
+    );
   }
   throw e;
 }
@@ -165,7 +169,8 @@ export function openPrivate(file: string, mode: PrivateMode, create = false): nu
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new HomeError(`${file} is not a regular file; kmsvol made no such thing. Remove it, or use a fresh home: export KMSVOL_HOME=$(mktemp -d)`);
+    if (!st.isFile())
+      throw new HomeError(`${file} is not a regular file; kmsvol made no such thing. Remove it, or use a fresh home: export KMSVOL_HOME=$(mktemp -d)`);
     checkOwned(file, st, 'file');
   } catch (e) {
     fs.closeSync(fd);

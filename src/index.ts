@@ -2,15 +2,16 @@
  * kmsvol's programmatic API, for users' own integration tests and tools.
  * Errors are typed: every one carries AWS's exception name as `name`.
  */
-export { Kmsvol } from './api.js';
+
 export type { KmsvolOptions } from './api.js';
-export { ManualClock, systemClock } from './clock.js';
+export { Kmsvol } from './api.js';
 export type { Clock } from './clock.js';
-export { ServiceError, UsageError, isServiceError } from './errors.js';
-export { openHome, resolveHomeDir } from './home.js';
+export { ManualClock, systemClock } from './clock.js';
+export { isServiceError, ServiceError, UsageError } from './errors.js';
 export type { Home } from './home.js';
-export { Kms, OPERATIONS as KMS_OPERATIONS } from './kms/kms.js';
-export type { KmsOperation, KmsOptions, KmsRequest, KmsResponse } from './kms/kms.js';
-export { KmsError } from './kms/errors.js';
-export { InProcessKmsClient } from './kms/client/index.js';
+export { openHome, resolveHomeDir } from './home.js';
 export type { KmsClient } from './kms/client/index.js';
+export { InProcessKmsClient } from './kms/client/index.js';
+export { KmsError } from './kms/errors.js';
+export type { KmsOperation, KmsOptions, KmsRequest, KmsResponse } from './kms/kms.js';
+export { Kms, OPERATIONS as KMS_OPERATIONS } from './kms/kms.js';

@@ -18,5 +18,5 @@ export function openDatabase(file: string): Database.Database {
 /** INSERT a row whose keys are the column names. */
 export function insertRow(db: Database.Database, table: string, row: object): void {
   const cols = Object.keys(row);
-  db.prepare(`INSERT INTO ${table} (${cols.join(',')}) VALUES (${cols.map((c) => '@' + c).join(',')})`).run(row);
+  db.prepare(`INSERT INTO ${table} (${cols.join(',')}) VALUES (${cols.map((c) => `@${c}`).join(',')})`).run(row);
 }

@@ -15,9 +15,9 @@
 #define XTS_TARGET __attribute__((target("aes,sse2,sse4.1"), optimize("O3", "unroll-loops")))
 
 typedef struct {
-  __m128i ek1[15]; /* K1 encryption schedule */
-  __m128i dk1[15]; /* K1 decryption schedule (equivalent inverse cipher) */
-  __m128i ek2[15]; /* K2 encryption schedule, for the tweak */
+  __m128i ek1[15];  /* K1 encryption schedule */
+  __m128i dk1[15];  /* K1 decryption schedule (equivalent inverse cipher) */
+  __m128i ek2[15];  /* K2 encryption schedule, for the tweak */
   __m256i vek1[15]; /* the K1 schedules broadcast to both lanes, for VAES */
   __m256i vdk1[15];
 } xts_sched;
@@ -33,21 +33,22 @@ __attribute__((noinline, unused)) static void xts_burn_stack(void) {
 }
 
 __attribute__((target("sse2"))) static inline void xts_clear_sse(void) {
-  __asm__ __volatile__(
-      "pxor %%xmm0,%%xmm0\n\tpxor %%xmm1,%%xmm1\n\tpxor %%xmm2,%%xmm2\n\tpxor %%xmm3,%%xmm3\n\t"
-      "pxor %%xmm4,%%xmm4\n\tpxor %%xmm5,%%xmm5\n\tpxor %%xmm6,%%xmm6\n\tpxor %%xmm7,%%xmm7\n\t"
-      "pxor %%xmm8,%%xmm8\n\tpxor %%xmm9,%%xmm9\n\tpxor %%xmm10,%%xmm10\n\tpxor %%xmm11,%%xmm11\n\t"
-      "pxor %%xmm12,%%xmm12\n\tpxor %%xmm13,%%xmm13\n\tpxor %%xmm14,%%xmm14\n\tpxor %%xmm15,%%xmm15"
-      ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-        "xmm12", "xmm13", "xmm14", "xmm15");
+  __asm__ __volatile__("pxor %%xmm0,%%xmm0\n\tpxor %%xmm1,%%xmm1\n\tpxor %%xmm2,%%xmm2\n\tpxor %%xmm3,%%xmm3\n\t"
+                       "pxor %%xmm4,%%xmm4\n\tpxor %%xmm5,%%xmm5\n\tpxor %%xmm6,%%xmm6\n\tpxor %%xmm7,%%xmm7\n\t"
+                       "pxor %%xmm8,%%xmm8\n\tpxor %%xmm9,%%xmm9\n\tpxor %%xmm10,%%xmm10\n\tpxor %%xmm11,%%xmm11\n\t"
+                       "pxor %%xmm12,%%xmm12\n\tpxor %%xmm13,%%xmm13\n\tpxor %%xmm14,%%xmm14\n\tpxor %%xmm15,%%xmm15" ::
+                           : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
+                             "xmm15");
 }
 
 __attribute__((target("avx"))) static inline void xts_clear_avx(void) { _mm256_zeroall(); }
 
 /* Clear vector registers and burn the stack; call after expansion and after each batch. */
 static inline void xts_scrub(int have_avx) {
-  if (have_avx) xts_clear_avx();
-  else xts_clear_sse();
+  if (have_avx)
+    xts_clear_avx();
+  else
+    xts_clear_sse();
   xts_burn_stack();
 }
 
@@ -73,10 +74,10 @@ XTS_TARGET static inline __m128i xts_assist_b(__m128i key, __m128i gen) {
 }
 
 /* AES-256 key expansion (FIPS 197) with AESKEYGENASSIST; the round constant must be an immediate. */
-#define XTS_EXPAND_PAIR(rk, i, rcon)                                                      \
-  do {                                                                                    \
-    rk[i] = xts_assist_a(rk[i - 2], _mm_aeskeygenassist_si128(rk[i - 1], rcon));          \
-    if (i + 1 < 15) rk[i + 1] = xts_assist_b(rk[i - 1], _mm_aeskeygenassist_si128(rk[i], 0)); \
+#define XTS_EXPAND_PAIR(rk, i, rcon)                                                                                                                           \
+  do {                                                                                                                                                         \
+    rk[i] = xts_assist_a(rk[i - 2], _mm_aeskeygenassist_si128(rk[i - 1], rcon));                                                                               \
+    if (i + 1 < 15) rk[i + 1] = xts_assist_b(rk[i - 1], _mm_aeskeygenassist_si128(rk[i], 0));                                                                  \
   } while (0)
 
 XTS_TARGET static inline void xts_expand256(__m128i rk[15], const uint8_t *key) {
@@ -151,7 +152,6 @@ XTS_TARGET static inline void xts_sector(const xts_sched *s, uint64_t n, const u
     for (int i = 0; i < 8; i++) _mm_storeu_si128((__m128i *)(dst + off + 16 * i), _mm_xor_si128(b[i], tw[i]));
   }
 }
-
 
 /*
  * The same with VAES on 256-bit registers: two blocks per instruction, sixteen

@@ -23,10 +23,10 @@ typedef struct ctxnode {
 } ctxnode;
 
 typedef struct {
-  uint8_t *map;      /* whole mapping: guard | data pages | guard */
+  uint8_t *map; /* whole mapping: guard | data pages | guard */
   size_t map_len;
-  uint8_t *key;      /* first data page */
-  size_t data_len;   /* data pages, page-rounded */
+  uint8_t *key;    /* first data page */
+  size_t data_len; /* data pages, page-rounded */
   size_t key_len;
   /* AES-NI backend: expanded key schedules in their own guarded, read-only pages. */
   uint8_t *smap;
@@ -37,17 +37,17 @@ typedef struct {
   pthread_mutex_t mu;
   pthread_cond_t idle;
   ctxnode *pool;
-  napi_ref view;     /* the one ArrayBuffer over the key pages, if created */
+  napi_ref view; /* the one ArrayBuffer over the key pages, if created */
 } gkey;
 
 /* ---------- helpers ---------- */
 
-#define NAPI_CALL(env, call)                                   \
-  do {                                                         \
-    if ((call) != napi_ok) {                                   \
-      napi_throw_error((env), "KMSVOL_NAPI", #call " failed"); \
-      return NULL;                                             \
-    }                                                          \
+#define NAPI_CALL(env, call)                                                                                                                                   \
+  do {                                                                                                                                                         \
+    if ((call) != napi_ok) {                                                                                                                                   \
+      napi_throw_error((env), "KMSVOL_NAPI", #call " failed");                                                                                                 \
+      return NULL;                                                                                                                                             \
+    }                                                                                                                                                          \
   } while (0)
 
 static inline napi_value throw_code(napi_env env, const char *code, const char *msg) {
@@ -62,7 +62,6 @@ static inline gkey *get_key(napi_env env, napi_value v) {
 }
 
 static inline void set_prot(gkey *k, int prot) { mprotect(k->key, k->data_len, prot); }
-
 
 /* Backend: 0 = OpenSSL EVP (fallback), 1 = AES-NI, 2 = VAES. */
 extern int use_aesni;

@@ -23,9 +23,9 @@
 #include <unistd.h>
 #include "engine.h"
 
-#define SECTOR 4096u
+#define SECTOR  4096u
 #define STRIPES 256
-#define MAX_IO (128 * 1024)
+#define MAX_IO  (128 * 1024)
 
 typedef struct {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
@@ -69,8 +69,10 @@ static int fail_io(server *s, int err, int write, uint64_t off, size_t size) {
     atomic_compare_exchange_strong(&s->lost_write, &none, err);
   }
   uint64_t first = off / SECTOR, last = size ? (off + size - 1) / SECTOR : first;
-  fprintf(stderr, "{\"level\":50,\"component\":\"fuse\",\"msg\":\"%s failed; the request gets an error\",\"sector\":%llu,\"sectors\":%llu,\"errno\":%d,\"error\":\"%s\"}\n",
-          write ? (size ? "write" : "fsync") : "read", (unsigned long long)first, (unsigned long long)(last - first + 1), err, strerror(err));
+  fprintf(
+      stderr,
+      "{\"level\":50,\"component\":\"fuse\",\"msg\":\"%s failed; the request gets an error\",\"sector\":%llu,\"sectors\":%llu,\"errno\":%d,\"error\":\"%s\"}\n",
+      write ? (size ? "write" : "fsync") : "read", (unsigned long long)first, (unsigned long long)(last - first + 1), err, strerror(err));
   return fail(s, err);
 }
 
@@ -97,8 +99,10 @@ static void lock_range(server *s, uint64_t first, uint64_t last, int lock) {
   for (uint64_t n = first; n <= last && n - first < STRIPES; n++) want[n % STRIPES] = 1;
   for (int i = 0; i < STRIPES; i++) {
     if (!want[i]) continue;
-    if (lock) pthread_mutex_lock(&s->stripes[i]);
-    else pthread_mutex_unlock(&s->stripes[i]);
+    if (lock)
+      pthread_mutex_lock(&s->stripes[i]);
+    else
+      pthread_mutex_unlock(&s->stripes[i]);
   }
 }
 
@@ -123,7 +127,8 @@ static int s_getattr(const char *p, struct stat *st) {
 }
 
 static int s_readdir(const char *p, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi) {
-  (void)off; (void)fi;
+  (void)off;
+  (void)fi;
   if (strcmp(p, "/") != 0) return -ENOENT;
   fill(buf, ".", NULL, 0);
   fill(buf, "..", NULL, 0);
@@ -139,7 +144,8 @@ static int s_open(const char *p, struct fuse_file_info *fi) {
 }
 
 static int s_read(const char *p, char *out, size_t size, off_t offset, struct fuse_file_info *fi) {
-  (void)p; (void)fi;
+  (void)p;
+  (void)fi;
   server *s = self();
   uint64_t off = (uint64_t)offset;
   if (off >= s->size || size == 0) return 0;
@@ -170,7 +176,8 @@ static int reserve(server *s, uint64_t off, size_t len) {
 }
 
 static int s_write(const char *p, const char *in, size_t size, off_t offset, struct fuse_file_info *fi) {
-  (void)p; (void)fi;
+  (void)p;
+  (void)fi;
   server *s = self();
   uint64_t off = (uint64_t)offset;
   if (size == 0) return 0;
@@ -218,9 +225,23 @@ static int s_sync(server *s) {
   if (lost) return (lost == ENOSPC || lost == EDQUOT || lost == EROFS) ? -lost : -EIO;
   return fdatasync(s->fd) == 0 ? 0 : fail_io(s, errno, 1, 0, 0);
 }
-static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) { (void)p; (void)datasync; (void)fi; return s_sync(self()); }
-static int s_flush(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; return s_sync(self()); }
-static int s_release(const char *p, struct fuse_file_info *fi) { (void)p; (void)fi; atomic_fetch_sub(&self()->opens, 1); return 0; }
+static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) {
+  (void)p;
+  (void)datasync;
+  (void)fi;
+  return s_sync(self());
+}
+static int s_flush(const char *p, struct fuse_file_info *fi) {
+  (void)p;
+  (void)fi;
+  return s_sync(self());
+}
+static int s_release(const char *p, struct fuse_file_info *fi) {
+  (void)p;
+  (void)fi;
+  atomic_fetch_sub(&self()->opens, 1);
+  return 0;
+}
 
 static int s_truncate(const char *p, off_t size) {
   server *s = self();
@@ -228,7 +249,10 @@ static int s_truncate(const char *p, off_t size) {
   return (uint64_t)size == s->size ? 0 : -EPERM; /* fixed size; truncating to it is a no-op */
 }
 
-static int s_ftruncate(const char *p, off_t size, struct fuse_file_info *fi) { (void)fi; return s_truncate(p, size); }
+static int s_ftruncate(const char *p, off_t size, struct fuse_file_info *fi) {
+  (void)fi;
+  return s_truncate(p, size);
+}
 
 static int s_statfs(const char *p, struct statvfs *st) {
   (void)p;
@@ -241,18 +265,18 @@ static int s_statfs(const char *p, struct statvfs *st) {
 }
 
 static struct fuse_operations ops = {
-  .getattr = s_getattr,
-  .readdir = s_readdir,
-  .open = s_open,
-  .read = s_read,
-  .write = s_write,
-  .fsync = s_fsync,
-  .flush = s_flush,
-  .release = s_release,
-  .truncate = s_truncate,
-  .ftruncate = s_ftruncate,
-  .statfs = s_statfs,
-  .flag_nullpath_ok = 1,
+    .getattr = s_getattr,
+    .readdir = s_readdir,
+    .open = s_open,
+    .read = s_read,
+    .write = s_write,
+    .fsync = s_fsync,
+    .flush = s_flush,
+    .release = s_release,
+    .truncate = s_truncate,
+    .ftruncate = s_ftruncate,
+    .statfs = s_statfs,
+    .flag_nullpath_ok = 1,
 };
 
 static void *loop_thread(void *arg) {
@@ -425,11 +449,9 @@ static napi_value fuse_stats(napi_env env, napi_callback_info info) {
 
 void fuse_server_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},
-    {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
-    {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
-    {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
-    {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},   {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},   {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

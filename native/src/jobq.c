@@ -23,21 +23,21 @@
 #include "engine.h"
 
 #define DRAIN_QUOTA_NS 5000000 /* a drainer gives its pool thread back after 5 ms of jobs */
-#define LINGER_NS 500000       /* and waits this long for the next job before leaving an empty queue */
-#define REPORT_BATCH 16
+#define LINGER_NS      500000  /* and waits this long for the next job before leaving an empty queue */
+#define REPORT_BATCH   16
 
 typedef struct {
   pthread_mutex_t mu;
-  qjob *head, *tail;    /* waiting to run */
+  qjob *head, *tail; /* waiting to run */
   size_t waiting;
-  qjob *done;           /* finished, not yet settled (LIFO; order does not matter) */
+  qjob *done; /* finished, not yet settled (LIFO; order does not matter) */
   size_t ndone;
-  int drainers;         /* drainer works queued or running */
-  int lingering;        /* drainers waiting on `more` for a job */
+  int drainers;  /* drainer works queued or running */
+  int lingering; /* drainers waiting on `more` for a job */
   pthread_cond_t more;
   int max_drainers;
-  int signalled;        /* a report is on its way to the JS thread */
-  size_t outstanding;   /* JS thread only: submitted and not settled */
+  int signalled;      /* a report is on its way to the JS thread */
+  size_t outstanding; /* JS thread only: submitted and not settled */
   napi_threadsafe_function report;
 } jobq;
 
@@ -72,7 +72,10 @@ static void drain_execute(napi_env env, void *data) {
       struct timespec until;
       clock_gettime(CLOCK_MONOTONIC, &until);
       until.tv_nsec += LINGER_NS;
-      if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+      if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+      }
       q->lingering++;
       while (!q->head && pthread_cond_timedwait(&q->more, &q->mu, &until) == 0) {}
       q->lingering--;
@@ -202,8 +205,10 @@ napi_status jobq_submit(napi_env env, qjob *j, void (*run)(qjob *), void (*settl
   j->settle = settle;
   j->next = NULL;
   pthread_mutex_lock(&q->mu);
-  if (q->tail) q->tail->next = j;
-  else q->head = j;
+  if (q->tail)
+    q->tail->next = j;
+  else
+    q->head = j;
   q->tail = j;
   q->waiting++;
   if (q->lingering) pthread_cond_signal(&q->more);

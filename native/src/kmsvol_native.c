@@ -127,8 +127,7 @@ ctxnode *ctx_acquire(gkey *k, int *status) {
     int ok = n && n->enc && n->dec;
     if (ok) {
       if (!k->js_unlocked) set_prot(k, PROT_READ);
-      ok = EVP_EncryptInit_ex(n->enc, EVP_aes_256_xts(), NULL, k->key, NULL) == 1 &&
-           EVP_DecryptInit_ex(n->dec, EVP_aes_256_xts(), NULL, k->key, NULL) == 1;
+      ok = EVP_EncryptInit_ex(n->enc, EVP_aes_256_xts(), NULL, k->key, NULL) == 1 && EVP_DecryptInit_ex(n->dec, EVP_aes_256_xts(), NULL, k->key, NULL) == 1;
       if (!k->js_unlocked) set_prot(k, PROT_NONE);
     }
     if (!ok) {
@@ -212,8 +211,10 @@ int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, u
     }
     uint64_t n = (first + off / ss) * units;
     if (k->sched) {
-      if (use_aesni == 2) xts_sector_vaes(k->sched, n, src + off, dst + off, ss, enc);
-      else xts_sector(k->sched, n, src + off, dst + off, ss, enc);
+      if (use_aesni == 2)
+        xts_sector_vaes(k->sched, n, src + off, dst + off, ss, enc);
+      else
+        xts_sector(k->sched, n, src + off, dst + off, ss, enc);
       continue;
     }
     memset(iv, 0, sizeof iv);
@@ -229,8 +230,13 @@ static napi_value status_error(napi_env env, int st, int err) {
   (void)err;
   napi_value code, msg, e;
   const char *c = "KMSVOL_CRYPTO", *m = "AES-XTS failed";
-  if (st == ST_ZEROIZED) { c = "KMSVOL_KEY_ZEROIZED"; m = "the key has been zeroized"; }
-  else if (st == ST_NOT_LOADED) { c = "KMSVOL_KEY_NOT_LOADED"; m = "the key has not been loaded"; }
+  if (st == ST_ZEROIZED) {
+    c = "KMSVOL_KEY_ZEROIZED";
+    m = "the key has been zeroized";
+  } else if (st == ST_NOT_LOADED) {
+    c = "KMSVOL_KEY_NOT_LOADED";
+    m = "the key has not been loaded";
+  }
   napi_create_string_utf8(env, c, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, m, NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, code, msg, &e);
@@ -322,8 +328,10 @@ static napi_value key_load(napi_env env, napi_callback_info info) {
   int equal = CRYPTO_memcmp(k->key, k->key + half, half) == 0;
   if (equal) explicit_bzero(k->key, k->data_len);
   k->loaded = !equal;
-  if (k->loaded) key_sched(k);
-  else unkey_sched(k);
+  if (k->loaded)
+    key_sched(k);
+  else
+    unkey_sched(k);
   if (!k->js_unlocked) set_prot(k, PROT_NONE);
   pthread_mutex_unlock(&k->mu);
   NAPI_CALL(env, napi_get_boolean(env, !equal, &result));
@@ -372,8 +380,10 @@ static napi_value key_protect(napi_env env, napi_callback_info info) {
     size_t half = k->key_len / 2;
     set_prot(k, PROT_READ);
     k->loaded = CRYPTO_memcmp(k->key, k->key + half, half) != 0;
-    if (!k->loaded) explicit_bzero(k->key, k->data_len);
-    else key_sched(k);
+    if (!k->loaded)
+      explicit_bzero(k->key, k->data_len);
+    else
+      key_sched(k);
   }
   k->js_unlocked = writable;
   set_prot(k, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
@@ -411,14 +421,20 @@ static napi_value key_info(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   gkey *k = get_key(env, argv[0]);
   NAPI_CALL(env, napi_create_object(env, &o));
-  napi_get_boolean(env, k->zeroized, &v); napi_set_named_property(env, o, "zeroized", v);
-  napi_get_boolean(env, k->loaded, &v); napi_set_named_property(env, o, "loaded", v);
-  napi_get_boolean(env, k->locked_mem, &v); napi_set_named_property(env, o, "locked", v);
-  napi_get_boolean(env, k->wipe_on_fork, &v); napi_set_named_property(env, o, "wipeOnFork", v);
-  napi_create_double(env, (double)(uintptr_t)k->key, &v); napi_set_named_property(env, o, "address", v);
+  napi_get_boolean(env, k->zeroized, &v);
+  napi_set_named_property(env, o, "zeroized", v);
+  napi_get_boolean(env, k->loaded, &v);
+  napi_set_named_property(env, o, "loaded", v);
+  napi_get_boolean(env, k->locked_mem, &v);
+  napi_set_named_property(env, o, "locked", v);
+  napi_get_boolean(env, k->wipe_on_fork, &v);
+  napi_set_named_property(env, o, "wipeOnFork", v);
+  napi_create_double(env, (double)(uintptr_t)k->key, &v);
+  napi_set_named_property(env, o, "address", v);
   napi_create_double(env, (double)(k->data_len + (k->sched ? k->smap_len - 2 * (size_t)sysconf(_SC_PAGESIZE) : 0)), &v);
   napi_set_named_property(env, o, "lockedBytes", v);
-  napi_create_string_utf8(env, k->sched ? backend_name : "openssl", NAPI_AUTO_LENGTH, &v); napi_set_named_property(env, o, "backend", v);
+  napi_create_string_utf8(env, k->sched ? backend_name : "openssl", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, o, "backend", v);
   return o;
 }
 
@@ -510,7 +526,6 @@ static napi_value xts_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-
 /*
  * keyPbkdf2Sha256(key, salt, iterations, out): PBKDF2-HMAC-SHA256 of the guarded key,
  * for the LUKS2 digest that lets cryptsetup verify the volume key. The key is made
@@ -580,10 +595,16 @@ typedef struct {
  */
 static void recrypt_run(qjob *q) {
   recrypt_job *j = (recrypt_job *)q;
-  if ((j->err = pread_full(j->sfd, j->buf, j->len, (uint64_t)j->soff))) { j->status = ST_CRYPTO; return; }
+  if ((j->err = pread_full(j->sfd, j->buf, j->len, (uint64_t)j->soff))) {
+    j->status = ST_CRYPTO;
+    return;
+  }
   int st = ST_OK;
   ctxnode *co = NULL, *cn = NULL;
-  if (j->oldk && !(co = ctx_acquire(j->oldk, &st))) { j->status = st; return; }
+  if (j->oldk && !(co = ctx_acquire(j->oldk, &st))) {
+    j->status = st;
+    return;
+  }
   if (j->newk && !(cn = ctx_acquire(j->newk, &st))) {
     if (co) ctx_release(j->oldk, co);
     j->status = st;
@@ -591,7 +612,10 @@ static void recrypt_run(qjob *q) {
   }
   size_t n = j->len / 4096;
   for (size_t i = 0; i < n && j->status == ST_OK;) {
-    if (all_zero(j->buf + i * 4096, 4096)) { i++; continue; }
+    if (all_zero(j->buf + i * 4096, 4096)) {
+      i++;
+      continue;
+    }
     size_t run = 0;
     while (i + run < n && !all_zero(j->buf + (i + run) * 4096, 4096)) {
       uint8_t *p = j->buf + (i + run) * 4096;
@@ -640,8 +664,14 @@ static napi_value recrypt_async(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_typeof(env, argv[0], &t0);
   napi_typeof(env, argv[1], &t1);
-  if (t0 == napi_external) { j->oldk = get_key(env, argv[0]); napi_create_reference(env, argv[0], 1, &j->oref); }
-  if (t1 == napi_external) { j->newk = get_key(env, argv[1]); napi_create_reference(env, argv[1], 1, &j->nref); }
+  if (t0 == napi_external) {
+    j->oldk = get_key(env, argv[0]);
+    napi_create_reference(env, argv[0], 1, &j->oref);
+  }
+  if (t1 == napi_external) {
+    j->newk = get_key(env, argv[1]);
+    napi_create_reference(env, argv[1], 1, &j->nref);
+  }
   int64_t first;
   napi_get_value_int32(env, argv[2], &j->sfd);
   napi_get_value_int64(env, argv[3], &j->soff);
@@ -699,25 +729,28 @@ static napi_value init(napi_env env, napi_value exports) {
   int best = xts_cpu_supported() ? (xts_cpu_has_vaes() ? 2 : 1) : 0;
   use_aesni = best;
   /* A backend the CPU lacks falls back to the best it has (TypeScript refuses unknown names). */
-  if (want && strcmp(want, "openssl") == 0) use_aesni = 0;
-  else if (want && strcmp(want, "aesni") == 0 && best >= 1) use_aesni = 1;
-  else if (want && strcmp(want, "vaes") == 0 && best >= 2) use_aesni = 2;
+  if (want && strcmp(want, "openssl") == 0)
+    use_aesni = 0;
+  else if (want && strcmp(want, "aesni") == 0 && best >= 1)
+    use_aesni = 1;
+  else if (want && strcmp(want, "vaes") == 0 && best >= 2)
+    use_aesni = 2;
   backend_name = use_aesni == 2 ? "vaes" : use_aesni == 1 ? "aesni" : "openssl";
   napi_property_descriptor props[] = {
-    {"backend", NULL, backend, NULL, NULL, NULL, napi_default, NULL},
-    {"keyCreate", NULL, key_create, NULL, NULL, NULL, napi_default, NULL},
-    {"keyLoad", NULL, key_load, NULL, NULL, NULL, napi_default, NULL},
-    {"keyView", NULL, key_view, NULL, NULL, NULL, napi_default, NULL},
-    {"keyProtect", NULL, key_protect, NULL, NULL, NULL, napi_default, NULL},
-    {"keyZeroize", NULL, key_zeroize, NULL, NULL, NULL, napi_default, NULL},
-    {"keyInfo", NULL, key_info, NULL, NULL, NULL, napi_default, NULL},
-    {"xtsSync", NULL, xts_sync, NULL, NULL, NULL, napi_default, NULL},
-    {"xtsAsync", NULL, xts_async, NULL, NULL, NULL, napi_default, NULL},
-    {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
-    {"keyPbkdf2", NULL, key_pbkdf2, NULL, NULL, NULL, napi_default, NULL},
-    {"lockExclusive", NULL, lock_exclusive, NULL, NULL, NULL, napi_default, NULL},
-    {"recryptAsync", NULL, recrypt_async, NULL, NULL, NULL, napi_default, NULL},
-    {"seekExtent", NULL, seek_extent, NULL, NULL, NULL, napi_default, NULL},
+      {"backend", NULL, backend, NULL, NULL, NULL, napi_default, NULL},
+      {"keyCreate", NULL, key_create, NULL, NULL, NULL, napi_default, NULL},
+      {"keyLoad", NULL, key_load, NULL, NULL, NULL, napi_default, NULL},
+      {"keyView", NULL, key_view, NULL, NULL, NULL, napi_default, NULL},
+      {"keyProtect", NULL, key_protect, NULL, NULL, NULL, napi_default, NULL},
+      {"keyZeroize", NULL, key_zeroize, NULL, NULL, NULL, napi_default, NULL},
+      {"keyInfo", NULL, key_info, NULL, NULL, NULL, napi_default, NULL},
+      {"xtsSync", NULL, xts_sync, NULL, NULL, NULL, napi_default, NULL},
+      {"xtsAsync", NULL, xts_async, NULL, NULL, NULL, napi_default, NULL},
+      {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
+      {"keyPbkdf2", NULL, key_pbkdf2, NULL, NULL, NULL, napi_default, NULL},
+      {"lockExclusive", NULL, lock_exclusive, NULL, NULL, NULL, napi_default, NULL},
+      {"recryptAsync", NULL, recrypt_async, NULL, NULL, NULL, napi_default, NULL},
+      {"seekExtent", NULL, seek_extent, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   fuse_server_register(env, exports);

@@ -5,18 +5,18 @@ import { fileURLToPath } from 'node:url';
 import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
 import { ensureDir, openPrivate } from '../home.js';
-import { lockExclusive } from '../native/index.js';
 import type { KmsClient } from '../kms/client/index.js';
+import { lockExclusive } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
-import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { readImageHeader } from '../volume/luks2.js';
-import { attachmentShape, getVolume, imageFile } from '../volume/volumes.js';
+import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import type { Ec2Context } from '../volume/volumes.js';
+import { attachmentShape, getVolume, imageFile } from '../volume/volumes.js';
 import { callControl } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
-import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardAttachment } from './runtime.js';
-import { isMounted, losetupDetach, loopsFor, processAlive, unlinkDevice } from './system.js';
+import { Card, lockPath, socketPath } from './runtime.js';
+import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -53,7 +53,17 @@ function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
  */
 async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRow; row: AttachmentRow }> {
   const v = await checkAttach(ctx, req);
-  const row: AttachmentRow = { volume_id: v.volume_id, device: '', mount_dir: mountDirFor(ctx, req), loop_device: null, attach_time: ctx.clock.now().getTime(), pid: process.pid, state: 'attaching', grant_token: null, device_name: req.DeviceName ?? null };
+  const row: AttachmentRow = {
+    volume_id: v.volume_id,
+    device: '',
+    mount_dir: mountDirFor(ctx, req),
+    loop_device: null,
+    attach_time: ctx.clock.now().getTime(),
+    pid: process.pid,
+    state: 'attaching',
+    grant_token: null,
+    device_name: req.DeviceName ?? null,
+  };
   const won = ctx.registry.write(() => {
     if (!ctx.registry.claimAttachment(row)) return false;
     ctx.registry.setVolumeState(v.volume_id, 'in-use');
@@ -67,10 +77,15 @@ async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRo
 export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow> {
   const v = getVolume(ctx, req.VolumeId);
   if (req.InstanceId !== undefined && req.InstanceId !== ctx.registry.instanceId()) {
-    throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${req.InstanceId}' does not exist. This host is instance ${ctx.registry.instanceId()}.`);
+    throw new ServiceError(
+      'InvalidInstanceID.NotFound',
+      `The instance ID '${req.InstanceId}' does not exist. This host is instance ${ctx.registry.instanceId()}.`,
+    );
   }
   if (req.DeviceName !== undefined && !/^\/dev\/(sd[b-z]|xvd[b-z][a-z]?|sd[b-z][1-9]|nvme\d+n1|hd[a-z])$/.test(req.DeviceName)) {
-    throw Ec2Errors.invalidParameter(`Value (${req.DeviceName}) for parameter device is invalid. ${req.DeviceName} is not a valid EBS device name; use a name such as /dev/sdf or /dev/xvdf.`);
+    throw Ec2Errors.invalidParameter(
+      `Value (${req.DeviceName}) for parameter device is invalid. ${req.DeviceName} is not a valid EBS device name; use a name such as /dev/sdf or /dev/xvdf.`,
+    );
   }
   const a = ctx.registry.getAttachment(v.volume_id);
   if (a) {
@@ -112,7 +127,12 @@ async function retireGrant(ctx: Ec2Context, volumeId: string, grantToken: string
   try {
     await retireCardGrant(ctx.kms, grantToken);
   } catch (e) {
-    ctx.events.record(volumeId, 'detachVolume', 'grant-not-retired', `${(e as Error).name}: ${(e as Error).message}. The grant allows only Decrypt of this volume's key by its card; the next attach reuses it, or revoke it with kmsvol kms revoke-grant.`);
+    ctx.events.record(
+      volumeId,
+      'detachVolume',
+      'grant-not-retired',
+      `${(e as Error).name}: ${(e as Error).message}. The grant allows only Decrypt of this volume's key by its card; the next attach reuses it, or revoke it with kmsvol kms revoke-grant.`,
+    );
   }
 }
 
@@ -194,7 +214,17 @@ export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Pro
   } catch (e) {
     return release(ctx, v, e);
   }
-  const card = new Card({ home: ctx.home, volumeId: v.volume_id, mountDir: mountDirFor(ctx, req), loop: !!req.Loop, clock: ctx.clock, region: ctx.region, account: ctx.account, kms: own?.client ?? ctx.kms, grantToken });
+  const card = new Card({
+    home: ctx.home,
+    volumeId: v.volume_id,
+    mountDir: mountDirFor(ctx, req),
+    loop: !!req.Loop,
+    clock: ctx.clock,
+    region: ctx.region,
+    account: ctx.account,
+    kms: own?.client ?? ctx.kms,
+    grantToken,
+  });
   const closeOwn = () => own?.client.close();
   void card.stopped.then(closeOwn, closeOwn);
   try {
@@ -229,8 +259,13 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
   }
   if (!a) throw Ec2Errors.notAttached(v.volume_id);
   const instance = ctx.registry.instanceId();
-  if (req.InstanceId !== undefined && req.InstanceId !== instance) throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`);
-  if (req.Device !== undefined && a.device_name && req.Device !== a.device_name) throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at ${req.Device}; it is attached at ${a.device_name}.`);
+  if (req.InstanceId !== undefined && req.InstanceId !== instance)
+    throw new ServiceError(
+      'InvalidAttachment.NotFound',
+      `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`,
+    );
+  if (req.Device !== undefined && a.device_name && req.Device !== a.device_name)
+    throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at ${req.Device}; it is attached at ${a.device_name}.`);
   const Attachment = { ...attachmentShape(a, instance), State: 'detaching' as const };
   const timeout = req.Force ? 10_000 : 60_000;
   const forced = async () => {
@@ -245,7 +280,8 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
     if (req.Force) return { Attachment, done: forced() };
     // The card is gone or not answering: clean up if it died, else say what to do.
     await reconcile(ctx, v, a);
-    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.incorrectState(`The card of ${v.volume_id} (pid ${a.pid}) does not answer: ${(e as Error).message}. Use detach-volume --force.`);
+    if (ctx.registry.getAttachment(v.volume_id))
+      throw Ec2Errors.incorrectState(`The card of ${v.volume_id} (pid ${a.pid}) does not answer: ${(e as Error).message}. Use detach-volume --force.`);
     return { Attachment, done: Promise.resolve() };
   }
   if (!reply.ok) {

@@ -26,12 +26,12 @@ export function serveControl(sock: string, handle: (req: ControlRequest) => Prom
       try {
         req = JSON.parse(buf.slice(0, nl));
       } catch {
-        c.end(JSON.stringify({ ok: false, error: { name: 'InvalidRequest', message: 'control requests are one JSON object per line' } }) + '\n');
+        c.end(`${JSON.stringify({ ok: false, error: { name: 'InvalidRequest', message: 'control requests are one JSON object per line' } })}\n`);
         return;
       }
       handle(req).then(
-        (r) => c.end(JSON.stringify(r) + '\n'),
-        (e: Error) => c.end(JSON.stringify({ ok: false, error: { name: e.name, message: e.message } }) + '\n'),
+        (r) => c.end(`${JSON.stringify(r)}\n`),
+        (e: Error) => c.end(`${JSON.stringify({ ok: false, error: { name: e.name, message: e.message } })}\n`),
       );
     });
     c.on('error', () => undefined);
@@ -48,7 +48,7 @@ export function callControl(sock: string, req: ControlRequest, timeoutMs = 60_00
       c.destroy();
       reject(new Error(`the card did not answer on ${sock} within ${timeoutMs / 1000}s`));
     }, timeoutMs);
-    c.on('connect', () => c.write(JSON.stringify(req) + '\n'));
+    c.on('connect', () => c.write(`${JSON.stringify(req)}\n`));
     c.on('data', (d) => (buf += d));
     c.on('end', () => {
       clearTimeout(timer);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import type { KmsClient } from '../kms/client/index.js';
-import { openPrivate } from '../home.js';
 import type { Home } from '../home.js';
+import { openPrivate } from '../home.js';
+import type { KmsClient } from '../kms/client/index.js';
 import type { GuardedKey } from '../native/index.js';
 import type { CardOps } from '../volume/volumes.js';
 import { callControl } from './control.js';
@@ -40,7 +40,16 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
       try {
         if (src.token) oldKey = await unwrapVolumeKey(kms, src.token);
         if (dst.token) newKey = await unwrapVolumeKey(kms, dst.token);
-        const written = await copyPayload({ srcFd, srcPayload: src.payloadOffset, dstFd, dstPayload: dst.payloadOffset, sizeBytes, oldKey, newKey, onProgress });
+        const written = await copyPayload({
+          srcFd,
+          srcPayload: src.payloadOffset,
+          dstFd,
+          dstPayload: dst.payloadOffset,
+          sizeBytes,
+          oldKey,
+          newKey,
+          onProgress,
+        });
         fs.fsyncSync(dstFd);
         return written;
       } finally {

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import type { KmsClient } from '../kms/client/index.js';
 import { GuardedKey } from '../native/index.js';
-import { DIGEST_ITERATIONS } from '../volume/luks2.js';
 import type { KeyDigest, KmsvolToken } from '../volume/luks2.js';
+import { DIGEST_ITERATIONS } from '../volume/luks2.js';
 
 /**
  * Unwrap a volume's data key through KMS Decrypt, straight into guarded

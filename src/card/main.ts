@@ -10,7 +10,7 @@ import { Card } from './runtime.js';
 const [homeDir, volumeId, mountDir, loop] = process.argv.slice(2) as [string, string, string, string];
 const report = (msg: object) => {
   try {
-    fs.writeSync(3, JSON.stringify(msg) + '\n');
+    fs.writeSync(3, `${JSON.stringify(msg)}\n`);
     fs.closeSync(3);
   } catch {
     /* the parent is gone; nothing to report to */

@@ -1,5 +1,5 @@
-import { recryptSectors, seekExtent } from '../native/index.js';
 import type { GuardedKey } from '../native/index.js';
+import { recryptSectors, seekExtent } from '../native/index.js';
 
 /**
  * Stream a volume payload from one image to another, re-encrypting it: only

@@ -1,26 +1,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
-import { ensureDir, openPrivate } from '../home.js';
+import type { Mounted } from '../fuse/adapter.js';
+import { mountVolumeFile } from '../fuse/adapter.js';
 import type { Home } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient } from '../kms/client/open.js';
-import { mountVolumeFile } from '../fuse/adapter.js';
-import type { Mounted } from '../fuse/adapter.js';
 import { createLogger } from '../log.js';
-import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
 import type { GuardedKey } from '../native/index.js';
+import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
 import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
 import { imageFile, volumeLockPath } from '../volume/volumes.js';
-import { serveControl } from './control.js';
 import type { ControlReply, ControlRequest } from './control.js';
+import { serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
-import { linkDevice, losetupAttach, losetupDetach, loopBusy, mountPointOf, run, unlinkDevice } from './system.js';
+import { linkDevice, loopBusy, losetupAttach, losetupDetach, mountPointOf, run, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -127,14 +127,31 @@ export class Card {
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
       const attachTime = this.o.clock.now();
       this.registry.write(() => {
-        this.registry.putAttachment({ volume_id: volumeId, device, mount_dir: this.o.mountDir, loop_device: this.loopDevice ?? null, attach_time: attachTime.getTime(), pid: process.pid, state: 'attached', grant_token: this.o.grantToken ?? null });
+        this.registry.putAttachment({
+          volume_id: volumeId,
+          device,
+          mount_dir: this.o.mountDir,
+          loop_device: this.loopDevice ?? null,
+          attach_time: attachTime.getTime(),
+          pid: process.pid,
+          state: 'attached',
+          grant_token: this.o.grantToken ?? null,
+        });
         this.registry.setVolumeState(volumeId, 'in-use');
       });
       this.events.record(volumeId, 'attachVolume', 'attached');
       this.log.info({ volumeId, device, loop: this.loopDevice ?? null }, 'attached');
       process.once('SIGTERM', () => void this.stop(false));
       process.once('SIGINT', () => void this.stop(false));
-      return { VolumeId: volumeId, Device: device, ...(this.loopDevice ? { LoopDevice: this.loopDevice } : {}), State: 'attached', AttachTime: attachTime, InstanceId: 'local', DeleteOnTermination: false };
+      return {
+        VolumeId: volumeId,
+        Device: device,
+        ...(this.loopDevice ? { LoopDevice: this.loopDevice } : {}),
+        State: 'attached',
+        AttachTime: attachTime,
+        InstanceId: 'local',
+        DeleteOnTermination: false,
+      };
     } catch (e) {
       this.log.warn({ volumeId, error: (e as Error).name, message: (e as Error).message }, 'attach failed');
       await this.teardown();
@@ -209,7 +226,9 @@ export class Card {
       // file system). The kernel sends RELEASE after close() returns, so give a just-closed file a moment.
       if (!req.force && !(await this.settled())) {
         const n = this.mount!.stats().openFiles - (this.loopDevice ? 1 : 0);
-        throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: the decrypted volume file is open ${n} time(s) (see: fuser -v ${path.join(this.o.mountDir, this.o.volumeId)}). Close it first, or detach with --force.`);
+        throw Ec2Errors.incorrectState(
+          `Volume ${this.o.volumeId} is busy: the decrypted volume file is open ${n} time(s) (see: fuser -v ${path.join(this.o.mountDir, this.o.volumeId)}). Close it first, or detach with --force.`,
+        );
       }
       setImmediate(() => void this.stop(!!req.force));
       return { ok: true };
@@ -239,7 +258,10 @@ export class Card {
           });
           this.events.record(this.o.volumeId, 'detachVolume', 'available');
         } catch (e) {
-          this.log.warn({ volumeId: this.o.volumeId, error: (e as Error).name, message: (e as Error).message }, 'detached, but the registry could not be updated; the next command will');
+          this.log.warn(
+            { volumeId: this.o.volumeId, error: (e as Error).name, message: (e as Error).message },
+            'detached, but the registry could not be updated; the next command will',
+          );
         }
       } finally {
         this.registry.close();

@@ -4,7 +4,9 @@ import fs from 'node:fs';
 /** The OS pieces a card uses: loop devices, mount tables, process liveness. */
 export function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, { encoding: 'utf8' }, (e, stdout, stderr) => (e ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || e.message}`)) : resolve(stdout))),
+    execFile(cmd, args, { encoding: 'utf8' }, (e, stdout, stderr) =>
+      e ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || e.message}`)) : resolve(stdout),
+    ),
   );
 }
 

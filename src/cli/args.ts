@@ -15,7 +15,9 @@ function readFile(p: string): Buffer {
   try {
     return fs.readFileSync(p);
   } catch (e) {
-    throw new UsageError(`Error parsing parameter: Unable to load paramfile ${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
+    throw new UsageError(
+      `Error parsing parameter: Unable to load paramfile ${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`,
+    );
   }
 }
 
@@ -86,7 +88,8 @@ export function parseStruct(value: string, name: string): Record<string, unknown
   }
   const out: Record<string, unknown> = {};
   for (const m of text.matchAll(/([A-Za-z]+)=\{([^}]*)\},?/g)) out[m[1]!] = parseMap(m[2]!, name);
-  if (Object.keys(out).length === 0) throw new UsageError(`Error parsing parameter '--${name}': use JSON or Member={k=v,...}, e.g. EncryptionContextSubset={Department=IT}.`);
+  if (Object.keys(out).length === 0)
+    throw new UsageError(`Error parsing parameter '--${name}': use JSON or Member={k=v,...}, e.g. EncryptionContextSubset={Department=IT}.`);
   return out;
 }
 

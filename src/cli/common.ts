@@ -1,12 +1,12 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { clockFromEnv } from '../clock.js';
-import { openHome, resolveHomeDir } from '../home.js';
 import type { Home } from '../home.js';
-import type { KmsClient } from '../kms/client/index.js';
+import { openHome, resolveHomeDir } from '../home.js';
 import type { Caller } from '../kms/authz.js';
+import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient as openClient } from '../kms/client/open.js';
-import { render } from './output.js';
 import type { OutputFormat } from './output.js';
+import { render } from './output.js';
 
 export interface GlobalOptions {
   home?: string;
@@ -25,7 +25,12 @@ export function withGlobals(cmd: Command): Command {
     .addOption(new Option('--output <format>', 'output format').choices(['json', 'text', 'table', 'yaml']))
     .option('--profile <name>', 'the AWS profile for a remote KMS (as AWS_PROFILE)')
     .option('--query <jmespath>', 'JMESPath query applied to the response')
-    .addOption(new Option('--kms <where>', 'the KMS: the embedded one, or AWS KMS itself with the standard credential chain (default $KMSVOL_KMS or embedded)').choices(['embedded', 'aws']))
+    .addOption(
+      new Option('--kms <where>', 'the KMS: the embedded one, or AWS KMS itself with the standard credential chain (default $KMSVOL_KMS or embedded)').choices([
+        'embedded',
+        'aws',
+      ]),
+    )
     .option('--kms-endpoint <url>', 'a remote KMS such as `kmsvol kms serve` (default $KMSVOL_KMS_ENDPOINT or $AWS_ENDPOINT_URL_KMS)')
     .option('--endpoint-url <url>', 'the same as --kms-endpoint, as the AWS CLI names it')
     .option('--no-cli-pager', 'accepted for AWS CLI compatibility');
@@ -35,7 +40,8 @@ export function globalsOf(cmd: Command): GlobalOptions {
   const g = cmd.optsWithGlobals() as GlobalOptions & { profile?: string };
   // --profile names the credentials a remote KMS client uses (the SDK reads AWS_PROFILE).
   if (g.profile) process.env.AWS_PROFILE = g.profile;
-  if (!g.output && (process.env.AWS_DEFAULT_OUTPUT === 'table' || process.env.AWS_DEFAULT_OUTPUT === 'yaml' || process.env.AWS_DEFAULT_OUTPUT === 'text')) g.output = process.env.AWS_DEFAULT_OUTPUT;
+  if (!g.output && (process.env.AWS_DEFAULT_OUTPUT === 'table' || process.env.AWS_DEFAULT_OUTPUT === 'yaml' || process.env.AWS_DEFAULT_OUTPUT === 'text'))
+    g.output = process.env.AWS_DEFAULT_OUTPUT;
   return g;
 }
 

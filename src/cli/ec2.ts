@@ -6,22 +6,28 @@ import { viaEc2 } from '../card/grants.js';
 import { clockFromEnv } from '../clock.js';
 import { ServiceError, UsageError } from '../errors.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
-import { getEbsDefaultKmsKeyId, getEbsEncryptionByDefault, modifyEbsDefaultKmsKeyId, resetEbsDefaultKmsKeyId, setEbsEncryptionByDefault } from '../volume/defaults.js';
-import { EventLog } from '../volume/events.js';
-import { deleteSnapshot, describeSnapshots, startCopySnapshot, startCreateSnapshot } from '../volume/snapshots.js';
-import { describeVolumeAttribute, describeVolumesModifications, describeVolumeStatus, startModifyVolume } from '../volume/modify.js';
-import { createTags, deleteTags, describeTags } from '../volume/tags.js';
-import type { Tag, TagSpecification } from '../volume/tags.js';
-import { Registry } from '../volume/registry.js';
-import { deleteVolume, describeVolumes, startCreateVolume } from '../volume/volumes.js';
-import type { Ec2Context, Filter } from '../volume/volumes.js';
 import type { Members, Shape } from '../server/ec2/protocol.js';
+import {
+  getEbsDefaultKmsKeyId,
+  getEbsEncryptionByDefault,
+  modifyEbsDefaultKmsKeyId,
+  resetEbsDefaultKmsKeyId,
+  setEbsEncryptionByDefault,
+} from '../volume/defaults.js';
+import { EventLog } from '../volume/events.js';
+import { describeVolumeAttribute, describeVolumeStatus, describeVolumesModifications, startModifyVolume } from '../volume/modify.js';
+import { Registry } from '../volume/registry.js';
+import { deleteSnapshot, describeSnapshots, startCopySnapshot, startCreateSnapshot } from '../volume/snapshots.js';
+import type { Tag, TagSpecification } from '../volume/tags.js';
+import { createTags, deleteTags, describeTags } from '../volume/tags.js';
+import type { Ec2Context, Filter } from '../volume/volumes.js';
+import { deleteVolume, describeVolumes, startCreateVolume } from '../volume/volumes.js';
 import { parseInteger, parseShorthandList } from './args.js';
+import type { GlobalOptions } from './common.js';
+import { globalsOf, homeOf, openKmsClient, print, regionOf, withGlobals } from './common.js';
+import { OperationContext } from './errors.js';
 import { cliInput, cliInputOptions, printSkeleton } from './input.js';
 import { allPages, EC2_PAGING, paginationOptions } from './paging.js';
-import { globalsOf, homeOf, openKmsClient, print, regionOf, withGlobals } from './common.js';
-import type { GlobalOptions } from './common.js';
-import { OperationContext } from './errors.js';
 
 /** The volume side's context for one CLI call; closed by the caller. */
 export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
@@ -66,7 +72,13 @@ const PAGINATED: Record<string, string> = {
   DescribeInstances: 'Reservations',
 };
 
-function op(name: string, awsName: string, build: (c: Command) => Command, request: (o: any) => Record<string, unknown>, run: (ctx: Ec2Context & { close(): void }, req: any, g: GlobalOptions) => Promise<unknown>): Command {
+function op(
+  name: string,
+  awsName: string,
+  build: (c: Command) => Command,
+  request: (o: any) => Record<string, unknown>,
+  run: (ctx: Ec2Context & { close(): void }, req: any, g: GlobalOptions) => Promise<unknown>,
+): Command {
   const list = PAGINATED[awsName];
   const cmd = build(withGlobals(new Command(name).description(`EC2 ${awsName}`)))
     .option('--dry-run', 'check the request and permissions without doing it (DryRunOperation when it would succeed)')
@@ -140,12 +152,18 @@ function filters(values: string[] | undefined): Filter[] | undefined {
 
 function tagSpecifications(values: string[] | undefined): TagSpecification[] | undefined {
   if (!values) return undefined;
-  return parseShorthandList(values, 'tag-specifications').map((t: Record<string, any>) => ({ ResourceType: t.ResourceType, Tags: Array.isArray(t.Tags) ? t.Tags.map((x: any) => ({ Key: String(x.Key ?? ''), ...(x.Value !== undefined ? { Value: String(x.Value) } : {}) })) : [] }));
+  return parseShorthandList(values, 'tag-specifications').map((t: Record<string, any>) => ({
+    ResourceType: t.ResourceType,
+    Tags: Array.isArray(t.Tags) ? t.Tags.map((x: any) => ({ Key: String(x.Key ?? ''), ...(x.Value !== undefined ? { Value: String(x.Value) } : {}) })) : [],
+  }));
 }
 
 function tags(values: string[] | undefined): Tag[] | undefined {
   if (!values) return undefined;
-  return parseShorthandList(values, 'tags').map((x: Record<string, any>) => ({ Key: String(x.Key ?? ''), ...(x.Value !== undefined ? { Value: String(x.Value) } : {}) }));
+  return parseShorthandList(values, 'tags').map((x: Record<string, any>) => ({
+    Key: String(x.Key ?? ''),
+    ...(x.Value !== undefined ? { Value: String(x.Value) } : {}),
+  }));
 }
 
 const int = (v: string | undefined, name: string) => (v === undefined ? undefined : parseInteger(v, name));
@@ -155,27 +173,76 @@ const pageOf = (o: any) => ({ MaxResults: int(o.maxResults, 'max-results'), Next
 export function ec2Command(): Command {
   const ec2 = new Command('ec2').description('EBS-style volumes (same names and arguments as `aws ec2`)');
   ec2.addCommand(
-    op('create-volume', 'CreateVolume', (c) =>
-      c.option('--size <GiB>').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--availability-zone <zone>').option('--volume-type <type>').option('--snapshot-id <id>')
-        .option('--iops <n>').option('--throughput <MiBps>').option('--tag-specifications <specs...>').option('--client-token <token>').option('--multi-attach-enabled').option('--no-multi-attach-enabled'),
-      (o) => ({ SnapshotId: o.snapshotId, Size: int(o.size, 'size'), Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, AvailabilityZone: o.availabilityZone, VolumeType: o.volumeType, Iops: int(o.iops, 'iops'), Throughput: int(o.throughput, 'throughput'), TagSpecifications: tagSpecifications(o.tagSpecifications), ClientToken: o.clientToken, MultiAttachEnabled: o.multiAttachEnabled }),
+    op(
+      'create-volume',
+      'CreateVolume',
+      (c) =>
+        c
+          .option('--size <GiB>')
+          .option('--encrypted')
+          .option('--no-encrypted')
+          .option('--kms-key-id <key>')
+          .option('--availability-zone <zone>')
+          .option('--volume-type <type>')
+          .option('--snapshot-id <id>')
+          .option('--iops <n>')
+          .option('--throughput <MiBps>')
+          .option('--tag-specifications <specs...>')
+          .option('--client-token <token>')
+          .option('--multi-attach-enabled')
+          .option('--no-multi-attach-enabled'),
+      (o) => ({
+        SnapshotId: o.snapshotId,
+        Size: int(o.size, 'size'),
+        Encrypted: o.encrypted,
+        KmsKeyId: o.kmsKeyId,
+        AvailabilityZone: o.availabilityZone,
+        VolumeType: o.volumeType,
+        Iops: int(o.iops, 'iops'),
+        Throughput: int(o.throughput, 'throughput'),
+        TagSpecifications: tagSpecifications(o.tagSpecifications),
+        ClientToken: o.clientToken,
+        MultiAttachEnabled: o.multiAttachEnabled,
+      }),
       async (ctx, req) => {
-        if (req.MultiAttachEnabled) throw new ServiceError('InvalidParameterValue', 'Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
+        if (req.MultiAttachEnabled)
+          throw new ServiceError('InvalidParameterValue', 'Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
         // Answered as EC2 answers (creating, the key as named); kmsvol waits until the volume is available first.
         const started = await startCreateVolume(ctx, req);
         await started.done;
         return started.Volume;
-      }),
+      },
+    ),
   );
   ec2.addCommand(
-    op('describe-volumes', 'DescribeVolumes', (c) => paging(c.option('--volume-ids <ids...>').option('--volume-id <ids...>').option('--filters <filters...>')),
+    op(
+      'describe-volumes',
+      'DescribeVolumes',
+      (c) => paging(c.option('--volume-ids <ids...>').option('--volume-id <ids...>').option('--filters <filters...>')),
       (o) => ({ VolumeIds: o.volumeIds ?? o.volumeId, Filters: filters(o.filters), ...pageOf(o) }),
-      (ctx, req) => describeVolumes(ctx, req)),
+      (ctx, req) => describeVolumes(ctx, req),
+    ),
   );
-  ec2.addCommand(op('delete-volume', 'DeleteVolume', (c) => c.requiredOption('--volume-id <id>'), (o) => ({ VolumeId: o.volumeId }), (ctx, req) => deleteVolume(ctx, req)));
   ec2.addCommand(
-    op('attach-volume', 'AttachVolume', (c) =>
-      c.requiredOption('--volume-id <id>').option('--device <dir>', 'directory where the decrypted volume file appears').option('--instance-id <id>', "this host's instance id (describe-instances)").option('--loop', 'also attach /dev/loopN (linked as /dev/kmsvol/<volume-id>)').option('--foreground', 'run the card in this process until it is detached'),
+    op(
+      'delete-volume',
+      'DeleteVolume',
+      (c) => c.requiredOption('--volume-id <id>'),
+      (o) => ({ VolumeId: o.volumeId }),
+      (ctx, req) => deleteVolume(ctx, req),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'attach-volume',
+      'AttachVolume',
+      (c) =>
+        c
+          .requiredOption('--volume-id <id>')
+          .option('--device <dir>', 'directory where the decrypted volume file appears')
+          .option('--instance-id <id>', "this host's instance id (describe-instances)")
+          .option('--loop', 'also attach /dev/loopN (linked as /dev/kmsvol/<volume-id>)')
+          .option('--foreground', 'run the card in this process until it is detached'),
       (o) => ({ VolumeId: o.volumeId, Device: o.device, InstanceId: o.instanceId, Loop: !!o.loop, foreground: !!o.foreground }),
       async (ctx, req, g) => {
         const r = { VolumeId: req.VolumeId, Device: req.Device, InstanceId: req.InstanceId, Loop: req.Loop };
@@ -184,44 +251,78 @@ export function ec2Command(): Command {
         print(attachment, g);
         await stopped;
         return undefined;
-      }),
+      },
+    ),
   );
   ec2.addCommand(
-    op('detach-volume', 'DetachVolume', (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
+    op(
+      'detach-volume',
+      'DetachVolume',
+      (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
       (o) => ({ VolumeId: o.volumeId, Force: !!o.force, InstanceId: o.instanceId }),
-      (ctx, req) => detachVolume(ctx, req)),
+      (ctx, req) => detachVolume(ctx, req),
+    ),
   );
   ec2.addCommand(
-    op('modify-volume', 'ModifyVolume', (c) => c.requiredOption('--volume-id <id>').option('--size <GiB>').option('--volume-type <type>').option('--iops <n>').option('--throughput <MiBps>'),
-      (o) => ({ VolumeId: o.volumeId, Size: int(o.size, 'size'), VolumeType: o.volumeType, Iops: int(o.iops, 'iops'), Throughput: int(o.throughput, 'throughput') }),
+    op(
+      'modify-volume',
+      'ModifyVolume',
+      (c) => c.requiredOption('--volume-id <id>').option('--size <GiB>').option('--volume-type <type>').option('--iops <n>').option('--throughput <MiBps>'),
+      (o) => ({
+        VolumeId: o.volumeId,
+        Size: int(o.size, 'size'),
+        VolumeType: o.volumeType,
+        Iops: int(o.iops, 'iops'),
+        Throughput: int(o.throughput, 'throughput'),
+      }),
       async (ctx, req) => {
         const started = startModifyVolume(ctx, req);
         await started.done;
         return { VolumeModification: started.VolumeModification };
-      }),
+      },
+    ),
   );
   ec2.addCommand(
-    op('describe-volumes-modifications', 'DescribeVolumesModifications', (c) => paging(c.option('--volume-ids <ids...>').option('--filters <filters...>')),
+    op(
+      'describe-volumes-modifications',
+      'DescribeVolumesModifications',
+      (c) => paging(c.option('--volume-ids <ids...>').option('--filters <filters...>')),
       (o) => ({ VolumeIds: o.volumeIds, Filters: filters(o.filters), ...pageOf(o) }),
-      async (ctx, req) => describeVolumesModifications(ctx, req)),
+      async (ctx, req) => describeVolumesModifications(ctx, req),
+    ),
   );
   ec2.addCommand(
-    op('describe-volume-status', 'DescribeVolumeStatus', (c) => paging(c.option('--volume-ids <ids...>').option('--filters <filters...>')),
+    op(
+      'describe-volume-status',
+      'DescribeVolumeStatus',
+      (c) => paging(c.option('--volume-ids <ids...>').option('--filters <filters...>')),
       (o) => ({ VolumeIds: o.volumeIds, Filters: filters(o.filters), ...pageOf(o) }),
-      async (ctx, req) => describeVolumeStatus(ctx, req)),
+      async (ctx, req) => describeVolumeStatus(ctx, req),
+    ),
   );
   ec2.addCommand(
-    op('describe-volume-attribute', 'DescribeVolumeAttribute', (c) => c.requiredOption('--volume-id <id>').requiredOption('--attribute <name>'),
+    op(
+      'describe-volume-attribute',
+      'DescribeVolumeAttribute',
+      (c) => c.requiredOption('--volume-id <id>').requiredOption('--attribute <name>'),
       (o) => ({ VolumeId: o.volumeId, Attribute: o.attribute }),
-      async (ctx, req) => describeVolumeAttribute(ctx, req)),
+      async (ctx, req) => describeVolumeAttribute(ctx, req),
+    ),
   );
   ec2.addCommand(
-    op('describe-instances', 'DescribeInstances', (c) => paging(c.option('--instance-ids <ids...>').option('--filters <filters...>')),
+    op(
+      'describe-instances',
+      'DescribeInstances',
+      (c) => paging(c.option('--instance-ids <ids...>').option('--filters <filters...>')),
       (o) => ({ InstanceIds: o.instanceIds, Filters: filters(o.filters), ...pageOf(o) }),
-      async (ctx, req) => (await import('../server/ec2/instances.js')).describeInstances(ctx, req)),
+      async (ctx, req) => (await import('../server/ec2/instances.js')).describeInstances(ctx, req),
+    ),
   );
   ec2.addCommand(
-    op('create-snapshot', 'CreateSnapshot', (c) => c.requiredOption('--volume-id <id>').option('--description <text>').option('--tag-specifications <specs...>'),
+    op(
+      'create-snapshot',
+      'CreateSnapshot',
+      (c) => c.requiredOption('--volume-id <id>').option('--description <text>').option('--tag-specifications <specs...>'),
       (o) => ({ VolumeId: o.volumeId, Description: o.description, TagSpecifications: tagSpecifications(o.tagSpecifications) }),
       async (ctx, req) => {
         // Answered as EC2 answers (pending, Progress "", no key); kmsvol waits until it is completed first.
@@ -229,35 +330,138 @@ export function ec2Command(): Command {
         await started.done;
         const { KmsKeyId: _key, ...answer } = started.Snapshot;
         return answer;
-      }),
+      },
+    ),
   );
   ec2.addCommand(
-    op('describe-snapshots', 'DescribeSnapshots', (c) => paging(c.option('--snapshot-ids <ids...>').option('--owner-ids <ids...>').option('--filters <filters...>')),
+    op(
+      'describe-snapshots',
+      'DescribeSnapshots',
+      (c) => paging(c.option('--snapshot-ids <ids...>').option('--owner-ids <ids...>').option('--filters <filters...>')),
       (o) => ({ SnapshotIds: o.snapshotIds, OwnerIds: o.ownerIds, Filters: filters(o.filters), ...pageOf(o) }),
-      async (ctx, req) => describeSnapshots(ctx, req)),
+      async (ctx, req) => describeSnapshots(ctx, req),
+    ),
   );
-  ec2.addCommand(op('delete-snapshot', 'DeleteSnapshot', (c) => c.requiredOption('--snapshot-id <id>'), (o) => ({ SnapshotId: o.snapshotId }), async (ctx, req) => deleteSnapshot(ctx, req)));
   ec2.addCommand(
-    op('copy-snapshot', 'CopySnapshot', (c) =>
-      c.requiredOption('--source-snapshot-id <id>').option('--source-region <region>').option('--encrypted').option('--no-encrypted').option('--kms-key-id <key>').option('--description <text>').option('--tag-specifications <specs...>'),
-      (o) => ({ SourceSnapshotId: o.sourceSnapshotId, SourceRegion: o.sourceRegion, Encrypted: o.encrypted, KmsKeyId: o.kmsKeyId, Description: o.description, TagSpecifications: tagSpecifications(o.tagSpecifications) }),
+    op(
+      'delete-snapshot',
+      'DeleteSnapshot',
+      (c) => c.requiredOption('--snapshot-id <id>'),
+      (o) => ({ SnapshotId: o.snapshotId }),
+      async (ctx, req) => deleteSnapshot(ctx, req),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'copy-snapshot',
+      'CopySnapshot',
+      (c) =>
+        c
+          .requiredOption('--source-snapshot-id <id>')
+          .option('--source-region <region>')
+          .option('--encrypted')
+          .option('--no-encrypted')
+          .option('--kms-key-id <key>')
+          .option('--description <text>')
+          .option('--tag-specifications <specs...>'),
+      (o) => ({
+        SourceSnapshotId: o.sourceSnapshotId,
+        SourceRegion: o.sourceRegion,
+        Encrypted: o.encrypted,
+        KmsKeyId: o.kmsKeyId,
+        Description: o.description,
+        TagSpecifications: tagSpecifications(o.tagSpecifications),
+      }),
       async (ctx, req) => {
         // EC2 answers only the new snapshot's id; kmsvol waits until the copy is completed first.
         const started = startCopySnapshot(ctx, req);
         await started.done;
         return { SnapshotId: started.Snapshot.SnapshotId };
-      }),
+      },
+    ),
   );
-  ec2.addCommand(op('create-tags', 'CreateTags', (c) => c.requiredOption('--resources <ids...>').requiredOption('--tags <tags...>'), (o) => ({ Resources: o.resources, Tags: tags(o.tags) }), async (ctx, req) => createTags(ctx, req)));
-  ec2.addCommand(op('delete-tags', 'DeleteTags', (c) => c.requiredOption('--resources <ids...>').option('--tags <tags...>'), (o) => ({ Resources: o.resources, Tags: tags(o.tags) }), async (ctx, req) => deleteTags(ctx, req)));
-  ec2.addCommand(op('describe-tags', 'DescribeTags', (c) => paging(c.option('--filters <filters...>')), (o) => ({ Filters: filters(o.filters), ...pageOf(o) }), async (ctx, req) => describeTags(ctx, req)));
+  ec2.addCommand(
+    op(
+      'create-tags',
+      'CreateTags',
+      (c) => c.requiredOption('--resources <ids...>').requiredOption('--tags <tags...>'),
+      (o) => ({ Resources: o.resources, Tags: tags(o.tags) }),
+      async (ctx, req) => createTags(ctx, req),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'delete-tags',
+      'DeleteTags',
+      (c) => c.requiredOption('--resources <ids...>').option('--tags <tags...>'),
+      (o) => ({ Resources: o.resources, Tags: tags(o.tags) }),
+      async (ctx, req) => deleteTags(ctx, req),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'describe-tags',
+      'DescribeTags',
+      (c) => paging(c.option('--filters <filters...>')),
+      (o) => ({ Filters: filters(o.filters), ...pageOf(o) }),
+      async (ctx, req) => describeTags(ctx, req),
+    ),
+  );
   const none = () => ({});
-  ec2.addCommand(op('enable-ebs-encryption-by-default', 'EnableEbsEncryptionByDefault', (c) => c, none, async (ctx) => setEbsEncryptionByDefault(ctx, true)));
-  ec2.addCommand(op('disable-ebs-encryption-by-default', 'DisableEbsEncryptionByDefault', (c) => c, none, async (ctx) => setEbsEncryptionByDefault(ctx, false)));
-  ec2.addCommand(op('get-ebs-encryption-by-default', 'GetEbsEncryptionByDefault', (c) => c, none, async (ctx) => getEbsEncryptionByDefault(ctx)));
-  ec2.addCommand(op('get-ebs-default-kms-key-id', 'GetEbsDefaultKmsKeyId', (c) => c, none, async (ctx) => getEbsDefaultKmsKeyId(ctx)));
-  ec2.addCommand(op('modify-ebs-default-kms-key-id', 'ModifyEbsDefaultKmsKeyId', (c) => c.requiredOption('--kms-key-id <key>'), (o) => ({ KmsKeyId: o.kmsKeyId }), (ctx, req) => modifyEbsDefaultKmsKeyId(ctx, req.KmsKeyId)));
-  ec2.addCommand(op('reset-ebs-default-kms-key-id', 'ResetEbsDefaultKmsKeyId', (c) => c, none, async (ctx) => resetEbsDefaultKmsKeyId(ctx)));
+  ec2.addCommand(
+    op(
+      'enable-ebs-encryption-by-default',
+      'EnableEbsEncryptionByDefault',
+      (c) => c,
+      none,
+      async (ctx) => setEbsEncryptionByDefault(ctx, true),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'disable-ebs-encryption-by-default',
+      'DisableEbsEncryptionByDefault',
+      (c) => c,
+      none,
+      async (ctx) => setEbsEncryptionByDefault(ctx, false),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'get-ebs-encryption-by-default',
+      'GetEbsEncryptionByDefault',
+      (c) => c,
+      none,
+      async (ctx) => getEbsEncryptionByDefault(ctx),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'get-ebs-default-kms-key-id',
+      'GetEbsDefaultKmsKeyId',
+      (c) => c,
+      none,
+      async (ctx) => getEbsDefaultKmsKeyId(ctx),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'modify-ebs-default-kms-key-id',
+      'ModifyEbsDefaultKmsKeyId',
+      (c) => c.requiredOption('--kms-key-id <key>'),
+      (o) => ({ KmsKeyId: o.kmsKeyId }),
+      (ctx, req) => modifyEbsDefaultKmsKeyId(ctx, req.KmsKeyId),
+    ),
+  );
+  ec2.addCommand(
+    op(
+      'reset-ebs-default-kms-key-id',
+      'ResetEbsDefaultKmsKeyId',
+      (c) => c,
+      none,
+      async (ctx) => resetEbsDefaultKmsKeyId(ctx),
+    ),
+  );
   return ec2;
 }
 
@@ -272,7 +476,7 @@ export function eventsCommand(): Command {
       const keep = (e: { resources: string[] }) => !opts.volumeId || e.resources.some((r) => r.endsWith(`/${opts.volumeId}`));
       const events = EventLog.read(file).filter(keep);
       if (!opts.follow) return print({ Events: events }, g);
-      for (const e of events) process.stdout.write(JSON.stringify(e) + '\n');
+      for (const e of events) process.stdout.write(`${JSON.stringify(e)}\n`);
       let size = fs.existsSync(file) ? fs.statSync(file).size : 0;
       let partial = '';
       await new Promise<void>((resolve) => {
@@ -287,7 +491,7 @@ export function eventsCommand(): Command {
           size = now;
           const lines = (partial + buf.toString('utf8')).split('\n');
           partial = lines.pop()!;
-          for (const l of lines) if (l && keep(JSON.parse(l))) process.stdout.write(l + '\n');
+          for (const l of lines) if (l && keep(JSON.parse(l))) process.stdout.write(`${l}\n`);
         }, 200);
         process.once('SIGINT', () => {
           clearInterval(timer);

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import YAML from 'yaml';
 import { UsageError } from '../errors.js';
 import { readParamText } from './args.js';
@@ -12,7 +12,12 @@ export function cliInputOptions(cmd: Command): Command {
   return cmd
     .option('--cli-input-json <json>', 'the request as JSON (file:// works); options given as well win')
     .option('--cli-input-yaml <yaml>', 'the request as YAML (file:// works); options given as well win')
-    .addOption(new Option('--generate-cli-skeleton [kind]', 'print a request skeleton (input, the default) for --cli-input-json or --cli-input-yaml (yaml-input)').choices(['input', 'yaml-input']));
+    .addOption(
+      new Option(
+        '--generate-cli-skeleton [kind]',
+        'print a request skeleton (input, the default) for --cli-input-json or --cli-input-yaml (yaml-input)',
+      ).choices(['input', 'yaml-input']),
+    );
 }
 
 export function cliInput(opts: Record<string, any>): Record<string, unknown> {
@@ -23,7 +28,8 @@ export function cliInput(opts: Record<string, any>): Record<string, unknown> {
     } catch (e) {
       throw new UsageError(`Error parsing parameter '--cli-input-${how}': ${(e as Error).message}`);
     }
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new UsageError(`Error parsing parameter '--cli-input-${how}': expected an object of request members.`);
+    if (!v || typeof v !== 'object' || Array.isArray(v))
+      throw new UsageError(`Error parsing parameter '--cli-input-${how}': expected an object of request members.`);
     return v as Record<string, unknown>;
   };
   if (opts.cliInputJson) return parse(opts.cliInputJson, 'json');
@@ -32,5 +38,5 @@ export function cliInput(opts: Record<string, any>): Record<string, unknown> {
 }
 
 export function printSkeleton(skeleton: Record<string, unknown>, kind: string | true): void {
-  process.stdout.write(kind === 'yaml-input' ? YAML.stringify(skeleton) : JSON.stringify(skeleton, null, 4) + '\n');
+  process.stdout.write(kind === 'yaml-input' ? YAML.stringify(skeleton) : `${JSON.stringify(skeleton, null, 4)}\n`);
 }

@@ -7,8 +7,8 @@ import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { cliInput, cliInputOptions, printSkeleton } from './input.js';
 import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
-import { serveCommand } from './serve.js';
 import { seedCommand } from './seed.js';
+import { serveCommand } from './serve.js';
 
 /** Field types, by AWS field name; anything not listed is a string. */
 const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs' | 'struct' | 'timestamp'> = {
@@ -65,7 +65,16 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   ListResourceTags: ['KeyId!', 'Limit', 'Marker'],
   Encrypt: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'],
   Decrypt: ['CiphertextBlob!', 'EncryptionContext', 'GrantTokens', 'KeyId', 'EncryptionAlgorithm'],
-  ReEncrypt: ['CiphertextBlob!', 'SourceEncryptionContext', 'SourceKeyId', 'DestinationKeyId!', 'DestinationEncryptionContext', 'SourceEncryptionAlgorithm', 'DestinationEncryptionAlgorithm', 'GrantTokens'],
+  ReEncrypt: [
+    'CiphertextBlob!',
+    'SourceEncryptionContext',
+    'SourceKeyId',
+    'DestinationKeyId!',
+    'DestinationEncryptionContext',
+    'SourceEncryptionAlgorithm',
+    'DestinationEncryptionAlgorithm',
+    'GrantTokens',
+  ],
   GenerateDataKey: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
   GenerateDataKeyWithoutPlaintext: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
   GenerateRandom: ['NumberOfBytes'],
@@ -105,11 +114,34 @@ export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
   DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
   GetKeyLastUsage: ['KeyId!'],
   DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
-  CreateCustomKeyStore: ['CustomKeyStoreName!', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  CreateCustomKeyStore: [
+    'CustomKeyStoreName!',
+    'CloudHsmClusterId',
+    'TrustAnchorCertificate',
+    'KeyStorePassword',
+    'CustomKeyStoreType',
+    'XksProxyUriEndpoint',
+    'XksProxyUriPath',
+    'XksProxyVpcEndpointServiceName',
+    'XksProxyVpcEndpointServiceOwner',
+    'XksProxyAuthenticationCredential',
+    'XksProxyConnectivity',
+  ],
   ConnectCustomKeyStore: ['CustomKeyStoreId!'],
   DisconnectCustomKeyStore: ['CustomKeyStoreId!'],
   DeleteCustomKeyStore: ['CustomKeyStoreId!'],
-  UpdateCustomKeyStore: ['CustomKeyStoreId!', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  UpdateCustomKeyStore: [
+    'CustomKeyStoreId!',
+    'NewCustomKeyStoreName',
+    'KeyStorePassword',
+    'CloudHsmClusterId',
+    'XksProxyUriEndpoint',
+    'XksProxyUriPath',
+    'XksProxyVpcEndpointServiceName',
+    'XksProxyVpcEndpointServiceOwner',
+    'XksProxyAuthenticationCredential',
+    'XksProxyConnectivity',
+  ],
   Encapsulate: ['KeyId!', 'EncapsulationAlgorithm!', 'GrantTokens'],
   Decapsulate: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'],
 };
@@ -165,7 +197,16 @@ function fromInput(fields: string[], input: Record<string, unknown>): KmsRequest
 }
 
 function skeleton(fields: string[]): Record<string, unknown> {
-  const blank: Record<FieldType, unknown> = { blob: '', map: { KeyName: '' }, int: 0, bool: true, list: [''], structs: [{ TagKey: '', TagValue: '' }], struct: {}, timestamp: '1970-01-01T00:00:00' };
+  const blank: Record<FieldType, unknown> = {
+    blob: '',
+    map: { KeyName: '' },
+    int: 0,
+    bool: true,
+    list: [''],
+    structs: [{ TagKey: '', TagValue: '' }],
+    struct: {},
+    timestamp: '1970-01-01T00:00:00',
+  };
   return Object.fromEntries(fields.map((f) => f.replace(/!$/, '')).map((f) => [f, FIELD_TYPES[f] ? blank[FIELD_TYPES[f]!] : '']));
 }
 
@@ -194,7 +235,9 @@ export function kmsCommand(): Command {
         try {
           // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --limit/--marker).
           const auto = list && opts.paginate !== false && req.Limit === undefined && req.Marker === undefined;
-          const out = auto ? await allPages((r) => client.send(op, r) as Promise<Record<string, any>>, req, list!, opts, KMS_PAGING) : await client.send(op, req);
+          const out = auto
+            ? await allPages((r) => client.send(op, r) as Promise<Record<string, any>>, req, list!, opts, KMS_PAGING)
+            : await client.send(op, req);
           print(out, g, op);
         } finally {
           client.close();

@@ -3,9 +3,9 @@ import { UsageError } from '../errors.js';
 import { AuditLog } from '../kms/audit.js';
 import { parseInteger } from './args.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
-import { EXIT, report } from './errors.js';
 import { demoCommand } from './demo.js';
 import { ec2Command, eventsCommand } from './ec2.js';
+import { EXIT, report } from './errors.js';
 import { kmsCommand } from './kms.js';
 import { iamCommand, serveCommand } from './serve.js';
 

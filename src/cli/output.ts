@@ -58,7 +58,7 @@ export function formatTable(data: unknown, title?: string): string {
   };
   if (title) out.push(title);
   section(undefined, data);
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 export function render(result: unknown, format: OutputFormat, query?: string, title?: string): string {
@@ -75,14 +75,14 @@ export function render(result: unknown, format: OutputFormat, query?: string, ti
   if (format === 'table') return data === undefined || (isEmptyObject(data) && query === undefined) ? '' : formatTable(data, title);
   if (data === null || data === undefined) return query !== undefined ? 'null\n' : '';
   if (typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length === 0 && query === undefined) return '';
-  return JSON.stringify(data, null, 4) + '\n';
+  return `${JSON.stringify(data, null, 4)}\n`;
 }
 
 /** The AWS CLI's text format: scalars tab-separated on one line, nested objects on lines prefixed by their upper-cased key. */
 export function formatText(data: unknown): string {
   const lines: string[] = [];
   walk(data, undefined, lines);
-  return lines.length ? lines.join('\n') + '\n' : '';
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
 function scalar(v: unknown): string {

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { parseInteger } from './args.js';
 
@@ -28,7 +28,13 @@ export function paginationOptions(cmd: Command): Command {
  * CLI's own (base64 of the service token and how many items of that page were
  * already returned), not the service's.
  */
-export async function allPages(call: (req: Record<string, unknown>) => Promise<Record<string, any>>, req: Record<string, unknown>, list: string, opts: Record<string, any>, names: PagingNames) {
+export async function allPages(
+  call: (req: Record<string, unknown>) => Promise<Record<string, any>>,
+  req: Record<string, unknown>,
+  list: string,
+  opts: Record<string, any>,
+  names: PagingNames,
+) {
   const pageSize = opts.pageSize === undefined ? undefined : parseInteger(opts.pageSize, 'page-size');
   const maxItems = opts.maxItems === undefined ? undefined : parseInteger(opts.maxItems, 'max-items');
   let token: string | undefined;
@@ -70,4 +76,3 @@ export async function allPages(call: (req: Record<string, unknown>) => Promise<R
   const rest = Object.fromEntries(Object.entries(last).filter(([k]) => k !== names.output && !names.drop?.includes(k)));
   return { ...rest, [list]: items, ...(next ? { NextToken: next } : {}) };
 }
-

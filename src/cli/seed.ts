@@ -2,8 +2,8 @@ import { Command } from 'commander';
 import { clockFromEnv } from '../clock.js';
 import { Kms } from '../kms/kms.js';
 import type { SeedResult } from '../kms/seed.js';
-import { globalsOf, homeOf, print, regionOf, withGlobals } from './common.js';
 import type { GlobalOptions } from './common.js';
+import { globalsOf, homeOf, print, regionOf, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 
 /** Apply a seed file to the embedded KMS of the home (always the local store: fixtures are local). The YAML parser loads only here. */

@@ -1,18 +1,22 @@
-import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
+import cluster from 'node:cluster';
 import { Command } from 'commander';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { createAccessKey, createRole } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
+import { parseInteger, readParamText } from './args.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
-import { parseInteger, readParamText } from './args.js';
 import { applySeedFile } from './seed.js';
 
 /** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
 async function services() {
-  const [{ kmsService }, { stsService }, { ec2Service }] = await Promise.all([import('../server/kms.js'), import('../server/sts.js'), import('../server/ec2/index.js')]);
+  const [{ kmsService }, { stsService }, { ec2Service }] = await Promise.all([
+    import('../server/kms.js'),
+    import('../server/sts.js'),
+    import('../server/ec2/index.js'),
+  ]);
   return [kmsService, stsService, ec2Service];
 }
 
@@ -35,7 +39,8 @@ export function serveCommand(): Command {
       if (opts.seed && !cluster.isWorker) await OperationContext.run('Seed', async () => void (await applySeedFile(g, opts.seed!)));
       // Only an explicit --region restricts the endpoint; without it, the request's credential scope picks the region.
       const only = g.region;
-      if (only !== undefined && !/^[a-z0-9-]{1,40}$/.test(only)) throw new UsageError(`--region must be a region name such as us-east-1; got '${only}'. Leave it out to serve every region.`);
+      if (only !== undefined && !/^[a-z0-9-]{1,40}$/.test(only))
+        throw new UsageError(`--region must be a region name such as us-east-1; got '${only}'. Leave it out to serve every region.`);
       const port = parseInteger(opts.port, 'port');
       if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535; got ${port}`);
       const workers = parseInteger(opts.workers, 'workers');
@@ -97,7 +102,15 @@ function startWorkers(n: number): { ready: Promise<string>; stop(): Promise<void
     async stop() {
       stopping = true;
       const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-      await Promise.all(all.map((w) => new Promise((r) => (w.once('exit', r), w.process.kill('SIGTERM')))));
+      await Promise.all(
+        all.map(
+          (w) =>
+            new Promise((r) => {
+              w.once('exit', r);
+              w.process.kill('SIGTERM');
+            }),
+        ),
+      );
     },
   };
 }

@@ -1,5 +1,5 @@
-import { startFuseServer } from '../native/index.js';
 import type { FuseStats, GuardedKey } from '../native/index.js';
+import { startFuseServer } from '../native/index.js';
 
 /**
  * The FUSE edge of a card: serves one regular file, the decrypted volume, in a

@@ -26,7 +26,10 @@ function hashOf(algorithm: string) {
 function digestOf(algorithm: string, message: Buffer, type: MessageType): Buffer {
   const h = hashOf(algorithm);
   if (type === 'RAW') return crypto.createHash(h.name).update(message).digest();
-  if (message.length !== h.bytes) throw KmsErrors.validation(`Digest is invalid length for algorithm ${algorithm}: a DIGEST message for it is ${h.bytes} bytes, this one is ${message.length}.`);
+  if (message.length !== h.bytes)
+    throw KmsErrors.validation(
+      `Digest is invalid length for algorithm ${algorithm}: a DIGEST message for it is ${h.bytes} bytes, this one is ${message.length}.`,
+    );
   return message;
 }
 
@@ -81,7 +84,7 @@ function pssVerify(hash: string, mHash: Buffer, block: Buffer, modBits: number):
 }
 
 type Nist = typeof import('@noble/curves/nist.js');
-type Curve = Nist['p256'] | Nist['p384'] | Nist['p521'] | (typeof import('@noble/curves/secp256k1.js'))['secp256k1'];
+type Curve = Nist['p256'] | Nist['p384'] | Nist['p521'] | typeof import('@noble/curves/secp256k1.js')['secp256k1'];
 let curves: Record<string, Curve> | undefined;
 
 /** @noble/curves, loaded on the first DIGEST-mode ECDSA call only (it adds ~30 ms to every CLI start otherwise). */
@@ -140,7 +143,11 @@ export function sign(spec: string, material: Buffer, algorithm: string, message:
   }
   const pss = algorithm.startsWith('RSASSA_PSS_');
   if (type === 'RAW') {
-    return crypto.sign(h.name, message, pss ? { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: h.bytes } : { key, padding: crypto.constants.RSA_PKCS1_PADDING });
+    return crypto.sign(
+      h.name,
+      message,
+      pss ? { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: h.bytes } : { key, padding: crypto.constants.RSA_PKCS1_PADDING },
+    );
   }
   const digest = digestOf(algorithm, message, type);
   if (pss) return crypto.privateEncrypt({ key, padding: crypto.constants.RSA_NO_PADDING }, pssEncode(h.name, digest, info.bits!));
@@ -160,7 +167,14 @@ export function verify(spec: string, material: Buffer, algorithm: string, messag
     }
     const pss = algorithm.startsWith('RSASSA_PSS_');
     if (type === 'RAW') {
-      return crypto.verify(h.name, message, pss ? { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_AUTO } : { key: pub, padding: crypto.constants.RSA_PKCS1_PADDING }, signature);
+      return crypto.verify(
+        h.name,
+        message,
+        pss
+          ? { key: pub, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_AUTO }
+          : { key: pub, padding: crypto.constants.RSA_PKCS1_PADDING },
+        signature,
+      );
     }
     const digest = digestOf(algorithm, message, type);
     if (signature.length !== info.bits! / 8) return false;
@@ -182,13 +196,19 @@ export function rsaMaxPlaintext(spec: string, algorithm: string): number {
 
 export function rsaEncrypt(material: Buffer, algorithm: string, plaintext: Buffer): Buffer {
   const pub = crypto.createPublicKey(privateKeyOf(material));
-  return crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' }, plaintext);
+  return crypto.publicEncrypt(
+    { key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' },
+    plaintext,
+  );
 }
 
 /** RSAES-OAEP decryption; InvalidCiphertextException when it does not open. The caller zeroes the result. */
 export function rsaDecrypt(material: Buffer, algorithm: string, ciphertext: Buffer): Buffer {
   try {
-    return crypto.privateDecrypt({ key: privateKeyOf(material), padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' }, ciphertext);
+    return crypto.privateDecrypt(
+      { key: privateKeyOf(material), padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' },
+      ciphertext,
+    );
   } catch {
     throw KmsErrors.invalidCiphertext();
   }

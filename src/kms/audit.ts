@@ -10,14 +10,61 @@ import type { AuthDecision } from './authz.js';
  * recorded; Plaintext and CiphertextBlob never are.
  */
 const REQUEST_FIELDS = [
-  'KeyId', 'SourceKeyId', 'DestinationKeyId', 'TargetKeyId', 'AliasName', 'EncryptionContext',
-  'SourceEncryptionContext', 'DestinationEncryptionContext', 'KeySpec', 'NumberOfBytes', 'KeyUsage',
-  'Origin', 'Description', 'PendingWindowInDays', 'RotationPeriodInDays', 'MultiRegion', 'TagKeys',
-  'EncryptionAlgorithm', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'GrantId', 'ReplicaRegion', 'PrimaryRegion',
-  'PolicyName', 'BypassPolicyLockoutSafetyCheck', 'WrappingAlgorithm', 'WrappingKeySpec', 'ExpirationModel', 'ValidTo', 'DryRun',
-  'SigningAlgorithm', 'MessageType', 'MacAlgorithm', 'KeyPairSpec', 'KeyAgreementAlgorithm', 'CustomKeyStoreId', 'CustomKeyStoreName',
+  'KeyId',
+  'SourceKeyId',
+  'DestinationKeyId',
+  'TargetKeyId',
+  'AliasName',
+  'EncryptionContext',
+  'SourceEncryptionContext',
+  'DestinationEncryptionContext',
+  'KeySpec',
+  'NumberOfBytes',
+  'KeyUsage',
+  'Origin',
+  'Description',
+  'PendingWindowInDays',
+  'RotationPeriodInDays',
+  'MultiRegion',
+  'TagKeys',
+  'EncryptionAlgorithm',
+  'GranteePrincipal',
+  'RetiringPrincipal',
+  'Operations',
+  'Constraints',
+  'Name',
+  'GrantId',
+  'ReplicaRegion',
+  'PrimaryRegion',
+  'PolicyName',
+  'BypassPolicyLockoutSafetyCheck',
+  'WrappingAlgorithm',
+  'WrappingKeySpec',
+  'ExpirationModel',
+  'ValidTo',
+  'DryRun',
+  'SigningAlgorithm',
+  'MessageType',
+  'MacAlgorithm',
+  'KeyPairSpec',
+  'KeyAgreementAlgorithm',
+  'CustomKeyStoreId',
+  'CustomKeyStoreName',
 ] as const;
-const RESPONSE_FIELDS = ['KeyId', 'SourceKeyId', 'KeyState', 'DeletionDate', 'GrantId', 'KeyMaterialId', 'ParametersValidTo', 'SigningAlgorithm', 'SignatureValid', 'MacValid', 'KeyPairSpec', 'KeyAgreementAlgorithm'] as const;
+const RESPONSE_FIELDS = [
+  'KeyId',
+  'SourceKeyId',
+  'KeyState',
+  'DeletionDate',
+  'GrantId',
+  'KeyMaterialId',
+  'ParametersValidTo',
+  'SigningAlgorithm',
+  'SignatureValid',
+  'MacValid',
+  'KeyPairSpec',
+  'KeyAgreementAlgorithm',
+] as const;
 
 export interface AuditRecord {
   eventVersion: '1.08';
@@ -80,7 +127,19 @@ export class AuditLog {
     open.add(this);
   }
 
-  record(p: { time: Date; op: string; region: string; principal: string; viaService?: string; request: unknown; response?: unknown; error?: Error; requestId?: string; eventId?: string; decisions?: AuthDecision[] }): void {
+  record(p: {
+    time: Date;
+    op: string;
+    region: string;
+    principal: string;
+    viaService?: string;
+    request: unknown;
+    response?: unknown;
+    error?: Error;
+    requestId?: string;
+    eventId?: string;
+    decisions?: AuthDecision[];
+  }): void {
     if (!this.file) return;
     const rec: AuditRecord = {
       eventVersion: '1.08',
@@ -98,10 +157,10 @@ export class AuditLog {
     };
     let line: string;
     try {
-      line = JSON.stringify(rec) + '\n';
+      line = `${JSON.stringify(rec)}\n`;
     } catch {
       // A request the operation never read can still be unrecordable (nested past the stack); the call is recorded without it.
-      line = JSON.stringify({ ...rec, requestParameters: { unrecordable: true } }) + '\n';
+      line = `${JSON.stringify({ ...rec, requestParameters: { unrecordable: true } })}\n`;
     }
     this.pending.push(line);
     this.pendingBytes += line.length;

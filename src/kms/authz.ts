@@ -1,8 +1,8 @@
 import type { EncryptionContext } from './blob.js';
 import type { KmsContext } from './context.js';
 import { KmsError } from './errors.js';
-import { accountOf, hasIamPermissions, KeyPolicy, principalMatches } from './policy.js';
 import type { ConditionValue } from './policy.js';
+import { accountOf, hasIamPermissions, KeyPolicy, principalMatches } from './policy.js';
 import type { KeyRow } from './store.js';
 
 /**
@@ -52,12 +52,37 @@ export interface GrantConstraints {
 }
 
 /** Operations whose grants may carry encryption-context constraints. */
-export const CONTEXT_OPERATIONS = new Set(['Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo', 'CreateGrant']);
+export const CONTEXT_OPERATIONS = new Set([
+  'Decrypt',
+  'Encrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'ReEncryptFrom',
+  'ReEncryptTo',
+  'CreateGrant',
+]);
 
 /** Every operation a grant may allow. */
 export const GRANT_OPERATIONS = [
-  'Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo', 'Sign', 'Verify',
-  'GetPublicKey', 'CreateGrant', 'RetireGrant', 'DescribeKey', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext', 'GenerateMac', 'VerifyMac', 'DeriveSharedSecret',
+  'Decrypt',
+  'Encrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyWithoutPlaintext',
+  'ReEncryptFrom',
+  'ReEncryptTo',
+  'Sign',
+  'Verify',
+  'GetPublicKey',
+  'CreateGrant',
+  'RetireGrant',
+  'DescribeKey',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'GenerateMac',
+  'VerifyMac',
+  'DeriveSharedSecret',
 ] as const;
 
 /** Keys have one policy, and this is its name. */
@@ -127,7 +152,10 @@ export function grantsOf(k: KmsContext, region: string, keyId: string): GrantRow
 /** The grant that allows `operation` to the caller with this context, if any. */
 export function findGrant(k: KmsContext, row: KeyRow, principal: string, operation: string, ec: EncryptionContext | undefined): GrantRow | undefined {
   return grantsOf(k, row.region, row.key_id).find(
-    (g) => principalMatches(g.grantee_principal, principal) && (JSON.parse(g.operations) as string[]).includes(operation) && constraintsHold(g.constraints ? JSON.parse(g.constraints) : null, ec),
+    (g) =>
+      principalMatches(g.grantee_principal, principal) &&
+      (JSON.parse(g.operations) as string[]).includes(operation) &&
+      constraintsHold(g.constraints ? JSON.parse(g.constraints) : null, ec),
   );
 }
 
@@ -173,5 +201,8 @@ export function authorizeIamOnly(k: KmsContext, action: string): void {
     return;
   }
   call.decisions.push({ action, resource, effect: 'Deny', by: 'IAM' });
-  throw new KmsError('AccessDeniedException', `User: ${call.caller.principal} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`);
+  throw new KmsError(
+    'AccessDeniedException',
+    `User: ${call.caller.principal} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`,
+  );
 }

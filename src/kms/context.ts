@@ -1,19 +1,35 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
-import { authorize } from './authz.js';
 import type { AuthRequest, CallState } from './authz.js';
+import { authorize } from './authz.js';
+import { MATERIAL_ID_BYTES } from './blob.js';
 import { KmsErrors } from './errors.js';
 import type { RootKey } from './rootkey.js';
 import type { KeyRow, KmsStore } from './store.js';
-import { MATERIAL_ID_BYTES } from './blob.js';
 import type { UsageTracker } from './usage.js';
 
 export const DEFAULT_REGION = 'local';
 export const DEFAULT_ACCOUNT = '000000000000';
 
 /** Services that have AWS managed keys (alias/aws/<service>). */
-const AWS_SERVICES = new Set(['ebs', 's3', 'rds', 'lambda', 'secretsmanager', 'ssm', 'dynamodb', 'sns', 'sqs', 'backup', 'elasticfilesystem', 'kinesis', 'redshift', 'glue', 'logs']);
+const AWS_SERVICES = new Set([
+  'ebs',
+  's3',
+  'rds',
+  'lambda',
+  'secretsmanager',
+  'ssm',
+  'dynamodb',
+  'sns',
+  'sqs',
+  'backup',
+  'elasticfilesystem',
+  'kinesis',
+  'redshift',
+  'glue',
+  'logs',
+]);
 
 export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion' | 'PendingImport';
 
@@ -62,7 +78,8 @@ export class KmsContext {
     if (r.startsWith('arn:')) {
       const m = /^arn:aws:kms:([^:]+):(\d{12}):(key\/.+|alias\/.+)$/.exec(r);
       if (!m) throw KmsErrors.notFound(`Invalid arn ${ref}`);
-      if (m[1] !== this.region || m[2] !== this.account) throw KmsErrors.notFound(`Invalid arn ${ref}: it names region ${m[1]} and account ${m[2]}; this KMS serves ${this.region} and ${this.account}.`);
+      if (m[1] !== this.region || m[2] !== this.account)
+        throw KmsErrors.notFound(`Invalid arn ${ref}: it names region ${m[1]} and account ${m[2]}; this KMS serves ${this.region} and ${this.account}.`);
       r = m[3]!;
       if (r.startsWith('key/')) r = r.slice(4);
     }
@@ -163,7 +180,13 @@ export class KmsContext {
   }
 
   /** Create and seal fresh backing material; it becomes the current material. */
-  newMaterial(keyId: string, at: number, rotationType: 'AUTOMATIC' | 'ON_DEMAND' | null, material?: Buffer, materialId: Buffer = crypto.randomBytes(MATERIAL_ID_BYTES)): Buffer {
+  newMaterial(
+    keyId: string,
+    at: number,
+    rotationType: 'AUTOMATIC' | 'ON_DEMAND' | null,
+    material?: Buffer,
+    materialId: Buffer = crypto.randomBytes(MATERIAL_ID_BYTES),
+  ): Buffer {
     const key = material ?? crypto.randomBytes(32);
     try {
       const sealed = this.rootKey.seal(keyId, materialId, key);

@@ -6,14 +6,16 @@ import { ServiceError } from '../errors.js';
  */
 export class KmsError extends ServiceError {}
 
-const err = (name: string, status = 400) => (message: string) => new KmsError(name, message, status);
+const err =
+  (name: string, status = 400) =>
+  (message: string) =>
+    new KmsError(name, message, status);
 
 export const KmsErrors = {
   notFound: err('NotFoundException'),
   disabled: (arn: string) => new KmsError('DisabledException', `${arn} is disabled.`),
   /** KMSInvalidStateException worded per state: "<arn> is pending deletion." */
-  invalidState: (arn: string, state: string) =>
-    new KmsError('KMSInvalidStateException', `${arn} is ${describeState(state)}.`),
+  invalidState: (arn: string, state: string) => new KmsError('KMSInvalidStateException', `${arn} is ${describeState(state)}.`),
   invalidStateMsg: err('KMSInvalidStateException'),
   validation: err('ValidationException'),
   invalidCiphertext: () =>
@@ -53,9 +55,7 @@ function describeState(state: string): string {
 /** AWS's "1 validation error detected" wording for a field constraint. */
 export function fieldError(field: string, value: unknown, constraint: string): KmsError {
   const shown = typeof value === 'string' || typeof value === 'number' ? `'${value}'` : 'null';
-  return KmsErrors.validation(
-    `1 validation error detected: Value ${shown} at '${lowerFirst(field)}' failed to satisfy constraint: ${constraint}`,
-  );
+  return KmsErrors.validation(`1 validation error detected: Value ${shown} at '${lowerFirst(field)}' failed to satisfy constraint: ${constraint}`);
 }
 
 function lowerFirst(s: string): string {

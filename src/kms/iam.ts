@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import type { KmsContext } from './context.js';
 import { ServiceError } from '../errors.js';
+import type { KmsContext } from './context.js';
 import { KmsError } from './errors.js';
 import { principalMatches, wildcard } from './policy.js';
 
@@ -37,22 +37,31 @@ function randomSecret(): string {
 }
 
 export function createAccessKey(k: KmsContext, userName: string) {
-  if (!/^[\w+=,.@-]{1,64}$/.test(userName)) throw new KmsError('ValidationError', `The user name ${JSON.stringify(userName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
+  if (!/^[\w+=,.@-]{1,64}$/.test(userName))
+    throw new KmsError('ValidationError', `The user name ${JSON.stringify(userName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
   const accessKeyId = randomId('AKIA');
   const secret = randomSecret();
   const created = k.now();
   k.store.write(() =>
-    k.store.stmt('INSERT INTO iam_access_keys (access_key_id, user_name, sealed_secret, created) VALUES (?, ?, ?, ?)').run(accessKeyId, userName, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), created),
+    k.store
+      .stmt('INSERT INTO iam_access_keys (access_key_id, user_name, sealed_secret, created) VALUES (?, ?, ?, ?)')
+      .run(accessKeyId, userName, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), created),
   );
   return { AccessKey: { UserName: userName, AccessKeyId: accessKeyId, Status: 'Active', SecretAccessKey: secret, CreateDate: new Date(created) } };
 }
 
 /** The principal and secret of an access key (long-term or temporary), or undefined when it is unknown. */
 export function lookupAccessKey(k: KmsContext, accessKeyId: string): { principal: Principal; secret: string } | undefined {
-  const user = k.store.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as { user_name: string; sealed_secret: Buffer } | undefined;
+  const user = k.store.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as
+    | { user_name: string; sealed_secret: Buffer }
+    | undefined;
   const session = user
     ? undefined
-    : (k.store.stmt('SELECT s.sealed_secret, s.token_hash, s.role_name, s.session_name, s.expires, r.role_id FROM iam_sessions s JOIN iam_roles r ON r.role_name = s.role_name WHERE s.access_key_id = ?').get(accessKeyId) as
+    : (k.store
+        .stmt(
+          'SELECT s.sealed_secret, s.token_hash, s.role_name, s.session_name, s.expires, r.role_id FROM iam_sessions s JOIN iam_roles r ON r.role_name = s.role_name WHERE s.access_key_id = ?',
+        )
+        .get(accessKeyId) as
         | { sealed_secret: Buffer; token_hash: Buffer; role_name: string; session_name: string; expires: number; role_id: string }
         | undefined);
   const row = user ?? session;
@@ -64,7 +73,13 @@ export function lookupAccessKey(k: KmsContext, accessKeyId: string): { principal
       : {
           arn: `arn:aws:sts::${k.account}:assumed-role/${session!.role_name}/${session!.session_name}`,
           accessKeyId,
-          session: { tokenHash: session!.token_hash, expires: session!.expires, roleArn: roleArn(k, session!.role_name), roleId: session!.role_id, sessionName: session!.session_name },
+          session: {
+            tokenHash: session!.token_hash,
+            expires: session!.expires,
+            roleArn: roleArn(k, session!.role_name),
+            roleId: session!.role_id,
+            sessionName: session!.session_name,
+          },
         };
     return { principal, secret: secret.toString('utf8') };
   } finally {
@@ -100,7 +115,11 @@ function parseTrustPolicy(text: string): TrustStatement[] {
   return raw.map((s: { Effect?: unknown; Principal?: unknown; Action?: unknown; Condition?: unknown }) => {
     if (s.Effect !== 'Allow' && s.Effect !== 'Deny') throw iamError('MalformedPolicyDocument', 'Each statement needs "Effect": "Allow" or "Deny".');
     // A condition kmsvol would not evaluate must not be accepted and then ignored.
-    if (s.Condition !== undefined) throw iamError('MalformedPolicyDocument', 'Conditions in trust policies are not supported by kmsvol: name the principals that may assume the role instead.');
+    if (s.Condition !== undefined)
+      throw iamError(
+        'MalformedPolicyDocument',
+        'Conditions in trust policies are not supported by kmsvol: name the principals that may assume the role instead.',
+      );
     const p = s.Principal === '*' ? ['*'] : list((s.Principal as { AWS?: unknown } | undefined)?.AWS);
     if (p.length === 0) throw iamError('MalformedPolicyDocument', 'Each statement of an assume-role policy needs "Principal": {"AWS": ...}.');
     const actions = list(s.Action);
@@ -111,26 +130,39 @@ function parseTrustPolicy(text: string): TrustStatement[] {
 
 /** `kmsvol iam create-role`: a role that the principals its trust policy names may assume. */
 export function createRole(k: KmsContext, roleName: string, trustPolicy: string) {
-  if (!/^[\w+=,.@-]{1,64}$/.test(roleName)) throw iamError('ValidationError', `The role name ${JSON.stringify(roleName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
+  if (!/^[\w+=,.@-]{1,64}$/.test(roleName))
+    throw iamError('ValidationError', `The role name ${JSON.stringify(roleName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
   parseTrustPolicy(trustPolicy);
   const created = k.now();
   const roleId = randomId('AROA');
   k.store.write(() => {
-    if (k.store.stmt('SELECT 1 FROM iam_roles WHERE role_name = ?').get(roleName)) throw iamError('EntityAlreadyExists', `Role with name ${roleName} already exists.`, 409);
+    if (k.store.stmt('SELECT 1 FROM iam_roles WHERE role_name = ?').get(roleName))
+      throw iamError('EntityAlreadyExists', `Role with name ${roleName} already exists.`, 409);
     k.store.stmt('INSERT INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (?, ?, ?, ?)').run(roleName, roleId, trustPolicy, created);
   });
-  return { Role: { Path: '/', RoleName: roleName, RoleId: roleId, Arn: roleArn(k, roleName), CreateDate: new Date(created), AssumeRolePolicyDocument: trustPolicy } };
+  return {
+    Role: { Path: '/', RoleName: roleName, RoleId: roleId, Arn: roleArn(k, roleName), CreateDate: new Date(created), AssumeRolePolicyDocument: trustPolicy },
+  };
 }
 
 /** The card role exists in every account, trusted by the account's own principals (as a service-linked role is). */
 function cardRoleTrust(account: string): string {
-  return JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'sts:AssumeRole' }] });
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'sts:AssumeRole' }],
+  });
 }
 
 function getRole(k: KmsContext, name: string): { role_id: string; trust_policy: string } | undefined {
-  const row = k.store.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as { role_id: string; trust_policy: string } | undefined;
+  const row = k.store.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as
+    | { role_id: string; trust_policy: string }
+    | undefined;
   if (row || name !== CARD_ROLE) return row;
-  k.store.write(() => k.store.stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (?, ?, ?, ?)').run(name, randomId('AROA'), cardRoleTrust(k.account), k.now()));
+  k.store.write(() =>
+    k.store
+      .stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (?, ?, ?, ?)')
+      .run(name, randomId('AROA'), cardRoleTrust(k.account), k.now()),
+  );
   return getRole(k, name);
 }
 
@@ -152,10 +184,17 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   const { RoleArn: arn, RoleSessionName: session } = req;
   if (!arn) throw iamError('MissingParameter', 'The request must contain the parameter RoleArn.');
   if (!session) throw iamError('MissingParameter', 'The request must contain the parameter RoleSessionName.');
-  if (!/^[\w+=,.@-]{2,64}$/.test(session)) throw iamError('ValidationError', `1 validation error detected: Value '${session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length 2-64`);
+  if (!/^[\w+=,.@-]{2,64}$/.test(session))
+    throw iamError(
+      'ValidationError',
+      `1 validation error detected: Value '${session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length 2-64`,
+    );
   const duration = req.DurationSeconds ?? 3600;
   if (!Number.isInteger(duration) || duration < MIN_SESSION_SECONDS || duration > MAX_SESSION_SECONDS) {
-    throw iamError('ValidationError', `1 validation error detected: Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between ${MIN_SESSION_SECONDS} and ${MAX_SESSION_SECONDS}`);
+    throw iamError(
+      'ValidationError',
+      `1 validation error detected: Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between ${MIN_SESSION_SECONDS} and ${MAX_SESSION_SECONDS}`,
+    );
   }
   if (caller.includes(':assumed-role/') && duration > CHAINED_SESSION_SECONDS) {
     throw iamError('ValidationError', `The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.`);
@@ -166,7 +205,9 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   const role = getRole(k, m[2]!);
   if (!role) throw denied();
   // A role session cannot chain into another role here; the trust policy names users or the account.
-  const statements = parseTrustPolicy(role.trust_policy).filter((s) => s.Action.some((a) => wildcard(a.toLowerCase(), 'sts:assumerole')) && s.Principal.some((p) => principalMatches(p, caller)));
+  const statements = parseTrustPolicy(role.trust_policy).filter(
+    (s) => s.Action.some((a) => wildcard(a.toLowerCase(), 'sts:assumerole')) && s.Principal.some((p) => principalMatches(p, caller)),
+  );
   if (statements.length === 0 || statements.some((s) => s.Effect === 'Deny')) throw denied();
   if (mayAssume && !mayAssume(m[2]!, session)) throw denied();
   const accessKeyId = randomId('ASIA');
@@ -175,7 +216,9 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   const expires = k.now() + duration * 1000;
   k.store.write(() => {
     k.store.stmt('DELETE FROM iam_sessions WHERE expires < ?').run(k.now() - 86_400_000);
-    k.store.stmt('INSERT INTO iam_sessions (access_key_id, sealed_secret, token_hash, role_name, session_name, expires) VALUES (?, ?, ?, ?, ?, ?)').run(accessKeyId, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), tokenHash(token), m[2]!, session, expires);
+    k.store
+      .stmt('INSERT INTO iam_sessions (access_key_id, sealed_secret, token_hash, role_name, session_name, expires) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(accessKeyId, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), tokenHash(token), m[2]!, session, expires);
   });
   return {
     Credentials: { AccessKeyId: accessKeyId, SecretAccessKey: secret, SessionToken: token, Expiration: new Date(expires) },

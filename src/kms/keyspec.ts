@@ -8,16 +8,42 @@ import { KmsErrors } from './errors.js';
  * SYMMETRIC_DEFAULT, the HMAC key bytes, or a PKCS#8 DER private key.
  */
 export const KEY_SPECS = [
-  'SYMMETRIC_DEFAULT', 'RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521', 'ECC_SECG_P256K1',
-  'HMAC_224', 'HMAC_256', 'HMAC_384', 'HMAC_512', 'SM2', 'ML_DSA_44', 'ML_DSA_65', 'ML_DSA_87', 'ML_KEM_512', 'ML_KEM_768', 'ML_KEM_1024',
+  'SYMMETRIC_DEFAULT',
+  'RSA_2048',
+  'RSA_3072',
+  'RSA_4096',
+  'ECC_NIST_P256',
+  'ECC_NIST_P384',
+  'ECC_NIST_P521',
+  'ECC_SECG_P256K1',
+  'HMAC_224',
+  'HMAC_256',
+  'HMAC_384',
+  'HMAC_512',
+  'SM2',
+  'ML_DSA_44',
+  'ML_DSA_65',
+  'ML_DSA_87',
+  'ML_KEM_512',
+  'ML_KEM_768',
+  'ML_KEM_1024',
 ] as const;
 export const KEY_USAGES = ['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'GENERATE_VERIFY_MAC', 'KEY_AGREEMENT', 'KEY_ENCAPSULATION'] as const;
 export type KeySpec = (typeof KEY_SPECS)[number];
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
 export const SIGNING_ALGORITHMS = [
-  'RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512', 'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384',
-  'RSASSA_PKCS1_V1_5_SHA_512', 'ECDSA_SHA_256', 'ECDSA_SHA_384', 'ECDSA_SHA_512', 'SM2DSA', 'ML_DSA_SHAKE_256',
+  'RSASSA_PSS_SHA_256',
+  'RSASSA_PSS_SHA_384',
+  'RSASSA_PSS_SHA_512',
+  'RSASSA_PKCS1_V1_5_SHA_256',
+  'RSASSA_PKCS1_V1_5_SHA_384',
+  'RSASSA_PKCS1_V1_5_SHA_512',
+  'ECDSA_SHA_256',
+  'ECDSA_SHA_384',
+  'ECDSA_SHA_512',
+  'SM2DSA',
+  'ML_DSA_SHAKE_256',
 ] as const;
 export const ENCRYPTION_ALGORITHMS = ['SYMMETRIC_DEFAULT', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'SM2PKE'] as const;
 export const MAC_ALGORITHMS = ['HMAC_SHA_224', 'HMAC_SHA_256', 'HMAC_SHA_384', 'HMAC_SHA_512'] as const;
@@ -38,7 +64,14 @@ interface SpecInfo {
 
 const RSA_USAGES = {
   ENCRYPT_DECRYPT: ['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256'],
-  SIGN_VERIFY: ['RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512', 'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512'],
+  SIGN_VERIFY: [
+    'RSASSA_PSS_SHA_256',
+    'RSASSA_PSS_SHA_384',
+    'RSASSA_PSS_SHA_512',
+    'RSASSA_PKCS1_V1_5_SHA_256',
+    'RSASSA_PKCS1_V1_5_SHA_384',
+    'RSASSA_PKCS1_V1_5_SHA_512',
+  ],
 } as const;
 
 const SPECS: Partial<Record<KeySpec, SpecInfo>> = {
@@ -77,7 +110,9 @@ export function checkSpecUsage(spec: string, usage: string | undefined): KeyUsag
   const u = (usage ?? 'ENCRYPT_DECRYPT') as KeyUsage;
   if (!info.usages[u]) {
     const allowed = Object.keys(info.usages).join(' or ');
-    throw KmsErrors.validation(`KeyUsage ${u} is not compatible with KeySpec ${spec}${usage === undefined ? ' (ENCRYPT_DECRYPT is the default KeyUsage)' : ''}. Use KeyUsage ${allowed}.`);
+    throw KmsErrors.validation(
+      `KeyUsage ${u} is not compatible with KeySpec ${spec}${usage === undefined ? ' (ENCRYPT_DECRYPT is the default KeyUsage)' : ''}. Use KeyUsage ${allowed}.`,
+    );
   }
   return u;
 }
@@ -135,8 +170,12 @@ export function publicKeyDer(material: Buffer): Buffer {
  */
 export function materialProblem(spec: string, material: Buffer): string | undefined {
   const info = specInfo(spec);
-  if (info.kind === 'symmetric') return material.length === 32 ? undefined : `Key material for a SYMMETRIC_DEFAULT key is 32 bytes (256 bits); this material is ${material.length} bytes.`;
-  if (info.kind === 'hmac') return material.length === info.macBytes ? undefined : `Key material for an ${spec} key is ${info.macBytes} bytes; this material is ${material.length} bytes.`;
+  if (info.kind === 'symmetric')
+    return material.length === 32 ? undefined : `Key material for a SYMMETRIC_DEFAULT key is 32 bytes (256 bits); this material is ${material.length} bytes.`;
+  if (info.kind === 'hmac')
+    return material.length === info.macBytes
+      ? undefined
+      : `Key material for an ${spec} key is ${info.macBytes} bytes; this material is ${material.length} bytes.`;
   let key: crypto.KeyObject;
   try {
     key = privateKeyOf(material);
@@ -145,10 +184,10 @@ export function materialProblem(spec: string, material: Buffer): string | undefi
   }
   const d = key.asymmetricKeyDetails ?? {};
   if (info.kind === 'rsa' && (key.asymmetricKeyType !== 'rsa' || d.modulusLength !== info.bits)) {
-    return `Key material for an ${spec} key is an RSA private key of ${info.bits} bits; this is ${key.asymmetricKeyType} ${d.modulusLength ?? ''}`.trimEnd() + '.';
+    return `${`Key material for an ${spec} key is an RSA private key of ${info.bits} bits; this is ${key.asymmetricKeyType} ${d.modulusLength ?? ''}`.trimEnd()}.`;
   }
   if (info.kind === 'ec' && (key.asymmetricKeyType !== 'ec' || d.namedCurve !== info.curve)) {
-    return `Key material for an ${spec} key is an EC private key on curve ${info.curve}; this is ${key.asymmetricKeyType} ${d.namedCurve ?? ''}`.trimEnd() + '.';
+    return `${`Key material for an ${spec} key is an EC private key on curve ${info.curve}; this is ${key.asymmetricKeyType} ${d.namedCurve ?? ''}`.trimEnd()}.`;
   }
   return undefined;
 }
@@ -161,7 +200,16 @@ export function grantOperationsFor(spec: string, usage: string): string[] {
   const own =
     usage === 'ENCRYPT_DECRYPT'
       ? kind === 'symmetric'
-        ? ['Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo']
+        ? [
+            'Decrypt',
+            'Encrypt',
+            'GenerateDataKey',
+            'GenerateDataKeyWithoutPlaintext',
+            'GenerateDataKeyPair',
+            'GenerateDataKeyPairWithoutPlaintext',
+            'ReEncryptFrom',
+            'ReEncryptTo',
+          ]
         : ['Decrypt', 'Encrypt', 'ReEncryptFrom', 'ReEncryptTo', 'GetPublicKey']
       : usage === 'SIGN_VERIFY'
         ? ['Sign', 'Verify', 'GetPublicKey']

@@ -1,32 +1,39 @@
 import crypto from 'node:crypto';
-import { clockFromEnv, DAY_MS } from '../clock.js';
 import type { Clock } from '../clock.js';
-import { openHome } from '../home.js';
+import { clockFromEnv, DAY_MS } from '../clock.js';
 import type { Home } from '../home.js';
+import { openHome } from '../home.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
+import { deriveSharedSecret } from './ops/agreement.js';
 import { createAlias, createReservedAlias, deleteAlias, listAliases, updateAlias } from './ops/aliases.js';
+import { getPublicKey, sign, verify } from './ops/asymmetric.js';
 import { decrypt, encrypt, generateDataKey, generateDataKeyWithoutPlaintext, generateRandom, reEncrypt } from './ops/crypto.js';
-import { createKey, describeKey, insertKey, listKeys, listResourceTags, tagResource, untagResource, updateKeyDescription } from './ops/keys.js';
-import { disableKeyRotation, enableKeyRotation, getKeyRotationStatus, listKeyRotations, rotateKeyOnDemand } from './ops/rotation.js';
-import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion } from './ops/state.js';
-import { replicateKey, updatePrimaryRegion } from './ops/multiregion.js';
 import { checkGrantTokens, createGrant, listGrants, listRetirableGrants, retireGrant, revokeGrant } from './ops/grants.js';
 import { deleteImportedKeyMaterial, getParametersForImport, importKeyMaterial } from './ops/imports.js';
-import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
-import { getPublicKey, sign, verify } from './ops/asymmetric.js';
-import { generateMac, verifyMac } from './ops/mac.js';
-import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './ops/keypairs.js';
-import { deriveSharedSecret } from './ops/agreement.js';
-import { getKeyLastUsage } from './ops/usage.js';
-import { connectCustomKeyStore, createCustomKeyStore, deleteCustomKeyStore, describeCustomKeyStores, disconnectCustomKeyStore, updateCustomKeyStore } from './ops/keystores.js';
 import { decapsulate, encapsulate } from './ops/kem.js';
-import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
+import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './ops/keypairs.js';
+import { createKey, describeKey, insertKey, listKeys, listResourceTags, tagResource, untagResource, updateKeyDescription } from './ops/keys.js';
+import {
+  connectCustomKeyStore,
+  createCustomKeyStore,
+  deleteCustomKeyStore,
+  describeCustomKeyStores,
+  disconnectCustomKeyStore,
+  updateCustomKeyStore,
+} from './ops/keystores.js';
+import { generateMac, verifyMac } from './ops/mac.js';
+import { replicateKey, updatePrimaryRegion } from './ops/multiregion.js';
+import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
+import { disableKeyRotation, enableKeyRotation, getKeyRotationStatus, listKeyRotations, rotateKeyOnDemand } from './ops/rotation.js';
+import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion } from './ops/state.js';
+import { getKeyLastUsage } from './ops/usage.js';
 import { RootKey } from './rootkey.js';
 import { KmsStore } from './store.js';
+import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
 
 /** Every operation, by its AWS name. The server and the CLI dispatch through this table. */
 export const OPERATIONS = {
@@ -93,7 +100,7 @@ export type KmsRequest = Record<string, unknown>;
 export type KmsResponse<Op extends KmsOperation> = ReturnType<(typeof OPERATIONS)[Op]>;
 
 export function isKmsOperation(op: string): op is KmsOperation {
-  return Object.prototype.hasOwnProperty.call(OPERATIONS, op);
+  return Object.hasOwn(OPERATIONS, op);
 }
 
 export interface KmsOptions {
@@ -135,7 +142,9 @@ export class Kms {
       if (check === undefined) store.write(() => store.setMeta('root_key_check', rootKey.checkValue()));
       else if (check !== rootKey.checkValue()) {
         rootKey.destroy();
-        throw KmsErrors.internal(`The root key ${home.rootKeyFile} does not belong to the KMS store ${home.kmsDb}. Point KMSVOL_ROOT_KEY_FILE at the store's own root key.`);
+        throw KmsErrors.internal(
+          `The root key ${home.rootKeyFile} does not belong to the KMS store ${home.kmsDb}. Point KMSVOL_ROOT_KEY_FILE at the store's own root key.`,
+        );
       }
     } catch (e) {
       store.close();
@@ -174,7 +183,16 @@ export class Kms {
     const time = this.ctx.clock.now();
     const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
     const call = { caller: who, op: String(op), decisions: [] };
-    const record = { time, op, region: this.region, principal: who.principal, viaService: who.viaService, requestId: who.requestId, request: req, decisions: call.decisions };
+    const record = {
+      time,
+      op,
+      region: this.region,
+      principal: who.principal,
+      viaService: who.viaService,
+      requestId: who.requestId,
+      request: req,
+      decisions: call.decisions,
+    };
     this.ctx.call = call;
     this.ctx.store.beginCall();
     try {
@@ -222,7 +240,14 @@ export class Kms {
       const row = insertKey(this.ctx, { description, keyManager: 'AWS', policy: awsManagedPolicy(this.account, this.region, service) });
       this.ctx.store.updateKey(row.region, row.key_id, { rotation_enabled: 1, rotation_period_days: 365, next_rotation_date: this.ctx.now() + 365 * DAY_MS });
       createReservedAlias(this.ctx, alias, row.key_id);
-      this.audit.record({ time: this.ctx.clock.now(), op: 'CreateKey', region: this.region, principal: `${service}.amazonaws.com`, request: { Description: description }, response: { KeyId: row.key_id } });
+      this.audit.record({
+        time: this.ctx.clock.now(),
+        op: 'CreateKey',
+        region: this.region,
+        principal: `${service}.amazonaws.com`,
+        request: { Description: description },
+        response: { KeyId: row.key_id },
+      });
       return row.key_id;
     });
   }
@@ -231,7 +256,15 @@ export class Kms {
   auditCreated(keys: { KeyId: string; KeyState: string; KeySpec: string; KeyUsage: string; Origin: string; Description: string }[], source: string): void {
     const time = this.ctx.clock.now();
     for (const key of keys) {
-      this.audit.record({ time, op: 'CreateKey', region: this.region, principal: this.principal, request: { KeySpec: key.KeySpec, KeyUsage: key.KeyUsage, Origin: key.Origin, Description: key.Description }, response: { KeyMetadata: { KeyId: key.KeyId, KeyState: key.KeyState } }, requestId: `seed:${source}` });
+      this.audit.record({
+        time,
+        op: 'CreateKey',
+        region: this.region,
+        principal: this.principal,
+        request: { KeySpec: key.KeySpec, KeyUsage: key.KeyUsage, Origin: key.Origin, Description: key.Description },
+        response: { KeyMetadata: { KeyId: key.KeyId, KeyState: key.KeyState } },
+        requestId: `seed:${source}`,
+      });
     }
   }
 

@@ -10,8 +10,23 @@ import { KmsError } from './errors.js';
 
 /** Operations that take DryRun: the call is checked as the real one would be, then fails with DryRunOperationException and changes nothing. */
 export const DRY_RUN_OPERATIONS = new Set([
-  'CreateGrant', 'Decrypt', 'DeriveSharedSecret', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext',
-  'GenerateDataKeyWithoutPlaintext', 'GenerateMac', 'ReEncrypt', 'RetireGrant', 'RevokeGrant', 'Sign', 'Verify', 'VerifyMac', 'Encapsulate', 'Decapsulate',
+  'CreateGrant',
+  'Decrypt',
+  'DeriveSharedSecret',
+  'Encrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateMac',
+  'ReEncrypt',
+  'RetireGrant',
+  'RevokeGrant',
+  'Sign',
+  'Verify',
+  'VerifyMac',
+  'Encapsulate',
+  'Decapsulate',
 ]);
 
 export const dryRunSucceeded = () => new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.', 412);
@@ -20,14 +35,24 @@ export const dryRunSucceeded = () => new KmsError('DryRunOperationException', 'T
 const shown = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
 const noCustomKeyStore = (id: unknown) =>
-  new KmsError('CustomKeyStoreNotFoundException', `Custom key store ID ${shown(id)} does not exist in this account and Region: kmsvol has no custom key stores (AWS CloudHSM or external). Omit CustomKeyStoreId.`);
+  new KmsError(
+    'CustomKeyStoreNotFoundException',
+    `Custom key store ID ${shown(id)} does not exist in this account and Region: kmsvol has no custom key stores (AWS CloudHSM or external). Omit CustomKeyStoreId.`,
+  );
 const noAttestation = () =>
-  new KmsError('ValidationException', 'The Recipient attestation document cannot be verified: this KMS has no Nitro Enclaves attestation. Omit Recipient to receive the plaintext in the response.');
-const unsupported = (member: string, what: string) => () => new KmsError('UnsupportedOperationException', `${member} is not supported by kmsvol: ${what}. Omit it.`);
+  new KmsError(
+    'ValidationException',
+    'The Recipient attestation document cannot be verified: this KMS has no Nitro Enclaves attestation. Omit Recipient to receive the plaintext in the response.',
+  );
+const unsupported = (member: string, what: string) => () =>
+  new KmsError('UnsupportedOperationException', `${member} is not supported by kmsvol: ${what}. Omit it.`);
 
 /** Members whose feature kmsvol does not have: present (and not null), they fail the call with AWS's error for it. */
 export const UNSUPPORTED: Record<string, Record<string, (value: unknown) => KmsError>> = {
-  CreateKey: { CustomKeyStoreId: noCustomKeyStore, XksKeyId: () => new KmsError('XksKeyNotFoundException', 'XksKeyId names a key in an external key store; kmsvol has no external key stores. Omit XksKeyId.') },
+  CreateKey: {
+    CustomKeyStoreId: noCustomKeyStore,
+    XksKeyId: () => new KmsError('XksKeyNotFoundException', 'XksKeyId names a key in an external key store; kmsvol has no external key stores. Omit XksKeyId.'),
+  },
   GenerateRandom: { CustomKeyStoreId: noCustomKeyStore, Recipient: noAttestation },
   Decrypt: { Recipient: noAttestation, DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
   ReEncrypt: { DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
@@ -79,7 +104,17 @@ export const HONOURED: Record<string, readonly string[]> = {
   ListResourceTags: ['KeyId', 'Limit', 'Marker'],
   ListRetirableGrants: ['Limit', 'Marker', 'RetiringPrincipal'],
   PutKeyPolicy: ['KeyId', 'PolicyName', 'Policy', 'BypassPolicyLockoutSafetyCheck'],
-  ReEncrypt: ['CiphertextBlob', 'SourceEncryptionContext', 'SourceKeyId', 'DestinationKeyId', 'DestinationEncryptionContext', 'SourceEncryptionAlgorithm', 'DestinationEncryptionAlgorithm', 'GrantTokens', 'DryRun'],
+  ReEncrypt: [
+    'CiphertextBlob',
+    'SourceEncryptionContext',
+    'SourceKeyId',
+    'DestinationKeyId',
+    'DestinationEncryptionContext',
+    'SourceEncryptionAlgorithm',
+    'DestinationEncryptionAlgorithm',
+    'GrantTokens',
+    'DryRun',
+  ],
   ReplicateKey: ['KeyId', 'ReplicaRegion', 'Policy', 'BypassPolicyLockoutSafetyCheck', 'Description', 'Tags'],
   RetireGrant: ['GrantToken', 'KeyId', 'GrantId', 'DryRun'],
   RevokeGrant: ['KeyId', 'GrantId', 'DryRun'],
@@ -100,11 +135,34 @@ export const HONOURED: Record<string, readonly string[]> = {
   DeriveSharedSecret: ['KeyId', 'KeyAgreementAlgorithm', 'PublicKey', 'GrantTokens', 'DryRun'],
   GetKeyLastUsage: ['KeyId'],
   DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
-  CreateCustomKeyStore: ['CustomKeyStoreName', 'CloudHsmClusterId', 'TrustAnchorCertificate', 'KeyStorePassword', 'CustomKeyStoreType', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  CreateCustomKeyStore: [
+    'CustomKeyStoreName',
+    'CloudHsmClusterId',
+    'TrustAnchorCertificate',
+    'KeyStorePassword',
+    'CustomKeyStoreType',
+    'XksProxyUriEndpoint',
+    'XksProxyUriPath',
+    'XksProxyVpcEndpointServiceName',
+    'XksProxyVpcEndpointServiceOwner',
+    'XksProxyAuthenticationCredential',
+    'XksProxyConnectivity',
+  ],
   ConnectCustomKeyStore: ['CustomKeyStoreId'],
   DisconnectCustomKeyStore: ['CustomKeyStoreId'],
   DeleteCustomKeyStore: ['CustomKeyStoreId'],
-  UpdateCustomKeyStore: ['CustomKeyStoreId', 'NewCustomKeyStoreName', 'KeyStorePassword', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'],
+  UpdateCustomKeyStore: [
+    'CustomKeyStoreId',
+    'NewCustomKeyStoreName',
+    'KeyStorePassword',
+    'CloudHsmClusterId',
+    'XksProxyUriEndpoint',
+    'XksProxyUriPath',
+    'XksProxyVpcEndpointServiceName',
+    'XksProxyVpcEndpointServiceOwner',
+    'XksProxyAuthenticationCredential',
+    'XksProxyConnectivity',
+  ],
   Encapsulate: ['KeyId', 'EncapsulationAlgorithm', 'GrantTokens', 'DryRun'],
   Decapsulate: ['KeyId', 'SharedSecretCiphertextBlob', 'EncapsulationAlgorithm', 'GrantTokens', 'DryRun'],
 };
@@ -115,6 +173,10 @@ export function checkMembers(op: string, req: Record<string, unknown>): boolean 
   if (refused) for (const [member, error] of Object.entries(refused)) if (req[member] !== undefined && req[member] !== null) throw error(req[member]);
   const dry = req.DryRun;
   if (dry === undefined || dry === null || !DRY_RUN_OPERATIONS.has(op)) return false;
-  if (typeof dry !== 'boolean') throw new KmsError('ValidationException', `1 validation error detected: Value '${shown(dry)}' at 'dryRun' failed to satisfy constraint: Member must be a boolean`);
+  if (typeof dry !== 'boolean')
+    throw new KmsError(
+      'ValidationException',
+      `1 validation error detected: Value '${shown(dry)}' at 'dryRun' failed to satisfy constraint: Member must be a boolean`,
+    );
   return dry;
 }

@@ -49,8 +49,18 @@ interface Condition {
 }
 
 const OPERATORS = new Set([
-  'StringEquals', 'StringNotEquals', 'StringEqualsIgnoreCase', 'StringNotEqualsIgnoreCase', 'StringLike', 'StringNotLike', 'Bool', 'Null',
-  'ArnEquals', 'ArnLike', 'ArnNotEquals', 'ArnNotLike',
+  'StringEquals',
+  'StringNotEquals',
+  'StringEqualsIgnoreCase',
+  'StringNotEqualsIgnoreCase',
+  'StringLike',
+  'StringNotLike',
+  'Bool',
+  'Null',
+  'ArnEquals',
+  'ArnLike',
+  'ArnNotEquals',
+  'ArnNotLike',
 ]);
 const NEGATED = new Set(['StringNotEquals', 'StringNotEqualsIgnoreCase', 'StringNotLike', 'ArnNotEquals', 'ArnNotLike']);
 
@@ -109,7 +119,8 @@ export class KeyPolicy {
     }
     if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw malformed('it must be a JSON object with a Statement');
     const d = doc as Record<string, unknown>;
-    if (d.Version !== undefined && d.Version !== '2012-10-17' && d.Version !== '2008-10-17') throw malformed(`Version ${String(d.Version)} is not a policy language version (use "2012-10-17")`);
+    if (d.Version !== undefined && d.Version !== '2012-10-17' && d.Version !== '2008-10-17')
+      throw malformed(`Version ${String(d.Version)} is not a policy language version (use "2012-10-17")`);
     const raw = Array.isArray(d.Statement) ? d.Statement : d.Statement === undefined ? [] : [d.Statement];
     if (raw.length === 0) throw malformed('it has no Statement');
     const statements = raw.map((s: unknown, i: number): Statement => {
@@ -117,13 +128,15 @@ export class KeyPolicy {
       if (!s || typeof s !== 'object' || Array.isArray(s)) throw malformed(`${where} must be an object`);
       const st = s as Record<string, unknown>;
       if (st.Effect !== 'Allow' && st.Effect !== 'Deny') throw malformed(`${where}.Effect must be "Allow" or "Deny"`);
-      if ((st.Principal === undefined) === (st.NotPrincipal === undefined)) throw malformed(`${where} must have exactly one of Principal and NotPrincipal (key policies name who they apply to)`);
+      if ((st.Principal === undefined) === (st.NotPrincipal === undefined))
+        throw malformed(`${where} must have exactly one of Principal and NotPrincipal (key policies name who they apply to)`);
       if ((st.Action === undefined) === (st.NotAction === undefined)) throw malformed(`${where} must have exactly one of Action and NotAction`);
       if (st.Resource !== undefined && st.NotResource !== undefined) throw malformed(`${where} cannot have both Resource and NotResource`);
       const actions = st.Action === undefined ? undefined : stringList(st.Action, `${where}.Action`);
       const notActions = st.NotAction === undefined ? undefined : stringList(st.NotAction, `${where}.NotAction`);
       for (const a of [...(actions ?? []), ...(notActions ?? [])]) {
-        if (a !== '*' && !/^kms:[A-Za-z*?]+$/.test(a)) throw malformed(`${where} names the action ${a}, which is not a KMS action (kms:<Operation>, wildcards allowed)`);
+        if (a !== '*' && !/^kms:[A-Za-z*?]+$/.test(a))
+          throw malformed(`${where} names the action ${a}, which is not a KMS action (kms:<Operation>, wildcards allowed)`);
       }
       return {
         sid: typeof st.Sid === 'string' ? st.Sid : undefined,
@@ -152,13 +165,15 @@ export class KeyPolicy {
 }
 
 function statementApplies(s: Statement, req: PolicyRequest): boolean {
-  const principalHit = s.notPrincipals ? !s.notPrincipals.some((p) => principalMatches(p, req.principal)) : s.principals.some((p) => principalMatches(p, req.principal));
+  const principalHit = s.notPrincipals
+    ? !s.notPrincipals.some((p) => principalMatches(p, req.principal))
+    : s.principals.some((p) => principalMatches(p, req.principal));
   if (!principalHit) return false;
   const action = req.action.toLowerCase();
   if (s.actions && !s.actions.some((a) => wildcard(a.toLowerCase(), action))) return false;
-  if (s.notActions && s.notActions.some((a) => wildcard(a.toLowerCase(), action))) return false;
+  if (s.notActions?.some((a) => wildcard(a.toLowerCase(), action))) return false;
   if (s.resources && !s.resources.some((r) => wildcard(r, req.resource))) return false;
-  if (s.notResources && s.notResources.some((r) => wildcard(r, req.resource))) return false;
+  if (s.notResources?.some((r) => wildcard(r, req.resource))) return false;
   return s.conditions.every((c) => conditionHolds(c, req.conditions[c.key]));
 }
 

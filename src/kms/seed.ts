@@ -7,8 +7,8 @@ import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkSpecUsage, KEY_SPECS, kindOf, materialProblem, specInfo } from './keyspec.js';
 import type { Kms } from './kms.js';
-import { defaultPolicy, insertKey } from './ops/keys.js';
 import type { Tag } from './ops/keys.js';
+import { defaultPolicy, insertKey } from './ops/keys.js';
 import { KeyPolicy } from './policy.js';
 
 /**
@@ -40,7 +40,19 @@ export interface SeedResult {
   AliasesCreated: string[];
 }
 
-const FIELDS = new Set(['KeyId', 'Region', 'KeySpec', 'KeyUsage', 'Description', 'KeyState', 'PendingWindowInDays', 'Policy', 'Tags', 'Aliases', 'KeyMaterial']);
+const FIELDS = new Set([
+  'KeyId',
+  'Region',
+  'KeySpec',
+  'KeyUsage',
+  'Description',
+  'KeyState',
+  'PendingWindowInDays',
+  'Policy',
+  'Tags',
+  'Aliases',
+  'KeyMaterial',
+]);
 const ID_RE = /^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 const REGION_RE = /^[a-z][a-z0-9-]{1,31}$/;
 const ALIAS_RE = /^alias\/[a-zA-Z0-9/_-]+$/;
@@ -63,7 +75,8 @@ export function readSeedFile(file: string): SeedKey[] {
     throw seedError(`The seed file ${file} is not valid YAML or JSON: ${(e as Error).message}`);
   }
   const keys = (doc as { Keys?: unknown } | null)?.Keys;
-  if (!doc || typeof doc !== 'object' || !Array.isArray(keys)) throw seedError(`The seed file ${file} must have a top-level Keys list (see docs/cli.md, "Seed files").`);
+  if (!doc || typeof doc !== 'object' || !Array.isArray(keys))
+    throw seedError(`The seed file ${file} must have a top-level Keys list (see docs/cli.md, "Seed files").`);
   return keys.map((k, i) => checkEntry(k, i));
 }
 
@@ -72,13 +85,24 @@ function checkEntry(v: unknown, i: number): SeedKey {
   const e = v as Record<string, unknown>;
   const at = `Keys[${i}]${typeof e.KeyId === 'string' ? ` (${e.KeyId})` : ''}`;
   for (const f of Object.keys(e)) if (!FIELDS.has(f)) throw seedError(`${at}: unknown field ${f}; the fields are ${[...FIELDS].join(', ')}.`);
-  if (typeof e.KeyId !== 'string' || !ID_RE.test(e.KeyId)) throw seedError(`${at}: KeyId must be a key id (a UUID, or mrk- and 32 hex digits for multi-Region keys).`);
+  if (typeof e.KeyId !== 'string' || !ID_RE.test(e.KeyId))
+    throw seedError(`${at}: KeyId must be a key id (a UUID, or mrk- and 32 hex digits for multi-Region keys).`);
   if (e.Region !== undefined && (typeof e.Region !== 'string' || !REGION_RE.test(e.Region))) throw seedError(`${at}: Region must be a region name.`);
-  if (e.KeySpec !== undefined && !(KEY_SPECS as readonly unknown[]).includes(e.KeySpec)) throw seedError(`${at}: KeySpec must be one of ${KEY_SPECS.join(', ')}.`);
-  for (const f of ['KeyUsage', 'Description', 'KeyMaterial'] as const) if (e[f] !== undefined && typeof e[f] !== 'string') throw seedError(`${at}: ${f} must be a string.`);
-  if (e.KeyState !== undefined && !['Enabled', 'Disabled', 'PendingDeletion'].includes(e.KeyState as string)) throw seedError(`${at}: KeyState must be Enabled, Disabled or PendingDeletion.`);
-  if (e.PendingWindowInDays !== undefined && (!Number.isInteger(e.PendingWindowInDays) || (e.PendingWindowInDays as number) < 7 || (e.PendingWindowInDays as number) > 30)) throw seedError(`${at}: PendingWindowInDays must be 7 to 30.`);
-  if (e.Aliases !== undefined && (!Array.isArray(e.Aliases) || e.Aliases.some((a) => typeof a !== 'string' || !ALIAS_RE.test(a) || a.startsWith('alias/aws/')))) {
+  if (e.KeySpec !== undefined && !(KEY_SPECS as readonly unknown[]).includes(e.KeySpec))
+    throw seedError(`${at}: KeySpec must be one of ${KEY_SPECS.join(', ')}.`);
+  for (const f of ['KeyUsage', 'Description', 'KeyMaterial'] as const)
+    if (e[f] !== undefined && typeof e[f] !== 'string') throw seedError(`${at}: ${f} must be a string.`);
+  if (e.KeyState !== undefined && !['Enabled', 'Disabled', 'PendingDeletion'].includes(e.KeyState as string))
+    throw seedError(`${at}: KeyState must be Enabled, Disabled or PendingDeletion.`);
+  if (
+    e.PendingWindowInDays !== undefined &&
+    (!Number.isInteger(e.PendingWindowInDays) || (e.PendingWindowInDays as number) < 7 || (e.PendingWindowInDays as number) > 30)
+  )
+    throw seedError(`${at}: PendingWindowInDays must be 7 to 30.`);
+  if (
+    e.Aliases !== undefined &&
+    (!Array.isArray(e.Aliases) || e.Aliases.some((a) => typeof a !== 'string' || !ALIAS_RE.test(a) || a.startsWith('alias/aws/')))
+  ) {
     throw seedError(`${at}: Aliases must be a list of alias names (alias/ then letters, digits, /, _ or -; not alias/aws/).`);
   }
   return e as unknown as SeedKey;
@@ -87,7 +111,9 @@ function checkEntry(v: unknown, i: number): SeedKey {
 function tagsOf(e: SeedKey): Tag[] {
   if (e.Tags === undefined) return [];
   const list = Array.isArray(e.Tags) ? e.Tags : Object.entries(e.Tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue }));
-  for (const t of list) if (typeof t?.TagKey !== 'string' || typeof t.TagValue !== 'string') throw seedError(`${e.KeyId}: Tags must be {TagKey, TagValue} items or a map of strings.`);
+  for (const t of list)
+    if (typeof t?.TagKey !== 'string' || typeof t.TagValue !== 'string')
+      throw seedError(`${e.KeyId}: Tags must be {TagKey, TagValue} items or a map of strings.`);
   return list.map((t) => ({ TagKey: t.TagKey, TagValue: t.TagValue }));
 }
 
@@ -158,37 +184,68 @@ export function applySeed(kms: Kms, keys: SeedKey[], source = 'seed'): SeedResul
         if (existing) {
           // Precondition: a key already in the store matches the file, field by field.
           const differs = (field: string, have: unknown, want: unknown) => {
-            if (have !== want) throw conflict(`Seed conflict for key ${arn}: field ${field} is ${JSON.stringify(have)} in the store but ${JSON.stringify(want)} in the seed file. Change the file, or use a fresh home.`);
+            if (have !== want)
+              throw conflict(
+                `Seed conflict for key ${arn}: field ${field} is ${JSON.stringify(have)} in the store but ${JSON.stringify(want)} in the seed file. Change the file, or use a fresh home.`,
+              );
           };
           differs('KeySpec', existing.key_spec, spec);
           differs('KeyUsage', existing.key_usage, usage);
           differs('Description', existing.description, description);
           differs('KeyState', existing.key_state, state);
           differs('Policy', JSON.stringify(JSON.parse(existing.policy)), JSON.stringify(JSON.parse(policy)));
-          const have = k.store.stmt('SELECT tag_key AS TagKey, tag_value AS TagValue FROM tags WHERE region = ? AND key_id = ?').all(k.region, e.KeyId) as Tag[];
+          const have = k.store
+            .stmt('SELECT tag_key AS TagKey, tag_value AS TagValue FROM tags WHERE region = ? AND key_id = ?')
+            .all(k.region, e.KeyId) as Tag[];
           if (!sameTags(have, tags)) differs('Tags', have, tags);
           if (material) {
             const id = k.rootKey.importedMaterialId(e.KeyId, material, MATERIAL_ID_BYTES);
-            if (!existing.imported_material_id?.equals(id)) throw conflict(`Seed conflict for key ${arn}: field KeyMaterial differs from the material in the store. Change the file, or use a fresh home.`);
+            if (!existing.imported_material_id?.equals(id))
+              throw conflict(`Seed conflict for key ${arn}: field KeyMaterial differs from the material in the store. Change the file, or use a fresh home.`);
           }
           result.Unchanged.push(arn);
         } else {
-          if (k.store.wasDeleted(k.region, e.KeyId)) throw conflict(`Seed conflict for key ${arn}: field KeyId names a key that was deleted from this store; key ids are never reused. Use a fresh home.`);
-          insertKey(k, { keyId: e.KeyId, keySpec: spec, keyUsage: usage, description, policy, tags, origin: material ? 'EXTERNAL' : 'AWS_KMS', multiRegion: e.KeyId.startsWith('mrk-'), ...(material ? { material } : {}) });
+          if (k.store.wasDeleted(k.region, e.KeyId))
+            throw conflict(
+              `Seed conflict for key ${arn}: field KeyId names a key that was deleted from this store; key ids are never reused. Use a fresh home.`,
+            );
+          insertKey(k, {
+            keyId: e.KeyId,
+            keySpec: spec,
+            keyUsage: usage,
+            description,
+            policy,
+            tags,
+            origin: material ? 'EXTERNAL' : 'AWS_KMS',
+            multiRegion: e.KeyId.startsWith('mrk-'),
+            ...(material ? { material } : {}),
+          });
           if (state === 'Disabled') k.store.updateKey(k.region, e.KeyId, { key_state: 'Disabled' });
           if (state === 'PendingDeletion') {
             const days = e.PendingWindowInDays ?? 30;
             k.store.updateKey(k.region, e.KeyId, { key_state: 'PendingDeletion', pending_window_days: days, deletion_date: k.now() + days * DAY_MS });
           }
           result.Created.push(arn);
-          created.push({ KeyId: e.KeyId, KeyState: state, KeySpec: spec, KeyUsage: usage, Origin: material ? 'EXTERNAL' : 'AWS_KMS', Description: description });
+          created.push({
+            KeyId: e.KeyId,
+            KeyState: state,
+            KeySpec: spec,
+            KeyUsage: usage,
+            Origin: material ? 'EXTERNAL' : 'AWS_KMS',
+            Description: description,
+          });
         }
         for (const alias of e.Aliases ?? []) {
           const a = k.store.getAlias(k.region, alias);
-          if (a && a.target_key_id !== e.KeyId) throw conflict(`Seed conflict for alias ${k.aliasArn(alias)}: field TargetKeyId is ${a.target_key_id} in the store but ${e.KeyId} in the seed file.`);
+          if (a && a.target_key_id !== e.KeyId)
+            throw conflict(
+              `Seed conflict for alias ${k.aliasArn(alias)}: field TargetKeyId is ${a.target_key_id} in the store but ${e.KeyId} in the seed file.`,
+            );
           if (!a) {
             const now = k.now();
-            k.store.stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)').run(k.region, alias, e.KeyId, now, now);
+            k.store
+              .stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)')
+              .run(k.region, alias, e.KeyId, now, now);
             result.AliasesCreated.push(k.aliasArn(alias));
           }
         }

@@ -241,7 +241,10 @@ export class KmsStore {
   }
 
   getKey(region: string, keyId: string): KeyRow | undefined {
-    return this.cached(`k\0${region}\0${keyId}`, () => this.stmt('SELECT * FROM keys WHERE region = ? AND key_id = ?').get(region, keyId) as KeyRow | undefined);
+    return this.cached(
+      `k\0${region}\0${keyId}`,
+      () => this.stmt('SELECT * FROM keys WHERE region = ? AND key_id = ?').get(region, keyId) as KeyRow | undefined,
+    );
   }
 
   insertKey(row: KeyRow): void {
@@ -279,11 +282,17 @@ export class KmsStore {
   }
 
   currentMaterial(keyId: string): MaterialRow | undefined {
-    return this.cached(`c\0${keyId}`, () => this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined);
+    return this.cached(
+      `c\0${keyId}`,
+      () => this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined,
+    );
   }
 
   material(keyId: string, materialId: Buffer): MaterialRow | undefined {
-    return this.cached(`m\0${keyId}\0${materialId.toString('hex')}`, () => this.stmt('SELECT * FROM materials WHERE key_id = ? AND material_id = ?').get(keyId, materialId) as MaterialRow | undefined);
+    return this.cached(
+      `m\0${keyId}\0${materialId.toString('hex')}`,
+      () => this.stmt('SELECT * FROM materials WHERE key_id = ? AND material_id = ?').get(keyId, materialId) as MaterialRow | undefined,
+    );
   }
 
   materials(keyId: string): MaterialRow[] {

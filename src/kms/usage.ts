@@ -9,8 +9,18 @@ import type { KmsStore } from './store.js';
  * process sees a use within that second.
  */
 export const TRACKED_OPERATIONS = new Set([
-  'Decrypt', 'DeriveSharedSecret', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext',
-  'GenerateDataKeyWithoutPlaintext', 'GenerateMac', 'ReEncrypt', 'Sign', 'Verify', 'VerifyMac',
+  'Decrypt',
+  'DeriveSharedSecret',
+  'Encrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateMac',
+  'ReEncrypt',
+  'Sign',
+  'Verify',
+  'VerifyMac',
 ]);
 
 export interface KeyUse {

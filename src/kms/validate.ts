@@ -1,5 +1,5 @@
-import { fieldError, KmsErrors } from './errors.js';
 import type { EncryptionContext } from './blob.js';
+import { fieldError, KmsErrors } from './errors.js';
 
 /**
  * Request validation with AWS's constraint wording. The KMS trusts nothing that
@@ -53,8 +53,14 @@ export function blob(req: Req, field: string, min: number, max: number): Buffer 
   const v = req[field];
   if (v === undefined || v === null) throw fieldError(field, null, 'Member must not be null');
   if (!(v instanceof Uint8Array)) throw KmsErrors.validation(`${field} must be binary data.`);
-  if (v.byteLength < min) throw KmsErrors.validation(`1 validation error detected: Value at '${lower(field)}' failed to satisfy constraint: Member must have length greater than or equal to ${min}`);
-  if (v.byteLength > max) throw KmsErrors.validation(`1 validation error detected: Value at '${lower(field)}' failed to satisfy constraint: Member must have length less than or equal to ${max}`);
+  if (v.byteLength < min)
+    throw KmsErrors.validation(
+      `1 validation error detected: Value at '${lower(field)}' failed to satisfy constraint: Member must have length greater than or equal to ${min}`,
+    );
+  if (v.byteLength > max)
+    throw KmsErrors.validation(
+      `1 validation error detected: Value at '${lower(field)}' failed to satisfy constraint: Member must have length less than or equal to ${max}`,
+    );
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
@@ -90,14 +96,15 @@ export function paginate<T>(req: Req, items: T[], maxLimit = 1000, defLimit = 10
   let start = 0;
   if (marker !== undefined) {
     const m = /^kv1:(\d+)$/.exec(Buffer.from(marker, 'base64').toString('utf8'));
-    if (!m) throw KmsErrors.invalidMarker('The marker that specifies where pagination should next begin is not valid. Pass the NextMarker of the previous response unchanged.');
+    if (!m)
+      throw KmsErrors.invalidMarker(
+        'The marker that specifies where pagination should next begin is not valid. Pass the NextMarker of the previous response unchanged.',
+      );
     start = Number(m[1]);
   }
   const page = items.slice(start, start + limit);
   const truncated = start + limit < items.length;
-  return truncated
-    ? { page, Truncated: true, NextMarker: Buffer.from(`kv1:${start + limit}`).toString('base64') }
-    : { page, Truncated: false };
+  return truncated ? { page, Truncated: true, NextMarker: Buffer.from(`kv1:${start + limit}`).toString('base64') } : { page, Truncated: false };
 }
 
 function lower(s: string): string {

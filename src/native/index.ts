@@ -23,7 +23,16 @@ interface Addon {
   fuseStats(server: object): FuseStats;
   fuseFreeze(server: object, on: boolean): void;
   fuseResize(server: object, size: number): void;
-  recryptAsync(oldKey: object | null, newKey: object | null, srcFd: number, srcOff: number, dstFd: number, dstOff: number, first: number, scratch: Uint8Array): Promise<number>;
+  recryptAsync(
+    oldKey: object | null,
+    newKey: object | null,
+    srcFd: number,
+    srcOff: number,
+    dstFd: number,
+    dstOff: number,
+    first: number,
+    scratch: Uint8Array,
+  ): Promise<number>;
   seekExtent(fd: number, off: number, hole: boolean): number;
 }
 
@@ -64,7 +73,11 @@ export type SectorSize = (typeof SECTOR_SIZES)[number];
 
 /** Engine errors carry stable names: KeyZeroized, InvalidKey, InvalidArgument, IoError. */
 export class EngineError extends ServiceError {
-  constructor(name: string, message: string, readonly errno?: number) {
+  constructor(
+    name: string,
+    message: string,
+    readonly errno?: number,
+  ) {
     super(name, message, 500);
   }
 }
@@ -201,7 +214,10 @@ function checkSectors(src: Uint8Array, dst: Uint8Array, firstSector: number, sec
   arg(dst.byteLength === src.byteLength, `dst is ${dst.byteLength} bytes; it must equal src (${src.byteLength})`);
   arg(src.byteLength <= 0x7fffffff, 'one batch is at most 2 GiB');
   arg(Number.isSafeInteger(firstSector) && firstSector >= 0, `firstSector must be a non-negative safe integer; got ${firstSector}`);
-  arg(Number.isSafeInteger((firstSector + src.byteLength / sectorSize) * (sectorSize / 512)), 'sector numbers overflow the 64-bit IV range this engine accepts');
+  arg(
+    Number.isSafeInteger((firstSector + src.byteLength / sectorSize) * (sectorSize / 512)),
+    'sector numbers overflow the 64-bit IV range this engine accepts',
+  );
 }
 
 function checkFile(fd: number, offset: number): void {
@@ -309,12 +325,23 @@ export function startFuseServer(key: GuardedKey | null, fd: number, payloadOffse
  * sectors, decrypt with `oldKey` and encrypt with `newKey` (either may be null:
  * unencrypted), write at `dstOffset`. Resolves with the bytes written.
  */
-export function recryptSectors(oldKey: GuardedKey | null, newKey: GuardedKey | null, srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, firstSector: number, scratch: Uint8Array): Promise<number> {
+export function recryptSectors(
+  oldKey: GuardedKey | null,
+  newKey: GuardedKey | null,
+  srcFd: number,
+  srcOffset: number,
+  dstFd: number,
+  dstOffset: number,
+  firstSector: number,
+  scratch: Uint8Array,
+): Promise<number> {
   try {
     checkSectors(scratch, scratch, firstSector, 4096);
     checkFile(srcFd, srcOffset);
     checkFile(dstFd, dstOffset);
-    return addon.recryptAsync(oldKey ? oldKey.handle : null, newKey ? newKey.handle : null, srcFd, srcOffset, dstFd, dstOffset, firstSector, scratch).catch(translate);
+    return addon
+      .recryptAsync(oldKey ? oldKey.handle : null, newKey ? newKey.handle : null, srcFd, srcOffset, dstFd, dstOffset, firstSector, scratch)
+      .catch(translate);
   } catch (e) {
     return Promise.reject(e);
   }

@@ -3,13 +3,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Clock } from '../clock.js';
 import { clockFromEnv } from '../clock.js';
-import type { Home } from '../home.js';
 import { ServiceError } from '../errors.js';
+import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
 import type { Caller, Service, ServiceReply, WireError } from './service.js';
-import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from './sigv4.js';
 import type { ReceivedRequest } from './sigv4.js';
+import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from './sigv4.js';
 
 /**
  * One endpoint for the services (`kmsvol serve`): every request is read
@@ -43,7 +43,12 @@ export interface Endpoint {
   close(): Promise<void>;
 }
 
-const tooLarge = () => new ServiceError('RequestEntityTooLargeException', `The request body exceeds ${MAX_BODY} bytes; these APIs take small requests (a KMS Plaintext is at most 4096 bytes).`, 413);
+const tooLarge = () =>
+  new ServiceError(
+    'RequestEntityTooLargeException',
+    `The request body exceeds ${MAX_BODY} bytes; these APIs take small requests (a KMS Plaintext is at most 4096 bytes).`,
+    413,
+  );
 
 function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -82,11 +87,21 @@ function route(services: Map<string, Service>, req: http.IncomingMessage, params
   const scope = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
   if (scope && services.has(scope)) return services.get(scope)!;
   // An unsigned Query request (form body, no target) is answered as the Query services answer.
-  if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return services.get('ec2') ?? services.get('sts') ?? services.get('kms')!;
+  if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
+    return services.get('ec2') ?? services.get('sts') ?? services.get('kms')!;
   return services.get('kms')!;
 }
 
-const STS_ACTIONS = new Set(['AssumeRole', 'GetCallerIdentity', 'GetSessionToken', 'AssumeRoleWithWebIdentity', 'AssumeRoleWithSAML', 'DecodeAuthorizationMessage', 'GetAccessKeyInfo', 'GetFederationToken']);
+const STS_ACTIONS = new Set([
+  'AssumeRole',
+  'GetCallerIdentity',
+  'GetSessionToken',
+  'AssumeRoleWithWebIdentity',
+  'AssumeRoleWithSAML',
+  'DecodeAuthorizationMessage',
+  'GetAccessKeyInfo',
+  'GetFederationToken',
+]);
 
 function queryParams(req: http.IncomingMessage, body: Buffer): URLSearchParams {
   const url = req.url ?? '/';
@@ -139,13 +154,23 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     return { auth, creds };
   };
 
-  const authenticate = async (received: ReceivedRequest, service: Service, { auth, creds }: ReturnType<typeof signer>): Promise<{ caller: Caller; region: string; signedHeaders: string[] }> => {
-    const checked = checkRequest(received, auth, { service: service.name, mustSign: ['x-amz-target'], regionAllowed: (r) => !opts.region || r === opts.region, now: Date.now() });
+  const authenticate = async (
+    received: ReceivedRequest,
+    service: Service,
+    { auth, creds }: ReturnType<typeof signer>,
+  ): Promise<{ caller: Caller; region: string; signedHeaders: string[] }> => {
+    const checked = checkRequest(received, auth, {
+      service: service.name,
+      mustSign: ['x-amz-target'],
+      regionAllowed: (r) => !opts.region || r === opts.region,
+      now: Date.now(),
+    });
     const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');
     const session = creds.principal.session;
     if (session) {
       const given = tokens.length === 1 ? tokenHash(tokens[0]!.trim()) : Buffer.alloc(32);
-      if (!crypto.timingSafeEqual(given, session.tokenHash)) throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+      if (!crypto.timingSafeEqual(given, session.tokenHash))
+        throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
       if (clock.now().getTime() >= session.expires) throw new SigV4Error('ExpiredTokenException', 'The security token included in the request is expired');
     } else if (tokens.length) {
       throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
@@ -166,8 +191,10 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     let service = route(services, req);
     let reply: ServiceReply;
     try {
-      if (service.name === 'kms' && !req.headers['x-amz-target'] && req.method !== 'POST') throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
-      if (service.name === 'kms' && (req.url ?? '/') !== '/') throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
+      if (service.name === 'kms' && !req.headers['x-amz-target'] && req.method !== 'POST')
+        throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
+      if (service.name === 'kms' && (req.url ?? '/') !== '/')
+        throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw tooLarge();
       const who = signer(req.rawHeaders);
       const body = await readBody(req);
@@ -189,7 +216,10 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   // An Expect other than 100-continue: node would answer a bare 417; answer it in the service's shape.
   server.on('checkExpectation', (req, res) => {
     const requestId = crypto.randomUUID();
-    const reply = route(services, req).error({ name: 'ExpectationFailed', message: `Expect: ${String(req.headers.expect)} is not supported; send 100-continue or no Expect header.`, status: 417 }, requestId);
+    const reply = route(services, req).error(
+      { name: 'ExpectationFailed', message: `Expect: ${String(req.headers.expect)} is not supported; send 100-continue or no Expect header.`, status: 417 },
+      requestId,
+    );
     res.writeHead(reply.status, { ...reply.headers, 'Content-Length': Buffer.byteLength(reply.body), 'x-amzn-RequestId': requestId, Connection: 'close' });
     res.end(reply.body);
     req.resume();
@@ -200,8 +230,17 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     if (!socket.writable || err.code === 'HPE_CLOSED_CONNECTION') return socket.destroy();
     const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
     const requestId = crypto.randomUUID();
-    const reply = services.get('kms')!.error({ name: tooBig ? 'RequestHeaderSectionTooLarge' : 'SerializationException', message: tooBig ? 'The request headers exceed the limit (16 KiB).' : `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`, status: tooBig ? 431 : 400 }, requestId);
-    socket.end(`HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status]}\r\nConnection: close\r\nContent-Type: ${reply.headers['Content-Type']}\r\nContent-Length: ${Buffer.byteLength(reply.body)}\r\nx-amzn-RequestId: ${requestId}\r\n\r\n${reply.body}`);
+    const reply = services.get('kms')!.error(
+      {
+        name: tooBig ? 'RequestHeaderSectionTooLarge' : 'SerializationException',
+        message: tooBig ? 'The request headers exceed the limit (16 KiB).' : `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`,
+        status: tooBig ? 431 : 400,
+      },
+      requestId,
+    );
+    socket.end(
+      `HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status]}\r\nConnection: close\r\nContent-Type: ${reply.headers['Content-Type']}\r\nContent-Length: ${Buffer.byteLength(reply.body)}\r\nx-amzn-RequestId: ${requestId}\r\n\r\n${reply.body}`,
+    );
   });
   server.requestTimeout = 30_000;
   return new Promise((resolve, reject) => {
@@ -228,5 +267,9 @@ function wireError(e: unknown, service: string): WireError {
   if (e instanceof SigV4Error) return { name: e.code, message: e.message, status: e.status };
   if (e instanceof ServiceError) return { name: e.name, message: e.message, status: e.httpStatus };
   process.stderr.write(`kmsvol serve: internal error in ${service}: ${(e as Error)?.stack ?? String(e)}\n`);
-  return { name: service === 'kms' ? 'KMSInternalException' : 'InternalError', message: 'An internal error occurred. Retry; if it persists, see the server log.', status: 500 };
+  return {
+    name: service === 'kms' ? 'KMSInternalException' : 'InternalError',
+    message: 'An internal error occurred. Retry; if it persists, see the server log.',
+    status: 500,
+  };
 }

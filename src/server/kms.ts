@@ -1,7 +1,7 @@
 import { VIA_SERVICE_HEADER } from '../kms/client/remote.js';
 import { KmsError } from '../kms/errors.js';
-import { isKmsOperation } from '../kms/kms.js';
 import type { KmsOperation } from '../kms/kms.js';
+import { isKmsOperation } from '../kms/kms.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 
 /**
@@ -11,14 +11,34 @@ import type { Service, ServiceCall, ServiceReply, WireError } from './service.js
  */
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Members whose wire form is base64 (botocore's `blob` shapes in the KMS model). */
-const BLOB_FIELDS = new Set(['Plaintext', 'CiphertextBlob', 'ImportToken', 'EncryptedKeyMaterial', 'PublicKey', 'PrivateKeyCiphertextBlob', 'PrivateKeyPlaintext', 'Message', 'Signature', 'Mac', 'SharedSecret', 'CiphertextForRecipient', 'AttestationDocument', 'SharedSecretCiphertextBlob']);
+const BLOB_FIELDS = new Set([
+  'Plaintext',
+  'CiphertextBlob',
+  'ImportToken',
+  'EncryptedKeyMaterial',
+  'PublicKey',
+  'PrivateKeyCiphertextBlob',
+  'PrivateKeyPlaintext',
+  'Message',
+  'Signature',
+  'Mac',
+  'SharedSecret',
+  'CiphertextForRecipient',
+  'AttestationDocument',
+  'SharedSecretCiphertextBlob',
+]);
 
 /** Our responses on the wire: Uint8Array as base64, Date as epoch seconds. */
 export function toJsonWire(v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
   if (v instanceof Date) return v.getTime() / 1000;
   if (Array.isArray(v)) return v.map(toJsonWire);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, toJsonWire(x)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== undefined)
+        .map(([k, x]) => [k, toJsonWire(x)]),
+    );
   return v;
 }
 
@@ -66,10 +86,15 @@ export const kmsService: Service = {
       throw new KmsError('SerializationException', 'The request body is not valid JSON.');
     }
     if (!input || typeof input !== 'object' || Array.isArray(input)) throw new KmsError('SerializationException', 'The request body must be a JSON object.');
-    if (depthOf(input) > MAX_DEPTH) throw new KmsError('SerializationException', `The request body nests deeper than ${MAX_DEPTH} levels; no KMS request does.`);
+    if (depthOf(input) > MAX_DEPTH)
+      throw new KmsError('SerializationException', `The request body nests deeper than ${MAX_DEPTH} levels; no KMS request does.`);
     // kms:ViaService comes only from a header the caller signed.
     const via = call.signedHeaders.includes(VIA_SERVICE_HEADER) ? String(call.headers[VIA_SERVICE_HEADER] ?? '') : '';
-    const out = call.kms.invokeAs({ principal: call.caller.arn, requestId: call.requestId, ...(via ? { viaService: via } : {}) }, op as KmsOperation, fromWire(input as Record<string, unknown>));
+    const out = call.kms.invokeAs(
+      { principal: call.caller.arn, requestId: call.requestId, ...(via ? { viaService: via } : {}) },
+      op as KmsOperation,
+      fromWire(input as Record<string, unknown>),
+    );
     return json(200, toJsonWire(out));
   },
   error(e: WireError): ServiceReply {

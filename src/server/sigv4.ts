@@ -54,10 +54,15 @@ export interface ParsedAuth {
 /** The parts of the Authorization header, or the AWS error for a header that is missing or malformed. */
 export function parseAuthorization(rawHeaders: string[]): ParsedAuth {
   const values = headerValues(rawHeaders, 'authorization');
-  if (values.length === 0) throw new SigV4Error('MissingAuthenticationTokenException', 'Missing Authentication Token: sign the request with SigV4 (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from `kmsvol iam create-access-key`).');
+  if (values.length === 0)
+    throw new SigV4Error(
+      'MissingAuthenticationTokenException',
+      'Missing Authentication Token: sign the request with SigV4 (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from `kmsvol iam create-access-key`).',
+    );
   if (values.length > 1) throw new SigV4Error('IncompleteSignatureException', 'The request carries more than one Authorization header.');
   const auth = values[0]!.trim();
-  if (!auth.startsWith(`${ALGORITHM} `)) throw new SigV4Error('IncompleteSignatureException', `Authorization header requires the ${ALGORITHM} algorithm; got '${auth.split(' ')[0]}'.`);
+  if (!auth.startsWith(`${ALGORITHM} `))
+    throw new SigV4Error('IncompleteSignatureException', `Authorization header requires the ${ALGORITHM} algorithm; got '${auth.split(' ')[0]}'.`);
   const fields = new Map<string, string>();
   for (const part of auth.slice(ALGORITHM.length).split(',')) {
     const eq = part.indexOf('=');
@@ -67,10 +72,17 @@ export function parseAuthorization(rawHeaders: string[]): ParsedAuth {
     fields.set(name, part.slice(eq + 1).trim());
   }
   const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((f) => !fields.get(f));
-  if (missing.length) throw new SigV4Error('IncompleteSignatureException', `Authorization header requires '${missing.join("', '")}' parameter(s). Authorization=${auth.split(',')[0]}`);
+  if (missing.length)
+    throw new SigV4Error(
+      'IncompleteSignatureException',
+      `Authorization header requires '${missing.join("', '")}' parameter(s). Authorization=${auth.split(',')[0]}`,
+    );
   const cred = fields.get('Credential')!.split('/');
   if (cred.length !== 5 || cred[4] !== 'aws4_request' || !/^\d{8}$/.test(cred[1]!)) {
-    throw new SigV4Error('IncompleteSignatureException', `Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/<service>/aws4_request; got '${fields.get('Credential')}'.`);
+    throw new SigV4Error(
+      'IncompleteSignatureException',
+      `Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/<service>/aws4_request; got '${fields.get('Credential')}'.`,
+    );
   }
   const signature = fields.get('Signature')!;
   if (!/^[0-9a-f]{64}$/.test(signature)) throw new SigV4Error('IncompleteSignatureException', 'Signature must be 64 lower-case hex digits.');
@@ -155,7 +167,14 @@ function verifierFor(accessKeyId: string, secret: string): Verifier {
   const id = `${accessKeyId}\0${secret}`;
   let v = verifiers.get(id);
   if (!v) {
-    v = new Verifier({ credentials: { accessKeyId, secretAccessKey: secret }, region: 'unused', service: 'unused', sha256: Sha256 as never, uriEscapePath: true, applyChecksum: false });
+    v = new Verifier({
+      credentials: { accessKeyId, secretAccessKey: secret },
+      region: 'unused',
+      service: 'unused',
+      sha256: Sha256 as never,
+      uriEscapePath: true,
+      applyChecksum: false,
+    });
     if (verifiers.size >= 1024) verifiers.clear();
     verifiers.set(id, v);
   }
@@ -178,32 +197,51 @@ export interface VerifyOptions {
  */
 export function checkRequest(req: ReceivedRequest, auth: ParsedAuth, opts: VerifyOptions): { payloadHash: string; amzDate: string } {
   const { credential } = auth;
-  if (credential.service !== opts.service) throw new SigV4Error('InvalidSignatureException', `Credential should be scoped to correct service: '${opts.service}'. `);
+  if (credential.service !== opts.service)
+    throw new SigV4Error('InvalidSignatureException', `Credential should be scoped to correct service: '${opts.service}'. `);
   if (!/^[a-z0-9-]{1,40}$/.test(credential.region) || !opts.regionAllowed(credential.region)) {
     throw new SigV4Error('InvalidSignatureException', `Credential should be scoped to a valid region, not '${credential.region}'. `);
   }
   const present = (opts.mustSign ?? []).filter((h) => headerValues(req.rawHeaders, h).length > 0);
   for (const required of ['host', 'x-amz-date', ...present]) {
-    if (!auth.signedHeaders.includes(required)) throw new SigV4Error('InvalidSignatureException', `'${required}' must be a 'SignedHeader' in the AWS Authorization.`);
+    if (!auth.signedHeaders.includes(required))
+      throw new SigV4Error('InvalidSignatureException', `'${required}' must be a 'SignedHeader' in the AWS Authorization.`);
   }
   const dates = headerValues(req.rawHeaders, 'x-amz-date');
   const amzDate = dates.length === 1 ? dates[0]!.trim() : '';
   const when = parseAmzDate(amzDate);
   if (when === undefined) throw new SigV4Error('IncompleteSignatureException', 'The request must carry one X-Amz-Date header in the form YYYYMMDDTHHMMSSZ.');
   if (amzDate.slice(0, 8) !== credential.date) {
-    throw new SigV4Error('InvalidSignatureException', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${credential.date}' != '${amzDate.slice(0, 8)}', from '${amzDate}'.`);
+    throw new SigV4Error(
+      'InvalidSignatureException',
+      `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${credential.date}' != '${amzDate.slice(0, 8)}', from '${amzDate}'.`,
+    );
   }
-  if (when < opts.now - MAX_SKEW_MS) throw new SigV4Error('InvalidSignatureException', `Signature expired: ${amzDate} is now earlier than ${amz(opts.now - MAX_SKEW_MS)} (${amz(opts.now)} - 5 min.)`);
-  if (when > opts.now + MAX_SKEW_MS) throw new SigV4Error('InvalidSignatureException', `Signature not yet current: ${amzDate} is still later than ${amz(opts.now + MAX_SKEW_MS)} (${amz(opts.now)} + 5 min.)`);
+  if (when < opts.now - MAX_SKEW_MS)
+    throw new SigV4Error(
+      'InvalidSignatureException',
+      `Signature expired: ${amzDate} is now earlier than ${amz(opts.now - MAX_SKEW_MS)} (${amz(opts.now)} - 5 min.)`,
+    );
+  if (when > opts.now + MAX_SKEW_MS)
+    throw new SigV4Error(
+      'InvalidSignatureException',
+      `Signature not yet current: ${amzDate} is still later than ${amz(opts.now + MAX_SKEW_MS)} (${amz(opts.now)} + 5 min.)`,
+    );
   for (const h of auth.signedHeaders) {
-    if (h !== h.toLowerCase() || h === '') throw new SigV4Error('InvalidSignatureException', `SignedHeaders must be lower-case header names separated by ';'; got '${h}'.`);
-    if (headerValues(req.rawHeaders, h).length === 0) throw new SigV4Error('InvalidSignatureException', `The request signature we calculated does not match the signature you provided: the signed header '${h}' is missing from the request.`);
+    if (h !== h.toLowerCase() || h === '')
+      throw new SigV4Error('InvalidSignatureException', `SignedHeaders must be lower-case header names separated by ';'; got '${h}'.`);
+    if (headerValues(req.rawHeaders, h).length === 0)
+      throw new SigV4Error(
+        'InvalidSignatureException',
+        `The request signature we calculated does not match the signature you provided: the signed header '${h}' is missing from the request.`,
+      );
   }
   const payloadHash = crypto.createHash('sha256').update(req.body).digest('hex');
   const declared = headerValues(req.rawHeaders, 'x-amz-content-sha256');
   if (declared.length) {
     const d = declared.join(',').trim();
-    if (d === 'UNSIGNED-PAYLOAD' || d.startsWith('STREAMING-')) throw new SigV4Error('InvalidSignatureException', `x-amz-content-sha256 '${d}' is not supported by this service: sign the payload (its SHA-256 in hex).`);
+    if (d === 'UNSIGNED-PAYLOAD' || d.startsWith('STREAMING-'))
+      throw new SigV4Error('InvalidSignatureException', `x-amz-content-sha256 '${d}' is not supported by this service: sign the payload (its SHA-256 in hex).`);
     if (d !== payloadHash) throw new SigV4Error('InvalidSignatureException', "The provided 'x-amz-content-sha256' header does not match what was computed.");
   }
   return { payloadHash, amzDate };
@@ -225,10 +263,18 @@ export async function expectedSignature(req: ReceivedRequest, auth: ParsedAuth, 
 }
 
 /** Throws InvalidSignatureException unless `auth.signature` is what `secret` gives for this request. */
-export async function verifySignature(req: ReceivedRequest, auth: ParsedAuth, secret: string, checked: { payloadHash: string; amzDate: string }): Promise<void> {
+export async function verifySignature(
+  req: ReceivedRequest,
+  auth: ParsedAuth,
+  secret: string,
+  checked: { payloadHash: string; amzDate: string },
+): Promise<void> {
   const expected = Buffer.from(await expectedSignature(req, auth, secret, checked.payloadHash, checked.amzDate), 'hex');
   const given = Buffer.from(auth.signature, 'hex');
   if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) {
-    throw new SigV4Error('InvalidSignatureException', 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.');
+    throw new SigV4Error(
+      'InvalidSignatureException',
+      'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
+    );
   }
 }

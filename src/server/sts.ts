@@ -17,6 +17,7 @@ const xml = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', 
 
 /** XML 1.0 cannot carry control characters: anything echoed from a request is cleaned first. */
 function clean(v: unknown): unknown {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this removes
   if (typeof v === 'string') return v.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd');
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, clean(x)]));
   return v;
@@ -36,7 +37,17 @@ function userId(arn: string): string {
 }
 
 /** AssumeRole members kmsvol does not have (session policies, MFA, tags, source identity, external id): refused, never ignored. */
-const UNSUPPORTED_MEMBERS = ['Policy', 'PolicyArns.', 'SerialNumber', 'TokenCode', 'SourceIdentity', 'ExternalId', 'Tags.', 'TransitiveTagKeys.', 'ProvidedContexts.'];
+const UNSUPPORTED_MEMBERS = [
+  'Policy',
+  'PolicyArns.',
+  'SerialNumber',
+  'TokenCode',
+  'SourceIdentity',
+  'ExternalId',
+  'Tags.',
+  'TransitiveTagKeys.',
+  'ProvidedContexts.',
+];
 
 /**
  * A kmsvol-card session for volume V (session name V) is issued only to a
@@ -50,7 +61,10 @@ function mayAssumeCardRole(call: ServiceCall, session: string): boolean {
   if (keys.length === 0) return false;
   return keys.every((keyId) => {
     try {
-      call.kms.invokeAs({ principal: call.caller.arn, viaService: viaEc2(call.region) }, 'CreateGrant', { ...cardGrantRequest(k.keyArn(keyId), session), DryRun: true });
+      call.kms.invokeAs({ principal: call.caller.arn, viaService: viaEc2(call.region) }, 'CreateGrant', {
+        ...cardGrantRequest(k.keyArn(keyId), session),
+        DryRun: true,
+      });
     } catch (e) {
       return (e as Error).name === 'DryRunOperationException';
     }
@@ -77,29 +91,63 @@ export const stsService: Service = {
     switch (action) {
       case 'GetCallerIdentity': {
         const s = call.caller.session;
-        return result(action, { Arn: call.caller.arn, UserId: s ? `${s.roleId}:${s.sessionName}` : userId(call.caller.arn), Account: call.caller.accountId }, call.requestId);
+        return result(
+          action,
+          { Arn: call.caller.arn, UserId: s ? `${s.roleId}:${s.sessionName}` : userId(call.caller.arn), Account: call.caller.accountId },
+          call.requestId,
+        );
       }
       case 'AssumeRole': {
         for (const name of p.keys()) {
           const member = UNSUPPORTED_MEMBERS.find((u) => (u.endsWith('.') ? name.startsWith(u) : name === u));
-          if (member) throw new ServiceError('InvalidParameterValue', `${member.replace(/\.$/, '')} is not supported by this endpoint's STS; assume the role without it.`);
+          if (member)
+            throw new ServiceError(
+              'InvalidParameterValue',
+              `${member.replace(/\.$/, '')} is not supported by this endpoint's STS; assume the role without it.`,
+            );
         }
         const duration = p.get('DurationSeconds');
-        const out = assumeRole(k, call.caller.arn, {
-          RoleArn: p.get('RoleArn') ?? undefined,
-          RoleSessionName: p.get('RoleSessionName') ?? undefined,
-          DurationSeconds: duration === null ? undefined : /^\d+$/.test(duration) ? Number(duration) : NaN,
-        }, (role, session) => role !== CARD_ROLE || mayAssumeCardRole(call, session));
+        const out = assumeRole(
+          k,
+          call.caller.arn,
+          {
+            RoleArn: p.get('RoleArn') ?? undefined,
+            RoleSessionName: p.get('RoleSessionName') ?? undefined,
+            DurationSeconds: duration === null ? undefined : /^\d+$/.test(duration) ? Number(duration) : NaN,
+          },
+          (role, session) => role !== CARD_ROLE || mayAssumeCardRole(call, session),
+        );
         const c = out.Credentials;
-        return result(action, { AssumedRoleUser: out.AssumedRoleUser, Credentials: { AccessKeyId: c.AccessKeyId, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration.toISOString() } }, call.requestId);
+        return result(
+          action,
+          {
+            AssumedRoleUser: out.AssumedRoleUser,
+            Credentials: {
+              AccessKeyId: c.AccessKeyId,
+              SecretAccessKey: c.SecretAccessKey,
+              SessionToken: c.SessionToken,
+              Expiration: c.Expiration.toISOString(),
+            },
+          },
+          call.requestId,
+        );
       }
       default:
-        throw new ServiceError('InvalidAction', `Could not find operation ${action || '(no Action)'} for version ${VERSION}: this endpoint's STS answers AssumeRole and GetCallerIdentity.`);
+        throw new ServiceError(
+          'InvalidAction',
+          `Could not find operation ${action || '(no Action)'} for version ${VERSION}: this endpoint's STS answers AssumeRole and GetCallerIdentity.`,
+        );
     }
   },
   error(e: WireError, requestId: string): ServiceReply {
     const q = QUERY_NAMES[e.name];
     const status = q?.status ?? e.status;
-    return reply(status, { ErrorResponse: { '@xmlns': NS, Error: { Type: status >= 500 ? 'Receiver' : 'Sender', Code: q?.code ?? e.name, Message: e.message }, RequestId: requestId } });
+    return reply(status, {
+      ErrorResponse: {
+        '@xmlns': NS,
+        Error: { Type: status >= 500 ? 'Receiver' : 'Sender', Code: q?.code ?? e.name, Message: e.message },
+        RequestId: requestId,
+      },
+    });
   },
 };

@@ -40,7 +40,7 @@ export class EventLog {
       resources: [snapshot ? `arn:aws:ec2:${this.region}::snapshot/${resourceId}` : `arn:aws:ec2:${this.region}:${this.account}:volume/${resourceId}`],
       detail: { event, result, cause, 'request-id': crypto.randomUUID() },
     };
-    appendPrivate(this.file, JSON.stringify(e) + '\n');
+    appendPrivate(this.file, `${JSON.stringify(e)}\n`);
     return e;
   }
 

@@ -14,7 +14,10 @@ export interface Filter {
 export type FilterSpec<R> = Record<string, (r: R) => string | string[] | undefined>;
 
 function pattern(value: string): RegExp {
-  const body = value.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = value
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 's');
 }
 
@@ -31,19 +34,36 @@ export function applyFilters<R>(rows: R[], filters: Filter[] | undefined, spec: 
   for (const f of filters ?? []) {
     if (typeof f.Name !== 'string' || !f.Name) throw Ec2Errors.missingParameter('The request must contain the parameter Filter.N.Name for every filter.');
     if (!f.Name.startsWith('tag:') && !spec[f.Name] && f.Name !== 'tag-key' && f.Name !== 'tag-value') {
-      throw Ec2Errors.invalidParameter(`The filter '${f.Name}' is invalid. Valid filters: ${[...Object.keys(spec), 'tag:<key>', 'tag-key', 'tag-value'].join(', ')}.`);
+      throw Ec2Errors.invalidParameter(
+        `The filter '${f.Name}' is invalid. Valid filters: ${[...Object.keys(spec), 'tag:<key>', 'tag-key', 'tag-value'].join(', ')}.`,
+      );
     }
-    if (!Array.isArray(f.Values) || f.Values.length === 0) throw Ec2Errors.invalidParameter(`The filter '${f.Name}' has no values. Give at least one value (wildcards * and ? allowed).`);
+    if (!Array.isArray(f.Values) || f.Values.length === 0)
+      throw Ec2Errors.invalidParameter(`The filter '${f.Name}' has no values. Give at least one value (wildcards * and ? allowed).`);
   }
   if (!filters?.length) return rows;
   return rows.filter((r) =>
     filters.every((f) => {
       if (f.Name.startsWith('tag:')) {
         const key = f.Name.slice(4);
-        return anyMatch(f.Values, registry.tagsOf(idOf(r)).filter((t) => t.key === key).map((t) => t.value));
+        return anyMatch(
+          f.Values,
+          registry
+            .tagsOf(idOf(r))
+            .filter((t) => t.key === key)
+            .map((t) => t.value),
+        );
       }
-      if (f.Name === 'tag-key') return anyMatch(f.Values, registry.tagsOf(idOf(r)).map((t) => t.key));
-      if (f.Name === 'tag-value') return anyMatch(f.Values, registry.tagsOf(idOf(r)).map((t) => t.value));
+      if (f.Name === 'tag-key')
+        return anyMatch(
+          f.Values,
+          registry.tagsOf(idOf(r)).map((t) => t.key),
+        );
+      if (f.Name === 'tag-value')
+        return anyMatch(
+          f.Values,
+          registry.tagsOf(idOf(r)).map((t) => t.value),
+        );
       return anyMatch(f.Values, spec[f.Name]!(r));
     }),
   );
@@ -53,7 +73,12 @@ export function applyFilters<R>(rows: R[], filters: Filter[] | undefined, spec: 
  * MaxResults/NextToken paging over an already-ordered list. The token is
  * opaque to callers (the offset of the next item and the operation it is for).
  */
-export function paginate<R>(rows: R[], req: { MaxResults?: number; NextToken?: string }, operation: string, range: [number, number]): { page: R[]; NextToken?: string } {
+export function paginate<R>(
+  rows: R[],
+  req: { MaxResults?: number; NextToken?: string },
+  operation: string,
+  range: [number, number],
+): { page: R[]; NextToken?: string } {
   let start = 0;
   if (req.NextToken !== undefined) {
     let parsed: { op?: string; at?: number } | undefined;
@@ -63,7 +88,9 @@ export function paginate<R>(rows: R[], req: { MaxResults?: number; NextToken?: s
       parsed = undefined;
     }
     if (!parsed || parsed.op !== operation || !Number.isInteger(parsed.at) || parsed.at! < 0) {
-      throw Ec2Errors.invalidParameter(`The NextToken '${req.NextToken}' is not valid for ${operation}. Use the NextToken of the previous ${operation} response.`);
+      throw Ec2Errors.invalidParameter(
+        `The NextToken '${req.NextToken}' is not valid for ${operation}. Use the NextToken of the previous ${operation} response.`,
+      );
     }
     start = parsed.at!;
   }

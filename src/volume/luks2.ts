@@ -151,11 +151,15 @@ function checkCopy(area: Buffer, magic: Buffer, where: string): string | Luks2He
   const str = (v: unknown) => typeof v === 'string';
   const b64 = (v: unknown) => str(v) && /^[A-Za-z0-9+/]*={0,2}$/.test(v as string);
   const ctx = token.encryption_context;
-  if (!str(token.volume_id) || !str(token.key_arn) || !b64(token.ciphertext_blob)) return `${where}: the kmsvol token's volume_id, key_arn or ciphertext_blob is not a string`;
-  if (!ctx || typeof ctx !== 'object' || Array.isArray(ctx) || !Object.values(ctx).every(str)) return `${where}: the kmsvol token's encryption_context is not a map of strings`;
-  if (!str(seg.offset) || !/^\d{1,15}$/.test(seg.offset) || Number(seg.offset) < 2 * HDR_SIZE) return `${where}: segment 0's offset ${JSON.stringify(seg.offset)} is not a byte offset past the headers`;
+  if (!str(token.volume_id) || !str(token.key_arn) || !b64(token.ciphertext_blob))
+    return `${where}: the kmsvol token's volume_id, key_arn or ciphertext_blob is not a string`;
+  if (!ctx || typeof ctx !== 'object' || Array.isArray(ctx) || !Object.values(ctx).every(str))
+    return `${where}: the kmsvol token's encryption_context is not a map of strings`;
+  if (!str(seg.offset) || !/^\d{1,15}$/.test(seg.offset) || Number(seg.offset) < 2 * HDR_SIZE)
+    return `${where}: segment 0's offset ${JSON.stringify(seg.offset)} is not a byte offset past the headers`;
   if (!str(seg.encryption) || !Number.isSafeInteger(seg.sector_size)) return `${where}: segment 0's encryption or sector_size is not valid`;
-  if (!b64(dig.salt) || !b64(dig.digest) || !Number.isSafeInteger(dig.iterations) || dig.iterations < 1) return `${where}: digest 0's salt, digest or iterations is not valid`;
+  if (!b64(dig.salt) || !b64(dig.digest) || !Number.isSafeInteger(dig.iterations) || dig.iterations < 1)
+    return `${where}: digest 0's salt, digest or iterations is not valid`;
   return {
     uuid: cstr(area, OFF.uuid, 40),
     label: cstr(area, OFF.label, 48),

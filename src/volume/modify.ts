@@ -6,8 +6,8 @@ import { applyFilters, paginate } from './filters.js';
 import { readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
 import type { ModificationRow } from './registry.js';
-import { getVolume, imageFile, performance, VOLUME_TYPES } from './volumes.js';
 import type { Ec2Context } from './volumes.js';
+import { getVolume, imageFile, performance, VOLUME_TYPES } from './volumes.js';
 
 /**
  * EBS Elastic Volumes: ModifyVolume grows a volume (and changes its type,
@@ -51,20 +51,32 @@ export function modificationShape(m: ModificationRow) {
 export function planModification(ctx: Ec2Context, req: ModifyVolumeRequest): ModificationRow {
   if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
   const v = getVolume(ctx, req.VolumeId);
-  if (v.state !== 'available' && v.state !== 'in-use') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${v.state}'; only an available or in-use volume can be modified.`);
-  if (req.MultiAttachEnabled) throw Ec2Errors.invalidParameter('Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
+  if (v.state !== 'available' && v.state !== 'in-use')
+    throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${v.state}'; only an available or in-use volume can be modified.`);
+  if (req.MultiAttachEnabled)
+    throw Ec2Errors.invalidParameter('Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
   const prev = ctx.registry.getModification(v.volume_id);
   if (prev && (prev.state === 'modifying' || prev.state === 'optimizing')) {
-    throw new ServiceError('IncorrectModificationState', `Volume ${v.volume_id} is already being modified (${prev.state}); wait until the modification is completed.`);
+    throw new ServiceError(
+      'IncorrectModificationState',
+      `Volume ${v.volume_id} is already being modified (${prev.state}); wait until the modification is completed.`,
+    );
   }
   const size = req.Size ?? v.size;
   if (!Number.isInteger(size) || size > 16384) throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is not in the supported size range 1-16384GiB.`);
-  if (size < v.size) throw Ec2Errors.invalidParameter(`New size cannot be smaller than existing size: ${v.volume_id} is ${v.size}GiB; ${size}GiB was asked. Volumes only grow.`);
+  if (size < v.size)
+    throw Ec2Errors.invalidParameter(`New size cannot be smaller than existing size: ${v.volume_id} is ${v.size}GiB; ${size}GiB was asked. Volumes only grow.`);
   const type = req.VolumeType ?? v.volume_type;
-  if (!(VOLUME_TYPES as readonly string[]).includes(type)) throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
+  if (!(VOLUME_TYPES as readonly string[]).includes(type))
+    throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
   // A type change takes the new type's defaults unless IOPS or throughput are given.
   const sameType = type === v.volume_type;
-  const perf = performance(type, size, req.Iops ?? (sameType && (type === 'io1' || type === 'io2' || type === 'gp3') ? (v.iops ?? undefined) : undefined), req.Throughput ?? (sameType && type === 'gp3' ? (v.throughput ?? undefined) : undefined));
+  const perf = performance(
+    type,
+    size,
+    req.Iops ?? (sameType && (type === 'io1' || type === 'io2' || type === 'gp3') ? (v.iops ?? undefined) : undefined),
+    req.Throughput ?? (sameType && type === 'gp3' ? (v.throughput ?? undefined) : undefined),
+  );
   if (size === v.size && type === v.volume_type && perf.iops === v.iops && perf.throughput === v.throughput) {
     throw Ec2Errors.invalidParameter(`The modification of ${v.volume_id} changes nothing: give a larger Size, or another VolumeType, Iops or Throughput.`);
   }
@@ -95,10 +107,17 @@ export function startModifyVolume(ctx: Ec2Context, req: ModifyVolumeRequest) {
     try {
       if (m.target_size > m.original_size) await grow(ctx, m.volume_id, m.target_size);
       ctx.registry.write(() => {
-        ctx.registry.db.prepare('UPDATE volumes SET size = ?, volume_type = ?, iops = ?, throughput = ? WHERE volume_id = ?').run(m.target_size, m.target_type, m.target_iops, m.target_throughput, m.volume_id);
+        ctx.registry.db
+          .prepare('UPDATE volumes SET size = ?, volume_type = ?, iops = ?, throughput = ? WHERE volume_id = ?')
+          .run(m.target_size, m.target_type, m.target_iops, m.target_throughput, m.volume_id);
         ctx.registry.putModification({ ...m, state: 'completed', progress: 100, end_time: ctx.clock.now().getTime() });
       });
-      ctx.events.record(m.volume_id, 'modifyVolume', 'completed', `size ${m.original_size}GiB -> ${m.target_size}GiB, type ${m.original_type} -> ${m.target_type}`);
+      ctx.events.record(
+        m.volume_id,
+        'modifyVolume',
+        'completed',
+        `size ${m.original_size}GiB -> ${m.target_size}GiB, type ${m.original_type} -> ${m.target_type}`,
+      );
       return modificationShape(ctx.registry.getModification(m.volume_id)!);
     } catch (e) {
       const why = `${(e as Error).name}: ${(e as Error).message}`;
@@ -172,7 +191,13 @@ export function describeVolumeStatus(ctx: Ec2Context, req: { VolumeIds?: string[
       AvailabilityZone: v.availability_zone,
       Events: [],
       VolumeId: v.volume_id,
-      VolumeStatus: { Details: [{ Name: 'io-enabled', Status: 'passed' }, { Name: 'io-performance', Status: 'not-applicable' }], Status: 'ok' },
+      VolumeStatus: {
+        Details: [
+          { Name: 'io-enabled', Status: 'passed' },
+          { Name: 'io-performance', Status: 'not-applicable' },
+        ],
+        Status: 'ok',
+      },
       AttachmentStatuses: [],
     },
   }));

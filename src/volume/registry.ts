@@ -154,7 +154,13 @@ export class Registry {
 
   /** Record an attach in progress, unless the volume already has an attachment; false when it has. */
   claimAttachment(a: AttachmentRow): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)').run({ device_name: null, ...a }).changes === 1;
+    return (
+      this.db
+        .prepare(
+          'INSERT OR IGNORE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)',
+        )
+        .run({ device_name: null, ...a }).changes === 1
+    );
   }
 
   setAttachmentState(id: string, state: AttachmentRow['state']): void {
@@ -195,7 +201,11 @@ export class Registry {
   }
 
   putTag(t: TagRow): void {
-    this.db.prepare('INSERT INTO tags (resource_id, key, value) VALUES (@resource_id, @key, @value) ON CONFLICT(resource_id, key) DO UPDATE SET value = excluded.value').run(t);
+    this.db
+      .prepare(
+        'INSERT INTO tags (resource_id, key, value) VALUES (@resource_id, @key, @value) ON CONFLICT(resource_id, key) DO UPDATE SET value = excluded.value',
+      )
+      .run(t);
   }
 
   deleteTag(resourceId: string, key: string, value?: string): void {
@@ -216,11 +226,17 @@ export class Registry {
   }
 
   putModification(m: ModificationRow): void {
-    this.db.prepare('INSERT OR REPLACE INTO volume_modifications (volume_id, state, status_message, progress, start_time, end_time, original_size, target_size, original_type, target_type, original_iops, target_iops, original_throughput, target_throughput) VALUES (@volume_id, @state, @status_message, @progress, @start_time, @end_time, @original_size, @target_size, @original_type, @target_type, @original_iops, @target_iops, @original_throughput, @target_throughput)').run(m);
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO volume_modifications (volume_id, state, status_message, progress, start_time, end_time, original_size, target_size, original_type, target_type, original_iops, target_iops, original_throughput, target_throughput) VALUES (@volume_id, @state, @status_message, @progress, @start_time, @end_time, @original_size, @target_size, @original_type, @target_type, @original_iops, @target_iops, @original_throughput, @target_throughput)',
+      )
+      .run(m);
   }
 
   getClientToken(token: string): { token: string; operation: string; request: string; resource_id: string } | undefined {
-    return this.db.prepare('SELECT * FROM client_tokens WHERE token = ?').get(token) as { token: string; operation: string; request: string; resource_id: string } | undefined;
+    return this.db.prepare('SELECT * FROM client_tokens WHERE token = ?').get(token) as
+      | { token: string; operation: string; request: string; resource_id: string }
+      | undefined;
   }
 
   putClientToken(token: string, operation: string, request: string, resourceId: string): void {

@@ -3,18 +3,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ServiceError } from '../errors.js';
-import { ensureDir, openPrivate } from '../home.js';
 import type { Home } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import { Ec2Errors } from './errors.js';
-import { GiB } from './offsets.js';
-import { newId } from './registry.js';
-import type { SnapshotRow } from './registry.js';
-import { copyImage, getVolume, imageFile, resolveKey, writeEncryptedImage } from './volumes.js';
-import type { Ec2Context } from './volumes.js';
-import { applyFilters, paginate } from './filters.js';
 import type { Filter, FilterSpec } from './filters.js';
-import { putTags, tagsFor, tagShape } from './tags.js';
+import { applyFilters, paginate } from './filters.js';
+import { GiB } from './offsets.js';
+import type { SnapshotRow } from './registry.js';
+import { newId } from './registry.js';
 import type { Tag, TagSpecification } from './tags.js';
+import { putTags, tagShape, tagsFor } from './tags.js';
+import type { Ec2Context } from './volumes.js';
+import { copyImage, getVolume, imageFile, resolveKey, writeEncryptedImage } from './volumes.js';
 
 /**
  * Snapshots, EBS style. A snapshot of an encrypted volume is a point-in-time
@@ -123,7 +123,10 @@ async function sparseCopy(src: string, dst: string): Promise<void> {
 }
 
 /** CreateSnapshot as EC2 does it: `pending` at once, the point-in-time copy after. */
-export function startCreateSnapshot(ctx: Ec2Context, req: { VolumeId?: string; Description?: string; TagSpecifications?: TagSpecification[] }): SnapshotStarted {
+export function startCreateSnapshot(
+  ctx: Ec2Context,
+  req: { VolumeId?: string; Description?: string; TagSpecifications?: TagSpecification[] },
+): SnapshotStarted {
   if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
   const v = getVolume(ctx, req.VolumeId);
   if (v.state === 'creating') throw Ec2Errors.incorrectState(`Volume ${v.volume_id} is still being created; snapshot it once it is available.`);
@@ -165,19 +168,32 @@ export interface CopySnapshotRequest {
 export function startCopySnapshot(ctx: Ec2Context, req: CopySnapshotRequest): SnapshotStarted {
   if (!req.SourceSnapshotId) throw Ec2Errors.missingParameter('The request must contain the parameter SourceSnapshotId');
   const src = getSnapshot(ctx, req.SourceSnapshotId);
-  if (src.state !== 'completed') throw Ec2Errors.incorrectState(`Snapshot ${src.snapshot_id} is in state ${src.state}; only completed snapshots can be copied.`);
+  if (src.state !== 'completed')
+    throw Ec2Errors.incorrectState(`Snapshot ${src.snapshot_id} is in state ${src.state}; only completed snapshots can be copied.`);
   if (src.encrypted && req.Encrypted === false) {
-    throw new ServiceError('InvalidParameterCombination', `Snapshot ${src.snapshot_id} is encrypted; an encrypted snapshot cannot be copied to an unencrypted snapshot.`);
+    throw new ServiceError(
+      'InvalidParameterCombination',
+      `Snapshot ${src.snapshot_id} is encrypted; an encrypted snapshot cannot be copied to an unencrypted snapshot.`,
+    );
   }
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
   const encrypted = src.encrypted === 1 || req.Encrypted === true || byDefault;
-  if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
+  if (req.KmsKeyId === '')
+    throw Ec2Errors.invalidParameter(
+      "Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.",
+    );
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
   if (req.SourceRegion !== undefined && req.SourceRegion !== ctx.region) {
     throw Ec2Errors.invalidParameter(`Snapshots are copied within region ${ctx.region} here; SourceRegion ${req.SourceRegion} is not this region.`);
   }
   const tags = tagsFor(req.TagSpecifications, 'snapshot');
-  const row = newSnapshotRow(ctx, src.volume_id, src.volume_size, encrypted, req.Description ?? `Copied for DestinationRegion ${ctx.region} from SourceSnapshotId ${src.snapshot_id}`);
+  const row = newSnapshotRow(
+    ctx,
+    src.volume_id,
+    src.volume_size,
+    encrypted,
+    req.Description ?? `Copied for DestinationRegion ${ctx.region} from SourceSnapshotId ${src.snapshot_id}`,
+  );
   return build(ctx, row, tags, 'copySnapshot', async (file) => {
     if (!encrypted) return sparseCopy(snapshotFile(ctx.home, src), file);
     // A new data key under the chosen key, context aws:ebs:id = the new snapshot id; every written sector re-encrypted.
@@ -222,7 +238,10 @@ export interface DescribeSnapshotsRequest {
 
 export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest) {
   if (req.SnapshotIds?.length && req.MaxResults !== undefined) {
-    throw new ServiceError('InvalidParameterCombination', 'The parameter snapshotSet cannot be used with the parameter maxResults. Page through all snapshots, or name them without MaxResults.');
+    throw new ServiceError(
+      'InvalidParameterCombination',
+      'The parameter snapshotSet cannot be used with the parameter maxResults. Page through all snapshots, or name them without MaxResults.',
+    );
   }
   let rows = req.SnapshotIds?.length ? req.SnapshotIds.map((id) => getSnapshot(ctx, id)) : ctx.registry.listSnapshots();
   // Every snapshot here is owned by this account ('self' or its id); other owners have none.
@@ -237,7 +256,8 @@ export function deleteSnapshot(ctx: Ec2Context, req: { SnapshotId?: string }) {
   const s = getSnapshot(ctx, req.SnapshotId);
   if (s.state === 'pending') throw Ec2Errors.incorrectState(`Snapshot ${s.snapshot_id} is still pending; delete it once it is completed.`);
   const using = ctx.registry.listVolumes().find((v) => v.snapshot_id === s.snapshot_id && v.state === 'creating');
-  if (using) throw new ServiceError('InvalidSnapshot.InUse', `The snapshot ${s.snapshot_id} is in use by volume ${using.volume_id}, which is being created from it.`);
+  if (using)
+    throw new ServiceError('InvalidSnapshot.InUse', `The snapshot ${s.snapshot_id} is in use by volume ${using.volume_id}, which is being created from it.`);
   fs.rmSync(snapshotFile(ctx.home, s), { force: true });
   ctx.registry.write(() => {
     ctx.registry.deleteSnapshot(s.snapshot_id);

@@ -47,7 +47,8 @@ function checkTag(t: Tag): void {
 export function tagsFor(specs: TagSpecification[] | undefined, type: 'volume' | 'snapshot'): Tag[] {
   const out: Tag[] = [];
   for (const s of specs ?? []) {
-    if (s.ResourceType !== type) throw Ec2Errors.invalidParameter(`'${s.ResourceType ?? ''}' is not a valid taggable resource type for this operation. Use ResourceType=${type}.`);
+    if (s.ResourceType !== type)
+      throw Ec2Errors.invalidParameter(`'${s.ResourceType ?? ''}' is not a valid taggable resource type for this operation. Use ResourceType=${type}.`);
     for (const t of s.Tags ?? []) checkTag(t);
     out.push(...(s.Tags ?? []));
   }
@@ -68,7 +69,8 @@ function checkResource(ctx: TagContext, id: string): void {
     if (!ctx.registry.getSnapshot(id)) throw new ServiceError('InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);
   } else if (type === 'instance') {
     if (id !== ctx.registry.instanceId()) throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
-  } else throw new ServiceError('InvalidID', `The ID '${id}' is not valid. Tags can be set on volumes (vol-…), snapshots (snap-…) and this host's instance (i-…).`);
+  } else
+    throw new ServiceError('InvalidID', `The ID '${id}' is not valid. Tags can be set on volumes (vol-…), snapshots (snap-…) and this host's instance (i-…).`);
 }
 
 export function createTags(ctx: TagContext, req: { Resources?: string[]; Tags?: Tag[] }) {

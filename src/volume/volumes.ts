@@ -3,22 +3,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
 import { ServiceError } from '../errors.js';
-import { ensureDir, openPrivate } from '../home.js';
-import { lockExclusive } from '../native/index.js';
 import type { Home } from '../home.js';
+import { ensureDir, openPrivate } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
+import { lockExclusive } from '../native/index.js';
 import { Ec2Errors } from './errors.js';
 import type { EventLog } from './events.js';
-import { CIPHER, encodeHeader, PAYLOAD_OFFSET, readImageHeader } from './luks2.js';
-import { getSnapshot, snapshotFile } from './snapshots.js';
-import type { KeyDigest, KmsvolToken } from './luks2.js';
-import { GiB, SECTOR_SIZE } from './offsets.js';
-import { newId } from './registry.js';
-import type { AttachmentRow, Registry, VolumeRow } from './registry.js';
-import { applyFilters, paginate } from './filters.js';
 import type { Filter, FilterSpec } from './filters.js';
-import { putTags, tagsFor, tagShape } from './tags.js';
+import { applyFilters, paginate } from './filters.js';
+import type { KeyDigest, KmsvolToken } from './luks2.js';
+import { CIPHER, encodeHeader, PAYLOAD_OFFSET, readImageHeader } from './luks2.js';
+import { GiB, SECTOR_SIZE } from './offsets.js';
+import type { AttachmentRow, Registry, VolumeRow } from './registry.js';
+import { newId } from './registry.js';
+import { getSnapshot, snapshotFile } from './snapshots.js';
 import type { TagSpecification } from './tags.js';
+import { putTags, tagShape, tagsFor } from './tags.js';
 
 export type { Filter } from './filters.js';
 
@@ -100,7 +100,22 @@ export function attachmentShape(a: AttachmentRow, instanceId: string) {
 }
 
 /** The members of EC2's Volume in the model's order (the order the AWS CLI prints them in). */
-const VOLUME_ORDER = ['Attachments', 'AvailabilityZone', 'CreateTime', 'Encrypted', 'KmsKeyId', 'Size', 'SnapshotId', 'State', 'VolumeId', 'Iops', 'Tags', 'VolumeType', 'MultiAttachEnabled', 'Throughput'];
+const VOLUME_ORDER = [
+  'Attachments',
+  'AvailabilityZone',
+  'CreateTime',
+  'Encrypted',
+  'KmsKeyId',
+  'Size',
+  'SnapshotId',
+  'State',
+  'VolumeId',
+  'Iops',
+  'Tags',
+  'VolumeType',
+  'MultiAttachEnabled',
+  'Throughput',
+];
 
 function inVolumeOrder<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => VOLUME_ORDER.indexOf(a) - VOLUME_ORDER.indexOf(b))) as T;
@@ -149,7 +164,15 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
       if ((e as Error).name === 'InvalidKey' && attempt < 3) continue;
       throw e;
     }
-    const header = encodeHeader({ uuid: crypto.randomUUID(), label: volumeId, token, digest, payloadOffset: PAYLOAD_OFFSET, sectorSize: SECTOR_SIZE, cipher: CIPHER });
+    const header = encodeHeader({
+      uuid: crypto.randomUUID(),
+      label: volumeId,
+      token,
+      digest,
+      payloadOffset: PAYLOAD_OFFSET,
+      sectorSize: SECTOR_SIZE,
+      cipher: CIPHER,
+    });
     writeImageAtomically(file, header, PAYLOAD_OFFSET + sizeBytes);
     return gdk.KeyId;
   }
@@ -179,9 +202,15 @@ export function writeImageAtomically(file: string, head: Buffer | undefined, siz
 }
 
 /** Iops and Throughput as EC2 checks them for each volume type; the defaults EC2 gives (gp3: 3000 and 125). */
-export function performance(type: string, size: number, iops: number | undefined, throughput: number | undefined): { iops: number | null; throughput: number | null } {
+export function performance(
+  type: string,
+  size: number,
+  iops: number | undefined,
+  throughput: number | undefined,
+): { iops: number | null; throughput: number | null } {
   const bad = (m: string) => Ec2Errors.invalidParameter(m);
-  if (throughput !== undefined && type !== 'gp3') throw new ServiceError('InvalidParameterCombination', `The parameter throughput is not supported for ${type} volumes; only gp3 volumes take a throughput.`);
+  if (throughput !== undefined && type !== 'gp3')
+    throw new ServiceError('InvalidParameterCombination', `The parameter throughput is not supported for ${type} volumes; only gp3 volumes take a throughput.`);
   if (type === 'gp3') {
     const i = iops ?? 3000;
     const t = throughput ?? 125;
@@ -193,7 +222,8 @@ export function performance(type: string, size: number, iops: number | undefined
     if (iops === undefined) throw Ec2Errors.missingParameter(`The parameter iops must be specified for ${type} volumes.`);
     const max = type === 'io1' ? 64000 : 256000;
     if (!Number.isInteger(iops) || iops < 100 || iops > max) throw bad(`Iops (${iops}) for ${type} volumes must be 100-${max}.`);
-    if (iops > size * (type === 'io1' ? 50 : 1000)) throw bad(`Iops to volume size ratio of ${iops / size} is too high; maximum is ${type === 'io1' ? 50 : 1000}.`);
+    if (iops > size * (type === 'io1' ? 50 : 1000))
+      throw bad(`Iops to volume size ratio of ${iops / size} is too high; maximum is ${type === 'io1' ? 50 : 1000}.`);
     return { iops, throughput: null };
   }
   if (iops !== undefined) throw new ServiceError('InvalidParameterCombination', `The parameter iops is not supported for ${type} volumes.`);
@@ -212,20 +242,28 @@ export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   const snap = req.SnapshotId ? getSnapshot(ctx, req.SnapshotId) : undefined;
   const size = req.Size ?? snap?.volume_size;
   if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size or snapshotId');
-  if (!Number.isInteger(size) || size < 1 || size > 16384) throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is not in the supported size range 1-16384GiB. Choose a whole number of GiB in that range.`);
-  if (snap && size < snap.volume_size) throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is too small; minimum is ${snap.volume_size}GiB (the size of ${snap.snapshot_id}).`);
+  if (!Number.isInteger(size) || size < 1 || size > 16384)
+    throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is not in the supported size range 1-16384GiB. Choose a whole number of GiB in that range.`);
+  if (snap && size < snap.volume_size)
+    throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is too small; minimum is ${snap.volume_size}GiB (the size of ${snap.snapshot_id}).`);
   const type = req.VolumeType ?? 'gp3';
-  if (!(VOLUME_TYPES as readonly string[]).includes(type)) throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
+  if (!(VOLUME_TYPES as readonly string[]).includes(type))
+    throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
   const perf = performance(type, size, req.Iops, req.Throughput);
   const tags = tagsFor(req.TagSpecifications, 'volume');
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
   if (req.Encrypted === false && (byDefault || snap?.encrypted)) {
-    throw Ec2Errors.invalidParameter(snap?.encrypted
-      ? `Snapshot ${snap.snapshot_id} is encrypted; a volume created from it is always encrypted.`
-      : 'Encryption by default is enabled for this account and Region; volumes are always encrypted. Disable it with disable-ebs-encryption-by-default first.');
+    throw Ec2Errors.invalidParameter(
+      snap?.encrypted
+        ? `Snapshot ${snap.snapshot_id} is encrypted; a volume created from it is always encrypted.`
+        : 'Encryption by default is enabled for this account and Region; volumes are always encrypted. Disable it with disable-ebs-encryption-by-default first.',
+    );
   }
   const encrypted = req.Encrypted ?? (byDefault || snap?.encrypted === 1);
-  if (req.KmsKeyId === '') throw Ec2Errors.invalidParameter("Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.");
+  if (req.KmsKeyId === '')
+    throw Ec2Errors.invalidParameter(
+      "Value ('') for parameter KmsKeyId is invalid. Name a key by id, ARN or alias, or leave the parameter out for the default key.",
+    );
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
 
   return { snap, size, type, perf, tags, encrypted };
@@ -241,7 +279,10 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
     const seen = ctx.registry.getClientToken(req.ClientToken);
     if (seen) {
       if (seen.operation !== 'CreateVolume' || seen.request !== JSON.stringify({ ...req, ClientToken: undefined })) {
-        throw new ServiceError('IdempotentParameterMismatch', `The client token '${req.ClientToken}' was used before with a different request. Use a new client token for a new volume.`);
+        throw new ServiceError(
+          'IdempotentParameterMismatch',
+          `The client token '${req.ClientToken}' was used before with a different request. Use a new client token for a new volume.`,
+        );
       }
       const v = ctx.registry.getVolume(seen.resource_id);
       if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(seen.resource_id);
@@ -286,7 +327,10 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
         writeImageAtomically(file, undefined, size * GiB);
       }
       // The new volume has its own data key: the snapshot's data is re-encrypted into it.
-      if (snap) await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) => ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f));
+      if (snap)
+        await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) =>
+          ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f),
+        );
       row.state = 'available';
       ctx.registry.write(() => {
         ctx.registry.db.prepare('UPDATE volumes SET state = ?, kms_key_id = ? WHERE volume_id = ?').run(row.state, row.kms_key_id, id);
@@ -314,7 +358,15 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
 }
 
 /** Copy the payload of image `src` into the already-initialized image `dst`, re-encrypting as needed. */
-export async function copyImage(ctx: Ec2Context, src: string, srcEncrypted: boolean, dst: string, dstEncrypted: boolean, sizeBytes: number, onProgress?: (f: number) => void): Promise<void> {
+export async function copyImage(
+  ctx: Ec2Context,
+  src: string,
+  srcEncrypted: boolean,
+  dst: string,
+  dstEncrypted: boolean,
+  sizeBytes: number,
+  onProgress?: (f: number) => void,
+): Promise<void> {
   const side = (file: string, enc: boolean) => {
     if (!enc) return { file, payloadOffset: 0, token: null };
     const h = readImageHeader(file);
@@ -350,7 +402,10 @@ export interface DescribeVolumesRequest {
 
 export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesRequest) {
   if (req.VolumeIds?.length && req.MaxResults !== undefined) {
-    throw new ServiceError('InvalidParameterCombination', 'The parameter volumeSet cannot be used with the parameter maxResults. Page through all volumes, or name the volumes without MaxResults.');
+    throw new ServiceError(
+      'InvalidParameterCombination',
+      'The parameter volumeSet cannot be used with the parameter maxResults. Page through all volumes, or name the volumes without MaxResults.',
+    );
   }
   let rows: VolumeRow[];
   if (req.VolumeIds?.length) {
@@ -359,7 +414,11 @@ export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesReque
       const v = ctx.registry.getVolume(id);
       return !v || v.state === 'deleted';
     });
-    if (missing.length) throw new ServiceError('InvalidVolume.NotFound', `The volume${missing.length > 1 ? 's' : ''} '${missing.join(', ')}' do${missing.length > 1 ? '' : 'es'} not exist.`);
+    if (missing.length)
+      throw new ServiceError(
+        'InvalidVolume.NotFound',
+        `The volume${missing.length > 1 ? 's' : ''} '${missing.join(', ')}' do${missing.length > 1 ? '' : 'es'} not exist.`,
+      );
     rows = req.VolumeIds.map((id) => ctx.registry.getVolume(id)!);
   } else rows = ctx.registry.listVolumes();
   // A card that died leaves a stale attachment: reconcile before answering.

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CorruptImageError, decodeHeader, encodeHeader, HDR_SIZE } from '../../src/volume/luks2.js';
 import type { Luks2Header } from '../../src/volume/luks2.js';
+import { CorruptImageError, decodeHeader, encodeHeader, HDR_SIZE } from '../../src/volume/luks2.js';
 import { kmsvol } from '../helpers/cli.js';
 import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js';
 import { runs, SEED } from './counts.js';
@@ -15,7 +15,12 @@ const JSON_AT = 4096;
 const original: Omit<Luks2Header, 'seqid'> = {
   uuid: '0b9c6a52-7d0e-4b8e-9f57-3c1a2b4d5e6f',
   label: 'vol-0123456789abcdef0',
-  token: { volumeId: 'vol-0123456789abcdef0', keyArn: 'arn:aws:kms:local:000000000000:key/8f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f', ciphertextBlob: Buffer.alloc(180, 7).toString('base64'), encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' } },
+  token: {
+    volumeId: 'vol-0123456789abcdef0',
+    keyArn: 'arn:aws:kms:local:000000000000:key/8f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f',
+    ciphertextBlob: Buffer.alloc(180, 7).toString('base64'),
+    encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' },
+  },
   digest: { salt: Buffer.alloc(32, 1), digest: Buffer.alloc(32, 2), iterations: 1000 },
   payloadOffset: 16 * 1024 * 1024,
   sectorSize: 4096,
@@ -55,10 +60,22 @@ function outcome(head: Buffer): 'same' | 'typed' | 'corrupt' {
   }
 }
 
-const byteEdit = fc.record({ at: fc.integer({ min: 0, max: 2 * HDR_SIZE - 1 }), value: fc.integer({ min: 0, max: 255 }), span: fc.integer({ min: 1, max: 64 }) });
+const byteEdit = fc.record({
+  at: fc.integer({ min: 0, max: 2 * HDR_SIZE - 1 }),
+  value: fc.integer({ min: 0, max: 255 }),
+  span: fc.integer({ min: 1, max: 64 }),
+});
 
 /** A JSON value that may stand where a field was. */
-const jsonValue = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string(), fc.integer()), { maxKeys: 3 }));
+const jsonValue = fc.oneof(
+  fc.string(),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string(), fc.integer()), { maxKeys: 3 }),
+);
 
 function replaceAt(obj: any, pathParts: string[], value: unknown): void {
   let o = obj;
@@ -70,9 +87,25 @@ function replaceAt(obj: any, pathParts: string[], value: unknown): void {
 }
 
 const FIELDS = [
-  'tokens.0', 'tokens.0.type', 'tokens.0.volume_id', 'tokens.0.key_arn', 'tokens.0.ciphertext_blob', 'tokens.0.encryption_context', 'tokens.0.encryption_context.aws:ebs:id',
-  'segments', 'segments.0', 'segments.0.offset', 'segments.0.encryption', 'segments.0.sector_size',
-  'digests.0', 'digests.0.segments', 'digests.0.salt', 'digests.0.digest', 'digests.0.iterations', 'tokens', 'digests',
+  'tokens.0',
+  'tokens.0.type',
+  'tokens.0.volume_id',
+  'tokens.0.key_arn',
+  'tokens.0.ciphertext_blob',
+  'tokens.0.encryption_context',
+  'tokens.0.encryption_context.aws:ebs:id',
+  'segments',
+  'segments.0',
+  'segments.0.offset',
+  'segments.0.encryption',
+  'segments.0.sector_size',
+  'digests.0',
+  'digests.0.segments',
+  'digests.0.salt',
+  'digests.0.digest',
+  'digests.0.iterations',
+  'tokens',
+  'digests',
 ];
 
 /** The header with `field` of one copy (0, 1) or both (2) replaced by `value`, checksums resealed. */

@@ -1,13 +1,13 @@
-import net from 'node:net';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as sdk from '@aws-sdk/client-kms';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kmsvol } from '../helpers/cli.js';
-import { startEndpoint } from '../helpers/endpoint.js';
 import type { RunningEndpoint } from '../helpers/endpoint.js';
+import { startEndpoint } from '../helpers/endpoint.js';
 import { runs, SEED } from './counts.js';
 
 /**
@@ -35,36 +35,67 @@ afterAll(async () => {
 });
 
 const token = fc.stringMatching(/^[A-Za-z0-9._~-]{0,24}$/);
-const headerValue = fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom('application/x-amz-json-1.1', 'application/x-www-form-urlencoded', 'TrentService.ListKeys', 'TrentService.Nope', '20261128T000000Z', ''));
+const headerValue = fc.oneof(
+  fc.string({ maxLength: 60 }),
+  fc.constantFrom('application/x-amz-json-1.1', 'application/x-www-form-urlencoded', 'TrentService.ListKeys', 'TrentService.Nope', '20261128T000000Z', ''),
+);
 const auth = fc.oneof(
   fc.constant(undefined),
   fc.string({ maxLength: 200 }),
-  fc.tuple(token, fc.stringMatching(/^\d{0,9}$/), token, fc.constantFrom('kms', 'sts', 'ec2', 's3', ''), fc.string({ maxLength: 30 }), fc.stringMatching(/^[0-9a-f]{0,70}$/)).map(
-    ([ak, d, r, svc, sh, sig]) => `AWS4-HMAC-SHA256 Credential=${ak || 'AKIA'}/${d}/${r}/${svc}/aws4_request, SignedHeaders=${sh}, Signature=${sig}`,
-  ),
+  fc
+    .tuple(
+      token,
+      fc.stringMatching(/^\d{0,9}$/),
+      token,
+      fc.constantFrom('kms', 'sts', 'ec2', 's3', ''),
+      fc.string({ maxLength: 30 }),
+      fc.stringMatching(/^[0-9a-f]{0,70}$/),
+    )
+    .map(([ak, d, r, svc, sh, sig]) => `AWS4-HMAC-SHA256 Credential=${ak || 'AKIA'}/${d}/${r}/${svc}/aws4_request, SignedHeaders=${sh}, Signature=${sig}`),
 );
 const body = fc.oneof(
   fc.constant(''),
   fc.string({ maxLength: 300 }),
   fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
-  fc.constantFrom('{"KeyId":', 'Action=AssumeRole&Version=2011-06-15', 'Action=DescribeVolumes&Version=2016-11-15', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]'),
+  fc.constantFrom(
+    '{"KeyId":',
+    'Action=AssumeRole&Version=2011-06-15',
+    'Action=DescribeVolumes&Version=2016-11-15',
+    '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]',
+  ),
 );
 /** A request line, some headers (sometimes duplicated, sometimes with a lying Content-Length), and a body; or raw bytes. */
 const request = fc.oneof(
-  { weight: 4, arbitrary: fc.record({
-    method: fc.constantFrom('POST', 'GET', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'POST'),
-    path: fc.oneof(fc.constant('/'), fc.constant('/?Action=GetCallerIdentity&Version=2011-06-15'), fc.webPath(), fc.string({ maxLength: 40 }).map((s) => `/${encodeURIComponent(s)}`)),
-    headers: fc.array(fc.tuple(fc.constantFrom('Content-Type', 'X-Amz-Target', 'X-Amz-Date', 'X-Amz-Security-Token', 'X-Amz-Content-Sha256', 'Host', 'Expect', 'X-Other'), headerValue), { maxLength: 6 }),
-    auth,
-    body,
-    lengthDelta: fc.constantFrom(0, 0, 0, -1, 5, 1 << 21),
-  }).map(({ method, path: p, headers, auth: a, body: b, lengthDelta }) => {
-    const lines = [`${method} ${p} HTTP/1.1`, 'Host: 127.0.0.1', ...headers.map(([k, v]) => `${k}: ${v.replace(/[\r\n]/g, ' ')}`)];
-    if (a !== undefined) lines.push(`Authorization: ${a.replace(/[\r\n]/g, ' ')}`);
-    const bytes = Buffer.from(b);
-    lines.push(`Content-Length: ${Math.max(0, bytes.length + lengthDelta)}`, 'Connection: close');
-    return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), bytes]);
-  }) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .record({
+        method: fc.constantFrom('POST', 'GET', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'POST'),
+        path: fc.oneof(
+          fc.constant('/'),
+          fc.constant('/?Action=GetCallerIdentity&Version=2011-06-15'),
+          fc.webPath(),
+          fc.string({ maxLength: 40 }).map((s) => `/${encodeURIComponent(s)}`),
+        ),
+        headers: fc.array(
+          fc.tuple(
+            fc.constantFrom('Content-Type', 'X-Amz-Target', 'X-Amz-Date', 'X-Amz-Security-Token', 'X-Amz-Content-Sha256', 'Host', 'Expect', 'X-Other'),
+            headerValue,
+          ),
+          { maxLength: 6 },
+        ),
+        auth,
+        body,
+        lengthDelta: fc.constantFrom(0, 0, 0, -1, 5, 1 << 21),
+      })
+      .map(({ method, path: p, headers, auth: a, body: b, lengthDelta }) => {
+        const lines = [`${method} ${p} HTTP/1.1`, 'Host: 127.0.0.1', ...headers.map(([k, v]) => `${k}: ${v.replace(/[\r\n]/g, ' ')}`)];
+        if (a !== undefined) lines.push(`Authorization: ${a.replace(/[\r\n]/g, ' ')}`);
+        const bytes = Buffer.from(b);
+        lines.push(`Content-Length: ${Math.max(0, bytes.length + lengthDelta)}`, 'Connection: close');
+        return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), bytes]);
+      }),
+  },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)) },
 );
 
@@ -75,10 +106,16 @@ function exchange(url: string, payload: Buffer): Promise<string> {
     const s = net.connect(Number(u.port), u.hostname);
     let out = '';
     const done = () => resolve(out);
-    const timer = setTimeout(() => (s.destroy(), done()), 2000);
+    const timer = setTimeout(() => {
+      s.destroy();
+      done();
+    }, 2000);
     s.on('connect', () => s.end(payload));
     s.on('data', (d) => (out += d.toString('latin1')));
-    s.on('close', () => (clearTimeout(timer), done()));
+    s.on('close', () => {
+      clearTimeout(timer);
+      done();
+    });
     s.on('error', () => undefined);
   });
 }

@@ -30,7 +30,11 @@ export function lostRecords(file: string, ackLog: string, first: number, upTo = 
     if (pos !== undefined && Number(pos) > upTo) continue;
     const seq = Number(seqText);
     const rec = data.subarray((seq - first) * 4096, (seq - first + 1) * 4096);
-    const ok = rec.length === 4096 && rec.readBigUInt64LE(0) === BigInt(seq) && rec.subarray(4064).toString('hex') === sum && crypto.createHash('sha256').update(rec.subarray(0, 4064)).digest('hex') === sum;
+    const ok =
+      rec.length === 4096 &&
+      rec.readBigUInt64LE(0) === BigInt(seq) &&
+      rec.subarray(4064).toString('hex') === sum &&
+      crypto.createHash('sha256').update(rec.subarray(0, 4064)).digest('hex') === sum;
     if (!ok) lost.push(`${path.basename(file)}#${seq}`);
   }
   return lost;
@@ -97,4 +101,3 @@ export function crashImage(base: string, log: IoEntry[], at: number, random: () 
   }
   return { durable, extra };
 }
-

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, ROOT, kmsvol } from './cli.js';
+import { BIN, kmsvol, ROOT } from './cli.js';
 import { onCleanup } from './home.js';
 
 /**
@@ -44,6 +44,17 @@ export async function startEndpoint(home: string, region = 'us-east-1', cleanup:
   return {
     url,
     region,
-    env: { AWS_ACCESS_KEY_ID: key.AccessKeyId, AWS_SECRET_ACCESS_KEY: key.SecretAccessKey, AWS_DEFAULT_REGION: region, AWS_REGION: region, AWS_ENDPOINT_URL: url, KMSVOL_HOME: home, KMSVOL_REGION: region, AWS_PAGER: '', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+    env: {
+      AWS_ACCESS_KEY_ID: key.AccessKeyId,
+      AWS_SECRET_ACCESS_KEY: key.SecretAccessKey,
+      AWS_DEFAULT_REGION: region,
+      AWS_REGION: region,
+      AWS_ENDPOINT_URL: url,
+      KMSVOL_HOME: home,
+      KMSVOL_REGION: region,
+      AWS_PAGER: '',
+      AWS_CONFIG_FILE: '/dev/null',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    },
   };
 }

@@ -13,7 +13,10 @@ export interface RunningEndpoint {
  * `stop()`, or at the end of the calling test when started inside one.
  */
 export async function startEndpoint(home: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunningEndpoint> {
-  const p = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { env: { ...process.env, KMSVOL_HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], {
+    env: { ...process.env, KMSVOL_HOME: home, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   p.stderr!.on('data', (d) => (err += d));

@@ -17,7 +17,7 @@ if (use === 'use') {
   const b = Buffer.alloc(4096, 1);
   xtsEncrypt(key, b, b, 0, 4096);
 }
-process.stdout.write(JSON.stringify({ pid: process.pid, ...key.info() }) + '\n');
+process.stdout.write(`${JSON.stringify({ pid: process.pid, ...key.info() })}\n`);
 process.stdin.resume();
 process.stdin.on('end', () => {
   key.zeroize();

@@ -92,8 +92,14 @@ static ssize_t do_pwrite(ssize_t (*real)(int, const void *, size_t, off_t), int 
   return r;
 }
 
-ssize_t pwrite(int fd, const void *buf, size_t len, off_t off) { init(); return do_pwrite(real_pwrite, fd, buf, len, off); }
-ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off) { init(); return do_pwrite(real_pwrite64 ? real_pwrite64 : real_pwrite, fd, buf, len, off); }
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t off) {
+  init();
+  return do_pwrite(real_pwrite, fd, buf, len, off);
+}
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off) {
+  init();
+  return do_pwrite(real_pwrite64 ? real_pwrite64 : real_pwrite, fd, buf, len, off);
+}
 
 static int do_sync(int (*real)(int), int fd) {
   init();
@@ -112,5 +118,11 @@ static int do_sync(int (*real)(int), int fd) {
   return r;
 }
 
-int fdatasync(int fd) { init(); return do_sync(real_fdatasync, fd); }
-int fsync(int fd) { init(); return do_sync(real_fsync, fd); }
+int fdatasync(int fd) {
+  init();
+  return do_sync(real_fdatasync, fd);
+}
+int fsync(int fd) {
+  init();
+  return do_sync(real_fsync, fd);
+}

@@ -17,7 +17,9 @@ export function volumeHome(): { home: string; key: string; mounts: string[] } {
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
     const vols = kmsvol(home, ['ec2', 'describe-volumes']).json?.Volumes ?? [];
     for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force']);
-    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(home));
+    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l.includes(home));
     for (const l of loops) spawnSync('losetup', ['-d', l.split(':')[0]!]);
     for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const mp = line.split(' ')[4];
@@ -85,9 +87,15 @@ export function tmpfsHome(sizeMiB: number): { dir: string; home: string; mounts:
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
     const vols = kmsvol(home, ['ec2', 'describe-volumes']).json?.Volumes ?? [];
     for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force']);
-    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(dir));
+    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l.includes(dir));
     for (const l of loops) spawnSync('losetup', ['-d', l.split(':')[0]!]);
-    const under = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((mp) => mp?.startsWith(`${dir}/`));
+    const under = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((mp) => mp?.startsWith(`${dir}/`));
     for (const mp of under.reverse()) spawnSync('umount', ['-l', mp!]);
     spawnSync('umount', ['-l', dir]);
   });

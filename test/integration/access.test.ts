@@ -5,8 +5,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cardPrincipal } from '../../src/card/grants.js';
 import { Kms } from '../../src/kms/kms.js';
-import { Registry } from '../../src/volume/registry.js';
 import { decodeHeader } from '../../src/volume/luks2.js';
+import { Registry } from '../../src/volume/registry.js';
 import { kmsvol } from '../helpers/cli.js';
 import { onCleanup } from '../helpers/home.js';
 import { attach, createVolume, detach, head, volumeHome } from '../helpers/volumes.js';
@@ -22,7 +22,7 @@ function openKms(home: string): Kms {
 }
 
 describe('the EBS grant flow', () => {
-  it('an attached card can decrypt only its own volume\'s data key, and only until detach', () => {
+  it("an attached card can decrypt only its own volume's data key, and only until detach", () => {
     const ctx = volumeHome();
     const volA = createVolume(ctx.home, ctx.key);
     const volB = createVolume(ctx.home, ctx.key);
@@ -38,10 +38,22 @@ describe('the EBS grant flow', () => {
 
     // The grant: Decrypt only, for this volume's context only, retirable by the account.
     const grants = kms.invoke('ListGrants', { KeyId: ctx.key }).Grants;
-    expect(grants).toEqual([expect.objectContaining({ Name: `kmsvol-card-${volA}`, GranteePrincipal: card, RetiringPrincipal: 'arn:aws:iam::000000000000:root', Operations: ['Decrypt'], Constraints: { EncryptionContextSubset: { 'aws:ebs:id': volA } } })]);
+    expect(grants).toEqual([
+      expect.objectContaining({
+        Name: `kmsvol-card-${volA}`,
+        GranteePrincipal: card,
+        RetiringPrincipal: 'arn:aws:iam::000000000000:root',
+        Operations: ['Decrypt'],
+        Constraints: { EncryptionContextSubset: { 'aws:ebs:id': volA } },
+      }),
+    ]);
 
     const decrypt = (t: typeof a) => () =>
-      kms.invokeAs({ principal: card, viaService: 'ec2.local.amazonaws.com' }, 'Decrypt', { CiphertextBlob: Buffer.from(t.ciphertextBlob, 'base64'), EncryptionContext: t.encryptionContext, GrantTokens: [grantToken] });
+      kms.invokeAs({ principal: card, viaService: 'ec2.local.amazonaws.com' }, 'Decrypt', {
+        CiphertextBlob: Buffer.from(t.ciphertextBlob, 'base64'),
+        EncryptionContext: t.encryptionContext,
+        GrantTokens: [grantToken],
+      });
     // The card tries another volume's key: refused.
     try {
       decrypt(b)();
@@ -57,17 +69,28 @@ describe('the EBS grant flow', () => {
 
     // The card process itself unwrapped through the grant, as its own principal.
     kms.flushAudit();
-    const audit = fs.readFileSync(path.join(ctx.home, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = fs
+      .readFileSync(path.join(ctx.home, 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const cardCalls = audit.filter((r) => r.userIdentity.arn === card && r.eventName === 'Decrypt' && !r.errorCode);
     expect(cardCalls.length).toBeGreaterThanOrEqual(2);
     expect(cardCalls[0].userIdentity.type).toBe('AssumedRole');
-    expect(cardCalls[0].additionalEventData.authorization).toEqual([{ action: 'kms:Decrypt', resource: a.keyArn, effect: 'Allow', by: `grant ${grants[0]!.GrantId}` }]);
+    expect(cardCalls[0].additionalEventData.authorization).toEqual([
+      { action: 'kms:Decrypt', resource: a.keyArn, effect: 'Allow', by: `grant ${grants[0]!.GrantId}` },
+    ]);
     const denied = audit.find((r) => r.userIdentity.arn === card && r.errorCode === 'AccessDeniedException');
     expect(denied.additionalEventData.authorization[0]).toMatchObject({ effect: 'Deny', by: 'no policy or grant' });
 
     // Both volumes attached: two grants, each for its own volume.
     attach(ctx.home, volB);
-    expect(kms.invoke('ListGrants', { KeyId: ctx.key }).Grants.map((g) => g.GranteePrincipal).sort()).toEqual([card, cardPrincipal(b.keyArn, volB)].sort());
+    expect(
+      kms
+        .invoke('ListGrants', { KeyId: ctx.key })
+        .Grants.map((g) => g.GranteePrincipal)
+        .sort(),
+    ).toEqual([card, cardPrincipal(b.keyArn, volB)].sort());
 
     detach(ctx.home, volA);
     expect(kms.invoke('ListGrants', { KeyId: ctx.key }).Grants.map((g) => g.GranteePrincipal)).toEqual([cardPrincipal(b.keyArn, volB)]);
@@ -76,7 +99,7 @@ describe('the EBS grant flow', () => {
     expect(kms.invoke('ListGrants', { KeyId: ctx.key }).Grants).toEqual([]);
   });
 
-  it('a killed card\'s grant is retired when the volume is cleaned up', () => {
+  it("a killed card's grant is retired when the volume is cleaned up", () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     attach(ctx.home, vol);
@@ -86,7 +109,8 @@ describe('the EBS grant flow', () => {
     onCleanup(() => registry.close());
     process.kill(registry.getAttachment(vol)!.pid, 'SIGKILL');
     // describe-volumes notices the dead card and cleans up after it, grant included.
-    for (let i = 0; i < 100 && kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].State !== 'available'; i++) execFileSync('sleep', ['0.1']);
+    for (let i = 0; i < 100 && kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].State !== 'available'; i++)
+      execFileSync('sleep', ['0.1']);
     expect(kms.invoke('ListGrants', { KeyId: ctx.key }).Grants).toEqual([]);
   });
 });
@@ -103,12 +127,44 @@ describe('imported key material (BYOK) under a volume', () => {
     expect(cli(['kms', 'describe-key', '--key-id', key]).json.KeyMetadata.KeyState).toBe('PendingImport');
 
     const wrapAndImport = (material: string, extra: string[], env: Record<string, string>) => {
-      const p = cli(['kms', 'get-parameters-for-import', '--key-id', key, '--wrapping-algorithm', 'RSAES_OAEP_SHA_256', '--wrapping-key-spec', 'RSA_2048'], env);
+      const p = cli(
+        ['kms', 'get-parameters-for-import', '--key-id', key, '--wrapping-algorithm', 'RSAES_OAEP_SHA_256', '--wrapping-key-spec', 'RSA_2048'],
+        env,
+      );
       expect(p.code, p.stderr).toBe(0);
       fs.writeFileSync(path.join(dir, 'PublicKey.der'), Buffer.from(p.json.PublicKey, 'base64'));
       fs.writeFileSync(path.join(dir, 'ImportToken.bin'), Buffer.from(p.json.ImportToken, 'base64'));
-      execFileSync('openssl', ['pkeyutl', '-encrypt', '-in', material, '-out', path.join(dir, 'EncryptedKeyMaterial.bin'), '-inkey', path.join(dir, 'PublicKey.der'), '-keyform', 'DER', '-pubin', '-pkeyopt', 'rsa_padding_mode:oaep', '-pkeyopt', 'rsa_oaep_md:sha256']);
-      return cli(['kms', 'import-key-material', '--key-id', key, '--encrypted-key-material', `fileb://${dir}/EncryptedKeyMaterial.bin`, '--import-token', `fileb://${dir}/ImportToken.bin`, ...extra], env);
+      execFileSync('openssl', [
+        'pkeyutl',
+        '-encrypt',
+        '-in',
+        material,
+        '-out',
+        path.join(dir, 'EncryptedKeyMaterial.bin'),
+        '-inkey',
+        path.join(dir, 'PublicKey.der'),
+        '-keyform',
+        'DER',
+        '-pubin',
+        '-pkeyopt',
+        'rsa_padding_mode:oaep',
+        '-pkeyopt',
+        'rsa_oaep_md:sha256',
+      ]);
+      return cli(
+        [
+          'kms',
+          'import-key-material',
+          '--key-id',
+          key,
+          '--encrypted-key-material',
+          `fileb://${dir}/EncryptedKeyMaterial.bin`,
+          '--import-token',
+          `fileb://${dir}/ImportToken.bin`,
+          ...extra,
+        ],
+        env,
+      );
     };
     const material = path.join(dir, 'PlaintextKeyMaterial.bin');
     execFileSync('openssl', ['rand', '-out', material, '32']);

@@ -24,7 +24,9 @@ describe('CLI input errors (finding 7 of issue 13)', () => {
     const home = tempHome();
     const r = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', '']);
     expect(r.code).toBe(254);
-    expect(r.stderr).toContain("An error occurred (InvalidParameterValue) when calling the CreateVolume operation: Value ('') for parameter KmsKeyId is invalid.");
+    expect(r.stderr).toContain(
+      "An error occurred (InvalidParameterValue) when calling the CreateVolume operation: Value ('') for parameter KmsKeyId is invalid.",
+    );
     expect(kmsvol(home, ['ec2', 'describe-volumes']).json.Volumes).toEqual([]);
     // Also where it used to pass silently: with --no-encrypted, and for copy-snapshot.
     const plain = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted', '--kms-key-id', '']);

@@ -1,7 +1,7 @@
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { kmsvol } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
-import fs from 'node:fs';
 
 describe('npm start (kmsvol demo)', () => {
   it('runs the seed story end to end and leaves nothing behind', () => {
@@ -10,7 +10,9 @@ describe('npm start (kmsvol demo)', () => {
     expect(r.stdout).toContain('attach failed: An error occurred (DisabledException) when calling the AttachVolume operation');
     expect(r.stdout).toContain('hello.txt: written after the key was disabled');
     expect(r.stdout).toContain('An error occurred (NotFoundException) when calling the AttachVolume operation');
-    expect(r.stdout).toMatch(/grant kmsvol-card-vol-[0-9a-f]+: arn:aws:sts::000000000000:assumed-role\/kmsvol-card\/vol-[0-9a-f]+ may Decrypt with \{"EncryptionContextSubset":\{"aws:ebs:id":"vol-[0-9a-f]+"\}\}/);
+    expect(r.stdout).toMatch(
+      /grant kmsvol-card-vol-[0-9a-f]+: arn:aws:sts::000000000000:assumed-role\/kmsvol-card\/vol-[0-9a-f]+ may Decrypt with \{"EncryptionContextSubset":\{"aws:ebs:id":"vol-[0-9a-f]+"\}\}/,
+    );
     expect(r.stdout).toContain('grants on the key: none');
     expect(r.stdout).toContain('The story is complete.');
     const home = /temporary home (\S+)/.exec(r.stdout)![1]!;

@@ -10,15 +10,40 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     const key = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
     const dry = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key, '--dry-run']);
     expect(dry.code).toBe(254);
-    expect(dry.stderr).toContain('An error occurred (DryRunOperation) when calling the CreateVolume operation: Request would have succeeded, but DryRun flag is set.');
+    expect(dry.stderr).toContain(
+      'An error occurred (DryRunOperation) when calling the CreateVolume operation: Request would have succeeded, but DryRun flag is set.',
+    );
     const bad = kmsvol(home, ['ec2', 'create-volume', '--size', '0', '--dry-run']);
     expect(bad.code).toBe(254);
     expect(bad.stderr).toContain('(InvalidParameterValue)');
     expect(kmsvol(home, ['ec2', 'describe-volumes']).json.Volumes).toEqual([]);
 
-    const v = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key, '--iops', '4000', '--throughput', '300', '--tag-specifications', 'ResourceType=volume,Tags=[{Key=Name,Value=web},{Key=team,Value=blue}]']);
+    const v = kmsvol(home, [
+      'ec2',
+      'create-volume',
+      '--size',
+      '1',
+      '--encrypted',
+      '--kms-key-id',
+      key,
+      '--iops',
+      '4000',
+      '--throughput',
+      '300',
+      '--tag-specifications',
+      'ResourceType=volume,Tags=[{Key=Name,Value=web},{Key=team,Value=blue}]',
+    ]);
     expect(v.code, v.stderr).toBe(0);
-    expect(v.json).toMatchObject({ State: 'creating', KmsKeyId: key, Iops: 4000, Throughput: 300, Tags: [{ Key: 'Name', Value: 'web' }, { Key: 'team', Value: 'blue' }] });
+    expect(v.json).toMatchObject({
+      State: 'creating',
+      KmsKeyId: key,
+      Iops: 4000,
+      Throughput: 300,
+      Tags: [
+        { Key: 'Name', Value: 'web' },
+        { Key: 'team', Value: 'blue' },
+      ],
+    });
     expect(v.json.Attachments).toBeUndefined();
     const d = kmsvol(home, ['ec2', 'describe-volumes', '--filters', 'Name=tag:team,Values=blue', 'Name=status,Values=available']).json.Volumes;
     expect(d.map((x: { VolumeId: string }) => x.VolumeId)).toEqual([v.json.VolumeId]);
@@ -39,14 +64,21 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     expect([...p1.Volumes, ...p2.Volumes].map((x: { VolumeId: string }) => x.VolumeId).sort()).toEqual([...ids].sort());
 
     expect(kmsvol(home, ['ec2', 'create-tags', '--resources', ids[0]!, ids[1]!, '--tags', 'Key=env,Value=test']).code).toBe(0);
-    expect(kmsvol(home, ['ec2', 'describe-tags', '--filters', 'Name=key,Values=env']).json.Tags.map((t: { ResourceId: string }) => t.ResourceId).sort()).toEqual([ids[0], ids[1]].sort());
+    expect(
+      kmsvol(home, ['ec2', 'describe-tags', '--filters', 'Name=key,Values=env'])
+        .json.Tags.map((t: { ResourceId: string }) => t.ResourceId)
+        .sort(),
+    ).toEqual([ids[0], ids[1]].sort());
     expect(kmsvol(home, ['ec2', 'delete-tags', '--resources', ids[0]!, '--tags', 'Key=env']).code).toBe(0);
     expect(kmsvol(home, ['ec2', 'describe-tags']).json.Tags.map((t: { ResourceId: string }) => t.ResourceId)).toEqual([ids[1]]);
 
     const m = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', ids[2]!, '--size', '3']);
     expect(m.code, m.stderr).toBe(0);
     expect(m.json.VolumeModification).toMatchObject({ ModificationState: 'modifying', OriginalSize: 1, TargetSize: 3 });
-    expect(kmsvol(home, ['ec2', 'describe-volumes-modifications', '--volume-ids', ids[2]!]).json.VolumesModifications[0]).toMatchObject({ ModificationState: 'completed', Progress: 100 });
+    expect(kmsvol(home, ['ec2', 'describe-volumes-modifications', '--volume-ids', ids[2]!]).json.VolumesModifications[0]).toMatchObject({
+      ModificationState: 'completed',
+      Progress: 100,
+    });
     expect(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[2]!]).json.Volumes[0].Size).toBe(3);
     const shrink = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', ids[2]!, '--size', '2']);
     expect(shrink.code).toBe(254);
@@ -54,7 +86,9 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
 
     const inst = kmsvol(home, ['ec2', 'describe-instances']).json.Reservations[0].Instances[0];
     expect(inst.InstanceId).toMatch(/^i-[0-9a-f]{17}$/);
-    expect(kmsvol(home, ['ec2', 'describe-instances', '--query', 'Reservations[0].Instances[0].InstanceId', '--output', 'text']).stdout.trim()).toBe(inst.InstanceId);
+    expect(kmsvol(home, ['ec2', 'describe-instances', '--query', 'Reservations[0].Instances[0].InstanceId', '--output', 'text']).stdout.trim()).toBe(
+      inst.InstanceId,
+    );
   });
 
   it("the AWS CLI's own pagination (--page-size, --max-items, --starting-token, --no-paginate), --output yaml and table, --cli-input-json/yaml, --generate-cli-skeleton", () => {

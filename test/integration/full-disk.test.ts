@@ -65,7 +65,9 @@ describe('a full home disk (finding 6 of issue 13)', () => {
     fs.writeSync(fd, first, 0, first.length, 0);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
-    const dd = spawnSync('dd', ['if=/dev/urandom', `of=${a.Device}`, 'bs=1M', 'count=200', 'seek=8', 'conv=notrunc,fsync', 'status=none'], { encoding: 'utf8' });
+    const dd = spawnSync('dd', ['if=/dev/urandom', `of=${a.Device}`, 'bs=1M', 'count=200', 'seek=8', 'conv=notrunc,fsync', 'status=none'], {
+      encoding: 'utf8',
+    });
     expect(dd.stderr).toMatch(/No space left on device/);
     fill(t.dir, 'filler');
     expect(cardPids(vol)).toHaveLength(1);
@@ -115,7 +117,8 @@ describe('a full disk during snapshots and copies (issue 13)', () => {
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     detach(t.home, vol);
-    const files = () => ['volumes', 'snapshots'].flatMap((d) => (fs.existsSync(path.join(t.home, d)) ? fs.readdirSync(path.join(t.home, d)).map((f) => `${d}/${f}`) : [])).sort();
+    const files = () =>
+      ['volumes', 'snapshots'].flatMap((d) => (fs.existsSync(path.join(t.home, d)) ? fs.readdirSync(path.join(t.home, d)).map((f) => `${d}/${f}`) : [])).sort();
     const state = () => ({
       files: files(),
       volumes: kmsvol(t.home, ['ec2', 'describe-volumes']).json.Volumes.map((v: { VolumeId: string; State: string }) => `${v.VolumeId}:${v.State}`),

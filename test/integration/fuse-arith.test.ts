@@ -22,7 +22,7 @@ const request = fc.record({
   byte: fc.integer({ min: 0, max: 255 }),
 });
 
-describe('the C server\'s sector arithmetic, through the mounted file', () => {
+describe("the C server's sector arithmetic, through the mounted file", () => {
   it(`${FULL ? 3000 : 400} random reads and writes around sector boundaries and the end of the volume match a byte model, and again after reattach`, () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);

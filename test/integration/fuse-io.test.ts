@@ -7,7 +7,6 @@ import { attach, createVolume, detach, head, volumeHome } from '../helpers/volum
 
 const GiB = 2 ** 30;
 
-
 describe('the FUSE server: I/O semantics through the decrypted volume file', () => {
   it('many concurrent unaligned writes that share sectors all land (the kernel serializes writes to one FUSE file, so this checks read-modify-write, not lock contention)', async () => {
     const ctx = volumeHome();

@@ -50,6 +50,8 @@ describe('attach refuses an image that cannot hold the volume (finding 5 of issu
     const vol = createVolume(ctx.home, ctx.key);
     fs.rmSync(path.join(ctx.home, 'volumes', `${vol}.img`));
     const f = attachFails(ctx.home, vol);
-    expect(f.stderr).toMatch(/\(InvalidVolume\.Corrupt\) when calling the AttachVolume operation: The image file \S+\.img is missing\. Restore it from a backup/);
+    expect(f.stderr).toMatch(
+      /\(InvalidVolume\.Corrupt\) when calling the AttachVolume operation: The image file \S+\.img is missing\. Restore it from a backup/,
+    );
   });
 });

@@ -19,12 +19,38 @@ describe('kmsvol kms with asymmetric and HMAC keys', () => {
     fs.writeFileSync(path.join(dir, 'sig'), Buffer.from(s.json.Signature, 'base64'));
     const pub = kmsvol(home, ['kms', 'get-public-key', '--key-id', md.KeyId, '--query', 'PublicKey', '--output', 'text']);
     fs.writeFileSync(path.join(dir, 'pub.der'), Buffer.from(pub.stdout.trim(), 'base64'));
-    const v = spawnSync('openssl', ['dgst', '-sha384', '-verify', path.join(dir, 'pub.der'), '-keyform', 'DER', '-signature', path.join(dir, 'sig'), path.join(dir, 'msg')], { encoding: 'utf8' });
+    const v = spawnSync(
+      'openssl',
+      ['dgst', '-sha384', '-verify', path.join(dir, 'pub.der'), '-keyform', 'DER', '-signature', path.join(dir, 'sig'), path.join(dir, 'msg')],
+      { encoding: 'utf8' },
+    );
     expect(v.stdout.trim(), v.stderr).toBe('Verified OK');
-    const ok = kmsvol(home, ['kms', 'verify', '--key-id', md.KeyId, '--message', `fileb://${path.join(dir, 'msg')}`, '--signature', `fileb://${path.join(dir, 'sig')}`, '--signing-algorithm', 'ECDSA_SHA_384']);
+    const ok = kmsvol(home, [
+      'kms',
+      'verify',
+      '--key-id',
+      md.KeyId,
+      '--message',
+      `fileb://${path.join(dir, 'msg')}`,
+      '--signature',
+      `fileb://${path.join(dir, 'sig')}`,
+      '--signing-algorithm',
+      'ECDSA_SHA_384',
+    ]);
     expect(ok.json.SignatureValid).toBe(true);
     fs.writeFileSync(path.join(dir, 'msg'), 'hellO');
-    const bad = kmsvol(home, ['kms', 'verify', '--key-id', md.KeyId, '--message', `fileb://${path.join(dir, 'msg')}`, '--signature', `fileb://${path.join(dir, 'sig')}`, '--signing-algorithm', 'ECDSA_SHA_384']);
+    const bad = kmsvol(home, [
+      'kms',
+      'verify',
+      '--key-id',
+      md.KeyId,
+      '--message',
+      `fileb://${path.join(dir, 'msg')}`,
+      '--signature',
+      `fileb://${path.join(dir, 'sig')}`,
+      '--signing-algorithm',
+      'ECDSA_SHA_384',
+    ]);
     expect(bad.code).toBe(254);
     expect(bad.stderr).toContain('An error occurred (KMSInvalidSignatureException) when calling the Verify operation');
     const missing = kmsvol(home, ['kms', 'sign', '--key-id', md.KeyId, '--message', 'aGVsbG8=']);
@@ -37,7 +63,9 @@ describe('kmsvol kms with asymmetric and HMAC keys', () => {
     const hmac = kmsvol(home, ['kms', 'create-key', '--key-spec', 'HMAC_224', '--key-usage', 'GENERATE_VERIFY_MAC']).json.KeyMetadata.KeyId;
     const mac = kmsvol(home, ['kms', 'generate-mac', '--key-id', hmac, '--message', 'aGVsbG8=', '--mac-algorithm', 'HMAC_SHA_224']).json;
     expect(Buffer.from(mac.Mac, 'base64')).toHaveLength(28);
-    expect(kmsvol(home, ['kms', 'verify-mac', '--key-id', hmac, '--message', 'aGVsbG8=', '--mac', mac.Mac, '--mac-algorithm', 'HMAC_SHA_224']).json.MacValid).toBe(true);
+    expect(
+      kmsvol(home, ['kms', 'verify-mac', '--key-id', hmac, '--message', 'aGVsbG8=', '--mac', mac.Mac, '--mac-algorithm', 'HMAC_SHA_224']).json.MacValid,
+    ).toBe(true);
     const bad = kmsvol(home, ['kms', 'verify-mac', '--key-id', hmac, '--message', 'aGVsbE8=', '--mac', mac.Mac, '--mac-algorithm', 'HMAC_SHA_224']);
     expect(bad.code).toBe(254);
     expect(bad.stderr).toContain('(KMSInvalidMacException)');

@@ -25,9 +25,21 @@ describe('kmsvol kms with the AWS CLI options', () => {
 
     const skeleton = JSON.parse(kmsvol(home, ['kms', 'encrypt', '--generate-cli-skeleton']).stdout);
     expect(Object.keys(skeleton)).toEqual(['KeyId', 'Plaintext', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm', 'DryRun']);
-    const enc = kmsvol(home, ['kms', 'encrypt', '--cli-input-json', JSON.stringify({ KeyId: ids[0], Plaintext: Buffer.from('hello').toString('base64'), EncryptionContext: { app: 'web' } })]);
+    const enc = kmsvol(home, [
+      'kms',
+      'encrypt',
+      '--cli-input-json',
+      JSON.stringify({ KeyId: ids[0], Plaintext: Buffer.from('hello').toString('base64'), EncryptionContext: { app: 'web' } }),
+    ]);
     expect(enc.code, enc.stderr).toBe(0);
-    const dec = kmsvol(home, ['kms', 'decrypt', '--cli-input-yaml', `CiphertextBlob: ${enc.json.CiphertextBlob}\nEncryptionContext:\n  app: web\n`, '--output', 'yaml']);
+    const dec = kmsvol(home, [
+      'kms',
+      'decrypt',
+      '--cli-input-yaml',
+      `CiphertextBlob: ${enc.json.CiphertextBlob}\nEncryptionContext:\n  app: web\n`,
+      '--output',
+      'yaml',
+    ]);
     expect(Buffer.from(YAML.parse(dec.stdout).Plaintext, 'base64').toString()).toBe('hello');
     const missing = kmsvol(home, ['kms', 'encrypt', '--cli-input-yaml', 'Plaintext: aGVsbG8=']);
     expect([missing.code, missing.stderr.includes('the following arguments are required: --key-id')]).toEqual([252, true]);

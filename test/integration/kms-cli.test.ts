@@ -54,13 +54,37 @@ describe('CLI arguments and output', () => {
     const key = kmsvol(home, ['kms', 'create-key', '--description', 'cli', '--tags', 'TagKey=a,TagValue=1', 'TagKey=b,TagValue=2']).json.KeyMetadata.KeyId;
     const plain = path.join(home, 'plain.bin');
     fs.writeFileSync(plain, Buffer.from([0, 1, 2, 255]));
-    const enc = kmsvol(home, ['kms', 'encrypt', '--key-id', key, '--plaintext', `fileb://${plain}`, '--encryption-context', 'purpose=test,app=kmsvol', '--query', 'CiphertextBlob', '--output', 'text']);
+    const enc = kmsvol(home, [
+      'kms',
+      'encrypt',
+      '--key-id',
+      key,
+      '--plaintext',
+      `fileb://${plain}`,
+      '--encryption-context',
+      'purpose=test,app=kmsvol',
+      '--query',
+      'CiphertextBlob',
+      '--output',
+      'text',
+    ]);
     expect(enc.code).toBe(0);
     const blobFile = path.join(home, 'blob.bin');
     fs.writeFileSync(blobFile, Buffer.from(enc.stdout.trim(), 'base64'));
     const ctxFile = path.join(home, 'ctx.json');
     fs.writeFileSync(ctxFile, '{"app":"kmsvol","purpose":"test"}');
-    const dec = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', `fileb://${blobFile}`, '--encryption-context', `file://${ctxFile}`, '--output', 'text', '--query', 'Plaintext']);
+    const dec = kmsvol(home, [
+      'kms',
+      'decrypt',
+      '--ciphertext-blob',
+      `fileb://${blobFile}`,
+      '--encryption-context',
+      `file://${ctxFile}`,
+      '--output',
+      'text',
+      '--query',
+      'Plaintext',
+    ]);
     expect(Buffer.from(dec.stdout.trim(), 'base64')).toEqual(Buffer.from([0, 1, 2, 255]));
     const wrongCtx = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', `fileb://${blobFile}`, '--encryption-context', '{"app":"other","purpose":"test"}']);
     expect(wrongCtx.code).toBe(254);
@@ -82,7 +106,9 @@ describe('CLI arguments and output', () => {
     expect(kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', '!!notbase64']).code).toBe(252);
     const nf = kmsvol(home, ['kms', 'describe-key', '--key-id', 'alias/nope']);
     expect(nf.code).toBe(254);
-    expect(nf.stderr).toContain('An error occurred (NotFoundException) when calling the DescribeKey operation: Alias arn:aws:kms:local:000000000000:alias/nope is not found.');
+    expect(nf.stderr).toContain(
+      'An error occurred (NotFoundException) when calling the DescribeKey operation: Alias arn:aws:kms:local:000000000000:alias/nope is not found.',
+    );
   });
 
   it('KMSVOL_NOW moves the clock across a deletion window', () => {

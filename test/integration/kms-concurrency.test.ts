@@ -33,7 +33,7 @@ describe('concurrency', () => {
       let marker: string | undefined;
       do {
         const page = kms.invoke('ListKeys', { Limit: 1000, ...(marker ? { Marker: marker } : {}) });
-        page.Keys.forEach((k) => keys.add(k.KeyId));
+        for (const k of page.Keys) keys.add(k.KeyId);
         marker = page.NextMarker;
       } while (marker);
       expect(keys.size).toBe(1600);

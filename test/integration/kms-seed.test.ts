@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
 import * as sdk from '@aws-sdk/client-kms';
+import { describe, expect, it } from 'vitest';
 import { kmsvol } from '../helpers/cli.js';
 import { startEndpoint } from '../helpers/endpoint.js';
 import { tempHome } from '../helpers/home.js';
@@ -26,8 +26,19 @@ function openssl(args: string[]) {
 function writeSeed(dir: string, hmacKey: Buffer, symKey: Buffer) {
   openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', path.join(dir, 'rsa.pem')]);
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path.join(dir, 'ec.pem')]);
-  const indent = (pem: string) => pem.trim().split('\n').map((l) => `      ${l}`).join('\n');
-  const policy = { Version: '2012-10-17', Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::000000000000:root' }, Action: 'kms:*', Resource: '*' }, { Sid: 'No signing by eve', Effect: 'Deny', Principal: { AWS: 'arn:aws:iam::000000000000:user/eve' }, Action: 'kms:Sign', Resource: '*' }] };
+  const indent = (pem: string) =>
+    pem
+      .trim()
+      .split('\n')
+      .map((l) => `      ${l}`)
+      .join('\n');
+  const policy = {
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::000000000000:root' }, Action: 'kms:*', Resource: '*' },
+      { Sid: 'No signing by eve', Effect: 'Deny', Principal: { AWS: 'arn:aws:iam::000000000000:user/eve' }, Action: 'kms:Sign', Resource: '*' },
+    ],
+  };
   const yaml = `# kmsvol seed file (test fixture)
 Keys:
   - KeyId: ${SYM}
@@ -70,10 +81,23 @@ describe('seed files', () => {
     const seed = writeSeed(dir, hmacKey, symKey);
     const ak = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'tester']).json.AccessKey;
     let ep = await startEndpoint(home, ['--seed', seed]);
-    const client = () => new sdk.KMSClient({ endpoint: ep.url, region: 'local', credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey }, maxAttempts: 1 });
+    const client = () =>
+      new sdk.KMSClient({
+        endpoint: ep.url,
+        region: 'local',
+        credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey },
+        maxAttempts: 1,
+      });
     let c = client();
     const md = (id: string) => c.send(new sdk.DescribeKeyCommand({ KeyId: id })).then((r) => r.KeyMetadata!);
-    expect(await md('alias/app/data')).toMatchObject({ KeyId: SYM, KeySpec: 'SYMMETRIC_DEFAULT', Origin: 'EXTERNAL', KeyState: 'Enabled', Description: 'envelope key', ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    expect(await md('alias/app/data')).toMatchObject({
+      KeyId: SYM,
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      Origin: 'EXTERNAL',
+      KeyState: 'Enabled',
+      Description: 'envelope key',
+      ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+    });
     expect(await md(RSA)).toMatchObject({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY', Origin: 'EXTERNAL' });
     expect(await md(ECC)).toMatchObject({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'KEY_AGREEMENT' });
     expect(await md(HMAC)).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
@@ -85,7 +109,8 @@ describe('seed files', () => {
     expect(pub.equals(openssl(['pkey', '-in', path.join(dir, 'rsa.pem'), '-pubout', '-outform', 'DER']))).toBe(true);
     const mac = Buffer.from((await c.send(new sdk.GenerateMacCommand({ KeyId: HMAC, Message: Buffer.from('token'), MacAlgorithm: 'HMAC_SHA_256' }))).Mac!);
     expect(mac.equals(crypto.createHmac('sha256', hmacKey).update('token').digest())).toBe(true);
-    const blob = (await c.send(new sdk.EncryptCommand({ KeyId: 'alias/app/data', Plaintext: Buffer.from('before restart'), EncryptionContext: { a: 'b' } }))).CiphertextBlob!;
+    const blob = (await c.send(new sdk.EncryptCommand({ KeyId: 'alias/app/data', Plaintext: Buffer.from('before restart'), EncryptionContext: { a: 'b' } })))
+      .CiphertextBlob!;
     const sig = (await c.send(new sdk.SignCommand({ KeyId: RSA, Message: Buffer.from('release'), SigningAlgorithm: 'RSASSA_PSS_SHA_256' }))).Signature!;
     const keysBefore = (await c.send(new sdk.ListKeysCommand({}))).Keys!.map((k) => k.KeyId).sort();
     c.destroy();
@@ -95,10 +120,18 @@ describe('seed files', () => {
     ep = await startEndpoint(home, ['--seed', seed]);
     c = client();
     expect((await c.send(new sdk.ListKeysCommand({}))).Keys!.map((k) => k.KeyId).sort()).toEqual(keysBefore);
-    expect((await c.send(new sdk.ListAliasesCommand({}))).Aliases!.filter((a) => a.AliasName!.startsWith('alias/app/')).map((a) => [a.AliasName, a.TargetKeyId])).toEqual([['alias/app/data', SYM], ['alias/app/signing', RSA]]);
+    expect(
+      (await c.send(new sdk.ListAliasesCommand({}))).Aliases!.filter((a) => a.AliasName!.startsWith('alias/app/')).map((a) => [a.AliasName, a.TargetKeyId]),
+    ).toEqual([
+      ['alias/app/data', SYM],
+      ['alias/app/signing', RSA],
+    ]);
     const dec = await c.send(new sdk.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { a: 'b' } }));
     expect(Buffer.from(dec.Plaintext!).toString()).toBe('before restart');
-    expect((await c.send(new sdk.VerifyCommand({ KeyId: RSA, Message: Buffer.from('release'), Signature: sig, SigningAlgorithm: 'RSASSA_PSS_SHA_256' }))).SignatureValid).toBe(true);
+    expect(
+      (await c.send(new sdk.VerifyCommand({ KeyId: RSA, Message: Buffer.from('release'), Signature: sig, SigningAlgorithm: 'RSASSA_PSS_SHA_256' })))
+        .SignatureValid,
+    ).toBe(true);
     c.destroy();
     await ep.stop();
 
@@ -109,8 +142,18 @@ describe('seed files', () => {
     // kms seed again: all unchanged. A file that disagrees with the store names the key and the field, and changes nothing.
     const again = kmsvol(home, ['kms', 'seed', seed]);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.json).toEqual({ Created: [], Unchanged: [SYM, RSA, ECC, HMAC, GEN].map((id) => `arn:aws:kms:local:000000000000:key/${id}`), AliasesCreated: [] });
-    fs.writeFileSync(seed, fs.readFileSync(seed, 'utf8').replace('Description: envelope key', 'Description: another').replace('Keys:\n', `Keys:\n  - KeyId: 66666666-6666-4666-8666-666666666666\n`));
+    expect(again.json).toEqual({
+      Created: [],
+      Unchanged: [SYM, RSA, ECC, HMAC, GEN].map((id) => `arn:aws:kms:local:000000000000:key/${id}`),
+      AliasesCreated: [],
+    });
+    fs.writeFileSync(
+      seed,
+      fs
+        .readFileSync(seed, 'utf8')
+        .replace('Description: envelope key', 'Description: another')
+        .replace('Keys:\n', `Keys:\n  - KeyId: 66666666-6666-4666-8666-666666666666\n`),
+    );
     const conflict = kmsvol(home, ['kms', 'seed', seed]);
     expect(conflict.code).toBe(254);
     expect(conflict.stderr).toContain('SeedConflictException');
@@ -130,7 +173,18 @@ describe('seed files', () => {
     expect(short.stderr).toContain(`${HMAC}: Key material for an HMAC_512 key is 64 bytes; this material is 32 bytes.`);
     const typo = bad(JSON.stringify({ Keys: [{ KeyId: SYM, Descripton: 'x' }] }));
     expect(typo.stderr).toContain(`Keys[0] (${SYM}): unknown field Descripton`);
-    const wrongKey = bad(JSON.stringify({ Keys: [{ KeyId: RSA, KeySpec: 'RSA_3072', KeyUsage: 'SIGN_VERIFY', KeyMaterial: crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) }] }));
+    const wrongKey = bad(
+      JSON.stringify({
+        Keys: [
+          {
+            KeyId: RSA,
+            KeySpec: 'RSA_3072',
+            KeyUsage: 'SIGN_VERIFY',
+            KeyMaterial: crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+          },
+        ],
+      }),
+    );
     expect(wrongKey.stderr).toContain('an RSA private key of 3072 bits');
     expect(kmsvol(home, ['kms', 'list-keys']).json.Keys).toEqual([]);
   });

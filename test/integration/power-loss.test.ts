@@ -42,7 +42,11 @@ describe('power loss below the card (log-writes, as CrashMonkey and xfstests do)
     detach(ctx.home, vol);
 
     const log = readIoLog(iolog);
-    const acks = fs.readFileSync(ack, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split(' ')[2]));
+    const acks = fs
+      .readFileSync(ack, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => Number(l.split(' ')[2]));
     const firstAck = acks[0]!;
     const lastAck = acks.at(-1)!;
     // Crash points while the writer ran: half at flush ends, half between (after a write).
@@ -50,7 +54,8 @@ describe('power loss below the card (log-writes, as CrashMonkey and xfstests do)
     const flushEnds = inRun.filter(({ e }) => e.op === 'E').map(({ i }) => i);
     const writes = inRun.filter(({ e }) => e.op === 'W').map(({ i }) => i);
     const random = rng(SEED);
-    const pick = (xs: number[], n: number) => Array.from({ length: Math.min(n, xs.length) }, (_, k) => xs[Math.floor(((k + random()) * xs.length) / Math.min(n, xs.length))]!);
+    const pick = (xs: number[], n: number) =>
+      Array.from({ length: Math.min(n, xs.length) }, (_, k) => xs[Math.floor(((k + random()) * xs.length) / Math.min(n, xs.length))]!);
     const atFlush = pick(flushEnds, Math.ceil(POINTS / 2));
     const points = [...atFlush, ...pick(writes, POINTS - atFlush.length)].sort((x, y) => x - y);
 
@@ -85,7 +90,6 @@ function spawnFsck(dev: string): { status: number | null; out: string } {
   }
 }
 
-
 describe('I/O errors from the backing file (EIO injected below the card)', () => {
   it('a write that gets EIO fails whole to the writer, is logged with its sector, never lands or is acknowledged; the card keeps serving', () => {
     const ctx = volumeHome();
@@ -104,7 +108,11 @@ describe('I/O errors from the backing file (EIO injected below the card)', () =>
     detach(ctx.home, vol);
 
     // The backing file fails any write that touches volume sector 100.
-    const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol], { LD_PRELOAD: shim, KMSVOL_IOLOG_MATCH: `/${vol}.img`, KMSVOL_EIO_AT: String(payload + 100 * 4096 + 10) });
+    const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol], {
+      LD_PRELOAD: shim,
+      KMSVOL_IOLOG_MATCH: `/${vol}.img`,
+      KMSVOL_EIO_AT: String(payload + 100 * 4096 + 10),
+    });
     expect(r.code, r.stderr).toBe(0);
     fd = fs.openSync(r.json.Device, 'r+');
     fs.writeSync(fd, fresh, 0, 4096, 99 * 4096);

@@ -8,14 +8,21 @@ import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js'
 
 /** What a home leaves behind on the machine: FUSE mounts under it, loop devices on its files, card processes, sockets. */
 function leftovers(home: string): { mounts: string[]; loops: string[]; sockets: string[] } {
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]!).filter((m) => m?.startsWith(`${home}/`));
-  const loops = fs.readdirSync('/sys/block').filter((d) => d.startsWith('loop')).filter((d) => {
-    try {
-      return fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').includes(home);
-    } catch {
-      return false;
-    }
-  });
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4]!)
+    .filter((m) => m?.startsWith(`${home}/`));
+  const loops = fs
+    .readdirSync('/sys/block')
+    .filter((d) => d.startsWith('loop'))
+    .filter((d) => {
+      try {
+        return fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').includes(home);
+      } catch {
+        return false;
+      }
+    });
   const run = path.join(home, 'run');
   const sockets = fs.existsSync(run) ? fs.readdirSync(run).filter((f) => f.endsWith('.sock')) : [];
   return { mounts, loops, sockets };
@@ -48,13 +55,16 @@ describe('detach against a writer (finding 7 of issue 13)', () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     const a = attach(ctx.home, vol);
-    const writer = () => spawn('sh', ['-c', `exec 3<>${a.Device}; while :; do dd if=/dev/urandom bs=64k count=16 conv=notrunc,fsync status=none >&3 || exit 7; done`]);
+    const writer = () =>
+      spawn('sh', ['-c', `exec 3<>${a.Device}; while :; do dd if=/dev/urandom bs=64k count=16 conv=notrunc,fsync status=none >&3 || exit 7; done`]);
     let w = writer();
     const exited = (c: ReturnType<typeof spawn>) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.on('exit', (code) => r(code))));
     try {
-      await expect.poll(() => kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol]).stderr, { timeout: 10_000 }).toMatch(
-        /An error occurred \(IncorrectState\) when calling the DetachVolume operation: Volume vol-\w+ is busy: the decrypted volume file is open 1 time\(s\)/,
-      );
+      await expect
+        .poll(() => kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol]).stderr, { timeout: 10_000 })
+        .toMatch(
+          /An error occurred \(IncorrectState\) when calling the DetachVolume operation: Volume vol-\w+ is busy: the decrypted volume file is open 1 time\(s\)/,
+        );
       expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].State).toBe('in-use');
       w.kill('SIGKILL');
       await exited(w);
@@ -80,7 +90,9 @@ describe('races (issue 13)', () => {
       const vol = createVolume(ctx.home, ctx.key);
       // The delete starts 0-225 ms after the attach: some rounds land while the card is starting (the race), some after.
       const attaching = kmsvolAsync(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol]);
-      const deleting = new Promise<Awaited<typeof attaching>>((r) => setTimeout(() => void kmsvolAsync(ctx.home, ['ec2', 'delete-volume', '--volume-id', vol]).then(r), round * 25));
+      const deleting = new Promise<Awaited<typeof attaching>>((r) =>
+        setTimeout(() => void kmsvolAsync(ctx.home, ['ec2', 'delete-volume', '--volume-id', vol]).then(r), round * 25),
+      );
       const [at, del] = await Promise.all([attaching, deleting]);
       const v = kmsvol(ctx.home, ['ec2', 'describe-volumes']).json.Volumes.find((x: { VolumeId: string }) => x.VolumeId === vol);
       if (at.code === 0) {

@@ -25,20 +25,67 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
     detach(ctx.home, vol);
 
     const d = kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-id', vol]).json.Volumes[0];
-    expect(d).toMatchObject({ Attachments: [], Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyA}`, Size: 1, SnapshotId: '', State: 'available', VolumeId: vol, Iops: 3000, VolumeType: 'gp3', MultiAttachEnabled: false, Throughput: 125 });
+    expect(d).toMatchObject({
+      Attachments: [],
+      Encrypted: true,
+      KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyA}`,
+      Size: 1,
+      SnapshotId: '',
+      State: 'available',
+      VolumeId: vol,
+      Iops: 3000,
+      VolumeType: 'gp3',
+      MultiAttachEnabled: false,
+      Throughput: 125,
+    });
 
     const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]).json;
     // Answered as EC2 answers (pending, Progress ""); the command returns once it is completed.
-    expect(snap).toMatchObject({ Description: '', Encrypted: true, OwnerId: '000000000000', VolumeId: vol, VolumeSize: 1, State: 'pending', Progress: '', Tags: [] });
-    expect(kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', snap.SnapshotId]).json.Snapshots[0]).toMatchObject({ State: 'completed', Progress: '100%' });
+    expect(snap).toMatchObject({
+      Description: '',
+      Encrypted: true,
+      OwnerId: '000000000000',
+      VolumeId: vol,
+      VolumeSize: 1,
+      State: 'pending',
+      Progress: '',
+      Tags: [],
+    });
+    expect(kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', snap.SnapshotId]).json.Snapshots[0]).toMatchObject({
+      State: 'completed',
+      Progress: '100%',
+    });
     expect(snap.SnapshotId).toMatch(/^snap-[0-9a-f]{17}$/);
     // The snapshot keeps the volume's wrapped key and context.
     const snapImg = path.join(ctx.home, 'snapshots', `${snap.SnapshotId}.img`);
     expect(readImageHeader(snapImg).token.encryptionContext).toEqual({ 'aws:ebs:id': vol });
 
-    const nv = kmsvol(ctx.home, ['ec2', 'create-volume', '--availability-zone', 'locala', '--encrypted', '--kms-key-id', keyB, '--snapshot-id', snap.SnapshotId, '--volume-type', 'gp3']).json;
-    expect(nv).toMatchObject({ AvailabilityZone: 'locala', Encrypted: true, KmsKeyId: keyB, Size: 1, SnapshotId: snap.SnapshotId, VolumeType: 'gp3', State: 'creating' });
-    expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', nv.VolumeId]).json.Volumes[0]).toMatchObject({ KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyB}`, State: 'available' });
+    const nv = kmsvol(ctx.home, [
+      'ec2',
+      'create-volume',
+      '--availability-zone',
+      'locala',
+      '--encrypted',
+      '--kms-key-id',
+      keyB,
+      '--snapshot-id',
+      snap.SnapshotId,
+      '--volume-type',
+      'gp3',
+    ]).json;
+    expect(nv).toMatchObject({
+      AvailabilityZone: 'locala',
+      Encrypted: true,
+      KmsKeyId: keyB,
+      Size: 1,
+      SnapshotId: snap.SnapshotId,
+      VolumeType: 'gp3',
+      State: 'creating',
+    });
+    expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', nv.VolumeId]).json.Volumes[0]).toMatchObject({
+      KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyB}`,
+      State: 'available',
+    });
     const nvHeader = readImageHeader(path.join(ctx.home, 'volumes', `${nv.VolumeId}.img`));
     expect(nvHeader.token.encryptionContext).toEqual({ 'aws:ebs:id': nv.VolumeId });
 
@@ -118,7 +165,22 @@ describe('copies and re-keying', () => {
     const a = attach(ctx.home, vol, ['--loop']);
     execFileSync('mkfs.ext4', ['-q', '-F', a.LoopDevice!]);
     const mnt = mountLoop(ctx, a.LoopDevice!);
-    const fio = spawn('fio', ['--name=w', `--directory=${mnt}`, '--rw=randwrite', '--bs=4k', '--size=64M', '--time_based', '--runtime=20', '--ioengine=psync', '--fsync=16', '--thread'], { stdio: 'ignore' });
+    const fio = spawn(
+      'fio',
+      [
+        '--name=w',
+        `--directory=${mnt}`,
+        '--rw=randwrite',
+        '--bs=4k',
+        '--size=64M',
+        '--time_based',
+        '--runtime=20',
+        '--ioengine=psync',
+        '--fsync=16',
+        '--thread',
+      ],
+      { stdio: 'ignore' },
+    );
     // Listen from the start: fio may finish before the finally block, and 'exit' fires only once.
     const exited = new Promise((r) => fio.once('exit', r));
     try {

@@ -6,9 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { decodeHeader } from '../../src/volume/luks2.js';
 import { kmsvol, ROOT } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
+import { fileContains } from '../helpers/scan.js';
 import { unpackImage } from '../helpers/sparse-image.js';
 import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js';
-import { fileContains } from '../helpers/scan.js';
 
 function cardPid(vol: string): number {
   for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -21,7 +21,6 @@ function cardPid(vol: string): number {
   }
   throw new Error(`no card process for ${vol}`);
 }
-
 
 describe('format compatibility, large volumes and the running card', () => {
   it('attaches the frozen format-v1 fixture and reads its sectors', () => {
@@ -108,7 +107,9 @@ describe('format compatibility, large volumes and the running card', () => {
     let a = attach(ctx.home, vol);
     expect(fs.statSync(a.Device).size).toBe(8 * 2 ** 30);
     let fd = fs.openSync(a.Device, 'r+');
-    at.forEach((off, i) => fs.writeSync(fd, data[i]!, 0, Math.min(8192, 8 * 2 ** 30 - off), off));
+    at.forEach((off, i) => {
+      fs.writeSync(fd, data[i]!, 0, Math.min(8192, 8 * 2 ** 30 - off), off);
+    });
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     detach(ctx.home, vol);
@@ -146,7 +147,21 @@ describe('format compatibility, large volumes and the running card', () => {
     fs.readSync(fd, head, 0, head.length, 0);
     fs.closeSync(fd);
     const t = decodeHeader(head).token;
-    const key = Buffer.from(kmsvol(ctx.home, ['kms', 'decrypt', '--ciphertext-blob', t.ciphertextBlob, '--encryption-context', JSON.stringify(t.encryptionContext), '--query', 'Plaintext', '--output', 'text']).stdout.trim(), 'base64');
+    const key = Buffer.from(
+      kmsvol(ctx.home, [
+        'kms',
+        'decrypt',
+        '--ciphertext-blob',
+        t.ciphertextBlob,
+        '--encryption-context',
+        JSON.stringify(t.encryptionContext),
+        '--query',
+        'Plaintext',
+        '--output',
+        'text',
+      ]).stdout.trim(),
+      'base64',
+    );
     for (let i = 0; i < 64; i += 16) expect(fileContains(core, key.subarray(i, i + 16)), `key bytes ${i}..${i + 16} in the core`).toBe(false);
     fs.rmSync(core);
     detach(ctx.home, vol);

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeHeader, PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
 import { kmsvol } from '../helpers/cli.js';
-import { cardPid, cardPids } from '../helpers/procs.js';
 import { serverMode } from '../helpers/kms-server.js';
+import { cardPid, cardPids } from '../helpers/procs.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
 
 function imageOf(home: string, vol: string): string {
@@ -24,7 +24,18 @@ function tokenOf(home: string, vol: string) {
 /** The data key, as a user recovers it: kms decrypt of the token's blob with the volume's context. */
 function dataKey(home: string, vol: string): Buffer {
   const t = tokenOf(home, vol);
-  const r = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', t.ciphertextBlob, '--encryption-context', JSON.stringify(t.encryptionContext), '--query', 'Plaintext', '--output', 'text']);
+  const r = kmsvol(home, [
+    'kms',
+    'decrypt',
+    '--ciphertext-blob',
+    t.ciphertextBlob,
+    '--encryption-context',
+    JSON.stringify(t.encryptionContext),
+    '--query',
+    'Plaintext',
+    '--output',
+    'text',
+  ]);
   expect(r.code).toBe(0);
   return Buffer.from(r.stdout.trim(), 'base64');
 }
@@ -34,12 +45,23 @@ describe('volumes through real FUSE, loop devices and ext4', () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     const desc = kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0];
-    expect(desc).toMatchObject({ VolumeId: vol, Size: 1, State: 'available', Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${ctx.key}`, VolumeType: 'gp3', Attachments: [] });
+    expect(desc).toMatchObject({
+      VolumeId: vol,
+      Size: 1,
+      State: 'available',
+      Encrypted: true,
+      KmsKeyId: `arn:aws:kms:local:000000000000:key/${ctx.key}`,
+      VolumeType: 'gp3',
+      Attachments: [],
+    });
 
     const a = attach(ctx.home, vol, ['--loop']);
     expect(a.LoopDevice).toMatch(/^\/dev\/loop\d+$/);
     expect(fs.readdirSync(path.dirname(a.Device))).toEqual([vol]);
-    expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({ State: 'in-use', Attachments: [{ State: 'attached', Device: a.Device, LoopDevice: a.LoopDevice }] });
+    expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({
+      State: 'in-use',
+      Attachments: [{ State: 'attached', Device: a.Device, LoopDevice: a.LoopDevice }],
+    });
     execFileSync('mkfs.ext4', ['-q', '-F', a.LoopDevice!]);
     let mnt = mountLoop(ctx, a.LoopDevice!);
     const data = crypto.randomBytes(8 << 20);
@@ -114,7 +136,12 @@ describe('volumes through real FUSE, loop devices and ext4', () => {
     fs.writeFileSync(keyFile, dataKey(ctx.home, vol), { mode: 0o600 });
     fs.writeFileSync(wrongFile, crypto.randomBytes(64), { mode: 0o600 });
     fs.writeFileSync(pass, 'recovery passphrase', { mode: 0o600 });
-    const add = (k: string) => spawnSync('cryptsetup', ['luksAddKey', '--batch-mode', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--volume-key-file', k, '--key-size', '512', img, pass], { encoding: 'utf8' });
+    const add = (k: string) =>
+      spawnSync(
+        'cryptsetup',
+        ['luksAddKey', '--batch-mode', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--volume-key-file', k, '--key-size', '512', img, pass],
+        { encoding: 'utf8' },
+      );
     const wrong = add(wrongFile);
     expect(wrong.status).not.toBe(0);
     expect(wrong.stderr).toContain('Volume key does not match the volume');
@@ -170,7 +197,11 @@ describe('attach failures, refusals and a killed card', () => {
     fs.writeFileSync(a.Device, Buffer.alloc(4096, 'r'), { flag: 'r+' });
     detach(ctx.home, vol);
     // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    expectAttachFails(ctx.home, vol, 'EndpointConnectionError', { AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI' });
+    expectAttachFails(ctx.home, vol, 'EndpointConnectionError', {
+      AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9',
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI',
+    });
     a = attach(ctx.home, vol);
     expect(head(a.Device, 4096).equals(Buffer.alloc(4096, 'r'))).toBe(true);
     detach(ctx.home, vol);

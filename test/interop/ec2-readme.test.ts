@@ -23,7 +23,11 @@ describe('README: Point your AWS tools at kmsvol', () => {
     const bin = fs.mkdtempSync(path.join(home, 'bin-'));
     fs.symlinkSync(BIN, path.join(bin, 'kmsvol'));
     const script = example('aws-cli').replaceAll('http://127.0.0.1:4599', ep.url);
-    const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { env: { ...process.env, ...ep.env, AWS_ENDPOINT_URL: '', PATH: `${bin}:${process.env.PATH}` }, encoding: 'utf8', timeout: 170_000 });
+    const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], {
+      env: { ...process.env, ...ep.env, AWS_ENDPOINT_URL: '', PATH: `${bin}:${process.env.PATH}` },
+      encoding: 'utf8',
+      timeout: 170_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.match(/"State": "attaching"/g)).toHaveLength(2);
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^DisabledException: arn:aws:kms:us-east-1:000000000000:key\/[0-9a-f-]{36} is disabled\.$/);
@@ -32,7 +36,7 @@ describe('README: Point your AWS tools at kmsvol', () => {
   it('the boto3 example runs: the volume is snapshotted while attached and grown to 2 GiB', async () => {
     const home = tempHome('kmsvol-readme-');
     const ep = await startEndpoint(home, 'us-east-1');
-    const code = example('boto3').replaceAll('http://127.0.0.1:4599', ep.url) + 'print(vol, snap)\n';
+    const code = `${example('boto3').replaceAll('http://127.0.0.1:4599', ep.url)}print(vol, snap)\n`;
     const r = spawnSync('/usr/bin/python3', ['-c', code], { env: { ...process.env, ...ep.env }, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
     const [vol, snap] = r.stdout.trim().split(' ');

@@ -5,8 +5,8 @@ import * as ec2 from '@aws-sdk/client-ec2';
 import * as kms from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kmsvol } from '../helpers/cli.js';
-import { startEndpoint } from '../helpers/ec2-endpoint.js';
 import type { Endpoint } from '../helpers/ec2-endpoint.js';
+import { startEndpoint } from '../helpers/ec2-endpoint.js';
 
 /**
  * EC2 conformance through @aws-sdk/client-ec2 (a client nobody here wrote):
@@ -64,7 +64,18 @@ async function newVolume(input: Partial<ec2.CreateVolumeCommandInput> = {}) {
 describe('@aws-sdk/client-ec2 against kmsvol', () => {
   it('CreateVolume answers creating with EC2 types; the waiter sees available; DescribeVolumes shows the key ARN; ClientToken is idempotent', async () => {
     const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
-    const v = await c.send(new ec2.CreateVolumeCommand({ Size: 2, Encrypted: true, KmsKeyId: key, AvailabilityZone: `${ep.region}a`, VolumeType: 'gp3', Iops: 4000, Throughput: 250, ClientToken: 'token-1' }));
+    const v = await c.send(
+      new ec2.CreateVolumeCommand({
+        Size: 2,
+        Encrypted: true,
+        KmsKeyId: key,
+        AvailabilityZone: `${ep.region}a`,
+        VolumeType: 'gp3',
+        Iops: 4000,
+        Throughput: 250,
+        ClientToken: 'token-1',
+      }),
+    );
     expect(v.State).toBe('creating');
     expect(v.VolumeId).toMatch(/^vol-[0-9a-f]{17}$/);
     expect(v.CreateTime).toBeInstanceOf(Date);
@@ -77,7 +88,18 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     expect(d.State).toBe('available');
     expect(d.KmsKeyId).toBe(`arn:aws:kms:${ep.region}:000000000000:key/${key}`);
     expect(d.Attachments).toEqual([]);
-    const again = await c.send(new ec2.CreateVolumeCommand({ Size: 2, Encrypted: true, KmsKeyId: key, AvailabilityZone: `${ep.region}a`, VolumeType: 'gp3', Iops: 4000, Throughput: 250, ClientToken: 'token-1' }));
+    const again = await c.send(
+      new ec2.CreateVolumeCommand({
+        Size: 2,
+        Encrypted: true,
+        KmsKeyId: key,
+        AvailabilityZone: `${ep.region}a`,
+        VolumeType: 'gp3',
+        Iops: 4000,
+        Throughput: 250,
+        ClientToken: 'token-1',
+      }),
+    );
     expect(again.VolumeId).toBe(v.VolumeId);
     const other = await fails(c.send(new ec2.CreateVolumeCommand({ Size: 3, AvailabilityZone: `${ep.region}a`, ClientToken: 'token-1' })));
     expect(other.name).toBe('IdempotentParameterMismatch');
@@ -87,7 +109,8 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
 
   it('pagination: MaxResults 5 over 7 volumes gives two pages; the paginator sees all; MaxResults with VolumeIds is refused', async () => {
     const made: string[] = [];
-    for (let i = 0; i < 7; i++) made.push((await newVolume({ TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'batch', Value: 'paged' }] }] })).VolumeId!);
+    for (let i = 0; i < 7; i++)
+      made.push((await newVolume({ TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'batch', Value: 'paged' }] }] })).VolumeId!);
     const filter = [{ Name: 'tag:batch', Values: ['paged'] }];
     const p1 = await c.send(new ec2.DescribeVolumesCommand({ Filters: filter, MaxResults: 5 }));
     expect(p1.Volumes).toHaveLength(5);
@@ -108,16 +131,30 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
   it('filters (wildcards, tags, attachment.status) and tags (CreateTags, DescribeTags, DeleteTags by key and by value)', async () => {
     const a = (await newVolume({ VolumeType: 'gp2', TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'team', Value: 'blue' }] }] })).VolumeId!;
     const b = (await newVolume({ VolumeType: 'gp3', Size: 2 })).VolumeId!;
-    const ids = async (Filters: ec2.Filter[]) => (await c.send(new ec2.DescribeVolumesCommand({ Filters, VolumeIds: [a, b] }))).Volumes!.map((v) => v.VolumeId).sort();
+    const ids = async (Filters: ec2.Filter[]) =>
+      (await c.send(new ec2.DescribeVolumesCommand({ Filters, VolumeIds: [a, b] }))).Volumes!.map((v) => v.VolumeId).sort();
     expect(await ids([{ Name: 'volume-type', Values: ['gp*'] }])).toEqual([a, b].sort());
     expect(await ids([{ Name: 'volume-type', Values: ['gp2'] }])).toEqual([a]);
     expect(await ids([{ Name: 'size', Values: ['2'] }])).toEqual([b]);
     expect(await ids([{ Name: 'tag:team', Values: ['bl?e'] }])).toEqual([a]);
-    expect(await ids([{ Name: 'tag-key', Values: ['team'] }, { Name: 'status', Values: ['available'] }])).toEqual([a]);
+    expect(
+      await ids([
+        { Name: 'tag-key', Values: ['team'] },
+        { Name: 'status', Values: ['available'] },
+      ]),
+    ).toEqual([a]);
     expect(await ids([{ Name: 'attachment.status', Values: ['attached'] }])).toEqual([]);
     expect((await fails(c.send(new ec2.DescribeVolumesCommand({ Filters: [{ Name: 'colour', Values: ['x'] }] })))).name).toBe('InvalidParameterValue');
 
-    await c.send(new ec2.CreateTagsCommand({ Resources: [a, b], Tags: [{ Key: 'env', Value: 'test' }, { Key: 'owner', Value: 'me' }] }));
+    await c.send(
+      new ec2.CreateTagsCommand({
+        Resources: [a, b],
+        Tags: [
+          { Key: 'env', Value: 'test' },
+          { Key: 'owner', Value: 'me' },
+        ],
+      }),
+    );
     const tags = (await c.send(new ec2.DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [b] }] }))).Tags!;
     expect(tags).toEqual([
       { Key: 'env', ResourceId: b, ResourceType: 'volume', Value: 'test' },
@@ -125,8 +162,12 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     ]);
     await c.send(new ec2.DeleteTagsCommand({ Resources: [b], Tags: [{ Key: 'env', Value: 'other' }, { Key: 'owner' }] }));
     expect((await c.send(new ec2.DescribeVolumesCommand({ VolumeIds: [b] }))).Volumes![0]!.Tags).toEqual([{ Key: 'env', Value: 'test' }]);
-    expect((await fails(c.send(new ec2.CreateTagsCommand({ Resources: ['vol-0123456789abcdef0'], Tags: [{ Key: 'x', Value: 'y' }] })))).name).toBe('InvalidVolume.NotFound');
-    expect((await fails(c.send(new ec2.CreateTagsCommand({ Resources: [a], Tags: [{ Key: 'aws:reserved', Value: 'y' }] })))).name).toBe('InvalidParameterValue');
+    expect((await fails(c.send(new ec2.CreateTagsCommand({ Resources: ['vol-0123456789abcdef0'], Tags: [{ Key: 'x', Value: 'y' }] })))).name).toBe(
+      'InvalidVolume.NotFound',
+    );
+    expect((await fails(c.send(new ec2.CreateTagsCommand({ Resources: [a], Tags: [{ Key: 'aws:reserved', Value: 'y' }] })))).name).toBe(
+      'InvalidParameterValue',
+    );
     for (const id of [a, b]) await c.send(new ec2.DeleteVolumeCommand({ VolumeId: id }));
     expect((await c.send(new ec2.DescribeTagsCommand({ Filters: [{ Name: 'resource-id', Values: [a, b] }] }))).Tags).toEqual([]);
   }, 60_000);
@@ -140,7 +181,13 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     expect((await c.send(new ec2.DescribeVolumesCommand({}))).Volumes!.length).toBe(before);
 
     const tester = 'arn:aws:iam::000000000000:user/tester';
-    await k.send(new kms.PutKeyPolicyCommand({ KeyId: key, PolicyName: 'default', Policy: JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: tester }, Action: 'kms:*', Resource: '*' }] }) }));
+    await k.send(
+      new kms.PutKeyPolicyCommand({
+        KeyId: key,
+        PolicyName: 'default',
+        Policy: JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: tester }, Action: 'kms:*', Resource: '*' }] }),
+      }),
+    );
     const bk = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'bob', '--region', ep.region]).json.AccessKey;
     const bob = new ec2.EC2Client({ endpoint: ep.url, region: ep.region, credentials: { accessKeyId: bk.AccessKeyId, secretAccessKey: bk.SecretAccessKey } });
     const no = await fails(bob.send(new ec2.CreateVolumeCommand({ Size: 1, Encrypted: true, KmsKeyId: key, AvailabilityZone: `${ep.region}a`, DryRun: true })));
@@ -166,17 +213,25 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     expect(await code(c.send(new ec2.DescribeVolumesCommand({ Filters: [{ Name: 'status' }] })))).toBe('InvalidParameterValue');
     expect(await code(c.send(new ec2.DeleteVolumeCommand({ VolumeId: 'vol-xyz' })))).toBe('InvalidVolumeID.Malformed');
     expect(await code(c.send(new ec2.CreateVolumeCommand({ AvailabilityZone: `${ep.region}a` })))).toBe('MissingParameter');
-    expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, VolumeType: 'gp2', Throughput: 200, AvailabilityZone: `${ep.region}a` })))).toBe('InvalidParameterCombination');
+    expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, VolumeType: 'gp2', Throughput: 200, AvailabilityZone: `${ep.region}a` })))).toBe(
+      'InvalidParameterCombination',
+    );
     expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, VolumeType: 'io9', AvailabilityZone: `${ep.region}a` })))).toBe('InvalidParameterValue');
-    expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, KmsKeyId: 'alias/nope', AvailabilityZone: `${ep.region}a` })))).toBe('InvalidParameterDependency');
+    expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, KmsKeyId: 'alias/nope', AvailabilityZone: `${ep.region}a` })))).toBe(
+      'InvalidParameterDependency',
+    );
     expect(await code(c.send(new ec2.ModifyEbsDefaultKmsKeyIdCommand({ KmsKeyId: 'alias/no-such-key' })))).toBe('InvalidKMSKey.NotFound');
-    expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, SnapshotId: 'snap-0123456789abcdef0', AvailabilityZone: `${ep.region}a` })))).toBe('InvalidSnapshot.NotFound');
+    expect(await code(c.send(new ec2.CreateVolumeCommand({ Size: 1, SnapshotId: 'snap-0123456789abcdef0', AvailabilityZone: `${ep.region}a` })))).toBe(
+      'InvalidSnapshot.NotFound',
+    );
     const instance = (await c.send(new ec2.DescribeInstancesCommand({}))).Reservations![0]!.Instances![0]!.InstanceId!;
     expect(instance).toMatch(/^i-[0-9a-f]{17}$/);
     expect(await code(c.send(new ec2.DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toBe('InvalidInstanceID.NotFound');
     const v = (await newVolume()).VolumeId!;
     expect(await code(c.send(new ec2.DetachVolumeCommand({ VolumeId: v })))).toBe('IncorrectState');
-    expect(await code(c.send(new ec2.AttachVolumeCommand({ VolumeId: v, InstanceId: 'i-0123456789abcdef0', Device: '/dev/sdf' })))).toBe('InvalidInstanceID.NotFound');
+    expect(await code(c.send(new ec2.AttachVolumeCommand({ VolumeId: v, InstanceId: 'i-0123456789abcdef0', Device: '/dev/sdf' })))).toBe(
+      'InvalidInstanceID.NotFound',
+    );
     expect(await code(c.send(new ec2.AttachVolumeCommand({ VolumeId: v, InstanceId: instance, Device: 'sdf' })))).toBe('InvalidParameterValue');
     await c.send(new ec2.AttachVolumeCommand({ VolumeId: v, InstanceId: instance, Device: '/dev/sdg' }));
     await ec2.waitUntilVolumeInUse({ client: c, ...WAIT }, { VolumeIds: [v] });
@@ -184,7 +239,8 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     await attached(v);
     expect(await code(c.send(new ec2.DeleteVolumeCommand({ VolumeId: v })))).toBe('VolumeInUse');
     expect(await code(c.send(new ec2.AttachVolumeCommand({ VolumeId: v, InstanceId: instance, Device: '/dev/sdh' })))).toBe('VolumeInUse');
-    const mapping = (await c.send(new ec2.DescribeInstancesCommand({ Filters: [{ Name: 'block-device-mapping.volume-id', Values: [v] }] }))).Reservations![0]!.Instances![0]!.BlockDeviceMappings!;
+    const mapping = (await c.send(new ec2.DescribeInstancesCommand({ Filters: [{ Name: 'block-device-mapping.volume-id', Values: [v] }] }))).Reservations![0]!
+      .Instances![0]!.BlockDeviceMappings!;
     expect(mapping.find((m) => m.Ebs?.VolumeId === v)?.DeviceName).toBe('/dev/sdg');
     const det = await c.send(new ec2.DetachVolumeCommand({ VolumeId: v, Force: true }));
     expect([det.State, det.Device, det.InstanceId]).toEqual(['detaching', '/dev/sdg', instance]);
@@ -195,7 +251,9 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
   it('snapshots: CreateSnapshot answers pending with Progress "", the waiter sees completed; CopySnapshot answers only SnapshotId; DescribeSnapshots by owner and filter; DeleteSnapshot', async () => {
     const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const v = (await newVolume({ Encrypted: true, KmsKeyId: key })).VolumeId!;
-    const s = await c.send(new ec2.CreateSnapshotCommand({ VolumeId: v, Description: 'first', TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'k', Value: 'v' }] }] }));
+    const s = await c.send(
+      new ec2.CreateSnapshotCommand({ VolumeId: v, Description: 'first', TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'k', Value: 'v' }] }] }),
+    );
     expect([s.State, s.Progress, s.Encrypted, s.VolumeSize, s.OwnerId, s.Description]).toEqual(['pending', '', true, 1, '000000000000', 'first']);
     expect(s.StartTime).toBeInstanceOf(Date);
     expect(s.Tags).toEqual([{ Key: 'k', Value: 'v' }]);

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as sdk from '@aws-sdk/client-kms';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kmsvol, ROOT } from '../helpers/cli.js';
-import { startEndpoint } from '../helpers/endpoint.js';
 import type { RunningEndpoint } from '../helpers/endpoint.js';
+import { startEndpoint } from '../helpers/endpoint.js';
 import { tempHome } from '../helpers/home.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -30,22 +30,34 @@ afterAll(async () => {
 
 describe('every KMS operation is answered', () => {
   it("botocore's model: no operation answers UnknownOperationException, and every error is AWS's for it", () => {
-    const r = spawnSync('/usr/bin/python3', [path.join(ROOT, 'test/interop/py/every_operation.py'), ep.url, ep.accessKeyId, ep.secretAccessKey], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync('/usr/bin/python3', [path.join(ROOT, 'test/interop/py/every_operation.py'), ep.url, ep.accessKeyId, ep.secretAccessKey], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as Record<string, { result: string; modeled?: boolean; message?: string }>;
     const model = JSON.parse(fs.readFileSync(BOTOCORE_MODEL, 'utf8'));
     expect(Object.keys(results).sort()).toEqual(Object.keys(model.operations).sort());
-    const unknown = Object.entries(results).filter(([, v]) => v.result === 'UnknownOperationException').map(([op]) => op);
+    const unknown = Object.entries(results)
+      .filter(([, v]) => v.result === 'UnknownOperationException')
+      .map(([op]) => op);
     expect(unknown).toEqual([]);
     // Errors are the model's own for the operation, or the protocol-wide ValidationException.
-    const undocumented = Object.entries(results).filter(([, v]) => v.result !== 'ok' && !v.modeled && v.result !== 'ValidationException').map(([op, v]) => `${op}: ${v.result}`);
+    const undocumented = Object.entries(results)
+      .filter(([, v]) => v.result !== 'ok' && !v.modeled && v.result !== 'ValidationException')
+      .map(([op, v]) => `${op}: ${v.result}`);
     expect(undocumented).toEqual([]);
     // The generated calls reach the operations' own logic (most succeed or fail on the key, not on the request shape).
     expect(Object.values(results).filter((v) => v.result === 'ok').length).toBeGreaterThanOrEqual(20);
   });
 
   it('@aws-sdk/client-kms: no command answers UnknownOperationException', async () => {
-    const client = new sdk.KMSClient({ endpoint: ep.url, region: 'us-east-1', credentials: { accessKeyId: ep.accessKeyId, secretAccessKey: ep.secretAccessKey }, maxAttempts: 1 });
+    const client = new sdk.KMSClient({
+      endpoint: ep.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: ep.accessKeyId, secretAccessKey: ep.secretAccessKey },
+      maxAttempts: 1,
+    });
     const commands = Object.keys(sdk).filter((n) => n.endsWith('Command') && n !== 'Command' && !n.startsWith('$'));
     expect(commands.length).toBeGreaterThanOrEqual(56);
     const unknown: string[] = [];

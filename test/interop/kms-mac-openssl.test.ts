@@ -29,14 +29,18 @@ describe('GenerateMac and VerifyMac agree with openssl mac', () => {
     const alg = `HMAC_SHA_${digest.slice(3)}`;
     const mac = kms.invoke('GenerateMac', { KeyId: id, Message: message, MacAlgorithm: alg });
     expect(mac.MacAlgorithm).toBe(alg);
-    const r = spawnSync('openssl', ['mac', '-digest', digest, '-macopt', `hexkey:${key.toString('hex')}`, '-in', path.join(dir, 'msg'), 'HMAC'], { encoding: 'utf8' });
+    const r = spawnSync('openssl', ['mac', '-digest', digest, '-macopt', `hexkey:${key.toString('hex')}`, '-in', path.join(dir, 'msg'), 'HMAC'], {
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     expect(Buffer.from(mac.Mac).toString('hex').toUpperCase()).toBe(r.stdout.trim());
     expect(kms.invoke('VerifyMac', { KeyId: id, Message: message, MacAlgorithm: alg, Mac: Buffer.from(r.stdout.trim(), 'hex') }).MacValid).toBe(true);
     const bad = Buffer.from(mac.Mac);
     bad[0]! ^= 0x80;
     expect(errorName(() => kms.invoke('VerifyMac', { KeyId: id, Message: message, MacAlgorithm: alg, Mac: bad }))).toBe('KMSInvalidMacException');
-    expect(errorName(() => kms.invoke('VerifyMac', { KeyId: id, Message: Buffer.from('other'), MacAlgorithm: alg, Mac: mac.Mac }))).toBe('KMSInvalidMacException');
+    expect(errorName(() => kms.invoke('VerifyMac', { KeyId: id, Message: Buffer.from('other'), MacAlgorithm: alg, Mac: mac.Mac }))).toBe(
+      'KMSInvalidMacException',
+    );
     expect(errorName(() => kms.invoke('VerifyMac', { KeyId: id, Message: message, MacAlgorithm: alg, Mac: bad.subarray(1) }))).toBe('KMSInvalidMacException');
   });
 

@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as sdk from '@aws-sdk/client-kms';
-import { BIN, kmsvol } from '../helpers/cli.js';
 import fsp from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import * as sdk from '@aws-sdk/client-kms';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, kmsvol } from '../helpers/cli.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -17,7 +17,8 @@ let endpoint: string;
 let creds: { accessKeyId: string; secretAccessKey: string };
 let server: ReturnType<typeof spawn>;
 
-const client = (c = creds, extra: Partial<sdk.KMSClientConfig> = {}) => new sdk.KMSClient({ endpoint, region: 'local', credentials: c, maxAttempts: 1, ...extra });
+const client = (c = creds, extra: Partial<sdk.KMSClientConfig> = {}) =>
+  new sdk.KMSClient({ endpoint, region: 'local', credentials: c, maxAttempts: 1, ...extra });
 
 beforeAll(async () => {
   home = await fsp.mkdtemp(path.join(os.tmpdir(), 'kmsvol-server-'));
@@ -48,7 +49,10 @@ afterAll(async () => {
 });
 
 async function fails<T>(p: Promise<T>, cls: new (...a: never[]) => Error, name: string) {
-  const e = (await p.then(() => undefined, (x: unknown) => x)) as Error & { $metadata?: { httpStatusCode?: number } };
+  const e = (await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  )) as Error & { $metadata?: { httpStatusCode?: number } };
   expect(e, `expected ${name}`).toBeInstanceOf(cls);
   expect(e.name).toBe(name);
   expect(e.$metadata?.httpStatusCode).toBe(400);
@@ -133,11 +137,20 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
   it('authentication: unsigned, wrong secret, stale timestamp and unknown access key are refused as AWS refuses them', async () => {
     const unsigned = await new Promise<{ status: number; body: string }>((resolve) => {
       const u = new URL(endpoint);
-      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'Content-Type': 'application/x-amz-json-1.1', 'X-Amz-Target': 'TrentService.ListKeys' } }, (res) => {
-        let b = '';
-        res.on('data', (d) => (b += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body: b }));
-      });
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          method: 'POST',
+          path: '/',
+          headers: { 'Content-Type': 'application/x-amz-json-1.1', 'X-Amz-Target': 'TrentService.ListKeys' },
+        },
+        (res) => {
+          let b = '';
+          res.on('data', (d) => (b += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: b }));
+        },
+      );
       req.end('{}');
     });
     expect(unsigned.status).toBe(400);
@@ -147,7 +160,11 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     const e = await stale.send(new sdk.ListKeysCommand({})).catch((x: Error) => x);
     expect((e as Error).name).toBe('InvalidSignatureException');
     expect((e as Error).message).toMatch(/Signature expired/);
-    await fails(client({ accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: 'x' }).send(new sdk.ListKeysCommand({})), Error as never, 'UnrecognizedClientException');
+    await fails(
+      client({ accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: 'x' }).send(new sdk.ListKeysCommand({})),
+      Error as never,
+      'UnrecognizedClientException',
+    );
   });
 
   it('volumes through the server: attach works, and fails with DisabledException once the key is disabled through the server', async () => {
@@ -196,7 +213,11 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     const bobArn = 'arn:aws:iam::000000000000:user/bob';
     expect((await c.send(new sdk.ListKeyPoliciesCommand({ KeyId: id }))).PolicyNames).toEqual(['default']);
     const onlyBob = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: bobArn }, Action: 'kms:*', Resource: '*' }] });
-    await fails(c.send(new sdk.PutKeyPolicyCommand({ KeyId: id, PolicyName: 'default', Policy: onlyBob })), sdk.MalformedPolicyDocumentException, 'MalformedPolicyDocumentException');
+    await fails(
+      c.send(new sdk.PutKeyPolicyCommand({ KeyId: id, PolicyName: 'default', Policy: onlyBob })),
+      sdk.MalformedPolicyDocumentException,
+      'MalformedPolicyDocumentException',
+    );
     const policy = JSON.stringify({
       Statement: [
         { Sid: 'admin', Effect: 'Allow', Principal: { AWS: alice }, Action: 'kms:*', Resource: '*' },
@@ -205,18 +226,50 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     });
     await c.send(new sdk.PutKeyPolicyCommand({ KeyId: id, PolicyName: 'default', Policy: policy }));
     expect((await c.send(new sdk.GetKeyPolicyCommand({ KeyId: id, PolicyName: 'default' }))).Policy).toBe(policy);
-    const denied = (await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') })).catch((e: unknown) => e)) as Error & { $metadata: { httpStatusCode: number } };
+    const denied = (await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') })).catch((e: unknown) => e)) as Error & {
+      $metadata: { httpStatusCode: number };
+    };
     expect(denied.name).toBe('AccessDeniedException');
     expect(denied.$metadata.httpStatusCode).toBe(400);
-    expect(denied.message).toMatch(new RegExp(`^User: ${bobArn} is not authorized to perform: kms:Encrypt on resource: arn:aws:kms:local:000000000000:key/${id}`));
+    expect(denied.message).toMatch(
+      new RegExp(`^User: ${bobArn} is not authorized to perform: kms:Encrypt on resource: arn:aws:kms:local:000000000000:key/${id}`),
+    );
 
     // A grant lets bob Encrypt under one context only.
-    const g = await c.send(new sdk.CreateGrantCommand({ KeyId: id, GranteePrincipal: bobArn, RetiringPrincipal: alice, Operations: ['Encrypt'], Constraints: { EncryptionContextSubset: { team: 'blue' } }, Name: 'bob-blue' }));
+    const g = await c.send(
+      new sdk.CreateGrantCommand({
+        KeyId: id,
+        GranteePrincipal: bobArn,
+        RetiringPrincipal: alice,
+        Operations: ['Encrypt'],
+        Constraints: { EncryptionContextSubset: { team: 'blue' } },
+        Name: 'bob-blue',
+      }),
+    );
     expect(g.GrantId).toMatch(/^[0-9a-f]{64}$/);
-    expect((await c.send(new sdk.CreateGrantCommand({ KeyId: id, GranteePrincipal: bobArn, RetiringPrincipal: alice, Operations: ['Encrypt'], Constraints: { EncryptionContextSubset: { team: 'blue' } }, Name: 'bob-blue' }))).GrantId).toBe(g.GrantId);
-    const blob = (await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('blue'), EncryptionContext: { team: 'blue' }, GrantTokens: [g.GrantToken!] }))).CiphertextBlob!;
-    expect(Buffer.from((await bob.send(new sdk.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { team: 'blue' } }))).Plaintext!).toString()).toBe('blue');
-    expect((await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x'), EncryptionContext: { team: 'red' } })).catch((e: Error) => e)).name).toBe('AccessDeniedException');
+    expect(
+      (
+        await c.send(
+          new sdk.CreateGrantCommand({
+            KeyId: id,
+            GranteePrincipal: bobArn,
+            RetiringPrincipal: alice,
+            Operations: ['Encrypt'],
+            Constraints: { EncryptionContextSubset: { team: 'blue' } },
+            Name: 'bob-blue',
+          }),
+        )
+      ).GrantId,
+    ).toBe(g.GrantId);
+    const blob = (
+      await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('blue'), EncryptionContext: { team: 'blue' }, GrantTokens: [g.GrantToken!] }))
+    ).CiphertextBlob!;
+    expect(Buffer.from((await bob.send(new sdk.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { team: 'blue' } }))).Plaintext!).toString()).toBe(
+      'blue',
+    );
+    expect(
+      (await bob.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x'), EncryptionContext: { team: 'red' } })).catch((e: Error) => e)).name,
+    ).toBe('AccessDeniedException');
     const list = await c.send(new sdk.ListGrantsCommand({ KeyId: id }));
     expect(list.Grants).toHaveLength(1);
     expect(list.Grants![0]!.CreationDate).toBeInstanceOf(Date);
@@ -237,29 +290,70 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     const wrapMaterial = (m: Buffer) => crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, m);
     const material = crypto.randomBytes(32);
     const validTo = new Date(Math.floor(Date.now() / 1000) * 1000 + 86400_000);
-    await c.send(new sdk.ImportKeyMaterialCommand({ KeyId: ext, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapMaterial(material), ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: validTo }));
+    await c.send(
+      new sdk.ImportKeyMaterialCommand({
+        KeyId: ext,
+        ImportToken: params.ImportToken,
+        EncryptedKeyMaterial: wrapMaterial(material),
+        ExpirationModel: 'KEY_MATERIAL_EXPIRES',
+        ValidTo: validTo,
+      }),
+    );
     const md = (await c.send(new sdk.DescribeKeyCommand({ KeyId: ext }))).KeyMetadata!;
     expect(md.KeyState).toBe('Enabled');
     expect(md.ValidTo).toEqual(validTo);
-    await fails(c.send(new sdk.ImportKeyMaterialCommand({ KeyId: ext, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapMaterial(crypto.randomBytes(32)), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' })), sdk.IncorrectKeyMaterialException, 'IncorrectKeyMaterialException');
-    await fails(c.send(new sdk.ImportKeyMaterialCommand({ KeyId: ext, ImportToken: Buffer.from('nope'), EncryptedKeyMaterial: wrapMaterial(material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' })), sdk.InvalidImportTokenException, 'InvalidImportTokenException');
+    await fails(
+      c.send(
+        new sdk.ImportKeyMaterialCommand({
+          KeyId: ext,
+          ImportToken: params.ImportToken,
+          EncryptedKeyMaterial: wrapMaterial(crypto.randomBytes(32)),
+          ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+        }),
+      ),
+      sdk.IncorrectKeyMaterialException,
+      'IncorrectKeyMaterialException',
+    );
+    await fails(
+      c.send(
+        new sdk.ImportKeyMaterialCommand({
+          KeyId: ext,
+          ImportToken: Buffer.from('nope'),
+          EncryptedKeyMaterial: wrapMaterial(material),
+          ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+        }),
+      ),
+      sdk.InvalidImportTokenException,
+      'InvalidImportTokenException',
+    );
     await c.send(new sdk.DeleteImportedKeyMaterialCommand({ KeyId: ext }));
     expect((await c.send(new sdk.DescribeKeyCommand({ KeyId: ext }))).KeyMetadata!.KeyState).toBe('PendingImport');
     await fails(c.send(new sdk.EnableKeyRotationCommand({ KeyId: ext })), sdk.UnsupportedOperationException, 'UnsupportedOperationException');
 
     // The AWS managed key is used through EC2 only: the plain SDK is refused, kmsvol's volume side is not.
-    expect((await c.send(new sdk.GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/aws/ebs', NumberOfBytes: 64 })).catch((e: Error) => e)).name).toBe('AccessDeniedException');
+    expect((await c.send(new sdk.GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/aws/ebs', NumberOfBytes: 64 })).catch((e: Error) => e)).name).toBe(
+      'AccessDeniedException',
+    );
   });
 
   it('statuses other than 400: 413 for an oversized body, 404 off the API path, 500 for KMSInternalException', async () => {
     const raw = (method: string, p: string, body: string | Buffer) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
         const u = new URL(endpoint);
-        const req = http.request({ host: u.hostname, port: u.port, method, path: p, headers: { 'Content-Type': 'application/x-amz-json-1.1', 'X-Amz-Target': 'TrentService.ListKeys' } }, (res) => {
-          let b = '';
-          res.on('data', (d) => (b += d));
-          res.on('end', () => resolve({ status: res.statusCode!, body: b }));
-        });
+        const req = http.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            method,
+            path: p,
+            headers: { 'Content-Type': 'application/x-amz-json-1.1', 'X-Amz-Target': 'TrentService.ListKeys' },
+          },
+          (res) => {
+            let b = '';
+            res.on('data', (d) => (b += d));
+            res.on('end', () => resolve({ status: res.statusCode!, body: b }));
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });
@@ -273,9 +367,11 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     const c = client();
     const id = (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const db = new Database(path.join(home, 'kms.db'));
-    db.prepare("UPDATE materials SET sealed = zeroblob(60) WHERE key_id = ?").run(id);
+    db.prepare('UPDATE materials SET sealed = zeroblob(60) WHERE key_id = ?').run(id);
     db.close();
-    const e = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') })).catch((x: unknown) => x)) as Error & { $metadata: { httpStatusCode: number } };
+    const e = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') })).catch((x: unknown) => x)) as Error & {
+      $metadata: { httpStatusCode: number };
+    };
     expect(e).toBeInstanceOf(sdk.KMSInternalException);
     expect(e.$metadata.httpStatusCode).toBe(500);
     expect(e.message).toMatch(/does not open under this root key/);
@@ -285,10 +381,23 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
 
   it('--kms aws uses the standard credential chain (here a shared credentials profile) and says clearly when it finds none', () => {
     const dir = fs.mkdtempSync(path.join(home, 'aws-'));
-    fs.writeFileSync(path.join(dir, 'credentials'), `[kmsvol-test]\naws_access_key_id = ${creds.accessKeyId}\naws_secret_access_key = ${creds.secretAccessKey}\n`);
+    fs.writeFileSync(
+      path.join(dir, 'credentials'),
+      `[kmsvol-test]\naws_access_key_id = ${creds.accessKeyId}\naws_secret_access_key = ${creds.secretAccessKey}\n`,
+    );
     fs.writeFileSync(path.join(dir, 'config'), '[profile kmsvol-test]\nregion = local\n');
-    const base = { AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'credentials'), AWS_CONFIG_FILE: path.join(dir, 'config'), AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_ENDPOINT_URL_KMS: endpoint };
-    const r = kmsvol(home, ['kms', 'create-key', '--kms', 'aws', '--region', 'local', '--description', 'through the chain'], { ...base, AWS_PROFILE: 'kmsvol-test' });
+    const base = {
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'credentials'),
+      AWS_CONFIG_FILE: path.join(dir, 'config'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      AWS_ENDPOINT_URL_KMS: endpoint,
+    };
+    const r = kmsvol(home, ['kms', 'create-key', '--kms', 'aws', '--region', 'local', '--description', 'through the chain'], {
+      ...base,
+      AWS_PROFILE: 'kmsvol-test',
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.KeyMetadata.Description).toBe('through the chain');
     const events = kmsvol(home, ['audit', '--event-name', 'CreateKey']).json.Events;
@@ -303,7 +412,10 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
   });
 
   it('--workers 2: two processes share the port and the store, and SIGTERM stops them all', async () => {
-    const multi = spawn(process.execPath, [BIN, 'kms', 'serve', '--port', '0', '--workers', '2'], { env: { ...process.env, KMSVOL_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const multi = spawn(process.execPath, [BIN, 'kms', 'serve', '--port', '0', '--workers', '2'], {
+      env: { ...process.env, KMSVOL_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = '';
@@ -332,7 +444,9 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
         }),
       );
       const after = workers.map(wchar);
-      workers.forEach((pid, i) => expect(after[i]! - before[i]!, `worker ${pid} served none of 16 CreateKey calls`).toBeGreaterThan(0));
+      workers.forEach((pid, i) => {
+        expect(after[i]! - before[i]!, `worker ${pid} served none of 16 CreateKey calls`).toBeGreaterThan(0);
+      });
       for (const id of ids) {
         const blob = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from(id) }))).CiphertextBlob!;
         expect(Buffer.from((await c.send(new sdk.DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).toBe(id);

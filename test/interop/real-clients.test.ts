@@ -6,8 +6,8 @@ import path from 'node:path';
 import * as sdk from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kmsvol, ROOT } from '../helpers/cli.js';
-import { startEndpoint } from '../helpers/endpoint.js';
 import type { RunningEndpoint } from '../helpers/endpoint.js';
+import { startEndpoint } from '../helpers/endpoint.js';
 
 /**
  * Clients nobody here wrote, against `kmsvol serve`, each with its defaults:
@@ -45,7 +45,8 @@ function aws(args: string[], opts: { creds?: typeof alice; url?: string; env?: R
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, json: r.stdout.trim() ? JSON.parse(r.stdout) : undefined };
 }
 
-const sdkClient = (region = REGION) => new sdk.KMSClient({ endpoint: server.url, region, credentials: { accessKeyId: alice.AccessKeyId, secretAccessKey: alice.SecretAccessKey }, maxAttempts: 1 });
+const sdkClient = (region = REGION) =>
+  new sdk.KMSClient({ endpoint: server.url, region, credentials: { accessKeyId: alice.AccessKeyId, secretAccessKey: alice.SecretAccessKey }, maxAttempts: 1 });
 
 beforeAll(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-clients-'));
@@ -73,7 +74,13 @@ describe('the AWS CLI v2 from Debian', () => {
     expect(aws(['kms', 'create-alias', '--alias-name', 'alias/my-key', '--target-key-id', first]).code).toBe(0);
     const aliases = aws(['kms', 'list-aliases']).json.Aliases.filter((a: { AliasName: string }) => a.AliasName === 'alias/my-key');
     expect(aliases).toEqual([
-      { AliasName: 'alias/my-key', AliasArn: `arn:aws:kms:us-east-1:${ACCOUNT}:alias/my-key`, TargetKeyId: first, CreationDate: expect.any(String), LastUpdatedDate: expect.any(String) },
+      {
+        AliasName: 'alias/my-key',
+        AliasArn: `arn:aws:kms:us-east-1:${ACCOUNT}:alias/my-key`,
+        TargetKeyId: first,
+        CreationDate: expect.any(String),
+        LastUpdatedDate: expect.any(String),
+      },
     ]);
     const dk = aws(['kms', 'generate-data-key', '--key-id', 'alias/my-key', '--key-spec', 'AES_256']).json;
     expect(Object.keys(dk).sort()).toEqual(['CiphertextBlob', 'KeyId', 'Plaintext']);
@@ -97,8 +104,14 @@ describe('the AWS CLI v2 from Debian', () => {
     expect(aws(['kms', 'disable-key', '--key-id', first]).code).toBe(0);
     const refused = aws(['kms', 'decrypt', '--ciphertext-blob', dk.CiphertextBlob]);
     expect(refused.code).toBe(254);
-    expect(refused.stderr.trim()).toBe(`An error occurred (DisabledException) when calling the Decrypt operation: arn:aws:kms:us-east-1:${ACCOUNT}:key/${first} is disabled.`);
-    expect(aws(['kms', 'decrypt', '--ciphertext-blob', re.CiphertextBlob]).json).toEqual({ KeyId: re.KeyId, Plaintext: dk.Plaintext, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' });
+    expect(refused.stderr.trim()).toBe(
+      `An error occurred (DisabledException) when calling the Decrypt operation: arn:aws:kms:us-east-1:${ACCOUNT}:key/${first} is disabled.`,
+    );
+    expect(aws(['kms', 'decrypt', '--ciphertext-blob', re.CiphertextBlob]).json).toEqual({
+      KeyId: re.KeyId,
+      Plaintext: dk.Plaintext,
+      EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    });
   });
 
   it('runs the other KMS commands kmsvol answers, and a usage error exits 252 before reaching the server', () => {
@@ -136,34 +149,57 @@ describe('the AWS CLI v2 from Debian', () => {
     expect(policyArns.stderr).toContain('(InvalidParameterValue) when calling the AssumeRole operation: PolicyArns is not supported');
     const external = aws(['sts', 'assume-role', '--role-arn', role, '--role-session-name', 'ex', '--external-id', 'nope']);
     expect(external.stderr).toContain('(InvalidParameterValue) when calling the AssumeRole operation: ExternalId is not supported');
-    const conditional = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceIp': '1.2.3.4' } } }] });
+    const conditional = JSON.stringify({
+      Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceIp': '1.2.3.4' } } }],
+    });
     const r = kmsvol(home, ['iam', 'create-role', '--role-name', 'conditional', '--assume-role-policy-document', conditional], { KMSVOL_ACCOUNT_ID: ACCOUNT });
     expect(r.code).toBe(254);
     expect(r.stderr).toContain('(MalformedPolicyDocument)');
     const open = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }] });
     expect(kmsvol(home, ['iam', 'create-role', '--role-name', 'open', '--assume-role-policy-document', open], { KMSVOL_ACCOUNT_ID: ACCOUNT }).code).toBe(0);
-    const s = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/open`, '--role-session-name', 'first', '--duration-seconds', '900']).json.Credentials;
+    const s = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/open`, '--role-session-name', 'first', '--duration-seconds', '900']).json
+      .Credentials;
     const env = { AWS_ACCESS_KEY_ID: s.AccessKeyId, AWS_SECRET_ACCESS_KEY: s.SecretAccessKey, AWS_SESSION_TOKEN: s.SessionToken };
-    const chained = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/open`, '--role-session-name', 'second', '--duration-seconds', '43200'], { env });
+    const chained = aws(
+      ['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/open`, '--role-session-name', 'second', '--duration-seconds', '43200'],
+      { env },
+    );
     expect(chained.stderr).toContain('The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.');
   });
 
   it('sts get-caller-identity and assume-role; the session is the role', () => {
-    expect(aws(['sts', 'get-caller-identity']).json).toEqual({ UserId: expect.stringMatching(/^AIDA/), Account: ACCOUNT, Arn: `arn:aws:iam::${ACCOUNT}:user/alice` });
+    expect(aws(['sts', 'get-caller-identity']).json).toEqual({
+      UserId: expect.stringMatching(/^AIDA/),
+      Account: ACCOUNT,
+      Arn: `arn:aws:iam::${ACCOUNT}:user/alice`,
+    });
     const s = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/auditor`, '--role-session-name', 'cli']).json;
     expect(s.AssumedRoleUser.Arn).toBe(`arn:aws:sts::${ACCOUNT}:assumed-role/auditor/cli`);
-    const who = aws(['sts', 'get-caller-identity'], { env: { AWS_ACCESS_KEY_ID: s.Credentials.AccessKeyId, AWS_SECRET_ACCESS_KEY: s.Credentials.SecretAccessKey, AWS_SESSION_TOKEN: s.Credentials.SessionToken } });
+    const who = aws(['sts', 'get-caller-identity'], {
+      env: {
+        AWS_ACCESS_KEY_ID: s.Credentials.AccessKeyId,
+        AWS_SECRET_ACCESS_KEY: s.Credentials.SecretAccessKey,
+        AWS_SESSION_TOKEN: s.Credentials.SessionToken,
+      },
+    });
     expect(who.json.Arn).toBe(s.AssumedRoleUser.Arn);
     const denied = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/auditor`, '--role-session-name', 'bob'], { creds: bob });
     expect(denied.code).toBe(254);
-    expect(denied.stderr).toContain(`An error occurred (AccessDenied) when calling the AssumeRole operation: User: arn:aws:iam::${ACCOUNT}:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::${ACCOUNT}:role/auditor`);
+    expect(denied.stderr).toContain(
+      `An error occurred (AccessDenied) when calling the AssumeRole operation: User: arn:aws:iam::${ACCOUNT}:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::${ACCOUNT}:role/auditor`,
+    );
   });
 });
 
 describe('boto3 from Debian', () => {
   it('passes its conformance file (every operation, documented errors, regions, STS) with only endpoint_url set', () => {
     const r = spawnSync(PY, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', path.join(ROOT, 'test/interop/py/test_kms_boto3.py')], {
-      env: awsEnv(alice, { KMSVOL_ENDPOINT: server.url, KMSVOL_ACCOUNT: ACCOUNT, BOB_ACCESS_KEY_ID: bob.AccessKeyId, BOB_SECRET_ACCESS_KEY: bob.SecretAccessKey }),
+      env: awsEnv(alice, {
+        KMSVOL_ENDPOINT: server.url,
+        KMSVOL_ACCOUNT: ACCOUNT,
+        BOB_ACCESS_KEY_ID: bob.AccessKeyId,
+        BOB_SECRET_ACCESS_KEY: bob.SecretAccessKey,
+      }),
       encoding: 'utf8',
       timeout: 120_000,
     });
@@ -184,11 +220,20 @@ describe("refusals, each a request signed by botocore's signer with one thing ch
       timeout: 60_000,
     });
     expect(r.status, r.stderr).toBe(0);
-    const got = Object.fromEntries(r.stdout.trim().split('\n').map((l) => JSON.parse(l)).map((c) => [c.case, c]));
-    const refused = (name: string, status: number, type: string, message: RegExp) => expect(got[name], name).toEqual({ case: name, status, type, message: expect.stringMatching(message) });
+    const got = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .map((c) => [c.case, c]),
+    );
+    const refused = (name: string, status: number, type: string, message: RegExp) =>
+      expect(got[name], name).toEqual({ case: name, status, type, message: expect.stringMatching(message) });
     expect(got['baseline-list-keys'].status).toBe(200);
     // A good session authenticates as the role session (which has no permission to list keys: authorization, not authentication, refuses it).
-    expect(got['session-valid'].message).toMatch(new RegExp(`^User: arn:aws:sts::${ACCOUNT}:assumed-role/auditor/refusals is not authorized to perform: kms:ListKeys`));
+    expect(got['session-valid'].message).toMatch(
+      new RegExp(`^User: arn:aws:sts::${ACCOUNT}:assumed-role/auditor/refusals is not authorized to perform: kms:ListKeys`),
+    );
     const mismatch = /^The request signature we calculated does not match the signature you provided/;
     refused('body-changed-after-signing', 400, 'InvalidSignatureException', mismatch);
     refused('unsigned-payload', 400, 'InvalidSignatureException', /UNSIGNED-PAYLOAD' is not supported/);
@@ -200,8 +245,18 @@ describe("refusals, each a request signed by botocore's signer with one thing ch
     refused('session-without-token', 400, 'UnrecognizedClientException', /^The security token included in the request is invalid\.$/);
     refused('wrong-secret', 400, 'InvalidSignatureException', mismatch);
     refused('unknown-access-key', 400, 'UnrecognizedClientException', /^The security token included in the request is invalid\.$/);
-    refused('stale-timestamp', 400, 'InvalidSignatureException', /^Signature expired: \d{8}T\d{6}Z is now earlier than \d{8}T\d{6}Z \(\d{8}T\d{6}Z - 5 min\.\)$/);
-    refused('future-timestamp', 400, 'InvalidSignatureException', /^Signature not yet current: \d{8}T\d{6}Z is still later than \d{8}T\d{6}Z \(\d{8}T\d{6}Z \+ 5 min\.\)$/);
+    refused(
+      'stale-timestamp',
+      400,
+      'InvalidSignatureException',
+      /^Signature expired: \d{8}T\d{6}Z is now earlier than \d{8}T\d{6}Z \(\d{8}T\d{6}Z - 5 min\.\)$/,
+    );
+    refused(
+      'future-timestamp',
+      400,
+      'InvalidSignatureException',
+      /^Signature not yet current: \d{8}T\d{6}Z is still later than \d{8}T\d{6}Z \(\d{8}T\d{6}Z \+ 5 min\.\)$/,
+    );
     refused('dryrun-create-grant', 412, 'DryRunOperationException', /^The request would have succeeded, but the DryRun option is set\.$/);
     refused('unsigned-target', 400, 'InvalidSignatureException', /^'x-amz-target' must be a 'SignedHeader' in the AWS Authorization\.$/);
     refused('duplicate-signature-field', 400, 'IncompleteSignatureException', /names Signature more than once/);
@@ -213,17 +268,28 @@ describe("refusals, each a request signed by botocore's signer with one thing ch
     const keys = aws(['kms', 'list-keys']).json.Keys;
     expect(keys).toHaveLength(before);
     expect(aws(['kms', 'list-grants', '--key-id', key]).json.Grants).toHaveLength(grantsBefore);
-    const events = kmsvol(home, ['audit', '--event-name', 'CreateKey']).json.Events.map((e: { requestParameters: { description?: string } }) => e.requestParameters?.description);
+    const events = kmsvol(home, ['audit', '--event-name', 'CreateKey']).json.Events.map(
+      (e: { requestParameters: { description?: string } }) => e.requestParameters?.description,
+    );
     for (const c of Object.keys(got)) expect(events).not.toContain(c);
   });
 
   it('an expired session token is refused (ExpiredTokenException), by a server whose clock has passed its expiry', async () => {
-    const s = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/auditor`, '--role-session-name', 'short', '--duration-seconds', '900']).json.Credentials;
+    const s = aws(['sts', 'assume-role', '--role-arn', `arn:aws:iam::${ACCOUNT}:role/auditor`, '--role-session-name', 'short', '--duration-seconds', '900'])
+      .json.Credentials;
     const later = await startEndpoint(home, [], { KMSVOL_ACCOUNT_ID: ACCOUNT, KMSVOL_NOW: new Date(Date.parse(s.Expiration) + 1000).toISOString() });
-    const r = aws(['sts', 'get-caller-identity'], { url: later.url, env: { AWS_ACCESS_KEY_ID: s.AccessKeyId, AWS_SECRET_ACCESS_KEY: s.SecretAccessKey, AWS_SESSION_TOKEN: s.SessionToken } });
+    const r = aws(['sts', 'get-caller-identity'], {
+      url: later.url,
+      env: { AWS_ACCESS_KEY_ID: s.AccessKeyId, AWS_SECRET_ACCESS_KEY: s.SecretAccessKey, AWS_SESSION_TOKEN: s.SessionToken },
+    });
     expect(r.code).toBe(254);
-    expect(r.stderr).toContain('An error occurred (ExpiredToken) when calling the GetCallerIdentity operation: The security token included in the request is expired');
-    const k = aws(['kms', 'list-keys'], { url: later.url, env: { AWS_ACCESS_KEY_ID: s.AccessKeyId, AWS_SECRET_ACCESS_KEY: s.SecretAccessKey, AWS_SESSION_TOKEN: s.SessionToken } });
+    expect(r.stderr).toContain(
+      'An error occurred (ExpiredToken) when calling the GetCallerIdentity operation: The security token included in the request is expired',
+    );
+    const k = aws(['kms', 'list-keys'], {
+      url: later.url,
+      env: { AWS_ACCESS_KEY_ID: s.AccessKeyId, AWS_SECRET_ACCESS_KEY: s.SecretAccessKey, AWS_SESSION_TOKEN: s.SessionToken },
+    });
     expect(k.stderr).toContain('(ExpiredTokenException)');
   });
 
@@ -231,7 +297,9 @@ describe("refusals, each a request signed by botocore's signer with one thing ch
     const only = await startEndpoint(home, ['--region', 'eu-central-1'], { KMSVOL_ACCOUNT_ID: ACCOUNT });
     const r = aws(['kms', 'list-keys'], { url: only.url });
     expect(r.code).toBe(254);
-    expect(r.stderr).toContain("An error occurred (InvalidSignatureException) when calling the ListKeys operation: Credential should be scoped to a valid region, not 'us-east-1'.");
+    expect(r.stderr).toContain(
+      "An error occurred (InvalidSignatureException) when calling the ListKeys operation: Credential should be scoped to a valid region, not 'us-east-1'.",
+    );
     const ok = aws(['kms', 'create-key'], { url: only.url, env: { AWS_DEFAULT_REGION: 'eu-central-1' } });
     expect(ok.json.KeyMetadata.Arn).toMatch(new RegExp(`^arn:aws:kms:eu-central-1:${ACCOUNT}:key/`));
   });
@@ -249,7 +317,14 @@ describe('DryRun through @aws-sdk/client-kms', () => {
     const key = (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const other = (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const blob = (await c.send(new sdk.EncryptCommand({ KeyId: key, Plaintext: Buffer.from('x') }))).CiphertextBlob!;
-    const grant = await c.send(new sdk.CreateGrantCommand({ KeyId: key, GranteePrincipal: `arn:aws:iam::${ACCOUNT}:user/bob`, RetiringPrincipal: `arn:aws:iam::${ACCOUNT}:user/alice`, Operations: ['Decrypt'] }));
+    const grant = await c.send(
+      new sdk.CreateGrantCommand({
+        KeyId: key,
+        GranteePrincipal: `arn:aws:iam::${ACCOUNT}:user/bob`,
+        RetiringPrincipal: `arn:aws:iam::${ACCOUNT}:user/alice`,
+        Operations: ['Decrypt'],
+      }),
+    );
     const auditBefore = kmsvol(home, ['audit']).json.Events.length;
     const calls: [string, () => Promise<unknown>][] = [
       ['Encrypt', () => c.send(new sdk.EncryptCommand({ KeyId: key, Plaintext: Buffer.from('x'), ...dry }))],
@@ -257,12 +332,18 @@ describe('DryRun through @aws-sdk/client-kms', () => {
       ['ReEncrypt', () => c.send(new sdk.ReEncryptCommand({ CiphertextBlob: blob, DestinationKeyId: other, ...dry }))],
       ['GenerateDataKey', () => c.send(new sdk.GenerateDataKeyCommand({ KeyId: key, KeySpec: 'AES_256', ...dry }))],
       ['GenerateDataKeyWithoutPlaintext', () => c.send(new sdk.GenerateDataKeyWithoutPlaintextCommand({ KeyId: key, KeySpec: 'AES_256', ...dry }))],
-      ['CreateGrant', () => c.send(new sdk.CreateGrantCommand({ KeyId: key, GranteePrincipal: `arn:aws:iam::${ACCOUNT}:user/bob`, Operations: ['Encrypt'], ...dry }))],
+      [
+        'CreateGrant',
+        () => c.send(new sdk.CreateGrantCommand({ KeyId: key, GranteePrincipal: `arn:aws:iam::${ACCOUNT}:user/bob`, Operations: ['Encrypt'], ...dry })),
+      ],
       ['RetireGrant', () => c.send(new sdk.RetireGrantCommand({ GrantToken: grant.GrantToken, ...dry }))],
       ['RevokeGrant', () => c.send(new sdk.RevokeGrantCommand({ KeyId: key, GrantId: grant.GrantId, ...dry }))],
     ];
     for (const [name, call] of calls) {
-      const e = await call().then(() => new Error(`${name} DryRun succeeded`), (x: unknown) => x);
+      const e = await call().then(
+        () => new Error(`${name} DryRun succeeded`),
+        (x: unknown) => x,
+      );
       isDryRun(e);
     }
     const events = kmsvol(home, ['audit']).json.Events.slice(auditBefore);
@@ -278,12 +359,21 @@ describe('DryRun through @aws-sdk/client-kms', () => {
 
   it('a DryRun that would be refused gets the refusal, not DryRunOperationException', async () => {
     const c = sdkClient();
-    const policy = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:user/alice` }, Action: 'kms:*', Resource: '*' }] });
+    const policy = JSON.stringify({
+      Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:user/alice` }, Action: 'kms:*', Resource: '*' }],
+    });
     const key = (await c.send(new sdk.CreateKeyCommand({ Policy: policy }))).KeyMetadata!.KeyId!;
     const blob = (await c.send(new sdk.EncryptCommand({ KeyId: key, Plaintext: Buffer.from('x') }))).CiphertextBlob!;
-    const asBob = new sdk.KMSClient({ endpoint: server.url, region: REGION, credentials: { accessKeyId: bob.AccessKeyId, secretAccessKey: bob.SecretAccessKey }, maxAttempts: 1 });
+    const asBob = new sdk.KMSClient({
+      endpoint: server.url,
+      region: REGION,
+      credentials: { accessKeyId: bob.AccessKeyId, secretAccessKey: bob.SecretAccessKey },
+      maxAttempts: 1,
+    });
     await expect(asBob.send(new sdk.DecryptCommand({ CiphertextBlob: blob, DryRun: true }))).rejects.toHaveProperty('name', 'AccessDeniedException');
-    await expect(asBob.send(new sdk.CreateGrantCommand({ KeyId: key, GranteePrincipal: `arn:aws:iam::${ACCOUNT}:user/bob`, Operations: ['Decrypt'], DryRun: true }))).rejects.toHaveProperty('name', 'AccessDeniedException');
+    await expect(
+      asBob.send(new sdk.CreateGrantCommand({ KeyId: key, GranteePrincipal: `arn:aws:iam::${ACCOUNT}:user/bob`, Operations: ['Decrypt'], DryRun: true })),
+    ).rejects.toHaveProperty('name', 'AccessDeniedException');
     await c.send(new sdk.DisableKeyCommand({ KeyId: key }));
     await expect(c.send(new sdk.EncryptCommand({ KeyId: key, Plaintext: Buffer.from('x'), DryRun: true }))).rejects.toHaveProperty('name', 'DisabledException');
     await expect(c.send(new sdk.GenerateDataKeyCommand({ KeyId: key, DryRun: true }))).rejects.toHaveProperty('name', 'ValidationException');
@@ -293,11 +383,24 @@ describe('DryRun through @aws-sdk/client-kms', () => {
     const c = sdkClient();
     const key = (await c.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const blob = (await c.send(new sdk.EncryptCommand({ KeyId: key, Plaintext: Buffer.from('secret') }))).CiphertextBlob!;
-    const e = await c.send(new sdk.DecryptCommand({ CiphertextBlob: blob, Recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: Buffer.from('not an attestation') } })).catch((x: Error) => x);
+    const e = await c
+      .send(
+        new sdk.DecryptCommand({
+          CiphertextBlob: blob,
+          Recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: Buffer.from('not an attestation') },
+        }),
+      )
+      .catch((x: Error) => x);
     expect((e as Error).name).toBe('ValidationException');
     expect((e as { Plaintext?: unknown }).Plaintext).toBeUndefined();
-    await expect(c.send(new sdk.CreateKeyCommand({ CustomKeyStoreId: 'cks-1234567890abcdef0' }))).rejects.toHaveProperty('name', 'CustomKeyStoreNotFoundException');
-    await expect(c.send(new sdk.GenerateRandomCommand({ NumberOfBytes: 8, CustomKeyStoreId: 'cks-1234567890abcdef0' }))).rejects.toHaveProperty('name', 'CustomKeyStoreNotFoundException');
+    await expect(c.send(new sdk.CreateKeyCommand({ CustomKeyStoreId: 'cks-1234567890abcdef0' }))).rejects.toHaveProperty(
+      'name',
+      'CustomKeyStoreNotFoundException',
+    );
+    await expect(c.send(new sdk.GenerateRandomCommand({ NumberOfBytes: 8, CustomKeyStoreId: 'cks-1234567890abcdef0' }))).rejects.toHaveProperty(
+      'name',
+      'CustomKeyStoreNotFoundException',
+    );
   });
 });
 
@@ -317,7 +420,11 @@ describe('HTTP that is not a valid request still gets an AWS-shaped answer', () 
       [Buffer.from([0x16, 0x03, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x0d, 0x0a, 0x0d, 0x0a]), 400, 'SerializationException'],
       ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', 400, 'SerializationException'],
       [`POST / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, 'RequestHeaderSectionTooLarge'],
-      ['POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: TrentService.ListKeys\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', 400, 'MissingAuthenticationTokenException'],
+      [
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: TrentService.ListKeys\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+        400,
+        'MissingAuthenticationTokenException',
+      ],
     ] as const) {
       const answer = await rawExchange(payload);
       expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));

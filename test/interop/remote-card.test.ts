@@ -51,7 +51,9 @@ describe('the card through a remote KMS', () => {
       }
     });
     const bk = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'bob']).json.AccessKey;
-    const onlyAlice = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::000000000000:user/alice' }, Action: 'kms:*', Resource: '*' }] });
+    const onlyAlice = JSON.stringify({
+      Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::000000000000:user/alice' }, Action: 'kms:*', Resource: '*' }],
+    });
     const key = kmsvol(home, ['kms', 'create-key', '--policy', onlyAlice], env).json.KeyMetadata.KeyId;
     const [mine, other] = [0, 1].map(() => {
       const r = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key], env);
@@ -63,10 +65,19 @@ describe('the card through a remote KMS', () => {
 
     // Another user of the account, whom the key's policy does not name, cannot become the card:
     // the kmsvol-card session for a volume is only for a principal who could make its card grant.
-    const asBob = new STSClient({ endpoint: server.url, region: 'local', credentials: { accessKeyId: bk.AccessKeyId, secretAccessKey: bk.SecretAccessKey }, maxAttempts: 1 });
-    const takeover = await asBob.send(new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::000000000000:role/kmsvol-card', RoleSessionName: mine! })).catch((e: Error) => e);
+    const asBob = new STSClient({
+      endpoint: server.url,
+      region: 'local',
+      credentials: { accessKeyId: bk.AccessKeyId, secretAccessKey: bk.SecretAccessKey },
+      maxAttempts: 1,
+    });
+    const takeover = await asBob
+      .send(new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::000000000000:role/kmsvol-card', RoleSessionName: mine! }))
+      .catch((e: Error) => e);
     expect((takeover as Error).name).toBe('AccessDenied');
-    expect((takeover as Error).message).toBe(`User: arn:aws:iam::000000000000:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::000000000000:role/kmsvol-card`);
+    expect((takeover as Error).message).toBe(
+      `User: arn:aws:iam::000000000000:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::000000000000:role/kmsvol-card`,
+    );
 
     const card = cardEnv(home, mine!);
     expect(card.AWS_ACCESS_KEY_ID).toMatch(/^ASIA/);
@@ -81,7 +92,14 @@ describe('the card through a remote KMS', () => {
     const token = (vol: string) => readImageHeader(path.join(home, 'volumes', `${vol}.img`)).token;
     const decrypt = (vol: string) => {
       const t = token(vol);
-      return asCard.send(new sdk.DecryptCommand({ CiphertextBlob: Buffer.from(t.ciphertextBlob, 'base64'), EncryptionContext: t.encryptionContext, KeyId: t.keyArn, GrantTokens: card.KMSVOL_CARD_GRANT_TOKEN ? [card.KMSVOL_CARD_GRANT_TOKEN] : undefined }));
+      return asCard.send(
+        new sdk.DecryptCommand({
+          CiphertextBlob: Buffer.from(t.ciphertextBlob, 'base64'),
+          EncryptionContext: t.encryptionContext,
+          KeyId: t.keyArn,
+          GrantTokens: card.KMSVOL_CARD_GRANT_TOKEN ? [card.KMSVOL_CARD_GRANT_TOKEN] : undefined,
+        }),
+      );
     };
     const own = await decrypt(mine!);
     expect(own.Plaintext).toHaveLength(64);

@@ -17,7 +17,13 @@ function logged(record: object): { line: any; text: string } {
 
 describe('logs', () => {
   it('redact every field that could carry a secret, at any depth', () => {
-    const { line, text } = logged({ Plaintext: 'c2VjcmV0', key: 'k1', nested: { dataKey: 'k2', deeper: { keyMaterial: 'k3', d4: { d5: { key: 'k5deep' } } } }, list: [{ d: { secret: 'k6inlist' } }], keyBytes: 64 });
+    const { line, text } = logged({
+      Plaintext: 'c2VjcmV0',
+      key: 'k1',
+      nested: { dataKey: 'k2', deeper: { keyMaterial: 'k3', d4: { d5: { key: 'k5deep' } } } },
+      list: [{ d: { secret: 'k6inlist' } }],
+      keyBytes: 64,
+    });
     expect(line.Plaintext).toBe('[redacted]');
     expect(line.key).toBe('[redacted]');
     expect(line.nested.dataKey).toBe('[redacted]');
@@ -35,7 +41,10 @@ describe('logs', () => {
   });
 
   it('redacts the AWS credentials SDKs put in objects (SecretAccessKey, secretAccessKey)', () => {
-    const { text } = logged({ credentials: { AccessKeyId: 'AKIDEXAMPLE', SecretAccessKey: 'wJalrXUtnFEMIK7MDENG' }, client: { config: { creds: { secretAccessKey: 'bPxRfiCYEXAMPLEKEY' } } } });
+    const { text } = logged({
+      credentials: { AccessKeyId: 'AKIDEXAMPLE', SecretAccessKey: 'wJalrXUtnFEMIK7MDENG' },
+      client: { config: { creds: { secretAccessKey: 'bPxRfiCYEXAMPLEKEY' } } },
+    });
     expect(text).toContain('AKIDEXAMPLE');
     expect(text).not.toMatch(/wJalrXUtnFEMIK7MDENG|bPxRfiCYEXAMPLEKEY/);
   });

@@ -1,6 +1,6 @@
 import type { Caller } from '../authz.js';
-import { Kms } from '../kms.js';
 import type { KmsOperation, KmsOptions, KmsRequest, KmsResponse } from '../kms.js';
+import { Kms } from '../kms.js';
 
 /**
  * The one KMS interface the volume side and the CLI use. Implementations:

@@ -3,8 +3,8 @@ import { UsageError } from '../../errors.js';
 import type { Home } from '../../home.js';
 import type { Caller } from '../authz.js';
 import { DEFAULT_REGION } from '../context.js';
-import { InProcessKmsClient } from './index.js';
 import type { KmsClient } from './index.js';
+import { InProcessKmsClient } from './index.js';
 import { kmsEndpointFromEnv, RemoteKmsClient } from './remote.js';
 
 /**
@@ -24,7 +24,8 @@ export function openKmsClient(o: { home: Home; region?: string; clock?: Clock; c
     if (!region) throw new UsageError('--kms aws needs a region: pass --region or set AWS_REGION.');
     return new RemoteKmsClient({ endpoint, region, credentials: 'standard', viaService: o.caller?.viaService });
   }
-  if (where !== 'embedded') throw new UsageError(`KMSVOL_KMS=${where} is not a KMS kmsvol knows: use "embedded" or "aws" (or set KMSVOL_KMS_ENDPOINT for a kmsvol kms serve).`);
+  if (where !== 'embedded')
+    throw new UsageError(`KMSVOL_KMS=${where} is not a KMS kmsvol knows: use "embedded" or "aws" (or set KMSVOL_KMS_ENDPOINT for a kmsvol kms serve).`);
   if (endpoint) return new RemoteKmsClient({ endpoint, region: o.region ?? DEFAULT_REGION, viaService: o.caller?.viaService });
   return InProcessKmsClient.open({ home: o.home, region: o.region, clock: o.clock, caller: o.caller });
 }

@@ -110,10 +110,17 @@ export class RemoteKmsClient implements KmsClient {
       // Service exceptions carry $fault; transport failures (refused, DNS, timeout) do not.
       if (err.$fault) throw new ServiceError(err.name, err.message, err.$fault === 'server' ? 500 : 400);
       if (err.name === 'CredentialsProviderError') {
-        throw new ServiceError('NoCredentialsError', `Unable to locate credentials for AWS KMS (${err.message}). Configure them with \`aws configure\`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`);
+        throw new ServiceError(
+          'NoCredentialsError',
+          `Unable to locate credentials for AWS KMS (${err.message}). Configure them with \`aws configure\`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`,
+        );
       }
       // No HTTP answer at all: connection refused, DNS, timeout.
-      throw new ServiceError('EndpointConnectionError', `Could not connect to the endpoint URL: "${this.endpoint}/" (${err.code ?? err.name}: ${err.message}). Check that the KMS is running and reachable.`, 500);
+      throw new ServiceError(
+        'EndpointConnectionError',
+        `Could not connect to the endpoint URL: "${this.endpoint}/" (${err.code ?? err.name}: ${err.message}). Check that the KMS is running and reachable.`,
+        500,
+      );
     }
   }
 
@@ -128,7 +135,9 @@ export class RemoteKmsClient implements KmsClient {
     const { AssumeRoleCommand, STSClient } = await import('@aws-sdk/client-sts');
     const sts = new STSClient({ region: this.region, endpoint: this.endpoint, credentials: this.credentials, maxAttempts: 2 });
     try {
-      const out = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/${CARD_ROLE}`, RoleSessionName: volumeId, DurationSeconds: 900 }));
+      const out = await sts.send(
+        new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/${CARD_ROLE}`, RoleSessionName: volumeId, DurationSeconds: 900 }),
+      );
       const c = out.Credentials!;
       const credentials = { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! };
       return {

@@ -13,7 +13,9 @@ function aliasName(req: Req, allowReserved = false): string {
     throw KmsErrors.invalidAliasName(`Alias name ${name} is not valid: it must begin with alias/ followed by letters, digits, /, _ or -.`);
   }
   if (!allowReserved && name.startsWith('alias/aws/')) {
-    throw KmsErrors.invalidAliasName(`Alias names that begin with alias/aws/ are reserved for AWS managed keys; ${name} cannot be created, changed or deleted. Choose another name.`);
+    throw KmsErrors.invalidAliasName(
+      `Alias names that begin with alias/aws/ are reserved for AWS managed keys; ${name} cannot be created, changed or deleted. Choose another name.`,
+    );
   }
   return name;
 }
@@ -29,7 +31,8 @@ export function createAlias(k: KmsContext, req: Req) {
   const name = aliasName(req);
   return k.store.write(() => {
     const target = targetKey(k, req);
-    if (k.store.getAlias(k.region, name)) throw KmsErrors.alreadyExists(`An alias with the name ${k.aliasArn(name)} already exists. Use UpdateAlias to point it at another key.`);
+    if (k.store.getAlias(k.region, name))
+      throw KmsErrors.alreadyExists(`An alias with the name ${k.aliasArn(name)} already exists. Use UpdateAlias to point it at another key.`);
     const now = k.now();
     k.store
       .stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)')
@@ -41,7 +44,9 @@ export function createAlias(k: KmsContext, req: Req) {
 /** Internal: create a reserved alias for an AWS managed key (inside a write transaction). */
 export function createReservedAlias(k: KmsContext, name: string, keyId: string): void {
   const now = k.now();
-  k.store.stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)').run(k.region, name, keyId, now, now);
+  k.store
+    .stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)')
+    .run(k.region, name, keyId, now, now);
 }
 
 export function updateAlias(k: KmsContext, req: Req) {

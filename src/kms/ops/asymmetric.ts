@@ -1,5 +1,5 @@
-import { sign as signWith, verify as verifyWith } from '../asymmetric.js';
 import type { MessageType } from '../asymmetric.js';
+import { sign as signWith, verify as verifyWith } from '../asymmetric.js';
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
 import { algorithmsOf, allows, kindOf, publicKeyDer, SIGNING_ALGORITHMS } from '../keyspec.js';
@@ -20,16 +20,20 @@ function signingRequest(req: Req) {
   const message = blob(req, 'Message', 1, MAX_MESSAGE);
   const type = (oneOf(req, 'MessageType', ['RAW', 'DIGEST', 'EXTERNAL_MU'] as const) ?? 'RAW') as MessageType | 'EXTERNAL_MU';
   const algorithm = oneOf(req, 'SigningAlgorithm', SIGNING_ALGORITHMS);
-  if (!algorithm) throw KmsErrors.validation("1 validation error detected: Value null at 'signingAlgorithm' failed to satisfy constraint: Member must not be null");
+  if (!algorithm)
+    throw KmsErrors.validation("1 validation error detected: Value null at 'signingAlgorithm' failed to satisfy constraint: Member must not be null");
   return { keyId, message, type, algorithm };
 }
 
 /** Precondition: the algorithm (and message type) is one of the key's. */
 function checkAlgorithm(k: KmsContext, row: KeyRow, algorithm: string, type: string): void {
   if (!allows(row.key_spec, row.key_usage, algorithm)) {
-    throw KmsErrors.invalidKeyUsage(`Signing algorithm ${algorithm} is not compatible with ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}); it signs with ${(algorithmsOf(row.key_spec, row.key_usage).SigningAlgorithms ?? []).join(', ')}.`);
+    throw KmsErrors.invalidKeyUsage(
+      `Signing algorithm ${algorithm} is not compatible with ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}); it signs with ${(algorithmsOf(row.key_spec, row.key_usage).SigningAlgorithms ?? []).join(', ')}.`,
+    );
   }
-  if (type === 'EXTERNAL_MU') throw KmsErrors.invalidKeyUsage(`MessageType EXTERNAL_MU is only for ML-DSA keys; ${k.keyArn(row.key_id)} is ${row.key_spec}. Use RAW or DIGEST.`);
+  if (type === 'EXTERNAL_MU')
+    throw KmsErrors.invalidKeyUsage(`MessageType EXTERNAL_MU is only for ML-DSA keys; ${k.keyArn(row.key_id)} is ${row.key_spec}. Use RAW or DIGEST.`);
 }
 
 export function sign(k: KmsContext, req: Req) {
@@ -47,7 +51,11 @@ export function verify(k: KmsContext, req: Req) {
   checkAlgorithm(k, row, algorithm, type);
   const ok = k.withCurrentMaterial(row, (material) => verifyWith(row.key_spec, material, algorithm, message, type as MessageType, signature));
   // Precondition: a signature that does not verify is an error, not SignatureValid false.
-  if (!ok) throw new KmsError('KMSInvalidSignatureException', `The signature does not verify with ${k.keyArn(row.key_id)} under ${algorithm} for this ${type === 'DIGEST' ? 'digest' : 'message'}.`);
+  if (!ok)
+    throw new KmsError(
+      'KMSInvalidSignatureException',
+      `The signature does not verify with ${k.keyArn(row.key_id)} under ${algorithm} for this ${type === 'DIGEST' ? 'digest' : 'message'}.`,
+    );
   return { KeyId: k.keyArn(row.key_id), SignatureValid: true, SigningAlgorithm: algorithm };
 }
 
@@ -56,7 +64,8 @@ export function getPublicKey(k: KmsContext, req: Req) {
   const arn = k.keyArn(row.key_id);
   const kind = kindOf(row.key_spec);
   // Precondition: only asymmetric keys have a public key.
-  if (kind !== 'rsa' && kind !== 'ec') throw KmsErrors.unsupported(`${arn} is a ${row.key_spec} key, which has no public key. GetPublicKey works on asymmetric (RSA and ECC) keys.`);
+  if (kind !== 'rsa' && kind !== 'ec')
+    throw KmsErrors.unsupported(`${arn} is a ${row.key_spec} key, which has no public key. GetPublicKey works on asymmetric (RSA and ECC) keys.`);
   if (row.key_state === 'Disabled') throw KmsErrors.disabled(arn);
   if (row.key_state !== 'Enabled') throw KmsErrors.invalidState(arn, row.key_state);
   return {

@@ -1,13 +1,13 @@
 import crypto from 'node:crypto';
+import { rsaDecrypt, rsaEncrypt, rsaMaxPlaintext } from '../asymmetric.js';
 import { authorize, authorizeIamOnly } from '../authz.js';
-import { encodeContext, encodeHeader, NONCE_BYTES, parseBlob } from '../blob.js';
 import type { EncryptionContext } from '../blob.js';
+import { encodeContext, encodeHeader, NONCE_BYTES, parseBlob } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
+import { algorithmsOf, allows, ENCRYPTION_ALGORITHMS } from '../keyspec.js';
 import type { KeyRow } from '../store.js';
 import { blob, context, int, oneOf, reqStr, str } from '../validate.js';
-import { rsaDecrypt, rsaEncrypt, rsaMaxPlaintext } from '../asymmetric.js';
-import { algorithmsOf, allows, ENCRYPTION_ALGORITHMS } from '../keyspec.js';
 
 type Req = Record<string, unknown>;
 const ALG = 'SYMMETRIC_DEFAULT';
@@ -30,7 +30,13 @@ export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: Encrypt
  * IncorrectKeyException; a blob of another store, a changed byte or a wrong
  * context is InvalidCiphertextException; a deleted key is NotFoundException.
  */
-function open(k: KmsContext, ciphertext: Buffer, ctx: EncryptionContext | undefined, keyRef: string | undefined, action: string): { row: KeyRow; plaintext: Buffer } {
+function open(
+  k: KmsContext,
+  ciphertext: Buffer,
+  ctx: EncryptionContext | undefined,
+  keyRef: string | undefined,
+  action: string,
+): { row: KeyRow; plaintext: Buffer } {
   const parsed = parseBlob(ciphertext);
   if (!parsed.storeId.equals(k.store.storeId)) throw KmsErrors.invalidCiphertext();
   if (keyRef !== undefined && k.resolveKeyId(keyRef) !== parsed.keyId) throw KmsErrors.incorrectKey();
@@ -69,20 +75,24 @@ function algorithm(req: Req, field: string): string {
 /** Precondition: the encryption algorithm is one of the key's (SYMMETRIC_DEFAULT, or RSAES_OAEP_* for RSA keys). */
 function checkAlgorithm(k: KmsContext, row: KeyRow, alg: string): void {
   if (!allows(row.key_spec, row.key_usage, alg)) {
-    throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${alg} is not compatible with ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}); it uses ${(algorithmsOf(row.key_spec, row.key_usage).EncryptionAlgorithms ?? []).join(', ')}.`);
+    throw KmsErrors.invalidKeyUsage(
+      `The encryption algorithm ${alg} is not compatible with ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}); it uses ${(algorithmsOf(row.key_spec, row.key_usage).EncryptionAlgorithms ?? []).join(', ')}.`,
+    );
   }
 }
 
 /** Precondition: data keys come only from symmetric encryption keys. */
 function symmetricOnly(k: KmsContext, row: KeyRow): void {
-  if (row.key_spec !== 'SYMMETRIC_DEFAULT') throw KmsErrors.invalidKeyUsage(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; this operation needs a symmetric encryption key (SYMMETRIC_DEFAULT).`);
+  if (row.key_spec !== 'SYMMETRIC_DEFAULT')
+    throw KmsErrors.invalidKeyUsage(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; this operation needs a symmetric encryption key (SYMMETRIC_DEFAULT).`);
 }
 
 /** RSAES-OAEP under an RSA key: no encryption context, at most k - 2 hLen - 2 bytes. */
 function rsaSeal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, alg: string): Buffer {
   if (ctx !== undefined) throw KmsErrors.validation(`An encryption context is not supported with asymmetric KMS keys; omit it for ${k.keyArn(row.key_id)}.`);
   const max = rsaMaxPlaintext(row.key_spec, alg);
-  if (plaintext.length > max) throw KmsErrors.validation(`Plaintext is ${plaintext.length} bytes; ${alg} with a ${row.key_spec} key encrypts at most ${max} bytes.`);
+  if (plaintext.length > max)
+    throw KmsErrors.validation(`Plaintext is ${plaintext.length} bytes; ${alg} with a ${row.key_spec} key encrypts at most ${max} bytes.`);
   return k.withCurrentMaterial(row, (material) => rsaEncrypt(material, alg, plaintext));
 }
 
@@ -120,8 +130,14 @@ export function decrypt(k: KmsContext, req: Req) {
   const alg = algorithm(req, 'EncryptionAlgorithm');
   const rsa = asymmetricKey(k, keyId, 'kms:Decrypt');
   if (rsa) return { KeyId: k.keyArn(rsa.key_id), Plaintext: rsaOpen(k, rsa, ct, ctx, alg), EncryptionAlgorithm: alg };
-  if (alg !== ALG && keyId === undefined) throw KmsErrors.validation(`KeyId is required to decrypt with ${alg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`);
-  if (alg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${alg} is only for asymmetric (RSA) keys; ${keyId} names a symmetric key, which uses SYMMETRIC_DEFAULT.`);
+  if (alg !== ALG && keyId === undefined)
+    throw KmsErrors.validation(
+      `KeyId is required to decrypt with ${alg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`,
+    );
+  if (alg !== ALG)
+    throw KmsErrors.invalidKeyUsage(
+      `The encryption algorithm ${alg} is only for asymmetric (RSA) keys; ${keyId} names a symmetric key, which uses SYMMETRIC_DEFAULT.`,
+    );
   const { row, plaintext } = open(k, ct, ctx, keyId, 'kms:Decrypt');
   return { KeyId: k.keyArn(row.key_id), Plaintext: plaintext, EncryptionAlgorithm: ALG };
 }
@@ -137,8 +153,14 @@ export function reEncrypt(k: KmsContext, req: Req) {
   const dest = k.usableKey(destKey, { action: 'kms:ReEncryptTo', encryptionContext: destCtx });
   checkAlgorithm(k, dest, destAlg);
   const rsa = asymmetricKey(k, srcKey, 'kms:ReEncryptFrom');
-  if (!rsa && srcAlg !== ALG && srcKey === undefined) throw KmsErrors.validation(`SourceKeyId is required to re-encrypt from ${srcAlg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`);
-  if (!rsa && srcAlg !== ALG) throw KmsErrors.invalidKeyUsage(`The encryption algorithm ${srcAlg} is only for asymmetric (RSA) keys; ${srcKey} names a symmetric key, which uses SYMMETRIC_DEFAULT.`);
+  if (!rsa && srcAlg !== ALG && srcKey === undefined)
+    throw KmsErrors.validation(
+      `SourceKeyId is required to re-encrypt from ${srcAlg}: ciphertext of an asymmetric key does not name its key. Pass the RSA key's id or ARN.`,
+    );
+  if (!rsa && srcAlg !== ALG)
+    throw KmsErrors.invalidKeyUsage(
+      `The encryption algorithm ${srcAlg} is only for asymmetric (RSA) keys; ${srcKey} names a symmetric key, which uses SYMMETRIC_DEFAULT.`,
+    );
   const { row, plaintext } = rsa ? { row: rsa, plaintext: rsaOpen(k, rsa, ct, srcCtx, srcAlg) } : open(k, ct, srcCtx, srcKey, 'kms:ReEncryptFrom');
   try {
     return {
@@ -192,4 +214,3 @@ export function generateRandom(k: KmsContext, req: Req) {
   if (n === undefined) throw KmsErrors.validation('Please specify NumberOfBytes (1 to 1024).');
   return { Plaintext: crypto.randomBytes(n) };
 }
-

@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
-import { authorize, authorizeIamOnly, accessDenied, CONTEXT_OPERATIONS, GRANT_OPERATIONS, grantsOf } from '../authz.js';
-import { grantOperationsFor } from '../keyspec.js';
+import { insertRow } from '../../sqlite.js';
 import type { GrantConstraints, GrantRow } from '../authz.js';
+import { accessDenied, authorize, authorizeIamOnly, CONTEXT_OPERATIONS, GRANT_OPERATIONS, grantsOf } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
+import { grantOperationsFor } from '../keyspec.js';
 import { principalMatches } from '../policy.js';
-import { insertRow } from '../../sqlite.js';
 import { context, paginate, reqStr, str, strList } from '../validate.js';
 
 /**
@@ -25,7 +25,8 @@ function grantToken(grantId: string): string {
 /** The grant id a token names; InvalidGrantTokenException when it is not a grant token. */
 export function grantIdOfToken(token: string): string {
   const raw = token.startsWith(TOKEN_PREFIX) ? Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url') : Buffer.alloc(0);
-  if (raw.length !== 56) throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid: pass the GrantToken that CreateGrant returned, unchanged.');
+  if (raw.length !== 56)
+    throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid: pass the GrantToken that CreateGrant returned, unchanged.');
   return raw.subarray(0, 32).toString('hex');
 }
 
@@ -37,10 +38,12 @@ export function checkGrantTokens(req: Req): void {
 function constraints(req: Req): GrantConstraints | undefined {
   const v = req.Constraints;
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw KmsErrors.validation('Constraints must be an object with EncryptionContextSubset or EncryptionContextEquals.');
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw KmsErrors.validation('Constraints must be an object with EncryptionContextSubset or EncryptionContextEquals.');
   const c = v as Req;
   const unknown = Object.keys(c).filter((x) => x !== 'EncryptionContextSubset' && x !== 'EncryptionContextEquals');
-  if (unknown.length) throw KmsErrors.validation(`Constraints has unknown fields ${unknown.join(', ')}; use EncryptionContextSubset or EncryptionContextEquals.`);
+  if (unknown.length)
+    throw KmsErrors.validation(`Constraints has unknown fields ${unknown.join(', ')}; use EncryptionContextSubset or EncryptionContextEquals.`);
   const subset = context(c, 'EncryptionContextSubset');
   const equals = context(c, 'EncryptionContextEquals');
   return { ...(subset ? { EncryptionContextSubset: subset } : {}), ...(equals ? { EncryptionContextEquals: equals } : {}) };
@@ -50,7 +53,9 @@ function principal(req: Req, field: string, required: boolean): string | undefin
   const p = str(req, field, { required, max: 256 });
   // Precondition: a grant names one principal; "*" (everyone) and wildcards are not principals.
   if (p !== undefined && (!/^(\d{12}|arn:aws:(iam|sts)::\d{12}:.+|[a-z0-9.-]+\.amazonaws\.com)$/.test(p) || p.includes('*'))) {
-    throw KmsErrors.validation(`${field} ${p} is not a principal: use an ARN such as arn:aws:iam::111122223333:user/alice or arn:aws:iam::111122223333:role/name, an account id, or a service principal (no wildcards).`);
+    throw KmsErrors.validation(
+      `${field} ${p} is not a principal: use an ARN such as arn:aws:iam::111122223333:user/alice or arn:aws:iam::111122223333:role/name, an account id, or a service principal (no wildcards).`,
+    );
   }
   return p;
 }
@@ -85,11 +90,14 @@ export function createGrant(k: KmsContext, req: Req) {
   const ops = strList(req, 'Operations', { required: true })!;
   if (ops.length === 0) throw KmsErrors.validation('Operations must name at least one operation.');
   for (const op of ops) {
-    if (!(GRANT_OPERATIONS as readonly string[]).includes(op)) throw KmsErrors.validation(`Operations contains ${op}, which is not a grant operation; use ${GRANT_OPERATIONS.join(', ')}.`);
+    if (!(GRANT_OPERATIONS as readonly string[]).includes(op))
+      throw KmsErrors.validation(`Operations contains ${op}, which is not a grant operation; use ${GRANT_OPERATIONS.join(', ')}.`);
   }
   const cons = constraints(req);
   if (cons && ops.some((op) => !CONTEXT_OPERATIONS.has(op))) {
-    throw KmsErrors.validation(`Grant constraints apply only to operations that take an encryption context; ${ops.filter((op) => !CONTEXT_OPERATIONS.has(op)).join(', ')} do not. Make a separate grant for them without Constraints.`);
+    throw KmsErrors.validation(
+      `Grant constraints apply only to operations that take an encryption context; ${ops.filter((op) => !CONTEXT_OPERATIONS.has(op)).join(', ')} do not. Make a separate grant for them without Constraints.`,
+    );
   }
   const name = str(req, 'Name', { max: 256 });
   if (name !== undefined && !NAME_RE.test(name)) throw KmsErrors.validation(`Name ${name} is not valid: use letters, digits and :/_-.`);
@@ -100,7 +108,10 @@ export function createGrant(k: KmsContext, req: Req) {
     // Precondition: a grant names only operations the key's spec and usage can perform.
     const valid = grantOperationsFor(row.key_spec, row.key_usage);
     const invalid = sorted.filter((op) => !valid.includes(op));
-    if (invalid.length) throw KmsErrors.validation(`Grant operations ${invalid.join(', ')} are not valid for ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}, KeyUsage ${row.key_usage}); it allows ${valid.join(', ')}.`);
+    if (invalid.length)
+      throw KmsErrors.validation(
+        `Grant operations ${invalid.join(', ')} are not valid for ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}, KeyUsage ${row.key_usage}); it allows ${valid.join(', ')}.`,
+      );
     const { grant: parent } = authorize(k, row, {
       action: 'kms:CreateGrant',
       // For CreateGrant, encryption-context conditions (and a parent grant's constraints) apply to the new grant's constraints.
@@ -119,16 +130,34 @@ export function createGrant(k: KmsContext, req: Req) {
       }
     }
     if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(k.keyArn(row.key_id), row.key_state);
-    const fields = { grantee_principal: grantee, retiring_principal: retiring ?? null, operations: JSON.stringify(sorted), constraints: cons ? JSON.stringify(cons) : null };
+    const fields = {
+      grantee_principal: grantee,
+      retiring_principal: retiring ?? null,
+      operations: JSON.stringify(sorted),
+      constraints: cons ? JSON.stringify(cons) : null,
+    };
     // A repeated CreateGrant with the same Name and parameters returns the same grant (with a new token).
     if (name !== undefined) {
       const same = grantsOf(k, row.region, row.key_id).find(
-        (g) => g.name === name && g.grantee_principal === fields.grantee_principal && g.retiring_principal === fields.retiring_principal && g.operations === fields.operations && g.constraints === fields.constraints,
+        (g) =>
+          g.name === name &&
+          g.grantee_principal === fields.grantee_principal &&
+          g.retiring_principal === fields.retiring_principal &&
+          g.operations === fields.operations &&
+          g.constraints === fields.constraints,
       );
       if (same) return { GrantToken: grantToken(same.grant_id), GrantId: same.grant_id };
     }
     const grantId = crypto.randomBytes(32).toString('hex');
-    const g: GrantRow = { region: row.region, key_id: row.key_id, grant_id: grantId, name: name ?? null, issuing_account: `arn:aws:iam::${k.account}:root`, creation_date: k.now(), ...fields };
+    const g: GrantRow = {
+      region: row.region,
+      key_id: row.key_id,
+      grant_id: grantId,
+      name: name ?? null,
+      issuing_account: `arn:aws:iam::${k.account}:root`,
+      creation_date: k.now(),
+      ...fields,
+    };
     insertRow(k.store.db, 'grants', g);
     return { GrantToken: grantToken(grantId), GrantId: grantId };
   });
@@ -138,7 +167,9 @@ export function listGrants(k: KmsContext, req: Req) {
   const row = k.key(reqStr(req, 'KeyId'));
   const grantId = str(req, 'GrantId', { max: 128 });
   const grantee = str(req, 'GranteePrincipal', { max: 256 });
-  const rows = grantsOf(k, row.region, row.key_id).filter((g) => (grantId === undefined || g.grant_id === grantId) && (grantee === undefined || g.grantee_principal === grantee));
+  const rows = grantsOf(k, row.region, row.key_id).filter(
+    (g) => (grantId === undefined || g.grant_id === grantId) && (grantee === undefined || g.grantee_principal === grantee),
+  );
   const { page, ...more } = paginate(req, rows, 100, 50);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
@@ -146,7 +177,9 @@ export function listGrants(k: KmsContext, req: Req) {
 export function listRetirableGrants(k: KmsContext, req: Req) {
   const retiring = principal(req, 'RetiringPrincipal', true)!;
   authorizeIamOnly(k, 'kms:ListRetirableGrants');
-  const rows = k.store.stmt('SELECT * FROM grants WHERE region = ? AND retiring_principal = ? ORDER BY creation_date, grant_id').all(k.region, retiring) as GrantRow[];
+  const rows = k.store
+    .stmt('SELECT * FROM grants WHERE region = ? AND retiring_principal = ? ORDER BY creation_date, grant_id')
+    .all(k.region, retiring) as GrantRow[];
   const { page, ...more } = paginate(req, rows, 100, 50);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
@@ -169,7 +202,8 @@ export function retireGrant(k: KmsContext, req: Req) {
   const token = str(req, 'GrantToken', { max: 8192 });
   const keyRef = str(req, 'KeyId', { max: 2048 });
   const grantIdArg = str(req, 'GrantId', { max: 128 });
-  if (token === undefined && (keyRef === undefined || grantIdArg === undefined)) throw KmsErrors.validation('RetireGrant needs a GrantToken, or both KeyId and GrantId.');
+  if (token === undefined && (keyRef === undefined || grantIdArg === undefined))
+    throw KmsErrors.validation('RetireGrant needs a GrantToken, or both KeyId and GrantId.');
   const grantId = token !== undefined ? grantIdOfToken(token) : grantIdArg!;
   return k.store.write(() => {
     let g: GrantRow | undefined;
@@ -183,11 +217,19 @@ export function retireGrant(k: KmsContext, req: Req) {
       const who = call.caller.principal;
       const resource = k.keyArn(g.key_id, g.region);
       const by =
-        g.retiring_principal && principalMatches(g.retiring_principal, who) ? 'retiring principal'
-        : principalMatches(g.grantee_principal, who) && (JSON.parse(g.operations) as string[]).includes('RetireGrant') ? 'grantee with RetireGrant'
-        : who === g.issuing_account ? 'issuing account'
-        : undefined;
-      call.decisions.push({ action: 'kms:RetireGrant', resource, effect: by ? 'Allow' : 'Deny', by: by ? `grant ${g.grant_id} (${by})` : `grant ${g.grant_id}: not its retiring principal, grantee or account` });
+        g.retiring_principal && principalMatches(g.retiring_principal, who)
+          ? 'retiring principal'
+          : principalMatches(g.grantee_principal, who) && (JSON.parse(g.operations) as string[]).includes('RetireGrant')
+            ? 'grantee with RetireGrant'
+            : who === g.issuing_account
+              ? 'issuing account'
+              : undefined;
+      call.decisions.push({
+        action: 'kms:RetireGrant',
+        resource,
+        effect: by ? 'Allow' : 'Deny',
+        by: by ? `grant ${g.grant_id} (${by})` : `grant ${g.grant_id}: not its retiring principal, grantee or account`,
+      });
       if (!by) throw accessDenied(who, 'kms:RetireGrant', resource, false);
     }
     deleteGrant(k, g);

@@ -1,12 +1,12 @@
 import crypto from 'node:crypto';
 import { DAY_MS } from '../../clock.js';
+import { insertRow } from '../../sqlite.js';
 import { MATERIAL_ID_BYTES } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
-import type { KeyRow } from '../store.js';
-import { insertRow } from '../../sqlite.js';
-import { blob, oneOf, reqStr } from '../validate.js';
 import { materialProblem } from '../keyspec.js';
+import type { KeyRow } from '../store.js';
+import { blob, oneOf, reqStr } from '../validate.js';
 
 /**
  * Imported key material (Origin EXTERNAL), as AWS KMS does it: an RSA
@@ -19,7 +19,14 @@ const TOKEN_MAGIC = Buffer.from('kmsvol-import-token-v1\0');
 const TOKEN_ID_BYTES = 16;
 const PARAMETERS_VALID_MS = DAY_MS;
 const MAX_VALID_TO_MS = 365 * DAY_MS;
-const WRAPPING_ALGORITHMS = ['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256', 'SM2PKE'] as const;
+const WRAPPING_ALGORITHMS = [
+  'RSAES_PKCS1_V1_5',
+  'RSAES_OAEP_SHA_1',
+  'RSAES_OAEP_SHA_256',
+  'RSA_AES_KEY_WRAP_SHA_1',
+  'RSA_AES_KEY_WRAP_SHA_256',
+  'SM2PKE',
+] as const;
 const SUPPORTED_ALGORITHMS = new Set(['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_256']);
 const KEY_SPECS = { RSA_2048: 2048, RSA_3072: 3072, RSA_4096: 4096 } as const;
 /** The sealed wrapping private key is bound to this "material id" in the root key's AAD. */
@@ -38,7 +45,8 @@ interface ImportParametersRow {
 function externalKey(k: KmsContext, ref: string): KeyRow {
   const row = k.key(ref, 'keyOnly');
   const arn = k.keyArn(row.key_id);
-  if (row.origin !== 'EXTERNAL') throw KmsErrors.unsupported(`${arn} has Origin ${row.origin}; key material can only be imported into keys created with Origin EXTERNAL.`);
+  if (row.origin !== 'EXTERNAL')
+    throw KmsErrors.unsupported(`${arn} has Origin ${row.origin}; key material can only be imported into keys created with Origin EXTERNAL.`);
   if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(arn, row.key_state);
   return row;
 }
@@ -47,9 +55,11 @@ export function getParametersForImport(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
   const algorithm = oneOf(req, 'WrappingAlgorithm', WRAPPING_ALGORITHMS);
   const spec = oneOf(req, 'WrappingKeySpec', ['RSA_2048', 'RSA_3072', 'RSA_4096', 'SM2'] as const);
-  if (!algorithm) throw KmsErrors.validation("1 validation error detected: Value null at 'wrappingAlgorithm' failed to satisfy constraint: Member must not be null");
+  if (!algorithm)
+    throw KmsErrors.validation("1 validation error detected: Value null at 'wrappingAlgorithm' failed to satisfy constraint: Member must not be null");
   if (!spec) throw KmsErrors.validation("1 validation error detected: Value null at 'wrappingKeySpec' failed to satisfy constraint: Member must not be null");
-  if (!SUPPORTED_ALGORITHMS.has(algorithm)) throw KmsErrors.unsupported(`WrappingAlgorithm ${algorithm} is not supported; use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256.`);
+  if (!SUPPORTED_ALGORITHMS.has(algorithm))
+    throw KmsErrors.unsupported(`WrappingAlgorithm ${algorithm} is not supported; use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256.`);
   if (spec === 'SM2') throw KmsErrors.unsupported('WrappingKeySpec SM2 is only offered in China Regions; use RSA_2048, RSA_3072 or RSA_4096.');
   const row = externalKey(k, ref);
   // Key generation (up to ~1 s for RSA 4096) happens outside the write lock.
@@ -62,7 +72,15 @@ export function getParametersForImport(k: KmsContext, req: Req) {
     const sealed = k.rootKey.seal(`${row.key_id}/import/${tokenId.toString('hex')}`, PRIVATE_KEY_LABEL, privateDer);
     k.store.write(() => {
       k.store.stmt('DELETE FROM import_parameters WHERE valid_to <= ?').run(now);
-      const p: ImportParametersRow = { region: row.region, key_id: row.key_id, token_id: tokenId, wrapping_algorithm: algorithm, wrapping_key_spec: spec, sealed_private_key: sealed, valid_to: validTo };
+      const p: ImportParametersRow = {
+        region: row.region,
+        key_id: row.key_id,
+        token_id: tokenId,
+        wrapping_algorithm: algorithm,
+        wrapping_key_spec: spec,
+        sealed_private_key: sealed,
+        valid_to: validTo,
+      };
       insertRow(k.store.db, 'import_parameters', p);
     });
   } finally {
@@ -79,7 +97,16 @@ export function getParametersForImport(k: KmsContext, req: Req) {
 function timestamp(req: Req, field: string): number | undefined {
   const v = req[field];
   if (v === undefined || v === null) return undefined;
-  const ms = v instanceof Date ? v.getTime() : typeof v === 'number' ? v * 1000 : typeof v === 'string' ? (/^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : Date.parse(v)) : NaN;
+  const ms =
+    v instanceof Date
+      ? v.getTime()
+      : typeof v === 'number'
+        ? v * 1000
+        : typeof v === 'string'
+          ? /^\d+(\.\d+)?$/.test(v)
+            ? Number(v) * 1000
+            : Date.parse(v)
+          : NaN;
   if (!Number.isFinite(ms)) throw KmsErrors.validation(`${field} must be a timestamp (ISO 8601 such as 2027-01-31T00:00:00Z, or epoch seconds).`);
   return ms;
 }
@@ -88,7 +115,10 @@ function timestamp(req: Req, field: string): number | undefined {
 function unwrap(algorithm: string, privateDer: Buffer, wrapped: Buffer): Buffer<ArrayBuffer> {
   const key = crypto.createPrivateKey({ key: privateDer, format: 'der', type: 'pkcs8' });
   const bad = () =>
-    new KmsError('InvalidCiphertextException', `The EncryptedKeyMaterial does not decrypt with this import's wrapping key under ${algorithm}. Wrap the material with the PublicKey of the same GetParametersForImport response, using that algorithm.`);
+    new KmsError(
+      'InvalidCiphertextException',
+      `The EncryptedKeyMaterial does not decrypt with this import's wrapping key under ${algorithm}. Wrap the material with the PublicKey of the same GetParametersForImport response, using that algorithm.`,
+    );
   try {
     if (algorithm === 'RSA_AES_KEY_WRAP_SHA_256') {
       // RSA-OAEP(SHA-256) of an ephemeral AES-256 key, then AES key wrap with padding (RFC 5649) of the material.
@@ -103,7 +133,10 @@ function unwrap(algorithm: string, privateDer: Buffer, wrapped: Buffer): Buffer<
         aesKey.fill(0);
       }
     }
-    return crypto.privateDecrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' }, wrapped);
+    return crypto.privateDecrypt(
+      { key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' },
+      wrapped,
+    );
   } catch (e) {
     if (e instanceof KmsError) throw e;
     throw bad();
@@ -118,21 +151,34 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
   const validTo = timestamp(req, 'ValidTo');
   const now = k.now();
   if (model === 'KEY_MATERIAL_EXPIRES') {
-    if (validTo === undefined) throw KmsErrors.validation('ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES (the default). Give ValidTo, or set ExpirationModel KEY_MATERIAL_DOES_NOT_EXPIRE.');
+    if (validTo === undefined)
+      throw KmsErrors.validation(
+        'ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES (the default). Give ValidTo, or set ExpirationModel KEY_MATERIAL_DOES_NOT_EXPIRE.',
+      );
     if (validTo <= now) throw KmsErrors.validation(`ValidTo ${new Date(validTo).toISOString()} is in the past; it must be a future date.`);
-    if (validTo > now + MAX_VALID_TO_MS) throw KmsErrors.validation(`ValidTo ${new Date(validTo).toISOString()} is more than 365 days from now; the latest allowed is ${new Date(now + MAX_VALID_TO_MS).toISOString()}.`);
+    if (validTo > now + MAX_VALID_TO_MS)
+      throw KmsErrors.validation(
+        `ValidTo ${new Date(validTo).toISOString()} is more than 365 days from now; the latest allowed is ${new Date(now + MAX_VALID_TO_MS).toISOString()}.`,
+      );
   } else if (validTo !== undefined) {
     throw KmsErrors.validation('ValidTo is not valid when ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE; omit it.');
   }
   const row = externalKey(k, ref);
   const arn = k.keyArn(row.key_id);
-  const invalidToken = () => new KmsError('InvalidImportTokenException', `The import token is not valid for ${arn}: pass the ImportToken of a GetParametersForImport response for this key.`);
+  const invalidToken = () =>
+    new KmsError(
+      'InvalidImportTokenException',
+      `The import token is not valid for ${arn}: pass the ImportToken of a GetParametersForImport response for this key.`,
+    );
   if (token.length !== TOKEN_MAGIC.length + TOKEN_ID_BYTES || !token.subarray(0, TOKEN_MAGIC.length).equals(TOKEN_MAGIC)) throw invalidToken();
   const tokenId = token.subarray(TOKEN_MAGIC.length);
   const params = k.store.stmt('SELECT * FROM import_parameters WHERE token_id = ?').get(tokenId) as ImportParametersRow | undefined;
   if (!params || params.key_id !== row.key_id || params.region !== row.region) throw invalidToken();
   if (params.valid_to <= now) {
-    throw new KmsError('ExpiredImportTokenException', `The import token for ${arn} expired at ${new Date(params.valid_to).toISOString()}; import tokens are valid for 24 hours. Call GetParametersForImport again and wrap the material with the new public key.`);
+    throw new KmsError(
+      'ExpiredImportTokenException',
+      `The import token for ${arn} expired at ${new Date(params.valid_to).toISOString()}; import tokens are valid for 24 hours. Call GetParametersForImport again and wrap the material with the new public key.`,
+    );
   }
   const privateDer = k.rootKey.unseal(`${row.key_id}/import/${tokenId.toString('hex')}`, PRIVATE_KEY_LABEL, params.sealed_private_key);
   let material: Buffer<ArrayBuffer>;
@@ -149,7 +195,10 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
     return k.store.write(() => {
       const cur = k.store.getKey(row.region, row.key_id)!;
       if (cur.imported_material_id && !cur.imported_material_id.equals(materialId)) {
-        throw new KmsError('IncorrectKeyMaterialException', `The key material is not the material previously imported into ${arn}. A key only ever accepts the same material again; import other material into a new key.`);
+        throw new KmsError(
+          'IncorrectKeyMaterialException',
+          `The key material is not the material previously imported into ${arn}. A key only ever accepts the same material again; import other material into a new key.`,
+        );
       }
       if (!k.store.material(row.key_id, materialId)) k.newMaterial(row.key_id, now, null, material, materialId);
       k.store.updateKey(row.region, row.key_id, {
@@ -169,9 +218,14 @@ export function deleteImportedKeyMaterial(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
   return k.store.write(() => {
     const row = k.key(ref, 'keyOnly');
-    if (row.origin !== 'EXTERNAL') throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} has Origin ${row.origin}; only imported key material (Origin EXTERNAL) can be deleted.`);
+    if (row.origin !== 'EXTERNAL')
+      throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} has Origin ${row.origin}; only imported key material (Origin EXTERNAL) can be deleted.`);
     k.store.deleteMaterials(row.key_id);
-    k.store.updateKey(row.region, row.key_id, { key_state: row.key_state === 'PendingDeletion' ? 'PendingDeletion' : 'PendingImport', valid_to: null, expiration_model: null });
+    k.store.updateKey(row.region, row.key_id, {
+      key_state: row.key_state === 'PendingDeletion' ? 'PendingDeletion' : 'PendingImport',
+      valid_to: null,
+      expiration_model: null,
+    });
     return { KeyId: k.keyArn(row.key_id) };
   });
 }

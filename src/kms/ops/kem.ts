@@ -13,11 +13,15 @@ type Req = Record<string, unknown>;
 function kemKey(k: KmsContext, req: Req, action: string) {
   const keyId = reqStr(req, 'KeyId');
   const alg = oneOf(req, 'EncapsulationAlgorithm', ['ML_KEM'] as const);
-  if (!alg) throw KmsErrors.validation("1 validation error detected: Value null at 'encapsulationAlgorithm' failed to satisfy constraint: Member must not be null");
+  if (!alg)
+    throw KmsErrors.validation("1 validation error detected: Value null at 'encapsulationAlgorithm' failed to satisfy constraint: Member must not be null");
   return k.usableKey(keyId, { action }, 'KEY_ENCAPSULATION');
 }
 
-export function encapsulate(k: KmsContext, req: Req): { KeyId: string; SharedSecret: Buffer; SharedSecretCiphertextBlob: Buffer; EncapsulationAlgorithm: string } {
+export function encapsulate(
+  k: KmsContext,
+  req: Req,
+): { KeyId: string; SharedSecret: Buffer; SharedSecretCiphertextBlob: Buffer; EncapsulationAlgorithm: string } {
   kemKey(k, req, 'kms:Encapsulate');
   throw KmsErrors.internal('unreachable: no key has KeyUsage KEY_ENCAPSULATION');
 }

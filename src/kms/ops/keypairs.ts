@@ -21,7 +21,10 @@ function pairRequest(k: KmsContext, req: Req, action: string) {
   if (spec === 'SM2') throw KmsErrors.unsupported('KeyPairSpec SM2 is only available in China Regions. Use an RSA or ECC key pair spec.');
   const row = k.usableKey(keyId, { action, encryptionContext: ctx, conditions: { 'kms:datakeypairspec': spec } });
   // Precondition: the private key is wrapped under a symmetric encryption key.
-  if (row.key_spec !== 'SYMMETRIC_DEFAULT') throw KmsErrors.invalidKeyUsage(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; data key pairs are encrypted under a symmetric encryption key (SYMMETRIC_DEFAULT).`);
+  if (row.key_spec !== 'SYMMETRIC_DEFAULT')
+    throw KmsErrors.invalidKeyUsage(
+      `${k.keyArn(row.key_id)} is a ${row.key_spec} key; data key pairs are encrypted under a symmetric encryption key (SYMMETRIC_DEFAULT).`,
+    );
   return { row, spec, ctx };
 }
 

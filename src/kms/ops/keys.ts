@@ -1,13 +1,13 @@
 import crypto from 'node:crypto';
 import { authorizeIamOnly } from '../authz.js';
+import { MATERIAL_ID_BYTES } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
+import { algorithmsOf, checkSpecUsage, KEY_SPECS, KEY_USAGES, newMaterialFor } from '../keyspec.js';
 import type { KeyRow } from '../store.js';
 import { bool, oneOf, paginate, reqStr, str, strList } from '../validate.js';
-import { MATERIAL_ID_BYTES } from '../blob.js';
 import { multiRegionConfiguration } from './multiregion.js';
 import { checkNewPolicy } from './policies.js';
-import { algorithmsOf, checkSpecUsage, KEY_SPECS, KEY_USAGES, newMaterialFor } from '../keyspec.js';
 
 type Req = Record<string, unknown>;
 export interface Tag {
@@ -20,9 +20,7 @@ export function defaultPolicy(account: string): string {
     {
       Version: '2012-10-17',
       Id: 'key-default-1',
-      Statement: [
-        { Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' },
-      ],
+      Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }],
     },
     null,
     2,
@@ -69,7 +67,9 @@ export function tags(req: Req, field: string): Tag[] {
 }
 
 export function putTags(k: KmsContext, keyId: string, list: Tag[], region = k.region): void {
-  const ins = k.store.stmt('INSERT INTO tags (region, key_id, tag_key, tag_value) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET tag_value = excluded.tag_value');
+  const ins = k.store.stmt(
+    'INSERT INTO tags (region, key_id, tag_key, tag_value) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET tag_value = excluded.tag_value',
+  );
   for (const t of list) ins.run(region, keyId, t.TagKey, t.TagValue);
   const n = (k.store.stmt('SELECT COUNT(*) AS n FROM tags WHERE region = ? AND key_id = ?').get(region, keyId) as { n: number }).n;
   if (n > 50) throw KmsErrors.tag(`A KMS key can have at most 50 tags; this request would give ${k.keyArn(keyId)} ${n}. Remove some with UntagResource first.`);
@@ -139,7 +139,8 @@ export function createKey(k: KmsContext, req: Req) {
   const usage = oneOf(req, 'KeyUsage', KEY_USAGES);
   const keySpec = oneOf(req, 'KeySpec', KEY_SPECS);
   const cmkSpec = oneOf(req, 'CustomerMasterKeySpec', KEY_SPECS);
-  if (keySpec && cmkSpec) throw KmsErrors.validation('You cannot specify both KeySpec and CustomerMasterKeySpec; use KeySpec (CustomerMasterKeySpec is deprecated).');
+  if (keySpec && cmkSpec)
+    throw KmsErrors.validation('You cannot specify both KeySpec and CustomerMasterKeySpec; use KeySpec (CustomerMasterKeySpec is deprecated).');
   const spec = keySpec ?? cmkSpec ?? 'SYMMETRIC_DEFAULT';
   const origin = oneOf(req, 'Origin', ['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const);
   const policy = str(req, 'Policy', { max: 32768 });
@@ -147,7 +148,8 @@ export function createKey(k: KmsContext, req: Req) {
   const multiRegion = bool(req, 'MultiRegion');
   const tagList = tags(req, 'Tags');
   const keyUsage = checkSpecUsage(spec, usage);
-  if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE') throw KmsErrors.unsupported(`Origin ${origin} needs a custom key store, which kmsvol does not have; use AWS_KMS or EXTERNAL.`);
+  if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE')
+    throw KmsErrors.unsupported(`Origin ${origin} needs a custom key store, which kmsvol does not have; use AWS_KMS or EXTERNAL.`);
   authorizeIamOnly(k, 'kms:CreateKey');
   const generated = origin === 'EXTERNAL' || spec === 'SYMMETRIC_DEFAULT' ? undefined : newMaterialFor(spec);
   let row: KeyRow;

@@ -12,7 +12,10 @@ import { oneOf, paginate, reqStr, str } from '../validate.js';
 type Req = Record<string, unknown>;
 
 const notFound = (k: KmsContext, id: string) =>
-  new KmsError('CustomKeyStoreNotFoundException', `Custom key store ${id} does not exist in account ${k.account} in ${k.region}. kmsvol has no custom key stores; DescribeCustomKeyStores lists none.`);
+  new KmsError(
+    'CustomKeyStoreNotFoundException',
+    `Custom key store ${id} does not exist in account ${k.account} in ${k.region}. kmsvol has no custom key stores; DescribeCustomKeyStores lists none.`,
+  );
 
 function storeId(req: Req): string {
   return reqStr(req, 'CustomKeyStoreId', 64);
@@ -24,7 +27,11 @@ export function describeCustomKeyStores(k: KmsContext, req: Req) {
   const name = str(req, 'CustomKeyStoreName', { min: 1, max: 256 });
   if (id !== undefined && name !== undefined) throw KmsErrors.validation('Specify CustomKeyStoreId or CustomKeyStoreName, not both.');
   if (id !== undefined) throw notFound(k, id);
-  if (name !== undefined) throw new KmsError('CustomKeyStoreNotFoundException', `No custom key store is named ${name} in account ${k.account} in ${k.region}. kmsvol has no custom key stores.`);
+  if (name !== undefined)
+    throw new KmsError(
+      'CustomKeyStoreNotFoundException',
+      `No custom key store is named ${name} in account ${k.account} in ${k.region}. kmsvol has no custom key stores.`,
+    );
   const { page, ...more } = paginate(req, [] as never[]);
   return { CustomKeyStores: page, ...more };
 }
@@ -36,15 +43,24 @@ export function createCustomKeyStore(k: KmsContext, req: Req) {
   if (type === 'AWS_CLOUDHSM') {
     const cluster = str(req, 'CloudHsmClusterId', { min: 19, max: 24 });
     if (cluster === undefined) throw KmsErrors.validation('CloudHsmClusterId is required for an AWS_CLOUDHSM custom key store.');
-    throw new KmsError('CloudHsmClusterNotFoundException', `AWS CloudHSM cluster ${cluster} cannot be found: kmsvol has no AWS CloudHSM clusters, so it cannot create an AWS CloudHSM key store. Create keys in kmsvol itself (Origin AWS_KMS or EXTERNAL).`);
+    throw new KmsError(
+      'CloudHsmClusterNotFoundException',
+      `AWS CloudHSM cluster ${cluster} cannot be found: kmsvol has no AWS CloudHSM clusters, so it cannot create an AWS CloudHSM key store. Create keys in kmsvol itself (Origin AWS_KMS or EXTERNAL).`,
+    );
   }
   const connectivity = oneOf(req, 'XksProxyConnectivity', ['PUBLIC_ENDPOINT', 'VPC_ENDPOINT_SERVICE'] as const);
   if (connectivity === 'VPC_ENDPOINT_SERVICE') {
     const service = str(req, 'XksProxyVpcEndpointServiceName', { min: 1, max: 64 }) ?? '(none)';
-    throw new KmsError('XksProxyVpcEndpointServiceNotFoundException', `The VPC endpoint service ${service} cannot be found: kmsvol has no VPCs, so it cannot reach an external key store proxy. Create keys in kmsvol itself.`);
+    throw new KmsError(
+      'XksProxyVpcEndpointServiceNotFoundException',
+      `The VPC endpoint service ${service} cannot be found: kmsvol has no VPCs, so it cannot reach an external key store proxy. Create keys in kmsvol itself.`,
+    );
   }
   const uri = str(req, 'XksProxyUriEndpoint', { min: 10, max: 128 }) ?? '(none)';
-  throw new KmsError('XksProxyUriUnreachableException', `kmsvol cannot communicate with an external key store proxy at ${uri}: it does not support external key stores. Create keys in kmsvol itself.`);
+  throw new KmsError(
+    'XksProxyUriUnreachableException',
+    `kmsvol cannot communicate with an external key store proxy at ${uri}: it does not support external key stores. Create keys in kmsvol itself.`,
+  );
 }
 
 export function connectCustomKeyStore(k: KmsContext, req: Req) {

@@ -21,7 +21,9 @@ function macRequest(req: Req) {
 /** Precondition: the MAC algorithm is the key spec's own (HMAC_256 keys compute HMAC_SHA_256). */
 function checkAlgorithm(k: KmsContext, row: KeyRow, algorithm: string): void {
   if (!allows(row.key_spec, row.key_usage, algorithm)) {
-    throw KmsErrors.invalidKeyUsage(`MAC algorithm ${algorithm} is not compatible with ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}); use ${(algorithmsOf(row.key_spec, row.key_usage).MacAlgorithms ?? []).join(', ')}.`);
+    throw KmsErrors.invalidKeyUsage(
+      `MAC algorithm ${algorithm} is not compatible with ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}); use ${(algorithmsOf(row.key_spec, row.key_usage).MacAlgorithms ?? []).join(', ')}.`,
+    );
   }
 }
 

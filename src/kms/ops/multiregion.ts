@@ -2,8 +2,8 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { bool, reqStr, str } from '../validate.js';
-import { checkNewPolicy } from './policies.js';
 import { keyMetadata, putTags, tags } from './keys.js';
+import { checkNewPolicy } from './policies.js';
 
 type Req = Record<string, unknown>;
 
@@ -106,7 +106,9 @@ export function rotationRow(k: KmsContext, row: KeyRow): KeyRow {
 /** Precondition for rotation changes: a multi-Region key rotates from its primary. */
 export function assertRotationHere(k: KmsContext, row: KeyRow, op: string): void {
   if (row.multi_region === 1 && row.primary_region && row.primary_region !== row.region) {
-    throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is a multi-Region replica key; ${op} is only allowed on its primary key in ${row.primary_region}, whose rotation the replicas share.`);
+    throw KmsErrors.unsupported(
+      `${k.keyArn(row.key_id)} is a multi-Region replica key; ${op} is only allowed on its primary key in ${row.primary_region}, whose rotation the replicas share.`,
+    );
   }
 }
 
@@ -115,6 +117,8 @@ export function assertNoReplicas(k: KmsContext, row: KeyRow): void {
   if (row.multi_region !== 1 || row.primary_region !== row.region) return;
   const n = (k.store.stmt('SELECT COUNT(*) AS n FROM keys WHERE key_id = ? AND region != ?').get(row.key_id, row.region) as { n: number }).n;
   if (n > 0) {
-    throw KmsErrors.invalidStateMsg(`${k.keyArn(row.key_id)} is a multi-Region primary key with ${n} replica key(s). Delete its replicas first, or make another region the primary with UpdatePrimaryRegion.`);
+    throw KmsErrors.invalidStateMsg(
+      `${k.keyArn(row.key_id)} is a multi-Region primary key with ${n} replica key(s). Delete its replicas first, or make another region the primary with UpdatePrimaryRegion.`,
+    );
   }
 }

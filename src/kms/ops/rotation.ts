@@ -3,21 +3,25 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import type { KeyRow } from '../store.js';
 import { int, paginate, reqStr } from '../validate.js';
-import { assertCustomerManaged } from './state.js';
 import { assertRotationHere, rotationRow } from './multiregion.js';
+import { assertCustomerManaged } from './state.js';
 
 type Req = Record<string, unknown>;
 export const ON_DEMAND_ROTATION_LIMIT = 10;
 
 /** Precondition: only symmetric encryption keys rotate (not asymmetric or HMAC keys). */
 function assertSymmetric(k: KmsContext, row: KeyRow, op: string): void {
-  if (row.key_spec !== 'SYMMETRIC_DEFAULT') throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; ${op} is supported only for symmetric encryption keys (SYMMETRIC_DEFAULT).`);
+  if (row.key_spec !== 'SYMMETRIC_DEFAULT')
+    throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; ${op} is supported only for symmetric encryption keys (SYMMETRIC_DEFAULT).`);
 }
 
 function assertRotatable(k: KmsContext, row: KeyRow, op: string): void {
   const arn = k.keyArn(row.key_id);
   assertSymmetric(k, row, op);
-  if (row.origin !== 'AWS_KMS') throw KmsErrors.unsupported(`${arn} has imported key material (Origin ${row.origin}); ${op} is not supported for it. Rotate it manually by creating a new key and updating its alias.`);
+  if (row.origin !== 'AWS_KMS')
+    throw KmsErrors.unsupported(
+      `${arn} has imported key material (Origin ${row.origin}); ${op} is not supported for it. Rotate it manually by creating a new key and updating its alias.`,
+    );
   if (row.key_state === 'Disabled') throw KmsErrors.disabled(arn);
   if (row.key_state !== 'Enabled') throw KmsErrors.invalidState(arn, row.key_state);
 }
@@ -71,7 +75,9 @@ export function rotateKeyOnDemand(k: KmsContext, req: Req) {
     const done = k.store.materials(row.key_id).filter((m) => m.rotation_type === 'ON_DEMAND').length;
     // Precondition: at most 10 on-demand rotations per key, ever.
     if (done >= ON_DEMAND_ROTATION_LIMIT) {
-      throw KmsErrors.limitExceeded(`${k.keyArn(row.key_id)} has reached the limit of ${ON_DEMAND_ROTATION_LIMIT} on-demand rotations. Enable automatic rotation, or create a new key and move its alias.`);
+      throw KmsErrors.limitExceeded(
+        `${k.keyArn(row.key_id)} has reached the limit of ${ON_DEMAND_ROTATION_LIMIT} on-demand rotations. Enable automatic rotation, or create a new key and move its alias.`,
+      );
     }
     const now = k.now();
     // On-demand rotation does not move the automatic schedule.

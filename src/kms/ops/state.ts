@@ -10,7 +10,9 @@ type Req = Record<string, unknown>;
 /** AWS managed keys belong to their service: users cannot change their state. */
 export function assertCustomerManaged(k: KmsContext, row: KeyRow, op: string): void {
   if (row.key_manager === 'AWS') {
-    throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is an AWS managed key; ${op} is not allowed on AWS managed keys. Use a customer managed key if you need to control its lifecycle.`);
+    throw KmsErrors.unsupported(
+      `${k.keyArn(row.key_id)} is an AWS managed key; ${op} is not allowed on AWS managed keys. Use a customer managed key if you need to control its lifecycle.`,
+    );
   }
 }
 

@@ -1,7 +1,13 @@
-import { getEbsDefaultKmsKeyId, getEbsEncryptionByDefault, modifyEbsDefaultKmsKeyId, resetEbsDefaultKmsKeyId, setEbsEncryptionByDefault } from '../../volume/defaults.js';
+import {
+  getEbsDefaultKmsKeyId,
+  getEbsEncryptionByDefault,
+  modifyEbsDefaultKmsKeyId,
+  resetEbsDefaultKmsKeyId,
+  setEbsEncryptionByDefault,
+} from '../../volume/defaults.js';
 import { Ec2Errors } from '../../volume/errors.js';
-import { checkKey } from './operation.js';
 import type { Operation } from './operation.js';
+import { checkKey } from './operation.js';
 import { S } from './protocol.js';
 
 /** Encryption by default and the default KMS key: account settings, per region in AWS, per home here. */

@@ -10,8 +10,8 @@ import { decodeRequest, EC2_VERSION, encodeError, encodeResponse } from './proto
 import { snapshotOperations } from './snapshots.js';
 import { volumeOperations } from './volumes.js';
 
-export { backgroundSettled } from './operation.js';
 export { closeContexts } from './context.js';
+export { backgroundSettled } from './operation.js';
 
 /**
  * The EC2 Query protocol for the EBS side: `Action`, `Version=2016-11-15`,
@@ -19,7 +19,13 @@ export { closeContexts } from './context.js';
  * calls the volume control plane (src/volume, src/card), the same functions as
  * kmsvol's CLI and TypeScript API.
  */
-const OPERATIONS: Record<string, Operation> = { ...volumeOperations, ...modifyOperations, ...snapshotOperations, ...ebsDefaultOperations, ...instanceOperations };
+const OPERATIONS: Record<string, Operation> = {
+  ...volumeOperations,
+  ...modifyOperations,
+  ...snapshotOperations,
+  ...ebsDefaultOperations,
+  ...instanceOperations,
+};
 
 export const EC2_ACTIONS = Object.keys(OPERATIONS);
 
@@ -47,7 +53,8 @@ export const ec2Service: Service = {
       const op = OPERATIONS[action];
       if (!op) throw invalidAction(action);
       const version = call.params.get('Version');
-      if (version !== null && version !== EC2_VERSION) throw Object.assign(invalidAction(action), { message: `Version ${version} is not supported; this EC2 endpoint speaks ${EC2_VERSION}.` });
+      if (version !== null && version !== EC2_VERSION)
+        throw Object.assign(invalidAction(action), { message: `Version ${version} is not supported; this EC2 endpoint speaks ${EC2_VERSION}.` });
       const req = decodeRequest(op.input, call.params);
       const ctx = contextFor(call);
       if (req.DryRun === true) {

@@ -18,7 +18,10 @@ function thisInstance(ctx: Ec2Context) {
     .listVolumes()
     .map((v) => ctx.registry.getAttachment(v.volume_id))
     .filter((a) => a !== undefined)
-    .map((a) => ({ DeviceName: a.device_name ?? a.device, Ebs: { AttachTime: new Date(a.attach_time), DeleteOnTermination: false, Status: a.state, VolumeId: a.volume_id } }));
+    .map((a) => ({
+      DeviceName: a.device_name ?? a.device,
+      Ebs: { AttachTime: new Date(a.attach_time), DeleteOnTermination: false, Status: a.state, VolumeId: a.volume_id },
+    }));
   const tags = tagShape(ctx.registry, id);
   return {
     AmiLaunchIndex: 0,
@@ -49,11 +52,16 @@ const FILTERS = {
   'block-device-mapping.status': (i: InstanceShape) => i.BlockDeviceMappings.map((m) => m.Ebs.Status),
 };
 
-export function describeInstances(ctx: Ec2Context, req: { InstanceIds?: string[]; Filters?: { Name: string; Values: string[] }[]; MaxResults?: number; NextToken?: string }) {
+export function describeInstances(
+  ctx: Ec2Context,
+  req: { InstanceIds?: string[]; Filters?: { Name: string; Values: string[] }[]; MaxResults?: number; NextToken?: string },
+) {
   const me = thisInstance(ctx);
   const missing = (req.InstanceIds ?? []).filter((id) => id !== me.InstanceId);
-  if (missing.length) throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${missing.join(', ')}' does not exist. This host is instance ${me.InstanceId}.`);
-  if (req.InstanceIds?.length && req.MaxResults !== undefined) throw new ServiceError('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults.');
+  if (missing.length)
+    throw new ServiceError('InvalidInstanceID.NotFound', `The instance ID '${missing.join(', ')}' does not exist. This host is instance ${me.InstanceId}.`);
+  if (req.InstanceIds?.length && req.MaxResults !== undefined)
+    throw new ServiceError('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults.');
   const kept = applyFilters([me], req.Filters, FILTERS, (i) => i.InstanceId, ctx.registry);
   const { page, NextToken } = paginate(kept, req, 'DescribeInstances', [5, 1000]);
   return {

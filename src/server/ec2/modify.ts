@@ -1,6 +1,6 @@
-import { describeVolumeAttribute, describeVolumesModifications, describeVolumeStatus, planModification, startModifyVolume } from '../../volume/modify.js';
-import { inBackground } from './operation.js';
+import { describeVolumeAttribute, describeVolumeStatus, describeVolumesModifications, planModification, startModifyVolume } from '../../volume/modify.js';
 import type { Operation } from './operation.js';
+import { inBackground } from './operation.js';
 import { S } from './protocol.js';
 
 /** ModifyVolume (Elastic Volumes), DescribeVolumesModifications, DescribeVolumeStatus, DescribeVolumeAttribute. */

@@ -24,7 +24,10 @@ export const S = {
   strList: (wire: string) => m({ list: 'string' }, wire),
   tags: (wire = 'Tag') => m({ list: { struct: { Key: m('string'), Value: m('string') } } }, wire),
   filters: m({ list: { struct: { Name: m('string'), Values: m({ list: 'string' }, 'Value') } } }, 'Filter'),
-  tagSpecifications: m({ list: { struct: { ResourceType: m('string'), Tags: m({ list: { struct: { Key: m('string'), Value: m('string') } } }, 'Tag') } } }, 'TagSpecification'),
+  tagSpecifications: m(
+    { list: { struct: { ResourceType: m('string'), Tags: m({ list: { struct: { Key: m('string'), Value: m('string') } } }, 'Tag') } } },
+    'TagSpecification',
+  ),
 };
 
 function parseScalar(shape: 'string' | 'integer' | 'boolean', name: string, raw: string): unknown {

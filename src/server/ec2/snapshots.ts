@@ -2,8 +2,8 @@ import { Ec2Errors } from '../../volume/errors.js';
 import { deleteSnapshot, describeSnapshots, getSnapshot, startCopySnapshot, startCreateSnapshot } from '../../volume/snapshots.js';
 import { createTags, deleteTags, describeTags, tagsFor } from '../../volume/tags.js';
 import { getVolume, resolveKey } from '../../volume/volumes.js';
-import { checkKey, inBackground } from './operation.js';
 import type { Operation } from './operation.js';
+import { checkKey, inBackground } from './operation.js';
 import { S } from './protocol.js';
 
 /** CreateSnapshot, CopySnapshot, DescribeSnapshots, DeleteSnapshot, and the tag actions. */
@@ -27,8 +27,15 @@ export const snapshotOperations: Record<string, Operation> = {
 
   CopySnapshot: {
     input: {
-      Description: S.str, DestinationOutpostArn: S.str, DestinationRegion: S.str, Encrypted: S.bool, KmsKeyId: S.str, PresignedUrl: S.str,
-      SourceRegion: S.str, SourceSnapshotId: S.str, TagSpecifications: S.tagSpecifications,
+      Description: S.str,
+      DestinationOutpostArn: S.str,
+      DestinationRegion: S.str,
+      Encrypted: S.bool,
+      KmsKeyId: S.str,
+      PresignedUrl: S.str,
+      SourceRegion: S.str,
+      SourceSnapshotId: S.str,
+      TagSpecifications: S.tagSpecifications,
     },
     async check(ctx, req) {
       if (!req.SourceSnapshotId) throw Ec2Errors.missingParameter('The request must contain the parameter SourceSnapshotId');
@@ -45,7 +52,14 @@ export const snapshotOperations: Record<string, Operation> = {
   },
 
   DescribeSnapshots: {
-    input: { Filters: S.filters, MaxResults: S.int, NextToken: S.str, OwnerIds: S.strList('Owner'), RestorableByUserIds: S.strList('RestorableBy'), SnapshotIds: S.strList('SnapshotId') },
+    input: {
+      Filters: S.filters,
+      MaxResults: S.int,
+      NextToken: S.str,
+      OwnerIds: S.strList('Owner'),
+      RestorableByUserIds: S.strList('RestorableBy'),
+      SnapshotIds: S.strList('SnapshotId'),
+    },
     async check(ctx, req) {
       describeSnapshots(ctx, req);
     },

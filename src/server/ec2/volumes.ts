@@ -1,16 +1,26 @@
 import { checkAttach, startAttach, startDetach } from '../../card/attach.js';
 import { Ec2Errors } from '../../volume/errors.js';
 import { deleteVolume, describeVolumes, getVolume, planVolume, resolveKey, startCreateVolume } from '../../volume/volumes.js';
-import { checkKey, inBackground } from './operation.js';
 import type { Operation } from './operation.js';
+import { checkKey, inBackground } from './operation.js';
 import { S } from './protocol.js';
 
 /** CreateVolume, DescribeVolumes, DeleteVolume, AttachVolume, DetachVolume. */
 export const volumeOperations: Record<string, Operation> = {
   CreateVolume: {
     input: {
-      AvailabilityZone: S.str, Encrypted: S.bool, Iops: S.int, KmsKeyId: S.str, OutpostArn: S.str, Size: S.int, SnapshotId: S.str,
-      VolumeType: S.str, TagSpecifications: S.tagSpecifications, MultiAttachEnabled: S.bool, Throughput: S.int, ClientToken: S.str,
+      AvailabilityZone: S.str,
+      Encrypted: S.bool,
+      Iops: S.int,
+      KmsKeyId: S.str,
+      OutpostArn: S.str,
+      Size: S.int,
+      SnapshotId: S.str,
+      VolumeType: S.str,
+      TagSpecifications: S.tagSpecifications,
+      MultiAttachEnabled: S.bool,
+      Throughput: S.int,
+      ClientToken: S.str,
     },
     async check(ctx, req) {
       refuseUnsupported(req);
@@ -79,7 +89,8 @@ export const volumeOperations: Record<string, Operation> = {
 };
 
 function refuseUnsupported(req: { MultiAttachEnabled?: boolean; OutpostArn?: string }): void {
-  if (req.MultiAttachEnabled) throw Ec2Errors.invalidParameter('Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
+  if (req.MultiAttachEnabled)
+    throw Ec2Errors.invalidParameter('Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
   if (req.OutpostArn) throw Ec2Errors.invalidParameter('Outposts are not supported here; omit OutpostArn.');
 }
 

@@ -49,9 +49,24 @@ describe('asymmetric and HMAC keys: DescribeKey', () => {
   it('shows KeySpec, KeyUsage and the algorithms of each kind of key', () => {
     const { kms, k } = setup();
     const md = (id: string) => kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata as Record<string, unknown>;
-    expect(md(k.sym)).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', CustomerMasterKeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'] });
+    expect(md(k.sym)).toMatchObject({
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      CustomerMasterKeySpec: 'SYMMETRIC_DEFAULT',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'],
+    });
     expect(md(k.rsaEnc)).toMatchObject({ KeySpec: 'RSA_2048', KeyUsage: 'ENCRYPT_DECRYPT', EncryptionAlgorithms: ['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256'] });
-    expect(md(k.rsaSig)).toMatchObject({ KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512', 'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512'] });
+    expect(md(k.rsaSig)).toMatchObject({
+      KeyUsage: 'SIGN_VERIFY',
+      SigningAlgorithms: [
+        'RSASSA_PSS_SHA_256',
+        'RSASSA_PSS_SHA_384',
+        'RSASSA_PSS_SHA_512',
+        'RSASSA_PKCS1_V1_5_SHA_256',
+        'RSASSA_PKCS1_V1_5_SHA_384',
+        'RSASSA_PKCS1_V1_5_SHA_512',
+      ],
+    });
     expect(md(k.ecSig)).toMatchObject({ KeySpec: 'ECC_NIST_P256', SigningAlgorithms: ['ECDSA_SHA_256'] });
     expect(md(k.ecdh)).toMatchObject({ KeyUsage: 'KEY_AGREEMENT', KeyAgreementAlgorithms: ['ECDH'] });
     expect(md(k.hmac)).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', MacAlgorithms: ['HMAC_SHA_256'] });
@@ -75,7 +90,10 @@ describe('asymmetric and HMAC operations: negative cases', () => {
     const { kms, k, reqs } = setup();
     for (const [op, right, req] of reqs) {
       const wrong = right === k.sym ? k.hmac : right === k.rsaEnc ? k.hmac : k.sym;
-      expect(errorName(() => kms.invoke(op as never, { ...req, KeyId: wrong })), `${op} with a key of another usage`).toBe(op === 'GetPublicKey' ? 'UnsupportedOperationException' : 'InvalidKeyUsageException');
+      expect(
+        errorName(() => kms.invoke(op as never, { ...req, KeyId: wrong })),
+        `${op} with a key of another usage`,
+      ).toBe(op === 'GetPublicKey' ? 'UnsupportedOperationException' : 'InvalidKeyUsageException');
     }
     // Symmetric data keys are not made by RSA keys, and KEY_AGREEMENT keys do not sign.
     expect(errorName(() => kms.invoke('GenerateDataKey', { KeyId: k.rsaEnc, KeySpec: 'AES_256' }))).toBe('InvalidKeyUsageException');
@@ -101,23 +119,43 @@ describe('asymmetric and HMAC operations: negative cases', () => {
     const { kms, k } = setup();
     const big = Buffer.alloc(4097);
     expect(errorName(() => kms.invoke('Sign', { KeyId: k.ecSig, Message: big, SigningAlgorithm: 'ECDSA_SHA_256' }))).toBe('ValidationException');
-    expect(errorName(() => kms.invoke('Verify', { KeyId: k.ecSig, Message: big, Signature: Buffer.alloc(8), SigningAlgorithm: 'ECDSA_SHA_256' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('Verify', { KeyId: k.ecSig, Message: big, Signature: Buffer.alloc(8), SigningAlgorithm: 'ECDSA_SHA_256' }))).toBe(
+      'ValidationException',
+    );
     expect(errorName(() => kms.invoke('GenerateMac', { KeyId: k.hmac, Message: big, MacAlgorithm: 'HMAC_SHA_256' }))).toBe('ValidationException');
     expect(kms.invoke('Sign', { KeyId: k.ecSig, Message: Buffer.alloc(4096), SigningAlgorithm: 'ECDSA_SHA_256' }).Signature.length).toBeGreaterThan(60);
-    expect(errorName(() => kms.invoke('Sign', { KeyId: k.ecSig, Message: digest.subarray(1), MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }))).toBe('ValidationException');
-    expect(errorName(() => kms.invoke('Sign', { KeyId: k.rsaSig, Message: Buffer.concat([digest, digest]), MessageType: 'DIGEST', SigningAlgorithm: 'RSASSA_PSS_SHA_256' }))).toBe('ValidationException');
-    expect(errorName(() => kms.invoke('Encrypt', { KeyId: k.rsaEnc, Plaintext: Buffer.alloc(191), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }))).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('Sign', { KeyId: k.ecSig, Message: digest.subarray(1), MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }))).toBe(
+      'ValidationException',
+    );
+    expect(
+      errorName(() =>
+        kms.invoke('Sign', { KeyId: k.rsaSig, Message: Buffer.concat([digest, digest]), MessageType: 'DIGEST', SigningAlgorithm: 'RSASSA_PSS_SHA_256' }),
+      ),
+    ).toBe('ValidationException');
+    expect(errorName(() => kms.invoke('Encrypt', { KeyId: k.rsaEnc, Plaintext: Buffer.alloc(191), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }))).toBe(
+      'ValidationException',
+    );
     expect(kms.invoke('Encrypt', { KeyId: k.rsaEnc, Plaintext: Buffer.alloc(190), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }).CiphertextBlob.length).toBe(256);
     // Asymmetric keys take no encryption context.
-    expect(errorName(() => kms.invoke('Encrypt', { KeyId: k.rsaEnc, Plaintext: msg, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256', EncryptionContext: { a: 'b' } }))).toBe('ValidationException');
+    expect(
+      errorName(() => kms.invoke('Encrypt', { KeyId: k.rsaEnc, Plaintext: msg, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256', EncryptionContext: { a: 'b' } })),
+    ).toBe('ValidationException');
   });
 
   it('disabled keys answer DisabledException and keys pending deletion KMSInvalidStateException, for every operation', () => {
     const { kms, k, reqs } = setup();
     for (const id of Object.values(k)) kms.invoke('DisableKey', { KeyId: id });
-    for (const [op, id, req] of reqs) expect(errorName(() => kms.invoke(op as never, { ...req, KeyId: id })), op).toBe('DisabledException');
+    for (const [op, id, req] of reqs)
+      expect(
+        errorName(() => kms.invoke(op as never, { ...req, KeyId: id })),
+        op,
+      ).toBe('DisabledException');
     for (const id of Object.values(k)) kms.invoke('ScheduleKeyDeletion', { KeyId: id, PendingWindowInDays: 7 });
-    for (const [op, id, req] of reqs) expect(errorName(() => kms.invoke(op as never, { ...req, KeyId: id })), op).toBe('KMSInvalidStateException');
+    for (const [op, id, req] of reqs)
+      expect(
+        errorName(() => kms.invoke(op as never, { ...req, KeyId: id })),
+        op,
+      ).toBe('KMSInvalidStateException');
   });
 
   it('a grant that allows Verify but not Sign; GenerateMac but not VerifyMac', () => {
@@ -156,7 +194,13 @@ describe('asymmetric and HMAC operations: negative cases', () => {
       Version: '2012-10-17',
       Statement: [
         { Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:root` }, Action: 'kms:*', Resource: '*' },
-        { Sid: 'No use by eve', Effect: 'Deny', Principal: { AWS: EVE }, Action: ['kms:Sign', 'kms:GenerateMac', 'kms:DeriveSharedSecret', 'kms:GenerateDataKeyPair*', 'kms:Encrypt'], Resource: '*' },
+        {
+          Sid: 'No use by eve',
+          Effect: 'Deny',
+          Principal: { AWS: EVE },
+          Action: ['kms:Sign', 'kms:GenerateMac', 'kms:DeriveSharedSecret', 'kms:GenerateDataKeyPair*', 'kms:Encrypt'],
+          Resource: '*',
+        },
       ],
     });
     for (const id of Object.values(k)) kms.invoke('PutKeyPolicy', { KeyId: id, Policy: policy });
@@ -170,13 +214,14 @@ describe('asymmetric and HMAC operations: negative cases', () => {
 
   it('policy conditions on kms:SigningAlgorithm and kms:MacAlgorithm decide per algorithm', () => {
     const { kms, k } = setup();
-    const policy = (cond: object) => JSON.stringify({
-      Version: '2012-10-17',
-      Statement: [
-        { Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:root` }, Action: 'kms:*', Resource: '*' },
-        { Sid: 'Only PSS', Effect: 'Deny', Principal: { AWS: '*' }, Action: ['kms:Sign', 'kms:GenerateMac'], Resource: '*', Condition: cond },
-      ],
-    });
+    const policy = (cond: object) =>
+      JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:root` }, Action: 'kms:*', Resource: '*' },
+          { Sid: 'Only PSS', Effect: 'Deny', Principal: { AWS: '*' }, Action: ['kms:Sign', 'kms:GenerateMac'], Resource: '*', Condition: cond },
+        ],
+      });
     kms.invoke('PutKeyPolicy', { KeyId: k.rsaSig, Policy: policy({ StringNotLike: { 'kms:SigningAlgorithm': 'RSASSA_PSS_*' } }) });
     expect(kms.invoke('Sign', { KeyId: k.rsaSig, Message: msg, SigningAlgorithm: 'RSASSA_PSS_SHA_512' }).SigningAlgorithm).toBe('RSASSA_PSS_SHA_512');
     expect(errorName(() => kms.invoke('Sign', { KeyId: k.rsaSig, Message: msg, SigningAlgorithm: 'RSASSA_PKCS1_V1_5_SHA_256' }))).toBe('AccessDeniedException');
@@ -189,12 +234,17 @@ describe('asymmetric and HMAC operations: negative cases', () => {
     clock.advance(DAY);
     for (const [op, id, req] of reqs) {
       if (op === 'GetPublicKey') continue;
-      expect(errorName(() => kms.invoke(op as never, { ...req, KeyId: id, DryRun: true })), op).toBe('DryRunOperationException');
+      expect(
+        errorName(() => kms.invoke(op as never, { ...req, KeyId: id, DryRun: true })),
+        op,
+      ).toBe('DryRunOperationException');
     }
     expect(kms.invoke('GetKeyLastUsage', { KeyId: k.ecdh }).KeyLastUsage).toEqual({});
     expect(kms.invoke('GetKeyLastUsage', { KeyId: k.ecSig }).KeyLastUsage.Timestamp).toEqual(new Date('2030-01-01T00:00:00Z'));
     // A DryRun that would fail fails as the real call would.
-    expect(errorName(() => kms.invoke('Sign', { KeyId: k.hmac, Message: msg, SigningAlgorithm: 'ECDSA_SHA_256', DryRun: true }))).toBe('InvalidKeyUsageException');
+    expect(errorName(() => kms.invoke('Sign', { KeyId: k.hmac, Message: msg, SigningAlgorithm: 'ECDSA_SHA_256', DryRun: true }))).toBe(
+      'InvalidKeyUsageException',
+    );
   });
 });
 
@@ -202,26 +252,59 @@ function wrapKeyWrap(publicKeyDer: Uint8Array, material: Buffer): Buffer {
   const key = crypto.createPublicKey({ key: Buffer.from(publicKeyDer), format: 'der', type: 'spki' });
   const aes = crypto.randomBytes(32);
   const c = crypto.createCipheriv('id-aes256-wrap-pad', aes, Buffer.from('a65959a6', 'hex'));
-  return Buffer.concat([crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aes), c.update(material), c.final()]);
+  return Buffer.concat([
+    crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aes),
+    c.update(material),
+    c.final(),
+  ]);
 }
 
 describe('ReEncrypt with RSA keys', () => {
   it('re-encrypts from a symmetric key to an RSA key and back, with the algorithms named', () => {
     const { kms, k } = setup();
     const blob = kms.invoke('Encrypt', { KeyId: k.sym, Plaintext: msg, EncryptionContext: { a: 'b' } }).CiphertextBlob;
-    const toRsa = kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: k.rsaEnc, DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_1' });
+    const toRsa = kms.invoke('ReEncrypt', {
+      CiphertextBlob: blob,
+      SourceEncryptionContext: { a: 'b' },
+      DestinationKeyId: k.rsaEnc,
+      DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_1',
+    });
     expect(toRsa).toMatchObject({ SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT', DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_1' });
     expect(toRsa.CiphertextBlob.length).toBe(256);
-    expect(Buffer.from(kms.invoke('Decrypt', { KeyId: k.rsaEnc, CiphertextBlob: toRsa.CiphertextBlob, EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' }).Plaintext).equals(msg)).toBe(true);
-    const back = kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, SourceKeyId: k.rsaEnc, SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DestinationKeyId: k.sym });
+    expect(
+      Buffer.from(kms.invoke('Decrypt', { KeyId: k.rsaEnc, CiphertextBlob: toRsa.CiphertextBlob, EncryptionAlgorithm: 'RSAES_OAEP_SHA_1' }).Plaintext).equals(
+        msg,
+      ),
+    ).toBe(true);
+    const back = kms.invoke('ReEncrypt', {
+      CiphertextBlob: toRsa.CiphertextBlob,
+      SourceKeyId: k.rsaEnc,
+      SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1',
+      DestinationKeyId: k.sym,
+    });
     expect(back.SourceKeyId).toContain(k.rsaEnc);
     expect(Buffer.from(kms.invoke('Decrypt', { CiphertextBlob: back.CiphertextBlob }).Plaintext).equals(msg)).toBe(true);
     // The RSA ciphertext does not name its key: without SourceKeyId it is refused.
-    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DestinationKeyId: k.sym }))).toBe('ValidationException');
-    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, SourceKeyId: k.sym, SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DestinationKeyId: k.sym }))).toBe('InvalidKeyUsageException');
+    expect(
+      errorName(() =>
+        kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DestinationKeyId: k.sym }),
+      ),
+    ).toBe('ValidationException');
+    expect(
+      errorName(() =>
+        kms.invoke('ReEncrypt', {
+          CiphertextBlob: toRsa.CiphertextBlob,
+          SourceKeyId: k.sym,
+          SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_1',
+          DestinationKeyId: k.sym,
+        }),
+      ),
+    ).toBe('InvalidKeyUsageException');
     expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: toRsa.CiphertextBlob, DestinationKeyId: k.sym }))).toBe('InvalidCiphertextException');
     // A destination algorithm the destination key lacks.
-    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: k.rsaEnc }))).toBe('InvalidKeyUsageException');
+    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: k.rsaEnc }))).toBe(
+      'InvalidKeyUsageException',
+    );
   });
 });
 
@@ -232,7 +315,16 @@ describe('import and multi-Region for asymmetric and HMAC keys', () => {
       const id = kms.invoke('CreateKey', { KeySpec: spec, KeyUsage: usage, Origin: 'EXTERNAL' }).KeyMetadata.KeyId;
       expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.KeyState).toBe('PendingImport');
       const p = kms.invoke('GetParametersForImport', { KeyId: id, WrappingAlgorithm: 'RSA_AES_KEY_WRAP_SHA_256', WrappingKeySpec: 'RSA_3072' });
-      return { id, run: () => kms.invoke('ImportKeyMaterial', { KeyId: id, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrapKeyWrap(p.PublicKey, material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }) };
+      return {
+        id,
+        run: () =>
+          kms.invoke('ImportKeyMaterial', {
+            KeyId: id,
+            ImportToken: p.ImportToken,
+            EncryptedKeyMaterial: wrapKeyWrap(p.PublicKey, material),
+            ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+          }),
+      };
     };
     const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
     const e = imp('ECC_NIST_P384', 'SIGN_VERIFY', ec.privateKey.export({ type: 'pkcs8', format: 'der' }));
@@ -242,7 +334,11 @@ describe('import and multi-Region for asymmetric and HMAC keys', () => {
     const hk = crypto.randomBytes(48);
     const h = imp('HMAC_384', 'GENERATE_VERIFY_MAC', hk);
     h.run();
-    expect(Buffer.from(kms.invoke('GenerateMac', { KeyId: h.id, Message: msg, MacAlgorithm: 'HMAC_SHA_384' }).Mac).equals(crypto.createHmac('sha384', hk).update(msg).digest())).toBe(true);
+    expect(
+      Buffer.from(kms.invoke('GenerateMac', { KeyId: h.id, Message: msg, MacAlgorithm: 'HMAC_SHA_384' }).Mac).equals(
+        crypto.createHmac('sha384', hk).update(msg).digest(),
+      ),
+    ).toBe(true);
     expect(errorName(imp('HMAC_256', 'GENERATE_VERIFY_MAC', hk).run)).toBe('IncorrectKeyMaterialException');
     expect(errorName(imp('ECC_NIST_P256', 'SIGN_VERIFY', ec.privateKey.export({ type: 'pkcs8', format: 'der' })).run)).toBe('IncorrectKeyMaterialException');
   });

@@ -8,19 +8,25 @@ const CARD_B = `arn:aws:sts::${ACCT}:assumed-role/kmsvol-card/vol-b`;
 function setup() {
   const t = testKms();
   const id = t.kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
-  const blobFor = (vol: string) => t.kms.invoke('GenerateDataKeyWithoutPlaintext', { KeyId: id, NumberOfBytes: 64, EncryptionContext: { 'aws:ebs:id': vol } }).CiphertextBlob;
+  const blobFor = (vol: string) =>
+    t.kms.invoke('GenerateDataKeyWithoutPlaintext', { KeyId: id, NumberOfBytes: 64, EncryptionContext: { 'aws:ebs:id': vol } }).CiphertextBlob;
   return { ...t, id, blobFor };
 }
 
 describe('grants', () => {
-  it('a grant with EncryptionContextSubset allows Decrypt only for its volume\'s context', () => {
+  it("a grant with EncryptionContextSubset allows Decrypt only for its volume's context", () => {
     const { kms, id, blobFor } = setup();
     const a = blobFor('vol-a');
     const b = blobFor('vol-b');
     const decrypt = (who: string, blob: Uint8Array, vol: string, tokens?: string[]) => () =>
       kms.invokeAs(who, 'Decrypt', { CiphertextBlob: blob, EncryptionContext: { 'aws:ebs:id': vol }, ...(tokens ? { GrantTokens: tokens } : {}) });
     expect(errorName(decrypt(CARD_A, a, 'vol-a'))).toBe('AccessDeniedException');
-    const g = kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: CARD_A, Operations: ['Decrypt'], Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } } });
+    const g = kms.invoke('CreateGrant', {
+      KeyId: id,
+      GranteePrincipal: CARD_A,
+      Operations: ['Decrypt'],
+      Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } },
+    });
     expect(g.GrantId).toMatch(/^[0-9a-f]{64}$/);
     const pt = decrypt(CARD_A, a, 'vol-a', [g.GrantToken])().Plaintext;
     expect(pt.length).toBe(64);
@@ -28,9 +34,19 @@ describe('grants', () => {
     expect(errorName(decrypt(CARD_A, b, 'vol-b', [g.GrantToken]))).toBe('AccessDeniedException');
     expect(errorName(decrypt(CARD_B, a, 'vol-a'))).toBe('AccessDeniedException');
     // Only the operations granted: not Encrypt, not GenerateDataKey.
-    expect(errorName(() => kms.invokeAs(CARD_A, 'GenerateDataKey', { KeyId: id, KeySpec: 'AES_256', EncryptionContext: { 'aws:ebs:id': 'vol-a' } }))).toBe('AccessDeniedException');
+    expect(errorName(() => kms.invokeAs(CARD_A, 'GenerateDataKey', { KeyId: id, KeySpec: 'AES_256', EncryptionContext: { 'aws:ebs:id': 'vol-a' } }))).toBe(
+      'AccessDeniedException',
+    );
     expect(kms.invoke('ListGrants', { KeyId: id }).Grants).toEqual([
-      { KeyId: `arn:aws:kms:local:${ACCT}:key/${id}`, GrantId: g.GrantId, CreationDate: expect.any(Date), GranteePrincipal: CARD_A, IssuingAccount: `arn:aws:iam::${ACCT}:root`, Operations: ['Decrypt'], Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } } },
+      {
+        KeyId: `arn:aws:kms:local:${ACCT}:key/${id}`,
+        GrantId: g.GrantId,
+        CreationDate: expect.any(Date),
+        GranteePrincipal: CARD_A,
+        IssuingAccount: `arn:aws:iam::${ACCT}:root`,
+        Operations: ['Decrypt'],
+        Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } },
+      },
     ]);
   });
 
@@ -49,7 +65,8 @@ describe('grants', () => {
     const { kms, id, blobFor } = setup();
     const a = blobFor('vol-a');
     const dec = () => kms.invokeAs(CARD_A, 'Decrypt', { CiphertextBlob: a, EncryptionContext: { 'aws:ebs:id': 'vol-a' } }).Plaintext.fill(0);
-    const mk = () => kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: CARD_A, RetiringPrincipal: `arn:aws:iam::${ACCT}:user/ops`, Operations: ['Decrypt'] });
+    const mk = () =>
+      kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: CARD_A, RetiringPrincipal: `arn:aws:iam::${ACCT}:user/ops`, Operations: ['Decrypt'] });
     const g1 = mk();
     dec();
     expect(errorName(() => kms.invokeAs(CARD_A, 'RetireGrant', { GrantToken: g1.GrantToken }))).toBe('AccessDeniedException');
@@ -72,7 +89,13 @@ describe('grants', () => {
 
   it('a repeated CreateGrant with the same Name and parameters is idempotent', () => {
     const { kms, id } = setup();
-    const req = { KeyId: id, GranteePrincipal: CARD_A, Operations: ['Decrypt'], Name: 'kmsvol-card-vol-a', Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } } };
+    const req = {
+      KeyId: id,
+      GranteePrincipal: CARD_A,
+      Operations: ['Decrypt'],
+      Name: 'kmsvol-card-vol-a',
+      Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } },
+    };
     const g1 = kms.invoke('CreateGrant', req);
     const g2 = kms.invoke('CreateGrant', req);
     expect(g2.GrantId).toBe(g1.GrantId);
@@ -86,13 +109,23 @@ describe('grants', () => {
   it('validates grants and grant tokens; a grant made through a grant can only narrow it', () => {
     const { kms, id } = setup();
     expect(errorName(() => kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: CARD_A, Operations: ['Fly'] }))).toBe('ValidationException');
-    expect(errorName(() => kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: CARD_A, Operations: ['DescribeKey'], Constraints: { EncryptionContextSubset: { a: 'b' } } }))).toBe('ValidationException');
+    expect(
+      errorName(() =>
+        kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: CARD_A, Operations: ['DescribeKey'], Constraints: { EncryptionContextSubset: { a: 'b' } } }),
+      ),
+    ).toBe('ValidationException');
     expect(errorName(() => kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: 'nobody', Operations: ['Decrypt'] }))).toBe('ValidationException');
     expect(errorName(() => kms.invoke('DescribeKey', { KeyId: id, GrantTokens: ['not-a-token'] }))).toBe('InvalidGrantTokenException');
     expect(errorName(() => kms.invoke('RetireGrant', { GrantToken: 'kmsvolgt1.AAAA' }))).toBe('InvalidGrantTokenException');
-    const parent = kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: CARD_A, Operations: ['Decrypt', 'CreateGrant'], Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } } });
+    const parent = kms.invoke('CreateGrant', {
+      KeyId: id,
+      GranteePrincipal: CARD_A,
+      Operations: ['Decrypt', 'CreateGrant'],
+      Constraints: { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } },
+    });
     expect(parent.GrantId).toBeTruthy();
-    const child = (ops: string[], cons?: object) => () => kms.invokeAs(CARD_A, 'CreateGrant', { KeyId: id, GranteePrincipal: CARD_B, Operations: ops, ...(cons ? { Constraints: cons } : {}) });
+    const child = (ops: string[], cons?: object) => () =>
+      kms.invokeAs(CARD_A, 'CreateGrant', { KeyId: id, GranteePrincipal: CARD_B, Operations: ops, ...(cons ? { Constraints: cons } : {}) });
     expect(child(['Decrypt'], { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } })().GrantId).toMatch(/^[0-9a-f]{64}$/);
     expect(errorName(child(['Decrypt']))).toBe('AccessDeniedException');
     expect(errorName(child(['Encrypt'], { EncryptionContextSubset: { 'aws:ebs:id': 'vol-a' } }))).toBe('AccessDeniedException');

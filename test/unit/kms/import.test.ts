@@ -11,17 +11,26 @@ function wrap(publicKeyDer: Uint8Array, material: Buffer, algorithm: string): Bu
     const wrappedMaterial = Buffer.concat([c.update(material), c.final()]);
     return Buffer.concat([crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aes), wrappedMaterial]);
   }
-  return crypto.publicEncrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' }, material);
+  return crypto.publicEncrypt(
+    { key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_1' ? 'sha1' : 'sha256' },
+    material,
+  );
 }
 
 function externalKey() {
   const t = testKms();
   const md = t.kms.invoke('CreateKey', { Origin: 'EXTERNAL', Description: 'BYOK' }).KeyMetadata;
   expect(md).toMatchObject({ Origin: 'EXTERNAL', KeyState: 'PendingImport', Enabled: false });
-  const params = (algorithm = 'RSAES_OAEP_SHA_256', spec = 'RSA_2048') => t.kms.invoke('GetParametersForImport', { KeyId: md.KeyId, WrappingAlgorithm: algorithm, WrappingKeySpec: spec });
+  const params = (algorithm = 'RSAES_OAEP_SHA_256', spec = 'RSA_2048') =>
+    t.kms.invoke('GetParametersForImport', { KeyId: md.KeyId, WrappingAlgorithm: algorithm, WrappingKeySpec: spec });
   const importMaterial = (material: Buffer, extra: Record<string, unknown> = {}, algorithm = 'RSAES_OAEP_SHA_256') => {
     const p = params(algorithm);
-    return t.kms.invoke('ImportKeyMaterial', { KeyId: md.KeyId, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrap(p.PublicKey, material, algorithm), ...extra });
+    return t.kms.invoke('ImportKeyMaterial', {
+      KeyId: md.KeyId,
+      ImportToken: p.ImportToken,
+      EncryptedKeyMaterial: wrap(p.PublicKey, material, algorithm),
+      ...extra,
+    });
   };
   return { ...t, id: md.KeyId, params, importMaterial };
 }
@@ -29,7 +38,10 @@ function externalKey() {
 describe('imported key material', () => {
   it('GetParametersForImport gives an RSA public key of the asked size and a token valid for 24 hours', () => {
     const { kms, id, params, clock } = externalKey();
-    for (const [spec, bits] of [['RSA_2048', 2048], ['RSA_3072', 3072]] as const) {
+    for (const [spec, bits] of [
+      ['RSA_2048', 2048],
+      ['RSA_3072', 3072],
+    ] as const) {
       const p = params('RSAES_OAEP_SHA_256', spec);
       expect(p.KeyId).toBe(`arn:aws:kms:local:000000000000:key/${id}`);
       expect(crypto.createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' }).asymmetricKeyDetails?.modulusLength).toBe(bits);
@@ -38,7 +50,9 @@ describe('imported key material', () => {
     expect(errorName(() => params('RSAES_PKCS1_V1_5'))).toBe('UnsupportedOperationException');
     expect(errorName(() => params('RSAES_OAEP_SHA_256', 'RSA_1024'))).toBe('ValidationException');
     const own = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
-    expect(errorName(() => kms.invoke('GetParametersForImport', { KeyId: own, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('GetParametersForImport', { KeyId: own, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }))).toBe(
+      'UnsupportedOperationException',
+    );
   });
 
   it('imports with each wrapping algorithm; the key works and Describe shows the expiry', () => {
@@ -47,7 +61,11 @@ describe('imported key material', () => {
       const validTo = new Date(clock.now().getTime() + 30 * DAY);
       const r = importMaterial(crypto.randomBytes(32), { ValidTo: validTo, ExpirationModel: 'KEY_MATERIAL_EXPIRES' }, algorithm);
       expect(r.KeyMaterialId).toMatch(/^[0-9a-f]+$/);
-      expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata).toMatchObject({ KeyState: 'Enabled', ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: validTo });
+      expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata).toMatchObject({
+        KeyState: 'Enabled',
+        ExpirationModel: 'KEY_MATERIAL_EXPIRES',
+        ValidTo: validTo,
+      });
       const blob = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from(algorithm) }).CiphertextBlob;
       expect(kms.invoke('Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe(algorithm);
     }
@@ -94,7 +112,13 @@ describe('imported key material', () => {
     const material = crypto.randomBytes(32);
     const p = params();
     const req = (extra: Record<string, unknown>) => () =>
-      kms.invoke('ImportKeyMaterial', { KeyId: id, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrap(p.PublicKey, material, 'RSAES_OAEP_SHA_256'), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE', ...extra });
+      kms.invoke('ImportKeyMaterial', {
+        KeyId: id,
+        ImportToken: p.ImportToken,
+        EncryptedKeyMaterial: wrap(p.PublicKey, material, 'RSAES_OAEP_SHA_256'),
+        ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+        ...extra,
+      });
     expect(errorName(req({ ImportToken: Buffer.from('forged token') }))).toBe('InvalidImportTokenException');
     const other = kms.invoke('CreateKey', { Origin: 'EXTERNAL' }).KeyMetadata.KeyId;
     expect(errorName(req({ KeyId: other }))).toBe('InvalidImportTokenException');

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { DAY, errorName, HOUR, testKms } from '../../helpers/home.js';
-import type { Kms } from '../../../src/kms/kms.js';
 import { parseBlob } from '../../../src/kms/blob.js';
+import type { Kms } from '../../../src/kms/kms.js';
+import { DAY, errorName, HOUR, testKms } from '../../helpers/home.js';
 
 function newKey(kms: Kms): string {
   return kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
@@ -50,7 +50,12 @@ describe('key-state machine: cryptographic operations by state', () => {
             const p = kms.invoke('GetParametersForImport', { KeyId: ext, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
             const pub = crypto.createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' });
             const wrapped = crypto.publicEncrypt({ key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, crypto.randomBytes(32));
-            kms.invoke('ImportKeyMaterial', { KeyId: ext, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+            kms.invoke('ImportKeyMaterial', {
+              KeyId: ext,
+              ImportToken: p.ImportToken,
+              EncryptedKeyMaterial: wrapped,
+              ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+            });
             blob = kms.invoke('Encrypt', { KeyId: ext, Plaintext: Buffer.from('x') }).CiphertextBlob;
             kms.invoke('DeleteImportedKeyMaterial', { KeyId: ext });
             expect(kms.invoke('DescribeKey', { KeyId: ext }).KeyMetadata.KeyState).toBe('PendingImport');

@@ -15,13 +15,19 @@ import { testKms } from '../../helpers/home.js';
 const BOTOCORE = '/usr/lib/python3/dist-packages/botocore/data/kms/2014-11-01/service-2.json';
 
 function botocoreMembers(): Record<string, string[]> {
-  const model = JSON.parse(fs.readFileSync(BOTOCORE, 'utf8')) as { operations: Record<string, { input?: { shape: string } }>; shapes: Record<string, { members?: Record<string, unknown> }> };
-  return Object.fromEntries(Object.entries(model.operations).map(([op, o]) => [op, Object.keys(o.input ? model.shapes[o.input.shape]!.members ?? {} : {})]));
+  const model = JSON.parse(fs.readFileSync(BOTOCORE, 'utf8')) as {
+    operations: Record<string, { input?: { shape: string } }>;
+    shapes: Record<string, { members?: Record<string, unknown> }>;
+  };
+  return Object.fromEntries(Object.entries(model.operations).map(([op, o]) => [op, Object.keys(o.input ? (model.shapes[o.input.shape]!.members ?? {}) : {})]));
 }
 
 function sdkMembers(): Record<string, string[]> {
   const dir = path.join(path.dirname(createRequire(import.meta.url).resolve('@aws-sdk/client-kms')), '../dist-types/models');
-  const src = fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
+  const src = fs
+    .readdirSync(dir)
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))
+    .join('\n');
   const out: Record<string, string[]> = {};
   for (const m of src.matchAll(/export interface (\w+)Request \{([\s\S]*?)\n\}/g)) out[m[1]!] = [...m[2]!.matchAll(/^ {4}(\w+)\??:/gm)].map((x) => x[1]!);
   return out;
@@ -48,7 +54,10 @@ describe('request members against the AWS models', () => {
   }
 
   it('DryRun is honoured exactly where the SDK model has it', () => {
-    const withDryRun = Object.entries(models['aws-sdk']).filter(([, m]) => m.includes('DryRun')).map(([op]) => op).sort();
+    const withDryRun = Object.entries(models['aws-sdk'])
+      .filter(([, m]) => m.includes('DryRun'))
+      .map(([op]) => op)
+      .sort();
     expect([...DRY_RUN_OPERATIONS].sort()).toEqual(withDryRun);
   });
 

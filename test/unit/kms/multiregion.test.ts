@@ -23,7 +23,9 @@ describe('multi-Region keys', () => {
     expect(west.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: { r: '1' } }).Plaintext.toString()).toBe('across regions');
     const back = west.invoke('Encrypt', { KeyId: md.KeyId, Plaintext: Buffer.from('and back') }).CiphertextBlob;
     expect(east.invoke('Decrypt', { CiphertextBlob: back }).KeyId).toBe(md.Arn);
-    expect(east.invoke('DescribeKey', { KeyId: md.KeyId }).KeyMetadata.MultiRegionConfiguration?.ReplicaKeys).toEqual([{ Arn: rep.ReplicaKeyMetadata.Arn, Region: 'eu-west-1' }]);
+    expect(east.invoke('DescribeKey', { KeyId: md.KeyId }).KeyMetadata.MultiRegionConfiguration?.ReplicaKeys).toEqual([
+      { Arn: rep.ReplicaKeyMetadata.Arn, Region: 'eu-west-1' },
+    ]);
     expect(errorName(() => east.invoke('ReplicateKey', { KeyId: md.KeyId, ReplicaRegion: 'eu-west-1' }))).toBe('AlreadyExistsException');
     expect(errorName(() => west.invoke('ReplicateKey', { KeyId: md.KeyId, ReplicaRegion: 'ap-south-1' }))).toBe('UnsupportedOperationException');
     const single = east.invoke('CreateKey', {}).KeyMetadata.KeyId;

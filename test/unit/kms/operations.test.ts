@@ -80,7 +80,13 @@ describe('CreateKey / DescribeKey / ListKeys', () => {
     const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
     kms.invoke('UpdateKeyDescription', { KeyId: key, Description: 'new' });
     expect(kms.invoke('DescribeKey', { KeyId: key }).KeyMetadata.Description).toBe('new');
-    kms.invoke('TagResource', { KeyId: key, Tags: [{ TagKey: 'a', TagValue: '1' }, { TagKey: 'b', TagValue: '2' }] });
+    kms.invoke('TagResource', {
+      KeyId: key,
+      Tags: [
+        { TagKey: 'a', TagValue: '1' },
+        { TagKey: 'b', TagValue: '2' },
+      ],
+    });
     kms.invoke('TagResource', { KeyId: key, Tags: [{ TagKey: 'a', TagValue: '3' }] });
     kms.invoke('UntagResource', { KeyId: key, TagKeys: ['b'] });
     expect(kms.invoke('ListResourceTags', { KeyId: key }).Tags).toEqual([{ TagKey: 'a', TagValue: '3' }]);
@@ -138,9 +144,21 @@ describe('Encrypt / Decrypt / ReEncrypt / GenerateDataKey / GenerateRandom', () 
     const b = kms.invoke('CreateKey', {}).KeyMetadata;
     const blob = kms.invoke('Encrypt', { KeyId: a.KeyId, Plaintext: Buffer.from('move me'), EncryptionContext: { s: '1' } }).CiphertextBlob;
     expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: blob, DestinationKeyId: b.KeyId }))).toBe('InvalidCiphertextException');
-    expect(errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { s: '1' }, SourceKeyId: b.KeyId, DestinationKeyId: b.KeyId }))).toBe('IncorrectKeyException');
-    const r = kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { s: '1' }, DestinationKeyId: b.KeyId, DestinationEncryptionContext: { d: '2' } });
-    expect(r).toMatchObject({ SourceKeyId: a.Arn, KeyId: b.Arn, SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT', DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT' });
+    expect(
+      errorName(() => kms.invoke('ReEncrypt', { CiphertextBlob: blob, SourceEncryptionContext: { s: '1' }, SourceKeyId: b.KeyId, DestinationKeyId: b.KeyId })),
+    ).toBe('IncorrectKeyException');
+    const r = kms.invoke('ReEncrypt', {
+      CiphertextBlob: blob,
+      SourceEncryptionContext: { s: '1' },
+      DestinationKeyId: b.KeyId,
+      DestinationEncryptionContext: { d: '2' },
+    });
+    expect(r).toMatchObject({
+      SourceKeyId: a.Arn,
+      KeyId: b.Arn,
+      SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    });
     kms.invoke('DisableKey', { KeyId: a.KeyId });
     expect(kms.invoke('Decrypt', { CiphertextBlob: r.CiphertextBlob, EncryptionContext: { d: '2' } }).Plaintext.toString()).toBe('move me');
   });
@@ -172,7 +190,9 @@ describe('Encrypt / Decrypt / ReEncrypt / GenerateDataKey / GenerateRandom', () 
   it('a non-symmetric EncryptionAlgorithm is InvalidKeyUsageException', () => {
     const { kms } = testKms();
     const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
-    expect(errorName(() => kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('x'), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }))).toBe('InvalidKeyUsageException');
+    expect(errorName(() => kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('x'), EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }))).toBe(
+      'InvalidKeyUsageException',
+    );
   });
 });
 
@@ -217,7 +237,10 @@ describe('aliases', () => {
     expect(kms.invoke('GetKeyRotationStatus', { KeyId: id })).toMatchObject({ KeyRotationEnabled: true, RotationPeriodInDays: 365 });
     // Its policy (AWS's shape) lets nobody manage it, and the account use it only through EC2.
     for (const op of ['DisableKey', 'ScheduleKeyDeletion', 'DisableKeyRotation', 'RotateKeyOnDemand', 'PutKeyPolicy'] as const) {
-      expect(errorName(() => kms.invoke(op, { KeyId: id, Policy: '{}' })), op).toBe('AccessDeniedException');
+      expect(
+        errorName(() => kms.invoke(op, { KeyId: id, Policy: '{}' })),
+        op,
+      ).toBe('AccessDeniedException');
     }
     expect(errorName(() => kms.invoke('DeleteAlias', { AliasName: 'alias/aws/ebs' }))).toBe('InvalidAliasNameException');
     expect(errorName(() => kms.invoke('GenerateDataKeyWithoutPlaintext', { KeyId: 'alias/aws/ebs', NumberOfBytes: 64 }))).toBe('AccessDeniedException');
@@ -257,7 +280,9 @@ describe('the store and the audit log', () => {
     const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
     const g = kms.invoke('GenerateDataKey', { KeyId: key, KeySpec: 'AES_256', EncryptionContext: { 'aws:ebs:id': 'vol-1' } });
     kms.invoke('DisableKey', { KeyId: key });
-    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: g.CiphertextBlob, EncryptionContext: { 'aws:ebs:id': 'vol-1' } }))).toBe('DisabledException');
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: g.CiphertextBlob, EncryptionContext: { 'aws:ebs:id': 'vol-1' } }))).toBe(
+      'DisabledException',
+    );
     kms.flushAudit();
     const log = AuditLog.read(`${home}/audit.log`);
     expect(log.map((r) => r.eventName)).toEqual(['CreateKey', 'GenerateDataKey', 'DisableKey', 'Decrypt']);

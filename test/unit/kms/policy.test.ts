@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { errorName, testKms } from '../../helpers/home.js';
 import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
 import { wildcard } from '../../../src/kms/policy.js';
+import { errorName, testKms } from '../../helpers/home.js';
 
 const ACCT = '000000000000';
 const ROOT = `arn:aws:iam::${ACCT}:root`;
@@ -19,7 +19,20 @@ function adminUserPolicy(extra: object[] = []) {
         Sid: 'Allow access for Key Administrators',
         Effect: 'Allow',
         Principal: { AWS: ALICE },
-        Action: ['kms:Create*', 'kms:Describe*', 'kms:Enable*', 'kms:List*', 'kms:Put*', 'kms:Update*', 'kms:Revoke*', 'kms:Disable*', 'kms:Get*', 'kms:Delete*', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion'],
+        Action: [
+          'kms:Create*',
+          'kms:Describe*',
+          'kms:Enable*',
+          'kms:List*',
+          'kms:Put*',
+          'kms:Update*',
+          'kms:Revoke*',
+          'kms:Disable*',
+          'kms:Get*',
+          'kms:Delete*',
+          'kms:ScheduleKeyDeletion',
+          'kms:CancelKeyDeletion',
+        ],
         Resource: '*',
       },
       {
@@ -47,7 +60,9 @@ describe('key policies', () => {
     expect(kms.invoke('ListKeyPolicies', { KeyId: id })).toEqual({ PolicyNames: ['default'], Truncated: false });
     const p = kms.invoke('GetKeyPolicy', { KeyId: id, PolicyName: 'default' });
     expect(p.PolicyName).toBe('default');
-    expect(JSON.parse(p.Policy).Statement).toEqual([{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: ROOT }, Action: 'kms:*', Resource: '*' }]);
+    expect(JSON.parse(p.Policy).Statement).toEqual([
+      { Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: ROOT }, Action: 'kms:*', Resource: '*' },
+    ]);
     const blob = kms.invokeAs(ALICE, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('x') }).CiphertextBlob;
     expect(kms.invokeAs(BOB, 'Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe('x');
     // A role session has no IAM permission here: the account statement does not cover it.
@@ -92,7 +107,9 @@ describe('key policies', () => {
         expect.unreachable();
       } catch (e) {
         expect((e as Error).name).toBe('AccessDeniedException');
-        expect((e as Error).message).toBe(`User: ${who} is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:local:${ACCT}:key/${id} because no resource-based policy allows the kms:Decrypt action`);
+        expect((e as Error).message).toBe(
+          `User: ${who} is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:local:${ACCT}:key/${id} because no resource-based policy allows the kms:Decrypt action`,
+        );
       }
     }
   });
@@ -119,9 +136,27 @@ describe('key policies', () => {
     const { kms, id } = keyWith(
       adminUserPolicy([
         use({ StringEquals: { 'kms:EncryptionContext:Department': 'IT' } }),
-        { Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:Encrypt', Resource: '*', Condition: { 'ForAnyValue:StringLike': { 'kms:EncryptionContextKeys': 'tmp-*' } } },
-        { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:user/dave` }, Action: 'kms:Encrypt', Resource: '*', Condition: { 'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['app', 'env'] } } },
-        { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCT}:user/erin` }, Action: 'kms:Encrypt', Resource: '*', Condition: { StringEqualsIfExists: { 'kms:EncryptionContext:env': 'prod' } } },
+        {
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: 'kms:Encrypt',
+          Resource: '*',
+          Condition: { 'ForAnyValue:StringLike': { 'kms:EncryptionContextKeys': 'tmp-*' } },
+        },
+        {
+          Effect: 'Allow',
+          Principal: { AWS: `arn:aws:iam::${ACCT}:user/dave` },
+          Action: 'kms:Encrypt',
+          Resource: '*',
+          Condition: { 'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['app', 'env'] } },
+        },
+        {
+          Effect: 'Allow',
+          Principal: { AWS: `arn:aws:iam::${ACCT}:user/erin` },
+          Action: 'kms:Encrypt',
+          Resource: '*',
+          Condition: { StringEqualsIfExists: { 'kms:EncryptionContext:env': 'prod' } },
+        },
       ]),
     );
     const enc = (who: string, ctx?: Record<string, string>) => {
@@ -152,8 +187,22 @@ describe('key policies', () => {
     const { kms, id } = keyWith(
       JSON.stringify({
         Statement: [
-          { Sid: 'admin', Effect: 'Allow', Principal: { AWS: ALICE }, Action: 'kms:*', Resource: '*', Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } } },
-          { Sid: 'via-ebs', Effect: 'Allow', Principal: { AWS: '*' }, Action: ['kms:GenerateDataKey*', 'kms:Decrypt'], Resource: '*', Condition: { StringEquals: { 'kms:ViaService': 'ec2.local.amazonaws.com', 'kms:CallerAccount': ACCT } } },
+          {
+            Sid: 'admin',
+            Effect: 'Allow',
+            Principal: { AWS: ALICE },
+            Action: 'kms:*',
+            Resource: '*',
+            Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+          },
+          {
+            Sid: 'via-ebs',
+            Effect: 'Allow',
+            Principal: { AWS: '*' },
+            Action: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+            Resource: '*',
+            Condition: { StringEquals: { 'kms:ViaService': 'ec2.local.amazonaws.com', 'kms:CallerAccount': ACCT } },
+          },
         ],
       }),
     );
@@ -163,10 +212,15 @@ describe('key policies', () => {
     expect(errorName(gdk({ principal: BOB, viaService: 's3.local.amazonaws.com' }))).toBe('AccessDeniedException');
     expect(errorName(gdk({ principal: 'arn:aws:iam::111122223333:user/mallory', viaService: 'ec2.local.amazonaws.com' }))).toBe('AccessDeniedException');
     // Only principals with IAM permission can call through a service: a role session's claim is ignored.
-    expect(errorName(gdk({ principal: `arn:aws:sts::${ACCT}:assumed-role/kmsvol-card/vol-1`, viaService: 'ec2.local.amazonaws.com' }))).toBe('AccessDeniedException');
+    expect(errorName(gdk({ principal: `arn:aws:sts::${ACCT}:assumed-role/kmsvol-card/vol-1`, viaService: 'ec2.local.amazonaws.com' }))).toBe(
+      'AccessDeniedException',
+    );
     // kms:GrantIsForAWSResource is true only for CreateGrant through a service.
     expect(errorName(() => kms.invokeAs(ALICE, 'CreateGrant', { KeyId: id, GranteePrincipal: BOB, Operations: ['Decrypt'] }))).toBe('AccessDeniedException');
-    expect(kms.invokeAs({ principal: ALICE, viaService: 'ec2.local.amazonaws.com' }, 'CreateGrant', { KeyId: id, GranteePrincipal: BOB, Operations: ['Decrypt'] }).GrantId).toMatch(/^[0-9a-f]{64}$/);
+    expect(
+      kms.invokeAs({ principal: ALICE, viaService: 'ec2.local.amazonaws.com' }, 'CreateGrant', { KeyId: id, GranteePrincipal: BOB, Operations: ['Decrypt'] })
+        .GrantId,
+    ).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('PutKeyPolicy refuses a policy that would lock the caller out, unless the safety check is bypassed', () => {
@@ -200,7 +254,10 @@ describe('key policies', () => {
       ['{"Statement":[{"Effect":"Maybe","Principal":"*","Action":"kms:*","Resource":"*"}]}', /Effect must be "Allow" or "Deny"/],
       ['{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}', /Principal/],
       ['{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*"}]}', /not a KMS action/],
-      ['{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"NumericSoon":{"a":"1"}}}]}', /condition operator NumericSoon/],
+      [
+        '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"NumericSoon":{"a":"1"}}}]}',
+        /condition operator NumericSoon/,
+      ],
     ];
     for (const [policy, why] of cases) {
       try {
@@ -218,20 +275,39 @@ describe('key policies', () => {
     kms.invokeAs(ALICE, 'DisableKey', { KeyId: id });
     expect(errorName(() => kms.invokeAs(BOB, 'EnableKey', { KeyId: id }))).toBe('AccessDeniedException');
     kms.flushAudit();
-    const lines = fs.readFileSync(`${home}/audit.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(`${home}/audit.log`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const disable = lines.find((l) => l.eventName === 'DisableKey');
     expect(disable.userIdentity).toEqual({ type: 'IAMUser', arn: ALICE });
-    expect(disable.additionalEventData.authorization).toEqual([{ action: 'kms:DisableKey', resource: `arn:aws:kms:local:${ACCT}:key/${id}`, effect: 'Allow', by: 'key policy statement Allow access for Key Administrators' }]);
+    expect(disable.additionalEventData.authorization).toEqual([
+      {
+        action: 'kms:DisableKey',
+        resource: `arn:aws:kms:local:${ACCT}:key/${id}`,
+        effect: 'Allow',
+        by: 'key policy statement Allow access for Key Administrators',
+      },
+    ]);
     const enable = lines.find((l) => l.eventName === 'EnableKey');
     expect(enable).toMatchObject({ userIdentity: { arn: BOB }, errorCode: 'AccessDeniedException' });
-    expect(enable.additionalEventData.authorization).toEqual([{ action: 'kms:EnableKey', resource: `arn:aws:kms:local:${ACCT}:key/${id}`, effect: 'Deny', by: 'no policy or grant' }]);
+    expect(enable.additionalEventData.authorization).toEqual([
+      { action: 'kms:EnableKey', resource: `arn:aws:kms:local:${ACCT}:key/${id}`, effect: 'Deny', by: 'no policy or grant' },
+    ]);
   });
 });
 
 describe('IAM wildcards', () => {
   /** The obvious regular-expression reading of a pattern, as a reference on small inputs. */
   const reference = (pattern: string, value: string) =>
-    new RegExp(`^${pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('')}$`, 's').test(value);
+    new RegExp(
+      `^${pattern
+        .split('')
+        .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+        .join('')}$`,
+      's',
+    ).test(value);
 
   it('match exactly as the regular-expression reading does, for every pattern and value up to 4 characters over {a, b, *, ?}', () => {
     const words = (alphabet: string[], max: number): string[] => {

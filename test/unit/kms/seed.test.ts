@@ -15,12 +15,19 @@ describe('seed files (library)', () => {
       { KeyId: B, KeyState: 'PendingDeletion', PendingWindowInDays: 7 },
       { KeyId: M, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' },
     ]);
-    expect(r.Created).toEqual([`arn:aws:kms:eu-west-1:000000000000:key/${A}`, `arn:aws:kms:local:000000000000:key/${B}`, `arn:aws:kms:local:000000000000:key/${M}`]);
+    expect(r.Created).toEqual([
+      `arn:aws:kms:eu-west-1:000000000000:key/${A}`,
+      `arn:aws:kms:local:000000000000:key/${B}`,
+      `arn:aws:kms:local:000000000000:key/${M}`,
+    ]);
     expect(errorName(() => kms.invoke('DescribeKey', { KeyId: A }))).toBe('NotFoundException');
     const eu = Kms.open({ home, clock, region: 'eu-west-1' });
     onCleanup(() => eu.close());
     expect(eu.invoke('DescribeKey', { KeyId: 'alias/eu' }).KeyMetadata.KeyId).toBe(A);
-    expect(kms.invoke('DescribeKey', { KeyId: B }).KeyMetadata).toMatchObject({ KeyState: 'PendingDeletion', DeletionDate: new Date(clock.now().getTime() + 7 * DAY) });
+    expect(kms.invoke('DescribeKey', { KeyId: B }).KeyMetadata).toMatchObject({
+      KeyState: 'PendingDeletion',
+      DeletionDate: new Date(clock.now().getTime() + 7 * DAY),
+    });
     expect(kms.invoke('DescribeKey', { KeyId: M }).KeyMetadata).toMatchObject({ MultiRegion: true, KeySpec: 'ECC_NIST_P256' });
   });
 

@@ -1,4 +1,4 @@
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,7 +28,6 @@ async function holder(file: string, use: boolean) {
   });
   return { proc: p, info: JSON.parse(line) as { pid: number; address: number; backend: string } };
 }
-
 
 function smapsEntry(pid: number, address: number): string {
   const smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');

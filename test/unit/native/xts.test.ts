@@ -105,12 +105,16 @@ describe('the async queue (jobs on the libuv pool, completions reported in batch
   it('many more jobs than pool threads all settle, in any order, each with its own result', async () => {
     const { raw, key } = freshKey();
     const jobs = Array.from({ length: 200 }, (_, i) => ({ src: crypto.randomBytes(4096 * (1 + (i % 5))), first: i * 977 }));
-    const out = await Promise.all(jobs.map(async (j) => {
-      const dst = Buffer.alloc(j.src.length);
-      await xtsEncryptAsync(key, j.src, dst, j.first, 4096);
-      return dst;
-    }));
-    jobs.forEach((j, i) => expect(out[i]!.equals(referenceXts(raw, j.src, j.first, 4096, true))).toBe(true));
+    const out = await Promise.all(
+      jobs.map(async (j) => {
+        const dst = Buffer.alloc(j.src.length);
+        await xtsEncryptAsync(key, j.src, dst, j.first, 4096);
+        return dst;
+      }),
+    );
+    jobs.forEach((j, i) => {
+      expect(out[i]!.equals(referenceXts(raw, j.src, j.first, 4096, true))).toBe(true);
+    });
     key.zeroize();
   });
 
@@ -128,13 +132,17 @@ describe('the async queue (jobs on the libuv pool, completions reported in batch
   it('a process waits for its jobs to settle and then exits by itself (the queue does not hold the event loop)', () => {
     const script = `
       import crypto from 'node:crypto';
-      import { GuardedKey, xtsEncryptAsync } from ${JSON.stringify(ROOT + '/dist/native/index.js')};
+      import { GuardedKey, xtsEncryptAsync } from ${JSON.stringify(`${ROOT}/dist/native/index.js`)};
       const key = GuardedKey.fromBuffer(crypto.randomBytes(64));
       const b = Buffer.alloc(1 << 20);
       let n = 0;
       for (let i = 0; i < 8; i++) xtsEncryptAsync(key, b, Buffer.alloc(b.length), i, 4096).then(() => { if (++n === 8) console.log('settled 8'); });
     `;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, UV_THREADPOOL_SIZE: '2' } });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, UV_THREADPOOL_SIZE: '2' },
+    });
     expect(out.trim()).toBe('settled 8');
   });
 });

