@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { KmsOperation, KmsRequest } from '../kms/kms.js';
-import { DRY_RUN_OPERATIONS } from '../kms/members.js';
+import { OPERATIONS } from '../kms/kms.js';
+import { DRY_RUN_OPERATIONS, HONOURED } from '../kms/members.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
@@ -54,97 +55,10 @@ const PARSERS: Record<FieldType, (v: unknown, flag: string) => unknown> = {
   timestamp: (v, flag) => parseTimestamp(v as string, flag),
 };
 
-/** Each operation's parameters; a trailing "!" marks a required one (checked here, exit 252, as the AWS CLI does). */
-export const KMS_COMMANDS: Record<KmsOperation, string[]> = {
-  CreateKey: ['Description', 'KeyUsage', 'KeySpec', 'CustomerMasterKeySpec', 'Origin', 'Tags', 'MultiRegion', 'Policy', 'BypassPolicyLockoutSafetyCheck'],
-  DescribeKey: ['KeyId!', 'GrantTokens'],
-  ListKeys: ['Limit', 'Marker'],
-  UpdateKeyDescription: ['KeyId!', 'Description!'],
-  TagResource: ['KeyId!', 'Tags!'],
-  UntagResource: ['KeyId!', 'TagKeys!'],
-  ListResourceTags: ['KeyId!', 'Limit', 'Marker'],
-  Encrypt: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'],
-  Decrypt: ['CiphertextBlob!', 'EncryptionContext', 'GrantTokens', 'KeyId', 'EncryptionAlgorithm'],
-  ReEncrypt: [
-    'CiphertextBlob!',
-    'SourceEncryptionContext',
-    'SourceKeyId',
-    'DestinationKeyId!',
-    'DestinationEncryptionContext',
-    'SourceEncryptionAlgorithm',
-    'DestinationEncryptionAlgorithm',
-    'GrantTokens',
-  ],
-  GenerateDataKey: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
-  GenerateDataKeyWithoutPlaintext: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
-  GenerateRandom: ['NumberOfBytes'],
-  EnableKey: ['KeyId!'],
-  DisableKey: ['KeyId!'],
-  ScheduleKeyDeletion: ['KeyId!', 'PendingWindowInDays'],
-  CancelKeyDeletion: ['KeyId!'],
-  EnableKeyRotation: ['KeyId!', 'RotationPeriodInDays'],
-  DisableKeyRotation: ['KeyId!'],
-  GetKeyRotationStatus: ['KeyId!'],
-  RotateKeyOnDemand: ['KeyId!'],
-  ListKeyRotations: ['KeyId!', 'Limit', 'Marker'],
-  CreateAlias: ['AliasName!', 'TargetKeyId!'],
-  UpdateAlias: ['AliasName!', 'TargetKeyId!'],
-  DeleteAlias: ['AliasName!'],
-  ListAliases: ['KeyId', 'Limit', 'Marker'],
-  ReplicateKey: ['KeyId!', 'ReplicaRegion!', 'Description', 'Policy', 'Tags', 'BypassPolicyLockoutSafetyCheck'],
-  UpdatePrimaryRegion: ['KeyId!', 'PrimaryRegion!'],
-  GetKeyPolicy: ['KeyId!', 'PolicyName'],
-  PutKeyPolicy: ['KeyId!', 'Policy!', 'PolicyName', 'BypassPolicyLockoutSafetyCheck'],
-  ListKeyPolicies: ['KeyId!', 'Limit', 'Marker'],
-  CreateGrant: ['KeyId!', 'GranteePrincipal!', 'Operations!', 'RetiringPrincipal', 'Constraints', 'GrantTokens', 'Name'],
-  ListGrants: ['KeyId!', 'GrantId', 'GranteePrincipal', 'Limit', 'Marker'],
-  ListRetirableGrants: ['RetiringPrincipal!', 'Limit', 'Marker'],
-  RetireGrant: ['GrantToken', 'KeyId', 'GrantId'],
-  RevokeGrant: ['KeyId!', 'GrantId!'],
-  GetParametersForImport: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'],
-  ImportKeyMaterial: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel'],
-  DeleteImportedKeyMaterial: ['KeyId!'],
-  Sign: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'],
-  Verify: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'],
-  GetPublicKey: ['KeyId!', 'GrantTokens'],
-  GenerateMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'],
-  VerifyMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'],
-  GenerateDataKeyPair: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
-  GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
-  DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
-  GetKeyLastUsage: ['KeyId!'],
-  DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
-  CreateCustomKeyStore: [
-    'CustomKeyStoreName!',
-    'CloudHsmClusterId',
-    'TrustAnchorCertificate',
-    'KeyStorePassword',
-    'CustomKeyStoreType',
-    'XksProxyUriEndpoint',
-    'XksProxyUriPath',
-    'XksProxyVpcEndpointServiceName',
-    'XksProxyVpcEndpointServiceOwner',
-    'XksProxyAuthenticationCredential',
-    'XksProxyConnectivity',
-  ],
-  ConnectCustomKeyStore: ['CustomKeyStoreId!'],
-  DisconnectCustomKeyStore: ['CustomKeyStoreId!'],
-  DeleteCustomKeyStore: ['CustomKeyStoreId!'],
-  UpdateCustomKeyStore: [
-    'CustomKeyStoreId!',
-    'NewCustomKeyStoreName',
-    'KeyStorePassword',
-    'CloudHsmClusterId',
-    'XksProxyUriEndpoint',
-    'XksProxyUriPath',
-    'XksProxyVpcEndpointServiceName',
-    'XksProxyVpcEndpointServiceOwner',
-    'XksProxyAuthenticationCredential',
-    'XksProxyConnectivity',
-  ],
-  Encapsulate: ['KeyId!', 'EncapsulationAlgorithm!', 'GrantTokens'],
-  Decapsulate: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'],
-};
+/** Each operation's parameters: the members it honours (src/kms/members.ts), DryRun added where the operation has it. */
+const KMS_COMMANDS = Object.fromEntries(
+  Object.keys(OPERATIONS).map((op) => [op, [...(HONOURED[op] ?? []), ...(DRY_RUN_OPERATIONS.has(op) ? ['DryRun'] : [])]]),
+) as Record<KmsOperation, string[]>;
 
 export function kebab(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
@@ -212,8 +126,7 @@ function skeleton(fields: string[]): Record<string, unknown> {
 
 export function kmsCommand(): Command {
   const kms = new Command('kms').description('AWS KMS operations against the local KMS (same names and arguments as `aws kms`)');
-  for (const [op, own] of Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][]) {
-    const fields = DRY_RUN_OPERATIONS.has(op) ? [...own, 'DryRun'] : own;
+  for (const [op, fields] of Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][]) {
     const cmd = withGlobals(new Command(kebab(op)).description(`KMS ${op}`));
     for (const spec of fields) {
       const field = spec.replace(/!$/, '');
