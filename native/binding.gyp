@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "kmsvol_native",
-      "sources": ["src/kmsvol_native.c", "src/fuse_server.c", "src/jobq.c"],
+      "sources": ["src/binding.c", "src/engine.c", "src/fuse_server.c", "src/jobq.c"],
       "include_dirs": ["<!(node -p \"require('fuse-shared-library').include\")"],
       "libraries": ["<!(node -p \"require('fuse-shared-library').lib\")"],
       "ldflags": ["-Wl,-rpath,'$$ORIGIN'"],

@@ -1,8 +1,10 @@
 /*
  * The card's FUSE server, in C: one regular file (the decrypted volume) served
  * by libfuse's multi-threaded loop, with every read and write going straight
- * to the sector engine and the backing file on libfuse's own threads. No
- * request crosses into JavaScript; JavaScript only starts and stops the server.
+ * to the sector engine (engine.h) and the backing file on libfuse's own
+ * threads. No request crosses into JavaScript; JavaScript only starts and
+ * stops the server, through the binding (binding.c), which this file never
+ * calls.
  *
  * The FUSE edge stays thin: it clips to the volume, maps byte ranges onto
  * 4096-byte sectors (read-modify-write for partial sectors under striped
@@ -20,20 +22,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include "engine.h"
+#include "fuse_server.h"
 
-#define SECTOR  4096u
+#define SECTOR  ((unsigned)KMSVOL_SECTOR_SIZE)
 #define STRIPES 256
-#define MAX_IO  (128 * 1024)
+#define MAX_IO  KMSVOL_MAX_IO
 
-typedef struct {
+struct server {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
   int fd;
   uint64_t payload; /* byte offset of the payload in the image */
   uint64_t size;    /* volume size in bytes */
   char *mountdir;
-  char path[256]; /* "/<file name>" */
+  char path[KMSVOL_NAME_MAX + 2]; /* "/<file name>" */
   struct fuse *fuse;
   struct fuse_chan *ch;
   pthread_t thread;
@@ -46,8 +50,7 @@ typedef struct {
   /* The errno of the first write that failed; from then on every fsync fails (see s_sync). */
   atomic_int lost_write;
   atomic_int opens; /* open handles on the volume file (a loop device holds one) */
-  napi_ref kref;
-} server;
+};
 
 static server *self(void) { return (server *)fuse_get_context()->private_data; }
 
@@ -78,13 +81,7 @@ static int fail_io(server *s, int err, int write, uint64_t off, size_t size) {
 
 /* Encrypt or decrypt whole sectors in place; all-zero ciphertext reads as zeros. */
 static int crypt_sectors(server *s, uint8_t *buf, size_t len, uint64_t first, int enc) {
-  int st;
-  ctxnode *c = ctx_acquire(s->k, &st);
-  if (!c) return EIO;
-  st = xts_run(s->k, c, buf, buf, len, first, SECTOR, enc, !enc);
-  if (s->k->sched) xts_scrub(use_aesni == 2);
-  ctx_release(s->k, c);
-  return st == 0 ? 0 : EIO;
+  return engine_crypt(s->k, buf, buf, len, first, SECTOR, enc, !enc) == ST_OK ? 0 : EIO;
 }
 
 /* Read and decrypt sectors [first, first + count) into buf. */
@@ -285,52 +282,33 @@ static void *loop_thread(void *arg) {
   return NULL;
 }
 
-static void stop(napi_env env, server *s) {
+void fuse_server_stop(server *s) {
   if (!s->running) return;
   s->running = 0;
   fuse_exit(s->fuse);
   fuse_unmount(s->mountdir, s->ch); /* closes the channel: the loop sees ENODEV and returns */
   pthread_join(s->thread, NULL);
   fuse_destroy(s->fuse);
-  if (s->kref) napi_delete_reference(env, s->kref);
-  s->kref = NULL;
 }
 
-static void server_finalize(napi_env env, void *data, void *hint) {
-  (void)hint;
-  server *s = (server *)data;
-  stop(env, s);
+void fuse_server_free(server *s) {
+  fuse_server_stop(s);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
   pthread_rwlock_destroy(&s->freeze);
   free(s->mountdir);
   free(s);
 }
 
-/*
- * fuseStart(key | null, fd, payloadOffset, sizeBytes, mountDir, fileName) -> server.
- * Mounts synchronously (errors throw) and runs the loop on its own thread.
- */
-static napi_value fuse_start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], ext;
-  napi_valuetype kt;
-  int64_t payload, size;
-  int32_t fd;
-  char mountdir[4096], name[200];
-  size_t len;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_typeof(env, argv[0], &kt));
-  NAPI_CALL(env, napi_get_value_int32(env, argv[1], &fd));
-  NAPI_CALL(env, napi_get_value_int64(env, argv[2], &payload));
-  NAPI_CALL(env, napi_get_value_int64(env, argv[3], &size));
-  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[4], mountdir, sizeof mountdir, &len));
-  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[5], name, sizeof name, &len));
+server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, const char *mountdir, const char *name, const char **why) {
   server *s = calloc(1, sizeof *s);
-  if (!s) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
-  s->k = kt == napi_external ? get_key(env, argv[0]) : NULL;
+  if (!s) {
+    *why = "out of memory";
+    return NULL;
+  }
+  s->k = k;
   s->fd = fd;
-  s->payload = (uint64_t)payload;
-  s->size = (uint64_t)size;
+  s->payload = payload;
+  s->size = size;
   s->mountdir = strdup(mountdir);
   snprintf(s->path, sizeof s->path, "/%s", name);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&s->stripes[i], NULL);
@@ -339,7 +317,11 @@ static napi_value fuse_start(napi_env env, napi_callback_info info) {
   pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&s->freeze, &ra);
   pthread_rwlockattr_destroy(&ra);
-  if (s->k) napi_create_reference(env, argv[0], 1, &s->kref);
+  if (!s->mountdir) {
+    fuse_server_free(s);
+    *why = "out of memory";
+    return NULL;
+  }
 
   struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
   char opts[256];
@@ -350,108 +332,56 @@ static napi_value fuse_start(napi_env env, napi_callback_info info) {
   s->ch = fuse_mount(s->mountdir, &args);
   if (!s->ch) {
     fuse_opt_free_args(&args);
-    server_finalize(env, s, NULL);
-    return throw_code(env, "KMSVOL_FUSE", "fuse_mount failed: is /dev/fuse present, the directory empty and not mounted already?");
+    fuse_server_free(s);
+    *why = "fuse_mount failed: is /dev/fuse present, the directory empty and not mounted already?";
+    return NULL;
   }
   s->fuse = fuse_new(s->ch, &args, &ops, sizeof ops, s);
   fuse_opt_free_args(&args);
   if (!s->fuse) {
     fuse_unmount(s->mountdir, s->ch);
-    server_finalize(env, s, NULL);
-    return throw_code(env, "KMSVOL_FUSE", "fuse_new failed");
+    fuse_server_free(s);
+    *why = "fuse_new failed";
+    return NULL;
   }
   s->running = 1;
   if (pthread_create(&s->thread, NULL, loop_thread, s) != 0) {
     s->running = 0;
     fuse_unmount(s->mountdir, s->ch);
     fuse_destroy(s->fuse);
-    server_finalize(env, s, NULL);
-    return throw_code(env, "KMSVOL_FUSE", "could not start the FUSE thread");
+    fuse_server_free(s);
+    *why = "could not start the FUSE thread";
+    return NULL;
   }
-  NAPI_CALL(env, napi_create_external(env, s, server_finalize, NULL, &ext));
-  return ext;
+  return s;
 }
 
-/* fuseStop(server): unmount, wait for the loop to finish. Idempotent. */
-static napi_value fuse_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  void *p;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  stop(env, (server *)p);
-  return NULL;
-}
-
-/*
- * fuseFreeze(server, on): on waits for in-flight writes and holds new ones back,
- * then fdatasyncs the backing file; off lets writes continue. For snapshots.
- */
-static napi_value fuse_freeze(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  void *p;
-  bool on;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &on));
-  server *s = (server *)p;
-  if (on) {
-    pthread_rwlock_wrlock(&s->freeze);
-    if (fdatasync(s->fd) != 0) {
-      pthread_rwlock_unlock(&s->freeze);
-      return throw_code(env, "KMSVOL_IO", strerror(errno));
-    }
-  } else {
+/* Holding the lock exclusively waits for in-flight writes (they hold it shared) and holds new ones back. For snapshots. */
+int fuse_server_freeze(server *s, int on) {
+  if (!on) {
     pthread_rwlock_unlock(&s->freeze);
+    return 0;
   }
-  return NULL;
+  pthread_rwlock_wrlock(&s->freeze);
+  if (fdatasync(s->fd) == 0) return 0;
+  int e = errno;
+  pthread_rwlock_unlock(&s->freeze);
+  return e;
 }
 
 /*
- * fuseResize(server, size): grow the served file to `size` bytes (EBS Elastic
- * Volumes: the backing image was already extended). Never shrinks. Readers
- * see the old or the new size; the kernel learns it at its next getattr.
+ * EBS Elastic Volumes: the backing image was already extended. Readers see the
+ * old or the new size; the kernel learns it at its next getattr.
  */
-static napi_value fuse_resize(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  void *p;
-  int64_t size;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  NAPI_CALL(env, napi_get_value_int64(env, argv[1], &size));
-  server *s = (server *)p;
-  if (size <= 0 || (uint64_t)size < __atomic_load_n(&s->size, __ATOMIC_SEQ_CST)) return throw_code(env, "KMSVOL_ARG", "a volume only grows");
-  __atomic_store_n(&s->size, (uint64_t)size, __ATOMIC_SEQ_CST);
-  return NULL;
+int fuse_server_resize(server *s, uint64_t size) {
+  if (size == 0 || size < __atomic_load_n(&s->size, __ATOMIC_SEQ_CST)) return EINVAL;
+  __atomic_store_n(&s->size, size, __ATOMIC_SEQ_CST);
+  return 0;
 }
 
-/* fuseStats(server) -> { errors, lastErrno, lostWrite, openFiles } */
-static napi_value fuse_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], o, v;
-  void *p;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  server *s = (server *)p;
-  NAPI_CALL(env, napi_create_object(env, &o));
-  napi_create_double(env, (double)atomic_load(&s->errors), &v);
-  napi_set_named_property(env, o, "errors", v);
-  napi_create_int32(env, atomic_load(&s->last_errno), &v);
-  napi_set_named_property(env, o, "lastErrno", v);
-  napi_create_int32(env, atomic_load(&s->lost_write), &v);
-  napi_set_named_property(env, o, "lostWrite", v);
-  napi_create_int32(env, atomic_load(&s->opens), &v);
-  napi_set_named_property(env, o, "openFiles", v);
-  return o;
-}
-
-void fuse_server_register(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},   {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
-      {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},   {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
-      {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+void fuse_server_get_stats(server *s, fuse_server_stats *out) {
+  out->errors = atomic_load(&s->errors);
+  out->last_errno = atomic_load(&s->last_errno);
+  out->lost_write = atomic_load(&s->lost_write);
+  out->open_files = atomic_load(&s->opens);
 }
