@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
 /** The OS pieces a card uses: loop devices, mount tables, process liveness. */
@@ -46,6 +46,11 @@ export function isMounted(dir: string): boolean {
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .some((l) => l.split(' ')[4] === dir);
+}
+
+/** Lazily unmount a stale FUSE mount left by a card that died. */
+export function unmountStale(dir: string): void {
+  if (spawnSync('umount', ['-l', dir]).status !== 0) spawnSync('fusermount', ['-uz', dir]);
 }
 
 export function processAlive(pid: number): boolean {
