@@ -43,7 +43,7 @@ struct server {
   pthread_t thread;
   int running;
   pthread_mutex_t stripes[STRIPES];
-  /* Writes hold it shared; a snapshot holds it exclusively (fuseFreeze) to quiesce them. */
+  /* Writes hold it shared; a snapshot holds it exclusively (fuse_server_freeze) to quiesce them. */
   pthread_rwlock_t freeze;
   atomic_ulong errors;
   atomic_int last_errno;

@@ -1,5 +1,5 @@
 /*
- * The engine's async jobs on the libuv thread pool, with coalesced completions.
+ * The binding's async engine jobs (XTS batches, recrypt) on the libuv thread pool, with coalesced completions.
  *
  * Queuing one napi_async_work per job costs a wake-up of the JavaScript thread
  * per job, and on a machine with as many busy pool threads as cores every

@@ -93,7 +93,7 @@ export const SECTOR_SIZES: readonly number[] = [addon.constants.XTS_UNIT, SECTOR
 /** A served file name: 1..NAME_MAX of [A-Za-z0-9._-]. */
 const FILE_NAME = new RegExp(`^[A-Za-z0-9._-]{1,${NAME_MAX}}$`);
 
-/** Engine errors carry stable names: KeyZeroized, InvalidKey, InvalidArgument, IoError. */
+/** Engine errors carry stable names: KeyZeroized, KeyNotLoaded, InvalidKey, MlockFailed, InvalidArgument, IoError, FuseMountFailed, EngineFailure. */
 export class EngineError extends ServiceError {
   constructor(
     name: string,
