@@ -526,7 +526,7 @@ static napi_value get_string(napi_env env, napi_value v, char *buf, size_t max, 
 
 /*
  * fuseStart(key | null, fd, payloadOffset, sizeBytes, mountDir, fileName) -> server handle.
- * Mounts synchronously (errors throw) and runs the loop on its own thread.
+ * Mounts synchronously (errors throw) and starts the worker threads.
  */
 static napi_value fuse_start(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -563,7 +563,7 @@ static napi_value fuse_start(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-/* fuseStop(server): unmount, wait for the loop to finish. Idempotent. */
+/* fuseStop(server): unmount, wait for the workers to finish. Idempotent. */
 static napi_value fuse_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];

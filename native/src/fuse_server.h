@@ -1,6 +1,7 @@
 /*
  * The card's FUSE server (fuse_server.c): serves one regular file, the
- * decrypted volume, with libfuse's threads calling the engine directly.
+ * decrypted volume, speaking the kernel's FUSE protocol itself, with its
+ * worker threads calling the engine directly.
  * Plain C with no N-API: the binding (binding.c) starts and stops it.
  */
 #ifndef KMSVOL_FUSE_SERVER_H
@@ -10,7 +11,7 @@
 #include "engine.h"
 
 /* The largest read or write the kernel sends in one request (max_read, max_write). */
-#define KMSVOL_MAX_IO (128 * 1024)
+#define KMSVOL_MAX_IO (1024 * 1024)
 /* The served file's name: 1..KMSVOL_NAME_MAX bytes of [A-Za-z0-9._-] (checked by TypeScript). */
 #define KMSVOL_NAME_MAX 128
 /* The mount directory: an absolute path of at most this many bytes (PATH_MAX less its NUL). */
@@ -27,11 +28,11 @@ typedef struct {
 
 /*
  * Serve `size` bytes of the payload at `payload` of `fd` as `mountdir/name`, decrypted with `k`
- * (NULL: an unencrypted volume, bytes pass through). Mounts synchronously and runs the loop on
- * its own thread. Returns the server, or NULL with *why saying what failed.
+ * (NULL: an unencrypted volume, bytes pass through). Mounts synchronously and starts the worker
+ * threads. Returns the server, or NULL with *why saying what failed.
  */
 server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, const char *mountdir, const char *name, const char **why);
-/* Unmount and wait for the loop to finish. Idempotent. */
+/* Unmount and wait for the workers to finish. Idempotent. */
 void fuse_server_stop(server *s);
 /* Stop (if running) and free. */
 void fuse_server_free(server *s);
