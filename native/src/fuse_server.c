@@ -323,8 +323,13 @@ static void handle(server *s, int dev, uint8_t *req, size_t n, uint8_t *buf) {
       return;
     }
     atomic_fetch_add(&s->opens, 1);
-    /* Uncached: the loop device and the file systems above it cache; every request reaches the engine. */
-    struct fuse_open_out o = {.open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES};
+    /*
+     * An O_DIRECT open (the loop device in direct-I/O mode, or fio --direct=1) is served uncached,
+     * its requests sent asynchronously and in parallel; any other open goes through the page cache
+     * with the kernel's readahead, as a regular file does.
+     */
+    const struct fuse_open_in *oi = arg;
+    struct fuse_open_out o = {.open_flags = (oi->flags & O_DIRECT) ? FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES : 0};
     REPLY(0, &o, sizeof o);
     return;
   }
