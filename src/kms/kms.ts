@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { clockFromEnv, DAY_MS } from '../clock.js';
 import type { Home } from '../home.js';
 import { openHome } from '../home.js';
+import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, KmsContext } from './context.js';
@@ -251,9 +252,7 @@ export function awsManagedPolicy(account: string, region: string, service: strin
 /** Anything thrown inside the KMS leaves it as a KmsError; internal faults say so without detail leaks. */
 function toKmsError(e: unknown): KmsError {
   if (e instanceof KmsError) return e;
-  const code = (e as { code?: string }).code;
-  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
-    return KmsErrors.internal(`The KMS store failed (${code}). Retry; if it persists, check the disk and the home directory's permissions.`);
-  }
+  const fault = sqliteFault(e);
+  if (fault) return KmsErrors.internal(`The KMS store failed (${fault.code}). ${fault.hint}`);
   return KmsErrors.internal(`Internal error: ${(e as Error).message ?? String(e)}`);
 }
