@@ -2,8 +2,9 @@ import crypto from 'node:crypto';
 import type { GrantConstraints } from '../authz.js';
 import { accessDenied, authorizeRetire, CONTEXT_OPERATIONS, GRANT_OPERATIONS } from '../authz.js';
 import type { KmsContext } from '../context.js';
-import { KmsError, KmsErrors } from '../errors.js';
+import { KmsErrors } from '../errors.js';
 import { grantOperationsFor } from '../keyspec.js';
+import { checkGrantTokens, grantIdOfToken, grantToken } from '../rules/grants.js';
 import type { GrantRow } from '../store.js';
 import { context, paginate, reqStr, str, strList } from '../validate.js';
 
@@ -14,25 +15,7 @@ import { context, paginate, reqStr, str, strList } from '../validate.js';
  * for form and otherwise only accepted.
  */
 type Req = Record<string, unknown>;
-const TOKEN_PREFIX = 'kmsvolgt1.';
 const NAME_RE = /^[a-zA-Z0-9:/_-]+$/;
-
-function grantToken(grantId: string): string {
-  return TOKEN_PREFIX + Buffer.concat([Buffer.from(grantId, 'hex'), crypto.randomBytes(24)]).toString('base64url');
-}
-
-/** The grant id a token names; InvalidGrantTokenException when it is not a grant token. */
-export function grantIdOfToken(token: string): string {
-  const raw = token.startsWith(TOKEN_PREFIX) ? Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url') : Buffer.alloc(0);
-  if (raw.length !== 56)
-    throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid: pass the GrantToken that CreateGrant returned, unchanged.');
-  return raw.subarray(0, 32).toString('hex');
-}
-
-/** GrantTokens of any request: at most 10, each a grant token. */
-export function checkGrantTokens(req: Req): void {
-  for (const t of strList(req, 'GrantTokens', { max: 10 }) ?? []) grantIdOfToken(t);
-}
 
 function constraints(req: Req): GrantConstraints | undefined {
   const v = req.Constraints;
