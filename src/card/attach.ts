@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServiceError } from '../errors.js';
-import { unmountStale } from '../fuse/adapter.js';
 import { ensureDir, openPrivate } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { lockExclusive } from '../native/index.js';
@@ -16,7 +15,7 @@ import { callControl } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
-import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice } from './system.js';
+import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice, unmountStale } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -354,7 +353,7 @@ async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, ev
   }
   // An attach that died before its card served the volume left no device.
   if (a.device) for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
-  if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
+  if (isMounted(a.mount_dir)) unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
   await retireGrant(ctx, v.volume_id, a.grant_token);
   ctx.registry.write(() => {
