@@ -270,7 +270,7 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     await c.send(new ec2.DeleteVolumeCommand({ VolumeId: v }));
   }, 60_000);
 
-  it('reattach the moment a detach shows the volume available, 6 rounds: every reattach is attached (the detach still retiring the card grant does not take the new card\'s)', async () => {
+  it("reattach the moment a detach shows the volume available, 6 rounds: every reattach is attached (the detach still retiring the card grant does not take the new card's)", async () => {
     const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const v = (await newVolume({ Encrypted: true, KmsKeyId: key })).VolumeId!;
     const instance = (await c.send(new ec2.DescribeInstancesCommand({}))).Reservations![0]!.Instances![0]!.InstanceId!;
