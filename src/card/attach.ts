@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { systemClock } from '../clock.js';
 import { ServiceError } from '../errors.js';
 import { unmountStale } from '../fuse/adapter.js';
 import { ensureDir, openPrivate } from '../home.js';
-import type { KmsClient } from '../kms/client/index.js';
+import type { CardKmsClient } from '../kms/client/index.js';
 import { lockExclusive } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { readImageHeader } from '../volume/luks2.js';
@@ -16,6 +17,8 @@ import { callControl } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
+import type { CardSpec } from './spec.js';
+import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
 import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
@@ -114,7 +117,7 @@ function release(ctx: Ec2Context, v: VolumeRow, e: unknown): never {
  * card's own credentials (made after the claim, so a refused key fails the
  * attach, not the request).
  */
-async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<{ grantToken?: string; card?: { client: KmsClient; env: Record<string, string> } }> {
+async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<{ grantToken?: string; card?: CardKmsClient }> {
   if (!v.encrypted) return {};
   const token = readImageHeader(imageFile(ctx.home, v)).token;
   const grantToken = await createCardGrant(ctx.kms, token);
@@ -170,13 +173,31 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
   const logFd = openPrivate(logFile, 'a', true);
-  const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
+  // The card works in the caller's region and account, however the caller chose them (--region, AWS_REGION, the API).
+  const spec: CardSpec = {
+    version: CARD_SPEC_VERSION,
+    home: ctx.home.root,
+    rootKeyFile: ctx.home.rootKeyFile,
+    volumeId: v.volume_id,
+    mountDir: mountDirFor(ctx, req),
+    loop: !!req.Loop,
+    region: ctx.region,
+    account: ctx.account,
+    ...(ctx.clock === systemClock ? {} : { now: ctx.clock.now().toISOString() }),
+    kms: card
+      ? { kind: 'remote', ...(card.endpoint ? { endpoint: card.endpoint } : {}), region: card.region, credentials: card.credentials }
+      : { kind: 'embedded' },
+    ...(grantToken ? { grantToken } : {}),
+  };
+  // The spec goes on stdin; argv holds the volume id only as a label for ps, and the environment only CARD_ENV.
+  const child = spawn(process.execPath, [CARD_MAIN, v.volume_id], {
     detached: true,
-    stdio: ['ignore', logFd, logFd, 'pipe'],
-    // The card works in the caller's region and account, however the caller chose them (--region, AWS_REGION, the API).
-    env: { ...process.env, ...card?.env, KMSVOL_REGION: ctx.region, KMSVOL_ACCOUNT_ID: ctx.account, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
+    stdio: ['pipe', logFd, logFd, 'pipe'],
+    env: cardEnvironment(),
   });
   fs.closeSync(logFd);
+  child.stdin!.on('error', () => undefined); // a card that died at once: its report (or its absence) says why
+  child.stdin!.end(serializeCardSpec(spec));
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
   const ready = new Promise<{ ok: boolean; attachment?: CardAttachment; error?: { name: string; message: string } }>((resolve) => {
     let buf = '';
@@ -208,7 +229,7 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
 export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card; stopped: Promise<void> }> {
   const { v } = await claim(ctx, req);
   let grantToken: string | undefined;
-  let own: { client: KmsClient; env: Record<string, string> } | undefined;
+  let own: CardKmsClient | undefined;
   try {
     ({ grantToken, card: own } = await grantFor(ctx, v));
   } catch (e) {
@@ -222,7 +243,7 @@ export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Pro
     clock: ctx.clock,
     region: ctx.region,
     account: ctx.account,
-    kms: own?.client ?? ctx.kms,
+    kms: (caller) => (own?.client ?? ctx.kms).as(caller),
     grantToken,
   });
   const closeOwn = () => own?.client.close();

@@ -5,8 +5,8 @@ import type { Mounted } from '../fuse/adapter.js';
 import { mountVolumeFile } from '../fuse/adapter.js';
 import type { Home } from '../home.js';
 import { ensureDir, openPrivate } from '../home.js';
+import type { Caller } from '../kms/authz.js';
 import type { KmsClient } from '../kms/client/index.js';
-import { openKmsClient } from '../kms/client/open.js';
 import { createLogger } from '../log.js';
 import type { GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
@@ -31,8 +31,8 @@ export interface CardOptions {
   clock: Clock;
   region: string;
   account: string;
-  /** The KMS to unwrap through; defaults to the embedded one on `home`. */
-  kms?: KmsClient;
+  /** The KMS to unwrap through, for the card's caller; the card closes it once the key is unwrapped. */
+  kms: (caller: Partial<Caller>) => KmsClient;
   /** The grant the control plane made for this card (see card/grants.ts). */
   grantToken?: string;
 }
@@ -55,8 +55,12 @@ export function socketPath(home: Home, volumeId: string): string {
 /**
  * A running card: holds the volume's lock and its key in guarded memory,
  * serves the decrypted volume through FUSE (and a loop device), and answers
- * detach on its control socket. `start()` runs the attach steps in DESIGN
- * order; `stopped` resolves once it has detached.
+ * detach on its control socket. `start()` runs the attach steps in this
+ * order, numbered in its body: 1. the volume's exclusive lock, 2-3. KMS
+ * Decrypt straight into guarded memory, 4. the FUSE mount, 5. the loop
+ * device, then the control socket and the registry's attachment (the parent
+ * learns of readiness when start() resolves). `stopped` resolves once it has
+ * detached.
  */
 export class Card {
   private key: GuardedKey | null = null;
@@ -105,7 +109,7 @@ export class Card {
         // 2-3. KMS Decrypt with the volume's context, as the card's own principal
         // through its grant, straight into guarded memory.
         const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
-        const kms = this.o.kms?.as(caller) ?? openKmsClient({ home, clock: this.o.clock, region: this.o.region, caller });
+        const kms = this.o.kms(caller);
         try {
           this.key = await unwrapVolumeKey(kms, header.token, this.o.grantToken);
         } finally {
