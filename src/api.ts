@@ -11,10 +11,12 @@ import { openHome } from './home.js';
 import { InProcessKmsClient } from './kms/client/index.js';
 import { DEFAULT_REGION } from './kms/context.js';
 import { Kms } from './kms/kms.js';
+import type { Ec2Context } from './volume/context.js';
 import { EventLog } from './volume/events.js';
+import type { Filter } from './volume/filters.js';
 import { Registry } from './volume/registry.js';
 import { copySnapshot, createSnapshot, deleteSnapshot } from './volume/snapshots.js';
-import type { CreateVolumeRequest, Ec2Context, Filter } from './volume/volumes.js';
+import type { CreateVolumeRequest } from './volume/volumes.js';
 import { createVolume, deleteVolume, describeVolumes } from './volume/volumes.js';
 
 export interface KmsvolOptions {

@@ -1,6 +1,6 @@
 import type { CardKmsClient, KmsClient } from '../kms/client/index.js';
+import { EBS_CONTEXT_KEY } from '../volume/context.js';
 import type { KmsvolToken } from '../volume/luks2.js';
-import { EBS_CONTEXT_KEY } from '../volume/volumes.js';
 
 /**
  * The EBS grant flow. A card does not use the volume's KMS key by right: at

@@ -3,7 +3,7 @@ import type { Home } from '../home.js';
 import { openPrivate } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import type { GuardedKey } from '../native/index.js';
-import type { CardOps } from '../volume/volumes.js';
+import type { CardOps } from '../volume/context.js';
 import { callControl } from './control.js';
 import { unwrapVolumeKey, volumeKeyDigest } from './keys.js';
 import { copyPayload } from './recrypt.js';

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
+import { run } from '../exec.js';
 import type { Mounted } from '../fuse/adapter.js';
 import { mountVolumeFile } from '../fuse/adapter.js';
 import type { Home } from '../home.js';
@@ -12,15 +13,15 @@ import type { GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
+import { imageFile, volumeLockPath } from '../volume/images.js';
 import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
-import { imageFile, volumeLockPath } from '../volume/volumes.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
-import { linkDevice, loopBusy, losetupAttach, losetupDetach, mountPointOf, run, unlinkDevice } from './system.js';
+import { linkDevice, loopBusy, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;

@@ -1,14 +1,7 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import { run } from '../exec.js';
 
 /** The OS pieces a card uses: loop devices, mount tables, process liveness. */
-export function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, { encoding: 'utf8' }, (e, stdout, stderr) =>
-      e ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || e.message}`)) : resolve(stdout),
-    ),
-  );
-}
 
 export async function losetupAttach(file: string): Promise<string> {
   return (await run('losetup', ['--find', '--show', file])).trim();
