@@ -15,7 +15,7 @@ import { imageFile } from '../volume/images.js';
 import { readImageHeader } from '../volume/luks2.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { attachmentShape } from '../volume/volumes.js';
-import { callControl } from './control.js';
+import { callControl, cardError } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
@@ -220,7 +220,9 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
     const now = ctx.registry.getVolume(v.volume_id);
     const gone = !now || now.state === 'deleted' || now.state === 'deleting';
     if (r.error?.name !== 'VolumeInUse' || gone) await retireGrant(ctx, v.volume_id, grantToken);
-    throw new ServiceError(r.error!.name, r.error!.message);
+    throw cardError({
+      error: r.error ?? { name: 'InternalError', message: `the card reported neither an attachment nor an error; the end of ${logFile}:\n${tail()}` },
+    });
   }
   // The card runs on: stop listening to it so this process can exit.
   child.unref();
@@ -308,7 +310,7 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
     return { Attachment, done: Promise.resolve() };
   }
   if (!reply.ok) {
-    if (!req.Force) throw new ServiceError(reply.error.name, reply.error.message);
+    if (!req.Force) throw cardError(reply);
     return { Attachment, done: forced() };
   }
   ctx.registry.write(() => {

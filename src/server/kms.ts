@@ -2,6 +2,7 @@ import { VIA_SERVICE_HEADER } from '../kms/client/remote.js';
 import { KmsError } from '../kms/errors.js';
 import type { KmsOperation } from '../kms/kms.js';
 import { isKmsOperation } from '../kms/kms.js';
+import { epochSeconds, toWire } from '../wire.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 
 /**
@@ -29,18 +30,7 @@ const BLOB_FIELDS = new Set([
 ]);
 
 /** Our responses on the wire: Uint8Array as base64, Date as epoch seconds. */
-export function toJsonWire(v: unknown): unknown {
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  if (v instanceof Date) return v.getTime() / 1000;
-  if (Array.isArray(v)) return v.map(toJsonWire);
-  if (v && typeof v === 'object')
-    return Object.fromEntries(
-      Object.entries(v)
-        .filter(([, x]) => x !== undefined)
-        .map(([k, x]) => [k, toJsonWire(x)]),
-    );
-  return v;
-}
+export const toJsonWire = (v: unknown): unknown => toWire(v, epochSeconds);
 
 function fromWire(body: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
