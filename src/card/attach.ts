@@ -98,6 +98,9 @@ export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<
     if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device_name ?? a.device})`);
   }
   const now = ctx.registry.getVolume(v.volume_id)!;
+  // Another attach may have claimed the volume between the two reads: that is VolumeInUse, as it would have been a moment later.
+  const claimed = now.state === 'in-use' ? ctx.registry.getAttachment(v.volume_id) : undefined;
+  if (claimed) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${claimed.device_name ?? claimed.device})`);
   if (now.state !== 'available') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${now.state}'; only an available volume can be attached.`);
   return now;
 }
