@@ -1,7 +1,7 @@
 // Builds the N-API addon in native/ with node-gyp against the headers Node
 // ships (OpenSSL included), so nothing is downloaded. Run by `npm ci`.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +25,3 @@ if (!gyp || !existsSync(gyp)) {
 const nodedir = process.env.npm_config_nodedir || (existsSync('/usr/include/node/node_api.h') ? '/usr' : undefined);
 const args = [gyp, 'rebuild', '--directory', path.join(root, 'native'), ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
 execFileSync(process.execPath, args, { stdio: 'inherit' });
-// The FUSE server links against the libfuse 2 that fuse-shared-library ships
-// (npm), placed next to the addon under its soname (the addon's rpath is
-// $ORIGIN), so no system libfuse is needed to load the engine.
-const { lib } = createRequire(import.meta.url)('fuse-shared-library');
-copyFileSync(lib, path.join(root, 'native/build/Release/libfuse.so.2'));

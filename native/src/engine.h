@@ -1,88 +1,74 @@
 /*
- * Shared between the engine (kmsvol_native.c) and the FUSE server
- * (fuse_server.c): the guarded key and the sector cipher.
+ * The sector engine (engine.c): guarded key memory, keyed cipher contexts,
+ * batched AES-256-XTS, whole-buffer file I/O and re-encryption. Plain C with
+ * no N-API: the FUSE server (fuse_server.c) and the binding (binding.c) both
+ * call it, and it calls neither.
+ *
+ * The limits below are the engine's and the FUSE server's; the binding
+ * exports them to TypeScript (src/native/index.ts reads them from there).
  */
 #ifndef KMSVOL_ENGINE_H
 #define KMSVOL_ENGINE_H
 
-#define NAPI_VERSION 8
-#include <node_api.h>
-#include <openssl/evp.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <sys/mman.h>
-#include "aesni_xts.h"
 
-enum { ST_OK = 0, ST_ZEROIZED = 1, ST_CRYPTO = 2, ST_NOT_LOADED = 4 };
+/* The volume sector: what the FUSE server serves and recrypt copies. */
+#define KMSVOL_SECTOR_SIZE 4096
+/* XTS runs on any whole multiple of this; the IV counts in these units (plain64). */
+#define KMSVOL_XTS_UNIT 512
+/* An AES-256-XTS key: two 32-byte AES keys. */
+#define KMSVOL_XTS_KEY_BYTES 64
 
-typedef struct ctxnode {
-  EVP_CIPHER_CTX *enc;
-  EVP_CIPHER_CTX *dec;
-  struct ctxnode *next;
-} ctxnode;
+/* Statuses of the engine's calls. */
+enum { ST_OK = 0, ST_ZEROIZED = 1, ST_CRYPTO = 2, ST_NOMEM = 3, ST_NOT_LOADED = 4, ST_MLOCK = 5, ST_MLOCK_SCHED = 6 };
+
+/* A key in guarded memory (opaque outside engine.c). */
+typedef struct gkey gkey;
+
+/* Pick the XTS backend once, before any key exists: "openssl", "aesni", "vaes", or NULL for the best the CPU has. */
+void engine_init(const char *want);
+/* "vaes" or "aesni" (own XTS, schedules in guarded pages) or "openssl" (EVP fallback). */
+const char *engine_backend(void);
+
+/* A zeroed, no-access guarded key of `len` bytes: ST_OK, ST_NOMEM, ST_MLOCK or ST_MLOCK_SCHED. */
+int gkey_new(size_t len, gkey **out);
+/* Wait for in-flight work, wipe, unmap and free (the binding's finalizer). */
+void gkey_free(gkey *k);
+/* Copy len bytes (its length) into the key; *loaded = 0 when the two halves are equal (nothing kept). ST_OK or ST_ZEROIZED. */
+int gkey_load(gkey *k, const uint8_t *src, int *loaded);
+/* Make the key pages read-write for loading in place (writable) or check, key and lock them again. ST_OK or ST_ZEROIZED. */
+int gkey_protect(gkey *k, int writable, int *loaded);
+/* Stop new use, wait for in-flight work, wipe and unmap. Idempotent. */
+void gkey_zeroize(gkey *k);
+/* The key pages and the key's length; NULL once zeroized. */
+uint8_t *gkey_pages(gkey *k, size_t *len);
 
 typedef struct {
-  uint8_t *map; /* whole mapping: guard | data pages | guard */
-  size_t map_len;
-  uint8_t *key;    /* first data page */
-  size_t data_len; /* data pages, page-rounded */
-  size_t key_len;
-  /* AES-NI backend: expanded key schedules in their own guarded, read-only pages. */
-  uint8_t *smap;
-  size_t smap_len;
-  xts_sched *sched;
-  int loaded, zeroized, zeroizing, locked_mem, wipe_on_fork, js_unlocked;
-  int inflight;
-  pthread_mutex_t mu;
-  pthread_cond_t idle;
-  ctxnode *pool;
-  napi_ref view; /* the one ArrayBuffer over the key pages, if created */
-} gkey;
+  int zeroized, loaded, locked, wipe_on_fork;
+  uintptr_t address; /* of the key pages; for tests of the mapping */
+  size_t locked_bytes;
+  const char *backend;
+} gkey_info;
+void gkey_describe(gkey *k, gkey_info *out);
 
-/* ---------- helpers ---------- */
+/* PBKDF2-HMAC-SHA256 of the key into out: ST_OK, ST_ZEROIZED, ST_NOT_LOADED or ST_CRYPTO. */
+int gkey_pbkdf2(gkey *k, const uint8_t *salt, size_t saltlen, uint32_t iter, uint8_t *out, size_t outlen);
 
-#define NAPI_CALL(env, call)                                                                                                                                   \
-  do {                                                                                                                                                         \
-    if ((call) != napi_ok) {                                                                                                                                   \
-      napi_throw_error((env), "KMSVOL_NAPI", #call " failed");                                                                                                 \
-      return NULL;                                                                                                                                             \
-    }                                                                                                                                                          \
-  } while (0)
+/*
+ * XTS over whole sectors [first, first + len / ss) with plain64 IVs: take a
+ * keyed context, run, scrub, give it back. skip_zero maps all-zero source
+ * sectors to zeros (the sparse-image rule for reads). src may equal dst.
+ */
+int engine_crypt(gkey *k, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, uint32_t ss, int enc, int skip_zero);
 
-static inline napi_value throw_code(napi_env env, const char *code, const char *msg) {
-  napi_throw_error(env, code, msg);
-  return NULL;
-}
-
-static inline gkey *get_key(napi_env env, napi_value v) {
-  void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
-  return (gkey *)p;
-}
-
-static inline void set_prot(gkey *k, int prot) { mprotect(k->key, k->data_len, prot); }
-
-/* Backend: 0 = OpenSSL EVP (fallback), 1 = AES-NI, 2 = VAES. */
-extern int use_aesni;
-
-/* Take a keyed cipher context (counts the caller as in flight); NULL with *status set when unusable. */
-ctxnode *ctx_acquire(gkey *k, int *status);
-void ctx_release(gkey *k, ctxnode *n);
-/* XTS over whole sectors with plain64 IVs; skip_zero maps all-zero source sectors to zeros. */
-int xts_run(gkey *k, ctxnode *c, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, uint32_t ss, int enc, int skip_zero);
-
-void fuse_server_register(napi_env env, napi_value exports);
-
-/* An async engine job (jobq.c): `run` on a libuv pool thread, then `settle` on the JS thread (settles `deferred`, frees). */
-typedef struct qjob {
-  struct qjob *next;
-  void (*run)(struct qjob *);
-  void (*settle)(napi_env, struct qjob *);
-  napi_deferred deferred;
-} qjob;
-/* JS thread: queue a job; *promise settles when it has run. */
-napi_status jobq_submit(napi_env env, qjob *j, void (*run)(qjob *), void (*settle)(napi_env, qjob *), napi_value *promise);
+/*
+ * Re-encrypt len bytes (whole KMSVOL_SECTOR_SIZE sectors, the first being `first`) read at
+ * soff of sfd into doff of dfd, using buf as scratch: never-written (all-zero) sectors are
+ * skipped so the destination stays sparse. oldk/newk NULL: that side is unencrypted.
+ * Returns a status; *err is the errno of a failed read or write; *written the bytes written.
+ */
+int engine_recrypt(gkey *oldk, gkey *newk, int sfd, uint64_t soff, int dfd, uint64_t doff, uint64_t first, uint8_t *buf, size_t len, int *err, double *written);
 
 /* pread all of `len` bytes (retrying EINTR); past the end of a sparse file reads as zeros. Returns 0 or errno. */
 int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);

@@ -1,8 +1,17 @@
 /*
- * The card's FUSE server, in C: one regular file (the decrypted volume) served
- * by libfuse's multi-threaded loop, with every read and write going straight
- * to the sector engine and the backing file on libfuse's own threads. No
- * request crosses into JavaScript; JavaScript only starts and stops the server.
+ * The card's FUSE server, in C and without libfuse: it speaks the kernel's
+ * FUSE protocol (linux/fuse.h) on /dev/fuse itself, for one regular file (the
+ * decrypted volume). Worker threads, each on its own cloned /dev/fuse file
+ * descriptor, take a request, run it through the sector engine (engine.h)
+ * and the backing file, and answer; no request crosses into JavaScript.
+ * JavaScript only starts and stops the server, through the binding
+ * (binding.c), which this file never calls.
+ *
+ * Why not libfuse: the loop device above this file sends its requests as
+ * asynchronous direct I/O, and the path is only fast when the kernel may
+ * send many of them at once, each up to 1 MiB (FUSE_ASYNC_DIO, FUSE_MAX_PAGES,
+ * FOPEN_DIRECT_IO, FOPEN_PARALLEL_DIRECT_WRITES). libfuse 2 cannot negotiate
+ * most of these, and the protocol subset a one-file server needs is small.
  *
  * The FUSE edge stays thin: it clips to the volume, maps byte ranges onto
  * 4096-byte sectors (read-modify-write for partial sectors under striped
@@ -10,58 +19,66 @@
  * the backing file pass through; anything else is EIO.
  */
 #define _GNU_SOURCE
-#define FUSE_USE_VERSION 26
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
+#include <linux/fuse.h>
 #include <pthread.h>
-#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "engine.h"
+#include "fuse_server.h"
 
-#define SECTOR  4096u
-#define STRIPES 256
-#define MAX_IO  (128 * 1024)
+#define SECTOR               ((unsigned)KMSVOL_SECTOR_SIZE)
+#define STRIPES              256
+#define MAX_IO               KMSVOL_MAX_IO
+#define THREADS              4               /* requests in flight at once; the loop device keeps several outstanding */
+#define REQ_BUF              (MAX_IO + 8192) /* the kernel refuses a read(2) of /dev/fuse shorter than max_write + 8 KiB */
+#define ROOT_ID              FUSE_ROOT_ID
+#define FILE_ID              2
+#define DIRECT_IO_ALLOW_MMAP (1ULL << 36) /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
+#define ATTR_TTL             1            /* seconds the kernel may cache attributes and the name */
 
-typedef struct {
+struct server {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
   int fd;
-  uint64_t payload; /* byte offset of the payload in the image */
-  uint64_t size;    /* volume size in bytes */
+  uint64_t payload;      /* byte offset of the payload in the image */
+  _Atomic uint64_t size; /* volume size in bytes; grows only (fuseResize) */
   char *mountdir;
-  char path[256]; /* "/<file name>" */
-  struct fuse *fuse;
-  struct fuse_chan *ch;
-  pthread_t thread;
+  char name[KMSVOL_NAME_MAX + 1]; /* the file's name in the mount */
+  int dev[THREADS];               /* /dev/fuse: [0] is the mount's, the others clones of it */
+  pthread_t thread[THREADS];
+  int nthreads;
   int running;
   pthread_mutex_t stripes[STRIPES];
   /* Writes hold it shared; a snapshot holds it exclusively (fuseFreeze) to quiesce them. */
   pthread_rwlock_t freeze;
   atomic_ulong errors;
   atomic_int last_errno;
-  /* The errno of the first write that failed; from then on every fsync fails (see s_sync). */
+  /* The errno of the first write that failed; from then on every fsync fails (see do_sync). */
   atomic_int lost_write;
   atomic_int opens; /* open handles on the volume file (a loop device holds one) */
-  napi_ref kref;
-} server;
-
-static server *self(void) { return (server *)fuse_get_context()->private_data; }
+};
 
 static int fail(server *s, int err) {
   atomic_fetch_add(&s->errors, 1);
   atomic_store(&s->last_errno, err);
-  return (err == ENOSPC || err == EDQUOT || err == EROFS) ? -err : -EIO;
+  return (err == ENOSPC || err == EDQUOT || err == EROFS) ? err : EIO;
 }
 
 /*
  * A request that failed: log the sectors (one JSON line on stderr, which is the
  * card's log), count it, and give the kernel the errno. The request fails
  * whole; the card keeps serving the others. A failed write also makes every
- * later fsync fail (see s_sync).
+ * later fsync fail (see do_sync).
  */
 static int fail_io(server *s, int err, int write, uint64_t off, size_t size) {
   if (write) {
@@ -76,21 +93,15 @@ static int fail_io(server *s, int err, int write, uint64_t off, size_t size) {
   return fail(s, err);
 }
 
-/* Encrypt or decrypt whole sectors in place; all-zero ciphertext reads as zeros. */
-static int crypt_sectors(server *s, uint8_t *buf, size_t len, uint64_t first, int enc) {
-  int st;
-  ctxnode *c = ctx_acquire(s->k, &st);
-  if (!c) return EIO;
-  st = xts_run(s->k, c, buf, buf, len, first, SECTOR, enc, !enc);
-  if (s->k->sched) xts_scrub(use_aesni == 2);
-  ctx_release(s->k, c);
-  return st == 0 ? 0 : EIO;
+/* Encrypt or decrypt whole sectors from src to dst (may be the same); all-zero ciphertext reads as zeros. */
+static int crypt_sectors(server *s, const uint8_t *src, uint8_t *dst, size_t len, uint64_t first, int enc) {
+  return engine_crypt(s->k, src, dst, len, first, SECTOR, enc, !enc) == ST_OK ? 0 : EIO;
 }
 
 /* Read and decrypt sectors [first, first + count) into buf. */
 static int read_sectors(server *s, uint8_t *buf, uint64_t first, uint64_t count) {
   int e = pread_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
-  return e ? e : crypt_sectors(s, buf, count * SECTOR, first, 0);
+  return e ? e : crypt_sectors(s, buf, buf, count * SECTOR, first, 0);
 }
 
 /* Lock the stripes of sectors [first, last] in ascending stripe order (no deadlock between ranges). */
@@ -106,64 +117,6 @@ static void lock_range(server *s, uint64_t first, uint64_t last, int lock) {
   }
 }
 
-static int s_getattr(const char *p, struct stat *st) {
-  server *s = self();
-  memset(st, 0, sizeof *st);
-  st->st_uid = getuid();
-  st->st_gid = getgid();
-  if (strcmp(p, "/") == 0) {
-    st->st_mode = S_IFDIR | 0700;
-    st->st_nlink = 2;
-    st->st_size = 4096;
-    return 0;
-  }
-  if (strcmp(p, s->path) != 0) return -ENOENT;
-  st->st_mode = S_IFREG | 0600;
-  st->st_nlink = 1;
-  st->st_size = (off_t)s->size;
-  st->st_blksize = SECTOR;
-  st->st_blocks = (blkcnt_t)(s->size / 512);
-  return 0;
-}
-
-static int s_readdir(const char *p, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi) {
-  (void)off;
-  (void)fi;
-  if (strcmp(p, "/") != 0) return -ENOENT;
-  fill(buf, ".", NULL, 0);
-  fill(buf, "..", NULL, 0);
-  fill(buf, self()->path + 1, NULL, 0);
-  return 0;
-}
-
-static int s_open(const char *p, struct fuse_file_info *fi) {
-  (void)fi;
-  if (strcmp(p, self()->path) != 0) return -ENOENT;
-  atomic_fetch_add(&self()->opens, 1);
-  return 0;
-}
-
-static int s_read(const char *p, char *out, size_t size, off_t offset, struct fuse_file_info *fi) {
-  (void)p;
-  (void)fi;
-  server *s = self();
-  uint64_t off = (uint64_t)offset;
-  if (off >= s->size || size == 0) return 0;
-  if (off + size > s->size) size = (size_t)(s->size - off);
-  if (!s->k) {
-    int e = pread_full(s->fd, (uint8_t *)out, size, s->payload + off);
-    return e ? fail_io(s, e, 0, off, size) : (int)size;
-  }
-  uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
-  int aligned = off % SECTOR == 0 && size % SECTOR == 0;
-  uint8_t *buf = aligned ? (uint8_t *)out : malloc(count * SECTOR);
-  if (!buf) return -ENOMEM;
-  int e = read_sectors(s, buf, first, count);
-  if (!e && !aligned) memcpy(out, buf + off % SECTOR, size);
-  if (!aligned) free(buf);
-  return e ? fail_io(s, e, 0, off, size) : (int)size;
-}
-
 /*
  * Reserve [off, off + len) in the backing file before any byte of a write is
  * encrypted or written, so that a full disk fails the request as a whole
@@ -175,41 +128,64 @@ static int reserve(server *s, uint64_t off, size_t len) {
   return errno == EOPNOTSUPP ? 0 : errno;
 }
 
-static int s_write(const char *p, const char *in, size_t size, off_t offset, struct fuse_file_info *fi) {
-  (void)p;
-  (void)fi;
-  server *s = self();
-  uint64_t off = (uint64_t)offset;
-  if (size == 0) return 0;
-  if (off >= s->size) return -ENOSPC; /* a volume has a fixed size, like a block device */
-  if (off + size > s->size) size = (size_t)(s->size - off);
+/* ---------- the operations on the one file; each returns 0 or an errno ---------- */
+
+/* Read `size` bytes at `off` into *out (a pointer into buf, which has MAX_IO + 2 sectors); *got is the byte count. */
+static int do_read(server *s, uint8_t *buf, uint64_t off, size_t size, const uint8_t **out, size_t *got) {
+  uint64_t vsize = atomic_load(&s->size);
+  *out = buf;
+  *got = 0;
+  if (off >= vsize || size == 0) return 0;
+  if (off + size > vsize) size = (size_t)(vsize - off);
   if (!s->k) {
-    pthread_rwlock_rdlock(&s->freeze);
-    int e = reserve(s, s->payload + off, size);
-    if (!e) e = pwrite_full(s->fd, (const uint8_t *)in, size, s->payload + off);
-    pthread_rwlock_unlock(&s->freeze);
-    return e ? fail_io(s, e, 1, off, size) : (int)size;
+    int e = pread_full(s->fd, buf, size, s->payload + off);
+    if (e) return fail_io(s, e, 0, off, size);
+    *got = size;
+    return 0;
   }
-  uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
-  size_t head = off % SECTOR, tail = (size_t)((last + 1) * SECTOR - (off + size));
-  uint8_t *buf = malloc(count * SECTOR);
-  if (!buf) return -ENOMEM;
+  uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR;
+  int e = read_sectors(s, buf, first, last - first + 1);
+  if (e) return fail_io(s, e, 0, off, size);
+  *out = buf + off % SECTOR;
+  *got = size;
+  return 0;
+}
+
+/* Write `size` bytes from `in` at `off`, using buf (MAX_IO + 2 sectors) for the ciphertext. */
+static int do_write(server *s, uint8_t *buf, const uint8_t *in, uint64_t off, size_t size, size_t *put) {
+  uint64_t vsize = atomic_load(&s->size);
+  *put = 0;
+  if (size == 0) return 0;
+  if (off >= vsize) return ENOSPC; /* a volume has a fixed size, like a block device */
+  if (off + size > vsize) size = (size_t)(vsize - off);
   int e = 0;
   pthread_rwlock_rdlock(&s->freeze);
-  lock_range(s, first, last, 1);
-  /* Only the first and last sectors can be partial: read them, patch, encrypt all, write. */
-  if (head) e = read_sectors(s, buf, first, 1);
-  if (!e && tail && (last != first || !head)) e = read_sectors(s, buf + (count - 1) * SECTOR, last, 1);
-  if (!e) {
-    memcpy(buf + head, in, size);
-    e = crypt_sectors(s, buf, count * SECTOR, first, 1);
+  if (!s->k) {
+    e = reserve(s, s->payload + off, size);
+    if (!e) e = pwrite_full(s->fd, in, size, s->payload + off);
+  } else {
+    uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
+    size_t head = off % SECTOR, tail = (size_t)((last + 1) * SECTOR - (off + size));
+    lock_range(s, first, last, 1);
+    if (!head && !tail) {
+      e = crypt_sectors(s, in, buf, size, first, 1); /* whole sectors: encrypt straight from the request */
+    } else {
+      /* Only the first and last sectors can be partial: read them, patch, encrypt all. */
+      if (head) e = read_sectors(s, buf, first, 1);
+      if (!e && tail && (last != first || !head)) e = read_sectors(s, buf + (count - 1) * SECTOR, last, 1);
+      if (!e) {
+        memcpy(buf + head, in, size);
+        e = crypt_sectors(s, buf, buf, count * SECTOR, first, 1);
+      }
+    }
+    if (!e) e = reserve(s, s->payload + first * SECTOR, count * SECTOR);
+    if (!e) e = pwrite_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
+    lock_range(s, first, last, 0);
   }
-  if (!e) e = reserve(s, s->payload + first * SECTOR, count * SECTOR);
-  if (!e) e = pwrite_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
-  lock_range(s, first, last, 0);
   pthread_rwlock_unlock(&s->freeze);
-  free(buf);
-  return e ? fail_io(s, e, 1, off, size) : (int)size;
+  if (e) return fail_io(s, e, 1, off, size);
+  *put = size;
+  return 0;
 }
 
 /*
@@ -220,238 +196,384 @@ static int s_write(const char *p, const char *in, size_t size, off_t offset, str
  * success, so the filesystem above believes blocks are on disk that are not.
  * Failing every later flush makes the fsync that would acknowledge them fail.
  */
-static int s_sync(server *s) {
+static int do_sync(server *s) {
   int lost = atomic_load(&s->lost_write);
-  if (lost) return (lost == ENOSPC || lost == EDQUOT || lost == EROFS) ? -lost : -EIO;
+  if (lost) return (lost == ENOSPC || lost == EDQUOT || lost == EROFS) ? lost : EIO;
   return fdatasync(s->fd) == 0 ? 0 : fail_io(s, errno, 1, 0, 0);
 }
-static int s_fsync(const char *p, int datasync, struct fuse_file_info *fi) {
-  (void)p;
-  (void)datasync;
-  (void)fi;
-  return s_sync(self());
-}
-static int s_flush(const char *p, struct fuse_file_info *fi) {
-  (void)p;
-  (void)fi;
-  return s_sync(self());
-}
-static int s_release(const char *p, struct fuse_file_info *fi) {
-  (void)p;
-  (void)fi;
-  atomic_fetch_sub(&self()->opens, 1);
-  return 0;
+
+/* ---------- the protocol ---------- */
+
+static void fill_attr(server *s, struct fuse_attr *a, uint64_t ino) {
+  memset(a, 0, sizeof *a);
+  a->ino = ino;
+  a->uid = getuid();
+  a->gid = getgid();
+  if (ino == ROOT_ID) {
+    a->mode = S_IFDIR | 0700;
+    a->nlink = 2;
+    a->size = 4096;
+  } else {
+    uint64_t size = atomic_load(&s->size);
+    a->mode = S_IFREG | 0600;
+    a->nlink = 1;
+    a->size = size;
+    a->blocks = size / 512;
+    a->blksize = SECTOR;
+  }
 }
 
-static int s_truncate(const char *p, off_t size) {
-  server *s = self();
-  if (strcmp(p, s->path) != 0) return -ENOENT;
-  return (uint64_t)size == s->size ? 0 : -EPERM; /* fixed size; truncating to it is a no-op */
+/* Answer a request: the header, then up to two pieces of payload (none when err). */
+static void reply(int dev, uint64_t unique, int err, const void *a, size_t alen, const void *b, size_t blen) {
+  if (err) alen = blen = 0;
+  struct fuse_out_header h = {.len = (uint32_t)(sizeof h + alen + blen), .error = -err, .unique = unique};
+  struct iovec v[3] = {{&h, sizeof h}, {(void *)a, alen}, {(void *)b, blen}};
+  /* ENOENT: the request was interrupted or the connection aborted; nobody waits for the answer. */
+  while (writev(dev, v, 3) < 0 && errno == EINTR) {}
 }
 
-static int s_ftruncate(const char *p, off_t size, struct fuse_file_info *fi) {
-  (void)fi;
-  return s_truncate(p, size);
+#define REPLY(err, p, n) reply(dev, in->unique, (err), (p), (n), NULL, 0)
+
+static void handle_init(server *s, int dev, const struct fuse_in_header *in, const struct fuse_init_in *ii) {
+  (void)s;
+  if (ii->major != FUSE_KERNEL_VERSION) {
+    REPLY(EPROTO, NULL, 0);
+    return;
+  }
+  struct fuse_init_out o = {0};
+  o.major = FUSE_KERNEL_VERSION;
+  o.minor = FUSE_KERNEL_MINOR_VERSION;
+  o.max_readahead = ii->max_readahead;
+  o.flags = ii->flags & (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ASYNC_DIO | FUSE_MAX_PAGES | FUSE_PARALLEL_DIROPS);
+  o.max_background = 64; /* asynchronous direct I/O is sent as background requests */
+  o.congestion_threshold = 48;
+  o.max_write = MAX_IO;
+  o.max_pages = MAX_IO / 4096;
+  o.time_gran = 1;
+  if (ii->flags & FUSE_INIT_EXT) { /* let tools that mmap the file do so, although it is served uncached */
+    o.flags |= FUSE_INIT_EXT;
+    o.flags2 = ii->flags2 & (uint32_t)(DIRECT_IO_ALLOW_MMAP >> 32);
+  }
+  REPLY(0, &o, sizeof o);
 }
 
-static int s_statfs(const char *p, struct statvfs *st) {
-  (void)p;
-  memset(st, 0, sizeof *st);
-  st->f_bsize = st->f_frsize = SECTOR;
-  st->f_blocks = self()->size / SECTOR;
-  st->f_files = 1;
-  st->f_namemax = 255;
-  return 0;
+static void handle_readdir(int dev, const struct fuse_in_header *in, const struct fuse_read_in *r, const char *name) {
+  char d[1024];
+  size_t len = 0;
+  const char *names[] = {".", "..", name};
+  for (uint64_t i = r->offset; i < 3; i++) {
+    size_t nl = strlen(names[i]), rec = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + nl);
+    if (len + rec > r->size || len + rec > sizeof d) break;
+    struct fuse_dirent *de = (struct fuse_dirent *)(d + len);
+    memset(de, 0, rec);
+    de->ino = i == 2 ? FILE_ID : ROOT_ID;
+    de->off = i + 1;
+    de->namelen = (uint32_t)nl;
+    de->type = i == 2 ? DT_REG : DT_DIR;
+    memcpy(de->name, names[i], nl);
+    len += rec;
+  }
+  REPLY(0, d, len);
 }
 
-static struct fuse_operations ops = {
-    .getattr = s_getattr,
-    .readdir = s_readdir,
-    .open = s_open,
-    .read = s_read,
-    .write = s_write,
-    .fsync = s_fsync,
-    .flush = s_flush,
-    .release = s_release,
-    .truncate = s_truncate,
-    .ftruncate = s_ftruncate,
-    .statfs = s_statfs,
-    .flag_nullpath_ok = 1,
-};
+static void handle(server *s, int dev, uint8_t *req, size_t n, uint8_t *buf) {
+  const struct fuse_in_header *in = (const struct fuse_in_header *)req;
+  const void *arg = req + sizeof *in;
+  if (n < sizeof *in || in->len != n) return;
+  switch (in->opcode) {
+  case FUSE_INIT:
+    handle_init(s, dev, in, arg);
+    return;
+  case FUSE_FORGET:
+  case FUSE_BATCH_FORGET:
+  case FUSE_INTERRUPT: /* every request finishes quickly; none is abandoned */
+  case FUSE_NOTIFY_REPLY:
+    return; /* no answer expected */
+  case FUSE_LOOKUP: {
+    if (in->nodeid != ROOT_ID || strcmp((const char *)arg, s->name) != 0) {
+      REPLY(ENOENT, NULL, 0);
+      return;
+    }
+    struct fuse_entry_out e = {0};
+    e.nodeid = FILE_ID;
+    e.entry_valid = e.attr_valid = ATTR_TTL;
+    fill_attr(s, &e.attr, FILE_ID);
+    REPLY(0, &e, sizeof e);
+    return;
+  }
+  case FUSE_GETATTR:
+  case FUSE_SETATTR: {
+    if (in->opcode == FUSE_SETATTR) {
+      const struct fuse_setattr_in *sa = arg;
+      /* Fixed size, owner and mode, like a block device; truncating to the size is a no-op. */
+      if (((sa->valid & FATTR_SIZE) && sa->size != atomic_load(&s->size)) || (sa->valid & (FATTR_MODE | FATTR_UID | FATTR_GID))) {
+        REPLY(EPERM, NULL, 0);
+        return;
+      }
+    }
+    struct fuse_attr_out a = {0};
+    a.attr_valid = ATTR_TTL;
+    fill_attr(s, &a.attr, in->nodeid);
+    REPLY(0, &a, sizeof a);
+    return;
+  }
+  case FUSE_OPEN: {
+    if (in->nodeid != FILE_ID) {
+      REPLY(EISDIR, NULL, 0);
+      return;
+    }
+    atomic_fetch_add(&s->opens, 1);
+    /* Uncached: the loop device and the file systems above it cache; every request reaches the engine. */
+    struct fuse_open_out o = {.open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES};
+    REPLY(0, &o, sizeof o);
+    return;
+  }
+  case FUSE_OPENDIR: {
+    struct fuse_open_out o = {0};
+    REPLY(in->nodeid == ROOT_ID ? 0 : ENOTDIR, &o, sizeof o);
+    return;
+  }
+  case FUSE_READ: {
+    const struct fuse_read_in *r = arg;
+    const uint8_t *out = NULL;
+    size_t got = 0;
+    int e = r->size > MAX_IO ? EINVAL : do_read(s, buf, r->offset, r->size, &out, &got);
+    REPLY(e, out, got);
+    return;
+  }
+  case FUSE_WRITE: {
+    const struct fuse_write_in *w = arg;
+    struct fuse_write_out o = {0};
+    size_t put = 0;
+    int e = w->size > MAX_IO || sizeof *in + sizeof *w + w->size > n ? EINVAL : do_write(s, buf, (const uint8_t *)(w + 1), w->offset, w->size, &put);
+    o.size = (uint32_t)put;
+    REPLY(e, &o, sizeof o);
+    return;
+  }
+  case FUSE_FSYNC:
+  case FUSE_FLUSH:
+    REPLY(do_sync(s), NULL, 0);
+    return;
+  case FUSE_RELEASE:
+    atomic_fetch_sub(&s->opens, 1);
+    REPLY(0, NULL, 0);
+    return;
+  case FUSE_RELEASEDIR:
+  case FUSE_FSYNCDIR:
+    REPLY(0, NULL, 0);
+    return;
+  case FUSE_READDIR:
+    handle_readdir(dev, in, arg, s->name);
+    return;
+  case FUSE_STATFS: {
+    struct fuse_statfs_out o = {0};
+    o.st.bsize = o.st.frsize = SECTOR;
+    o.st.blocks = atomic_load(&s->size) / SECTOR;
+    o.st.files = 1;
+    o.st.namelen = 255;
+    REPLY(0, &o, sizeof o);
+    return;
+  }
+  case FUSE_DESTROY:
+    REPLY(0, NULL, 0);
+    return;
+  default: /* create, unlink, xattrs, locks, fallocate, ioctl...: the kernel remembers ENOSYS and answers for itself */
+    REPLY(ENOSYS, NULL, 0);
+    return;
+  }
+}
 
-static void *loop_thread(void *arg) {
-  server *s = (server *)arg;
-  fuse_loop_mt(s->fuse);
+static void *worker(void *arg) {
+  server *s = (server *)((void **)arg)[0];
+  int dev = (int)(intptr_t)((void **)arg)[1];
+  free(arg);
+  uint8_t *req = aligned_alloc(4096, REQ_BUF);
+  uint8_t *buf = aligned_alloc(4096, MAX_IO + 2 * SECTOR);
+  if (!req || !buf) {
+    fprintf(stderr, "{\"level\":50,\"component\":\"fuse\",\"msg\":\"a FUSE worker could not allocate its buffers; it stops\"}\n");
+    free(req);
+    free(buf);
+    return NULL;
+  }
+  for (;;) {
+    ssize_t n = read(dev, req, REQ_BUF);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == ENOENT) continue;
+      break; /* ENODEV: unmounted or aborted */
+    }
+    handle(s, dev, req, (size_t)n, buf);
+  }
+  free(req);
+  free(buf);
   return NULL;
 }
 
-static void stop(napi_env env, server *s) {
-  if (!s->running) return;
-  s->running = 0;
-  fuse_exit(s->fuse);
-  fuse_unmount(s->mountdir, s->ch); /* closes the channel: the loop sees ENODEV and returns */
-  pthread_join(s->thread, NULL);
-  fuse_destroy(s->fuse);
-  if (s->kref) napi_delete_reference(env, s->kref);
-  s->kref = NULL;
+/* ---------- mount and unmount ---------- */
+
+/* Mount `dir` as a FUSE file system served on a new /dev/fuse descriptor; 0 or errno (with *what naming the step). */
+static int mount_fuse(server *s, const char **what) {
+  s->dev[0] = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (s->dev[0] < 0) {
+    *what = "open /dev/fuse";
+    return errno;
+  }
+  char opts[256];
+  snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,max_read=%d", s->dev[0], getuid(), getgid(), MAX_IO);
+  if (mount("kmsvol", s->mountdir, "fuse.kmsvol", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) != 0) {
+    int e = errno;
+    close(s->dev[0]);
+    s->dev[0] = -1;
+    *what = "mount";
+    return e;
+  }
+  return 0;
 }
 
-static void server_finalize(napi_env env, void *data, void *hint) {
-  (void)hint;
-  server *s = (server *)data;
-  stop(env, s);
+/*
+ * Unmount, which aborts the connection: every worker's read(2) returns ENODEV.
+ * A mount still busy (a forced detach) is aborted first, then detached lazily.
+ */
+static void unmount_fuse(server *s) {
+  if (umount2(s->mountdir, UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) umount2(s->mountdir, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
+}
+
+static void *start_worker_arg(server *s, int dev) {
+  void **a = malloc(2 * sizeof(void *));
+  if (a) {
+    a[0] = s;
+    a[1] = (void *)(intptr_t)dev;
+  }
+  return a;
+}
+
+/* Start the workers with every signal blocked: signals belong to Node's threads. */
+static int start_workers(server *s) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int e = 0;
+  for (int i = 0; i < THREADS && !e; i++) {
+    if (i > 0) {
+      uint32_t master = (uint32_t)s->dev[0];
+      s->dev[i] = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+      if (s->dev[i] < 0 || ioctl(s->dev[i], FUSE_DEV_IOC_CLONE, &master) != 0) {
+        if (s->dev[i] >= 0) close(s->dev[i]);
+        s->dev[i] = -1;
+        break; /* fewer workers still serve */
+      }
+    }
+    void *a = start_worker_arg(s, s->dev[i]);
+    if (!a || pthread_create(&s->thread[i], NULL, worker, a) != 0) {
+      free(a);
+      if (i > 0) close(s->dev[i]);
+      s->dev[i] = -1;
+      e = i == 0 ? EAGAIN : 0;
+      break;
+    }
+    s->nthreads = i + 1;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return e;
+}
+
+void fuse_server_stop(server *s) {
+  if (!s->running) return;
+  s->running = 0;
+  unmount_fuse(s);
+  for (int i = 0; i < s->nthreads; i++) pthread_join(s->thread[i], NULL);
+  for (int i = 0; i < THREADS; i++)
+    if (s->dev[i] >= 0) close(s->dev[i]);
+  s->nthreads = 0;
+}
+
+void fuse_server_free(server *s) {
+  fuse_server_stop(s);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
   pthread_rwlock_destroy(&s->freeze);
   free(s->mountdir);
   free(s);
 }
 
-/*
- * fuseStart(key | null, fd, payloadOffset, sizeBytes, mountDir, fileName) -> server.
- * Mounts synchronously (errors throw) and runs the loop on its own thread.
- */
-static napi_value fuse_start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], ext;
-  napi_valuetype kt;
-  int64_t payload, size;
-  int32_t fd;
-  char mountdir[4096], name[200];
-  size_t len;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_typeof(env, argv[0], &kt));
-  NAPI_CALL(env, napi_get_value_int32(env, argv[1], &fd));
-  NAPI_CALL(env, napi_get_value_int64(env, argv[2], &payload));
-  NAPI_CALL(env, napi_get_value_int64(env, argv[3], &size));
-  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[4], mountdir, sizeof mountdir, &len));
-  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[5], name, sizeof name, &len));
+server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, const char *mountdir, const char *name, const char **why) {
+  static __thread char msg[256];
   server *s = calloc(1, sizeof *s);
-  if (!s) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
-  s->k = kt == napi_external ? get_key(env, argv[0]) : NULL;
+  if (!s) {
+    *why = "out of memory";
+    return NULL;
+  }
+  s->k = k;
   s->fd = fd;
-  s->payload = (uint64_t)payload;
-  s->size = (uint64_t)size;
+  s->payload = payload;
+  atomic_store(&s->size, size);
   s->mountdir = strdup(mountdir);
-  snprintf(s->path, sizeof s->path, "/%s", name);
+  snprintf(s->name, sizeof s->name, "%s", name);
+  for (int i = 0; i < THREADS; i++) s->dev[i] = -1;
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&s->stripes[i], NULL);
   pthread_rwlockattr_t ra;
   pthread_rwlockattr_init(&ra);
   pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&s->freeze, &ra);
   pthread_rwlockattr_destroy(&ra);
-  if (s->k) napi_create_reference(env, argv[0], 1, &s->kref);
-
-  struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-  char opts[256];
-  snprintf(opts, sizeof opts, "big_writes,max_write=%d,max_read=%d,fsname=kmsvol,subtype=kmsvol", MAX_IO, MAX_IO);
-  fuse_opt_add_arg(&args, "kmsvol");
-  fuse_opt_add_arg(&args, "-o");
-  fuse_opt_add_arg(&args, opts);
-  s->ch = fuse_mount(s->mountdir, &args);
-  if (!s->ch) {
-    fuse_opt_free_args(&args);
-    server_finalize(env, s, NULL);
-    return throw_code(env, "KMSVOL_FUSE", "fuse_mount failed: is /dev/fuse present, the directory empty and not mounted already?");
+  if (!s->mountdir) {
+    fuse_server_free(s);
+    *why = "out of memory";
+    return NULL;
   }
-  s->fuse = fuse_new(s->ch, &args, &ops, sizeof ops, s);
-  fuse_opt_free_args(&args);
-  if (!s->fuse) {
-    fuse_unmount(s->mountdir, s->ch);
-    server_finalize(env, s, NULL);
-    return throw_code(env, "KMSVOL_FUSE", "fuse_new failed");
+  const char *what = NULL;
+  int e = mount_fuse(s, &what);
+  if (!e) {
+    s->running = 1;
+    e = start_workers(s);
+    if (e) what = "starting the FUSE workers";
   }
-  s->running = 1;
-  if (pthread_create(&s->thread, NULL, loop_thread, s) != 0) {
-    s->running = 0;
-    fuse_unmount(s->mountdir, s->ch);
-    fuse_destroy(s->fuse);
-    server_finalize(env, s, NULL);
-    return throw_code(env, "KMSVOL_FUSE", "could not start the FUSE thread");
+  if (e) {
+    fuse_server_free(s);
+    snprintf(msg, sizeof msg, "%s failed: %s%s", what, strerror(e),
+             e == EPERM || e == EACCES       ? " (mounting a volume needs root)"
+             : e == ENOENT && what[0] == 'o' ? " (load the fuse module: modprobe fuse)"
+                                             : "");
+    *why = msg;
+    return NULL;
   }
-  NAPI_CALL(env, napi_create_external(env, s, server_finalize, NULL, &ext));
-  return ext;
+  return s;
 }
 
-/* fuseStop(server): unmount, wait for the loop to finish. Idempotent. */
-static napi_value fuse_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  void *p;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  stop(env, (server *)p);
-  return NULL;
-}
-
-/*
- * fuseFreeze(server, on): on waits for in-flight writes and holds new ones back,
- * then fdatasyncs the backing file; off lets writes continue. For snapshots.
- */
-static napi_value fuse_freeze(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  void *p;
-  bool on;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &on));
-  server *s = (server *)p;
-  if (on) {
-    pthread_rwlock_wrlock(&s->freeze);
-    if (fdatasync(s->fd) != 0) {
-      pthread_rwlock_unlock(&s->freeze);
-      return throw_code(env, "KMSVOL_IO", strerror(errno));
-    }
-  } else {
+/* Holding the lock exclusively waits for in-flight writes (they hold it shared) and holds new ones back. For snapshots. */
+int fuse_server_freeze(server *s, int on) {
+  if (!on) {
     pthread_rwlock_unlock(&s->freeze);
+    return 0;
   }
-  return NULL;
+  pthread_rwlock_wrlock(&s->freeze);
+  if (fdatasync(s->fd) == 0) return 0;
+  int e = errno;
+  pthread_rwlock_unlock(&s->freeze);
+  return e;
 }
 
 /*
- * fuseResize(server, size): grow the served file to `size` bytes (EBS Elastic
- * Volumes: the backing image was already extended). Never shrinks. Readers
- * see the old or the new size; the kernel learns it at its next getattr.
+ * Tell the kernel the file's attributes changed (after a resize), so that the
+ * next stat sees the new size without waiting for the attribute cache to expire.
  */
-static napi_value fuse_resize(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  void *p;
-  int64_t size;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  NAPI_CALL(env, napi_get_value_int64(env, argv[1], &size));
-  server *s = (server *)p;
-  if (size <= 0 || (uint64_t)size < __atomic_load_n(&s->size, __ATOMIC_SEQ_CST)) return throw_code(env, "KMSVOL_ARG", "a volume only grows");
-  __atomic_store_n(&s->size, (uint64_t)size, __ATOMIC_SEQ_CST);
-  return NULL;
+static void notify_attr(server *s) {
+  struct fuse_notify_inval_inode_out o = {.ino = FILE_ID, .off = -1, .len = 0};
+  struct fuse_out_header h = {.len = sizeof h + sizeof o, .error = FUSE_NOTIFY_INVAL_INODE, .unique = 0};
+  struct iovec v[2] = {{&h, sizeof h}, {&o, sizeof o}};
+  if (writev(s->dev[0], v, 2) < 0) { /* ENOENT: the kernel has not looked the file up yet; nothing cached */
+  }
 }
 
-/* fuseStats(server) -> { errors, lastErrno, lostWrite, openFiles } */
-static napi_value fuse_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], o, v;
-  void *p;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
-  server *s = (server *)p;
-  NAPI_CALL(env, napi_create_object(env, &o));
-  napi_create_double(env, (double)atomic_load(&s->errors), &v);
-  napi_set_named_property(env, o, "errors", v);
-  napi_create_int32(env, atomic_load(&s->last_errno), &v);
-  napi_set_named_property(env, o, "lastErrno", v);
-  napi_create_int32(env, atomic_load(&s->lost_write), &v);
-  napi_set_named_property(env, o, "lostWrite", v);
-  napi_create_int32(env, atomic_load(&s->opens), &v);
-  napi_set_named_property(env, o, "openFiles", v);
-  return o;
+/* EBS Elastic Volumes: the backing image was already extended. Readers see the old or the new size; the kernel is told at once. */
+int fuse_server_resize(server *s, uint64_t size) {
+  if (size == 0 || size < atomic_load(&s->size)) return EINVAL;
+  atomic_store(&s->size, size);
+  if (s->running) notify_attr(s);
+  return 0;
 }
 
-void fuse_server_register(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},   {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
-      {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},   {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
-      {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+void fuse_server_get_stats(server *s, fuse_server_stats *out) {
+  out->errors = atomic_load(&s->errors);
+  out->last_errno = atomic_load(&s->last_errno);
+  out->lost_write = atomic_load(&s->lost_write);
+  out->open_files = atomic_load(&s->opens);
 }

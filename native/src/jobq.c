@@ -1,5 +1,5 @@
 /*
- * The engine's async jobs on the libuv thread pool, with coalesced completions.
+ * The binding's async engine jobs (XTS batches, recrypt) on the libuv thread pool, with coalesced completions.
  *
  * Queuing one napi_async_work per job costs a wake-up of the JavaScript thread
  * per job, and on a machine with as many busy pool threads as cores every
@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "engine.h"
+#include <pthread.h>
+#include "jobq.h"
 
 #define DRAIN_QUOTA_NS 5000000 /* a drainer gives its pool thread back after 5 ms of jobs */
 #define LINGER_NS      500000  /* and waits this long for the next job before leaving an empty queue */
@@ -51,7 +52,8 @@ static int should_report(jobq *q) {
 static void report_locked(jobq *q) {
   q->signalled = 1;
   pthread_mutex_unlock(&q->mu);
-  napi_call_threadsafe_function(q->report, NULL, napi_tsfn_nonblocking);
+  /* It fails only when the environment is closing: then no promise will be settled anyway. */
+  (void)napi_call_threadsafe_function(q->report, NULL, napi_tsfn_nonblocking);
   pthread_mutex_lock(&q->mu);
 }
 
@@ -105,7 +107,7 @@ static void launch_drainers(napi_env env, jobq *q);
 static void drain_complete(napi_env env, napi_status st, void *data) {
   (void)st; /* never cancelled: drainers are not cancelled once queued */
   drainer *d = data;
-  napi_delete_async_work(env, d->work);
+  (void)napi_delete_async_work(env, d->work); /* a failure only leaks the work object */
   launch_drainers(env, d->q);
   free(d);
 }
@@ -123,10 +125,10 @@ static void launch_drainers(napi_env env, jobq *q) {
     int ok = d != NULL;
     if (ok) {
       d->q = q;
-      napi_create_string_utf8(env, "kmsvol:engine", NAPI_AUTO_LENGTH, &name);
-      ok = napi_create_async_work(env, NULL, name, drain_execute, drain_complete, d, &d->work) == napi_ok;
+      ok = napi_create_string_utf8(env, "kmsvol:engine", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+           napi_create_async_work(env, NULL, name, drain_execute, drain_complete, d, &d->work) == napi_ok;
       if (ok && napi_queue_async_work(env, d->work) != napi_ok) {
-        napi_delete_async_work(env, d->work);
+        (void)napi_delete_async_work(env, d->work);
         ok = 0;
       }
     }
@@ -158,7 +160,8 @@ static void report_js(napi_env env, napi_value cb, void *ctx, void *data) {
     q->outstanding--;
     j = next;
   }
-  if (!q->outstanding) napi_unref_threadsafe_function(env, q->report);
+  /* Nothing outstanding: let the loop exit. A failure only keeps the process alive until the next job settles. */
+  if (!q->outstanding) (void)napi_unref_threadsafe_function(env, q->report);
 }
 
 static void jobq_finalize(napi_env env, void *data, void *hint) {
@@ -185,13 +188,16 @@ static jobq *jobq_get(napi_env env) {
   long n = s ? strtol(s, NULL, 10) : 4; /* libuv's default and its own reading of the variable */
   q->max_drainers = n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
   napi_value name;
-  napi_create_string_utf8(env, "kmsvol:engine-report", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, q, report_js, &q->report) != napi_ok) {
+  if (napi_create_string_utf8(env, "kmsvol:engine-report", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, q, report_js, &q->report) != napi_ok) {
     jobq_finalize(env, q, NULL);
     return NULL;
   }
-  napi_unref_threadsafe_function(env, q->report);
-  napi_set_instance_data(env, q, jobq_finalize, NULL);
+  if (napi_unref_threadsafe_function(env, q->report) != napi_ok || napi_set_instance_data(env, q, jobq_finalize, NULL) != napi_ok) {
+    (void)napi_release_threadsafe_function(q->report, napi_tsfn_abort);
+    jobq_finalize(env, q, NULL);
+    return NULL;
+  }
   return q;
 }
 
@@ -200,7 +206,9 @@ napi_status jobq_submit(napi_env env, qjob *j, void (*run)(qjob *), void (*settl
   if (!q) return napi_generic_failure;
   napi_status st = napi_create_promise(env, &j->deferred, promise);
   if (st != napi_ok) return st;
-  if (q->outstanding++ == 0) napi_ref_threadsafe_function(env, q->report);
+  /* Keep the loop alive while jobs are outstanding (the promise left unsettled if this fails is never handed out). */
+  if (q->outstanding == 0 && (st = napi_ref_threadsafe_function(env, q->report)) != napi_ok) return st;
+  q->outstanding++;
   j->run = run;
   j->settle = settle;
   j->next = NULL;

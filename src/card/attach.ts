@@ -4,7 +4,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../clock.js';
 import { ServiceError } from '../errors.js';
-import { unmountStale } from '../fuse/adapter.js';
 import { ensureDir, openPrivate } from '../home.js';
 import type { CardKmsClient } from '../kms/client/index.js';
 import { lockExclusive } from '../native/index.js';
@@ -21,7 +20,7 @@ import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
-import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice } from './system.js';
+import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice, unmountStale } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -382,7 +381,7 @@ async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, ev
   }
   // An attach that died before its card served the volume left no device.
   if (a.device) for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
-  if (isMounted(a.mount_dir)) await unmountStale(a.mount_dir);
+  if (isMounted(a.mount_dir)) unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
   await retireGrant(ctx, v.volume_id, a.grant_token);
   ctx.registry.write(() => {

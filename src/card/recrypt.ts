@@ -1,5 +1,5 @@
 import type { GuardedKey } from '../native/index.js';
-import { recryptSectors, seekExtent } from '../native/index.js';
+import { recryptSectors, SECTOR_SIZE as SECTOR, seekExtent } from '../native/index.js';
 
 /**
  * Stream a volume payload from one image to another, re-encrypting it: only
@@ -20,7 +20,6 @@ export interface PayloadCopy {
   onProgress?: (fraction: number) => void;
 }
 
-const SECTOR = 4096;
 const CHUNK = 1 << 20;
 const IN_FLIGHT = 4;
 

@@ -2,15 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
 import { run } from '../exec.js';
-import type { Mounted } from '../fuse/adapter.js';
-import { mountVolumeFile } from '../fuse/adapter.js';
 import type { Home } from '../home.js';
 import { ensureDir, openPrivate } from '../home.js';
 import type { Caller } from '../kms/authz.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { createLogger } from '../log.js';
-import type { GuardedKey } from '../native/index.js';
-import { backend, lockExclusive, setNonDumpable } from '../native/index.js';
+import type { FuseServer, GuardedKey } from '../native/index.js';
+import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
 import { imageFile, volumeLockPath } from '../volume/images.js';
@@ -69,7 +67,7 @@ export class Card {
   private lockFd = -1;
   /** Only the card that holds the volume's lock touches its socket and run files. */
   private ownsLock = false;
-  private mount: Mounted | null = null;
+  private mount: FuseServer | null = null;
   private loopDevice: string | undefined;
   private control: ReturnType<typeof serveControl> | null = null;
   private stopping: Promise<void> | null = null;
@@ -122,7 +120,7 @@ export class Card {
       }
       // 4. FUSE: the decrypted volume as one file.
       ensureDir(this.o.mountDir);
-      this.mount = await mountVolumeFile(this.o.mountDir, { name: volumeId, fd: this.fd, key: this.key, payloadOffset, size: v.size * GiB });
+      this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, this.o.mountDir, volumeId);
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.
       if (this.o.loop) {
@@ -289,7 +287,8 @@ export class Card {
     }
     if (this.mount) {
       // Unmounting waits for in-flight requests; then the backing file is fsynced.
-      const stats = await this.mount.unmount();
+      const stats = this.mount.stats();
+      this.mount.stop();
       if (stats.errors) this.log.warn({ volumeId: this.o.volumeId, ...stats }, 'requests failed while attached');
       this.mount = null;
     }

@@ -1,10 +1,16 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { run } from '../exec.js';
 
 /** The OS pieces a card uses: loop devices, mount tables, process liveness. */
 
+/**
+ * A loop device over the decrypted volume file, in direct-I/O mode: the loop
+ * driver then sends its requests to the card asynchronously, many at once,
+ * instead of one at a time from its worker through a second page cache.
+ */
 export async function losetupAttach(file: string): Promise<string> {
-  return (await run('losetup', ['--find', '--show', file])).trim();
+  return (await run('losetup', ['--find', '--show', '--direct-io=on', file])).trim();
 }
 
 export async function losetupDetach(dev: string): Promise<void> {
@@ -39,6 +45,11 @@ export function isMounted(dir: string): boolean {
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .some((l) => l.split(' ')[4] === dir);
+}
+
+/** Lazily unmount a stale FUSE mount left by a card that died. */
+export function unmountStale(dir: string): void {
+  spawnSync('umount', ['-l', dir]);
 }
 
 export function processAlive(pid: number): boolean {

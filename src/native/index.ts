@@ -2,10 +2,13 @@ import { createRequire } from 'node:module';
 import { ServiceError } from '../errors.js';
 
 /**
- * The TypeScript face of native/: it validates every argument (the C side
- * trusts what it is handed) and turns native status codes into typed errors.
+ * The TypeScript face of native/ (its binding, native/src/binding.c): it
+ * validates every argument (the engine trusts what it is handed; the binding
+ * only checks handle types) and turns native status codes into typed errors.
+ * The limits it checks come from C (`constants`), so the two cannot disagree.
  */
 interface Addon {
+  constants: NativeConstants;
   keyCreate(len: number): object;
   keyLoad(key: object, src: Uint8Array): boolean;
   keyView(key: object): ArrayBuffer;
@@ -34,6 +37,23 @@ interface Addon {
     scratch: Uint8Array,
   ): Promise<number>;
   seekExtent(fd: number, off: number, hole: boolean): number;
+}
+
+/** The limits the C side holds (native/src/engine.h and fuse_server.h), exported by the binding. */
+interface NativeConstants {
+  /** The volume sector: what the FUSE server serves and recrypt copies. */
+  SECTOR_SIZE: number;
+  /** XTS runs on whole multiples of this; the plain64 IV counts in these units. */
+  XTS_UNIT: number;
+  XTS_KEY_BYTES: number;
+  /** The largest read or write the kernel sends the FUSE server in one request. */
+  MAX_IO: number;
+  /** The longest served file name, in bytes. */
+  NAME_MAX: number;
+  /** The longest mount directory, in bytes. */
+  MOUNT_PATH_MAX: number;
+  /** flock's errno when another process holds the lock. */
+  EWOULDBLOCK: number;
 }
 
 export interface KeyInfo {
@@ -67,11 +87,13 @@ function loadAddon(): Addon {
 
 const addon = loadAddon();
 
-export const XTS_KEY_BYTES = 64;
-export const SECTOR_SIZES = [512, 4096] as const;
-export type SectorSize = (typeof SECTOR_SIZES)[number];
+export const { SECTOR_SIZE, XTS_KEY_BYTES, MAX_IO, NAME_MAX, MOUNT_PATH_MAX } = addon.constants;
+/** The sector sizes the XTS calls take: the XTS unit (512, as dm-crypt's default) and the volume sector. */
+export const SECTOR_SIZES: readonly number[] = [addon.constants.XTS_UNIT, SECTOR_SIZE];
+/** A served file name: 1..NAME_MAX of [A-Za-z0-9._-]. */
+const FILE_NAME = new RegExp(`^[A-Za-z0-9._-]{1,${NAME_MAX}}$`);
 
-/** Engine errors carry stable names: KeyZeroized, InvalidKey, InvalidArgument, IoError. */
+/** Engine errors carry stable names: KeyZeroized, KeyNotLoaded, InvalidKey, MlockFailed, InvalidArgument, IoError, FuseMountFailed, EngineFailure. */
 export class EngineError extends ServiceError {
   constructor(
     name: string,
@@ -208,14 +230,14 @@ export class GuardedKey {
 }
 
 function checkSectors(src: Uint8Array, dst: Uint8Array, firstSector: number, sectorSize: number): void {
-  arg(SECTOR_SIZES.includes(sectorSize as SectorSize), `sectorSize must be 512 or 4096; got ${sectorSize}`);
+  arg(SECTOR_SIZES.includes(sectorSize), `sectorSize must be ${SECTOR_SIZES.join(' or ')}; got ${sectorSize}`);
   arg(src instanceof Uint8Array && dst instanceof Uint8Array, 'src and dst must be Buffers');
   arg(src.byteLength > 0 && src.byteLength % sectorSize === 0, `length ${src.byteLength} is not a positive multiple of the ${sectorSize}-byte sector`);
   arg(dst.byteLength === src.byteLength, `dst is ${dst.byteLength} bytes; it must equal src (${src.byteLength})`);
   arg(src.byteLength <= 0x7fffffff, 'one batch is at most 2 GiB');
   arg(Number.isSafeInteger(firstSector) && firstSector >= 0, `firstSector must be a non-negative safe integer; got ${firstSector}`);
   arg(
-    Number.isSafeInteger((firstSector + src.byteLength / sectorSize) * (sectorSize / 512)),
+    Number.isSafeInteger((firstSector + src.byteLength / sectorSize) * (sectorSize / addon.constants.XTS_UNIT)),
     'sector numbers overflow the 64-bit IV range this engine accepts',
   );
 }
@@ -271,13 +293,20 @@ export function lockExclusive(fd: number): boolean {
   arg(Number.isInteger(fd) && fd >= 0, `fd must be an open file descriptor; got ${fd}`);
   const rc = addon.lockExclusive(fd);
   if (rc === 0) return true;
-  if (rc === 11 /* EWOULDBLOCK */) return false;
+  if (rc === addon.constants.EWOULDBLOCK) return false;
   throw new EngineError('IoError', `flock failed with errno ${rc}`, rc);
 }
 
-/** A running FUSE server (native/src/fuse_server.c): libfuse's threads call the engine directly. */
+/**
+ * A running FUSE server (native/src/fuse_server.c), the FUSE edge of a card: it
+ * serves one regular file, the decrypted volume, and libfuse's worker threads
+ * call the sector engine directly, so no request passes through the JavaScript
+ * thread.
+ */
 export interface FuseServer {
+  /** Unmount and wait for in-flight requests. Idempotent. */
   stop(): void;
+  /** The server's counters now (open handles, failed requests). */
   stats(): FuseStats;
   /** Quiesce writes and fdatasync (true), or let them continue (false). */
   freeze(on: boolean): void;
@@ -299,9 +328,9 @@ export interface FuseStats {
  */
 export function startFuseServer(key: GuardedKey | null, fd: number, payloadOffset: number, size: number, dir: string, name: string): FuseServer {
   checkFile(fd, payloadOffset);
-  arg(Number.isSafeInteger(size) && size > 0 && size % 4096 === 0, `size must be a positive multiple of 4096; got ${size}`);
-  arg(/^[A-Za-z0-9._-]{1,128}$/.test(name), `file name must be 1..128 of [A-Za-z0-9._-]; got ${JSON.stringify(name)}`);
-  arg(dir.startsWith('/') && Buffer.byteLength(dir) < 4000, 'mount directory must be an absolute path');
+  arg(Number.isSafeInteger(size) && size > 0 && size % SECTOR_SIZE === 0, `size must be a positive multiple of ${SECTOR_SIZE}; got ${size}`);
+  arg(FILE_NAME.test(name), `file name must be 1..${NAME_MAX} of [A-Za-z0-9._-]; got ${JSON.stringify(name)}`);
+  arg(dir.startsWith('/') && Buffer.byteLength(dir) <= MOUNT_PATH_MAX, `mount directory must be an absolute path of at most ${MOUNT_PATH_MAX} bytes`);
   let handle: object;
   try {
     handle = addon.fuseStart(key ? key.handle : null, fd, payloadOffset, size, dir, name);
@@ -313,7 +342,10 @@ export function startFuseServer(key: GuardedKey | null, fd: number, payloadOffse
     stats: () => addon.fuseStats(handle),
     freeze: (on) => addon.fuseFreeze(handle, on),
     resize: (to) => {
-      arg(Number.isSafeInteger(to) && to >= size && to % 4096 === 0, `a volume grows to a multiple of 4096 bytes not below ${size}; got ${to}`);
+      arg(
+        Number.isSafeInteger(to) && to >= size && to % SECTOR_SIZE === 0,
+        `a volume grows to a multiple of ${SECTOR_SIZE} bytes not below ${size}; got ${to}`,
+      );
       addon.fuseResize(handle, to);
     },
   };
@@ -336,7 +368,7 @@ export function recryptSectors(
   scratch: Uint8Array,
 ): Promise<number> {
   try {
-    checkSectors(scratch, scratch, firstSector, 4096);
+    checkSectors(scratch, scratch, firstSector, SECTOR_SIZE);
     checkFile(srcFd, srcOffset);
     checkFile(dstFd, dstOffset);
     return addon

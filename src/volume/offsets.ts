@@ -5,6 +5,7 @@
  * (native/src/fuse_server.c); test/integration/fuse-arith.test.ts checks it
  * through the mounted file against a model.
  */
-export const SECTOR_SIZE = 4096;
+/** The volume sector (4096), as the native engine holds it. */
+export { SECTOR_SIZE } from '../native/index.js';
 
 export const GiB = 1024 ** 3;

@@ -8,7 +8,7 @@ import { attach, createVolume, detach, head, volumeHome } from '../helpers/volum
 const GiB = 2 ** 30;
 
 describe('the FUSE server: I/O semantics through the decrypted volume file', () => {
-  it('many concurrent unaligned writes that share sectors all land (the kernel serializes writes to one FUSE file, so this checks read-modify-write, not lock contention)', async () => {
+  it('many concurrent unaligned writes that share sectors all land (they reach the card in parallel, so this checks the sector locks around read-modify-write)', async () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     const a = attach(ctx.home, vol);

@@ -1,0 +1,45 @@
+/*
+ * The card's FUSE server (fuse_server.c): serves one regular file, the
+ * decrypted volume, speaking the kernel's FUSE protocol itself, with its
+ * worker threads calling the engine directly.
+ * Plain C with no N-API: the binding (binding.c) starts and stops it.
+ */
+#ifndef KMSVOL_FUSE_SERVER_H
+#define KMSVOL_FUSE_SERVER_H
+
+#include <stdint.h>
+#include "engine.h"
+
+/* The largest read or write the kernel sends in one request (max_read, max_write). */
+#define KMSVOL_MAX_IO (1024 * 1024)
+/* The served file's name: 1..KMSVOL_NAME_MAX bytes of [A-Za-z0-9._-] (checked by TypeScript). */
+#define KMSVOL_NAME_MAX 128
+/* The mount directory: an absolute path of at most this many bytes (PATH_MAX less its NUL). */
+#define KMSVOL_MOUNT_PATH_MAX 4095
+
+typedef struct server server;
+
+typedef struct {
+  unsigned long errors; /* failed requests */
+  int last_errno;
+  int lost_write; /* errno of the first write that failed; 0: none */
+  int open_files; /* open handles on the volume file (a loop device holds one) */
+} fuse_server_stats;
+
+/*
+ * Serve `size` bytes of the payload at `payload` of `fd` as `mountdir/name`, decrypted with `k`
+ * (NULL: an unencrypted volume, bytes pass through). Mounts synchronously and starts the worker
+ * threads. Returns the server, or NULL with *why saying what failed.
+ */
+server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, const char *mountdir, const char *name, const char **why);
+/* Unmount and wait for the workers to finish. Idempotent. */
+void fuse_server_stop(server *s);
+/* Stop (if running) and free. */
+void fuse_server_free(server *s);
+/* on: wait for in-flight writes, hold new ones back, fdatasync the backing file; off: let writes continue. 0 or errno. */
+int fuse_server_freeze(server *s, int on);
+/* Grow the served file to `size` bytes; never shrinks. 0, or EINVAL for a smaller size. */
+int fuse_server_resize(server *s, uint64_t size);
+void fuse_server_get_stats(server *s, fuse_server_stats *out);
+
+#endif
