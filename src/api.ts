@@ -5,21 +5,28 @@ import { attachVolume, detachVolume } from './card/attach.js';
 import { ec2Context } from './card/context.js';
 import { viaEc2 } from './card/grants.js';
 import { ManualClock } from './clock.js';
+import { configuredAccount, configuredRegion } from './config.js';
 import type { Home } from './home.js';
 import { openHome } from './home.js';
 import { InProcessKmsClient } from './kms/client/index.js';
+import { DEFAULT_REGION } from './kms/context.js';
 import { Kms } from './kms/kms.js';
+import type { Ec2Context } from './volume/context.js';
 import { EventLog } from './volume/events.js';
+import type { Filter } from './volume/filters.js';
 import { Registry } from './volume/registry.js';
 import { copySnapshot, createSnapshot, deleteSnapshot } from './volume/snapshots.js';
-import type { CreateVolumeRequest, Ec2Context, Filter } from './volume/volumes.js';
+import type { CreateVolumeRequest } from './volume/volumes.js';
 import { createVolume, deleteVolume, describeVolumes } from './volume/volumes.js';
 
 export interface KmsvolOptions {
   /** Home directory; a new temporary one (removed by close()) when omitted. */
   home?: string;
-  /** The clock; cards started by attach read it through KMSVOL_NOW. Default: now, movable. */
+  /** The clock; a card started by attach reads the instant it showed at attach (in its spec). Default: now, movable. */
   clock?: ManualClock;
+  /** The region and account, chosen as the CLI chooses them: default KMSVOL_REGION, else AWS_REGION, else `local`; KMSVOL_ACCOUNT_ID, else 000000000000. */
+  region?: string;
+  account?: string;
 }
 
 /**
@@ -44,11 +51,11 @@ export class Kmsvol {
   private readonly temporary: boolean;
   private readonly registry: Registry;
 
-  private constructor(dir: string, temporary: boolean, clock: ManualClock) {
+  private constructor(dir: string, temporary: boolean, clock: ManualClock, region: string, account: string) {
     this.home = openHome(dir);
     this.temporary = temporary;
     this.clock = clock;
-    this.kms = Kms.open({ home: this.home, clock });
+    this.kms = Kms.open({ home: this.home, clock, region, account });
     // The volume side calls the KMS through EC2, as EBS does.
     const client = new InProcessKmsClient(this.kms, { viaService: viaEc2(this.kms.region) }, false);
     this.registry = new Registry(this.home.registryDb);
@@ -58,7 +65,13 @@ export class Kmsvol {
   static open(opts: KmsvolOptions = {}): Kmsvol {
     const temporary = opts.home === undefined;
     const dir = opts.home ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-'));
-    return new Kmsvol(dir, temporary, opts.clock ?? new ManualClock(new Date()));
+    return new Kmsvol(
+      dir,
+      temporary,
+      opts.clock ?? new ManualClock(new Date()),
+      configuredRegion(opts.region) ?? DEFAULT_REGION,
+      configuredAccount(opts.account),
+    );
   }
 
   createVolume(req: CreateVolumeRequest) {
@@ -75,8 +88,6 @@ export class Kmsvol {
 
   /** Start a card for the volume; resolves with its Device (the decrypted file) and LoopDevice. */
   attachVolume(volumeId: string, opts: { loop?: boolean; device?: string } = {}) {
-    // Cards are separate processes: they read "now" from KMSVOL_NOW, as the CLI does.
-    process.env.KMSVOL_NOW = this.clock.now().toISOString();
     this.kms.flushAudit();
     return attachVolume(this.ctx, { VolumeId: volumeId, Loop: opts.loop, Device: opts.device });
   }

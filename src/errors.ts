@@ -40,14 +40,6 @@ export class UsageError extends Error {
   }
 }
 
-/**
- * The Encryption SDK's `needs`: state a precondition where it is checked.
- * The thrown error is built lazily so the happy path allocates nothing.
- */
-export function needs(cond: unknown, makeError: () => Error): asserts cond {
-  if (!cond) throw makeError();
-}
-
 export function isServiceError(e: unknown, name?: string): e is ServiceError {
   return e instanceof ServiceError && (name === undefined || e.name === name);
 }

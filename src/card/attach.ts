@@ -2,19 +2,24 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { systemClock } from '../clock.js';
 import { ServiceError } from '../errors.js';
 import { ensureDir, openPrivate } from '../home.js';
-import type { KmsClient } from '../kms/client/index.js';
+import type { CardKmsClient } from '../kms/client/index.js';
 import { lockExclusive } from '../native/index.js';
+import type { Ec2Context } from '../volume/context.js';
+import { getVolume } from '../volume/context.js';
 import { Ec2Errors } from '../volume/errors.js';
+import { imageFile } from '../volume/images.js';
 import { readImageHeader } from '../volume/luks2.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
-import type { Ec2Context } from '../volume/volumes.js';
-import { attachmentShape, getVolume, imageFile } from '../volume/volumes.js';
-import { callControl } from './control.js';
+import { attachmentShape } from '../volume/volumes.js';
+import { callControl, cardError } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
+import type { CardSpec } from './spec.js';
+import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
 import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice, unmountStale } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
@@ -92,6 +97,9 @@ export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<
     if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device_name ?? a.device})`);
   }
   const now = ctx.registry.getVolume(v.volume_id)!;
+  // Another attach may have claimed the volume between the two reads: that is VolumeInUse, as it would have been a moment later.
+  const claimed = now.state === 'in-use' ? ctx.registry.getAttachment(v.volume_id) : undefined;
+  if (claimed) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${claimed.device_name ?? claimed.device})`);
   if (now.state !== 'available') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${now.state}'; only an available volume can be attached.`);
   return now;
 }
@@ -113,7 +121,7 @@ function release(ctx: Ec2Context, v: VolumeRow, e: unknown): never {
  * card's own credentials (made after the claim, so a refused key fails the
  * attach, not the request).
  */
-async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<{ grantToken?: string; card?: { client: KmsClient; env: Record<string, string> } }> {
+async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<{ grantToken?: string; card?: CardKmsClient }> {
   if (!v.encrypted) return {};
   const token = readImageHeader(imageFile(ctx.home, v)).token;
   const grantToken = await createCardGrant(ctx.kms, token);
@@ -186,13 +194,31 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
   const logFd = openPrivate(logFile, 'a', true);
-  const child = spawn(process.execPath, [CARD_MAIN, ctx.home.root, v.volume_id, mountDirFor(ctx, req), req.Loop ? '1' : '0'], {
+  // The card works in the caller's region and account, however the caller chose them (--region, AWS_REGION, the API).
+  const spec: CardSpec = {
+    version: CARD_SPEC_VERSION,
+    home: ctx.home.root,
+    rootKeyFile: ctx.home.rootKeyFile,
+    volumeId: v.volume_id,
+    mountDir: mountDirFor(ctx, req),
+    loop: !!req.Loop,
+    region: ctx.region,
+    account: ctx.account,
+    ...(ctx.clock === systemClock ? {} : { now: ctx.clock.now().toISOString() }),
+    kms: card
+      ? { kind: 'remote', ...(card.endpoint ? { endpoint: card.endpoint } : {}), region: card.region, credentials: card.credentials }
+      : { kind: 'embedded' },
+    ...(grantToken ? { grantToken } : {}),
+  };
+  // The spec goes on stdin; argv holds the volume id only as a label for ps, and the environment only CARD_ENV.
+  const child = spawn(process.execPath, [CARD_MAIN, v.volume_id], {
     detached: true,
-    stdio: ['ignore', logFd, logFd, 'pipe'],
-    // The card works in the caller's region and account, however the caller chose them (--region, AWS_REGION, the API).
-    env: { ...process.env, ...card?.env, KMSVOL_REGION: ctx.region, KMSVOL_ACCOUNT_ID: ctx.account, KMSVOL_CARD_GRANT_TOKEN: grantToken ?? '' },
+    stdio: ['pipe', logFd, logFd, 'pipe'],
+    env: cardEnvironment(),
   });
   fs.closeSync(logFd);
+  child.stdin!.on('error', () => undefined); // a card that died at once: its report (or its absence) says why
+  child.stdin!.end(serializeCardSpec(spec));
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
   const ready = new Promise<{ ok: boolean; attachment?: CardAttachment; error?: { name: string; message: string } }>((resolve) => {
     let buf = '';
@@ -213,7 +239,9 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
     const now = ctx.registry.getVolume(v.volume_id);
     const gone = !now || now.state === 'deleted' || now.state === 'deleting';
     if (r.error?.name !== 'VolumeInUse' || gone) await retireGrant(ctx, v.volume_id, grantToken);
-    throw new ServiceError(r.error!.name, r.error!.message);
+    throw cardError({
+      error: r.error ?? { name: 'InternalError', message: `the card reported neither an attachment nor an error; the end of ${logFile}:\n${tail()}` },
+    });
   }
   // The card runs on: stop listening to it so this process can exit.
   child.unref();
@@ -224,7 +252,7 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
 export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Promise<{ attachment: CardAttachment; card: Card; stopped: Promise<void> }> {
   const { v } = await claim(ctx, req);
   let grantToken: string | undefined;
-  let own: { client: KmsClient; env: Record<string, string> } | undefined;
+  let own: CardKmsClient | undefined;
   try {
     ({ grantToken, card: own } = await grantFor(ctx, v));
   } catch (e) {
@@ -238,7 +266,7 @@ export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Pro
     clock: ctx.clock,
     region: ctx.region,
     account: ctx.account,
-    kms: own?.client ?? ctx.kms,
+    kms: (caller) => (own?.client ?? ctx.kms).as(caller),
     grantToken,
   });
   const closeOwn = () => own?.client.close();
@@ -301,7 +329,7 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
     return { Attachment, done: Promise.resolve() };
   }
   if (!reply.ok) {
-    if (!req.Force) throw new ServiceError(reply.error.name, reply.error.message);
+    if (!req.Force) throw cardError(reply);
     return { Attachment, done: forced() };
   }
   ctx.registry.write(() => {

@@ -1,9 +1,9 @@
 import type { Clock } from '../clock.js';
 import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
+import type { Ec2Context } from '../volume/context.js';
 import { EventLog } from '../volume/events.js';
 import type { Registry } from '../volume/registry.js';
-import type { Ec2Context } from '../volume/volumes.js';
 import { reconcile } from './attach.js';
 import { cardOps } from './images.js';
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import { ServiceError } from '../errors.js';
 
 /**
  * The card's control socket: newline-delimited JSON requests and replies over
@@ -13,6 +14,11 @@ export interface ControlRequest {
 }
 
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: { name: string; message: string } };
+
+/** A card's error (on its control socket, or its readiness report) as the typed error it names: the name is AWS's exception name. */
+export function cardError(reply: { error: { name: string; message: string } }): ServiceError {
+  return new ServiceError(reply.error.name, reply.error.message);
+}
 
 export function serveControl(sock: string, handle: (req: ControlRequest) => Promise<ControlReply>): net.Server {
   fs.rmSync(sock, { force: true });

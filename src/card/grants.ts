@@ -1,6 +1,6 @@
-import type { KmsClient } from '../kms/client/index.js';
+import type { CardKmsClient, KmsClient } from '../kms/client/index.js';
+import { EBS_CONTEXT_KEY } from '../volume/context.js';
 import type { KmsvolToken } from '../volume/luks2.js';
-import { EBS_CONTEXT_KEY } from '../volume/volumes.js';
 
 /**
  * The EBS grant flow. A card does not use the volume's KMS key by right: at
@@ -49,8 +49,8 @@ export async function createCardGrant(kms: KmsClient, token: KmsvolToken): Promi
   return res.GrantToken;
 }
 
-/** The card's own KMS client and the environment that gives its process those credentials (remote kmsvol endpoint: a role session); undefined when the card needs none of its own. */
-export function cardKmsClient(kms: KmsClient, token: KmsvolToken): Promise<{ client: KmsClient; env: Record<string, string> } | undefined> {
+/** The card's own KMS client through a remote KMS, with what the card's spec needs to make it (a kmsvol endpoint: a role session); undefined for the embedded KMS. */
+export function cardKmsClient(kms: KmsClient, token: KmsvolToken): Promise<CardKmsClient | undefined> {
   return kms.cardClient?.(accountOfKey(token.keyArn), token.volumeId) ?? Promise.resolve(undefined);
 }
 

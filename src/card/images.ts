@@ -3,8 +3,8 @@ import type { Home } from '../home.js';
 import { openPrivate } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import type { GuardedKey } from '../native/index.js';
-import type { CardOps } from '../volume/volumes.js';
-import { callControl } from './control.js';
+import type { CardOps } from '../volume/context.js';
+import { callControl, cardError } from './control.js';
 import { unwrapVolumeKey, volumeKeyDigest } from './keys.js';
 import { copyPayload } from './recrypt.js';
 import { socketPath } from './runtime.js';
@@ -21,7 +21,7 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
     async quiesce(volumeId) {
       const sock = socketPath(home, volumeId);
       const r = await callControl(sock, { op: 'freeze' });
-      if (!r.ok) throw Object.assign(new Error(r.error.message), { name: r.error.name });
+      if (!r.ok) throw cardError(r);
       return async () => {
         await callControl(sock, { op: 'thaw' });
       };
@@ -29,7 +29,7 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
 
     async resize(volumeId, sizeBytes) {
       const r = await callControl(socketPath(home, volumeId), { op: 'resize', size: sizeBytes }, 30_000);
-      if (!r.ok) throw Object.assign(new Error(r.error.message), { name: r.error.name });
+      if (!r.ok) throw cardError(r);
     },
 
     async copyPayload(src, dst, sizeBytes, onProgress) {

@@ -1,24 +1,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
+import { run } from '../exec.js';
 import type { Home } from '../home.js';
 import { ensureDir, openPrivate } from '../home.js';
+import type { Caller } from '../kms/authz.js';
 import type { KmsClient } from '../kms/client/index.js';
-import { openKmsClient } from '../kms/client/open.js';
 import { createLogger } from '../log.js';
 import type { FuseServer, GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
+import { imageFile, volumeLockPath } from '../volume/images.js';
 import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
-import { imageFile, volumeLockPath } from '../volume/volumes.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
-import { linkDevice, loopBusy, losetupAttach, losetupDetach, mountPointOf, run, unlinkDevice } from './system.js';
+import { linkDevice, loopBusy, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -29,8 +30,8 @@ export interface CardOptions {
   clock: Clock;
   region: string;
   account: string;
-  /** The KMS to unwrap through; defaults to the embedded one on `home`. */
-  kms?: KmsClient;
+  /** The KMS to unwrap through, for the card's caller; the card closes it once the key is unwrapped. */
+  kms: (caller: Partial<Caller>) => KmsClient;
   /** The grant the control plane made for this card (see card/grants.ts). */
   grantToken?: string;
 }
@@ -53,8 +54,12 @@ export function socketPath(home: Home, volumeId: string): string {
 /**
  * A running card: holds the volume's lock and its key in guarded memory,
  * serves the decrypted volume through FUSE (and a loop device), and answers
- * detach on its control socket. `start()` runs the attach steps in DESIGN
- * order; `stopped` resolves once it has detached.
+ * detach on its control socket. `start()` runs the attach steps in this
+ * order, numbered in its body: 1. the volume's exclusive lock, 2-3. KMS
+ * Decrypt straight into guarded memory, 4. the FUSE mount, 5. the loop
+ * device, then the control socket and the registry's attachment (the parent
+ * learns of readiness when start() resolves). `stopped` resolves once it has
+ * detached.
  */
 export class Card {
   private key: GuardedKey | null = null;
@@ -103,7 +108,7 @@ export class Card {
         // 2-3. KMS Decrypt with the volume's context, as the card's own principal
         // through its grant, straight into guarded memory.
         const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
-        const kms = this.o.kms?.as(caller) ?? openKmsClient({ home, clock: this.o.clock, region: this.o.region, caller });
+        const kms = this.o.kms(caller);
         try {
           this.key = await unwrapVolumeKey(kms, header.token, this.o.grantToken);
         } finally {

@@ -1,14 +1,8 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { run } from '../exec.js';
 
 /** The OS pieces a card uses: loop devices, mount tables, process liveness. */
-export function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, { encoding: 'utf8' }, (e, stdout, stderr) =>
-      e ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || e.message}`)) : resolve(stdout),
-    ),
-  );
-}
 
 /**
  * A loop device over the decrypted volume file, in direct-I/O mode: the loop

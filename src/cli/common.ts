@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { clockFromEnv } from '../clock.js';
+import { configuredRegion } from '../config.js';
 import type { Home } from '../home.js';
 import { openHome, resolveHomeDir } from '../home.js';
 import type { Caller } from '../kms/authz.js';
@@ -50,20 +51,24 @@ export function homeOf(g: GlobalOptions): Home {
 }
 
 export function regionOf(g: GlobalOptions): string | undefined {
-  // An empty variable is an unset one.
-  return g.region || process.env.KMSVOL_REGION || process.env.AWS_REGION || undefined;
+  return configuredRegion(g.region);
 }
 
 /**
  * The KMS for a CLI call; `caller` when the call is made through a service
- * (the volume side calls through EC2). The choice is put in the environment,
- * so the cards this call starts use the same KMS.
+ * (the volume side calls through EC2). The cards this call starts get the
+ * same KMS in their spec (card/spec.ts).
  */
 export function openKmsClient(g: GlobalOptions & { endpointUrl?: string }, caller?: Partial<Caller>): KmsClient {
-  if (g.kms) process.env.KMSVOL_KMS = g.kms;
   const endpoint = g.kmsEndpoint ?? g.endpointUrl;
-  if (endpoint) process.env.KMSVOL_KMS_ENDPOINT = endpoint;
-  return openClient({ home: homeOf(g), region: regionOf(g), clock: clockFromEnv(), caller });
+  return openClient({
+    home: homeOf(g),
+    region: regionOf(g),
+    clock: clockFromEnv(),
+    caller,
+    ...(g.kms ? { kms: g.kms } : {}),
+    ...(endpoint ? { endpoint } : {}),
+  });
 }
 
 export function print(result: unknown, g: GlobalOptions, title?: string): void {

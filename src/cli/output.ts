@@ -2,25 +2,13 @@ import Table from 'cli-table3';
 import jmespath from 'jmespath';
 import YAML from 'yaml';
 import { UsageError } from '../errors.js';
+import { toWire } from '../wire.js';
 
 /**
  * Output as the AWS CLI prints it: JSON (4-space indent, blobs base64, dates
  * ISO 8601 with microseconds), or text; `--query` applies JMESPath first.
  */
 export type OutputFormat = 'json' | 'text' | 'table' | 'yaml';
-
-/** Convert library values to the CLI's JSON: Buffers become base64, Dates ISO strings. */
-export function toWire(v: unknown): unknown {
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  if (v instanceof Date) return isoMicros(v);
-  if (Array.isArray(v)) return v.map(toWire);
-  if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toWire(x);
-    return out;
-  }
-  return v;
-}
 
 export function isoMicros(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
@@ -62,7 +50,7 @@ export function formatTable(data: unknown, title?: string): string {
 }
 
 export function render(result: unknown, format: OutputFormat, query?: string, title?: string): string {
-  let data = toWire(result);
+  let data = toWire(result, isoMicros);
   if (query !== undefined) {
     try {
       data = jmespath.search(data as object, query);

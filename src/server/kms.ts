@@ -3,6 +3,7 @@ import { KmsError } from '../kms/errors.js';
 import { MEMBERS } from '../kms/members.js';
 import type { KmsOperation } from '../kms/operations.js';
 import { isKmsOperation, membersOf, OPERATIONS } from '../kms/operations.js';
+import { epochSeconds, toWire } from '../wire.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 
 /**
@@ -17,18 +18,7 @@ export const BLOB_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = Object
 );
 
 /** Our responses on the wire: Uint8Array as base64, Date as epoch seconds. */
-export function toJsonWire(v: unknown): unknown {
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  if (v instanceof Date) return v.getTime() / 1000;
-  if (Array.isArray(v)) return v.map(toJsonWire);
-  if (v && typeof v === 'object')
-    return Object.fromEntries(
-      Object.entries(v)
-        .filter(([, x]) => x !== undefined)
-        .map(([k, x]) => [k, toJsonWire(x)]),
-    );
-  return v;
-}
+export const toJsonWire = (v: unknown): unknown => toWire(v, epochSeconds);
 
 function fromWire(op: KmsOperation, body: Record<string, unknown>): Record<string, unknown> {
   const blobs = BLOB_FIELDS[op]!;

@@ -1,4 +1,4 @@
-import type { Ec2Context } from './volumes.js';
+import type { Ec2Context } from './context.js';
 
 /**
  * Account-level EBS encryption settings: encryption by default, and the

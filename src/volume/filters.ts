@@ -1,3 +1,4 @@
+import { ServiceError } from '../errors.js';
 import { Ec2Errors } from './errors.js';
 import type { Registry } from './registry.js';
 
@@ -103,4 +104,40 @@ export function paginate<R>(
   const end = start + Math.min(req.MaxResults, hi);
   const page = rows.slice(start, end);
   return end < rows.length ? { page, NextToken: Buffer.from(JSON.stringify({ op: operation, at: end })).toString('base64url') } : { page };
+}
+
+/** The filters volumes and snapshots both answer, over the registry columns they share. */
+export function sharedFilters<R extends { volume_id: string; state: string; encrypted: number; kms_key_id: string | null }>(): FilterSpec<R> {
+  return {
+    'volume-id': (r) => r.volume_id,
+    status: (r) => r.state,
+    encrypted: (r) => String(r.encrypted === 1),
+    'kms-key-id': (r) => r.kms_key_id ?? '',
+  };
+}
+
+/** A Describe request of EC2's volume-side actions: filters and paging. */
+export interface DescribeRequest {
+  Filters?: Filter[];
+  MaxResults?: number;
+  NextToken?: string;
+}
+
+/** Precondition: resources named by id are not paged; EC2 refuses MaxResults with an id list (`set`: its wire name, volumeSet). */
+export function refusePagedIds(ids: string[] | undefined, req: DescribeRequest, set: string, noun: string): void {
+  if (ids?.length && req.MaxResults !== undefined) {
+    throw new ServiceError(
+      'InvalidParameterCombination',
+      `The parameter ${set} cannot be used with the parameter maxResults. Page through all ${noun}, or name the ${noun} without MaxResults.`,
+    );
+  }
+}
+
+/** The end of every Describe: the filters, then one page (MaxResults/NextToken). */
+export function describePage<R>(
+  rows: R[],
+  req: DescribeRequest,
+  o: { operation: string; spec: FilterSpec<R>; idOf: (r: R) => string; registry: Registry; range: [number, number] },
+): { page: R[]; NextToken?: string } {
+  return paginate(applyFilters(rows, req.Filters, o.spec, o.idOf, o.registry), req, o.operation, o.range);
 }

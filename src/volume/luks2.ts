@@ -125,6 +125,17 @@ function cstr(b: Buffer, off: number, len: number): string {
   return s.toString('ascii', 0, nul < 0 ? len : nul);
 }
 
+type Json = Record<string, unknown>;
+
+/** A JSON object (not an array, not null). */
+function isObject(v: unknown): v is Json {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
+}
+
+function isSafeInteger(v: unknown): v is number {
+  return Number.isSafeInteger(v);
+}
+
 function checkCopy(area: Buffer, magic: Buffer, where: string): string | Luks2Header {
   if (area.length < HDR_SIZE) return `${where}: truncated (${area.length} of ${HDR_SIZE} bytes)`;
   if (!area.subarray(0, 6).equals(magic)) return `${where}: no LUKS2 magic`;
@@ -135,36 +146,37 @@ function checkCopy(area: Buffer, magic: Buffer, where: string): string | Luks2He
   zeroed.fill(0, OFF.csum, OFF.csum + 64);
   if (!crypto.createHash('sha256').update(zeroed).digest().equals(stored)) return `${where}: checksum mismatch`;
   const jsonText = cstr(area, BIN_HDR_SIZE, JSON_SIZE);
-  let j: any;
+  let parsed: unknown;
   try {
-    j = JSON.parse(jsonText);
+    parsed = JSON.parse(jsonText);
   } catch {
     return `${where}: metadata is not JSON`;
   }
-  if (!j || typeof j !== 'object') return `${where}: metadata is not a JSON object`;
-  const values = (o: unknown): any[] => (o && typeof o === 'object' ? Object.values(o) : []);
-  const token = values(j.tokens).find((t: any) => t?.type === 'kmsvol');
-  const seg = j.segments && typeof j.segments === 'object' ? j.segments['0'] : undefined;
-  const dig = values(j.digests).find((d: any) => Array.isArray(d?.segments) && d.segments.includes('0'));
-  if (!token || !seg || typeof seg !== 'object' || !dig) return `${where}: no kmsvol token, segment 0 or digest`;
+  if (!parsed || typeof parsed !== 'object') return `${where}: metadata is not a JSON object`;
+  const j = parsed as Json;
+  // As before the types were written down: tokens, segments and digests may be any object, arrays too.
+  const values = (o: unknown): unknown[] => (o && typeof o === 'object' ? Object.values(o) : []);
+  const token = values(j.tokens).find((t): t is Json => isObject(t) && t.type === 'kmsvol');
+  const seg = j.segments && typeof j.segments === 'object' ? (j.segments as Json)['0'] : undefined;
+  const dig = values(j.digests).find((d): d is Json => isObject(d) && Array.isArray(d.segments) && d.segments.includes('0'));
+  if (!token || !isObject(seg) || !dig) return `${where}: no kmsvol token, segment 0 or digest`;
   // Precondition: every field has its type (a header whose checksum was recomputed can hold anything).
-  const str = (v: unknown) => typeof v === 'string';
-  const b64 = (v: unknown) => str(v) && /^[A-Za-z0-9+/]*={0,2}$/.test(v as string);
+  const str = (v: unknown): v is string => typeof v === 'string';
+  const b64 = (v: unknown): v is string => str(v) && /^[A-Za-z0-9+/]*={0,2}$/.test(v);
   const ctx = token.encryption_context;
   if (!str(token.volume_id) || !str(token.key_arn) || !b64(token.ciphertext_blob))
     return `${where}: the kmsvol token's volume_id, key_arn or ciphertext_blob is not a string`;
-  if (!ctx || typeof ctx !== 'object' || Array.isArray(ctx) || !Object.values(ctx).every(str))
-    return `${where}: the kmsvol token's encryption_context is not a map of strings`;
+  if (!isObject(ctx) || !Object.values(ctx).every(str)) return `${where}: the kmsvol token's encryption_context is not a map of strings`;
   if (!str(seg.offset) || !/^\d{1,15}$/.test(seg.offset) || Number(seg.offset) < 2 * HDR_SIZE)
     return `${where}: segment 0's offset ${JSON.stringify(seg.offset)} is not a byte offset past the headers`;
-  if (!str(seg.encryption) || !Number.isSafeInteger(seg.sector_size)) return `${where}: segment 0's encryption or sector_size is not valid`;
-  if (!b64(dig.salt) || !b64(dig.digest) || !Number.isSafeInteger(dig.iterations) || dig.iterations < 1)
+  if (!str(seg.encryption) || !isSafeInteger(seg.sector_size)) return `${where}: segment 0's encryption or sector_size is not valid`;
+  if (!b64(dig.salt) || !b64(dig.digest) || !isSafeInteger(dig.iterations) || dig.iterations < 1)
     return `${where}: digest 0's salt, digest or iterations is not valid`;
   return {
     uuid: cstr(area, OFF.uuid, 40),
     label: cstr(area, OFF.label, 48),
     seqid: Number(area.readBigUInt64BE(OFF.seqid)),
-    token: { volumeId: token.volume_id, keyArn: token.key_arn, ciphertextBlob: token.ciphertext_blob, encryptionContext: token.encryption_context },
+    token: { volumeId: token.volume_id, keyArn: token.key_arn, ciphertextBlob: token.ciphertext_blob, encryptionContext: ctx as Record<string, string> },
     digest: { salt: Buffer.from(dig.salt, 'base64'), digest: Buffer.from(dig.digest, 'base64'), iterations: dig.iterations },
     payloadOffset: Number(seg.offset),
     sectorSize: seg.sector_size,

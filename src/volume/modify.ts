@@ -1,13 +1,15 @@
 import fs from 'node:fs';
 import { ServiceError } from '../errors.js';
+import type { Ec2Context } from './context.js';
+import { getVolume } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter } from './filters.js';
 import { applyFilters, paginate } from './filters.js';
+import { imageFile } from './images.js';
 import { readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
 import type { ModificationRow } from './registry.js';
-import type { Ec2Context } from './volumes.js';
-import { getVolume, imageFile, performance, VOLUME_TYPES } from './volumes.js';
+import { performance, VOLUME_TYPES } from './volumes.js';
 
 /**
  * EBS Elastic Volumes: ModifyVolume grows a volume (and changes its type,

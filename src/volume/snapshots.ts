@@ -1,20 +1,22 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ServiceError } from '../errors.js';
-import type { Home } from '../home.js';
-import { ensureDir, openPrivate } from '../home.js';
+import { ensureDir } from '../home.js';
+import type { Ec2Context } from './context.js';
+import { getSnapshot, getVolume, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter, FilterSpec } from './filters.js';
-import { applyFilters, paginate } from './filters.js';
+import { describePage, refusePagedIds, sharedFilters } from './filters.js';
+import { copyImage, imageFile, snapshotFile, snapshotPath, sparseCopy, writeEncryptedImage } from './images.js';
 import { GiB } from './offsets.js';
 import type { SnapshotRow } from './registry.js';
 import { newId } from './registry.js';
 import type { Tag, TagSpecification } from './tags.js';
 import { putTags, tagShape, tagsFor } from './tags.js';
-import type { Ec2Context } from './volumes.js';
-import { copyImage, getVolume, imageFile, resolveKey, writeEncryptedImage } from './volumes.js';
+
+// What callers outside volume/ have long imported from here (the lookups now live in context.ts, the paths in images.ts).
+export { getSnapshot } from './context.js';
+export { snapshotFile } from './images.js';
 
 /**
  * Snapshots, EBS style. A snapshot of an encrypted volume is a point-in-time
@@ -22,19 +24,6 @@ import { copyImage, getVolume, imageFile, resolveKey, writeEncryptedImage } from
  * (aws:ebs:id = the volume id). copy-snapshot gives the copy a new data key
  * (context: the new snapshot id) and re-encrypts every written sector.
  */
-const run = promisify(execFile);
-
-export function snapshotFile(home: Home, s: SnapshotRow): string {
-  return path.resolve(home.root, s.image);
-}
-
-export function getSnapshot(ctx: Ec2Context, id: string): SnapshotRow {
-  if (!/^snap-[0-9a-f]{17}$/.test(id)) throw Ec2Errors.invalidId('Snapshot', id);
-  const s = ctx.registry.getSnapshot(id);
-  if (!s) throw new ServiceError('InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);
-  return s;
-}
-
 export function snapshotShape(ctx: Ec2Context, s: SnapshotRow) {
   return {
     Description: s.description,
@@ -64,7 +53,7 @@ function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, e
     kms_key_id: null,
     volume_size: volumeSize,
     description,
-    image: path.relative(ctx.home.root, path.join(ctx.home.snapshotsDir, `${id}.img`)),
+    image: path.relative(ctx.home.root, snapshotPath(ctx.home, id)),
   };
 }
 
@@ -100,26 +89,6 @@ function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, ma
     }
   })();
   return { Snapshot: first, done };
-}
-
-/** Sparse copy: time and space proportional to the data written (cp uses SEEK_DATA/SEEK_HOLE). */
-async function sparseCopy(src: string, dst: string): Promise<void> {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  try {
-    await run('cp', ['--sparse=always', src, tmp]);
-    fs.chmodSync(tmp, 0o600);
-    const fd = openPrivate(tmp, 'r+');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, dst);
-  } catch (e) {
-    // Postcondition: a failed copy (a full disk) leaves no partial file behind.
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 /** CreateSnapshot as EC2 does it: `pending` at once, the point-in-time copy after. */
@@ -218,10 +187,7 @@ export async function copySnapshot(ctx: Ec2Context, req: CopySnapshotRequest) {
 
 const FILTERS: FilterSpec<SnapshotRow> = {
   'snapshot-id': (s) => s.snapshot_id,
-  'volume-id': (s) => s.volume_id,
-  status: (s) => s.state,
-  encrypted: (s) => String(s.encrypted === 1),
-  'kms-key-id': (s) => s.kms_key_id ?? '',
+  ...sharedFilters(),
   description: (s) => s.description,
   progress: (s) => s.progress,
   'volume-size': (s) => String(s.volume_size),
@@ -237,17 +203,17 @@ export interface DescribeSnapshotsRequest {
 }
 
 export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest) {
-  if (req.SnapshotIds?.length && req.MaxResults !== undefined) {
-    throw new ServiceError(
-      'InvalidParameterCombination',
-      'The parameter snapshotSet cannot be used with the parameter maxResults. Page through all snapshots, or name them without MaxResults.',
-    );
-  }
+  refusePagedIds(req.SnapshotIds, req, 'snapshotSet', 'snapshots');
   let rows = req.SnapshotIds?.length ? req.SnapshotIds.map((id) => getSnapshot(ctx, id)) : ctx.registry.listSnapshots();
   // Every snapshot here is owned by this account ('self' or its id); other owners have none.
   if (req.OwnerIds?.length && !req.OwnerIds.some((o) => o === 'self' || o === ctx.account)) rows = [];
-  const kept = applyFilters(rows, req.Filters, FILTERS, (s) => s.snapshot_id, ctx.registry);
-  const { page, NextToken } = paginate(kept, req, 'DescribeSnapshots', [5, 1000]);
+  const { page, NextToken } = describePage(rows, req, {
+    operation: 'DescribeSnapshots',
+    spec: FILTERS,
+    idOf: (s) => s.snapshot_id,
+    registry: ctx.registry,
+    range: [5, 1000],
+  });
   return { Snapshots: page.map((s) => snapshotShape(ctx, s)), ...(NextToken ? { NextToken } : {}) };
 }
 

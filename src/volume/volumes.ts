@@ -1,66 +1,26 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Clock } from '../clock.js';
 import { ServiceError } from '../errors.js';
-import type { Home } from '../home.js';
 import { ensureDir, openPrivate } from '../home.js';
-import type { KmsClient } from '../kms/client/index.js';
 import { lockExclusive } from '../native/index.js';
+import type { Ec2Context } from './context.js';
+import { getSnapshot, getVolume, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
-import type { EventLog } from './events.js';
 import type { Filter, FilterSpec } from './filters.js';
-import { applyFilters, paginate } from './filters.js';
-import type { KeyDigest, KmsvolToken } from './luks2.js';
-import { CIPHER, encodeHeader, PAYLOAD_OFFSET, readImageHeader } from './luks2.js';
-import { GiB, SECTOR_SIZE } from './offsets.js';
-import type { AttachmentRow, Registry, VolumeRow } from './registry.js';
+import { describePage, refusePagedIds, sharedFilters } from './filters.js';
+import { copyImage, imageFile, imagePath, snapshotFile, volumeLockPath, writeEncryptedImage, writeImageAtomically } from './images.js';
+import { GiB } from './offsets.js';
+import type { AttachmentRow, VolumeRow } from './registry.js';
 import { newId } from './registry.js';
-import { getSnapshot, snapshotFile } from './snapshots.js';
 import type { TagSpecification } from './tags.js';
 import { putTags, tagShape, tagsFor } from './tags.js';
 
+// What callers outside volume/ have long imported from here (the context and lookups now live in context.ts, the images in images.ts).
+export type { CardOps, Ec2Context, ImageSide } from './context.js';
+export { EBS_CONTEXT_KEY, getVolume, resolveKey } from './context.js';
 export type { Filter } from './filters.js';
+export { imageFile, imagePath, volumeLockPath } from './images.js';
 
-/** One side of an image copy: the file, where its payload starts, and its key token (null: unencrypted). */
-export interface ImageSide {
-  file: string;
-  payloadOffset: number;
-  token: KmsvolToken | null;
-}
-
-/**
- * What the control plane asks of the card layer for snapshots and copies
- * (only the card layer touches plaintext data keys): quiescing an attached
- * volume, and moving a payload between images under different keys.
- */
-export interface CardOps {
-  /** The LUKS2 digest of the volume key named by a token (unwrapped, hashed and zeroized in the card layer). */
-  keyDigest(token: KmsvolToken): Promise<KeyDigest>;
-  quiesce(volumeId: string): Promise<() => Promise<void>>;
-  /** Tell an attached volume's card that its image grew to `sizeBytes` of payload. */
-  resize(volumeId: string, sizeBytes: number): Promise<void>;
-  copyPayload(src: ImageSide, dst: ImageSide, sizeBytes: number, onProgress?: (fraction: number) => void): Promise<number>;
-}
-
-/** What the volume control plane needs around it. */
-export interface Ec2Context {
-  home: Home;
-  registry: Registry;
-  kms: KmsClient;
-  events: EventLog;
-  clock: Clock;
-  region: string;
-  account: string;
-  /** Reconciles an attachment whose card may have died (provided by the card layer). */
-  reconcile?: (v: VolumeRow, a: AttachmentRow) => Promise<void>;
-  /** What only the card layer may do (it alone touches plaintext data keys). */
-  card: CardOps;
-  /** Told how far a long copy has come (the CLI draws a progress bar on a terminal). */
-  onProgress?: (what: string, fraction: number) => void;
-}
-
-export const EBS_CONTEXT_KEY = 'aws:ebs:id';
 export const VOLUME_TYPES = ['gp2', 'gp3', 'io1', 'io2', 'st1', 'sc1', 'standard'] as const;
 
 export interface CreateVolumeRequest {
@@ -75,15 +35,6 @@ export interface CreateVolumeRequest {
   TagSpecifications?: TagSpecification[];
   /** Idempotency: a retry with the same token and request answers the same volume. */
   ClientToken?: string;
-}
-
-export function imagePath(home: Home, volumeId: string): string {
-  return path.join(home.volumesDir, `${volumeId}.img`);
-}
-
-/** The registry keeps image paths relative to the home, so a home can be moved or restored elsewhere. */
-export function imageFile(home: Home, v: VolumeRow): string {
-  return path.resolve(home.root, v.image);
 }
 
 /** The EC2 VolumeAttachment shape. */
@@ -140,65 +91,6 @@ export function volumeShape(ctx: Ec2Context, v: VolumeRow, a?: AttachmentRow, op
     MultiAttachEnabled: false,
     ...(v.throughput !== null ? { Throughput: v.throughput } : {}),
   };
-}
-
-/** The KMS key for a new encrypted volume: the one asked for, the account default, or alias/aws/ebs (the KMS creates it when first named). */
-export function resolveKey(ctx: Ec2Context, requested: string | undefined): string {
-  return requested ?? ctx.registry.getSetting('ebs_default_kms_key_id') ?? 'alias/aws/ebs';
-}
-
-/**
- * Write a new encrypted image: LUKS2 header with the wrapped key, then a sparse
- * payload. Written to a temporary name and renamed, so a failure leaves nothing.
- */
-export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeId: string, keyRef: string, sizeBytes: number): Promise<string> {
-  const context = { [EBS_CONTEXT_KEY]: volumeId };
-  for (let attempt = 0; ; attempt++) {
-    const gdk = await ctx.kms.send('GenerateDataKeyWithoutPlaintext', { KeyId: keyRef, NumberOfBytes: 64, EncryptionContext: context });
-    const token: KmsvolToken = { volumeId, keyArn: gdk.KeyId, ciphertextBlob: Buffer.from(gdk.CiphertextBlob).toString('base64'), encryptionContext: context };
-    let digest: KeyDigest;
-    try {
-      digest = await ctx.card.keyDigest(token);
-    } catch (e) {
-      // A key whose two halves are equal cannot be used for XTS: generate another.
-      if ((e as Error).name === 'InvalidKey' && attempt < 3) continue;
-      throw e;
-    }
-    const header = encodeHeader({
-      uuid: crypto.randomUUID(),
-      label: volumeId,
-      token,
-      digest,
-      payloadOffset: PAYLOAD_OFFSET,
-      sectorSize: SECTOR_SIZE,
-      cipher: CIPHER,
-    });
-    writeImageAtomically(file, header, PAYLOAD_OFFSET + sizeBytes);
-    return gdk.KeyId;
-  }
-}
-
-/** Create `file` holding `head` at offset 0 and sized `size` (sparse), via a temporary name, fsynced. */
-export function writeImageAtomically(file: string, head: Buffer | undefined, size: number): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    if (head) fs.writeSync(fd, head, 0, head.length, 0);
-    fs.ftruncateSync(fd, size);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
-  const dfd = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
 }
 
 /** Iops and Throughput as EC2 checks them for each volume type; the defaults EC2 gives (gp3: 3000 and 125). */
@@ -357,33 +249,12 @@ export async function createVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   return started.done;
 }
 
-/** Copy the payload of image `src` into the already-initialized image `dst`, re-encrypting as needed. */
-export async function copyImage(
-  ctx: Ec2Context,
-  src: string,
-  srcEncrypted: boolean,
-  dst: string,
-  dstEncrypted: boolean,
-  sizeBytes: number,
-  onProgress?: (f: number) => void,
-): Promise<void> {
-  const side = (file: string, enc: boolean) => {
-    if (!enc) return { file, payloadOffset: 0, token: null };
-    const h = readImageHeader(file);
-    return { file, payloadOffset: h.payloadOffset, token: h.token };
-  };
-  await ctx.card.copyPayload(side(src, srcEncrypted), side(dst, dstEncrypted), sizeBytes, onProgress);
-}
-
 const FILTERS: FilterSpec<VolumeRow & { a?: AttachmentRow; instance: string }> = {
-  'volume-id': (v) => v.volume_id,
-  status: (v) => v.state,
-  encrypted: (v) => String(v.encrypted === 1),
+  ...sharedFilters(),
   size: (v) => String(v.size),
   'availability-zone': (v) => v.availability_zone,
   'volume-type': (v) => v.volume_type,
   'snapshot-id': (v) => v.snapshot_id,
-  'kms-key-id': (v) => v.kms_key_id ?? '',
   'create-time': (v) => new Date(v.create_time).toISOString(),
   'multi-attach-enabled': () => 'false',
   'attachment.status': (v) => v.a?.state,
@@ -401,12 +272,7 @@ export interface DescribeVolumesRequest {
 }
 
 export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesRequest) {
-  if (req.VolumeIds?.length && req.MaxResults !== undefined) {
-    throw new ServiceError(
-      'InvalidParameterCombination',
-      'The parameter volumeSet cannot be used with the parameter maxResults. Page through all volumes, or name the volumes without MaxResults.',
-    );
-  }
+  refusePagedIds(req.VolumeIds, req, 'volumeSet', 'volumes');
   let rows: VolumeRow[];
   if (req.VolumeIds?.length) {
     const missing = req.VolumeIds.filter((id) => {
@@ -428,16 +294,14 @@ export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesReque
   }
   const instance = ctx.registry.instanceId();
   const current = rows.map((v) => ({ ...ctx.registry.getVolume(v.volume_id)!, a: ctx.registry.getAttachment(v.volume_id), instance }));
-  const kept = applyFilters(current, req.Filters, FILTERS, (v) => v.volume_id, ctx.registry);
-  const { page, NextToken } = paginate(kept, req, 'DescribeVolumes', [5, 500]);
+  const { page, NextToken } = describePage(current, req, {
+    operation: 'DescribeVolumes',
+    spec: FILTERS,
+    idOf: (v) => v.volume_id,
+    registry: ctx.registry,
+    range: [5, 500],
+  });
   return { Volumes: page.map((v) => volumeShape(ctx, v, v.a)), ...(NextToken ? { NextToken } : {}) };
-}
-
-export function getVolume(ctx: Ec2Context, id: string): VolumeRow {
-  if (!/^vol-[0-9a-f]{17}$/.test(id)) throw Ec2Errors.invalidId('Volume', id);
-  const v = ctx.registry.getVolume(id);
-  if (!v || v.state === 'deleted') throw Ec2Errors.volumeNotFound(id);
-  return v;
 }
 
 export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) {
@@ -462,9 +326,4 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
   }
   ctx.events.record(v.volume_id, 'deleteVolume', 'deleted');
   return {};
-}
-
-/** The lock a card holds while it serves the volume (delete takes it too). */
-export function volumeLockPath(home: Home, volumeId: string): string {
-  return path.join(home.runDir, `${volumeId}.lock`);
 }

@@ -40,10 +40,16 @@ export function lostRecords(file: string, ackLog: string, first: number, upTo = 
   return lost;
 }
 
-/** Build the LD_PRELOAD shim (test/helpers/iolog-shim.c) into a temporary directory; returns the .so path. */
-export function buildShim(dir: string): string {
-  const so = path.join(dir, 'iolog.so');
-  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', so, path.join(ROOT, 'test/helpers/iolog-shim.c'), '-ldl']);
+/**
+ * Build the LD_PRELOAD shim (test/helpers/iolog-shim.c) into a temporary directory, with its settings
+ * compiled in (the card's environment carries LD_PRELOAD but no other variable of ours); returns the .so path.
+ */
+export function buildShim(dir: string, o: { iolog?: string; match: string; eioAt?: number }): string {
+  const so = path.join(dir, `iolog-${crypto.randomUUID()}.so`);
+  const defs = [`-DIOLOG_MATCH=${JSON.stringify(o.match)}`];
+  if (o.iolog !== undefined) defs.push(`-DIOLOG_FILE=${JSON.stringify(o.iolog)}`);
+  if (o.eioAt !== undefined) defs.push(`-DIOLOG_EIO_AT=${o.eioAt}LL`);
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', ...defs, '-o', so, path.join(ROOT, 'test/helpers/iolog-shim.c'), '-ldl']);
   return so;
 }
 

@@ -3,12 +3,16 @@
  * card makes on its image, and can inject EIO, as dm-log-writes and
  * CrashMonkey do in the kernel. Built by the tests (cc -shared), never shipped.
  *
- *   KMSVOL_IOLOG=FILE          append records to FILE: 'W' u64 off u32 len data,
- *                              'S' n (flush n starts) and 'E' n (flush n ended), each
- *                              as op u8, u64, u32 (+ data for W), little-endian
- *   KMSVOL_IOLOG_MATCH=SUFFIX  only fds whose path ends with SUFFIX (the image)
- *   KMSVOL_EIO_AT=OFFSET       a pwrite on a matching fd covering byte OFFSET
- *                              fails with EIO and writes nothing
+ * Its settings are compiled in (cc -D, test/helpers/crash.ts buildShim), not
+ * read from the environment: the card runs with a short environment of its
+ * own (src/card/spec.ts CARD_ENV), which carries LD_PRELOAD but nothing else.
+ *
+ *   IOLOG_FILE="FILE"       append records to FILE: 'W' u64 off u32 len data,
+ *                           'S' n (flush n starts) and 'E' n (flush n ended), each
+ *                           as op u8, u64, u32 (+ data for W), little-endian
+ *   IOLOG_MATCH="SUFFIX"    only fds whose path ends with SUFFIX (the image)
+ *   IOLOG_EIO_AT=OFFSET     a pwrite on a matching fd covering byte OFFSET
+ *                           fails with EIO and writes nothing
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -21,6 +25,16 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#ifndef IOLOG_FILE
+#define IOLOG_FILE NULL
+#endif
+#ifndef IOLOG_MATCH
+#define IOLOG_MATCH NULL
+#endif
+#ifndef IOLOG_EIO_AT
+#define IOLOG_EIO_AT -1
+#endif
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int logfd = -2;
@@ -39,10 +53,9 @@ static void init(void) {
   real_pwrite64 = dlsym(RTLD_NEXT, "pwrite64");
   real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
   real_fsync = dlsym(RTLD_NEXT, "fsync");
-  match = getenv("KMSVOL_IOLOG_MATCH");
-  const char *e = getenv("KMSVOL_EIO_AT");
-  if (e) eio_at = atoll(e);
-  const char *f = getenv("KMSVOL_IOLOG");
+  match = IOLOG_MATCH;
+  eio_at = IOLOG_EIO_AT;
+  const char *f = IOLOG_FILE;
   logfd = f ? open(f, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
 }
 

@@ -15,7 +15,6 @@ describe('power loss below the card (log-writes, as CrashMonkey and xfstests do)
   it(`the image rebuilt at ${POINTS} flush points and points between them: fsck clean, every record an fsync acknowledged before that point intact`, async () => {
     const ctx = volumeHome();
     const work = tempHome('kmsvol-powerloss-');
-    const shim = buildShim(work);
     const vol = createVolume(ctx.home, ctx.key);
     const img = path.join(ctx.home, 'volumes', `${vol}.img`);
     // The base: a fresh ext4, durable (detach fdatasyncs the image).
@@ -29,8 +28,8 @@ describe('power loss below the card (log-writes, as CrashMonkey and xfstests do)
     const iolog = path.join(work, 'io.log');
     const ack = path.join(work, 'ack');
     fs.writeFileSync(ack, '');
-    const env = { LD_PRELOAD: shim, KMSVOL_IOLOG: iolog, KMSVOL_IOLOG_MATCH: `/${vol}.img` };
-    const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop'], env);
+    const shim = buildShim(work, { iolog, match: `/${vol}.img` });
+    const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop'], { LD_PRELOAD: shim });
     expect(r.code, r.stderr).toBe(0);
     let mnt = mountLoop(ctx, r.json.LoopDevice);
     const writer = spawn(process.execPath, [WRITER, path.join(mnt, 'records'), ack, '0', 'fsync', iolog], { stdio: 'ignore' });
@@ -94,7 +93,6 @@ describe('I/O errors from the backing file (EIO injected below the card)', () =>
   it('a write that gets EIO fails whole to the writer, is logged with its sector, never lands or is acknowledged; the card keeps serving', () => {
     const ctx = volumeHome();
     const work = tempHome('kmsvol-eio-');
-    const shim = buildShim(work);
     const vol = createVolume(ctx.home, ctx.key);
     const img = path.join(ctx.home, 'volumes', `${vol}.img`);
     const payload = readImageHeader(img).payloadOffset;
@@ -108,11 +106,8 @@ describe('I/O errors from the backing file (EIO injected below the card)', () =>
     detach(ctx.home, vol);
 
     // The backing file fails any write that touches volume sector 100.
-    const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol], {
-      LD_PRELOAD: shim,
-      KMSVOL_IOLOG_MATCH: `/${vol}.img`,
-      KMSVOL_EIO_AT: String(payload + 100 * 4096 + 10),
-    });
+    const shim = buildShim(work, { match: `/${vol}.img`, eioAt: payload + 100 * 4096 + 10 });
+    const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol], { LD_PRELOAD: shim });
     expect(r.code, r.stderr).toBe(0);
     fd = fs.openSync(r.json.Device, 'r+');
     fs.writeSync(fd, fresh, 0, 4096, 99 * 4096);

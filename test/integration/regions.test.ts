@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Kmsvol } from '../../src/index.js';
 import { kmsvol } from '../helpers/cli.js';
 import { volumeHome } from '../helpers/volumes.js';
 
@@ -27,4 +28,32 @@ describe('regions reach the card', () => {
       expect(d.code, d.stderr).toBe(0);
     });
   }
+
+  it('the Kmsvol API honours AWS_REGION as the CLI does: its key, its volume and its card are in that region', async () => {
+    const saved = { AWS_REGION: process.env.AWS_REGION, KMSVOL_REGION: process.env.KMSVOL_REGION };
+    process.env.AWS_REGION = 'eu-west-1';
+    delete process.env.KMSVOL_REGION;
+    let kv: Kmsvol;
+    try {
+      kv = Kmsvol.open();
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    try {
+      const vol = await kv.createVolume({ Size: 1, Encrypted: true });
+      const described = (await kv.describeVolumes({ VolumeIds: [vol.VolumeId] })).Volumes[0]!;
+      expect(described.KmsKeyId).toMatch(/^arn:aws:kms:eu-west-1:000000000000:key\//);
+      const a = await kv.attachVolume(vol.VolumeId);
+      expect(a.State).toBe('attached');
+      await kv.detachVolume(vol.VolumeId);
+      // The card recorded its attach in the same region: it unwrapped the key from eu-west-1's KMS.
+      const attached = kv.events().filter((e) => e.detail.event === 'attachVolume' && e.detail.result === 'attached');
+      expect(attached.map((e) => e.region)).toEqual(['eu-west-1']);
+    } finally {
+      await kv.close();
+    }
+  });
 });

@@ -17,13 +17,21 @@ export interface KmsClient {
    */
   as(caller: Partial<Caller>): KmsClient;
   /**
-   * The client a volume's card uses, when it needs credentials of its own
-   * (a remote kmsvol endpoint: a kmsvol-card role session), with the
-   * environment that gives them to the card's process; undefined when the
-   * card calls as its principal through this client (embedded) or as the user (AWS).
+   * The client a volume's card uses through a remote KMS, and what its
+   * process needs to make the same one (the card's spec carries it): a
+   * kmsvol endpoint gives the card a kmsvol-card role session; AWS KMS
+   * itself (`--kms aws`), the user's credentials from the standard chain.
+   * Undefined when the card calls as its principal on the home (embedded).
    */
-  cardClient?(account: string, volumeId: string): Promise<{ client: KmsClient; env: Record<string, string> } | undefined>;
+  cardClient?(account: string, volumeId: string): Promise<CardKmsClient | undefined>;
   close(): void;
+}
+
+export interface CardKmsClient {
+  client: KmsClient;
+  endpoint?: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export class InProcessKmsClient implements KmsClient {

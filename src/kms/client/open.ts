@@ -14,11 +14,12 @@ import { kmsEndpointFromEnv, RemoteKmsClient } from './remote.js';
  * - an endpoint (KMSVOL_KMS_ENDPOINT, `--kms-endpoint`, or AWS_ENDPOINT_URL_KMS):
  *   a `kmsvol kms serve`, with credentials from the environment;
  * - otherwise the embedded KMS on the home.
- * `caller` names who calls and through which service.
+ * `caller` names who calls and through which service; `kms` and `endpoint`
+ * (the CLI's --kms and --kms-endpoint) come before the variables.
  */
-export function openKmsClient(o: { home: Home; region?: string; clock?: Clock; caller?: Partial<Caller> }): KmsClient {
-  const endpoint = kmsEndpointFromEnv();
-  const where = process.env.KMSVOL_KMS || 'embedded';
+export function openKmsClient(o: { home: Home; region?: string; clock?: Clock; caller?: Partial<Caller>; kms?: string; endpoint?: string }): KmsClient {
+  const endpoint = o.endpoint ?? kmsEndpointFromEnv();
+  const where = o.kms ?? (process.env.KMSVOL_KMS || 'embedded');
   if (where === 'aws') {
     const region = o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
     if (!region) throw new UsageError('--kms aws needs a region: pass --region or set AWS_REGION.');

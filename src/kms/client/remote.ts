@@ -7,7 +7,7 @@ import { ServiceError } from '../../errors.js';
 import type { Caller } from '../authz.js';
 import { CARD_ROLE } from '../iam.js';
 import type { KmsOperation, KmsRequest, KmsResponse } from '../kms.js';
-import type { KmsClient } from './index.js';
+import type { CardKmsClient, KmsClient } from './index.js';
 
 /**
  * The remote KMS client: `@aws-sdk/client-kms` against an endpoint (a
@@ -128,10 +128,25 @@ export class RemoteKmsClient implements KmsClient {
    * A client for the card of `volumeId`, with credentials of its own: a
    * session of the kmsvol-card role from the endpoint's STS, whose principal
    * is the grantee of the card's grant, so the grant is all the card may do.
-   * Against AWS itself (`--kms aws`) there is no such role: undefined.
+   * Against AWS itself (`--kms aws`) there is no such role: the user's own
+   * credentials, resolved through the standard chain.
    */
-  async cardClient(account: string, volumeId: string): Promise<{ client: KmsClient; env: Record<string, string> } | undefined> {
-    if (!this.credentials) return undefined;
+  async cardClient(account: string, volumeId: string): Promise<CardKmsClient | undefined> {
+    if (!this.credentials) {
+      // AWS KMS itself: the card calls as the user, with the credentials the standard chain gives now.
+      const credentials = await (await this.client()).config.credentials().catch((e: Error) => {
+        throw new ServiceError(
+          'NoCredentialsError',
+          `Unable to locate credentials for AWS KMS (${e.message}). Configure them with \`aws configure\`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`,
+        );
+      });
+      const c = {
+        accessKeyId: credentials.accessKeyId,
+        secretAccessKey: credentials.secretAccessKey,
+        ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}),
+      };
+      return { client: new RemoteKmsClient({ ...this.opts, credentials: c }), endpoint: this.opts.endpoint, region: this.region, credentials: c };
+    }
     const { AssumeRoleCommand, STSClient } = await import('@aws-sdk/client-sts');
     const sts = new STSClient({ region: this.region, endpoint: this.endpoint, credentials: this.credentials, maxAttempts: 2 });
     try {
@@ -140,10 +155,7 @@ export class RemoteKmsClient implements KmsClient {
       );
       const c = out.Credentials!;
       const credentials = { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! };
-      return {
-        client: new RemoteKmsClient({ ...this.opts, credentials }),
-        env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, AWS_SESSION_TOKEN: credentials.sessionToken },
-      };
+      return { client: new RemoteKmsClient({ ...this.opts, credentials }), endpoint: this.opts.endpoint, region: this.region, credentials };
     } catch (e) {
       const err = e as Error & { $fault?: string };
       throw new ServiceError(err.name, `The card's role session could not be had from ${this.endpoint}: ${err.message}`, err.$fault === 'server' ? 500 : 400);

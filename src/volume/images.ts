@@ -1,0 +1,144 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../exec.js';
+import type { Home } from '../home.js';
+import { openPrivate } from '../home.js';
+import type { Ec2Context, ImageSide } from './context.js';
+import { EBS_CONTEXT_KEY } from './context.js';
+import type { KeyDigest, KmsvolToken } from './luks2.js';
+import { CIPHER, encodeHeader, PAYLOAD_OFFSET, readImageHeader } from './luks2.js';
+import { SECTOR_SIZE } from './offsets.js';
+import type { SnapshotRow, VolumeRow } from './registry.js';
+
+/**
+ * The image files of volumes and snapshots: where they are, and how a new
+ * one comes to be. Every new image is made under a temporary name, fsynced,
+ * renamed into place and its directory fsynced, so a crash or a failure
+ * leaves either the whole image or nothing.
+ */
+
+/** Where a new volume's image goes. */
+export function imagePath(home: Home, volumeId: string): string {
+  return path.join(home.volumesDir, `${volumeId}.img`);
+}
+
+/** Where a new snapshot's image goes. */
+export function snapshotPath(home: Home, snapshotId: string): string {
+  return path.join(home.snapshotsDir, `${snapshotId}.img`);
+}
+
+/** The registry keeps image paths relative to the home, so a home can be moved or restored elsewhere. */
+export function imageFile(home: Home, v: VolumeRow): string {
+  return path.resolve(home.root, v.image);
+}
+
+export function snapshotFile(home: Home, s: SnapshotRow): string {
+  return path.resolve(home.root, s.image);
+}
+
+/** The lock a card holds while it serves the volume (delete takes it too). */
+export function volumeLockPath(home: Home, volumeId: string): string {
+  return path.join(home.runDir, `${volumeId}.lock`);
+}
+
+function tempFor(file: string): string {
+  return `${file}.tmp-${process.pid}`;
+}
+
+/** Postcondition: `tmp` (already fsynced) is `file`, and the rename itself is durable (the directory is fsynced). */
+function publish(tmp: string, file: string): void {
+  fs.renameSync(tmp, file);
+  const dfd = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
+/** Create `file` holding `head` at offset 0 and sized `size` (sparse), via a temporary name, fsynced. */
+export function writeImageAtomically(file: string, head: Buffer | undefined, size: number): void {
+  const tmp = tempFor(file);
+  const fd = fs.openSync(tmp, 'wx', 0o600);
+  try {
+    if (head) fs.writeSync(fd, head, 0, head.length, 0);
+    fs.ftruncateSync(fd, size);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  publish(tmp, file);
+}
+
+/** Sparse copy of `src` to a new `dst`: time and space proportional to the data written (cp uses SEEK_DATA/SEEK_HOLE). */
+export async function sparseCopy(src: string, dst: string): Promise<void> {
+  const tmp = tempFor(dst);
+  try {
+    await run('cp', ['--sparse=always', src, tmp]);
+    fs.chmodSync(tmp, 0o600);
+    const fd = openPrivate(tmp, 'r+');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    publish(tmp, dst);
+  } catch (e) {
+    // Postcondition: a failed copy (a full disk) leaves no partial file behind.
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Write a new encrypted image: LUKS2 header with the wrapped key, then a sparse
+ * payload. Written to a temporary name and renamed, so a failure leaves nothing.
+ */
+export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeId: string, keyRef: string, sizeBytes: number): Promise<string> {
+  const context = { [EBS_CONTEXT_KEY]: volumeId };
+  for (let attempt = 0; ; attempt++) {
+    const gdk = await ctx.kms.send('GenerateDataKeyWithoutPlaintext', { KeyId: keyRef, NumberOfBytes: 64, EncryptionContext: context });
+    const token: KmsvolToken = { volumeId, keyArn: gdk.KeyId, ciphertextBlob: Buffer.from(gdk.CiphertextBlob).toString('base64'), encryptionContext: context };
+    let digest: KeyDigest;
+    try {
+      digest = await ctx.card.keyDigest(token);
+    } catch (e) {
+      // A key whose two halves are equal cannot be used for XTS: generate another.
+      if ((e as Error).name === 'InvalidKey' && attempt < 3) continue;
+      throw e;
+    }
+    const header = encodeHeader({
+      uuid: crypto.randomUUID(),
+      label: volumeId,
+      token,
+      digest,
+      payloadOffset: PAYLOAD_OFFSET,
+      sectorSize: SECTOR_SIZE,
+      cipher: CIPHER,
+    });
+    writeImageAtomically(file, header, PAYLOAD_OFFSET + sizeBytes);
+    return gdk.KeyId;
+  }
+}
+
+/** Copy the payload of image `src` into the already-initialized image `dst`, re-encrypting as needed. */
+export async function copyImage(
+  ctx: Ec2Context,
+  src: string,
+  srcEncrypted: boolean,
+  dst: string,
+  dstEncrypted: boolean,
+  sizeBytes: number,
+  onProgress?: (f: number) => void,
+): Promise<void> {
+  const side = (file: string, enc: boolean): ImageSide => {
+    if (!enc) return { file, payloadOffset: 0, token: null };
+    const h = readImageHeader(file);
+    return { file, payloadOffset: h.payloadOffset, token: h.token };
+  };
+  await ctx.card.copyPayload(side(src, srcEncrypted), side(dst, dstEncrypted), sizeBytes, onProgress);
+}
