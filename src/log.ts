@@ -1,4 +1,5 @@
-import pino from 'pino';
+import { createRequire } from 'node:module';
+import type pino from 'pino';
 
 /**
  * Structured logs (pino). Key material never reaches a log: callers log sizes
@@ -39,7 +40,11 @@ export function redact(v: unknown, seen = new WeakSet<object>()): unknown {
 
 export type Logger = pino.Logger;
 
+/** pino, loaded by the first logger made (most CLI commands make none). */
+const loadPino = (): typeof pino => createRequire(import.meta.url)('pino') as typeof pino;
+
 export function createLogger(component: string, dest: number = 2): Logger {
+  const pino = loadPino();
   return pino(
     {
       base: { component, pid: process.pid },

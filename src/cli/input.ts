@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
-import YAML from 'yaml';
 import { UsageError } from '../errors.js';
+import { yaml } from '../lazy.js';
 import { readParamText } from './args.js';
 
 /**
@@ -24,7 +24,7 @@ export function cliInput(opts: { cliInputJson?: unknown; cliInputYaml?: unknown 
   const parse = (text: string, how: 'json' | 'yaml') => {
     let v: unknown;
     try {
-      v = how === 'json' ? JSON.parse(readParamText(text)) : YAML.parse(readParamText(text));
+      v = how === 'json' ? JSON.parse(readParamText(text)) : yaml().parse(readParamText(text));
     } catch (e) {
       throw new UsageError(`Error parsing parameter '--cli-input-${how}': ${(e as Error).message}`);
     }
@@ -38,5 +38,5 @@ export function cliInput(opts: { cliInputJson?: unknown; cliInputYaml?: unknown 
 }
 
 export function printSkeleton(skeleton: Record<string, unknown>, kind: string | true): void {
-  process.stdout.write(kind === 'yaml-input' ? YAML.stringify(skeleton) : `${JSON.stringify(skeleton, null, 4)}\n`);
+  process.stdout.write(kind === 'yaml-input' ? yaml().stringify(skeleton) : `${JSON.stringify(skeleton, null, 4)}\n`);
 }

@@ -1,7 +1,7 @@
 import Table from 'cli-table3';
 import jmespath from 'jmespath';
-import YAML from 'yaml';
 import { UsageError } from '../errors.js';
+import { yaml } from '../lazy.js';
 import { toWire } from '../wire.js';
 
 /**
@@ -59,7 +59,7 @@ export function render(result: unknown, format: OutputFormat, query?: string, ti
     }
   }
   if (format === 'text') return formatText(data);
-  if (format === 'yaml') return data === undefined || (isEmptyObject(data) && query === undefined) ? '' : YAML.stringify(data);
+  if (format === 'yaml') return data === undefined || (isEmptyObject(data) && query === undefined) ? '' : yaml().stringify(data);
   if (format === 'table') return data === undefined || (isEmptyObject(data) && query === undefined) ? '' : formatTable(data, title);
   if (data === null || data === undefined) return query !== undefined ? 'null\n' : '';
   if (typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length === 0 && query === undefined) return '';

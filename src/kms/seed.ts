@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import YAML from 'yaml';
 import { DAY_MS } from '../clock.js';
+import { yaml } from '../lazy.js';
 import { MATERIAL_ID_BYTES } from './blob.js';
 import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
@@ -70,7 +70,7 @@ export function readSeedFile(file: string): SeedKey[] {
   }
   let doc: unknown;
   try {
-    doc = YAML.parse(text);
+    doc = yaml().parse(text);
   } catch (e) {
     throw seedError(`The seed file ${file} is not valid YAML or JSON: ${(e as Error).message}`);
   }
