@@ -99,9 +99,9 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-/** mkfs.ext4 (initialised up front, so no lazy init runs during the jobs) and mount; returns the mount point. */
-function ext4On(dev, name) {
-  execFileSync('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', dev]);
+/** mkfs.ext4 (initialised up front unless `lazy`, so no lazy init runs during the jobs) and mount; returns the mount point. */
+function ext4On(dev, name, lazy = false) {
+  execFileSync('mkfs.ext4', ['-q', '-F', ...(lazy ? [] : ['-E', 'lazy_itable_init=0,lazy_journal_init=0']), dev]);
   const dir = path.join(work, name);
   fs.mkdirSync(dir);
   execFileSync('mount', [dev, dir]);
@@ -144,14 +144,34 @@ try {
   const env = { ...process.env, KMSVOL_HOME: home };
   const kv = (...a) => execFileSync(process.execPath, [bin, ...a], { env, encoding: 'utf8' }).trim();
   const key = kv('kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text');
-  const newVolume = () =>
-    kv('ec2', 'create-volume', '--size', String(VOLUME_GIB), '--encrypted', '--kms-key-id', key, '--query', 'VolumeId', '--output', 'text');
+  const newVolume = (gib = VOLUME_GIB) =>
+    kv('ec2', 'create-volume', '--size', String(gib), '--encrypted', '--kms-key-id', key, '--query', 'VolumeId', '--output', 'text');
+  /** The card of a volume: the process holding its lock file open. */
+  const cardPid = (volumeId) => {
+    const lock = path.join(home, 'run', `${volumeId}.lock`);
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (fs.readdirSync(`/proc/${pid}/fd`).some((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === lock)) return pid;
+      } catch {
+        /* gone, or not ours to read */
+      }
+    }
+    throw new Error(`no process holds ${lock}`);
+  };
+  /** The card's peak resident memory, MiB. */
+  const cardPeakMiB = (volumeId) => Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${cardPid(volumeId)}/status`, 'utf8'))[1]) / 1024);
 
   log('The block-device path (ext4 on a loop device):');
   const blockVol = newVolume();
   const loop = JSON.parse(kv('ec2', 'attach-volume', '--volume-id', blockVol, '--loop')).LoopDevice;
   cleanups.push(() => kv('ec2', 'detach-volume', '--volume-id', blockVol, '--force'));
   results.kmsvolExt4 = runJobs('kmsvol loop + ext4', path.join(ext4On(loop, 'kmsvol-ext4'), 'bench.bin'), BLOCK_JOBS);
+  // Card memory stays flat in volume size: the same random jobs on a 100 GiB volume (only its memory is reported).
+  const bigVol = newVolume(100);
+  const bigLoop = JSON.parse(kv('ec2', 'attach-volume', '--volume-id', bigVol, '--loop')).LoopDevice;
+  cleanups.push(() => kv('ec2', 'detach-volume', '--volume-id', bigVol, '--force'));
+  runJobs('kmsvol loop + ext4, 100 GiB volume', path.join(ext4On(bigLoop, 'kmsvol-ext4-100g', true), 'bench.bin'), ['randReadQd16Iops', 'randWriteQd16Iops']);
+  const cardMemoryMiB = { [`${VOLUME_GIB} GiB volume`]: cardPeakMiB(blockVol), '100 GiB volume': cardPeakMiB(bigVol) };
 
   const image = path.join(work, 'plain.img');
   fs.closeSync(fs.openSync(image, 'w'));
@@ -191,6 +211,7 @@ try {
     runtimeSeconds: RUNTIME,
     results,
     ratios,
+    cardPeakMemoryMiB: cardMemoryMiB,
   };
   if (chart) {
     const svg = await render(results, ratios);
@@ -206,6 +227,7 @@ try {
     for (const [t, r] of Object.entries(results)) console.log(`${pad(t, 22)}${BLOCK_JOBS.map((j) => pad(r[j] ?? '', 18)).join('')}`);
     console.log('');
     for (const [pair, r] of Object.entries(ratios)) console.log(`${pad(pair, 30)}: ${JSON.stringify(r)}`);
+    console.log(`\ncard peak memory (VmHWM, MiB): ${JSON.stringify(cardMemoryMiB)}`);
     if (chart) console.log('\nchart: bench/e2e.svg');
   }
 } finally {

@@ -20,3 +20,18 @@ export function insertRow(db: Database.Database, table: string, row: object): vo
   const cols = Object.keys(row);
   db.prepare(`INSERT INTO ${table} (${cols.join(',')}) VALUES (${cols.map((c) => `@${c}`).join(',')})`).run(row);
 }
+
+/**
+ * A SQLite failure (better-sqlite3's SQLITE_* codes): its code and what the
+ * user can do about it; undefined for any other error. The one place SQLite
+ * faults are recognised: the KMS turns them into KMSInternalException, the
+ * CLI into its message for errors outside any service.
+ */
+export function sqliteFault(e: unknown): { code: string; hint: string } | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return undefined;
+  const hint = /FULL|IOERR/.test(code)
+    ? 'Free space on its file system (or fix the disk) and retry.'
+    : 'Check the home directory and its permissions, and retry.';
+  return { code, hint };
+}

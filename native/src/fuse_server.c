@@ -44,8 +44,9 @@
 #define REQ_BUF              (MAX_IO + 8192) /* the kernel refuses a read(2) of /dev/fuse shorter than max_write + 8 KiB */
 #define ROOT_ID              FUSE_ROOT_ID
 #define FILE_ID              2
-#define DIRECT_IO_ALLOW_MMAP (1ULL << 36) /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
-#define ATTR_TTL             1            /* seconds the kernel may cache attributes and the name */
+#define DIRECT_IO_ALLOW_MMAP (1ULL << 36)  /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
+#define RESERVE_CHUNK        (64ull << 10) /* see reserve() */
+#define ATTR_TTL             1             /* seconds the kernel may cache attributes and the name */
 
 struct server {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
@@ -65,7 +66,9 @@ struct server {
   atomic_int last_errno;
   /* The errno of the first write that failed; from then on every fsync fails (see do_sync). */
   atomic_int lost_write;
-  atomic_int opens; /* open handles on the volume file (a loop device holds one) */
+  atomic_int opens;           /* open handles on the volume file (a loop device holds one) */
+  _Atomic uint64_t *reserved; /* a bit per RESERVE_CHUNK of the volume already reserved in the image (see reserve) */
+  uint64_t nchunks;           /* chunks the bitmap covers: the size at start (a grown tail is reserved write by write) */
 };
 
 static int fail(server *s, int err) {
@@ -118,13 +121,30 @@ static void lock_range(server *s, uint64_t first, uint64_t last, int lock) {
 }
 
 /*
- * Reserve [off, off + len) in the backing file before any byte of a write is
- * encrypted or written, so that a full disk fails the request as a whole
- * (ENOSPC) instead of after part of it reached the image. File systems
+ * Reserve volume bytes [off, off + len) in the backing file before any byte of
+ * a write is encrypted or written, so that a full disk fails the request as a
+ * whole (ENOSPC) instead of after part of it reached the image. File systems
  * without fallocate (EOPNOTSUPP) go straight to the write.
+ *
+ * fallocate dirties the image's inode in the journal every time, so space is
+ * reserved RESERVE_CHUNK bytes at a time and remembered: a write into a chunk
+ * already reserved makes no system call. Nothing gives space back while the
+ * volume is attached (the server has no FALLOCATE operation, so no discard
+ * reaches the image). Near a full disk, when a whole chunk does not fit, the
+ * write's own range is tried alone.
  */
 static int reserve(server *s, uint64_t off, size_t len) {
-  if (fallocate(s->fd, 0, (off_t)off, (off_t)len) == 0) return 0;
+  uint64_t c0 = off / RESERVE_CHUNK, c1 = (off + len - 1) / RESERVE_CHUNK, c;
+  for (c = c0; c <= c1 && c < s->nchunks; c++)
+    if (!(atomic_load(&s->reserved[c / 64]) & (1ull << (c % 64)))) break;
+  if (c > c1) return 0;
+  uint64_t start = c0 * RESERVE_CHUNK, end = (c1 + 1) * RESERVE_CHUNK, vsize = atomic_load(&s->size);
+  if (end > vsize) end = vsize; /* never past the end: fallocate would grow the image */
+  if (c1 < s->nchunks && fallocate(s->fd, 0, (off_t)(s->payload + start), (off_t)(end - start)) == 0) {
+    for (c = c0; c <= c1; c++) atomic_fetch_or(&s->reserved[c / 64], 1ull << (c % 64));
+    return 0;
+  }
+  if (fallocate(s->fd, 0, (off_t)(s->payload + off), (off_t)len) == 0) return 0;
   return errno == EOPNOTSUPP ? 0 : errno;
 }
 
@@ -161,7 +181,7 @@ static int do_write(server *s, uint8_t *buf, const uint8_t *in, uint64_t off, si
   int e = 0;
   pthread_rwlock_rdlock(&s->freeze);
   if (!s->k) {
-    e = reserve(s, s->payload + off, size);
+    e = reserve(s, off, size);
     if (!e) e = pwrite_full(s->fd, in, size, s->payload + off);
   } else {
     uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR, count = last - first + 1;
@@ -178,7 +198,7 @@ static int do_write(server *s, uint8_t *buf, const uint8_t *in, uint64_t off, si
         e = crypt_sectors(s, buf, buf, count * SECTOR, first, 1);
       }
     }
-    if (!e) e = reserve(s, s->payload + first * SECTOR, count * SECTOR);
+    if (!e) e = reserve(s, first * SECTOR, count * SECTOR);
     if (!e) e = pwrite_full(s->fd, buf, count * SECTOR, s->payload + first * SECTOR);
     lock_range(s, first, last, 0);
   }
@@ -323,8 +343,13 @@ static void handle(server *s, int dev, uint8_t *req, size_t n, uint8_t *buf) {
       return;
     }
     atomic_fetch_add(&s->opens, 1);
-    /* Uncached: the loop device and the file systems above it cache; every request reaches the engine. */
-    struct fuse_open_out o = {.open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES};
+    /*
+     * An O_DIRECT open (the loop device in direct-I/O mode, or fio --direct=1) is served uncached,
+     * its requests sent asynchronously and in parallel; any other open goes through the page cache
+     * with the kernel's readahead, as a regular file does.
+     */
+    const struct fuse_open_in *oi = arg;
+    struct fuse_open_out o = {.open_flags = (oi->flags & O_DIRECT) ? FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES : 0};
     REPLY(0, &o, sizeof o);
     return;
   }
@@ -491,6 +516,7 @@ void fuse_server_free(server *s) {
   for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
   pthread_rwlock_destroy(&s->freeze);
   free(s->mountdir);
+  free((void *)s->reserved);
   free(s);
 }
 
@@ -506,6 +532,8 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, cons
   s->payload = payload;
   atomic_store(&s->size, size);
   s->mountdir = strdup(mountdir);
+  s->nchunks = (size + RESERVE_CHUNK - 1) / RESERVE_CHUNK;
+  s->reserved = calloc(s->nchunks / 64 + 1, sizeof *s->reserved); /* 2 KiB per GiB of volume */
   snprintf(s->name, sizeof s->name, "%s", name);
   for (int i = 0; i < THREADS; i++) s->dev[i] = -1;
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&s->stripes[i], NULL);
@@ -514,7 +542,7 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, cons
   pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&s->freeze, &ra);
   pthread_rwlockattr_destroy(&ra);
-  if (!s->mountdir) {
+  if (!s->mountdir || !s->reserved) {
     fuse_server_free(s);
     *why = "out of memory";
     return NULL;

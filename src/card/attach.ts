@@ -169,8 +169,25 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   return (await startAttach(ctx, req)).done;
 }
 
+/**
+ * Detaches whose card has exited but whose grant is still being retired, by
+ * volume. The grant is the same by name on every attach of a volume, so an
+ * attach that made it again before an earlier detach retired it would lose it
+ * to that detach: an attach waits for the retirement first. (EC2's
+ * DetachVolume answers before it; the CLI and the API wait for it.)
+ */
+const retiring = new Map<string, Promise<void>>();
+
+function trackRetirement(volumeId: string, done: Promise<void>): Promise<void> {
+  const settled = done.catch(() => undefined);
+  retiring.set(volumeId, settled);
+  void settled.then(() => retiring.get(volumeId) === settled && retiring.delete(volumeId));
+  return done;
+}
+
 /** Start the card as its own process; resolves once it serves the volume. */
 async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promise<CardAttachment> {
+  await retiring.get(v.volume_id);
   const { grantToken, card } = await grantFor(ctx, v);
   card?.client.close();
   // The card logs (pino JSON lines) to run/<volume>.log.
@@ -330,7 +347,7 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
       return forced();
     }
   })();
-  return { Attachment, done };
+  return { Attachment, done: trackRetirement(v.volume_id, done) };
 }
 
 /** Detach, waiting until the card has gone (kmsvol's CLI and API wait; EC2 answers `detaching` at once). */

@@ -72,12 +72,60 @@ const PAGINATED: Record<string, string> = {
   DescribeInstances: 'Reservations',
 };
 
-function op(
+/** Every option an EC2 command declares, as commander parses it: `<value>` a string, `<values...>` a list, a flag a boolean. */
+interface Opts {
+  volumeId?: string;
+  volumeIds?: string[];
+  snapshotId?: string;
+  snapshotIds?: string[];
+  sourceSnapshotId?: string;
+  sourceRegion?: string;
+  ownerIds?: string[];
+  instanceId?: string;
+  instanceIds?: string[];
+  resources?: string[];
+  filters?: string[];
+  tags?: string[];
+  tagSpecifications?: string[];
+  size?: string;
+  iops?: string;
+  throughput?: string;
+  volumeType?: string;
+  encrypted?: boolean;
+  kmsKeyId?: string;
+  availabilityZone?: string;
+  clientToken?: string;
+  multiAttachEnabled?: boolean;
+  description?: string;
+  device?: string;
+  attribute?: string;
+  loop?: boolean;
+  foreground?: boolean;
+  force?: boolean;
+  maxResults?: string;
+  nextToken?: string;
+  dryRun?: boolean;
+  paginate?: boolean;
+  pageSize?: string;
+  maxItems?: string;
+  startingToken?: string;
+  generateCliSkeleton?: string | true;
+  cliInputJson?: string;
+  cliInputYaml?: string;
+}
+
+/**
+ * `request` builds the operation's request from the options; `run` reads it
+ * as that same type. A request given whole (--cli-input-json/yaml) is merged
+ * under the options and taken as that type too: the control plane checks
+ * every member it reads, as it does for the endpoint.
+ */
+function op<Req extends object>(
   name: string,
   awsName: string,
   build: (c: Command) => Command,
-  request: (o: any) => Record<string, unknown>,
-  run: (ctx: Ec2Context & { close(): void }, req: any, g: GlobalOptions) => Promise<unknown>,
+  request: (o: Opts) => Req,
+  run: (ctx: Ec2Context & { close(): void }, req: Req, g: GlobalOptions) => Promise<unknown>,
 ): Command {
   const list = PAGINATED[awsName];
   const cmd = build(withGlobals(new Command(name).description(`EC2 ${awsName}`)))
@@ -88,7 +136,7 @@ function op(
   // commander's required options would refuse a request given whole by --cli-input-json or a skeleton request.
   const required = cmd.options.filter((o) => o.mandatory);
   for (const o of required) o.makeOptionMandatory(false);
-  cmd.action(async (opts: Record<string, any>, self: Command) => {
+  cmd.action(async (opts: Opts, self: Command) => {
     const g = globalsOf(self);
     await OperationContext.run(awsName, async () => {
       if (opts.generateCliSkeleton !== undefined) {
@@ -97,8 +145,10 @@ function op(
         return;
       }
       const given = Object.fromEntries(Object.entries(request(opts)).filter(([, v]) => v !== undefined));
-      const req: Record<string, any> = { ...cliInput(opts), ...given };
-      const missing = required.filter((o) => req[memberOf(o.attributeName())] === undefined && opts[o.attributeName()] === undefined);
+      const req: Record<string, unknown> = { ...cliInput(opts), ...given };
+      const missing = required.filter(
+        (o) => req[memberOf(o.attributeName())] === undefined && (opts as Record<string, unknown>)[o.attributeName()] === undefined,
+      );
       if (missing.length) throw new UsageError(`the following arguments are required: ${missing.map((o) => o.long).join(', ')}`);
       if (opts.dryRun || req.DryRun) {
         const ctx = openEc2(g);
@@ -114,7 +164,9 @@ function op(
       try {
         // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --max-results/--next-token).
         const auto = list && opts.paginate !== false && req.MaxResults === undefined && req.NextToken === undefined;
-        const out = auto ? await allPages((r) => run(ctx, r, g) as Promise<Record<string, any>>, req, list!, opts, EC2_PAGING) : await run(ctx, req, g);
+        const out = auto
+          ? await allPages((r) => run(ctx, r as Req, g) as Promise<Record<string, unknown>>, req, list!, opts, EC2_PAGING)
+          : await run(ctx, req as Req, g);
         if (out !== undefined) print(out, g, awsName);
       } finally {
         ctx.close();
@@ -143,7 +195,7 @@ function skeletonOf(members: Members): Record<string, unknown> {
 
 function filters(values: string[] | undefined): Filter[] | undefined {
   if (!values) return undefined;
-  return parseShorthandList(values, 'filters').map((f: Record<string, any>) => {
+  return parseShorthandList(values, 'filters').map((f: Record<string, unknown>) => {
     const vals = typeof f.Values === 'string' ? [f.Values] : f.Values;
     if (!f.Name || !Array.isArray(vals)) throw new UsageError(`Error parsing parameter '--filters': expected Name=NAME,Values=V1,V2 or JSON.`);
     return { Name: String(f.Name), Values: vals.map(String) };
@@ -152,23 +204,26 @@ function filters(values: string[] | undefined): Filter[] | undefined {
 
 function tagSpecifications(values: string[] | undefined): TagSpecification[] | undefined {
   if (!values) return undefined;
-  return parseShorthandList(values, 'tag-specifications').map((t: Record<string, any>) => ({
-    ResourceType: t.ResourceType,
-    Tags: Array.isArray(t.Tags) ? t.Tags.map((x: any) => ({ Key: String(x.Key ?? ''), ...(x.Value !== undefined ? { Value: String(x.Value) } : {}) })) : [],
+  return parseShorthandList(values, 'tag-specifications').map((t: Record<string, unknown>) => ({
+    ResourceType: t.ResourceType as string,
+    Tags: Array.isArray(t.Tags) ? t.Tags.map((x: Record<string, unknown>) => tagOf(x)) : [],
   }));
 }
 
 function tags(values: string[] | undefined): Tag[] | undefined {
   if (!values) return undefined;
-  return parseShorthandList(values, 'tags').map((x: Record<string, any>) => ({
-    Key: String(x.Key ?? ''),
-    ...(x.Value !== undefined ? { Value: String(x.Value) } : {}),
-  }));
+  return parseShorthandList(values, 'tags').map(tagOf);
+}
+
+function tagOf(x: Record<string, unknown>): Tag {
+  return { Key: String(x.Key ?? ''), ...(x.Value !== undefined ? { Value: String(x.Value) } : {}) };
 }
 
 const int = (v: string | undefined, name: string) => (v === undefined ? undefined : parseInteger(v, name));
 const paging = (c: Command) => c.option('--max-results <n>').option('--next-token <token>');
-const pageOf = (o: any) => ({ MaxResults: int(o.maxResults, 'max-results'), NextToken: o.nextToken });
+/** A required option's value: given as the option or in the --cli-input request, which op() checks before it runs. */
+const required = (v: string | undefined) => v as string;
+const pageOf = (o: Opts) => ({ MaxResults: int(o.maxResults, 'max-results'), NextToken: o.nextToken });
 
 export function ec2Command(): Command {
   const ec2 = new Command('ec2').description('EBS-style volumes (same names and arguments as `aws ec2`)');
@@ -219,7 +274,8 @@ export function ec2Command(): Command {
       'describe-volumes',
       'DescribeVolumes',
       (c) => paging(c.option('--volume-ids <ids...>').option('--volume-id <ids...>').option('--filters <filters...>')),
-      (o) => ({ VolumeIds: o.volumeIds ?? o.volumeId, Filters: filters(o.filters), ...pageOf(o) }),
+      // Here --volume-id is a list too (the AWS CLI takes it as --volume-ids).
+      (o) => ({ VolumeIds: o.volumeIds ?? (o.volumeId as string[] | undefined), Filters: filters(o.filters), ...pageOf(o) }),
       (ctx, req) => describeVolumes(ctx, req),
     ),
   );
@@ -243,7 +299,7 @@ export function ec2Command(): Command {
           .option('--instance-id <id>', "this host's instance id (describe-instances)")
           .option('--loop', 'also attach /dev/loopN (linked as /dev/kmsvol/<volume-id>)')
           .option('--foreground', 'run the card in this process until it is detached'),
-      (o) => ({ VolumeId: o.volumeId, Device: o.device, InstanceId: o.instanceId, Loop: !!o.loop, foreground: !!o.foreground }),
+      (o) => ({ VolumeId: required(o.volumeId), Device: o.device, InstanceId: o.instanceId, Loop: !!o.loop, foreground: !!o.foreground }),
       async (ctx, req, g) => {
         const r = { VolumeId: req.VolumeId, Device: req.Device, InstanceId: req.InstanceId, Loop: req.Loop };
         if (!req.foreground) return attachVolume(ctx, r);
@@ -259,7 +315,7 @@ export function ec2Command(): Command {
       'detach-volume',
       'DetachVolume',
       (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
-      (o) => ({ VolumeId: o.volumeId, Force: !!o.force, InstanceId: o.instanceId }),
+      (o) => ({ VolumeId: required(o.volumeId), Force: !!o.force, InstanceId: o.instanceId }),
       (ctx, req) => detachVolume(ctx, req),
     ),
   );
@@ -449,7 +505,7 @@ export function ec2Command(): Command {
       'modify-ebs-default-kms-key-id',
       'ModifyEbsDefaultKmsKeyId',
       (c) => c.requiredOption('--kms-key-id <key>'),
-      (o) => ({ KmsKeyId: o.kmsKeyId }),
+      (o) => ({ KmsKeyId: required(o.kmsKeyId) }),
       (ctx, req) => modifyEbsDefaultKmsKeyId(ctx, req.KmsKeyId),
     ),
   );

@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { ServiceError, UsageError } from '../errors.js';
 import { HomeError } from '../home.js';
+import { sqliteFault } from '../sqlite.js';
 
 /**
  * The one place errors become the AWS CLI's message and exit code
@@ -40,10 +41,9 @@ export function report(e: unknown, operation?: string): number {
     return EXIT.OTHER;
   }
   if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-  const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
-    const hint = /FULL|IOERR/.test(code) ? 'Free space on its file system (or fix the disk) and retry.' : 'Check the home directory and its permissions.';
-    process.stderr.write(`\nThe kmsvol home could not be read or written (${code}: ${(e as Error).message}). ${hint}\n`);
+  const fault = sqliteFault(e);
+  if (fault) {
+    process.stderr.write(`\nThe kmsvol home could not be read or written (${fault.code}: ${(e as Error).message}). ${fault.hint}\n`);
     return EXIT.OTHER;
   }
   const err = e as NodeJS.ErrnoException;

@@ -20,7 +20,7 @@ export function cliInputOptions(cmd: Command): Command {
     );
 }
 
-export function cliInput(opts: Record<string, any>): Record<string, unknown> {
+export function cliInput(opts: { cliInputJson?: unknown; cliInputYaml?: unknown }): Record<string, unknown> {
   const parse = (text: string, how: 'json' | 'yaml') => {
     let v: unknown;
     try {
@@ -32,8 +32,8 @@ export function cliInput(opts: Record<string, any>): Record<string, unknown> {
       throw new UsageError(`Error parsing parameter '--cli-input-${how}': expected an object of request members.`);
     return v as Record<string, unknown>;
   };
-  if (opts.cliInputJson) return parse(opts.cliInputJson, 'json');
-  if (opts.cliInputYaml) return parse(opts.cliInputYaml, 'yaml');
+  if (opts.cliInputJson) return parse(String(opts.cliInputJson), 'json');
+  if (opts.cliInputYaml) return parse(String(opts.cliInputYaml), 'yaml');
   return {};
 }
 

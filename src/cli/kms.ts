@@ -1,8 +1,10 @@
 import { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import type { KmsOperation, KmsRequest } from '../kms/kms.js';
-import { OPERATIONS } from '../kms/kms.js';
-import { DRY_RUN_OPERATIONS, HONOURED } from '../kms/members.js';
+import type { KmsRequest } from '../kms/kms.js';
+import type { MemberType } from '../kms/members.js';
+import { MEMBERS } from '../kms/members.js';
+import type { KmsOperation, OperationSpec } from '../kms/operations.js';
+import { OPERATIONS } from '../kms/operations.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
@@ -11,40 +13,15 @@ import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
 import { seedCommand } from './seed.js';
 import { serveCommand } from './serve.js';
 
-/** Field types, by AWS field name; anything not listed is a string. */
-const FIELD_TYPES: Record<string, 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs' | 'struct' | 'timestamp'> = {
-  Plaintext: 'blob',
-  CiphertextBlob: 'blob',
-  ImportToken: 'blob',
-  EncryptedKeyMaterial: 'blob',
-  Message: 'blob',
-  Signature: 'blob',
-  PublicKey: 'blob',
-  Mac: 'blob',
-  SharedSecretCiphertextBlob: 'blob',
-  XksProxyAuthenticationCredential: 'struct',
-  ValidTo: 'timestamp',
-  Constraints: 'struct',
-  Operations: 'list',
-  EncryptionContext: 'map',
-  SourceEncryptionContext: 'map',
-  DestinationEncryptionContext: 'map',
-  NumberOfBytes: 'int',
-  PendingWindowInDays: 'int',
-  RotationPeriodInDays: 'int',
-  Limit: 'int',
-  MultiRegion: 'bool',
-  BypassPolicyLockoutSafetyCheck: 'bool',
-  DryRun: 'bool',
-  TagKeys: 'list',
-  GrantTokens: 'list',
-  Tags: 'structs',
-};
+/**
+ * `kmsvol kms <operation>`: one command per entry of the operation registry
+ * (src/kms/operations.ts), its parameters the members the operation honours
+ * (DryRun added where it has it), each parsed by its type in MEMBERS.
+ */
 
-type FieldType = (typeof FIELD_TYPES)[string];
-
-/** How each field type's option value becomes a request value. */
-const PARSERS: Record<FieldType, (v: unknown, flag: string) => unknown> = {
+/** How each member type's option value becomes a request value. */
+const PARSERS: Record<MemberType, (v: unknown, flag: string) => unknown> = {
+  string: (v) => readParamText(v as string),
   blob: (v, flag) => parseBlob(v as string, flag),
   map: (v, flag) => parseMap(v as string, flag),
   int: (v, flag) => parseInteger(v as string, flag),
@@ -55,9 +32,12 @@ const PARSERS: Record<FieldType, (v: unknown, flag: string) => unknown> = {
   timestamp: (v, flag) => parseTimestamp(v as string, flag),
 };
 
-/** Each operation's parameters: the members it honours (src/kms/members.ts), DryRun added where the operation has it. */
+/** A member's type; a member missing from MEMBERS is a registry bug that test/unit/kms/registry.test.ts reports. */
+const typeOf = (field: string): MemberType => MEMBERS[field]?.type ?? 'string';
+
+/** Each operation's parameters: the members it honours ("!" for required), DryRun added where the operation has it. */
 const KMS_COMMANDS = Object.fromEntries(
-  Object.keys(OPERATIONS).map((op) => [op, [...(HONOURED[op] ?? []), ...(DRY_RUN_OPERATIONS.has(op) ? ['DryRun'] : [])]]),
+  Object.entries(OPERATIONS as Record<KmsOperation, OperationSpec>).map(([op, spec]) => [op, [...spec.members, ...(spec.dryRun ? ['DryRun'] : [])]]),
 ) as Record<KmsOperation, string[]>;
 
 export function kebab(name: string): string {
@@ -80,23 +60,11 @@ function buildRequest(fields: string[], opts: Record<string, unknown>, base: Kms
       if (spec.endsWith('!') && req[field] === undefined) missing.push(`--${flag}`);
       continue;
     }
-    const type = FIELD_TYPES[field];
-    req[field] = type ? PARSERS[type](v, flag) : readParamText(v as string);
+    req[field] = PARSERS[typeOf(field)](v, flag);
   }
   if (missing.length) throw new UsageError(`the following arguments are required: ${missing.join(', ')}`);
   return req;
 }
-
-/** The list each paginated KMS operation pages through (the AWS CLI's paginators). */
-const PAGINATED: Partial<Record<KmsOperation, string>> = {
-  ListKeys: 'Keys',
-  ListAliases: 'Aliases',
-  ListGrants: 'Grants',
-  ListRetirableGrants: 'Grants',
-  ListKeyPolicies: 'PolicyNames',
-  ListResourceTags: 'Tags',
-  ListKeyRotations: 'Rotations',
-};
 
 /** A request given whole (--cli-input-json/yaml) in the API's JSON form: blobs base64, timestamps ISO or epoch seconds. */
 function fromInput(fields: string[], input: Record<string, unknown>): KmsRequest {
@@ -104,14 +72,15 @@ function fromInput(fields: string[], input: Record<string, unknown>): KmsRequest
   const req: KmsRequest = {};
   for (const [k, v] of Object.entries(input)) {
     if (!names.has(k)) throw new UsageError(`Unknown parameter in input: "${k}", must be one of: ${[...names].join(', ')}`);
-    const type = FIELD_TYPES[k];
+    const type = typeOf(k);
     req[k] = type === 'blob' ? parseBlob(String(v), kebab(k)) : type === 'timestamp' ? parseTimestamp(String(v), kebab(k)) : v;
   }
   return req;
 }
 
 function skeleton(fields: string[]): Record<string, unknown> {
-  const blank: Record<FieldType, unknown> = {
+  const blank: Record<MemberType, unknown> = {
+    string: '',
     blob: '',
     map: { KeyName: '' },
     int: 0,
@@ -121,7 +90,7 @@ function skeleton(fields: string[]): Record<string, unknown> {
     struct: {},
     timestamp: '1970-01-01T00:00:00',
   };
-  return Object.fromEntries(fields.map((f) => f.replace(/!$/, '')).map((f) => [f, FIELD_TYPES[f] ? blank[FIELD_TYPES[f]!] : '']));
+  return Object.fromEntries(fields.map((f) => f.replace(/!$/, '')).map((f) => [f, blank[typeOf(f)]]));
 }
 
 export function kmsCommand(): Command {
@@ -131,25 +100,25 @@ export function kmsCommand(): Command {
     for (const spec of fields) {
       const field = spec.replace(/!$/, '');
       const flag = kebab(field);
-      const type = FIELD_TYPES[field];
+      const type = typeOf(field);
       if (type === 'bool') cmd.option(`--${flag}`).option(`--no-${flag}`);
       else if (type === 'list' || type === 'structs') cmd.option(`--${flag} <values...>`);
       else cmd.option(`--${flag} <value>`);
     }
-    const list = PAGINATED[op];
+    const list = (OPERATIONS[op] as OperationSpec).pages;
     cliInputOptions(cmd);
     if (list) paginationOptions(cmd);
-    cmd.action(async (opts: Record<string, any>, self: Command) => {
+    cmd.action(async (opts: Record<string, unknown>, self: Command) => {
       const g = globalsOf(self);
       await OperationContext.run(op, async () => {
-        if (opts.generateCliSkeleton !== undefined) return printSkeleton(skeleton(fields), opts.generateCliSkeleton);
+        if (opts.generateCliSkeleton !== undefined) return printSkeleton(skeleton(fields), opts.generateCliSkeleton as string | true);
         const req = buildRequest(fields, opts, fromInput(fields, cliInput(opts)));
         const client = openKmsClient(g);
         try {
           // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --limit/--marker).
           const auto = list && opts.paginate !== false && req.Limit === undefined && req.Marker === undefined;
           const out = auto
-            ? await allPages((r) => client.send(op, r) as Promise<Record<string, any>>, req, list!, opts, KMS_PAGING)
+            ? await allPages((r) => client.send(op, r) as Promise<Record<string, unknown>>, req, list!, opts, KMS_PAGING)
             : await client.send(op, req);
           print(out, g, op);
         } finally {

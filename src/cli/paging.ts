@@ -29,28 +29,29 @@ export function paginationOptions(cmd: Command): Command {
  * already returned), not the service's.
  */
 export async function allPages(
-  call: (req: Record<string, unknown>) => Promise<Record<string, any>>,
+  call: (req: Record<string, unknown>) => Promise<Record<string, unknown>>,
   req: Record<string, unknown>,
   list: string,
-  opts: Record<string, any>,
+  opts: { pageSize?: unknown; maxItems?: unknown; startingToken?: unknown },
   names: PagingNames,
 ) {
-  const pageSize = opts.pageSize === undefined ? undefined : parseInteger(opts.pageSize, 'page-size');
-  const maxItems = opts.maxItems === undefined ? undefined : parseInteger(opts.maxItems, 'max-items');
+  const pageSize = opts.pageSize === undefined ? undefined : parseInteger(String(opts.pageSize), 'page-size');
+  const maxItems = opts.maxItems === undefined ? undefined : parseInteger(String(opts.maxItems), 'max-items');
   let token: string | undefined;
   let skip = 0;
   if (opts.startingToken) {
+    const startingToken = String(opts.startingToken);
     let t: { NextToken?: string | null; boto_truncate_amount?: number };
     try {
-      t = JSON.parse(Buffer.from(opts.startingToken, 'base64').toString('utf8'));
+      t = JSON.parse(Buffer.from(startingToken, 'base64').toString('utf8'));
     } catch {
-      throw new UsageError(`Bad starting token: ${opts.startingToken}. Use the NextToken printed by a --max-items call.`);
+      throw new UsageError(`Bad starting token: ${startingToken}. Use the NextToken printed by a --max-items call.`);
     }
     token = t.NextToken ?? undefined;
     skip = t.boto_truncate_amount ?? 0;
   }
   const items: unknown[] = [];
-  let last: Record<string, any> = {};
+  let last: Record<string, unknown> = {};
   let next: string | undefined;
   const encode = (t: object) => Buffer.from(JSON.stringify(t)).toString('base64');
   for (;;) {
@@ -66,7 +67,7 @@ export async function allPages(
       break;
     }
     items.push(...page);
-    token = last[names.output] ?? undefined;
+    token = (last[names.output] as string | undefined) ?? undefined;
     if (!token) break;
     if (maxItems !== undefined && items.length === maxItems) {
       next = encode({ NextToken: token });

@@ -3,69 +3,14 @@ import fs from 'node:fs';
 import { openPrivate } from '../home.js';
 import { readJsonLines } from '../jsonl.js';
 import type { AuthDecision } from './authz.js';
+import { AUDITED_REQUEST_MEMBERS, AUDITED_RESPONSE_FIELDS } from './members.js';
 
 /**
  * The CloudTrail-style audit log: one JSON line per KMS call, appended with
  * O_APPEND so several processes can share it. Only allow-listed fields are
- * recorded; Plaintext and CiphertextBlob never are.
+ * recorded — each request member's audit decision in MEMBERS (members.ts) and
+ * AUDITED_RESPONSE_FIELDS; Plaintext and CiphertextBlob never are.
  */
-const REQUEST_FIELDS = [
-  'KeyId',
-  'SourceKeyId',
-  'DestinationKeyId',
-  'TargetKeyId',
-  'AliasName',
-  'EncryptionContext',
-  'SourceEncryptionContext',
-  'DestinationEncryptionContext',
-  'KeySpec',
-  'NumberOfBytes',
-  'KeyUsage',
-  'Origin',
-  'Description',
-  'PendingWindowInDays',
-  'RotationPeriodInDays',
-  'MultiRegion',
-  'TagKeys',
-  'EncryptionAlgorithm',
-  'GranteePrincipal',
-  'RetiringPrincipal',
-  'Operations',
-  'Constraints',
-  'Name',
-  'GrantId',
-  'ReplicaRegion',
-  'PrimaryRegion',
-  'PolicyName',
-  'BypassPolicyLockoutSafetyCheck',
-  'WrappingAlgorithm',
-  'WrappingKeySpec',
-  'ExpirationModel',
-  'ValidTo',
-  'DryRun',
-  'SigningAlgorithm',
-  'MessageType',
-  'MacAlgorithm',
-  'KeyPairSpec',
-  'KeyAgreementAlgorithm',
-  'CustomKeyStoreId',
-  'CustomKeyStoreName',
-] as const;
-const RESPONSE_FIELDS = [
-  'KeyId',
-  'SourceKeyId',
-  'KeyState',
-  'DeletionDate',
-  'GrantId',
-  'KeyMaterialId',
-  'ParametersValidTo',
-  'SigningAlgorithm',
-  'SignatureValid',
-  'MacValid',
-  'KeyPairSpec',
-  'KeyAgreementAlgorithm',
-] as const;
-
 export interface AuditRecord {
   eventVersion: '1.08';
   eventTime: string;
@@ -148,8 +93,8 @@ export class AuditLog {
       eventName: p.op,
       awsRegion: p.region,
       userIdentity: { type: identityType(p.principal), arn: p.principal, ...(p.viaService ? { invokedBy: p.viaService } : {}) },
-      requestParameters: pick(p.request, REQUEST_FIELDS),
-      responseElements: p.error ? null : pick(p.response, RESPONSE_FIELDS),
+      requestParameters: pick(p.request, AUDITED_REQUEST_MEMBERS),
+      responseElements: p.error ? null : pick(p.response, AUDITED_RESPONSE_FIELDS),
       ...(p.error ? { errorCode: p.error.name, errorMessage: p.error.message } : {}),
       ...(p.decisions?.length ? { additionalEventData: { authorization: p.decisions } } : {}),
       requestID: p.requestId ?? crypto.randomUUID(),

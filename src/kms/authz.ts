@@ -1,14 +1,15 @@
 import type { EncryptionContext } from './blob.js';
-import type { KmsContext } from './context.js';
 import { KmsError } from './errors.js';
 import type { ConditionValue } from './policy.js';
 import { accountOf, hasIamPermissions, KeyPolicy, principalMatches } from './policy.js';
-import type { KeyRow } from './store.js';
+import type { GrantRow } from './store.js';
 
 /**
  * Authorization of one KMS call: the key policy first (an explicit Deny wins),
  * then the key's grants; otherwise AccessDeniedException in AWS's words. Every
  * decision is kept on the call, so the audit log records it with its principal.
+ * It takes the call and what it decides over (a key's policy, ARN and grants),
+ * never the whole KMS: KmsContext hands those in.
  */
 export interface Caller {
   principal: string;
@@ -33,17 +34,11 @@ export interface CallState {
   decisions: AuthDecision[];
 }
 
-export interface GrantRow {
-  region: string;
-  key_id: string;
-  grant_id: string;
-  name: string | null;
-  grantee_principal: string;
-  retiring_principal: string | null;
-  issuing_account: string;
-  operations: string;
-  constraints: string | null;
-  creation_date: number;
+/** What a decision on a key looks at: its policy, its ARN, and (only if the policy is silent) its grants. */
+export interface KeyResource {
+  policy: string;
+  arn: string;
+  grants: () => GrantRow[];
 }
 
 export interface GrantConstraints {
@@ -144,14 +139,23 @@ function conditionKeys(caller: Caller, req: AuthRequest): Record<string, Conditi
   return out;
 }
 
-/** Grants on a key, newest last. */
-export function grantsOf(k: KmsContext, region: string, keyId: string): GrantRow[] {
-  return k.store.stmt('SELECT * FROM grants WHERE region = ? AND key_id = ? ORDER BY creation_date, grant_id').all(region, keyId) as GrantRow[];
+/**
+ * The caller of the running call. Precondition: nothing is allowed outside a
+ * call — an operation reached without a caller (a handler called directly,
+ * not through Kms.invoke or invokeAs) is refused, never let through.
+ */
+export function callerOf(call: CallState | undefined, action: string, resource: string): Caller {
+  if (!call)
+    throw new KmsError(
+      'AccessDeniedException',
+      `No caller is authenticated for ${action} on resource: ${resource}. Run KMS operations through Kms.invoke or Kms.invokeAs, which name the caller.`,
+    );
+  return call.caller;
 }
 
-/** The grant that allows `operation` to the caller with this context, if any. */
-export function findGrant(k: KmsContext, row: KeyRow, principal: string, operation: string, ec: EncryptionContext | undefined): GrantRow | undefined {
-  return grantsOf(k, row.region, row.key_id).find(
+/** The grant on the key that allows `operation` to the principal with this context, if any. */
+function findGrant(grants: GrantRow[], principal: string, operation: string, ec: EncryptionContext | undefined): GrantRow | undefined {
+  return grants.find(
     (g) =>
       principalMatches(g.grantee_principal, principal) &&
       (JSON.parse(g.operations) as string[]).includes(operation) &&
@@ -159,17 +163,13 @@ export function findGrant(k: KmsContext, row: KeyRow, principal: string, operati
   );
 }
 
-/**
- * Allow or refuse `req` on the key for the current call. Calls that kmsvol
- * makes for itself (no call state) are not subject to policy.
- */
-export function authorize(k: KmsContext, row: KeyRow, req: AuthRequest): { grant?: GrantRow } {
-  const call = k.call;
-  if (!call) return {};
-  const resource = k.keyArn(row.key_id, row.region);
-  const { principal } = call.caller;
-  const decision = parsePolicy(row.policy).evaluate({ principal, action: req.action, resource, conditions: conditionKeys(call.caller, req) });
-  const record = (effect: 'Allow' | 'Deny', by: string) => call.decisions.push({ action: req.action, resource, effect, by });
+/** Allow or refuse `req` on the key for the running call; the grant that allowed it, if a grant did. */
+export function authorize(call: CallState | undefined, key: KeyResource, req: AuthRequest): { grant?: GrantRow } {
+  const resource = key.arn;
+  const caller = callerOf(call, req.action, resource);
+  const { principal } = caller;
+  const decision = parsePolicy(key.policy).evaluate({ principal, action: req.action, resource, conditions: conditionKeys(caller, req) });
+  const record = (effect: 'Allow' | 'Deny', by: string) => call!.decisions.push({ action: req.action, resource, effect, by });
   if (decision.effect === 'Deny') {
     record('Deny', `key policy${decision.sid ? ` statement ${decision.sid}` : ''}`);
     throw accessDenied(principal, req.action, resource, true);
@@ -178,7 +178,7 @@ export function authorize(k: KmsContext, row: KeyRow, req: AuthRequest): { grant
     record('Allow', `key policy${decision.sid ? ` statement ${decision.sid}` : ''}`);
     return {};
   }
-  const grant = findGrant(k, row, principal, req.action.slice(4), req.encryptionContext);
+  const grant = findGrant(key.grants(), principal, req.action.slice(4), req.encryptionContext);
   if (grant) {
     record('Allow', `grant ${grant.grant_id}`);
     return { grant };
@@ -190,19 +190,59 @@ export function authorize(k: KmsContext, row: KeyRow, req: AuthRequest): { grant
 /**
  * Actions that IAM policies alone control (CreateKey, ListKeys, ListAliases,
  * GenerateRandom, ListRetirableGrants): allowed to principals with IAM
- * permission, refused to others.
+ * permission, refused to others. `resource` is the region's arn:aws:kms:<region>:<account>:*.
  */
-export function authorizeIamOnly(k: KmsContext, action: string): void {
-  const call = k.call;
-  if (!call) return;
-  const resource = `arn:aws:kms:${k.region}:${k.account}:*`;
-  if (hasIamPermissions(call.caller.principal)) {
-    call.decisions.push({ action, resource, effect: 'Allow', by: 'IAM' });
+export function authorizeIamOnly(call: CallState | undefined, action: string, resource: string): void {
+  const { principal } = callerOf(call, action, resource);
+  if (hasIamPermissions(principal)) {
+    call!.decisions.push({ action, resource, effect: 'Allow', by: 'IAM' });
     return;
   }
-  call.decisions.push({ action, resource, effect: 'Deny', by: 'IAM' });
+  call!.decisions.push({ action, resource, effect: 'Deny', by: 'IAM' });
   throw new KmsError(
     'AccessDeniedException',
-    `User: ${call.caller.principal} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`,
+    `User: ${principal} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`,
   );
+}
+
+/**
+ * RetireGrant's own rule: the grant's retiring principal, its grantee when the
+ * grant allows RetireGrant, or the account that issued it.
+ */
+export function authorizeRetire(call: CallState | undefined, g: GrantRow, resource: string): void {
+  const who = callerOf(call, 'kms:RetireGrant', resource).principal;
+  const by =
+    g.retiring_principal && principalMatches(g.retiring_principal, who)
+      ? 'retiring principal'
+      : principalMatches(g.grantee_principal, who) && (JSON.parse(g.operations) as string[]).includes('RetireGrant')
+        ? 'grantee with RetireGrant'
+        : who === g.issuing_account
+          ? 'issuing account'
+          : undefined;
+  call!.decisions.push({
+    action: 'kms:RetireGrant',
+    resource,
+    effect: by ? 'Allow' : 'Deny',
+    by: by ? `grant ${g.grant_id} (${by})` : `grant ${g.grant_id}: not its retiring principal, grantee or account`,
+  });
+  if (!by) throw accessDenied(who, 'kms:RetireGrant', resource, false);
+}
+
+/**
+ * Check a new key policy: valid (MalformedPolicyDocumentException otherwise)
+ * and, unless the caller bypasses it, passing the lockout safety check — the
+ * caller must still be allowed to change the policy afterwards, or nobody may
+ * ever manage the key again.
+ */
+export function checkNewPolicy(call: CallState | undefined, policy: string, keyArn: string, bypass: boolean | undefined): void {
+  const parsed = parsePolicy(policy);
+  if (bypass) return;
+  const { principal } = callerOf(call, 'kms:PutKeyPolicy', keyArn);
+  const decision = parsed.evaluate({ principal, action: 'kms:PutKeyPolicy', resource: keyArn, conditions: {} });
+  if (decision.effect !== 'Allow') {
+    throw new KmsError(
+      'MalformedPolicyDocumentException',
+      `The new key policy will not allow you to update the key policy in the future: it does not allow ${principal} kms:PutKeyPolicy. Add a statement that allows it, or set BypassPolicyLockoutSafetyCheck if you really mean to lock yourself out.`,
+    );
+  }
 }

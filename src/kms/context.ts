@@ -1,12 +1,12 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
-import type { AuthRequest, CallState } from './authz.js';
-import { authorize } from './authz.js';
+import type { AuthRequest, Caller, CallState } from './authz.js';
+import { authorize, authorizeIamOnly, callerOf } from './authz.js';
 import { MATERIAL_ID_BYTES } from './blob.js';
 import { KmsErrors } from './errors.js';
 import type { RootKey } from './rootkey.js';
-import type { KeyRow, KmsStore } from './store.js';
+import type { GrantRow, KeyRow, KmsStore } from './store.js';
 import type { UsageTracker } from './usage.js';
 
 export const DEFAULT_REGION = 'local';
@@ -100,24 +100,40 @@ export class KmsContext {
 
   /**
    * The key row, settled to "now"; NotFoundException if it does not (or no
-   * longer) exist. The caller must be authorized for `auth` (by default the
-   * action of the running operation, kms:<Op>); `false` skips the check for
-   * lookups that are not themselves an action on the key.
+   * longer) exist. `auth` names what the caller must be allowed on it: an
+   * action (kms:DescribeKey) or a whole AuthRequest; `null` only looks the key
+   * up, for an operation that then decides by its own rule (CreateGrant,
+   * RetireGrant, ListAliases' KeyId filter).
    */
-  key(ref: string, kind: KeyRefKind = 'any', auth?: AuthRequest | false): KeyRow {
+  key(ref: string, auth: AuthRequest | string | null, kind: KeyRefKind = 'any'): KeyRow {
     const keyId = this.resolveKeyId(ref, kind);
     const row = this.store.getKey(this.region, keyId);
     const settled = row && this.settle(row);
     if (!settled) throw KmsErrors.notFound(`Key '${this.keyArn(keyId)}' does not exist`);
-    if (auth !== false && this.call) authorize(this, settled, auth ?? { action: `kms:${this.call.op}` });
+    if (auth !== null) this.authorize(settled, typeof auth === 'string' ? { action: auth } : auth);
     return settled;
   }
 
   /** A key usable for cryptography (Enabled, of `usage`) that the caller may use for `auth`. */
-  usableKey(ref: string, auth?: AuthRequest, usage = 'ENCRYPT_DECRYPT'): KeyRow {
-    const row = this.key(ref, 'any', auth);
+  usableKey(ref: string, auth: AuthRequest, usage = 'ENCRYPT_DECRYPT'): KeyRow {
+    const row = this.key(ref, auth);
     this.assertUsable(row, usage);
     return row;
+  }
+
+  /** Allow or refuse `req` on the key for the running call (refused when there is no call); the grant that allowed it, if any. */
+  authorize(row: KeyRow, req: AuthRequest): { grant?: GrantRow } {
+    return authorize(this.call, { policy: row.policy, arn: this.keyArn(row.key_id, row.region), grants: () => this.store.grants(row.region, row.key_id) }, req);
+  }
+
+  /** Allow or refuse an action that IAM alone controls (CreateKey, ListKeys, ...) for the running call. */
+  authorizeIamOnly(action: string): void {
+    authorizeIamOnly(this.call, action, `arn:aws:kms:${this.region}:${this.account}:*`);
+  }
+
+  /** The running call's caller; AccessDeniedException when there is none. */
+  caller(action: string, resource: string): Caller {
+    return callerOf(this.call, action, resource);
   }
 
   assertUsable(row: KeyRow, usage = 'ENCRYPT_DECRYPT'): void {

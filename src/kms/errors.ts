@@ -35,7 +35,6 @@ export const KmsErrors = {
   invalidMarker: err('InvalidMarkerException'),
   tag: err('TagException'),
   invalidKeyUsage: err('InvalidKeyUsageException'),
-  accessDenied: err('AccessDeniedException'),
   internal: err('KMSInternalException', 500),
 };
 

@@ -3,105 +3,30 @@ import type { Clock } from '../clock.js';
 import { clockFromEnv, DAY_MS } from '../clock.js';
 import type { Home } from '../home.js';
 import { openHome } from '../home.js';
+import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
 import { DEFAULT_ACCOUNT, DEFAULT_REGION, KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
-import { deriveSharedSecret } from './ops/agreement.js';
-import { createAlias, createReservedAlias, deleteAlias, listAliases, updateAlias } from './ops/aliases.js';
-import { getPublicKey, sign, verify } from './ops/asymmetric.js';
-import { decrypt, encrypt, generateDataKey, generateDataKeyWithoutPlaintext, generateRandom, reEncrypt } from './ops/crypto.js';
-import { checkGrantTokens, createGrant, listGrants, listRetirableGrants, retireGrant, revokeGrant } from './ops/grants.js';
-import { deleteImportedKeyMaterial, getParametersForImport, importKeyMaterial } from './ops/imports.js';
-import { decapsulate, encapsulate } from './ops/kem.js';
-import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './ops/keypairs.js';
-import { createKey, describeKey, insertKey, listKeys, listResourceTags, tagResource, untagResource, updateKeyDescription } from './ops/keys.js';
-import {
-  connectCustomKeyStore,
-  createCustomKeyStore,
-  deleteCustomKeyStore,
-  describeCustomKeyStores,
-  disconnectCustomKeyStore,
-  updateCustomKeyStore,
-} from './ops/keystores.js';
-import { generateMac, verifyMac } from './ops/mac.js';
-import { replicateKey, updatePrimaryRegion } from './ops/multiregion.js';
-import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './ops/policies.js';
-import { disableKeyRotation, enableKeyRotation, getKeyRotationStatus, listKeyRotations, rotateKeyOnDemand } from './ops/rotation.js';
-import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion } from './ops/state.js';
-import { getKeyLastUsage } from './ops/usage.js';
+import type { KmsOperation, OperationSpec } from './operations.js';
+import { isKmsOperation, OPERATIONS as REGISTRY } from './operations.js';
 import { RootKey } from './rootkey.js';
+import { checkGrantTokens } from './rules/grants.js';
+import { insertKey } from './rules/keys.js';
 import { KmsStore } from './store.js';
 import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
 
-/** Every operation, by its AWS name. The server and the CLI dispatch through this table. */
-export const OPERATIONS = {
-  CreateKey: createKey,
-  DescribeKey: describeKey,
-  ListKeys: listKeys,
-  UpdateKeyDescription: updateKeyDescription,
-  TagResource: tagResource,
-  UntagResource: untagResource,
-  ListResourceTags: listResourceTags,
-  Encrypt: encrypt,
-  Decrypt: decrypt,
-  ReEncrypt: reEncrypt,
-  GenerateDataKey: generateDataKey,
-  GenerateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext,
-  GenerateRandom: generateRandom,
-  EnableKey: enableKey,
-  DisableKey: disableKey,
-  ScheduleKeyDeletion: scheduleKeyDeletion,
-  CancelKeyDeletion: cancelKeyDeletion,
-  EnableKeyRotation: enableKeyRotation,
-  DisableKeyRotation: disableKeyRotation,
-  GetKeyRotationStatus: getKeyRotationStatus,
-  RotateKeyOnDemand: rotateKeyOnDemand,
-  ListKeyRotations: listKeyRotations,
-  CreateAlias: createAlias,
-  UpdateAlias: updateAlias,
-  DeleteAlias: deleteAlias,
-  ListAliases: listAliases,
-  ReplicateKey: replicateKey,
-  UpdatePrimaryRegion: updatePrimaryRegion,
-  GetKeyPolicy: getKeyPolicy,
-  PutKeyPolicy: putKeyPolicy,
-  ListKeyPolicies: listKeyPolicies,
-  CreateGrant: createGrant,
-  ListGrants: listGrants,
-  ListRetirableGrants: listRetirableGrants,
-  RetireGrant: retireGrant,
-  RevokeGrant: revokeGrant,
-  GetParametersForImport: getParametersForImport,
-  ImportKeyMaterial: importKeyMaterial,
-  DeleteImportedKeyMaterial: deleteImportedKeyMaterial,
-  Sign: sign,
-  Verify: verify,
-  GetPublicKey: getPublicKey,
-  GenerateMac: generateMac,
-  VerifyMac: verifyMac,
-  GenerateDataKeyPair: generateDataKeyPair,
-  GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
-  DeriveSharedSecret: deriveSharedSecret,
-  GetKeyLastUsage: getKeyLastUsage,
-  DescribeCustomKeyStores: describeCustomKeyStores,
-  CreateCustomKeyStore: createCustomKeyStore,
-  ConnectCustomKeyStore: connectCustomKeyStore,
-  DisconnectCustomKeyStore: disconnectCustomKeyStore,
-  DeleteCustomKeyStore: deleteCustomKeyStore,
-  UpdateCustomKeyStore: updateCustomKeyStore,
-  Encapsulate: encapsulate,
-  Decapsulate: decapsulate,
-} as const;
+export type { KmsOperation } from './operations.js';
+export { isKmsOperation } from './operations.js';
 
-export type KmsOperation = keyof typeof OPERATIONS;
+type Handlers = { [Op in KmsOperation]: (typeof REGISTRY)[Op]['handler'] };
+
+/** Every operation's handler, by its AWS name: the library's table, derived from the registry (operations.ts). */
+export const OPERATIONS = Object.fromEntries(Object.entries(REGISTRY).map(([op, spec]) => [op, spec.handler])) as Handlers;
+
 export type KmsRequest = Record<string, unknown>;
-export type KmsResponse<Op extends KmsOperation> = ReturnType<(typeof OPERATIONS)[Op]>;
-
-export function isKmsOperation(op: string): op is KmsOperation {
-  return Object.hasOwn(OPERATIONS, op);
-}
+export type KmsResponse<Op extends KmsOperation> = ReturnType<Handlers[Op]>;
 
 export interface KmsOptions {
   /** A home directory path, or an opened Home. */
@@ -199,8 +124,8 @@ export class Kms {
       if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${String(op)} is not a KMS operation this service supports.`);
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
       checkGrantTokens(req);
-      const dryRun = checkMembers(op, req);
-      const handler = OPERATIONS[op] as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
+      const dryRun = checkMembers(REGISTRY[op] as OperationSpec, req);
+      const handler = OPERATIONS[op] as unknown as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
       if (dryRun) {
         // Precondition: a DryRun validates, authorizes and checks key state as the real call does, and changes nothing.
         const would = this.ctx.store.rollback(() => handler(this.ctx, req)) as Record<string, unknown> | undefined;
@@ -239,7 +164,7 @@ export class Kms {
       if (again) return again.target_key_id;
       const row = insertKey(this.ctx, { description, keyManager: 'AWS', policy: awsManagedPolicy(this.account, this.region, service) });
       this.ctx.store.updateKey(row.region, row.key_id, { rotation_enabled: 1, rotation_period_days: 365, next_rotation_date: this.ctx.now() + 365 * DAY_MS });
-      createReservedAlias(this.ctx, alias, row.key_id);
+      this.ctx.store.insertAlias(this.region, alias, row.key_id, this.ctx.now());
       this.audit.record({
         time: this.ctx.clock.now(),
         op: 'CreateKey',
@@ -327,9 +252,7 @@ export function awsManagedPolicy(account: string, region: string, service: strin
 /** Anything thrown inside the KMS leaves it as a KmsError; internal faults say so without detail leaks. */
 function toKmsError(e: unknown): KmsError {
   if (e instanceof KmsError) return e;
-  const code = (e as { code?: string }).code;
-  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
-    return KmsErrors.internal(`The KMS store failed (${code}). Retry; if it persists, check the disk and the home directory's permissions.`);
-  }
+  const fault = sqliteFault(e);
+  if (fault) return KmsErrors.internal(`The KMS store failed (${fault.code}). ${fault.hint}`);
   return KmsErrors.internal(`Internal error: ${(e as Error).message ?? String(e)}`);
 }

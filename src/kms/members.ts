@@ -1,181 +1,144 @@
 import { KmsError } from './errors.js';
 
 /**
- * The request members of each operation, as AWS's KMS model (botocore's and
- * the JavaScript SDK's) lists them, sorted into those kmsvol honours and those
- * it refuses the way AWS refuses them where the feature is unavailable. No
- * member AWS honours is ignored: test/unit/kms/members.test.ts compares this
- * table with both models, so a new field shows up as a failing test.
+ * Request members by name, across every KMS operation: the type each has on
+ * the wire and in the CLI, and whether the audit log records it. Which
+ * members each operation honours or refuses is its entry in the registry
+ * (operations.ts); test/unit/kms/members.test.ts and registry.test.ts compare
+ * both with AWS's models, so a new member shows up as a failing test.
  */
+export type MemberType = 'string' | 'blob' | 'map' | 'int' | 'bool' | 'list' | 'structs' | 'struct' | 'timestamp';
 
-/** Operations that take DryRun: the call is checked as the real one would be, then fails with DryRunOperationException and changes nothing. */
-export const DRY_RUN_OPERATIONS = new Set([
-  'CreateGrant',
-  'Decrypt',
-  'DeriveSharedSecret',
-  'Encrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-  'GenerateDataKeyWithoutPlaintext',
-  'GenerateMac',
-  'ReEncrypt',
-  'RetireGrant',
-  'RevokeGrant',
-  'Sign',
-  'Verify',
-  'VerifyMac',
-  'Encapsulate',
-  'Decapsulate',
-]);
+/**
+ * Every member an operation honours, with its type and its audit decision:
+ * `audit: true` puts it in the audit log's requestParameters. Blobs (plaintext,
+ * ciphertext, key material), passwords, credentials, grant tokens, policies and
+ * paging state are never recorded.
+ */
+export const MEMBERS: Readonly<Record<string, { type: MemberType; audit: boolean }>> = {
+  KeyId: { type: 'string', audit: true },
+  SourceKeyId: { type: 'string', audit: true },
+  DestinationKeyId: { type: 'string', audit: true },
+  TargetKeyId: { type: 'string', audit: true },
+  AliasName: { type: 'string', audit: true },
+  EncryptionContext: { type: 'map', audit: true },
+  SourceEncryptionContext: { type: 'map', audit: true },
+  DestinationEncryptionContext: { type: 'map', audit: true },
+  KeySpec: { type: 'string', audit: true },
+  NumberOfBytes: { type: 'int', audit: true },
+  KeyUsage: { type: 'string', audit: true },
+  Origin: { type: 'string', audit: true },
+  Description: { type: 'string', audit: true },
+  PendingWindowInDays: { type: 'int', audit: true },
+  RotationPeriodInDays: { type: 'int', audit: true },
+  MultiRegion: { type: 'bool', audit: true },
+  TagKeys: { type: 'list', audit: true },
+  EncryptionAlgorithm: { type: 'string', audit: true },
+  GranteePrincipal: { type: 'string', audit: true },
+  RetiringPrincipal: { type: 'string', audit: true },
+  Operations: { type: 'list', audit: true },
+  Constraints: { type: 'struct', audit: true },
+  Name: { type: 'string', audit: true },
+  GrantId: { type: 'string', audit: true },
+  ReplicaRegion: { type: 'string', audit: true },
+  PrimaryRegion: { type: 'string', audit: true },
+  PolicyName: { type: 'string', audit: true },
+  BypassPolicyLockoutSafetyCheck: { type: 'bool', audit: true },
+  WrappingAlgorithm: { type: 'string', audit: true },
+  WrappingKeySpec: { type: 'string', audit: true },
+  ExpirationModel: { type: 'string', audit: true },
+  ValidTo: { type: 'timestamp', audit: true },
+  DryRun: { type: 'bool', audit: true },
+  SigningAlgorithm: { type: 'string', audit: true },
+  MessageType: { type: 'string', audit: true },
+  MacAlgorithm: { type: 'string', audit: true },
+  KeyPairSpec: { type: 'string', audit: true },
+  KeyAgreementAlgorithm: { type: 'string', audit: true },
+  CustomKeyStoreId: { type: 'string', audit: true },
+  CustomKeyStoreName: { type: 'string', audit: true },
+  CustomerMasterKeySpec: { type: 'string', audit: false },
+  Tags: { type: 'structs', audit: false },
+  Policy: { type: 'string', audit: false },
+  GrantTokens: { type: 'list', audit: false },
+  GrantToken: { type: 'string', audit: false },
+  Limit: { type: 'int', audit: false },
+  Marker: { type: 'string', audit: false },
+  Plaintext: { type: 'blob', audit: false },
+  CiphertextBlob: { type: 'blob', audit: false },
+  SourceEncryptionAlgorithm: { type: 'string', audit: false },
+  DestinationEncryptionAlgorithm: { type: 'string', audit: false },
+  ImportToken: { type: 'blob', audit: false },
+  EncryptedKeyMaterial: { type: 'blob', audit: false },
+  Message: { type: 'blob', audit: false },
+  Signature: { type: 'blob', audit: false },
+  Mac: { type: 'blob', audit: false },
+  PublicKey: { type: 'blob', audit: false },
+  SharedSecretCiphertextBlob: { type: 'blob', audit: false },
+  EncapsulationAlgorithm: { type: 'string', audit: false },
+  CloudHsmClusterId: { type: 'string', audit: false },
+  TrustAnchorCertificate: { type: 'string', audit: false },
+  KeyStorePassword: { type: 'string', audit: false },
+  CustomKeyStoreType: { type: 'string', audit: false },
+  NewCustomKeyStoreName: { type: 'string', audit: false },
+  XksProxyUriEndpoint: { type: 'string', audit: false },
+  XksProxyUriPath: { type: 'string', audit: false },
+  XksProxyVpcEndpointServiceName: { type: 'string', audit: false },
+  XksProxyVpcEndpointServiceOwner: { type: 'string', audit: false },
+  XksProxyAuthenticationCredential: { type: 'struct', audit: false },
+  XksProxyConnectivity: { type: 'string', audit: false },
+};
+
+/** Response fields the audit log records in responseElements (KeyMetadata is recorded as its KeyId and KeyState only). */
+export const AUDITED_RESPONSE_FIELDS = [
+  'KeyId',
+  'SourceKeyId',
+  'KeyState',
+  'DeletionDate',
+  'GrantId',
+  'KeyMaterialId',
+  'ParametersValidTo',
+  'SigningAlgorithm',
+  'SignatureValid',
+  'MacValid',
+  'KeyPairSpec',
+  'KeyAgreementAlgorithm',
+] as const;
+
+/** The members the audit log records in requestParameters. */
+export const AUDITED_REQUEST_MEMBERS: readonly string[] = Object.entries(MEMBERS)
+  .filter(([, m]) => m.audit)
+  .map(([name]) => name);
 
 export const dryRunSucceeded = () => new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.', 412);
 
 /** A request value in a message: strings as they are, anything else as JSON (never through a toString the caller chose). */
 const shown = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
-const noCustomKeyStore = (id: unknown) =>
+/** Errors for members whose feature kmsvol does not have (operations.ts lists which operation refuses which). */
+export const noCustomKeyStore = (id: unknown) =>
   new KmsError(
     'CustomKeyStoreNotFoundException',
     `Custom key store ID ${shown(id)} does not exist in this account and Region: kmsvol has no custom key stores (AWS CloudHSM or external). Omit CustomKeyStoreId.`,
   );
-const noAttestation = () =>
+export const noAttestation = () =>
   new KmsError(
     'ValidationException',
     'The Recipient attestation document cannot be verified: this KMS has no Nitro Enclaves attestation. Omit Recipient to receive the plaintext in the response.',
   );
-const unsupported = (member: string, what: string) => () =>
+export const unsupported = (member: string, what: string) => () =>
   new KmsError('UnsupportedOperationException', `${member} is not supported by kmsvol: ${what}. Omit it.`);
 
-/** Members whose feature kmsvol does not have: present (and not null), they fail the call with AWS's error for it. */
-export const UNSUPPORTED: Record<string, Record<string, (value: unknown) => KmsError>> = {
-  CreateKey: {
-    CustomKeyStoreId: noCustomKeyStore,
-    XksKeyId: () => new KmsError('XksKeyNotFoundException', 'XksKeyId names a key in an external key store; kmsvol has no external key stores. Omit XksKeyId.'),
-  },
-  GenerateRandom: { CustomKeyStoreId: noCustomKeyStore, Recipient: noAttestation },
-  Decrypt: { Recipient: noAttestation, DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
-  ReEncrypt: { DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
-  GenerateDataKey: { Recipient: noAttestation },
-  GenerateDataKeyPair: { Recipient: noAttestation },
-  DeriveSharedSecret: { Recipient: noAttestation },
-  CreateGrant: {
-    GranteeServicePrincipal: unsupported('GranteeServicePrincipal', 'grants name IAM principals (GranteePrincipal)'),
-    RetiringServicePrincipal: unsupported('RetiringServicePrincipal', 'grants name IAM principals (RetiringPrincipal)'),
-  },
-  ListGrants: { GranteeServicePrincipal: unsupported('GranteeServicePrincipal', 'grants name IAM principals (GranteePrincipal)') },
-  ListRetirableGrants: { RetiringServicePrincipal: unsupported('RetiringServicePrincipal', 'grants name IAM principals (RetiringPrincipal)') },
-  ImportKeyMaterial: {
-    ImportType: unsupported('ImportType', 'a key holds one imported material, re-imported as a whole'),
-    KeyMaterialDescription: unsupported('KeyMaterialDescription', 'a key holds one imported material'),
-    KeyMaterialId: unsupported('KeyMaterialId', 'a key holds one imported material'),
-  },
-  DeleteImportedKeyMaterial: { KeyMaterialId: unsupported('KeyMaterialId', "a key holds one imported material; omit it to delete the key's material") },
-  ListKeyRotations: { IncludeKeyMaterial: unsupported('IncludeKeyMaterial', 'rotations list the key material of every rotation') },
-};
-
-/**
- * Members each operation honours, in the order the CLI lists them; a trailing "!" marks
- * one AWS requires (the CLI checks it, exit 252, as the AWS CLI does). DryRun is listed
- * where the operation has it; GrantTokens are checked for every operation that has them.
- */
-export const HONOURED: Record<string, readonly string[]> = {
-  CreateKey: ['Description', 'KeyUsage', 'KeySpec', 'CustomerMasterKeySpec', 'Origin', 'Tags', 'MultiRegion', 'Policy', 'BypassPolicyLockoutSafetyCheck'],
-  DescribeKey: ['KeyId!', 'GrantTokens'],
-  ListKeys: ['Limit', 'Marker'],
-  UpdateKeyDescription: ['KeyId!', 'Description!'],
-  TagResource: ['KeyId!', 'Tags!'],
-  UntagResource: ['KeyId!', 'TagKeys!'],
-  ListResourceTags: ['KeyId!', 'Limit', 'Marker'],
-  Encrypt: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'],
-  Decrypt: ['CiphertextBlob!', 'EncryptionContext', 'GrantTokens', 'KeyId', 'EncryptionAlgorithm'],
-  ReEncrypt: [
-    'CiphertextBlob!',
-    'SourceEncryptionContext',
-    'SourceKeyId',
-    'DestinationKeyId!',
-    'DestinationEncryptionContext',
-    'SourceEncryptionAlgorithm',
-    'DestinationEncryptionAlgorithm',
-    'GrantTokens',
-  ],
-  GenerateDataKey: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
-  GenerateDataKeyWithoutPlaintext: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
-  GenerateRandom: ['NumberOfBytes'],
-  EnableKey: ['KeyId!'],
-  DisableKey: ['KeyId!'],
-  ScheduleKeyDeletion: ['KeyId!', 'PendingWindowInDays'],
-  CancelKeyDeletion: ['KeyId!'],
-  EnableKeyRotation: ['KeyId!', 'RotationPeriodInDays'],
-  DisableKeyRotation: ['KeyId!'],
-  GetKeyRotationStatus: ['KeyId!'],
-  RotateKeyOnDemand: ['KeyId!'],
-  ListKeyRotations: ['KeyId!', 'Limit', 'Marker'],
-  CreateAlias: ['AliasName!', 'TargetKeyId!'],
-  UpdateAlias: ['AliasName!', 'TargetKeyId!'],
-  DeleteAlias: ['AliasName!'],
-  ListAliases: ['KeyId', 'Limit', 'Marker'],
-  ReplicateKey: ['KeyId!', 'ReplicaRegion!', 'Description', 'Policy', 'Tags', 'BypassPolicyLockoutSafetyCheck'],
-  UpdatePrimaryRegion: ['KeyId!', 'PrimaryRegion!'],
-  GetKeyPolicy: ['KeyId!', 'PolicyName'],
-  PutKeyPolicy: ['KeyId!', 'Policy!', 'PolicyName', 'BypassPolicyLockoutSafetyCheck'],
-  ListKeyPolicies: ['KeyId!', 'Limit', 'Marker'],
-  CreateGrant: ['KeyId!', 'GranteePrincipal!', 'Operations!', 'RetiringPrincipal', 'Constraints', 'GrantTokens', 'Name'],
-  ListGrants: ['KeyId!', 'GrantId', 'GranteePrincipal', 'Limit', 'Marker'],
-  ListRetirableGrants: ['RetiringPrincipal!', 'Limit', 'Marker'],
-  RetireGrant: ['GrantToken', 'KeyId', 'GrantId'],
-  RevokeGrant: ['KeyId!', 'GrantId!'],
-  GetParametersForImport: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'],
-  ImportKeyMaterial: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel'],
-  DeleteImportedKeyMaterial: ['KeyId!'],
-  Sign: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'],
-  Verify: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'],
-  GetPublicKey: ['KeyId!', 'GrantTokens'],
-  GenerateMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'],
-  VerifyMac: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'],
-  GenerateDataKeyPair: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
-  GenerateDataKeyPairWithoutPlaintext: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
-  DeriveSharedSecret: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
-  GetKeyLastUsage: ['KeyId!'],
-  DescribeCustomKeyStores: ['CustomKeyStoreId', 'CustomKeyStoreName', 'Limit', 'Marker'],
-  CreateCustomKeyStore: [
-    'CustomKeyStoreName!',
-    'CloudHsmClusterId',
-    'TrustAnchorCertificate',
-    'KeyStorePassword',
-    'CustomKeyStoreType',
-    'XksProxyUriEndpoint',
-    'XksProxyUriPath',
-    'XksProxyVpcEndpointServiceName',
-    'XksProxyVpcEndpointServiceOwner',
-    'XksProxyAuthenticationCredential',
-    'XksProxyConnectivity',
-  ],
-  ConnectCustomKeyStore: ['CustomKeyStoreId!'],
-  DisconnectCustomKeyStore: ['CustomKeyStoreId!'],
-  DeleteCustomKeyStore: ['CustomKeyStoreId!'],
-  UpdateCustomKeyStore: [
-    'CustomKeyStoreId!',
-    'NewCustomKeyStoreName',
-    'KeyStorePassword',
-    'CloudHsmClusterId',
-    'XksProxyUriEndpoint',
-    'XksProxyUriPath',
-    'XksProxyVpcEndpointServiceName',
-    'XksProxyVpcEndpointServiceOwner',
-    'XksProxyAuthenticationCredential',
-    'XksProxyConnectivity',
-  ],
-  Encapsulate: ['KeyId!', 'EncapsulationAlgorithm!', 'GrantTokens'],
-  Decapsulate: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'],
-};
+/** What checkMembers needs of an operation's registry entry. */
+export interface MemberRules {
+  dryRun?: boolean;
+  unsupported?: Readonly<Record<string, (value: unknown) => KmsError>>;
+}
 
 /** Refuse a request that uses a member whose feature kmsvol lacks; returns whether it is a DryRun. */
-export function checkMembers(op: string, req: Record<string, unknown>): boolean {
-  const refused = UNSUPPORTED[op];
-  if (refused) for (const [member, error] of Object.entries(refused)) if (req[member] !== undefined && req[member] !== null) throw error(req[member]);
+export function checkMembers(spec: MemberRules, req: Record<string, unknown>): boolean {
+  for (const [member, error] of Object.entries(spec.unsupported ?? {})) if (req[member] !== undefined && req[member] !== null) throw error(req[member]);
   const dry = req.DryRun;
-  if (dry === undefined || dry === null || !DRY_RUN_OPERATIONS.has(op)) return false;
+  if (dry === undefined || dry === null || !spec.dryRun) return false;
   if (typeof dry !== 'boolean')
     throw new KmsError(
       'ValidationException',

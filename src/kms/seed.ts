@@ -7,9 +7,9 @@ import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkSpecUsage, KEY_SPECS, kindOf, materialProblem, specInfo } from './keyspec.js';
 import type { Kms } from './kms.js';
-import type { Tag } from './ops/keys.js';
-import { defaultPolicy, insertKey } from './ops/keys.js';
 import { KeyPolicy } from './policy.js';
+import { defaultPolicy, insertKey } from './rules/keys.js';
+import type { Tag } from './rules/tags.js';
 
 /**
  * Key fixtures for reproducible tests (`kmsvol kms seed FILE`, `serve --seed
@@ -194,9 +194,7 @@ export function applySeed(kms: Kms, keys: SeedKey[], source = 'seed'): SeedResul
           differs('Description', existing.description, description);
           differs('KeyState', existing.key_state, state);
           differs('Policy', JSON.stringify(JSON.parse(existing.policy)), JSON.stringify(JSON.parse(policy)));
-          const have = k.store
-            .stmt('SELECT tag_key AS TagKey, tag_value AS TagValue FROM tags WHERE region = ? AND key_id = ?')
-            .all(k.region, e.KeyId) as Tag[];
+          const have = k.store.tags(k.region, e.KeyId);
           if (!sameTags(have, tags)) differs('Tags', have, tags);
           if (material) {
             const id = k.rootKey.importedMaterialId(e.KeyId, material, MATERIAL_ID_BYTES);
@@ -242,10 +240,7 @@ export function applySeed(kms: Kms, keys: SeedKey[], source = 'seed'): SeedResul
               `Seed conflict for alias ${k.aliasArn(alias)}: field TargetKeyId is ${a.target_key_id} in the store but ${e.KeyId} in the seed file.`,
             );
           if (!a) {
-            const now = k.now();
-            k.store
-              .stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)')
-              .run(k.region, alias, e.KeyId, now, now);
+            k.store.insertAlias(k.region, alias, e.KeyId, k.now());
             result.AliasesCreated.push(k.aliasArn(alias));
           }
         }

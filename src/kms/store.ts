@@ -43,6 +43,37 @@ export interface MaterialRow {
   seq: number;
 }
 
+export interface GrantRow {
+  region: string;
+  key_id: string;
+  grant_id: string;
+  name: string | null;
+  grantee_principal: string;
+  retiring_principal: string | null;
+  issuing_account: string;
+  /** JSON list of operation names, sorted. */
+  operations: string;
+  /** JSON GrantConstraints, or null. */
+  constraints: string | null;
+  creation_date: number;
+}
+
+/** GetParametersForImport's wrapping key and token, until ImportKeyMaterial uses them or they expire. */
+export interface ImportParametersRow {
+  region: string;
+  key_id: string;
+  token_id: Buffer;
+  wrapping_algorithm: string;
+  wrapping_key_spec: string;
+  sealed_private_key: Buffer;
+  valid_to: number;
+}
+
+export interface TagRow {
+  TagKey: string;
+  TagValue: string;
+}
+
 export interface AliasRow {
   region: string;
   alias_name: string;
@@ -308,6 +339,99 @@ export class KmsStore {
 
   deleteMaterials(keyId: string): void {
     this.stmt('DELETE FROM materials WHERE key_id = ?').run(keyId);
+  }
+
+  /** Grants on a key, oldest first. */
+  grants(region: string, keyId: string): GrantRow[] {
+    return this.stmt('SELECT * FROM grants WHERE region = ? AND key_id = ? ORDER BY creation_date, grant_id').all(region, keyId) as GrantRow[];
+  }
+
+  /** One grant of a key, or undefined. */
+  grant(region: string, keyId: string, grantId: string): GrantRow | undefined {
+    return this.stmt('SELECT * FROM grants WHERE region = ? AND key_id = ? AND grant_id = ?').get(region, keyId, grantId) as GrantRow | undefined;
+  }
+
+  /** A region's grant by id alone (grant ids are unique in a region), or undefined. */
+  grantInRegion(region: string, grantId: string): GrantRow | undefined {
+    return this.stmt('SELECT * FROM grants WHERE region = ? AND grant_id = ?').get(region, grantId) as GrantRow | undefined;
+  }
+
+  /** A region's grants that this principal may retire, oldest first. */
+  retirableGrants(region: string, retiringPrincipal: string): GrantRow[] {
+    return this.stmt('SELECT * FROM grants WHERE region = ? AND retiring_principal = ? ORDER BY creation_date, grant_id').all(
+      region,
+      retiringPrincipal,
+    ) as GrantRow[];
+  }
+
+  insertGrant(row: GrantRow): void {
+    insertRow(this.db, 'grants', row);
+  }
+
+  deleteGrant(region: string, grantId: string): void {
+    this.stmt('DELETE FROM grants WHERE region = ? AND grant_id = ?').run(region, grantId);
+  }
+
+  /** A key's tags, by tag key. */
+  tags(region: string, keyId: string): TagRow[] {
+    return this.stmt('SELECT tag_key AS TagKey, tag_value AS TagValue FROM tags WHERE region = ? AND key_id = ? ORDER BY tag_key').all(
+      region,
+      keyId,
+    ) as TagRow[];
+  }
+
+  /** Add or overwrite tags; returns how many tags the key has now. */
+  putTags(region: string, keyId: string, list: readonly TagRow[]): number {
+    const ins = this.stmt('INSERT INTO tags (region, key_id, tag_key, tag_value) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET tag_value = excluded.tag_value');
+    for (const t of list) ins.run(region, keyId, t.TagKey, t.TagValue);
+    return (this.stmt('SELECT COUNT(*) AS n FROM tags WHERE region = ? AND key_id = ?').get(region, keyId) as { n: number }).n;
+  }
+
+  deleteTags(region: string, keyId: string, tagKeys: readonly string[]): void {
+    const del = this.stmt('DELETE FROM tags WHERE region = ? AND key_id = ? AND tag_key = ?');
+    for (const t of tagKeys) del.run(region, keyId, t);
+  }
+
+  /** The regions holding a row of this (multi-Region) key id, sorted. */
+  keyRegions(keyId: string): string[] {
+    return (this.stmt('SELECT region FROM keys WHERE key_id = ? ORDER BY region').all(keyId) as { region: string }[]).map((r) => r.region);
+  }
+
+  /** Make `region` the primary of a multi-Region key on every one of its rows. */
+  setPrimaryRegion(keyId: string, region: string): void {
+    this.stmt('UPDATE keys SET primary_region = ? WHERE key_id = ?').run(region, keyId);
+  }
+
+  importParameters(tokenId: Buffer): ImportParametersRow | undefined {
+    return this.stmt('SELECT * FROM import_parameters WHERE token_id = ?').get(tokenId) as ImportParametersRow | undefined;
+  }
+
+  insertImportParameters(row: ImportParametersRow): void {
+    insertRow(this.db, 'import_parameters', row);
+  }
+
+  /** Forget import parameters that expired before `now`. */
+  deleteImportParametersBefore(now: number): void {
+    this.stmt('DELETE FROM import_parameters WHERE valid_to <= ?').run(now);
+  }
+
+  insertAlias(region: string, name: string, keyId: string, now: number): void {
+    this.stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)').run(
+      region,
+      name,
+      keyId,
+      now,
+      now,
+    );
+  }
+
+  /** Point an existing alias at another key. */
+  updateAlias(region: string, name: string, keyId: string, now: number): void {
+    this.stmt('UPDATE aliases SET target_key_id = ?, last_updated_date = ? WHERE region = ? AND alias_name = ?').run(keyId, now, region, name);
+  }
+
+  deleteAlias(region: string, name: string): void {
+    this.stmt('DELETE FROM aliases WHERE region = ? AND alias_name = ?').run(region, name);
   }
 
   /** The key ids of a region's grants with this name (a grant's name is not unique across keys). */

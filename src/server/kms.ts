@@ -1,7 +1,8 @@
 import { VIA_SERVICE_HEADER } from '../kms/client/remote.js';
 import { KmsError } from '../kms/errors.js';
-import type { KmsOperation } from '../kms/kms.js';
-import { isKmsOperation } from '../kms/kms.js';
+import { MEMBERS } from '../kms/members.js';
+import type { KmsOperation } from '../kms/operations.js';
+import { isKmsOperation, membersOf, OPERATIONS } from '../kms/operations.js';
 import { epochSeconds, toWire } from '../wire.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 
@@ -11,31 +12,19 @@ import type { Service, ServiceCall, ServiceReply, WireError } from './service.js
  * errors as {"__type","message"}.
  */
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
-/** Members whose wire form is base64 (botocore's `blob` shapes in the KMS model). */
-const BLOB_FIELDS = new Set([
-  'Plaintext',
-  'CiphertextBlob',
-  'ImportToken',
-  'EncryptedKeyMaterial',
-  'PublicKey',
-  'PrivateKeyCiphertextBlob',
-  'PrivateKeyPlaintext',
-  'Message',
-  'Signature',
-  'Mac',
-  'SharedSecret',
-  'CiphertextForRecipient',
-  'AttestationDocument',
-  'SharedSecretCiphertextBlob',
-]);
+/** Each operation's request members whose wire form is base64 (blob-typed in MEMBERS), from the operation registry. */
+export const BLOB_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = Object.fromEntries(
+  (Object.keys(OPERATIONS) as KmsOperation[]).map((op) => [op, new Set(membersOf(op).filter((m) => MEMBERS[m]?.type === 'blob'))]),
+);
 
 /** Our responses on the wire: Uint8Array as base64, Date as epoch seconds. */
 export const toJsonWire = (v: unknown): unknown => toWire(v, epochSeconds);
 
-function fromWire(body: Record<string, unknown>): Record<string, unknown> {
+function fromWire(op: KmsOperation, body: Record<string, unknown>): Record<string, unknown> {
+  const blobs = BLOB_FIELDS[op]!;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) {
-    if (BLOB_FIELDS.has(k) && typeof v === 'string') {
+    if (blobs.has(k) && typeof v === 'string') {
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) throw new KmsError('SerializationException', `${k} is not valid base64.`);
       out[k] = Buffer.from(v, 'base64');
     } else out[k] = v;
@@ -82,8 +71,8 @@ export const kmsService: Service = {
     const via = call.signedHeaders.includes(VIA_SERVICE_HEADER) ? String(call.headers[VIA_SERVICE_HEADER] ?? '') : '';
     const out = call.kms.invokeAs(
       { principal: call.caller.arn, requestId: call.requestId, ...(via ? { viaService: via } : {}) },
-      op as KmsOperation,
-      fromWire(input as Record<string, unknown>),
+      op,
+      fromWire(op, input as Record<string, unknown>),
     );
     return json(200, toJsonWire(out));
   },

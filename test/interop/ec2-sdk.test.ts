@@ -270,6 +270,23 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     await c.send(new ec2.DeleteVolumeCommand({ VolumeId: v }));
   }, 60_000);
 
+  it("reattach the moment a detach shows the volume available, 6 rounds: every reattach is attached (the detach still retiring the card grant does not take the new card's)", async () => {
+    const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const v = (await newVolume({ Encrypted: true, KmsKeyId: key })).VolumeId!;
+    const instance = (await c.send(new ec2.DescribeInstancesCommand({}))).Reservations![0]!.Instances![0]!.InstanceId!;
+    const state = async () => (await c.send(new ec2.DescribeVolumesCommand({ VolumeIds: [v] }))).Volumes![0]!;
+    for (let round = 0; round < 6; round++) {
+      await c.send(new ec2.AttachVolumeCommand({ VolumeId: v, InstanceId: instance, Device: '/dev/sdf' }));
+      for (let s = await state(); s.Attachments?.[0]?.State !== 'attached'; s = await state()) {
+        // A card that fails gives the volume back: available with no attachment.
+        expect(s.State, `round ${round}: the attach failed (see the volume's events)`).toBe('in-use');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await c.send(new ec2.DetachVolumeCommand({ VolumeId: v }));
+      for (let s = await state(); s.State !== 'available'; s = await state()) await new Promise((r) => setTimeout(r, 5));
+    }
+  }, 120_000);
+
   it('EBS encryption by default and the default key', async () => {
     const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     expect((await c.send(new ec2.GetEbsEncryptionByDefaultCommand({}))).EbsEncryptionByDefault).toBe(false);

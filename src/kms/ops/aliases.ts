@@ -1,4 +1,3 @@
-import { authorizeIamOnly } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { paginate, reqStr, str } from '../validate.js';
@@ -20,8 +19,8 @@ function aliasName(req: Req, allowReserved = false): string {
   return name;
 }
 
-function targetKey(k: KmsContext, req: Req): string {
-  const row = k.key(reqStr(req, 'TargetKeyId'), 'keyOnly');
+function targetKey(k: KmsContext, req: Req, action: string): string {
+  const row = k.key(reqStr(req, 'TargetKeyId'), action, 'keyOnly');
   if (row.key_manager === 'AWS') throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is an AWS managed key; aliases can only point at customer managed keys.`);
   if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(k.keyArn(row.key_id), row.key_state);
   return row.key_id;
@@ -30,34 +29,23 @@ function targetKey(k: KmsContext, req: Req): string {
 export function createAlias(k: KmsContext, req: Req) {
   const name = aliasName(req);
   return k.store.write(() => {
-    const target = targetKey(k, req);
+    const target = targetKey(k, req, 'kms:CreateAlias');
     if (k.store.getAlias(k.region, name))
       throw KmsErrors.alreadyExists(`An alias with the name ${k.aliasArn(name)} already exists. Use UpdateAlias to point it at another key.`);
-    const now = k.now();
-    k.store
-      .stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)')
-      .run(k.region, name, target, now, now);
+    k.store.insertAlias(k.region, name, target, k.now());
     return {};
   });
-}
-
-/** Internal: create a reserved alias for an AWS managed key (inside a write transaction). */
-export function createReservedAlias(k: KmsContext, name: string, keyId: string): void {
-  const now = k.now();
-  k.store
-    .stmt('INSERT INTO aliases (region, alias_name, target_key_id, creation_date, last_updated_date) VALUES (?, ?, ?, ?, ?)')
-    .run(k.region, name, keyId, now, now);
 }
 
 export function updateAlias(k: KmsContext, req: Req) {
   const name = aliasName(req);
   return k.store.write(() => {
-    const target = targetKey(k, req);
+    const target = targetKey(k, req, 'kms:UpdateAlias');
     const alias = k.store.getAlias(k.region, name);
     if (!alias) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
     // UpdateAlias needs permission on the key the alias leaves as well as on the one it joins.
-    k.key(alias.target_key_id, 'keyOnly');
-    k.store.stmt('UPDATE aliases SET target_key_id = ?, last_updated_date = ? WHERE region = ? AND alias_name = ?').run(target, k.now(), k.region, name);
+    k.key(alias.target_key_id, 'kms:UpdateAlias', 'keyOnly');
+    k.store.updateAlias(k.region, name, target, k.now());
     return {};
   });
 }
@@ -67,16 +55,16 @@ export function deleteAlias(k: KmsContext, req: Req) {
   return k.store.write(() => {
     const alias = k.store.getAlias(k.region, name);
     if (!alias) throw KmsErrors.notFound(`Alias ${k.aliasArn(name)} is not found.`);
-    k.key(alias.target_key_id, 'keyOnly');
-    k.store.stmt('DELETE FROM aliases WHERE region = ? AND alias_name = ?').run(k.region, name);
+    k.key(alias.target_key_id, 'kms:DeleteAlias', 'keyOnly');
+    k.store.deleteAlias(k.region, name);
     return {};
   });
 }
 
 export function listAliases(k: KmsContext, req: Req) {
   const ref = str(req, 'KeyId', { max: 2048 });
-  authorizeIamOnly(k, 'kms:ListAliases');
-  const keyId = ref === undefined ? undefined : k.key(ref, 'keyOnly', false).key_id;
+  k.authorizeIamOnly('kms:ListAliases');
+  const keyId = ref === undefined ? undefined : k.key(ref, null, 'keyOnly').key_id;
   const rows = k.store.listAliases(k.region, keyId);
   const { page, ...more } = paginate(req, rows);
   return {

@@ -60,7 +60,7 @@ export function verify(k: KmsContext, req: Req) {
 }
 
 export function getPublicKey(k: KmsContext, req: Req) {
-  const row = k.key(reqStr(req, 'KeyId'), 'any', { action: 'kms:GetPublicKey' });
+  const row = k.key(reqStr(req, 'KeyId'), 'kms:GetPublicKey');
   const arn = k.keyArn(row.key_id);
   const kind = kindOf(row.key_spec);
   // Precondition: only asymmetric keys have a public key.

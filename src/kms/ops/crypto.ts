@@ -1,72 +1,17 @@
 import crypto from 'node:crypto';
 import { rsaDecrypt, rsaEncrypt, rsaMaxPlaintext } from '../asymmetric.js';
-import { authorize, authorizeIamOnly } from '../authz.js';
 import type { EncryptionContext } from '../blob.js';
-import { encodeContext, encodeHeader, NONCE_BYTES, parseBlob } from '../blob.js';
+import { NONCE_BYTES } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { algorithmsOf, allows, ENCRYPTION_ALGORITHMS } from '../keyspec.js';
+import { open, seal } from '../rules/envelope.js';
 import type { KeyRow } from '../store.js';
 import { blob, context, int, oneOf, reqStr, str } from '../validate.js';
 
 type Req = Record<string, unknown>;
 const ALG = 'SYMMETRIC_DEFAULT';
 const MAX_CIPHERTEXT = 6144;
-
-/** Encrypt under the key's current material. */
-export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
-  const mat = k.store.currentMaterial(row.key_id);
-  if (!mat) throw KmsErrors.invalidState(k.keyArn(row.key_id), 'PendingImport');
-  const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: mat.material_id, nonce });
-  return k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
-    const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
-    c.setAAD(Buffer.concat([header, encodeContext(ctx)]));
-    return Buffer.concat([header, c.update(plaintext), c.final(), c.getAuthTag()]);
-  });
-}
-
-/**
- * Open a blob. Precondition order matches AWS: a KeyId naming another key is
- * IncorrectKeyException; a blob of another store, a changed byte or a wrong
- * context is InvalidCiphertextException; a deleted key is NotFoundException.
- */
-function open(
-  k: KmsContext,
-  ciphertext: Buffer,
-  ctx: EncryptionContext | undefined,
-  keyRef: string | undefined,
-  action: string,
-): { row: KeyRow; plaintext: Buffer } {
-  const parsed = parseBlob(ciphertext);
-  if (!parsed.storeId.equals(k.store.storeId)) throw KmsErrors.invalidCiphertext();
-  if (keyRef !== undefined && k.resolveKeyId(keyRef) !== parsed.keyId) throw KmsErrors.incorrectKey();
-  const raw = k.store.getKey(k.region, parsed.keyId);
-  const row = raw && k.settle(raw);
-  if (!row) {
-    if (k.store.wasDeleted(k.region, parsed.keyId)) throw KmsErrors.notFound(`Key '${k.keyArn(parsed.keyId)}' does not exist`);
-    throw KmsErrors.invalidCiphertext();
-  }
-  authorize(k, row, { action, encryptionContext: ctx });
-  k.assertUsable(row);
-  const mat = k.store.material(row.key_id, parsed.materialId);
-  if (!mat) throw KmsErrors.invalidCiphertext();
-  const plaintext = k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
-    const d = crypto.createDecipheriv('aes-256-gcm', key, parsed.nonce);
-    d.setAAD(Buffer.concat([parsed.header, encodeContext(ctx)]));
-    d.setAuthTag(parsed.tag);
-    // GCM's final() yields no bytes: return update()'s buffer itself, so no
-    // intermediate copy of the plaintext is left behind for the caller to miss.
-    const out = d.update(parsed.ciphertext);
-    try {
-      d.final();
-    } catch {
-      out.fill(0);
-      throw KmsErrors.invalidCiphertext();
-    }
-    return out;
-  });
-  return { row, plaintext };
-}
 
 function algorithm(req: Req, field: string): string {
   return oneOf(req, field, ENCRYPTION_ALGORITHMS) ?? ALG;
@@ -101,7 +46,7 @@ function asymmetricKey(k: KmsContext, keyRef: string | undefined, action: string
   if (keyRef === undefined) return undefined;
   const raw = k.store.getKey(k.region, k.resolveKeyId(keyRef));
   if (!raw || raw.key_spec === 'SYMMETRIC_DEFAULT') return undefined;
-  const row = k.key(keyRef, 'any', { action });
+  const row = k.key(keyRef, action);
   k.assertUsable(row);
   return row;
 }
@@ -209,7 +154,7 @@ export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
 }
 
 export function generateRandom(k: KmsContext, req: Req) {
-  authorizeIamOnly(k, 'kms:GenerateRandom');
+  k.authorizeIamOnly('kms:GenerateRandom');
   const n = int(req, 'NumberOfBytes', 1, 1024);
   if (n === undefined) throw KmsErrors.validation('Please specify NumberOfBytes (1 to 1024).');
   return { Plaintext: crypto.randomBytes(n) };

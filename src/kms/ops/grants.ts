@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
-import { insertRow } from '../../sqlite.js';
-import type { GrantConstraints, GrantRow } from '../authz.js';
-import { accessDenied, authorize, authorizeIamOnly, CONTEXT_OPERATIONS, GRANT_OPERATIONS, grantsOf } from '../authz.js';
+import type { GrantConstraints } from '../authz.js';
+import { accessDenied, authorizeRetire, CONTEXT_OPERATIONS, GRANT_OPERATIONS } from '../authz.js';
 import type { KmsContext } from '../context.js';
-import { KmsError, KmsErrors } from '../errors.js';
+import { KmsErrors } from '../errors.js';
 import { grantOperationsFor } from '../keyspec.js';
-import { principalMatches } from '../policy.js';
+import { checkGrantTokens, grantIdOfToken, grantToken } from '../rules/grants.js';
+import type { GrantRow } from '../store.js';
 import { context, paginate, reqStr, str, strList } from '../validate.js';
 
 /**
@@ -15,25 +15,7 @@ import { context, paginate, reqStr, str, strList } from '../validate.js';
  * for form and otherwise only accepted.
  */
 type Req = Record<string, unknown>;
-const TOKEN_PREFIX = 'kmsvolgt1.';
 const NAME_RE = /^[a-zA-Z0-9:/_-]+$/;
-
-function grantToken(grantId: string): string {
-  return TOKEN_PREFIX + Buffer.concat([Buffer.from(grantId, 'hex'), crypto.randomBytes(24)]).toString('base64url');
-}
-
-/** The grant id a token names; InvalidGrantTokenException when it is not a grant token. */
-export function grantIdOfToken(token: string): string {
-  const raw = token.startsWith(TOKEN_PREFIX) ? Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url') : Buffer.alloc(0);
-  if (raw.length !== 56)
-    throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid: pass the GrantToken that CreateGrant returned, unchanged.');
-  return raw.subarray(0, 32).toString('hex');
-}
-
-/** GrantTokens of any request: at most 10, each a grant token. */
-export function checkGrantTokens(req: Req): void {
-  for (const t of strList(req, 'GrantTokens', { max: 10 }) ?? []) grantIdOfToken(t);
-}
 
 function constraints(req: Req): GrantConstraints | undefined {
   const v = req.Constraints;
@@ -104,7 +86,7 @@ export function createGrant(k: KmsContext, req: Req) {
   checkGrantTokens(req);
   const sorted = [...new Set(ops)].sort();
   return k.store.write(() => {
-    const row = k.key(ref, 'any', false);
+    const row = k.key(ref, null);
     // Precondition: a grant names only operations the key's spec and usage can perform.
     const valid = grantOperationsFor(row.key_spec, row.key_usage);
     const invalid = sorted.filter((op) => !valid.includes(op));
@@ -112,7 +94,8 @@ export function createGrant(k: KmsContext, req: Req) {
       throw KmsErrors.validation(
         `Grant operations ${invalid.join(', ')} are not valid for ${k.keyArn(row.key_id)} (KeySpec ${row.key_spec}, KeyUsage ${row.key_usage}); it allows ${valid.join(', ')}.`,
       );
-    const { grant: parent } = authorize(k, row, {
+    const caller = k.caller('kms:CreateGrant', k.keyArn(row.key_id));
+    const { grant: parent } = k.authorize(row, {
       action: 'kms:CreateGrant',
       // For CreateGrant, encryption-context conditions (and a parent grant's constraints) apply to the new grant's constraints.
       encryptionContext: { ...cons?.EncryptionContextSubset, ...cons?.EncryptionContextEquals },
@@ -120,13 +103,13 @@ export function createGrant(k: KmsContext, req: Req) {
         'kms:grantoperations': sorted,
         'kms:granteeprincipal': grantee,
         ...(retiring ? { 'kms:retiringprincipal': retiring } : {}),
-        'kms:grantisforawsresource': k.call?.caller.viaService !== undefined ? 'true' : 'false',
+        'kms:grantisforawsresource': caller.viaService !== undefined ? 'true' : 'false',
       },
     });
     if (parent) {
       const allowed = JSON.parse(parent.operations) as string[];
       if (!sorted.every((op) => allowed.includes(op)) || !narrows(parent.constraints ? JSON.parse(parent.constraints) : null, cons)) {
-        throw accessDenied(k.call!.caller.principal, 'kms:CreateGrant', k.keyArn(row.key_id), false);
+        throw accessDenied(caller.principal, 'kms:CreateGrant', k.keyArn(row.key_id), false);
       }
     }
     if (row.key_state === 'PendingDeletion') throw KmsErrors.invalidState(k.keyArn(row.key_id), row.key_state);
@@ -138,14 +121,16 @@ export function createGrant(k: KmsContext, req: Req) {
     };
     // A repeated CreateGrant with the same Name and parameters returns the same grant (with a new token).
     if (name !== undefined) {
-      const same = grantsOf(k, row.region, row.key_id).find(
-        (g) =>
-          g.name === name &&
-          g.grantee_principal === fields.grantee_principal &&
-          g.retiring_principal === fields.retiring_principal &&
-          g.operations === fields.operations &&
-          g.constraints === fields.constraints,
-      );
+      const same = k.store
+        .grants(row.region, row.key_id)
+        .find(
+          (g) =>
+            g.name === name &&
+            g.grantee_principal === fields.grantee_principal &&
+            g.retiring_principal === fields.retiring_principal &&
+            g.operations === fields.operations &&
+            g.constraints === fields.constraints,
+        );
       if (same) return { GrantToken: grantToken(same.grant_id), GrantId: same.grant_id };
     }
     const grantId = crypto.randomBytes(32).toString('hex');
@@ -158,40 +143,34 @@ export function createGrant(k: KmsContext, req: Req) {
       creation_date: k.now(),
       ...fields,
     };
-    insertRow(k.store.db, 'grants', g);
+    k.store.insertGrant(g);
     return { GrantToken: grantToken(grantId), GrantId: grantId };
   });
 }
 
 export function listGrants(k: KmsContext, req: Req) {
-  const row = k.key(reqStr(req, 'KeyId'));
+  const row = k.key(reqStr(req, 'KeyId'), 'kms:ListGrants');
   const grantId = str(req, 'GrantId', { max: 128 });
   const grantee = str(req, 'GranteePrincipal', { max: 256 });
-  const rows = grantsOf(k, row.region, row.key_id).filter(
-    (g) => (grantId === undefined || g.grant_id === grantId) && (grantee === undefined || g.grantee_principal === grantee),
-  );
+  const rows = k.store
+    .grants(row.region, row.key_id)
+    .filter((g) => (grantId === undefined || g.grant_id === grantId) && (grantee === undefined || g.grantee_principal === grantee));
   const { page, ...more } = paginate(req, rows, 100, 50);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
 
 export function listRetirableGrants(k: KmsContext, req: Req) {
   const retiring = principal(req, 'RetiringPrincipal', true)!;
-  authorizeIamOnly(k, 'kms:ListRetirableGrants');
-  const rows = k.store
-    .stmt('SELECT * FROM grants WHERE region = ? AND retiring_principal = ? ORDER BY creation_date, grant_id')
-    .all(k.region, retiring) as GrantRow[];
+  k.authorizeIamOnly('kms:ListRetirableGrants');
+  const rows = k.store.retirableGrants(k.region, retiring);
   const { page, ...more } = paginate(req, rows, 100, 50);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
 
 function grantById(k: KmsContext, keyId: string, grantId: string): GrantRow {
-  const g = k.store.stmt('SELECT * FROM grants WHERE region = ? AND key_id = ? AND grant_id = ?').get(k.region, keyId, grantId) as GrantRow | undefined;
+  const g = k.store.grant(k.region, keyId, grantId);
   if (!g) throw KmsErrors.notFound(`Grant ${grantId} does not exist on ${k.keyArn(keyId)}; it may have been retired or revoked already.`);
   return g;
-}
-
-function deleteGrant(k: KmsContext, g: GrantRow): void {
-  k.store.stmt('DELETE FROM grants WHERE region = ? AND grant_id = ?').run(g.region, g.grant_id);
 }
 
 /**
@@ -207,32 +186,13 @@ export function retireGrant(k: KmsContext, req: Req) {
   const grantId = token !== undefined ? grantIdOfToken(token) : grantIdArg!;
   return k.store.write(() => {
     let g: GrantRow | undefined;
-    if (keyRef !== undefined) g = grantById(k, k.key(keyRef, 'keyOnly', false).key_id, grantId);
+    if (keyRef !== undefined) g = grantById(k, k.key(keyRef, null, 'keyOnly').key_id, grantId);
     else {
-      g = k.store.stmt('SELECT * FROM grants WHERE region = ? AND grant_id = ?').get(k.region, grantId) as GrantRow | undefined;
+      g = k.store.grantInRegion(k.region, grantId);
       if (!g) throw KmsErrors.notFound(`The grant of this token does not exist; it may have been retired or revoked already.`);
     }
-    const call = k.call;
-    if (call) {
-      const who = call.caller.principal;
-      const resource = k.keyArn(g.key_id, g.region);
-      const by =
-        g.retiring_principal && principalMatches(g.retiring_principal, who)
-          ? 'retiring principal'
-          : principalMatches(g.grantee_principal, who) && (JSON.parse(g.operations) as string[]).includes('RetireGrant')
-            ? 'grantee with RetireGrant'
-            : who === g.issuing_account
-              ? 'issuing account'
-              : undefined;
-      call.decisions.push({
-        action: 'kms:RetireGrant',
-        resource,
-        effect: by ? 'Allow' : 'Deny',
-        by: by ? `grant ${g.grant_id} (${by})` : `grant ${g.grant_id}: not its retiring principal, grantee or account`,
-      });
-      if (!by) throw accessDenied(who, 'kms:RetireGrant', resource, false);
-    }
-    deleteGrant(k, g);
+    authorizeRetire(k.call, g, k.keyArn(g.key_id, g.region));
+    k.store.deleteGrant(g.region, g.grant_id);
     return {};
   });
 }
@@ -241,8 +201,9 @@ export function revokeGrant(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
   const grantId = reqStr(req, 'GrantId', 128);
   return k.store.write(() => {
-    const row = k.key(ref);
-    deleteGrant(k, grantById(k, row.key_id, grantId));
+    const row = k.key(ref, 'kms:RevokeGrant');
+    const g = grantById(k, row.key_id, grantId);
+    k.store.deleteGrant(g.region, g.grant_id);
     return {};
   });
 }

@@ -1,11 +1,10 @@
 import crypto from 'node:crypto';
 import { DAY_MS } from '../../clock.js';
-import { insertRow } from '../../sqlite.js';
 import { MATERIAL_ID_BYTES } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
 import { materialProblem } from '../keyspec.js';
-import type { KeyRow } from '../store.js';
+import type { ImportParametersRow, KeyRow } from '../store.js';
 import { blob, oneOf, reqStr } from '../validate.js';
 
 /**
@@ -32,18 +31,8 @@ const KEY_SPECS = { RSA_2048: 2048, RSA_3072: 3072, RSA_4096: 4096 } as const;
 /** The sealed wrapping private key is bound to this "material id" in the root key's AAD. */
 const PRIVATE_KEY_LABEL = Buffer.alloc(MATERIAL_ID_BYTES, 0xff);
 
-interface ImportParametersRow {
-  region: string;
-  key_id: string;
-  token_id: Buffer;
-  wrapping_algorithm: string;
-  wrapping_key_spec: string;
-  sealed_private_key: Buffer;
-  valid_to: number;
-}
-
-function externalKey(k: KmsContext, ref: string): KeyRow {
-  const row = k.key(ref, 'keyOnly');
+function externalKey(k: KmsContext, ref: string, action: string): KeyRow {
+  const row = k.key(ref, action, 'keyOnly');
   const arn = k.keyArn(row.key_id);
   if (row.origin !== 'EXTERNAL')
     throw KmsErrors.unsupported(`${arn} has Origin ${row.origin}; key material can only be imported into keys created with Origin EXTERNAL.`);
@@ -61,7 +50,7 @@ export function getParametersForImport(k: KmsContext, req: Req) {
   if (!SUPPORTED_ALGORITHMS.has(algorithm))
     throw KmsErrors.unsupported(`WrappingAlgorithm ${algorithm} is not supported; use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256.`);
   if (spec === 'SM2') throw KmsErrors.unsupported('WrappingKeySpec SM2 is only offered in China Regions; use RSA_2048, RSA_3072 or RSA_4096.');
-  const row = externalKey(k, ref);
+  const row = externalKey(k, ref, 'kms:GetParametersForImport');
   // Key generation (up to ~1 s for RSA 4096) happens outside the write lock.
   const pair = crypto.generateKeyPairSync('rsa', { modulusLength: KEY_SPECS[spec] });
   const privateDer = pair.privateKey.export({ type: 'pkcs8', format: 'der' });
@@ -71,7 +60,7 @@ export function getParametersForImport(k: KmsContext, req: Req) {
   try {
     const sealed = k.rootKey.seal(`${row.key_id}/import/${tokenId.toString('hex')}`, PRIVATE_KEY_LABEL, privateDer);
     k.store.write(() => {
-      k.store.stmt('DELETE FROM import_parameters WHERE valid_to <= ?').run(now);
+      k.store.deleteImportParametersBefore(now);
       const p: ImportParametersRow = {
         region: row.region,
         key_id: row.key_id,
@@ -81,7 +70,7 @@ export function getParametersForImport(k: KmsContext, req: Req) {
         sealed_private_key: sealed,
         valid_to: validTo,
       };
-      insertRow(k.store.db, 'import_parameters', p);
+      k.store.insertImportParameters(p);
     });
   } finally {
     privateDer.fill(0);
@@ -163,7 +152,7 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
   } else if (validTo !== undefined) {
     throw KmsErrors.validation('ValidTo is not valid when ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE; omit it.');
   }
-  const row = externalKey(k, ref);
+  const row = externalKey(k, ref, 'kms:ImportKeyMaterial');
   const arn = k.keyArn(row.key_id);
   const invalidToken = () =>
     new KmsError(
@@ -172,7 +161,7 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
     );
   if (token.length !== TOKEN_MAGIC.length + TOKEN_ID_BYTES || !token.subarray(0, TOKEN_MAGIC.length).equals(TOKEN_MAGIC)) throw invalidToken();
   const tokenId = token.subarray(TOKEN_MAGIC.length);
-  const params = k.store.stmt('SELECT * FROM import_parameters WHERE token_id = ?').get(tokenId) as ImportParametersRow | undefined;
+  const params = k.store.importParameters(tokenId);
   if (!params || params.key_id !== row.key_id || params.region !== row.region) throw invalidToken();
   if (params.valid_to <= now) {
     throw new KmsError(
@@ -217,7 +206,7 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
 export function deleteImportedKeyMaterial(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
   return k.store.write(() => {
-    const row = k.key(ref, 'keyOnly');
+    const row = k.key(ref, 'kms:DeleteImportedKeyMaterial', 'keyOnly');
     if (row.origin !== 'EXTERNAL')
       throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} has Origin ${row.origin}; only imported key material (Origin EXTERNAL) can be deleted.`);
     k.store.deleteMaterials(row.key_id);

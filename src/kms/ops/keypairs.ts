@@ -1,8 +1,8 @@
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { newMaterialFor, publicKeyDer } from '../keyspec.js';
+import { seal } from '../rules/envelope.js';
 import { context, oneOf, reqStr } from '../validate.js';
-import { seal } from './crypto.js';
 
 /**
  * GenerateDataKeyPair(+WithoutPlaintext): an RSA or ECC key pair for use

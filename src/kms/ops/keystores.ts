@@ -1,4 +1,3 @@
-import { authorizeIamOnly } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
 import { oneOf, paginate, reqStr, str } from '../validate.js';
@@ -22,7 +21,7 @@ function storeId(req: Req): string {
 }
 
 export function describeCustomKeyStores(k: KmsContext, req: Req) {
-  authorizeIamOnly(k, 'kms:DescribeCustomKeyStores');
+  k.authorizeIamOnly('kms:DescribeCustomKeyStores');
   const id = str(req, 'CustomKeyStoreId', { min: 1, max: 64 });
   const name = str(req, 'CustomKeyStoreName', { min: 1, max: 256 });
   if (id !== undefined && name !== undefined) throw KmsErrors.validation('Specify CustomKeyStoreId or CustomKeyStoreName, not both.');
@@ -39,7 +38,7 @@ export function describeCustomKeyStores(k: KmsContext, req: Req) {
 export function createCustomKeyStore(k: KmsContext, req: Req) {
   reqStr(req, 'CustomKeyStoreName', 256);
   const type = oneOf(req, 'CustomKeyStoreType', ['AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const) ?? 'AWS_CLOUDHSM';
-  authorizeIamOnly(k, 'kms:CreateCustomKeyStore');
+  k.authorizeIamOnly('kms:CreateCustomKeyStore');
   if (type === 'AWS_CLOUDHSM') {
     const cluster = str(req, 'CloudHsmClusterId', { min: 19, max: 24 });
     if (cluster === undefined) throw KmsErrors.validation('CloudHsmClusterId is required for an AWS_CLOUDHSM custom key store.');
@@ -65,24 +64,24 @@ export function createCustomKeyStore(k: KmsContext, req: Req) {
 
 export function connectCustomKeyStore(k: KmsContext, req: Req) {
   const id = storeId(req);
-  authorizeIamOnly(k, 'kms:ConnectCustomKeyStore');
+  k.authorizeIamOnly('kms:ConnectCustomKeyStore');
   throw notFound(k, id);
 }
 
 export function disconnectCustomKeyStore(k: KmsContext, req: Req) {
   const id = storeId(req);
-  authorizeIamOnly(k, 'kms:DisconnectCustomKeyStore');
+  k.authorizeIamOnly('kms:DisconnectCustomKeyStore');
   throw notFound(k, id);
 }
 
 export function deleteCustomKeyStore(k: KmsContext, req: Req) {
   const id = storeId(req);
-  authorizeIamOnly(k, 'kms:DeleteCustomKeyStore');
+  k.authorizeIamOnly('kms:DeleteCustomKeyStore');
   throw notFound(k, id);
 }
 
 export function updateCustomKeyStore(k: KmsContext, req: Req) {
   const id = storeId(req);
-  authorizeIamOnly(k, 'kms:UpdateCustomKeyStore');
+  k.authorizeIamOnly('kms:UpdateCustomKeyStore');
   throw notFound(k, id);
 }

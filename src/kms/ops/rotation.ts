@@ -1,10 +1,10 @@
 import { DAY_MS } from '../../clock.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
+import { assertCustomerManaged } from '../rules/keys.js';
+import { assertRotationHere, rotationRow } from '../rules/multiregion.js';
 import type { KeyRow } from '../store.js';
 import { int, paginate, reqStr } from '../validate.js';
-import { assertRotationHere, rotationRow } from './multiregion.js';
-import { assertCustomerManaged } from './state.js';
 
 type Req = Record<string, unknown>;
 export const ON_DEMAND_ROTATION_LIMIT = 10;
@@ -30,7 +30,7 @@ export function enableKeyRotation(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
   const period = int(req, 'RotationPeriodInDays', 90, 2560) ?? 365;
   return k.store.write(() => {
-    const row = k.key(ref, 'keyOnly');
+    const row = k.key(ref, 'kms:EnableKeyRotation', 'keyOnly');
     assertCustomerManaged(k, row, 'EnableKeyRotation');
     assertRotationHere(k, row, 'EnableKeyRotation');
     assertRotatable(k, row, 'EnableKeyRotation');
@@ -43,7 +43,7 @@ export function enableKeyRotation(k: KmsContext, req: Req) {
 export function disableKeyRotation(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
   return k.store.write(() => {
-    const row = k.key(ref, 'keyOnly');
+    const row = k.key(ref, 'kms:DisableKeyRotation', 'keyOnly');
     assertCustomerManaged(k, row, 'DisableKeyRotation');
     assertRotationHere(k, row, 'DisableKeyRotation');
     assertRotatable(k, row, 'DisableKeyRotation');
@@ -54,7 +54,7 @@ export function disableKeyRotation(k: KmsContext, req: Req) {
 
 export function getKeyRotationStatus(k: KmsContext, req: Req) {
   // Asymmetric and HMAC keys never rotate: their status is always false, as for imported material.
-  const own = k.key(reqStr(req, 'KeyId'), 'keyOnly');
+  const own = k.key(reqStr(req, 'KeyId'), 'kms:GetKeyRotationStatus', 'keyOnly');
   const row = { ...rotationRow(k, own), key_id: own.key_id };
   const on = row.rotation_enabled === 1;
   return {
@@ -68,7 +68,7 @@ export function getKeyRotationStatus(k: KmsContext, req: Req) {
 export function rotateKeyOnDemand(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
   return k.store.write(() => {
-    const row = k.key(ref, 'keyOnly');
+    const row = k.key(ref, 'kms:RotateKeyOnDemand', 'keyOnly');
     assertCustomerManaged(k, row, 'RotateKeyOnDemand');
     assertRotationHere(k, row, 'RotateKeyOnDemand');
     assertRotatable(k, row, 'RotateKeyOnDemand');
@@ -88,7 +88,7 @@ export function rotateKeyOnDemand(k: KmsContext, req: Req) {
 }
 
 export function listKeyRotations(k: KmsContext, req: Req) {
-  const row = k.key(reqStr(req, 'KeyId'), 'keyOnly');
+  const row = k.key(reqStr(req, 'KeyId'), 'kms:ListKeyRotations', 'keyOnly');
   const arn = k.keyArn(row.key_id);
   const rotations = k.store
     .materials(row.key_id)

@@ -1,26 +1,18 @@
 import { DAY_MS } from '../../clock.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
+import { assertCustomerManaged } from '../rules/keys.js';
+import { assertNoReplicas } from '../rules/multiregion.js';
 import type { KeyRow } from '../store.js';
 import { int, reqStr } from '../validate.js';
-import { assertNoReplicas } from './multiregion.js';
 
 type Req = Record<string, unknown>;
-
-/** AWS managed keys belong to their service: users cannot change their state. */
-export function assertCustomerManaged(k: KmsContext, row: KeyRow, op: string): void {
-  if (row.key_manager === 'AWS') {
-    throw KmsErrors.unsupported(
-      `${k.keyArn(row.key_id)} is an AWS managed key; ${op} is not allowed on AWS managed keys. Use a customer managed key if you need to control its lifecycle.`,
-    );
-  }
-}
 
 /** Run a lifecycle change on a settled key inside one write transaction. */
 function mutate<T>(k: KmsContext, req: Req, op: string, fn: (row: KeyRow, arn: string, now: number) => T): T {
   const ref = reqStr(req, 'KeyId');
   return k.store.write(() => {
-    const row = k.key(ref, 'keyOnly');
+    const row = k.key(ref, `kms:${op}`, 'keyOnly');
     assertCustomerManaged(k, row, op);
     return fn(row, k.keyArn(row.key_id), k.now());
   });

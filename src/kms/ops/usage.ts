@@ -5,7 +5,7 @@ type Req = Record<string, unknown>;
 
 /** GetKeyLastUsage: the key's last successful cryptographic operation since tracking began (an empty KeyLastUsage if none). */
 export function getKeyLastUsage(k: KmsContext, req: Req) {
-  const row = k.key(reqStr(req, 'KeyId'), 'keyOnly');
+  const row = k.key(reqStr(req, 'KeyId'), 'kms:GetKeyLastUsage', 'keyOnly');
   const use = k.usage?.lastUse(row.region, row.key_id);
   const trackingStart = Number(k.store.getMeta('usage_tracking_start') ?? 0);
   return {

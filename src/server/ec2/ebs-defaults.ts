@@ -7,7 +7,7 @@ import {
 } from '../../volume/defaults.js';
 import { Ec2Errors } from '../../volume/errors.js';
 import type { Operation } from './operation.js';
-import { checkKey } from './operation.js';
+import { action, checkKey } from './operation.js';
 import { S } from './protocol.js';
 
 /** Encryption by default and the default KMS key: account settings, per region in AWS, per home here. */
@@ -18,7 +18,7 @@ export const ebsDefaultOperations: Record<string, Operation> = {
   DisableEbsEncryptionByDefault: { input: {}, check: none, run: async (ctx) => setEbsEncryptionByDefault(ctx, false) },
   GetEbsEncryptionByDefault: { input: {}, check: none, run: async (ctx) => getEbsEncryptionByDefault(ctx) },
   GetEbsDefaultKmsKeyId: { input: {}, check: none, run: async (ctx) => getEbsDefaultKmsKeyId(ctx) },
-  ModifyEbsDefaultKmsKeyId: {
+  ModifyEbsDefaultKmsKeyId: action<{ KmsKeyId?: string }>({
     input: { KmsKeyId: S.str },
     async check(ctx, req) {
       if (!req.KmsKeyId) throw Ec2Errors.missingParameter('The request must contain the parameter KmsKeyId');
@@ -28,6 +28,6 @@ export const ebsDefaultOperations: Record<string, Operation> = {
       if (!req.KmsKeyId) throw Ec2Errors.missingParameter('The request must contain the parameter KmsKeyId');
       return modifyEbsDefaultKmsKeyId(ctx, req.KmsKeyId);
     },
-  },
+  }),
   ResetEbsDefaultKmsKeyId: { input: {}, check: none, run: async (ctx) => resetEbsDefaultKmsKeyId(ctx) },
 };

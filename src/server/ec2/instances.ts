@@ -4,6 +4,7 @@ import { applyFilters, paginate } from '../../volume/filters.js';
 import { tagShape } from '../../volume/tags.js';
 import type { Ec2Context } from '../../volume/volumes.js';
 import type { Operation } from './operation.js';
+import { action } from './operation.js';
 import { S } from './protocol.js';
 
 /**
@@ -71,7 +72,7 @@ export function describeInstances(
 }
 
 export const instanceOperations: Record<string, Operation> = {
-  DescribeInstances: {
+  DescribeInstances: action<Parameters<typeof describeInstances>[1]>({
     input: { Filters: S.filters, InstanceIds: S.strList('InstanceId'), MaxResults: S.int, NextToken: S.str },
     async check(ctx, req) {
       describeInstances(ctx, req);
@@ -79,5 +80,5 @@ export const instanceOperations: Record<string, Operation> = {
     run: async (ctx, req) => describeInstances(ctx, req),
     // In an Instance, State is instanceState (elsewhere it is status).
     rename: { State: 'instanceState' },
-  },
+  }),
 };

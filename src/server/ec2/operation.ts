@@ -7,13 +7,22 @@ import type { Members } from './protocol.js';
  * wire), what a DryRun checks, and what it does. Handlers call the volume
  * control plane, the same functions as kmsvol's CLI and TypeScript API.
  */
-export interface Operation {
+export interface Operation<Req = Record<string, unknown>> {
   input: Members;
   /** Everything the action checks before it changes anything; resolves when it would succeed. */
-  check(ctx: Ec2Context, req: any, call: ServiceCall): Promise<void>;
-  run(ctx: Ec2Context, req: any, call: ServiceCall): Promise<Record<string, unknown> | undefined>;
+  check(ctx: Ec2Context, req: Req, call: ServiceCall): Promise<void>;
+  run(ctx: Ec2Context, req: Req, call: ServiceCall): Promise<Record<string, unknown> | undefined>;
   /** Element names particular to this action's output (where one member name has two locationNames in the model). */
   rename?: Record<string, string>;
+}
+
+/**
+ * An action whose handlers read the request as `Req` (the control plane's
+ * request type for it). The endpoint decodes the request from `input` alone,
+ * so `Req` is this declaration's word for what `input` yields, not a check.
+ */
+export function action<Req>(op: Operation<Req>): Operation {
+  return op as unknown as Operation;
 }
 
 /** Work that goes on after the answer (a volume being created, a card starting): settled (and its failure recorded as an event) in the background. */

@@ -1,14 +1,15 @@
 import { Ec2Errors } from '../../volume/errors.js';
+import type { CopySnapshotRequest, DescribeSnapshotsRequest } from '../../volume/snapshots.js';
 import { deleteSnapshot, describeSnapshots, getSnapshot, startCopySnapshot, startCreateSnapshot } from '../../volume/snapshots.js';
 import { createTags, deleteTags, describeTags, tagsFor } from '../../volume/tags.js';
 import { getVolume, resolveKey } from '../../volume/volumes.js';
 import type { Operation } from './operation.js';
-import { checkKey, inBackground } from './operation.js';
+import { action, checkKey, inBackground } from './operation.js';
 import { S } from './protocol.js';
 
 /** CreateSnapshot, CopySnapshot, DescribeSnapshots, DeleteSnapshot, and the tag actions. */
 export const snapshotOperations: Record<string, Operation> = {
-  CreateSnapshot: {
+  CreateSnapshot: action<Parameters<typeof startCreateSnapshot>[1] & { OutpostArn?: string }>({
     input: { Description: S.str, OutpostArn: S.str, VolumeId: S.str, TagSpecifications: S.tagSpecifications },
     async check(ctx, req) {
       if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
@@ -23,9 +24,9 @@ export const snapshotOperations: Record<string, Operation> = {
       const { KmsKeyId: _key, ...answer } = started.Snapshot;
       return answer;
     },
-  },
+  }),
 
-  CopySnapshot: {
+  CopySnapshot: action<CopySnapshotRequest>({
     input: {
       Description: S.str,
       DestinationOutpostArn: S.str,
@@ -49,9 +50,9 @@ export const snapshotOperations: Record<string, Operation> = {
       // EC2 answers only the new snapshot's id (and its tags).
       return { SnapshotId: started.Snapshot.SnapshotId, ...(started.Snapshot.Tags.length ? { Tags: started.Snapshot.Tags } : {}) };
     },
-  },
+  }),
 
-  DescribeSnapshots: {
+  DescribeSnapshots: action<DescribeSnapshotsRequest>({
     input: {
       Filters: S.filters,
       MaxResults: S.int,
@@ -64,9 +65,9 @@ export const snapshotOperations: Record<string, Operation> = {
       describeSnapshots(ctx, req);
     },
     run: async (ctx, req) => describeSnapshots(ctx, req),
-  },
+  }),
 
-  DeleteSnapshot: {
+  DeleteSnapshot: action<{ SnapshotId?: string }>({
     input: { SnapshotId: S.str },
     async check(ctx, req) {
       if (!req.SnapshotId) throw Ec2Errors.missingParameter('The request must contain the parameter SnapshotId');
@@ -76,31 +77,31 @@ export const snapshotOperations: Record<string, Operation> = {
       deleteSnapshot(ctx, req);
       return undefined;
     },
-  },
+  }),
 
-  CreateTags: {
+  CreateTags: action<Parameters<typeof createTags>[1]>({
     input: { Resources: S.strList('ResourceId'), Tags: S.tags() },
     async check() {},
     async run(ctx, req) {
       createTags(ctx, req);
       return undefined;
     },
-  },
+  }),
 
-  DeleteTags: {
+  DeleteTags: action<Parameters<typeof deleteTags>[1]>({
     input: { Resources: S.strList('ResourceId'), Tags: S.tags() },
     async check() {},
     async run(ctx, req) {
       deleteTags(ctx, req);
       return undefined;
     },
-  },
+  }),
 
-  DescribeTags: {
+  DescribeTags: action<Parameters<typeof describeTags>[1]>({
     input: { Filters: S.filters, MaxResults: S.int, NextToken: S.str },
     async check(ctx, req) {
       describeTags(ctx, req);
     },
     run: async (ctx, req) => describeTags(ctx, req),
-  },
+  }),
 };

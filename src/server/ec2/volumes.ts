@@ -1,13 +1,14 @@
 import { checkAttach, startAttach, startDetach } from '../../card/attach.js';
 import { Ec2Errors } from '../../volume/errors.js';
+import type { CreateVolumeRequest, DescribeVolumesRequest } from '../../volume/volumes.js';
 import { deleteVolume, describeVolumes, getVolume, planVolume, resolveKey, startCreateVolume } from '../../volume/volumes.js';
 import type { Operation } from './operation.js';
-import { checkKey, inBackground } from './operation.js';
+import { action, checkKey, inBackground } from './operation.js';
 import { S } from './protocol.js';
 
 /** CreateVolume, DescribeVolumes, DeleteVolume, AttachVolume, DetachVolume. */
 export const volumeOperations: Record<string, Operation> = {
-  CreateVolume: {
+  CreateVolume: action<CreateVolumeRequest & { MultiAttachEnabled?: boolean; OutpostArn?: string }>({
     input: {
       AvailabilityZone: S.str,
       Encrypted: S.bool,
@@ -33,17 +34,17 @@ export const volumeOperations: Record<string, Operation> = {
       inBackground(started.done);
       return started.Volume;
     },
-  },
+  }),
 
-  DescribeVolumes: {
+  DescribeVolumes: action<DescribeVolumesRequest>({
     input: { Filters: S.filters, VolumeIds: S.strList('VolumeId'), MaxResults: S.int, NextToken: S.str },
     async check(ctx, req) {
       await describeVolumes(ctx, req);
     },
     run: (ctx, req) => describeVolumes(ctx, req),
-  },
+  }),
 
-  DeleteVolume: {
+  DeleteVolume: action<{ VolumeId?: string }>({
     input: { VolumeId: S.str },
     async check(ctx, req) {
       if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
@@ -54,9 +55,9 @@ export const volumeOperations: Record<string, Operation> = {
       await deleteVolume(ctx, req);
       return undefined;
     },
-  },
+  }),
 
-  AttachVolume: {
+  AttachVolume: action<{ Device?: string; InstanceId?: string; VolumeId?: string }>({
     input: { Device: S.str, InstanceId: S.str, VolumeId: S.str },
     async check(ctx, req) {
       requireAttach(req);
@@ -70,9 +71,9 @@ export const volumeOperations: Record<string, Operation> = {
       inBackground(started.done);
       return started.Attachment;
     },
-  },
+  }),
 
-  DetachVolume: {
+  DetachVolume: action<{ Device?: string; Force?: boolean; InstanceId?: string; VolumeId?: string }>({
     input: { Device: S.str, Force: S.bool, InstanceId: S.str, VolumeId: S.str },
     async check(ctx, req) {
       if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
@@ -85,7 +86,7 @@ export const volumeOperations: Record<string, Operation> = {
       inBackground(started.done);
       return started.Attachment;
     },
-  },
+  }),
 };
 
 function refuseUnsupported(req: { MultiAttachEnabled?: boolean; OutpostArn?: string }): void {
@@ -94,7 +95,11 @@ function refuseUnsupported(req: { MultiAttachEnabled?: boolean; OutpostArn?: str
   if (req.OutpostArn) throw Ec2Errors.invalidParameter('Outposts are not supported here; omit OutpostArn.');
 }
 
-function requireAttach(req: { Device?: string; InstanceId?: string; VolumeId?: string }): void {
+function requireAttach(req: {
+  Device?: string;
+  InstanceId?: string;
+  VolumeId?: string;
+}): asserts req is { Device: string; InstanceId: string; VolumeId: string } {
   for (const p of ['Device', 'InstanceId', 'VolumeId'] as const) if (!req[p]) throw Ec2Errors.missingParameter(`The request must contain the parameter ${p}`);
 }
 

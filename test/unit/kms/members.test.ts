@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OPERATIONS } from '../../../src/kms/kms.js';
-import { DRY_RUN_OPERATIONS, HONOURED, UNSUPPORTED } from '../../../src/kms/members.js';
+import type { KmsOperation, OperationSpec } from '../../../src/kms/operations.js';
+import { membersOf, OPERATIONS } from '../../../src/kms/operations.js';
 import { testKms } from '../../helpers/home.js';
 
 /**
@@ -33,6 +33,8 @@ function sdkMembers(): Record<string, string[]> {
   return out;
 }
 
+const spec = (op: KmsOperation): OperationSpec => OPERATIONS[op];
+
 describe('request members against the AWS models', () => {
   const models = { botocore: botocoreMembers(), 'aws-sdk': sdkMembers() };
 
@@ -45,12 +47,8 @@ describe('request members against the AWS models', () => {
   for (const [name, members] of Object.entries(models)) {
     it(`every ${name} member of every operation kmsvol answers is honoured or refused`, () => {
       const unsorted: string[] = [];
-      for (const op of Object.keys(OPERATIONS)) {
-        const known = new Set([
-          ...(HONOURED[op] ?? []).map((m) => m.replace(/!$/, '')),
-          ...(DRY_RUN_OPERATIONS.has(op) ? ['DryRun'] : []),
-          ...Object.keys(UNSUPPORTED[op] ?? {}),
-        ]);
+      for (const op of Object.keys(OPERATIONS) as KmsOperation[]) {
+        const known = new Set([...membersOf(op), ...Object.keys(spec(op).unsupported ?? {})]);
         for (const m of members[op] ?? []) if (!known.has(m)) unsorted.push(`${op}.${m}`);
       }
       expect(unsorted).toEqual([]);
@@ -62,18 +60,18 @@ describe('request members against the AWS models', () => {
       .filter(([, m]) => m.includes('DryRun'))
       .map(([op]) => op)
       .sort();
-    expect([...DRY_RUN_OPERATIONS].sort()).toEqual(withDryRun);
+    const dryRun = (Object.keys(OPERATIONS) as KmsOperation[]).filter((op) => spec(op).dryRun).sort();
+    expect(dryRun).toEqual(withDryRun);
   });
 
   it('each refused member is refused with its AWS error when present', () => {
     const { kms } = testKms();
     const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
-    for (const [op, refused] of Object.entries(UNSUPPORTED)) {
-      if (!(op in OPERATIONS)) continue;
-      for (const [member, error] of Object.entries(refused)) {
+    for (const op of Object.keys(OPERATIONS) as KmsOperation[]) {
+      for (const [member, error] of Object.entries(spec(op).unsupported ?? {})) {
         let name = 'no error';
         try {
-          kms.invoke(op as keyof typeof OPERATIONS, { KeyId: key, [member]: member === 'DryRunModifiers' ? ['IGNORE_CIPHERTEXT'] : 'x' });
+          kms.invoke(op, { KeyId: key, [member]: member === 'DryRunModifiers' ? ['IGNORE_CIPHERTEXT'] : 'x' });
         } catch (e) {
           name = (e as Error).name;
         }

@@ -120,7 +120,8 @@ describe('the async queue (jobs on the libuv pool, completions reported in batch
 
   it('zeroize() while jobs wait in the queue: the waiting ones reject with KeyZeroized, none crashes', async () => {
     const { key } = freshKey();
-    const bufs = Array.from({ length: 16 }, () => Buffer.alloc(1 << 20, 7));
+    // ~256 MiB of work (over 100 ms on this machine), so zeroize() comes while most of it still waits even when this thread is preempted.
+    const bufs = Array.from({ length: 64 }, () => Buffer.alloc(4 << 20, 7));
     const pending = bufs.map((b) => xtsEncryptAsync(key, b, b, 0, 4096));
     key.zeroize(); // waits for the running jobs; the rest find the key gone
     const settled = await Promise.allSettled(pending);

@@ -1,0 +1,141 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { kebab, kmsCommand } from '../../../src/cli/kms.js';
+import { OPERATIONS as HANDLERS } from '../../../src/kms/kms.js';
+import type { MemberType } from '../../../src/kms/members.js';
+import { AUDITED_RESPONSE_FIELDS, MEMBERS } from '../../../src/kms/members.js';
+import type { KmsOperation } from '../../../src/kms/operations.js';
+import { membersOf, OPERATIONS } from '../../../src/kms/operations.js';
+import { BLOB_FIELDS } from '../../../src/server/kms.js';
+
+/**
+ * The operation registry (src/kms/operations.ts) is the one declaration of each
+ * KMS operation: the library table, the CLI commands, the endpoint's base64
+ * members and the audit allow-list all come from it. These tests hold each
+ * derived piece against the registry, and the member types against AWS's own
+ * models (botocore's from Debian's python3-botocore, and @aws-sdk/client-kms
+ * for operations newer than that botocore).
+ */
+const BOTOCORE = '/usr/lib/python3/dist-packages/botocore/data/kms/2014-11-01/service-2.json';
+const OPS = Object.keys(OPERATIONS) as KmsOperation[];
+
+interface Shape {
+  type: string;
+  members?: Record<string, { shape: string }>;
+  member?: { shape: string };
+}
+
+/** botocore's operations: each input and output member with its type, in MEMBERS' words. */
+function botocore(): Record<string, { input: Record<string, MemberType>; output: Record<string, MemberType> }> {
+  const model = JSON.parse(fs.readFileSync(BOTOCORE, 'utf8')) as {
+    operations: Record<string, { input?: { shape: string }; output?: { shape: string } }>;
+    shapes: Record<string, Shape>;
+  };
+  const typeOf = (shape: string): MemberType => {
+    const s = model.shapes[shape]!;
+    if (s.type === 'list') return model.shapes[s.member!.shape]!.type === 'structure' ? 'structs' : 'list';
+    const words: Record<string, MemberType> = { integer: 'int', boolean: 'bool', structure: 'struct', blob: 'blob', map: 'map', timestamp: 'timestamp' };
+    return words[s.type] ?? 'string';
+  };
+  const members = (ref?: { shape: string }) =>
+    Object.fromEntries(Object.entries(ref ? (model.shapes[ref.shape]!.members ?? {}) : {}).map(([m, r]) => [m, typeOf(r.shape)]));
+  return Object.fromEntries(Object.entries(model.operations).map(([op, o]) => [op, { input: members(o.input), output: members(o.output) }]));
+}
+
+/** The SDK's request and response interfaces: the members typed Uint8Array (blobs), by operation. */
+function sdkBlobs(): { input: Record<string, string[]>; output: Record<string, string[]> } {
+  const dir = path.join(path.dirname(createRequire(import.meta.url).resolve('@aws-sdk/client-kms')), '../dist-types/models');
+  const src = fs
+    .readdirSync(dir)
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))
+    .join('\n');
+  const out = { input: {} as Record<string, string[]>, output: {} as Record<string, string[]> };
+  for (const m of src.matchAll(/export interface (\w+)(Request|Response) \{([\s\S]*?)\n\}/g)) {
+    const blobs = [...m[3]!.matchAll(/^ {4}(\w+)\??: Uint8Array/gm)].map((x) => x[1]!);
+    out[m[2] === 'Request' ? 'input' : 'output'][m[1]!] = blobs;
+  }
+  return out;
+}
+
+const model = botocore();
+const sdk = sdkBlobs();
+
+describe('the operation registry', () => {
+  it('both models were read (a moved file would silently check nothing)', () => {
+    expect(Object.keys(model).length).toBeGreaterThanOrEqual(50);
+    expect(model.Encrypt!.input.Plaintext).toBe('blob');
+    expect(sdk.input.DeriveSharedSecret).toContain('PublicKey');
+    expect(sdk.output.GenerateDataKeyPair).toContain('PrivateKeyPlaintext');
+  });
+
+  it('every registry operation has its handler in the library table', () => {
+    for (const op of OPS) {
+      expect(typeof OPERATIONS[op].handler, op).toBe('function');
+      expect(HANDLERS[op], op).toBe(OPERATIONS[op].handler);
+    }
+    expect(Object.keys(HANDLERS).sort()).toEqual([...OPS].sort());
+  });
+
+  it('every registry operation has its CLI command, with one option per member', () => {
+    const commands = new Map(kmsCommand().commands.map((c) => [c.name(), c]));
+    for (const op of OPS) {
+      const cmd = commands.get(kebab(op));
+      expect(cmd, `kmsvol kms ${kebab(op)}`).toBeDefined();
+      const flags = new Set(cmd!.options.map((o) => o.long));
+      for (const m of membersOf(op)) expect(flags.has(`--${kebab(m)}`), `${kebab(op)} --${kebab(m)}`).toBe(true);
+    }
+  });
+
+  it('every member of every registry operation has a type and an audit decision, and no blob is audited', () => {
+    const undecided: string[] = [];
+    const auditedBlobs: string[] = [];
+    for (const op of OPS)
+      for (const m of membersOf(op)) {
+        const decision = MEMBERS[m];
+        if (!decision || typeof decision.audit !== 'boolean') undecided.push(`${op}.${m}`);
+        else if (decision.type === 'blob' && decision.audit) auditedBlobs.push(`${op}.${m}`);
+      }
+    expect(undecided).toEqual([]);
+    expect(auditedBlobs).toEqual([]);
+  });
+
+  it("every member's type is botocore's type for it", () => {
+    const wrong: string[] = [];
+    for (const op of OPS) {
+      const input = model[op]?.input;
+      if (!input) continue;
+      for (const m of membersOf(op)) if (input[m] !== undefined && MEMBERS[m]?.type !== input[m]) wrong.push(`${op}.${m}: ${MEMBERS[m]?.type} vs ${input[m]}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it("the endpoint's base64 members of each operation are exactly its blob-typed members in botocore and in the SDK", () => {
+    for (const op of OPS) {
+      const refused = new Set(Object.keys((OPERATIONS[op] as { unsupported?: object }).unsupported ?? {}));
+      const ours = [...BLOB_FIELDS[op]!].sort();
+      const input = model[op]?.input;
+      if (input)
+        expect(ours, `${op} (botocore)`).toEqual(
+          Object.keys(input)
+            .filter((m) => input[m] === 'blob' && !refused.has(m))
+            .sort(),
+        );
+      expect(ours, `${op} (SDK)`).toEqual((sdk.input[op] ?? []).filter((m) => !refused.has(m)).sort());
+    }
+  });
+
+  it('the audit log records no response field that is a blob in either model', () => {
+    const blobs = new Set(
+      OPS.flatMap((op) => [
+        ...Object.entries(model[op]?.output ?? {})
+          .filter(([, t]) => t === 'blob')
+          .map(([m]) => m),
+        ...(sdk.output[op] ?? []),
+      ]),
+    );
+    expect(blobs.size).toBeGreaterThan(5);
+    expect(AUDITED_RESPONSE_FIELDS.filter((f) => blobs.has(f))).toEqual([]);
+  });
+});
