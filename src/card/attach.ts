@@ -336,16 +336,13 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
     if (ctx.registry.getAttachment(v.volume_id)?.pid === a!.pid) ctx.registry.setAttachmentState(v.volume_id, 'detaching');
   });
   const done = (async () => {
-    // The card unwrapped its key at attach and needs its grant no more: it is retired now, while the volume is
-    // still the card's, not after the card has freed it, when a quick reattach may have got the same grant back
-    // (CreateGrant is idempotent by Name) and would lose it under its own card.
-    await retireGrant(ctx, v.volume_id, a.grant_token);
     try {
       await waitForExit(a.pid, timeout);
     } catch (e) {
       if (!req.Force) throw e;
       return forced();
     }
+    await retireGrant(ctx, v.volume_id, a.grant_token);
   })();
   return { Attachment, done: trackRetirement(v.volume_id, done) };
 }
