@@ -56,7 +56,11 @@ struct server {
   char *mountdir;
   char name[KMSVOL_NAME_MAX + 1]; /* the file's name in the mount */
   int dev[THREADS];               /* /dev/fuse: [0] is the mount's, the others clones of it */
-  pthread_t thread[THREADS];
+  struct worker {
+    struct server *s;
+    int dev;
+    pthread_t thread;
+  } workers[THREADS];
   int nthreads;
   int running;
   pthread_mutex_t stripes[STRIPES];
@@ -409,9 +413,8 @@ static void handle(server *s, int dev, uint8_t *req, size_t n, uint8_t *buf) {
 }
 
 static void *worker(void *arg) {
-  server *s = (server *)((void **)arg)[0];
-  int dev = (int)(intptr_t)((void **)arg)[1];
-  free(arg);
+  server *s = ((struct worker *)arg)->s;
+  int dev = ((struct worker *)arg)->dev;
   uint8_t *req = aligned_alloc(4096, REQ_BUF);
   uint8_t *buf = aligned_alloc(4096, MAX_IO + 2 * SECTOR);
   if (!req || !buf) {
@@ -462,15 +465,6 @@ static void unmount_fuse(server *s) {
   if (umount2(s->mountdir, UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) umount2(s->mountdir, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
 }
 
-static void *start_worker_arg(server *s, int dev) {
-  void **a = malloc(2 * sizeof(void *));
-  if (a) {
-    a[0] = s;
-    a[1] = (void *)(intptr_t)dev;
-  }
-  return a;
-}
-
 /* Start the workers with every signal blocked: signals belong to Node's threads. */
 static int start_workers(server *s) {
   sigset_t all, old;
@@ -487,13 +481,15 @@ static int start_workers(server *s) {
         break; /* fewer workers still serve */
       }
     }
-    void *a = start_worker_arg(s, s->dev[i]);
-    if (!a || pthread_create(&s->thread[i], NULL, worker, a) != 0) {
-      free(a);
-      if (i > 0) close(s->dev[i]);
+    s->workers[i] = (struct worker){.s = s, .dev = s->dev[i]};
+    if (pthread_create(&s->workers[i].thread, NULL, worker, &s->workers[i]) != 0) {
+      if (i == 0) {
+        e = EAGAIN; /* the mount's own descriptor is closed by fuse_server_stop */
+        break;
+      }
+      close(s->dev[i]);
       s->dev[i] = -1;
-      e = i == 0 ? EAGAIN : 0;
-      break;
+      break; /* fewer workers still serve */
     }
     s->nthreads = i + 1;
   }
@@ -505,7 +501,7 @@ void fuse_server_stop(server *s) {
   if (!s->running) return;
   s->running = 0;
   unmount_fuse(s);
-  for (int i = 0; i < s->nthreads; i++) pthread_join(s->thread[i], NULL);
+  for (int i = 0; i < s->nthreads; i++) pthread_join(s->workers[i].thread, NULL);
   for (int i = 0; i < THREADS; i++)
     if (s->dev[i] >= 0) close(s->dev[i]);
   s->nthreads = 0;
