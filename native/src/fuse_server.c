@@ -75,10 +75,13 @@ struct server {
   uint64_t nchunks;           /* chunks the bitmap covers: the size at start (a grown tail is reserved write by write) */
 };
 
+/* The errno a request gets: what the backing file said when it is about space or a read-only disk, else EIO. */
+static int kernel_errno(int err) { return (err == ENOSPC || err == EDQUOT || err == EROFS) ? err : EIO; }
+
 static int fail(server *s, int err) {
   atomic_fetch_add(&s->errors, 1);
   atomic_store(&s->last_errno, err);
-  return (err == ENOSPC || err == EDQUOT || err == EROFS) ? err : EIO;
+  return kernel_errno(err);
 }
 
 /*
@@ -222,7 +225,7 @@ static int do_write(server *s, uint8_t *buf, const uint8_t *in, uint64_t off, si
  */
 static int do_sync(server *s) {
   int lost = atomic_load(&s->lost_write);
-  if (lost) return (lost == ENOSPC || lost == EDQUOT || lost == EROFS) ? lost : EIO;
+  if (lost) return kernel_errno(lost);
   return fdatasync(s->fd) == 0 ? 0 : fail_io(s, errno, 1, 0, 0);
 }
 
@@ -258,8 +261,7 @@ static void reply(int dev, uint64_t unique, int err, const void *a, size_t alen,
 
 #define REPLY(err, p, n) reply(dev, in->unique, (err), (p), (n), NULL, 0)
 
-static void handle_init(server *s, int dev, const struct fuse_in_header *in, const struct fuse_init_in *ii) {
-  (void)s;
+static void handle_init(int dev, const struct fuse_in_header *in, const struct fuse_init_in *ii) {
   if (ii->major != FUSE_KERNEL_VERSION) {
     REPLY(EPROTO, NULL, 0);
     return;
@@ -306,7 +308,7 @@ static void handle(server *s, int dev, uint8_t *req, size_t n, uint8_t *buf) {
   if (n < sizeof *in || in->len != n) return;
   switch (in->opcode) {
   case FUSE_INIT:
-    handle_init(s, dev, in, arg);
+    handle_init(dev, in, arg);
     return;
   case FUSE_FORGET:
   case FUSE_BATCH_FORGET:
