@@ -284,16 +284,8 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
     if (Date.now() > end) throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still attaching after 60 s; detach it once it is attached.`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (!a) throw Ec2Errors.notAttached(v.volume_id);
-  const instance = ctx.registry.instanceId();
-  if (req.InstanceId !== undefined && req.InstanceId !== instance)
-    throw new ServiceError(
-      'InvalidAttachment.NotFound',
-      `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`,
-    );
-  if (req.Device !== undefined && a.device_name && req.Device !== a.device_name)
-    throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at ${req.Device}; it is attached at ${a.device_name}.`);
-  const Attachment = { ...attachmentShape(a, instance), State: 'detaching' as const };
+  checkDetach(ctx, v, a, req);
+  const Attachment = { ...attachmentShape(a, ctx.registry.instanceId()), State: 'detaching' as const };
   const timeout = req.Force ? 10_000 : 60_000;
   const forced = async () => {
     if (processAlive(a!.pid)) process.kill(a!.pid, 'SIGKILL');
@@ -354,6 +346,33 @@ async function finishDetach(ctx: Ec2Context, v: VolumeRow, pid: number): Promise
     if (Date.now() > end) throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still detaching after 60 s; describe-volumes shows when it is available.`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * What a detach checks against the volume's attachment (also what a DryRun
+ * checks). Precondition: an InstanceId or Device given must match the
+ * attachment, as EC2 refuses them with InvalidAttachment.NotFound. The Device
+ * is the attachment's as describe-volumes shows it (`/dev/sdf` through the EC2
+ * API; the decrypted volume file for `kmsvol ec2 attach-volume`, which also
+ * accepts the directory given to its --device).
+ */
+export function checkDetach(
+  ctx: Ec2Context,
+  v: VolumeRow,
+  a: AttachmentRow | undefined,
+  req: { InstanceId?: string; Device?: string },
+): asserts a is AttachmentRow {
+  if (!a) throw Ec2Errors.notAttached(v.volume_id);
+  const instance = ctx.registry.instanceId();
+  if (req.InstanceId !== undefined && req.InstanceId !== instance)
+    throw new ServiceError(
+      'InvalidAttachment.NotFound',
+      `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`,
+    );
+  const device = attachmentShape(a, instance).Device;
+  const accepted = a.device_name ? [a.device_name] : [a.device, a.mount_dir].filter(Boolean);
+  if (req.Device !== undefined && !accepted.includes(req.Device))
+    throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at '${req.Device}'; it is attached at '${device}'.`);
 }
 
 /** Detach, waiting until the card has gone (kmsvol's CLI and API wait; EC2 answers `detaching` at once). */

@@ -315,8 +315,13 @@ export function ec2Command(): Command {
     op(
       'detach-volume',
       'DetachVolume',
-      (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
-      (o) => ({ VolumeId: required(o.volumeId), Force: !!o.force, InstanceId: o.instanceId }),
+      (c) =>
+        c
+          .requiredOption('--volume-id <id>')
+          .option('--force')
+          .option('--instance-id <id>')
+          .option('--device <device>', "the attachment's Device (as describe-volumes shows it), or the directory attach-volume --device was given"),
+      (o) => ({ VolumeId: required(o.volumeId), Force: !!o.force, InstanceId: o.instanceId, Device: o.device }),
       (ctx, req) => detachVolume(ctx, req),
     ),
   );
