@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.js';
 import { AuditLog } from '../kms/audit.js';
 import { parseInteger } from './args.js';
-import { globalsOf, homeOf, print, withGlobals } from './common.js';
+import { globalsOf, homeOf, namedIn, print, withGlobals } from './common.js';
 import { EXIT, report } from './errors.js';
 
 /**
@@ -10,8 +10,8 @@ import { EXIT, report } from './errors.js';
  * when the command line names it: a CLI call pays for the modules of its own
  * command (a `kms` call never loads the card, the volumes or the demo).
  */
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  kms: async () => (await import('./kms.js')).kmsCommand(),
+const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> = {
+  kms: async (args) => (await import('./kms.js')).kmsCommand(args),
   ec2: async () => (await import('./ec2.js')).ec2Command(),
   iam: async () => (await import('./serve.js')).iamCommand(),
   serve: async () => (await import('./serve.js')).serveCommand(),
@@ -20,19 +20,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   audit: async () => auditCommand(),
 };
 
-/**
- * The program for these arguments (the user's words, after node and the
- * script): only the top-level commands they name, or every command when they
- * name none or ask for help, so that help and "unknown command" list them all.
- */
+/** The program for these arguments (the user's words, after node and the script), with the commands they name (namedIn). */
 export async function buildProgram(args?: readonly string[]): Promise<Command> {
-  const names = Object.keys(COMMANDS);
-  const all = !args || !names.some((n) => args.includes(n)) || args.some((a) => a === '--help' || a === '-h' || a === 'help');
+  const wanted = namedIn(args, Object.keys(COMMANDS));
   const program = new Command('kmsvol')
     .description('A local AWS KMS and EBS-style encrypted volumes for Linux')
     .version(process.env.npm_package_version ?? '0.1.0');
   withGlobals(program);
-  for (const name of names) if (all || args.includes(name)) program.addCommand(await COMMANDS[name]!());
+  for (const [name, load] of Object.entries(COMMANDS)) if (wanted(name)) program.addCommand(await load(args));
   // Every command reports usage errors through us, with exit code 252.
   const configure = (c: Command) => {
     c.exitOverride().showHelpAfterError(false);
