@@ -10,3 +10,13 @@ const require = createRequire(import.meta.url);
 export function yaml(): typeof import('yaml') {
   return require('yaml') as typeof import('yaml');
 }
+
+/** cli-table3: --output table. */
+export function cliTable(): typeof import('cli-table3') {
+  return require('cli-table3') as typeof import('cli-table3');
+}
+
+/** jmespath: --query. */
+export function jmespath(): typeof import('jmespath') {
+  return require('jmespath') as typeof import('jmespath');
+}

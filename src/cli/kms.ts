@@ -6,7 +6,7 @@ import { MEMBERS } from '../kms/members.js';
 import type { KmsOperation, OperationSpec } from '../kms/operations.js';
 import { OPERATIONS } from '../kms/operations.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
-import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
+import { globalsOf, namedIn, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { cliInput, cliInputOptions, printSkeleton } from './input.js';
 import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
@@ -93,9 +93,13 @@ function skeleton(fields: string[]): Record<string, unknown> {
   return Object.fromEntries(fields.map((f) => f.replace(/!$/, '')).map((f) => [f, blank[typeOf(f)]]));
 }
 
-export function kmsCommand(): Command {
+/** `kmsvol kms`, with the subcommands `args` (the user's words) name, or all of them (namedIn). */
+export function kmsCommand(args?: readonly string[]): Command {
   const kms = new Command('kms').description('AWS KMS operations against the local KMS (same names and arguments as `aws kms`)');
-  for (const [op, fields] of Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][]) {
+  const commands = Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][];
+  const wanted = namedIn(args, [...commands.map(([op]) => kebab(op)), 'serve', 'seed']);
+  for (const [op, fields] of commands) {
+    if (!wanted(kebab(op))) continue;
     const cmd = withGlobals(new Command(kebab(op)).description(`KMS ${op}`));
     for (const spec of fields) {
       const field = spec.replace(/!$/, '');
@@ -128,7 +132,7 @@ export function kmsCommand(): Command {
     });
     kms.addCommand(cmd);
   }
-  kms.addCommand(serveCommand());
-  kms.addCommand(seedCommand());
+  if (wanted('serve')) kms.addCommand(serveCommand());
+  if (wanted('seed')) kms.addCommand(seedCommand());
   return kms;
 }

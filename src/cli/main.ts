@@ -2,39 +2,32 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.js';
 import { AuditLog } from '../kms/audit.js';
 import { parseInteger } from './args.js';
-import { globalsOf, homeOf, print, withGlobals } from './common.js';
-import { demoCommand } from './demo.js';
-import { ec2Command, eventsCommand } from './ec2.js';
+import { globalsOf, homeOf, namedIn, print, withGlobals } from './common.js';
 import { EXIT, report } from './errors.js';
-import { kmsCommand } from './kms.js';
-import { iamCommand, serveCommand } from './serve.js';
 
-export function buildProgram(): Command {
+/**
+ * The top-level commands, in the order help lists them. Each is loaded only
+ * when the command line names it: a CLI call pays for the modules of its own
+ * command (a `kms` call never loads the card, the volumes or the demo).
+ */
+const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> = {
+  kms: async (args) => (await import('./kms.js')).kmsCommand(args),
+  ec2: async () => (await import('./ec2.js')).ec2Command(),
+  iam: async () => (await import('./serve.js')).iamCommand(),
+  serve: async () => (await import('./serve.js')).serveCommand(),
+  events: async () => (await import('./ec2.js')).eventsCommand(),
+  demo: async () => (await import('./demo.js')).demoCommand(),
+  audit: async () => auditCommand(),
+};
+
+/** The program for these arguments (the user's words, after node and the script), with the commands they name (namedIn). */
+export async function buildProgram(args?: readonly string[]): Promise<Command> {
+  const wanted = namedIn(args, Object.keys(COMMANDS));
   const program = new Command('kmsvol')
     .description('A local AWS KMS and EBS-style encrypted volumes for Linux')
     .version(process.env.npm_package_version ?? '0.1.0');
   withGlobals(program);
-  program.addCommand(kmsCommand());
-  program.addCommand(ec2Command());
-  program.addCommand(iamCommand());
-  program.addCommand(serveCommand());
-  program.addCommand(eventsCommand());
-  program.addCommand(demoCommand());
-  program.addCommand(
-    withGlobals(new Command('audit'))
-      .description('Show the KMS audit log (CloudTrail-style records, newest last)')
-      .option('--event-name <name>', 'only records of this operation')
-      .option('--max-results <n>', 'only the last N records')
-      .action((opts: { eventName?: string; maxResults?: string }, self: Command) => {
-        const g = globalsOf(self);
-        const max = opts.maxResults === undefined ? undefined : parseInteger(opts.maxResults, 'max-results');
-        if (max !== undefined && max < 1) throw new UsageError(`Invalid value for --max-results: ${max}; it must be a whole number of records, 1 or more.`);
-        let events = AuditLog.read(homeOf(g).auditLog);
-        if (opts.eventName) events = events.filter((e) => e.eventName === opts.eventName);
-        if (max !== undefined) events = events.slice(-max);
-        print({ Events: events }, g);
-      }),
-  );
+  for (const [name, load] of Object.entries(COMMANDS)) if (wanted(name)) program.addCommand(await load(args));
   // Every command reports usage errors through us, with exit code 252.
   const configure = (c: Command) => {
     c.exitOverride().showHelpAfterError(false);
@@ -44,10 +37,26 @@ export function buildProgram(): Command {
   return program;
 }
 
+function auditCommand(): Command {
+  return withGlobals(new Command('audit'))
+    .description('Show the KMS audit log (CloudTrail-style records, newest last)')
+    .option('--event-name <name>', 'only records of this operation')
+    .option('--max-results <n>', 'only the last N records')
+    .action((opts: { eventName?: string; maxResults?: string }, self: Command) => {
+      const g = globalsOf(self);
+      const max = opts.maxResults === undefined ? undefined : parseInteger(opts.maxResults, 'max-results');
+      if (max !== undefined && max < 1) throw new UsageError(`Invalid value for --max-results: ${max}; it must be a whole number of records, 1 or more.`);
+      let events = AuditLog.read(homeOf(g).auditLog);
+      if (opts.eventName) events = events.filter((e) => e.eventName === opts.eventName);
+      if (max !== undefined) events = events.slice(-max);
+      print({ Events: events }, g);
+    });
+}
+
 export async function main(argv: string[]): Promise<number> {
   process.umask(0o077);
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv.slice(2))).parseAsync(argv);
     return EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError && e.exitCode === 0) return EXIT.OK;

@@ -1,7 +1,5 @@
-import Table from 'cli-table3';
-import jmespath from 'jmespath';
 import { UsageError } from '../errors.js';
-import { yaml } from '../lazy.js';
+import { cliTable, jmespath, yaml } from '../lazy.js';
 import { toWire } from '../wire.js';
 
 /**
@@ -29,7 +27,7 @@ export function formatTable(data: unknown, title?: string): string {
     const items = Array.isArray(value) ? value : [value];
     if (items.length === 0) return;
     if (items.every(isScalar)) {
-      const t = new Table({ head: name ? [name] : [], style: { head: [], border: [] } });
+      const t = new (cliTable())({ head: name ? [name] : [], style: { head: [], border: [] } });
       for (const v of items) t.push([scalar(v)]);
       out.push(t.toString());
       return;
@@ -37,7 +35,7 @@ export function formatTable(data: unknown, title?: string): string {
     const objects = items.filter((v): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v));
     const cols = [...new Set(objects.flatMap((o) => Object.keys(o).filter((k) => isScalar(o[k]))))];
     if (cols.length) {
-      const t = new Table({ head: cols, style: { head: [], border: [] } });
+      const t = new (cliTable())({ head: cols, style: { head: [], border: [] } });
       for (const o of objects) t.push(cols.map((c) => (o[c] === undefined ? '' : scalar(o[c]))));
       if (name) out.push(`${name}`);
       out.push(t.toString());
@@ -53,7 +51,7 @@ export function render(result: unknown, format: OutputFormat, query?: string, ti
   let data = toWire(result, isoMicros);
   if (query !== undefined) {
     try {
-      data = jmespath.search(data as object, query);
+      data = jmespath().search(data as object, query);
     } catch (e) {
       throw new UsageError(`Bad value for --query ${query}: ${(e as Error).message}`);
     }
