@@ -96,14 +96,43 @@ export function parsePolicy(text: string): KeyPolicy {
   return p;
 }
 
+/** An encryption context with its keys folded to lower case: each folded key and the values its spellings carry. */
+function folded(ctx: EncryptionContext): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(ctx)) {
+    const f = k.toLowerCase();
+    const list = out.get(f);
+    if (list) list.push(v);
+    else out.set(f, [v]);
+  }
+  return out;
+}
+
+/** Does `ctx` include every pair of `want`, keys compared without case, values with it? Every spelling of a key must carry the value. */
+function includesPairs(ctx: Map<string, string[]>, want: Map<string, string[]>): boolean {
+  for (const [k, wanted] of want) {
+    const have = ctx.get(k);
+    if (!have || !have.every((v) => wanted.every((w) => w === v))) return false;
+  }
+  return true;
+}
+
+/**
+ * Grant constraints as AWS compares them: "in a grant constraint, the key in
+ * each key-value pair is not case sensitive, but the value is case
+ * sensitive" (GrantConstraints). A context whose keys differ only in case
+ * ("Dept" and "dept") satisfies a constraint on Dept only if every spelling
+ * carries the constraint's value: an added "dept" pair never passes a
+ * constraint that "Dept" fails.
+ */
 export function constraintsHold(c: GrantConstraints | null, ec: EncryptionContext | undefined): boolean {
   if (!c) return true;
-  const ctx = ec ?? {};
+  const ctx = folded(ec ?? {});
   if (c.EncryptionContextEquals) {
-    const want = Object.entries(c.EncryptionContextEquals);
-    if (want.length !== Object.keys(ctx).length || want.some(([k, v]) => ctx[k] !== v)) return false;
+    const want = folded(c.EncryptionContextEquals);
+    if (!includesPairs(ctx, want) || !includesPairs(want, ctx)) return false;
   }
-  if (c.EncryptionContextSubset && Object.entries(c.EncryptionContextSubset).some(([k, v]) => ctx[k] !== v)) return false;
+  if (c.EncryptionContextSubset && !includesPairs(ctx, folded(c.EncryptionContextSubset))) return false;
   return true;
 }
 
@@ -134,7 +163,8 @@ function conditionKeys(caller: Caller, req: AuthRequest): Record<string, Conditi
   if (req.encryptionContext !== undefined || CONTEXT_OPERATIONS.has(req.action.slice(4))) {
     const ec = req.encryptionContext ?? {};
     out['kms:encryptioncontextkeys'] = Object.keys(ec);
-    for (const [key, v] of Object.entries(ec)) out[`kms:encryptioncontext:${key.toLowerCase()}`] = v;
+    // Condition key names are not case sensitive (kms:EncryptionContext:AppName matches an "appname" pair); values are, as the operator says.
+    for (const [key, values] of folded(ec)) out[`kms:encryptioncontext:${key}`] = values.length === 1 ? values[0] : { eitherOf: values };
   }
   return out;
 }

@@ -13,7 +13,20 @@ import { KmsError } from './errors.js';
  * sessions) have none, so they match only where they are named or through a
  * grant. A role ARN matches its sessions (arn:aws:sts::…:assumed-role/…).
  */
-export type ConditionValue = string | string[] | boolean | undefined;
+export type ConditionValue = string | string[] | boolean | undefined | EitherOf;
+
+/**
+ * A single-valued condition key that the request gives more than one value:
+ * IAM condition key names are not case sensitive, so an encryption context
+ * with both "Dept" and "dept" gives kms:EncryptionContext:dept two values.
+ * AWS advises against such contexts and says nothing of how it reads them;
+ * here the reading that denies wins: an Allow's condition must hold for every
+ * value, a Deny's for any one. So adding a "dept" pair can neither satisfy an
+ * Allow written for "Dept" nor slip past a Deny written for it.
+ */
+export interface EitherOf {
+  eitherOf: string[];
+}
 
 /** What a policy is asked: who, what, on which key, with which condition keys (lower-case names). */
 export interface PolicyRequest {
@@ -174,7 +187,7 @@ function statementApplies(s: Statement, req: PolicyRequest): boolean {
   if (s.notActions?.some((a) => wildcard(a.toLowerCase(), action))) return false;
   if (s.resources && !s.resources.some((r) => wildcard(r, req.resource))) return false;
   if (s.notResources?.some((r) => wildcard(r, req.resource))) return false;
-  return s.conditions.every((c) => conditionHolds(c, req.conditions[c.key]));
+  return s.conditions.every((c) => conditionHolds(c, req.conditions[c.key], s.effect));
 }
 
 /** The account of a principal ARN (or of a bare account id). */
@@ -251,7 +264,11 @@ function matchOne(op: string, pattern: string, value: string): boolean {
   }
 }
 
-function conditionHolds(c: Condition, raw: ConditionValue): boolean {
+function conditionHolds(c: Condition, raw: ConditionValue, effect: 'Allow' | 'Deny'): boolean {
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+    const each = raw.eitherOf.map((v) => conditionHolds(c, v, effect));
+    return effect === 'Allow' ? each.every(Boolean) : each.some(Boolean);
+  }
   const values = raw === undefined ? [] : (Array.isArray(raw) ? raw : [raw]).map(String);
   if (c.op === 'Null') return c.values.some((v) => (v.toLowerCase() === 'true') === (values.length === 0));
   const negated = NEGATED.has(c.op);

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { GrantConstraints } from '../authz.js';
-import { accessDenied, authorizeRetire, CONTEXT_OPERATIONS, GRANT_OPERATIONS } from '../authz.js';
+import { accessDenied, authorizeRetire, CONTEXT_OPERATIONS, constraintsHold, GRANT_OPERATIONS } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { grantOperationsFor } from '../keyspec.js';
@@ -62,7 +62,8 @@ function narrows(parent: GrantConstraints | null, child: GrantConstraints | unde
   const need = { ...parent.EncryptionContextSubset, ...parent.EncryptionContextEquals };
   const have = { ...child?.EncryptionContextSubset, ...child?.EncryptionContextEquals };
   if (parent.EncryptionContextEquals && JSON.stringify(child?.EncryptionContextEquals ?? null) !== JSON.stringify(parent.EncryptionContextEquals)) return false;
-  return Object.entries(need).every(([key, v]) => have[key] === v);
+  // Every pair the parent requires, the child requires too, keys compared without case as constraints compare them.
+  return constraintsHold({ EncryptionContextSubset: need }, have);
 }
 
 export function createGrant(k: KmsContext, req: Req) {

@@ -61,6 +61,44 @@ describe('grants', () => {
     expect(errorName(enc({ app: 'y' }))).toBe('AccessDeniedException');
   });
 
+  it('grant constraints compare context keys without case and values with it; another spelling of a key never satisfies a constraint', () => {
+    // AWS GrantConstraints: "in a grant constraint, the key in each key-value pair is not case sensitive, but the value is case sensitive".
+    const { kms, id } = setup();
+    const session = `arn:aws:sts::${ACCT}:assumed-role/app/worker-1`;
+    const grant = (constraints: object) =>
+      kms.invoke('CreateGrant', { KeyId: id, GranteePrincipal: `arn:aws:iam::${ACCT}:role/app`, Operations: ['Encrypt'], Constraints: constraints }).GrantId;
+    const enc = (ctx: Record<string, string>) => () => kms.invokeAs(session, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('p'), EncryptionContext: ctx });
+    const subset = grant({ EncryptionContextSubset: { Dept: 'IT' } });
+    expect(enc({ dept: 'IT' })().KeyId).toContain(id);
+    expect(enc({ DEPT: 'IT', other: 'x' })().KeyId).toContain(id);
+    expect(errorName(enc({ Dept: 'it' }))).toBe('AccessDeniedException');
+    // Both spellings: "Dept" and "dept" are one key to the constraint, and one of its values is not IT.
+    expect(errorName(enc({ Dept: 'IT', dept: 'HR' }))).toBe('AccessDeniedException');
+    expect(errorName(enc({ dept: 'HR', Dept: 'IT' }))).toBe('AccessDeniedException');
+    kms.invoke('RevokeGrant', { KeyId: id, GrantId: subset });
+    grant({ EncryptionContextEquals: { Dept: 'IT' } });
+    expect(enc({ dept: 'IT' })().KeyId).toContain(id);
+    expect(errorName(enc({ dept: 'IT', Dept: 'HR' }))).toBe('AccessDeniedException');
+    expect(errorName(enc({ Dept: 'IT', dEpt: 'HR' }))).toBe('AccessDeniedException');
+    expect(errorName(enc({ Dept: 'IT', other: 'x' }))).toBe('AccessDeniedException');
+    // The cryptography itself stays exact: a blob made under {"Dept":"IT"} does not decrypt under {"dept":"IT"}.
+    const blob = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('p'), EncryptionContext: { Dept: 'IT' } }).CiphertextBlob;
+    expect(errorName(() => kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: { dept: 'IT' } }))).toBe('InvalidCiphertextException');
+    // A grant made through a grant narrows it when it names the same key in another spelling.
+    const parent = kms.invoke('CreateGrant', {
+      KeyId: id,
+      GranteePrincipal: CARD_A,
+      Operations: ['Encrypt', 'CreateGrant'],
+      Constraints: { EncryptionContextSubset: { Dept: 'IT' } },
+    });
+    expect(parent.GrantId).toBeTruthy();
+    const child = (cons: object) => () =>
+      kms.invokeAs(CARD_A, 'CreateGrant', { KeyId: id, GranteePrincipal: CARD_B, Operations: ['Encrypt'], Constraints: cons, GrantTokens: [parent.GrantToken] });
+    expect(child({ EncryptionContextSubset: { dept: 'IT' } })().GrantId).toMatch(/^[0-9a-f]{64}$/);
+    expect(errorName(child({ EncryptionContextSubset: { dept: 'it' } }))).toBe('AccessDeniedException');
+    expect(errorName(child({ EncryptionContextSubset: { Dept: 'IT', dept: 'HR' } }))).toBe('AccessDeniedException');
+  });
+
   it('a retired or revoked grant stops working; RetireGrant only by those allowed to', () => {
     const { kms, id, blobFor } = setup();
     const a = blobFor('vol-a');

@@ -183,6 +183,52 @@ describe('key policies', () => {
     expect(enc(erin, { env: 'dev' })).toBe('AccessDeniedException');
   });
 
+  it('kms:EncryptionContext:<key> names its key without case, compares its value with it; keys differing only in case are read as the denying reading', () => {
+    // AWS (conditions-kms, "Case sensitivity of the encryption context condition"): the condition key, kms:EncryptionContext: and the
+    // context key, is not case sensitive; the operator decides for the value. kms:EncryptionContextKeys compares keys as its operator says.
+    const DAVE = `arn:aws:iam::${ACCT}:user/dave`;
+    const { kms, id } = keyWith(
+      adminUserPolicy([
+        { Effect: 'Allow', Principal: { AWS: CAROL }, Action: 'kms:Encrypt', Resource: '*', Condition: { StringEquals: { 'kms:EncryptionContext:Dept': 'IT' } } },
+        { Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:Encrypt', Resource: '*', Condition: { StringEquals: { 'kms:ENCRYPTIONCONTEXT:stage': 'Restricted' } } },
+        {
+          Effect: 'Allow',
+          Principal: { AWS: DAVE },
+          Action: 'kms:Encrypt',
+          Resource: '*',
+          Condition: { StringNotEquals: { 'kms:EncryptionContext:tier': 'secret' }, 'ForAnyValue:StringEquals': { 'kms:EncryptionContextKeys': 'Tier' } },
+        },
+      ]),
+    );
+    const enc = (who: string, ctx: Record<string, string>) => {
+      try {
+        kms.invokeAs(who, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('p'), EncryptionContext: ctx });
+        return 'ok';
+      } catch (e) {
+        return (e as Error).name;
+      }
+    };
+    expect(enc(CAROL, { Dept: 'IT' })).toBe('ok');
+    expect(enc(CAROL, { dept: 'IT' })).toBe('ok');
+    expect(enc(CAROL, { DEPT: 'IT' })).toBe('ok');
+    expect(enc(CAROL, { Dept: 'it' })).toBe('AccessDeniedException');
+    // Two spellings of one key: the Allow must hold for both, in either order.
+    expect(enc(CAROL, { Dept: 'HR', dept: 'IT' })).toBe('AccessDeniedException');
+    expect(enc(CAROL, { dept: 'IT', Dept: 'HR' })).toBe('AccessDeniedException');
+    // The Deny applies when any spelling carries its value, whatever else the context says.
+    expect(enc(CAROL, { Dept: 'IT', Stage: 'Restricted' })).toBe('AccessDeniedException');
+    expect(enc(CAROL, { Dept: 'IT', Stage: 'Restricted', stage: 'Test' })).toBe('AccessDeniedException');
+    expect(enc(CAROL, { Dept: 'IT', stage: 'Test', STAGE: 'Restricted' })).toBe('AccessDeniedException');
+    expect(enc(CAROL, { Dept: 'IT', Stage: 'restricted' })).toBe('ok');
+    expect(enc(BOB, { stage: 'Test', Stage: 'Restricted' })).toBe('AccessDeniedException');
+    expect(enc(BOB, { Stage: 'Test' })).toBe('ok');
+    // A negated operator in an Allow: no spelling may carry the value. kms:EncryptionContextKeys with StringEquals is case sensitive.
+    expect(enc(DAVE, { Tier: 'public' })).toBe('ok');
+    expect(enc(DAVE, { tier: 'public' })).toBe('AccessDeniedException');
+    expect(enc(DAVE, { Tier: 'public', TIER: 'secret' })).toBe('AccessDeniedException');
+    expect(enc(DAVE, { TIER: 'secret', Tier: 'public' })).toBe('AccessDeniedException');
+  });
+
   it('kms:ViaService and kms:CallerAccount limit a key to one service of one account', () => {
     const { kms, id } = keyWith(
       JSON.stringify({
