@@ -5,10 +5,25 @@ import { UsageError } from '../errors.js';
  * Argument values as the AWS CLI reads them: `fileb://` (raw bytes), `file://`
  * (text), base64 blobs, `k=v,k2=v2` shorthand or JSON maps, and JSON lists.
  */
-export function readParamText(value: string): string {
-  if (value.startsWith('file://')) return readFile(value.slice(7)).toString('utf8');
+export function readParamText(value: string, name?: string): string {
+  if (value.startsWith('file://')) return utf8Text(readFile(value.slice(7)), value.slice(7), name);
   if (value.startsWith('fileb://')) return readFile(value.slice(8)).toString('utf8');
   return value;
+}
+
+/**
+ * A file:// parameter's text. Precondition: it is UTF-8, as the AWS CLI
+ * requires (its words below); decoding with replacement would make files
+ * that differ read as the same text.
+ */
+function utf8Text(bytes: Buffer, p: string, name: string | undefined): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new UsageError(
+      `Error parsing parameter${name ? ` '--${name}'` : ''}: Unable to load paramfile (${p}), text contents could not be decoded.  If this is a binary file, please use the fileb:// prefix instead of the file:// prefix.`,
+    );
+  }
 }
 
 function readFile(p: string): Buffer {
@@ -24,7 +39,7 @@ function readFile(p: string): Buffer {
 /** A blob argument: `fileb://F` gives the file's bytes; anything else is base64. */
 export function parseBlob(value: string, name: string): Buffer {
   if (value.startsWith('fileb://')) return readFile(value.slice(8));
-  const text = value.startsWith('file://') ? readFile(value.slice(7)).toString('utf8').trim() : value;
+  const text = value.startsWith('file://') ? utf8Text(readFile(value.slice(7)), value.slice(7), name).trim() : value;
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
     throw new UsageError(`Invalid base64 for --${name}. Pass base64 text, or fileb://FILE for raw bytes.`);
   }
@@ -33,7 +48,7 @@ export function parseBlob(value: string, name: string): Buffer {
 
 /** A map argument: JSON `{"k":"v"}` or shorthand `k=v,k2=v2`. */
 export function parseMap(value: string, name: string): Record<string, string> {
-  const text = readParamText(value).trim();
+  const text = readParamText(value, name).trim();
   if (text.startsWith('{')) {
     let obj: unknown;
     try {
@@ -59,10 +74,11 @@ export function parseMap(value: string, name: string): Record<string, string> {
 export function parseStructList(values: string[], name: string): Record<string, string>[] {
   if (values.length === 1 && /^\s*(\[|file:\/\/)/.test(values[0]!)) {
     try {
-      const v = JSON.parse(readParamText(values[0]!));
+      const v = JSON.parse(readParamText(values[0]!, name));
       if (!Array.isArray(v)) throw new Error('expected a JSON list');
       return v;
     } catch (e) {
+      if (e instanceof UsageError) throw e;
       throw new UsageError(`Error parsing parameter '--${name}': ${(e as Error).message}`);
     }
   }
@@ -76,7 +92,7 @@ export function parseInteger(value: string, name: string): number {
 
 /** A structure argument: JSON, or shorthand `Member={k=v,k2=v2}` (as for grant Constraints). */
 export function parseStruct(value: string, name: string): Record<string, unknown> {
-  const text = readParamText(value).trim();
+  const text = readParamText(value, name).trim();
   if (text.startsWith('{')) {
     try {
       const v = JSON.parse(text);
@@ -168,8 +184,9 @@ export function parseShorthandList(values: string[], name: string): Record<strin
   if (values.length === 1 && /^\s*(\[|file:\/\/)/.test(values[0]!)) {
     let v: unknown;
     try {
-      v = JSON.parse(readParamText(values[0]!));
+      v = JSON.parse(readParamText(values[0]!, name));
     } catch (e) {
+      if (e instanceof UsageError) throw e;
       throw new UsageError(`Error parsing parameter '--${name}': Invalid JSON: ${(e as Error).message}`);
     }
     if (!Array.isArray(v)) throw new UsageError(`Error parsing parameter '--${name}': expected a JSON list.`);

@@ -24,8 +24,9 @@ export function cliInput(opts: { cliInputJson?: unknown; cliInputYaml?: unknown 
   const parse = (text: string, how: 'json' | 'yaml') => {
     let v: unknown;
     try {
-      v = how === 'json' ? JSON.parse(readParamText(text)) : yaml().parse(readParamText(text));
+      v = how === 'json' ? JSON.parse(readParamText(text, `cli-input-${how}`)) : yaml().parse(readParamText(text, `cli-input-${how}`));
     } catch (e) {
+      if (e instanceof UsageError) throw e;
       throw new UsageError(`Error parsing parameter '--cli-input-${how}': ${(e as Error).message}`);
     }
     if (!v || typeof v !== 'object' || Array.isArray(v))

@@ -21,7 +21,7 @@ import { serveCommand } from './serve.js';
 
 /** How each member type's option value becomes a request value. */
 const PARSERS: Record<MemberType, (v: unknown, flag: string) => unknown> = {
-  string: (v) => readParamText(v as string),
+  string: (v, flag) => readParamText(v as string, flag),
   blob: (v, flag) => parseBlob(v as string, flag),
   map: (v, flag) => parseMap(v as string, flag),
   int: (v, flag) => parseInteger(v as string, flag),

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.js';
 import { AuditLog } from '../kms/audit.js';
@@ -53,9 +54,36 @@ function auditCommand(): Command {
     });
 }
 
+/**
+ * Precondition: the command line is UTF-8 text. Node decodes arguments with
+ * replacement, so `a=<0xff>` and `a=<0xfe>` would both arrive as `a=\ufffd` and
+ * name one encryption context; when an argument holds U+FFFD, the raw bytes
+ * (/proc/self/cmdline) tell whether the user typed it or a byte was lost.
+ */
+function checkArgumentsAreUtf8(argv: string[]): void {
+  if (!argv.some((a) => a.includes('\ufffd'))) return;
+  let raw: Buffer;
+  try {
+    raw = fs.readFileSync('/proc/self/cmdline');
+  } catch {
+    return;
+  }
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  for (const arg of raw.toString('latin1').split('\0')) {
+    try {
+      decoder.decode(Buffer.from(arg, 'latin1'));
+    } catch {
+      throw new UsageError(
+        'An argument is not valid UTF-8 text; kmsvol reads arguments as UTF-8 (as JSON carries them). Pass bytes as fileb://FILE or base64, or fix the terminal encoding.',
+      );
+    }
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   process.umask(0o077);
   try {
+    checkArgumentsAreUtf8(argv);
     await (await buildProgram(argv.slice(2))).parseAsync(argv);
     return EXIT.OK;
   } catch (e) {

@@ -112,7 +112,7 @@ function folded(ctx: EncryptionContext): Map<string, string[]> {
 function includesPairs(ctx: Map<string, string[]>, want: Map<string, string[]>): boolean {
   for (const [k, wanted] of want) {
     const have = ctx.get(k);
-    if (!have || !have.every((v) => wanted.every((w) => w === v))) return false;
+    if (!have?.every((v) => wanted.every((w) => w === v))) return false;
   }
   return true;
 }

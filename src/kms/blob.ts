@@ -80,12 +80,19 @@ export function parseBlob(blob: Uint8Array): ParsedBlob {
 
 export type EncryptionContext = Record<string, string>;
 
+/** With the u flag a surrogate pair is one code point, so this matches only a surrogate that has no partner (in linear time). */
+export const LONE_SURROGATE = /\p{Cs}/u;
+
 /**
  * Unambiguous encoding of an encryption context: a u32 pair count, then for each
  * pair sorted by key bytes, u32 length + UTF-8 key, u32 length + UTF-8 value.
  * So {"ab":"c"} and {"a":"bc"} encode differently and cannot decrypt each other's blobs.
  */
 export function encodeContext(ctx: EncryptionContext | undefined): Buffer {
+  // Precondition: only well-formed text is encoded; UTF-8 would turn every lone surrogate into the same U+FFFD, and then two contexts into one.
+  for (const [k, v] of Object.entries(ctx ?? {}))
+    if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v))
+      throw KmsErrors.validation('An encryption context key or value holds an unpaired UTF-16 surrogate; it must be valid Unicode text.');
   const pairs = Object.entries(ctx ?? {}).map(([k, v]) => [Buffer.from(k, 'utf8'), Buffer.from(v, 'utf8')] as const);
   pairs.sort((a, b) => Buffer.compare(a[0], b[0]));
   const parts: Buffer[] = [u32(pairs.length)];

@@ -17,6 +17,7 @@ import { checkGrantTokens } from './rules/grants.js';
 import { insertKey } from './rules/keys.js';
 import { KmsStore } from './store.js';
 import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
+import { wellFormedText } from './validate.js';
 
 export type { KmsOperation } from './operations.js';
 export { isKmsOperation } from './operations.js';
@@ -125,6 +126,7 @@ export class Kms {
     try {
       if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${String(op)} is not a KMS operation this service supports.`);
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
+      wellFormedText(req);
       checkGrantTokens(req);
       const dryRun = checkMembers(REGISTRY[op] as OperationSpec, req);
       const handler = OPERATIONS[op] as unknown as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;

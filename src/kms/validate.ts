@@ -1,4 +1,6 @@
 import type { EncryptionContext } from './blob.js';
+import { LONE_SURROGATE } from './blob.js';
+import type { KmsError } from './errors.js';
 import { fieldError, KmsErrors } from './errors.js';
 
 /**
@@ -76,6 +78,46 @@ export function context(req: Req, field: string): EncryptionContext | undefined 
   }
   if (size > 8192) throw KmsErrors.validation(`${field} is ${size} bytes; the limit is 8192.`);
   return v as EncryptionContext;
+}
+
+/** Deeper than any KMS request nests (the endpoint refuses past 16); bounds the walk over a library caller's object. */
+const MAX_TEXT_DEPTH = 32;
+
+/**
+ * Precondition: every string of a request is well-formed Unicode text. A lone
+ * UTF-16 surrogate ("\ud800" in JSON, or what the AWS CLI sends for a byte
+ * that is not UTF-8 in an argument) is no character: UTF-8 cannot carry it,
+ * so two different ones would become the same bytes in a ciphertext's
+ * encryption context, a stored name or the audit log. Refused, in AWS's
+ * validation wording, before any operation reads the request; the value is
+ * not echoed. Returns the request.
+ */
+export function wellFormedText(req: Req): Req {
+  const stack: [unknown, string, number][] = Object.entries(req).map(([k, v]) => [v, lower(k), 1]);
+  // Member names are checked too: a request's keys reach maps (EncryptionContext) unchanged.
+  for (const k of Object.keys(req)) if (LONE_SURROGATE.test(k)) throw notText('request', k);
+  while (stack.length) {
+    const [v, at, depth] = stack.pop()!;
+    if (depth > MAX_TEXT_DEPTH) throw KmsErrors.validation(`The request nests deeper than ${MAX_TEXT_DEPTH} levels at '${at}'; no KMS request does.`);
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) throw notText(at, v);
+    } else if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) stack.push([x, `${at}.${i + 1}.member`, depth + 1]);
+    } else if (v && typeof v === 'object' && !(v instanceof Uint8Array) && !(v instanceof Date)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (LONE_SURROGATE.test(k)) throw notText(at, k);
+        stack.push([x, at, depth + 1]);
+      }
+    }
+  }
+  return req;
+}
+
+function notText(at: string, s: string): KmsError {
+  const i = LONE_SURROGATE.exec(s)!.index;
+  return KmsErrors.validation(
+    `1 validation error detected: Value at '${at}' failed to satisfy constraint: Member must be valid Unicode text; it holds an unpaired UTF-16 surrogate (\\u${s.charCodeAt(i).toString(16)} at UTF-16 offset ${i}), which is no character. Send text as UTF-8 (a character outside the BMP as its surrogate pair).`,
+  );
 }
 
 export function strList(req: Req, field: string, opts: { required?: boolean; max?: number } = {}): string[] | undefined {

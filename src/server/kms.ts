@@ -48,6 +48,19 @@ function depthOf(v: unknown): number {
   return max;
 }
 
+/**
+ * The body as text. Precondition: it is UTF-8, as JSON on the wire must be.
+ * Decoding with replacement would turn every invalid byte into U+FFFD, so
+ * contexts that differ on the wire would be one context here.
+ */
+function utf8(body: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body);
+  } catch {
+    throw new KmsError('SerializationException', 'The request body is not valid UTF-8. Send the JSON as UTF-8 text (binary members as base64).');
+  }
+}
+
 function json(status: number, body: unknown): ServiceReply {
   return { status, headers: { 'Content-Type': CONTENT_TYPE }, body: JSON.stringify(body) };
 }
@@ -60,8 +73,9 @@ export const kmsService: Service = {
     if (!isKmsOperation(op)) throw new KmsError('UnknownOperationException', `${target || 'A missing X-Amz-Target'} is not an operation of this KMS.`);
     let input: unknown;
     try {
-      input = call.body.length ? JSON.parse(call.body.toString('utf8')) : {};
-    } catch {
+      input = call.body.length ? JSON.parse(utf8(call.body)) : {};
+    } catch (e) {
+      if (e instanceof KmsError) throw e;
       throw new KmsError('SerializationException', 'The request body is not valid JSON.');
     }
     if (!input || typeof input !== 'object' || Array.isArray(input)) throw new KmsError('SerializationException', 'The request body must be a JSON object.');

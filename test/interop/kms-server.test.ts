@@ -336,6 +336,61 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     );
   });
 
+  it('text that is not Unicode: a body that is not UTF-8 is SerializationException, a lone surrogate ValidationException; neither opens a blob made under U+FFFD', async () => {
+    const c = client();
+    const id = (await c.send(new sdk.CreateKeyCommand({ Description: 'utf8' }))).KeyMetadata!.KeyId!;
+    const blob = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('secret'), EncryptionContext: { a: '\ufffd' } }))).CiphertextBlob!;
+    // The same Decrypt, its body bytes replaced before signing: the context's value is the byte 0xff, which UTF-8 decoding would make U+FFFD.
+    const withBody = (body: Buffer) => {
+      const raw = client();
+      raw.middlewareStack.add(
+        (next) => async (args) => {
+          const r = args.request as { body: unknown; headers: Record<string, string> };
+          r.body = body;
+          r.headers['content-length'] = String(body.length);
+          return next(args);
+        },
+        { step: 'build' },
+      );
+      return raw;
+    };
+    const b64 = Buffer.from(blob).toString('base64');
+    const notUtf8 = Buffer.concat([Buffer.from(`{"CiphertextBlob":"${b64}","EncryptionContext":{"a":"`), Buffer.from([0xff]), Buffer.from('"}}')]);
+    const e1 = (await withBody(notUtf8)
+      .send(new sdk.DecryptCommand({ CiphertextBlob: blob }))
+      .catch((x: unknown) => x)) as Error & { $metadata: { httpStatusCode: number } };
+    expect(e1.name).toBe('SerializationException');
+    expect(e1.$metadata.httpStatusCode).toBe(400);
+    expect(e1.message).toMatch(/not valid UTF-8/);
+    // A lone surrogate (the SDK sends it as the JSON escape \udfff), in a context, a description, a tag: ValidationException, nothing created.
+    const e2 = (await c.send(new sdk.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { a: '\udfff' } })).catch((x: unknown) => x)) as Error;
+    expect(e2.name).toBe('ValidationException');
+    expect(e2.message).toMatch(
+      /^1 validation error detected: Value at 'encryptionContext' failed to satisfy constraint: Member must be valid Unicode text; .*\\udfff/,
+    );
+    await fails(
+      c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('p'), EncryptionContext: { '\ud800': 'v' } })),
+      sdk.KMSServiceException,
+      'ValidationException',
+    );
+    const before = (await c.send(new sdk.ListKeysCommand({ Limit: 1000 }))).Keys!.length;
+    await fails(c.send(new sdk.CreateKeyCommand({ Description: 'x\ud800' })), sdk.KMSServiceException, 'ValidationException');
+    expect((await c.send(new sdk.ListKeysCommand({ Limit: 1000 }))).Keys!.length).toBe(before);
+    await fails(c.send(new sdk.TagResourceCommand({ KeyId: id, Tags: [{ TagKey: 'k', TagValue: '\udc00' }] })), sdk.KMSServiceException, 'ValidationException');
+    expect((await c.send(new sdk.ListResourceTagsCommand({ KeyId: id }))).Tags).toEqual([]);
+    // The blob still opens under its own context, and a surrogate pair (one character) is text like any other.
+    expect(Buffer.from((await c.send(new sdk.DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { a: '\ufffd' } }))).Plaintext!).toString()).toBe(
+      'secret',
+    );
+    const pair = (await c.send(new sdk.EncryptCommand({ KeyId: id, Plaintext: Buffer.from('p'), EncryptionContext: { a: '\ud83d\ude00' } }))).CiphertextBlob!;
+    await fails(
+      c.send(new sdk.DecryptCommand({ CiphertextBlob: pair, EncryptionContext: { a: '\ufffd' } })),
+      sdk.InvalidCiphertextException,
+      'InvalidCiphertextException',
+    );
+    expect((await c.send(new sdk.DecryptCommand({ CiphertextBlob: pair, EncryptionContext: { a: '😀' } }))).KeyId).toContain(id);
+  });
+
   it('statuses other than 400: 413 for an oversized body, 404 off the API path, 500 for KMSInternalException', async () => {
     const raw = (method: string, p: string, body: string | Buffer) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -142,6 +142,58 @@ describe('the AWS CLI v2 from Debian', () => {
     expect(usage.code).toBe(252);
   });
 
+  it('text that is not UTF-8: the AWS CLI and kmsvol refuse a file:// alike; a byte it sends as \\udcff and a JSON \\ud800 are ValidationException; none opens a blob made under U+FFFD', () => {
+    const key = aws(['kms', 'create-key']).json.KeyMetadata.KeyId;
+    const blob = aws(['kms', 'encrypt', '--key-id', key, '--plaintext', 'aGVsbG8=', '--encryption-context', '{"a":"\ufffd"}']).json.CiphertextBlob;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-utf8-'));
+    try {
+      const bad = path.join(dir, 'ctx.json');
+      fs.writeFileSync(bad, Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xff]), Buffer.from('"}')]));
+      // The AWS CLI's own words for a file:// that is not UTF-8; kmsvol says the same, exit 252 both.
+      const theirs = aws(['kms', 'decrypt', '--ciphertext-blob', blob, '--encryption-context', `file://${bad}`]);
+      const ours = kmsvol(home, ['kms', 'encrypt', '--key-id', key, '--plaintext', 'aGVsbG8=', '--encryption-context', `file://${bad}`]);
+      expect([theirs.code, ours.code]).toEqual([252, 252]);
+      const said = (err: string) =>
+        err
+          .split('\n')
+          .find((l) => l.includes('Error parsing parameter'))!
+          .replace(/^kmsvol: error: /, '');
+      expect(said(theirs.stderr)).toBe(
+        `Error parsing parameter '--encryption-context': Unable to load paramfile (${bad}), text contents could not be decoded.  If this is a binary file, please use the fileb:// prefix instead of the file:// prefix.`,
+      );
+      expect(said(ours.stderr)).toBe(said(theirs.stderr));
+      // A byte that is not UTF-8 in an argument: the AWS CLI sends it as the lone surrogate \udcff; the server refuses it.
+      const sh = (cmd: string, env: NodeJS.ProcessEnv) => spawnSync('/bin/sh', ['-c', cmd], { env, encoding: 'utf8', timeout: 60_000 });
+      const arg = `"$(printf 'a=\\377')"`;
+      const viaAws = sh(`exec ${AWS} --endpoint-url ${server.url} kms decrypt --ciphertext-blob ${blob} --encryption-context ${arg}`, awsEnv());
+      expect(viaAws.status).toBe(254);
+      expect(viaAws.stdout).toBe('');
+      expect(viaAws.stderr.trim()).toBe(
+        "An error occurred (ValidationException) when calling the Decrypt operation: 1 validation error detected: Value at 'encryptionContext' failed to satisfy constraint: Member must be valid Unicode text; it holds an unpaired UTF-16 surrogate (\\udcff at UTF-16 offset 0), which is no character. Send text as UTF-8 (a character outside the BMP as its surrogate pair).",
+      );
+      // kmsvol cannot see that byte once node has decoded it as U+FFFD, so it reads the raw command line and refuses: exit 252, nothing sent.
+      const viaKmsvol = sh(
+        `exec "${process.execPath}" "${path.join(ROOT, 'bin/kmsvol.js')}" --region ${REGION} kms decrypt --ciphertext-blob ${blob} --encryption-context ${arg}`,
+        {
+          ...process.env,
+          KMSVOL_HOME: home,
+          KMSVOL_ACCOUNT_ID: ACCOUNT,
+        },
+      );
+      expect(viaKmsvol.status).toBe(252);
+      expect(viaKmsvol.stdout).toBe('');
+      expect(viaKmsvol.stderr).toContain('kmsvol: error: An argument is not valid UTF-8 text');
+      // U+FFFD typed as itself is text like any other, and opens the blob.
+      expect(aws(['kms', 'decrypt', '--ciphertext-blob', blob, '--encryption-context', 'a=\ufffd']).json.Plaintext).toBe('aGVsbG8=');
+      // A JSON escape \ud800 (Python keeps it, botocore sends it): ValidationException from the server, exit 254.
+      const lone = aws(['kms', 'decrypt', '--ciphertext-blob', blob, '--encryption-context', '{"a":"\\ud800"}']);
+      expect(lone.code).toBe(254);
+      expect(lone.stderr).toContain('(ValidationException) when calling the Decrypt operation: 1 validation error detected:');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('STS refuses what it does not honour: session policies, external ids, trust conditions, chained sessions over 1 h', () => {
     const role = `arn:aws:iam::${ACCOUNT}:role/auditor`;
     const policyArns = aws(['sts', 'assume-role', '--role-arn', role, '--role-session-name', 'pa', '--policy-arns', `arn=arn:aws:iam::${ACCOUNT}:policy/x`]);

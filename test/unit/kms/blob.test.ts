@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AuditLog } from '../../../src/kms/audit.js';
 import { encodeContext, parseBlob } from '../../../src/kms/blob.js';
 import { errorName, testKms } from '../../helpers/home.js';
 
@@ -83,5 +84,74 @@ describe('ciphertext blobs', () => {
     expect(p.keyId).toBe(key.KeyId);
     expect(p.materialId.toString('hex')).toBe(key.CurrentKeyMaterialId);
     expect(p.ciphertext.length).toBe(3);
+  });
+});
+
+describe('text that is not Unicode', () => {
+  it('a lone surrogate is refused in every member before any operation runs, and never opens a blob made under U+FFFD', () => {
+    const { kms } = testKms();
+    const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const blob = kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('secret'), EncryptionContext: { a: '\ufffd', '\ufffd': 'k' } }).CiphertextBlob;
+    // UTF-8 has no bytes for a lone surrogate: encoded with replacement, each one would be U+FFFD, and these would decrypt the blob.
+    for (const ctx of [
+      { a: '\ud800', '\ufffd': 'k' },
+      { a: '\udfff', '\ufffd': 'k' },
+      { a: '\ufffd', '\udbff': 'k' },
+    ]) {
+      let err: Error | undefined;
+      try {
+        kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: ctx }).Plaintext.fill(0);
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.name).toBe('ValidationException');
+      expect(err?.message).toMatch(
+        /^1 validation error detected: Value at 'encryptionContext' failed to satisfy constraint: Member must be valid Unicode text; it holds an unpaired UTF-16 surrogate \(\\ud[89a-f][0-9a-f]{2} at UTF-16 offset 0\)/,
+      );
+    }
+    expect(kms.invoke('Decrypt', { CiphertextBlob: blob, EncryptionContext: { a: '\ufffd', '\ufffd': 'k' } }).Plaintext.toString()).toBe('secret');
+    // The encoding itself refuses them too (a second line for any caller that reaches it), and keeps surrogate pairs whole.
+    expect(errorName(() => encodeContext({ a: '\ud800' }))).toBe('ValidationException');
+    expect(errorName(() => encodeContext({ '\udc00': 'v' }))).toBe('ValidationException');
+    expect(encodeContext({ a: '\ud83d\ude00' }).equals(encodeContext({ a: '\ufffd' }))).toBe(false);
+    expect(encodeContext({ a: '\ud83d\ude00' }).equals(encodeContext({ a: '😀' }))).toBe(true);
+    // Names, descriptions, tags, grant names and constraints: refused, nothing changed.
+    const refused = [
+      () => kms.invoke('CreateKey', { Description: 'd\ud800' }),
+      () => kms.invoke('UpdateKeyDescription', { KeyId: key, Description: '\udc00' }),
+      () => kms.invoke('TagResource', { KeyId: key, Tags: [{ TagKey: 'k', TagValue: 'v\udfff' }] }),
+      () => kms.invoke('TagResource', { KeyId: key, Tags: [{ TagKey: '\ud800', TagValue: 'v' }] }),
+      () => kms.invoke('CreateAlias', { AliasName: 'alias/a\ud800', TargetKeyId: key }),
+      () => kms.invoke('CreateGrant', { KeyId: key, GranteePrincipal: `arn:aws:iam::000000000000:user/bob`, Operations: ['Decrypt'], Name: 'g\ud800' }),
+      () =>
+        kms.invoke('CreateGrant', {
+          KeyId: key,
+          GranteePrincipal: `arn:aws:iam::000000000000:user/bob`,
+          Operations: ['Decrypt'],
+          Constraints: { EncryptionContextSubset: { '\ud800': 'v' } },
+        }),
+    ];
+    for (const call of refused) expect(errorName(call)).toBe('ValidationException');
+    expect(kms.invoke('ListKeys', {}).Keys).toHaveLength(1);
+    expect(kms.invoke('DescribeKey', { KeyId: key }).KeyMetadata.Description).toBe('');
+    expect(kms.invoke('ListResourceTags', { KeyId: key }).Tags).toEqual([]);
+    expect(kms.invoke('ListAliases', { KeyId: key }).Aliases).toEqual([]);
+    expect(kms.invoke('ListGrants', { KeyId: key }).Grants).toEqual([]);
+    // The refusals are audited, as JSON a reader can parse.
+    kms.flushAudit();
+    const refusals = AuditLog.read(kms.home.auditLog).filter((r) => r.errorCode === 'ValidationException');
+    expect(refusals.map((r) => r.eventName)).toEqual([
+      'Decrypt',
+      'Decrypt',
+      'Decrypt',
+      'CreateKey',
+      'UpdateKeyDescription',
+      'TagResource',
+      'TagResource',
+      'CreateAlias',
+      'CreateGrant',
+      'CreateGrant',
+    ]);
+    expect(refusals[3]!.requestParameters).toEqual({ description: 'd\ud800' });
   });
 });

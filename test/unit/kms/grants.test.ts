@@ -93,7 +93,13 @@ describe('grants', () => {
     });
     expect(parent.GrantId).toBeTruthy();
     const child = (cons: object) => () =>
-      kms.invokeAs(CARD_A, 'CreateGrant', { KeyId: id, GranteePrincipal: CARD_B, Operations: ['Encrypt'], Constraints: cons, GrantTokens: [parent.GrantToken] });
+      kms.invokeAs(CARD_A, 'CreateGrant', {
+        KeyId: id,
+        GranteePrincipal: CARD_B,
+        Operations: ['Encrypt'],
+        Constraints: cons,
+        GrantTokens: [parent.GrantToken],
+      });
     expect(child({ EncryptionContextSubset: { dept: 'IT' } })().GrantId).toMatch(/^[0-9a-f]{64}$/);
     expect(errorName(child({ EncryptionContextSubset: { dept: 'it' } }))).toBe('AccessDeniedException');
     expect(errorName(child({ EncryptionContextSubset: { Dept: 'IT', dept: 'HR' } }))).toBe('AccessDeniedException');

@@ -189,8 +189,20 @@ describe('key policies', () => {
     const DAVE = `arn:aws:iam::${ACCT}:user/dave`;
     const { kms, id } = keyWith(
       adminUserPolicy([
-        { Effect: 'Allow', Principal: { AWS: CAROL }, Action: 'kms:Encrypt', Resource: '*', Condition: { StringEquals: { 'kms:EncryptionContext:Dept': 'IT' } } },
-        { Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:Encrypt', Resource: '*', Condition: { StringEquals: { 'kms:ENCRYPTIONCONTEXT:stage': 'Restricted' } } },
+        {
+          Effect: 'Allow',
+          Principal: { AWS: CAROL },
+          Action: 'kms:Encrypt',
+          Resource: '*',
+          Condition: { StringEquals: { 'kms:EncryptionContext:Dept': 'IT' } },
+        },
+        {
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: 'kms:Encrypt',
+          Resource: '*',
+          Condition: { StringEquals: { 'kms:ENCRYPTIONCONTEXT:stage': 'Restricted' } },
+        },
         {
           Effect: 'Allow',
           Principal: { AWS: DAVE },
