@@ -40,7 +40,7 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
 
 function auditCommand(): Command {
   return withGlobals(new Command('audit'))
-    .description('Show the KMS audit log (CloudTrail-style records, newest last)')
+    .description('Show the audit log: CloudTrail-style records of KMS and STS calls, newest last')
     .option('--event-name <name>', 'only records of this operation')
     .option('--max-results <n>', 'only the last N records')
     .action((opts: { eventName?: string; maxResults?: string }, self: Command) => {

@@ -6,15 +6,28 @@ import type { AuthDecision } from './authz.js';
 import { AUDITED_REQUEST_MEMBERS, AUDITED_RESPONSE_FIELDS } from './members.js';
 
 /**
- * The CloudTrail-style audit log: one JSON line per KMS call, appended with
- * O_APPEND so several processes can share it. Only allow-listed fields are
- * recorded — each request member's audit decision in MEMBERS (members.ts) and
- * AUDITED_RESPONSE_FIELDS; Plaintext and CiphertextBlob never are.
+ * The CloudTrail-style audit log: one JSON line per KMS call and per STS call
+ * of the endpoint (eventSource kms.amazonaws.com or sts.amazonaws.com, as
+ * CloudTrail tells them apart), appended with O_APPEND so several processes
+ * can share it. Only allow-listed fields are recorded — for KMS each request
+ * member's audit decision in MEMBERS (members.ts) and AUDITED_RESPONSE_FIELDS
+ * (Plaintext and CiphertextBlob never are); for STS the lists below (the
+ * secret access key, the session token, MFA codes and session policies never
+ * are).
  */
+export type AuditedService = 'kms' | 'sts';
+
+/** STS request members recorded: which role, which session name, how long. */
+const STS_REQUEST_MEMBERS = ['RoleArn', 'RoleSessionName', 'DurationSeconds'] as const;
+/** STS response fields recorded, by structure: the session's identity and its access key id, never its secret or token. */
+const STS_RESPONSE_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  AssumedRoleUser: ['AssumedRoleId', 'Arn'],
+  Credentials: ['AccessKeyId', 'Expiration'],
+};
 export interface AuditRecord {
   eventVersion: '1.08';
   eventTime: string;
-  eventSource: 'kms.amazonaws.com';
+  eventSource: 'kms.amazonaws.com' | 'sts.amazonaws.com';
   eventName: string;
   awsRegion: string;
   userIdentity: { type: string; arn: string; invokedBy?: string };
@@ -35,6 +48,18 @@ function pick(obj: unknown, fields: readonly string[]): Record<string, unknown> 
   for (const f of fields) if (src[f] !== undefined) out[lowerFirst(f)] = src[f];
   const md = src.KeyMetadata as Record<string, unknown> | undefined;
   if (md) out.keyMetadata = { keyId: md.KeyId, keyState: md.KeyState };
+  return Object.keys(out).length ? out : null;
+}
+
+/** The STS response fields of STS_RESPONSE_FIELDS, nothing else (names lower-cased first, as CloudTrail writes them). */
+function pickSts(obj: unknown): Record<string, unknown> | null {
+  if (!obj || typeof obj !== 'object') return null;
+  const src = obj as Record<string, Record<string, unknown> | undefined>;
+  const out: Record<string, unknown> = {};
+  for (const [struct, fields] of Object.entries(STS_RESPONSE_FIELDS)) {
+    const part = src[struct];
+    if (part && typeof part === 'object') out[lowerFirst(struct)] = pick(part, fields);
+  }
   return Object.keys(out).length ? out : null;
 }
 
@@ -74,6 +99,8 @@ export class AuditLog {
 
   record(p: {
     time: Date;
+    /** The service called (default kms). */
+    service?: AuditedService;
     op: string;
     region: string;
     principal: string;
@@ -86,15 +113,16 @@ export class AuditLog {
     decisions?: AuthDecision[];
   }): void {
     if (!this.file) return;
+    const sts = p.service === 'sts';
     const rec: AuditRecord = {
       eventVersion: '1.08',
       eventTime: p.time.toISOString(),
-      eventSource: 'kms.amazonaws.com',
+      eventSource: sts ? 'sts.amazonaws.com' : 'kms.amazonaws.com',
       eventName: p.op,
       awsRegion: p.region,
       userIdentity: { type: identityType(p.principal), arn: p.principal, ...(p.viaService ? { invokedBy: p.viaService } : {}) },
-      requestParameters: pick(p.request, AUDITED_REQUEST_MEMBERS),
-      responseElements: p.error ? null : pick(p.response, AUDITED_RESPONSE_FIELDS),
+      requestParameters: pick(p.request, sts ? STS_REQUEST_MEMBERS : AUDITED_REQUEST_MEMBERS),
+      responseElements: p.error ? null : sts ? pickSts(p.response) : pick(p.response, AUDITED_RESPONSE_FIELDS),
       ...(p.error ? { errorCode: p.error.name, errorMessage: p.error.message } : {}),
       ...(p.decisions?.length ? { additionalEventData: { authorization: p.decisions } } : {}),
       requestID: p.requestId ?? crypto.randomUUID(),

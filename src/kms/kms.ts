@@ -197,6 +197,25 @@ export class Kms {
     }
   }
 
+  /**
+   * Record a call to the endpoint's STS in this audit log, in the KMS calls'
+   * shape (eventSource sts.amazonaws.com): its caller, its request members and
+   * response fields on audit.ts's STS lists (never a secret access key or
+   * session token), or its error.
+   */
+  auditSts(p: { op: string; caller: Caller; request: Record<string, unknown>; response?: unknown; error?: Error }): void {
+    this.audit.record({
+      time: this.ctx.clock.now(),
+      service: 'sts',
+      op: p.op,
+      region: this.region,
+      principal: p.caller.principal,
+      requestId: p.caller.requestId,
+      request: p.request,
+      ...(p.error ? { error: p.error } : { response: p.response }),
+    });
+  }
+
   /** Write buffered audit records now (they are otherwise written at the end of each event-loop turn). */
   flushAudit(): void {
     this.audit.flush();

@@ -81,62 +81,78 @@ const QUERY_NAMES: Record<string, { code: string; status: number }> = {
   ExpiredTokenException: { code: 'ExpiredToken', status: 400 },
 };
 
+/** One STS call: its XML answer, and the response it carries (for the audit log). */
+function answer(call: ServiceCall, action: string): { reply: ServiceReply; response: Record<string, unknown> } {
+  const p = call.params;
+  if (p.get('Version') !== VERSION) throw new ServiceError('InvalidParameterValue', `Version must be ${VERSION} for STS; got '${p.get('Version') ?? ''}'.`);
+  const k = call.kms.ctx;
+  switch (action) {
+    case 'GetCallerIdentity': {
+      const s = call.caller.session;
+      const response = { Arn: call.caller.arn, UserId: s ? `${s.roleId}:${s.sessionName}` : userId(call.caller.arn), Account: call.caller.accountId };
+      return { reply: result(action, response, call.requestId), response };
+    }
+    case 'AssumeRole': {
+      for (const name of p.keys()) {
+        const member = UNSUPPORTED_MEMBERS.find((u) => (u.endsWith('.') ? name.startsWith(u) : name === u));
+        if (member)
+          throw new ServiceError('InvalidParameterValue', `${member.replace(/\.$/, '')} is not supported by this endpoint's STS; assume the role without it.`);
+      }
+      const duration = p.get('DurationSeconds');
+      const out = assumeRole(
+        k,
+        call.caller.arn,
+        {
+          RoleArn: p.get('RoleArn') ?? undefined,
+          RoleSessionName: p.get('RoleSessionName') ?? undefined,
+          DurationSeconds: duration === null ? undefined : /^\d+$/.test(duration) ? Number(duration) : NaN,
+        },
+        (role, session) => role !== CARD_ROLE || mayAssumeCardRole(call, session),
+      );
+      const c = out.Credentials;
+      const response = {
+        AssumedRoleUser: out.AssumedRoleUser,
+        Credentials: {
+          AccessKeyId: c.AccessKeyId,
+          SecretAccessKey: c.SecretAccessKey,
+          SessionToken: c.SessionToken,
+          Expiration: c.Expiration.toISOString(),
+        },
+      };
+      // The whole answer goes to the audit log, whose STS allow-list keeps the secret and the token out (audit.ts).
+      return { reply: result(action, response, call.requestId), response };
+    }
+    default:
+      throw new ServiceError(
+        'InvalidAction',
+        `Could not find operation ${action || '(no Action)'} for version ${VERSION}: this endpoint's STS answers AssumeRole and GetCallerIdentity.`,
+      );
+  }
+}
+
+/** An STS request as the audit log is handed it: every member (audit.ts records only those on its STS list), DurationSeconds as a number. */
+function auditedRequest(p: URLSearchParams): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.fromEntries(p);
+  delete out.Action;
+  delete out.Version;
+  const d = p.get('DurationSeconds');
+  if (d !== null && /^\d{1,9}$/.test(d)) out.DurationSeconds = Number(d);
+  return out;
+}
+
 export const stsService: Service = {
   name: 'sts',
   async handle(call: ServiceCall): Promise<ServiceReply> {
-    const p = call.params;
-    const action = p.get('Action') ?? '';
-    if (p.get('Version') !== VERSION) throw new ServiceError('InvalidParameterValue', `Version must be ${VERSION} for STS; got '${p.get('Version') ?? ''}'.`);
-    const k = call.kms.ctx;
-    switch (action) {
-      case 'GetCallerIdentity': {
-        const s = call.caller.session;
-        return result(
-          action,
-          { Arn: call.caller.arn, UserId: s ? `${s.roleId}:${s.sessionName}` : userId(call.caller.arn), Account: call.caller.accountId },
-          call.requestId,
-        );
-      }
-      case 'AssumeRole': {
-        for (const name of p.keys()) {
-          const member = UNSUPPORTED_MEMBERS.find((u) => (u.endsWith('.') ? name.startsWith(u) : name === u));
-          if (member)
-            throw new ServiceError(
-              'InvalidParameterValue',
-              `${member.replace(/\.$/, '')} is not supported by this endpoint's STS; assume the role without it.`,
-            );
-        }
-        const duration = p.get('DurationSeconds');
-        const out = assumeRole(
-          k,
-          call.caller.arn,
-          {
-            RoleArn: p.get('RoleArn') ?? undefined,
-            RoleSessionName: p.get('RoleSessionName') ?? undefined,
-            DurationSeconds: duration === null ? undefined : /^\d+$/.test(duration) ? Number(duration) : NaN,
-          },
-          (role, session) => role !== CARD_ROLE || mayAssumeCardRole(call, session),
-        );
-        const c = out.Credentials;
-        return result(
-          action,
-          {
-            AssumedRoleUser: out.AssumedRoleUser,
-            Credentials: {
-              AccessKeyId: c.AccessKeyId,
-              SecretAccessKey: c.SecretAccessKey,
-              SessionToken: c.SessionToken,
-              Expiration: c.Expiration.toISOString(),
-            },
-          },
-          call.requestId,
-        );
-      }
-      default:
-        throw new ServiceError(
-          'InvalidAction',
-          `Could not find operation ${action || '(no Action)'} for version ${VERSION}: this endpoint's STS answers AssumeRole and GetCallerIdentity.`,
-        );
+    const action = call.params.get('Action') ?? '';
+    const audit = { op: action, caller: { principal: call.caller.arn, requestId: call.requestId }, request: auditedRequest(call.params) };
+    try {
+      const { reply, response } = answer(call, action);
+      call.kms.auditSts({ ...audit, response });
+      return reply;
+    } catch (e) {
+      // Like a KMS call, a refused STS call is recorded with its error (CloudTrail records AccessDenied AssumeRole events).
+      call.kms.auditSts({ ...audit, error: e instanceof Error ? e : new Error(String(e)) });
+      throw e;
     }
   },
   error(e: WireError, requestId: string): ServiceReply {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as sdk from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/kms/audit.js';
 import { kmsvol, ROOT } from '../helpers/cli.js';
 import type { RunningEndpoint } from '../helpers/endpoint.js';
 import { startEndpoint } from '../helpers/endpoint.js';
@@ -240,6 +241,90 @@ describe('the AWS CLI v2 from Debian', () => {
     expect(denied.stderr).toContain(
       `An error occurred (AccessDenied) when calling the AssumeRole operation: User: arn:aws:iam::${ACCOUNT}:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::${ACCOUNT}:role/auditor`,
     );
+  });
+});
+
+describe('STS calls in the audit log', () => {
+  it("are recorded as CloudTrail records them (eventSource sts.amazonaws.com, the KMS records' shape), never with a secret access key, session token or MFA code", () => {
+    const role = `arn:aws:iam::${ACCOUNT}:role/auditor`;
+    expect(aws(['sts', 'get-caller-identity']).code).toBe(0);
+    const s = aws(['sts', 'assume-role', '--role-arn', role, '--role-session-name', 'audited', '--duration-seconds', '900']).json;
+    const session = {
+      AWS_ACCESS_KEY_ID: s.Credentials.AccessKeyId,
+      AWS_SECRET_ACCESS_KEY: s.Credentials.SecretAccessKey,
+      AWS_SESSION_TOKEN: s.Credentials.SessionToken,
+    };
+    expect(aws(['sts', 'get-caller-identity'], { env: session }).json.Arn).toBe(`arn:aws:sts::${ACCOUNT}:assumed-role/auditor/audited`);
+    expect(aws(['sts', 'assume-role', '--role-arn', role, '--role-session-name', 'audited-bob'], { creds: bob }).code).toBe(254);
+    const mfa = aws([
+      'sts',
+      'assume-role',
+      '--role-arn',
+      role,
+      '--role-session-name',
+      'audited-mfa',
+      '--serial-number',
+      `arn:aws:iam::${ACCOUNT}:mfa/alice`,
+      '--token-code',
+      '731902',
+    ]);
+    expect(mfa.code).toBe(254);
+    // The server appends its records within the event-loop turn after answering; wait for the last one to be there.
+    const log = path.join(home, 'audit.log');
+    const sts = () => AuditLog.read(log).filter((e) => e.eventSource === 'sts.amazonaws.com');
+    await expect
+      .poll(() => sts().some((e) => e.userIdentity.arn === `arn:aws:sts::${ACCOUNT}:assumed-role/auditor/audited`) && sts().some((e) => e.errorCode === 'InvalidParameterValue'), {
+        timeout: 10_000,
+      })
+      .toBe(true);
+    const events = sts();
+    const assumed = events.find(
+      (e) => e.eventName === 'AssumeRole' && !e.errorCode && (e.requestParameters as { roleSessionName?: string })?.roleSessionName === 'audited',
+    );
+    expect(assumed).toEqual({
+      eventVersion: '1.08',
+      eventTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      eventSource: 'sts.amazonaws.com',
+      eventName: 'AssumeRole',
+      awsRegion: REGION,
+      userIdentity: { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/alice` },
+      requestParameters: { roleArn: role, roleSessionName: 'audited', durationSeconds: 900 },
+      responseElements: {
+        assumedRoleUser: { assumedRoleId: s.AssumedRoleUser.AssumedRoleId, arn: s.AssumedRoleUser.Arn },
+        credentials: { accessKeyId: s.Credentials.AccessKeyId, expiration: new Date(s.Credentials.Expiration).toISOString() },
+      },
+      requestID: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      eventID: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        eventName: 'GetCallerIdentity',
+        userIdentity: { type: 'AssumedRole', arn: `arn:aws:sts::${ACCOUNT}:assumed-role/auditor/audited` },
+        requestParameters: null,
+        responseElements: null,
+      }),
+    );
+    expect(events).toContainEqual(
+      expect.objectContaining({ eventName: 'GetCallerIdentity', userIdentity: { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/alice` } }),
+    );
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        eventName: 'AssumeRole',
+        userIdentity: { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/bob` },
+        requestParameters: { roleArn: role, roleSessionName: 'audited-bob' },
+        responseElements: null,
+        errorCode: 'AccessDenied',
+        errorMessage: expect.stringContaining('is not authorized to perform: sts:AssumeRole'),
+      }),
+    );
+    const refusedMfa = events.find((e) => (e.requestParameters as { roleSessionName?: string })?.roleSessionName === 'audited-mfa');
+    expect(refusedMfa).toMatchObject({ errorCode: 'InvalidParameterValue', requestParameters: { roleArn: role, roleSessionName: 'audited-mfa' } });
+    // Nothing secret anywhere in the log: not the session's secret or token, not the MFA code.
+    const text = fs.readFileSync(log, 'utf8');
+    for (const secret of [s.Credentials.SecretAccessKey, s.Credentials.SessionToken, '731902', alice.SecretAccessKey]) expect(text).not.toContain(secret);
+    // kmsvol audit shows them as it shows KMS calls.
+    const shown = kmsvol(home, ['audit', '--event-name', 'AssumeRole']).json.Events;
+    expect(shown.map((e: { eventID: string }) => e.eventID)).toContain(assumed!.eventID);
   });
 });
 
