@@ -245,7 +245,7 @@ describe('the AWS CLI v2 from Debian', () => {
 });
 
 describe('STS calls in the audit log', () => {
-  it("are recorded as CloudTrail records them (eventSource sts.amazonaws.com, the KMS records' shape), never with a secret access key, session token or MFA code", () => {
+  it("are recorded as CloudTrail records them (eventSource sts.amazonaws.com, the KMS records' shape), never with a secret access key, session token or MFA code", async () => {
     const role = `arn:aws:iam::${ACCOUNT}:role/auditor`;
     expect(aws(['sts', 'get-caller-identity']).code).toBe(0);
     const s = aws(['sts', 'assume-role', '--role-arn', role, '--role-session-name', 'audited', '--duration-seconds', '900']).json;
