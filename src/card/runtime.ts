@@ -162,26 +162,48 @@ export class Card {
     }
   }
 
-  private frozen: { fsMount?: string; timer: NodeJS.Timeout } | null = null;
+  private frozen: { fsMount?: string; timer: NodeJS.Timeout; holders: number } | null = null;
+  private freezing: Promise<void> | null = null;
 
   /**
    * Quiesce for a point-in-time snapshot: freeze the filesystem mounted on the
    * loop device (so it is consistent, not just crash-consistent), then hold
    * writes back in the FUSE server and fdatasync. Thawed by `thaw`, or after
    * 60 s if the snapshotter went away.
+   *
+   * Precondition: snapshots taken at once (EC2 allows several per volume)
+   * share one frozen window: a freeze while frozen, or while another is being
+   * made, joins it, and the window ends with the last holder's thaw.
    */
   private async freeze(): Promise<void> {
-    if (this.frozen || !this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is already frozen for a snapshot.`);
-    const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
-    if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
-    this.mount.freeze(true);
-    this.frozen = { fsMount, timer: setTimeout(() => void this.thaw(), 60_000) };
-    this.log.info({ volumeId: this.o.volumeId, fsMount: fsMount ?? null }, 'frozen for a snapshot');
+    while (this.freezing) await this.freezing.catch(() => undefined);
+    if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
+    if (this.frozen) {
+      this.frozen.holders++;
+      this.frozen.timer.refresh();
+      return;
+    }
+    const mount = this.mount;
+    this.freezing = (async () => {
+      const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
+      if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
+      mount.freeze(true);
+      this.frozen = { fsMount, holders: 1, timer: setTimeout(() => void this.thaw(true), 60_000) };
+      this.log.info({ volumeId: this.o.volumeId, fsMount: fsMount ?? null }, 'frozen for a snapshot');
+    })();
+    try {
+      await this.freezing;
+    } finally {
+      this.freezing = null;
+    }
   }
 
-  private async thaw(): Promise<void> {
+  /** One holder's thaw (`all`: every holder's, for the timer and detach); the last one lets writes continue. */
+  private async thaw(all = false): Promise<void> {
+    while (this.freezing) await this.freezing.catch(() => undefined);
     const f = this.frozen;
     if (!f) return;
+    if (!all && --f.holders > 0) return;
     this.frozen = null;
     clearTimeout(f.timer);
     this.mount?.freeze(false);
@@ -275,7 +297,7 @@ export class Card {
   }
 
   private async teardown(force = true): Promise<void> {
-    await this.thaw();
+    await this.thaw(true);
     this.control?.close();
     this.control = null;
     if (this.loopDevice) {

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readImageHeader } from '../../src/volume/luks2.js';
-import { kmsvol } from '../helpers/cli.js';
+import { kmsvol, kmsvolAsync } from '../helpers/cli.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
 
 function newKey(home: string): string {
@@ -200,5 +200,33 @@ describe('copies and re-keying', () => {
     }
     unmount(ctx, mnt);
     detach(ctx.home, vol);
+  });
+  it('three create-snapshot calls at once on an attached volume with ext4 mounted all complete, each a clean copy of the same file', async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol, ['--loop']);
+    execFileSync('mkfs.ext4', ['-q', '-F', a.LoopDevice!]);
+    const mnt = mountLoop(ctx, a.LoopDevice!);
+    const data = crypto.randomBytes(1 << 20);
+    fs.writeFileSync(path.join(mnt, 'f'), data);
+    execFileSync('sync', ['-f', path.join(mnt, 'f')]);
+    // EC2 takes concurrent snapshots of one volume; here they share the card's freeze instead of failing on it.
+    const snaps = await Promise.all([0, 1, 2].map(() => kmsvolAsync(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol])));
+    for (const s of snaps) expect(s.code, s.stderr).toBe(0);
+    // Every freeze was thawed: the mounted filesystem takes writes again.
+    fs.writeFileSync(path.join(mnt, 'after'), 'x');
+    execFileSync('sync', ['-f', path.join(mnt, 'after')]);
+    unmount(ctx, mnt);
+    detach(ctx.home, vol);
+    for (const s of snaps) {
+      const copy = kmsvol(ctx.home, ['ec2', 'create-volume', '--snapshot-id', s.json.SnapshotId]).json.VolumeId;
+      const b = attach(ctx.home, copy, ['--loop']);
+      const fsck = spawnSync('fsck.ext4', ['-fn', b.LoopDevice!], { encoding: 'utf8' });
+      expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+      const m = mountLoop(ctx, b.LoopDevice!);
+      expect(fs.readFileSync(path.join(m, 'f')).equals(data)).toBe(true);
+      unmount(ctx, m);
+      detach(ctx.home, copy);
+    }
   });
 });
