@@ -19,7 +19,7 @@ import type { ControlReply, ControlRequest } from './control.js';
 import { serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
-import { linkDevice, loopBusy, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
+import { linkDevice, loopBusy, loopsFor, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -297,31 +297,41 @@ export class Card {
   }
 
   private async teardown(force = true): Promise<void> {
-    await this.thaw(true);
-    this.control?.close();
-    this.control = null;
-    if (this.loopDevice) {
-      unlinkDevice(this.o.volumeId, this.loopDevice);
-      await losetupDetach(this.loopDevice).catch((e) => {
-        if (!force) throw e;
-      });
-      this.loopDevice = undefined;
+    try {
+      await this.thaw(true);
+      this.control?.close();
+      this.control = null;
+      if (this.loopDevice) {
+        const dev = this.loopDevice;
+        unlinkDevice(this.o.volumeId, dev);
+        await losetupDetach(dev).catch(async (e) => {
+          // A loop device someone already released (losetup -d by hand) holds nothing of ours.
+          if (!force && (await loopsFor(path.join(this.o.mountDir, this.o.volumeId))).includes(dev)) throw e;
+        });
+        this.loopDevice = undefined;
+      }
+    } finally {
+      // Postcondition: whatever failed above, the FUSE server is stopped, the image flushed
+      // and closed, the key zeroized and the lock released (the card exits after this).
+      try {
+        if (this.mount) {
+          // Unmounting waits for in-flight requests; then the backing file is fsynced.
+          const stats = this.mount.stats();
+          this.mount.stop();
+          if (stats.errors) this.log.warn({ volumeId: this.o.volumeId, ...stats }, 'requests failed while attached');
+          this.mount = null;
+        }
+        if (this.fd >= 0) fs.fdatasyncSync(this.fd);
+      } finally {
+        this.key?.zeroize();
+        this.key = null;
+        if (this.fd >= 0) fs.closeSync(this.fd);
+        this.fd = -1;
+        if (this.ownsLock) fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
+        if (this.lockFd >= 0) fs.closeSync(this.lockFd);
+        this.lockFd = -1;
+        this.ownsLock = false;
+      }
     }
-    if (this.mount) {
-      // Unmounting waits for in-flight requests; then the backing file is fsynced.
-      const stats = this.mount.stats();
-      this.mount.stop();
-      if (stats.errors) this.log.warn({ volumeId: this.o.volumeId, ...stats }, 'requests failed while attached');
-      this.mount = null;
-    }
-    if (this.fd >= 0) fs.fdatasyncSync(this.fd);
-    this.key?.zeroize();
-    this.key = null;
-    if (this.fd >= 0) fs.closeSync(this.fd);
-    this.fd = -1;
-    if (this.ownsLock) fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
-    if (this.lockFd >= 0) fs.closeSync(this.lockFd);
-    this.lockFd = -1;
-    this.ownsLock = false;
   }
 }
