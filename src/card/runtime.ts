@@ -16,7 +16,7 @@ import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/l
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
 import type { ControlReply, ControlRequest } from './control.js';
-import { serveControl } from './control.js';
+import { FREEZE_LEASE_MS, serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
 import { linkDevice, loopBusy, loopsFor, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
@@ -47,6 +47,12 @@ export interface CardAttachment {
 }
 
 export const lockPath = volumeLockPath;
+
+/** A freeze's lease: what the request asks for, within 0.1 s .. 10 min, or FREEZE_LEASE_MS. */
+function leaseOf(req: ControlRequest): number {
+  const ms = Number(req.leaseMs);
+  return Number.isFinite(ms) && ms >= 100 && ms <= 600_000 ? ms : FREEZE_LEASE_MS;
+}
 export function socketPath(home: Home, volumeId: string): string {
   return path.join(home.runDir, `${volumeId}.sock`);
 }
@@ -162,33 +168,39 @@ export class Card {
     }
   }
 
-  private frozen: { fsMount?: string; timer: NodeJS.Timeout; holders: number } | null = null;
+  private frozen: { fsMount?: string; timer: NodeJS.Timeout; holders: Set<number> } | null = null;
   private freezing: Promise<void> | null = null;
+  private freezes = 0;
 
   /**
    * Quiesce for a point-in-time snapshot: freeze the filesystem mounted on the
    * loop device (so it is consistent, not just crash-consistent), then hold
-   * writes back in the FUSE server and fdatasync. Thawed by `thaw`, or after
-   * 60 s if the snapshotter went away.
+   * writes back in the FUSE server and fdatasync. Resolves with the freeze's
+   * id, for `renew` and `thaw`.
    *
    * Precondition: snapshots taken at once (EC2 allows several per volume)
    * share one frozen window: a freeze while frozen, or while another is being
    * made, joins it, and the window ends with the last holder's thaw.
+   * A freeze is a lease: nobody renewing it for `leaseMs` (a snapshotter that
+   * died) thaws it, and its holders' thaw then fails (see thaw).
    */
-  private async freeze(): Promise<void> {
+  private async freeze(leaseMs: number): Promise<number> {
     while (this.freezing) await this.freezing.catch(() => undefined);
     if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
+    const id = ++this.freezes;
+    const expire = () => setTimeout(() => void this.thaw(), leaseMs);
     if (this.frozen) {
-      this.frozen.holders++;
-      this.frozen.timer.refresh();
-      return;
+      this.frozen.holders.add(id);
+      clearTimeout(this.frozen.timer);
+      this.frozen.timer = expire();
+      return id;
     }
     const mount = this.mount;
     this.freezing = (async () => {
       const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
       if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
       mount.freeze(true);
-      this.frozen = { fsMount, holders: 1, timer: setTimeout(() => void this.thaw(true), 60_000) };
+      this.frozen = { fsMount, holders: new Set([id]), timer: expire() };
       this.log.info({ volumeId: this.o.volumeId, fsMount: fsMount ?? null }, 'frozen for a snapshot');
     })();
     try {
@@ -196,19 +208,34 @@ export class Card {
     } finally {
       this.freezing = null;
     }
+    return id;
   }
 
-  /** One holder's thaw (`all`: every holder's, for the timer and detach); the last one lets writes continue. */
-  private async thaw(all = false): Promise<void> {
+  /** Keep freeze `id` for another lease; false when it has already ended. */
+  private renew(id: number, leaseMs: number): boolean {
+    const f = this.frozen;
+    if (!f?.holders.has(id)) return false;
+    clearTimeout(f.timer);
+    f.timer = setTimeout(() => void this.thaw(), leaseMs);
+    return true;
+  }
+
+  /**
+   * End freeze `id` (none: every freeze, for an expired lease and detach); the
+   * last holder's end lets writes continue. Postcondition: false when freeze
+   * `id` had already ended, so writes went on while its holder copied.
+   */
+  private async thaw(id?: number): Promise<boolean> {
     while (this.freezing) await this.freezing.catch(() => undefined);
     const f = this.frozen;
-    if (!f) return;
-    if (!all && --f.holders > 0) return;
+    if (id !== undefined && !f?.holders.delete(id)) return false;
+    if (!f || (id !== undefined && f.holders.size > 0)) return true;
     this.frozen = null;
     clearTimeout(f.timer);
     this.mount?.freeze(false);
     if (f.fsMount) await run('fsfreeze', ['--unfreeze', f.fsMount]).catch(() => undefined);
-    this.log.info({ volumeId: this.o.volumeId }, 'thawed');
+    this.log.info({ volumeId: this.o.volumeId, expired: id === undefined }, 'thawed');
+    return true;
   }
 
   /**
@@ -232,12 +259,14 @@ export class Card {
   private async handle(req: ControlRequest): Promise<ControlReply> {
     if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loopDevice ?? null, pid: process.pid };
     if (req.op === 'freeze') {
-      await this.freeze();
-      return { ok: true };
+      return { ok: true, freezeId: await this.freeze(leaseOf(req)) };
     }
-    if (req.op === 'thaw') {
-      await this.thaw();
-      return { ok: true };
+    if (req.op === 'renew' || req.op === 'thaw') {
+      const id = Number(req.freezeId);
+      if (req.op === 'renew' ? this.renew(id, leaseOf(req)) : await this.thaw(id)) return { ok: true };
+      throw Ec2Errors.incorrectState(
+        `The freeze of ${this.o.volumeId} for this snapshot ended before the copy did (nobody renewed it for ${leaseOf(req) / 1000} s): writes went on during the copy, so it is not a point-in-time snapshot. Take the snapshot again.`,
+      );
     }
     if (req.op === 'resize') {
       await this.resize(Number(req.size));
@@ -298,7 +327,7 @@ export class Card {
 
   private async teardown(force = true): Promise<void> {
     try {
-      await this.thaw(true);
+      await this.thaw();
       this.control?.close();
       this.control = null;
       if (this.loopDevice) {

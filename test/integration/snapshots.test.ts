@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { callControl } from '../../src/card/control.js';
 import { readImageHeader } from '../../src/volume/luks2.js';
 import { kmsvol, kmsvolAsync } from '../helpers/cli.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
@@ -228,5 +229,26 @@ describe('copies and re-keying', () => {
       unmount(ctx, m);
       detach(ctx.home, copy);
     }
+  });
+  it("a snapshot's freeze is a lease: unrenewed it ends (a held-back write lands) and its late thaw is refused, so the copy fails instead of being torn; renewed it holds", async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol);
+    const sock = path.join(ctx.home, 'run', `${vol}.sock`);
+    const f = await callControl(sock, { op: 'freeze', leaseMs: 500 });
+    expect(f.ok).toBe(true);
+    // The write waits in the card while frozen and lands once the lease has run out.
+    const data = crypto.randomBytes(4096);
+    const fh = await fs.promises.open(a.Device, 'r+');
+    await fh.write(data, 0, data.length, 8192);
+    await fh.close();
+    const late = await callControl(sock, { op: 'thaw', freezeId: f.freezeId as number });
+    expect(late).toMatchObject({ ok: false, error: { name: 'IncorrectState' } });
+    expect(head(a.Device, 8192 + 4096).subarray(8192).equals(data)).toBe(true);
+    const g = await callControl(sock, { op: 'freeze', leaseMs: 60_000 });
+    expect(g.ok).toBe(true);
+    expect(await callControl(sock, { op: 'renew', freezeId: g.freezeId as number })).toEqual({ ok: true });
+    expect(await callControl(sock, { op: 'thaw', freezeId: g.freezeId as number })).toEqual({ ok: true });
+    detach(ctx.home, vol);
   });
 });
