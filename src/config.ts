@@ -10,7 +10,7 @@ export function configuredRegion(explicit?: string, env: NodeJS.ProcessEnv = pro
   return explicit || env.KMSVOL_REGION || env.AWS_REGION || undefined;
 }
 
-/** The account: an explicit choice, else KMSVOL_ACCOUNT_ID, else 000000000000. */
+/** The account: an explicit choice, else KMSVOL_ACCOUNT_ID, else 000000000000 (an empty variable is an unset one here too). */
 export function configuredAccount(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return explicit ?? env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
+  return explicit || env.KMSVOL_ACCOUNT_ID || DEFAULT_ACCOUNT;
 }

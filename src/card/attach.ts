@@ -169,25 +169,8 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
   return (await startAttach(ctx, req)).done;
 }
 
-/**
- * Detaches whose card has exited but whose grant is still being retired, by
- * volume. The grant is the same by name on every attach of a volume, so an
- * attach that made it again before an earlier detach retired it would lose it
- * to that detach: an attach waits for the retirement first. (EC2's
- * DetachVolume answers before it; the CLI and the API wait for it.)
- */
-const retiring = new Map<string, Promise<void>>();
-
-function trackRetirement(volumeId: string, done: Promise<void>): Promise<void> {
-  const settled = done.catch(() => undefined);
-  retiring.set(volumeId, settled);
-  void settled.then(() => retiring.get(volumeId) === settled && retiring.delete(volumeId));
-  return done;
-}
-
 /** Start the card as its own process; resolves once it serves the volume. */
 async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promise<CardAttachment> {
-  await retiring.get(v.volume_id);
   const { grantToken, card } = await grantFor(ctx, v);
   card?.client.close();
   // The card logs (pino JSON lines) to run/<volume>.log.
@@ -273,7 +256,7 @@ export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Pro
   void card.stopped.then(closeOwn, closeOwn);
   try {
     const attachment = await card.start();
-    return { attachment, card, stopped: card.stopped.then(() => retireGrant(ctx, v.volume_id, grantToken)) };
+    return { attachment, card, stopped: card.stopped.then(() => finishDetach(ctx, v, process.pid)) };
   } catch (e) {
     if ((e as Error).name !== 'VolumeInUse') await retireGrant(ctx, v.volume_id, grantToken);
     return release(ctx, v, e);
@@ -301,21 +284,15 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
     if (Date.now() > end) throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still attaching after 60 s; detach it once it is attached.`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (!a) throw Ec2Errors.notAttached(v.volume_id);
-  const instance = ctx.registry.instanceId();
-  if (req.InstanceId !== undefined && req.InstanceId !== instance)
-    throw new ServiceError(
-      'InvalidAttachment.NotFound',
-      `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`,
-    );
-  if (req.Device !== undefined && a.device_name && req.Device !== a.device_name)
-    throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at ${req.Device}; it is attached at ${a.device_name}.`);
-  const Attachment = { ...attachmentShape(a, instance), State: 'detaching' as const };
+  checkDetach(ctx, v, a, req);
+  const Attachment = { ...attachmentShape(a, ctx.registry.instanceId()), State: 'detaching' as const };
   const timeout = req.Force ? 10_000 : 60_000;
   const forced = async () => {
     if (processAlive(a!.pid)) process.kill(a!.pid, 'SIGKILL');
     await waitForExit(a!.pid, 10_000).catch(() => undefined);
-    await cleanupStale(ctx, v, a!, 'detachVolume', 'forced');
+    // The row as the card left it (a card that stopped has released its loop device).
+    const now = ctx.registry.getAttachment(v.volume_id);
+    if (now?.pid === a!.pid) await cleanupStale(ctx, v, now, 'detachVolume', 'forced');
   };
   let reply: Awaited<ReturnType<typeof callControl>>;
   try {
@@ -342,9 +319,60 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
       if (!req.Force) throw e;
       return forced();
     }
-    await retireGrant(ctx, v.volume_id, a.grant_token);
+    await finishDetach(ctx, v, a.pid);
   })();
-  return { Attachment, done: trackRetirement(v.volume_id, done) };
+  return { Attachment, done };
+}
+
+/**
+ * The end of a detach, once the card has stopped serving: its grant is
+ * retired, and only then is the volume available. The grant is the same by
+ * name on every attach of a volume (CreateGrant is idempotent by Name), so a
+ * volume shown available while its grant was still being retired could be
+ * attached again, by any process, and the new card lose the grant to the
+ * retirement. Whoever holds the volume's lock finishes (a reconcile in another
+ * process may be doing it already): this waits until the attachment of the
+ * card `pid` is gone.
+ */
+async function finishDetach(ctx: Ec2Context, v: VolumeRow, pid: number): Promise<void> {
+  for (const end = Date.now() + 60_000; ctx.registry.getAttachment(v.volume_id)?.pid === pid; ) {
+    const a = ctx.registry.getAttachment(v.volume_id)!;
+    const lockFd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+    try {
+      if (lockExclusive(lockFd)) return await cleanupLocked(ctx, v, a, 'detachVolume', '');
+    } finally {
+      fs.closeSync(lockFd);
+    }
+    if (Date.now() > end) throw Ec2Errors.incorrectState(`Volume '${v.volume_id}' is still detaching after 60 s; describe-volumes shows when it is available.`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * What a detach checks against the volume's attachment (also what a DryRun
+ * checks). Precondition: an InstanceId or Device given must match the
+ * attachment, as EC2 refuses them with InvalidAttachment.NotFound. The Device
+ * is the attachment's as describe-volumes shows it (`/dev/sdf` through the EC2
+ * API; the decrypted volume file for `kmsvol ec2 attach-volume`, which also
+ * accepts the directory given to its --device).
+ */
+export function checkDetach(
+  ctx: Ec2Context,
+  v: VolumeRow,
+  a: AttachmentRow | undefined,
+  req: { InstanceId?: string; Device?: string },
+): asserts a is AttachmentRow {
+  if (!a) throw Ec2Errors.notAttached(v.volume_id);
+  const instance = ctx.registry.instanceId();
+  if (req.InstanceId !== undefined && req.InstanceId !== instance)
+    throw new ServiceError(
+      'InvalidAttachment.NotFound',
+      `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`,
+    );
+  const device = attachmentShape(a, instance).Device;
+  const accepted = a.device_name ? [a.device_name] : [a.device, a.mount_dir].filter(Boolean);
+  if (req.Device !== undefined && !accepted.includes(req.Device))
+    throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at '${req.Device}'; it is attached at '${device}'.`);
 }
 
 /** Detach, waiting until the card has gone (kmsvol's CLI and API wait; EC2 answers `detaching` at once). */
@@ -354,11 +382,12 @@ export async function detachVolume(ctx: Ec2Context, req: { VolumeId: string; For
   return started.Attachment;
 }
 
+/** Waits for the card to exit: polled, first every 2 ms (a detached card exits within milliseconds), then less often. */
 async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (processAlive(pid)) {
+  for (let wait = 2; processAlive(pid); wait = Math.min(wait * 2, 25)) {
     if (Date.now() > end) throw new Error(`the card (pid ${pid}) did not exit within ${timeoutMs / 1000}s`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, wait));
   }
 }
 
@@ -400,10 +429,15 @@ async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, ev
   if (a.device) for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
   if (isMounted(a.mount_dir)) unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
+  // Precondition: the grant is retired before the volume is available (see finishDetach).
   await retireGrant(ctx, v.volume_id, a.grant_token);
-  ctx.registry.write(() => {
+  const released = ctx.registry.write(() => {
+    // Another process may have finished this attachment already, and a new one begun.
+    const now = ctx.registry.getAttachment(v.volume_id);
+    if (now?.pid !== a.pid || now.attach_time !== a.attach_time) return false;
     ctx.registry.deleteAttachment(v.volume_id);
     ctx.registry.setVolumeState(v.volume_id, 'available');
+    return true;
   });
-  ctx.events.record(v.volume_id, event, 'available', cause);
+  if (released) ctx.events.record(v.volume_id, event, 'available', cause);
 }

@@ -305,12 +305,9 @@ export class Card {
         this.log.info({ volumeId: this.o.volumeId, force }, 'detached; data key zeroized');
         // Postcondition: the key is gone and the card exits even when the home cannot be
         // written (a full disk): the next command finds the card dead and reconciles the registry.
+        // The volume is not available yet: it is, once the card's grant is retired (card/attach.ts, finishDetach).
         try {
-          this.registry.write(() => {
-            this.registry.deleteAttachment(this.o.volumeId);
-            this.registry.setVolumeState(this.o.volumeId, 'available');
-          });
-          this.events.record(this.o.volumeId, 'detachVolume', 'available');
+          this.registry.write(() => this.registry.markCardGone(this.o.volumeId, process.pid));
         } catch (e) {
           this.log.warn(
             { volumeId: this.o.volumeId, error: (e as Error).name, message: (e as Error).message },

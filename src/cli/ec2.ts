@@ -4,8 +4,9 @@ import { attachForeground, attachVolume, detachVolume } from '../card/attach.js'
 import { ec2Context } from '../card/context.js';
 import { viaEc2 } from '../card/grants.js';
 import { clockFromEnv } from '../clock.js';
+import { configuredAccount } from '../config.js';
 import { ServiceError, UsageError } from '../errors.js';
-import { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../kms/context.js';
+import { DEFAULT_REGION } from '../kms/context.js';
 import type { Members, Shape } from '../server/ec2/protocol.js';
 import {
   getEbsDefaultKmsKeyId,
@@ -34,7 +35,7 @@ export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
   const home = homeOf(g);
   const region = regionOf(g) ?? DEFAULT_REGION;
   const kms = openKmsClient(g, { viaService: viaEc2(region) });
-  const account = process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
+  const account = configuredAccount();
   const registry = new Registry(home.registryDb);
   const ctx = ec2Context({ home, registry, kms, clock: clockFromEnv(), region, account, ...(process.stderr.isTTY ? { onProgress: progressBar } : {}) });
   return Object.assign(ctx, {
@@ -314,8 +315,13 @@ export function ec2Command(): Command {
     op(
       'detach-volume',
       'DetachVolume',
-      (c) => c.requiredOption('--volume-id <id>').option('--force').option('--instance-id <id>').option('--device <dir>'),
-      (o) => ({ VolumeId: required(o.volumeId), Force: !!o.force, InstanceId: o.instanceId }),
+      (c) =>
+        c
+          .requiredOption('--volume-id <id>')
+          .option('--force')
+          .option('--instance-id <id>')
+          .option('--device <device>', "the attachment's Device (as describe-volumes shows it), or the directory attach-volume --device was given"),
+      (o) => ({ VolumeId: required(o.volumeId), Force: !!o.force, InstanceId: o.instanceId, Device: o.device }),
       (ctx, req) => detachVolume(ctx, req),
     ),
   );

@@ -1,12 +1,13 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { clockFromEnv, DAY_MS } from '../clock.js';
+import { configuredAccount, configuredRegion } from '../config.js';
 import type { Home } from '../home.js';
 import { openHome } from '../home.js';
 import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
-import { DEFAULT_ACCOUNT, DEFAULT_REGION, KmsContext } from './context.js';
+import { DEFAULT_REGION, KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
@@ -75,8 +76,9 @@ export class Kms {
       store.close();
       throw e;
     }
-    const region = opts.region || process.env.KMSVOL_REGION || DEFAULT_REGION;
-    const account = opts.account ?? process.env.KMSVOL_ACCOUNT_ID ?? DEFAULT_ACCOUNT;
+    // Chosen as the CLI and the Kmsvol API choose them (src/config.ts).
+    const region = configuredRegion(opts.region) ?? DEFAULT_REGION;
+    const account = configuredAccount(opts.account);
     const ctx = new KmsContext(store, rootKey, opts.clock ?? clockFromEnv(), region, account);
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
     const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);

@@ -167,6 +167,15 @@ export class Registry {
     this.db.prepare('UPDATE attachments SET state = ? WHERE volume_id = ?').run(state, id);
   }
 
+  /**
+   * A card that has stopped serving its volume: the attachment stays, `detaching`
+   * with no loop device, until whoever finishes the detach has retired the card's
+   * grant (card/attach.ts); only then is the volume available again.
+   */
+  markCardGone(id: string, pid: number): void {
+    this.db.prepare("UPDATE attachments SET state = 'detaching', loop_device = NULL WHERE volume_id = ? AND pid = ?").run(id, pid);
+  }
+
   deleteAttachment(id: string): void {
     this.db.prepare('DELETE FROM attachments WHERE volume_id = ?').run(id);
   }

@@ -1,7 +1,9 @@
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { kmsvol } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
+import { createVolume, volumeHome } from '../helpers/volumes.js';
 
 /** kmsvol's own `ec2` commands with the AWS CLI's options (no endpoint: the embedded KMS, the same control plane). */
 describe('kmsvol ec2 with the AWS CLI options', () => {
@@ -126,5 +128,33 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     expect(kmsvol(home, ['ec2', 'delete-volume', '--cli-input-yaml', `VolumeId: ${v.json.VolumeId}\n`]).code).toBe(0);
     const none = kmsvol(home, ['ec2', 'delete-volume']);
     expect([none.code, none.stderr.includes('the following arguments are required: --volume-id')]).toEqual([252, true]);
+  });
+
+  it('detach-volume --device and --instance-id must match the attachment, as in EC2: InvalidAttachment.NotFound (also under --dry-run), and the volume stays attached', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const dir = path.join(ctx.home, 'dev-here');
+    const a = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--device', dir]);
+    expect(a.code, a.stderr).toBe(0);
+    const attached = () => kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].Attachments;
+    const shown = attached()[0].Device;
+    expect(shown).toBe(path.join(dir, vol));
+    const other = path.join(ctx.home, 'elsewhere');
+    for (const extra of [[], ['--dry-run']]) {
+      const wrong = kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol, '--device', other, ...extra]);
+      expect(wrong.code, wrong.stderr).toBe(254);
+      expect(wrong.stderr).toContain(
+        `An error occurred (InvalidAttachment.NotFound) when calling the DetachVolume operation: Volume '${vol}' is not attached at '${other}'; it is attached at '${shown}'.`,
+      );
+      const instance = kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol, '--instance-id', 'i-0123456789abcdef0', ...extra]);
+      expect(instance.code, instance.stderr).toBe(254);
+      expect(instance.stderr).toContain('(InvalidAttachment.NotFound)');
+    }
+    expect(attached()).toMatchObject([{ State: 'attached', Device: shown }]);
+    expect(kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol, '--device', shown, '--dry-run']).stderr).toContain('(DryRunOperation)');
+    // The directory given to attach-volume --device names it too.
+    const d = kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol, '--device', dir]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(attached()).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Kmsvol } from '../../src/index.js';
+import { Kms, Kmsvol } from '../../src/index.js';
 import { kmsvol } from '../helpers/cli.js';
+import { tempHome } from '../helpers/home.js';
 import { volumeHome } from '../helpers/volumes.js';
 
 /**
@@ -54,6 +55,65 @@ describe('regions reach the card', () => {
       expect(attached.map((e) => e.region)).toEqual(['eu-west-1']);
     } finally {
       await kv.close();
+    }
+  });
+});
+
+/** Run fn with these environment variables (undefined: unset), restoring them after. */
+function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const apply = (vs: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(vs)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  apply(vars);
+  try {
+    return fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+describe('one rule for region and account (src/config.ts), wherever they are chosen', () => {
+  it('Kms.open chooses the region as the CLI does: AWS_REGION when KMSVOL_REGION is unset or empty', () => {
+    for (const KMSVOL_REGION of [undefined, '']) {
+      const home = tempHome();
+      const env = { AWS_REGION: 'eu-west-2', KMSVOL_REGION };
+      const cli = kmsvol(home, ['kms', 'create-key'], { AWS_REGION: 'eu-west-2', KMSVOL_REGION: '' });
+      expect(cli.code, cli.stderr).toBe(0);
+      expect(cli.json.KeyMetadata.Arn).toMatch(/^arn:aws:kms:eu-west-2:/);
+      const kms = withEnv(env, () => Kms.open({ home }));
+      try {
+        expect(kms.region).toBe('eu-west-2');
+        // The key the CLI made is in the library's namespace: the same ARN.
+        expect(kms.invoke('DescribeKey', { KeyId: cli.json.KeyMetadata.KeyId }).KeyMetadata!.Arn).toBe(cli.json.KeyMetadata.Arn);
+      } finally {
+        kms.close();
+      }
+    }
+  });
+
+  it('the ec2 commands choose the account as the kms commands do (KMSVOL_ACCOUNT_ID set, and empty as unset)', () => {
+    const home = tempHome();
+    for (const [KMSVOL_ACCOUNT_ID, want] of [
+      ['111122223333', '111122223333'],
+      ['', '000000000000'],
+    ] as const) {
+      const env = { KMSVOL_ACCOUNT_ID };
+      const key = kmsvol(home, ['kms', 'create-key'], env);
+      expect(key.code, key.stderr).toBe(0);
+      expect(key.json.KeyMetadata.AWSAccountId).toBe(want);
+      const owner = kmsvol(home, ['ec2', 'describe-instances'], env);
+      expect(owner.code, owner.stderr).toBe(0);
+      expect(owner.json.Reservations[0].OwnerId, `KMSVOL_ACCOUNT_ID=${JSON.stringify(KMSVOL_ACCOUNT_ID)}`).toBe(want);
+      const kms = withEnv(env, () => Kms.open({ home }));
+      try {
+        expect(kms.account).toBe(want);
+      } finally {
+        kms.close();
+      }
     }
   });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as ec2 from '@aws-sdk/client-ec2';
 import * as kms from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kmsvol } from '../../src/api.js';
 import { kmsvol } from '../helpers/cli.js';
 import type { Endpoint } from '../helpers/ec2-endpoint.js';
 import { startEndpoint } from '../helpers/ec2-endpoint.js';
@@ -286,6 +287,32 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
       for (let s = await state(); s.State !== 'available'; s = await state()) await new Promise((r) => setTimeout(r, 5));
     }
   }, 120_000);
+
+  it('across processes: the endpoint detaches (and retires the card grant) while this process attaches the moment the volume shows available, 8 rounds: every attach is attached', async () => {
+    const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const v = (await newVolume({ Encrypted: true, KmsKeyId: key })).VolumeId!;
+    // The library on the same home, in this test's process: its attach shares nothing in memory with the endpoint's detach.
+    const kv = Kmsvol.open({ home, region: ep.region });
+    try {
+      for (let round = 0; round < 8; round++) {
+        const a = await kv.attachVolume(v).catch((e: Error) => e);
+        expect(a instanceof Error ? `${a.name}: ${a.message}` : a.State, `round ${round}`).toBe('attached');
+        await c.send(new ec2.DetachVolumeCommand({ VolumeId: v }));
+        const state = async () => (await kv.describeVolumes({ VolumeIds: [v] })).Volumes[0]!.State;
+        for (const end = Date.now() + 30_000; (await state()) !== 'available'; ) {
+          if (Date.now() > end) throw new Error(`round ${round}: ${v} is not available 30 s after DetachVolume`);
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      // The last card's grant is retired by the last detach; none is left behind.
+      for (const end = Date.now() + 30_000; (await k.send(new kms.ListGrantsCommand({ KeyId: key }))).Grants!.length > 0; ) {
+        if (Date.now() > end) throw new Error('the card grant was not retired 30 s after the last detach');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await kv.close();
+    }
+  }, 180_000);
 
   it('EBS encryption by default and the default key', async () => {
     const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;

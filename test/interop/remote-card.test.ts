@@ -25,7 +25,7 @@ function cardOf(home: string, vol: string): { pid: number; grantToken: string } 
   const registry = new Registry(path.join(home, 'ec2.db'));
   try {
     const a = registry.getAttachment(vol);
-    if (!a || a.state !== 'attached' || !a.grant_token) throw new Error(`${vol} has no attached card with a grant`);
+    if (a?.state !== 'attached' || !a.grant_token) throw new Error(`${vol} has no attached card with a grant`);
     const argv = fs.readFileSync(`/proc/${a.pid}/cmdline`, 'utf8').split('\0');
     if (!argv[1]?.endsWith(path.join('card', 'main.js'))) throw new Error(`pid ${a.pid} is not a card: ${argv.join(' ')}`);
     return { pid: a.pid, grantToken: a.grant_token };

@@ -1,4 +1,4 @@
-import { checkAttach, startAttach, startDetach } from '../../card/attach.js';
+import { checkAttach, checkDetach, startAttach, startDetach } from '../../card/attach.js';
 import { Ec2Errors } from '../../volume/errors.js';
 import type { CreateVolumeRequest, DescribeVolumesRequest } from '../../volume/volumes.js';
 import { deleteVolume, describeVolumes, getVolume, planVolume, resolveKey, startCreateVolume } from '../../volume/volumes.js';
@@ -78,7 +78,7 @@ export const volumeOperations: Record<string, Operation> = {
     async check(ctx, req) {
       if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
       const v = getVolume(ctx, req.VolumeId);
-      if (!ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.notAttached(v.volume_id);
+      checkDetach(ctx, v, ctx.registry.getAttachment(v.volume_id), req);
     },
     async run(ctx, req) {
       if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');

@@ -78,7 +78,12 @@ mount "$DEV" "$MNT"
 [ "$(cat "$MNT/before.txt")" = "written before the key was disabled" ] || fail "before.txt did not survive"
 [ "$(sha256sum < "$MNT/after.bin")" = "$SUM" ] || fail "after.bin did not survive"
 umount "$MNT"
-"${AWS[@]}" ec2 detach-volume --volume-id "$VOL" >/dev/null
+# A Device that is not the attachment's is refused as EC2 refuses it, and nothing is detached.
+if OUT=$("${AWS[@]}" ec2 detach-volume --volume-id "$VOL" --device /dev/sdg 2>&1); then fail "detach-volume --device /dev/sdg succeeded: $OUT"; fi
+case "$OUT" in *"An error occurred (InvalidAttachment.NotFound) when calling the DetachVolume operation: Volume '$VOL' is not attached at '/dev/sdg'; it is attached at '/dev/sdf'."*) ;;
+  *) fail "detach-volume --device /dev/sdg: $OUT";; esac
+[ "$(attachment_state)" = attached ] || fail "a refused detach changed the attachment"
+"${AWS[@]}" ec2 detach-volume --volume-id "$VOL" --instance-id "$INSTANCE" --device /dev/sdf >/dev/null
 "${AWS[@]}" ec2 wait volume-available --volume-ids "$VOL"
 "${AWS[@]}" ec2 delete-volume --volume-id "$VOL"
 "${AWS[@]}" ec2 wait volume-deleted --volume-ids "$VOL"

@@ -293,4 +293,28 @@ describe('the store and the audit log', () => {
     expect(raw).not.toContain(g.Plaintext.toString('hex'));
     expect(raw).not.toContain(g.CiphertextBlob.toString('base64'));
   });
+
+  it("records the algorithms a request chose, as CloudTrail does: ReEncrypt's source and destination, Encapsulate's", () => {
+    const { kms, home } = testKms();
+    const key = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
+    const blob = kms.invoke('Encrypt', { KeyId: key, Plaintext: Buffer.from('x') }).CiphertextBlob;
+    kms.invoke('ReEncrypt', {
+      CiphertextBlob: blob,
+      DestinationKeyId: key,
+      SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    });
+    // A symmetric key cannot encapsulate; the refused call is recorded with what it asked for.
+    expect(errorName(() => kms.invoke('Encapsulate', { KeyId: key, EncapsulationAlgorithm: 'ML_KEM' }))).toBe('InvalidKeyUsageException');
+    kms.flushAudit();
+    const log = AuditLog.read(`${home}/audit.log`);
+    expect(log.find((r) => r.eventName === 'ReEncrypt')!.requestParameters).toMatchObject({
+      sourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      destinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    });
+    expect(log.find((r) => r.eventName === 'Encapsulate')).toMatchObject({
+      errorCode: 'InvalidKeyUsageException',
+      requestParameters: { keyId: key, encapsulationAlgorithm: 'ML_KEM' },
+    });
+  });
 });

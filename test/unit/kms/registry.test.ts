@@ -101,6 +101,12 @@ describe('the operation registry', () => {
     expect(auditedBlobs).toEqual([]);
   });
 
+  it('every algorithm a request names is audited: not secret, and CloudTrail records it in requestParameters', () => {
+    const algorithms = [...new Set(OPS.flatMap((op) => membersOf(op)))].filter((m) => m.endsWith('Algorithm')).sort();
+    expect(algorithms).toEqual(expect.arrayContaining(['DestinationEncryptionAlgorithm', 'EncapsulationAlgorithm', 'SourceEncryptionAlgorithm']));
+    expect(algorithms.filter((m) => !MEMBERS[m]!.audit)).toEqual([]);
+  });
+
   it("every member's type is botocore's type for it", () => {
     const wrong: string[] = [];
     for (const op of OPS) {
