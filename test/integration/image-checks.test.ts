@@ -57,7 +57,7 @@ describe('attach refuses an image that cannot hold the volume (finding 5 of issu
       /\(InvalidVolume\.Corrupt\) when calling the AttachVolume operation: The image file \S+\.img is missing\. Restore it from a backup/,
     );
   });
-  it('an image longer than the home\'s file system allows (ext4 stops at 16 TiB): create-volume and modify-volume to 16384 GiB are InsufficientVolumeCapacity (exit 254), nothing is left half-made', () => {
+  it("an image longer than the home's file system allows (ext4 stops at 16 TiB): create-volume and modify-volume to 16384 GiB are InsufficientVolumeCapacity (exit 254), nothing is left half-made", () => {
     // The home on a small ext4 of its own (4 KiB blocks: files up to 16 TiB), loop-mounted.
     const dir = tempHome('kmsvol-ext4-');
     const disk = path.join(tempHome('kmsvol-ext4-img-'), 'disk');

@@ -244,7 +244,11 @@ describe('copies and re-keying', () => {
     await fh.close();
     const late = await callControl(sock, { op: 'thaw', freezeId: f.freezeId as number });
     expect(late).toMatchObject({ ok: false, error: { name: 'IncorrectState' } });
-    expect(head(a.Device, 8192 + 4096).subarray(8192).equals(data)).toBe(true);
+    expect(
+      head(a.Device, 8192 + 4096)
+        .subarray(8192)
+        .equals(data),
+    ).toBe(true);
     const g = await callControl(sock, { op: 'freeze', leaseMs: 60_000 });
     expect(g.ok).toBe(true);
     expect(await callControl(sock, { op: 'renew', freezeId: g.freezeId as number })).toEqual({ ok: true });
