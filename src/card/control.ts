@@ -7,11 +7,19 @@ import { ServiceError } from '../errors.js';
  * a unix socket in the home's run directory (mode 0600).
  */
 export interface ControlRequest {
-  op: 'detach' | 'status' | 'freeze' | 'thaw' | 'resize';
+  op: 'detach' | 'status' | 'freeze' | 'renew' | 'thaw' | 'resize';
   force?: boolean;
+  /** For renew and thaw: the id freeze answered with. */
+  freezeId?: number;
+  /** For freeze and renew: how long the freeze holds unless renewed (default FREEZE_LEASE_MS). */
+  leaseMs?: number;
   /** For resize: the volume's new size in bytes. */
   size?: number;
 }
+
+/** How long a snapshot's freeze holds writes back unless its snapshotter renews it (FREEZE_RENEW_MS). */
+export const FREEZE_LEASE_MS = 60_000;
+export const FREEZE_RENEW_MS = 15_000;
 
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: { name: string; message: string } };
 

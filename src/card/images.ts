@@ -4,7 +4,7 @@ import { openPrivate } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import type { GuardedKey } from '../native/index.js';
 import type { CardOps } from '../volume/context.js';
-import { callControl, cardError } from './control.js';
+import { callControl, cardError, FREEZE_RENEW_MS } from './control.js';
 import { unwrapVolumeKey, volumeKeyDigest } from './keys.js';
 import { copyPayload } from './recrypt.js';
 import { socketPath } from './runtime.js';
@@ -22,8 +22,13 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
       const sock = socketPath(home, volumeId);
       const r = await callControl(sock, { op: 'freeze' });
       if (!r.ok) throw cardError(r);
+      const freezeId = Number(r.freezeId);
+      // The freeze is a lease (the card thaws one nobody renews): renew it while the copy runs.
+      const renew = setInterval(() => void callControl(sock, { op: 'renew', freezeId }).catch(() => undefined), FREEZE_RENEW_MS);
       return async () => {
-        await callControl(sock, { op: 'thaw' });
+        clearInterval(renew);
+        const t = await callControl(sock, { op: 'thaw', freezeId });
+        if (!t.ok) throw cardError(t);
       };
     },
 

@@ -16,10 +16,10 @@ import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/l
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
 import type { ControlReply, ControlRequest } from './control.js';
-import { serveControl } from './control.js';
+import { FREEZE_LEASE_MS, serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
-import { linkDevice, loopBusy, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
+import { linkDevice, loopBusy, loopsFor, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -47,6 +47,12 @@ export interface CardAttachment {
 }
 
 export const lockPath = volumeLockPath;
+
+/** A freeze's lease: what the request asks for, within 0.1 s .. 10 min, or FREEZE_LEASE_MS. */
+function leaseOf(req: ControlRequest): number {
+  const ms = Number(req.leaseMs);
+  return Number.isFinite(ms) && ms >= 100 && ms <= 600_000 ? ms : FREEZE_LEASE_MS;
+}
 export function socketPath(home: Home, volumeId: string): string {
   return path.join(home.runDir, `${volumeId}.sock`);
 }
@@ -162,31 +168,74 @@ export class Card {
     }
   }
 
-  private frozen: { fsMount?: string; timer: NodeJS.Timeout } | null = null;
+  private frozen: { fsMount?: string; timer: NodeJS.Timeout; holders: Set<number> } | null = null;
+  private freezing: Promise<void> | null = null;
+  private freezes = 0;
 
   /**
    * Quiesce for a point-in-time snapshot: freeze the filesystem mounted on the
    * loop device (so it is consistent, not just crash-consistent), then hold
-   * writes back in the FUSE server and fdatasync. Thawed by `thaw`, or after
-   * 60 s if the snapshotter went away.
+   * writes back in the FUSE server and fdatasync. Resolves with the freeze's
+   * id, for `renew` and `thaw`.
+   *
+   * Precondition: snapshots taken at once (EC2 allows several per volume)
+   * share one frozen window: a freeze while frozen, or while another is being
+   * made, joins it, and the window ends with the last holder's thaw.
+   * A freeze is a lease: nobody renewing it for `leaseMs` (a snapshotter that
+   * died) thaws it, and its holders' thaw then fails (see thaw).
    */
-  private async freeze(): Promise<void> {
-    if (this.frozen || !this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is already frozen for a snapshot.`);
-    const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
-    if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
-    this.mount.freeze(true);
-    this.frozen = { fsMount, timer: setTimeout(() => void this.thaw(), 60_000) };
-    this.log.info({ volumeId: this.o.volumeId, fsMount: fsMount ?? null }, 'frozen for a snapshot');
+  private async freeze(leaseMs: number): Promise<number> {
+    while (this.freezing) await this.freezing.catch(() => undefined);
+    if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
+    const id = ++this.freezes;
+    const expire = () => setTimeout(() => void this.thaw(), leaseMs);
+    if (this.frozen) {
+      this.frozen.holders.add(id);
+      clearTimeout(this.frozen.timer);
+      this.frozen.timer = expire();
+      return id;
+    }
+    const mount = this.mount;
+    this.freezing = (async () => {
+      const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
+      if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
+      mount.freeze(true);
+      this.frozen = { fsMount, holders: new Set([id]), timer: expire() };
+      this.log.info({ volumeId: this.o.volumeId, fsMount: fsMount ?? null }, 'frozen for a snapshot');
+    })();
+    try {
+      await this.freezing;
+    } finally {
+      this.freezing = null;
+    }
+    return id;
   }
 
-  private async thaw(): Promise<void> {
+  /** Keep freeze `id` for another lease; false when it has already ended. */
+  private renew(id: number, leaseMs: number): boolean {
     const f = this.frozen;
-    if (!f) return;
+    if (!f?.holders.has(id)) return false;
+    clearTimeout(f.timer);
+    f.timer = setTimeout(() => void this.thaw(), leaseMs);
+    return true;
+  }
+
+  /**
+   * End freeze `id` (none: every freeze, for an expired lease and detach); the
+   * last holder's end lets writes continue. Postcondition: false when freeze
+   * `id` had already ended, so writes went on while its holder copied.
+   */
+  private async thaw(id?: number): Promise<boolean> {
+    while (this.freezing) await this.freezing.catch(() => undefined);
+    const f = this.frozen;
+    if (id !== undefined && !f?.holders.delete(id)) return false;
+    if (!f || (id !== undefined && f.holders.size > 0)) return true;
     this.frozen = null;
     clearTimeout(f.timer);
     this.mount?.freeze(false);
     if (f.fsMount) await run('fsfreeze', ['--unfreeze', f.fsMount]).catch(() => undefined);
-    this.log.info({ volumeId: this.o.volumeId }, 'thawed');
+    this.log.info({ volumeId: this.o.volumeId, expired: id === undefined }, 'thawed');
+    return true;
   }
 
   /**
@@ -210,12 +259,14 @@ export class Card {
   private async handle(req: ControlRequest): Promise<ControlReply> {
     if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loopDevice ?? null, pid: process.pid };
     if (req.op === 'freeze') {
-      await this.freeze();
-      return { ok: true };
+      return { ok: true, freezeId: await this.freeze(leaseOf(req)) };
     }
-    if (req.op === 'thaw') {
-      await this.thaw();
-      return { ok: true };
+    if (req.op === 'renew' || req.op === 'thaw') {
+      const id = Number(req.freezeId);
+      if (req.op === 'renew' ? this.renew(id, leaseOf(req)) : await this.thaw(id)) return { ok: true };
+      throw Ec2Errors.incorrectState(
+        `The freeze of ${this.o.volumeId} for this snapshot ended before the copy did (nobody renewed it for ${leaseOf(req) / 1000} s): writes went on during the copy, so it is not a point-in-time snapshot. Take the snapshot again.`,
+      );
     }
     if (req.op === 'resize') {
       await this.resize(Number(req.size));
@@ -272,31 +323,41 @@ export class Card {
   }
 
   private async teardown(force = true): Promise<void> {
-    await this.thaw();
-    this.control?.close();
-    this.control = null;
-    if (this.loopDevice) {
-      unlinkDevice(this.o.volumeId, this.loopDevice);
-      await losetupDetach(this.loopDevice).catch((e) => {
-        if (!force) throw e;
-      });
-      this.loopDevice = undefined;
+    try {
+      await this.thaw();
+      this.control?.close();
+      this.control = null;
+      if (this.loopDevice) {
+        const dev = this.loopDevice;
+        unlinkDevice(this.o.volumeId, dev);
+        await losetupDetach(dev).catch(async (e) => {
+          // A loop device someone already released (losetup -d by hand) holds nothing of ours.
+          if (!force && (await loopsFor(path.join(this.o.mountDir, this.o.volumeId))).includes(dev)) throw e;
+        });
+        this.loopDevice = undefined;
+      }
+    } finally {
+      // Postcondition: whatever failed above, the FUSE server is stopped, the image flushed
+      // and closed, the key zeroized and the lock released (the card exits after this).
+      try {
+        if (this.mount) {
+          // Unmounting waits for in-flight requests; then the backing file is fsynced.
+          const stats = this.mount.stats();
+          this.mount.stop();
+          if (stats.errors) this.log.warn({ volumeId: this.o.volumeId, ...stats }, 'requests failed while attached');
+          this.mount = null;
+        }
+        if (this.fd >= 0) fs.fdatasyncSync(this.fd);
+      } finally {
+        this.key?.zeroize();
+        this.key = null;
+        if (this.fd >= 0) fs.closeSync(this.fd);
+        this.fd = -1;
+        if (this.ownsLock) fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
+        if (this.lockFd >= 0) fs.closeSync(this.lockFd);
+        this.lockFd = -1;
+        this.ownsLock = false;
+      }
     }
-    if (this.mount) {
-      // Unmounting waits for in-flight requests; then the backing file is fsynced.
-      const stats = this.mount.stats();
-      this.mount.stop();
-      if (stats.errors) this.log.warn({ volumeId: this.o.volumeId, ...stats }, 'requests failed while attached');
-      this.mount = null;
-    }
-    if (this.fd >= 0) fs.fdatasyncSync(this.fd);
-    this.key?.zeroize();
-    this.key = null;
-    if (this.fd >= 0) fs.closeSync(this.fd);
-    this.fd = -1;
-    if (this.ownsLock) fs.rmSync(socketPath(this.o.home, this.o.volumeId), { force: true });
-    if (this.lockFd >= 0) fs.closeSync(this.lockFd);
-    this.lockFd = -1;
-    this.ownsLock = false;
   }
 }

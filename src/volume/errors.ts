@@ -8,6 +8,7 @@ export const Ec2Errors = {
   volumeInUse: (id: string, detail = '') => new ServiceError('VolumeInUse', `Volume ${id} is currently attached${detail}.`),
   incorrectState: err('IncorrectState'),
   invalidParameter: err('InvalidParameterValue'),
+  insufficientCapacity: err('InsufficientVolumeCapacity'),
   missingParameter: err('MissingParameter'),
   invalidId: (kind: string, id: string) => new ServiceError(`Invalid${kind}ID.Malformed`, `Invalid id: "${id}"`),
   notAttached: (id: string) => new ServiceError('IncorrectState', `Volume '${id}' is in the 'available' state; it is not attached.`),

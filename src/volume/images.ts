@@ -6,6 +6,7 @@ import type { Home } from '../home.js';
 import { openPrivate } from '../home.js';
 import type { Ec2Context, ImageSide } from './context.js';
 import { EBS_CONTEXT_KEY } from './context.js';
+import { Ec2Errors } from './errors.js';
 import type { KeyDigest, KmsvolToken } from './luks2.js';
 import { CIPHER, encodeHeader, PAYLOAD_OFFSET, readImageHeader } from './luks2.js';
 import { SECTOR_SIZE } from './offsets.js';
@@ -57,13 +58,30 @@ function publish(tmp: string, file: string): void {
   }
 }
 
+/**
+ * Give the image `file` (open as `fd`) its length `size`, sparse. Precondition:
+ * the file system holding the home allows a file that long; ext4 stops at
+ * 16 TiB, so a 16384 GiB encrypted volume (its header comes first) does not
+ * fit there, and that is InsufficientVolumeCapacity saying what to do, not EFBIG.
+ */
+export function sizeImage(fd: number, size: number, file: string): void {
+  try {
+    fs.ftruncateSync(fd, size);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EFBIG') throw e;
+    throw Ec2Errors.insufficientCapacity(
+      `The file system holding ${path.dirname(file)} cannot hold an image of ${size} bytes (the volume and its header): its files are smaller. Choose a smaller size, or keep the kmsvol home on a file system that allows larger files (XFS, btrfs).`,
+    );
+  }
+}
+
 /** Create `file` holding `head` at offset 0 and sized `size` (sparse), via a temporary name, fsynced. */
 export function writeImageAtomically(file: string, head: Buffer | undefined, size: number): void {
   const tmp = tempFor(file);
   const fd = fs.openSync(tmp, 'wx', 0o600);
   try {
     if (head) fs.writeSync(fd, head, 0, head.length, 0);
-    fs.ftruncateSync(fd, size);
+    sizeImage(fd, size, file);
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);

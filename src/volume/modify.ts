@@ -5,7 +5,7 @@ import { getVolume } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter } from './filters.js';
 import { applyFilters, paginate } from './filters.js';
-import { imageFile } from './images.js';
+import { imageFile, sizeImage } from './images.js';
 import { readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
 import type { ModificationRow } from './registry.js';
@@ -143,9 +143,9 @@ async function grow(ctx: Ec2Context, volumeId: string, sizeGiB: number): Promise
   const payloadOffset = v.encrypted ? readImageHeader(file).payloadOffset : 0;
   const want = payloadOffset + sizeGiB * GiB;
   if (fs.statSync(file).size < want) {
-    fs.truncateSync(file, want);
     const fd = fs.openSync(file, 'r+');
     try {
+      sizeImage(fd, want, file);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

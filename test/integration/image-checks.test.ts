@@ -1,7 +1,10 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
 import { kmsvol } from '../helpers/cli.js';
+import { onCleanup, tempHome } from '../helpers/home.js';
 import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js';
 
 const GiB = 2 ** 30;
@@ -53,5 +56,28 @@ describe('attach refuses an image that cannot hold the volume (finding 5 of issu
     expect(f.stderr).toMatch(
       /\(InvalidVolume\.Corrupt\) when calling the AttachVolume operation: The image file \S+\.img is missing\. Restore it from a backup/,
     );
+  });
+  it("an image longer than the home's file system allows (ext4 stops at 16 TiB): create-volume and modify-volume to 16384 GiB are InsufficientVolumeCapacity (exit 254), nothing is left half-made", () => {
+    // The home on a small ext4 of its own (4 KiB blocks: files up to 16 TiB), loop-mounted.
+    const dir = tempHome('kmsvol-ext4-');
+    const disk = path.join(tempHome('kmsvol-ext4-img-'), 'disk');
+    fs.writeFileSync(disk, '');
+    fs.truncateSync(disk, 64 << 20);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', disk]);
+    execFileSync('mount', ['-o', 'loop', disk, dir]);
+    onCleanup(() => spawnSync('umount', ['-l', dir]));
+    const home = path.join(dir, 'home');
+    const key = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+    const big = kmsvol(home, ['ec2', 'create-volume', '--size', '16384', '--encrypted', '--kms-key-id', key]);
+    expect(big.code, big.stderr).toBe(254);
+    expect(big.stderr).toContain('(InsufficientVolumeCapacity) when calling the CreateVolume operation');
+    expect(fs.readdirSync(path.join(home, 'volumes'))).toEqual([]);
+    expect(kmsvol(home, ['ec2', 'describe-volumes']).json.Volumes).toEqual([]);
+    const vol = createVolume(home, key);
+    const grow = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', vol, '--size', '16384']);
+    expect(grow.code, grow.stderr).toBe(254);
+    expect(grow.stderr).toContain('(InsufficientVolumeCapacity)');
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({ Size: 1, State: 'available' });
+    expect(fs.statSync(path.join(home, 'volumes', `${vol}.img`)).size).toBe(PAYLOAD_OFFSET + GiB);
   });
 });

@@ -3,8 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { callControl } from '../../src/card/control.js';
 import { readImageHeader } from '../../src/volume/luks2.js';
-import { kmsvol } from '../helpers/cli.js';
+import { kmsvol, kmsvolAsync } from '../helpers/cli.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
 
 function newKey(home: string): string {
@@ -199,6 +200,59 @@ describe('copies and re-keying', () => {
       await exited;
     }
     unmount(ctx, mnt);
+    detach(ctx.home, vol);
+  });
+  it('three create-snapshot calls at once on an attached volume with ext4 mounted all complete, each a clean copy of the same file', async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol, ['--loop']);
+    execFileSync('mkfs.ext4', ['-q', '-F', a.LoopDevice!]);
+    const mnt = mountLoop(ctx, a.LoopDevice!);
+    const data = crypto.randomBytes(1 << 20);
+    fs.writeFileSync(path.join(mnt, 'f'), data);
+    execFileSync('sync', ['-f', path.join(mnt, 'f')]);
+    // EC2 takes concurrent snapshots of one volume; here they share the card's freeze instead of failing on it.
+    const snaps = await Promise.all([0, 1, 2].map(() => kmsvolAsync(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol])));
+    for (const s of snaps) expect(s.code, s.stderr).toBe(0);
+    // Every freeze was thawed: the mounted filesystem takes writes again.
+    fs.writeFileSync(path.join(mnt, 'after'), 'x');
+    execFileSync('sync', ['-f', path.join(mnt, 'after')]);
+    unmount(ctx, mnt);
+    detach(ctx.home, vol);
+    for (const s of snaps) {
+      const copy = kmsvol(ctx.home, ['ec2', 'create-volume', '--snapshot-id', s.json.SnapshotId]).json.VolumeId;
+      const b = attach(ctx.home, copy, ['--loop']);
+      const fsck = spawnSync('fsck.ext4', ['-fn', b.LoopDevice!], { encoding: 'utf8' });
+      expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+      const m = mountLoop(ctx, b.LoopDevice!);
+      expect(fs.readFileSync(path.join(m, 'f')).equals(data)).toBe(true);
+      unmount(ctx, m);
+      detach(ctx.home, copy);
+    }
+  });
+  it("a snapshot's freeze is a lease: unrenewed it ends (a held-back write lands) and its late thaw is refused, so the copy fails instead of being torn; renewed it holds", async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol);
+    const sock = path.join(ctx.home, 'run', `${vol}.sock`);
+    const f = await callControl(sock, { op: 'freeze', leaseMs: 500 });
+    expect(f.ok).toBe(true);
+    // The write waits in the card while frozen and lands once the lease has run out.
+    const data = crypto.randomBytes(4096);
+    const fh = await fs.promises.open(a.Device, 'r+');
+    await fh.write(data, 0, data.length, 8192);
+    await fh.close();
+    const late = await callControl(sock, { op: 'thaw', freezeId: f.freezeId as number });
+    expect(late).toMatchObject({ ok: false, error: { name: 'IncorrectState' } });
+    expect(
+      head(a.Device, 8192 + 4096)
+        .subarray(8192)
+        .equals(data),
+    ).toBe(true);
+    const g = await callControl(sock, { op: 'freeze', leaseMs: 60_000 });
+    expect(g.ok).toBe(true);
+    expect(await callControl(sock, { op: 'renew', freezeId: g.freezeId as number })).toEqual({ ok: true });
+    expect(await callControl(sock, { op: 'thaw', freezeId: g.freezeId as number })).toEqual({ ok: true });
     detach(ctx.home, vol);
   });
 });

@@ -1,11 +1,11 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeHeader } from '../../src/volume/luks2.js';
 import { kmsvol, ROOT } from '../helpers/cli.js';
-import { tempHome } from '../helpers/home.js';
+import { onCleanup, tempHome } from '../helpers/home.js';
 import { fileContains } from '../helpers/scan.js';
 import { unpackImage } from '../helpers/sparse-image.js';
 import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js';
@@ -20,6 +20,39 @@ function cardPid(vol: string): number {
     }
   }
   throw new Error(`no card process for ${vol}`);
+}
+
+/**
+ * The card's locked memory (its guarded key pages: mlocked, so VmLck counts them) at the moment it exits:
+ * gdb stops it at exit_group, after everything the card did on the way out. `trigger` makes it exit.
+ */
+async function lockedAtExit(pid: number, trigger: () => void): Promise<string> {
+  const out = path.join(tempHome('kmsvol-gdb-'), 'status');
+  const gdb = spawn(
+    'gdb',
+    [
+      '-p',
+      String(pid),
+      '-batch',
+      '-ex',
+      'handle SIGTERM nostop noprint pass',
+      '-ex',
+      'catch syscall exit_group',
+      '-ex',
+      'continue',
+      '-ex',
+      `shell grep VmLck /proc/${pid}/status > ${out}`,
+      '-ex',
+      'detach',
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise((r) => gdb.once('exit', r));
+  onCleanup(() => gdb.kill('SIGKILL'));
+  await expect.poll(() => /^TracerPid:\s+[1-9]/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')), { timeout: 30_000 }).toBe(true);
+  trigger();
+  await exited;
+  return fs.readFileSync(out, 'utf8');
 }
 
 describe('format compatibility, large volumes and the running card', () => {
@@ -165,5 +198,18 @@ describe('format compatibility, large volumes and the running card', () => {
     for (let i = 0; i < 64; i += 16) expect(fileContains(core, key.subarray(i, i + 16)), `key bytes ${i}..${i + 16} in the core`).toBe(false);
     fs.rmSync(core);
     detach(ctx.home, vol);
+  });
+  it('detach, and SIGTERM, zeroize and unmap the guarded key before the card exits (its locked pages are gone at exit_group)', async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    for (const how of ['detach-volume', 'SIGTERM'] as const) {
+      const a = attach(ctx.home, vol, ['--loop']);
+      execFileSync('dd', ['if=/dev/urandom', `of=${a.LoopDevice}`, 'bs=1M', 'count=4', 'oflag=direct', 'status=none']);
+      const pid = cardPid(vol);
+      expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^VmLck:\s+[1-9]\d* kB/m); // positive control: the key is locked in memory
+      const status = await lockedAtExit(pid, () => (how === 'SIGTERM' ? process.kill(pid, 'SIGTERM') : detach(ctx.home, vol)));
+      expect(status, how).toMatch(/^VmLck:\s+0 kB/m);
+      await expect.poll(() => kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].State, { timeout: 10_000 }).toBe('available');
+    }
   });
 });

@@ -41,6 +41,24 @@ function dataKey(home: string, vol: string): Buffer {
 }
 
 describe('volumes through real FUSE, loop devices and ext4', () => {
+  it('a loop device released by hand before detach: detach still unmounts, zeroizes the key and records a clean detach', async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol, ['--loop']);
+    execFileSync('losetup', ['-d', a.LoopDevice!]);
+    // losetup -d of a device that something (udev, blkid) still has open only marks it autoclear: wait until it is released.
+    const backing = `/sys/block/${path.basename(a.LoopDevice!)}/loop/backing_file`;
+    await expect.poll(() => fs.existsSync(backing), { timeout: 10_000 }).toBe(false);
+    const r = kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol]);
+    expect(r.code, r.stderr).toBe(0);
+    // Before any other command could clean up after a card that died: the card itself unmounted.
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(path.dirname(a.Device));
+    const log = fs.readFileSync(path.join(ctx.home, 'run', `${vol}.log`), 'utf8');
+    expect(log).toContain('detached; data key zeroized');
+    const events = kmsvol(ctx.home, ['events']).stdout;
+    expect(events).not.toContain('card process exited');
+  });
+
   it('round trip: create, attach --loop, mkfs.ext4, write, detach, reattach: files intact, fsck clean', () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
