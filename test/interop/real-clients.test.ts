@@ -273,9 +273,14 @@ describe('STS calls in the audit log', () => {
     const log = path.join(home, 'audit.log');
     const sts = () => AuditLog.read(log).filter((e) => e.eventSource === 'sts.amazonaws.com');
     await expect
-      .poll(() => sts().some((e) => e.userIdentity.arn === `arn:aws:sts::${ACCOUNT}:assumed-role/auditor/audited`) && sts().some((e) => e.errorCode === 'InvalidParameterValue'), {
-        timeout: 10_000,
-      })
+      .poll(
+        () =>
+          sts().some((e) => e.userIdentity.arn === `arn:aws:sts::${ACCOUNT}:assumed-role/auditor/audited`) &&
+          sts().some((e) => e.errorCode === 'InvalidParameterValue'),
+        {
+          timeout: 10_000,
+        },
+      )
       .toBe(true);
     const events = sts();
     const assumed = events.find(
