@@ -125,7 +125,8 @@ export class Card {
         checkImageLength(image, this.fd, 0, v.size * GiB);
       }
       // 4. FUSE: the decrypted volume as one file.
-      ensureDir(this.o.mountDir);
+      // A mount point the user named (attach-volume --device) keeps its mode: the mount covers it.
+      ensureDir(this.o.mountDir, true);
       this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, this.o.mountDir, volumeId);
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.
