@@ -226,11 +226,13 @@ describe('format compatibility, large volumes and the running card', () => {
     execFileSync('umount', ['-l', dir]); // ext4 on the old loop device has lost its disk
     const b = attach(ctx.home, vol, ['--loop']);
     const dir2 = mountLoop(ctx, b.LoopDevice!);
-    expect(crypto.createHash('sha256').update(fs.readFileSync(path.join(dir2, 'unsynced.bin'))).digest('hex')).toBe(
-      crypto.createHash('sha256').update(data).digest('hex'),
-    );
+    expect(
+      crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(dir2, 'unsynced.bin')))
+        .digest('hex'),
+    ).toBe(crypto.createHash('sha256').update(data).digest('hex'));
     unmount(ctx, dir2);
     detach(ctx.home, vol);
   });
 });
-
