@@ -122,8 +122,11 @@ function refuseLink(what: string, e: unknown): never {
   throw e;
 }
 
-/** Create `dir` (0700) if missing; refuse it if it is a link, someone else's, or writable by others. */
-export function ensureDir(dir: string): void {
+/**
+ * Create `dir` (0700) if missing; refuse it if it is a link, someone else's, or writable by others.
+ * An existing directory is made 0700 too, unless `keepMode` (a directory the user named, such as a mount point).
+ */
+export function ensureDir(dir: string, keepMode = false): void {
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
@@ -139,7 +142,7 @@ export function ensureDir(dir: string): void {
   }
   try {
     checkOwned(dir, fs.fstatSync(fd), 'directory');
-    fs.fchmodSync(fd, 0o700);
+    if (!keepMode) fs.fchmodSync(fd, 0o700);
   } finally {
     fs.closeSync(fd);
   }

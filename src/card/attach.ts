@@ -41,6 +41,39 @@ function mountDirFor(ctx: Ec2Context, req: AttachRequest): string {
   return path.resolve(req.Device ?? path.join(ctx.home.runDir, req.VolumeId));
 }
 
+/**
+ * A directory given to attach-volume --device, where the decrypted volume is
+ * mounted as root. Precondition: nobody but root or the caller can redirect
+ * it: no component is a symbolic link (mount(2) would follow it), and every
+ * directory on the way that exists is owned by root or the caller and not
+ * writable by group or others, unless sticky (as /tmp: only a directory's
+ * owner can rename it there). What is missing the card creates, 0700.
+ */
+function checkMountDir(dir: string): void {
+  const invalid = (why: string) => Ec2Errors.invalidParameter(`Value (${dir}) for parameter device is invalid: ${why}`);
+  if (dir.trim() === '') throw invalid('give the directory where the decrypted volume file should appear, for example --device /mnt/kmsvol.');
+  const me = process.getuid?.() ?? 0;
+  let at = '/';
+  for (const part of ['', ...path.resolve(dir).split('/').filter(Boolean)]) {
+    at = path.join(at, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(at);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    if (st.isSymbolicLink()) throw invalid(`${at} is a symbolic link, and kmsvol never mounts through one. Give the real path (realpath ${at}).`);
+    if (!st.isDirectory()) throw invalid(`${at} is not a directory.`);
+    if (st.uid !== 0 && st.uid !== me)
+      throw invalid(`${at} belongs to uid ${st.uid}, who could replace what is below it. Choose a directory root owns, such as /mnt/kmsvol.`);
+    if (st.mode & 0o022 && !(st.mode & 0o1000))
+      throw invalid(
+        `${at} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}), who could replace what is below it. Run: chmod go-w ${at}, or choose another directory.`,
+      );
+  }
+}
+
 /** Record a failed attach as an EBS Volume Notification, whatever the cause, and rethrow. */
 function attachFailed(ctx: Ec2Context, volumeId: string, e: unknown): never {
   const err = e instanceof Error ? e : new Error(String(e));
@@ -80,6 +113,7 @@ async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRo
 /** What an attach checks before it records anything (also what a DryRun checks). */
 export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<VolumeRow> {
   const v = getVolume(ctx, req.VolumeId);
+  if (req.Device !== undefined) checkMountDir(req.Device);
   if (req.InstanceId !== undefined && req.InstanceId !== ctx.registry.instanceId()) {
     throw new ServiceError(
       'InvalidInstanceID.NotFound',

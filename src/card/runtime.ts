@@ -125,7 +125,8 @@ export class Card {
         checkImageLength(image, this.fd, 0, v.size * GiB);
       }
       // 4. FUSE: the decrypted volume as one file.
-      ensureDir(this.o.mountDir);
+      // A mount point the user named (attach-volume --device) keeps its mode: the mount covers it.
+      ensureDir(this.o.mountDir, true);
       this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, this.o.mountDir, volumeId);
       const device = path.join(this.o.mountDir, volumeId);
       // 5. The loop device.
@@ -150,8 +151,8 @@ export class Card {
       });
       this.events.record(volumeId, 'attachVolume', 'attached');
       this.log.info({ volumeId, device, loop: this.loopDevice ?? null }, 'attached');
-      process.once('SIGTERM', () => void this.stop(false));
-      process.once('SIGINT', () => void this.stop(false));
+      process.once('SIGTERM', () => void this.signalled('SIGTERM'));
+      process.once('SIGINT', () => void this.signalled('SIGINT'));
       return {
         VolumeId: volumeId,
         Device: device,
@@ -295,6 +296,24 @@ export class Card {
     const others = () => (this.mount?.stats().openFiles ?? 0) - (this.loopDevice ? 1 : 0);
     for (const end = Date.now() + 2000; others() > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
     return others() <= 0;
+  }
+
+  /**
+   * A signal (a shutdown, `kill`) detaches even a busy volume, as --force
+   * does; but first what the file system on the loop device (or the loop
+   * device itself) holds in the page cache is flushed through this card to
+   * the image, so writes it acknowledged and nobody synced are not lost.
+   */
+  private async signalled(signal: string): Promise<void> {
+    const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
+    const target = fsMount ?? this.loopDevice;
+    this.log.info({ volumeId: this.o.volumeId, signal, flushing: target ?? null }, 'signalled: detaching');
+    if (target) {
+      await run('sync', fsMount ? ['-f', fsMount] : [target]).catch((e: Error) =>
+        this.log.warn({ volumeId: this.o.volumeId, target, message: e.message }, 'could not flush what is above the card before detaching'),
+      );
+    }
+    await this.stop(false);
   }
 
   /** Detach: drain, fsync, release the loop device, unmount, zeroize, record. */
