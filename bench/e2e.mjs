@@ -1,8 +1,9 @@
 // npm run bench -- e2e [--json] [--quick] [--no-chart]
 // fio on the two paths users take, every target in the same run:
 //  - the block-device path: ext4 on the kmsvol loop device, ext4 on a loop
-//    device over a plain image file on the same file system, and a file in a
-//    gocryptfs mount (the peer has no block device);
+//    device over a plain image file on the same file system (for the random
+//    jobs also in direct-I/O mode, as kmsvol's loop device runs), and a file
+//    in a gocryptfs mount (the peer has no block device);
 //  - the bare-file path: the decrypted kmsvol volume file, the same gocryptfs
 //    file, and a raw file.
 // Jobs: sequential 1 MiB write and read, random 4 KiB read and write (fsync
@@ -75,6 +76,8 @@ const JOBS = {
 };
 const BLOCK_JOBS = Object.keys(JOBS);
 const FILE_JOBS = ['seqWriteMiBps', 'seqReadMiBps', 'randReadIops', 'randWriteIops'];
+/** The random jobs, run also on the plain loop device in direct-I/O mode. */
+const DIO_JOBS = ['randReadIops', 'randWriteIops', 'randReadQd16Iops', 'randWriteQd16Iops'];
 
 function runJobs(label, file, jobs) {
   log(`  ${label}: ${file}`);
@@ -173,12 +176,18 @@ try {
   runJobs('kmsvol loop + ext4, 100 GiB volume', path.join(ext4On(bigLoop, 'kmsvol-ext4-100g', true), 'bench.bin'), ['randReadQd16Iops', 'randWriteQd16Iops']);
   const cardMemoryMiB = { [`${VOLUME_GIB} GiB volume`]: cardPeakMiB(blockVol), '100 GiB volume': cardPeakMiB(bigVol) };
 
-  const image = path.join(work, 'plain.img');
-  fs.closeSync(fs.openSync(image, 'w'));
-  fs.truncateSync(image, VOLUME_GIB * 2 ** 30);
-  const rawLoop = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
-  cleanups.push(() => execFileSync('losetup', ['-d', rawLoop]));
-  results.rawExt4 = runJobs('plain loop + ext4', path.join(ext4On(rawLoop, 'raw-ext4'), 'bench.bin'), BLOCK_JOBS);
+  /** ext4 on a loop device over a plain (unencrypted) sparse image on the same file system. */
+  const plainLoop = (name, losetupArgs = []) => {
+    const image = path.join(work, `${name}.img`);
+    fs.closeSync(fs.openSync(image, 'w'));
+    fs.truncateSync(image, VOLUME_GIB * 2 ** 30);
+    const dev = execFileSync('losetup', ['--find', '--show', ...losetupArgs, image], { encoding: 'utf8' }).trim();
+    cleanups.push(() => execFileSync('losetup', ['-d', dev]));
+    return path.join(ext4On(dev, name), 'bench.bin');
+  };
+  results.rawExt4 = runJobs('plain loop + ext4', plainLoop('raw-ext4'), BLOCK_JOBS);
+  // The same in direct-I/O mode, as kmsvol's loop device runs: what the plain loop device's page cache is worth on the random jobs.
+  results.rawExt4Dio = runJobs('plain loop in direct-I/O mode + ext4', plainLoop('raw-ext4-dio', ['--direct-io=on']), DIO_JOBS);
 
   const cipher = path.join(work, 'gcipher');
   const plain = path.join(work, 'gplain');
@@ -201,6 +210,7 @@ try {
   const ratios = {
     'kmsvol ext4 / gocryptfs': ratio('kmsvolExt4', 'gocryptfs', BLOCK_JOBS),
     'kmsvol ext4 / plain loop ext4': ratio('kmsvolExt4', 'rawExt4', BLOCK_JOBS),
+    'kmsvol ext4 / plain loop ext4, direct I/O': ratio('kmsvolExt4', 'rawExt4Dio', DIO_JOBS),
     'kmsvol file / gocryptfs': ratio('kmsvolFile', 'gocryptfs', FILE_JOBS),
   };
   const out = {
