@@ -108,9 +108,10 @@ describe('races (issue 13)', () => {
         expect(kmsvol(ctx.home, ['ec2', 'delete-volume', '--volume-id', vol]).code).toBe(0);
         outcomes.push('attach');
       } else {
-        // The delete won: the attach was refused with the EC2 error, the volume and its image are gone.
+        // The delete won: the attach was refused with the EC2 error (IncorrectState when it read the volume
+        // while the delete was removing it), the volume and its image are gone.
         expect(at.code, at.stderr).toBe(254);
-        expect(at.stderr).toMatch(/\((InvalidVolume\.NotFound|InvalidVolume\.Corrupt|VolumeInUse)\)/);
+        expect(at.stderr).toMatch(/\((InvalidVolume\.NotFound|InvalidVolume\.Corrupt|VolumeInUse)\)|\(IncorrectState\) .* is 'deleting'/);
         expect(del.code, del.stderr).toBe(0);
         expect(v).toBeUndefined();
         outcomes.push('delete');
