@@ -135,6 +135,7 @@ export class Card {
         linkDevice(volumeId, this.loopDevice);
       }
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
+      const served = fs.statSync(device);
       const attachTime = this.o.clock.now();
       this.registry.write(() => {
         this.registry.putAttachment({
@@ -146,6 +147,8 @@ export class Card {
           pid: process.pid,
           state: 'attached',
           grant_token: this.o.grantToken ?? null,
+          served_dev: served.dev,
+          served_ino: served.ino,
         });
         this.registry.setVolumeState(volumeId, 'in-use');
       });

@@ -46,6 +46,14 @@ export interface AttachmentRow {
   grant_token: string | null;
   /** The device name the EC2 caller asked for (`/dev/sdf`); null for kmsvol's own attach. */
   device_name?: string | null;
+  /**
+   * The decrypted volume file's st_dev and st_ino once the card serves it: they
+   * name the card's FUSE mount (its anonymous device is not reused while the
+   * mount exists) and are the backing inode a loop device of this attachment
+   * must have before anything releases it.
+   */
+  served_dev?: number | null;
+  served_ino?: number | null;
 }
 
 /** The latest modification of a volume (EBS Elastic Volumes). */
@@ -109,6 +117,9 @@ export class Registry {
     if (!cols.some((c) => c.name === 'grant_token')) this.db.exec('ALTER TABLE attachments ADD COLUMN grant_token TEXT');
     // ... and those from before the EC2 endpoint lack attachments.device_name.
     if (!cols.some((c) => c.name === 'device_name')) this.db.exec('ALTER TABLE attachments ADD COLUMN device_name TEXT');
+    // ... and those from before served files were identified by inode lack attachments.served_dev/served_ino.
+    if (!cols.some((c) => c.name === 'served_dev')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_dev INTEGER');
+    if (!cols.some((c) => c.name === 'served_ino')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_ino INTEGER');
   }
 
   write<T>(fn: () => T): T {
@@ -143,13 +154,13 @@ export class Registry {
   putAttachment(a: AttachmentRow): void {
     this.db
       .prepare(
-        `INSERT INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name)
-         VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)
+        `INSERT INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name, served_dev, served_ino)
+         VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name, @served_dev, @served_ino)
          ON CONFLICT(volume_id) DO UPDATE SET device = excluded.device, mount_dir = excluded.mount_dir, loop_device = excluded.loop_device,
            attach_time = excluded.attach_time, pid = excluded.pid, state = excluded.state, grant_token = excluded.grant_token,
-           device_name = COALESCE(excluded.device_name, attachments.device_name)`,
+           device_name = COALESCE(excluded.device_name, attachments.device_name), served_dev = excluded.served_dev, served_ino = excluded.served_ino`,
       )
-      .run({ device_name: null, ...a });
+      .run({ device_name: null, served_dev: null, served_ino: null, ...a });
   }
 
   /** Record an attach in progress, unless the volume already has an attachment; false when it has. */
