@@ -135,6 +135,7 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
       token,
       digest,
       payloadOffset: PAYLOAD_OFFSET,
+      segmentSize: null,
       sectorSize: SECTOR_SIZE,
       cipher: CIPHER,
     });
@@ -154,9 +155,9 @@ export async function copyImage(
   onProgress?: (f: number) => void,
 ): Promise<void> {
   const side = (file: string, enc: boolean): ImageSide => {
-    if (!enc) return { file, payloadOffset: 0, token: null };
+    if (!enc) return { file, payloadOffset: 0, token: null, digest: null };
     const h = readImageHeader(file);
-    return { file, payloadOffset: h.payloadOffset, token: h.token };
+    return { file, payloadOffset: h.payloadOffset, token: h.token, digest: h.digest };
   };
   await ctx.card.copyPayload(side(src, srcEncrypted), side(dst, dstEncrypted), sizeBytes, onProgress);
 }

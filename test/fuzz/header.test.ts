@@ -21,8 +21,9 @@ const original: Omit<Luks2Header, 'seqid'> = {
     ciphertextBlob: Buffer.alloc(180, 7).toString('base64'),
     encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' },
   },
-  digest: { salt: Buffer.alloc(32, 1), digest: Buffer.alloc(32, 2), iterations: 1000 },
+  digest: { hash: 'sha256', salt: Buffer.alloc(32, 1), digest: Buffer.alloc(32, 2), iterations: 1000 },
   payloadOffset: 16 * 1024 * 1024,
+  segmentSize: null,
   sectorSize: 4096,
   cipher: 'aes-xts-plain64',
 };
