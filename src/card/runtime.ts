@@ -11,7 +11,7 @@ import type { FuseServer, GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
-import { imageFile, volumeLockPath } from '../volume/images.js';
+import { imageFile, volumeLockPath, volumeRunPaths } from '../volume/images.js';
 import { checkImageLength, checkPayload, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
@@ -54,7 +54,7 @@ function leaseOf(req: ControlRequest): number {
   return Number.isFinite(ms) && ms >= 100 && ms <= 600_000 ? ms : FREEZE_LEASE_MS;
 }
 export function socketPath(home: Home, volumeId: string): string {
-  return path.join(home.runDir, `${volumeId}.sock`);
+  return volumeRunPaths(home, volumeId).socket;
 }
 
 /**
