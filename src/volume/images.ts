@@ -70,7 +70,8 @@ export function removeRunFiles(home: Home, volumeId: string): string[] {
     fs.rmdirSync(mountDir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') fs.rmSync(mountDir, { force: true }); // a link (or a file) in its place: unlinked, never followed
+    if (code === 'ENOTDIR')
+      fs.rmSync(mountDir, { force: true }); // a link (or a file) in its place: unlinked, never followed
     else if (code !== 'ENOENT') left.push(mountDir);
   }
   return left;

@@ -88,7 +88,14 @@ function metadata(h: Omit<Luks2Header, 'seqid'>): Buffer {
       },
     },
     segments: {
-      '0': { type: 'crypt', offset: String(h.payloadOffset), size: h.segmentSize === null ? 'dynamic' : String(h.segmentSize), iv_tweak: '0', encryption: h.cipher, sector_size: h.sectorSize },
+      '0': {
+        type: 'crypt',
+        offset: String(h.payloadOffset),
+        size: h.segmentSize === null ? 'dynamic' : String(h.segmentSize),
+        iv_tweak: '0',
+        encryption: h.cipher,
+        sector_size: h.sectorSize,
+      },
     },
     digests: {
       '0': {
@@ -194,8 +201,7 @@ function checkAreas(j: Json, where: string): string | number {
   }
   // Precondition: no two keyslot areas overlap.
   for (const [a, aFrom, aTo] of areas)
-    for (const [b, bFrom, bTo] of areas)
-      if (a !== b && aFrom < bTo && bFrom < aTo) return `${where}: keyslot areas ${a} and ${b} overlap`;
+    for (const [b, bFrom, bTo] of areas) if (a !== b && aFrom < bTo && bFrom < aTo) return `${where}: keyslot areas ${a} and ${b} overlap`;
   return end;
 }
 
@@ -283,7 +289,12 @@ function checkCopy(area: Buffer, magic: Buffer, where: string, hdrOffset: number
     uuid: cstr(area, OFF.uuid, 40),
     label: cstr(area, OFF.label, 48),
     seqid: Number(area.readBigUInt64BE(OFF.seqid)),
-    token: { volumeId: token.volume_id, keyArn: token.key_arn, ciphertextBlob: token.ciphertext_blob as string, encryptionContext: ctx as Record<string, string> },
+    token: {
+      volumeId: token.volume_id,
+      keyArn: token.key_arn,
+      ciphertextBlob: token.ciphertext_blob as string,
+      encryptionContext: ctx as Record<string, string>,
+    },
     digest,
     payloadOffset: seg.offset,
     segmentSize: seg.size,

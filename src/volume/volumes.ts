@@ -328,6 +328,7 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
     fs.closeSync(lock);
   }
   ctx.events.record(v.volume_id, 'deleteVolume', 'deleted');
-  if (left.length) createLogger('volume').warn({ volumeId: v.volume_id, left }, 'deleted; a mount directory that is a link, a mount point or not empty was left');
+  if (left.length)
+    createLogger('volume').warn({ volumeId: v.volume_id, left }, 'deleted; a mount directory that is a link, a mount point or not empty was left');
   return {};
 }

@@ -111,7 +111,14 @@ describe('a refused root key leaves the home as it was (finding 8 of issue 24)',
 
   it.each([
     ['holds 5 bytes', (f: string) => fs.writeFileSync(f, 'short', { mode: 0o600 }), 'holds 5 bytes; a root key is exactly 32 bytes'],
-    ['is readable by others', (f: string) => (fs.writeFileSync(f, Buffer.alloc(32, 1)), fs.chmodSync(f, 0o644)), 'is readable by others (mode 644)'],
+    [
+      'is readable by others',
+      (f: string) => {
+        fs.writeFileSync(f, Buffer.alloc(32, 1));
+        fs.chmodSync(f, 0o644);
+      },
+      'is readable by others (mode 644)',
+    ],
   ])('Precondition: a root key file that %s is refused with no kms.db made; the existing home is left as it was', (_what, make, message) => {
     const home = tempHome('kmsvol-rkhome-');
     const file = path.join(tempHome('kmsvol-rk-'), 'root.key');

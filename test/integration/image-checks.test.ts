@@ -120,7 +120,18 @@ function dataKeyFile(home: string, img: string): string {
   fs.readSync(fd, head, 0, head.length, 0);
   fs.closeSync(fd);
   const t = decodeHeader(head).token;
-  const r = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', t.ciphertextBlob, '--encryption-context', JSON.stringify(t.encryptionContext), '--query', 'Plaintext', '--output', 'text']);
+  const r = kmsvol(home, [
+    'kms',
+    'decrypt',
+    '--ciphertext-blob',
+    t.ciphertextBlob,
+    '--encryption-context',
+    JSON.stringify(t.encryptionContext),
+    '--query',
+    'Plaintext',
+    '--output',
+    'text',
+  ]);
   expect(r.code, r.stderr).toBe(0);
   const file = path.join(home, 'vk.bin');
   fs.writeFileSync(file, Buffer.from(r.stdout.trim(), 'base64'), { mode: 0o600 });
@@ -194,7 +205,11 @@ describe('attach checks the LUKS2 key digest and every offset (finding 7 of issu
     ['segment size not a multiple of the sector', (j: any) => (j.segments['0'].size = '1073741825'), /segment 0's size "1073741825" is not/],
     ['segment size other than the volume', (j: any) => (j.segments['0'].size = '536870912'), /maps 536870912 bytes in segment 0; the volume is 1073741824/],
     ['json_size wrong', (j: any) => (j.config.json_size = '4096'), /config\.json_size "4096" is not/],
-    ['keyslot area overlapping the segment', (j: any) => (j.keyslots['0'] = { type: 'luks2', key_size: 64, area: { type: 'raw', offset: '16773120', size: '258048' } }), /keyslot 0's area/],
+    [
+      'keyslot area overlapping the segment',
+      (j: any) => (j.keyslots['0'] = { type: 'luks2', key_size: 64, area: { type: 'raw', offset: '16773120', size: '258048' } }),
+      /keyslot 0's area/,
+    ],
     ['digest iterations beyond the bound', (j: any) => (j.digests['0'].iterations = 2 ** 31), /asks for 2147483648 iterations/],
   ])('%s, both copies resealed: attach is InvalidVolume.Corrupt with an event, the volume stays available', (_what, edit, message) => {
     const ctx = volumeHome();

@@ -58,12 +58,28 @@ const b64 = (n: number) => crypto.randomBytes(n).toString('base64');
 const slot = (offset: number, size: number) => ({ type: 'luks2', key_size: 64, area: { type: 'raw', offset: String(offset), size: String(size) } });
 
 const REFUSED: [string, (j: any) => void, RegExp][] = [
-  ['segment offset below the header', (j) => (j.segments['0'].offset = String(HDR_SIZE)), /segment 0's offset "16384" is not a 4096-byte aligned offset past the headers and keyslot area/],
-  ['segment offset inside the keyslot area', (j) => (j.segments['0'].offset = String(KEYSLOTS_END - 4096)), /segment 0's offset "16773120" is not .* past the headers and keyslot area \(16777216\)/],
-  ['segment offset not sector-aligned', (j) => (j.segments['0'].offset = String(PAYLOAD_OFFSET + 512)), /segment 0's offset "16777728" is not a 4096-byte aligned/],
+  [
+    'segment offset below the header',
+    (j) => (j.segments['0'].offset = String(HDR_SIZE)),
+    /segment 0's offset "16384" is not a 4096-byte aligned offset past the headers and keyslot area/,
+  ],
+  [
+    'segment offset inside the keyslot area',
+    (j) => (j.segments['0'].offset = String(KEYSLOTS_END - 4096)),
+    /segment 0's offset "16773120" is not .* past the headers and keyslot area \(16777216\)/,
+  ],
+  [
+    'segment offset not sector-aligned',
+    (j) => (j.segments['0'].offset = String(PAYLOAD_OFFSET + 512)),
+    /segment 0's offset "16777728" is not a 4096-byte aligned/,
+  ],
   ['segment offset not a decimal string', (j) => (j.segments['0'].offset = 16777216), /segment 0's offset 16777216 is not/],
   ['segment offset beyond 2^53', (j) => (j.segments['0'].offset = '18446744073709551615'), /segment 0's offset "18446744073709551615" is not/],
-  ['segment size not a multiple of the sector', (j) => (j.segments['0'].size = '4097'), /segment 0's size "4097" is not "dynamic" or a positive multiple of 4096 bytes/],
+  [
+    'segment size not a multiple of the sector',
+    (j) => (j.segments['0'].size = '4097'),
+    /segment 0's size "4097" is not "dynamic" or a positive multiple of 4096 bytes/,
+  ],
   ['segment size zero', (j) => (j.segments['0'].size = '0'), /segment 0's size "0" is not "dynamic"/],
   ['segment size a number, not a string', (j) => (j.segments['0'].size = 1073741824), /segment 0's size 1073741824 is not "dynamic"/],
   ['segment iv_tweak not 0', (j) => (j.segments['0'].iv_tweak = '8'), /segment 0's iv_tweak "8" is not "0"/],
@@ -72,13 +88,29 @@ const REFUSED: [string, (j: any) => void, RegExp][] = [
   ['json_size wrong', (j) => (j.config.json_size = '4096'), /config.json_size "4096" is not the JSON area's 12288/],
   ['json_size missing', (j) => delete j.config.json_size, /config.json_size undefined is not the JSON area's 12288/],
   ['keyslots_size not whole 4 KiB blocks', (j) => (j.config.keyslots_size = '16744449'), /config.keyslots_size "16744449" is not a multiple of 4096 bytes/],
-  ['keyslot area running into the segment (keyslots_size too large)', (j) => (j.config.keyslots_size = String(KEYSLOTS_END)), /segment 0's offset "16777216" is not .* \(16809984\)/],
-  ['keyslot area overlapping the segment', (j) => (j.keyslots['0'] = slot(KEYSLOTS_END - 4096, 258048)), /keyslot 0's area \(offset "16773120", size "258048"\) is not inside the keyslot area \[32768, 16777216\)/],
+  [
+    'keyslot area running into the segment (keyslots_size too large)',
+    (j) => (j.config.keyslots_size = String(KEYSLOTS_END)),
+    /segment 0's offset "16777216" is not .* \(16809984\)/,
+  ],
+  [
+    'keyslot area overlapping the segment',
+    (j) => (j.keyslots['0'] = slot(KEYSLOTS_END - 4096, 258048)),
+    /keyslot 0's area \(offset "16773120", size "258048"\) is not inside the keyslot area \[32768, 16777216\)/,
+  ],
   ['keyslot area inside the headers', (j) => (j.keyslots['0'] = slot(HDR_SIZE, 4096)), /keyslot 0's area \(offset "16384", size "4096"\) is not inside/],
   ['keyslot area empty', (j) => (j.keyslots['0'] = slot(2 * HDR_SIZE, 0)), /keyslot 0's area .* is not inside/],
   ['keyslot without an area', (j) => (j.keyslots['0'] = { type: 'luks2' }), /keyslot 0's area \(offset undefined, size undefined\)/],
-  ['two keyslot areas overlapping', (j) => ((j.keyslots['0'] = slot(32768, 258048)), (j.keyslots['1'] = slot(32768 + 4096, 258048))), /keyslot areas 0 and 1 overlap/],
-  ['digest hash outside the allow-list', (j) => (j.digests['0'].hash = 'sha1'), /digest of segment 0 is "pbkdf2" over "sha1"; kmsvol checks pbkdf2 over sha256/],
+  [
+    'two keyslot areas overlapping',
+    (j) => Object.assign(j.keyslots, { '0': slot(32768, 258048), '1': slot(32768 + 4096, 258048) }),
+    /keyslot areas 0 and 1 overlap/,
+  ],
+  [
+    'digest hash outside the allow-list',
+    (j) => (j.digests['0'].hash = 'sha1'),
+    /digest of segment 0 is "pbkdf2" over "sha1"; kmsvol checks pbkdf2 over sha256/,
+  ],
   ['digest hash a prototype key', (j) => (j.digests['0'].hash = 'constructor'), /over "constructor"/],
   ['digest type not pbkdf2', (j) => (j.digests['0'].type = 'argon2id'), /digest of segment 0 is "argon2id"/],
   ['digest salt 16 bytes', (j) => (j.digests['0'].salt = b64(16)), /needs a 32-byte salt and a 20- or 32-byte digest/],
@@ -109,7 +141,7 @@ describe('LUKS2 header checks: both copies rewritten and resealed', () => {
 
   it.each([
     ['a keyslot as cryptsetup luksAddKey writes it', (j: any) => (j.keyslots['0'] = slot(32768, 258048))],
-    ['two adjacent keyslot areas', (j: any) => ((j.keyslots['0'] = slot(32768, 258048)), (j.keyslots['1'] = slot(32768 + 258048, 258048)))],
+    ['two adjacent keyslot areas', (j: any) => Object.assign(j.keyslots, { '0': slot(32768, 258048), '1': slot(32768 + 258048, 258048) })],
     ['a keyslot area ending where the segment starts', (j: any) => (j.keyslots['0'] = slot(KEYSLOTS_END - 258048, 258048))],
     ['a 20-byte digest (LUKS1-compatible length)', (j: any) => (j.digests['0'].digest = b64(20))],
     ['digest iterations at the bound', (j: any) => (j.digests['0'].iterations = DIGEST_MAX_ITERATIONS)],
