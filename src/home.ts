@@ -38,6 +38,8 @@ export function resolveHomeDir(explicit?: string, env: NodeJS.ProcessEnv = proce
 
 export function openHome(dir: string, env: NodeJS.ProcessEnv = process.env): Home {
   const root = path.resolve(dir);
+  // Precondition: a named root key file (KMSVOL_ROOT_KEY_FILE) that is a link or someone else's is refused before anything is created.
+  if (env.KMSVOL_ROOT_KEY_FILE) checkPrivateIfPresent(path.resolve(env.KMSVOL_ROOT_KEY_FILE));
   ensureDir(root);
   keepReserve(root);
   const home: Home = {

@@ -5,7 +5,7 @@ import type { KmsClient } from '../kms/client/index.js';
 import type { GuardedKey } from '../native/index.js';
 import type { CardOps } from '../volume/context.js';
 import { callControl, cardError, FREEZE_RENEW_MS } from './control.js';
-import { unwrapVolumeKey, volumeKeyDigest } from './keys.js';
+import { unwrapVerifiedKey, volumeKeyDigest } from './keys.js';
 import { copyPayload } from './recrypt.js';
 import { socketPath } from './runtime.js';
 
@@ -43,8 +43,9 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
       const srcFd = openPrivate(src.file, 'r');
       const dstFd = openPrivate(dst.file, 'r+');
       try {
-        if (src.token) oldKey = await unwrapVolumeKey(kms, src.token);
-        if (dst.token) newKey = await unwrapVolumeKey(kms, dst.token);
+        // Precondition: each key matches its image's digest, so no copy is made with a wrong key.
+        if (src.token && src.digest) oldKey = await unwrapVerifiedKey(kms, { token: src.token, digest: src.digest }, src.file);
+        if (dst.token && dst.digest) newKey = await unwrapVerifiedKey(kms, { token: dst.token, digest: dst.digest }, dst.file);
         const written = await copyPayload({
           srcFd,
           srcPayload: src.payloadOffset,

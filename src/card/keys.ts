@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { KmsClient } from '../kms/client/index.js';
 import { GuardedKey } from '../native/index.js';
 import type { KeyDigest, KmsvolToken } from '../volume/luks2.js';
-import { DIGEST_ITERATIONS } from '../volume/luks2.js';
+import { CorruptImageError, DIGEST_ITERATIONS } from '../volume/luks2.js';
 
 /**
  * Unwrap a volume's data key through KMS Decrypt, straight into guarded
@@ -22,6 +22,45 @@ export async function unwrapVolumeKey(kms: KmsClient, token: KmsvolToken, grantT
   }
 }
 
+/**
+ * Precondition: the unwrapped key matches the header's key digest. The check
+ * is LUKS2's (cryptsetup's PBKDF2_digest_verify): PBKDF2 of the key with the
+ * digest's hash, salt and iterations, as long as the stored digest, compared
+ * in constant time. The PBKDF2 runs in the native engine over the guarded
+ * pages; only its output (as public as the header) reaches JavaScript. The
+ * digest's fields were bounded when the header was decoded (luks2.ts).
+ */
+export function keyMatchesDigest(key: GuardedKey, d: KeyDigest): boolean {
+  if (d.hash !== 'sha256') return false; // the only hash in DIGEST_HASHES, the engine's PBKDF2
+  const mine = Buffer.alloc(d.digest.length);
+  key.pbkdf2Sha256(d.salt, d.iterations, mine);
+  return crypto.timingSafeEqual(mine, d.digest);
+}
+
+/**
+ * Unwrap a volume's key and check it against its header's digest before
+ * anything is served with it. A key that does not match is zeroized and the
+ * header is InvalidVolume.Corrupt: it was altered, or belongs to another volume.
+ */
+export async function unwrapVerifiedKey(
+  kms: KmsClient,
+  header: { token: KmsvolToken; digest: KeyDigest },
+  image: string,
+  grantToken?: string,
+): Promise<GuardedKey> {
+  const key = await unwrapVolumeKey(kms, header.token, grantToken);
+  try {
+    if (keyMatchesDigest(key, header.digest)) return key;
+  } catch (e) {
+    key.zeroize();
+    throw e;
+  }
+  key.zeroize();
+  throw new CorruptImageError(
+    `The data key KMS returned for ${header.token.volumeId} does not match the key digest of segment 0 in the LUKS2 header of ${image}: the header was altered or belongs to another volume. Restore the image from a backup or a snapshot.`,
+  );
+}
+
 /** The LUKS2 pbkdf2 digest of a volume key, computed inside native memory. */
 export async function volumeKeyDigest(kms: KmsClient, token: KmsvolToken): Promise<KeyDigest> {
   const key = await unwrapVolumeKey(kms, token);
@@ -29,7 +68,7 @@ export async function volumeKeyDigest(kms: KmsClient, token: KmsvolToken): Promi
     const salt = crypto.randomBytes(32);
     const digest = Buffer.alloc(32);
     key.pbkdf2Sha256(salt, DIGEST_ITERATIONS, digest);
-    return { salt, digest, iterations: DIGEST_ITERATIONS };
+    return { hash: 'sha256', salt, digest, iterations: DIGEST_ITERATIONS };
   } finally {
     key.zeroize();
   }

@@ -11,14 +11,14 @@ import type { FuseServer, GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
-import { imageFile, volumeLockPath } from '../volume/images.js';
-import { checkImageLength, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
+import { imageFile, volumeLockPath, volumeRunPaths } from '../volume/images.js';
+import { checkImageLength, checkPayload, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
 import { Registry } from '../volume/registry.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { FREEZE_LEASE_MS, serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
-import { unwrapVolumeKey } from './keys.js';
+import { unwrapVerifiedKey } from './keys.js';
 import { linkDevice, loopBusy, loopsFor, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
 
 export interface CardOptions {
@@ -54,7 +54,7 @@ function leaseOf(req: ControlRequest): number {
   return Number.isFinite(ms) && ms >= 100 && ms <= 600_000 ? ms : FREEZE_LEASE_MS;
 }
 export function socketPath(home: Home, volumeId: string): string {
-  return path.join(home.runDir, `${volumeId}.sock`);
+  return volumeRunPaths(home, volumeId).socket;
 }
 
 /**
@@ -110,13 +110,13 @@ export class Card {
         const n = fs.readSync(this.fd, head, 0, head.length, 0);
         const header = decodeHeader(head.subarray(0, n), image);
         payloadOffset = header.payloadOffset;
-        checkImageLength(image, this.fd, payloadOffset, v.size * GiB);
+        checkPayload(image, this.fd, header, v.size * GiB);
         // 2-3. KMS Decrypt with the volume's context, as the card's own principal
         // through its grant, straight into guarded memory.
         const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
         const kms = this.o.kms(caller);
         try {
-          this.key = await unwrapVolumeKey(kms, header.token, this.o.grantToken);
+          this.key = await unwrapVerifiedKey(kms, header, image, this.o.grantToken);
         } finally {
           kms.close();
         }

@@ -61,10 +61,18 @@ export class Kms {
 
   static open(opts: KmsOptions): Kms {
     const home = typeof opts.home === 'string' ? openHome(opts.home) : opts.home;
-    const store = new KmsStore(home.kmsDb);
+    // Precondition: a root key file that is refused leaves no KMS store behind: one that exists is checked before the store is opened or made.
+    const present = RootKey.loadIfPresent(home.rootKeyFile);
+    let store: KmsStore;
+    try {
+      store = new KmsStore(home.kmsDb);
+    } catch (e) {
+      present?.destroy();
+      throw e;
+    }
     let rootKey: RootKey;
     try {
-      rootKey = RootKey.load(home.rootKeyFile, store.created || store.getMeta('root_key_check') === undefined);
+      rootKey = present ?? RootKey.load(home.rootKeyFile, store.created || store.getMeta('root_key_check') === undefined);
       const check = store.getMeta('root_key_check');
       if (check === undefined) store.write(() => store.setMeta('root_key_check', rootKey.checkValue()));
       else if (check !== rootKey.checkValue()) {

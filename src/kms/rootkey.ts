@@ -84,6 +84,11 @@ export class RootKey {
     return new RootKey(key);
   }
 
+  /** The root key file when it exists (checked as load checks it, refused the same way); undefined when there is none. */
+  static loadIfPresent(file: string): RootKey | undefined {
+    return fs.existsSync(file) || isLink(file) ? RootKey.load(file, false) : undefined;
+  }
+
   /** A check value stored in the database so a wrong root key is detected at open. */
   checkValue(): string {
     return crypto.createHmac('sha256', this.#key).update('kmsvol root key check v1').digest('hex').slice(0, 32);

@@ -19,6 +19,8 @@ export interface ImageSide {
   file: string;
   payloadOffset: number;
   token: KmsvolToken | null;
+  /** The header's key digest (null with token null): the unwrapped key is checked against it. */
+  digest: KeyDigest | null;
 }
 
 /**

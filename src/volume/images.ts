@@ -43,6 +43,40 @@ export function volumeLockPath(home: Home, volumeId: string): string {
   return path.join(home.runDir, `${volumeId}.lock`);
 }
 
+/** The card's files in run/ for a volume, named in one place: its log, its control socket and its default mount directory (the lock is volumeLockPath). */
+export function volumeRunPaths(home: Home, volumeId: string): { log: string; socket: string; mountDir: string } {
+  return {
+    log: path.join(home.runDir, `${volumeId}.log`),
+    socket: path.join(home.runDir, `${volumeId}.sock`),
+    mountDir: path.join(home.runDir, volumeId),
+  };
+}
+
+/**
+ * Postcondition of delete-volume: nothing of the volume is left in run/.
+ * Precondition: the caller holds the volume's lock (no card serves it) and
+ * has checked run/ (ensureDir: ours, not a link). Files are unlinked, which
+ * removes a link itself and never what it points to; the mount directory is
+ * removed with rmdir, which refuses a mount point and a directory that is
+ * not empty (those are left, and named in the returned list); a link in its
+ * place is unlinked. The lock file goes last: a card that opens it afterwards
+ * finds the volume gone.
+ */
+export function removeRunFiles(home: Home, volumeId: string): string[] {
+  const { log, socket, mountDir } = volumeRunPaths(home, volumeId);
+  const left: string[] = [];
+  for (const f of [log, socket, volumeLockPath(home, volumeId)]) fs.rmSync(f, { force: true });
+  try {
+    fs.rmdirSync(mountDir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR')
+      fs.rmSync(mountDir, { force: true }); // a link (or a file) in its place: unlinked, never followed
+    else if (code !== 'ENOENT') left.push(mountDir);
+  }
+  return left;
+}
+
 function tempFor(file: string): string {
   return `${file}.tmp-${process.pid}`;
 }
@@ -135,6 +169,7 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
       token,
       digest,
       payloadOffset: PAYLOAD_OFFSET,
+      segmentSize: null,
       sectorSize: SECTOR_SIZE,
       cipher: CIPHER,
     });
@@ -154,9 +189,9 @@ export async function copyImage(
   onProgress?: (f: number) => void,
 ): Promise<void> {
   const side = (file: string, enc: boolean): ImageSide => {
-    if (!enc) return { file, payloadOffset: 0, token: null };
+    if (!enc) return { file, payloadOffset: 0, token: null, digest: null };
     const h = readImageHeader(file);
-    return { file, payloadOffset: h.payloadOffset, token: h.token };
+    return { file, payloadOffset: h.payloadOffset, token: h.token, digest: h.digest };
   };
   await ctx.card.copyPayload(side(src, srcEncrypted), side(dst, dstEncrypted), sizeBytes, onProgress);
 }

@@ -20,6 +20,19 @@ export const KEYSLOTS_SIZE = 16 * 1024 * 1024 - 2 * HDR_SIZE;
 export const PAYLOAD_OFFSET = 2 * HDR_SIZE + KEYSLOTS_SIZE;
 export const DIGEST_ITERATIONS = 1000;
 export const CIPHER = 'aes-xts-plain64';
+/** The digest's salt: LUKS_SALTSIZE in cryptsetup's luks2_digest_pbkdf2.c. */
+export const DIGEST_SALT_SIZE = 32;
+/** The shortest digest LUKS2 stores (LUKS_DIGESTSIZE, SHA-1's length); any other length must be the hash's own. */
+export const DIGEST_MIN_SIZE = 20;
+/** The digest hashes attach can check (the native engine's PBKDF2), with their output length. kmsvol writes sha256, as cryptsetup does by default. */
+export const DIGEST_HASHES: Readonly<Record<string, number>> = { sha256: 32 };
+/**
+ * The most PBKDF2 iterations a digest may ask for. cryptsetup calibrates a
+ * digest to 125 ms (about 430,000 iterations of SHA-256 on a 2-core test
+ * machine that does 3.5 million a second); 4 million is about 1.2 s there, so a
+ * hostile header cannot make attach spin for minutes.
+ */
+export const DIGEST_MAX_ITERATIONS = 4_000_000;
 
 const MAGIC_PRIMARY = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // "LUKS\xba\xbe"
 const MAGIC_SECONDARY = Buffer.from([0x53, 0x4b, 0x55, 0x4c, 0xba, 0xbe]); // "SKUL\xba\xbe"
@@ -35,6 +48,8 @@ export interface KmsvolToken {
 }
 
 export interface KeyDigest {
+  /** The PBKDF2 hash, one of DIGEST_HASHES. */
+  hash: string;
   salt: Buffer;
   digest: Buffer;
   iterations: number;
@@ -47,6 +62,8 @@ export interface Luks2Header {
   token: KmsvolToken;
   digest: KeyDigest;
   payloadOffset: number;
+  /** Segment 0's size in bytes, or null for "dynamic" (to the end of the image). */
+  segmentSize: number | null;
   sectorSize: number;
   cipher: string;
 }
@@ -71,14 +88,21 @@ function metadata(h: Omit<Luks2Header, 'seqid'>): Buffer {
       },
     },
     segments: {
-      '0': { type: 'crypt', offset: String(h.payloadOffset), size: 'dynamic', iv_tweak: '0', encryption: h.cipher, sector_size: h.sectorSize },
+      '0': {
+        type: 'crypt',
+        offset: String(h.payloadOffset),
+        size: h.segmentSize === null ? 'dynamic' : String(h.segmentSize),
+        iv_tweak: '0',
+        encryption: h.cipher,
+        sector_size: h.sectorSize,
+      },
     },
     digests: {
       '0': {
         type: 'pbkdf2',
         keyslots: [],
         segments: ['0'],
-        hash: 'sha256',
+        hash: h.digest.hash,
         iterations: h.digest.iterations,
         salt: h.digest.salt.toString('base64'),
         digest: h.digest.digest.toString('base64'),
@@ -136,11 +160,102 @@ function isSafeInteger(v: unknown): v is number {
   return Number.isSafeInteger(v);
 }
 
-function checkCopy(area: Buffer, magic: Buffer, where: string): string | Luks2Header {
+/** A decimal string as LUKS2 writes offsets and sizes ("numbered" in cryptsetup), within the safe integers. */
+function decimal(v: unknown): number | undefined {
+  return typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+}
+
+/** Strict base64 (what cryptsetup's decoder takes): the decoded bytes, or undefined. */
+function base64(v: unknown): Buffer | undefined {
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return undefined;
+  const b = Buffer.from(v, 'base64');
+  return b.toString('base64') === v ? b : undefined;
+}
+
+/**
+ * The area checks of LUKS2 (cryptsetup's hdr_validate_config and
+ * hdr_validate_areas), for one copy's metadata: json_size is the JSON area's
+ * size; keyslots_size is whole 4 KiB blocks between the headers and the
+ * payload; every keyslot area lies in it, non-empty, and no two overlap.
+ * Returns what is wrong, or the end of the keyslot area.
+ */
+function checkAreas(j: Json, where: string): string | number {
+  const config = isObject(j.config) ? j.config : {};
+  // Precondition: json_size is the JSON area's size (the header size less the binary header).
+  if (config.json_size !== String(JSON_SIZE)) return `${where}: config.json_size ${JSON.stringify(config.json_size)} is not the JSON area's ${JSON_SIZE}`;
+  const keyslotsSize = decimal(config.keyslots_size);
+  // Precondition: keyslots_size is whole 4096-byte blocks.
+  if (keyslotsSize === undefined || keyslotsSize % 4096 !== 0)
+    return `${where}: config.keyslots_size ${JSON.stringify(config.keyslots_size)} is not a multiple of 4096 bytes`;
+  const end = 2 * HDR_SIZE + keyslotsSize;
+  if (!isObject(j.keyslots)) return `${where}: keyslots is not an object`;
+  const areas: [string, number, number][] = [];
+  for (const [id, slot] of Object.entries(j.keyslots)) {
+    const area = isObject(slot) && isObject(slot.area) ? slot.area : {};
+    const offset = decimal(area.offset);
+    const size = decimal(area.size);
+    // Precondition: a keyslot area lies between the headers and the end of the keyslot area, and is not empty.
+    if (offset === undefined || size === undefined || size === 0 || offset < 2 * HDR_SIZE || offset + size > end)
+      return `${where}: keyslot ${id}'s area (offset ${JSON.stringify(area.offset)}, size ${JSON.stringify(area.size)}) is not inside the keyslot area [${2 * HDR_SIZE}, ${end})`;
+    areas.push([id, offset, offset + size]);
+  }
+  // Precondition: no two keyslot areas overlap.
+  for (const [a, aFrom, aTo] of areas)
+    for (const [b, bFrom, bTo] of areas) if (a !== b && aFrom < bTo && bFrom < aTo) return `${where}: keyslot areas ${a} and ${b} overlap`;
+  return end;
+}
+
+/** Segment 0, as kmsvol serves it; returns what is wrong, or its offset and size (null: dynamic). */
+function checkSegment(j: Json, keyslotsEnd: number, where: string): string | { offset: number; size: number | null; seg: Json } {
+  const segs = isObject(j.segments) ? j.segments : {};
+  const seg = segs['0'];
+  if (!isObject(seg)) return `${where}: no segment 0`;
+  // Precondition: one segment (kmsvol serves segment 0; a second would be mapped by cryptsetup and not by kmsvol).
+  if (Object.keys(segs).length !== 1) return `${where}: ${Object.keys(segs).length} segments; a kmsvol image has one`;
+  if (seg.type !== 'crypt' || isObject(seg.integrity)) return `${where}: segment 0 is not a plain crypt segment`;
+  const offset = decimal(seg.offset);
+  // Precondition: the segment starts at a sector boundary past the headers and the keyslot area.
+  if (offset === undefined || offset < keyslotsEnd || offset % SECTOR_SIZE !== 0)
+    return `${where}: segment 0's offset ${JSON.stringify(seg.offset)} is not a ${SECTOR_SIZE}-byte aligned offset past the headers and keyslot area (${keyslotsEnd})`;
+  const size = seg.size === 'dynamic' ? null : decimal(seg.size);
+  // Precondition: the segment's size is "dynamic" or a positive whole number of sectors.
+  if (size === undefined || size === 0 || (size !== null && size % SECTOR_SIZE !== 0))
+    return `${where}: segment 0's size ${JSON.stringify(seg.size)} is not "dynamic" or a positive multiple of ${SECTOR_SIZE} bytes`;
+  // Precondition: the IV starts at sector 0 (iv_tweak "0"), as kmsvol computes it.
+  if (seg.iv_tweak !== '0') return `${where}: segment 0's iv_tweak ${JSON.stringify(seg.iv_tweak)} is not "0"`;
+  if (typeof seg.encryption !== 'string' || !isSafeInteger(seg.sector_size)) return `${where}: segment 0's encryption or sector_size is not valid`;
+  return { offset, size, seg };
+}
+
+/** The pbkdf2 digest assigned to segment 0, with the bounds attach can check in (DIGEST_*); returns what is wrong, or the digest. */
+function checkDigest(j: Json, where: string): string | KeyDigest {
+  const all = isObject(j.digests) ? Object.values(j.digests) : [];
+  const mine = all.filter((d): d is Json => isObject(d) && Array.isArray(d.segments) && d.segments.includes('0'));
+  const d = mine[0];
+  if (mine.length !== 1 || !d) return `${where}: ${mine.length} digests are assigned to segment 0; LUKS2 needs exactly one`;
+  const hashLen = typeof d.hash === 'string' && Object.hasOwn(DIGEST_HASHES, d.hash) ? DIGEST_HASHES[d.hash] : undefined;
+  // Precondition: the digest is pbkdf2 over a hash in the allow-list.
+  if (d.type !== 'pbkdf2' || hashLen === undefined || typeof d.hash !== 'string')
+    return `${where}: digest of segment 0 is ${JSON.stringify(d.type)} over ${JSON.stringify(d.hash)}; kmsvol checks pbkdf2 over ${Object.keys(DIGEST_HASHES).join(', ')}`;
+  const salt = base64(d.salt);
+  const digest = base64(d.digest);
+  // Precondition: the salt is 32 bytes and the digest 20 bytes or the hash's length (cryptsetup's PBKDF2_digest_verify).
+  if (!salt || salt.length !== DIGEST_SALT_SIZE || !digest || (digest.length !== DIGEST_MIN_SIZE && digest.length !== hashLen))
+    return `${where}: digest of segment 0 needs a ${DIGEST_SALT_SIZE}-byte salt and a ${DIGEST_MIN_SIZE}- or ${hashLen}-byte digest, in base64`;
+  // Precondition: iterations are 1..DIGEST_MAX_ITERATIONS, so a hostile header cannot make attach spin.
+  if (!isSafeInteger(d.iterations) || d.iterations < 1 || d.iterations > DIGEST_MAX_ITERATIONS)
+    return `${where}: digest of segment 0 asks for ${JSON.stringify(d.iterations)} iterations; kmsvol checks 1 to ${DIGEST_MAX_ITERATIONS}`;
+  return { hash: d.hash, salt, digest, iterations: d.iterations };
+}
+
+function checkCopy(area: Buffer, magic: Buffer, where: string, hdrOffset: number): string | Luks2Header {
   if (area.length < HDR_SIZE) return `${where}: truncated (${area.length} of ${HDR_SIZE} bytes)`;
   if (!area.subarray(0, 6).equals(magic)) return `${where}: no LUKS2 magic`;
   if (area.readUInt16BE(OFF.version) !== 2) return `${where}: version ${area.readUInt16BE(OFF.version)} is not LUKS2`;
   if (area.readBigUInt64BE(OFF.hdrSize) !== BigInt(HDR_SIZE)) return `${where}: header size ${area.readBigUInt64BE(OFF.hdrSize)} is not ${HDR_SIZE}`;
+  // Precondition: a copy says where it is (hdr_offset), and its checksum is SHA-256, as LUKS2 requires of the copy it reads.
+  if (area.readBigUInt64BE(OFF.hdrOffset) !== BigInt(hdrOffset)) return `${where}: hdr_offset ${area.readBigUInt64BE(OFF.hdrOffset)} is not ${hdrOffset}`;
+  if (cstr(area, OFF.csumAlg, 32) !== 'sha256') return `${where}: checksum algorithm ${JSON.stringify(cstr(area, OFF.csumAlg, 32))} is not sha256`;
   const stored = Buffer.from(area.subarray(OFF.csum, OFF.csum + 32));
   const zeroed = Buffer.from(area);
   zeroed.fill(0, OFF.csum, OFF.csum + 64);
@@ -152,35 +267,39 @@ function checkCopy(area: Buffer, magic: Buffer, where: string): string | Luks2He
   } catch {
     return `${where}: metadata is not JSON`;
   }
-  if (!parsed || typeof parsed !== 'object') return `${where}: metadata is not a JSON object`;
-  const j = parsed as Json;
-  // As before the types were written down: tokens, segments and digests may be any object, arrays too.
+  if (!isObject(parsed)) return `${where}: metadata is not a JSON object`;
+  const j = parsed;
+  // As before the types were written down: tokens may be any object, arrays too.
   const values = (o: unknown): unknown[] => (o && typeof o === 'object' ? Object.values(o) : []);
   const token = values(j.tokens).find((t): t is Json => isObject(t) && t.type === 'kmsvol');
-  const seg = j.segments && typeof j.segments === 'object' ? (j.segments as Json)['0'] : undefined;
-  const dig = values(j.digests).find((d): d is Json => isObject(d) && Array.isArray(d.segments) && d.segments.includes('0'));
-  if (!token || !isObject(seg) || !dig) return `${where}: no kmsvol token, segment 0 or digest`;
+  if (!token) return `${where}: no kmsvol token`;
   // Precondition: every field has its type (a header whose checksum was recomputed can hold anything).
   const str = (v: unknown): v is string => typeof v === 'string';
-  const b64 = (v: unknown): v is string => str(v) && /^[A-Za-z0-9+/]*={0,2}$/.test(v);
   const ctx = token.encryption_context;
-  if (!str(token.volume_id) || !str(token.key_arn) || !b64(token.ciphertext_blob))
+  if (!str(token.volume_id) || !str(token.key_arn) || !base64(token.ciphertext_blob))
     return `${where}: the kmsvol token's volume_id, key_arn or ciphertext_blob is not a string`;
   if (!isObject(ctx) || !Object.values(ctx).every(str)) return `${where}: the kmsvol token's encryption_context is not a map of strings`;
-  if (!str(seg.offset) || !/^\d{1,15}$/.test(seg.offset) || Number(seg.offset) < 2 * HDR_SIZE)
-    return `${where}: segment 0's offset ${JSON.stringify(seg.offset)} is not a byte offset past the headers`;
-  if (!str(seg.encryption) || !isSafeInteger(seg.sector_size)) return `${where}: segment 0's encryption or sector_size is not valid`;
-  if (!b64(dig.salt) || !b64(dig.digest) || !isSafeInteger(dig.iterations) || dig.iterations < 1)
-    return `${where}: digest 0's salt, digest or iterations is not valid`;
+  const keyslotsEnd = checkAreas(j, where);
+  if (typeof keyslotsEnd === 'string') return keyslotsEnd;
+  const seg = checkSegment(j, keyslotsEnd, where);
+  if (typeof seg === 'string') return seg;
+  const digest = checkDigest(j, where);
+  if (typeof digest === 'string') return digest;
   return {
     uuid: cstr(area, OFF.uuid, 40),
     label: cstr(area, OFF.label, 48),
     seqid: Number(area.readBigUInt64BE(OFF.seqid)),
-    token: { volumeId: token.volume_id, keyArn: token.key_arn, ciphertextBlob: token.ciphertext_blob, encryptionContext: ctx as Record<string, string> },
-    digest: { salt: Buffer.from(dig.salt, 'base64'), digest: Buffer.from(dig.digest, 'base64'), iterations: dig.iterations },
-    payloadOffset: Number(seg.offset),
-    sectorSize: seg.sector_size,
-    cipher: seg.encryption,
+    token: {
+      volumeId: token.volume_id,
+      keyArn: token.key_arn,
+      ciphertextBlob: token.ciphertext_blob as string,
+      encryptionContext: ctx as Record<string, string>,
+    },
+    digest,
+    payloadOffset: seg.offset,
+    segmentSize: seg.size,
+    sectorSize: seg.seg.sector_size as number,
+    cipher: seg.seg.encryption as string,
   };
 }
 
@@ -190,8 +309,8 @@ function checkCopy(area: Buffer, magic: Buffer, where: string): string | Luks2He
  * naming what is wrong with each.
  */
 export function decodeHeader(head: Buffer, image = 'the image'): Luks2Header {
-  const a = checkCopy(head.subarray(0, HDR_SIZE), MAGIC_PRIMARY, 'primary header');
-  const b = checkCopy(head.subarray(HDR_SIZE, 2 * HDR_SIZE), MAGIC_SECONDARY, 'secondary header');
+  const a = checkCopy(head.subarray(0, HDR_SIZE), MAGIC_PRIMARY, 'primary header', 0);
+  const b = checkCopy(head.subarray(HDR_SIZE, 2 * HDR_SIZE), MAGIC_SECONDARY, 'secondary header', HDR_SIZE);
   const ok = [a, b].filter((x): x is Luks2Header => typeof x !== 'string').sort((x, y) => y.seqid - x.seqid)[0];
   if (!ok) throw new CorruptImageError(`${image} has no valid LUKS2 header (${a}; ${b}). Restore it from a snapshot or a backup.`);
   if (ok.cipher !== CIPHER || ok.sectorSize !== SECTOR_SIZE) {
@@ -221,6 +340,20 @@ export function checkImageLength(file: string, fd: number, payloadOffset: number
       `The image file ${file} is ${have} bytes; it must be at least ${payloadOffset + sizeBytes} (header ${payloadOffset} + volume ${sizeBytes}). It was truncated or copied in part: restore it from a backup or a snapshot.`,
     );
   }
+}
+
+/**
+ * Precondition: segment 0 of an encrypted image covers the volume: a fixed
+ * segment size (cryptsetup maps exactly that many bytes) is the volume's size,
+ * and the file holds the header and the whole payload (checkImageLength).
+ */
+export function checkPayload(file: string, fd: number, h: Luks2Header, sizeBytes: number): void {
+  if (h.segmentSize !== null && h.segmentSize !== sizeBytes) {
+    throw new CorruptImageError(
+      `The LUKS2 header of ${file} maps ${h.segmentSize} bytes in segment 0; the volume is ${sizeBytes}. The header belongs to another image: restore it from a backup or a snapshot.`,
+    );
+  }
+  checkImageLength(file, fd, h.payloadOffset, sizeBytes);
 }
 
 /** Read and decode the header of an image file. */

@@ -2,13 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ServiceError } from '../errors.js';
 import { ensureDir, openPrivate } from '../home.js';
+import { createLogger } from '../log.js';
 import { lockExclusive } from '../native/index.js';
 import type { Ec2Context } from './context.js';
 import { getSnapshot, getVolume, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter, FilterSpec } from './filters.js';
 import { describePage, refusePagedIds, sharedFilters } from './filters.js';
-import { copyImage, imageFile, imagePath, snapshotFile, volumeLockPath, writeEncryptedImage, writeImageAtomically } from './images.js';
+import { copyImage, imageFile, imagePath, removeRunFiles, snapshotFile, volumeLockPath, writeEncryptedImage, writeImageAtomically } from './images.js';
 import { GiB } from './offsets.js';
 import type { AttachmentRow, VolumeRow } from './registry.js';
 import { newId } from './registry.js';
@@ -313,6 +314,7 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
   // Precondition: no card holds the volume, not even one still starting (it takes the lock first).
   ensureDir(ctx.home.runDir);
   const lock = openPrivate(volumeLockPath(ctx.home, v.volume_id), 'a', true);
+  let left: string[] = [];
   try {
     if (!lockExclusive(lock)) throw Ec2Errors.volumeInUse(v.volume_id, ' (a card is attaching it)');
     ctx.registry.write(() => ctx.registry.setVolumeState(v.volume_id, 'deleting'));
@@ -321,9 +323,12 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
       ctx.registry.deleteVolume(v.volume_id);
       ctx.registry.deleteTagsOf(v.volume_id);
     });
+    left = removeRunFiles(ctx.home, v.volume_id);
   } finally {
     fs.closeSync(lock);
   }
   ctx.events.record(v.volume_id, 'deleteVolume', 'deleted');
+  if (left.length)
+    createLogger('volume').warn({ volumeId: v.volume_id, left }, 'deleted; a mount directory that is a link, a mount point or not empty was left');
   return {};
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Luks2Header } from '../../src/volume/luks2.js';
-import { CorruptImageError, decodeHeader, encodeHeader, HDR_SIZE } from '../../src/volume/luks2.js';
+import { CorruptImageError, DIGEST_MAX_ITERATIONS, DIGEST_SALT_SIZE, decodeHeader, encodeHeader, HDR_SIZE } from '../../src/volume/luks2.js';
 import { kmsvol } from '../helpers/cli.js';
 import { attach, createVolume, detach, volumeHome } from '../helpers/volumes.js';
 import { runs, SEED } from './counts.js';
@@ -21,8 +21,9 @@ const original: Omit<Luks2Header, 'seqid'> = {
     ciphertextBlob: Buffer.alloc(180, 7).toString('base64'),
     encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' },
   },
-  digest: { salt: Buffer.alloc(32, 1), digest: Buffer.alloc(32, 2), iterations: 1000 },
+  digest: { hash: 'sha256', salt: Buffer.alloc(32, 1), digest: Buffer.alloc(32, 2), iterations: 1000 },
   payloadOffset: 16 * 1024 * 1024,
+  segmentSize: null,
   sectorSize: 4096,
   cipher: 'aes-xts-plain64',
 };
@@ -51,7 +52,15 @@ function outcome(head: Buffer): 'same' | 'typed' | 'corrupt' {
       Buffer.isBuffer(h.digest.digest) &&
       Number.isSafeInteger(h.digest.iterations) &&
       Number.isSafeInteger(h.payloadOffset) &&
-      h.payloadOffset >= 2 * HDR_SIZE;
+      h.payloadOffset >= 2 * HDR_SIZE &&
+      // The LUKS2 checks: the segment past the keyslot area on a sector boundary, the digest within the bounds attach computes in.
+      h.payloadOffset % 4096 === 0 &&
+      (h.segmentSize === null || (Number.isSafeInteger(h.segmentSize) && h.segmentSize > 0 && h.segmentSize % 4096 === 0)) &&
+      h.digest.hash === 'sha256' &&
+      h.digest.salt.length === DIGEST_SALT_SIZE &&
+      (h.digest.digest.length === 20 || h.digest.digest.length === 32) &&
+      h.digest.iterations >= 1 &&
+      h.digest.iterations <= DIGEST_MAX_ITERATIONS;
     if (!ok) throw new Error(`decodeHeader returned ill-typed fields: ${JSON.stringify(h)}`);
     return 'typed';
   } catch (e) {
@@ -99,6 +108,16 @@ const FIELDS = [
   'segments.0.offset',
   'segments.0.encryption',
   'segments.0.sector_size',
+  'segments.0.size',
+  'segments.0.iv_tweak',
+  'segments.1',
+  'digests.0.type',
+  'digests.0.hash',
+  'digests.1',
+  'keyslots',
+  'keyslots.0',
+  'config.json_size',
+  'config.keyslots_size',
   'digests.0',
   'digests.0.segments',
   'digests.0.salt',

@@ -80,3 +80,65 @@ describe('kmsvol trusts no home another user prepared (finding 3 of issue 13)', 
     }
   });
 });
+
+describe('a refused root key leaves the home as it was (finding 8 of issue 24)', () => {
+  /** Everything under `dir`, for before/after comparisons. */
+  const listing = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).map(String).sort() : ['(no home)']);
+
+  it('KMSVOL_ROOT_KEY_FILE planted by another user or linked: refused (exit 255) before anything is made; a fresh home is not even created', () => {
+    const u = testUser();
+    const { dir } = sharedDir();
+    const planted = path.join(dir, 'planted.key');
+    expect(u.sh(`head -c 32 /dev/urandom > ${planted} && chmod 600 ${planted}`).code).toBe(0);
+    const linked = path.join(tempHome('kmsvol-rk-'), 'linked.key');
+    fs.symlinkSync(planted, linked);
+    for (const [file, message] of [
+      [planted, `${planted} is owned by uid ${u.uid}, not by you (uid 0)`],
+      [linked, `${linked} is a symbolic link`],
+    ] as const) {
+      const home = path.join(tempHome('kmsvol-rkhome-'), 'kv');
+      for (const cmd of [
+        ['kms', 'create-key'],
+        ['ec2', 'describe-volumes'],
+      ]) {
+        const r = kmsvol(home, cmd, { KMSVOL_ROOT_KEY_FILE: file });
+        expect(r.code, r.stderr).toBe(255);
+        expect(r.stderr).toContain(message);
+        expect(listing(home), cmd.join(' ')).toEqual(['(no home)']);
+      }
+    }
+  });
+
+  it.each([
+    ['holds 5 bytes', (f: string) => fs.writeFileSync(f, 'short', { mode: 0o600 }), 'holds 5 bytes; a root key is exactly 32 bytes'],
+    [
+      'is readable by others',
+      (f: string) => {
+        fs.writeFileSync(f, Buffer.alloc(32, 1));
+        fs.chmodSync(f, 0o644);
+      },
+      'is readable by others (mode 644)',
+    ],
+  ])('Precondition: a root key file that %s is refused with no kms.db made; the existing home is left as it was', (_what, make, message) => {
+    const home = tempHome('kmsvol-rkhome-');
+    const file = path.join(tempHome('kmsvol-rk-'), 'root.key');
+    make(file);
+    // A home in use (its reserve made by an earlier command), without a KMS store yet.
+    expect(kmsvol(home, ['ec2', 'describe-volumes']).code).toBe(0);
+    fs.rmSync(path.join(home, 'kms.db'), { force: true });
+    for (const f of ['kms.db-wal', 'kms.db-shm', 'root.key']) fs.rmSync(path.join(home, f), { force: true });
+    const before = listing(home);
+    for (const cmd of [
+      ['kms', 'create-key'],
+      ['kms', 'list-keys'],
+      ['ec2', 'describe-volumes'],
+    ]) {
+      const r = kmsvol(home, cmd, { KMSVOL_ROOT_KEY_FILE: file });
+      expect(r.code, r.stderr).toBe(254);
+      expect(r.stderr).toContain(`(KMSInternalException) when calling the`);
+      expect(r.stderr).toContain(`The root key file ${file} ${message}`);
+      expect(listing(home), cmd.join(' ')).toEqual(before);
+    }
+    expect(before).not.toContain('kms.db');
+  });
+});

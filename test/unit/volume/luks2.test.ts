@@ -12,8 +12,9 @@ function header() {
       ciphertextBlob: 'AAAA',
       encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' },
     },
-    digest: { salt: crypto.randomBytes(32), digest: crypto.randomBytes(32), iterations: 1000 },
+    digest: { hash: 'sha256', salt: crypto.randomBytes(32), digest: crypto.randomBytes(32), iterations: 1000 },
     payloadOffset: PAYLOAD_OFFSET,
+    segmentSize: null,
     sectorSize: 4096,
     cipher: CIPHER,
   });
