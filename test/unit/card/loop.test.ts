@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HeldLoop, releaseStaleLoop } from '../../../src/card/loop.js';
 import { openLoop } from '../../../src/native/loop.js';
@@ -62,5 +63,21 @@ describe('HeldLoop: the card’s loop device, by descriptor', () => {
     expect(loop.busy()).toBeUndefined();
     loop.release();
     expect(boundTo(loop.number, a.st)).toBe(false);
+  });
+
+  it('mountPoint() finds a file system on the device by its major:minor (what freeze and the signal flush act on); busy() says it is mounted', () => {
+    const dir = tempHome('kmsvol-loop-');
+    const a = backingFile(dir, 'a.img');
+    const loop = HeldLoop.attach(a.fd, VOL_A);
+    onCleanup(() => loop.release());
+    expect(loop.mountPoint()).toBeUndefined();
+    execFileSync('mkfs.ext4', ['-q', '-F', loop.path]);
+    const mnt = fs.mkdtempSync(path.join(dir, 'mnt-'));
+    execFileSync('mount', [loop.path, mnt]);
+    onCleanup(() => spawnSync('umount', [mnt]));
+    expect(loop.mountPoint()).toBe(mnt);
+    expect(loop.busy()).toBe(`${loop.path} is mounted on ${mnt}. Unmount it first`);
+    execFileSync('umount', [mnt]);
+    expect(loop.mountPoint()).toBeUndefined();
   });
 });
