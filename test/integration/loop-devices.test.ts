@@ -100,6 +100,9 @@ describe('finding 2: a reused loop number never lets cleanup release, or a link 
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     const a = attach(ctx.home, vol, ['--loop']);
+    // Set up as util-linux would, in direct-I/O mode (what the benchmarks rely on) and with autoclear.
+    const sys = `/sys/block/${path.basename(a.LoopDevice!)}/loop`;
+    expect([fs.readFileSync(`${sys}/dio`, 'utf8').trim(), fs.readFileSync(`${sys}/autoclear`, 'utf8').trim()]).toEqual(['1', '1']);
     process.kill(cardPid(vol), 'SIGKILL');
     await expect.poll(() => cardPids(vol), { timeout: 10_000 }).toEqual([]);
     await expect.poll(() => backingOf(a.LoopDevice!), { timeout: 10_000 }).not.toBe(a.Device);
