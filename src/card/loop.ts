@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { EngineError } from '../native/index.js';
 import { attachLoop, clearLoop, LO_FLAGS_DIRECT_IO, loopOpeners, loopStatus, openLoop, setLoopCapacity } from '../native/loop.js';
 import type { AttachmentRow } from '../volume/registry.js';
 import { mountPointOf, unlinkDevice } from './system.js';
@@ -50,7 +51,10 @@ export class HeldLoop {
     const loop = new HeldLoop(fd, number);
     if (!((loopStatus(fd)?.flags ?? 0) & LO_FLAGS_DIRECT_IO)) {
       loop.release();
-      throw new Error(`the kernel did not put /dev/loop${number} in direct-I/O mode over the decrypted volume file`);
+      throw new EngineError(
+        'IoError',
+        `The kernel did not put /dev/loop${number} in direct-I/O mode over the decrypted volume file; attach without --loop, or on a kernel whose loop driver supports direct I/O on FUSE.`,
+      );
     }
     return loop;
   }
