@@ -1,8 +1,9 @@
 /*
  * The N-API binding: every napi_* call of the addon except the job queue's
- * (jobq.c). It turns JavaScript values into engine (engine.h) and FUSE server
- * (fuse_server.h) calls, and engine statuses into errors with stable codes.
- * Neither of those calls back here: module init registers both.
+ * (jobq.c) and the loop device's (loop.c, which uses the checks declared in
+ * napi_check.h). It turns JavaScript values into engine (engine.h) and FUSE
+ * server (fuse_server.h) calls, and engine statuses into errors with stable
+ * codes. Neither of those calls back here: module init registers both.
  *
  * TypeScript validates every argument (src/native/index.ts). This file still
  * checks every napi_status (a failure throws an Error naming the call, a
@@ -23,11 +24,13 @@
 #include "engine.h"
 #include "fuse_server.h"
 #include "jobq.h"
+#include "loop.h"
+#include "napi_check.h"
 
 /* ---------- status checks ---------- */
 
 /* Throw for a failed napi call (unless an exception is already pending): a TypeError for a value of the wrong type. */
-static void throw_failed(napi_env env, napi_status st, const char *what) {
+void throw_failed(napi_env env, napi_status st, const char *what) {
   const napi_extended_error_info *info = NULL;
   const char *why = napi_get_last_error_info(env, &info) == napi_ok && info && info->error_message ? info->error_message : "failed";
   bool pending = false;
@@ -42,25 +45,13 @@ static void throw_failed(napi_env env, napi_status st, const char *what) {
     napi_throw_error(env, "KMSVOL_NAPI", msg);
 }
 
-/* In a function returning napi_value: on failure throw (see throw_failed) and return NULL. */
-#define CHECK(env, call)                                                                                                                                       \
-  do {                                                                                                                                                         \
-    napi_status st_ = (call);                                                                                                                                  \
-    if (st_ != napi_ok) {                                                                                                                                      \
-      throw_failed((env), st_, #call);                                                                                                                         \
-      return NULL;                                                                                                                                             \
-    }                                                                                                                                                          \
-  } while (0)
-
-/* Elsewhere: true when the call succeeded; otherwise it has thrown (an uncaught exception in a completion). */
-#define OK(env, call) ok_or_throw((env), (call), #call)
-static bool ok_or_throw(napi_env env, napi_status st, const char *what) {
+bool ok_or_throw(napi_env env, napi_status st, const char *what) {
   if (st == napi_ok) return true;
   throw_failed(env, st, what);
   return false;
 }
 
-static napi_value throw_code(napi_env env, const char *code, const char *msg) {
+napi_value throw_code(napi_env env, const char *code, const char *msg) {
   napi_throw_error(env, code, msg);
   return NULL;
 }
@@ -256,17 +247,17 @@ static bool set_bool(napi_env env, napi_value o, const char *name, bool b) {
   return OK(env, napi_get_boolean(env, b, &v)) && OK(env, napi_set_named_property(env, o, name, v));
 }
 
-static bool set_double(napi_env env, napi_value o, const char *name, double d) {
+bool set_double(napi_env env, napi_value o, const char *name, double d) {
   napi_value v;
   return OK(env, napi_create_double(env, d, &v)) && OK(env, napi_set_named_property(env, o, name, v));
 }
 
-static bool set_int(napi_env env, napi_value o, const char *name, int32_t i) {
+bool set_int(napi_env env, napi_value o, const char *name, int32_t i) {
   napi_value v;
   return OK(env, napi_create_int32(env, i, &v)) && OK(env, napi_set_named_property(env, o, name, v));
 }
 
-static bool set_string(napi_env env, napi_value o, const char *name, const char *s) {
+bool set_string(napi_env env, napi_value o, const char *name, const char *s) {
   napi_value v;
   return OK(env, napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v)) && OK(env, napi_set_named_property(env, o, name, v));
 }
@@ -683,6 +674,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  if (!loop_define(env, exports)) return NULL;
   return exports;
 }
 

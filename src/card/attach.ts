@@ -16,11 +16,12 @@ import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
 import { attachmentShape } from '../volume/volumes.js';
 import { callControl, cardError } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
+import { releaseStaleLoop } from './loop.js';
 import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
-import { isMounted, loopsFor, losetupDetach, processAlive, unlinkDevice, unmountStale } from './system.js';
+import { isMounted, processAlive, unmountStale } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -455,12 +456,9 @@ async function cleanupStale(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, eve
 }
 
 async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, event: string, cause: string): Promise<void> {
-  if (a.loop_device) {
-    unlinkDevice(v.volume_id, a.loop_device);
-    await losetupDetach(a.loop_device).catch(() => undefined);
-  }
-  // An attach that died before its card served the volume left no device.
-  if (a.device) for (const dev of await loopsFor(a.device)) await losetupDetach(dev).catch(() => undefined);
+  // A dead card's loop device freed itself (autoclear) unless something still holds it open; it is
+  // released only if it is still the card's, never by its number alone (card/loop.ts).
+  releaseStaleLoop(a);
   if (isMounted(a.mount_dir)) unmountStale(a.mount_dir);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
   // Precondition: the grant is retired before the volume is available (see finishDetach).

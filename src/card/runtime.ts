@@ -19,7 +19,8 @@ import type { ControlReply, ControlRequest } from './control.js';
 import { FREEZE_LEASE_MS, serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVerifiedKey } from './keys.js';
-import { linkDevice, loopBusy, loopsFor, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
+import { HeldLoop } from './loop.js';
+import { linkDevice, unlinkDevice } from './system.js';
 
 export interface CardOptions {
   home: Home;
@@ -74,7 +75,8 @@ export class Card {
   /** Only the card that holds the volume's lock touches its socket and run files. */
   private ownsLock = false;
   private mount: FuseServer | null = null;
-  private loopDevice: string | undefined;
+  /** The loop device, held by descriptor for as long as the card serves (autoclear frees it when the card is gone). */
+  private loop: HeldLoop | null = null;
   private control: ReturnType<typeof serveControl> | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: () => void;
@@ -129,10 +131,15 @@ export class Card {
       ensureDir(this.o.mountDir, true);
       this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, this.o.mountDir, volumeId);
       const device = path.join(this.o.mountDir, volumeId);
-      // 5. The loop device.
+      // 5. The loop device: LOOP_CONFIGURE on the decrypted file's descriptor (the device keeps its own reference).
       if (this.o.loop) {
-        this.loopDevice = await losetupAttach(device);
-        linkDevice(volumeId, this.loopDevice);
+        const fileFd = fs.openSync(device, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+        try {
+          this.loop = HeldLoop.attach(fileFd, volumeId);
+        } finally {
+          fs.closeSync(fileFd);
+        }
+        linkDevice(volumeId, this.loop.path);
       }
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
       const served = fs.statSync(device);
@@ -142,7 +149,7 @@ export class Card {
           volume_id: volumeId,
           device,
           mount_dir: this.o.mountDir,
-          loop_device: this.loopDevice ?? null,
+          loop_device: this.loop?.path ?? null,
           attach_time: attachTime.getTime(),
           pid: process.pid,
           state: 'attached',
@@ -153,13 +160,13 @@ export class Card {
         this.registry.setVolumeState(volumeId, 'in-use');
       });
       this.events.record(volumeId, 'attachVolume', 'attached');
-      this.log.info({ volumeId, device, loop: this.loopDevice ?? null }, 'attached');
+      this.log.info({ volumeId, device, loop: this.loop?.path ?? null }, 'attached');
       process.once('SIGTERM', () => void this.signalled('SIGTERM'));
       process.once('SIGINT', () => void this.signalled('SIGINT'));
       return {
         VolumeId: volumeId,
         Device: device,
-        ...(this.loopDevice ? { LoopDevice: this.loopDevice } : {}),
+        ...(this.loop ? { LoopDevice: this.loop.path } : {}),
         State: 'attached',
         AttachTime: attachTime,
         InstanceId: 'local',
@@ -201,7 +208,7 @@ export class Card {
     }
     const mount = this.mount;
     this.freezing = (async () => {
-      const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
+      const fsMount = this.loop?.mountPoint();
       if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
       mount.freeze(true);
       this.frozen = { fsMount, holders: new Set([id]), timer: expire() };
@@ -256,12 +263,12 @@ export class Card {
       if (Date.now() > end) throw Ec2Errors.incorrectState(`${device} did not show its new size of ${bytes} bytes within 10 s.`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (this.loopDevice) await run('losetup', ['-c', this.loopDevice]);
+    this.loop?.setCapacity();
     this.log.info({ volumeId: this.o.volumeId, bytes }, 'grown');
   }
 
   private async handle(req: ControlRequest): Promise<ControlReply> {
-    if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loopDevice ?? null, pid: process.pid };
+    if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loop?.path ?? null, pid: process.pid };
     if (req.op === 'freeze') {
       return { ok: true, freezeId: await this.freeze(leaseOf(req)) };
     }
@@ -277,13 +284,14 @@ export class Card {
       return { ok: true };
     }
     if (req.op === 'detach') {
-      if (this.loopDevice && !req.force && loopBusy(this.loopDevice)) {
-        throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${this.loopDevice} is mounted or held. Unmount it first, or detach with --force.`);
-      }
+      // Precondition: nothing but the card holds the loop device (a mount, a holder, swap, or any
+      // process with it open), as umount refuses a busy file system; only --force cuts them off.
+      const busy = req.force ? undefined : this.loop?.busy();
+      if (busy) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${busy}, or detach with --force.`);
       // Precondition: nobody else has the decrypted volume file open (as umount refuses a busy
       // file system). The kernel sends RELEASE after close() returns, so give a just-closed file a moment.
       if (!req.force && !(await this.settled())) {
-        const n = this.mount!.stats().openFiles - (this.loopDevice ? 1 : 0);
+        const n = this.mount!.stats().openFiles - (this.loop ? 1 : 0);
         throw Ec2Errors.incorrectState(
           `Volume ${this.o.volumeId} is busy: the decrypted volume file is open ${n} time(s) (see: fuser -v ${path.join(this.o.mountDir, this.o.volumeId)}). Close it first, or detach with --force.`,
         );
@@ -296,7 +304,7 @@ export class Card {
 
   /** True once no one but the loop device has the volume file open (waits up to 2 s for late RELEASEs). */
   private async settled(): Promise<boolean> {
-    const others = () => (this.mount?.stats().openFiles ?? 0) - (this.loopDevice ? 1 : 0);
+    const others = () => (this.mount?.stats().openFiles ?? 0) - (this.loop ? 1 : 0);
     for (const end = Date.now() + 2000; others() > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
     return others() <= 0;
   }
@@ -308,11 +316,11 @@ export class Card {
    * the image, so writes it acknowledged and nobody synced are not lost.
    */
   private async signalled(signal: string): Promise<void> {
-    const fsMount = this.loopDevice ? mountPointOf(this.loopDevice) : undefined;
-    const target = fsMount ?? this.loopDevice;
+    const fsMount = this.loop?.mountPoint();
+    const target = fsMount ?? this.loop?.path;
     this.log.info({ volumeId: this.o.volumeId, signal, flushing: target ?? null }, 'signalled: detaching');
     if (target) {
-      await run('sync', fsMount ? ['-f', fsMount] : [target]).catch((e: Error) =>
+      await (fsMount ? run('sync', ['-f', fsMount]) : this.loop!.flush()).catch((e: Error) =>
         this.log.warn({ volumeId: this.o.volumeId, target, message: e.message }, 'could not flush what is above the card before detaching'),
       );
     }
@@ -323,7 +331,7 @@ export class Card {
   stop(force: boolean): Promise<void> {
     this.stopping ??= (async () => {
       try {
-        await this.teardown(force);
+        await this.teardown();
         this.log.info({ volumeId: this.o.volumeId, force }, 'detached; data key zeroized');
         // Postcondition: the key is gone and the card exits even when the home cannot be
         // written (a full disk): the next command finds the card dead and reconciles the registry.
@@ -344,19 +352,16 @@ export class Card {
     return this.stopping;
   }
 
-  private async teardown(force = true): Promise<void> {
+  private async teardown(): Promise<void> {
     try {
       await this.thaw();
       this.control?.close();
       this.control = null;
-      if (this.loopDevice) {
-        const dev = this.loopDevice;
-        unlinkDevice(this.o.volumeId, dev);
-        await losetupDetach(dev).catch(async (e) => {
-          // A loop device someone already released (losetup -d by hand) holds nothing of ours.
-          if (!force && (await loopsFor(path.join(this.o.mountDir, this.o.volumeId))).includes(dev)) throw e;
-        });
-        this.loopDevice = undefined;
+      if (this.loop) {
+        // Released on the descriptor the card holds: the number cannot be anyone else's yet.
+        unlinkDevice(this.o.volumeId, this.loop.path);
+        this.loop.release();
+        this.loop = null;
       }
     } finally {
       // Postcondition: whatever failed above, the FUSE server is stopped, the image flushed

@@ -1,41 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { run } from '../exec.js';
 
-/** The OS pieces a card uses: loop devices, mount tables, process liveness. */
+/** The OS pieces a card uses: mount tables, process liveness, /dev/kmsvol links (loop devices: card/loop.ts). */
 
-/**
- * A loop device over the decrypted volume file, in direct-I/O mode: the loop
- * driver then sends its requests to the card asynchronously, many at once,
- * instead of one at a time from its worker through a second page cache.
- */
-export async function losetupAttach(file: string): Promise<string> {
-  return (await run('losetup', ['--find', '--show', '--direct-io=on', file])).trim();
-}
-
-export async function losetupDetach(dev: string): Promise<void> {
-  await run('losetup', ['-d', dev]);
-}
-
-/** True when something holds the loop device: a mounted filesystem or a holder (dm, md). */
-export function loopBusy(dev: string): boolean {
-  const name = dev.replace(/^\/dev\//, '');
-  try {
-    if (fs.readdirSync(`/sys/block/${name}/holders`).length > 0) return true;
-  } catch {
-    return false;
-  }
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' - ')[1]?.split(' ')[1] === dev);
-}
-
-/** Where `dev` is mounted, if it is. */
-export function mountPointOf(dev: string): string | undefined {
+/** Where the block device `rdev` (a stat's st_rdev) is mounted, if it is: the mount table's major:minor field, not its source name. */
+export function mountPointOf(rdev: number): string | undefined {
+  const id = `${Math.floor(rdev / 256) & 0xfff}:${(rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00)}`;
   for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = l.split(' - ');
-    if (right?.split(' ')[1] === dev) return left!.split(' ')[4];
+    const f = l.split(' ');
+    if (f[2] === id) return f[4];
   }
   return undefined;
 }
@@ -75,15 +48,6 @@ function isZombie(pid: number): boolean {
   return state === 'Z' || state === 'X';
 }
 
-/** Which loop devices are backed by `file` (losetup -j). */
-export async function loopsFor(file: string): Promise<string[]> {
-  const out = await run('losetup', ['-j', file]).catch(() => '');
-  return out
-    .split('\n')
-    .map((l) => l.split(':')[0]!)
-    .filter(Boolean);
-}
-
 /** Where attached block devices are named by volume id, as Nitro's /dev/disk/by-id names EBS volumes. */
 export const DEVICE_LINK_DIR = '/dev/kmsvol';
 
@@ -91,10 +55,19 @@ export function deviceLink(volumeId: string): string {
   return `${DEVICE_LINK_DIR}/${volumeId}`;
 }
 
-/** Point /dev/kmsvol/<volume-id> at the volume's loop device (replacing a stale link atomically). */
+/**
+ * Point /dev/kmsvol/<volume-id> at the volume's loop device (replacing a stale
+ * link atomically). Precondition: the caller holds `dev` bound to the volume.
+ * Any other link to `dev` is then stale (the kernel gave the number out again,
+ * so the card that made it is gone) and is removed: /dev/kmsvol/B never
+ * serves A's data.
+ */
 export function linkDevice(volumeId: string, dev: string): void {
   fs.mkdirSync(DEVICE_LINK_DIR, { recursive: true, mode: 0o755 });
   fs.chmodSync(DEVICE_LINK_DIR, 0o755);
+  for (const name of fs.readdirSync(DEVICE_LINK_DIR)) {
+    if (name !== volumeId && /^vol-[0-9a-f]+$/.test(name)) unlinkDevice(name, dev);
+  }
   const tmp = `${deviceLink(volumeId)}.tmp-${process.pid}`;
   fs.rmSync(tmp, { force: true });
   fs.symlinkSync(dev, tmp);

@@ -86,6 +86,8 @@ function loadAddon(): Addon {
 }
 
 const addon = loadAddon();
+/** The loaded addon, for the binding's other TypeScript face (native/loop.ts, which declares what it uses); nothing else takes it. */
+export const nativeAddon: object = addon;
 
 export const { SECTOR_SIZE, XTS_KEY_BYTES, MAX_IO, NAME_MAX, MOUNT_PATH_MAX } = addon.constants;
 /** The sector sizes the XTS calls take: the XTS unit (512, as dm-crypt's default) and the volume sector. */

@@ -17,10 +17,7 @@ export function volumeHome(): { home: string; key: string; mounts: string[] } {
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
     const vols = kmsvol(home, ['ec2', 'describe-volumes']).json?.Volumes ?? [];
     for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force']);
-    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' })
-      .stdout.split('\n')
-      .filter((l) => l.includes(home));
-    for (const l of loops) spawnSync('losetup', ['-d', l.split(':')[0]!]);
+    releaseLoopsUnder(home);
     for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const mp = line.split(' ')[4];
       if (mp?.startsWith(home)) spawnSync('umount', ['-l', mp]);
@@ -46,6 +43,33 @@ export function attach(home: string, vol: string, extra: string[] = []): { Devic
 export function detach(home: string, vol: string): void {
   const r = kmsvol(home, ['ec2', 'detach-volume', '--volume-id', vol]);
   if (r.code !== 0) throw new Error(`detach-volume failed (${r.code}): ${r.stderr}`);
+}
+
+/**
+ * Release every loop device still backed by a file under `dir` (a card's
+ * device is set up with autoclear, so normally none is left). Never by number
+ * alone: the device is held open while its backing file is read and released,
+ * so its number cannot go to another test's volume in between (while held, a
+ * bound device stays bound to the same file; losetup -d only marks it, and it
+ * is freed when this descriptor closes).
+ */
+export function releaseLoopsUnder(dir: string): void {
+  for (const name of fs.readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n))) {
+    let fd: number;
+    try {
+      fd = fs.openSync(`/dev/${name}`, 'r');
+    } catch {
+      continue;
+    }
+    try {
+      const backing = fs.readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8');
+      if (backing.startsWith(`${dir}/`)) spawnSync('losetup', ['-d', `/dev/${name}`]);
+    } catch {
+      /* not bound */
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
 }
 
 /** Mount a loop device on a fresh directory inside the home (unmounted by cleanup). */
@@ -87,10 +111,7 @@ export function tmpfsHome(sizeMiB: number): { dir: string; home: string; mounts:
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
     const vols = kmsvol(home, ['ec2', 'describe-volumes']).json?.Volumes ?? [];
     for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force']);
-    const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' })
-      .stdout.split('\n')
-      .filter((l) => l.includes(dir));
-    for (const l of loops) spawnSync('losetup', ['-d', l.split(':')[0]!]);
+    releaseLoopsUnder(dir);
     const under = fs
       .readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
