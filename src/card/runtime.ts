@@ -19,6 +19,7 @@ import type { ControlReply, ControlRequest } from './control.js';
 import { FREEZE_LEASE_MS, serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVolumeKey } from './keys.js';
+import { walkMountDir } from './paths.js';
 import { linkDevice, loopBusy, loopsFor, losetupAttach, losetupDetach, mountPointOf, unlinkDevice } from './system.js';
 
 export interface CardOptions {
@@ -124,18 +125,24 @@ export class Card {
       } else {
         checkImageLength(image, this.fd, 0, v.size * GiB);
       }
-      // 4. FUSE: the decrypted volume as one file.
+      // 4. FUSE: the decrypted volume as one file, mounted on the directory this card's own walk
+      // holds (card/paths.ts; the parent's check was for an early error only), never by its name.
       // A mount point the user named (attach-volume --device) keeps its mode: the mount covers it.
-      ensureDir(this.o.mountDir, true);
-      this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, this.o.mountDir, volumeId);
+      const dir = walkMountDir(this.o.mountDir, 'create');
+      try {
+        this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, dir, volumeId);
+      } finally {
+        fs.closeSync(dir.fd);
+      }
       const device = path.join(this.o.mountDir, volumeId);
+      // The mount's identity, for cleanup after a dead card: the served file's st_dev and st_ino, opened through the mount.
+      const served = this.servedIdentity();
       // 5. The loop device.
       if (this.o.loop) {
         this.loopDevice = await losetupAttach(device);
         linkDevice(volumeId, this.loopDevice);
       }
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
-      const served = fs.statSync(device);
       const attachTime = this.o.clock.now();
       this.registry.write(() => {
         this.registry.putAttachment({
@@ -169,6 +176,17 @@ export class Card {
       this.log.warn({ volumeId, error: (e as Error).name, message: (e as Error).message }, 'attach failed');
       await this.teardown();
       throw e;
+    }
+  }
+
+  /** fstat of the served file, opened through the held mount. */
+  private servedIdentity(): { dev: number; ino: number } {
+    const fd = this.mount!.openServed();
+    try {
+      const st = fs.fstatSync(fd);
+      return { dev: st.dev, ino: st.ino };
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
