@@ -67,16 +67,20 @@ function openDir(dir: string, parent: number, name: string, at: string): number 
     if (code === 'ENOENT') return undefined;
     if (code === 'ENOTDIR' || code === 'ELOOP') {
       // Only to word the refusal: the link (or file) itself, opened without following it.
-      let link = false;
+      let what: 'link' | 'file' | 'gone' = 'gone';
       try {
         const fd = openAt(parent, name, false);
-        link = fs.fstatSync(fd).isSymbolicLink();
+        what = fs.fstatSync(fd).isSymbolicLink() ? 'link' : 'file';
         fs.closeSync(fd);
       } catch {
         /* gone meanwhile: the refusal stands */
       }
-      if (link) throw invalid(dir, `${at} is a symbolic link, and kmsvol never mounts through one. Give the real path (realpath ${at}).`);
-      throw invalid(dir, `${at} is not a directory.`);
+      if (what === 'link') throw invalid(dir, `${at} is a symbolic link, and kmsvol never mounts through one. Give the real path (realpath ${at}).`);
+      if (what === 'file') throw invalid(dir, `${at} is not a directory.`);
+      throw invalid(
+        dir,
+        `${at} changed while kmsvol looked at it (a symbolic link or a file came and went), and kmsvol never mounts through one. Give a path only root or you can change.`,
+      );
     }
     if (code === 'EACCES') throw invalid(dir, `${at} cannot be searched by uid ${me()}. Choose a directory you can reach.`);
     throw e;
