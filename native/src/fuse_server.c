@@ -52,8 +52,8 @@
 struct server {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
   int fd;
-  uint64_t payload;      /* byte offset of the payload in the image */
-  _Atomic uint64_t size; /* volume size in bytes; grows only (fuseResize) */
+  uint64_t payload;               /* byte offset of the payload in the image */
+  _Atomic uint64_t size;          /* volume size in bytes; grows only (fuseResize) */
   int mnt;                        /* the mount (fsmount's descriptor): files are opened and the mount released through it, never by name */
   char name[KMSVOL_NAME_MAX + 1]; /* the file's name in the mount */
   int dev[THREADS];               /* /dev/fuse: [0] is the mount's, the others clones of it */
@@ -469,9 +469,7 @@ static void *worker(void *arg) {
 #define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
 #endif
 
-static int set_string(int fsfd, const char *key, const char *value) {
-  return (int)syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, key, value, 0);
-}
+static int set_string(int fsfd, const char *key, const char *value) { return (int)syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, key, value, 0); }
 
 /*
  * Mount a FUSE file system served on a new /dev/fuse descriptor on the
@@ -495,8 +493,8 @@ static int mount_fuse(server *s, int dirfd, const char **what) {
     snprintf(uid, sizeof uid, "%u", getuid());
     snprintf(gid, sizeof gid, "%u", getgid());
     snprintf(max_read, sizeof max_read, "%d", MAX_IO);
-    const char *opts[][2] = {{"source", "kmsvol"}, {"subtype", "kmsvol"}, {"fd", fd},           {"rootmode", "40000"},
-                             {"user_id", uid},     {"group_id", gid},      {"max_read", max_read}};
+    const char *opts[][2] = {{"source", "kmsvol"}, {"subtype", "kmsvol"}, {"fd", fd}, {"rootmode", "40000"}, {"user_id", uid},
+                             {"group_id", gid},    {"max_read", max_read}};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0] && !e; i++)
       if (set_string(fsfd, opts[i][0], opts[i][1]) != 0) {
         *what = "fsconfig";
