@@ -125,9 +125,8 @@ export class Card {
       } else {
         checkImageLength(image, this.fd, 0, v.size * GiB);
       }
-      // 4. FUSE: the decrypted volume as one file, mounted on the directory this card's own walk
-      // holds (card/paths.ts; the parent's check was for an early error only), never by its name.
-      // A mount point the user named (attach-volume --device) keeps its mode: the mount covers it.
+      // 4. FUSE: the decrypted volume as one file, mounted on the directory this card's own walk holds
+      // (card/paths.ts; the parent's check was an early error only). A --device keeps its mode: the mount covers it.
       const dir = walkMountDir(this.o.mountDir, 'create');
       try {
         this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, dir, volumeId);
@@ -135,8 +134,7 @@ export class Card {
         fs.closeSync(dir.fd);
       }
       const device = path.join(this.o.mountDir, volumeId);
-      // The mount's identity, for cleanup after a dead card: the served file's st_dev and st_ino, opened through the mount.
-      const served = this.servedIdentity();
+      const served = this.servedIdentity(); // the mount's identity, for cleanup after a dead card
       // 5. The loop device.
       if (this.o.loop) {
         this.loopDevice = await losetupAttach(device);
@@ -179,12 +177,11 @@ export class Card {
     }
   }
 
-  /** fstat of the served file, opened through the held mount. */
-  private servedIdentity(): { dev: number; ino: number } {
+  /** st_dev and st_ino of the served file, opened through the held mount (never by path). */
+  private servedIdentity(): fs.Stats {
     const fd = this.mount!.openServed();
     try {
-      const st = fs.fstatSync(fd);
-      return { dev: st.dev, ino: st.ino };
+      return fs.fstatSync(fd);
     } finally {
       fs.closeSync(fd);
     }

@@ -18,7 +18,7 @@ import { attach, createVolume, detach, head, volumeHome } from '../helpers/volum
  * Finding 1 of issue 24, as the attacker ran it: an unprivileged local user
  * steering where root mounts a decrypted volume. The path rule is in
  * src/card/paths.ts; the mount and its release by descriptor in
- * native/src/fuse_server.c and src/card/mounts.ts.
+ * native/src/fuse_server.c and src/card/paths.ts (releaseStaleMount).
  */
 
 const CARD_MAIN = path.join(ROOT, 'dist/card/main.js');
