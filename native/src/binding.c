@@ -577,6 +577,17 @@ static napi_value fuse_open(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* fuseCovered(server) -> true when another mount sits on or in the server's mount. */
+static napi_value fuse_covered(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server_handle *h = get_server(env, argv[0]);
+  if (!h) return NULL;
+  CHECK(env, napi_get_boolean(env, fuse_server_covered(h->s) != 0, &r));
+  return r;
+}
+
 /* fuseStop(server): unmount, wait for the workers to finish. Idempotent. */
 static napi_value fuse_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -692,6 +703,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},
       {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
       {"fuseOpen", NULL, fuse_open, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseCovered", NULL, fuse_covered, NULL, NULL, NULL, napi_default, NULL},
       {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
       {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
       {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},

@@ -539,9 +539,31 @@ static void unmount_fuse(server *s) {
   if (s->mnt < 0) return;
   char self[32];
   snprintf(self, sizeof self, "/proc/self/fd/%d", s->mnt);
-  umount2(self, MNT_DETACH | (atomic_load(&s->opens) > 0 ? MNT_FORCE : 0));
+  /* umount(2) ends on the top of a stack of mounts: with one over ours it would release that one; never do. */
+  if (!fuse_server_covered(s)) umount2(self, MNT_DETACH | (atomic_load(&s->opens) > 0 ? MNT_FORCE : 0));
   close(s->mnt);
   s->mnt = -1;
+}
+
+/*
+ * 1 when another mount sits on (or in) this server's mount: a mount whose
+ * parent, in /proc/self/mountinfo, is ours (our mount id from statx). Only
+ * root can do that; umount2 through /proc/self/fd/N would then reach the top
+ * of the stack, not ours, because umount follows mounts at the end of its lookup.
+ */
+int fuse_server_covered(server *s) {
+  struct statx st;
+  if (s->mnt < 0 || statx(s->mnt, "", AT_EMPTY_PATH, STATX_MNT_ID, &st) != 0 || !(st.stx_mask & STATX_MNT_ID)) return 0;
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return 0;
+  unsigned long long id, parent;
+  int covered = 0, c;
+  while (!covered && fscanf(f, "%llu %llu", &id, &parent) == 2) {
+    covered = parent == st.stx_mnt_id && id != st.stx_mnt_id;
+    while ((c = fgetc(f)) != EOF && c != '\n') {}
+  }
+  fclose(f);
+  return covered;
 }
 
 /* openat(mount, name): the served file through the held mount, never by path; an fd or -errno. */

@@ -34,6 +34,8 @@ typedef struct {
  * *why saying what failed.
  */
 server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int dirfd, const char *name, const char **why);
+/* 1 when another mount sits on or in the server's mount (then stop leaves it, and its own, mounted). */
+int fuse_server_covered(server *s);
 /* Open the served file through the held mount (O_RDWR | O_NOFOLLOW, and O_DIRECT when `direct`): a new fd, or -errno. */
 int fuse_server_open(server *s, int direct);
 /* Unmount through the held mount descriptor and wait for the workers to finish. Idempotent. */

@@ -295,6 +295,12 @@ export class Card {
       if (this.loopDevice && !req.force && loopBusy(this.loopDevice)) {
         throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${this.loopDevice} is mounted or held. Unmount it first, or detach with --force.`);
       }
+      // Precondition: nothing is mounted on or in the volume's mount (as umount refuses a busy mount point).
+      if (!req.force && this.mount?.covered()) {
+        throw Ec2Errors.incorrectState(
+          `Volume ${this.o.volumeId} is busy: another file system is mounted on or in ${this.o.mountDir} (see: findmnt -R ${this.o.mountDir}). Unmount it first, or detach with --force.`,
+        );
+      }
       // Precondition: nobody else has the decrypted volume file open (as umount refuses a busy
       // file system). The kernel sends RELEASE after close() returns, so give a just-closed file a moment.
       if (!req.force && !(await this.settled())) {
@@ -377,6 +383,11 @@ export class Card {
       // Postcondition: whatever failed above, the FUSE server is stopped, the image flushed
       // and closed, the key zeroized and the lock released (the card exits after this).
       try {
+        if (this.mount?.covered()) {
+          // A mount over ours (root's) would be what umount releases: leave both, and end this card the way kill -9 does.
+          this.log.error({ volumeId: this.o.volumeId, mountDir: this.o.mountDir }, 'another mount covers the volume; the card exits without unmounting');
+          process.kill(process.pid, 'SIGKILL');
+        }
         if (this.mount) {
           // Unmounting waits for in-flight requests; then the backing file is fsynced.
           const stats = this.mount.stats();

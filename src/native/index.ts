@@ -23,6 +23,7 @@ interface Addon {
   lockExclusive(fd: number): number;
   fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dirFd: number, name: string): object;
   fuseOpen(server: object, direct: boolean): number;
+  fuseCovered(server: object): boolean;
   fuseStop(server: object): void;
   fuseStats(server: object): FuseStats;
   fuseFreeze(server: object, on: boolean): void;
@@ -319,6 +320,8 @@ export interface FuseServer {
    * for its identity (fstat) and for a loop device. The caller closes it.
    */
   openServed(direct?: boolean): number;
+  /** True when another mount sits on or in this one (root put it there): stop() would then not unmount, and would wait. */
+  covered(): boolean;
   /** The server's counters now (open handles, failed requests). */
   stats(): FuseStats;
   /** Quiesce writes and fdatasync (true), or let them continue (false). */
@@ -363,6 +366,7 @@ export function startFuseServer(
   }
   return {
     stop: () => addon.fuseStop(handle),
+    covered: () => addon.fuseCovered(handle),
     openServed: (direct = false) => {
       const r = addon.fuseOpen(handle, direct);
       if (r < 0) throw new EngineError('IoError', `Could not open ${name} through its FUSE mount (errno ${-r}); the volume is no longer served.`, -r);

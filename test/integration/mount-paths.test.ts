@@ -256,4 +256,25 @@ describe('finding 1: cleanup after a dead card releases only its own mount, thro
       `${dir} was left alone: what is mounted there now (tmpfs, device ${tmpfsDev}) is not the card's FUSE mount (device ${row.served_dev}).`,
     );
   });
+
+  it("root mounts a tmpfs over an attached card's mount: a plain detach is refused as busy; --force ends the card without unmounting that tmpfs (umount would reach the top of the stack), and cleanup leaves it alone, with an event", () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const dir = path.join(tempHome('kmsvol-rootdir-'), 'm');
+    onCleanup(() => unmountUnder(dir));
+    attach(ctx.home, vol, ['--device', dir]);
+    const pid = cardPid(vol);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'someone-elses', dir]);
+    fs.writeFileSync(path.join(dir, 'theirs'), "not the card's");
+    const plain = kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol]);
+    expect(plain.code).toBe(254);
+    expect(plain.stderr).toContain(
+      `(IncorrectState) when calling the DetachVolume operation: Volume ${vol} is busy: another file system is mounted on or in ${dir}`,
+    );
+    expect(kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', vol, '--force']).code).toBe(0);
+    expect(cardPids(vol)).not.toContain(pid);
+    expect(fs.readFileSync(path.join(dir, 'theirs'), 'utf8')).toBe("not the card's");
+    expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].State).toBe('available');
+    expect(events(ctx.home, vol).map((e) => e.result)).toContain('mount-left-alone');
+  });
 });
