@@ -1,9 +1,10 @@
 /*
  * The N-API binding: every napi_* call of the addon except the job queue's
- * (jobq.c) and the loop device's (loop.c, which uses the checks declared in
- * napi_check.h). It turns JavaScript values into engine (engine.h) and FUSE
- * server (fuse_server.h) calls, and engine statuses into errors with stable
- * codes. Neither of those calls back here: module init registers both.
+ * (jobq.c), the loop device's (loop.c) and the descriptor-held path calls'
+ * (paths.c), which use the checks declared in napi_check.h. It turns
+ * JavaScript values into engine (engine.h) and FUSE server (fuse_server.h)
+ * calls, and engine statuses into errors with stable codes. Neither of those
+ * calls back here: module init registers both.
  *
  * TypeScript validates every argument (src/native/index.ts). This file still
  * checks every napi_status (a failure throws an Error naming the call, a
@@ -26,6 +27,7 @@
 #include "jobq.h"
 #include "loop.h"
 #include "napi_check.h"
+#include "paths.h"
 
 /* ---------- status checks ---------- */
 
@@ -516,23 +518,23 @@ static napi_value get_string(napi_env env, napi_value v, char *buf, size_t max, 
 }
 
 /*
- * fuseStart(key | null, fd, payloadOffset, sizeBytes, mountDir, fileName) -> server handle.
- * Mounts synchronously (errors throw) and starts the worker threads.
+ * fuseStart(key | null, fd, payloadOffset, sizeBytes, dirFd, fileName) -> server handle.
+ * Mounts on the held directory descriptor synchronously (errors throw) and starts the worker threads.
  */
 static napi_value fuse_start(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6], ext;
   key_handle *kh;
   int64_t payload, size;
-  int32_t fd;
-  char mountdir[KMSVOL_MOUNT_PATH_MAX + 1], name[KMSVOL_NAME_MAX + 1];
+  int32_t fd, dirfd;
+  char name[KMSVOL_NAME_MAX + 1];
   const char *why = NULL;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!get_key_or_null(env, argv[0], &kh)) return NULL;
   CHECK(env, napi_get_value_int32(env, argv[1], &fd));
   CHECK(env, napi_get_value_int64(env, argv[2], &payload));
   CHECK(env, napi_get_value_int64(env, argv[3], &size));
-  if (!get_string(env, argv[4], mountdir, KMSVOL_MOUNT_PATH_MAX, "the mount directory")) return NULL;
+  CHECK(env, napi_get_value_int32(env, argv[4], &dirfd));
   if (!get_string(env, argv[5], name, KMSVOL_NAME_MAX, "the file name")) return NULL;
   server_handle *h = calloc(1, sizeof *h);
   if (!h) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
@@ -540,7 +542,7 @@ static napi_value fuse_start(napi_env env, napi_callback_info info) {
     free(h);
     return throw_code(env, "KMSVOL_NAPI", "napi_create_reference failed");
   }
-  h->s = fuse_server_start(kh ? kh->k : NULL, fd, (uint64_t)payload, (uint64_t)size, mountdir, name, &why);
+  h->s = fuse_server_start(kh ? kh->k : NULL, fd, (uint64_t)payload, (uint64_t)size, dirfd, name, &why);
   if (!h->s) {
     if (h->kref) (void)napi_delete_reference(env, h->kref);
     free(h);
@@ -552,6 +554,30 @@ static napi_value fuse_start(napi_env env, napi_callback_info info) {
   }
   CHECK(env, napi_type_tag_object(env, ext, &SERVER_TAG));
   return ext;
+}
+
+/* fuseOpen(server, direct) -> a new fd on the served file, opened through the held mount; or -errno. */
+static napi_value fuse_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], r;
+  bool direct;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server_handle *h = get_server(env, argv[0]);
+  if (!h) return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[1], &direct));
+  CHECK(env, napi_create_int32(env, fuse_server_open(h->s, direct), &r));
+  return r;
+}
+
+/* fuseCovered(server) -> true when another mount sits on or in the server's mount. */
+static napi_value fuse_covered(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server_handle *h = get_server(env, argv[0]);
+  if (!h) return NULL;
+  CHECK(env, napi_get_boolean(env, fuse_server_covered(h->s) != 0, &r));
+  return r;
 }
 
 /* fuseStop(server): unmount, wait for the workers to finish. Idempotent. */
@@ -668,6 +694,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"seekExtent", NULL, seek_extent, NULL, NULL, NULL, napi_default, NULL},
       {"fuseStart", NULL, fuse_start, NULL, NULL, NULL, napi_default, NULL},
       {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseOpen", NULL, fuse_open, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseCovered", NULL, fuse_covered, NULL, NULL, NULL, napi_default, NULL},
       {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
       {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
       {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},
@@ -675,7 +703,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   if (!loop_define(env, exports)) return NULL;
-  return exports;
+  return paths_register(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

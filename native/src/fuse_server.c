@@ -32,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include "engine.h"
@@ -51,9 +52,9 @@
 struct server {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
   int fd;
-  uint64_t payload;      /* byte offset of the payload in the image */
-  _Atomic uint64_t size; /* volume size in bytes; grows only (fuseResize) */
-  char *mountdir;
+  uint64_t payload;               /* byte offset of the payload in the image */
+  _Atomic uint64_t size;          /* volume size in bytes; grows only (fuseResize) */
+  int mnt;                        /* the mount (fsmount's descriptor): files are opened and the mount released through it, never by name */
   char name[KMSVOL_NAME_MAX + 1]; /* the file's name in the mount */
   int dev[THREADS];               /* /dev/fuse: [0] is the mount's, the others clones of it */
   struct worker {
@@ -440,31 +441,136 @@ static void *worker(void *arg) {
 
 /* ---------- mount and unmount ---------- */
 
-/* Mount `dir` as a FUSE file system served on a new /dev/fuse descriptor; 0 or errno (with *what naming the step). */
-static int mount_fuse(server *s, const char **what) {
+/*
+ * The new mount API (fsopen(2), fsconfig, fsmount, move_mount), called through
+ * syscall(2): Debian 12's glibc declares the wrappers, older ones do not, and
+ * <linux/mount.h> conflicts with <sys/mount.h>. The constants are the uapi's
+ * (linux/mount.h), defined here where <sys/mount.h> lacks them.
+ */
+#ifndef FSCONFIG_SET_STRING
+#define FSCONFIG_SET_STRING 1
+#endif
+#ifndef FSCONFIG_CMD_CREATE
+#define FSCONFIG_CMD_CREATE 6
+#endif
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+#ifndef MOUNT_ATTR_NOSUID
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV  0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+
+static int set_string(int fsfd, const char *key, const char *value) { return (int)syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, key, value, 0); }
+
+/*
+ * Mount a FUSE file system served on a new /dev/fuse descriptor on the
+ * directory `dirfd` (held by the caller since it walked to it: no name is
+ * resolved here), keeping the mount's descriptor in s->mnt; 0 or errno (with
+ * *what naming the step).
+ */
+static int mount_fuse(server *s, int dirfd, const char **what) {
   s->dev[0] = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (s->dev[0] < 0) {
     *what = "open /dev/fuse";
     return errno;
   }
-  char opts[256];
-  snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,max_read=%d", s->dev[0], getuid(), getgid(), MAX_IO);
-  if (mount("kmsvol", s->mountdir, "fuse.kmsvol", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) != 0) {
-    int e = errno;
+  int e = 0, fsfd = (int)syscall(SYS_fsopen, "fuse", FSOPEN_CLOEXEC);
+  if (fsfd < 0) {
+    *what = "fsopen(fuse)";
+    e = errno;
+  } else {
+    char fd[16], uid[16], gid[16], max_read[16];
+    snprintf(fd, sizeof fd, "%d", s->dev[0]);
+    snprintf(uid, sizeof uid, "%u", getuid());
+    snprintf(gid, sizeof gid, "%u", getgid());
+    snprintf(max_read, sizeof max_read, "%d", MAX_IO);
+    const char *opts[][2] = {{"source", "kmsvol"}, {"subtype", "kmsvol"}, {"fd", fd}, {"rootmode", "40000"}, {"user_id", uid},
+                             {"group_id", gid},    {"max_read", max_read}};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0] && !e; i++)
+      if (set_string(fsfd, opts[i][0], opts[i][1]) != 0) {
+        *what = "fsconfig";
+        e = errno;
+      }
+    if (!e && syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+      *what = "fsconfig(create)";
+      e = errno;
+    }
+    if (!e) {
+      s->mnt = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+      if (s->mnt < 0) {
+        *what = "fsmount";
+        e = errno;
+      }
+    }
+    close(fsfd);
+    if (!e && syscall(SYS_move_mount, s->mnt, "", dirfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+      *what = "move_mount";
+      e = errno;
+    }
+  }
+  if (e) {
+    if (s->mnt >= 0) close(s->mnt); /* never attached, or attached nowhere: closing it frees the superblock */
+    s->mnt = -1;
     close(s->dev[0]);
     s->dev[0] = -1;
-    *what = "mount";
-    return e;
   }
-  return 0;
+  return e;
 }
 
 /*
- * Unmount, which aborts the connection: every worker's read(2) returns ENODEV.
- * A mount still busy (a forced detach) is aborted first, then detached lazily.
+ * Unmount through the held mount descriptor: /proc/self/fd/N is a magic link
+ * to exactly that mount, whatever is at its path now. The descriptor itself
+ * keeps the mount busy, so it is detached (MNT_DETACH), then the descriptor
+ * closed: the last reference gone, the kernel ends the connection and every
+ * worker's read(2) returns ENODEV. A mount someone still uses (a forced
+ * detach: a file or a loop device open on it) is aborted first (MNT_FORCE), as
+ * it would otherwise live, and its workers wait, until they let go.
  */
 static void unmount_fuse(server *s) {
-  if (umount2(s->mountdir, UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) umount2(s->mountdir, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
+  if (s->mnt < 0) return;
+  char self[32];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", s->mnt);
+  /* umount(2) ends on the top of a stack of mounts: with one over ours it would release that one; never do. */
+  if (!fuse_server_covered(s)) umount2(self, MNT_DETACH | (atomic_load(&s->opens) > 0 ? MNT_FORCE : 0));
+  close(s->mnt);
+  s->mnt = -1;
+}
+
+/*
+ * 1 when another mount sits on (or in) this server's mount: a mount whose
+ * parent, in /proc/self/mountinfo, is ours (our mount id from statx). Only
+ * root can do that; umount2 through /proc/self/fd/N would then reach the top
+ * of the stack, not ours, because umount follows mounts at the end of its lookup.
+ */
+int fuse_server_covered(server *s) {
+  struct statx st;
+  if (s->mnt < 0 || statx(s->mnt, "", AT_EMPTY_PATH, STATX_MNT_ID, &st) != 0 || !(st.stx_mask & STATX_MNT_ID)) return 0;
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return 0;
+  unsigned long long id, parent;
+  int covered = 0, c;
+  while (!covered && fscanf(f, "%llu %llu", &id, &parent) == 2) {
+    covered = parent == st.stx_mnt_id && id != st.stx_mnt_id;
+    while ((c = fgetc(f)) != EOF && c != '\n') {}
+  }
+  fclose(f);
+  return covered;
+}
+
+/* openat(mount, name): the served file through the held mount, never by path; an fd or -errno. */
+int fuse_server_open(server *s, int direct) {
+  if (s->mnt < 0) return -ENODEV;
+  int fd = openat(s->mnt, s->name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (direct ? O_DIRECT : 0));
+  return fd < 0 ? -errno : fd;
 }
 
 /* Start the workers with every signal blocked: signals belong to Node's threads. */
@@ -513,12 +619,11 @@ void fuse_server_free(server *s) {
   fuse_server_stop(s);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
   pthread_rwlock_destroy(&s->freeze);
-  free(s->mountdir);
   free((void *)s->reserved);
   free(s);
 }
 
-server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, const char *mountdir, const char *name, const char **why) {
+server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int dirfd, const char *name, const char **why) {
   static __thread char msg[256];
   server *s = calloc(1, sizeof *s);
   if (!s) {
@@ -529,7 +634,7 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, cons
   s->fd = fd;
   s->payload = payload;
   atomic_store(&s->size, size);
-  s->mountdir = strdup(mountdir);
+  s->mnt = -1;
   s->nchunks = (size + RESERVE_CHUNK - 1) / RESERVE_CHUNK;
   s->reserved = calloc(s->nchunks / 64 + 1, sizeof *s->reserved); /* 2 KiB per GiB of volume */
   snprintf(s->name, sizeof s->name, "%s", name);
@@ -540,13 +645,13 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, cons
   pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&s->freeze, &ra);
   pthread_rwlockattr_destroy(&ra);
-  if (!s->mountdir || !s->reserved) {
+  if (!s->reserved) {
     fuse_server_free(s);
     *why = "out of memory";
     return NULL;
   }
   const char *what = NULL;
-  int e = mount_fuse(s, &what);
+  int e = mount_fuse(s, dirfd, &what);
   if (!e) {
     s->running = 1;
     e = start_workers(s);

@@ -14,7 +14,7 @@
 #define KMSVOL_MAX_IO (1024 * 1024)
 /* The served file's name: 1..KMSVOL_NAME_MAX bytes of [A-Za-z0-9._-] (checked by TypeScript). */
 #define KMSVOL_NAME_MAX 128
-/* The mount directory: an absolute path of at most this many bytes (PATH_MAX less its NUL). */
+/* A mount directory's path, for messages (the server mounts on a held directory descriptor, never a name). */
 #define KMSVOL_MOUNT_PATH_MAX 4095
 
 typedef struct server server;
@@ -27,12 +27,18 @@ typedef struct {
 } fuse_server_stats;
 
 /*
- * Serve `size` bytes of the payload at `payload` of `fd` as `mountdir/name`, decrypted with `k`
- * (NULL: an unencrypted volume, bytes pass through). Mounts synchronously and starts the worker
- * threads. Returns the server, or NULL with *why saying what failed.
+ * Serve `size` bytes of the payload at `payload` of `fd` as `name` in a FUSE mount placed on the
+ * directory `dirfd` (an O_PATH descriptor the caller holds; borrowed, not kept), decrypted with `k`
+ * (NULL: an unencrypted volume, bytes pass through). Mounts synchronously with the new mount API,
+ * keeps the mount's descriptor, and starts the worker threads. Returns the server, or NULL with
+ * *why saying what failed.
  */
-server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, const char *mountdir, const char *name, const char **why);
-/* Unmount and wait for the workers to finish. Idempotent. */
+server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int dirfd, const char *name, const char **why);
+/* 1 when another mount sits on or in the server's mount (then stop leaves it, and its own, mounted). */
+int fuse_server_covered(server *s);
+/* Open the served file through the held mount (O_RDWR | O_NOFOLLOW, and O_DIRECT when `direct`): a new fd, or -errno. */
+int fuse_server_open(server *s, int direct);
+/* Unmount through the held mount descriptor and wait for the workers to finish. Idempotent. */
 void fuse_server_stop(server *s);
 /* Stop (if running) and free. */
 void fuse_server_free(server *s);

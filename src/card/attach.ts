@@ -17,11 +17,12 @@ import { attachmentShape } from '../volume/volumes.js';
 import { callControl, cardError } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import { releaseStaleLoop } from './loop.js';
+import { releaseStaleMount, walkMountDir } from './paths.js';
 import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
-import { isMounted, processAlive, unmountStale } from './system.js';
+import { processAlive } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -44,35 +45,16 @@ function mountDirFor(ctx: Ec2Context, req: AttachRequest): string {
 
 /**
  * A directory given to attach-volume --device, where the decrypted volume is
- * mounted as root. Precondition: nobody but root or the caller can redirect
- * it: no component is a symbolic link (mount(2) would follow it), and every
- * directory on the way that exists is owned by root or the caller and not
- * writable by group or others, unless sticky (as /tmp: only a directory's
- * owner can rename it there). What is missing the card creates, 0700.
+ * mounted as root: checked under the path rule (card/paths.ts) for an early
+ * error only. The card, which acts, walks it again itself and mounts on the
+ * descriptor its own walk holds.
  */
 function checkMountDir(dir: string): void {
-  const invalid = (why: string) => Ec2Errors.invalidParameter(`Value (${dir}) for parameter device is invalid: ${why}`);
-  if (dir.trim() === '') throw invalid('give the directory where the decrypted volume file should appear, for example --device /mnt/kmsvol.');
-  const me = process.getuid?.() ?? 0;
-  let at = '/';
-  for (const part of ['', ...path.resolve(dir).split('/').filter(Boolean)]) {
-    at = path.join(at, part);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(at);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    if (st.isSymbolicLink()) throw invalid(`${at} is a symbolic link, and kmsvol never mounts through one. Give the real path (realpath ${at}).`);
-    if (!st.isDirectory()) throw invalid(`${at} is not a directory.`);
-    if (st.uid !== 0 && st.uid !== me)
-      throw invalid(`${at} belongs to uid ${st.uid}, who could replace what is below it. Choose a directory root owns, such as /mnt/kmsvol.`);
-    if (st.mode & 0o022 && !(st.mode & 0o1000))
-      throw invalid(
-        `${at} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}), who could replace what is below it. Run: chmod go-w ${at}, or choose another directory.`,
-      );
-  }
+  if (dir.trim() === '')
+    throw Ec2Errors.invalidParameter(
+      `Value (${dir}) for parameter device is invalid: give the directory where the decrypted volume file should appear, for example --device /mnt/kmsvol.`,
+    );
+  walkMountDir(path.resolve(dir), 'check');
 }
 
 /** Record a failed attach as an EBS Volume Notification, whatever the cause, and rethrow. */
@@ -459,7 +441,9 @@ async function cleanupLocked(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow, ev
   // A dead card's loop device freed itself (autoclear) unless something still holds it open; it is
   // released only if it is still the card's, never by its number alone (card/loop.ts).
   releaseStaleLoop(a);
-  if (isMounted(a.mount_dir)) unmountStale(a.mount_dir);
+  // The dead card's FUSE mount, reached without following a link and released through a descriptor, only if it is the one recorded.
+  const left = releaseStaleMount(a);
+  if (left) ctx.events.record(v.volume_id, event, 'mount-left-alone', left);
   fs.rmSync(socketPath(ctx.home, v.volume_id), { force: true });
   // Precondition: the grant is retired before the volume is available (see finishDetach).
   await retireGrant(ctx, v.volume_id, a.grant_token);

@@ -20,6 +20,7 @@ import { FREEZE_LEASE_MS, serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVerifiedKey } from './keys.js';
 import { HeldLoop } from './loop.js';
+import { walkMountDir } from './paths.js';
 import { linkDevice, unlinkDevice } from './system.js';
 
 export interface CardOptions {
@@ -126,14 +127,19 @@ export class Card {
       } else {
         checkImageLength(image, this.fd, 0, v.size * GiB);
       }
-      // 4. FUSE: the decrypted volume as one file.
-      // A mount point the user named (attach-volume --device) keeps its mode: the mount covers it.
-      ensureDir(this.o.mountDir, true);
-      this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, this.o.mountDir, volumeId);
+      // 4. FUSE: the decrypted volume as one file, mounted on the directory this card's own walk holds
+      // (card/paths.ts; the parent's check was an early error only). A --device keeps its mode: the mount covers it.
+      const dir = walkMountDir(this.o.mountDir, 'create');
+      try {
+        this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, dir, volumeId);
+      } finally {
+        fs.closeSync(dir.fd);
+      }
       const device = path.join(this.o.mountDir, volumeId);
-      // 5. The loop device: LOOP_CONFIGURE on the decrypted file's descriptor (the device keeps its own reference).
+      const served = this.servedIdentity(); // the mount's identity, for cleanup after a dead card
+      // 5. The loop device: LOOP_CONFIGURE on a descriptor of the decrypted file opened through the mount (never by name).
       if (this.o.loop) {
-        const fileFd = fs.openSync(device, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+        const fileFd = this.mount.openServed(true);
         try {
           this.loop = HeldLoop.attach(fileFd, volumeId);
         } finally {
@@ -142,7 +148,6 @@ export class Card {
         linkDevice(volumeId, this.loop.path);
       }
       this.control = serveControl(socketPath(home, volumeId), (r) => this.handle(r));
-      const served = fs.statSync(device);
       const attachTime = this.o.clock.now();
       this.registry.write(() => {
         this.registry.putAttachment({
@@ -176,6 +181,16 @@ export class Card {
       this.log.warn({ volumeId, error: (e as Error).name, message: (e as Error).message }, 'attach failed');
       await this.teardown();
       throw e;
+    }
+  }
+
+  /** st_dev and st_ino of the served file, opened through the held mount (never by path). */
+  private servedIdentity(): fs.Stats {
+    const fd = this.mount!.openServed();
+    try {
+      return fs.fstatSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -288,6 +303,12 @@ export class Card {
       // process with it open), as umount refuses a busy file system; only --force cuts them off.
       const busy = req.force ? undefined : this.loop?.busy();
       if (busy) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is busy: ${busy}, or detach with --force.`);
+      // Precondition: nothing is mounted on or in the volume's mount (as umount refuses a busy mount point).
+      if (!req.force && this.mount?.covered()) {
+        throw Ec2Errors.incorrectState(
+          `Volume ${this.o.volumeId} is busy: another file system is mounted on or in ${this.o.mountDir} (see: findmnt -R ${this.o.mountDir}). Unmount it first, or detach with --force.`,
+        );
+      }
       // Precondition: nobody else has the decrypted volume file open (as umount refuses a busy
       // file system). The kernel sends RELEASE after close() returns, so give a just-closed file a moment.
       if (!req.force && !(await this.settled())) {
@@ -367,6 +388,11 @@ export class Card {
       // Postcondition: whatever failed above, the FUSE server is stopped, the image flushed
       // and closed, the key zeroized and the lock released (the card exits after this).
       try {
+        if (this.mount?.covered()) {
+          // A mount over ours (root's) would be what umount releases: leave both, and end this card the way kill -9 does.
+          this.log.error({ volumeId: this.o.volumeId, mountDir: this.o.mountDir }, 'another mount covers the volume; the card exits without unmounting');
+          process.kill(process.pid, 'SIGKILL');
+        }
         if (this.mount) {
           // Unmounting waits for in-flight requests; then the backing file is fsynced.
           const stats = this.mount.stats();

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
 /** The OS pieces a card uses: mount tables, process liveness, /dev/kmsvol links (loop devices: card/loop.ts). */
@@ -13,16 +12,39 @@ export function mountPointOf(rdev: number): string | undefined {
   return undefined;
 }
 
-export function isMounted(dir: string): boolean {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === dir);
+/** A mount as /proc/self/mountinfo lists it. */
+export interface MountInfo {
+  id: number;
+  /** st_dev of what it serves, as fstat reports it (glibc's makedev of its major:minor). */
+  dev: number;
+  /** The path inside its file system that is mounted ("/" for a whole one). */
+  root: string;
+  /** Where it is mounted, as the kernel prints it (only for messages). */
+  mountPoint: string;
+  /** "ext4", "fuse.kmsvol"... */
+  fstype: string;
 }
 
-/** Lazily unmount a stale FUSE mount left by a card that died. */
-export function unmountStale(dir: string): void {
-  spawnSync('umount', ['-l', dir]);
+/** glibc's makedev(major, minor), the st_dev fstat gives for a major:minor. */
+export function makedev(major: number, minor: number): number {
+  return (minor & 0xff) + (major & 0xfff) * 0x100 + Math.floor(minor / 0x100) * 0x100000 + Math.floor(major / 0x1000) * 0x100000000;
+}
+
+/**
+ * The mount a descriptor is on (mnt_id in /proc/self/fdinfo/N), as mountinfo
+ * lists it. Read from the kernel's tables, not through the descriptor: fstat
+ * on a dead card's FUSE mount would ask a server that is gone.
+ */
+export function mountOfFd(fd: number): MountInfo | undefined {
+  const id = /^mnt_id:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = l.split(' - ');
+    const f = left?.split(' ') ?? [];
+    if (f[0] !== id || !right) continue;
+    const [major, minor] = f[2]!.split(':').map(Number);
+    return { id: Number(id), dev: makedev(major!, minor!), root: f[3]!, mountPoint: f[4]!, fstype: right.split(' ')[0]! };
+  }
+  return undefined;
 }
 
 export function processAlive(pid: number): boolean {

@@ -21,7 +21,9 @@ interface Addon {
   backend(): string;
   keyPbkdf2(key: object, salt: Uint8Array, iterations: number, out: Uint8Array): void;
   lockExclusive(fd: number): number;
-  fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dir: string, name: string): object;
+  fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dirFd: number, name: string): object;
+  fuseOpen(server: object, direct: boolean): number;
+  fuseCovered(server: object): boolean;
   fuseStop(server: object): void;
   fuseStats(server: object): FuseStats;
   fuseFreeze(server: object, on: boolean): void;
@@ -37,6 +39,11 @@ interface Addon {
     scratch: Uint8Array,
   ): Promise<number>;
   seekExtent(fd: number, off: number, hole: boolean): number;
+  /** native/src/paths.c; their TypeScript face is src/native/paths.ts. Each returns an fd, or an errno (negated for the opens). */
+  openRoot(): number;
+  openAt(dirFd: number, name: string, directory: boolean): number;
+  mkdirAt(dirFd: number, name: string, mode: number): number;
+  umountFd(fd: number): number;
 }
 
 /** The limits the C side holds (native/src/engine.h and fuse_server.h), exported by the binding. */
@@ -85,9 +92,8 @@ function loadAddon(): Addon {
   }
 }
 
-const addon = loadAddon();
-/** The loaded addon, for the binding's other TypeScript face (native/loop.ts, which declares what it uses); nothing else takes it. */
-export const nativeAddon: object = addon;
+/** @internal The loaded addon, for the TypeScript faces in src/native/ only (paths.ts, loop.ts). */
+export const addon = loadAddon();
 
 export const { SECTOR_SIZE, XTS_KEY_BYTES, MAX_IO, NAME_MAX, MOUNT_PATH_MAX } = addon.constants;
 /** The sector sizes the XTS calls take: the XTS unit (512, as dm-crypt's default) and the volume sector. */
@@ -306,8 +312,16 @@ export function lockExclusive(fd: number): boolean {
  * thread.
  */
 export interface FuseServer {
-  /** Unmount and wait for in-flight requests. Idempotent. */
+  /** Unmount (through the held mount, never by name) and wait for in-flight requests. Idempotent. */
   stop(): void;
+  /**
+   * A new descriptor on the served file, opened through the held mount
+   * (`openat(mount, name, O_RDWR | O_NOFOLLOW [| O_DIRECT])`), never by path:
+   * for its identity (fstat) and for a loop device. The caller closes it.
+   */
+  openServed(direct?: boolean): number;
+  /** True when another mount sits on or in this one (root put it there): stop() would then not unmount, and would wait. */
+  covered(): boolean;
   /** The server's counters now (open handles, failed requests). */
   stats(): FuseStats;
   /** Quiesce writes and fdatasync (true), or let them continue (false). */
@@ -325,22 +339,39 @@ export interface FuseStats {
 }
 
 /**
- * Serve `size` bytes of the payload at `payloadOffset` of `fd` as `dir/name`,
- * decrypted with `key` (or passed through when null). Mounts before returning.
+ * Serve `size` bytes of the payload at `payloadOffset` of `fd` as `name` in a
+ * FUSE mount placed on the directory `dir.fd` holds (an O_PATH descriptor
+ * from the walk in card/paths.ts; `dir.path` only names it in messages),
+ * decrypted with `key` (or passed through when null). Mounts before
+ * returning, with the new mount API; the server keeps the mount's descriptor.
  */
-export function startFuseServer(key: GuardedKey | null, fd: number, payloadOffset: number, size: number, dir: string, name: string): FuseServer {
+export function startFuseServer(
+  key: GuardedKey | null,
+  fd: number,
+  payloadOffset: number,
+  size: number,
+  dir: { fd: number; path: string },
+  name: string,
+): FuseServer {
   checkFile(fd, payloadOffset);
   arg(Number.isSafeInteger(size) && size > 0 && size % SECTOR_SIZE === 0, `size must be a positive multiple of ${SECTOR_SIZE}; got ${size}`);
   arg(FILE_NAME.test(name), `file name must be 1..${NAME_MAX} of [A-Za-z0-9._-]; got ${JSON.stringify(name)}`);
-  arg(dir.startsWith('/') && Buffer.byteLength(dir) <= MOUNT_PATH_MAX, `mount directory must be an absolute path of at most ${MOUNT_PATH_MAX} bytes`);
+  arg(Number.isInteger(dir.fd) && dir.fd >= 0, `the mount directory must be an open directory descriptor; got ${dir.fd}`);
+  arg(Buffer.byteLength(dir.path) <= MOUNT_PATH_MAX, `mount directory must be an absolute path of at most ${MOUNT_PATH_MAX} bytes`);
   let handle: object;
   try {
-    handle = addon.fuseStart(key ? key.handle : null, fd, payloadOffset, size, dir, name);
+    handle = addon.fuseStart(key ? key.handle : null, fd, payloadOffset, size, dir.fd, name);
   } catch (e) {
-    throw new EngineError('FuseMountFailed', `Could not mount FUSE at ${dir}: ${(e as Error).message}`);
+    throw new EngineError('FuseMountFailed', `Could not mount FUSE at ${dir.path}: ${(e as Error).message}`);
   }
   return {
     stop: () => addon.fuseStop(handle),
+    covered: () => addon.fuseCovered(handle),
+    openServed: (direct = false) => {
+      const r = addon.fuseOpen(handle, direct);
+      if (r < 0) throw new EngineError('IoError', `Could not open ${name} through its FUSE mount (errno ${-r}); the volume is no longer served.`, -r);
+      return r;
+    },
     stats: () => addon.fuseStats(handle),
     freeze: (on) => addon.fuseFreeze(handle, on),
     resize: (to) => {

@@ -1,4 +1,4 @@
-import { EngineError, nativeAddon } from './index.js';
+import { EngineError, addon as nativeAddon } from './index.js';
 
 /**
  * The TypeScript face of native/src/loop.c: loop devices on descriptors.
@@ -19,7 +19,7 @@ interface LoopAddon {
   loopOpeners(fd: number, exceptPid: number): number[];
 }
 
-const addon = nativeAddon as LoopAddon;
+const addon = nativeAddon as unknown as LoopAddon;
 
 /** linux/loop.h: the flags LOOP_GET_STATUS64 reports. */
 export const LO_FLAGS_AUTOCLEAR = 4;

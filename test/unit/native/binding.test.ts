@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lockExclusive, MOUNT_PATH_MAX, NAME_MAX, SECTOR_SIZE, SECTOR_SIZES, startFuseServer } from '../../../src/native/index.js';
+import { mkdirAt, openAt } from '../../../src/native/paths.js';
 import { ROOT } from '../../helpers/cli.js';
 import { onCleanup, tempHome } from '../../helpers/home.js';
 
@@ -38,7 +39,7 @@ describe('native binding: typed handles', () => {
 
   it('a plain object as a recrypt or FUSE key is a TypeError, not an unencrypted side', () => {
     expect(() => addon.recryptAsync({}, null, 0, 0, 1, 0, 0, Buffer.alloc(4096))).toThrow(TypeError);
-    expect(() => addon.fuseStart({}, 0, 0, 4096, '/nonexistent', 'x')).toThrow(TypeError);
+    expect(() => addon.fuseStart({}, 0, 0, 4096, 0, 'x')).toThrow(TypeError);
   });
 
   it('an argument of the wrong type is a TypeError naming the call that refused it', () => {
@@ -61,15 +62,21 @@ describe('native binding: limits come from C', () => {
     expect(SECTOR_SIZES).toEqual([512, 4096]);
   });
 
-  it('C refuses a mount path or file name over its limit instead of truncating it', () => {
-    expect(() => addon.fuseStart(null, 0, 0, 4096, `/${'d'.repeat(MOUNT_PATH_MAX)}`, 'x')).toThrow(RangeError);
-    expect(() => addon.fuseStart(null, 0, 0, 4096, '/tmp', 'n'.repeat(NAME_MAX + 1))).toThrow(RangeError);
+  it('C refuses a file name or a path component over its limit instead of truncating it', () => {
+    expect(() => addon.fuseStart(null, 0, 0, 4096, 0, 'n'.repeat(NAME_MAX + 1))).toThrow(RangeError);
+    expect(() => addon.openAt(0, 'n'.repeat(256), true)).toThrow(RangeError);
+    expect(() => addon.mkdirAt(0, 'n'.repeat(256), 0o700)).toThrow(RangeError);
   });
 
   it('TypeScript refuses the same lengths first, naming the limit', () => {
-    expect(() => startFuseServer(null, 0, 0, 4096, `/${'d'.repeat(MOUNT_PATH_MAX)}`, 'x')).toThrow(`at most ${MOUNT_PATH_MAX} bytes`);
-    expect(() => startFuseServer(null, 0, 0, 4096, '/tmp', 'n'.repeat(NAME_MAX + 1))).toThrow(`1..${NAME_MAX}`);
-    expect(() => startFuseServer(null, 0, 0, SECTOR_SIZE + 512, '/tmp', 'x')).toThrow(`multiple of ${SECTOR_SIZE}`);
+    const dir = { fd: 0, path: '/tmp' };
+    expect(() => startFuseServer(null, 0, 0, 4096, { fd: 0, path: `/${'d'.repeat(MOUNT_PATH_MAX)}` }, 'x')).toThrow(`at most ${MOUNT_PATH_MAX} bytes`);
+    expect(() => startFuseServer(null, 0, 0, 4096, dir, 'n'.repeat(NAME_MAX + 1))).toThrow(`1..${NAME_MAX}`);
+    expect(() => startFuseServer(null, 0, 0, SECTOR_SIZE + 512, dir, 'x')).toThrow(`multiple of ${SECTOR_SIZE}`);
+    expect(() => startFuseServer(null, 0, 0, 4096, { fd: -1, path: '/tmp' }, 'x')).toThrow('an open directory descriptor');
+    expect(() => openAt(0, 'n'.repeat(256), true)).toThrow('1..255 bytes');
+    expect(() => openAt(0, '..', true)).toThrow('not . or ..');
+    expect(() => mkdirAt(0, 'a/b', 0o700)).toThrow('without /');
   });
 
   it('lockExclusive: false while another process holds the lock (EWOULDBLOCK from C), true once it is gone', async () => {
