@@ -15,30 +15,21 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "napi_check.h"
 #include "paths.h"
-
-/* A failed napi call in these few functions: throw naming it, return NULL. */
-#define CALL(env, call)                                                                                                                                        \
-  do {                                                                                                                                                         \
-    if ((call) != napi_ok) {                                                                                                                                   \
-      bool pending_ = false;                                                                                                                                   \
-      if (napi_is_exception_pending((env), &pending_) == napi_ok && !pending_) napi_throw_type_error((env), "KMSVOL_ARG", #call " failed");                    \
-      return NULL;                                                                                                                                             \
-    }                                                                                                                                                          \
-  } while (0)
 
 #define NAME_BYTES 257 /* one component: NAME_MAX (255), one byte more to see a longer one, and the NUL */
 
 static napi_value int_result(napi_env env, int v) {
   napi_value r;
-  CALL(env, napi_create_int32(env, v, &r));
+  CHECK(env, napi_create_int32(env, v, &r));
   return r;
 }
 
 /* Read argv[i] as one path component into buf; NULL after throwing (TypeScript has already checked it). */
 static const char *component(napi_env env, napi_value v, char *buf) {
   size_t len;
-  CALL(env, napi_get_value_string_utf8(env, v, buf, NAME_BYTES, &len));
+  CHECK(env, napi_get_value_string_utf8(env, v, buf, NAME_BYTES, &len));
   if (len == 0 || len > NAME_MAX) {
     napi_throw_range_error(env, "KMSVOL_ARG", "a path component is 1..255 bytes");
     return NULL;
@@ -64,10 +55,10 @@ static napi_value open_at(napi_env env, napi_callback_info info) {
   int32_t dirfd;
   bool dir;
   char name[NAME_BYTES];
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CALL(env, napi_get_value_int32(env, argv[0], &dirfd));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_value_int32(env, argv[0], &dirfd));
   if (!component(env, argv[1], name)) return NULL;
-  CALL(env, napi_get_value_bool(env, argv[2], &dir));
+  CHECK(env, napi_get_value_bool(env, argv[2], &dir));
   int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
   return int_result(env, fd < 0 ? -errno : fd);
 }
@@ -79,10 +70,10 @@ static napi_value mkdir_at(napi_env env, napi_callback_info info) {
   int32_t dirfd;
   uint32_t mode;
   char name[NAME_BYTES];
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CALL(env, napi_get_value_int32(env, argv[0], &dirfd));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_value_int32(env, argv[0], &dirfd));
   if (!component(env, argv[1], name)) return NULL;
-  CALL(env, napi_get_value_uint32(env, argv[2], &mode));
+  CHECK(env, napi_get_value_uint32(env, argv[2], &mode));
   return int_result(env, mkdirat(dirfd, name, (mode_t)(mode & 07777)) == 0 ? 0 : errno);
 }
 
@@ -96,8 +87,8 @@ static napi_value umount_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
   char self[32];
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_value_int32(env, argv[0], &fd));
   snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
   return int_result(env, umount2(self, MNT_DETACH) == 0 ? 0 : errno);
 }
@@ -109,6 +100,6 @@ napi_value paths_register(napi_env env, napi_value exports) {
       {"mkdirAt", NULL, mkdir_at, NULL, NULL, NULL, napi_default, NULL},
       {"umountFd", NULL, umount_fd, NULL, NULL, NULL, napi_default, NULL},
   };
-  CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }
