@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/major.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +257,24 @@ static napi_value js_openers(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* fsFreeze(fd, on): FIFREEZE (on) or FITHAW on a descriptor of the file system's root (fsfreeze(8) without its path). */
+static napi_value js_fs_freeze(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t a[2];
+  if (!int_args(env, info, 2, a, argv)) return NULL;
+  if (ioctl(a[0], a[1] ? FIFREEZE : FITHAW, 0) != 0) return throw_errno(env, a[1] ? "FIFREEZE" : "FITHAW", neg_errno());
+  return NULL;
+}
+
+/* fsSync(fd): syncfs(2) of the file system `fd` is on (sync -f without its path). */
+static napi_value js_fs_sync(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!int_args(env, info, 1, &fd, argv)) return NULL;
+  if (syncfs(fd) != 0) return throw_errno(env, "syncfs", neg_errno());
+  return NULL;
+}
+
 bool loop_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"loopAttach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL},
@@ -264,6 +283,8 @@ bool loop_define(napi_env env, napi_value exports) {
       {"loopClear", NULL, js_clear, NULL, NULL, NULL, napi_default, NULL},
       {"loopSetCapacity", NULL, js_set_capacity, NULL, NULL, NULL, napi_default, NULL},
       {"loopOpeners", NULL, js_openers, NULL, NULL, NULL, napi_default, NULL},
+      {"fsFreeze", NULL, js_fs_freeze, NULL, NULL, NULL, napi_default, NULL},
+      {"fsSync", NULL, js_fs_sync, NULL, NULL, NULL, napi_default, NULL},
   };
   return OK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
 }

@@ -27,7 +27,7 @@ int loop_open(uint32_t number);
 int loop_status(int fd, struct loop_info64 *info, dev_t *backing_dev);
 /* Processes other than `except` with a descriptor on the block device `fd` is: how many (at most `max` in pids), or -errno. */
 int loop_openers(int fd, pid_t except, pid_t *pids, int max);
-/* Define loopAttach, loopOpen, loopStatus, loopClear, loopSetCapacity and loopOpeners on `exports`; false after throwing. */
+/* Define loopAttach, loopOpen, loopStatus, loopClear, loopSetCapacity, loopOpeners, fsFreeze and fsSync on `exports`; false after throwing. */
 bool loop_define(napi_env env, napi_value exports);
 
 #endif

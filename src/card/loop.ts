@@ -69,6 +69,25 @@ export class HeldLoop {
   }
 
   /**
+   * A descriptor of the file system mounted on the device, for FIFREEZE and
+   * syncfs (never fsfreeze or sync on its path, which another user might
+   * redirect to another file system between a look and a use), or undefined
+   * when none is mounted. Precondition: what the mount point's name leads to
+   * is the file system on this device (its st_dev is the device's number).
+   */
+  openFileSystem(): number | undefined {
+    const at = this.mountPoint();
+    if (at === undefined) return undefined;
+    const fd = fs.openSync(unescapeMountPath(at), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    if (fs.fstatSync(fd).dev === this.rdev) return fd;
+    fs.closeSync(fd);
+    throw new EngineError(
+      'IoError',
+      `${at} no longer leads to the file system on ${this.path}; it was moved or covered. Flush it yourself (sync -f) and try again.`,
+    );
+  }
+
+  /**
    * Why a plain detach must wait, or undefined when only the card holds the
    * device: a mounted file system, a holder (dm, md), swap, or any process
    * with a descriptor on it (what fuser -m /dev/loopN shows).
@@ -110,6 +129,11 @@ export class HeldLoop {
       fs.closeSync(this.fd);
     }
   }
+}
+
+/** A path as /proc/self/mountinfo prints it: space, tab, newline and backslash are octal escapes. */
+function unescapeMountPath(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
 function commOf(pid: number): string {

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
-import { run } from '../exec.js';
 import type { Home } from '../home.js';
 import { ensureDir, openPrivate } from '../home.js';
 import type { Caller } from '../kms/authz.js';
@@ -9,6 +8,7 @@ import type { KmsClient } from '../kms/client/index.js';
 import { createLogger } from '../log.js';
 import type { FuseServer, GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
+import { freezeFileSystem, syncFileSystem } from '../native/loop.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
 import { imageFile, volumeLockPath, volumeRunPaths } from '../volume/images.js';
@@ -194,7 +194,7 @@ export class Card {
     }
   }
 
-  private frozen: { fsMount?: string; timer: NodeJS.Timeout; holders: Set<number> } | null = null;
+  private frozen: { fsFd?: number; timer: NodeJS.Timeout; holders: Set<number> } | null = null;
   private freezing: Promise<void> | null = null;
   private freezes = 0;
 
@@ -223,11 +223,16 @@ export class Card {
     }
     const mount = this.mount;
     this.freezing = (async () => {
-      const fsMount = this.loop?.mountPoint();
-      if (fsMount) await run('fsfreeze', ['--freeze', fsMount]);
-      mount.freeze(true);
-      this.frozen = { fsMount, holders: new Set([id]), timer: expire() };
-      this.log.info({ volumeId: this.o.volumeId, fsMount: fsMount ?? null }, 'frozen for a snapshot');
+      const fsFd = this.loop?.openFileSystem();
+      try {
+        if (fsFd !== undefined) freezeFileSystem(fsFd, true);
+        mount.freeze(true);
+      } catch (e) {
+        if (fsFd !== undefined) fs.closeSync(fsFd);
+        throw e;
+      }
+      this.frozen = { fsFd, holders: new Set([id]), timer: expire() };
+      this.log.info({ volumeId: this.o.volumeId, fileSystem: fsFd !== undefined }, 'frozen for a snapshot');
     })();
     try {
       await this.freezing;
@@ -259,7 +264,15 @@ export class Card {
     this.frozen = null;
     clearTimeout(f.timer);
     this.mount?.freeze(false);
-    if (f.fsMount) await run('fsfreeze', ['--unfreeze', f.fsMount]).catch(() => undefined);
+    if (f.fsFd !== undefined) {
+      try {
+        freezeFileSystem(f.fsFd, false);
+      } catch {
+        /* thawed already (fsfreeze --unfreeze by hand) */
+      } finally {
+        fs.closeSync(f.fsFd);
+      }
+    }
     this.log.info({ volumeId: this.o.volumeId, expired: id === undefined }, 'thawed');
     return true;
   }
@@ -337,13 +350,22 @@ export class Card {
    * the image, so writes it acknowledged and nobody synced are not lost.
    */
   private async signalled(signal: string): Promise<void> {
-    const fsMount = this.loop?.mountPoint();
-    const target = fsMount ?? this.loop?.path;
+    const target = this.loop?.mountPoint() ?? this.loop?.path;
     this.log.info({ volumeId: this.o.volumeId, signal, flushing: target ?? null }, 'signalled: detaching');
-    if (target) {
-      await (fsMount ? run('sync', ['-f', fsMount]) : this.loop!.flush()).catch((e: Error) =>
-        this.log.warn({ volumeId: this.o.volumeId, target, message: e.message }, 'could not flush what is above the card before detaching'),
-      );
+    if (this.loop) {
+      try {
+        const fsFd = this.loop.openFileSystem();
+        if (fsFd === undefined) await this.loop.flush();
+        else {
+          try {
+            syncFileSystem(fsFd);
+          } finally {
+            fs.closeSync(fsFd);
+          }
+        }
+      } catch (e) {
+        this.log.warn({ volumeId: this.o.volumeId, target, message: (e as Error).message }, 'could not flush what is above the card before detaching');
+      }
     }
     await this.stop(false);
   }

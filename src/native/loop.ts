@@ -17,6 +17,8 @@ interface LoopAddon {
   loopClear(fd: number): boolean;
   loopSetCapacity(fd: number): void;
   loopOpeners(fd: number, exceptPid: number): number[];
+  fsFreeze(fd: number, on: number): void;
+  fsSync(fd: number): void;
 }
 
 const addon = nativeAddon as unknown as LoopAddon;
@@ -100,4 +102,16 @@ export function loopOpeners(fd: number, exceptPid: number): number[] {
   fdArg(fd);
   arg(Number.isInteger(exceptPid) && exceptPid >= 0, `exceptPid must be a pid; got ${exceptPid}`);
   return io(() => addon.loopOpeners(fd, exceptPid));
+}
+
+/** FIFREEZE (true) or FITHAW (false) on `fd`, a descriptor of a file system's root: fsfreeze(8) without resolving its path again. */
+export function freezeFileSystem(fd: number, on: boolean): void {
+  fdArg(fd);
+  io(() => addon.fsFreeze(fd, on ? 1 : 0));
+}
+
+/** syncfs(2) of the file system `fd` is on: sync -f without resolving its path again. */
+export function syncFileSystem(fd: number): void {
+  fdArg(fd);
+  io(() => addon.fsSync(fd));
 }

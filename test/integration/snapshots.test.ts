@@ -230,6 +230,39 @@ describe('copies and re-keying', () => {
       detach(ctx.home, copy);
     }
   });
+  it('the freeze reaches the file system on the loop device through a descriptor, never through its mount point name: covered by another file system, the freeze is refused and the cover is never frozen', async () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol, ['--loop']);
+    execFileSync('mkfs.ext4', ['-q', '-F', a.LoopDevice!]);
+    const mnt = mountLoop(ctx, a.LoopDevice!);
+    const sock = path.join(ctx.home, 'run', `${vol}.sock`);
+    // The volume's ext4 is frozen: a second freeze of it is EBUSY.
+    const f = await callControl(sock, { op: 'freeze' });
+    expect(f.ok).toBe(true);
+    expect(spawnSync('fsfreeze', ['--freeze', mnt], { encoding: 'utf8' }).status).not.toBe(0);
+    expect((await callControl(sock, { op: 'thaw', freezeId: f.freezeId as number })).ok).toBe(true);
+    // Another ext4 mounted over the mount point: the name now leads to it, not to the volume's file system.
+    const cover = path.join(ctx.home, 'cover.img');
+    fs.writeFileSync(cover, Buffer.alloc(0));
+    fs.truncateSync(cover, 8 << 20);
+    execFileSync('mkfs.ext4', ['-q', '-F', cover]);
+    execFileSync('mount', ['-o', 'loop', cover, mnt]);
+    ctx.mounts.push(mnt);
+    try {
+      const covered = await callControl(sock, { op: 'freeze' });
+      expect(covered).toMatchObject({ ok: false, error: { name: 'IoError' } });
+      expect((covered as { error: { message: string } }).error.message).toContain('no longer leads to the file system');
+      // The cover was not frozen: freezing it now succeeds.
+      expect(spawnSync('fsfreeze', ['--freeze', mnt], { encoding: 'utf8' }).status).toBe(0);
+      execFileSync('fsfreeze', ['--unfreeze', mnt]);
+    } finally {
+      spawnSync('fsfreeze', ['--unfreeze', mnt]);
+      unmount(ctx, mnt);
+    }
+    unmount(ctx, mnt);
+    detach(ctx.home, vol);
+  });
   it("a snapshot's freeze is a lease: unrenewed it ends (a held-back write lands) and its late thaw is refused, so the copy fails instead of being torn; renewed it holds", async () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
