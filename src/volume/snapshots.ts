@@ -214,7 +214,6 @@ export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest
     spec: FILTERS,
     idOf: (s) => s.snapshot_id,
     registry: ctx.registry,
-    range: [5, 1000],
   });
   return { Snapshots: page.map((s) => snapshotShape(ctx, s)), ...(NextToken ? { NextToken } : {}) };
 }

@@ -303,7 +303,6 @@ export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesReque
     spec: FILTERS,
     idOf: (v) => v.volume_id,
     registry: ctx.registry,
-    range: [5, 500],
   });
   return { Volumes: page.map((v) => volumeShape(ctx, v, v.a)), ...(NextToken ? { NextToken } : {}) };
 }
