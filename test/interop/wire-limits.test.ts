@@ -199,7 +199,7 @@ describe('connections before authentication (finding 6)', () => {
     expect(ms).toBeLessThan(1000);
     expect(held).toBeLessThanOrEqual(PRE_AUTH_LIMITS.perPeer);
     expect(attack.state.refused).toBeGreaterThanOrEqual(1100 - PRE_AUTH_LIMITS.perPeer);
-    expect(attack.state.answers[0]).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n[^]*127\.0\.0\.2 already has 64 connections open/);
+    expect(attack.state.answers[0]).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n[\s\S]*127\.0\.0\.2 already has 64 connections open/);
     attack.stop();
   }, 120_000);
 
@@ -231,7 +231,7 @@ describe('connections before authentication (finding 6)', () => {
     const [dripping, silent] = await Promise.all([open(true), open(false)]);
     process.stdout.write(`header timeout: the dripping connection was closed after ${dripping.ms} ms, the silent one after ${silent.ms} ms\n`);
     for (const r of [dripping, silent]) {
-      expect(r.got).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n[^]*"__type":"RequestTimeout"/);
+      expect(r.got).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*"__type":"RequestTimeout"/);
       // The bound the issue demands: the 10 s header timeout, checked every second (node's default check came every 30 s, after 60 s).
       expect(r.ms).toBeGreaterThanOrEqual(PRE_AUTH_LIMITS.headersTimeoutMs - 500);
       expect(r.ms).toBeLessThan(PRE_AUTH_LIMITS.headersTimeoutMs + 2 * PRE_AUTH_LIMITS.checkIntervalMs + 3000);

@@ -5,7 +5,7 @@ import { checkSpecUsage, KEY_SPECS, KEY_USAGES, newMaterialFor } from '../keyspe
 import { insertKey, keyMetadata } from '../rules/keys.js';
 import { tags } from '../rules/tags.js';
 import type { KeyRow } from '../store.js';
-import { bool, oneOf, LIMITS, paginate, reqStr, str } from '../validate.js';
+import { bool, LIMITS, oneOf, paginate, reqStr, str } from '../validate.js';
 
 /** CreateKey, DescribeKey, ListKeys and UpdateKeyDescription. */
 type Req = Record<string, unknown>;

@@ -1,6 +1,6 @@
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
-import { oneOf, LIMITS, paginate, reqStr, str } from '../validate.js';
+import { LIMITS, oneOf, paginate, reqStr, str } from '../validate.js';
 
 /**
  * Custom key stores (AWS CloudHSM and external key stores) answer as a

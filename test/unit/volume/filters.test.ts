@@ -3,8 +3,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Kmsvol } from '../../../src/api.js';
 import { ec2Operations } from '../../../src/server/ec2/index.js';
-import { checkFilterLimits, MAX_FILTER_VALUES, MAX_FILTERS, PAGE_SIZES, wildcardMatch } from '../../../src/volume/filters.js';
-import { paginate } from '../../../src/volume/filters.js';
+import { checkFilterLimits, MAX_FILTER_VALUES, MAX_FILTERS, PAGE_SIZES, paginate, wildcardMatch } from '../../../src/volume/filters.js';
 
 /**
  * EC2's Describe limits (issue 24, findings 5 and 8): 50 filters of 200
