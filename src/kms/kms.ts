@@ -17,7 +17,7 @@ import { checkGrantTokens } from './rules/grants.js';
 import { insertKey } from './rules/keys.js';
 import { KmsStore } from './store.js';
 import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
-import { wellFormedText } from './validate.js';
+import { checkLimit, wellFormedText } from './validate.js';
 
 export type { KmsOperation } from './operations.js';
 export { isKmsOperation } from './operations.js';
@@ -137,6 +137,7 @@ export class Kms {
       wellFormedText(req);
       checkGrantTokens(req);
       const dryRun = checkMembers(REGISTRY[op] as OperationSpec, req);
+      checkLimit(op, req);
       const handler = OPERATIONS[op] as unknown as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
       if (dryRun) {
         // Precondition: a DryRun validates, authorizes and checks key state as the real call does, and changes nothing.

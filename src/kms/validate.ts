@@ -131,9 +131,32 @@ export function strList(req: Req, field: string, opts: { required?: boolean; max
   return v as string[];
 }
 
-/** Limit/Marker pagination as AWS does it: Truncated, NextMarker. */
-export function paginate<T>(req: Req, items: T[], maxLimit = 1000, defLimit = 100): { page: T[]; Truncated: boolean; NextMarker?: string } {
-  const limit = int(req, 'Limit', 1, maxLimit) ?? defLimit;
+/**
+ * Limit of each paged KMS operation: the range its documentation in
+ * botocore's model states ("it must be between 1 and 100, inclusive. If you
+ * do not include a value, it defaults to 50"), else the model's LimitType
+ * (1 to 1000). test/unit/kms/limits holds this table against the model.
+ */
+export const LIMITS = {
+  ListKeys: { max: 1000, default: 100 },
+  ListAliases: { max: 100, default: 50 },
+  ListGrants: { max: 100, default: 50 },
+  ListRetirableGrants: { max: 100, default: 50 },
+  ListKeyPolicies: { max: 1000, default: 100 },
+  ListResourceTags: { max: 50, default: 50 },
+  ListKeyRotations: { max: 1000, default: 100 },
+  DescribeCustomKeyStores: { max: 1000, default: 100 },
+} as const satisfies Record<string, { max: number; default: number }>;
+
+/** Precondition: Limit, when given, is 1 to the operation's maximum (ValidationException in AWS's words otherwise); checked before the handler runs. */
+export function checkLimit(op: string, req: Req): void {
+  const limits = (LIMITS as Record<string, { max: number }>)[op];
+  if (limits) int(req, 'Limit', 1, limits.max);
+}
+
+/** Limit/Marker pagination as AWS does it: Truncated, NextMarker; `limits` is the operation's entry in LIMITS. */
+export function paginate<T>(req: Req, items: T[], limits: { max: number; default: number }): { page: T[]; Truncated: boolean; NextMarker?: string } {
+  const limit = int(req, 'Limit', 1, limits.max) ?? limits.default;
   const marker = str(req, 'Marker', { max: 1024 });
   let start = 0;
   if (marker !== undefined) {

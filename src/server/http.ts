@@ -1,12 +1,13 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import { clockFromEnv } from '../clock.js';
 import { ServiceError } from '../errors.js';
 import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
+import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
 import type { Caller, Service, ServiceReply, WireError } from './service.js';
 import type { ReceivedRequest } from './sigv4.js';
 import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from './sigv4.js';
@@ -20,9 +21,7 @@ import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySigna
  * Every answer, errors included, is in the called service's protocol and
  * carries x-amzn-RequestId.
  */
-export const MAX_BODY = 1 << 20;
-/** Connections served at once; beyond this the kernel's backlog holds them. */
-const MAX_CONNECTIONS = 1024;
+const MAX_BODY = PRE_AUTH_LIMITS.maxBody;
 /** Known credentials are looked up (and their secrets unsealed) at most every few seconds, not per request. */
 const CREDENTIALS_TTL_MS = 5000;
 /** Regions with an open KMS; beyond this, the least recently used is closed. */
@@ -50,19 +49,27 @@ const tooLarge = () =>
     413,
   );
 
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
+/** The body, whole; past MAX_BODY bytes, or past the parameter limit of a Query request (`count`), refused at once. */
+function readBody(req: http.IncomingMessage, count: ParameterCount | undefined): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
+    const refuse = (e: Error) => {
+      // Stop keeping the body (drain the rest unread) so the answer still reaches the client.
+      req.off('data', onData);
+      parts.length = 0;
+      req.resume();
+      reject(e);
+    };
     const onData = (d: Buffer) => {
       size += d.length;
-      if (size > MAX_BODY) {
-        // Stop keeping the body (drain the rest unread) so the 413 answer still reaches the client.
-        req.off('data', onData);
-        parts.length = 0;
-        req.resume();
-        reject(tooLarge());
-      } else parts.push(d);
+      if (size > MAX_BODY) return refuse(tooLarge());
+      try {
+        count?.body(d);
+      } catch (e) {
+        return refuse(e as Error);
+      }
+      parts.push(d);
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(parts)));
@@ -103,12 +110,21 @@ const STS_ACTIONS = new Set([
   'GetFederationToken',
 ]);
 
-function queryParams(req: http.IncomingMessage, body: Buffer): URLSearchParams {
+/** Is the body a Query protocol's form (EC2, STS)? */
+function isForm(req: http.IncomingMessage): boolean {
+  return String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+}
+
+function queryOf(req: http.IncomingMessage): string {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
-  const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-  const type = String(req.headers['content-type'] ?? '');
-  if (type.startsWith('application/x-www-form-urlencoded')) for (const [k, v] of new URLSearchParams(body.toString('utf8'))) params.append(k, v);
+  return q < 0 ? '' : url.slice(q + 1);
+}
+
+/** The URL's query and a form body's parameters (already counted; URLSearchParams parses in one pass). */
+function queryParams(req: http.IncomingMessage, body: Buffer): URLSearchParams {
+  const params = new URLSearchParams(queryOf(req));
+  if (isForm(req)) for (const [k, v] of new URLSearchParams(body.toString('utf8'))) params.append(k, v);
   return params;
 }
 
@@ -186,7 +202,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     return { caller, region: auth.credential.region, signedHeaders: auth.signedHeaders };
   };
 
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer(serverOptions(), async (req, res) => {
+    if (refused(req.socket)) return;
     const requestId = crypto.randomUUID();
     let service = route(services, req);
     let reply: ServiceReply;
@@ -197,7 +214,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
         throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw tooLarge();
       const who = signer(req.rawHeaders);
-      const body = await readBody(req);
+      const count = new ParameterCount();
+      count.query(queryOf(req));
+      const body = await readBody(req, isForm(req) ? count : undefined);
       const params = queryParams(req, body);
       service = route(services, req, params);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
@@ -212,7 +231,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     res.writeHead(reply.status, { ...reply.headers, 'Content-Length': Buffer.byteLength(reply.body), 'x-amzn-RequestId': requestId });
     res.end(reply.body);
   });
-  server.maxConnections = MAX_CONNECTIONS;
+  const refused = limitConnections(server);
   // An Expect other than 100-continue: node would answer a bare 417; answer it in the service's shape.
   server.on('checkExpectation', (req, res) => {
     const requestId = crypto.randomUUID();
@@ -227,22 +246,13 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   // Malformed HTTP (bad request lines, oversized headers) still gets an answer in the KMS's shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Bytes after a request that asked to close the connection: it is closed, there is no one to answer.
-    if (!socket.writable || err.code === 'HPE_CLOSED_CONNECTION') return socket.destroy();
-    const tooBig = err.code === 'HPE_HEADER_OVERFLOW';
+    if (!socket.writable || err.code === 'HPE_CLOSED_CONNECTION' || refused(socket as Socket)) return socket.destroy();
     const requestId = crypto.randomUUID();
-    const reply = services.get('kms')!.error(
-      {
-        name: tooBig ? 'RequestHeaderSectionTooLarge' : 'SerializationException',
-        message: tooBig ? 'The request headers exceed the limit (16 KiB).' : `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`,
-        status: tooBig ? 431 : 400,
-      },
-      requestId,
-    );
+    const reply = services.get('kms')!.error(clientErrorOf(err), requestId);
     socket.end(
       `HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status]}\r\nConnection: close\r\nContent-Type: ${reply.headers['Content-Type']}\r\nContent-Length: ${Buffer.byteLength(reply.body)}\r\nx-amzn-RequestId: ${requestId}\r\n\r\n${reply.body}`,
     );
   });
-  server.requestTimeout = 30_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 4599, opts.host ?? '127.0.0.1', () => {
@@ -260,6 +270,20 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       });
     });
   });
+}
+
+/** Malformed HTTP, oversized headers, or a request not in within its timeouts (node's clientError), as the error the client gets. */
+function clientErrorOf(err: NodeJS.ErrnoException): WireError {
+  const l = PRE_AUTH_LIMITS;
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return { name: 'RequestHeaderSectionTooLarge', message: `The request headers exceed the limit (${l.maxHeaderBytes / 1024} KiB).`, status: 431 };
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return {
+      name: 'RequestTimeout',
+      message: `The request was not received in time: its headers must arrive within ${l.headersTimeoutMs / 1000} s and the whole request within ${l.requestTimeoutMs / 1000} s. Send it again at once.`,
+      status: 408,
+    };
+  return { name: 'SerializationException', message: `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`, status: 400 };
 }
 
 /** Anything thrown while serving, as the error the client gets: typed errors keep their name; anything else is an internal error without detail. */

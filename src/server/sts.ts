@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
-import { XMLBuilder } from 'fast-xml-parser';
 import { cardGrantName, cardGrantRequest, viaEc2 } from '../card/grants.js';
 import { ServiceError } from '../errors.js';
 import { assumeRole, CARD_ROLE } from '../kms/iam.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
+import { ATTRIBUTE, xmlDocument } from './xml.js';
 
 /**
  * AWS STS over the Query protocol (form-encoded `Action=…&Version=2011-06-15`,
@@ -13,22 +13,12 @@ import type { Service, ServiceCall, ServiceReply, WireError } from './service.js
  */
 const NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const VERSION = '2011-06-15';
-const xml = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', format: false, suppressEmptyNode: false });
-
-/** XML 1.0 cannot carry control characters: anything echoed from a request is cleaned first. */
-function clean(v: unknown): unknown {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this removes
-  if (typeof v === 'string') return v.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd');
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, clean(x)]));
-  return v;
-}
-
-function reply(status: number, doc: object): ServiceReply {
-  return { status, headers: { 'Content-Type': 'text/xml' }, body: `<?xml version="1.0" encoding="UTF-8"?>${xml.build(clean(doc))}` };
+function reply(status: number, doc: Record<string, unknown>): ServiceReply {
+  return { status, headers: { 'Content-Type': 'text/xml' }, body: xmlDocument(doc) };
 }
 
 function result(action: string, body: object, requestId: string): ServiceReply {
-  return reply(200, { [`${action}Response`]: { '@xmlns': NS, [`${action}Result`]: body, ResponseMetadata: { RequestId: requestId } } });
+  return reply(200, { [`${action}Response`]: { [`${ATTRIBUTE}xmlns`]: NS, [`${action}Result`]: body, ResponseMetadata: { RequestId: requestId } } });
 }
 
 /** A stable unique id for an IAM user, in AWS's form (AIDA + 17 characters). */
@@ -160,7 +150,7 @@ export const stsService: Service = {
     const status = q?.status ?? e.status;
     return reply(status, {
       ErrorResponse: {
-        '@xmlns': NS,
+        [`${ATTRIBUTE}xmlns`]: NS,
         Error: { Type: status >= 500 ? 'Receiver' : 'Sender', Code: q?.code ?? e.name, Message: e.message },
         RequestId: requestId,
       },

@@ -1,6 +1,7 @@
 import { ServiceError } from '../errors.js';
 import { Ec2Errors } from './errors.js';
 import type { Registry } from './registry.js';
+import { shown } from './text.js';
 
 /**
  * EC2's Filter semantics, shared by every Describe operation: filters are
@@ -14,24 +15,67 @@ export interface Filter {
 
 export type FilterSpec<R> = Record<string, (r: R) => string | string[] | undefined>;
 
-function pattern(value: string): RegExp {
-  const body = value
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 's');
+/**
+ * Does `text` match the EC2 wildcard `pattern` (`*` any run, `?` any one
+ * character)? The classic two-pointer match: on a mismatch it resumes after
+ * the last `*`, so it takes at most |pattern| × |text| steps whatever the
+ * pattern (a regular expression built from `*a*a*a…` backtracks
+ * exponentially).
+ */
+export function wildcardMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = t;
+    } else if (p < pattern.length && (pattern[p] === '?' || pattern[p] === text[t])) {
+      p++;
+      t++;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++resume;
+    } else return false;
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 function anyMatch(values: string[], actual: string | string[] | undefined): boolean {
   const have = actual === undefined ? [] : Array.isArray(actual) ? actual : [actual];
-  return values.some((v) => {
-    const re = pattern(v);
-    return have.some((a) => re.test(a));
-  });
+  return values.some((v) => have.some((a) => wildcardMatch(v, a)));
+}
+
+/** AWS's limits on one request's filters (EC2 User Guide, "List and filter your resources"). */
+export const MAX_FILTERS = 50;
+export const MAX_FILTER_VALUES = 200;
+
+/**
+ * Precondition: at most 50 filters, each with at most 200 values; otherwise
+ * FilterLimitExceeded, before any work. The endpoint checks it as soon as a
+ * request is decoded; every Describe checks it again (the CLI and the API).
+ */
+export function checkFilterLimits(filters: Filter[] | undefined): void {
+  if (!filters) return;
+  if (filters.length > MAX_FILTERS)
+    throw new ServiceError(
+      'FilterLimitExceeded',
+      `The request uses too many filters: ${filters.length} were given; the limit is ${MAX_FILTERS} filters with up to ${MAX_FILTER_VALUES} values each.`,
+    );
+  for (const [i, f] of filters.entries()) {
+    if (Array.isArray(f?.Values) && f.Values.length > MAX_FILTER_VALUES)
+      throw new ServiceError(
+        'FilterLimitExceeded',
+        `The request uses too many filter values: filter ${i + 1} has ${f.Values.length}; the limit is ${MAX_FILTER_VALUES} values per filter (and ${MAX_FILTERS} filters).`,
+      );
+  }
 }
 
 /** Check the filter names first (InvalidParameterValue names the valid ones), then keep the rows every filter matches. */
 export function applyFilters<R>(rows: R[], filters: Filter[] | undefined, spec: FilterSpec<R>, idOf: (r: R) => string, registry: Registry): R[] {
+  checkFilterLimits(filters);
   for (const f of filters ?? []) {
     if (typeof f.Name !== 'string' || !f.Name) throw Ec2Errors.missingParameter('The request must contain the parameter Filter.N.Name for every filter.');
     if (!f.Name.startsWith('tag:') && !spec[f.Name] && f.Name !== 'tag-key' && f.Name !== 'tag-value') {
@@ -71,15 +115,29 @@ export function applyFilters<R>(rows: R[], filters: Filter[] | undefined, spec: 
 }
 
 /**
+ * MaxResults of each paged Describe, from its documentation in botocore's
+ * EC2 model (the model gives the members no range): below `min` is refused;
+ * above `max`, the operations documented "if MaxResults is given a value
+ * larger than N, only N results are returned" answer N (`clamp`), the others
+ * ("This value can be between 5 and 1000") refuse it. test/unit/volume/filters.test.ts
+ * holds this table against the model's words.
+ */
+export const PAGE_SIZES: Readonly<Record<string, { min: number; max: number; above: 'clamp' | 'refuse' }>> = {
+  DescribeVolumes: { min: 5, max: 500, above: 'clamp' },
+  DescribeSnapshots: { min: 5, max: 1000, above: 'clamp' },
+  DescribeVolumeStatus: { min: 5, max: 1000, above: 'clamp' },
+  DescribeVolumesModifications: { min: 5, max: 500, above: 'clamp' },
+  DescribeTags: { min: 5, max: 1000, above: 'refuse' },
+  DescribeInstances: { min: 5, max: 1000, above: 'refuse' },
+};
+
+/**
  * MaxResults/NextToken paging over an already-ordered list. The token is
  * opaque to callers (the offset of the next item and the operation it is for).
  */
-export function paginate<R>(
-  rows: R[],
-  req: { MaxResults?: number; NextToken?: string },
-  operation: string,
-  range: [number, number],
-): { page: R[]; NextToken?: string } {
+export function paginate<R>(rows: R[], req: { MaxResults?: number; NextToken?: string }, operation: string): { page: R[]; NextToken?: string } {
+  const size = PAGE_SIZES[operation];
+  if (!size) throw new Error(`paginate: ${operation} has no page size in PAGE_SIZES`);
   let start = 0;
   if (req.NextToken !== undefined) {
     let parsed: { op?: string; at?: number } | undefined;
@@ -90,18 +148,24 @@ export function paginate<R>(
     }
     if (!parsed || parsed.op !== operation || !Number.isInteger(parsed.at) || parsed.at! < 0) {
       throw Ec2Errors.invalidParameter(
-        `The NextToken '${req.NextToken}' is not valid for ${operation}. Use the NextToken of the previous ${operation} response.`,
+        `The NextToken '${shown(req.NextToken)}' is not valid for ${operation}. Use the NextToken of the previous ${operation} response.`,
       );
     }
     start = parsed.at!;
   }
   if (req.MaxResults === undefined) return { page: rows.slice(start) };
-  // Below the minimum is an error; above the maximum, EC2 answers the maximum (the AWS CLI asks for 1000).
-  const [lo, hi] = range;
-  if (!Number.isInteger(req.MaxResults) || req.MaxResults < lo) {
-    throw Ec2Errors.invalidParameter(`Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value greater than ${lo - 1}.`);
+  const { min, max, above } = size;
+  if (!Number.isInteger(req.MaxResults) || req.MaxResults < min) {
+    throw Ec2Errors.invalidParameter(
+      `Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value greater than or equal to ${min} (${operation} takes ${min} to ${max}).`,
+    );
   }
-  const end = start + Math.min(req.MaxResults, hi);
+  if (req.MaxResults > max && above === 'refuse') {
+    throw Ec2Errors.invalidParameter(
+      `Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value less than or equal to ${max} (${operation} takes ${min} to ${max}).`,
+    );
+  }
+  const end = start + Math.min(req.MaxResults, max);
   const page = rows.slice(start, end);
   return end < rows.length ? { page, NextToken: Buffer.from(JSON.stringify({ op: operation, at: end })).toString('base64url') } : { page };
 }
@@ -137,7 +201,7 @@ export function refusePagedIds(ids: string[] | undefined, req: DescribeRequest, 
 export function describePage<R>(
   rows: R[],
   req: DescribeRequest,
-  o: { operation: string; spec: FilterSpec<R>; idOf: (r: R) => string; registry: Registry; range: [number, number] },
+  o: { operation: string; spec: FilterSpec<R>; idOf: (r: R) => string; registry: Registry },
 ): { page: R[]; NextToken?: string } {
-  return paginate(applyFilters(rows, req.Filters, o.spec, o.idOf, o.registry), req, o.operation, o.range);
+  return paginate(applyFilters(rows, req.Filters, o.spec, o.idOf, o.registry), req, o.operation);
 }

@@ -179,7 +179,7 @@ export function describeVolumesModifications(ctx: Ec2Context, req: { VolumeIds?:
     });
   } else rows = ctx.registry.listModifications().filter((m) => ctx.registry.getVolume(m.volume_id));
   const kept = applyFilters(rows, req.Filters, FILTERS, (m) => m.volume_id, ctx.registry);
-  const { page, NextToken } = paginate(kept, req, 'DescribeVolumesModifications', [5, 500]);
+  const { page, NextToken } = paginate(kept, req, 'DescribeVolumesModifications');
   return { VolumesModifications: page.map(modificationShape), ...(NextToken ? { NextToken } : {}) };
 }
 
@@ -209,7 +209,7 @@ export function describeVolumeStatus(ctx: Ec2Context, req: { VolumeIds?: string[
     'availability-zone': (x: (typeof items)[number]) => x.v.availability_zone,
   };
   const kept = applyFilters(items, req.Filters, spec, (x) => x.v.volume_id, ctx.registry);
-  const { page, NextToken } = paginate(kept, req, 'DescribeVolumeStatus', [5, 1000]);
+  const { page, NextToken } = paginate(kept, req, 'DescribeVolumeStatus');
   return { VolumeStatuses: page.map((x) => x.item), ...(NextToken ? { NextToken } : {}) };
 }
 

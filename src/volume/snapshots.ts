@@ -13,6 +13,7 @@ import type { SnapshotRow } from './registry.js';
 import { newId } from './registry.js';
 import type { Tag, TagSpecification } from './tags.js';
 import { putTags, tagShape, tagsFor } from './tags.js';
+import { checkText } from './text.js';
 
 // What callers outside volume/ have long imported from here (the lookups now live in context.ts, the paths in images.ts).
 export { getSnapshot } from './context.js';
@@ -41,6 +42,7 @@ export function snapshotShape(ctx: Ec2Context, s: SnapshotRow) {
 }
 
 function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, encrypted: boolean, description: string): SnapshotRow {
+  checkText('Description', description);
   ensureDir(ctx.home.snapshotsDir);
   const id = newId('snap');
   return {
@@ -212,7 +214,6 @@ export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest
     spec: FILTERS,
     idOf: (s) => s.snapshot_id,
     registry: ctx.registry,
-    range: [5, 1000],
   });
   return { Snapshots: page.map((s) => snapshotShape(ctx, s)), ...(NextToken ? { NextToken } : {}) };
 }

@@ -3,6 +3,7 @@ import { Ec2Errors } from './errors.js';
 import type { Filter } from './filters.js';
 import { applyFilters, paginate } from './filters.js';
 import type { Registry, TagRow } from './registry.js';
+import { checkText } from './text.js';
 
 /**
  * EC2 tags on volumes and snapshots (CreateTags, DeleteTags, DescribeTags,
@@ -37,6 +38,8 @@ export function tagShape(registry: Registry, id: string): { Key: string; Value: 
 }
 
 function checkTag(t: Tag): void {
+  checkText('Tag.Key', t.Key);
+  checkText('Tag.Value', t.Value);
   if (!t.Key) throw Ec2Errors.invalidParameter('Tag keys must be 1 to 128 characters long; a tag has an empty Key.');
   if (t.Key.length > 128) throw Ec2Errors.invalidParameter(`Tag key '${t.Key.slice(0, 20)}…' is longer than 128 characters.`);
   if (t.Key.startsWith('aws:')) throw Ec2Errors.invalidParameter(`Tag keys starting with 'aws:' are reserved for AWS; '${t.Key}' cannot be set.`);
@@ -110,7 +113,7 @@ const TAG_FILTERS = {
 
 export function describeTags(ctx: TagContext, req: { Filters?: Filter[]; MaxResults?: number; NextToken?: string }) {
   const rows = applyFilters(ctx.registry.allTags(), req.Filters, TAG_FILTERS, (t) => t.resource_id, ctx.registry);
-  const { page, NextToken } = paginate(rows, req, 'DescribeTags', [5, 1000]);
+  const { page, NextToken } = paginate(rows, req, 'DescribeTags');
   return {
     Tags: page.map((t) => ({ Key: t.key, ResourceId: t.resource_id, ResourceType: resourceType(t.resource_id), Value: t.value })),
     ...(NextToken ? { NextToken } : {}),

@@ -15,6 +15,8 @@ import type { AttachmentRow, VolumeRow } from './registry.js';
 import { newId } from './registry.js';
 import type { TagSpecification } from './tags.js';
 import { putTags, tagShape, tagsFor } from './tags.js';
+import { checkText } from './text.js';
+import { checkZone } from './zones.js';
 
 // What callers outside volume/ have long imported from here (the context and lookups now live in context.ts, the images in images.ts).
 export type { CardOps, Ec2Context, ImageSide } from './context.js';
@@ -143,6 +145,7 @@ export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   if (!(VOLUME_TYPES as readonly string[]).includes(type))
     throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
   const perf = performance(type, size, req.Iops, req.Throughput);
+  const zone = checkZone(ctx.region, req.AvailabilityZone);
   const tags = tagsFor(req.TagSpecifications, 'volume');
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';
   if (req.Encrypted === false && (byDefault || snap?.encrypted)) {
@@ -159,7 +162,7 @@ export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
     );
   if (req.KmsKeyId && !encrypted) throw new ServiceError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
 
-  return { snap, size, type, perf, tags, encrypted };
+  return { snap, size, type, perf, zone, tags, encrypted };
 }
 
 /**
@@ -168,6 +171,7 @@ export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
  * copy follow. A KMS refusal removes the volume (it never was), as EC2 does.
  */
 export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeRequest): Promise<CreateStarted> {
+  checkText('ClientToken', req.ClientToken);
   if (req.ClientToken !== undefined) {
     const seen = ctx.registry.getClientToken(req.ClientToken);
     if (seen) {
@@ -183,7 +187,7 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
       return { Volume: shape, done: Promise.resolve(shape) };
     }
   }
-  const { snap, size, type, perf, tags, encrypted } = planVolume(ctx, req);
+  const { snap, size, type, perf, zone, tags, encrypted } = planVolume(ctx, req);
   ensureDir(ctx.home.volumesDir);
   const id = newId('vol');
   const file = imagePath(ctx.home, id);
@@ -195,7 +199,7 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
     kms_key_id: null,
     create_time: ctx.clock.now().getTime(),
     snapshot_id: snap?.snapshot_id ?? '',
-    availability_zone: req.AvailabilityZone ?? `${ctx.region}a`,
+    availability_zone: zone,
     volume_type: type,
     iops: perf.iops,
     throughput: perf.throughput,
@@ -300,7 +304,6 @@ export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesReque
     spec: FILTERS,
     idOf: (v) => v.volume_id,
     registry: ctx.registry,
-    range: [5, 500],
   });
   return { Volumes: page.map((v) => volumeShape(ctx, v, v.a)), ...(NextToken ? { NextToken } : {}) };
 }

@@ -26,7 +26,10 @@ export async function startEndpoint(home: string, region = 'us-east-1', cleanup:
     const vols = kmsvol(home, ['ec2', 'describe-volumes', '--region', region]).json?.Volumes ?? [];
     for (const v of vols) if (v.Attachments.length) kmsvol(home, ['ec2', 'detach-volume', '--volume-id', v.VolumeId, '--force', '--region', region]);
     p.kill('SIGTERM');
-    spawnSync('sh', ['-c', `while kill -0 ${p.pid} 2>/dev/null; do sleep 0.05; done`], { timeout: 20_000 });
+    // Until it has exited: this process is blocked in spawnSync and cannot reap it, so an exited server stays a zombie (state Z), which kill -0 still finds.
+    spawnSync('sh', ['-c', `while kill -0 ${p.pid} 2>/dev/null && [ "$(cut -d' ' -f3 /proc/${p.pid}/stat 2>/dev/null)" != Z ]; do sleep 0.05; done`], {
+      timeout: 20_000,
+    });
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';

@@ -1,6 +1,6 @@
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
-import { paginate, reqStr, str } from '../validate.js';
+import { LIMITS, paginate, reqStr, str } from '../validate.js';
 
 type Req = Record<string, unknown>;
 const ALIAS_RE = /^alias\/[a-zA-Z0-9/_-]+$/;
@@ -66,7 +66,7 @@ export function listAliases(k: KmsContext, req: Req) {
   k.authorizeIamOnly('kms:ListAliases');
   const keyId = ref === undefined ? undefined : k.key(ref, null, 'keyOnly').key_id;
   const rows = k.store.listAliases(k.region, keyId);
-  const { page, ...more } = paginate(req, rows);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListAliases);
   return {
     Aliases: page.map((a) => ({
       AliasName: a.alias_name,

@@ -6,7 +6,7 @@ import { KmsErrors } from '../errors.js';
 import { grantOperationsFor } from '../keyspec.js';
 import { checkGrantTokens, grantIdOfToken, grantToken } from '../rules/grants.js';
 import type { GrantRow } from '../store.js';
-import { context, paginate, reqStr, str, strList } from '../validate.js';
+import { context, LIMITS, paginate, reqStr, str, strList } from '../validate.js';
 
 /**
  * Grants: revocable permissions on one key for one grantee principal, limited
@@ -156,7 +156,7 @@ export function listGrants(k: KmsContext, req: Req) {
   const rows = k.store
     .grants(row.region, row.key_id)
     .filter((g) => (grantId === undefined || g.grant_id === grantId) && (grantee === undefined || g.grantee_principal === grantee));
-  const { page, ...more } = paginate(req, rows, 100, 50);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListGrants);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
 
@@ -164,7 +164,7 @@ export function listRetirableGrants(k: KmsContext, req: Req) {
   const retiring = principal(req, 'RetiringPrincipal', true)!;
   k.authorizeIamOnly('kms:ListRetirableGrants');
   const rows = k.store.retirableGrants(k.region, retiring);
-  const { page, ...more } = paginate(req, rows, 100, 50);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListRetirableGrants);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
 

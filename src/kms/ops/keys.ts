@@ -5,7 +5,7 @@ import { checkSpecUsage, KEY_SPECS, KEY_USAGES, newMaterialFor } from '../keyspe
 import { insertKey, keyMetadata } from '../rules/keys.js';
 import { tags } from '../rules/tags.js';
 import type { KeyRow } from '../store.js';
-import { bool, oneOf, paginate, reqStr, str } from '../validate.js';
+import { bool, LIMITS, oneOf, paginate, reqStr, str } from '../validate.js';
 
 /** CreateKey, DescribeKey, ListKeys and UpdateKeyDescription. */
 type Req = Record<string, unknown>;
@@ -49,7 +49,7 @@ export function describeKey(k: KmsContext, req: Req) {
 export function listKeys(k: KmsContext, req: Req) {
   k.authorizeIamOnly('kms:ListKeys');
   const rows = k.store.listKeys(k.region).filter((r) => k.settle(r) !== undefined);
-  const { page, ...more } = paginate(req, rows);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListKeys);
   return { Keys: page.map((r) => ({ KeyId: r.key_id, KeyArn: k.keyArn(r.key_id) })), ...more };
 }
 

@@ -1,6 +1,6 @@
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
-import { oneOf, paginate, reqStr, str } from '../validate.js';
+import { LIMITS, oneOf, paginate, reqStr, str } from '../validate.js';
 
 /**
  * Custom key stores (AWS CloudHSM and external key stores) answer as a
@@ -31,7 +31,7 @@ export function describeCustomKeyStores(k: KmsContext, req: Req) {
       'CustomKeyStoreNotFoundException',
       `No custom key store is named ${name} in account ${k.account} in ${k.region}. kmsvol has no custom key stores.`,
     );
-  const { page, ...more } = paginate(req, [] as never[]);
+  const { page, ...more } = paginate(req, [] as never[], LIMITS.DescribeCustomKeyStores);
   return { CustomKeyStores: page, ...more };
 }
 

@@ -3,7 +3,7 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { assertCustomerManaged } from '../rules/keys.js';
 import type { KeyRow } from '../store.js';
-import { bool, oneOf, reqStr } from '../validate.js';
+import { bool, LIMITS, oneOf, paginate, reqStr } from '../validate.js';
 
 type Req = Record<string, unknown>;
 
@@ -20,7 +20,8 @@ export function getKeyPolicy(k: KmsContext, req: Req) {
 
 export function listKeyPolicies(k: KmsContext, req: Req) {
   k.key(reqStr(req, 'KeyId'), 'kms:ListKeyPolicies', 'keyOnly');
-  return { PolicyNames: [DEFAULT_POLICY_NAME], Truncated: false };
+  const { page, ...more } = paginate(req, [DEFAULT_POLICY_NAME], LIMITS.ListKeyPolicies);
+  return { PolicyNames: page, ...more };
 }
 
 export function putKeyPolicy(k: KmsContext, req: Req) {

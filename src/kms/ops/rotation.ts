@@ -4,7 +4,7 @@ import { KmsErrors } from '../errors.js';
 import { assertCustomerManaged } from '../rules/keys.js';
 import { assertRotationHere, rotationRow } from '../rules/multiregion.js';
 import type { KeyRow } from '../store.js';
-import { int, paginate, reqStr } from '../validate.js';
+import { int, LIMITS, paginate, reqStr } from '../validate.js';
 
 type Req = Record<string, unknown>;
 export const ON_DEMAND_ROTATION_LIMIT = 10;
@@ -94,6 +94,6 @@ export function listKeyRotations(k: KmsContext, req: Req) {
     .materials(row.key_id)
     .filter((m) => m.rotation_type !== null)
     .map((m) => ({ KeyId: arn, KeyMaterialId: m.material_id.toString('hex'), RotationDate: new Date(m.created), RotationType: m.rotation_type! }));
-  const { page, ...more } = paginate(req, rotations);
+  const { page, ...more } = paginate(req, rotations, LIMITS.ListKeyRotations);
   return { Rotations: page, ...more };
 }

@@ -1,7 +1,7 @@
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { putTags, tags } from '../rules/tags.js';
-import { paginate, reqStr, strList } from '../validate.js';
+import { LIMITS, paginate, reqStr, strList } from '../validate.js';
 
 /** TagResource, UntagResource and ListResourceTags. */
 type Req = Record<string, unknown>;
@@ -31,6 +31,6 @@ export function untagResource(k: KmsContext, req: Req) {
 export function listResourceTags(k: KmsContext, req: Req) {
   const row = k.key(reqStr(req, 'KeyId'), 'kms:ListResourceTags', 'keyOnly');
   const all = k.store.tags(k.region, row.key_id);
-  const { page, ...more } = paginate(req, all, 50, 50);
+  const { page, ...more } = paginate(req, all, LIMITS.ListResourceTags);
   return { Tags: page, ...more };
 }

@@ -1,4 +1,6 @@
 import { createLogger } from '../../log.js';
+import type { Filter } from '../../volume/filters.js';
+import { checkFilterLimits } from '../../volume/filters.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from '../service.js';
 import { contextFor } from './context.js';
 import { ebsDefaultOperations } from './ebs-defaults.js';
@@ -56,6 +58,7 @@ export const ec2Service: Service = {
       if (version !== null && version !== EC2_VERSION)
         throw Object.assign(invalidAction(action), { message: `Version ${version} is not supported; this EC2 endpoint speaks ${EC2_VERSION}.` });
       const req = decodeRequest(op.input, call.params);
+      checkFilterLimits(req.Filters as Filter[] | undefined);
       const ctx = contextFor(call);
       if (req.DryRun === true) {
         await op.check(ctx, req, call);
