@@ -14,12 +14,14 @@ import { EventLog } from '../volume/events.js';
 import { imageFile, volumeLockPath, volumeRunPaths } from '../volume/images.js';
 import { checkImageLength, checkPayload, decodeHeader, HDR_SIZE, openImage } from '../volume/luks2.js';
 import { GiB } from '../volume/offsets.js';
+import type { VolumeRow } from '../volume/registry.js';
 import { Registry } from '../volume/registry.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { FREEZE_LEASE_MS, serveControl } from './control.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVerifiedKey } from './keys.js';
 import { HeldLoop } from './loop.js';
+import type { HeldDir } from './paths.js';
 import { walkMountDir } from './paths.js';
 import { linkDevice, unlinkDevice } from './system.js';
 
@@ -107,31 +109,12 @@ export class Card {
       setNonDumpable();
       const image = imageFile(home, v);
       this.fd = openImage(image, 'r+');
-      let payloadOffset = 0;
-      if (v.encrypted) {
-        const head = Buffer.alloc(2 * HDR_SIZE);
-        const n = fs.readSync(this.fd, head, 0, head.length, 0);
-        const header = decodeHeader(head.subarray(0, n), image);
-        payloadOffset = header.payloadOffset;
-        checkPayload(image, this.fd, header, v.size * GiB);
-        // 2-3. KMS Decrypt with the volume's context, as the card's own principal
-        // through its grant, straight into guarded memory.
-        const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
-        const kms = this.o.kms(caller);
-        try {
-          this.key = await unwrapVerifiedKey(kms, header, image, this.o.grantToken);
-        } finally {
-          kms.close();
-        }
-        this.log.info({ volumeId, keyArn: header.token.keyArn, keyBytes: this.key.length, engine: backend() }, 'data key unwrapped into guarded memory');
-      } else {
-        checkImageLength(image, this.fd, 0, v.size * GiB);
-      }
-      // 4. FUSE: the decrypted volume as one file, mounted on the directory this card's own walk holds
-      // (card/paths.ts; the parent's check was an early error only). A --device keeps its mode: the mount covers it.
+      // The mount directory, walked by this card itself (card/paths.ts; the parent's check was an early
+      // error only) and held from here on; before any key is unwrapped, so a refused path costs no Decrypt.
       const dir = walkMountDir(this.o.mountDir, 'create');
+      let mount: FuseServer;
       try {
-        this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, dir, volumeId);
+        mount = await this.serve(v, image, dir);
       } finally {
         fs.closeSync(dir.fd);
       }
@@ -139,7 +122,7 @@ export class Card {
       const served = this.servedIdentity(); // the mount's identity, for cleanup after a dead card
       // 5. The loop device: LOOP_CONFIGURE on a descriptor of the decrypted file opened through the mount (never by name).
       if (this.o.loop) {
-        const fileFd = this.mount.openServed(true);
+        const fileFd = mount.openServed(true);
         try {
           this.loop = HeldLoop.attach(fileFd, volumeId);
         } finally {
@@ -182,6 +165,34 @@ export class Card {
       await this.teardown();
       throw e;
     }
+  }
+
+  /** Steps 2-4 of start(): the image's header checked, the key unwrapped and verified (encrypted volumes), the FUSE mount on `dir`. */
+  private async serve(v: VolumeRow, image: string, dir: HeldDir): Promise<FuseServer> {
+    const { volumeId } = this.o;
+    let payloadOffset = 0;
+    if (v.encrypted) {
+      const head = Buffer.alloc(2 * HDR_SIZE);
+      const n = fs.readSync(this.fd, head, 0, head.length, 0);
+      const header = decodeHeader(head.subarray(0, n), image);
+      payloadOffset = header.payloadOffset;
+      checkPayload(image, this.fd, header, v.size * GiB);
+      // 2-3. KMS Decrypt with the volume's context, as the card's own principal
+      // through its grant, straight into guarded memory.
+      const caller = { principal: cardPrincipal(header.token.keyArn, volumeId), viaService: viaEc2(this.o.region) };
+      const kms = this.o.kms(caller);
+      try {
+        this.key = await unwrapVerifiedKey(kms, header, image, this.o.grantToken);
+      } finally {
+        kms.close();
+      }
+      this.log.info({ volumeId, keyArn: header.token.keyArn, keyBytes: this.key.length, engine: backend() }, 'data key unwrapped into guarded memory');
+    } else {
+      checkImageLength(image, this.fd, 0, v.size * GiB);
+    }
+    // 4. FUSE: the decrypted volume as one file, mounted on the held directory. A --device keeps its mode: the mount covers it.
+    this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, dir, volumeId);
+    return this.mount;
   }
 
   /** st_dev and st_ino of the served file, opened through the held mount (never by path). */

@@ -113,6 +113,15 @@ function cardGrant(home: string, vol: string): { grantToken: string; keyArn: str
   return { grantToken: kms.invoke('CreateGrant', cardGrantRequest(token.keyArn, vol)).GrantToken, keyArn: token.keyArn };
 }
 
+/** How many Decrypt calls the audit log holds. */
+function decrypts(home: string): number {
+  return fs
+    .readFileSync(path.join(home, 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => JSON.parse(l).eventName === 'Decrypt').length;
+}
+
 function events(home: string, vol: string): { event: string; result: string; cause: string }[] {
   return fs
     .readFileSync(path.join(home, 'events.log'), 'utf8')
@@ -130,6 +139,7 @@ describe('finding 1: a local user cannot steer where root mounts the decrypted v
     const u = testUser();
     const theirs = theirDir(u);
     const { grantToken, keyArn } = cardGrant(ctx.home, vol);
+    const decryptsBefore = decrypts(ctx.home);
     for (let run = 0; run < 20; run++) {
       const planted = freshTmpName();
       expect(u.sh(`ln -s ${theirs} ${planted}`).code).toBe(0);
@@ -144,6 +154,8 @@ describe('finding 1: a local user cannot steer where root mounts the decrypted v
     }
     expect(cardPids(vol)).toEqual([]);
     expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].State).toBe('available');
+    // The card walks its mount directory before it asks for the key: a refused path costs no Decrypt.
+    expect(decrypts(ctx.home)).toBe(decryptsBefore);
   });
 
   it('attach-volume --device /tmp/<u>/y while the user keeps creating and removing /tmp/<u> as a link to their directory: 20 attaches, each refused, nothing in their directory', async () => {
