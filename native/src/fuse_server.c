@@ -530,17 +530,20 @@ static int mount_fuse(server *s, int dirfd, const char **what) {
  * Unmount through the held mount descriptor: /proc/self/fd/N is a magic link
  * to exactly that mount, whatever is at its path now. The descriptor itself
  * keeps the mount busy, so it is detached (MNT_DETACH), then the descriptor
- * closed: the last reference gone, the kernel ends the connection and every
- * worker's read(2) returns ENODEV. A mount someone still uses (a forced
- * detach: a file or a loop device open on it) is aborted first (MNT_FORCE), as
- * it would otherwise live, and its workers wait, until they let go.
+ * closed. The connection is always aborted first (MNT_FORCE: FUSE's
+ * umount_begin), so every worker's read(2) returns ENODEV now: a copy of the
+ * mount elsewhere would otherwise keep the connection, and the card with its
+ * key, alive until it went. Such copies are made by anyone, without privilege
+ * (unshare -Urm copies every mount into a new namespace), and a bind mount by
+ * root is one too. A plain detach comes here only once nothing has the file
+ * open, so no request of a user is cut off; a forced one cuts them off on purpose.
  */
 static void unmount_fuse(server *s) {
   if (s->mnt < 0) return;
   char self[32];
   snprintf(self, sizeof self, "/proc/self/fd/%d", s->mnt);
   /* umount(2) ends on the top of a stack of mounts: with one over ours it would release that one; never do. */
-  if (!fuse_server_covered(s)) umount2(self, MNT_DETACH | (atomic_load(&s->opens) > 0 ? MNT_FORCE : 0));
+  if (!fuse_server_covered(s)) umount2(self, MNT_DETACH | MNT_FORCE);
   close(s->mnt);
   s->mnt = -1;
 }
