@@ -93,11 +93,37 @@ static napi_value umount_fd(napi_env env, napi_callback_info info) {
   return int_result(env, umount2(self, MNT_DETACH) == 0 ? 0 : errno);
 }
 
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U /* Linux 6.8: a mount id never given to another mount until reboot */
+#endif
+
+/*
+ * mountIdOf(fd) -> the unique id (STATX_MNT_ID_UNIQUE) of the mount `fd` is
+ * on, or -errno (-ENOSYS before Linux 6.8). The ids in mountinfo and fdinfo
+ * are reused, as are FUSE's anonymous device numbers: this one identifies a
+ * mount for as long as the machine runs. AT_STATX_DONT_SYNC answers from the
+ * inode as cached, without asking a FUSE server (a dead card's would answer ENOTCONN).
+ */
+static napi_value mount_id_of(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r;
+  int32_t fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_get_value_int32(env, argv[0], &fd));
+  struct statx st;
+  double id;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID_UNIQUE, &st) != 0) id = -errno;
+  else id = (st.stx_mask & STATX_MNT_ID_UNIQUE) ? (double)st.stx_mnt_id : -ENOSYS;
+  CHECK(env, napi_create_double(env, id, &r));
+  return r;
+}
+
 napi_value paths_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openRoot", NULL, open_root, NULL, NULL, NULL, napi_default, NULL},
       {"openAt", NULL, open_at, NULL, NULL, NULL, napi_default, NULL},
       {"mkdirAt", NULL, mkdir_at, NULL, NULL, NULL, napi_default, NULL},
+      {"mountIdOf", NULL, mount_id_of, NULL, NULL, NULL, napi_default, NULL},
       {"umountFd", NULL, umount_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -123,6 +123,18 @@ export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<
 
 /** An attach that failed after its claim: the claim is released (the volume is available again) and the cause is an event. */
 function release(ctx: Ec2Context, v: VolumeRow, e: unknown): never {
+  const a = ctx.registry.getAttachment(v.volume_id);
+  // A card killed after it mounted (kill -9 or SIGTERM during attach) recorded its mount: it goes with the claim,
+  // once the volume's lock shows that no card holds the volume any more.
+  if (a?.state === 'attaching' && a.pid === process.pid && a.served_mnt != null) {
+    const lockFd = openPrivate(lockPath(ctx.home, v.volume_id), 'a', true);
+    try {
+      const left = lockExclusive(lockFd) ? releaseStaleMount(a) : undefined;
+      if (left) ctx.events.record(v.volume_id, 'attachVolume', 'mount-left-alone', left);
+    } finally {
+      fs.closeSync(lockFd);
+    }
+  }
   ctx.registry.write(() => {
     const a = ctx.registry.getAttachment(v.volume_id);
     if (a?.state === 'attaching' && a.pid === process.pid) {

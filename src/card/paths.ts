@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { mkdirAt, openAt, openRoot, umountFd } from '../native/paths.js';
+import { mkdirAt, mountIdOf, openAt, openRoot, umountFd } from '../native/paths.js';
 import { Ec2Errors } from '../volume/errors.js';
 import type { AttachmentRow } from '../volume/registry.js';
 import { mountOfFd } from './system.js';
@@ -46,6 +46,18 @@ const me = () => process.geteuid?.() ?? 0;
 /** A refusal, in EC2's words for attach-volume's --device. */
 function invalid(dir: string, why: string): Error {
   return Ec2Errors.invalidParameter(`Value (${dir}) for parameter device is invalid: ${why}`);
+}
+
+/** fstat of a held directory; a FUSE mount whose server has gone (ENOTCONN) is said to be one, with what to do. */
+function statHeld(at: string, fd: number): fs.Stats {
+  try {
+    return fs.fstatSync(fd);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOTCONN') throw e;
+    throw Ec2Errors.incorrectState(
+      `${at} is a FUSE mount whose server has gone (ENOTCONN). If no card serves it (kmsvol ec2 describe-volumes cleans up after the cards it knows), run: umount -l ${at}`,
+    );
+  }
 }
 
 /** What the rule says of directory `at` (held as `st`) on the way to `dir`. */
@@ -103,9 +115,9 @@ export function walkMountDir(dir: string, mode: WalkMode): HeldDir | undefined {
   let fd = openRoot();
   let at = '/';
   try {
-    checkDir(dir, at, fs.fstatSync(fd));
+    checkDir(dir, at, statHeld(at, fd));
     for (const [i, name] of parts.entries()) {
-      const here = fs.fstatSync(fd);
+      const here = statHeld(at, fd);
       const next = path.join(at, name);
       const othersMayWrite = (here.mode & 0o022) !== 0; // then sticky: checkDir refused it otherwise
       let child = openDir(dir, fd, name, next);
@@ -129,7 +141,7 @@ export function walkMountDir(dir: string, mode: WalkMode): HeldDir | undefined {
       fd = child;
       at = next;
       // Cleanup stops at the last descriptor without fstat: a dead card's FUSE mount would answer ENOTCONN.
-      if (mode !== 'existing' || i < parts.length - 1) checkDir(dir, at, fs.fstatSync(fd));
+      if (mode !== 'existing' || i < parts.length - 1) checkDir(dir, at, statHeld(at, fd));
     }
   } catch (e) {
     fs.closeSync(fd);
@@ -149,18 +161,19 @@ export const CARD_FSTYPE = 'fuse.kmsvol';
  * Release the FUSE mount a dead card left at its attachment's mount_dir.
  *
  * Precondition: only the mount the card recorded is released, and through a
- * descriptor. The directory is reached by the same walk as attach
- * (card/paths.ts: no link followed, no foreign or writable directory
- * crossed, nothing created); what is mounted there is identified from the
- * kernel's tables (fdinfo's mnt_id, mountinfo's fstype and major:minor), not
- * by asking a FUSE server that is gone; it is released only when it is a
- * kmsvol FUSE mount whose device is the attachment's served_dev, with
- * umount2(/proc/self/fd/N, MNT_DETACH), never by name.
+ * descriptor. The directory is reached by the same walk as attach (no link
+ * followed, no foreign or writable directory crossed, nothing created); what
+ * is mounted there is identified by the unique id of its mount (statx
+ * STATX_MNT_ID_UNIQUE, answered without asking the FUSE server that is gone),
+ * which no other mount gets until reboot, not by its device number (FUSE's
+ * are reused: another card's live mount on the same directory may have the
+ * dead one's); it is released only when that id is the attachment's
+ * served_mnt, with umount2(/proc/self/fd/N, MNT_DETACH), never by name.
  *
  * Returns undefined when nothing of the card's is mounted there any more (or
  * it was released), or else why the path was left alone, for the event log.
  */
-export function releaseStaleMount(a: Pick<AttachmentRow, 'mount_dir' | 'served_dev'>): string | undefined {
+export function releaseStaleMount(a: Pick<AttachmentRow, 'mount_dir' | 'served_mnt'>): string | undefined {
   if (!a.mount_dir) return undefined;
   let held: HeldDir | undefined;
   try {
@@ -172,14 +185,14 @@ export function releaseStaleMount(a: Pick<AttachmentRow, 'mount_dir' | 'served_d
   try {
     const m = mountOfFd(held.fd);
     const isRoot = m !== undefined && m.root === '/' && m.mountPoint === held.path; // for the message only: umount2 decides
-    if (m?.fstype === CARD_FSTYPE && a.served_dev != null && m.dev === a.served_dev) {
+    if (m?.fstype === CARD_FSTYPE && a.served_mnt != null && mountIdOf(held.fd) === a.served_mnt) {
       umountFd(held.fd);
       return undefined;
     }
-    if (m?.fstype === CARD_FSTYPE && a.served_dev == null)
-      return `${a.mount_dir} holds a kmsvol FUSE mount, but the attachment recorded none (its card died before it was ready), so it was left alone. If no card serves it (kmsvol ec2 describe-volumes), run: umount -l ${a.mount_dir}`;
+    if (m?.fstype === CARD_FSTYPE && a.served_mnt == null)
+      return `${a.mount_dir} holds a kmsvol FUSE mount, but the attachment recorded none (its card died before it mounted, or the kernel gives no unique mount ids), so it was left alone. If no card serves it (kmsvol ec2 describe-volumes), run: umount -l ${a.mount_dir}`;
     if (!isRoot) return undefined; // nothing is mounted on the directory: the card's mount is gone
-    return `${a.mount_dir} was left alone: what is mounted there now (${m.fstype}, device ${m.dev}) is not the card's FUSE mount (device ${a.served_dev ?? 'not recorded'}).`;
+    return `${a.mount_dir} was left alone: what is mounted there now (${m.fstype}, device ${m.dev}) is not the card's FUSE mount.`;
   } finally {
     fs.closeSync(held.fd);
   }

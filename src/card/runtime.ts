@@ -9,6 +9,7 @@ import { createLogger } from '../log.js';
 import type { FuseServer, GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
 import { freezeFileSystem, syncFileSystem } from '../native/loop.js';
+import { mountIdOf } from '../native/paths.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
 import { imageFile, volumeLockPath, volumeRunPaths } from '../volume/images.js';
@@ -119,7 +120,9 @@ export class Card {
         fs.closeSync(dir.fd);
       }
       const device = path.join(this.o.mountDir, volumeId);
-      const served = this.servedIdentity(); // the mount's identity, for cleanup after a dead card
+      // The mount's identity, recorded at once: cleanup after a card killed from here on releases this mount and no other.
+      const served = this.servedIdentity();
+      this.registry.write(() => this.registry.recordServed(volumeId, served));
       // 5. The loop device: LOOP_CONFIGURE on a descriptor of the decrypted file opened through the mount (never by name).
       if (this.o.loop) {
         const fileFd = mount.openServed(true);
@@ -142,8 +145,7 @@ export class Card {
           pid: process.pid,
           state: 'attached',
           grant_token: this.o.grantToken ?? null,
-          served_dev: served.dev,
-          served_ino: served.ino,
+          ...served,
         });
         this.registry.setVolumeState(volumeId, 'in-use');
       });
@@ -195,11 +197,22 @@ export class Card {
     return this.mount;
   }
 
-  /** st_dev and st_ino of the served file, opened through the held mount (never by path). */
-  private servedIdentity(): fs.Stats {
+  /**
+   * The served file's st_dev and st_ino and the unique id of the FUSE mount it
+   * is on, through a descriptor opened through the held mount (never by path).
+   */
+  private servedIdentity(): { served_dev: number; served_ino: number; served_mnt: number | null } {
     const fd = this.mount!.openServed();
     try {
-      return fs.fstatSync(fd);
+      const st = fs.fstatSync(fd);
+      let mnt: number | null = null;
+      try {
+        mnt = mountIdOf(fd);
+      } catch (e) {
+        // Before Linux 6.8: no unique mount id; cleanup after a dead card then leaves its mount to root, with an event.
+        this.log.warn({ volumeId: this.o.volumeId, message: (e as Error).message }, 'no unique mount id');
+      }
+      return { served_dev: st.dev, served_ino: st.ino, served_mnt: mnt };
     } finally {
       fs.closeSync(fd);
     }

@@ -43,6 +43,7 @@ interface Addon {
   openRoot(): number;
   openAt(dirFd: number, name: string, directory: boolean): number;
   mkdirAt(dirFd: number, name: string, mode: number): number;
+  mountIdOf(fd: number): number;
   umountFd(fd: number): number;
 }
 

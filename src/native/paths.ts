@@ -69,3 +69,15 @@ export function umountFd(fd: number): void {
   const e = addon.umountFd(fd);
   if (e) throw errnoError('umount2', `/proc/self/fd/${fd}`, e);
 }
+
+/**
+ * The unique id of the mount `fd` is on (statx STATX_MNT_ID_UNIQUE, Linux
+ * 6.8): never given to another mount until reboot, unlike mountinfo's ids and
+ * FUSE's device numbers. Answered without asking the file system's server.
+ */
+export function mountIdOf(fd: number): number {
+  checkFd(fd);
+  const r = addon.mountIdOf(fd);
+  if (r < 0) throw errnoError('statx', `STATX_MNT_ID_UNIQUE of fd ${fd}`, -r);
+  return r;
+}

@@ -54,6 +54,8 @@ export interface AttachmentRow {
    */
   served_dev?: number | null;
   served_ino?: number | null;
+  /** The unique id (statx STATX_MNT_ID_UNIQUE) of the card's FUSE mount: what cleanup after a dead card releases, and nothing else. */
+  served_mnt?: number | null;
 }
 
 /** The latest modification of a volume (EBS Elastic Volumes). */
@@ -120,6 +122,7 @@ export class Registry {
     // ... and those from before served files were identified by inode lack attachments.served_dev/served_ino.
     if (!cols.some((c) => c.name === 'served_dev')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_dev INTEGER');
     if (!cols.some((c) => c.name === 'served_ino')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_ino INTEGER');
+    if (!cols.some((c) => c.name === 'served_mnt')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_mnt INTEGER');
   }
 
   write<T>(fn: () => T): T {
@@ -154,13 +157,24 @@ export class Registry {
   putAttachment(a: AttachmentRow): void {
     this.db
       .prepare(
-        `INSERT INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name, served_dev, served_ino)
-         VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name, @served_dev, @served_ino)
+        `INSERT INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name, served_dev, served_ino, served_mnt)
+         VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name, @served_dev, @served_ino, @served_mnt)
          ON CONFLICT(volume_id) DO UPDATE SET device = excluded.device, mount_dir = excluded.mount_dir, loop_device = excluded.loop_device,
            attach_time = excluded.attach_time, pid = excluded.pid, state = excluded.state, grant_token = excluded.grant_token,
-           device_name = COALESCE(excluded.device_name, attachments.device_name), served_dev = excluded.served_dev, served_ino = excluded.served_ino`,
+           device_name = COALESCE(excluded.device_name, attachments.device_name), served_dev = excluded.served_dev, served_ino = excluded.served_ino, served_mnt = excluded.served_mnt`,
       )
-      .run({ device_name: null, served_dev: null, served_ino: null, ...a });
+      .run({ device_name: null, served_dev: null, served_ino: null, served_mnt: null, ...a });
+  }
+
+  /**
+   * The card's FUSE mount, recorded on the attach's row as soon as it exists
+   * (before the loop device and readiness): a card killed in between leaves a
+   * mount that cleanup can then identify and release.
+   */
+  recordServed(id: string, s: { served_dev: number; served_ino: number; served_mnt: number | null }): void {
+    this.db
+      .prepare('UPDATE attachments SET served_dev = @served_dev, served_ino = @served_ino, served_mnt = @served_mnt WHERE volume_id = @id')
+      .run({ id, ...s });
   }
 
   /** Record an attach in progress, unless the volume already has an attachment; false when it has. */
