@@ -50,10 +50,13 @@ function mountDirFor(ctx: Ec2Context, req: AttachRequest): string {
  * descriptor its own walk holds.
  */
 function checkMountDir(dir: string): void {
-  if (dir.trim() === '')
-    throw Ec2Errors.invalidParameter(
-      `Value (${dir}) for parameter device is invalid: give the directory where the decrypted volume file should appear, for example --device /mnt/kmsvol.`,
-    );
+  const invalid = (why: string) => Ec2Errors.invalidParameter(`Value (${JSON.stringify(dir).slice(1, -1)}) for parameter device is invalid: ${why}`);
+  if (dir.trim() === '') throw invalid('give the directory where the decrypted volume file should appear, for example --device /mnt/kmsvol.');
+  // Precondition: the path means what the kernel would make of it. A '..' is resolved as text before the walk
+  // (after a link, the kernel would go elsewhere), and a control character is ambiguous in the mount table.
+  if (dir.split('/').includes('..')) throw invalid("a '..' component is not taken; give the directory's real path (realpath -m on it).");
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (/[\x00-\x1f\x7f]/.test(dir)) throw invalid('it holds a control character (a newline, a tab...); give a path without one.');
   walkMountDir(path.resolve(dir), 'check');
 }
 

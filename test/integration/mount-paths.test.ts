@@ -214,8 +214,14 @@ describe('finding 1: a local user cannot steer where root mounts the decrypted v
     fs.chownSync(path.join(rootDir, 'theirs'), u.uid, u.gid);
     refused(path.join(rootDir, 'link', 'm'), `${path.join(rootDir, 'link')} is a symbolic link, and kmsvol never mounts through one.`);
     refused(path.join(rootDir, 'theirs', 'm'), `${path.join(rootDir, 'theirs')} belongs to uid ${u.uid}, who could replace what is below it.`);
+    // A '..' after a link would take the kernel elsewhere than the text says; a newline is ambiguous in the mount table.
+    refused(`${path.join(rootDir, 'link')}/../x`, "a '..' component is not taken; give the directory's real path (realpath -m on it).");
+    const nl = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--device', `${rootDir}/x\ny`]);
+    expect(nl.code, nl.stderr).toBe(254);
+    expect(nl.stderr).toContain(`Value (${rootDir}/x\\ny) for parameter device is invalid: it holds a control character`);
     expect(fs.readdirSync(path.join(rootDir, 'real'))).toEqual([]);
     expect(fs.readdirSync(path.join(rootDir, 'theirs'))).toEqual([]);
+    expect(fs.existsSync(path.join(rootDir, 'x'))).toBe(false);
 
     const a = attach(ctx.home, vol, ['--device', path.join(rootDir, 'a', 'b')]);
     expect(a.Device).toBe(path.join(rootDir, 'a', 'b', vol));
