@@ -119,6 +119,24 @@ export class HeldLoop {
     setLoopCapacity(this.fd);
   }
 
+  /**
+   * For a plain detach: release the device only if the card is its sole
+   * opener, decided by the kernel in one step, so that nobody who opened it
+   * after busy() looked is cut off. LOOP_CLR_FD on the held descriptor puts a
+   * device nobody else has open in rundown (no new opener gets in, and the
+   * last close frees it: LOOP_GET_STATUS64 then says it is not bound), and
+   * only marks one that others have open for autoclear, which it already is:
+   * then it stays bound and served, and this answers false.
+   */
+  releaseIfSole(): boolean {
+    if (this.closed) return true;
+    clearLoop(this.fd);
+    if (loopStatus(this.fd) !== null) return false;
+    this.closed = true;
+    fs.closeSync(this.fd);
+    return true;
+  }
+
   /** LOOP_CLR_FD on the held descriptor, then close it: the kernel frees the device once no one else has it open. Idempotent. */
   release(): void {
     if (this.closed) return;

@@ -354,6 +354,12 @@ export class Card {
           `Volume ${this.o.volumeId} is busy: the decrypted volume file is open ${n} time(s) (see: fuser -v ${path.join(this.o.mountDir, this.o.volumeId)}). Close it first, or detach with --force.`,
         );
       }
+      // Postcondition: whoever opened the loop device after busy() looked is not cut off (the kernel decides, in one step).
+      if (!req.force && this.loop && !this.loop.releaseIfSole()) {
+        throw Ec2Errors.incorrectState(
+          `Volume ${this.o.volumeId} is busy: ${this.loop.busy() ?? `${this.loop.path} was opened by another process just now. Close it first`}, or detach with --force.`,
+        );
+      }
       setImmediate(() => void this.stop(!!req.force));
       return { ok: true };
     }

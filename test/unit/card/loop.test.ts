@@ -81,3 +81,25 @@ describe('HeldLoop: the card’s loop device, by descriptor', () => {
     expect(loop.mountPoint()).toBeUndefined();
   });
 });
+
+describe('HeldLoop.releaseIfSole: a plain detach never cuts off who opened the device after busy() looked', () => {
+  it('Postcondition: with another opener the device stays bound and readable, and the answer is false; alone, it is released and no one can open it', () => {
+    const a = backingFile(tempHome('kmsvol-loop-'), 'a.img');
+    const loop = HeldLoop.attach(a.fd, VOL_A);
+    onCleanup(() => loop.release());
+    // The racer opens the device after busy() answered "nobody".
+    expect(loop.busy()).toBeUndefined();
+    const racer = fs.openSync(loop.path, 'r');
+    let racerOpen = true;
+    onCleanup(() => racerOpen && fs.closeSync(racer));
+    expect(loop.releaseIfSole()).toBe(false);
+    expect(boundTo(loop.number, a.st)).toBe(true);
+    const buf = Buffer.alloc(4096);
+    expect(fs.readSync(racer, buf, 0, buf.length, 0)).toBe(4096);
+    fs.closeSync(racer);
+    racerOpen = false;
+    // Alone now: released at once, and the device takes no new opener.
+    expect(loop.releaseIfSole()).toBe(true);
+    expect(boundTo(loop.number, a.st)).toBe(false);
+  });
+});
