@@ -112,18 +112,18 @@ static napi_value mount_id_of(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_value_int32(env, argv[0], &fd));
   struct statx st;
   double id;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID_UNIQUE, &st) != 0) id = -errno;
-  else id = (st.stx_mask & STATX_MNT_ID_UNIQUE) ? (double)st.stx_mnt_id : -ENOSYS;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID_UNIQUE, &st) != 0)
+    id = -errno;
+  else
+    id = (st.stx_mask & STATX_MNT_ID_UNIQUE) ? (double)st.stx_mnt_id : -ENOSYS;
   CHECK(env, napi_create_double(env, id, &r));
   return r;
 }
 
 napi_value paths_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"openRoot", NULL, open_root, NULL, NULL, NULL, napi_default, NULL},
-      {"openAt", NULL, open_at, NULL, NULL, NULL, napi_default, NULL},
-      {"mkdirAt", NULL, mkdir_at, NULL, NULL, NULL, napi_default, NULL},
-      {"mountIdOf", NULL, mount_id_of, NULL, NULL, NULL, napi_default, NULL},
+      {"openRoot", NULL, open_root, NULL, NULL, NULL, napi_default, NULL}, {"openAt", NULL, open_at, NULL, NULL, NULL, napi_default, NULL},
+      {"mkdirAt", NULL, mkdir_at, NULL, NULL, NULL, napi_default, NULL},   {"mountIdOf", NULL, mount_id_of, NULL, NULL, NULL, napi_default, NULL},
       {"umountFd", NULL, umount_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
