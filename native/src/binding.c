@@ -569,6 +569,21 @@ static napi_value fuse_open(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* fuseIdentity(server) -> { dev, mnt }: the mount's st_dev and unique id (0: none), without a request to the server. */
+static napi_value fuse_identity(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server_handle *h = get_server(env, argv[0]);
+  if (!h) return NULL;
+  uint64_t dev = 0, mnt = 0;
+  int e = fuse_server_identity(h->s, &dev, &mnt);
+  if (e) return throw_code(env, "KMSVOL_IO", strerror(e));
+  CHECK(env, napi_create_object(env, &o));
+  if (!set_double(env, o, "dev", (double)dev) || !set_double(env, o, "mnt", (double)mnt)) return NULL;
+  return o;
+}
+
 /* fuseCovered(server) -> true when another mount sits on or in the server's mount. */
 static napi_value fuse_covered(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -696,6 +711,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fuseStop", NULL, fuse_stop, NULL, NULL, NULL, napi_default, NULL},
       {"fuseOpen", NULL, fuse_open, NULL, NULL, NULL, napi_default, NULL},
       {"fuseCovered", NULL, fuse_covered, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseIdentity", NULL, fuse_identity, NULL, NULL, NULL, napi_default, NULL},
       {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
       {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
       {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},

@@ -33,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include "engine.h"
@@ -556,7 +557,7 @@ static void unmount_fuse(server *s) {
  */
 int fuse_server_covered(server *s) {
   struct statx st;
-  if (s->mnt < 0 || statx(s->mnt, "", AT_EMPTY_PATH, STATX_MNT_ID, &st) != 0 || !(st.stx_mask & STATX_MNT_ID)) return 0;
+  if (s->mnt < 0 || statx(s->mnt, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &st) != 0 || !(st.stx_mask & STATX_MNT_ID)) return 0;
   FILE *f = fopen("/proc/self/mountinfo", "re");
   if (!f) return 0;
   unsigned long long id, parent;
@@ -567,6 +568,24 @@ int fuse_server_covered(server *s) {
   }
   fclose(f);
   return covered;
+}
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U /* Linux 6.8 */
+#endif
+
+/*
+ * The mount's device number (st_dev as stat(2) gives it) and its unique mount
+ * id (0 before Linux 6.8), from the root inode as cached (AT_STATX_DONT_SYNC):
+ * no request reaches this server, so a card killed meanwhile cannot wait on itself.
+ */
+int fuse_server_identity(server *s, uint64_t *dev, uint64_t *mnt) {
+  struct statx st;
+  if (s->mnt < 0) return ENODEV;
+  if (statx(s->mnt, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS | STATX_MNT_ID_UNIQUE, &st) != 0) return errno;
+  *dev = makedev(st.stx_dev_major, st.stx_dev_minor);
+  *mnt = (st.stx_mask & STATX_MNT_ID_UNIQUE) ? st.stx_mnt_id : 0;
+  return 0;
 }
 
 /* openat(mount, name): the served file through the held mount, never by path; an fd or -errno. */

@@ -38,6 +38,8 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int 
 int fuse_server_covered(server *s);
 /* Open the served file through the held mount (O_RDWR | O_NOFOLLOW, and O_DIRECT when `direct`): a new fd, or -errno. */
 int fuse_server_open(server *s, int direct);
+/* The mount's st_dev and unique mount id (0 before Linux 6.8), without a request to the server: 0 or errno. */
+int fuse_server_identity(server *s, uint64_t *dev, uint64_t *mnt);
 /* Unmount through the held mount descriptor and wait for the workers to finish. Idempotent. */
 void fuse_server_stop(server *s);
 /* Stop (if running) and free. */

@@ -22,7 +22,7 @@ import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
-import { processAlive } from './system.js';
+import { abortFuseConnection, killPending, processAlive } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -247,7 +247,9 @@ async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promi
       }
     });
   });
-  const r = await ready;
+  // A card killed while it waits on its own FUSE mount cannot exit, nor report: abort its connection.
+  const watchdog = setInterval(() => unstick(ctx, v.volume_id, child.pid!), 250);
+  const r = await ready.finally(() => clearInterval(watchdog));
   if (!r.ok || !r.attachment) {
     // The grant is shared (by name) with a card that won a race for the volume's lock: leave it to that card,
     // unless what held the lock was a delete (the volume is gone, no card will retire it).
@@ -321,6 +323,7 @@ export async function startDetach(ctx: Ec2Context, req: { VolumeId: string; Forc
   const timeout = req.Force ? 10_000 : 60_000;
   const forced = async () => {
     if (processAlive(a!.pid)) process.kill(a!.pid, 'SIGKILL');
+    await waitForExit(a!.pid, 1000).catch(() => unstick(ctx, v.volume_id, a!.pid));
     await waitForExit(a!.pid, 10_000).catch(() => undefined);
     // The row as the card left it (a card that stopped has released its loop device).
     const now = ctx.registry.getAttachment(v.volume_id);
@@ -424,7 +427,24 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
 }
 
 /** A card that died took its key with it; clean up its stale mount, loop device and lock. */
+/**
+ * A card that was sent SIGKILL while it waited on a request to its own FUSE
+ * mount (its killed workers will never answer, and the kernel waits
+ * uninterruptibly) exits once its connection is aborted: abort it, found by
+ * the mount's device number the card recorded as soon as it had mounted.
+ */
+function unstick(ctx: Ec2Context, volumeId: string, pid: number): void {
+  if (!killPending(pid)) return;
+  const dev = ctx.registry.getAttachment(volumeId)?.served_dev;
+  if (dev != null && abortFuseConnection(dev))
+    ctx.events.record(volumeId, 'detachVolume', 'connection-aborted', `the card (pid ${pid}) was killed while it waited on its own FUSE mount`);
+}
+
 export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow): Promise<void> {
+  if (processAlive(a.pid) && killPending(a.pid)) {
+    unstick(ctx, v.volume_id, a.pid);
+    await waitForExit(a.pid, 5000).catch(() => undefined);
+  }
   // An attach in progress is alive while the process attaching it is (its card may not hold the lock yet).
   if (a.state === 'attaching' && processAlive(a.pid)) return;
   if (processAlive(a.pid)) {

@@ -9,7 +9,6 @@ import { createLogger } from '../log.js';
 import type { FuseServer, GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
 import { freezeFileSystem, syncFileSystem } from '../native/loop.js';
-import { mountIdOf } from '../native/paths.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
 import { imageFile, volumeLockPath, volumeRunPaths } from '../volume/images.js';
@@ -120,9 +119,11 @@ export class Card {
         fs.closeSync(dir.fd);
       }
       const device = path.join(this.o.mountDir, volumeId);
-      // The mount's identity, recorded at once: cleanup after a card killed from here on releases this mount and no other.
-      const served = this.servedIdentity();
-      this.registry.write(() => this.registry.recordServed(volumeId, served));
+      // The mount's identity, recorded at once (read without a request to this card's own server): cleanup after a
+      // card killed from here on releases this mount and no other, and can abort its connection (card/system.ts).
+      const id = mount.identity();
+      this.registry.write(() => this.registry.recordServed(volumeId, { served_dev: id.dev, served_mnt: id.mnt }));
+      const served = { served_dev: id.dev, served_ino: this.servedInode(), served_mnt: id.mnt };
       // 5. The loop device: LOOP_CONFIGURE on a descriptor of the decrypted file opened through the mount (never by name).
       if (this.o.loop) {
         const fileFd = mount.openServed(true);
@@ -197,22 +198,11 @@ export class Card {
     return this.mount;
   }
 
-  /**
-   * The served file's st_dev and st_ino and the unique id of the FUSE mount it
-   * is on, through a descriptor opened through the held mount (never by path).
-   */
-  private servedIdentity(): { served_dev: number; served_ino: number; served_mnt: number | null } {
+  /** The served file's st_ino, through a descriptor opened through the held mount (never by path): a loop device's backing inode. */
+  private servedInode(): number {
     const fd = this.mount!.openServed();
     try {
-      const st = fs.fstatSync(fd);
-      let mnt: number | null = null;
-      try {
-        mnt = mountIdOf(fd);
-      } catch (e) {
-        // Before Linux 6.8: no unique mount id; cleanup after a dead card then leaves its mount to root, with an event.
-        this.log.warn({ volumeId: this.o.volumeId, message: (e as Error).message }, 'no unique mount id');
-      }
-      return { served_dev: st.dev, served_ino: st.ino, served_mnt: mnt };
+      return fs.fstatSync(fd).ino;
     } finally {
       fs.closeSync(fd);
     }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
 /** The OS pieces a card uses: mount tables, process liveness, /dev/kmsvol links (loop devices: card/loop.ts). */
@@ -102,5 +103,46 @@ export function unlinkDevice(volumeId: string, dev: string): void {
     if (fs.readlinkSync(deviceLink(volumeId)) === dev) fs.rmSync(deviceLink(volumeId), { force: true });
   } catch {
     /* no link: nothing to remove */
+  }
+}
+
+/**
+ * True when `pid` has been sent SIGKILL and has not exited: a card killed
+ * while it waited on a request to its own FUSE mount (opening the served file,
+ * LOOP_CONFIGURE's fsync) waits in the kernel for an answer that its killed
+ * workers will never give, and cannot exit until its connection is aborted.
+ */
+export function killPending(pid: number): boolean {
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return false;
+  }
+  const SIGKILL_BIT = 1n << 8n; // signal 9, in the pending masks of the thread and of the process
+  return [...status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & SIGKILL_BIT) !== 0n);
+}
+
+/** Where the kernel lists FUSE connections (fusectl), each by its device number, with an `abort` file. */
+const FUSE_CONNECTIONS = '/sys/fs/fuse/connections';
+
+/**
+ * Abort the FUSE connection of the mount whose st_dev is `dev`, as
+ * `echo 1 > /sys/fs/fuse/connections/N/abort` does (mounting fusectl there
+ * first when the system has not): every request waiting on it fails with
+ * ENOTCONN, so a killed card stuck on its own mount exits. A directory
+ * only the kernel writes, named by the connection's device number; false when
+ * there is no such connection (it ended already).
+ */
+export function abortFuseConnection(dev: number): boolean {
+  const major = Math.floor(dev / 256) & 0xfff;
+  const minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00);
+  const abort = `${FUSE_CONNECTIONS}/${major * 2 ** 20 + minor}/abort`;
+  if (!fs.existsSync(abort) && fs.readdirSync(FUSE_CONNECTIONS).length === 0) spawnSync('mount', ['-t', 'fusectl', 'fusectl', FUSE_CONNECTIONS]);
+  try {
+    fs.writeFileSync(abort, '1');
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -24,6 +24,7 @@ interface Addon {
   fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dirFd: number, name: string): object;
   fuseOpen(server: object, direct: boolean): number;
   fuseCovered(server: object): boolean;
+  fuseIdentity(server: object): { dev: number; mnt: number };
   fuseStop(server: object): void;
   fuseStats(server: object): FuseStats;
   fuseFreeze(server: object, on: boolean): void;
@@ -323,6 +324,12 @@ export interface FuseServer {
   openServed(direct?: boolean): number;
   /** True when another mount sits on or in this one (root put it there): stop() would then not unmount, and would wait. */
   covered(): boolean;
+  /**
+   * The mount's st_dev and unique mount id (null before Linux 6.8), read from
+   * the root as cached: no request reaches the server, so a card killed
+   * meanwhile is never left waiting on its own mount.
+   */
+  identity(): { dev: number; mnt: number | null };
   /** The server's counters now (open handles, failed requests). */
   stats(): FuseStats;
   /** Quiesce writes and fdatasync (true), or let them continue (false). */
@@ -368,6 +375,10 @@ export function startFuseServer(
   return {
     stop: () => addon.fuseStop(handle),
     covered: () => addon.fuseCovered(handle),
+    identity: () => {
+      const { dev, mnt } = addon.fuseIdentity(handle);
+      return { dev, mnt: mnt > 0 ? mnt : null };
+    },
     openServed: (direct = false) => {
       const r = addon.fuseOpen(handle, direct);
       if (r < 0) throw new EngineError('IoError', `Could not open ${name} through its FUSE mount (errno ${-r}); the volume is no longer served.`, -r);

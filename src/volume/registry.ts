@@ -171,10 +171,8 @@ export class Registry {
    * (before the loop device and readiness): a card killed in between leaves a
    * mount that cleanup can then identify and release.
    */
-  recordServed(id: string, s: { served_dev: number; served_ino: number; served_mnt: number | null }): void {
-    this.db
-      .prepare('UPDATE attachments SET served_dev = @served_dev, served_ino = @served_ino, served_mnt = @served_mnt WHERE volume_id = @id')
-      .run({ id, ...s });
+  recordServed(id: string, s: { served_dev: number; served_mnt: number | null }): void {
+    this.db.prepare('UPDATE attachments SET served_dev = @served_dev, served_mnt = @served_mnt WHERE volume_id = @id').run({ id, ...s });
   }
 
   /** Record an attach in progress, unless the volume already has an attachment; false when it has. */
