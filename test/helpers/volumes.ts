@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { decodeHeader } from '../../src/volume/luks2.js';
 import { kmsvol } from './cli.js';
 import { onCleanup, tempHome } from './home.js';
 import { serveHome, serverMode } from './kms-server.js';
@@ -121,4 +122,23 @@ export function tmpfsHome(sizeMiB: number): { dir: string; home: string; mounts:
     spawnSync('umount', ['-l', dir]);
   });
   return { dir, home, mounts, grow: (mib) => execFileSync('mount', ['-o', `remount,size=${mib}m`, dir]) };
+}
+
+/** A volume image's data key, as a user recovers it: kms decrypt of its token's blob with the volume's context. */
+export function dataKeyOf(home: string, img: string): Buffer {
+  const t = decodeHeader(head(img, 32768)).token;
+  const r = kmsvol(home, [
+    'kms',
+    'decrypt',
+    '--ciphertext-blob',
+    t.ciphertextBlob,
+    '--encryption-context',
+    JSON.stringify(t.encryptionContext),
+    '--query',
+    'Plaintext',
+    '--output',
+    'text',
+  ]);
+  if (r.code !== 0) throw new Error(`kms decrypt of ${img}'s data key failed: ${r.stderr}`);
+  return Buffer.from(r.stdout.trim(), 'base64');
 }

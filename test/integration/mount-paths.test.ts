@@ -262,7 +262,7 @@ describe('finding 1: cleanup after a dead card releases only its own mount, thro
     const vol = createVolume(ctx.home, ctx.key);
     const dir = path.join(tempHome('kmsvol-rootdir-'), 'm');
     onCleanup(() => unmountUnder(dir));
-    const row = killedCard(ctx, vol, dir);
+    killedCard(ctx, vol, dir);
     await expect.poll(() => cardPids(vol), { timeout: 10_000 }).toEqual([]);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'someone-elses', dir]);
     fs.writeFileSync(path.join(dir, 'theirs'), "not the card's");

@@ -3,12 +3,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeHeader } from '../../src/volume/luks2.js';
 import { kmsvol, ROOT } from '../helpers/cli.js';
 import { onCleanup, tempHome } from '../helpers/home.js';
 import { fileContains } from '../helpers/scan.js';
 import { unpackImage } from '../helpers/sparse-image.js';
-import { attach, createVolume, detach, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
+import { attach, createVolume, dataKeyOf, detach, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
 
 function cardPid(vol: string): number {
   for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -175,26 +174,7 @@ describe('format compatibility, large volumes and the running card', () => {
     execFileSync('gcore', ['-o', path.join(dir, 'core'), String(pid)], { stdio: 'ignore', timeout: 300_000 });
     const core = path.join(dir, `core.${pid}`);
     expect(fileContains(core, Buffer.from(vol))).toBe(true); // positive control
-    const head = Buffer.alloc(32768);
-    const fd = fs.openSync(path.join(ctx.home, 'volumes', `${vol}.img`), 'r');
-    fs.readSync(fd, head, 0, head.length, 0);
-    fs.closeSync(fd);
-    const t = decodeHeader(head).token;
-    const key = Buffer.from(
-      kmsvol(ctx.home, [
-        'kms',
-        'decrypt',
-        '--ciphertext-blob',
-        t.ciphertextBlob,
-        '--encryption-context',
-        JSON.stringify(t.encryptionContext),
-        '--query',
-        'Plaintext',
-        '--output',
-        'text',
-      ]).stdout.trim(),
-      'base64',
-    );
+    const key = dataKeyOf(ctx.home, path.join(ctx.home, 'volumes', `${vol}.img`));
     for (let i = 0; i < 64; i += 16) expect(fileContains(core, key.subarray(i, i + 16)), `key bytes ${i}..${i + 16} in the core`).toBe(false);
     fs.rmSync(core);
     detach(ctx.home, vol);

@@ -3,41 +3,19 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeHeader, PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
+import { PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
 import { kmsvol } from '../helpers/cli.js';
 import { serverMode } from '../helpers/kms-server.js';
 import { cardPid, cardPids } from '../helpers/procs.js';
-import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
+import { attach, createVolume, dataKeyOf, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
 
 function imageOf(home: string, vol: string): string {
   return path.join(home, 'volumes', `${vol}.img`);
 }
 
-function tokenOf(home: string, vol: string) {
-  const fd = fs.openSync(imageOf(home, vol), 'r');
-  const head = Buffer.alloc(32768);
-  fs.readSync(fd, head, 0, head.length, 0);
-  fs.closeSync(fd);
-  return decodeHeader(head).token;
-}
-
 /** The data key, as a user recovers it: kms decrypt of the token's blob with the volume's context. */
 function dataKey(home: string, vol: string): Buffer {
-  const t = tokenOf(home, vol);
-  const r = kmsvol(home, [
-    'kms',
-    'decrypt',
-    '--ciphertext-blob',
-    t.ciphertextBlob,
-    '--encryption-context',
-    JSON.stringify(t.encryptionContext),
-    '--query',
-    'Plaintext',
-    '--output',
-    'text',
-  ]);
-  expect(r.code).toBe(0);
-  return Buffer.from(r.stdout.trim(), 'base64');
+  return dataKeyOf(home, imageOf(home, vol));
 }
 
 describe('volumes through real FUSE, loop devices and ext4', () => {
