@@ -470,7 +470,7 @@ static void *worker(void *arg) {
 #define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
 #endif
 
-static int set_string(int fsfd, const char *key, const char *value) { return (int)syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, key, value, 0); }
+static int fsconfig_string(int fsfd, const char *key, const char *value) { return (int)syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, key, value, 0); }
 
 /*
  * Mount a FUSE file system served on a new /dev/fuse descriptor on the
@@ -497,7 +497,7 @@ static int mount_fuse(server *s, int dirfd, const char **what) {
     const char *opts[][2] = {{"source", "kmsvol"}, {"subtype", "kmsvol"}, {"fd", fd}, {"rootmode", "40000"}, {"user_id", uid},
                              {"group_id", gid},    {"max_read", max_read}};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0] && !e; i++)
-      if (set_string(fsfd, opts[i][0], opts[i][1]) != 0) {
+      if (fsconfig_string(fsfd, opts[i][0], opts[i][1]) != 0) {
         *what = "fsconfig";
         e = errno;
       }

@@ -1,6 +1,6 @@
 /*
- * The napi_status checks and property setters of the binding (binding.c),
- * shared with the other files that define JavaScript functions (loop.c, paths.c).
+ * The napi_status checks and property setters (napi_check.c) shared by the
+ * files that define JavaScript functions (binding.c, loop.c, paths.c).
  */
 #ifndef KMSVOL_NAPI_CHECK_H
 #define KMSVOL_NAPI_CHECK_H
