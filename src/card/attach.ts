@@ -22,7 +22,7 @@ import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
-import { abortFuseConnection, killPending, processAlive } from './system.js';
+import { abortFuseConnection, killPending, processAlive, servesVolume } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -434,7 +434,8 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
  * the mount's device number the card recorded as soon as it had mounted.
  */
 function unstick(ctx: Ec2Context, volumeId: string, pid: number): void {
-  if (!killPending(pid)) return;
+  // Precondition: the pid is still the card's (not a reused one being killed), so the recorded connection is its own.
+  if (!killPending(pid) || !servesVolume(pid, volumeId)) return;
   const dev = ctx.registry.getAttachment(volumeId)?.served_dev;
   if (dev != null && abortFuseConnection(dev))
     ctx.events.record(volumeId, 'detachVolume', 'connection-aborted', `the card (pid ${pid}) was killed while it waited on its own FUSE mount`);

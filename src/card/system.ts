@@ -123,6 +123,15 @@ export function killPending(pid: number): boolean {
   return [...status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & SIGKILL_BIT) !== 0n);
 }
 
+/** True when `pid` is a process serving `volumeId`: a card (its argv names the volume) or a foreground attach of it; not a reused pid. */
+export function servesVolume(pid: number, volumeId: string): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(volumeId);
+  } catch {
+    return false;
+  }
+}
+
 /** Where the kernel lists FUSE connections (fusectl), each by its device number, with an `abort` file. */
 const FUSE_CONNECTIONS = '/sys/fs/fuse/connections';
 
