@@ -25,7 +25,11 @@ if srv == 0:
     while True: time.sleep(3600)
 os.close(fd)
 tries = 0
+# Root (the test) may shortcut the cycle through ns_last_pid; a user just cycles (pid_max 32768: seconds).
+shortcut = os.access('/proc/sys/kernel/ns_last_pid', os.W_OK)
 while True:
+    if shortcut:
+        with open('/proc/sys/kernel/ns_last_pid', 'w') as f: f.write(str(target - 1))
     pid = os.fork()
     if pid == 0:
         if os.getpid() == target:
