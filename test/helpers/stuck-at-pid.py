@@ -7,7 +7,7 @@
 import ctypes, os, signal, struct, sys, tempfile, time
 target = int(sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
-mnt = tempfile.mkdtemp(prefix='b2stall-')
+mnt = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix='b2stall-')  # the caller's directory, which the caller removes
 fd = os.open('/dev/fuse', os.O_RDWR)
 opts = f'fd={fd},rootmode=40000,user_id=0,group_id=0'.encode()
 if libc.mount(b'b2stall', mnt.encode(), b'fuse', 0, opts) != 0:

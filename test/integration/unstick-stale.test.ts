@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kmsvol } from '../helpers/cli.js';
-import { onCleanup } from '../helpers/home.js';
+import { onCleanup, tempHome } from '../helpers/home.js';
 import { cardPid, cardPids } from '../helpers/procs.js';
 import { attach, createVolume, volumeHome } from '../helpers/volumes.js';
 
@@ -35,7 +35,10 @@ describe('unstick aborts only the connection of a card that is still stuck on it
     expect(fs.statSync(fileB).dev, 'the kernel did not reuse the number this time; rerun').toBe(deadDev);
     // A process at A's old pid, alive with SIGKILL pending (a FUSE request of its own that its server never answers).
     // Root here because this host's /dev/fuse is 0600; with the usual 0666 a local user does the same under unshare -Urm.
-    const stall = spawn('unshare', ['-m', '--propagation', 'private', 'python3', STALL, String(pid)], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    const stall = spawn('unshare', ['-m', '--propagation', 'private', 'python3', STALL, String(pid), tempHome('kmsvol-stall-')], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     onCleanup(() => process.kill(-stall.pid!, 'SIGKILL'));
     let out = '';
     stall.stdout!.on('data', (d) => (out += d));
