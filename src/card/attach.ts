@@ -17,12 +17,12 @@ import { attachmentShape } from '../volume/volumes.js';
 import { callControl, cardError } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
 import { releaseStaleLoop } from './loop.js';
-import { releaseStaleMount, walkMountDir } from './paths.js';
+import { recordedMountDev, releaseStaleMount, walkMountDir } from './paths.js';
 import type { CardAttachment } from './runtime.js';
 import { Card, lockPath, socketPath } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
-import { abortFuseConnection, killPending, processAlive, servesVolume } from './system.js';
+import { abortFuseConnection, killPending, processAlive } from './system.js';
 
 /** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -430,14 +430,17 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
 /**
  * A card that was sent SIGKILL while it waited on a request to its own FUSE
  * mount (its killed workers will never answer, and the kernel waits
- * uninterruptibly) exits once its connection is aborted: abort it, found by
- * the mount's device number the card recorded as soon as it had mounted.
+ * uninterruptibly) exits once its connection is aborted. Precondition: the
+ * connection aborted is the one of the mount the card recorded, still at its
+ * mount directory with the same unique id (card/paths.ts, recordedMountDev);
+ * never one found by a device number alone, which another mount may have
+ * taken since, nor for a pid that was reused.
  */
 function unstick(ctx: Ec2Context, volumeId: string, pid: number): void {
-  // Precondition: the pid is still the card's (not a reused one being killed), so the recorded connection is its own.
-  if (!killPending(pid) || !servesVolume(pid, volumeId)) return;
-  const dev = ctx.registry.getAttachment(volumeId)?.served_dev;
-  if (dev != null && abortFuseConnection(dev))
+  if (!killPending(pid)) return;
+  const a = ctx.registry.getAttachment(volumeId);
+  const dev = a ? recordedMountDev(a) : undefined;
+  if (dev !== undefined && abortFuseConnection(dev))
     ctx.events.record(volumeId, 'detachVolume', 'connection-aborted', `the card (pid ${pid}) was killed while it waited on its own FUSE mount`);
 }
 

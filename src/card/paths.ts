@@ -197,3 +197,28 @@ export function releaseStaleMount(a: Pick<AttachmentRow, 'mount_dir' | 'served_m
     fs.closeSync(held.fd);
   }
 }
+
+/**
+ * The device number of the FUSE mount a card recorded, while that very mount
+ * (the same unique mount id, served_mnt) is still at the attachment's mount
+ * directory; undefined otherwise. Read from the kernel's tables and statx
+ * without a request to the FUSE server: for aborting the connection of a card
+ * stuck on its own mount (card/attach.ts, unstick), and never another's, as
+ * a device number alone may be (FUSE's are reused).
+ */
+export function recordedMountDev(a: Pick<AttachmentRow, 'mount_dir' | 'served_mnt'>): number | undefined {
+  if (!a.mount_dir || a.served_mnt == null) return undefined;
+  let held: HeldDir | undefined;
+  try {
+    held = walkMountDir(a.mount_dir, 'existing');
+  } catch {
+    return undefined;
+  }
+  if (!held) return undefined;
+  try {
+    const m = mountOfFd(held.fd);
+    return m?.fstype === CARD_FSTYPE && mountIdOf(held.fd) === a.served_mnt ? m.dev : undefined;
+  } finally {
+    fs.closeSync(held.fd);
+  }
+}

@@ -123,15 +123,6 @@ export function killPending(pid: number): boolean {
   return [...status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & SIGKILL_BIT) !== 0n);
 }
 
-/** True when `pid` is a process serving `volumeId`: a card (its argv names the volume) or a foreground attach of it; not a reused pid. */
-export function servesVolume(pid: number, volumeId: string): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(volumeId);
-  } catch {
-    return false;
-  }
-}
-
 /** Where the kernel lists FUSE connections (fusectl), each by its device number, with an `abort` file. */
 const FUSE_CONNECTIONS = '/sys/fs/fuse/connections';
 
@@ -147,7 +138,8 @@ export function abortFuseConnection(dev: number): boolean {
   const major = Math.floor(dev / 256) & 0xfff;
   const minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00);
   const abort = `${FUSE_CONNECTIONS}/${major * 2 ** 20 + minor}/abort`;
-  if (!fs.existsSync(abort) && fs.readdirSync(FUSE_CONNECTIONS).length === 0) spawnSync('mount', ['-t', 'fusectl', 'fusectl', FUSE_CONNECTIONS]);
+  const mounted = fs.readFileSync('/proc/self/mounts', 'utf8').includes(` ${FUSE_CONNECTIONS} fusectl `);
+  if (!mounted) spawnSync('/bin/mount', ['-t', 'fusectl', 'fusectl', FUSE_CONNECTIONS]);
   try {
     fs.writeFileSync(abort, '1');
     return true;

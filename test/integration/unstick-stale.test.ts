@@ -35,7 +35,8 @@ describe('unstick aborts only the connection of a card that is still stuck on it
     expect(fs.statSync(fileB).dev, 'the kernel did not reuse the number this time; rerun').toBe(deadDev);
     // A process at A's old pid, alive with SIGKILL pending (a FUSE request of its own that its server never answers).
     // Root here because this host's /dev/fuse is 0600; with the usual 0666 a local user does the same under unshare -Urm.
-    const stall = spawn('unshare', ['-m', '--propagation', 'private', 'python3', STALL, String(pid), tempHome('kmsvol-stall-')], {
+    // Its argv names volume A too, as anyone can (ps shows the card's): what identifies the card is its recorded mount.
+    const stall = spawn('unshare', ['-m', '--propagation', 'private', 'python3', STALL, String(pid), tempHome('kmsvol-stall-'), a], {
       detached: true,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { killPending, processAlive, servesVolume } from '../../../src/card/system.js';
+import { killPending, processAlive } from '../../../src/card/system.js';
 
 describe('processAlive', () => {
   it('is false for an exited card that nobody has reaped yet (a zombie), so detach does not wait on its reaper', async () => {
@@ -22,13 +22,10 @@ describe('processAlive', () => {
 });
 
 describe('unstick preconditions: what a stuck card is', () => {
-  it('servesVolume names a process by the volume id in its argv (a card, a foreground attach), not a reused pid; killPending is false for a healthy process', async () => {
+  it('killPending is false for a healthy process', async () => {
     const card = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)', 'vol-0123456789abcdef0'], { stdio: 'ignore' });
     try {
       await new Promise((r) => card.once('spawn', r));
-      expect(servesVolume(card.pid!, 'vol-0123456789abcdef0')).toBe(true);
-      expect(servesVolume(card.pid!, 'vol-0123456789abcdef1')).toBe(false);
-      expect(servesVolume(process.pid, 'vol-0123456789abcdef0')).toBe(false);
       expect(killPending(card.pid!)).toBe(false);
     } finally {
       card.kill('SIGKILL');
