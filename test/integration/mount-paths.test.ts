@@ -234,23 +234,23 @@ describe('finding 1: a local user cannot steer where root mounts the decrypted v
 });
 
 describe('finding 1: cleanup after a dead card releases only its own mount, through a descriptor', () => {
-  function killedCard(ctx: { home: string }, vol: string, device: string) {
-    attach(ctx.home, vol, ['--device', device]);
-    const registry = new Registry(path.join(ctx.home, 'ec2.db'));
-    onCleanup(() => registry.close());
-    const row = registry.getAttachment(vol)!;
-    expect(row.served_dev).toBe(fs.statSync(path.join(device, vol)).dev);
-    process.kill(cardPid(vol), 'SIGKILL');
-    return row;
-  }
-
-  it("kill -9 of the card: describe-volumes releases the stale mount (the recorded device's), and records why", async () => {
+  /** A volume attached at a fresh root-owned directory whose card was then killed (-9) and has exited. */
+  async function killedCard() {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     const dir = path.join(tempHome('kmsvol-rootdir-'), 'm');
     onCleanup(() => unmountUnder(dir));
-    killedCard(ctx, vol, dir);
+    attach(ctx.home, vol, ['--device', dir]);
+    const registry = new Registry(path.join(ctx.home, 'ec2.db'));
+    onCleanup(() => registry.close());
+    expect(registry.getAttachment(vol)!.served_dev).toBe(fs.statSync(path.join(dir, vol)).dev);
+    process.kill(cardPid(vol), 'SIGKILL');
     await expect.poll(() => cardPids(vol), { timeout: 10_000 }).toEqual([]);
+    return { ctx, vol, dir };
+  }
+
+  it("kill -9 of the card: describe-volumes releases the stale mount (the recorded device's), and records why", async () => {
+    const { ctx, vol, dir } = await killedCard();
     expect(mountsUnder(dir)).toHaveLength(1); // the dead card's mount, until someone cleans up
     expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({ State: 'available', Attachments: [] });
     expect(mountsUnder(dir)).toEqual([]);
@@ -258,12 +258,7 @@ describe('finding 1: cleanup after a dead card releases only its own mount, thro
   });
 
   it('a stale attachment whose mount directory now holds another mount (a tmpfs over it) leaves that mount alone, and says so in the event', async () => {
-    const ctx = volumeHome();
-    const vol = createVolume(ctx.home, ctx.key);
-    const dir = path.join(tempHome('kmsvol-rootdir-'), 'm');
-    onCleanup(() => unmountUnder(dir));
-    killedCard(ctx, vol, dir);
-    await expect.poll(() => cardPids(vol), { timeout: 10_000 }).toEqual([]);
+    const { ctx, vol, dir } = await killedCard();
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'someone-elses', dir]);
     fs.writeFileSync(path.join(dir, 'theirs'), "not the card's");
     expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0].State).toBe('available');

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Luks2Header } from '../../../src/volume/luks2.js';
-import { checkPayload, DIGEST_MAX_ITERATIONS, decodeHeader, encodeHeader, HDR_SIZE, PAYLOAD_OFFSET } from '../../../src/volume/luks2.js';
+import { checkPayload, DIGEST_MAX_ITERATIONS, decodeHeader, HDR_SIZE, PAYLOAD_OFFSET } from '../../../src/volume/luks2.js';
+import { sampleHeader } from '../../helpers/luks2-header.js';
 
 /**
  * Every offset, size and digest check of decodeHeader (LUKS2's own, as
@@ -14,24 +15,6 @@ const HDR_OFFSET = 256;
 const CSUM_ALG = 72;
 const KEYSLOTS_END = PAYLOAD_OFFSET; // 2 x 16 KiB of headers + 16,744,448 bytes of keyslot area
 
-function good(): Buffer {
-  return encodeHeader({
-    uuid: crypto.randomUUID(),
-    label: 'vol-0123456789abcdef0',
-    token: {
-      volumeId: 'vol-0123456789abcdef0',
-      keyArn: 'arn:aws:kms:us-east-1:000000000000:key/k',
-      ciphertextBlob: 'AAAA',
-      encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' },
-    },
-    digest: { hash: 'sha256', salt: crypto.randomBytes(32), digest: crypto.randomBytes(32), iterations: 1000 },
-    payloadOffset: PAYLOAD_OFFSET,
-    segmentSize: null,
-    sectorSize: 4096,
-    cipher: 'aes-xts-plain64',
-  });
-}
-
 function reseal(head: Buffer): void {
   for (const c of [0, 1]) {
     const area = head.subarray(c * HDR_SIZE, (c + 1) * HDR_SIZE);
@@ -42,7 +25,7 @@ function reseal(head: Buffer): void {
 
 /** The header with both copies' JSON changed by `edit`, checksums recomputed. */
 function edited(edit: (j: any) => void): Buffer {
-  const head = good();
+  const head = sampleHeader();
   for (const c of [0, 1]) {
     const area = head.subarray(c * HDR_SIZE + 4096, (c + 1) * HDR_SIZE);
     const j = JSON.parse(area.toString('utf8').replace(/\0+$/, ''));
@@ -151,7 +134,7 @@ describe('LUKS2 header checks: both copies rewritten and resealed', () => {
   });
 
   it('Precondition refused: hdr_offset of a copy not where it is; the other copy is used', () => {
-    const head = good();
+    const head = sampleHeader();
     head.writeBigUInt64BE(BigInt(HDR_SIZE), HDR_OFFSET); // the primary claims to be the secondary
     reseal(head);
     expect(decodeHeader(head).token.volumeId).toBe('vol-0123456789abcdef0');
@@ -161,7 +144,7 @@ describe('LUKS2 header checks: both copies rewritten and resealed', () => {
   });
 
   it('Precondition refused: a checksum algorithm other than sha256', () => {
-    const head = good();
+    const head = sampleHeader();
     for (const c of [0, 1]) head.fill(0, c * HDR_SIZE + CSUM_ALG, c * HDR_SIZE + CSUM_ALG + 32).write('sha1', c * HDR_SIZE + CSUM_ALG, 'ascii');
     reseal(head);
     expect(() => decodeHeader(head)).toThrow(/primary header: checksum algorithm "sha1" is not sha256/);
@@ -169,7 +152,7 @@ describe('LUKS2 header checks: both copies rewritten and resealed', () => {
 });
 
 describe('checkPayload: segment 0 covers the volume', () => {
-  const h = (segmentSize: number | null) => ({ ...decodeHeader(good()), segmentSize }) as Luks2Header;
+  const h = (segmentSize: number | null) => ({ ...decodeHeader(sampleHeader()), segmentSize }) as Luks2Header;
   it('Precondition refused: a fixed segment size that is not the volume size', () => {
     expect(() => checkPayload('vol.img', -1, h(2 ** 29), 2 ** 30)).toThrow(
       /The LUKS2 header of vol.img maps 536870912 bytes in segment 0; the volume is 1073741824/,
