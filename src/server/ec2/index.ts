@@ -19,7 +19,7 @@ import { decodeRequest, EC2_VERSION, encodeError, encodeResponse } from './proto
 export const EC2_ACTIONS = Object.keys(OPERATIONS);
 
 /** Each operation's members as the decoder takes them: type and wire name, from the registry. */
-const INPUTS: Readonly<Record<string, Members>> = Object.fromEntries(
+export const INPUTS: Readonly<Record<string, Members>> = Object.fromEntries(
   EC2_ACTIONS.map((name) => [name, Object.fromEntries(memberNames(operationOf(name)).map((m) => [m, memberSpec(m)]))]),
 );
 

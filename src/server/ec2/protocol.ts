@@ -121,7 +121,7 @@ export function decodeRequest(members: Members, params: URLSearchParams): Record
 }
 
 /** Element names that are not the member name with a lower-case first letter (botocore's locationNames). */
-const LOCATION: Record<string, string> = {
+export const LOCATION: Readonly<Record<string, string>> = {
   State: 'status',
   StateMessage: 'statusMessage',
   Attachments: 'attachmentSet',
