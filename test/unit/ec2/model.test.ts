@@ -49,7 +49,8 @@ function differences(path: string, ours: { shape: Shape; wire?: string }, name: 
 
 function shapeDifferences(path: string, ours: Shape, theirs: ModelShape): string[] {
   if (typeof ours === 'string') return ours === theirs.type ? [] : [`${path}: ${ours}, model ${theirs.type}`];
-  if ('list' in ours) return theirs.type === 'list' ? shapeDifferences(`${path}[]`, ours.list, shapeOf(theirs.member!.shape)) : [`${path}: list, model ${theirs.type}`];
+  if ('list' in ours)
+    return theirs.type === 'list' ? shapeDifferences(`${path}[]`, ours.list, shapeOf(theirs.member!.shape)) : [`${path}: list, model ${theirs.type}`];
   if (theirs.type !== 'structure') return [`${path}: structure, model ${theirs.type}`];
   return Object.entries(ours.struct).flatMap(([k, m]) =>
     theirs.members?.[k] ? differences(`${path}.${k}`, m, k, theirs.members[k]!) : [`${path}.${k}: not in the model`],
