@@ -74,7 +74,6 @@ export const MEMBERS: Readonly<Record<string, MemberSpec>> = {
   VolumeId: S.str,
   VolumeIds: S.strList('VolumeId'),
   VolumeType: S.str,
-  ZoneNames: S.strList('ZoneName'),
 };
 
 /**

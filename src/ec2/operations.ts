@@ -17,7 +17,6 @@ import { deleteSnapshot, describeSnapshots, startCopySnapshot, startCreateSnapsh
 import { createTags, deleteTags, describeTags, tagsFor } from '../volume/tags.js';
 import type { CreateVolumeRequest, DescribeVolumesRequest } from '../volume/volumes.js';
 import { deleteVolume, describeVolumes, planVolume, startCreateVolume } from '../volume/volumes.js';
-import { describeAvailabilityZones } from '../volume/zones.js';
 import { answered, checkKey, op } from './operation.js';
 
 /**
@@ -286,14 +285,6 @@ export const OPERATIONS = {
       need(req.KmsKeyId, 'KmsKeyId');
       return answered(modifyEbsDefaultKmsKeyId(ctx, req.KmsKeyId!));
     },
-  }),
-
-  DescribeAvailabilityZones: op<{ ZoneNames?: string[] }>({
-    members: ['ZoneNames'],
-    output: ['AvailabilityZones'],
-    rename: { AvailabilityZones: 'availabilityZoneInfo', State: 'zoneState' },
-    check: async (ctx, req) => void describeAvailabilityZones(ctx.region, req),
-    run: (ctx, req) => answered(describeAvailabilityZones(ctx.region, req)),
   }),
 
   ResetEbsDefaultKmsKeyId: setting(resetEbsDefaultKmsKeyId, ['KmsKeyId']),

@@ -27,10 +27,3 @@ export function checkZone(region: string, zone: string | undefined): string {
     throw new ServiceError('InvalidZone.NotFound', `The zone '${zone}' does not exist. The zones of ${region} are ${availabilityZones(region).join(', ')}.`);
   return zone;
 }
-
-/** DescribeAvailabilityZones: the region's zones, all available, by name (an unknown one: InvalidZone.NotFound). */
-export function describeAvailabilityZones(region: string, req: { ZoneNames?: string[] }) {
-  for (const z of req.ZoneNames ?? []) checkZone(region, z);
-  const names = req.ZoneNames?.length ? req.ZoneNames : availabilityZones(region);
-  return { AvailabilityZones: names.map((ZoneName) => ({ State: 'available', RegionName: region, ZoneName, ZoneType: 'availability-zone' })) };
-}
