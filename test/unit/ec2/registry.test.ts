@@ -70,7 +70,9 @@ print(json.dumps({op: s.serialize_to_request(p, model.operation_model(op))['body
         const cmd = addMemberOptions(new Command(), operationOf(op, true));
         const local = memberNames(operationOf(op, true)).filter((m) => LOCAL_MEMBERS[m]);
         const aliases = Object.values(operationOf(op, true).aliases ?? {});
-        const flags = cmd.options.map((o) => o.long!.slice(2)).filter((f) => !local.some((m) => f === kebab(m) || f === `no-${kebab(m)}`) && !aliases.includes(`--${f}`));
+        const flags = cmd.options
+          .map((o) => o.long!.slice(2))
+          .filter((f) => !local.some((m) => f === kebab(m) || f === `no-${kebab(m)}`) && !aliases.includes(`--${f}`));
         return [kebab(op), flags];
       }),
     );
