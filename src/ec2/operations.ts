@@ -12,11 +12,12 @@ import { Ec2Errors } from '../volume/errors.js';
 import { describeInstances } from '../volume/instances.js';
 import type { ModifyVolumeRequest } from '../volume/modify.js';
 import { describeVolumeAttribute, describeVolumeStatus, describeVolumesModifications, planModification, startModifyVolume } from '../volume/modify.js';
-import type { CopySnapshotRequest, DescribeSnapshotsRequest } from '../volume/snapshots.js';
+import type { CopySnapshotRequest } from '../volume/snapshots.js';
 import { deleteSnapshot, describeSnapshots, startCopySnapshot, startCreateSnapshot } from '../volume/snapshots.js';
 import { createTags, deleteTags, describeTags, tagsFor } from '../volume/tags.js';
-import type { CreateVolumeRequest, DescribeVolumesRequest } from '../volume/volumes.js';
+import type { CreateVolumeRequest } from '../volume/volumes.js';
 import { deleteVolume, describeVolumes, planVolume, startCreateVolume } from '../volume/volumes.js';
+import type { Ec2Operation } from './operation.js';
 import { answered, checkKey, op } from './operation.js';
 
 /**
@@ -90,13 +91,11 @@ export const OPERATIONS = {
     },
   }),
 
-  DescribeVolumes: op<DescribeVolumesRequest>({
+  DescribeVolumes: reading(describeVolumes, {
     members: ['Filters', 'VolumeIds', ...PAGING],
     output: ['Volumes', 'NextToken'],
     pages: 'Volumes',
     aliases: { VolumeIds: '--volume-id' },
-    check: async (ctx, req) => void (await describeVolumes(ctx, req)),
-    run: (ctx, req) => answered(describeVolumes(ctx, req)),
   }),
 
   DeleteVolume: op<{ VolumeId?: string }>({
@@ -151,37 +150,29 @@ export const OPERATIONS = {
     },
   }),
 
-  DescribeVolumesModifications: op<Parameters<typeof describeVolumesModifications>[1]>({
+  DescribeVolumesModifications: reading(describeVolumesModifications, {
     members: ['VolumeIds', 'Filters', 'NextToken', 'MaxResults'],
     output: ['VolumesModifications', 'NextToken'],
     pages: 'VolumesModifications',
-    check: async (ctx, req) => void describeVolumesModifications(ctx, req),
-    run: (ctx, req) => answered(describeVolumesModifications(ctx, req)),
   }),
 
-  DescribeVolumeStatus: op<Parameters<typeof describeVolumeStatus>[1]>({
+  DescribeVolumeStatus: reading(describeVolumeStatus, {
     members: ['Filters', 'MaxResults', 'NextToken', 'VolumeIds'],
     output: ['NextToken', 'VolumeStatuses'],
     pages: 'VolumeStatuses',
-    check: async (ctx, req) => void describeVolumeStatus(ctx, req),
-    run: (ctx, req) => answered(describeVolumeStatus(ctx, req)),
   }),
 
-  DescribeVolumeAttribute: op<Parameters<typeof describeVolumeAttribute>[1]>({
+  DescribeVolumeAttribute: reading(describeVolumeAttribute, {
     members: ['Attribute!', 'VolumeId!'],
     output: ['AutoEnableIO', 'ProductCodes', 'VolumeId'],
-    check: async (ctx, req) => void describeVolumeAttribute(ctx, req),
-    run: (ctx, req) => answered(describeVolumeAttribute(ctx, req)),
   }),
 
-  DescribeInstances: op<Parameters<typeof describeInstances>[1]>({
+  DescribeInstances: reading(describeInstances, {
     members: ['Filters', 'InstanceIds', ...PAGING],
     output: ['Reservations', 'NextToken'],
     pages: 'Reservations',
     // In an Instance, State is instanceState (elsewhere it is status).
     rename: { State: 'instanceState' },
-    check: async (ctx, req) => void describeInstances(ctx, req),
-    run: (ctx, req) => answered(describeInstances(ctx, req)),
   }),
 
   CreateSnapshot: op<Parameters<typeof startCreateSnapshot>[1] & { OutpostArn?: string }>({
@@ -229,12 +220,10 @@ export const OPERATIONS = {
     },
   }),
 
-  DescribeSnapshots: op<DescribeSnapshotsRequest>({
+  DescribeSnapshots: reading(describeSnapshots, {
     members: ['Filters', 'MaxResults', 'NextToken', 'OwnerIds', 'RestorableByUserIds', 'SnapshotIds'],
     output: ['Snapshots', 'NextToken'],
     pages: 'Snapshots',
-    check: async (ctx, req) => void describeSnapshots(ctx, req),
-    run: (ctx, req) => answered(describeSnapshots(ctx, req)),
   }),
 
   DeleteSnapshot: op<{ SnapshotId?: string }>({
@@ -261,12 +250,10 @@ export const OPERATIONS = {
     run: (ctx, req) => answered(deleteTags(ctx, req)),
   }),
 
-  DescribeTags: op<Parameters<typeof describeTags>[1]>({
+  DescribeTags: reading(describeTags, {
     members: ['Filters', ...PAGING],
     output: ['NextToken', 'Tags'],
     pages: 'Tags',
-    check: async (ctx, req) => void describeTags(ctx, req),
-    run: (ctx, req) => answered(describeTags(ctx, req)),
   }),
 
   EnableEbsEncryptionByDefault: setting((ctx) => setEbsEncryptionByDefault(ctx, true), ['EbsEncryptionByDefault']),
@@ -291,6 +278,11 @@ export const OPERATIONS = {
 };
 
 export type Ec2OperationName = keyof typeof OPERATIONS;
+
+/** A read-only operation: its dry-run check is the read itself, its answer the read's result. */
+function reading<Req>(read: (ctx: Ec2Context, req: Req) => unknown, spec: Omit<Ec2Operation<Req>, 'check' | 'run'>) {
+  return op<Req>({ ...spec, check: async (ctx, req) => void (await read(ctx, req)), run: (ctx, req) => answered(read(ctx, req)) });
+}
 
 /** An account setting (encryption by default, the default key): no members, nothing to check. */
 function setting(read: (ctx: Ec2Context) => unknown, output: string[]) {
