@@ -14,9 +14,10 @@ import { kebab } from './common.js';
  * shorthand (`Name=status,Values=available`), and DryRun for every one.
  */
 export function addMemberOptions(cmd: Command, op: Ec2Operation): Command {
+  const required = requiredMembers(op);
   for (const m of [...memberNames(op), 'DryRun']) {
     const spec = memberSpec(m);
-    const help = op.help?.[m] ?? spec.help;
+    const help = [op.help?.[m] ?? spec.help, required.includes(m) ? '(required)' : undefined].filter(Boolean).join(' ') || undefined;
     const flags = [`--${kebab(m)}`, op.aliases?.[m]].filter(Boolean).map((f) => (spec.shape === 'boolean' ? f : `${f} ${placeholder(spec.shape)}`));
     for (const f of flags) cmd.option(f!, help);
     if (spec.shape === 'boolean') cmd.option(`--no-${kebab(m)}`);
