@@ -15,12 +15,13 @@ import type { ServiceCall } from '../../../src/server/service.js';
 /**
  * The EC2 registry's three views, without a home or a volume: the endpoint's
  * Query decoder (against botocore's own EC2 serializer), the CLI's options
- * (against the AWS CLI's own argument tables) and its request building.
+ * (against the AWS CLI's own argument tables: Debian's python3-botocore and
+ * awscli, the /usr/bin/aws the interop tests compare with) and its request building.
  */
 const OPS = Object.keys(OPERATIONS);
 
 function python(script: string, input: unknown): unknown {
-  const r = spawnSync('python3', ['-c', script], { input: JSON.stringify(input) });
+  const r = spawnSync('/usr/bin/python3', ['-c', script], { input: JSON.stringify(input) });
   expect(r.status, r.stderr.toString()).toBe(0);
   return JSON.parse(r.stdout.toString());
 }
