@@ -6,7 +6,7 @@ import { addMemberOptions, refuseMissing, requestOf } from '../../../src/cli/ec2
 import { operationOf } from '../../../src/ec2/invoke.js';
 import type { Shape } from '../../../src/ec2/members.js';
 import { LOCAL_MEMBERS, MEMBERS, memberSpec } from '../../../src/ec2/members.js';
-import { memberNames } from '../../../src/ec2/operation.js';
+import { memberNames, requiredMembers } from '../../../src/ec2/operation.js';
 import { OPERATIONS } from '../../../src/ec2/operations.js';
 import { ec2Service, INPUTS } from '../../../src/server/ec2/index.js';
 import { decodeRequest } from '../../../src/server/ec2/protocol.js';
@@ -65,7 +65,7 @@ print(json.dumps({op: s.serialize_to_request(p, model.operation_model(op))['body
     }
   });
 
-  it("every option of `kmsvol ec2 <command>` is one the AWS CLI has for that command (its own argument table), but kmsvol's own", () => {
+  it("every option of `kmsvol ec2 <command>` is one the AWS CLI has for that command (its own argument table), but kmsvol's own; the required ones are the AWS CLI's", () => {
     const ours = Object.fromEntries(
       OPS.map((op) => {
         const cmd = addMemberOptions(new Command(), operationOf(op, true));
@@ -81,10 +81,26 @@ print(json.dumps({op: s.serialize_to_request(p, model.operation_model(op))['body
       `import json, sys
 from awscli.clidriver import create_clidriver
 table = create_clidriver()._get_command_table()['ec2']._get_command_table()
-print(json.dumps({c: list(table[c].arg_table) for c in json.load(sys.stdin)}))`,
+print(json.dumps({c: {n: getattr(a, 'required', False) for n, a in table[c].arg_table.items()} for c in json.load(sys.stdin)}))`,
       Object.keys(ours),
-    ) as Record<string, string[]>;
-    for (const [cmd, flags] of Object.entries(ours)) expect({ cmd, notAws: flags.filter((f) => !theirs[cmd]!.includes(f)) }).toEqual({ cmd, notAws: [] });
+    ) as Record<string, Record<string, boolean>>;
+    for (const [cmd, flags] of Object.entries(ours)) expect({ cmd, notAws: flags.filter((f) => !(f in theirs[cmd]!)) }).toEqual({ cmd, notAws: [] });
+    // What the AWS CLI requires, kmsvol's CLI requires too, but for what kmsvol fills in (the entry's defaults) and its own attach (a directory, on this host).
+    for (const op of OPS) {
+      const local = operationOf(op, true);
+      const waived = [...Object.keys(operationOf(op).defaults ?? {}), ...(local !== operationOf(op) ? requiredMembers(operationOf(op)) : [])];
+      const aws = Object.entries(theirs[kebab(op)]!)
+        .filter(([, required]) => required)
+        .map(([f]) => f);
+      const expected = aws.filter((f) => !waived.some((m) => kebab(m) === f));
+      expect({ op, required: requiredMembers(local).map(kebab) }).toEqual({ op, required: expect.arrayContaining(expected) });
+      expect({
+        op,
+        extra: requiredMembers(local)
+          .map(kebab)
+          .filter((f) => !aws.includes(f)),
+      }).toEqual({ op, extra: [] });
+    }
   });
 
   it('the CLI reads its options into the request by the members’ types: integers, booleans both ways, lists, and shorthand structures', () => {
