@@ -6,6 +6,7 @@ import { getVolume } from './context.js';
 import { Ec2Errors } from './errors.js';
 import { imageFile, tokenWithKeyslot, volumeLockPath } from './images.js';
 import { freeKeyslot, withKeyslot } from './keyslot.js';
+import type { VolumeRow } from './registry.js';
 import { encodeMetadata, HDR_SIZE, openImage, readImageHeader, TOKEN_VERSION, tokenJson } from './luks2.js';
 
 /**
@@ -40,20 +41,42 @@ export async function upgradeImage(ctx: Ec2Context, file: string): Promise<{ upg
   return { upgraded: true, keyslot: id, version: TOKEN_VERSION };
 }
 
+/** Run fn holding the volume's lock (no card serves it meanwhile); VolumeInUse when a card holds it. */
+async function underLock<T>(ctx: Ec2Context, volumeId: string, fn: () => Promise<T>): Promise<T> {
+  ensureDir(ctx.home.runDir);
+  const lock = openPrivate(volumeLockPath(ctx.home, volumeId), 'a', true);
+  try {
+    if (!lockExclusive(lock)) throw Ec2Errors.volumeInUse(volumeId, ' (a card is attaching it)');
+    return await fn();
+  } finally {
+    fs.closeSync(lock);
+  }
+}
+
+/**
+ * The first attach of an image made before keyslots upgrades it (the caller
+ * has recorded the attachment, so no other attach, upgrade or delete runs).
+ * An upgrade the KMS refuses (a caller allowed Decrypt but not
+ * GenerateDataKey) leaves the image as it was and the attach goes on; the
+ * event log says why.
+ */
+export async function upgradeOnAttach(ctx: Ec2Context, v: VolumeRow): Promise<void> {
+  if (!v.encrypted) return;
+  try {
+    const r = await underLock(ctx, v.volume_id, () => upgradeImage(ctx, imageFile(ctx.home, v)));
+    if (r.upgraded) ctx.events.record(v.volume_id, 'upgradeVolume', `token version ${r.version}, keyslot ${r.keyslot}`);
+  } catch (e) {
+    ctx.events.record(v.volume_id, 'upgradeVolume', 'failed', `${(e as Error).name}: ${(e as Error).message}`);
+  }
+}
+
 /** `upgrade-volume`: the volume must be encrypted and not attached (its lock is held for the rewrite). */
 export async function upgradeVolume(ctx: Ec2Context, req: { VolumeId?: string }) {
   if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
   const v = getVolume(ctx, req.VolumeId);
   if (!v.encrypted) throw Ec2Errors.invalidParameter(`The volume ${v.volume_id} is not encrypted: it has no LUKS2 header to upgrade.`);
   if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id);
-  ensureDir(ctx.home.runDir);
-  const lock = openPrivate(volumeLockPath(ctx.home, v.volume_id), 'a', true);
-  try {
-    if (!lockExclusive(lock)) throw Ec2Errors.volumeInUse(v.volume_id, ' (a card is attaching it)');
-    const r = await upgradeImage(ctx, imageFile(ctx.home, v));
-    if (r.upgraded) ctx.events.record(v.volume_id, 'upgradeVolume', `token version ${r.version}, keyslot ${r.keyslot}`);
-    return { VolumeId: v.volume_id, Upgraded: r.upgraded, TokenVersion: r.version, Keyslot: r.keyslot };
-  } finally {
-    fs.closeSync(lock);
-  }
+  const r = await underLock(ctx, v.volume_id, () => upgradeImage(ctx, imageFile(ctx.home, v)));
+  if (r.upgraded) ctx.events.record(v.volume_id, 'upgradeVolume', `token version ${r.version}, keyslot ${r.keyslot}`);
+  return { VolumeId: v.volume_id, Upgraded: r.upgraded, TokenVersion: r.version, Keyslot: r.keyslot };
 }
