@@ -1,0 +1,320 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { decodeHeader, encodeMetadata, PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
+import { kmsvol, ROOT } from '../helpers/cli.js';
+import { onCleanup, tempHome } from '../helpers/home.js';
+import { unpackImage } from '../helpers/sparse-image.js';
+import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
+
+/**
+ * Stock cryptsetup on kmsvol images (docs/luks.md): the keyslot the token's
+ * KMS-wrapped secret opens, the token plugin, the stock tools, and the
+ * encryption checked sector by sector with openssl.
+ */
+
+const PLUGIN = '/usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-kmsvol.so';
+
+/** cryptsetup's environment without KMSVOL_HOME: the plugin finds the KMS from the token alone. */
+function bareEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.KMSVOL_HOME;
+  return env;
+}
+
+function cryptsetup(args: string[], input?: Buffer | string) {
+  return spawnSync('cryptsetup', args, { input, env: bareEnv(), timeout: 120_000 });
+}
+
+/** Install the plugin for this test; cleanup removes it even when the test fails. */
+function installPlugin(home: string): void {
+  onCleanup(() => kmsvol(home, ['luks', 'uninstall-token-plugin']));
+  const r = kmsvol(home, ['luks', 'install-token-plugin']);
+  expect(r.code, r.stderr).toBe(0);
+  expect(fs.existsSync(PLUGIN)).toBe(true);
+}
+
+/** The keyslot secret of an image, as a user with kms:Decrypt recovers it (a Buffer, handed to cryptsetup on stdin). */
+function secretOf(home: string, img: string): Buffer {
+  const t = decodeHeader(head(img, 32768)).token;
+  const r = kmsvol(home, [
+    'kms',
+    'decrypt',
+    '--ciphertext-blob',
+    t.secretBlob!,
+    '--encryption-context',
+    JSON.stringify(t.encryptionContext),
+    '--query',
+    'Plaintext',
+    '--output',
+    'text',
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  return Buffer.from(r.stdout.trim(), 'base64');
+}
+
+function imageOf(home: string, vol: string): string {
+  return path.join(home, 'volumes', `${vol}.img`);
+}
+
+function tokenOnly(img: string, extra: string[] = []) {
+  return cryptsetup(['open', '--test-passphrase', '--token-only', ...extra, img]);
+}
+
+/** The volume key through the keyslot: `luksDump --dump-volume-key` given the secret on stdin. */
+function volumeKeyViaKeyslot(img: string, secret: Buffer): Buffer {
+  const r = cryptsetup(['luksDump', '--dump-volume-key', '--disable-external-tokens', '--key-file', '-', '--batch-mode', img], secret);
+  expect(r.status, r.stderr.toString()).toBe(0);
+  const dump = r.stdout.toString().split('MK dump:')[1] ?? '';
+  return Buffer.from((dump.match(/\b[0-9a-f]{2}\b/g) ?? []).join(''), 'hex');
+}
+
+/** AES-256 over whole blocks by openssl (ECB, no padding): the block cipher under XTS. */
+function opensslAes(op: '-e' | '-d', key: Buffer, data: Buffer): Buffer {
+  return execFileSync('openssl', ['enc', op, '-aes-256-ecb', '-K', key.toString('hex'), '-nopad'], { input: data });
+}
+
+/**
+ * Payload sector n (4096 bytes) of an image, decrypted as IEEE 1619 XTS
+ * (OpenSSL 3's `enc` refuses XTS, so the mode is built here on openssl's AES):
+ * the tweak is AES under the second key half of the plain64 IV (8n,
+ * little-endian, in 512-byte units), multiplied by x in GF(2^128) per
+ * 16-byte block; each block is D_K1(C xor T) xor T.
+ */
+function opensslSector(img: string, key: Buffer, n: number): Buffer {
+  const ct = Buffer.alloc(4096);
+  const fd = fs.openSync(img, 'r');
+  fs.readSync(fd, ct, 0, 4096, PAYLOAD_OFFSET + n * 4096);
+  fs.closeSync(fd);
+  const iv = Buffer.alloc(16);
+  iv.writeBigUInt64LE(BigInt(n) * 8n, 0);
+  let t = opensslAes('-e', key.subarray(32), iv);
+  const tweaks = Buffer.alloc(4096);
+  for (let j = 0; j < 256; j++) {
+    t.copy(tweaks, j * 16);
+    const next = Buffer.alloc(16);
+    for (let i = 0; i < 16; i++) next[i] = ((t[i]! << 1) & 0xff) | (i > 0 ? t[i - 1]! >> 7 : 0);
+    if (t[15]! >> 7) next[0]! ^= 0x87;
+    t = next;
+  }
+  const xor = (a: Buffer, b: Buffer) => Buffer.from(a.map((x, i) => x ^ b[i]!));
+  return xor(opensslAes('-d', key.subarray(0, 32), xor(ct, tweaks)), tweaks);
+}
+
+/** cryptsetup with `stdin` on stdin and `fd3` on a pipe at fd 3 (key bytes never in a file). */
+function withFd3(args: string[], stdin: string, fd3: Buffer): Promise<{ code: number | null; stderr: string }> {
+  const c = spawn('cryptsetup', args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: bareEnv() });
+  let stderr = '';
+  c.stderr!.on('data', (d) => (stderr += d));
+  const three = c.stdio[3] as Writable;
+  three.on('error', () => undefined);
+  c.stdin!.on('error', () => undefined);
+  three.end(fd3);
+  c.stdin!.end(stdin);
+  return new Promise((resolve) => c.on('close', (code) => resolve({ code, stderr })));
+}
+
+function readDevice(dev: string, n: number): Buffer {
+  const b = Buffer.alloc(4096);
+  const fd = fs.openSync(dev, 'r');
+  fs.readSync(fd, b, 0, 4096, n * 4096);
+  fs.closeSync(fd);
+  return b;
+}
+
+describe('stock cryptsetup opens kmsvol images through the KMS', () => {
+  it('create-volume makes a keyslot the token plugin opens; not with external tokens disabled; not once the key is disabled (DisabledException)', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const img = imageOf(ctx.home, vol);
+    const t = decodeHeader(head(img, 32768)).token;
+    expect(t.version).toBe(1);
+    expect(t.keyslots).toEqual(['0']);
+    // The oracle: cryptsetup itself opens keyslot 0 with the secret (no plugin involved).
+    const secret = secretOf(ctx.home, img);
+    expect(secret.length).toBe(32);
+    const viaSecret = cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', '--key-slot', '0', img], secret);
+    expect(viaSecret.status, viaSecret.stderr.toString()).toBe(0);
+    expect(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', img], crypto.randomBytes(32)).status).not.toBe(0);
+
+    installPlugin(ctx.home);
+    const open = tokenOnly(img, ['-v']);
+    expect(open.status, open.stderr.toString()).toBe(0);
+    expect(open.stdout.toString()).toMatch(/Key slot 0 unlocked/);
+    expect(tokenOnly(img, ['--disable-external-tokens']).status).not.toBe(0);
+    const dump = cryptsetup(['luksDump', img]);
+    expect(dump.stdout.toString()).toMatch(new RegExp(`Key ARN: +${t.keyArn}`));
+
+    expect(kmsvol(ctx.home, ['kms', 'disable-key', '--key-id', ctx.key]).code).toBe(0);
+    const refused = tokenOnly(img);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr.toString()).toMatch(/DisabledException/);
+    expect(kmsvol(ctx.home, ['kms', 'enable-key', '--key-id', ctx.key]).code).toBe(0);
+    expect(tokenOnly(img).status).toBe(0);
+  });
+
+  it('the volume key from the keyslot decrypts with openssl (aes-256-xts, plain64) the sectors ext4 wrote through the card', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const a = attach(ctx.home, vol, ['--loop']);
+    execFileSync('mkfs.ext4', ['-q', '-b', '4096', a.LoopDevice!]);
+    const mnt = mountLoop(ctx, a.LoopDevice!);
+    const data = crypto.randomBytes(4 * 4096);
+    fs.writeFileSync(path.join(mnt, 'f'), data);
+    execFileSync('sync', ['-f', path.join(mnt, 'f')]);
+    unmount(ctx, mnt);
+    // Where ext4 put the file's four blocks (4096-byte blocks are the volume's sectors), and the superblock's sector 0.
+    const sectors = [0, 1, 2, 3].map((i) => Number(/(\d+)\s*$/.exec(execFileSync('debugfs', ['-R', `bmap /f ${i}`, a.LoopDevice!], { encoding: 'utf8' }))![1]));
+    const plainSector0 = readDevice(a.LoopDevice!, 0);
+    detach(ctx.home, vol);
+    console.log(`luks-token: openssl checked sectors 0 (superblock) and ${sectors.join(', ')} (the file)`);
+
+    const img = imageOf(ctx.home, vol);
+    const key = volumeKeyViaKeyslot(img, secretOf(ctx.home, img));
+    expect(key.length).toBe(64);
+    expect(opensslSector(img, key, 0).equals(plainSector0)).toBe(true);
+    const fromOpenssl = Buffer.concat(sectors.map((n) => opensslSector(img, key, n)));
+    expect(fromOpenssl.equals(data)).toBe(true);
+  });
+
+  it('luksDump, isLuks, token export/import, header backup/restore, repair and luksAddKey leave an image kmsvol attaches with the same data', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const img = imageOf(ctx.home, vol);
+    const pattern = Buffer.alloc(4096, 'kmsvol after stock tools\n');
+    let a = attach(ctx.home, vol);
+    const fd = fs.openSync(a.Device, 'r+');
+    fs.writeSync(fd, pattern, 0, 4096, 7 * 4096);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    detach(ctx.home, vol);
+    installPlugin(ctx.home);
+    const ok = (r: ReturnType<typeof cryptsetup>, what: string) => expect(r.status, `${what}: ${r.stderr}`).toBe(0);
+    const sameData = (what: string) => {
+      a = attach(ctx.home, vol);
+      expect(readDevice(a.Device, 7).equals(pattern), what).toBe(true);
+      detach(ctx.home, vol);
+      ok(tokenOnly(img), `token open after ${what}`);
+    };
+
+    ok(cryptsetup(['luksDump', img]), 'luksDump');
+    ok(cryptsetup(['isLuks', '-v', img]), 'isLuks');
+    sameData('luksDump and isLuks');
+
+    const exported = cryptsetup(['token', 'export', '--token-id', '0', img]);
+    ok(exported, 'token export');
+    expect(JSON.parse(exported.stdout.toString()).type).toBe('kmsvol');
+    ok(cryptsetup(['token', 'remove', '--token-id', '0', img]), 'token remove');
+    expect(tokenOnly(img).status).not.toBe(0);
+    ok(cryptsetup(['token', 'import', '--json-file', '-', '--token-id', '0', img], exported.stdout), 'token import');
+    sameData('token export and import');
+
+    const backup = path.join(tempHome('kmsvol-hdr-'), 'header');
+    ok(cryptsetup(['luksHeaderBackup', '--header-backup-file', backup, img]), 'luksHeaderBackup');
+    // Wreck the primary header's JSON, then restore the whole header from the backup.
+    const w = fs.openSync(img, 'r+');
+    fs.writeSync(w, Buffer.alloc(512, 0xff), 0, 512, 4096);
+    fs.closeSync(w);
+    ok(cryptsetup(['repair', '--batch-mode', img]), 'repair');
+    sameData('repair');
+    ok(cryptsetup(['luksHeaderRestore', '--batch-mode', '--header-backup-file', backup, img]), 'luksHeaderRestore');
+    sameData('luksHeaderBackup and luksHeaderRestore');
+
+    // A recovery passphrase: the existing keyslot unlocked by the token, the new passphrase on stdin.
+    const add = cryptsetup(['luksAddKey', '--token-only', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--batch-mode', img, '-'], 'recovery phrase 42');
+    ok(add, 'luksAddKey');
+    ok(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', img], 'recovery phrase 42'), 'the recovery passphrase');
+    expect(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', img], 'recovery phrase 43').status).not.toBe(0);
+    expect(Object.keys((decodeHeader(head(img, 32768)).raw as { keyslots: object }).keyslots)).toEqual(['0', '1']);
+    sameData('luksAddKey');
+  });
+
+  it('an image made by the landed code (the volume-v1 fixture, no keyslot) is upgraded on attach and then opens with the plugin', () => {
+    const fixture = path.join(ROOT, 'test/fixtures/volume-v1');
+    const meta = JSON.parse(fs.readFileSync(path.join(fixture, 'image.json'), 'utf8'));
+    const ctx = volumeHome();
+    for (const f of ['kms.db', 'root.key', 'ec2.db']) {
+      fs.copyFileSync(path.join(fixture, f), path.join(ctx.home, f));
+      fs.chmodSync(path.join(ctx.home, f), 0o600);
+    }
+    fs.mkdirSync(path.join(ctx.home, 'volumes'), { recursive: true, mode: 0o700 });
+    const img = imageOf(ctx.home, meta.volumeId);
+    unpackImage(meta.image, img);
+    expect(decodeHeader(head(img, 32768)).token.version).toBe(0);
+    installPlugin(ctx.home);
+    expect(tokenOnly(img).status).not.toBe(0);
+
+    const a = attach(ctx.home, meta.volumeId);
+    for (const s of meta.sectors as number[]) expect(readDevice(a.Device, s).equals(Buffer.alloc(4096, `kmsvol fixture v1 sector ${s}\n`)), `sector ${s}`).toBe(true);
+    detach(ctx.home, meta.volumeId);
+    const t = decodeHeader(head(img, 32768)).token;
+    expect(t.version).toBe(1);
+    expect(t.kms).toEqual({ home: ctx.home });
+    const open = tokenOnly(img);
+    expect(open.status, open.stderr.toString()).toBe(0);
+    // Upgrading again is a no-op; the event log records the upgrade once.
+    expect(kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId]).json).toMatchObject({ Upgraded: false, TokenVersion: 1, Keyslot: '0' });
+  });
+
+  it('upgrade-volume keeps a recovery passphrase added to an old image, and puts the new keyslot after it', async () => {
+    const fixture = path.join(ROOT, 'test/fixtures/volume-v1');
+    const meta = JSON.parse(fs.readFileSync(path.join(fixture, 'image.json'), 'utf8'));
+    const ctx = volumeHome();
+    for (const f of ['kms.db', 'root.key', 'ec2.db']) {
+      fs.copyFileSync(path.join(fixture, f), path.join(ctx.home, f));
+      fs.chmodSync(path.join(ctx.home, f), 0o600);
+    }
+    fs.mkdirSync(path.join(ctx.home, 'volumes'), { recursive: true, mode: 0o700 });
+    const img = imageOf(ctx.home, meta.volumeId);
+    unpackImage(meta.image, img);
+    // The landed format's recovery path: luksAddKey with the data key (here on a pipe, fd 3), the passphrase on stdin.
+    const dk = Buffer.from(
+      kmsvol(ctx.home, [
+        'kms',
+        'decrypt',
+        '--ciphertext-blob',
+        decodeHeader(head(img, 32768)).token.ciphertextBlob,
+        '--encryption-context',
+        JSON.stringify({ 'aws:ebs:id': meta.volumeId }),
+        '--query',
+        'Plaintext',
+        '--output',
+        'text',
+      ]).stdout.trim(),
+      'base64',
+    );
+    const add = await withFd3(
+      ['luksAddKey', '--volume-key-file', '/dev/fd/3', '--key-size', '512', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--batch-mode', img, '-'],
+      'recovery phrase 7',
+      dk,
+    );
+    dk.fill(0);
+    expect(add.code, add.stderr).toBe(0);
+    const up = kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId]);
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.json).toMatchObject({ Upgraded: true, TokenVersion: 1, Keyslot: '1' });
+    installPlugin(ctx.home);
+    expect(tokenOnly(img, ['-v']).stdout.toString()).toMatch(/Key slot 1 unlocked/);
+  });
+
+  it('a token version newer than kmsvol knows is refused by attach and by the plugin, saying to upgrade', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    const img = imageOf(ctx.home, vol);
+    const h = decodeHeader(head(img, 32768));
+    const raw = structuredClone(h.raw!) as { tokens: Record<string, { version: number }> };
+    raw.tokens['0']!.version = 2;
+    const fd = fs.openSync(img, 'r+');
+    fs.writeSync(fd, encodeMetadata(raw, h, h.seqid + 1), 0, 32768, 0);
+    fs.closeSync(fd);
+    const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol]);
+    expect(r.code).toBe(254);
+    expect(r.stderr).toMatch(/UnsupportedOperation.*version 2; this kmsvol reads versions 0 to 1\. Upgrade kmsvol/);
+    installPlugin(ctx.home);
+    const open = tokenOnly(img);
+    expect(open.status).not.toBe(0);
+  });
+});
