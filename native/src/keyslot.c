@@ -21,7 +21,7 @@
 #include "engine.h"
 
 #define KS_SECTOR 512
-#define KS_KEY 64 /* aes-xts-plain64, 512-bit */
+#define KS_KEY    64 /* aes-xts-plain64, 512-bit */
 
 typedef struct {
   const uint8_t *pass;

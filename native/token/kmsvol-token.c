@@ -30,7 +30,7 @@
 #define KMSVOL_TOKEN_HELPER "/usr/libexec/kmsvol/token-helper"
 #endif
 #define TOKEN_VERSION 1
-#define SECRET_LEN 32
+#define SECRET_LEN    32
 /* The helper's exit status when the KMS refused (the CLI's service-error code). */
 #define HELPER_REFUSED 254
 
@@ -113,8 +113,7 @@ static int read_secret(int fd, char *buf, size_t len) {
   }
   char extra;
   ssize_t n;
-  while ((n = read(fd, &extra, 1)) < 0 && errno == EINTR) {
-  }
+  while ((n = read(fd, &extra, 1)) < 0 && errno == EINTR) {}
   explicit_bzero(&extra, 1);
   return n == 0 ? 0 : -1;
 }
@@ -145,14 +144,15 @@ static int run_helper(struct crypt_device *cd, const char *json, char *buf) {
   int rd = read_secret(out[0], buf, SECRET_LEN);
   close(out[0]);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (code == 0 && rd == 0) return 0;
   explicit_bzero(buf, SECRET_LEN);
   if (code == HELPER_REFUSED) return -EPERM;
-  if (code == 127) crypt_logf(cd, CRYPT_LOG_ERROR, "kmsvol token: cannot run %s; run `kmsvol luks install-token-plugin`.\n", KMSVOL_TOKEN_HELPER);
-  else if (code == 0) crypt_logf(cd, CRYPT_LOG_ERROR, "kmsvol token: the helper did not return a %d-byte secret.\n", SECRET_LEN);
+  if (code == 127)
+    crypt_logf(cd, CRYPT_LOG_ERROR, "kmsvol token: cannot run %s; run `kmsvol luks install-token-plugin`.\n", KMSVOL_TOKEN_HELPER);
+  else if (code == 0)
+    crypt_logf(cd, CRYPT_LOG_ERROR, "kmsvol token: the helper did not return a %d-byte secret.\n", SECRET_LEN);
   return -ENOENT;
 }
 
@@ -178,8 +178,7 @@ EXPORT int cryptsetup_token_open(struct crypt_device *cd, int token, char **buff
 }
 
 /* A PIN is never needed: the KMS decides. */
-EXPORT int cryptsetup_token_open_pin(struct crypt_device *cd, int token, const char *pin, size_t pin_size, char **buffer, size_t *buffer_len,
-                                     void *usrptr) {
+EXPORT int cryptsetup_token_open_pin(struct crypt_device *cd, int token, const char *pin, size_t pin_size, char **buffer, size_t *buffer_len, void *usrptr) {
   (void)pin;
   (void)pin_size;
   return cryptsetup_token_open(cd, token, buffer, buffer_len, usrptr);

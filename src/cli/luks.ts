@@ -44,14 +44,18 @@ function installFile(file: string, data: Buffer | string, mode: number): void {
 }
 
 function installPlugin(): { Plugin: string; Helper: string } {
-  if (process.getuid?.() !== 0) throw new UsageError('install-token-plugin writes into cryptsetup\'s plugin directory and /usr/libexec: run it as root.');
+  if (process.getuid?.() !== 0) throw new UsageError("install-token-plugin writes into cryptsetup's plugin directory and /usr/libexec: run it as root.");
   const built = path.join(ROOT, 'native/token/build', PLUGIN_NAME);
   if (!fs.existsSync(built))
     throw new UsageError(`The token plugin is not built (${built}). Install libcryptsetup-dev and libjson-c-dev, then run: node scripts/build-native.mjs`);
   const bin = path.join(ROOT, 'bin/kmsvol.js');
   if (/['\n]/.test(process.execPath + bin)) throw new UsageError('The paths of node and kmsvol must not hold a quote or a newline.');
   fs.mkdirSync(path.dirname(HELPER), { recursive: true, mode: 0o755 });
-  installFile(HELPER, `#!/bin/sh\n# Installed by kmsvol luks install-token-plugin; run by ${PLUGIN_NAME}.\nexec '${process.execPath}' '${bin}' luks "$@"\n`, 0o755);
+  installFile(
+    HELPER,
+    `#!/bin/sh\n# Installed by kmsvol luks install-token-plugin; run by ${PLUGIN_NAME}.\nexec '${process.execPath}' '${bin}' luks "$@"\n`,
+    0o755,
+  );
   const plugin = path.join(PLUGIN_DIR, PLUGIN_NAME);
   fs.mkdirSync(PLUGIN_DIR, { recursive: true, mode: 0o755 });
   installFile(plugin, fs.readFileSync(built), 0o644);
@@ -90,7 +94,8 @@ function parseToken(text: string): TokenJson {
   } catch {
     throw new UsageError('token-unwrap reads a kmsvol token (JSON) on stdin; that was not JSON.');
   }
-  if ((t.version ?? 0) > TOKEN_VERSION) throw new UsageError(`The kmsvol token is version ${t.version}; this kmsvol reads up to ${TOKEN_VERSION}. Upgrade kmsvol.`);
+  if ((t.version ?? 0) > TOKEN_VERSION)
+    throw new UsageError(`The kmsvol token is version ${t.version}; this kmsvol reads up to ${TOKEN_VERSION}. Upgrade kmsvol.`);
   if (typeof t.key_arn !== 'string' || typeof t.secret_blob !== 'string' || !t.encryption_context || typeof t.encryption_context !== 'object')
     throw new UsageError('The kmsvol token has no key_arn, secret_blob or encryption_context (a version-0 token: run kmsvol luks upgrade-volume).');
   return t as TokenJson;

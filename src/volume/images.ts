@@ -4,10 +4,10 @@ import path from 'node:path';
 import { run } from '../exec.js';
 import type { Home } from '../home.js';
 import { openPrivate } from '../home.js';
+import { kmsEndpointFromEnv } from '../kms/client/remote.js';
 import type { Ec2Context, ImageSide } from './context.js';
 import { EBS_CONTEXT_KEY } from './context.js';
 import { Ec2Errors } from './errors.js';
-import { kmsEndpointFromEnv } from '../kms/client/remote.js';
 import type { KeyslotMaterial } from './keyslot.js';
 import { withKeyslot } from './keyslot.js';
 import type { KeyDigest, KmsLocator, KmsvolToken } from './luks2.js';
@@ -193,7 +193,16 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
       if ((e as Error).name === 'InvalidKey' && attempt < 3) continue;
       throw e;
     }
-    const h = { uuid: crypto.randomUUID(), label: volumeId, token, digest, payloadOffset: PAYLOAD_OFFSET, segmentSize: null, sectorSize: SECTOR_SIZE, cipher: CIPHER };
+    const h = {
+      uuid: crypto.randomUUID(),
+      label: volumeId,
+      token,
+      digest,
+      payloadOffset: PAYLOAD_OFFSET,
+      segmentSize: null,
+      sectorSize: SECTOR_SIZE,
+      cipher: CIPHER,
+    };
     const m = await ctx.card.keyslot({ token, digest }, file);
     const meta = withKeyslot(newMetadata(h), '0', 2 * HDR_SIZE, m, tokenJson(tokenWithKeyslot(ctx.home, token, m, '0')));
     // The headers, then the keyslot area right after them.

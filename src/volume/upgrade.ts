@@ -6,8 +6,8 @@ import { getVolume } from './context.js';
 import { Ec2Errors } from './errors.js';
 import { imageFile, tokenWithKeyslot, volumeLockPath } from './images.js';
 import { freeKeyslot, withKeyslot } from './keyslot.js';
-import type { VolumeRow } from './registry.js';
 import { encodeMetadata, HDR_SIZE, openImage, readImageHeader, TOKEN_VERSION, tokenJson } from './luks2.js';
+import type { VolumeRow } from './registry.js';
 
 /**
  * Upgrade an image made before keyslots (token version 0, docs/format.md) to

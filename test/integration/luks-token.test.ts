@@ -1,8 +1,7 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { decodeHeader, encodeMetadata, PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
 import { kmsvol, ROOT } from '../helpers/cli.js';
@@ -102,19 +101,6 @@ function opensslSector(img: string, key: Buffer, n: number): Buffer {
   }
   const xor = (a: Buffer, b: Buffer) => Buffer.from(a.map((x, i) => x ^ b[i]!));
   return xor(opensslAes('-d', key.subarray(0, 32), xor(ct, tweaks)), tweaks);
-}
-
-/** cryptsetup with `stdin` on stdin and `fd3` on a pipe at fd 3 (key bytes never in a file). */
-function withFd3(args: string[], stdin: string, fd3: Buffer): Promise<{ code: number | null; stderr: string }> {
-  const c = spawn('cryptsetup', args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: bareEnv() });
-  let stderr = '';
-  c.stderr!.on('data', (d) => (stderr += d));
-  const three = c.stdio[3] as Writable;
-  three.on('error', () => undefined);
-  c.stdin!.on('error', () => undefined);
-  three.end(fd3);
-  c.stdin!.end(stdin);
-  return new Promise((resolve) => c.on('close', (code) => resolve({ code, stderr })));
 }
 
 function readDevice(dev: string, n: number): Buffer {
@@ -224,7 +210,10 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     sameData('luksHeaderBackup and luksHeaderRestore');
 
     // A recovery passphrase: the existing keyslot unlocked by the token, the new passphrase on stdin.
-    const add = cryptsetup(['luksAddKey', '--token-only', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--batch-mode', img, '-'], 'recovery phrase 42');
+    const add = cryptsetup(
+      ['luksAddKey', '--token-only', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--batch-mode', img, '-'],
+      'recovery phrase 42',
+    );
     ok(add, 'luksAddKey');
     ok(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', img], 'recovery phrase 42'), 'the recovery passphrase');
     expect(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', img], 'recovery phrase 43').status).not.toBe(0);
@@ -248,7 +237,8 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     expect(tokenOnly(img).status).not.toBe(0);
 
     const a = attach(ctx.home, meta.volumeId);
-    for (const s of meta.sectors as number[]) expect(readDevice(a.Device, s).equals(Buffer.alloc(4096, `kmsvol fixture v1 sector ${s}\n`)), `sector ${s}`).toBe(true);
+    for (const s of meta.sectors as number[])
+      expect(readDevice(a.Device, s).equals(Buffer.alloc(4096, `kmsvol fixture v1 sector ${s}\n`)), `sector ${s}`).toBe(true);
     detach(ctx.home, meta.volumeId);
     const t = decodeHeader(head(img, 32768)).token;
     expect(t.version).toBe(1);
@@ -259,7 +249,7 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     expect(kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId]).json).toMatchObject({ Upgraded: false, TokenVersion: 1, Keyslot: '0' });
   });
 
-  it('upgrade-volume keeps a recovery passphrase added to an old image, and puts the new keyslot after it', async () => {
+  it('upgrade-volume keeps a recovery passphrase added to an old image, and puts the new keyslot after it', () => {
     const fixture = path.join(ROOT, 'test/fixtures/volume-v1');
     const meta = JSON.parse(fs.readFileSync(path.join(fixture, 'image.json'), 'utf8'));
     const ctx = volumeHome();
@@ -286,16 +276,27 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
       ]).stdout.trim(),
       'base64',
     );
-    const add = await withFd3(
-      ['luksAddKey', '--volume-key-file', '/dev/fd/3', '--key-size', '512', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--batch-mode', img, '-'],
-      'recovery phrase 7',
-      dk,
+    // bash's process substitutions are pipes: the key bytes (stdin) and the passphrase reach cryptsetup through no file.
+    const add = spawnSync(
+      'bash',
+      [
+        '-c',
+        'exec cryptsetup luksAddKey --volume-key-file <(head -c 64) --key-size 512 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --batch-mode "$1" <(printf %s "$2")',
+        'add',
+        img,
+        'recovery phrase 7',
+      ],
+      { input: dk, env: bareEnv() },
     );
     dk.fill(0);
-    expect(add.code, add.stderr).toBe(0);
+    expect(add.status, add.stderr.toString()).toBe(0);
+    expect(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', img], 'recovery phrase 7').status).toBe(0);
     const up = kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId]);
     expect(up.code, up.stderr).toBe(0);
     expect(up.json).toMatchObject({ Upgraded: true, TokenVersion: 1, Keyslot: '1' });
+    expect(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', '--key-slot', '0', img], 'recovery phrase 7').status).toBe(
+      0,
+    );
     installPlugin(ctx.home);
     expect(tokenOnly(img, ['-v']).stdout.toString()).toMatch(/Key slot 1 unlocked/);
   });
