@@ -153,7 +153,9 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     execFileSync('sync', ['-f', path.join(mnt, 'f')]);
     unmount(ctx, mnt);
     // Where ext4 put the file's four blocks (4096-byte blocks are the volume's sectors), and the superblock's sector 0.
-    const sectors = [0, 1, 2, 3].map((i) => Number(/(\d+)\s*$/.exec(execFileSync('debugfs', ['-R', `bmap /f ${i}`, a.LoopDevice!], { encoding: 'utf8' }))![1]));
+    const sectors = [0, 1, 2, 3].map((i) =>
+      Number(/(\d+)\s*$/.exec(execFileSync('debugfs', ['-R', `bmap /f ${i}`, a.LoopDevice!], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))![1]),
+    );
     const plainSector0 = readDevice(a.LoopDevice!, 0);
     detach(ctx.home, vol);
     console.log(`luks-token: openssl checked sectors 0 (superblock) and ${sectors.join(', ')} (the file)`);
