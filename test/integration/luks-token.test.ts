@@ -320,6 +320,7 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     installPlugin(ctx.home);
     const open = tokenOnly(img);
     expect(open.status).not.toBe(0);
+    expect(open.stderr.toString()).toMatch(/kmsvol token: version 2 is newer than this plugin reads \(1\); upgrade kmsvol/);
   });
 });
 
