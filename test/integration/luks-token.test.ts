@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeHeader, encodeMetadata, PAYLOAD_OFFSET } from '../../src/volume/luks2.js';
 import { kmsvol, ROOT } from '../helpers/cli.js';
 import { onCleanup, tempHome } from '../helpers/home.js';
+import { serveHome, serverEnv } from '../helpers/kms-server.js';
 import { fileContains } from '../helpers/scan.js';
 import { unpackImage } from '../helpers/sparse-image.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
@@ -141,6 +142,27 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     expect(refused.stderr.toString()).toMatch(/DisabledException/);
     expect(kmsvol(ctx.home, ['kms', 'enable-key', '--key-id', ctx.key]).code).toBe(0);
     expect(tokenOnly(img).status).toBe(0);
+  });
+
+  it('through a `kmsvol kms serve` endpoint named by the environment: the helper signs Decrypt with SigV4 and the AWS_* credentials', () => {
+    const ctx = volumeHome();
+    const img = imageOf(ctx.home, createVolume(ctx.home, ctx.key));
+    installPlugin(ctx.home);
+    onCleanup(serveHome(ctx.home));
+    const env = { ...bareEnv(), ...serverEnv(ctx.home, undefined) };
+    expect(env.AWS_ENDPOINT_URL_KMS).toMatch(/^http/);
+    const open = spawnSync('cryptsetup', ['open', '--test-passphrase', '--token-only', img], { env, timeout: 120_000 });
+    expect(open.status, open.stderr.toString()).toBe(0);
+    // The Decrypt was the endpoint's, by the access key's user (not the root of an embedded KMS).
+    const audit = kmsvol(ctx.home, ['audit', '--event-name', 'Decrypt', '--max-results', '1']).json;
+    expect(JSON.stringify(audit.Events[0].userIdentity)).toMatch(/tester/);
+    // Wrong credentials: the endpoint refuses, and the open fails naming the exception.
+    const bad = spawnSync('cryptsetup', ['open', '--test-passphrase', '--token-only', img], {
+      env: { ...env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' },
+      timeout: 120_000,
+    });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr.toString()).toMatch(/SignatureDoesNotMatch|UnrecognizedClient|InvalidSignature|IncompleteSignature/);
   });
 
   it('the volume key from the keyslot decrypts with openssl (aes-256-xts, plain64) the sectors ext4 wrote through the card', () => {
