@@ -220,6 +220,10 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     expect(JSON.parse(exported.stdout.toString()).type).toBe('kmsvol');
     ok(cryptsetup(['token', 'remove', '--token-id', '0', img]), 'token remove');
     expect(tokenOnly(img).status).not.toBe(0);
+    // A header kmsvol cannot honour (its token removed) is refused clearly at attach, nothing served.
+    const refused = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol]);
+    expect(refused.code).toBe(254);
+    expect(refused.stderr).toMatch(/InvalidVolume\.Corrupt.*primary header: no kmsvol token; secondary header: no kmsvol token/);
     ok(cryptsetup(['token', 'import', '--json-file', '-', '--token-id', '0', img], exported.stdout), 'token import');
     sameData('token export and import');
 
