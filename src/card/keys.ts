@@ -63,14 +63,19 @@ export async function unwrapVerifiedKey(
   );
 }
 
-/** The LUKS2 pbkdf2 digest of a volume key, computed inside native memory. */
-export async function volumeKeyDigest(kms: KmsClient, token: KmsvolToken): Promise<KeyDigest> {
+/**
+ * What a new image's header needs from its volume key, from one unwrap: the
+ * LUKS2 pbkdf2 digest (computed inside native memory) and keyslot 0 with a
+ * new KMS-wrapped secret (makeKeyslot). The key is zeroized after.
+ */
+export async function volumeKeyMaterial(kms: KmsClient, token: KmsvolToken): Promise<{ digest: KeyDigest; keyslot: KeyslotMaterial }> {
   const key = await unwrapVolumeKey(kms, token);
   try {
     const salt = crypto.randomBytes(32);
     const digest = Buffer.alloc(32);
     key.pbkdf2Sha256(salt, DIGEST_ITERATIONS, digest);
-    return { hash: 'sha256', salt, digest, iterations: DIGEST_ITERATIONS };
+    const keyslot = await makeKeyslot(kms, token, key);
+    return { digest: { hash: 'sha256', salt, digest, iterations: DIGEST_ITERATIONS }, keyslot };
   } finally {
     key.zeroize();
   }

@@ -186,8 +186,9 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
     const gdk = await ctx.kms.send('GenerateDataKeyWithoutPlaintext', { KeyId: keyRef, NumberOfBytes: 64, EncryptionContext: context });
     const token: KmsvolToken = { volumeId, keyArn: gdk.KeyId, ciphertextBlob: Buffer.from(gdk.CiphertextBlob).toString('base64'), encryptionContext: context };
     let digest: KeyDigest;
+    let m: KeyslotMaterial;
     try {
-      digest = await ctx.card.keyDigest(token);
+      ({ digest, keyslot: m } = await ctx.card.keyMaterial(token));
     } catch (e) {
       // A key whose two halves are equal cannot be used for XTS: generate another.
       if ((e as Error).name === 'InvalidKey' && attempt < 3) continue;
@@ -203,7 +204,6 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
       sectorSize: SECTOR_SIZE,
       cipher: CIPHER,
     };
-    const m = await ctx.card.keyslot({ token, digest }, file);
     const meta = withKeyslot(newMetadata(h), '0', 2 * HDR_SIZE, m, tokenJson(tokenWithKeyslot(ctx.home, token, m, '0')));
     // The headers, then the keyslot area right after them.
     const head = Buffer.concat([encodeMetadata(meta, h, 1), m.area]);
