@@ -7,6 +7,7 @@ import { decodeHeader, encodeMetadata, PAYLOAD_OFFSET } from '../../src/volume/l
 import { kmsvol, ROOT } from '../helpers/cli.js';
 import { onCleanup, tempHome } from '../helpers/home.js';
 import { serveHome, serverEnv } from '../helpers/kms-server.js';
+import { bareEnv, cryptsetup, imageOf, installPlugin, secretOf, tokenOnly } from '../helpers/luks.js';
 import { fileContains } from '../helpers/scan.js';
 import { unpackImage } from '../helpers/sparse-image.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
@@ -16,54 +17,6 @@ import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } fr
  * KMS-wrapped secret opens, the token plugin, the stock tools, and the
  * encryption checked sector by sector with openssl.
  */
-
-const PLUGIN = '/usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-kmsvol.so';
-
-/** cryptsetup's environment without KMSVOL_HOME: the plugin finds the KMS from the token alone. */
-function bareEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.KMSVOL_HOME;
-  return env;
-}
-
-function cryptsetup(args: string[], input?: Buffer | string) {
-  return spawnSync('cryptsetup', args, { input, env: bareEnv(), timeout: 120_000 });
-}
-
-/** Install the plugin for this test; cleanup removes it even when the test fails. */
-function installPlugin(home: string): void {
-  onCleanup(() => kmsvol(home, ['luks', 'uninstall-token-plugin']));
-  const r = kmsvol(home, ['luks', 'install-token-plugin']);
-  expect(r.code, r.stderr).toBe(0);
-  expect(fs.existsSync(PLUGIN)).toBe(true);
-}
-
-/** The keyslot secret of an image, as a user with kms:Decrypt recovers it (a Buffer, handed to cryptsetup on stdin). */
-function secretOf(home: string, img: string): Buffer {
-  const t = decodeHeader(head(img, 32768)).token;
-  const r = kmsvol(home, [
-    'kms',
-    'decrypt',
-    '--ciphertext-blob',
-    t.secretBlob!,
-    '--encryption-context',
-    JSON.stringify(t.encryptionContext),
-    '--query',
-    'Plaintext',
-    '--output',
-    'text',
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-  return Buffer.from(r.stdout.trim(), 'base64');
-}
-
-function imageOf(home: string, vol: string): string {
-  return path.join(home, 'volumes', `${vol}.img`);
-}
-
-function tokenOnly(img: string, extra: string[] = []) {
-  return cryptsetup(['open', '--test-passphrase', '--token-only', ...extra, img]);
-}
 
 /** The volume key through the keyslot: `luksDump --dump-volume-key` given the secret on stdin. */
 function volumeKeyViaKeyslot(img: string, secret: Buffer): Buffer {
