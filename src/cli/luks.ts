@@ -6,7 +6,8 @@ import { ServiceError, UsageError } from '../errors.js';
 import { openHome } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient as openClient } from '../kms/client/open.js';
-import { kmsEndpointFromEnv } from '../kms/client/remote.js';
+import { kmsEndpointFromEnv, RemoteKmsClient } from '../kms/client/remote.js';
+import { DEFAULT_REGION } from '../kms/context.js';
 import { SECRET_BYTES } from '../volume/keyslot.js';
 import { TOKEN_VERSION } from '../volume/luks2.js';
 import { upgradeVolume } from '../volume/upgrade.js';
@@ -107,12 +108,16 @@ function parseToken(text: string): TokenJson {
  * comes first; otherwise where the token says the KMS was when the image was made.
  */
 function kmsFor(g: GlobalOptions, t: TokenJson): KmsClient {
-  const named = g.home || g.kms || g.kmsEndpoint || process.env.KMSVOL_HOME || process.env.KMSVOL_KMS || kmsEndpointFromEnv();
-  if (named || !t.kms) return openKmsClient(g);
-  const region = g.region ?? t.region;
-  if (t.kms.aws) return openClient({ home: undefined as never, kms: 'aws', ...(region ? { region } : {}) });
-  if (t.kms.endpoint) return openClient({ home: undefined as never, endpoint: t.kms.endpoint, ...(region ? { region } : {}) });
-  if (t.kms.home) return openClient({ home: openHome(t.kms.home), ...(region ? { region } : {}) });
+  const region = g.region ?? process.env.AWS_REGION ?? t.region ?? DEFAULT_REGION;
+  // An endpoint signs with the AWS_* variables when they are set, else as the AWS CLI finds credentials (AWS_PROFILE, ~/.aws/credentials, ...).
+  const remote = (endpoint: string) =>
+    new RemoteKmsClient({ endpoint, region, ...(process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: 'standard' as const }) });
+  const named = g.home || g.kms || process.env.KMSVOL_HOME || process.env.KMSVOL_KMS;
+  if (named) return openKmsClient(g);
+  const endpoint = g.kmsEndpoint ?? kmsEndpointFromEnv() ?? t.kms?.endpoint;
+  if (endpoint) return remote(endpoint);
+  if (t.kms?.aws) return openClient({ home: undefined as never, kms: 'aws', region });
+  if (t.kms?.home) return openClient({ home: openHome(t.kms.home), region });
   return openKmsClient(g);
 }
 

@@ -97,7 +97,7 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     expect(tokenOnly(img).status).toBe(0);
   });
 
-  it('through a `kmsvol kms serve` endpoint named by the environment: the helper signs Decrypt with SigV4 and the AWS_* credentials', () => {
+  it('through a `kmsvol kms serve` endpoint named by the environment: the helper signs Decrypt with SigV4 and credentials found as the AWS CLI finds them', () => {
     const ctx = volumeHome();
     const img = imageOf(ctx.home, createVolume(ctx.home, ctx.key));
     installPlugin(ctx.home);
@@ -109,6 +109,14 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     // The Decrypt was the endpoint's, by the access key's user (not the root of an embedded KMS).
     const audit = kmsvol(ctx.home, ['audit', '--event-name', 'Decrypt', '--max-results', '1']).json;
     expect(JSON.stringify(audit.Events[0].userIdentity)).toMatch(/tester/);
+    // No AWS_* keys in the environment: the helper finds them as the AWS CLI does (a profile in the shared credentials file).
+    const creds = path.join(tempHome('kmsvol-aws-'), 'credentials');
+    fs.writeFileSync(creds, `[luks]\naws_access_key_id = ${env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${env.AWS_SECRET_ACCESS_KEY}\n`, { mode: 0o600 });
+    const profileEnv = { ...env, AWS_SHARED_CREDENTIALS_FILE: creds, AWS_PROFILE: 'luks' };
+    delete profileEnv.AWS_ACCESS_KEY_ID;
+    delete profileEnv.AWS_SECRET_ACCESS_KEY;
+    const viaProfile = spawnSync('cryptsetup', ['open', '--test-passphrase', '--token-only', img], { env: profileEnv, timeout: 120_000 });
+    expect(viaProfile.status, viaProfile.stderr.toString()).toBe(0);
     // Wrong credentials: the endpoint refuses, and the open fails naming the exception.
     const bad = spawnSync('cryptsetup', ['open', '--test-passphrase', '--token-only', img], {
       env: { ...env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' },
