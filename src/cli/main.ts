@@ -19,6 +19,7 @@ const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> =
   events: async () => (await import('./events.js')).eventsCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
   audit: async () => auditCommand(),
+  luks: async () => (await import('./luks.js')).luksCommand(),
 };
 
 /** The program for these arguments (the user's words, after node and the script), with the commands they name (namedIn). */
