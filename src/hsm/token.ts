@@ -99,7 +99,8 @@ const modules = new Map<string, Pkcs11Types.PKCS11>();
 const openPerSlot = new Map<string, number>();
 
 function rvOf(e: unknown): number | undefined {
-  return e instanceof Error && typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : undefined;
+  const rv = e instanceof Error ? (e as unknown as { code?: unknown }).code : undefined;
+  return typeof rv === 'number' ? rv : undefined;
 }
 
 function loadModule(cfg: TokenConfig): Pkcs11Types.PKCS11 {
