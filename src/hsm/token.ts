@@ -27,8 +27,9 @@ import type * as Pkcs11Types from 'pkcs11js';
  *       CKA_ID is 16 random bytes (KeyRef.id: the handle that stays valid
  *       across sessions and processes, unlike an object handle).
  *   token.ensureKey(label) -> KeyRef         find, else generate
- *   token.encrypt(key, plaintext, aad?) -> { iv, ciphertext, tag }
- *       CKM_AES_GCM, 12-byte IV from the token's RNG, 16-byte tag.
+ *   token.encrypt(key, plaintext, aad?, iv?) -> { iv, ciphertext, tag }
+ *       CKM_AES_GCM, 16-byte tag; the 12-byte IV is the caller's (when the
+ *       IV must be inside the AAD) or else from the token's RNG.
  *   token.decrypt(key, { iv, ciphertext, tag }, aad?) -> Buffer
  *       a wrong tag/AAD/IV is TokenError DECRYPT_FAILED.
  *   token.close()                            closes the session (logs out when
@@ -322,9 +323,10 @@ export class Token {
     }
   }
 
-  encrypt(key: KeyRef, plaintext: Buffer, aad?: Buffer): GcmSealed {
+  encrypt(key: KeyRef, plaintext: Buffer, aad?: Buffer, givenIv?: Buffer): GcmSealed {
     const s = this.#s();
-    const iv = this.random(12);
+    if (givenIv !== undefined && givenIv.length !== 12) throw new TokenError('DEVICE_ERROR', 'AES-GCM here takes a 12-byte IV.');
+    const iv = givenIv ?? this.random(12);
     try {
       this.#p.C_EncryptInit(s, this.#gcm(iv, aad), key.handle);
       const out = this.#p.C_Encrypt(s, plaintext, Buffer.alloc(plaintext.length + 16));

@@ -3,6 +3,7 @@ import type { EncryptionContext } from '../blob.js';
 import { encodeContext, encodeHeader, NONCE_BYTES, parseBlob } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
+import { openInToken, sealInToken } from '../keystores/hsm.js';
 import type { KeyRow } from '../store.js';
 
 /**
@@ -14,6 +15,8 @@ import type { KeyRow } from '../store.js';
 
 /** Encrypt under the key's current material. */
 export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
+  // A key in an AWS CloudHSM key store encrypts in its token (keystores/hsm.ts).
+  if (row.origin === 'AWS_CLOUDHSM') return sealInToken(k, row, plaintext, ctx, nonce);
   const mat = k.store.currentMaterial(row.key_id);
   if (!mat) throw KmsErrors.invalidState(k.keyArn(row.key_id), 'PendingImport');
   const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: mat.material_id, nonce });
@@ -47,6 +50,7 @@ export function open(
   }
   k.authorize(row, { action, encryptionContext: ctx });
   k.assertUsable(row);
+  if (row.origin === 'AWS_CLOUDHSM') return { row, plaintext: openInToken(k, row, parsed, ctx) };
   const mat = k.store.material(row.key_id, parsed.materialId);
   if (!mat) throw KmsErrors.invalidCiphertext();
   const plaintext = k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
