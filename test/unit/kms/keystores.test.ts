@@ -173,6 +173,9 @@ describe('keys in an AWS CloudHSM key store', () => {
     const md = kms.invoke('CreateKey', { Origin: 'AWS_CLOUDHSM', CustomKeyStoreId: s.id }).KeyMetadata;
     expect(md).toMatchObject({ Origin: 'AWS_CLOUDHSM', CustomKeyStoreId: s.id, CloudHsmClusterId: s.cluster.id, KeyState: 'Enabled' });
     expect(kms.invoke('DescribeKey', { KeyId: md.KeyId }).KeyMetadata).toMatchObject({ CustomKeyStoreId: s.id, CloudHsmClusterId: s.cluster.id });
+    // No backing material of the key exists outside the token: the KMS store holds none for it.
+    expect(kms.ctx.store.materials(md.KeyId)).toEqual([]);
+    expect(md.CurrentKeyMaterialId).toBeUndefined();
     const ctx = { volume: 'vol-1' };
     const ct = kms.invoke('Encrypt', { KeyId: md.KeyId, Plaintext: Buffer.from('secret'), EncryptionContext: ctx }).CiphertextBlob;
     expect(Buffer.from(kms.invoke('Decrypt', { CiphertextBlob: ct, EncryptionContext: ctx }).Plaintext).toString()).toBe('secret');
