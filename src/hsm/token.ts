@@ -34,6 +34,9 @@ import type * as Pkcs11Types from 'pkcs11js';
  *       a wrong tag/AAD/IV is TokenError DECRYPT_FAILED.
  *   token.close()                            closes the session (logs out when
  *       it was the last Token of this process on that slot).
+ *   token.isOpen                             false after close, or after Token.open
+ *       reloaded SoftHSM2 to see a token another process made (SoftHSM2 reads
+ *       its token directory at C_Initialize only): then open a new Token.
  *
  * Key material never leaves the token: there is no call that reads CKA_VALUE,
  * and the key is made unextractable and sensitive at generation.
@@ -98,6 +101,27 @@ function pk(): typeof Pkcs11Types {
 const modules = new Map<string, Pkcs11Types.PKCS11>();
 /** Open Tokens per slot, so that the last close logs out and the first login really checks the PIN. */
 const openPerSlot = new Map<string, number>();
+/** Every open Token per module path, so that a reload can mark them closed. */
+const openTokens = new Map<string, Set<Token>>();
+
+/**
+ * SoftHSM2 reads its token directory at C_Initialize only: a token another
+ * process made since is not seen. Reload the module (C_Finalize, C_Initialize):
+ * every session of this process on it ends, and its Tokens report closed.
+ */
+function reloadModule(path: string): void {
+  const p = modules.get(path);
+  if (!p) return;
+  for (const t of openTokens.get(path) ?? []) t.markClosed();
+  openTokens.delete(path);
+  for (const key of [...openPerSlot.keys()]) if (key.startsWith(`${path}\0`)) openPerSlot.delete(key);
+  try {
+    p.C_Finalize();
+  } catch {
+    // already finalized
+  }
+  p.C_Initialize();
+}
 
 function rvOf(e: unknown): number | undefined {
   const rv = e instanceof Error ? (e as unknown as { code?: unknown }).code : undefined;
@@ -205,12 +229,29 @@ export class Token {
     this.#slotKey = `${resolve(cfg.module)}\0${slot.toString('hex')}`;
     this.#session = session;
     openPerSlot.set(this.#slotKey, (openPerSlot.get(this.#slotKey) ?? 0) + 1);
+    const path = resolve(cfg.module);
+    if (!openTokens.has(path)) openTokens.set(path, new Set());
+    openTokens.get(path)!.add(this);
+  }
+
+  /** Whether this Token still has its session (false after close, or after a reload of its module in this process). */
+  get isOpen(): boolean {
+    return this.#session !== undefined;
+  }
+
+  /** @internal The module was reloaded: the session is gone. */
+  markClosed(): void {
+    this.#session = undefined;
   }
 
   /** Load the module (once per process), find the token by label, open a R/W session. */
   static open(cfg: TokenConfig): Token {
     const p = loadModule(cfg);
-    const slot = findSlot(p, cfg.tokenLabel);
+    let slot = findSlot(p, cfg.tokenLabel);
+    if (!slot && cfg.softhsmConf !== undefined) {
+      reloadModule(resolve(cfg.module));
+      slot = findSlot(p, cfg.tokenLabel);
+    }
     if (!slot) throw new TokenError('TOKEN_NOT_FOUND', `No token labelled ${cfg.tokenLabel} is present in ${cfg.module}.`);
     try {
       return new Token(cfg, p, slot, p.C_OpenSession(slot, pk().CKF_SERIAL_SESSION | pk().CKF_RW_SESSION));
@@ -380,6 +421,7 @@ export class Token {
     const s = this.#session;
     if (!s) return;
     this.#session = undefined;
+    openTokens.get(resolve(this.config.module))?.delete(this);
     const left = (openPerSlot.get(this.#slotKey) ?? 1) - 1;
     if (left <= 0) openPerSlot.delete(this.#slotKey);
     else openPerSlot.set(this.#slotKey, left);

@@ -98,7 +98,7 @@ export function connectedStoreOf(k: KmsContext, row: KeyRow): { store: CustomKey
 /** This process's logged-in session with the store's token, opened on first use. */
 function session(k: KmsContext, store: CustomKeyStoreRow, arn: string): Token {
   const had = sessions.get(store.store_id);
-  if (had) return had;
+  if (had?.isOpen) return had;
   const cluster = store.cluster_id ? k.store.hsmCluster(store.region, store.cluster_id) : undefined;
   if (!cluster) throw KmsErrors.invalidStateMsg(`${arn} is unavailable: the AWS CloudHSM cluster of custom key store ${store.store_id} cannot be found.`);
   try {
