@@ -152,7 +152,7 @@ export function sealInToken(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: 
   const t = session(k, store, k.keyArn(row.key_id));
   try {
     const key = t.findKey(row.key_id);
-    if (!key || !key.id.equals(tokenKeyId)) throw new TokenError('KEY_NOT_FOUND', `key ${row.key_id} is missing from the token`);
+    if (!key?.id.equals(tokenKeyId)) throw new TokenError('KEY_NOT_FOUND', `key ${row.key_id} is missing from the token`);
     const iv = nonce ?? t.random(NONCE_BYTES);
     const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: materialIdOf(store.store_id, tokenKeyId), nonce: iv });
     const sealed = t.encrypt(key, plaintext, Buffer.concat([header, encodeContext(ctx)]), iv);
@@ -169,7 +169,7 @@ export function openInToken(k: KmsContext, row: KeyRow, parsed: ParsedBlob, ctx:
   const t = session(k, store, k.keyArn(row.key_id));
   try {
     const key = t.findKey(row.key_id);
-    if (!key || !key.id.equals(tokenKeyId)) throw new TokenError('KEY_NOT_FOUND', `key ${row.key_id} is missing from the token`);
+    if (!key?.id.equals(tokenKeyId)) throw new TokenError('KEY_NOT_FOUND', `key ${row.key_id} is missing from the token`);
     return t.decrypt(
       key,
       { iv: Buffer.from(parsed.nonce), ciphertext: Buffer.from(parsed.ciphertext), tag: Buffer.from(parsed.tag) },
