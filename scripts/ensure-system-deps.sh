@@ -21,6 +21,8 @@ declare -A PKG=(
   [userdel]=passwd
   [pkill]=procps
   [cc]=gcc
+  [pkcs11-tool]=opensc
+  [softhsm2-util]=softhsm2
 )
 if [[ "$want" == bench || "$want" == all ]]; then
   PKG[gocryptfs]=gocryptfs
@@ -39,6 +41,8 @@ if [[ "$want" == test || "$want" == all ]]; then
   /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || missing+=(python3-boto3)
   /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing+=(python3-pytest)
 fi
+# The PKCS#11 module the AWS_CLOUDHSM key stores use by default (src/hsm/token.ts).
+[[ -e /usr/lib/softhsm/libsofthsm2.so ]] || missing+=(softhsm2)
 if [[ ! -e /dev/fuse ]]; then
   echo "kmsvol: /dev/fuse is missing; load the module with: modprobe fuse" >&2
   exit 1
