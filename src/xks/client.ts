@@ -269,9 +269,18 @@ export class XksClient {
       const timer = setTimeout(() => fail('Timeout', `no answer within ${this.timeoutMs} ms`), this.timeoutMs);
       req.on('socket', (s) => {
         // A reused keep-alive socket is already connected (and through TLS).
-        if (!s.connecting) tcp = tls = true;
-        s.once('connect', () => (tcp = true));
-        s.once('secureConnect', () => (tls = true));
+        if (!s.connecting) {
+          tcp = tls = true;
+          return;
+        }
+        const onTcp = () => (tcp = true);
+        const onTls = () => (tls = true);
+        s.once('connect', onTcp);
+        s.once('secureConnect', onTls);
+        req.once('close', () => {
+          s.off('connect', onTcp);
+          s.off('secureConnect', onTls);
+        });
       });
       req.on('error', (e: NodeJS.ErrnoException) => {
         if (req.reusedSocket && e.code === 'ECONNRESET' && !settled) {
