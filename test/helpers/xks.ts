@@ -66,3 +66,44 @@ export async function startSpecProxy(opts: { uriPath: string; keys: string[]; ke
       }),
   };
 }
+
+export interface RunningXksProxy {
+  endpoint: string;
+  uriPath: string;
+  home: string;
+  /** SIGTERM, then wait for the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `kmsvol xks-proxy` (dist/, through bin/kmsvol.js) on `home`, with the test
+ * credential and region, resolved once it prints its endpoint. Unless `keep`,
+ * it is killed after the test even when the test fails.
+ */
+export async function startXksProxy(opts: { home: string; uriPath: string; keyIds: string[]; keep?: boolean }): Promise<RunningXksProxy> {
+  const args = [path.join(ROOT, 'bin/kmsvol.js'), 'xks-proxy', '--port', '0', '--region', XKS_REGION, '--uri-path', opts.uriPath];
+  args.push('--access-key-id', XKS_AK, '--secret-access-key', XKS_SK, ...opts.keyIds.flatMap((k) => ['--key-id', k]));
+  const p = spawn(process.execPath, args, { env: { ...process.env, KMSVOL_HOME: opts.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (!opts.keep) onCleanup(stopper(p));
+  let out = '';
+  let err = '';
+  p.stderr!.on('data', (d) => (err += d));
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    p.stdout!.on('data', (d) => {
+      out += d;
+      const m = /"XksProxyUriEndpoint": "([^"]+)"/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    p.once('exit', (code) => reject(new Error(`kmsvol xks-proxy exited with ${code}: ${err}`)));
+  });
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  return {
+    endpoint,
+    uriPath: opts.uriPath,
+    home: opts.home,
+    stop: async () => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
