@@ -119,7 +119,9 @@ describe('kmsvol xks-proxy: every refusal carries the specification’s errorNam
   });
 
   it('an unsigned request: 401 AuthenticationFailedException', () => {
-    const r = spawnSync('/usr/bin/curl', ['-s', '-w', '\n%{http_code}', '-d', JSON.stringify(health), `${proxy.endpoint}${URI_PATH}/health`], { encoding: 'utf8' });
+    const r = spawnSync('/usr/bin/curl', ['-s', '-w', '\n%{http_code}', '-d', JSON.stringify(health), `${proxy.endpoint}${URI_PATH}/health`], {
+      encoding: 'utf8',
+    });
     const [text, status] = r.stdout.split('\n');
     expect([Number(status), JSON.parse(text!).errorName]).toEqual([401, 'AuthenticationFailedException']);
   });
@@ -170,7 +172,14 @@ describe('kmsvol xks-proxy: every refusal carries the specification’s errorNam
 
 describe('kmsvol’s XKS client against kmsvol xks-proxy', () => {
   it('round trip with AAD; a wrong AAD is KMSInvalidStateException (InvalidCiphertextException at the proxy)', async () => {
-    const client = new XksClient({ uriEndpoint: proxy.endpoint, uriPath: URI_PATH, accessKeyId: XKS_AK, secretAccessKey: XKS_SK, region: XKS_REGION, timeoutMs: 10_000 });
+    const client = new XksClient({
+      uriEndpoint: proxy.endpoint,
+      uriPath: URI_PATH,
+      accessKeyId: XKS_AK,
+      secretAccessKey: XKS_SK,
+      region: XKS_REGION,
+      timeoutMs: 10_000,
+    });
     try {
       await client.health({ kmsOperation: 'ConnectCustomKeyStore', kmsRequestId: 'c-1' });
       expect((await client.keyMetadata(KEY, { ...META, kmsOperation: 'CreateKey' })).keySpec).toBe('AES_256');
