@@ -40,6 +40,10 @@ if [[ "$want" == test || "$want" == all ]]; then
   [[ -x /usr/bin/aws ]] || missing+=(awscli)
   /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || missing+=(python3-boto3)
   /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing+=(python3-pytest)
+  # The XKS tests: curl's --aws-sigv4 drives kmsvol xks-proxy (Debian's curl, at its fixed path), and the
+  # test's own spec-written proxy (test/helpers/xks-spec-proxy.py) does AES-GCM with python3-cryptography.
+  [[ -x /usr/bin/curl ]] || missing+=(curl)
+  /usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 fi
 # The PKCS#11 module the AWS_CLOUDHSM key stores use by default (src/hsm/token.ts).
 [[ -e /usr/lib/softhsm/libsofthsm2.so ]] || missing+=(softhsm2)

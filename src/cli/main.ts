@@ -20,6 +20,7 @@ const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> =
   events: async () => (await import('./ec2.js')).eventsCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
   audit: async () => auditCommand(),
+  'xks-proxy': async () => (await import('./xks.js')).xksProxyCommand(),
 };
 
 /** The program for these arguments (the user's words, after node and the script), with the commands they name (namedIn). */
