@@ -552,6 +552,15 @@ export class KmsStore {
     return this.stmt('SELECT * FROM custom_store_keys WHERE region = ? AND key_id = ?').get(region, keyId) as CustomStoreKeyRow | undefined;
   }
 
+  /** The KMS key (in any state) of an external key store that uses this external key, if any. */
+  keyOfXksKey(region: string, storeId: string, xksKeyId: string): string | undefined {
+    return this.stmt(
+      'SELECT c.key_id FROM custom_store_keys c JOIN keys k ON k.region = c.region AND k.key_id = c.key_id WHERE c.region = ? AND c.store_id = ? AND c.xks_key_id = ?',
+    )
+      .pluck()
+      .get(region, storeId, xksKeyId) as string | undefined;
+  }
+
   /** How many KMS keys (in any state) a custom key store holds. */
   customStoreKeyCount(region: string, storeId: string): number {
     return this.stmt(

@@ -2,6 +2,7 @@ import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
 import type { CustomKeyStoreRow, KeyRow } from '../store.js';
 import { generateTokenKey } from './hsm.js';
+import { checkExternalKey } from './xks.js';
 
 /**
  * The rules of a KMS key in a custom key store: what CreateKey checks before
@@ -63,11 +64,16 @@ export function planCustomKey(
       'CustomKeyStoreInvalidStateException',
       `Custom key store ${store.store_id} is ${store.connection_state}; CreateKey is valid only when its ConnectionState is CONNECTED. Connect it with ConnectCustomKeyStore.`,
     );
-  if (custom === 'EXTERNAL_KEY_STORE')
-    throw new KmsError(
-      'XksProxyUriUnreachableException',
-      `kmsvol cannot yet use the external key store proxy of ${store.store_id} for cryptography; create this key in an AWS_CLOUDHSM key store or in kmsvol itself.`,
-    );
+  if (custom === 'EXTERNAL_KEY_STORE') {
+    const other = k.store.keyOfXksKey(k.region, store.store_id, o.xksKeyId!);
+    if (other)
+      throw new KmsError(
+        'XksKeyAlreadyInUseException',
+        `External key ${o.xksKeyId} is already the external key of ${k.keyArn(other)} in custom key store ${store.store_id}.`,
+      );
+    // Precondition: the proxy knows the external key, and it is an ENABLED AES_256 key for ENCRYPT and DECRYPT.
+    checkExternalKey(k, store, o.xksKeyId!);
+  }
   return { origin: custom, store, ...(o.xksKeyId !== undefined ? { xksKeyId: o.xksKeyId } : {}) };
 }
 

@@ -35,7 +35,7 @@ export function createKey(k: KmsContext, req: Req) {
     row = k.store.write(() => {
       const created = insertKey(k, {
         description,
-        origin: custom ? 'AWS_CLOUDHSM' : (origin as 'AWS_KMS' | 'EXTERNAL' | undefined),
+        origin: custom ? custom.origin : (origin as 'AWS_KMS' | 'EXTERNAL' | undefined),
         multiRegion,
         policy,
         tags: tagList,

@@ -4,6 +4,8 @@ import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
 import { closeToken, connectionErrorOf, connectToken, sealPassword } from '../keystores/hsm.js';
 import { storeNotFound } from '../keystores/keys.js';
+import { checkHealth, proxyConfig, sealXksSecret, xksConfigOf } from '../keystores/xks.js';
+import { XksBridgeError } from '../keystores/xks-sync.js';
 import type { CustomKeyStoreRow } from '../store.js';
 import { LIMITS, oneOf, paginate, reqStr, str } from '../validate.js';
 
@@ -15,8 +17,9 @@ import { LIMITS, oneOf, paginate, reqStr, str } from '../validate.js';
  * create-cluster` (keystores/clusters.ts): a PKCS#11 token whose user PIN is
  * the KeyStorePassword. ConnectCustomKeyStore logs in to the token in this
  * process and records CONNECTED, or FAILED with the ConnectionErrorCode.
- * EXTERNAL_KEY_STORE stores are refused: the KMS here is synchronous and the
- * XKS client is not wired to it yet.
+ * EXTERNAL_KEY_STORE stores name an XKS proxy (PUBLIC_ENDPOINT over http(s);
+ * VPC_ENDPOINT_SERVICE is refused): Create and Connect ask its
+ * GetHealthStatus through the XKS client (keystores/xks.ts, xks-sync.ts).
  */
 type Req = Record<string, unknown>;
 
@@ -38,7 +41,13 @@ function entry(s: CustomKeyStoreRow) {
     ...(s.error_code ? { ConnectionErrorCode: s.error_code } : {}),
     CreationDate: new Date(s.created),
     CustomKeyStoreType: s.type,
+    ...(s.type === 'EXTERNAL_KEY_STORE' ? { XksProxyConfiguration: xksShape(s) } : {}),
   };
+}
+
+function xksShape(s: CustomKeyStoreRow) {
+  const c = xksConfigOf(s);
+  return { Connectivity: c.connectivity, AccessKeyId: c.accessKeyId, UriEndpoint: c.uriEndpoint, UriPath: c.uriPath };
 }
 
 export function describeCustomKeyStores(k: KmsContext, req: Req) {
@@ -89,7 +98,7 @@ export function createCustomKeyStore(k: KmsContext, req: Req) {
   const name = reqStr(req, 'CustomKeyStoreName', 256);
   const type = oneOf(req, 'CustomKeyStoreType', ['AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] as const) ?? 'AWS_CLOUDHSM';
   k.authorizeIamOnly('kms:CreateCustomKeyStore');
-  if (type === 'EXTERNAL_KEY_STORE') refuseExternal(req);
+  if (type === 'EXTERNAL_KEY_STORE') return createExternal(k, req, name);
   const clusterId = str(req, 'CloudHsmClusterId', { min: 19, max: 24 });
   const trustAnchor = str(req, 'TrustAnchorCertificate', { min: 1, max: 5000 });
   const pw = password(req);
@@ -125,21 +134,73 @@ export function createCustomKeyStore(k: KmsContext, req: Req) {
   return { CustomKeyStoreId: storeId };
 }
 
-/** External key stores: checked as AWS checks them, then refused (not wired to the XKS client yet). */
-function refuseExternal(req: Req): never {
+/** The proxy members of Create/UpdateCustomKeyStore, checked as AWS checks them (http:// allowed for a proxy on this machine). */
+function proxyMembers(req: Req, required: boolean) {
   const connectivity = oneOf(req, 'XksProxyConnectivity', ['PUBLIC_ENDPOINT', 'VPC_ENDPOINT_SERVICE'] as const);
-  if (connectivity === 'VPC_ENDPOINT_SERVICE')
+  // Precondition: kmsvol has no VPCs: VPC_ENDPOINT_SERVICE connectivity is refused, naming what to use instead.
+  if (connectivity === 'VPC_ENDPOINT_SERVICE' || req.XksProxyVpcEndpointServiceName !== undefined)
     throw new KmsError(
       'XksProxyVpcEndpointServiceNotFoundException',
-      `The VPC endpoint service ${str(req, 'XksProxyVpcEndpointServiceName', { min: 1, max: 64 }) ?? '(none)'} cannot be found: kmsvol has no VPCs. Use XksProxyConnectivity PUBLIC_ENDPOINT with an http(s) URI.`,
+      `The VPC endpoint service ${str(req, 'XksProxyVpcEndpointServiceName', { min: 1, max: 64 }) ?? '(none)'} cannot be found: kmsvol has no VPCs. Use XksProxyConnectivity PUBLIC_ENDPOINT with an http(s) XksProxyUriEndpoint.`,
     );
+  const endpoint = str(req, 'XksProxyUriEndpoint', { min: 10, max: 128 });
   const path = str(req, 'XksProxyUriPath', { min: 10, max: 128 });
+  const cred = req.XksProxyAuthenticationCredential as { AccessKeyId?: unknown; RawSecretAccessKey?: unknown } | undefined;
+  if (required && (connectivity === undefined || endpoint === undefined || path === undefined || cred === undefined))
+    throw KmsErrors.validation('An EXTERNAL_KEY_STORE needs XksProxyConnectivity, XksProxyUriEndpoint, XksProxyUriPath and XksProxyAuthenticationCredential.');
+  if (endpoint !== undefined && !/^https?:\/\/[a-zA-Z0-9.-]+(:\d{1,5})?$/.test(endpoint))
+    throw KmsErrors.validation(`XksProxyUriEndpoint ${endpoint} must be https://host[:port] (http:// for a proxy on this machine), with no path.`);
   if (path !== undefined && !/^(\/[a-zA-Z0-9/_-]+)?\/kms\/xks\/v\d{1,2}$/.test(path))
     throw KmsErrors.validation(`XksProxyUriPath ${path} must end in /kms/xks/v1 (an optional prefix, then /kms/xks/v1).`);
-  throw new KmsError(
-    'XksProxyUriUnreachableException',
-    `kmsvol cannot yet use an external key store proxy at ${str(req, 'XksProxyUriEndpoint', { min: 10, max: 128 }) ?? '(none)'} (its XKS client is not wired to the KMS). Use an AWS_CLOUDHSM key store.`,
-  );
+  let credential: { accessKeyId: string; secret: string } | undefined;
+  if (cred !== undefined) {
+    const ak = cred?.AccessKeyId;
+    const sk = cred?.RawSecretAccessKey;
+    if (typeof ak !== 'string' || !/^[A-Z2-7]{20,30}$/.test(ak) || typeof sk !== 'string' || !/^[a-zA-Z0-9/+=]{43,64}$/.test(sk))
+      throw KmsErrors.validation('XksProxyAuthenticationCredential needs AccessKeyId (20-30 of A-Z, 2-7) and RawSecretAccessKey (43-64 base64 characters).');
+    credential = { accessKeyId: ak, secret: sk };
+  }
+  return { connectivity, endpoint, path, credential };
+}
+
+function createExternal(k: KmsContext, req: Req, name: string) {
+  const m = proxyMembers(req, true);
+  const storeId = `cks-${crypto.randomBytes(9).toString('hex').slice(0, 17)}`;
+  const config = { uriEndpoint: m.endpoint!, uriPath: m.path!, connectivity: m.connectivity!, accessKeyId: m.credential!.accessKeyId };
+  const row: CustomKeyStoreRow = {
+    region: k.region,
+    store_id: storeId,
+    name,
+    type: 'EXTERNAL_KEY_STORE',
+    cluster_id: null,
+    trust_anchor: null,
+    sealed_password: null,
+    xks_config: JSON.stringify(config),
+    sealed_xks_secret: sealXksSecret(k, storeId, m.credential!.secret),
+    connection_state: 'DISCONNECTED',
+    error_code: null,
+    created: k.now(),
+  };
+  const unique = () => {
+    if (k.store.customKeyStores(k.region).some((s) => s.name === name))
+      throw new KmsError(
+        'CustomKeyStoreNameInUseException',
+        `A custom key store named ${name} already exists in ${k.region}. Choose another CustomKeyStoreName.`,
+      );
+    const same = k.store
+      .customKeyStores(k.region)
+      .find((s) => s.xks_config && xksConfigOf(s).uriEndpoint === config.uriEndpoint && xksConfigOf(s).uriPath === config.uriPath);
+    if (same)
+      throw new KmsError('XksProxyUriInUseException', `${config.uriEndpoint}${config.uriPath} is already the proxy of external key store ${same.store_id}.`);
+  };
+  unique();
+  // AWS KMS checks that the proxy answers with this credential before it creates the store.
+  checkHealth(k, proxyConfig(k, row), 'CreateCustomKeyStore');
+  k.store.write(() => {
+    unique();
+    k.store.insertCustomKeyStore(row);
+  });
+  return { CustomKeyStoreId: storeId };
 }
 
 export function connectCustomKeyStore(k: KmsContext, req: Req) {
@@ -152,6 +213,7 @@ export function connectCustomKeyStore(k: KmsContext, req: Req) {
       `Custom key store ${id} is ${s.connection_state}${s.error_code ? ` (${s.error_code})` : ''}; disconnect it with DisconnectCustomKeyStore, correct the error (UpdateCustomKeyStore), then connect it.`,
     );
   if (s.connection_state === 'CONNECTED') return {};
+  if (s.type === 'EXTERNAL_KEY_STORE') return connectExternal(k, s);
   const cluster = s.cluster_id ? checkCluster(k, s.cluster_id, undefined) : undefined;
   if (!cluster) throw KmsErrors.internal(`Custom key store ${id} names no cluster; the store is damaged.`);
   k.store.write(() => k.store.updateCustomKeyStore(k.region, id, { connection_state: 'CONNECTING', error_code: null }));
@@ -163,6 +225,19 @@ export function connectCustomKeyStore(k: KmsContext, req: Req) {
     outcome = { connection_state: 'FAILED', error_code: connectionErrorOf(e) };
   }
   k.store.write(() => k.store.updateCustomKeyStore(k.region, id, outcome));
+  return {};
+}
+
+function connectExternal(k: KmsContext, s: CustomKeyStoreRow) {
+  k.store.write(() => k.store.updateCustomKeyStore(k.region, s.store_id, { connection_state: 'CONNECTING', error_code: null }));
+  let outcome: Partial<CustomKeyStoreRow> = { connection_state: 'CONNECTED', error_code: null };
+  try {
+    checkHealth(k, proxyConfig(k, s), 'ConnectCustomKeyStore');
+  } catch (e) {
+    if (!(e instanceof XksBridgeError)) throw e;
+    outcome = { connection_state: 'FAILED', error_code: e.connectionErrorCode };
+  }
+  k.store.write(() => k.store.updateCustomKeyStore(k.region, s.store_id, outcome));
   return {};
 }
 
@@ -203,11 +278,28 @@ export function updateCustomKeyStore(k: KmsContext, req: Req) {
   const pw = password(req);
   const clusterId = str(req, 'CloudHsmClusterId', { min: 19, max: 24 });
   k.authorizeIamOnly('kms:UpdateCustomKeyStore');
-  for (const m of ['XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyVpcEndpointServiceName', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity'])
-    if (req[m] !== undefined && req[m] !== null) throw KmsErrors.validation(`${m} applies to an EXTERNAL_KEY_STORE; custom key store ${id} is not one.`);
+  const proxy = proxyMembers(req, false);
+  const proxyChange = proxy.endpoint !== undefined || proxy.path !== undefined || proxy.credential !== undefined || proxy.connectivity !== undefined;
   k.store.write(() => {
     const s = storeOf(k, id);
     const fields: Partial<CustomKeyStoreRow> = {};
+    if (proxyChange) {
+      if (s.type !== 'EXTERNAL_KEY_STORE')
+        throw KmsErrors.validation(`The XksProxy* members apply to an EXTERNAL_KEY_STORE; custom key store ${id} is ${s.type}.`);
+      if (s.connection_state !== 'DISCONNECTED')
+        throw invalidState(`Custom key store ${id} is ${s.connection_state}; to change its proxy settings, disconnect it first.`);
+      const c = xksConfigOf(s);
+      const next = {
+        uriEndpoint: proxy.endpoint ?? c.uriEndpoint,
+        uriPath: proxy.path ?? c.uriPath,
+        connectivity: proxy.connectivity ?? c.connectivity,
+        accessKeyId: proxy.credential?.accessKeyId ?? c.accessKeyId,
+      };
+      fields.xks_config = JSON.stringify(next);
+      if (proxy.credential) fields.sealed_xks_secret = sealXksSecret(k, id, proxy.credential.secret);
+    }
+    if ((pw !== undefined || clusterId !== undefined) && s.type !== 'AWS_CLOUDHSM')
+      throw KmsErrors.validation(`KeyStorePassword and CloudHsmClusterId apply to an AWS_CLOUDHSM key store; custom key store ${id} is ${s.type}.`);
     if (newName !== undefined && newName !== s.name) {
       if (k.store.customKeyStores(k.region).some((o) => o.name === newName))
         throw new KmsError('CustomKeyStoreNameInUseException', `A custom key store named ${newName} already exists in ${k.region}.`);

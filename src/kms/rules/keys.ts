@@ -56,7 +56,7 @@ export function keyMetadata(k: KmsContext, row: KeyRow) {
 export interface NewKey {
   description?: string;
   /** AWS_CLOUDHSM: no material here (the key is in the store's token, keystores/keys.ts). */
-  origin?: 'AWS_KMS' | 'EXTERNAL' | 'AWS_CLOUDHSM';
+  origin?: 'AWS_KMS' | 'EXTERNAL' | 'AWS_CLOUDHSM' | 'EXTERNAL_KEY_STORE';
   keyManager?: 'CUSTOMER' | 'AWS';
   multiRegion?: boolean;
   policy?: string;
@@ -107,7 +107,8 @@ export function insertKey(k: KmsContext, spec: NewKey): KeyRow {
     k.newMaterial(keyId, now, null, copy, materialId);
   } else {
     k.store.insertKey(row);
-    if (origin === 'AWS_KMS') k.newMaterial(keyId, now, null, spec.generated ?? newMaterialFor(keySpec));
+    // EXTERNAL_KEY_STORE keys have KMS's own material too: the inner layer of their double encryption.
+    if (origin === 'AWS_KMS' || origin === 'EXTERNAL_KEY_STORE') k.newMaterial(keyId, now, null, spec.generated ?? newMaterialFor(keySpec));
   }
   putTags(k, keyId, spec.tags ?? []);
   return row;
