@@ -5,7 +5,7 @@ import { encodeContext, encodeHeader, MATERIAL_ID_BYTES, NONCE_BYTES } from '../
 import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
 import type { CustomKeyStoreRow, KeyRow } from '../store.js';
-import { xksCall } from './xks-sync.js';
+import { XksBridgeError, xksCall } from './xks-sync.js';
 
 /**
  * EXTERNAL_KEY_STORE key stores at run time: the proxy configuration of a
@@ -80,6 +80,21 @@ export function checkExternalKey(k: KmsContext, s: CustomKeyStoreRow, xksKeyId: 
     );
 }
 
+/** A proxy failure in a cryptographic operation names the key and its store, then says what the proxy did. */
+function named<T>(k: KmsContext, row: KeyRow, store: CustomKeyStoreRow, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof XksBridgeError && e.name === 'KMSInvalidStateException')
+      throw new XksBridgeError(
+        e.name,
+        `${k.keyArn(row.key_id)} is unavailable: its external key store ${store.store_id} (${store.name}): ${e.message}`,
+        e.connectionErrorCode,
+      );
+    throw e;
+  }
+}
+
 function storeOfKey(k: KmsContext, row: KeyRow): { store: CustomKeyStoreRow; xksKeyId: string } {
   const link = k.store.customStoreKey(row.region, row.key_id);
   const store = link && k.store.customKeyStore(row.region, link.store_id);
@@ -97,7 +112,7 @@ export function sealOuter(k: KmsContext, row: KeyRow, inner: Buffer, innerMateri
   const arn = k.keyArn(row.key_id);
   const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: innerMaterialId, nonce: crypto.randomBytes(NONCE_BYTES) });
   const aad = Buffer.concat([header, encodeContext(ctx)]);
-  const c = xksCall<XksCiphertext>(proxyConfig(k, store), 'encrypt', [xksKeyId, inner, aad, metadata(k, op, arn)], op);
+  const c = named(k, row, store, () => xksCall<XksCiphertext>(proxyConfig(k, store), 'encrypt', [xksKeyId, inner, aad, metadata(k, op, arn)], op));
   const md = c.ciphertextMetadata ?? Buffer.alloc(0);
   if (c.authenticationTag.length !== 16 || c.initializationVector.length > 255 || md.length > 255)
     throw KmsErrors.invalidStateMsg(`${arn} is unavailable: the external key store proxy answered an unusable ciphertext.`);
@@ -132,7 +147,7 @@ export function openOuter(k: KmsContext, row: KeyRow, parsed: ParsedBlob, ctx: E
   };
   const aad = Buffer.concat([parsed.header, encodeContext(ctx)]);
   try {
-    return xksCall<Buffer>(proxyConfig(k, store), 'decrypt', [xksKeyId, c, aad, metadata(k, op, k.keyArn(row.key_id))], op);
+    return named(k, row, store, () => xksCall<Buffer>(proxyConfig(k, store), 'decrypt', [xksKeyId, c, aad, metadata(k, op, k.keyArn(row.key_id))], op));
   } catch (e) {
     // The proxy's InvalidCiphertextException in a cryptographic operation: the caller's ciphertext or context is wrong.
     if (e instanceof Error && /ciphertext or the encryption context is corrupted/.test(e.message)) throw bad();
