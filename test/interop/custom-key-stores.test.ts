@@ -4,7 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kmsvol, ROOT } from '../helpers/cli.js';
 import { startEndpoint } from '../helpers/ec2-endpoint.js';
-import { tempHome } from '../helpers/home.js';
+import { onCleanup, tempHome } from '../helpers/home.js';
+import { startXksProxy, XKS_AK, XKS_SK } from '../helpers/xks.js';
 
 /**
  * AWS CloudHSM key stores through clients nobody here wrote: boto3 (the volume
@@ -37,6 +38,19 @@ function aws(env: Record<string, string>, ...args: string[]) {
     json = undefined;
   }
   return { code: r.status, out: r.stdout, err: r.stderr, json };
+}
+
+function pytest(file: string, env: Record<string, string>): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('/usr/bin/python3', ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-x', path.join(ROOT, 'test/interop/ec2', file)], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('close', (code) => resolve({ code: code ?? -1, out }));
+  });
 }
 
 describe('AWS CloudHSM key stores through boto3 and the AWS CLI', () => {
@@ -108,15 +122,26 @@ describe('AWS CloudHSM key stores through boto3 and the AWS CLI', () => {
     const home = tempHome('kmsvol-cks-');
     const c = cluster(home);
     const ep = await startEndpoint(home);
-    const r = await new Promise<{ code: number; out: string }>((resolve) => {
-      const p = spawn('/usr/bin/python3', ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-x', path.join(ROOT, 'test/interop/ec2/test_cloudhsm_story.py')], {
-        cwd: ROOT,
-        env: { ...process.env, ...ep.env, KMSVOL_ENDPOINT: ep.url, CLUSTER_ID: c.id, CLUSTER_CERT: c.cert, KMSUSER_PASSWORD: PW },
-      });
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      p.stderr.on('data', (d) => (out += d));
-      p.on('close', (code) => resolve({ code: code ?? -1, out }));
+    const r = await pytest('test_cloudhsm_story.py', { ...ep.env, KMSVOL_ENDPOINT: ep.url, CLUSTER_ID: c.id, CLUSTER_CERT: c.cert, KMSUSER_PASSWORD: PW });
+    expect(r.out).toMatch(/1 passed/);
+    expect(r.code, r.out).toBe(0);
+  }, 240_000);
+
+  it('boto3: a volume on an EXTERNAL_KEY_STORE key (kmsvol xks-proxy) keeps serving through a disconnect; a new attach fails with an event; reconnect attaches', async () => {
+    const home = tempHome('kmsvol-xks-');
+    const proxyHome = fs.mkdtempSync(path.join(home, 'proxy-'));
+    const uriPath = '/story/kms/xks/v1';
+    const proxy = await startXksProxy({ home: proxyHome, uriPath, keyIds: ['story-key'], region: 'us-east-1' });
+    onCleanup(() => void proxy.stop());
+    const ep = await startEndpoint(home);
+    const r = await pytest('test_xks_story.py', {
+      ...ep.env,
+      KMSVOL_ENDPOINT: ep.url,
+      XKS_ENDPOINT: proxy.endpoint,
+      XKS_PATH: uriPath,
+      XKS_AK,
+      XKS_SK,
+      XKS_KEY: 'story-key',
     });
     expect(r.out).toMatch(/1 passed/);
     expect(r.code, r.out).toBe(0);
