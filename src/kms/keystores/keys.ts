@@ -90,6 +90,8 @@ export function customKeyMetadata(k: KmsContext, row: KeyRow) {
   if (!link) return {};
   const store = k.store.customKeyStore(row.region, link.store_id);
   return {
+    // An enabled key whose store is not CONNECTED is Unavailable, as AWS shows it.
+    ...(row.key_state === 'Enabled' && store?.connection_state !== 'CONNECTED' ? { KeyState: 'Unavailable' } : {}),
     CustomKeyStoreId: link.store_id,
     ...(store?.cluster_id ? { CloudHsmClusterId: store.cluster_id } : {}),
     ...(link.xks_key_id ? { XksKeyConfiguration: { Id: link.xks_key_id } } : {}),

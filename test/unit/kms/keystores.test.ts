@@ -205,11 +205,13 @@ describe('keys in an AWS CloudHSM key store', () => {
     }
     expect(message).toContain(s.id);
     expect(message).toContain('DISCONNECTED');
+    expect(kms.invoke('DescribeKey', { KeyId: key }).KeyMetadata).toMatchObject({ KeyState: 'Unavailable', Enabled: true });
     expect(name(() => kms.invoke('GenerateDataKey', { KeyId: key, KeySpec: 'AES_256' }))).toBe('KMSInvalidStateException');
     expect(name(() => kms.invoke('CreateKey', { Origin: 'AWS_CLOUDHSM', CustomKeyStoreId: s.id }))).toBe('CustomKeyStoreInvalidStateException');
     expect(name(() => kms.invoke('GenerateRandom', { NumberOfBytes: 8, CustomKeyStoreId: s.id }))).toBe('CustomKeyStoreInvalidStateException');
     expect(name(() => kms.invoke('DeleteCustomKeyStore', { CustomKeyStoreId: s.id }))).toBe('CustomKeyStoreHasCMKsException');
     kms.invoke('ConnectCustomKeyStore', { CustomKeyStoreId: s.id });
+    expect(kms.invoke('DescribeKey', { KeyId: key }).KeyMetadata.KeyState).toBe('Enabled');
     expect(Buffer.from(kms.invoke('Decrypt', { CiphertextBlob: ct }).Plaintext).toString()).toBe('x');
   });
 
