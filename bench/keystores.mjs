@@ -23,10 +23,29 @@ const SK = 'c2VjcmV0LWZvci1rbXN2b2wteGtzLWJlbmNoLW9ubHk=';
 const PW = 'kmsuser-Passw0rd';
 const cli = (...args) => spawnSync(process.execPath, [bin, ...args, '--region', 'local'], { env: { ...process.env, KMSVOL_HOME: home }, encoding: 'utf8' });
 
-const proxy = spawn(process.execPath, [bin, 'xks-proxy', '--port', '0', '--region', 'local', '--uri-path', '/bench/kms/xks/v1', '--access-key-id', AK, '--secret-access-key', SK, '--key-id', 'bench-key'], {
-  env: { ...process.env, KMSVOL_HOME: proxyHome },
-  stdio: ['ignore', 'pipe', 'ignore'],
-});
+const proxy = spawn(
+  process.execPath,
+  [
+    bin,
+    'xks-proxy',
+    '--port',
+    '0',
+    '--region',
+    'local',
+    '--uri-path',
+    '/bench/kms/xks/v1',
+    '--access-key-id',
+    AK,
+    '--secret-access-key',
+    SK,
+    '--key-id',
+    'bench-key',
+  ],
+  {
+    env: { ...process.env, KMSVOL_HOME: proxyHome },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  },
+);
 const volumes = [];
 let kms;
 try {
