@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { Token, type TokenConfig, TokenError } from '../../hsm/token.js';
+import { type KeyRef, Token, type TokenConfig, TokenError } from '../../hsm/token.js';
 import type { EncryptionContext, ParsedBlob } from '../blob.js';
 import { encodeContext, encodeHeader, MATERIAL_ID_BYTES, NONCE_BYTES } from '../blob.js';
 import type { KmsContext } from '../context.js';
@@ -23,6 +23,20 @@ import type { CustomKeyStoreRow, HsmClusterRow, KeyRow } from '../store.js';
  */
 
 const sessions = new Map<string, Token>();
+/** The token keys found in each session (object handles are valid for the session's life). */
+const found = new WeakMap<Token, Map<string, KeyRef>>();
+
+/** The token key of a KMS key, which must carry the CKA_ID recorded at CreateKey. */
+function tokenKey(t: Token, keyId: string, tokenKeyId: Buffer): KeyRef {
+  let keys = found.get(t);
+  if (!keys) found.set(t, (keys = new Map()));
+  const had = keys.get(keyId);
+  if (had) return had;
+  const key = t.findKey(keyId);
+  if (!key?.id.equals(tokenKeyId)) throw new TokenError('KEY_NOT_FOUND', `key ${keyId} is missing from the token`);
+  keys.set(keyId, key);
+  return key;
+}
 
 const PASSWORD_LABEL = Buffer.alloc(MATERIAL_ID_BYTES, 0xcc);
 
@@ -151,8 +165,7 @@ export function sealInToken(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: 
   const { store, tokenKeyId } = connectedStoreOf(k, row);
   const t = session(k, store, k.keyArn(row.key_id));
   try {
-    const key = t.findKey(row.key_id);
-    if (!key?.id.equals(tokenKeyId)) throw new TokenError('KEY_NOT_FOUND', `key ${row.key_id} is missing from the token`);
+    const key = tokenKey(t, row.key_id, tokenKeyId);
     const iv = nonce ?? t.random(NONCE_BYTES);
     const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: materialIdOf(store.store_id, tokenKeyId), nonce: iv });
     const sealed = t.encrypt(key, plaintext, Buffer.concat([header, encodeContext(ctx)]), iv);
@@ -168,8 +181,7 @@ export function openInToken(k: KmsContext, row: KeyRow, parsed: ParsedBlob, ctx:
   if (!parsed.materialId.equals(materialIdOf(store.store_id, tokenKeyId))) throw KmsErrors.invalidCiphertext();
   const t = session(k, store, k.keyArn(row.key_id));
   try {
-    const key = t.findKey(row.key_id);
-    if (!key?.id.equals(tokenKeyId)) throw new TokenError('KEY_NOT_FOUND', `key ${row.key_id} is missing from the token`);
+    const key = tokenKey(t, row.key_id, tokenKeyId);
     return t.decrypt(
       key,
       { iv: Buffer.from(parsed.nonce), ciphertext: Buffer.from(parsed.ciphertext), tag: Buffer.from(parsed.tag) },

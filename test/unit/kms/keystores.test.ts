@@ -161,9 +161,17 @@ describe('CreateCustomKeyStore and the connection states', () => {
     expect(name(() => kms.invoke('CreateCustomKeyStore', { ...base, XksProxyConnectivity: 'VPC_ENDPOINT_SERVICE' }))).toBe(
       'XksProxyVpcEndpointServiceNotFoundException',
     );
-    expect(name(() => kms.invoke('CreateCustomKeyStore', { ...base, XksProxyConnectivity: 'PUBLIC_ENDPOINT', XksProxyUriPath: '/kms/xks/v1/extra' }))).toBe(
-      'ValidationException',
-    );
+    const cred = { AccessKeyId: 'AKIAXKSPROXYTEST2345', RawSecretAccessKey: 'c2VjcmV0LWZvci1rbXN2b2wteGtzLXRlc3RzLW9ubHk=' };
+    expect(
+      name(() =>
+        kms.invoke('CreateCustomKeyStore', {
+          ...base,
+          XksProxyConnectivity: 'PUBLIC_ENDPOINT',
+          XksProxyUriPath: '/kms/xks/v1/extra',
+          XksProxyAuthenticationCredential: cred,
+        }),
+      ),
+    ).toBe('ValidationException');
   });
 });
 
