@@ -41,7 +41,8 @@ describe('a volume on an EXTERNAL_KEY_STORE key', () => {
     onCleanup(() => fs.rmSync(proxyHome, { recursive: true, force: true }));
     // The proxy's credential scope is the KMS's region (here 'local').
     const p2 = await startXksProxy({ home: proxyHome, uriPath: URI_PATH, keyIds: ['vol-key'], region: 'local' });
-    const cred = JSON.stringify({ AccessKeyId: XKS_AK, RawSecretAccessKey: XKS_SK });
+    // The AWS CLI's flat shorthand for the credential structure.
+    const cred = `AccessKeyId=${XKS_AK},RawSecretAccessKey=${XKS_SK}`;
     const made = run(home, [
       'kms',
       'create-custom-key-store',
