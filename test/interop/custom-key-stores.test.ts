@@ -146,4 +146,45 @@ describe('AWS CloudHSM key stores through boto3 and the AWS CLI', () => {
     expect(r.out).toMatch(/1 passed/);
     expect(r.code, r.out).toBe(0);
   }, 240_000);
+
+  it('the AWS CLI: an external key store with the shorthand credential, create-key with --xks-key-id, encrypt and decrypt through the proxy', async () => {
+    const home = tempHome('kmsvol-xks-');
+    const proxyHome = fs.mkdtempSync(path.join(home, 'proxy-'));
+    const uriPath = '/cli/kms/xks/v1';
+    const proxy = await startXksProxy({ home: proxyHome, uriPath, keyIds: ['cli-key'], region: 'us-east-1' });
+    onCleanup(() => void proxy.stop());
+    const ep = await startEndpoint(home);
+    const made = aws(
+      ep.env,
+      'kms',
+      'create-custom-key-store',
+      '--custom-key-store-name',
+      'cli-xks',
+      '--custom-key-store-type',
+      'EXTERNAL_KEY_STORE',
+      '--xks-proxy-connectivity',
+      'PUBLIC_ENDPOINT',
+      '--xks-proxy-uri-endpoint',
+      proxy.endpoint,
+      '--xks-proxy-uri-path',
+      uriPath,
+      '--xks-proxy-authentication-credential',
+      `AccessKeyId=${XKS_AK},RawSecretAccessKey=${XKS_SK}`,
+    );
+    expect(made.code, made.err).toBe(0);
+    const store = made.json.CustomKeyStoreId;
+    expect(aws(ep.env, 'kms', 'connect-custom-key-store', '--custom-key-store-id', store).code).toBe(0);
+    const unknown = aws(ep.env, 'kms', 'create-key', '--origin', 'EXTERNAL_KEY_STORE', '--custom-key-store-id', store, '--xks-key-id', 'not-there');
+    expect(unknown.code).toBe(254);
+    expect(unknown.err).toContain('XksKeyNotFoundException');
+    const key = aws(ep.env, 'kms', 'create-key', '--origin', 'EXTERNAL_KEY_STORE', '--custom-key-store-id', store, '--xks-key-id', 'cli-key').json.KeyMetadata;
+    expect(key).toMatchObject({ Origin: 'EXTERNAL_KEY_STORE', CustomKeyStoreId: store, XksKeyConfiguration: { Id: 'cli-key' } });
+    const pt = path.join(home, 'pt');
+    fs.writeFileSync(pt, 'held outside');
+    const ct = aws(ep.env, 'kms', 'encrypt', '--key-id', key.KeyId, '--plaintext', `fileb://${pt}`, '--query', 'CiphertextBlob', '--output', 'text');
+    const blob = path.join(home, 'blob');
+    fs.writeFileSync(blob, Buffer.from(ct.out.trim(), 'base64'));
+    const out = aws(ep.env, 'kms', 'decrypt', '--ciphertext-blob', `fileb://${blob}`, '--query', 'Plaintext', '--output', 'text');
+    expect(Buffer.from(out.out.trim(), 'base64').toString()).toBe('held outside');
+  }, 120_000);
 });

@@ -43,8 +43,9 @@ export function createKey(k: KmsContext, req: Req) {
         keyUsage,
         generated,
       });
-      if (custom) attachCustomKey(k, custom, created.key_id);
       if (policy !== undefined) checkNewPolicy(k.call, policy, k.keyArn(created.key_id), bypass);
+      // Last, so that a refused policy leaves no key behind in the token.
+      if (custom) attachCustomKey(k, custom, created.key_id);
       return created;
     });
   } finally {
