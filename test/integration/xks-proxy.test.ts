@@ -212,3 +212,28 @@ describe('the token behind kmsvol xks-proxy, read by pkcs11-tool (OpenSC)', () =
     expect(read.status).not.toBe(0);
   });
 });
+
+describe('the external key lives in the token, not in the proxy', () => {
+  it('a ciphertext made before a restart decrypts after it, with no --key-id the second time', async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-xks-restart-'));
+    try {
+      const cfg = { uriPath: URI_PATH, accessKeyId: XKS_AK, secretAccessKey: XKS_SK, region: XKS_REGION, timeoutMs: 10_000 };
+      const md = { ...META, kmsOperation: 'Decrypt' };
+      const first = await startXksProxy({ home: own, uriPath: URI_PATH, keyIds: ['kept-key'] });
+      const c1 = new XksClient({ ...cfg, uriEndpoint: first.endpoint });
+      const sealed = await c1.encrypt('kept-key', Buffer.from('data key bytes'), Buffer.from('vol-9'), md);
+      c1.close();
+      await first.stop();
+      const second = await startXksProxy({ home: own, uriPath: URI_PATH, keyIds: [] });
+      const c2 = new XksClient({ ...cfg, uriEndpoint: second.endpoint });
+      try {
+        expect((await c2.decrypt('kept-key', sealed, Buffer.from('vol-9'), md)).toString()).toBe('data key bytes');
+      } finally {
+        c2.close();
+        await second.stop();
+      }
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  });
+});
