@@ -28,6 +28,8 @@ export function xksProxyCommand(): Command {
     .option('--port <port>', 'TCP port (0: any free one)', '0')
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--key-id <id>', 'an external key to create in the token when missing (repeatable)', collect, [])
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--pkcs11-module <path>', 'a PKCS#11 module (default: SoftHSM2 with a token under the home)')
     .option('--token-label <label>', 'the token’s label (with --pkcs11-module); its user PIN comes from $KMSVOL_XKS_TOKEN_PIN')
     .action(
@@ -41,6 +43,8 @@ export function xksProxyCommand(): Command {
           keyId: string[];
           pkcs11Module?: string;
           tokenLabel?: string;
+          tlsCert?: string;
+          tlsKey?: string;
         },
         self: Command,
       ) => {
@@ -59,6 +63,8 @@ export function xksProxyCommand(): Command {
         const port = parseInteger(opts.port, 'port');
         if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535; got ${port}`);
 
+        if (!opts.tlsCert !== !opts.tlsKey) throw new UsageError('--tls-cert and --tls-key go together.');
+        const tls = opts.tlsCert && opts.tlsKey ? { cert: readFile(opts.tlsCert, 'tls-cert'), key: readFile(opts.tlsKey, 'tls-key') } : undefined;
         const { initSoftHsmToken } = await import('../hsm/token.js');
         const { TokenKeyManager } = await import('../xks/keys.js');
         const { createXksProxy } = await import('../xks/proxy.js');
@@ -76,14 +82,22 @@ export function xksProxyCommand(): Command {
           keys = TokenKeyManager.open(cfg, pins.user, opts.keyId);
         }
         const log = (line: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
-        const server = createXksProxy({ uriPath: opts.uriPath, accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey, region, keys, log });
+        const server = createXksProxy({
+          uriPath: opts.uriPath,
+          accessKeyId: opts.accessKeyId,
+          secretAccessKey: opts.secretAccessKey,
+          region,
+          keys,
+          log,
+          ...(tls ? { tls } : {}),
+        });
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
           server.listen(port, opts.host, resolve);
         });
         const address = server.address() as { port: number };
         const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-        const endpoint = `http://${host}:${address.port}`;
+        const endpoint = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
         process.stderr.write(`kmsvol xks-proxy listening on ${endpoint}${opts.uriPath} (region ${region}, token ${keys.id})\n`);
         print({ XksProxyUriEndpoint: endpoint, XksProxyUriPath: opts.uriPath, XksKeyIds: opts.keyId }, g);
         await new Promise<void>((resolve) => {
@@ -94,6 +108,14 @@ export function xksProxyCommand(): Command {
         keys.close();
       },
     );
+}
+
+function readFile(file: string, option: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new UsageError(`--${option}: cannot read ${file} (${(e as NodeJS.ErrnoException).code}).`);
+  }
 }
 
 /**

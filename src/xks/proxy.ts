@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import { checkRequest, parseAuthorization, SigV4Error, verifySignature } from '../server/sigv4.js';
 import { HEALTH_KEY_LABEL, type KeyManager, KeyManagerError } from './keys.js';
 import {
@@ -38,6 +39,8 @@ export interface XksProxyOptions {
   secretAccessKey: string;
   region: string;
   keys: KeyManager;
+  /** Serve HTTPS (TLS 1.2 or later) with this PEM certificate chain and key; plain HTTP without. */
+  tls?: { cert: Buffer; key: Buffer };
   /** Where a line per request goes (default: nowhere). */
   log?: (line: Record<string, unknown>) => void;
   now?: () => number;
@@ -61,9 +64,9 @@ class Refusal extends Error {
 type Json = Record<string, unknown>;
 type Op = 'health' | 'metadata' | 'encrypt' | 'decrypt';
 
-export function createXksProxy(opts: XksProxyOptions): http.Server {
+export function createXksProxy(opts: XksProxyOptions): http.Server | https.Server {
   const now = opts.now ?? Date.now;
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const started = now();
     const chunks: Buffer[] = [];
     let size = 0;
@@ -85,7 +88,8 @@ export function createXksProxy(opts: XksProxyOptions): http.Server {
           res.end(JSON.stringify({ errorName: 'InternalException' }));
         });
     });
-  });
+  };
+  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
   return server;
