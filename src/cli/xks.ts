@@ -10,7 +10,7 @@ import { globalsOf, homeOf, print, regionOf, withGlobals } from './common.js';
 /** The SoftHSM2 token `kmsvol xks-proxy` makes under the home when no --pkcs11-module is given. */
 const DEFAULT_TOKEN_LABEL = 'kmsvol-xks-proxy';
 
-const collect = (v: string, all: string[]) => [...all, v];
+const collect = (v: string, all: string[] | undefined) => [...(all ?? []), v];
 
 /**
  * `kmsvol xks-proxy`: an External Key Store proxy (XKS Proxy API v1) over
@@ -23,8 +23,13 @@ export function xksProxyCommand(): Command {
   return withGlobals(new Command('xks-proxy'))
     .description('Serve the External Key Store (XKS) Proxy API v1 in front of a PKCS#11 token, for EXTERNAL_KEY_STORE custom key stores')
     .requiredOption('--uri-path <path>', 'the XksProxyUriPath: [/prefix]/kms/xks/v1')
-    .requiredOption('--access-key-id <id>', 'the proxy credential’s AccessKeyId (20-30 of A-Z and 2-7)')
-    .requiredOption('--secret-access-key <secret>', 'the proxy credential’s RawSecretAccessKey (43-64 of A-Z, a-z, 0-9, +, /, =)')
+    .requiredOption('--access-key-id <id>', 'the proxy credential’s AccessKeyId (20-30 of A-Z and 2-7); give two pairs to rotate', collect)
+    .requiredOption(
+      '--secret-access-key <secret>',
+      'the proxy credential’s RawSecretAccessKey (43-64 of A-Z, a-z, 0-9, +, /, =), in the order of --access-key-id',
+      collect,
+      [],
+    )
     .option('--port <port>', 'TCP port (0: any free one)', '0')
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--key-id <id>', 'an external key to create in the token when missing (repeatable)', collect, [])
@@ -36,8 +41,8 @@ export function xksProxyCommand(): Command {
       async (
         opts: {
           uriPath: string;
-          accessKeyId: string;
-          secretAccessKey: string;
+          accessKeyId: string[];
+          secretAccessKey: string[];
           port: string;
           host: string;
           keyId: string[];
@@ -52,10 +57,14 @@ export function xksProxyCommand(): Command {
         const { URI_PATH_PATTERN, MAX_URI_PATH, KEY_ID_PATTERN } = await import('../xks/wire.js');
         if (!URI_PATH_PATTERN.test(opts.uriPath) || opts.uriPath.length > MAX_URI_PATH)
           throw new UsageError(`--uri-path must be [/prefix]/kms/xks/v1 of at most 128 of a-z, A-Z, 0-9, /, - and _; got '${opts.uriPath}'.`);
-        if (!/^[A-Z2-7]{20,30}$/.test(opts.accessKeyId))
+        if (opts.accessKeyId.length !== opts.secretAccessKey.length || opts.accessKeyId.length > 2)
+          throw new UsageError('Give one --secret-access-key per --access-key-id (one credential, or two while rotating).');
+        if (new Set(opts.accessKeyId).size !== opts.accessKeyId.length) throw new UsageError('Each --access-key-id must name one secret only.');
+        if (!opts.accessKeyId.every((k) => /^[A-Z2-7]{20,30}$/.test(k)))
           throw new UsageError('--access-key-id must be 20 to 30 of A-Z and 2-7 (the XKS proxy specification, Appendix A).');
-        if (!/^[A-Za-z0-9+/=]{43,64}$/.test(opts.secretAccessKey))
+        if (!opts.secretAccessKey.every((k) => /^[A-Za-z0-9+/=]{43,64}$/.test(k)))
           throw new UsageError('--secret-access-key must be 43 to 64 of A-Z, a-z, 0-9, +, / and = (for example: openssl rand -base64 32).');
+        const credentials = opts.accessKeyId.map((accessKeyId, i) => ({ accessKeyId, secretAccessKey: opts.secretAccessKey[i]! }));
         const region = regionOf(g);
         if (!region || !/^[a-z0-9-]{1,40}$/.test(region)) throw new UsageError('--region must name the KMS region that signs the requests, such as us-east-1.');
         for (const k of opts.keyId)
@@ -84,8 +93,7 @@ export function xksProxyCommand(): Command {
         const log = (line: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
         const server = createXksProxy({
           uriPath: opts.uriPath,
-          accessKeyId: opts.accessKeyId,
-          secretAccessKey: opts.secretAccessKey,
+          credentials,
           region,
           keys,
           log,

@@ -35,8 +35,8 @@ import {
  */
 export interface XksProxyOptions {
   uriPath: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /** The proxy credentials: each access key ID names its secret; two at once let a credential be rotated (Authentication, SigV4 credentials rotation). */
+  credentials: { accessKeyId: string; secretAccessKey: string }[];
   region: string;
   keys: KeyManager;
   /** Serve HTTPS (TLS 1.2 or later) with this PEM certificate chain and key; plain HTTP without. */
@@ -116,9 +116,9 @@ export function createXksProxy(opts: XksProxyOptions): http.Server | https.Serve
     try {
       const auth = parseAuthorization(req.rawHeaders);
       const checked = checkRequest(received, auth, { service: XKS_SERVICE, regionAllowed: (r) => r === opts.region, now: now() });
-      if (auth.credential.accessKeyId !== opts.accessKeyId)
-        throw new SigV4Error('InvalidSignatureException', 'The access key ID is not the one this proxy holds.');
-      await verifySignature(received, auth, opts.secretAccessKey, checked);
+      const held = opts.credentials.find((c) => c.accessKeyId === auth.credential.accessKeyId);
+      if (!held) throw new SigV4Error('InvalidSignatureException', 'The access key ID is not one this proxy holds.');
+      await verifySignature(received, auth, held.secretAccessKey, checked);
     } catch (e) {
       if (e instanceof SigV4Error) throw new Refusal('AuthenticationFailedException', e.message);
       throw e;
