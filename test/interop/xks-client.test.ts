@@ -1,7 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireUsableKey, XksClient, XksError, type XksRequestMetadata } from '../../src/xks/client.js';
-import { XksSyncClient } from '../../src/xks/sync.js';
 import { type RunningProxy, startSpecProxy, XKS_AK, XKS_REGION, XKS_SK } from '../helpers/xks.js';
 
 /**
@@ -281,69 +280,6 @@ describe('XKS client: a proxy that cannot be reached', () => {
     } finally {
       await proxy.control({ reset: true });
       quick.close();
-    }
-  });
-});
-
-describe('XksSyncClient (a worker thread, for the KMS’s synchronous operations) against the spec-written proxy', () => {
-  const syncFor = (over: Partial<ConstructorParameters<typeof XksSyncClient>[0]> = {}) =>
-    new XksSyncClient({
-      uriEndpoint: proxy.endpoint,
-      uriPath: URI_PATH,
-      accessKeyId: XKS_AK,
-      secretAccessKey: XKS_SK,
-      region: XKS_REGION,
-      timeoutMs: 5000,
-      ...over,
-    });
-
-  it('health, metadata, encrypt and decrypt return what XksClient returns, as Buffers', () => {
-    const c = syncFor();
-    try {
-      expect(c.health({ kmsOperation: 'ConnectCustomKeyStore', kmsRequestId: 'r' }).xksProxyFleetSize).toBe(1);
-      expect(c.keyMetadata('ext-key-1', md('CreateKey')).keyStatus).toBe('ENABLED');
-      const sealed = c.encrypt('ext-key-1', Buffer.from('data key'), Buffer.from('ctx'), md('GenerateDataKey'));
-      expect(Buffer.isBuffer(sealed.ciphertext) && Buffer.isBuffer(sealed.ciphertextMetadata)).toBe(true);
-      expect(c.decrypt('ext-key-1', sealed, Buffer.from('ctx'), md('Decrypt')).toString()).toBe('data key');
-    } finally {
-      c.close();
-    }
-  });
-
-  it('a refusal is the same XksError, with the KMS exception of the calling operation', () => {
-    const c = syncFor();
-    try {
-      const sealed = c.encrypt('ext-key-1', Buffer.from('data key'), Buffer.from('ctx'), md('Encrypt'));
-      let e: unknown;
-      try {
-        c.decrypt('ext-key-1', sealed, Buffer.from('other'), md('Decrypt'));
-      } catch (x) {
-        e = x;
-      }
-      expect(e).toBeInstanceOf(XksError);
-      expect([(e as XksError).code, (e as XksError).failure]).toEqual(['KMSInvalidStateException', 'InvalidCiphertextException']);
-      expect(() => c.keyMetadata('no-such-key', md('CreateKey'))).toThrow(expect.objectContaining({ code: 'XksKeyNotFoundException' }));
-    } finally {
-      c.close();
-    }
-  });
-
-  it('a proxy slower than the timeout is XKS_PROXY_TIMED_OUT, and the next call still gets its answer', async () => {
-    const c = syncFor({ timeoutMs: 100 });
-    await proxy.control({ delayMs: 1500 });
-    try {
-      expect(() => c.health({ kmsOperation: 'ConnectCustomKeyStore', kmsRequestId: 'slow' })).toThrow(
-        expect.objectContaining({ code: 'XksProxyUriUnreachableException', connectionErrorCode: 'XKS_PROXY_TIMED_OUT' }),
-      );
-    } finally {
-      await proxy.control({ reset: true });
-    }
-    const quick = syncFor();
-    try {
-      expect(quick.keyMetadata('ext-key-1', md('DescribeKey')).keySpec).toBe('AES_256');
-    } finally {
-      quick.close();
-      c.close();
     }
   });
 });
