@@ -27,12 +27,16 @@ import type * as Pkcs11Types from 'pkcs11js';
  *       CKA_ID is 16 random bytes (KeyRef.id: the handle that stays valid
  *       across sessions and processes, unlike an object handle).
  *   token.ensureKey(label) -> KeyRef         find, else generate
- *   token.encrypt(key, plaintext, aad?) -> { iv, ciphertext, tag }
- *       CKM_AES_GCM, 12-byte IV from the token's RNG, 16-byte tag.
+ *   token.encrypt(key, plaintext, aad?, iv?) -> { iv, ciphertext, tag }
+ *       CKM_AES_GCM, 16-byte tag; the 12-byte IV is the caller's (when the
+ *       IV must be inside the AAD) or else from the token's RNG.
  *   token.decrypt(key, { iv, ciphertext, tag }, aad?) -> Buffer
  *       a wrong tag/AAD/IV is TokenError DECRYPT_FAILED.
  *   token.close()                            closes the session (logs out when
  *       it was the last Token of this process on that slot).
+ *   token.isOpen                             false after close, or after Token.open
+ *       reloaded SoftHSM2 to see a token another process made (SoftHSM2 reads
+ *       its token directory at C_Initialize only): then open a new Token.
  *
  * Key material never leaves the token: there is no call that reads CKA_VALUE,
  * and the key is made unextractable and sensitive at generation.
@@ -97,6 +101,27 @@ function pk(): typeof Pkcs11Types {
 const modules = new Map<string, Pkcs11Types.PKCS11>();
 /** Open Tokens per slot, so that the last close logs out and the first login really checks the PIN. */
 const openPerSlot = new Map<string, number>();
+/** Every open Token per module path, so that a reload can mark them closed. */
+const openTokens = new Map<string, Set<Token>>();
+
+/**
+ * SoftHSM2 reads its token directory at C_Initialize only: a token another
+ * process made since is not seen. Reload the module (C_Finalize, C_Initialize):
+ * every session of this process on it ends, and its Tokens report closed.
+ */
+function reloadModule(path: string): void {
+  const p = modules.get(path);
+  if (!p) return;
+  for (const t of openTokens.get(path) ?? []) t.markClosed();
+  openTokens.delete(path);
+  for (const key of [...openPerSlot.keys()]) if (key.startsWith(`${path}\0`)) openPerSlot.delete(key);
+  try {
+    p.C_Finalize();
+  } catch {
+    // already finalized
+  }
+  p.C_Initialize();
+}
 
 function rvOf(e: unknown): number | undefined {
   const rv = e instanceof Error ? (e as unknown as { code?: unknown }).code : undefined;
@@ -204,12 +229,29 @@ export class Token {
     this.#slotKey = `${resolve(cfg.module)}\0${slot.toString('hex')}`;
     this.#session = session;
     openPerSlot.set(this.#slotKey, (openPerSlot.get(this.#slotKey) ?? 0) + 1);
+    const path = resolve(cfg.module);
+    if (!openTokens.has(path)) openTokens.set(path, new Set());
+    openTokens.get(path)!.add(this);
+  }
+
+  /** Whether this Token still has its session (false after close, or after a reload of its module in this process). */
+  get isOpen(): boolean {
+    return this.#session !== undefined;
+  }
+
+  /** @internal The module was reloaded: the session is gone. */
+  markClosed(): void {
+    this.#session = undefined;
   }
 
   /** Load the module (once per process), find the token by label, open a R/W session. */
   static open(cfg: TokenConfig): Token {
     const p = loadModule(cfg);
-    const slot = findSlot(p, cfg.tokenLabel);
+    let slot = findSlot(p, cfg.tokenLabel);
+    if (!slot && cfg.softhsmConf !== undefined) {
+      reloadModule(resolve(cfg.module));
+      slot = findSlot(p, cfg.tokenLabel);
+    }
     if (!slot) throw new TokenError('TOKEN_NOT_FOUND', `No token labelled ${cfg.tokenLabel} is present in ${cfg.module}.`);
     try {
       return new Token(cfg, p, slot, p.C_OpenSession(slot, pk().CKF_SERIAL_SESSION | pk().CKF_RW_SESSION));
@@ -322,9 +364,10 @@ export class Token {
     }
   }
 
-  encrypt(key: KeyRef, plaintext: Buffer, aad?: Buffer): GcmSealed {
+  encrypt(key: KeyRef, plaintext: Buffer, aad?: Buffer, givenIv?: Buffer): GcmSealed {
     const s = this.#s();
-    const iv = this.random(12);
+    if (givenIv !== undefined && givenIv.length !== 12) throw new TokenError('DEVICE_ERROR', 'AES-GCM here takes a 12-byte IV.');
+    const iv = givenIv ?? this.random(12);
     try {
       this.#p.C_EncryptInit(s, this.#gcm(iv, aad), key.handle);
       const out = this.#p.C_Encrypt(s, plaintext, Buffer.alloc(plaintext.length + 16));
@@ -378,6 +421,7 @@ export class Token {
     const s = this.#session;
     if (!s) return;
     this.#session = undefined;
+    openTokens.get(resolve(this.config.module))?.delete(this);
     const left = (openPerSlot.get(this.#slotKey) ?? 1) - 1;
     if (left <= 0) openPerSlot.delete(this.#slotKey);
     else openPerSlot.set(this.#slotKey, left);

@@ -129,4 +129,23 @@ describe('PKCS#11 token over SoftHSM2', () => {
       u.close();
     }
   });
+
+  it('a token another process made is found (SoftHSM2 reloaded); sessions open before report closed', () => {
+    const t = Token.open(cfg);
+    t.login(PIN);
+    const r = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', 'tok-b', '--so-pin', 'so-pin-2', '--pin', 'user-pin-2'], {
+      env: { ...process.env, SOFTHSM2_CONF: cfg.softhsmConf },
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const b = Token.open({ ...cfg, tokenLabel: 'tok-b' });
+    try {
+      b.login('user-pin-2');
+      expect(t.isOpen).toBe(false);
+      expect(code(() => t.ensureKey('k'))).toBe('NOT_LOGGED_IN');
+    } finally {
+      b.close();
+      t.close();
+    }
+  });
 });
