@@ -52,6 +52,8 @@ export interface XksProxyConfig {
   region: string;
   /** Give up on an answer after this long; default 250 ms, as AWS KMS does. */
   timeoutMs?: number;
+  /** PEM CA certificates to trust for https instead of Node's store (NODE_EXTRA_CA_CERTS adds to the store for a whole process). */
+  ca?: string;
 }
 
 export interface XksCiphertext {
@@ -109,7 +111,10 @@ export class XksClient {
       uriEscapePath: true,
       applyChecksum: false,
     });
-    this.agent = base.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 16 }) : new http.Agent({ keepAlive: true, maxSockets: 16 });
+    this.agent =
+      base.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets: 16, minVersion: 'TLSv1.2', ...(cfg.ca ? { ca: cfg.ca } : {}) })
+        : new http.Agent({ keepAlive: true, maxSockets: 16 });
   }
 
   /** GetHealthStatus: resolves when the proxy answers in shape and at least one key manager is not UNAVAILABLE. */

@@ -180,6 +180,10 @@ export class XksError extends ServiceError {
   readonly connectionErrorCode: string;
   readonly proxyStatus: number | undefined;
   readonly proxyMessage: string | undefined;
+  /** What exactly was wrong, when the client could tell (also at the end of the message). */
+  readonly why: string | undefined;
+  /** The KMS operation the call was made for (requestMetadata.kmsOperation), which chose `code`. */
+  readonly kmsOperation: string;
 
   constructor(failure: XksFailure, kmsOperation: string, detail: { proxyStatus?: number; proxyMessage?: string; why?: string } = {}) {
     const row = TABLE[failure];
@@ -190,5 +194,7 @@ export class XksError extends ServiceError {
     this.connectionErrorCode = row.connectionErrorCode;
     this.proxyStatus = detail.proxyStatus;
     this.proxyMessage = detail.proxyMessage;
+    this.why = detail.why;
+    this.kmsOperation = kmsOperation;
   }
 }

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import { checkRequest, parseAuthorization, SigV4Error, verifySignature } from '../server/sigv4.js';
 import { HEALTH_KEY_LABEL, type KeyManager, KeyManagerError } from './keys.js';
 import {
@@ -34,10 +35,12 @@ import {
  */
 export interface XksProxyOptions {
   uriPath: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /** The proxy credentials: each access key ID names its secret; two at once let a credential be rotated (Authentication, SigV4 credentials rotation). */
+  credentials: { accessKeyId: string; secretAccessKey: string }[];
   region: string;
   keys: KeyManager;
+  /** Serve HTTPS (TLS 1.2 or later) with this PEM certificate chain and key; plain HTTP without. */
+  tls?: { cert: Buffer; key: Buffer };
   /** Where a line per request goes (default: nowhere). */
   log?: (line: Record<string, unknown>) => void;
   now?: () => number;
@@ -61,9 +64,9 @@ class Refusal extends Error {
 type Json = Record<string, unknown>;
 type Op = 'health' | 'metadata' | 'encrypt' | 'decrypt';
 
-export function createXksProxy(opts: XksProxyOptions): http.Server {
+export function createXksProxy(opts: XksProxyOptions): http.Server | https.Server {
   const now = opts.now ?? Date.now;
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const started = now();
     const chunks: Buffer[] = [];
     let size = 0;
@@ -85,7 +88,8 @@ export function createXksProxy(opts: XksProxyOptions): http.Server {
           res.end(JSON.stringify({ errorName: 'InternalException' }));
         });
     });
-  });
+  };
+  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
   return server;
@@ -112,9 +116,9 @@ export function createXksProxy(opts: XksProxyOptions): http.Server {
     try {
       const auth = parseAuthorization(req.rawHeaders);
       const checked = checkRequest(received, auth, { service: XKS_SERVICE, regionAllowed: (r) => r === opts.region, now: now() });
-      if (auth.credential.accessKeyId !== opts.accessKeyId)
-        throw new SigV4Error('InvalidSignatureException', 'The access key ID is not the one this proxy holds.');
-      await verifySignature(received, auth, opts.secretAccessKey, checked);
+      const held = opts.credentials.find((c) => c.accessKeyId === auth.credential.accessKeyId);
+      if (!held) throw new SigV4Error('InvalidSignatureException', 'The access key ID is not one this proxy holds.');
+      await verifySignature(received, auth, held.secretAccessKey, checked);
     } catch (e) {
       if (e instanceof SigV4Error) throw new Refusal('AuthenticationFailedException', e.message);
       throw e;

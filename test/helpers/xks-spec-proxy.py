@@ -232,6 +232,9 @@ class Proxy:
 def make_handler(proxy):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One write per answer (headers and body), without Nagle's delay on keep-alive connections.
+        wbufsize = 1 << 16
+        disable_nagle_algorithm = True
 
         def log_message(self, *a):
             pass

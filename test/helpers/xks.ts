@@ -80,9 +80,16 @@ export interface RunningXksProxy {
  * credential and region, resolved once it prints its endpoint. Unless `keep`,
  * it is killed after the test even when the test fails.
  */
-export async function startXksProxy(opts: { home: string; uriPath: string; keyIds: string[]; keep?: boolean; region?: string }): Promise<RunningXksProxy> {
+export async function startXksProxy(opts: {
+  home: string;
+  uriPath: string;
+  keyIds: string[];
+  keep?: boolean;
+  region?: string;
+  args?: string[];
+}): Promise<RunningXksProxy> {
   const args = [path.join(ROOT, 'bin/kmsvol.js'), 'xks-proxy', '--port', '0', '--region', opts.region ?? XKS_REGION, '--uri-path', opts.uriPath];
-  args.push('--access-key-id', XKS_AK, '--secret-access-key', XKS_SK, ...opts.keyIds.flatMap((k) => ['--key-id', k]));
+  args.push('--access-key-id', XKS_AK, '--secret-access-key', XKS_SK, ...opts.keyIds.flatMap((k) => ['--key-id', k]), ...(opts.args ?? []));
   const p = spawn(process.execPath, args, { env: { ...process.env, KMSVOL_HOME: opts.home }, stdio: ['ignore', 'pipe', 'pipe'] });
   if (!opts.keep) onCleanup(stopper(p));
   let out = '';

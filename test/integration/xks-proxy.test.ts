@@ -212,3 +212,80 @@ describe('the token behind kmsvol xks-proxy, read by pkcs11-tool (OpenSC)', () =
     expect(read.status).not.toBe(0);
   });
 });
+
+describe('the external key lives in the token, not in the proxy', () => {
+  it('a ciphertext made before a restart decrypts after it, with no --key-id the second time', async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-xks-restart-'));
+    try {
+      const cfg = { uriPath: URI_PATH, accessKeyId: XKS_AK, secretAccessKey: XKS_SK, region: XKS_REGION, timeoutMs: 10_000 };
+      const md = { ...META, kmsOperation: 'Decrypt' };
+      const first = await startXksProxy({ home: own, uriPath: URI_PATH, keyIds: ['kept-key'] });
+      const c1 = new XksClient({ ...cfg, uriEndpoint: first.endpoint });
+      const sealed = await c1.encrypt('kept-key', Buffer.from('data key bytes'), Buffer.from('vol-9'), md);
+      c1.close();
+      await first.stop();
+      const second = await startXksProxy({ home: own, uriPath: URI_PATH, keyIds: [] });
+      const c2 = new XksClient({ ...cfg, uriEndpoint: second.endpoint });
+      try {
+        expect((await c2.decrypt('kept-key', sealed, Buffer.from('vol-9'), md)).toString()).toBe('data key bytes');
+      } finally {
+        c2.close();
+        await second.stop();
+      }
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('kmsvol xks-proxy over TLS (--tls-cert, --tls-key)', () => {
+  it('curl and the XKS client reach it with the CA; without it, curl refuses the certificate and the client reports XKS_PROXY_INVALID_TLS_CONFIGURATION', async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-xks-tls-'));
+    try {
+      const cert = path.join(own, 'cert.pem');
+      const key = path.join(own, 'key.pem');
+      const made = spawnSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'].concat([
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+        ]),
+        { encoding: 'utf8' },
+      );
+      expect(made.status, made.stderr).toBe(0);
+      const tls = await startXksProxy({ home: own, uriPath: URI_PATH, keyIds: [KEY], args: ['--tls-cert', cert, '--tls-key', key] });
+      expect(tls.endpoint).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const health = JSON.stringify({ requestMetadata: { kmsRequestId: 't', kmsOperation: 'KmsHealthCheck' } });
+      const curlArgs = ['-sS', '--aws-sigv4', `aws:amz:${XKS_REGION}:kms-xks-proxy`, '--user', `${XKS_AK}:${XKS_SK}`, '-H', 'Content-Type: application/json'];
+      const url = `${tls.endpoint}${URI_PATH}/health`;
+      const ok = spawnSync('/usr/bin/curl', [...curlArgs, '--cacert', cert, '-d', health, url], { encoding: 'utf8' });
+      expect([ok.status, JSON.parse(ok.stdout).ekmFleetDetails[0].healthStatus]).toEqual([0, 'ACTIVE']);
+      const untrusted = spawnSync('/usr/bin/curl', [...curlArgs, '-d', health, url], { encoding: 'utf8' });
+      expect(untrusted.status).toBe(60); // curl: "SSL certificate problem"
+      const cfg = { uriEndpoint: tls.endpoint, uriPath: URI_PATH, accessKeyId: XKS_AK, secretAccessKey: XKS_SK, region: XKS_REGION, timeoutMs: 10_000 };
+      const trusting = new XksClient({ ...cfg, ca: fs.readFileSync(cert, 'utf8') });
+      const plain = new XksClient(cfg);
+      try {
+        const sealed = await trusting.encrypt(KEY, Buffer.from('over tls'), undefined, { ...META, kmsOperation: 'Encrypt' });
+        expect((await trusting.decrypt(KEY, sealed, undefined, { ...META, kmsOperation: 'Decrypt' })).toString()).toBe('over tls');
+        await expect(plain.health({ kmsOperation: 'CreateCustomKeyStore', kmsRequestId: 't' })).rejects.toMatchObject({
+          code: 'XksProxyUriUnreachableException',
+          failure: 'TlsFailed',
+          connectionErrorCode: 'XKS_PROXY_INVALID_TLS_CONFIGURATION',
+        });
+      } finally {
+        trusting.close();
+        plain.close();
+        await tls.stop();
+      }
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  });
+});

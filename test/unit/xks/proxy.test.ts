@@ -58,8 +58,17 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
-async function setup(keys: MemoryKeys, now?: () => number): Promise<XksClient> {
-  const server = createXksProxy({ uriPath: PATH, accessKeyId: AK, secretAccessKey: SK, region: 'ap-south-1', keys, ...(now ? { now } : {}) });
+const AK2 = 'AKIAXKSPROXYROTATE27';
+const SK2 = 'cm90YXRlZC1zZWNyZXQtZm9yLWttc3ZvbC14a3MtcHJveHk=';
+
+async function setup(keys: MemoryKeys, now?: () => number, credentials = [{ accessKeyId: AK, secretAccessKey: SK }]): Promise<XksClient> {
+  const server = createXksProxy({
+    uriPath: PATH,
+    credentials,
+    region: 'ap-south-1',
+    keys,
+    ...(now ? { now } : {}),
+  });
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
@@ -112,6 +121,25 @@ describe('xks proxy: SigV4 time', () => {
   it('within five minutes it is accepted', async () => {
     const c = await setup(new MemoryKeys(['k']), () => Date.now() + 4 * 60_000);
     await expect(c.health({ kmsOperation: 'KmsHealthCheck', kmsRequestId: 'r' })).resolves.toBeDefined();
+  });
+});
+
+describe('xks proxy: two credentials at once (rotation)', () => {
+  it('accepts either held credential, and refuses a secret paired with the other key id', async () => {
+    const c1 = await setup(new MemoryKeys(['k']), undefined, [
+      { accessKeyId: AK, secretAccessKey: SK },
+      { accessKeyId: AK2, secretAccessKey: SK2 },
+    ]);
+    const endpoint = (c1 as unknown as { base: URL }).base.origin;
+    const other = (accessKeyId: string, secretAccessKey: string) => {
+      const c = new XksClient({ uriEndpoint: endpoint, uriPath: PATH, accessKeyId, secretAccessKey, region: 'ap-south-1', timeoutMs: 10_000 });
+      clients.push(c);
+      return c;
+    };
+    await c1.health({ kmsOperation: 'KmsHealthCheck', kmsRequestId: 'r' });
+    await other(AK2, SK2).health({ kmsOperation: 'KmsHealthCheck', kmsRequestId: 'r' });
+    const e = await failed(other(AK2, SK).health({ kmsOperation: 'UpdateCustomKeyStore', kmsRequestId: 'r' }));
+    expect([e.failure, e.code]).toEqual(['AuthenticationFailedException', 'XksProxyIncorrectAuthenticationCredentialException']);
   });
 });
 
