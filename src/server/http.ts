@@ -9,10 +9,10 @@ import { ServiceError } from '../errors.js';
 import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
-import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
-import type { Caller, Service, ServiceReply, WireError } from './service.js';
 import type { ReceivedRequest } from '../sigv4.js';
 import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from '../sigv4.js';
+import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
+import type { Caller, Service, ServiceReply, WireError } from './service.js';
 
 /**
  * One endpoint for the services (`kmsvol serve`): every request is read
