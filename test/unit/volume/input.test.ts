@@ -87,4 +87,3 @@ describe('Availability Zones', () => {
       expect(() => checkZone(region!, bad!), bad).toThrow(expect.objectContaining({ name: 'InvalidZone.NotFound' }));
   });
 });
-});
