@@ -220,7 +220,7 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   if (duration > ROLE_MAX_SESSION_SECONDS)
     throw iamError(
       'ValidationError',
-      `The requested DurationSeconds exceeds the MaxSessionDuration set for this role (${ROLE_MAX_SESSION_SECONDS} seconds). Ask for at most ${ROLE_MAX_SESSION_SECONDS}.`,
+      `The requested DurationSeconds exceeds the MaxSessionDuration set for this role. Its MaxSessionDuration is ${ROLE_MAX_SESSION_SECONDS} seconds; ask for at most that.`,
     );
   const accessKeyId = randomId('ASIA');
   const secret = randomSecret();
