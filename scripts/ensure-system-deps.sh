@@ -21,6 +21,8 @@ declare -A PKG=(
   [userdel]=passwd
   [pkill]=procps
   [cc]=gcc
+  # The auth conformance sweep runs the AWS CLI and boto3 with their clock off (libfaketime).
+  [faketime]=faketime
 )
 if [[ "$want" == bench || "$want" == all ]]; then
   PKG[gocryptfs]=gocryptfs

@@ -113,10 +113,11 @@ export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   const size = req.Size ?? snap?.volume_size;
   if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size or snapshotId');
   const type = checkVolumeType(req.VolumeType ?? DEFAULT_VOLUME_TYPE);
+  // The type's own members first (io1 without Iops is MissingParameter whatever its size), then its size range.
+  const perf = performance(type, size, req.Iops, req.Throughput);
   checkSize(type, size);
   if (snap && size < snap.volume_size)
     throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is too small; minimum is ${snap.volume_size}GiB (the size of ${snap.snapshot_id}).`);
-  const perf = performance(type, size, req.Iops, req.Throughput);
   const zone = checkZone(ctx.region, req.AvailabilityZone);
   const tags = tagsFor(req.TagSpecifications, 'volume');
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';

@@ -23,8 +23,11 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     const v = kmsvol(home, [
       'ec2',
       'create-volume',
+      // gp3 (the default is gp2, which takes no IOPS or throughput); 4,000 IOPS needs 8 GiB (500 per GiB).
+      '--volume-type',
+      'gp3',
       '--size',
-      '1',
+      '8',
       '--encrypted',
       '--kms-key-id',
       key,
