@@ -73,8 +73,7 @@ export function performance(
   const [lo, hi] = l.iops.range;
   if (!Number.isInteger(i) || i < lo || i > hi) throw bad(`Iops (${i}) for ${type} volumes must be ${lo}-${hi}.`);
   // gp3's baseline 3,000 IOPS comes with any size; beyond it, at most perGiB per GiB.
-  if (i > Math.max(l.iops.default ?? 0, size * l.iops.perGiB))
-    throw bad(`Iops to volume size ratio of ${i / size} is too high; maximum is ${l.iops.perGiB}.`);
+  if (i > Math.max(l.iops.default ?? 0, size * l.iops.perGiB)) throw bad(`Iops to volume size ratio of ${i / size} is too high; maximum is ${l.iops.perGiB}.`);
   if (!l.throughput) return { iops: i, throughput: null };
   const t = throughput ?? l.throughput.default;
   const [tlo, thi] = l.throughput.range;

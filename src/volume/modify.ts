@@ -7,10 +7,10 @@ import { Ec2Errors } from './errors.js';
 import type { Filter } from './filters.js';
 import { applyFilters, paginate } from './filters.js';
 import { imageFile, sizeImage } from './images.js';
+import { checkSize, checkVolumeType, performance } from './limits.js';
 import { readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
 import type { ModificationRow } from './registry.js';
-import { checkSize, checkVolumeType, performance } from './limits.js';
 
 /**
  * EBS Elastic Volumes: ModifyVolume grows a volume (and changes its type,

@@ -10,13 +10,13 @@ import { Ec2Errors } from './errors.js';
 import type { Filter, FilterSpec } from './filters.js';
 import { describePage, refusePagedIds, sharedFilters } from './filters.js';
 import { copyImage, imageFile, imagePath, removeRunFiles, snapshotFile, volumeLockPath, writeEncryptedImage, writeImageAtomically } from './images.js';
+import { checkSize, checkVolumeType, DEFAULT_VOLUME_TYPE, performance } from './limits.js';
 import { GiB } from './offsets.js';
 import type { AttachmentRow, VolumeRow } from './registry.js';
 import { newId } from './registry.js';
 import type { TagSpecification } from './tags.js';
 import { putTags, tagShape, tagsFor } from './tags.js';
 import { checkText } from './text.js';
-import { checkSize, checkVolumeType, DEFAULT_VOLUME_TYPE, performance } from './limits.js';
 import { checkZone } from './zones.js';
 
 // What callers outside volume/ have long imported from here (the context and lookups now live in context.ts, the images in images.ts).

@@ -43,12 +43,13 @@ const AUTH: Record<NonNullable<WireError['failure']>, (detail: string) => WireEr
   skew: (d) => ({ name: 'RequestExpired', message: `Request has expired. ${d}`, status: 400 }),
   'unknown-key': () => ({
     name: 'AuthFailure',
-    message: 'AWS was not able to validate the provided access credentials: the access key is not known to this endpoint (create one with `kmsvol iam create-access-key`).',
+    message:
+      'AWS was not able to validate the provided access credentials: the access key is not known to this endpoint (create one with `kmsvol iam create-access-key`).',
     status: 401,
   }),
   'invalid-token': () => ({
     name: 'AuthFailure',
-    message: "AWS was not able to validate the provided access credentials: the session token is not the one issued with this access key.",
+    message: 'AWS was not able to validate the provided access credentials: the session token is not the one issued with this access key.',
     status: 401,
   }),
   'expired-token': () => ({

@@ -107,7 +107,8 @@ async function call(svc: keyof typeof BODIES, b: Broken = {}): Promise<{ status:
 }
 
 const MIN = 60_000;
-const EC2_DOC = /^<\?xml version="1\.0" encoding="UTF-8"\?>\s*<Response><Errors><Error><Code>\w+<\/Code><Message>[^<]+<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/;
+const EC2_DOC =
+  /^<\?xml version="1\.0" encoding="UTF-8"\?>\s*<Response><Errors><Error><Code>\w+<\/Code><Message>[^<]+<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/;
 const STS_DOC =
   /^<\?xml version="1\.0" encoding="UTF-8"\?>\s*<ErrorResponse xmlns="https:\/\/sts\.amazonaws\.com\/doc\/2011-06-15\/"><Error><Type>Sender<\/Type><Code>\w+<\/Code><Message>[^<]+<\/Message><\/Error><RequestId>[0-9a-f-]{36}<\/RequestId><\/ErrorResponse>$/;
 
@@ -140,7 +141,9 @@ describe("EC2's and STS's own authentication errors, by the endpoint", () => {
 
   it("EC2's messages say what was wrong: the scope's service and region, the clock, AWS's own sentences", async () => {
     expect((await call('ec2', { scopeService: 'iam' })).message).toMatch(/^Credential should be scoped to correct service: 'ec2'\./);
-    expect((await call('ec2', { skewMs: -20 * MIN })).message).toMatch(/^Request has expired\. Signature expired: \d{8}T\d{6}Z is now earlier than .* - 15 min\.\)$/);
+    expect((await call('ec2', { skewMs: -20 * MIN })).message).toMatch(
+      /^Request has expired\. Signature expired: \d{8}T\d{6}Z is now earlier than .* - 15 min\.\)$/,
+    );
     expect((await call('ec2', { skewMs: 20 * MIN })).message).toMatch(/^Request has expired\. Signature not yet current: .* \+ 15 min\.\)$/);
     expect((await call('ec2', { accessKeyId: 'AKIAUNKNOWNUNKNOWN00' })).message).toMatch(/^AWS was not able to validate the provided access credentials/);
     expect((await call('ec2', { authorization: null })).message).toMatch(

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Kmsvol } from '../../../src/api.js';
-import { createRole, assumeRole } from '../../../src/kms/iam.js';
+import { assumeRole, createRole } from '../../../src/kms/iam.js';
 import { describeInstances, instanceTypeFor } from '../../../src/volume/instances.js';
 import { checkSize, performance } from '../../../src/volume/limits.js';
 import { modifyVolume } from '../../../src/volume/modify.js';
@@ -118,7 +118,7 @@ describe("AssumeRole and the role's MaxSessionDuration (1 hour, AWS's default)",
 });
 
 describe('DescribeInstances: this host as an instance of a real type', () => {
-  it('has ImageId, RootDeviceName, an EBS root, Placement in the region\'s first zone and an instance type AWS has for this host\'s CPUs', async () => {
+  it("has ImageId, RootDeviceName, an EBS root, Placement in the region's first zone and an instance type AWS has for this host's CPUs", async () => {
     const kv = api();
     const i = describeInstances(kv.ctx, {}).Reservations[0]!.Instances[0]!;
     expect(i.ImageId).toMatch(/^ami-[0-9a-f]{17}$/);
