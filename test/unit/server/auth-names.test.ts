@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/clock.js';
 import { openHome } from '../../../src/home.js';
-import { createAccessKey } from '../../../src/kms/iam.js';
+import { assumeRole, createAccessKey, createRole } from '../../../src/kms/iam.js';
 import { Kms } from '../../../src/kms/kms.js';
 import { ec2Service } from '../../../src/server/ec2/index.js';
 import type { Endpoint } from '../../../src/server/http.js';
@@ -38,14 +39,28 @@ class Sha256 {
 let dir: string;
 let ep: Endpoint;
 let key: { id: string; secret: string };
+let session: { id: string; secret: string; token: string };
+/** The endpoint's clock (session expiry); signatures are checked against the system clock. */
+const clock = new ManualClock();
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-auth-'));
   const home = openHome(dir);
-  const kms = Kms.open({ home, region: 'us-east-1' });
+  const kms = Kms.open({ home, region: 'us-east-1', clock });
   const k = createAccessKey(kms.ctx, 'tester').AccessKey;
+  createRole(
+    kms.ctx,
+    'app',
+    JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::000000000000:root' }, Action: 'sts:AssumeRole' }] }),
+  );
+  const c = assumeRole(kms.ctx, 'arn:aws:iam::000000000000:user/tester', {
+    RoleArn: 'arn:aws:iam::000000000000:role/app',
+    RoleSessionName: 'sweep',
+    DurationSeconds: 900,
+  }).Credentials;
   kms.close();
   key = { id: k.AccessKeyId, secret: k.SecretAccessKey };
-  ep = await serveEndpoint({ home, services: [kmsService, stsService, ec2Service], port: 0, region: 'us-east-1' });
+  session = { id: c.AccessKeyId, secret: c.SecretAccessKey, token: c.SessionToken };
+  ep = await serveEndpoint({ home, services: [kmsService, stsService, ec2Service], port: 0, region: 'us-east-1', clock });
 });
 afterAll(async () => {
   await ep?.close();
@@ -161,6 +176,27 @@ describe("EC2's and STS's own authentication errors, by the endpoint", () => {
       expect(k.message).toMatch(/5 min\.\)$/);
     }
     expect((await call('kms')).code).toBe('ok');
+  });
+
+  it("a session's credentials: served while valid; a wrong token is EC2's AuthFailure and STS's InvalidClientTokenId; once expired, EC2's RequestExpired and STS's ExpiredToken", async () => {
+    const as = (token: string) => ({ accessKeyId: session.id, secret: session.secret, token });
+    expect((await call('ec2', as(session.token))).code).toBe('ok');
+    expect((await call('sts', as(session.token))).code).toBe('ok');
+    expect(await call('ec2', as(`${session.token}x`))).toMatchObject({ code: 'AuthFailure', status: 401 });
+    expect(await call('sts', as(`${session.token}x`))).toMatchObject({ code: 'InvalidClientTokenId', status: 403 });
+    clock.advance(901_000);
+    try {
+      const e = await call('ec2', as(session.token));
+      expect(e).toMatchObject({
+        code: 'RequestExpired',
+        status: 400,
+        message: expect.stringMatching(/^Request has expired\. The security token included in the request is expired/),
+      });
+      expect(e.body).toMatch(EC2_DOC);
+      expect(await call('sts', as(session.token))).toMatchObject({ code: 'ExpiredToken', status: 400 });
+    } finally {
+      clock.advance(-901_000);
+    }
   });
 
   it("KMS keeps its JSON exceptions for the same failures (EC2's names are EC2's alone)", async () => {
