@@ -136,6 +136,10 @@ export function startModifyVolume(ctx: Ec2Context, req: ModifyVolumeRequest) {
     ctx.registry.putModification(m);
     const starts = [...recentStarts(ctx, m.volume_id, m.start_time), m.start_time];
     ctx.registry.setSetting(startsKey(m.volume_id), JSON.stringify(starts));
+    // Volumes whose last modification left the window (deleted ones included) need no record.
+    ctx.registry.db
+      .prepare("DELETE FROM settings WHERE k LIKE 'modification_starts:%' AND json_extract(v, '$[#-1]') <= ?")
+      .run(m.start_time - MODIFICATION_WINDOW_MS);
   });
   const first = modificationShape(m);
   const done = (async () => {

@@ -90,6 +90,18 @@ describe("ModifyVolume's rate: 4 modifications in a rolling 24 hours, on the pro
     expect((await refusal(modifyVolume(kv.ctx, { VolumeId: v.VolumeId, Size: 11 }))).name).toBe('VolumeModificationRateExceeded');
   });
 
+  it('a record of starts is kept only while it can refuse: a volume last modified more than 24 hours ago has none', async () => {
+    const kv = api();
+    const a = await kv.createVolume({ Size: 1 });
+    const b = await kv.createVolume({ Size: 1 });
+    await modifyVolume(kv.ctx, { VolumeId: a.VolumeId, Size: 2 });
+    expect(kv.ctx.registry.getSetting(`modification_starts:${a.VolumeId}`)).toBeDefined();
+    kv.clock.advance(24 * HOUR + 1);
+    await modifyVolume(kv.ctx, { VolumeId: b.VolumeId, Size: 2 });
+    expect(kv.ctx.registry.getSetting(`modification_starts:${a.VolumeId}`)).toBeUndefined();
+    expect(kv.ctx.registry.getSetting(`modification_starts:${b.VolumeId}`)).toBe(JSON.stringify([kv.clock.now().getTime()]));
+  });
+
   it("another volume's modifications do not count", async () => {
     const kv = api();
     const a = await kv.createVolume({ Size: 1 });
