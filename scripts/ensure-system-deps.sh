@@ -23,6 +23,8 @@ declare -A PKG=(
   [cc]=gcc
   [pkcs11-tool]=opensc
   [softhsm2-util]=softhsm2
+  # The auth conformance sweep runs the AWS CLI and boto3 with their clock off (libfaketime).
+  [faketime]=faketime
 )
 if [[ "$want" == bench || "$want" == all ]]; then
   PKG[gocryptfs]=gocryptfs
