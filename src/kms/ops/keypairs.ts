@@ -1,7 +1,7 @@
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { newMaterialFor, publicKeyDer } from '../keyspec.js';
-import { seal } from '../rules/envelope.js';
+import { materialIdOf, seal } from '../rules/envelope.js';
 import { context, oneOf, reqStr } from '../validate.js';
 
 /**
@@ -32,12 +32,14 @@ function generate(k: KmsContext, req: Req, action: string, withPlaintext: boolea
   const { row, spec, ctx } = pairRequest(k, req, action);
   const privateKey = newMaterialFor(spec);
   try {
+    const sealed = seal(k, row, privateKey, ctx);
     const out = {
-      PrivateKeyCiphertextBlob: seal(k, row, privateKey, ctx),
+      PrivateKeyCiphertextBlob: sealed,
       ...(withPlaintext ? { PrivateKeyPlaintext: Buffer.from(privateKey) } : {}),
       PublicKey: publicKeyDer(privateKey),
       KeyId: k.keyArn(row.key_id),
       KeyPairSpec: spec,
+      KeyMaterialId: materialIdOf(sealed),
     };
     return out;
   } finally {

@@ -24,6 +24,11 @@ export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: Encrypt
   });
 }
 
+/** The KeyMaterialId of a blob sealed here (hex, as AWS shows it): the material that sealed it. */
+export function materialIdOf(ciphertext: Buffer): string {
+  return parseBlob(ciphertext).materialId.toString('hex');
+}
+
 /**
  * Open a blob. Precondition order matches AWS: a KeyId naming another key is
  * IncorrectKeyException; a blob of another store, a changed byte or a wrong
@@ -35,7 +40,7 @@ export function open(
   ctx: EncryptionContext | undefined,
   keyRef: string | undefined,
   action: string,
-): { row: KeyRow; plaintext: Buffer } {
+): { row: KeyRow; plaintext: Buffer; materialId: string } {
   const parsed = parseBlob(ciphertext);
   if (!parsed.storeId.equals(k.store.storeId)) throw KmsErrors.invalidCiphertext();
   if (keyRef !== undefined && k.resolveKeyId(keyRef) !== parsed.keyId) throw KmsErrors.incorrectKey();
@@ -64,5 +69,5 @@ export function open(
     }
     return out;
   });
-  return { row, plaintext };
+  return { row, plaintext, materialId: mat.material_id.toString('hex') };
 }
