@@ -118,9 +118,7 @@ describe('ECC_NIST_EDWARDS25519', () => {
     const sign = (req: Record<string, unknown>) => () => kms.invoke('Sign', { KeyId: id, Message: crypto.randomBytes(64), ...req });
     expect(errorName(sign({ SigningAlgorithm: 'ED25519_SHA_512', MessageType: 'DIGEST' }))).toBe('ValidationException');
     expect(errorName(sign({ SigningAlgorithm: 'ED25519_PH_SHA_512', MessageType: 'RAW' }))).toBe('ValidationException');
-    expect(errorName(sign({ SigningAlgorithm: 'ED25519_PH_SHA_512', MessageType: 'DIGEST', Message: crypto.randomBytes(32) }))).toBe(
-      'ValidationException',
-    );
+    expect(errorName(sign({ SigningAlgorithm: 'ED25519_PH_SHA_512', MessageType: 'DIGEST', Message: crypto.randomBytes(32) }))).toBe('ValidationException');
     expect(errorName(sign({ SigningAlgorithm: 'ECDSA_SHA_512' }))).toBe('InvalidKeyUsageException');
     expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ECC_NIST_EDWARDS25519' }))).toBe('ValidationException');
     const sym = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
@@ -161,12 +159,15 @@ describe('ML-DSA', () => {
       expect(verifier.verify(new Uint8Array(message), bad, new Uint8Array(pk))).toBe(false);
       // μ = SHAKE256(SHAKE256(pk, 64) || 0x00 || 0x00 || M, 64) (FIPS 204, ML-DSA.Sign with an empty context).
       const tr = crypto.createHash('shake256', { outputLength: 64 }).update(pk).digest();
-      const mu = crypto.createHash('shake256', { outputLength: 64 }).update(tr).update(Buffer.from([0, 0])).update(message).digest();
+      const mu = crypto
+        .createHash('shake256', { outputLength: 64 })
+        .update(tr)
+        .update(Buffer.from([0, 0]))
+        .update(message)
+        .digest();
       const muSig = kms.invoke('Sign', { KeyId: md.KeyId, Message: mu, MessageType: 'EXTERNAL_MU', SigningAlgorithm: 'ML_DSA_SHAKE_256' }).Signature!;
       expect(verifier.verify(new Uint8Array(message), new Uint8Array(muSig), new Uint8Array(pk))).toBe(true);
-      expect(
-        kms.invoke('Verify', { KeyId: md.KeyId, Message: message, Signature: muSig, SigningAlgorithm: 'ML_DSA_SHAKE_256' }).SignatureValid,
-      ).toBe(true);
+      expect(kms.invoke('Verify', { KeyId: md.KeyId, Message: message, Signature: muSig, SigningAlgorithm: 'ML_DSA_SHAKE_256' }).SignatureValid).toBe(true);
       expect(errorName(() => kms.invoke('Verify', { KeyId: md.KeyId, Message: message, Signature: bad, SigningAlgorithm: 'ML_DSA_SHAKE_256' }))).toBe(
         'KMSInvalidSignatureException',
       );
