@@ -11,7 +11,17 @@ import { context, oneOf, reqStr } from '../validate.js';
  * GenerateDataKeyPair only.
  */
 type Req = Record<string, unknown>;
-const KEY_PAIR_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521', 'ECC_SECG_P256K1', 'ECC_NIST_EDWARDS25519', 'SM2'] as const;
+const KEY_PAIR_SPECS = [
+  'RSA_2048',
+  'RSA_3072',
+  'RSA_4096',
+  'ECC_NIST_P256',
+  'ECC_NIST_P384',
+  'ECC_NIST_P521',
+  'ECC_SECG_P256K1',
+  'ECC_NIST_EDWARDS25519',
+  'SM2',
+] as const;
 
 function pairRequest(k: KmsContext, req: Req, action: string) {
   const keyId = reqStr(req, 'KeyId');
