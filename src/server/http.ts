@@ -11,6 +11,8 @@ import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from
 import type { Caller, Service, ServiceReply, WireError } from './service.js';
 import type { ReceivedRequest } from './sigv4.js';
 import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from './sigv4.js';
+import type { Unserved } from './unserved.js';
+import { unservedReply, unservedRequest } from './unserved.js';
 
 /**
  * One endpoint for the services (`kmsvol serve`): every request is read
@@ -132,6 +134,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   const clock = opts.clock ?? clockFromEnv();
   const services = new Map(opts.services.map((s) => [s.name, s]));
   if (!services.has('kms')) throw new Error('the endpoint needs the kms service');
+  const served = new Set(services.keys());
+  const servedNames = [...served].map((s) => s.toUpperCase());
   const regions = new Map<string, Kms>();
   const kmsFor = (region: string): Kms => {
     let kms = regions.get(region);
@@ -207,7 +211,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     const requestId = crypto.randomUUID();
     let service = route(services, req);
     let reply: ServiceReply;
+    let foreign: Unserved | undefined = unservedRequest(served, req);
     try {
+      if (foreign) throw new ServiceError('UnknownOperationException', 'unserved');
       if (service.name === 'kms' && !req.headers['x-amz-target'] && req.method !== 'POST')
         throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       if (service.name === 'kms' && (req.url ?? '/') !== '/')
@@ -218,13 +224,16 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       count.query(queryOf(req));
       const body = await readBody(req, isForm(req) ? count : undefined);
       const params = queryParams(req, body);
+      foreign = unservedRequest(served, req, params);
+      if (foreign) throw new ServiceError('UnknownOperationException', 'unserved');
       service = route(services, req, params);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
       const { caller, region, signedHeaders } = await authenticate(received, service, who);
       reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms: kmsFor(region), signedHeaders });
     } catch (e) {
       if (e === ABORTED) return void res.destroy();
-      reply = service.error(wireError(e, service.name), requestId);
+      // A request for a service this endpoint does not serve is answered in that service's shape, not the routed one's.
+      reply = foreign ? unservedReply(foreign, servedNames, requestId) : service.error(wireError(e, service.name), requestId);
       // Refused before its body was read: let the body go by unread.
       if (!req.complete) req.resume();
     }
