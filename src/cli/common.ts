@@ -22,7 +22,10 @@ export interface GlobalOptions {
 export function withGlobals(cmd: Command): Command {
   return cmd
     .option('--home <dir>', 'kmsvol home directory (default $KMSVOL_HOME or ~/.kmsvol)')
-    .option('--region <region>', 'region (default $KMSVOL_REGION, $AWS_REGION or "local")')
+    .option(
+      '--region <region>',
+      "region (default $KMSVOL_REGION, else the AWS CLI's: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's region in ~/.aws/config; else us-east-1)",
+    )
     .addOption(new Option('--output <format>', 'output format').choices(['json', 'text', 'table', 'yaml']))
     .option('--profile <name>', 'the AWS profile for a remote KMS (as AWS_PROFILE)')
     .option('--query <jmespath>', 'JMESPath query applied to the response')

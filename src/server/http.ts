@@ -7,6 +7,7 @@ import { ServiceError } from '../errors.js';
 import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
+import { isAwsRegion } from '../region.js';
 import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
 import type { Caller, Service, ServiceReply, WireError } from './service.js';
 import type { ReceivedRequest } from './sigv4.js';
@@ -34,8 +35,10 @@ export interface EndpointOptions {
   services: Service[];
   host?: string;
   port?: number;
-  /** Serve only this region (requests scoped to another are refused); default: every region. */
+  /** Serve only this region (requests scoped to another are refused); default: every AWS region. */
   region?: string;
+  /** Serve regions that are not AWS's too (a credential scope of any name); default: AWS's regions only. */
+  regionAllowAny?: boolean;
   clock?: Clock;
 }
 
@@ -182,7 +185,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     const checked = checkRequest(received, auth, {
       service: service.name,
       mustSign: ['x-amz-target'],
-      regionAllowed: (r) => !opts.region || r === opts.region,
+      regionAllowed: (r) => (!opts.region || r === opts.region) && (opts.regionAllowAny === true || isAwsRegion(r)),
       now: Date.now(),
     });
     const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');

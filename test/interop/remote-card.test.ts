@@ -79,7 +79,7 @@ describe('the card through a remote KMS', () => {
     // the kmsvol-card session for a volume is only for a principal who could make its card grant.
     const asBob = new STSClient({
       endpoint: server.url,
-      region: 'local',
+      region: 'us-east-1',
       credentials: { accessKeyId: bk.AccessKeyId, secretAccessKey: bk.SecretAccessKey },
       maxAttempts: 1,
     });
@@ -118,7 +118,7 @@ describe('the card through a remote KMS', () => {
     // What a kmsvol-card session of this volume may do (alice gets one as the control plane does for the card): its grant, nothing more.
     const asAlice = new STSClient({
       endpoint: server.url,
-      region: 'local',
+      region: 'us-east-1',
       credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey },
       maxAttempts: 1,
     });
@@ -128,7 +128,7 @@ describe('the card through a remote KMS', () => {
     expect(session.AccessKeyId).toMatch(/^ASIA/);
     const asCard = new sdk.KMSClient({
       endpoint: server.url,
-      region: 'local',
+      region: 'us-east-1',
       credentials: { accessKeyId: session.AccessKeyId!, secretAccessKey: session.SecretAccessKey!, sessionToken: session.SessionToken! },
       maxAttempts: 1,
     });

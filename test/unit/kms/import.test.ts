@@ -43,7 +43,7 @@ describe('imported key material', () => {
       ['RSA_3072', 3072],
     ] as const) {
       const p = params('RSAES_OAEP_SHA_256', spec);
-      expect(p.KeyId).toBe(`arn:aws:kms:local:000000000000:key/${id}`);
+      expect(p.KeyId).toBe(`arn:aws:kms:us-east-1:000000000000:key/${id}`);
       expect(crypto.createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' }).asymmetricKeyDetails?.modulusLength).toBe(bits);
       expect(p.ParametersValidTo.getTime()).toBe(clock.now().getTime() + DAY);
     }
