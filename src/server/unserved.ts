@@ -25,7 +25,7 @@ const scopeOf = (req: http.IncomingMessage) => /Credential=[^/]+\/\d{8}\/[^/]+\/
 /** The AWS CLI names its command in the User-Agent ("command/ebs.list-snapshot-blocks"): the operation, in the model's words. */
 function cliOperation(req: http.IncomingMessage): string | undefined {
   const m = /\bcommand\/[\w-]+\.([\w-]+)/.exec(String(req.headers['user-agent'] ?? ''));
-  return m?.[1]!.replace(/(^|-)([a-z0-9])/g, (_, _d, c: string) => c.toUpperCase());
+  return m?.[1]?.replace(/(^|-)([a-z0-9])/g, (_, _d, c: string) => c.toUpperCase());
 }
 
 /**
