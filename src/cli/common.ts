@@ -16,6 +16,8 @@ export interface GlobalOptions {
   query?: string;
   kms?: 'embedded' | 'aws';
   kmsEndpoint?: string;
+  /** The AWS CLI v2's --cli-binary-format: how blob arguments are read. */
+  cliBinaryFormat?: 'base64' | 'raw-in-base64-out';
 }
 
 /** The AWS CLI's global options, accepted on every command (before or after the operation). */
@@ -37,7 +39,13 @@ export function withGlobals(cmd: Command): Command {
     )
     .option('--kms-endpoint <url>', 'a remote KMS such as `kmsvol kms serve` (default $KMSVOL_KMS_ENDPOINT or $AWS_ENDPOINT_URL_KMS)')
     .option('--endpoint-url <url>', 'the same as --kms-endpoint, as the AWS CLI names it')
-    .option('--no-cli-pager', 'accepted for AWS CLI compatibility');
+    .option('--no-cli-pager', 'accepted for AWS CLI compatibility')
+    .addOption(
+      new Option(
+        '--cli-binary-format <format>',
+        'how blob arguments are read, as in AWS CLI v2: base64 (the default) or raw-in-base64-out (the text itself); fileb:// is raw bytes either way',
+      ).choices(['base64', 'raw-in-base64-out']),
+    );
 }
 
 /**

@@ -5,6 +5,7 @@ import type { MemberType } from '../kms/members.js';
 import { MEMBERS } from '../kms/members.js';
 import type { KmsOperation, OperationSpec } from '../kms/operations.js';
 import { OPERATIONS } from '../kms/operations.js';
+import type { BinaryFormat } from './args.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, namedIn, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
@@ -20,9 +21,9 @@ import { serveCommand } from './serve.js';
  */
 
 /** How each member type's option value becomes a request value. */
-const PARSERS: Record<MemberType, (v: unknown, flag: string) => unknown> = {
+const PARSERS: Record<MemberType, (v: unknown, flag: string, format: BinaryFormat) => unknown> = {
   string: (v, flag) => readParamText(v as string, flag),
-  blob: (v, flag) => parseBlob(v as string, flag),
+  blob: (v, flag, format) => parseBlob(v as string, flag, format),
   map: (v, flag) => parseMap(v as string, flag),
   int: (v, flag) => parseInteger(v as string, flag),
   bool: (v) => v as boolean,
@@ -49,7 +50,7 @@ function camel(flag: string): string {
 }
 
 /** Build the request from parsed options (over `base`, from --cli-input-json/yaml), converting each value by its field type. */
-function buildRequest(fields: string[], opts: Record<string, unknown>, base: KmsRequest = {}): KmsRequest {
+function buildRequest(fields: string[], opts: Record<string, unknown>, base: KmsRequest = {}, format: BinaryFormat = 'base64'): KmsRequest {
   const req: KmsRequest = { ...base };
   const missing: string[] = [];
   for (const spec of fields) {
@@ -60,7 +61,7 @@ function buildRequest(fields: string[], opts: Record<string, unknown>, base: Kms
       if (spec.endsWith('!') && req[field] === undefined) missing.push(`--${flag}`);
       continue;
     }
-    req[field] = PARSERS[typeOf(field)](v, flag);
+    req[field] = PARSERS[typeOf(field)](v, flag, format);
   }
   if (missing.length) throw new UsageError(`the following arguments are required: ${missing.join(', ')}`);
   return req;
@@ -116,7 +117,7 @@ export function kmsCommand(args?: readonly string[]): Command {
       const g = globalsOf(self);
       await OperationContext.run(op, async () => {
         if (opts.generateCliSkeleton !== undefined) return printSkeleton(skeleton(fields), opts.generateCliSkeleton as string | true);
-        const req = buildRequest(fields, opts, fromInput(fields, cliInput(opts)));
+        const req = buildRequest(fields, opts, fromInput(fields, cliInput(opts)), g.cliBinaryFormat);
         const client = openKmsClient(g);
         try {
           // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --limit/--marker).
