@@ -20,7 +20,7 @@ describe('seed 003: the KMS session replays with aws replaced by kmsvol', () => 
     expect(Buffer.from(gdk.Plaintext, 'base64')).toHaveLength(32);
 
     const dec = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', gdk.CiphertextBlob]).json;
-    expect(dec).toEqual({ KeyId: gdk.KeyId, Plaintext: gdk.Plaintext, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' });
+    expect(dec).toEqual({ KeyId: gdk.KeyId, Plaintext: gdk.Plaintext, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT', KeyMaterialId: gdk.KeyMaterialId });
 
     const k2 = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
     const upd = kmsvol(home, ['kms', 'update-alias', '--alias-name', 'alias/my-key', '--target-key-id', k2]);
