@@ -10,6 +10,7 @@ import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseT
 import { globalsOf, namedIn, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { cliInput, cliInputOptions, printSkeleton } from './input.js';
+import { loadKmsHelp } from './kms-help.js';
 import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
 import { seedCommand } from './seed.js';
 import { serveCommand } from './serve.js';
@@ -99,16 +100,19 @@ export function kmsCommand(args?: readonly string[]): Command {
   const kms = new Command('kms').description('AWS KMS operations against the local KMS (same names and arguments as `aws kms`)');
   const commands = Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][];
   const wanted = namedIn(args, [...commands.map(([op]) => kebab(op)), 'serve', 'seed']);
+  // Descriptions in AWS's words, read only when help is asked for (kms-help.ts).
+  const help = args?.some((a) => a === '--help' || a === '-h' || a === 'help') ? loadKmsHelp() : undefined;
   for (const [op, fields] of commands) {
     if (!wanted(kebab(op))) continue;
-    const cmd = withGlobals(new Command(kebab(op)).description(`KMS ${op}`));
+    const cmd = withGlobals(new Command(kebab(op)).description(help?.operation(op) ?? `KMS ${op}`));
     for (const spec of fields) {
       const field = spec.replace(/!$/, '');
       const flag = kebab(field);
       const type = typeOf(field);
-      if (type === 'bool') cmd.option(`--${flag}`).option(`--no-${flag}`);
-      else if (type === 'list' || type === 'structs') cmd.option(`--${flag} <values...>`);
-      else cmd.option(`--${flag} <value>`);
+      const text = `${help?.member(op, field) ?? ''}${spec.endsWith('!') ? ' (required)' : ''}`.trim();
+      if (type === 'bool') cmd.option(`--${flag}`, text).option(`--no-${flag}`, `the opposite of --${flag}`);
+      else if (type === 'list' || type === 'structs') cmd.option(`--${flag} <values...>`, text);
+      else cmd.option(`--${flag} <value>`, text);
     }
     const list = (OPERATIONS[op] as OperationSpec).pages;
     cliInputOptions(cmd);
