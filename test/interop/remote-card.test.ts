@@ -102,7 +102,7 @@ describe('the card through a remote KMS', () => {
         .filter((r) => r.eventName === 'Decrypt' && r.requestParameters?.encryptionContext?.['aws:ebs:id'] === mine);
     await expect.poll(() => decrypts().filter((r) => r.userIdentity.arn === cardArn).length).toBe(1);
     const byCard = decrypts().find((r) => r.userIdentity.arn === cardArn);
-    expect(byCard.userIdentity).toEqual({ type: 'AssumedRole', arn: cardArn, invokedBy: 'ec2.local.amazonaws.com' });
+    expect(byCard.userIdentity).toEqual({ type: 'AssumedRole', arn: cardArn, invokedBy: 'ec2.us-east-1.amazonaws.com' });
     expect(byCard.errorCode).toBeUndefined();
     expect(byCard.additionalEventData.authorization.at(-1)).toMatchObject({ action: 'kms:Decrypt', effect: 'Allow', by: expect.stringMatching(/^grant /) });
     // ...and the user's own credentials never decrypted it for the card (alice's Decrypt is create-volume's key digest, before the attach).
