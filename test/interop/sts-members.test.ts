@@ -78,7 +78,7 @@ describe("STS, member by member against AWS's current model", () => {
     const unclassified = inputs.filter((m) => !HONOURED.includes(m) && !(m in SAMPLES));
     expect(unclassified).toEqual([]);
     for (const m of Object.keys(SAMPLES)) {
-      const e = await client.send(new sts.AssumeRoleCommand({ RoleArn: ROLE, RoleSessionName: 's', [m]: SAMPLES[m] } as sts.AssumeRoleCommandInput)).then(
+      const e = await client.send(new sts.AssumeRoleCommand({ RoleArn: ROLE, RoleSessionName: 'session', [m]: SAMPLES[m] } as sts.AssumeRoleCommandInput)).then(
         () => undefined,
         (x: Error) => x,
       );
