@@ -24,8 +24,10 @@ const scopeOf = (req: http.IncomingMessage) => /Credential=[^/]+\/\d{8}\/[^/]+\/
 
 /** The AWS CLI names its command in the User-Agent ("command/ebs.list-snapshot-blocks"): the operation, in the model's words. */
 function cliOperation(req: http.IncomingMessage): string | undefined {
-  const m = /\bcommand\/[\w-]+\.([\w-]+)/.exec(String(req.headers['user-agent'] ?? ''));
-  return m?.[1]?.replace(/(^|-)([a-z0-9])/g, (_, _d, c: string) => c.toUpperCase());
+  const m = /\bcommand\/([\w-]+)\.([\w-]+)/.exec(String(req.headers['user-agent'] ?? ''));
+  // `aws s3 ls`, `cp`, `sync` … are the CLI's own commands, not operations: those are named by method and path.
+  if (m?.[1] === 's3') return undefined;
+  return m?.[2]?.replace(/(^|-)([a-z0-9])/g, (_, _d, c: string) => c.toUpperCase());
 }
 
 /**
@@ -56,9 +58,8 @@ export function unservedReply(u: Unserved, served: readonly string[], requestId:
   const message = `This endpoint (kmsvol) serves ${served.join(', ')}; it does not serve ${u.service}, so ${u.service} ${u.operation} was not run. Send ${u.service} requests to AWS itself (leave out --endpoint-url).`;
   const code = u.protocol === 'query' ? 'InvalidAction' : 'UnknownOperationException';
   if (u.protocol === 'query' || u.protocol === 'rest-xml') {
-    const error = { Type: 'Sender', Code: code, Message: message };
-    const doc =
-      u.protocol === 'query' ? { ErrorResponse: { Error: error, RequestId: requestId } } : { Error: { Code: code, Message: message, RequestId: requestId } };
+    // ErrorResponse/Error, the Query shape: botocore's REST-XML parser reads it as well as S3's bare <Error> root.
+    const doc = { ErrorResponse: { Error: { Type: 'Sender', Code: code, Message: message }, RequestId: requestId } };
     return { status: 400, headers: { 'Content-Type': 'text/xml' }, body: xmlDocument(doc) };
   }
   const contentType = u.protocol === 'json' ? 'application/x-amz-json-1.1' : 'application/json';
