@@ -25,3 +25,11 @@ if (!gyp || !existsSync(gyp)) {
 const nodedir = process.env.npm_config_nodedir || (existsSync('/usr/include/node/node_api.h') ? '/usr' : undefined);
 const args = [gyp, 'rebuild', '--directory', path.join(root, 'native'), ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
 execFileSync(process.execPath, args, { stdio: 'inherit' });
+
+// The LUKS2 token plugin (native/token, docs/luks.md) needs libcryptsetup's
+// and json-c's headers; without them it is skipped with the line to run.
+if (existsSync('/usr/include/libcryptsetup.h') && existsSync('/usr/include/json-c/json.h')) {
+  execFileSync('make', ['-s', '-C', path.join(root, 'native/token')], { stdio: 'inherit' });
+} else {
+  console.error('kmsvol: the LUKS2 token plugin is not built (it needs: apt-get install -y libcryptsetup-dev libjson-c-dev)');
+}

@@ -39,6 +39,10 @@ if [[ "$want" == test || "$want" == all ]]; then
   [[ -x /usr/bin/aws ]] || missing+=(awscli)
   /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || missing+=(python3-boto3)
   /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing+=(python3-pytest)
+  # Headers the LUKS2 token plugin (native/token) builds against; valgrind checks it for leaks.
+  [[ -e /usr/include/libcryptsetup.h ]] || missing+=(libcryptsetup-dev)
+  [[ -e /usr/include/json-c/json.h ]] || missing+=(libjson-c-dev)
+  command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 fi
 if [[ ! -e /dev/fuse ]]; then
   echo "kmsvol: /dev/fuse is missing; load the module with: modprobe fuse" >&2

@@ -254,6 +254,25 @@ static napi_value key_pbkdf2(napi_env env, napi_callback_info info) {
   return st == ST_OK ? NULL : throw_status(env, st);
 }
 
+/* keyLuks2Keyslot(key, pass, salt, iterations, stripes, out): the encrypted LUKS2 keyslot area of the guarded key (keyslot.c). */
+static napi_value key_luks2_keyslot(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  void *pass, *salt, *out;
+  size_t passlen, saltlen, outlen;
+  uint32_t iter, stripes;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  key_handle *h = get_key(env, argv[0]);
+  if (!h) return NULL;
+  CHECK(env, napi_get_buffer_info(env, argv[1], &pass, &passlen));
+  CHECK(env, napi_get_buffer_info(env, argv[2], &salt, &saltlen));
+  CHECK(env, napi_get_value_uint32(env, argv[3], &iter));
+  CHECK(env, napi_get_value_uint32(env, argv[4], &stripes));
+  CHECK(env, napi_get_buffer_info(env, argv[5], &out, &outlen));
+  int st = gkey_luks2_keyslot(h->k, pass, passlen, salt, saltlen, iter, stripes, out, outlen);
+  return st == ST_OK ? NULL : throw_status(env, st);
+}
+
 /* ---------- XTS ---------- */
 
 typedef struct {
@@ -658,6 +677,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"keyZeroize", NULL, key_zeroize, NULL, NULL, NULL, napi_default, NULL},
       {"keyInfo", NULL, key_info, NULL, NULL, NULL, napi_default, NULL},
       {"keyPbkdf2", NULL, key_pbkdf2, NULL, NULL, NULL, napi_default, NULL},
+      {"keyLuks2Keyslot", NULL, key_luks2_keyslot, NULL, NULL, NULL, napi_default, NULL},
       {"xtsSync", NULL, xts_sync, NULL, NULL, NULL, napi_default, NULL},
       {"xtsAsync", NULL, xts_async, NULL, NULL, NULL, napi_default, NULL},
       {"recryptAsync", NULL, recrypt_async, NULL, NULL, NULL, napi_default, NULL},

@@ -284,6 +284,24 @@ int gkey_pbkdf2(gkey *k, const uint8_t *salt, size_t saltlen, uint32_t iter, uin
   return ok ? ST_OK : ST_CRYPTO;
 }
 
+/*
+ * Run fn over the key bytes, readable only for the call, under the key's lock
+ * (no zeroize can run meanwhile). For the LUKS2 keyslot (keyslot.c).
+ */
+int gkey_with_key(gkey *k, int (*fn)(const uint8_t *key, size_t len, void *arg), void *arg) {
+  pthread_mutex_lock(&k->mu);
+  if (k->zeroized || !k->loaded) {
+    int st = k->zeroized ? ST_ZEROIZED : ST_NOT_LOADED;
+    pthread_mutex_unlock(&k->mu);
+    return st;
+  }
+  if (!k->js_unlocked) set_prot(k, PROT_READ);
+  int st = fn(k->key, k->key_len, arg);
+  if (!k->js_unlocked) set_prot(k, PROT_NONE);
+  pthread_mutex_unlock(&k->mu);
+  return st;
+}
+
 /* ---------- cipher contexts ---------- */
 
 /* Take a keyed cipher context pair from the key's pool, keying a new one if needed; counts the caller as in flight. */

@@ -52,6 +52,16 @@ typedef struct {
 } gkey_info;
 void gkey_describe(gkey *k, gkey_info *out);
 
+/* fn(key bytes, length, arg) with the key readable for the call only: fn's status, ST_ZEROIZED or ST_NOT_LOADED. */
+int gkey_with_key(gkey *k, int (*fn)(const uint8_t *key, size_t len, void *arg), void *arg);
+/*
+ * A LUKS2 keyslot area (keyslot.c): the key AF-split (luks1 AF, sha256) into
+ * `stripes` stripes and encrypted with aes-xts-plain64 (512-bit, 512-byte
+ * sectors from 0) under PBKDF2-HMAC-SHA256(pass, salt, iter). out holds
+ * key_len * stripes bytes rounded up to 512 (rest zero). ST_OK, ST_CRYPTO, ST_NOMEM.
+ */
+int gkey_luks2_keyslot(gkey *k, const uint8_t *pass, size_t passlen, const uint8_t *salt, size_t saltlen, uint32_t iter, uint32_t stripes, uint8_t *out,
+                       size_t outlen);
 /* PBKDF2-HMAC-SHA256 of the key into out: ST_OK, ST_ZEROIZED, ST_NOT_LOADED or ST_CRYPTO. */
 int gkey_pbkdf2(gkey *k, const uint8_t *salt, size_t saltlen, uint32_t iter, uint8_t *out, size_t outlen);
 

@@ -13,6 +13,7 @@ import { Ec2Errors } from '../volume/errors.js';
 import { imageFile } from '../volume/images.js';
 import { readImageHeader } from '../volume/luks2.js';
 import type { AttachmentRow, VolumeRow } from '../volume/registry.js';
+import { upgradeOnAttach } from '../volume/upgrade.js';
 import { attachmentShape } from '../volume/volumes.js';
 import { callControl, cardError } from './control.js';
 import { cardKmsClient, createCardGrant, retireCardGrant } from './grants.js';
@@ -203,6 +204,7 @@ export async function attachVolume(ctx: Ec2Context, req: AttachRequest): Promise
 
 /** Start the card as its own process; resolves once it serves the volume. */
 async function runCard(ctx: Ec2Context, req: AttachRequest, v: VolumeRow): Promise<CardAttachment> {
+  await upgradeOnAttach(ctx, v); // an image made before keyslots gets its keyslot (docs/format.md)
   const { grantToken, card } = await grantFor(ctx, v);
   card?.client.close();
   // The card logs (pino JSON lines) to run/<volume>.log.

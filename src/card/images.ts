@@ -5,7 +5,7 @@ import type { KmsClient } from '../kms/client/index.js';
 import type { GuardedKey } from '../native/index.js';
 import type { CardOps } from '../volume/context.js';
 import { callControl, cardError, FREEZE_RENEW_MS } from './control.js';
-import { unwrapVerifiedKey, volumeKeyDigest } from './keys.js';
+import { unwrapVerifiedKey, volumeKeyMaterial, volumeKeyslot } from './keys.js';
 import { copyPayload } from './recrypt.js';
 import { socketPath } from './runtime.js';
 
@@ -16,7 +16,8 @@ import { socketPath } from './runtime.js';
  */
 export function cardOps(home: Home, kms: KmsClient): CardOps {
   return {
-    keyDigest: (token) => volumeKeyDigest(kms, token),
+    keyMaterial: (token) => volumeKeyMaterial(kms, token),
+    keyslot: (header, image) => volumeKeyslot(kms, header, image),
 
     async quiesce(volumeId) {
       const sock = socketPath(home, volumeId);

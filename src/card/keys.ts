@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import type { KmsClient } from '../kms/client/index.js';
 import { GuardedKey } from '../native/index.js';
+import type { KeyslotMaterial } from '../volume/keyslot.js';
+import { KEYSLOT_AREA_SIZE, KEYSLOT_ITERATIONS, KEYSLOT_STRIPES, SECRET_BYTES } from '../volume/keyslot.js';
 import type { KeyDigest, KmsvolToken } from '../volume/luks2.js';
 import { CorruptImageError, DIGEST_ITERATIONS } from '../volume/luks2.js';
 
@@ -61,14 +63,47 @@ export async function unwrapVerifiedKey(
   );
 }
 
-/** The LUKS2 pbkdf2 digest of a volume key, computed inside native memory. */
-export async function volumeKeyDigest(kms: KmsClient, token: KmsvolToken): Promise<KeyDigest> {
+/**
+ * What a new image's header needs from its volume key, from one unwrap: the
+ * LUKS2 pbkdf2 digest (computed inside native memory) and keyslot 0 with a
+ * new KMS-wrapped secret (makeKeyslot). The key is zeroized after.
+ */
+export async function volumeKeyMaterial(kms: KmsClient, token: KmsvolToken): Promise<{ digest: KeyDigest; keyslot: KeyslotMaterial }> {
   const key = await unwrapVolumeKey(kms, token);
   try {
     const salt = crypto.randomBytes(32);
     const digest = Buffer.alloc(32);
     key.pbkdf2Sha256(salt, DIGEST_ITERATIONS, digest);
-    return { hash: 'sha256', salt, digest, iterations: DIGEST_ITERATIONS };
+    const keyslot = await makeKeyslot(kms, token, key);
+    return { digest: { hash: 'sha256', salt, digest, iterations: DIGEST_ITERATIONS }, keyslot };
+  } finally {
+    key.zeroize();
+  }
+}
+
+/**
+ * A new LUKS2 keyslot for a verified volume key: a random 32-byte secret from
+ * GenerateDataKey under the volume's key and encryption context (its wrapped
+ * form goes in the token), and the keyslot area that secret opens, made in the
+ * native engine. The secret's plaintext Buffer is zeroed before this returns.
+ */
+export async function makeKeyslot(kms: KmsClient, token: KmsvolToken, key: GuardedKey): Promise<KeyslotMaterial> {
+  const gdk = await kms.send('GenerateDataKey', { KeyId: token.keyArn, NumberOfBytes: SECRET_BYTES, EncryptionContext: token.encryptionContext });
+  try {
+    const salt = crypto.randomBytes(32);
+    const area = Buffer.alloc(KEYSLOT_AREA_SIZE);
+    key.luks2Keyslot(gdk.Plaintext, salt, KEYSLOT_ITERATIONS, KEYSLOT_STRIPES, area);
+    return { salt, iterations: KEYSLOT_ITERATIONS, area, secretBlob: Buffer.from(gdk.CiphertextBlob).toString('base64') };
+  } finally {
+    gdk.Plaintext.fill(0);
+  }
+}
+
+/** The keyslot of a volume whose header is `header`: its key unwrapped and checked against the digest first, zeroized after. */
+export async function volumeKeyslot(kms: KmsClient, header: { token: KmsvolToken; digest: KeyDigest }, image: string): Promise<KeyslotMaterial> {
+  const key = await unwrapVerifiedKey(kms, header, image);
+  try {
+    return await makeKeyslot(kms, header.token, key);
   } finally {
     key.zeroize();
   }

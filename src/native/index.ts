@@ -20,6 +20,7 @@ interface Addon {
   setNonDumpable(): void;
   backend(): string;
   keyPbkdf2(key: object, salt: Uint8Array, iterations: number, out: Uint8Array): void;
+  keyLuks2Keyslot(key: object, pass: Uint8Array, salt: Uint8Array, iterations: number, stripes: number, out: Uint8Array): void;
   lockExclusive(fd: number): number;
   fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dirFd: number, name: string): object;
   fuseOpen(server: object, direct: boolean): number;
@@ -227,6 +228,25 @@ export class GuardedKey {
     arg(out instanceof Uint8Array && out.byteLength > 0 && out.byteLength <= 64, 'out must be 1..64 bytes');
     try {
       addon.keyPbkdf2(this.handle, salt, iterations, out);
+    } catch (e) {
+      translate(e);
+    }
+  }
+
+  /**
+   * The encrypted LUKS2 keyslot area of this key (native/src/keyslot.c): the
+   * key AF-split into `stripes` stripes and encrypted with aes-xts-plain64
+   * under PBKDF2-HMAC-SHA256(`pass`, `salt`, `iterations`). `out` receives
+   * the area (the split key never leaves native memory unencrypted).
+   */
+  luks2Keyslot(pass: Uint8Array, salt: Uint8Array, iterations: number, stripes: number, out: Uint8Array): void {
+    arg(pass instanceof Uint8Array && pass.byteLength > 0 && pass.byteLength <= 512, 'pass must be 1..512 bytes');
+    arg(salt instanceof Uint8Array && salt.byteLength > 0 && salt.byteLength <= 1024, 'salt must be 1..1024 bytes');
+    arg(Number.isInteger(iterations) && iterations >= 1 && iterations <= 10_000_000, 'iterations must be 1..10,000,000');
+    arg(Number.isInteger(stripes) && stripes >= 1 && stripes <= 4000, 'stripes must be 1..4000');
+    arg(out instanceof Uint8Array && out.byteLength >= Math.ceil((this.length * stripes) / 512) * 512, 'out is too small for the keyslot area');
+    try {
+      addon.keyLuks2Keyslot(this.handle, pass, salt, iterations, stripes, out);
     } catch (e) {
       translate(e);
     }

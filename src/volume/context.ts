@@ -4,6 +4,7 @@ import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { Ec2Errors } from './errors.js';
 import type { EventLog } from './events.js';
+import type { KeyslotMaterial } from './keyslot.js';
 import type { KeyDigest, KmsvolToken } from './luks2.js';
 import type { AttachmentRow, Registry, SnapshotRow, VolumeRow } from './registry.js';
 
@@ -29,8 +30,10 @@ export interface ImageSide {
  * volume, and moving a payload between images under different keys.
  */
 export interface CardOps {
-  /** The LUKS2 digest of the volume key named by a token (unwrapped, hashed and zeroized in the card layer). */
-  keyDigest(token: KmsvolToken): Promise<KeyDigest>;
+  /** For a new image, from one unwrap of the volume key named by a token: its LUKS2 digest and keyslot 0 with a new KMS-wrapped secret (the key is zeroized in the card layer). */
+  keyMaterial(token: KmsvolToken): Promise<{ digest: KeyDigest; keyslot: KeyslotMaterial }>;
+  /** A LUKS2 keyslot for the volume key of this header (checked against its digest), with a new KMS-wrapped secret that opens it. */
+  keyslot(header: { token: KmsvolToken; digest: KeyDigest }, image: string): Promise<KeyslotMaterial>;
   quiesce(volumeId: string): Promise<() => Promise<void>>;
   /** Tell an attached volume's card that its image grew to `sizeBytes` of payload. */
   resize(volumeId: string, sizeBytes: number): Promise<void>;
@@ -74,4 +77,10 @@ export function getSnapshot(ctx: Ec2Context, id: string): SnapshotRow {
   const s = ctx.registry.getSnapshot(id);
   if (!s) throw new ServiceError('InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);
   return s;
+}
+
+/** Multi-Attach, refused wherever a request turns it on (CreateVolume, ModifyVolume): a kmsvol volume has one card. */
+export function refuseMultiAttach(req: { MultiAttachEnabled?: boolean }): void {
+  if (req.MultiAttachEnabled)
+    throw Ec2Errors.invalidParameter('Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
 }

@@ -4,11 +4,14 @@ import path from 'node:path';
 import { run } from '../exec.js';
 import type { Home } from '../home.js';
 import { openPrivate } from '../home.js';
+import { kmsEndpointFromEnv } from '../kms/client/remote.js';
 import type { Ec2Context, ImageSide } from './context.js';
 import { EBS_CONTEXT_KEY } from './context.js';
 import { Ec2Errors } from './errors.js';
-import type { KeyDigest, KmsvolToken } from './luks2.js';
-import { CIPHER, encodeHeader, PAYLOAD_OFFSET, readImageHeader } from './luks2.js';
+import type { KeyslotMaterial } from './keyslot.js';
+import { withKeyslot } from './keyslot.js';
+import type { KeyDigest, KmsLocator, KmsvolToken } from './luks2.js';
+import { CIPHER, encodeMetadata, HDR_SIZE, newMetadata, PAYLOAD_OFFSET, readImageHeader, TOKEN_VERSION, tokenJson } from './luks2.js';
 import { SECTOR_SIZE } from './offsets.js';
 import type { SnapshotRow, VolumeRow } from './registry.js';
 
@@ -147,8 +150,35 @@ export async function sparseCopy(src: string, dst: string): Promise<void> {
 }
 
 /**
- * Write a new encrypted image: LUKS2 header with the wrapped key, then a sparse
- * payload. Written to a temporary name and renamed, so a failure leaves nothing.
+ * Where the token says the KMS is, as the KMS client was chosen
+ * (kms/client/open.ts): AWS KMS itself, an endpoint, or this home's embedded
+ * KMS. A hint for the token plugin; its environment comes first (docs/luks.md).
+ */
+export function kmsLocator(home: Home): KmsLocator {
+  if (process.env.KMSVOL_KMS === 'aws') return { aws: true };
+  const endpoint = kmsEndpointFromEnv();
+  return endpoint ? { endpoint } : { home: home.root };
+}
+
+/** The version-1 token of a volume whose version-0 token is `t`, with the keyslot secret of `m` opening keyslot `id`. */
+export function tokenWithKeyslot(home: Home, t: KmsvolToken, m: KeyslotMaterial, id: string): KmsvolToken {
+  return {
+    volumeId: t.volumeId,
+    keyArn: t.keyArn,
+    ciphertextBlob: t.ciphertextBlob,
+    encryptionContext: t.encryptionContext,
+    version: TOKEN_VERSION,
+    secretBlob: m.secretBlob,
+    region: t.keyArn.split(':')[3] ?? '',
+    kms: kmsLocator(home),
+    keyslots: [id],
+  };
+}
+
+/**
+ * Write a new encrypted image: LUKS2 header with the wrapped key and the
+ * keyslot its wrapped secret opens, then a sparse payload. Written to a
+ * temporary name and renamed, so a failure leaves nothing.
  */
 export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeId: string, keyRef: string, sizeBytes: number): Promise<string> {
   const context = { [EBS_CONTEXT_KEY]: volumeId };
@@ -156,14 +186,15 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
     const gdk = await ctx.kms.send('GenerateDataKeyWithoutPlaintext', { KeyId: keyRef, NumberOfBytes: 64, EncryptionContext: context });
     const token: KmsvolToken = { volumeId, keyArn: gdk.KeyId, ciphertextBlob: Buffer.from(gdk.CiphertextBlob).toString('base64'), encryptionContext: context };
     let digest: KeyDigest;
+    let m: KeyslotMaterial;
     try {
-      digest = await ctx.card.keyDigest(token);
+      ({ digest, keyslot: m } = await ctx.card.keyMaterial(token));
     } catch (e) {
       // A key whose two halves are equal cannot be used for XTS: generate another.
       if ((e as Error).name === 'InvalidKey' && attempt < 3) continue;
       throw e;
     }
-    const header = encodeHeader({
+    const h = {
       uuid: crypto.randomUUID(),
       label: volumeId,
       token,
@@ -172,8 +203,11 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
       segmentSize: null,
       sectorSize: SECTOR_SIZE,
       cipher: CIPHER,
-    });
-    writeImageAtomically(file, header, PAYLOAD_OFFSET + sizeBytes);
+    };
+    const meta = withKeyslot(newMetadata(h), '0', 2 * HDR_SIZE, m, tokenJson(tokenWithKeyslot(ctx.home, token, m, '0')));
+    // The headers, then the keyslot area right after them.
+    const head = Buffer.concat([encodeMetadata(meta, h, 1), m.area]);
+    writeImageAtomically(file, head, PAYLOAD_OFFSET + sizeBytes);
     return gdk.KeyId;
   }
 }

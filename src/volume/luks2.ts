@@ -38,6 +38,16 @@ const MAGIC_PRIMARY = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // "LUK
 const MAGIC_SECONDARY = Buffer.from([0x53, 0x4b, 0x55, 0x4c, 0xba, 0xbe]); // "SKUL\xba\xbe"
 const OFF = { version: 6, hdrSize: 8, seqid: 16, label: 24, csumAlg: 72, salt: 104, uuid: 168, subsystem: 208, hdrOffset: 256, csum: 448 } as const;
 
+/** The token version this kmsvol writes and reads (docs/format.md); a token without one is version 0 (no keyslot). */
+export const TOKEN_VERSION = 1;
+
+/** Where the plugin finds the KMS: the embedded KMS of a home, a `kmsvol kms serve` endpoint, or AWS KMS itself. */
+export interface KmsLocator {
+  home?: string;
+  endpoint?: string;
+  aws?: boolean;
+}
+
 /** The kmsvol token: everything needed to get the volume key back from the KMS. */
 export interface KmsvolToken {
   volumeId: string;
@@ -45,6 +55,15 @@ export interface KmsvolToken {
   /** The wrapped data key (the KMS ciphertext blob), base64. */
   ciphertextBlob: string;
   encryptionContext: Record<string, string>;
+  /** 0 (absent: made before keyslots) or TOKEN_VERSION. */
+  version?: number;
+  /** Version 1: the wrapped 32-byte keyslot secret (KMS ciphertext blob, base64), under the same key and context. */
+  secretBlob?: string;
+  /** Version 1: the KMS's region (the key ARN's) and where the KMS is. */
+  region?: string;
+  kms?: KmsLocator;
+  /** The LUKS2 keyslots the secret opens. */
+  keyslots?: string[];
 }
 
 export interface KeyDigest {
@@ -66,6 +85,8 @@ export interface Luks2Header {
   segmentSize: number | null;
   sectorSize: number;
   cipher: string;
+  /** The metadata as read (keyslots and all), for a rewrite that keeps what stock tools added. */
+  raw?: Record<string, unknown>;
 }
 
 export class CorruptImageError extends ServiceError {
@@ -74,19 +95,36 @@ export class CorruptImageError extends ServiceError {
   }
 }
 
-function metadata(h: Omit<Luks2Header, 'seqid'>): Buffer {
-  const json = {
+/** The kmsvol token's JSON (docs/format.md): version 0 as the landed format wrote it, version 1 with the keyslot secret and the KMS's whereabouts. */
+export function tokenJson(t: KmsvolToken): Record<string, unknown> {
+  if (!t.version)
+    return {
+      type: 'kmsvol',
+      keyslots: [],
+      volume_id: t.volumeId,
+      key_arn: t.keyArn,
+      ciphertext_blob: t.ciphertextBlob,
+      encryption_context: t.encryptionContext,
+    };
+  return {
+    type: 'kmsvol',
+    keyslots: t.keyslots ?? [],
+    version: t.version,
+    volume_id: t.volumeId,
+    key_arn: t.keyArn,
+    region: t.region,
+    kms: t.kms,
+    ciphertext_blob: t.ciphertextBlob,
+    secret_blob: t.secretBlob,
+    encryption_context: t.encryptionContext,
+  };
+}
+
+/** The metadata of a new image with no keyslot (keyslot.ts adds one). */
+export function newMetadata(h: Omit<Luks2Header, 'seqid'>): Record<string, unknown> {
+  return {
     keyslots: {},
-    tokens: {
-      '0': {
-        type: 'kmsvol',
-        keyslots: [],
-        volume_id: h.token.volumeId,
-        key_arn: h.token.keyArn,
-        ciphertext_blob: h.token.ciphertextBlob,
-        encryption_context: h.token.encryptionContext,
-      },
-    },
+    tokens: { '0': tokenJson(h.token) },
     segments: {
       '0': {
         type: 'crypt',
@@ -110,6 +148,9 @@ function metadata(h: Omit<Luks2Header, 'seqid'>): Buffer {
     },
     config: { json_size: String(JSON_SIZE), keyslots_size: String(KEYSLOTS_SIZE) },
   };
+}
+
+function metadataText(json: Record<string, unknown>): Buffer {
   const text = Buffer.from(JSON.stringify(json), 'utf8');
   if (text.length >= JSON_SIZE) throw new Error(`LUKS2 metadata is ${text.length} bytes; the JSON area holds ${JSON_SIZE - 1}`);
   return text;
@@ -132,7 +173,12 @@ function binaryHeader(magic: Buffer, seqid: number, h: Pick<Luks2Header, 'label'
 
 /** Both header copies (2 x 16 KiB), ready to write at offset 0 of the image. */
 export function encodeHeader(h: Omit<Luks2Header, 'seqid'>, seqid = 1): Buffer {
-  const json = metadata(h);
+  return encodeMetadata(newMetadata(h), h, seqid);
+}
+
+/** Both header copies holding this metadata (as read, or as newMetadata made it). */
+export function encodeMetadata(j: Record<string, unknown>, h: Pick<Luks2Header, 'label' | 'uuid'>, seqid: number): Buffer {
+  const json = metadataText(j);
   const out = Buffer.alloc(2 * HDR_SIZE);
   for (const [i, magic] of [MAGIC_PRIMARY, MAGIC_SECONDARY].entries()) {
     const area = out.subarray(i * HDR_SIZE, (i + 1) * HDR_SIZE);
@@ -279,6 +325,11 @@ function checkCopy(area: Buffer, magic: Buffer, where: string, hdrOffset: number
   if (!str(token.volume_id) || !str(token.key_arn) || !base64(token.ciphertext_blob))
     return `${where}: the kmsvol token's volume_id, key_arn or ciphertext_blob is not a string`;
   if (!isObject(ctx) || !Object.values(ctx).every(str)) return `${where}: the kmsvol token's encryption_context is not a map of strings`;
+  const version = token.version ?? 0;
+  if (!isSafeInteger(version) || version < 0) return `${where}: the kmsvol token's version ${JSON.stringify(token.version)} is not a whole number`;
+  const tokenSlots = Array.isArray(token.keyslots) && token.keyslots.every(str) ? (token.keyslots as string[]) : undefined;
+  if (version >= 1 && (!base64(token.secret_blob) || !tokenSlots))
+    return `${where}: the kmsvol token (version ${version}) has no secret_blob in base64 or no keyslots list`;
   const keyslotsEnd = checkAreas(j, where);
   if (typeof keyslotsEnd === 'string') return keyslotsEnd;
   const seg = checkSegment(j, keyslotsEnd, where);
@@ -294,12 +345,22 @@ function checkCopy(area: Buffer, magic: Buffer, where: string, hdrOffset: number
       keyArn: token.key_arn,
       ciphertextBlob: token.ciphertext_blob as string,
       encryptionContext: ctx as Record<string, string>,
+      version,
+      ...(version >= 1
+        ? {
+            secretBlob: token.secret_blob as string,
+            keyslots: tokenSlots,
+            ...(str(token.region) ? { region: token.region } : {}),
+            ...(isObject(token.kms) ? { kms: token.kms as KmsLocator } : {}),
+          }
+        : {}),
     },
     digest,
     payloadOffset: seg.offset,
     segmentSize: seg.size,
     sectorSize: seg.seg.sector_size as number,
     cipher: seg.seg.encryption as string,
+    raw: j,
   };
 }
 
@@ -313,6 +374,13 @@ export function decodeHeader(head: Buffer, image = 'the image'): Luks2Header {
   const b = checkCopy(head.subarray(HDR_SIZE, 2 * HDR_SIZE), MAGIC_SECONDARY, 'secondary header', HDR_SIZE);
   const ok = [a, b].filter((x): x is Luks2Header => typeof x !== 'string').sort((x, y) => y.seqid - x.seqid)[0];
   if (!ok) throw new CorruptImageError(`${image} has no valid LUKS2 header (${a}; ${b}). Restore it from a snapshot or a backup.`);
+  // Precondition: kmsvol knows the token's version; a newer one may mean what this kmsvol cannot honour.
+  if ((ok.token.version ?? 0) > TOKEN_VERSION) {
+    throw new ServiceError(
+      'UnsupportedOperation',
+      `The kmsvol token in the LUKS2 header of ${image} is version ${ok.token.version}; this kmsvol reads versions 0 to ${TOKEN_VERSION}. Upgrade kmsvol to attach this volume.`,
+    );
+  }
   if (ok.cipher !== CIPHER || ok.sectorSize !== SECTOR_SIZE) {
     throw new CorruptImageError(`${image} uses ${ok.cipher} with ${ok.sectorSize}-byte sectors; kmsvol reads ${CIPHER} with ${SECTOR_SIZE}-byte sectors.`);
   }
