@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench -- <xts|kms|kms-asymmetric|kms-http|e2e|snapshot|cycle> [--json]
+// npm run bench -- <xts|kms|kms-asymmetric|kms-http|e2e|snapshot|cycle|keystores> [--json]
 // Benchmarks run the compiled code in dist/ (npm ci builds it; npm run build rebuilds it).
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -14,6 +14,7 @@ const suites = {
   e2e: 'e2e.mjs',
   snapshot: 'snapshot.mjs',
   cycle: 'cycle.mjs',
+  keystores: 'keystores.mjs',
 };
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !suites[name]) {

@@ -22,6 +22,10 @@ declare -A PKG=(
   [userdel]=passwd
   [pkill]=procps
   [cc]=gcc
+  [pkcs11-tool]=opensc
+  [softhsm2-util]=softhsm2
+  # The auth conformance sweep runs the AWS CLI and boto3 with their clock off (libfaketime).
+  [faketime]=faketime
 )
 if [[ "$want" == bench || "$want" == all ]]; then
   PKG[gocryptfs]=gocryptfs
@@ -43,7 +47,13 @@ if [[ "$want" == test || "$want" == all ]]; then
   [[ -e /usr/include/libcryptsetup.h ]] || missing+=(libcryptsetup-dev)
   [[ -e /usr/include/json-c/json.h ]] || missing+=(libjson-c-dev)
   command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+  # The XKS tests: curl's --aws-sigv4 drives kmsvol xks-proxy (Debian's curl, at its fixed path), and the
+  # test's own spec-written proxy (test/helpers/xks-spec-proxy.py) does AES-GCM with python3-cryptography.
+  [[ -x /usr/bin/curl ]] || missing+=(curl)
+  /usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 fi
+# The PKCS#11 module the AWS_CLOUDHSM key stores use by default (src/hsm/token.ts).
+[[ -e /usr/lib/softhsm/libsofthsm2.so ]] || missing+=(softhsm2)
 if [[ ! -e /dev/fuse ]]; then
   echo "kmsvol: /dev/fuse is missing; load the module with: modprobe fuse" >&2
   exit 1

@@ -98,7 +98,7 @@ export function parseInteger(value: string, name: string): number {
   return Number(value);
 }
 
-/** A structure argument: JSON, or shorthand `Member={k=v,k2=v2}` (as for grant Constraints). */
+/** A structure argument: JSON, shorthand `Member={k=v,k2=v2}` (as for grant Constraints), or flat `K=v,K2=v2`. */
 export function parseStruct(value: string, name: string): Record<string, unknown> {
   const text = readParamText(value, name).trim();
   if (text.startsWith('{')) {
@@ -110,6 +110,8 @@ export function parseStruct(value: string, name: string): Record<string, unknown
       throw new UsageError(`Error parsing parameter '--${name}': ${(e as Error).message}`);
     }
   }
+  // The AWS CLI's flat shorthand, `AccessKeyId=…,RawSecretAccessKey=…` (XksProxyAuthenticationCredential).
+  if (/^[A-Za-z]+=[^{]/.test(text)) return parseShorthand(text, name);
   const out: Record<string, unknown> = {};
   for (const m of text.matchAll(/([A-Za-z]+)=\{([^}]*)\},?/g)) out[m[1]!] = parseMap(m[2]!, name);
   if (Object.keys(out).length === 0)

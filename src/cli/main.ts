@@ -14,12 +14,14 @@ import { EXIT, report } from './errors.js';
 const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> = {
   kms: async (args) => (await import('./kms.js')).kmsCommand(args),
   ec2: async (args) => (await import('./ec2.js')).ec2Command(args),
+  cloudhsmv2: async () => (await import('./cloudhsmv2.js')).cloudhsmv2Command(),
   iam: async () => (await import('./serve.js')).iamCommand(),
   serve: async () => (await import('./serve.js')).serveCommand(),
   events: async () => (await import('./events.js')).eventsCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
   audit: async () => auditCommand(),
   luks: async () => (await import('./luks.js')).luksCommand(),
+  'xks-proxy': async () => (await import('./xks.js')).xksProxyCommand(),
 };
 
 /** The program for these arguments (the user's words, after node and the script), with the commands they name (namedIn). */

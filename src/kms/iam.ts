@@ -172,6 +172,13 @@ export interface AssumeRoleRequest {
   DurationSeconds?: number;
 }
 
+/**
+ * A role's MaxSessionDuration: AWS's default for a role created without one
+ * (1 hour). kmsvol's roles (`kmsvol iam create-role`, the card role) are all
+ * created so; AssumeRole refuses a longer session as STS does.
+ */
+export const ROLE_MAX_SESSION_SECONDS = 3600;
+
 /** AWS's cap on a session made by a role session (role chaining). */
 export const CHAINED_SESSION_SECONDS = 3600;
 
@@ -210,6 +217,11 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   );
   if (statements.length === 0 || statements.some((s) => s.Effect === 'Deny')) throw denied();
   if (mayAssume && !mayAssume(m[2]!, session)) throw denied();
+  if (duration > ROLE_MAX_SESSION_SECONDS)
+    throw iamError(
+      'ValidationError',
+      `The requested DurationSeconds exceeds the MaxSessionDuration set for this role. Its MaxSessionDuration is ${ROLE_MAX_SESSION_SECONDS} seconds; ask for at most that.`,
+    );
   const accessKeyId = randomId('ASIA');
   const secret = randomSecret();
   const token = crypto.randomBytes(96).toString('base64');

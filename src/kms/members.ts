@@ -58,6 +58,7 @@ export const MEMBERS: Readonly<Record<string, { type: MemberType; audit: boolean
   KeyAgreementAlgorithm: { type: 'string', audit: true },
   EncapsulationAlgorithm: { type: 'string', audit: true },
   CustomKeyStoreId: { type: 'string', audit: true },
+  XksKeyId: { type: 'string', audit: true },
   CustomKeyStoreName: { type: 'string', audit: true },
   DryRunModifiers: { type: 'list', audit: true },
   IncludeKeyMaterial: { type: 'string', audit: true },

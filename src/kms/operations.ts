@@ -1,6 +1,6 @@
-import { KmsError } from './errors.js';
+import type { KmsError } from './errors.js';
 import type { MemberRules } from './members.js';
-import { noAttestation, noCustomKeyStore, unsupported } from './members.js';
+import { noAttestation, unsupported } from './members.js';
 import { deriveSharedSecret } from './ops/agreement.js';
 import { createAlias, deleteAlias, listAliases, updateAlias } from './ops/aliases.js';
 import { getPublicKey, sign, verify } from './ops/asymmetric.js';
@@ -55,12 +55,19 @@ export interface OperationSpec extends MemberRules {
 export const OPERATIONS = {
   CreateKey: {
     handler: createKey,
-    members: ['Description', 'KeyUsage', 'KeySpec', 'CustomerMasterKeySpec', 'Origin', 'Tags', 'MultiRegion', 'Policy', 'BypassPolicyLockoutSafetyCheck'],
-    unsupported: {
-      CustomKeyStoreId: noCustomKeyStore,
-      XksKeyId: () =>
-        new KmsError('XksKeyNotFoundException', 'XksKeyId names a key in an external key store; kmsvol has no external key stores. Omit XksKeyId.'),
-    },
+    members: [
+      'Description',
+      'KeyUsage',
+      'KeySpec',
+      'CustomerMasterKeySpec',
+      'Origin',
+      'CustomKeyStoreId',
+      'XksKeyId',
+      'Tags',
+      'MultiRegion',
+      'Policy',
+      'BypassPolicyLockoutSafetyCheck',
+    ],
   },
   DescribeKey: { handler: describeKey, members: ['KeyId!', 'GrantTokens'] },
   ListKeys: { handler: listKeys, members: ['Limit', 'Marker'], pages: 'Keys' },
@@ -101,7 +108,7 @@ export const OPERATIONS = {
     members: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
     dryRun: true,
   },
-  GenerateRandom: { handler: generateRandom, members: ['NumberOfBytes'], unsupported: { CustomKeyStoreId: noCustomKeyStore, Recipient: noAttestation } },
+  GenerateRandom: { handler: generateRandom, members: ['NumberOfBytes', 'CustomKeyStoreId'], unsupported: { Recipient: noAttestation } },
   EnableKey: { handler: enableKey, members: ['KeyId!'] },
   DisableKey: { handler: disableKey, members: ['KeyId!'] },
   ScheduleKeyDeletion: { handler: scheduleKeyDeletion, members: ['KeyId!', 'PendingWindowInDays'] },

@@ -142,7 +142,62 @@ CREATE TABLE IF NOT EXISTS key_last_usage (
   PRIMARY KEY (region, key_id)
 );
 CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
+CREATE TABLE IF NOT EXISTS hsm_clusters (
+  region TEXT NOT NULL, cluster_id TEXT NOT NULL, module TEXT NOT NULL, token_label TEXT NOT NULL,
+  softhsm_conf TEXT, certificate TEXT NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
+  PRIMARY KEY (region, cluster_id)
+);
+CREATE TABLE IF NOT EXISTS custom_key_stores (
+  region TEXT NOT NULL, store_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
+  cluster_id TEXT, trust_anchor TEXT, sealed_password BLOB,
+  xks_config TEXT, sealed_xks_secret BLOB,
+  connection_state TEXT NOT NULL, error_code TEXT, created INTEGER NOT NULL,
+  PRIMARY KEY (region, store_id)
+);
+CREATE TABLE IF NOT EXISTS custom_store_keys (
+  region TEXT NOT NULL, key_id TEXT NOT NULL, store_id TEXT NOT NULL, token_key_id BLOB, xks_key_id TEXT,
+  PRIMARY KEY (region, key_id)
+);
+CREATE INDEX IF NOT EXISTS custom_store_keys_store ON custom_store_keys (region, store_id);
 `;
+
+/** An AWS CloudHSM cluster as kmsvol has it: a PKCS#11 module and the token that plays the cluster (src/kms/keystores/). */
+export interface HsmClusterRow {
+  region: string;
+  cluster_id: string;
+  module: string;
+  token_label: string;
+  softhsm_conf: string | null;
+  certificate: string;
+  state: string;
+  created: number;
+}
+
+/** A custom key store; its password (AWS_CLOUDHSM) or proxy secret (EXTERNAL_KEY_STORE) is sealed by the root key. */
+export interface CustomKeyStoreRow {
+  region: string;
+  store_id: string;
+  name: string;
+  type: string;
+  cluster_id: string | null;
+  trust_anchor: string | null;
+  sealed_password: Buffer | null;
+  /** EXTERNAL_KEY_STORE: JSON of the proxy's endpoint, path, connectivity and access key id. */
+  xks_config: string | null;
+  sealed_xks_secret: Buffer | null;
+  connection_state: string;
+  error_code: string | null;
+  created: number;
+}
+
+/** Which custom key store holds a KMS key, and its key there (a token object's CKA_ID, or the external key id). */
+export interface CustomStoreKeyRow {
+  region: string;
+  key_id: string;
+  store_id: string;
+  token_key_id: Buffer | null;
+  xks_key_id: string | null;
+}
 
 export const SCHEMA_VERSION = '3';
 
@@ -449,6 +504,70 @@ export class KmsStore {
         ? this.stmt('SELECT * FROM aliases WHERE region = ? AND target_key_id = ? ORDER BY alias_name').all(region, keyId)
         : this.stmt('SELECT * FROM aliases WHERE region = ? ORDER BY alias_name').all(region)
     ) as AliasRow[];
+  }
+
+  insertHsmCluster(row: HsmClusterRow): void {
+    insertRow(this.db, 'hsm_clusters', row);
+  }
+
+  hsmCluster(region: string, clusterId: string): HsmClusterRow | undefined {
+    return this.stmt('SELECT * FROM hsm_clusters WHERE region = ? AND cluster_id = ?').get(region, clusterId) as HsmClusterRow | undefined;
+  }
+
+  hsmClusters(region: string): HsmClusterRow[] {
+    return this.stmt('SELECT * FROM hsm_clusters WHERE region = ? ORDER BY created, cluster_id').all(region) as HsmClusterRow[];
+  }
+
+  insertCustomKeyStore(row: CustomKeyStoreRow): void {
+    insertRow(this.db, 'custom_key_stores', row);
+  }
+
+  customKeyStore(region: string, storeId: string): CustomKeyStoreRow | undefined {
+    return this.stmt('SELECT * FROM custom_key_stores WHERE region = ? AND store_id = ?').get(region, storeId) as CustomKeyStoreRow | undefined;
+  }
+
+  customKeyStores(region: string): CustomKeyStoreRow[] {
+    return this.stmt('SELECT * FROM custom_key_stores WHERE region = ? ORDER BY created, store_id').all(region) as CustomKeyStoreRow[];
+  }
+
+  /** Update the named columns of a custom key store row. */
+  updateCustomKeyStore(region: string, storeId: string, fields: Partial<CustomKeyStoreRow>): void {
+    const cols = Object.keys(fields).sort();
+    this.stmt(`UPDATE custom_key_stores SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE region = @region_ AND store_id = @store_id_`).run({
+      ...fields,
+      region_: region,
+      store_id_: storeId,
+    });
+  }
+
+  deleteCustomKeyStore(region: string, storeId: string): void {
+    this.stmt('DELETE FROM custom_key_stores WHERE region = ? AND store_id = ?').run(region, storeId);
+  }
+
+  insertCustomStoreKey(row: CustomStoreKeyRow): void {
+    insertRow(this.db, 'custom_store_keys', row);
+  }
+
+  customStoreKey(region: string, keyId: string): CustomStoreKeyRow | undefined {
+    return this.stmt('SELECT * FROM custom_store_keys WHERE region = ? AND key_id = ?').get(region, keyId) as CustomStoreKeyRow | undefined;
+  }
+
+  /** The KMS key (in any state) of an external key store that uses this external key, if any. */
+  keyOfXksKey(region: string, storeId: string, xksKeyId: string): string | undefined {
+    return this.stmt(
+      'SELECT c.key_id FROM custom_store_keys c JOIN keys k ON k.region = c.region AND k.key_id = c.key_id WHERE c.region = ? AND c.store_id = ? AND c.xks_key_id = ?',
+    )
+      .pluck()
+      .get(region, storeId, xksKeyId) as string | undefined;
+  }
+
+  /** How many KMS keys (in any state) a custom key store holds. */
+  customStoreKeyCount(region: string, storeId: string): number {
+    return this.stmt(
+      'SELECT count(*) FROM custom_store_keys c JOIN keys k ON k.region = c.region AND k.key_id = c.key_id WHERE c.region = ? AND c.store_id = ?',
+    )
+      .pluck()
+      .get(region, storeId) as number;
   }
 
   close(): void {

@@ -10,10 +10,19 @@ import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
 import { isAwsRegion } from '../region.js';
+import type { ReceivedRequest } from '../sigv4.js';
+import {
+  checkRequest,
+  expiredSessionToken,
+  headerValues,
+  invalidSessionToken,
+  parseAuthorization,
+  SigV4Error,
+  unknownAccessKey,
+  verifySignature,
+} from '../sigv4.js';
 import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
 import type { Caller, Service, ServiceReply, WireError } from './service.js';
-import type { ReceivedRequest } from './sigv4.js';
-import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from './sigv4.js';
 import type { Unserved } from './unserved.js';
 import { unservedReply, unservedRequest } from './unserved.js';
 
@@ -177,7 +186,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   const signer = (rawHeaders: string[]) => {
     const auth = parseAuthorization(rawHeaders);
     const creds = credentials(auth.credential.accessKeyId);
-    if (!creds) throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    if (!creds) throw unknownAccessKey();
     return { auth, creds };
   };
 
@@ -191,16 +200,16 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       mustSign: ['x-amz-target'],
       regionAllowed: (r) => (!opts.region || r === opts.region) && (opts.regionAllowAny === true || isAwsRegion(r)),
       now: Date.now(),
+      maxSkewMs: service.maxClockSkewMs,
     });
     const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');
     const session = creds.principal.session;
     if (session) {
       const given = tokens.length === 1 ? tokenHash(tokens[0]!.trim()) : Buffer.alloc(32);
-      if (!crypto.timingSafeEqual(given, session.tokenHash))
-        throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
-      if (clock.now().getTime() >= session.expires) throw new SigV4Error('ExpiredTokenException', 'The security token included in the request is expired');
+      if (!crypto.timingSafeEqual(given, session.tokenHash)) throw invalidSessionToken();
+      if (clock.now().getTime() >= session.expires) throw expiredSessionToken();
     } else if (tokens.length) {
-      throw new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+      throw invalidSessionToken();
     }
     await verifySignature(received, auth, creds.secret, checked);
     const accountId = /^arn:aws:(?:iam|sts)::(\d{12}):/.exec(creds.principal.arn)![1]!;
@@ -310,7 +319,7 @@ function clientErrorOf(err: NodeJS.ErrnoException): WireError {
 
 /** Anything thrown while serving, as the error the client gets: typed errors keep their name; anything else is an internal error without detail. */
 function wireError(e: unknown, service: string): WireError {
-  if (e instanceof SigV4Error) return { name: e.code, message: e.message, status: e.status };
+  if (e instanceof SigV4Error) return { name: e.code, message: e.message, status: e.status, ...(e.failure ? { failure: e.failure } : {}) };
   if (e instanceof ServiceError) return { name: e.name, message: e.message, status: e.httpStatus };
   process.stderr.write(`kmsvol serve: internal error in ${service}: ${(e as Error)?.stack ?? String(e)}\n`);
   return {

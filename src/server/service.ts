@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Home } from '../home.js';
 import type { Kms } from '../kms/kms.js';
+import type { AuthFailure } from '../sigv4.js';
 import type { Ec2Context } from '../volume/context.js';
 
 /**
@@ -51,11 +52,15 @@ export interface WireError {
   name: string;
   message: string;
   status: number;
+  /** Set for an authentication failure: each service's codec names it in its own words (`name` is KMS's). */
+  failure?: AuthFailure;
 }
 
 export interface Service {
   /** The credential-scope service name: 'kms', 'ec2', 'sts'. */
   readonly name: string;
+  /** How far a request's X-Amz-Date may be from the endpoint's clock (default: sigv4.ts's MAX_SKEW_MS, KMS's 5 minutes). */
+  readonly maxClockSkewMs?: number;
   handle(call: ServiceCall): Promise<ServiceReply>;
   /** Format an error raised before the service ran (signature, body, throttling) in the service's protocol. */
   error(e: WireError, requestId: string): ServiceReply;

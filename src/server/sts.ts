@@ -63,13 +63,16 @@ function mayAssumeCardRole(call: ServiceCall, session: string): boolean {
   });
 }
 
-/** The authentication errors of the JSON services, under the names the Query services use for them. */
-const QUERY_NAMES: Record<string, { code: string; status: number }> = {
-  InvalidSignatureException: { code: 'SignatureDoesNotMatch', status: 403 },
-  UnrecognizedClientException: { code: 'InvalidClientTokenId', status: 403 },
-  IncompleteSignatureException: { code: 'IncompleteSignature', status: 400 },
-  MissingAuthenticationTokenException: { code: 'MissingAuthenticationToken', status: 403 },
-  ExpiredTokenException: { code: 'ExpiredToken', status: 400 },
+/** STS's own answer to a failed authentication (its codes and statuses: botocore's STS model, AWS's common errors), never the JSON services' names. */
+const AUTH: Record<NonNullable<WireError['failure']>, (detail: string) => WireError> = {
+  missing: (d) => ({ name: 'MissingAuthenticationToken', message: `Request is missing Authentication Token. ${d}`, status: 403 }),
+  incomplete: (d) => ({ name: 'IncompleteSignature', message: d, status: 400 }),
+  signature: (d) => ({ name: 'SignatureDoesNotMatch', message: d, status: 403 }),
+  // STS, like the other Query services, allows 15 minutes either way; past them the signature does not match ("Signature expired: …").
+  skew: (d) => ({ name: 'SignatureDoesNotMatch', message: d, status: 403 }),
+  'unknown-key': () => ({ name: 'InvalidClientTokenId', message: 'The security token included in the request is invalid.', status: 403 }),
+  'invalid-token': () => ({ name: 'InvalidClientTokenId', message: 'The security token included in the request is invalid.', status: 403 }),
+  'expired-token': () => ({ name: 'ExpiredToken', message: 'The security token included in the request is expired', status: 400 }),
 };
 
 /** One STS call: its XML answer, and the response it carries (for the audit log). */
@@ -133,6 +136,7 @@ function auditedRequest(p: URLSearchParams): Record<string, unknown> {
 
 export const stsService: Service = {
   name: 'sts',
+  maxClockSkewMs: 15 * 60 * 1000,
   async handle(call: ServiceCall): Promise<ServiceReply> {
     const action = call.params.get('Action') ?? '';
     const audit = { op: action, caller: { principal: call.caller.arn, requestId: call.requestId }, request: auditedRequest(call.params) };
@@ -147,12 +151,11 @@ export const stsService: Service = {
     }
   },
   error(e: WireError, requestId: string): ServiceReply {
-    const q = QUERY_NAMES[e.name];
-    const status = q?.status ?? e.status;
-    return reply(status, {
+    const w = e.failure ? AUTH[e.failure](e.message) : e;
+    return reply(w.status, {
       ErrorResponse: {
         [`${ATTRIBUTE}xmlns`]: NS,
-        Error: { Type: status >= 500 ? 'Receiver' : 'Sender', Code: q?.code ?? e.name, Message: e.message },
+        Error: { Type: w.status >= 500 ? 'Receiver' : 'Sender', Code: w.name, Message: w.message },
         RequestId: requestId,
       },
     });

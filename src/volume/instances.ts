@@ -1,14 +1,40 @@
+import crypto from 'node:crypto';
 import os from 'node:os';
 import { ServiceError } from '../errors.js';
 import type { Ec2Context } from './context.js';
 import { applyFilters, paginate } from './filters.js';
 import { tagShape } from './tags.js';
+import { defaultZone } from './zones.js';
+
+/**
+ * The real instance type this host is reported as: the largest size of a
+ * current general-purpose family (m5 on x86_64, m6g on arm64; t2.micro for a
+ * single x86 CPU) whose vCPUs this host has, so clients that look types up
+ * (their vCPUs, EBS-optimization, Nitro) find a type that exists.
+ */
+const SIZES: readonly (readonly [vcpus: number, x86: string, arm: string])[] = [
+  [96, 'm5.24xlarge', 'm6g.16xlarge'],
+  [64, 'm5.16xlarge', 'm6g.16xlarge'],
+  [48, 'm5.12xlarge', 'm6g.12xlarge'],
+  [32, 'm5.8xlarge', 'm6g.8xlarge'],
+  [16, 'm5.4xlarge', 'm6g.4xlarge'],
+  [8, 'm5.2xlarge', 'm6g.2xlarge'],
+  [4, 'm5.xlarge', 'm6g.xlarge'],
+  [2, 'm5.large', 'm6g.large'],
+  [1, 't2.micro', 'm6g.medium'],
+];
+
+export function instanceTypeFor(cpus: number, arch: string): string {
+  const row = SIZES.find(([n]) => cpus >= n) ?? SIZES[SIZES.length - 1]!;
+  return arch === 'arm64' ? row[2] : row[1];
+}
 
 /**
  * DescribeInstances for the one instance this host is: a stable id kept in
- * the home (i- and 17 hex digits), running since the host booted, with the
- * attached volumes as its BlockDeviceMappings (Device: the name the attach
- * asked for).
+ * the home (i- and 17 hex digits), running since the host booted, of a real
+ * instance type matching its CPUs, in the region's first zone, booted from
+ * /dev/xvda, with the attached volumes as its BlockDeviceMappings (Device:
+ * the name the attach asked for).
  */
 function thisInstance(ctx: Ec2Context) {
   const id = ctx.registry.instanceId();
@@ -23,16 +49,21 @@ function thisInstance(ctx: Ec2Context) {
   const tags = tagShape(ctx.registry, id);
   return {
     AmiLaunchIndex: 0,
+    // A stable AMI id for this host's image (ami- and 17 hex digits, as EC2's ids are).
+    ImageId: `ami-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 17)}`,
     InstanceId: id,
-    InstanceType: 'kmsvol.host',
+    InstanceType: instanceTypeFor(os.availableParallelism(), os.arch()),
     LaunchTime: new Date(Date.now() - os.uptime() * 1000),
-    Placement: { AvailabilityZone: `${ctx.region}a`, Tenancy: 'default' },
+    Placement: { AvailabilityZone: defaultZone(ctx.region), GroupName: '', Tenancy: 'default' },
     PrivateDnsName: os.hostname(),
     State: { Code: 16, Name: 'running' },
     Architecture: os.arch() === 'arm64' ? 'arm64' : 'x86_64',
     BlockDeviceMappings: mappings,
+    EbsOptimized: true,
+    EnaSupport: true,
     Hypervisor: 'xen',
-    RootDeviceType: 'instance-store',
+    RootDeviceName: '/dev/xvda',
+    RootDeviceType: 'ebs',
     VirtualizationType: 'hvm',
     ...(tags.length ? { Tags: tags } : {}),
   };

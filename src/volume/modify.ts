@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { DAY_MS } from '../clock.js';
 import { ServiceError } from '../errors.js';
 import type { Ec2Context } from './context.js';
 import { getVolume, refuseMultiAttach } from './context.js';
@@ -6,10 +7,10 @@ import { Ec2Errors } from './errors.js';
 import type { Filter } from './filters.js';
 import { applyFilters, paginate } from './filters.js';
 import { imageFile, sizeImage } from './images.js';
+import { checkSize, checkVolumeType, performance } from './limits.js';
 import { readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
 import type { ModificationRow } from './registry.js';
-import { performance, VOLUME_TYPES } from './volumes.js';
 
 /**
  * EBS Elastic Volumes: ModifyVolume grows a volume (and changes its type,
@@ -49,6 +50,34 @@ export function modificationShape(m: ModificationRow) {
   };
 }
 
+/**
+ * AWS's rate for Elastic Volumes (API reference, ModifyVolume, since January
+ * 2026; before, one modification every 6 hours): a volume may be modified up
+ * to 4 times in a rolling 24 hours, each once the one before is completed.
+ * The start times of a volume's modifications in the window are kept in the
+ * registry's settings; the clock is the context's (KMSVOL_NOW moves it).
+ */
+export const MODIFICATIONS_PER_WINDOW = 4;
+export const MODIFICATION_WINDOW_MS = DAY_MS;
+const startsKey = (volumeId: string) => `modification_starts:${volumeId}`;
+
+function recentStarts(ctx: Ec2Context, volumeId: string, now: number): number[] {
+  const raw = ctx.registry.getSetting(startsKey(volumeId));
+  const all = raw ? (JSON.parse(raw) as number[]) : [];
+  return all.filter((t) => t > now - MODIFICATION_WINDOW_MS && t <= now).sort((a, b) => a - b);
+}
+
+/** Precondition: fewer than MODIFICATIONS_PER_WINDOW modifications of the volume started in the last 24 hours; otherwise VolumeModificationRateExceeded naming when it may be modified again. */
+function checkModificationRate(ctx: Ec2Context, volumeId: string, now: number): void {
+  const starts = recentStarts(ctx, volumeId, now);
+  if (starts.length < MODIFICATIONS_PER_WINDOW) return;
+  const next = new Date(starts[starts.length - MODIFICATIONS_PER_WINDOW]! + MODIFICATION_WINDOW_MS);
+  throw new ServiceError(
+    'VolumeModificationRateExceeded',
+    `You've reached the maximum modification rate per volume limit: ${volumeId} was modified ${starts.length} times in the last 24 hours (at most ${MODIFICATIONS_PER_WINDOW}). Wait until ${next.toISOString()} to modify it again.`,
+  );
+}
+
 /** What ModifyVolume checks before it changes anything (also what a DryRun checks); the modification it would make. */
 export function planModification(ctx: Ec2Context, req: ModifyVolumeRequest): ModificationRow {
   if (!req.VolumeId) throw Ec2Errors.missingParameter('The request must contain the parameter VolumeId');
@@ -63,13 +92,12 @@ export function planModification(ctx: Ec2Context, req: ModifyVolumeRequest): Mod
       `Volume ${v.volume_id} is already being modified (${prev.state}); wait until the modification is completed.`,
     );
   }
+  checkModificationRate(ctx, v.volume_id, ctx.clock.now().getTime());
   const size = req.Size ?? v.size;
-  if (!Number.isInteger(size) || size > 16384) throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is not in the supported size range 1-16384GiB.`);
+  const type = checkVolumeType(req.VolumeType ?? v.volume_type);
+  checkSize(type, size);
   if (size < v.size)
     throw Ec2Errors.invalidParameter(`New size cannot be smaller than existing size: ${v.volume_id} is ${v.size}GiB; ${size}GiB was asked. Volumes only grow.`);
-  const type = req.VolumeType ?? v.volume_type;
-  if (!(VOLUME_TYPES as readonly string[]).includes(type))
-    throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
   // A type change takes the new type's defaults unless IOPS or throughput are given.
   const sameType = type === v.volume_type;
   const perf = performance(
@@ -102,7 +130,17 @@ export function planModification(ctx: Ec2Context, req: ModifyVolumeRequest): Mod
 /** ModifyVolume as EC2 does it: `modifying` at once; the image and (if attached) the card grow after. */
 export function startModifyVolume(ctx: Ec2Context, req: ModifyVolumeRequest) {
   const m = planModification(ctx, req);
-  ctx.registry.write(() => ctx.registry.putModification(m));
+  ctx.registry.write(() => {
+    // Again inside the write: a concurrent ModifyVolume of the same volume may have started since the plan.
+    checkModificationRate(ctx, m.volume_id, m.start_time);
+    ctx.registry.putModification(m);
+    const starts = [...recentStarts(ctx, m.volume_id, m.start_time), m.start_time];
+    ctx.registry.setSetting(startsKey(m.volume_id), JSON.stringify(starts));
+    // Volumes whose last modification left the window (deleted ones included) need no record.
+    ctx.registry.db
+      .prepare("DELETE FROM settings WHERE k LIKE 'modification_starts:%' AND json_extract(v, '$[#-1]') <= ?")
+      .run(m.start_time - MODIFICATION_WINDOW_MS);
+  });
   const first = modificationShape(m);
   const done = (async () => {
     try {

@@ -10,6 +10,7 @@ import { Ec2Errors } from './errors.js';
 import type { Filter, FilterSpec } from './filters.js';
 import { describePage, refusePagedIds, sharedFilters } from './filters.js';
 import { copyImage, imageFile, imagePath, removeRunFiles, snapshotFile, volumeLockPath, writeEncryptedImage, writeImageAtomically } from './images.js';
+import { checkSize, checkVolumeType, DEFAULT_VOLUME_TYPE, performance } from './limits.js';
 import { GiB } from './offsets.js';
 import type { AttachmentRow, VolumeRow } from './registry.js';
 import { newId } from './registry.js';
@@ -24,7 +25,7 @@ export { EBS_CONTEXT_KEY, getVolume, resolveKey } from './context.js';
 export type { Filter } from './filters.js';
 export { imageFile, imagePath, volumeLockPath } from './images.js';
 
-export const VOLUME_TYPES = ['gp2', 'gp3', 'io1', 'io2', 'st1', 'sc1', 'standard'] as const;
+export { VOLUME_TYPES } from './limits.js';
 
 export interface CreateVolumeRequest {
   SnapshotId?: string;
@@ -98,35 +99,6 @@ export function volumeShape(ctx: Ec2Context, v: VolumeRow, a?: AttachmentRow, op
   };
 }
 
-/** Iops and Throughput as EC2 checks them for each volume type; the defaults EC2 gives (gp3: 3000 and 125). */
-export function performance(
-  type: string,
-  size: number,
-  iops: number | undefined,
-  throughput: number | undefined,
-): { iops: number | null; throughput: number | null } {
-  const bad = (m: string) => Ec2Errors.invalidParameter(m);
-  if (throughput !== undefined && type !== 'gp3')
-    throw new ServiceError('InvalidParameterCombination', `The parameter throughput is not supported for ${type} volumes; only gp3 volumes take a throughput.`);
-  if (type === 'gp3') {
-    const i = iops ?? 3000;
-    const t = throughput ?? 125;
-    if (!Number.isInteger(i) || i < 3000 || i > 16000) throw bad(`Iops (${i}) for gp3 volumes must be 3000-16000.`);
-    if (!Number.isInteger(t) || t < 125 || t > 1000) throw bad(`Throughput (${t}) for gp3 volumes must be 125-1000 MiB/s.`);
-    return { iops: i, throughput: t };
-  }
-  if (type === 'io1' || type === 'io2') {
-    if (iops === undefined) throw Ec2Errors.missingParameter(`The parameter iops must be specified for ${type} volumes.`);
-    const max = type === 'io1' ? 64000 : 256000;
-    if (!Number.isInteger(iops) || iops < 100 || iops > max) throw bad(`Iops (${iops}) for ${type} volumes must be 100-${max}.`);
-    if (iops > size * (type === 'io1' ? 50 : 1000))
-      throw bad(`Iops to volume size ratio of ${iops / size} is too high; maximum is ${type === 'io1' ? 50 : 1000}.`);
-    return { iops, throughput: null };
-  }
-  if (iops !== undefined) throw new ServiceError('InvalidParameterCombination', `The parameter iops is not supported for ${type} volumes.`);
-  return { iops: type === 'gp2' ? Math.min(16000, Math.max(100, size * 3)) : null, throughput: null };
-}
-
 export interface CreateStarted {
   /** The answer EC2 gives at once: state `creating`, KmsKeyId as the caller named it. */
   Volume: Omit<ReturnType<typeof volumeShape>, 'Attachments'>;
@@ -140,14 +112,12 @@ export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
   const snap = req.SnapshotId ? getSnapshot(ctx, req.SnapshotId) : undefined;
   const size = req.Size ?? snap?.volume_size;
   if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size or snapshotId');
-  if (!Number.isInteger(size) || size < 1 || size > 16384)
-    throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is not in the supported size range 1-16384GiB. Choose a whole number of GiB in that range.`);
+  const type = checkVolumeType(req.VolumeType ?? DEFAULT_VOLUME_TYPE);
+  // The type's own members first (io1 without Iops is MissingParameter whatever its size), then its size range.
+  const perf = performance(type, size, req.Iops, req.Throughput);
+  checkSize(type, size);
   if (snap && size < snap.volume_size)
     throw Ec2Errors.invalidParameter(`Volume of ${size}GiB is too small; minimum is ${snap.volume_size}GiB (the size of ${snap.snapshot_id}).`);
-  const type = req.VolumeType ?? 'gp3';
-  if (!(VOLUME_TYPES as readonly string[]).includes(type))
-    throw Ec2Errors.invalidParameter(`Value (${type}) for parameter volumeType is invalid. Valid values: ${VOLUME_TYPES.join(', ')}.`);
-  const perf = performance(type, size, req.Iops, req.Throughput);
   const zone = checkZone(ctx.region, req.AvailabilityZone);
   const tags = tagsFor(req.TagSpecifications, 'volume');
   const byDefault = ctx.registry.getSetting('ebs_encryption_by_default') === 'true';

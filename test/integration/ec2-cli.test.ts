@@ -23,8 +23,11 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     const v = kmsvol(home, [
       'ec2',
       'create-volume',
+      // gp3 (the default is gp2, which takes no IOPS or throughput); 4,000 IOPS needs 8 GiB (500 per GiB).
+      '--volume-type',
+      'gp3',
       '--size',
-      '1',
+      '8',
       '--encrypted',
       '--kms-key-id',
       key,
@@ -91,6 +94,26 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     expect(kmsvol(home, ['ec2', 'describe-instances', '--query', 'Reservations[0].Instances[0].InstanceId', '--output', 'text']).stdout.trim()).toBe(
       inst.InstanceId,
     );
+  });
+
+  it('modify-volume at most 4 times in 24 hours: the fifth exits 254 with VolumeModificationRateExceeded naming when; with KMSVOL_NOW a day on, it is taken', () => {
+    const home = tempHome();
+    const t0 = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const at = (h: number) => ({ KMSVOL_NOW: new Date(t0.getTime() + h * 3_600_000).toISOString() });
+    const id = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted'], at(0)).json.VolumeId;
+    for (let i = 0; i < 4; i++) {
+      const m = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', id, '--size', String(2 + i)], at(i));
+      expect(m.code, m.stderr).toBe(0);
+    }
+    const fifth = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', id, '--size', '9'], at(5));
+    expect(fifth.code).toBe(254);
+    expect(fifth.stderr).toContain(
+      `An error occurred (VolumeModificationRateExceeded) when calling the ModifyVolume operation: You've reached the maximum modification rate per volume limit: ${id} was modified 4 times in the last 24 hours (at most 4). Wait until ${at(24).KMSVOL_NOW} to modify it again.`,
+    );
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', id], at(5)).json.Volumes[0].Size).toBe(5);
+    const later = kmsvol(home, ['ec2', 'modify-volume', '--volume-id', id, '--size', '9'], at(24.01));
+    expect(later.code, later.stderr).toBe(0);
+    expect(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', id], at(24.01)).json.Volumes[0].Size).toBe(9);
   });
 
   it("the AWS CLI's own pagination (--page-size, --max-items, --starting-token, --no-paginate), --output yaml and table, --cli-input-json/yaml, --generate-cli-skeleton", () => {

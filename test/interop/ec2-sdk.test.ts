@@ -67,7 +67,8 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     const key = (await k.send(new kms.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const v = await c.send(
       new ec2.CreateVolumeCommand({
-        Size: 2,
+        // 4,000 IOPS needs 8 GiB: gp3 allows at most 500 IOPS per GiB.
+        Size: 8,
         Encrypted: true,
         KmsKeyId: key,
         AvailabilityZone: `${ep.region}a`,
@@ -80,7 +81,7 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     expect(v.State).toBe('creating');
     expect(v.VolumeId).toMatch(/^vol-[0-9a-f]{17}$/);
     expect(v.CreateTime).toBeInstanceOf(Date);
-    expect(v.Size).toBe(2);
+    expect(v.Size).toBe(8);
     expect(v.Encrypted).toBe(true);
     expect(v.KmsKeyId).toBe(key);
     expect([v.Iops, v.Throughput, v.VolumeType, v.MultiAttachEnabled, v.SnapshotId]).toEqual([4000, 250, 'gp3', false, '']);
@@ -91,7 +92,8 @@ describe('@aws-sdk/client-ec2 against kmsvol', () => {
     expect(d.Attachments).toEqual([]);
     const again = await c.send(
       new ec2.CreateVolumeCommand({
-        Size: 2,
+        // 4,000 IOPS needs 8 GiB: gp3 allows at most 500 IOPS per GiB.
+        Size: 8,
         Encrypted: true,
         KmsKeyId: key,
         AvailabilityZone: `${ep.region}a`,

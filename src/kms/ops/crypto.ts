@@ -5,6 +5,7 @@ import { NONCE_BYTES } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { algorithmsOf, allows, ENCRYPTION_ALGORITHMS } from '../keyspec.js';
+import { randomFromStore } from '../keystores/hsm.js';
 import { dryRunSucceeded } from '../members.js';
 import { materialIdOf, open, seal } from '../rules/envelope.js';
 import type { KeyRow } from '../store.js';
@@ -198,5 +199,6 @@ export function generateRandom(k: KmsContext, req: Req) {
   k.authorizeIamOnly('kms:GenerateRandom');
   const n = int(req, 'NumberOfBytes', 1, 1024);
   if (n === undefined) throw KmsErrors.validation('Please specify NumberOfBytes (1 to 1024).');
-  return { Plaintext: crypto.randomBytes(n) };
+  const storeId = str(req, 'CustomKeyStoreId', { min: 1, max: 64 });
+  return { Plaintext: storeId === undefined ? crypto.randomBytes(n) : randomFromStore(k, storeId, n) };
 }

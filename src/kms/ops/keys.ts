@@ -2,6 +2,7 @@ import { checkNewPolicy } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { checkSpecUsage, KEY_SPECS, KEY_USAGES, newMaterialFor } from '../keyspec.js';
+import { attachCustomKey, planCustomKey } from '../keystores/keys.js';
 import { insertKey, keyMetadata } from '../rules/keys.js';
 import { tags } from '../rules/tags.js';
 import type { KeyRow } from '../store.js';
@@ -24,15 +25,27 @@ export function createKey(k: KmsContext, req: Req) {
   const multiRegion = bool(req, 'MultiRegion');
   const tagList = tags(req, 'Tags');
   const keyUsage = checkSpecUsage(spec, usage);
-  if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE')
-    throw KmsErrors.unsupported(`Origin ${origin} needs a custom key store, which kmsvol does not have; use AWS_KMS or EXTERNAL.`);
+  const storeId = str(req, 'CustomKeyStoreId', { min: 1, max: 64 });
+  const xksKeyId = str(req, 'XksKeyId', { min: 1, max: 128 });
   k.authorizeIamOnly('kms:CreateKey');
+  const custom = planCustomKey(k, { origin, storeId, xksKeyId, spec, usage: keyUsage, multiRegion });
   const generated = origin === 'EXTERNAL' || spec === 'SYMMETRIC_DEFAULT' ? undefined : newMaterialFor(spec);
   let row: KeyRow;
   try {
     row = k.store.write(() => {
-      const created = insertKey(k, { description, origin, multiRegion, policy, tags: tagList, keySpec: spec, keyUsage, generated });
+      const created = insertKey(k, {
+        description,
+        origin: custom ? custom.origin : (origin as 'AWS_KMS' | 'EXTERNAL' | undefined),
+        multiRegion,
+        policy,
+        tags: tagList,
+        keySpec: spec,
+        keyUsage,
+        generated,
+      });
       if (policy !== undefined) checkNewPolicy(k.call, policy, k.keyArn(created.key_id), bypass);
+      // Last, so that a refused policy leaves no key behind in the token.
+      if (custom) attachCustomKey(k, custom, created.key_id);
       return created;
     });
   } finally {

@@ -3,6 +3,8 @@ import type { EncryptionContext } from '../blob.js';
 import { encodeContext, encodeHeader, NONCE_BYTES, parseBlob } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
+import { openInToken, sealInToken } from '../keystores/hsm.js';
+import { openOuter, sealOuter } from '../keystores/xks.js';
 import type { KeyRow } from '../store.js';
 
 /**
@@ -14,14 +16,18 @@ import type { KeyRow } from '../store.js';
 
 /** Encrypt under the key's current material. */
 export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: EncryptionContext | undefined, nonce = crypto.randomBytes(NONCE_BYTES)): Buffer {
+  // A key in an AWS CloudHSM key store encrypts in its token (keystores/hsm.ts).
+  if (row.origin === 'AWS_CLOUDHSM') return sealInToken(k, row, plaintext, ctx, nonce);
   const mat = k.store.currentMaterial(row.key_id);
   if (!mat) throw KmsErrors.invalidState(k.keyArn(row.key_id), 'PendingImport');
   const header = encodeHeader({ storeId: k.store.storeId, keyId: row.key_id, materialId: mat.material_id, nonce });
-  return k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
+  const inner = k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {
     const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
     c.setAAD(Buffer.concat([header, encodeContext(ctx)]));
     return Buffer.concat([header, c.update(plaintext), c.final(), c.getAuthTag()]);
   });
+  // A key in an external key store: the external key encrypts KMS's ciphertext (keystores/xks.ts).
+  return row.origin === 'EXTERNAL_KEY_STORE' ? sealOuter(k, row, inner, mat.material_id, ctx, k.call?.op ?? 'Encrypt') : inner;
 }
 
 /** The KeyMaterialId of a blob sealed here (hex, as AWS shows it): the material that sealed it. */
@@ -41,7 +47,7 @@ export function open(
   keyRef: string | undefined,
   action: string,
 ): { row: KeyRow; plaintext: Buffer; materialId: string } {
-  const parsed = parseBlob(ciphertext);
+  let parsed = parseBlob(ciphertext);
   if (!parsed.storeId.equals(k.store.storeId)) throw KmsErrors.invalidCiphertext();
   if (keyRef !== undefined && k.resolveKeyId(keyRef) !== parsed.keyId) throw KmsErrors.incorrectKey();
   const raw = k.store.getKey(k.region, parsed.keyId);
@@ -52,6 +58,12 @@ export function open(
   }
   k.authorize(row, { action, encryptionContext: ctx });
   k.assertUsable(row);
+  if (row.origin === 'AWS_CLOUDHSM') return { row, plaintext: openInToken(k, row, parsed, ctx), materialId: parsed.materialId.toString('hex') };
+  if (row.origin === 'EXTERNAL_KEY_STORE') {
+    // The outer layer first, through the proxy; the inner blob is KMS's own, of the same key.
+    parsed = parseBlob(openOuter(k, row, parsed, ctx, k.call?.op ?? action.replace(/^kms:/, '')));
+    if (!parsed.storeId.equals(k.store.storeId) || parsed.keyId !== row.key_id) throw KmsErrors.invalidCiphertext();
+  }
   const mat = k.store.material(row.key_id, parsed.materialId);
   if (!mat) throw KmsErrors.invalidCiphertext();
   const plaintext = k.withBackingKey(row.key_id, mat.material_id, mat.sealed, (key) => {

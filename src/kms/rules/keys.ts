@@ -3,6 +3,7 @@ import { MATERIAL_ID_BYTES } from '../blob.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { algorithmsOf, newMaterialFor } from '../keyspec.js';
+import { customKeyMetadata } from '../keystores/keys.js';
 import type { KeyRow } from '../store.js';
 import { multiRegionConfiguration } from './multiregion.js';
 import type { Tag } from './tags.js';
@@ -48,12 +49,14 @@ export function keyMetadata(k: KmsContext, row: KeyRow) {
     ...(row.expiration_model !== null ? { ExpirationModel: row.expiration_model } : {}),
     ...(material ? { CurrentKeyMaterialId: material.material_id.toString('hex') } : {}),
     ...(row.multi_region === 1 ? { MultiRegionConfiguration: multiRegionConfiguration(k, row) } : {}),
+    ...customKeyMetadata(k, row),
   };
 }
 
 export interface NewKey {
   description?: string;
-  origin?: 'AWS_KMS' | 'EXTERNAL';
+  /** AWS_CLOUDHSM: no material here (the key is in the store's token, keystores/keys.ts). */
+  origin?: 'AWS_KMS' | 'EXTERNAL' | 'AWS_CLOUDHSM' | 'EXTERNAL_KEY_STORE';
   keyManager?: 'CUSTOMER' | 'AWS';
   multiRegion?: boolean;
   policy?: string;
@@ -104,7 +107,8 @@ export function insertKey(k: KmsContext, spec: NewKey): KeyRow {
     k.newMaterial(keyId, now, null, copy, materialId);
   } else {
     k.store.insertKey(row);
-    if (origin === 'AWS_KMS') k.newMaterial(keyId, now, null, spec.generated ?? newMaterialFor(keySpec));
+    // EXTERNAL_KEY_STORE keys have KMS's own material too: the inner layer of their double encryption.
+    if (origin === 'AWS_KMS' || origin === 'EXTERNAL_KEY_STORE') k.newMaterial(keyId, now, null, spec.generated ?? newMaterialFor(keySpec));
   }
   putTags(k, keyId, spec.tags ?? []);
   return row;

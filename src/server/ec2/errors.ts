@@ -1,5 +1,6 @@
 import { ServiceError } from '../../errors.js';
 import { KmsError } from '../../kms/errors.js';
+import type { WireError } from '../service.js';
 
 /**
  * Errors on the EC2 wire. The volume layer already names its errors with
@@ -27,4 +28,38 @@ export function toWireError(e: unknown): { code: string; message: string; status
   if (e instanceof ServiceError) return { code: e.name, message: e.message, status: Math.min(e.httpStatus, 500) };
   if (e instanceof Error && e.name === 'ParamValidation') return { code: 'InvalidParameterValue', message: e.message, status: 400 };
   return { code: 'InternalError', message: "An internal error has occurred. The details are in the endpoint's log.", status: 500 };
+}
+
+/** EC2's own answer to a failed authentication: its codes and HTTP statuses (API reference, Error codes), never the JSON services' exception names. */
+const AUTH: Record<NonNullable<WireError['failure']>, (detail: string) => WireError> = {
+  missing: (d) => ({
+    name: 'MissingAuthenticationToken',
+    message: `The request must contain either a valid (registered) AWS access key ID or X.509 certificate. ${d}`,
+    status: 401,
+  }),
+  incomplete: (d) => ({ name: 'IncompleteSignature', message: d, status: 400 }),
+  signature: (d) => ({ name: 'SignatureDoesNotMatch', message: d, status: 403 }),
+  // EC2 allows 15 minutes either way; past them (early or late) the request has expired.
+  skew: (d) => ({ name: 'RequestExpired', message: `Request has expired. ${d}`, status: 400 }),
+  'unknown-key': () => ({
+    name: 'AuthFailure',
+    message:
+      'AWS was not able to validate the provided access credentials: the access key is not known to this endpoint (create one with `kmsvol iam create-access-key`).',
+    status: 401,
+  }),
+  'invalid-token': () => ({
+    name: 'AuthFailure',
+    message: 'AWS was not able to validate the provided access credentials: the session token is not the one issued with this access key.',
+    status: 401,
+  }),
+  'expired-token': () => ({
+    name: 'RequestExpired',
+    message: 'Request has expired. The security token included in the request is expired: assume the role again for new credentials.',
+    status: 400,
+  }),
+};
+
+/** An error raised before EC2 ran, in EC2's words: authentication failures get EC2's codes; the rest keep theirs. */
+export function ec2AuthError(e: WireError): WireError {
+  return e.failure ? AUTH[e.failure](e.message) : e;
 }

@@ -5,7 +5,7 @@ import { memberNames } from '../../ec2/operation.js';
 import { OPERATIONS } from '../../ec2/operations.js';
 import { createLogger } from '../../log.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from '../service.js';
-import { invalidAction, toWireError } from './errors.js';
+import { ec2AuthError, invalidAction, toWireError } from './errors.js';
 import { decodeRequest, EC2_VERSION, encodeError, encodeResponse } from './protocol.js';
 
 /**
@@ -37,6 +37,8 @@ function fail(e: unknown, requestId: string): ServiceReply {
 
 export const ec2Service: Service = {
   name: 'ec2',
+  // EC2 refuses a request whose date is more than 15 minutes from its clock (RequestExpired).
+  maxClockSkewMs: 15 * 60 * 1000,
 
   async handle(call: ServiceCall): Promise<ServiceReply> {
     const action = call.params.get('Action') ?? '';
@@ -55,6 +57,7 @@ export const ec2Service: Service = {
   },
 
   error(e: WireError, requestId: string): ServiceReply {
-    return xml(e.status, encodeError(e.name, e.message, requestId), requestId);
+    const w = ec2AuthError(e);
+    return xml(w.status, encodeError(w.name, w.message, requestId), requestId);
   },
 };

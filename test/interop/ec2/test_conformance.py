@@ -29,9 +29,10 @@ def new_volume(ec2, cleanup, **kw):
 
 def test_types_and_the_volume_waiters(ec2, kms, cleanup):
     key = kms.create_key()["KeyMetadata"]["KeyId"]
-    v = new_volume(ec2, cleanup, Encrypted=True, KmsKeyId=key, VolumeType="gp3", Iops=3500)
+    # 3,500 IOPS needs 7 GiB: gp3 allows at most 500 IOPS per GiB.
+    v = new_volume(ec2, cleanup, Size=7, Encrypted=True, KmsKeyId=key, VolumeType="gp3", Iops=3500)
     assert v["State"] == "creating" and isinstance(v["CreateTime"], datetime.datetime)
-    assert (v["Size"], v["Encrypted"], v["Iops"], v["Throughput"], v["MultiAttachEnabled"]) == (1, True, 3500, 125, False)
+    assert (v["Size"], v["Encrypted"], v["Iops"], v["Throughput"], v["MultiAttachEnabled"]) == (7, True, 3500, 125, False)
     d = ec2.describe_volumes(VolumeIds=[v["VolumeId"]])["Volumes"][0]
     assert d["State"] == "available" and d["Attachments"] == []
     me = ec2.describe_instances()["Reservations"][0]["Instances"][0]

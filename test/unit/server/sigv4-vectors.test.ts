@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import type { ReceivedRequest } from '../../../src/server/sigv4.js';
-import { checkRequest, parseAuthorization, verifySignature } from '../../../src/server/sigv4.js';
+import type { ReceivedRequest } from '../../../src/sigv4.js';
+import { checkRequest, parseAuthorization, verifySignature } from '../../../src/sigv4.js';
 
 /**
  * The published AWS SigV4 test suite (aws-sig-v4-test-suite, packaged on npm

@@ -66,10 +66,24 @@ describe('Precondition: every string EC2 stores is text XML 1.0 can carry', () =
 });
 
 describe('Availability Zones', () => {
-  it('are <region>a to <region>f; another region is its own list', () => {
-    expect(availabilityZones('eu-west-3')).toEqual(['eu-west-3a', 'eu-west-3b', 'eu-west-3c', 'eu-west-3d', 'eu-west-3e', 'eu-west-3f']);
+  it("are each region's real zones: us-east-1 a-f, eu-west-3 a-c, ap-northeast-1 a/c/d, us-west-1 b/c; a zone of another region or a letter the region lacks is refused", () => {
+    expect(availabilityZones('eu-west-3')).toEqual(['eu-west-3a', 'eu-west-3b', 'eu-west-3c']);
+    expect(availabilityZones('us-east-1')).toHaveLength(6);
+    expect(availabilityZones('ap-northeast-1')).toEqual(['ap-northeast-1a', 'ap-northeast-1c', 'ap-northeast-1d']);
     expect(checkZone('eu-west-3', 'eu-west-3c')).toBe('eu-west-3c');
-    for (const bad of ['us-east-1a', 'eu-west-3g', 'eu-west-3', 'EU-WEST-3A', 'eu-west-3a ', ''])
-      expect(() => checkZone('eu-west-3', bad), bad).toThrow(expect.objectContaining({ name: 'InvalidZone.NotFound' }));
+    expect(checkZone('us-west-1', undefined)).toBe('us-west-1b');
+    for (const [region, bad] of [
+      ['eu-west-3', 'us-east-1a'],
+      ['eu-west-3', 'eu-west-3d'],
+      ['eu-west-3', 'eu-west-3f'],
+      ['eu-west-3', 'eu-west-3g'],
+      ['eu-west-3', 'eu-west-3'],
+      ['eu-west-3', 'EU-WEST-3A'],
+      ['eu-west-3', 'eu-west-3a '],
+      ['eu-west-3', ''],
+      ['ap-northeast-1', 'ap-northeast-1b'],
+      ['us-west-1', 'us-west-1a'],
+    ])
+      expect(() => checkZone(region!, bad!), bad).toThrow(expect.objectContaining({ name: 'InvalidZone.NotFound' }));
   });
 });

@@ -16,15 +16,49 @@ import type { HeaderBag, HttpRequest, QueryParameterBag } from '@smithy/types';
 export const MAX_SKEW_MS = 5 * 60 * 1000;
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
 
-/** A refusal in AWS's words; the HTTP layer sends it in the called service's shape. */
+/**
+ * What was wrong with a request's authentication, whatever the service: each
+ * service's codec names it in its own words (KMS: the JSON exceptions this
+ * file's codes are; EC2: AuthFailure, SignatureDoesNotMatch, RequestExpired…;
+ * STS: InvalidClientTokenId, SignatureDoesNotMatch, ExpiredToken…).
+ */
+export type AuthFailure =
+  /** No Authorization header. */
+  | 'missing'
+  /** An Authorization header or X-Amz-Date that is not SigV4's form. */
+  | 'incomplete'
+  /** The signature, the scope or the signed headers are not what the request needs. */
+  | 'signature'
+  /** X-Amz-Date is outside the service's allowed clock skew (past or future). */
+  | 'skew'
+  /** The access key is not known here. */
+  | 'unknown-key'
+  /** A session token that is not the session's (or one where none belongs). */
+  | 'invalid-token'
+  /** The session's credentials have expired. */
+  | 'expired-token';
+
+const FAILURE_OF: Record<string, AuthFailure> = {
+  MissingAuthenticationTokenException: 'missing',
+  IncompleteSignatureException: 'incomplete',
+  InvalidSignatureException: 'signature',
+  UnrecognizedClientException: 'unknown-key',
+  ExpiredTokenException: 'expired-token',
+};
+
+/** A refusal in AWS's words (KMS's names as `code`); the HTTP layer sends it in the called service's shape and names. */
 export class SigV4Error extends Error {
+  /** What kind of failure, for the services that name failures differently (undefined: not an authentication failure). */
+  readonly failure: AuthFailure | undefined;
   constructor(
     readonly code: string,
     message: string,
     readonly status = 400,
+    failure?: AuthFailure,
   ) {
     super(message);
     this.name = code;
+    this.failure = failure ?? FAILURE_OF[code];
   }
 }
 
@@ -189,6 +223,8 @@ export interface VerifyOptions {
   /** Whether the endpoint serves this region (a server started with --region serves only that one). */
   regionAllowed(region: string): boolean;
   now: number;
+  /** How far X-Amz-Date may be from now, either way (default MAX_SKEW_MS, KMS's 5 minutes; EC2 and STS allow 15). */
+  maxSkewMs?: number;
 }
 
 /**
@@ -217,15 +253,21 @@ export function checkRequest(req: ReceivedRequest, auth: ParsedAuth, opts: Verif
       `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${credential.date}' != '${amzDate.slice(0, 8)}', from '${amzDate}'.`,
     );
   }
-  if (when < opts.now - MAX_SKEW_MS)
+  const skew = opts.maxSkewMs ?? MAX_SKEW_MS;
+  const minutes = `${Math.round(skew / 60_000)} min.`;
+  if (when < opts.now - skew)
     throw new SigV4Error(
       'InvalidSignatureException',
-      `Signature expired: ${amzDate} is now earlier than ${amz(opts.now - MAX_SKEW_MS)} (${amz(opts.now)} - 5 min.)`,
+      `Signature expired: ${amzDate} is now earlier than ${amz(opts.now - skew)} (${amz(opts.now)} - ${minutes})`,
+      400,
+      'skew',
     );
-  if (when > opts.now + MAX_SKEW_MS)
+  if (when > opts.now + skew)
     throw new SigV4Error(
       'InvalidSignatureException',
-      `Signature not yet current: ${amzDate} is still later than ${amz(opts.now + MAX_SKEW_MS)} (${amz(opts.now)} + 5 min.)`,
+      `Signature not yet current: ${amzDate} is still later than ${amz(opts.now + skew)} (${amz(opts.now)} + ${minutes})`,
+      400,
+      'skew',
     );
   for (const h of auth.signedHeaders) {
     if (h !== h.toLowerCase() || h === '')
@@ -278,3 +320,12 @@ export async function verifySignature(
     );
   }
 }
+
+/** The access key is not one this endpoint knows. */
+export const unknownAccessKey = () => new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.');
+
+/** A session token that is not the session's, or a token where no session is. */
+export const invalidSessionToken = () =>
+  new SigV4Error('UnrecognizedClientException', 'The security token included in the request is invalid.', 400, 'invalid-token');
+
+export const expiredSessionToken = () => new SigV4Error('ExpiredTokenException', 'The security token included in the request is expired');
