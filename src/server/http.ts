@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import { clockFromEnv } from '../clock.js';
 import { Ec2Contexts } from '../ec2/context.js';
-import { backgroundSettled } from '../ec2/invoke.js';
+import { backgroundSettled, isEc2Operation } from '../ec2/invoke.js';
 import { ServiceError } from '../errors.js';
 import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
@@ -150,6 +150,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   if (!services.has('kms')) throw new Error('the endpoint needs the kms service');
   const served = new Set(services.keys());
   const servedNames = [...served].map((s) => s.toUpperCase());
+  const servedAction = (action: string) => (services.has('sts') && STS_ACTIONS.has(action)) || (services.has('ec2') && isEc2Operation(action));
   const regions = new Map<string, Kms>();
   const kmsFor = (region: string): Kms => {
     let kms = regions.get(region);
@@ -227,7 +228,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     const requestId = crypto.randomUUID();
     let service = route(services, req);
     let reply: ServiceReply;
-    let foreign: Unserved | undefined = unservedRequest(served, req);
+    let foreign: Unserved | undefined = unservedRequest(served, req, undefined, servedAction);
     try {
       if (foreign) throw new ServiceError('UnknownOperationException', 'unserved');
       if (service.name === 'kms' && !req.headers['x-amz-target'] && req.method !== 'POST')
@@ -240,7 +241,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       count.query(queryOf(req));
       const body = await readBody(req, isForm(req) ? count : undefined);
       const params = queryParams(req, body);
-      foreign = unservedRequest(served, req, params);
+      foreign = unservedRequest(served, req, params, servedAction);
       if (foreign) throw new ServiceError('UnknownOperationException', 'unserved');
       service = route(services, req, params);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };

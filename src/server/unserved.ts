@@ -33,9 +33,15 @@ function cliOperation(req: http.IncomingMessage): string | undefined {
 /**
  * The unserved service and operation a request is for, or undefined when a
  * served service should answer it (including with its own scope error).
- * `params` is the URL's query and the form body, once read.
+ * `params` is the URL's query and the form body, once read; `servedAction`
+ * tells a Query action of a served service.
  */
-export function unservedRequest(served: ReadonlySet<string>, req: http.IncomingMessage, params?: URLSearchParams): Unserved | undefined {
+export function unservedRequest(
+  served: ReadonlySet<string>,
+  req: http.IncomingMessage,
+  params?: URLSearchParams,
+  servedAction: (action: string) => boolean = () => false,
+): Unserved | undefined {
   const target = req.headers['x-amz-target'];
   const scope = scopeOf(req);
   if (typeof target === 'string' && target !== '') {
@@ -45,7 +51,8 @@ export function unservedRequest(served: ReadonlySet<string>, req: http.IncomingM
   }
   if (!scope || served.has(scope)) return undefined;
   const action = params?.get('Action') ?? new URLSearchParams(/\?(.*)$/.exec(req.url ?? '')?.[1] ?? '').get('Action');
-  if (action) return { service: scope, operation: action, protocol: 'query' };
+  // An action a served service has (EC2's, STS's) signed for another service: that service answers, with its scope error.
+  if (action) return servedAction(action) ? undefined : { service: scope, operation: action, protocol: 'query' };
   const form = String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
   // A form body not read yet may still carry the Action: decide once it is read.
   if (form && !params) return undefined;
