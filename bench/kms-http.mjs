@@ -44,7 +44,7 @@ try {
   });
   const client = new sdk.KMSClient({
     endpoint,
-    region: 'local',
+    region: 'us-east-1',
     credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey },
     maxAttempts: 1,
     requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT }) },
@@ -77,7 +77,7 @@ try {
   const u = new URL(endpoint);
   const signer = new SignatureV4({
     credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey },
-    region: 'local',
+    region: 'us-east-1',
     service: 'kms',
     sha256: Sha256,
   });

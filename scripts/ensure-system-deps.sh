@@ -17,6 +17,7 @@ declare -A PKG=(
   [fsfreeze]=util-linux
   [clang-format]=clang-format
   [openssl]=openssl
+  [jq]=jq
   [useradd]=passwd
   [userdel]=passwd
   [pkill]=procps

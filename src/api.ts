@@ -23,7 +23,7 @@ export interface KmsvolOptions {
   home?: string;
   /** The clock; a card started by attach reads the instant it showed at attach (in its spec). Default: now, movable. */
   clock?: ManualClock;
-  /** The region and account, chosen as the CLI chooses them: default KMSVOL_REGION, else AWS_REGION, else `local`; KMSVOL_ACCOUNT_ID, else 000000000000. */
+  /** The region and account, chosen as the CLI chooses them: default KMSVOL_REGION, else the AWS CLI's region (AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config), else us-east-1; KMSVOL_ACCOUNT_ID, else 000000000000. */
   region?: string;
   account?: string;
 }

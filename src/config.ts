@@ -1,13 +1,16 @@
 import { DEFAULT_ACCOUNT } from './kms/context.js';
+import { awsCliRegion } from './region.js';
 
 /**
  * The region and account a caller works in, chosen the same way by the CLI
  * and the `Kmsvol` API (the card gets them in its spec): an explicit choice
- * (`--region`, the API's option), else KMSVOL_REGION, else AWS_REGION. An
- * empty variable is an unset one. Undefined when nothing chose a region.
+ * (`--region`, the API's option), else KMSVOL_REGION, else the region the
+ * AWS CLI would use (src/region.ts: AWS_REGION, AWS_DEFAULT_REGION, the
+ * profile's region in ~/.aws/config). An empty variable is an unset one.
+ * Undefined when nothing chose a region (then DEFAULT_REGION, us-east-1).
  */
 export function configuredRegion(explicit?: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return explicit || env.KMSVOL_REGION || env.AWS_REGION || undefined;
+  return explicit || env.KMSVOL_REGION || awsCliRegion(env) || undefined;
 }
 
 /** The account: an explicit choice, else KMSVOL_ACCOUNT_ID, else 000000000000 (an empty variable is an unset one here too). */

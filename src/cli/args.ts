@@ -36,15 +36,23 @@ function readFile(p: string): Buffer {
   }
 }
 
-/** A blob argument: `fileb://F` gives the file's bytes; anything else is base64. */
-export function parseBlob(value: string, name: string): Buffer {
+/**
+ * A blob argument: `fileb://F` gives the file's bytes; anything else is
+ * base64, or, with the AWS CLI v2's `--cli-binary-format raw-in-base64-out`,
+ * the text itself (a `file://` file's bytes as they are).
+ */
+export function parseBlob(value: string, name: string, format: BinaryFormat = 'base64'): Buffer {
   if (value.startsWith('fileb://')) return readFile(value.slice(8));
+  if (format === 'raw-in-base64-out') return value.startsWith('file://') ? readFile(value.slice(7)) : Buffer.from(value, 'utf8');
   const text = value.startsWith('file://') ? utf8Text(readFile(value.slice(7)), value.slice(7), name).trim() : value;
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
     throw new UsageError(`Invalid base64 for --${name}. Pass base64 text, or fileb://FILE for raw bytes.`);
   }
   return Buffer.from(text, 'base64');
 }
+
+/** How blob arguments are read (the AWS CLI v2's --cli-binary-format). */
+export type BinaryFormat = 'base64' | 'raw-in-base64-out';
 
 /** A map argument: JSON `{"k":"v"}` or shorthand `k=v,k2=v2`. */
 export function parseMap(value: string, name: string): Record<string, string> {

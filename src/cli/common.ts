@@ -16,13 +16,18 @@ export interface GlobalOptions {
   query?: string;
   kms?: 'embedded' | 'aws';
   kmsEndpoint?: string;
+  /** The AWS CLI v2's --cli-binary-format: how blob arguments are read. */
+  cliBinaryFormat?: 'base64' | 'raw-in-base64-out';
 }
 
 /** The AWS CLI's global options, accepted on every command (before or after the operation). */
 export function withGlobals(cmd: Command): Command {
   return cmd
     .option('--home <dir>', 'kmsvol home directory (default $KMSVOL_HOME or ~/.kmsvol)')
-    .option('--region <region>', 'region (default $KMSVOL_REGION, $AWS_REGION or "local")')
+    .option(
+      '--region <region>',
+      "region (default $KMSVOL_REGION, else the AWS CLI's: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's region in ~/.aws/config; else us-east-1)",
+    )
     .addOption(new Option('--output <format>', 'output format').choices(['json', 'text', 'table', 'yaml']))
     .option('--profile <name>', 'the AWS profile for a remote KMS (as AWS_PROFILE)')
     .option('--query <jmespath>', 'JMESPath query applied to the response')
@@ -34,7 +39,13 @@ export function withGlobals(cmd: Command): Command {
     )
     .option('--kms-endpoint <url>', 'a remote KMS such as `kmsvol kms serve` (default $KMSVOL_KMS_ENDPOINT or $AWS_ENDPOINT_URL_KMS)')
     .option('--endpoint-url <url>', 'the same as --kms-endpoint, as the AWS CLI names it')
-    .option('--no-cli-pager', 'accepted for AWS CLI compatibility');
+    .option('--no-cli-pager', 'accepted for AWS CLI compatibility')
+    .addOption(
+      new Option(
+        '--cli-binary-format <format>',
+        'how blob arguments are read, as in AWS CLI v2: base64 (the default) or raw-in-base64-out (the text itself); fileb:// is raw bytes either way',
+      ).choices(['base64', 'raw-in-base64-out']),
+    );
 }
 
 /**

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { Kmsvol } from '../api.js';
+import { RootNeeded } from './errors.js';
 
 /**
  * `kmsvol demo` (`npm start`): the seed story end to end on the embedded KMS,
@@ -14,6 +15,9 @@ export function demoCommand(): Command {
     .description('Run the seed story end to end (key, encrypted volume, ext4, disable, reattach) in a temporary home')
     .option('--keep', 'keep the temporary home for inspection')
     .action(async (opts: { keep?: boolean }) => {
+      // Precondition: root, for the FUSE mount and the loop device the story attaches; said in one line before anything is made.
+      if (process.geteuid?.() !== 0)
+        throw new RootNeeded('kmsvol demo needs root: it attaches a volume through FUSE and a loop device. Run it as root (sudo npm start).');
       const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-demo-'));
       const story = new Story(root);
       const onSignal = () => {

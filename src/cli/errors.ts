@@ -26,8 +26,15 @@ export const OperationContext = {
   },
 };
 
+/** Something only root may do, said in one line (a non-root user of `npm start`). */
+export class RootNeeded extends Error {}
+
 export function report(e: unknown, operation?: string): number {
   if (e instanceof CliExit) return e.code;
+  if (e instanceof RootNeeded) {
+    process.stderr.write(`${e.message}\n`);
+    return EXIT.OTHER;
+  }
   if (e instanceof ServiceError) {
     process.stderr.write(`\nAn error occurred (${e.name}) when calling the ${operation ?? 'unknown'} operation: ${e.message}\n`);
     return EXIT.SERVICE;
@@ -49,6 +56,13 @@ export function report(e: unknown, operation?: string): number {
   const err = e as NodeJS.ErrnoException;
   if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT') {
     process.stderr.write(`\n${err.message}. The file system holding the kmsvol home is full; free space and retry.\n`);
+    return EXIT.OTHER;
+  }
+  if (err?.code === 'EACCES' || err?.code === 'EPERM') {
+    // One line: what was refused, and what to do as a user who is not root.
+    process.stderr.write(
+      `kmsvol: ${err.message}. The KMS and the volume records need no root: set KMSVOL_HOME to a directory you own (export KMSVOL_HOME=$HOME/.kmsvol); attaching a volume needs root (FUSE, loop devices).\n`,
+    );
     return EXIT.OTHER;
   }
   process.stderr.write(`\n${err?.message ?? String(e)}\n`);

@@ -5,10 +5,12 @@ import type { MemberType } from '../kms/members.js';
 import { MEMBERS } from '../kms/members.js';
 import type { KmsOperation, OperationSpec } from '../kms/operations.js';
 import { OPERATIONS } from '../kms/operations.js';
+import type { BinaryFormat } from './args.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, kebab, namedIn, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { cliInput, cliInputOptions, printSkeleton } from './input.js';
+import { loadKmsHelp } from './kms-help.js';
 import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
 import { seedCommand } from './seed.js';
 import { serveCommand } from './serve.js';
@@ -20,9 +22,9 @@ import { serveCommand } from './serve.js';
  */
 
 /** How each member type's option value becomes a request value. */
-const PARSERS: Record<MemberType, (v: unknown, flag: string) => unknown> = {
+const PARSERS: Record<MemberType, (v: unknown, flag: string, format: BinaryFormat) => unknown> = {
   string: (v, flag) => readParamText(v as string, flag),
-  blob: (v, flag) => parseBlob(v as string, flag),
+  blob: (v, flag, format) => parseBlob(v as string, flag, format),
   map: (v, flag) => parseMap(v as string, flag),
   int: (v, flag) => parseInteger(v as string, flag),
   bool: (v) => v as boolean,
@@ -47,7 +49,7 @@ function camel(flag: string): string {
 }
 
 /** Build the request from parsed options (over `base`, from --cli-input-json/yaml), converting each value by its field type. */
-function buildRequest(fields: string[], opts: Record<string, unknown>, base: KmsRequest = {}): KmsRequest {
+function buildRequest(fields: string[], opts: Record<string, unknown>, base: KmsRequest = {}, format: BinaryFormat = 'base64'): KmsRequest {
   const req: KmsRequest = { ...base };
   const missing: string[] = [];
   for (const spec of fields) {
@@ -58,7 +60,7 @@ function buildRequest(fields: string[], opts: Record<string, unknown>, base: Kms
       if (spec.endsWith('!') && req[field] === undefined) missing.push(`--${flag}`);
       continue;
     }
-    req[field] = PARSERS[typeOf(field)](v, flag);
+    req[field] = PARSERS[typeOf(field)](v, flag, format);
   }
   if (missing.length) throw new UsageError(`the following arguments are required: ${missing.join(', ')}`);
   return req;
@@ -96,16 +98,19 @@ export function kmsCommand(args?: readonly string[]): Command {
   const kms = new Command('kms').description('AWS KMS operations against the local KMS (same names and arguments as `aws kms`)');
   const commands = Object.entries(KMS_COMMANDS) as [KmsOperation, string[]][];
   const wanted = namedIn(args, [...commands.map(([op]) => kebab(op)), 'serve', 'seed']);
+  // Descriptions in AWS's words, read only when help is asked for (kms-help.ts).
+  const help = args?.some((a) => a === '--help' || a === '-h' || a === 'help') ? loadKmsHelp() : undefined;
   for (const [op, fields] of commands) {
     if (!wanted(kebab(op))) continue;
-    const cmd = withGlobals(new Command(kebab(op)).description(`KMS ${op}`));
+    const cmd = withGlobals(new Command(kebab(op)).description(help?.operation(op) ?? `KMS ${op}`));
     for (const spec of fields) {
       const field = spec.replace(/!$/, '');
       const flag = kebab(field);
       const type = typeOf(field);
-      if (type === 'bool') cmd.option(`--${flag}`).option(`--no-${flag}`);
-      else if (type === 'list' || type === 'structs') cmd.option(`--${flag} <values...>`);
-      else cmd.option(`--${flag} <value>`);
+      const text = `${help?.member(op, field) ?? ''}${spec.endsWith('!') ? ' (required)' : ''}`.trim();
+      if (type === 'bool') cmd.option(`--${flag}`, text).option(`--no-${flag}`, `the opposite of --${flag}`);
+      else if (type === 'list' || type === 'structs') cmd.option(`--${flag} <values...>`, text);
+      else cmd.option(`--${flag} <value>`, text);
     }
     const list = (OPERATIONS[op] as OperationSpec).pages;
     cliInputOptions(cmd);
@@ -114,7 +119,7 @@ export function kmsCommand(args?: readonly string[]): Command {
       const g = globalsOf(self);
       await OperationContext.run(op, async () => {
         if (opts.generateCliSkeleton !== undefined) return printSkeleton(skeleton(fields), opts.generateCliSkeleton as string | true);
-        const req = buildRequest(fields, opts, fromInput(fields, cliInput(opts)));
+        const req = buildRequest(fields, opts, fromInput(fields, cliInput(opts)), g.cliBinaryFormat);
         const client = openKmsClient(g);
         try {
           // The AWS CLI pages through the whole list unless told not to (--no-paginate, or the service's own --limit/--marker).

@@ -5,6 +5,7 @@ import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
 import { createAccessKey, createRole } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
+import { isAwsRegion } from '../region.js';
 import { parseInteger, readParamText } from './args.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
@@ -34,13 +35,16 @@ export function serveCommand(): Command {
     .option('--port <port>', 'TCP port (default 4599)', '4599')
     .option('--workers <n>', 'server processes sharing the port (default 1)', '1')
     .option('--seed <file>', 'apply a seed file of key fixtures (YAML or JSON) before serving; see docs/cli.md')
-    .action(async (opts: { host: string; port: string; workers: string; seed?: string }, self: Command) => {
+    .option('--region-allow-any', "serve regions that are not AWS's too (by default a request scoped to an unknown region is refused, as AWS refuses it)")
+    .action(async (opts: { host: string; port: string; workers: string; seed?: string; regionAllowAny?: boolean }, self: Command) => {
       const g = globalsOf(self);
       if (opts.seed && !cluster.isWorker) await OperationContext.run('Seed', async () => void (await applySeedFile(g, opts.seed!)));
       // Only an explicit --region restricts the endpoint; without it, the request's credential scope picks the region.
       const only = g.region;
       if (only !== undefined && !/^[a-z0-9-]{1,40}$/.test(only))
         throw new UsageError(`--region must be a region name such as us-east-1; got '${only}'. Leave it out to serve every region.`);
+      if (only !== undefined && !opts.regionAllowAny && !isAwsRegion(only))
+        throw new UsageError(`--region ${only} is not an AWS region (such as us-east-1). Name an AWS region, or add --region-allow-any to serve it anyway.`);
       const port = parseInteger(opts.port, 'port');
       if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535; got ${port}`);
       const workers = parseInteger(opts.workers, 'workers');
@@ -58,7 +62,15 @@ export function serveCommand(): Command {
         return pool.stop();
       }
       const { serveEndpoint } = await import('../server/http.js');
-      const server = await serveEndpoint({ home: homeOf(g), services: await services(), host: opts.host, port, region: only, clock: clockFromEnv() });
+      const server = await serveEndpoint({
+        home: homeOf(g),
+        services: await services(),
+        host: opts.host,
+        port,
+        region: only,
+        regionAllowAny: opts.regionAllowAny === true,
+        clock: clockFromEnv(),
+      });
       if (cluster.isWorker) process.send!({ kmsvolListening: server.url });
       else {
         process.stderr.write(`kmsvol listening on ${server.url} (${only ? `region ${only} only` : 'every region'})\n`);

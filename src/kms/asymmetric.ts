@@ -2,6 +2,8 @@ import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { KmsError, KmsErrors } from './errors.js';
 import { privateKeyOf, specInfo } from './keyspec.js';
+import type { MlDsaSpec } from './mldsa.js';
+import { mlDsaSign, mlDsaVerify } from './mldsa.js';
 
 /**
  * The asymmetric primitives behind Sign, Verify and RSA Encrypt/Decrypt,
@@ -10,7 +12,7 @@ import { privateKeyOf, specInfo } from './keyspec.js';
  * the raw RSA operation) and ECDSA over a given digest (@noble/curves).
  * Private keys arrive as PKCS#8 DER material that the caller zeroes.
  */
-export type MessageType = 'RAW' | 'DIGEST';
+export type MessageType = 'RAW' | 'DIGEST' | 'EXTERNAL_MU';
 
 const HASHES: Record<string, { name: string; bytes: number; digestInfo: string }> = {
   SHA_256: { name: 'sha256', bytes: 32, digestInfo: '3031300d060960864801650304020105000420' },
@@ -131,9 +133,40 @@ function ecPoint(pub: crypto.KeyObject): Uint8Array {
   return Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
 }
 
+type Ed = typeof import('@noble/curves/ed25519.js');
+let ed: Ed | undefined;
+
+/** @noble/curves' Ed25519ph (RFC 8032 with the SHA-512 prehash), loaded on first use: OpenSSL 3.0 has only pure Ed25519. */
+function ed25519ph(): Ed['ed25519ph'] {
+  ed ??= createRequire(import.meta.url)('@noble/curves/ed25519.js') as Ed;
+  return ed.ed25519ph;
+}
+
+/** PKCS#8 of an Ed25519 key (RFC 8410): a fixed 16-byte framing, then the 32-byte seed. */
+const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * Ed25519 with the key's PKCS#8 material: ED25519_SHA_512 is pure Ed25519 over
+ * the RAW message (OpenSSL); ED25519_PH_SHA_512 is Ed25519ph over the given
+ * 64-byte DIGEST, which it hashes again with SHA-512, as AWS documents.
+ */
+function edSign(material: Buffer, algorithm: string, message: Buffer): Buffer {
+  if (algorithm === 'ED25519_SHA_512') return crypto.sign(null, message, privateKeyOf(material));
+  if (material.length !== ED25519_PKCS8.length + 32 || !material.subarray(0, ED25519_PKCS8.length).equals(ED25519_PKCS8))
+    throw KmsErrors.internal('An Ed25519 private key of this store is malformed.');
+  return Buffer.from(ed25519ph().sign(message, material.subarray(ED25519_PKCS8.length)));
+}
+
+function edVerify(pub: crypto.KeyObject, algorithm: string, message: Buffer, signature: Buffer): boolean {
+  if (algorithm === 'ED25519_SHA_512') return crypto.verify(null, message, pub, signature);
+  return ed25519ph().verify(signature, message, Buffer.from(pub.export({ format: 'jwk' }).x!, 'base64url'));
+}
+
 /** Sign with the key's PKCS#8 material. */
 export function sign(spec: string, material: Buffer, algorithm: string, message: Buffer, type: MessageType): Buffer {
   const info = specInfo(spec);
+  if (info.kind === 'mldsa') return mlDsaSign(spec as MlDsaSpec, material, message, type === 'EXTERNAL_MU');
+  if (info.kind === 'ed') return edSign(material, algorithm, message);
   const h = hashOf(algorithm);
   const key = privateKeyOf(material);
   if (info.kind === 'ec') {
@@ -157,9 +190,11 @@ export function sign(spec: string, material: Buffer, algorithm: string, message:
 /** Verify with the public half of the key's material; false for any signature that does not verify. */
 export function verify(spec: string, material: Buffer, algorithm: string, message: Buffer, type: MessageType, signature: Buffer): boolean {
   const info = specInfo(spec);
+  if (info.kind === 'mldsa') return mlDsaVerify(spec as MlDsaSpec, material, message, type === 'EXTERNAL_MU', signature);
   const h = hashOf(algorithm);
   const pub = crypto.createPublicKey(privateKeyOf(material));
   try {
+    if (info.kind === 'ed') return edVerify(pub, algorithm, message, signature);
     if (info.kind === 'ec') {
       if (type === 'RAW') return crypto.verify(h.name, message, pub, signature);
       const digest = digestOf(algorithm, message, type);

@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
 import { KmsErrors } from './errors.js';
+import type { MlDsaSpec } from './mldsa.js';
+import { mlDsaMaterialProblem, mlDsaPublicKeyDer, mlDsaSpecOf, newMlDsaMaterial } from './mldsa.js';
 
 /**
  * Key specs and key usages as AWS KMS defines them: which usages each spec
@@ -16,6 +18,7 @@ export const KEY_SPECS = [
   'ECC_NIST_P384',
   'ECC_NIST_P521',
   'ECC_SECG_P256K1',
+  'ECC_NIST_EDWARDS25519',
   'HMAC_224',
   'HMAC_256',
   'HMAC_384',
@@ -44,13 +47,15 @@ export const SIGNING_ALGORITHMS = [
   'ECDSA_SHA_512',
   'SM2DSA',
   'ML_DSA_SHAKE_256',
+  'ED25519_SHA_512',
+  'ED25519_PH_SHA_512',
 ] as const;
 export const ENCRYPTION_ALGORITHMS = ['SYMMETRIC_DEFAULT', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'SM2PKE'] as const;
 export const MAC_ALGORITHMS = ['HMAC_SHA_224', 'HMAC_SHA_256', 'HMAC_SHA_384', 'HMAC_SHA_512'] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
-/** Specs kmsvol creates; the others exist only in China Regions (SM2) or are post-quantum specs Node's OpenSSL lacks. */
-type Kind = 'symmetric' | 'rsa' | 'ec' | 'hmac';
+/** Specs kmsvol creates; the others exist only in China Regions (SM2) or are ML-KEM, which kmsvol lacks. */
+type Kind = 'symmetric' | 'rsa' | 'ec' | 'ed' | 'mldsa' | 'hmac';
 interface SpecInfo {
   kind: Kind;
   usages: Partial<Record<KeyUsage, readonly string[]>>;
@@ -83,6 +88,10 @@ const SPECS: Partial<Record<KeySpec, SpecInfo>> = {
   ECC_NIST_P384: { kind: 'ec', curve: 'secp384r1', usages: { SIGN_VERIFY: ['ECDSA_SHA_384'], KEY_AGREEMENT: ['ECDH'] } },
   ECC_NIST_P521: { kind: 'ec', curve: 'secp521r1', usages: { SIGN_VERIFY: ['ECDSA_SHA_512'], KEY_AGREEMENT: ['ECDH'] } },
   ECC_SECG_P256K1: { kind: 'ec', curve: 'secp256k1', usages: { SIGN_VERIFY: ['ECDSA_SHA_256'] } },
+  ECC_NIST_EDWARDS25519: { kind: 'ed', usages: { SIGN_VERIFY: ['ED25519_SHA_512', 'ED25519_PH_SHA_512'] } },
+  ML_DSA_44: { kind: 'mldsa', usages: { SIGN_VERIFY: ['ML_DSA_SHAKE_256'] } },
+  ML_DSA_65: { kind: 'mldsa', usages: { SIGN_VERIFY: ['ML_DSA_SHAKE_256'] } },
+  ML_DSA_87: { kind: 'mldsa', usages: { SIGN_VERIFY: ['ML_DSA_SHAKE_256'] } },
   HMAC_224: { kind: 'hmac', macBytes: 28, usages: { GENERATE_VERIFY_MAC: ['HMAC_SHA_224'] } },
   HMAC_256: { kind: 'hmac', macBytes: 32, usages: { GENERATE_VERIFY_MAC: ['HMAC_SHA_256'] } },
   HMAC_384: { kind: 'hmac', macBytes: 48, usages: { GENERATE_VERIFY_MAC: ['HMAC_SHA_384'] } },
@@ -105,7 +114,8 @@ export function kindOf(spec: string): Kind {
  */
 export function checkSpecUsage(spec: string, usage: string | undefined): KeyUsage {
   if (spec === 'SM2') throw KmsErrors.unsupported('KeySpec SM2 is only available in China Regions. Use an RSA or ECC key spec.');
-  if (spec.startsWith('ML_')) throw KmsErrors.unsupported(`KeySpec ${spec} (post-quantum) is not supported by kmsvol. Use an RSA or ECC key spec.`);
+  if (spec.startsWith('ML_KEM_'))
+    throw KmsErrors.unsupported(`KeySpec ${spec} (ML-KEM key encapsulation) is not supported by kmsvol. Use an RSA or ECC key spec for asymmetric keys.`);
   const info = specInfo(spec);
   const u = (usage ?? 'ENCRYPT_DECRYPT') as KeyUsage;
   if (!info.usages[u]) {
@@ -150,6 +160,10 @@ export function newMaterialFor(spec: string): Buffer {
       return crypto.generateKeyPairSync('rsa', { modulusLength: info.bits! }).privateKey.export({ type: 'pkcs8', format: 'der' });
     case 'ec':
       return crypto.generateKeyPairSync('ec', { namedCurve: info.curve! }).privateKey.export({ type: 'pkcs8', format: 'der' });
+    case 'ed':
+      return crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'der' });
+    case 'mldsa':
+      return newMlDsaMaterial(spec as MlDsaSpec);
   }
 }
 
@@ -160,6 +174,9 @@ export function privateKeyOf(material: Buffer): crypto.KeyObject {
 
 /** The DER SubjectPublicKeyInfo of an asymmetric key's material. */
 export function publicKeyDer(material: Buffer): Buffer {
+  // ML-DSA material (which OpenSSL 3.0 cannot parse) names its parameter set in its own framing.
+  const ml = mlDsaSpecOf(material);
+  if (ml) return mlDsaPublicKeyDer(ml, material);
   return crypto.createPublicKey(privateKeyOf(material)).export({ type: 'spki', format: 'der' });
 }
 
@@ -176,6 +193,7 @@ export function materialProblem(spec: string, material: Buffer): string | undefi
     return material.length === info.macBytes
       ? undefined
       : `Key material for an ${spec} key is ${info.macBytes} bytes; this material is ${material.length} bytes.`;
+  if (info.kind === 'mldsa') return mlDsaMaterialProblem(spec as MlDsaSpec, material);
   let key: crypto.KeyObject;
   try {
     key = privateKeyOf(material);
@@ -189,6 +207,8 @@ export function materialProblem(spec: string, material: Buffer): string | undefi
   if (info.kind === 'ec' && (key.asymmetricKeyType !== 'ec' || d.namedCurve !== info.curve)) {
     return `${`Key material for an ${spec} key is an EC private key on curve ${info.curve}; this is ${key.asymmetricKeyType} ${d.namedCurve ?? ''}`.trimEnd()}.`;
   }
+  if (info.kind === 'ed' && key.asymmetricKeyType !== 'ed25519')
+    return `Key material for an ${spec} key is an Ed25519 private key; this is ${key.asymmetricKeyType}.`;
   return undefined;
 }
 

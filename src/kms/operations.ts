@@ -78,9 +78,9 @@ export const OPERATIONS = {
   Encrypt: { handler: encrypt, members: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'], dryRun: true },
   Decrypt: {
     handler: decrypt,
-    members: ['CiphertextBlob!', 'EncryptionContext', 'GrantTokens', 'KeyId', 'EncryptionAlgorithm'],
+    members: ['CiphertextBlob!', 'EncryptionContext', 'GrantTokens', 'KeyId', 'EncryptionAlgorithm', 'DryRunModifiers'],
     dryRun: true,
-    unsupported: { Recipient: noAttestation, DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
+    unsupported: { Recipient: noAttestation },
   },
   ReEncrypt: {
     handler: reEncrypt,
@@ -93,9 +93,9 @@ export const OPERATIONS = {
       'SourceEncryptionAlgorithm',
       'DestinationEncryptionAlgorithm',
       'GrantTokens',
+      'DryRunModifiers',
     ],
     dryRun: true,
-    unsupported: { DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
   },
   GenerateDataKey: {
     handler: generateDataKey,
@@ -119,9 +119,8 @@ export const OPERATIONS = {
   RotateKeyOnDemand: { handler: rotateKeyOnDemand, members: ['KeyId!'] },
   ListKeyRotations: {
     handler: listKeyRotations,
-    members: ['KeyId!', 'Limit', 'Marker'],
+    members: ['KeyId!', 'IncludeKeyMaterial', 'Limit', 'Marker'],
     pages: 'Rotations',
-    unsupported: { IncludeKeyMaterial: unsupported('IncludeKeyMaterial', 'rotations list the key material of every rotation') },
   },
   CreateAlias: { handler: createAlias, members: ['AliasName!', 'TargetKeyId!'] },
   UpdateAlias: { handler: updateAlias, members: ['AliasName!', 'TargetKeyId!'] },
@@ -158,17 +157,14 @@ export const OPERATIONS = {
   GetParametersForImport: { handler: getParametersForImport, members: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'] },
   ImportKeyMaterial: {
     handler: importKeyMaterial,
-    members: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel'],
+    members: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel', 'ImportType', 'KeyMaterialId'],
     unsupported: {
-      ImportType: unsupported('ImportType', 'a key holds one imported material, re-imported as a whole'),
-      KeyMaterialDescription: unsupported('KeyMaterialDescription', 'a key holds one imported material'),
-      KeyMaterialId: unsupported('KeyMaterialId', 'a key holds one imported material'),
+      KeyMaterialDescription: unsupported('KeyMaterialDescription', 'a key holds one imported material, with no description'),
     },
   },
   DeleteImportedKeyMaterial: {
     handler: deleteImportedKeyMaterial,
-    members: ['KeyId!'],
-    unsupported: { KeyMaterialId: unsupported('KeyMaterialId', "a key holds one imported material; omit it to delete the key's material") },
+    members: ['KeyId!', 'KeyMaterialId'],
   },
   Sign: { handler: sign, members: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'], dryRun: true },
   Verify: { handler: verify, members: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'], dryRun: true },

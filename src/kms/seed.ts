@@ -133,7 +133,7 @@ function materialOf(e: SeedKey, spec: string): Buffer | undefined {
   if (e.KeyMaterial === undefined) return undefined;
   const kind = kindOf(spec);
   let material: Buffer;
-  if (kind === 'rsa' || kind === 'ec') {
+  if (kind === 'rsa' || kind === 'ec' || kind === 'ed') {
     try {
       material = crypto.createPrivateKey(e.KeyMaterial).export({ type: 'pkcs8', format: 'der' });
     } catch {

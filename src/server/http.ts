@@ -4,11 +4,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import { clockFromEnv } from '../clock.js';
 import { Ec2Contexts } from '../ec2/context.js';
-import { backgroundSettled } from '../ec2/invoke.js';
+import { backgroundSettled, isEc2Operation } from '../ec2/invoke.js';
 import { ServiceError } from '../errors.js';
 import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
+import { isAwsRegion } from '../region.js';
 import type { ReceivedRequest } from '../sigv4.js';
 import {
   checkRequest,
@@ -22,6 +23,8 @@ import {
 } from '../sigv4.js';
 import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
 import type { Caller, Service, ServiceReply, WireError } from './service.js';
+import type { Unserved } from './unserved.js';
+import { unservedReply, unservedRequest } from './unserved.js';
 
 /**
  * One endpoint for the services (`kmsvol serve`): every request is read
@@ -43,8 +46,10 @@ export interface EndpointOptions {
   services: Service[];
   host?: string;
   port?: number;
-  /** Serve only this region (requests scoped to another are refused); default: every region. */
+  /** Serve only this region (requests scoped to another are refused); default: every AWS region. */
   region?: string;
+  /** Serve regions that are not AWS's too (a credential scope of any name); default: AWS's regions only. */
+  regionAllowAny?: boolean;
   clock?: Clock;
 }
 
@@ -143,6 +148,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   const clock = opts.clock ?? clockFromEnv();
   const services = new Map(opts.services.map((s) => [s.name, s]));
   if (!services.has('kms')) throw new Error('the endpoint needs the kms service');
+  const served = new Set(services.keys());
+  const servedNames = [...served].map((s) => s.toUpperCase());
+  const servedAction = (action: string) => (services.has('sts') && STS_ACTIONS.has(action)) || (services.has('ec2') && isEc2Operation(action));
   const regions = new Map<string, Kms>();
   const kmsFor = (region: string): Kms => {
     let kms = regions.get(region);
@@ -191,7 +199,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     const checked = checkRequest(received, auth, {
       service: service.name,
       mustSign: ['x-amz-target'],
-      regionAllowed: (r) => !opts.region || r === opts.region,
+      regionAllowed: (r) => (!opts.region || r === opts.region) && (opts.regionAllowAny === true || isAwsRegion(r)),
       now: Date.now(),
       maxSkewMs: service.maxClockSkewMs,
     });
@@ -220,7 +228,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     const requestId = crypto.randomUUID();
     let service = route(services, req);
     let reply: ServiceReply;
+    let foreign: Unserved | undefined = unservedRequest(served, req, undefined, servedAction);
     try {
+      if (foreign) throw new ServiceError('UnknownOperationException', 'unserved');
       if (service.name === 'kms' && !req.headers['x-amz-target'] && req.method !== 'POST')
         throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       if (service.name === 'kms' && (req.url ?? '/') !== '/')
@@ -231,6 +241,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       count.query(queryOf(req));
       const body = await readBody(req, isForm(req) ? count : undefined);
       const params = queryParams(req, body);
+      foreign = unservedRequest(served, req, params, servedAction);
+      if (foreign) throw new ServiceError('UnknownOperationException', 'unserved');
       service = route(services, req, params);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
       const { caller, region, signedHeaders } = await authenticate(received, service, who);
@@ -239,7 +251,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms, ec2: ec2For, signedHeaders });
     } catch (e) {
       if (e === ABORTED) return void res.destroy();
-      reply = service.error(wireError(e, service.name), requestId);
+      // A request for a service this endpoint does not serve is answered in that service's shape, not the routed one's.
+      reply = foreign ? unservedReply(foreign, servedNames, requestId) : service.error(wireError(e, service.name), requestId);
       // Refused before its body was read: let the body go by unread.
       if (!req.complete) req.resume();
     }

@@ -26,7 +26,7 @@ function userId(arn: string): string {
   return `AIDA${crypto.createHash('sha256').update(arn).digest('hex').toUpperCase().slice(0, 17)}`;
 }
 
-/** AssumeRole members kmsvol does not have (session policies, MFA, tags, source identity, external id): refused, never ignored. */
+/** AssumeRole members kmsvol does not have (session policies, MFA, tags, source identity, external id, token sizes): refused, never ignored. */
 const UNSUPPORTED_MEMBERS = [
   'Policy',
   'PolicyArns.',
@@ -37,6 +37,7 @@ const UNSUPPORTED_MEMBERS = [
   'Tags.',
   'TransitiveTagKeys.',
   'ProvidedContexts.',
+  'MinimumSessionTokenSize',
 ];
 
 /**

@@ -83,7 +83,7 @@ const value = fc.oneof(
     'vol-',
     'snap-00000000000000000',
     'alias/',
-    'arn:aws:kms:local:000000000000:key/x',
+    'arn:aws:kms:us-east-1:000000000000:key/x',
     '!!',
     'AAAA',
     'Zm9v',

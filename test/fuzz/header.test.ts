@@ -17,7 +17,7 @@ const original: Omit<Luks2Header, 'seqid'> = {
   label: 'vol-0123456789abcdef0',
   token: {
     volumeId: 'vol-0123456789abcdef0',
-    keyArn: 'arn:aws:kms:local:000000000000:key/8f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f',
+    keyArn: 'arn:aws:kms:us-east-1:000000000000:key/8f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f',
     ciphertextBlob: Buffer.alloc(180, 7).toString('base64'),
     encryptionContext: { 'aws:ebs:id': 'vol-0123456789abcdef0' },
   },

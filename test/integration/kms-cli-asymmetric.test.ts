@@ -71,7 +71,7 @@ describe('kmsvol kms with asymmetric and HMAC keys', () => {
     expect(bad.stderr).toContain('(KMSInvalidMacException)');
     const sym = kmsvol(home, ['kms', 'create-key']).json.KeyMetadata.KeyId;
     const pair = kmsvol(home, ['kms', 'generate-data-key-pair-without-plaintext', '--key-id', sym, '--key-pair-spec', 'ECC_NIST_P256']).json;
-    expect(Object.keys(pair).sort()).toEqual(['KeyId', 'KeyPairSpec', 'PrivateKeyCiphertextBlob', 'PublicKey']);
+    expect(Object.keys(pair).sort()).toEqual(['KeyId', 'KeyMaterialId', 'KeyPairSpec', 'PrivateKeyCiphertextBlob', 'PublicKey']);
     const usage = kmsvol(home, ['kms', 'get-key-last-usage', '--key-id', hmac]).json;
     expect(usage.KeyLastUsage.Operation).toBe('VerifyMac');
     expect(kmsvol(home, ['kms', 'describe-custom-key-stores']).json).toEqual({ CustomKeyStores: [], Truncated: false });

@@ -12,15 +12,15 @@ describe('seed 003: the KMS session replays with aws replaced by kmsvol', () => 
     expect(kmsvol(home, ['kms', 'create-alias', '--alias-name', 'alias/my-key', '--target-key-id', k1]).code).toBe(0);
 
     const aliases = kmsvol(home, ['kms', 'list-aliases']).json;
-    expect(aliases.Aliases[0]).toMatchObject({ AliasName: 'alias/my-key', AliasArn: 'arn:aws:kms:local:000000000000:alias/my-key', TargetKeyId: k1 });
+    expect(aliases.Aliases[0]).toMatchObject({ AliasName: 'alias/my-key', AliasArn: 'arn:aws:kms:us-east-1:000000000000:alias/my-key', TargetKeyId: k1 });
     expect(aliases.Aliases[0].CreationDate).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$/);
 
     const gdk = kmsvol(home, ['kms', 'generate-data-key', '--key-id', 'alias/my-key', '--key-spec', 'AES_256']).json;
-    expect(gdk.KeyId).toBe(`arn:aws:kms:local:000000000000:key/${k1}`);
+    expect(gdk.KeyId).toBe(`arn:aws:kms:us-east-1:000000000000:key/${k1}`);
     expect(Buffer.from(gdk.Plaintext, 'base64')).toHaveLength(32);
 
     const dec = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', gdk.CiphertextBlob]).json;
-    expect(dec).toEqual({ KeyId: gdk.KeyId, Plaintext: gdk.Plaintext, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' });
+    expect(dec).toEqual({ KeyId: gdk.KeyId, Plaintext: gdk.Plaintext, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT', KeyMaterialId: gdk.KeyMaterialId });
 
     const k2 = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
     const upd = kmsvol(home, ['kms', 'update-alias', '--alias-name', 'alias/my-key', '--target-key-id', k2]);
@@ -30,8 +30,8 @@ describe('seed 003: the KMS session replays with aws replaced by kmsvol', () => 
 
     const re = kmsvol(home, ['kms', 're-encrypt', '--ciphertext-blob', gdk.CiphertextBlob, '--destination-key-id', 'alias/my-key']).json;
     expect(re).toMatchObject({
-      SourceKeyId: `arn:aws:kms:local:000000000000:key/${k1}`,
-      KeyId: `arn:aws:kms:local:000000000000:key/${k2}`,
+      SourceKeyId: `arn:aws:kms:us-east-1:000000000000:key/${k1}`,
+      KeyId: `arn:aws:kms:us-east-1:000000000000:key/${k2}`,
       SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
       DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
     });
@@ -40,11 +40,11 @@ describe('seed 003: the KMS session replays with aws replaced by kmsvol', () => 
     const fail = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', gdk.CiphertextBlob]);
     expect(fail.code).toBe(254);
     expect(fail.stderr.trim()).toBe(
-      `An error occurred (DisabledException) when calling the Decrypt operation: arn:aws:kms:local:000000000000:key/${k1} is disabled.`,
+      `An error occurred (DisabledException) when calling the Decrypt operation: arn:aws:kms:us-east-1:000000000000:key/${k1} is disabled.`,
     );
     const ok = kmsvol(home, ['kms', 'decrypt', '--ciphertext-blob', re.CiphertextBlob]).json;
     expect(ok.Plaintext).toBe(gdk.Plaintext);
-    expect(ok.KeyId).toBe(`arn:aws:kms:local:000000000000:key/${k2}`);
+    expect(ok.KeyId).toBe(`arn:aws:kms:us-east-1:000000000000:key/${k2}`);
   });
 });
 
@@ -107,7 +107,7 @@ describe('CLI arguments and output', () => {
     const nf = kmsvol(home, ['kms', 'describe-key', '--key-id', 'alias/nope']);
     expect(nf.code).toBe(254);
     expect(nf.stderr).toContain(
-      'An error occurred (NotFoundException) when calling the DescribeKey operation: Alias arn:aws:kms:local:000000000000:alias/nope is not found.',
+      'An error occurred (NotFoundException) when calling the DescribeKey operation: Alias arn:aws:kms:us-east-1:000000000000:alias/nope is not found.',
     );
   });
 

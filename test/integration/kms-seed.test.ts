@@ -84,7 +84,7 @@ describe('seed files', () => {
     const client = () =>
       new sdk.KMSClient({
         endpoint: ep.url,
-        region: 'local',
+        region: 'us-east-1',
         credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey },
         maxAttempts: 1,
       });
@@ -144,7 +144,7 @@ describe('seed files', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.json).toEqual({
       Created: [],
-      Unchanged: [SYM, RSA, ECC, HMAC, GEN].map((id) => `arn:aws:kms:local:000000000000:key/${id}`),
+      Unchanged: [SYM, RSA, ECC, HMAC, GEN].map((id) => `arn:aws:kms:us-east-1:000000000000:key/${id}`),
       AliasesCreated: [],
     });
     fs.writeFileSync(

@@ -226,17 +226,23 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     installPlugin(ctx.home);
     expect(tokenOnly(img).status).not.toBe(0);
 
-    const a = attach(ctx.home, meta.volumeId);
+    // The fixture's home predates us-east-1 as the default region: its key and volume are in region "local".
+    const a = attach(ctx.home, meta.volumeId, ['--region', 'local']);
     for (const s of meta.sectors as number[])
       expect(readDevice(a.Device, s).equals(Buffer.alloc(4096, `kmsvol fixture v1 sector ${s}\n`)), `sector ${s}`).toBe(true);
-    detach(ctx.home, meta.volumeId);
+    const d = kmsvol(ctx.home, ['ec2', 'detach-volume', '--volume-id', meta.volumeId, '--region', 'local']);
+    expect(d.code, d.stderr).toBe(0);
     const t = decodeHeader(head(img, 32768)).token;
     expect(t.version).toBe(1);
     expect(t.kms).toEqual({ home: ctx.home });
     const open = tokenOnly(img);
     expect(open.status, open.stderr.toString()).toBe(0);
     // Upgrading again is a no-op; the event log records the upgrade once.
-    expect(kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId]).json).toMatchObject({ Upgraded: false, TokenVersion: 1, Keyslot: '0' });
+    expect(kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId, '--region', 'local']).json).toMatchObject({
+      Upgraded: false,
+      TokenVersion: 1,
+      Keyslot: '0',
+    });
   });
 
   it('upgrade-volume keeps a recovery passphrase added to an old image, and puts the new keyslot after it', () => {
@@ -263,6 +269,8 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
         'Plaintext',
         '--output',
         'text',
+        '--region',
+        'local',
       ]).stdout.trim(),
       'base64',
     );
@@ -281,7 +289,7 @@ describe('stock cryptsetup opens kmsvol images through the KMS', () => {
     dk.fill(0);
     expect(add.status, add.stderr.toString()).toBe(0);
     expect(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', img], 'recovery phrase 7').status).toBe(0);
-    const up = kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId]);
+    const up = kmsvol(ctx.home, ['luks', 'upgrade-volume', '--volume-id', meta.volumeId, '--region', 'local']);
     expect(up.code, up.stderr).toBe(0);
     expect(up.json).toMatchObject({ Upgraded: true, TokenVersion: 1, Keyslot: '1' });
     expect(cryptsetup(['open', '--test-passphrase', '--disable-external-tokens', '--key-file', '-', '--key-slot', '0', img], 'recovery phrase 7').status).toBe(

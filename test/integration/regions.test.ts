@@ -1,6 +1,10 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as sdk from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { Kms, Kmsvol } from '../../src/index.js';
 import { kmsvol } from '../helpers/cli.js';
+import { startEndpoint } from '../helpers/endpoint.js';
 import { tempHome } from '../helpers/home.js';
 import { volumeHome } from '../helpers/volumes.js';
 
@@ -115,5 +119,42 @@ describe('one rule for region and account (src/config.ts), wherever they are cho
         kms.close();
       }
     }
+  });
+});
+
+describe('the region a user means', () => {
+  it('AWS_DEFAULT_REGION and the AWS config profile choose the region, as the AWS CLI reads them; nothing set is us-east-1', () => {
+    const home = tempHome();
+    const dir = tempHome('kmsvol-awsconfig-');
+    fs.writeFileSync(path.join(dir, 'config'), '[profile work]\nregion = eu-central-1\n');
+    const none = { KMSVOL_REGION: '', AWS_REGION: '', AWS_DEFAULT_REGION: '', AWS_PROFILE: '', AWS_CONFIG_FILE: path.join(dir, 'config') };
+    const arn = (env: Record<string, string>) =>
+      kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.Arn', '--output', 'text'], { ...none, ...env }).stdout;
+    expect(arn({})).toMatch(/^arn:aws:kms:us-east-1:/);
+    expect(arn({ AWS_DEFAULT_REGION: 'ap-south-1' })).toMatch(/^arn:aws:kms:ap-south-1:/);
+    expect(arn({ AWS_PROFILE: 'work' })).toMatch(/^arn:aws:kms:eu-central-1:/);
+    expect(arn({ AWS_PROFILE: 'work', AWS_DEFAULT_REGION: 'ap-south-1' })).toMatch(/^arn:aws:kms:ap-south-1:/);
+  });
+
+  it("the endpoint refuses a region that is not AWS's, as AWS does, unless --region-allow-any", async () => {
+    const home = tempHome();
+    const ak = kmsvol(home, ['iam', 'create-access-key', '--user-name', 'alice']).json.AccessKey;
+    const list = (url: string, region: string) =>
+      new sdk.KMSClient({ endpoint: url, region, credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey }, maxAttempts: 1 })
+        .send(new sdk.ListKeysCommand({}))
+        .then(
+          () => 'ok',
+          (e: Error) => `${e.name}: ${e.message}`,
+        );
+    const strict = await startEndpoint(home);
+    expect(await list(strict.url, 'mars-central-9')).toBe("InvalidSignatureException: Credential should be scoped to a valid region, not 'mars-central-9'. ");
+    expect(await list(strict.url, 'ap-southeast-7')).toBe('ok');
+    await strict.stop();
+    const any = await startEndpoint(home, ['--region-allow-any']);
+    expect(await list(any.url, 'mars-central-9')).toBe('ok');
+    await any.stop();
+    const bad = kmsvol(home, ['serve', '--region', 'local', '--port', '0']);
+    expect(bad.code).toBe(252);
+    expect(bad.stderr).toContain('--region local is not an AWS region (such as us-east-1). Name an AWS region, or add --region-allow-any');
   });
 });

@@ -29,7 +29,7 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
     expect(d).toMatchObject({
       Attachments: [],
       Encrypted: true,
-      KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyA}`,
+      KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${keyA}`,
       Size: 1,
       SnapshotId: '',
       State: 'available',
@@ -65,7 +65,7 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
       'ec2',
       'create-volume',
       '--availability-zone',
-      'locala',
+      'us-east-1a',
       '--encrypted',
       '--kms-key-id',
       keyB,
@@ -75,7 +75,7 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
       'gp3',
     ]).json;
     expect(nv).toMatchObject({
-      AvailabilityZone: 'locala',
+      AvailabilityZone: 'us-east-1a',
       Encrypted: true,
       KmsKeyId: keyB,
       Size: 1,
@@ -84,7 +84,7 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
       State: 'creating',
     });
     expect(kmsvol(ctx.home, ['ec2', 'describe-volumes', '--volume-ids', nv.VolumeId]).json.Volumes[0]).toMatchObject({
-      KmsKeyId: `arn:aws:kms:local:000000000000:key/${keyB}`,
+      KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${keyB}`,
       State: 'available',
     });
     const nvHeader = readImageHeader(path.join(ctx.home, 'volumes', `${nv.VolumeId}.img`));
@@ -121,7 +121,7 @@ describe('copies and re-keying', () => {
     expect(Object.keys(copy)).toEqual(['SnapshotId']); // as EC2 answers CopySnapshot
     expect(copy.SnapshotId).toMatch(/^snap-/);
     const desc = kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', copy.SnapshotId]).json.Snapshots[0];
-    expect(desc).toMatchObject({ Encrypted: true, KmsKeyId: `arn:aws:kms:local:000000000000:key/${ctx.key}`, State: 'completed', Progress: '100%' });
+    expect(desc).toMatchObject({ Encrypted: true, KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${ctx.key}`, State: 'completed', Progress: '100%' });
     const copyImg = path.join(ctx.home, 'snapshots', `${copy.SnapshotId}.img`);
     expect(readImageHeader(copyImg).token.encryptionContext).toEqual({ 'aws:ebs:id': copy.SnapshotId });
     const encVol = kmsvol(ctx.home, ['ec2', 'create-volume', '--snapshot-id', copy.SnapshotId]).json;

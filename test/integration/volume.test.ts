@@ -48,7 +48,7 @@ describe('volumes through real FUSE, loop devices and ext4', () => {
       Size: 1,
       State: 'available',
       Encrypted: true,
-      KmsKeyId: `arn:aws:kms:local:000000000000:key/${ctx.key}`,
+      KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${ctx.key}`,
       VolumeType: 'gp3',
       Attachments: [],
     });

@@ -188,7 +188,7 @@ describe('RSA encryption, data key pairs and key agreement agree with openssl', 
       expect(pub.raw.equals(Buffer.from(pair.PublicKey))).toBe(true);
       // ...WithoutPlaintext: only the wrapped private key and the public key.
       const np = kms.invoke('GenerateDataKeyPairWithoutPlaintext', { KeyId: id, KeyPairSpec: spec, EncryptionContext: ctx });
-      expect(Object.keys(np).sort()).toEqual(['KeyId', 'KeyPairSpec', 'PrivateKeyCiphertextBlob', 'PublicKey']);
+      expect(Object.keys(np).sort()).toEqual(['KeyId', 'KeyMaterialId', 'KeyPairSpec', 'PrivateKeyCiphertextBlob', 'PublicKey']);
       fs.writeFileSync(path.join(dir, 'priv2.der'), kms.invoke('Decrypt', { CiphertextBlob: np.PrivateKeyCiphertextBlob, EncryptionContext: ctx }).Plaintext);
       expect(openssl(['pkey', '-inform', 'DER', '-in', path.join(dir, 'priv2.der'), '-pubout', '-outform', 'DER']).raw.equals(Buffer.from(np.PublicKey))).toBe(
         true,

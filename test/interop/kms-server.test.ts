@@ -18,7 +18,7 @@ let creds: { accessKeyId: string; secretAccessKey: string };
 let server: ReturnType<typeof spawn>;
 
 const client = (c = creds, extra: Partial<sdk.KMSClientConfig> = {}) =>
-  new sdk.KMSClient({ endpoint, region: 'local', credentials: c, maxAttempts: 1, ...extra });
+  new sdk.KMSClient({ endpoint, region: 'us-east-1', credentials: c, maxAttempts: 1, ...extra });
 
 beforeAll(async () => {
   home = await fsp.mkdtemp(path.join(os.tmpdir(), 'kmsvol-server-'));
@@ -232,7 +232,7 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     expect(denied.name).toBe('AccessDeniedException');
     expect(denied.$metadata.httpStatusCode).toBe(400);
     expect(denied.message).toMatch(
-      new RegExp(`^User: ${bobArn} is not authorized to perform: kms:Encrypt on resource: arn:aws:kms:local:000000000000:key/${id}`),
+      new RegExp(`^User: ${bobArn} is not authorized to perform: kms:Encrypt on resource: arn:aws:kms:us-east-1:000000000000:key/${id}`),
     );
 
     // A grant lets bob Encrypt under one context only.
@@ -440,7 +440,7 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
       path.join(dir, 'credentials'),
       `[kmsvol-test]\naws_access_key_id = ${creds.accessKeyId}\naws_secret_access_key = ${creds.secretAccessKey}\n`,
     );
-    fs.writeFileSync(path.join(dir, 'config'), '[profile kmsvol-test]\nregion = local\n');
+    fs.writeFileSync(path.join(dir, 'config'), '[profile kmsvol-test]\nregion = us-east-1\n');
     const base = {
       AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'credentials'),
       AWS_CONFIG_FILE: path.join(dir, 'config'),
@@ -449,7 +449,7 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
       AWS_SECRET_ACCESS_KEY: '',
       AWS_ENDPOINT_URL_KMS: endpoint,
     };
-    const r = kmsvol(home, ['kms', 'create-key', '--kms', 'aws', '--region', 'local', '--description', 'through the chain'], {
+    const r = kmsvol(home, ['kms', 'create-key', '--kms', 'aws', '--region', 'us-east-1', '--description', 'through the chain'], {
       ...base,
       AWS_PROFILE: 'kmsvol-test',
     });
@@ -457,7 +457,7 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
     expect(r.json.KeyMetadata.Description).toBe('through the chain');
     const events = kmsvol(home, ['audit', '--event-name', 'CreateKey']).json.Events;
     expect(events.at(-1).userIdentity.arn).toBe('arn:aws:iam::000000000000:user/alice');
-    const none = kmsvol(home, ['kms', 'list-keys', '--kms', 'aws', '--region', 'local'], { ...base, AWS_PROFILE: 'nobody' });
+    const none = kmsvol(home, ['kms', 'list-keys', '--kms', 'aws', '--region', 'us-east-1'], { ...base, AWS_PROFILE: 'nobody' });
     expect(none.code).not.toBe(0);
     expect(none.stderr).toContain('NoCredentialsError');
     expect(none.stderr).toMatch(/Configure them with `aws configure`, AWS_PROFILE, or AWS_ACCESS_KEY_ID/);
@@ -483,14 +483,14 @@ describe('@aws-sdk/client-kms against kmsvol kms serve', () => {
       });
       const workers = fs.readFileSync(`/proc/${multi.pid}/task/${multi.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
       expect(workers).toHaveLength(2);
-      const c = new sdk.KMSClient({ endpoint: url, region: 'local', credentials: creds, maxAttempts: 1 });
+      const c = new sdk.KMSClient({ endpoint: url, region: 'us-east-1', credentials: creds, maxAttempts: 1 });
       // Bytes each worker has written (its store and audit writes): both must grow, so both served.
       const wchar = (pid: number) => Number(/^wchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
       const before = workers.map(wchar);
       // Keys made through one worker are used through the other (new connections, one client each, spread over both).
       const ids = await Promise.all(
         Array.from({ length: 16 }, async () => {
-          const own = new sdk.KMSClient({ endpoint: url, region: 'local', credentials: creds, maxAttempts: 1 });
+          const own = new sdk.KMSClient({ endpoint: url, region: 'us-east-1', credentials: creds, maxAttempts: 1 });
           try {
             return (await own.send(new sdk.CreateKeyCommand({}))).KeyMetadata!.KeyId!;
           } finally {

@@ -79,7 +79,7 @@ describe('the card through a remote KMS', () => {
     // the kmsvol-card session for a volume is only for a principal who could make its card grant.
     const asBob = new STSClient({
       endpoint: server.url,
-      region: 'local',
+      region: 'us-east-1',
       credentials: { accessKeyId: bk.AccessKeyId, secretAccessKey: bk.SecretAccessKey },
       maxAttempts: 1,
     });
@@ -102,7 +102,7 @@ describe('the card through a remote KMS', () => {
         .filter((r) => r.eventName === 'Decrypt' && r.requestParameters?.encryptionContext?.['aws:ebs:id'] === mine);
     await expect.poll(() => decrypts().filter((r) => r.userIdentity.arn === cardArn).length).toBe(1);
     const byCard = decrypts().find((r) => r.userIdentity.arn === cardArn);
-    expect(byCard.userIdentity).toEqual({ type: 'AssumedRole', arn: cardArn, invokedBy: 'ec2.local.amazonaws.com' });
+    expect(byCard.userIdentity).toEqual({ type: 'AssumedRole', arn: cardArn, invokedBy: 'ec2.us-east-1.amazonaws.com' });
     expect(byCard.errorCode).toBeUndefined();
     expect(byCard.additionalEventData.authorization.at(-1)).toMatchObject({ action: 'kms:Decrypt', effect: 'Allow', by: expect.stringMatching(/^grant /) });
     // ...and the user's own credentials never decrypted it for the card (alice's Decrypt is create-volume's key digest, before the attach).
@@ -118,7 +118,7 @@ describe('the card through a remote KMS', () => {
     // What a kmsvol-card session of this volume may do (alice gets one as the control plane does for the card): its grant, nothing more.
     const asAlice = new STSClient({
       endpoint: server.url,
-      region: 'local',
+      region: 'us-east-1',
       credentials: { accessKeyId: ak.AccessKeyId, secretAccessKey: ak.SecretAccessKey },
       maxAttempts: 1,
     });
@@ -128,7 +128,7 @@ describe('the card through a remote KMS', () => {
     expect(session.AccessKeyId).toMatch(/^ASIA/);
     const asCard = new sdk.KMSClient({
       endpoint: server.url,
-      region: 'local',
+      region: 'us-east-1',
       credentials: { accessKeyId: session.AccessKeyId!, secretAccessKey: session.SecretAccessKey!, sessionToken: session.SessionToken! },
       maxAttempts: 1,
     });

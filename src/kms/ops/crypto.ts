@@ -6,9 +6,10 @@ import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { algorithmsOf, allows, ENCRYPTION_ALGORITHMS } from '../keyspec.js';
 import { randomFromStore } from '../keystores/hsm.js';
-import { open, seal } from '../rules/envelope.js';
+import { dryRunSucceeded } from '../members.js';
+import { materialIdOf, open, seal } from '../rules/envelope.js';
 import type { KeyRow } from '../store.js';
-import { blob, context, int, oneOf, reqStr, str } from '../validate.js';
+import { blob, context, int, oneOf, reqStr, str, strList } from '../validate.js';
 
 type Req = Record<string, unknown>;
 const ALG = 'SYMMETRIC_DEFAULT';
@@ -58,6 +59,28 @@ function rsaOpen(k: KmsContext, row: KeyRow, ct: Buffer, ctx: EncryptionContext 
   return k.withCurrentMaterial(row, (material) => rsaDecrypt(material, alg, ct));
 }
 
+/**
+ * DryRunModifiers IGNORE_CIPHERTEXT: a DryRun of Decrypt or ReEncrypt that
+ * checks the caller's permission on the named key alone, without reading the
+ * ciphertext. Without DryRun it changes nothing.
+ */
+function ignoresCiphertext(req: Req): boolean {
+  const modifiers = strList(req, 'DryRunModifiers', { max: 1 }) ?? [];
+  for (const m of modifiers)
+    if (m !== 'IGNORE_CIPHERTEXT')
+      throw KmsErrors.validation(
+        `1 validation error detected: Value '[${m}]' at 'dryRunModifiers' failed to satisfy constraint: Member must satisfy enum value set: [IGNORE_CIPHERTEXT]`,
+      );
+  return req.DryRun === true && modifiers.length > 0;
+}
+
+/** Precondition of IGNORE_CIPHERTEXT: the key to check is named, since the ciphertext is not read. */
+function namedForDryRun(keyRef: string | undefined, field: string): string {
+  if (keyRef === undefined)
+    throw KmsErrors.validation(`${field} is required with DryRunModifiers IGNORE_CIPHERTEXT: the ciphertext is not read, so name the key to check.`);
+  return keyRef;
+}
+
 export function encrypt(k: KmsContext, req: Req) {
   const keyId = reqStr(req, 'KeyId');
   const plaintext = blob(req, 'Plaintext', 1, 4096);
@@ -74,6 +97,11 @@ export function decrypt(k: KmsContext, req: Req) {
   const ctx = context(req, 'EncryptionContext');
   const keyId = str(req, 'KeyId', { max: 2048 });
   const alg = algorithm(req, 'EncryptionAlgorithm');
+  if (ignoresCiphertext(req)) {
+    const row = k.usableKey(namedForDryRun(keyId, 'KeyId'), { action: 'kms:Decrypt', encryptionContext: ctx, conditions: { 'kms:encryptionalgorithm': alg } });
+    checkAlgorithm(k, row, alg);
+    throw dryRunSucceeded();
+  }
   const rsa = asymmetricKey(k, keyId, 'kms:Decrypt');
   if (rsa) return { KeyId: k.keyArn(rsa.key_id), Plaintext: rsaOpen(k, rsa, ct, ctx, alg), EncryptionAlgorithm: alg };
   if (alg !== ALG && keyId === undefined)
@@ -84,8 +112,8 @@ export function decrypt(k: KmsContext, req: Req) {
     throw KmsErrors.invalidKeyUsage(
       `The encryption algorithm ${alg} is only for asymmetric (RSA) keys; ${keyId} names a symmetric key, which uses SYMMETRIC_DEFAULT.`,
     );
-  const { row, plaintext } = open(k, ct, ctx, keyId, 'kms:Decrypt');
-  return { KeyId: k.keyArn(row.key_id), Plaintext: plaintext, EncryptionAlgorithm: ALG };
+  const { row, plaintext, materialId } = open(k, ct, ctx, keyId, 'kms:Decrypt');
+  return { KeyId: k.keyArn(row.key_id), Plaintext: plaintext, EncryptionAlgorithm: ALG, KeyMaterialId: materialId };
 }
 
 export function reEncrypt(k: KmsContext, req: Req) {
@@ -98,6 +126,11 @@ export function reEncrypt(k: KmsContext, req: Req) {
   const destAlg = algorithm(req, 'DestinationEncryptionAlgorithm');
   const dest = k.usableKey(destKey, { action: 'kms:ReEncryptTo', encryptionContext: destCtx });
   checkAlgorithm(k, dest, destAlg);
+  if (ignoresCiphertext(req)) {
+    const src = k.usableKey(namedForDryRun(srcKey, 'SourceKeyId'), { action: 'kms:ReEncryptFrom', encryptionContext: srcCtx });
+    checkAlgorithm(k, src, srcAlg);
+    throw dryRunSucceeded();
+  }
   const rsa = asymmetricKey(k, srcKey, 'kms:ReEncryptFrom');
   if (!rsa && srcAlg !== ALG && srcKey === undefined)
     throw KmsErrors.validation(
@@ -107,14 +140,20 @@ export function reEncrypt(k: KmsContext, req: Req) {
     throw KmsErrors.invalidKeyUsage(
       `The encryption algorithm ${srcAlg} is only for asymmetric (RSA) keys; ${srcKey} names a symmetric key, which uses SYMMETRIC_DEFAULT.`,
     );
-  const { row, plaintext } = rsa ? { row: rsa, plaintext: rsaOpen(k, rsa, ct, srcCtx, srcAlg) } : open(k, ct, srcCtx, srcKey, 'kms:ReEncryptFrom');
+  const { row, plaintext, materialId } = rsa
+    ? { row: rsa, plaintext: rsaOpen(k, rsa, ct, srcCtx, srcAlg), materialId: undefined }
+    : open(k, ct, srcCtx, srcKey, 'kms:ReEncryptFrom');
   try {
+    const blob = destAlg === ALG ? seal(k, dest, plaintext, destCtx) : rsaSeal(k, dest, plaintext, destCtx, destAlg);
+    // The material ids are those of symmetric keys only, as AWS gives them.
     return {
-      CiphertextBlob: destAlg === ALG ? seal(k, dest, plaintext, destCtx) : rsaSeal(k, dest, plaintext, destCtx, destAlg),
+      CiphertextBlob: blob,
       SourceKeyId: k.keyArn(row.key_id),
       KeyId: k.keyArn(dest.key_id),
       SourceEncryptionAlgorithm: srcAlg,
       DestinationEncryptionAlgorithm: destAlg,
+      ...(materialId ? { SourceKeyMaterialId: materialId } : {}),
+      ...(destAlg === ALG ? { DestinationKeyMaterialId: materialIdOf(blob) } : {}),
     };
   } finally {
     plaintext.fill(0);
@@ -136,7 +175,8 @@ export function generateDataKey(k: KmsContext, req: Req) {
   const row = k.usableKey(keyId, { action: 'kms:GenerateDataKey', encryptionContext: ctx });
   symmetricOnly(k, row);
   const plaintext = crypto.randomBytes(len);
-  return { CiphertextBlob: seal(k, row, plaintext, ctx), Plaintext: plaintext, KeyId: k.keyArn(row.key_id) };
+  const ct = seal(k, row, plaintext, ctx);
+  return { CiphertextBlob: ct, Plaintext: plaintext, KeyId: k.keyArn(row.key_id), KeyMaterialId: materialIdOf(ct) };
 }
 
 export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
@@ -148,7 +188,8 @@ export function generateDataKeyWithoutPlaintext(k: KmsContext, req: Req) {
   // One RNG call for the nonce and the key; the key part is zeroed at once.
   const rnd = crypto.randomBytes(NONCE_BYTES + len);
   try {
-    return { CiphertextBlob: seal(k, row, rnd.subarray(NONCE_BYTES), ctx, rnd.subarray(0, NONCE_BYTES)), KeyId: k.keyArn(row.key_id) };
+    const ct = seal(k, row, rnd.subarray(NONCE_BYTES), ctx, rnd.subarray(0, NONCE_BYTES));
+    return { CiphertextBlob: ct, KeyId: k.keyArn(row.key_id), KeyMaterialId: materialIdOf(ct) };
   } finally {
     rnd.fill(0);
   }

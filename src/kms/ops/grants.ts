@@ -23,7 +23,11 @@ function constraints(req: Req): GrantConstraints | undefined {
   if (typeof v !== 'object' || Array.isArray(v))
     throw KmsErrors.validation('Constraints must be an object with EncryptionContextSubset or EncryptionContextEquals.');
   const c = v as Req;
-  const unknown = Object.keys(c).filter((x) => x !== 'EncryptionContextSubset' && x !== 'EncryptionContextEquals');
+  if (c.SourceArn !== undefined && c.SourceArn !== null)
+    throw KmsErrors.unsupported(
+      'The SourceArn grant constraint is not supported by kmsvol: its callers carry no aws:SourceArn to match. Use EncryptionContextSubset or EncryptionContextEquals.',
+    );
+  const unknown = Object.keys(c).filter((x) => x !== 'EncryptionContextSubset' && x !== 'EncryptionContextEquals' && x !== 'SourceArn');
   if (unknown.length)
     throw KmsErrors.validation(`Constraints has unknown fields ${unknown.join(', ')}; use EncryptionContextSubset or EncryptionContextEquals.`);
   const subset = context(c, 'EncryptionContextSubset');

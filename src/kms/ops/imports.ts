@@ -5,7 +5,7 @@ import type { KmsContext } from '../context.js';
 import { KmsError, KmsErrors } from '../errors.js';
 import { materialProblem } from '../keyspec.js';
 import type { ImportParametersRow, KeyRow } from '../store.js';
-import { blob, oneOf, reqStr } from '../validate.js';
+import { blob, oneOf, reqStr, str } from '../validate.js';
 
 /**
  * Imported key material (Origin EXTERNAL), as AWS KMS does it: an RSA
@@ -138,7 +138,13 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
   const wrapped = blob(req, 'EncryptedKeyMaterial', 1, 6144);
   const model = oneOf(req, 'ExpirationModel', ['KEY_MATERIAL_EXPIRES', 'KEY_MATERIAL_DOES_NOT_EXPIRE'] as const) ?? 'KEY_MATERIAL_EXPIRES';
   const validTo = timestamp(req, 'ValidTo');
+  const importType = oneOf(req, 'ImportType', ['EXISTING_KEY_MATERIAL', 'NEW_KEY_MATERIAL'] as const) ?? 'EXISTING_KEY_MATERIAL';
+  const namedId = str(req, 'KeyMaterialId', { min: 64, max: 64 });
   const now = k.now();
+  if (importType === 'NEW_KEY_MATERIAL')
+    throw KmsErrors.unsupported(
+      'ImportType NEW_KEY_MATERIAL (a second material for on-demand rotation of imported key material) is not supported by kmsvol: a key holds one imported material. Import into a new key and move its alias.',
+    );
   if (model === 'KEY_MATERIAL_EXPIRES') {
     if (validTo === undefined)
       throw KmsErrors.validation(
@@ -183,6 +189,12 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
     const materialId = k.rootKey.importedMaterialId(row.key_id, material, MATERIAL_ID_BYTES);
     return k.store.write(() => {
       const cur = k.store.getKey(row.region, row.key_id)!;
+      if (namedId !== undefined && namedId !== materialId.toString('hex')) {
+        throw new KmsError(
+          'IncorrectKeyMaterialException',
+          `KeyMaterialId ${namedId} is not the id of this key material (${materialId.toString('hex')}) for ${arn}. Omit KeyMaterialId, or name the material being imported.`,
+        );
+      }
       if (cur.imported_material_id && !cur.imported_material_id.equals(materialId)) {
         throw new KmsError(
           'IncorrectKeyMaterialException',
@@ -205,16 +217,23 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
 
 export function deleteImportedKeyMaterial(k: KmsContext, req: Req) {
   const ref = reqStr(req, 'KeyId');
+  const namedId = str(req, 'KeyMaterialId', { min: 64, max: 64 });
   return k.store.write(() => {
     const row = k.key(ref, 'kms:DeleteImportedKeyMaterial', 'keyOnly');
-    if (row.origin !== 'EXTERNAL')
-      throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} has Origin ${row.origin}; only imported key material (Origin EXTERNAL) can be deleted.`);
+    const arn = k.keyArn(row.key_id);
+    if (row.origin !== 'EXTERNAL') throw KmsErrors.unsupported(`${arn} has Origin ${row.origin}; only imported key material (Origin EXTERNAL) can be deleted.`);
+    // The key's one material: the one KeyMaterialId may name, and the one the response names.
+    const current = k.store.currentMaterial(row.key_id)?.material_id.toString('hex');
+    if (namedId !== undefined && namedId !== current)
+      throw KmsErrors.notFound(
+        `Key material ${namedId} does not exist for ${arn}${current ? `; its key material is ${current}` : '; it has no key material'}. Omit KeyMaterialId to delete the current key material.`,
+      );
     k.store.deleteMaterials(row.key_id);
     k.store.updateKey(row.region, row.key_id, {
       key_state: row.key_state === 'PendingDeletion' ? 'PendingDeletion' : 'PendingImport',
       valid_to: null,
       expiration_model: null,
     });
-    return { KeyId: k.keyArn(row.key_id) };
+    return { KeyId: arn, ...(current ? { KeyMaterialId: current } : {}) };
   });
 }

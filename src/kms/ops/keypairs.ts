@@ -1,7 +1,7 @@
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
 import { newMaterialFor, publicKeyDer } from '../keyspec.js';
-import { seal } from '../rules/envelope.js';
+import { materialIdOf, seal } from '../rules/envelope.js';
 import { context, oneOf, reqStr } from '../validate.js';
 
 /**
@@ -11,7 +11,17 @@ import { context, oneOf, reqStr } from '../validate.js';
  * GenerateDataKeyPair only.
  */
 type Req = Record<string, unknown>;
-const KEY_PAIR_SPECS = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521', 'ECC_SECG_P256K1', 'SM2'] as const;
+const KEY_PAIR_SPECS = [
+  'RSA_2048',
+  'RSA_3072',
+  'RSA_4096',
+  'ECC_NIST_P256',
+  'ECC_NIST_P384',
+  'ECC_NIST_P521',
+  'ECC_SECG_P256K1',
+  'ECC_NIST_EDWARDS25519',
+  'SM2',
+] as const;
 
 function pairRequest(k: KmsContext, req: Req, action: string) {
   const keyId = reqStr(req, 'KeyId');
@@ -32,12 +42,14 @@ function generate(k: KmsContext, req: Req, action: string, withPlaintext: boolea
   const { row, spec, ctx } = pairRequest(k, req, action);
   const privateKey = newMaterialFor(spec);
   try {
+    const sealed = seal(k, row, privateKey, ctx);
     const out = {
-      PrivateKeyCiphertextBlob: seal(k, row, privateKey, ctx),
+      PrivateKeyCiphertextBlob: sealed,
       ...(withPlaintext ? { PrivateKeyPlaintext: Buffer.from(privateKey) } : {}),
       PublicKey: publicKeyDer(privateKey),
       KeyId: k.keyArn(row.key_id),
       KeyPairSpec: spec,
+      KeyMaterialId: materialIdOf(sealed),
     };
     return out;
   } finally {

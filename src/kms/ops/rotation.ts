@@ -4,7 +4,7 @@ import { KmsErrors } from '../errors.js';
 import { assertCustomerManaged } from '../rules/keys.js';
 import { assertRotationHere, rotationRow } from '../rules/multiregion.js';
 import type { KeyRow } from '../store.js';
-import { int, LIMITS, paginate, reqStr } from '../validate.js';
+import { int, LIMITS, oneOf, paginate, reqStr } from '../validate.js';
 
 type Req = Record<string, unknown>;
 export const ON_DEMAND_ROTATION_LIMIT = 10;
@@ -87,13 +87,34 @@ export function rotateKeyOnDemand(k: KmsContext, req: Req) {
   });
 }
 
+/**
+ * ListKeyRotations: the key's rotations (ROTATIONS_ONLY, the default) or
+ * every key material it has had (ALL_KEY_MATERIAL: the original material
+ * too, which has no rotation date or type). Each entry says whether its
+ * material is the one that encrypts now (CURRENT) or only decrypts.
+ */
 export function listKeyRotations(k: KmsContext, req: Req) {
+  const include = oneOf(req, 'IncludeKeyMaterial', ['ALL_KEY_MATERIAL', 'ROTATIONS_ONLY'] as const) ?? 'ROTATIONS_ONLY';
   const row = k.key(reqStr(req, 'KeyId'), 'kms:ListKeyRotations', 'keyOnly');
   const arn = k.keyArn(row.key_id);
-  const rotations = k.store
-    .materials(row.key_id)
-    .filter((m) => m.rotation_type !== null)
-    .map((m) => ({ KeyId: arn, KeyMaterialId: m.material_id.toString('hex'), RotationDate: new Date(m.created), RotationType: m.rotation_type! }));
+  const materials = k.store.materials(row.key_id);
+  const current = materials.at(-1);
+  const imported = row.origin === 'EXTERNAL';
+  const rotations = materials
+    .filter((m) => include === 'ALL_KEY_MATERIAL' || m.rotation_type !== null)
+    .map((m) => ({
+      KeyId: arn,
+      KeyMaterialId: m.material_id.toString('hex'),
+      ...(imported
+        ? {
+            ImportState: 'IMPORTED',
+            ExpirationModel: row.expiration_model ?? undefined,
+            ...(row.valid_to !== null ? { ValidTo: new Date(row.valid_to) } : {}),
+          }
+        : {}),
+      KeyMaterialState: m === current ? 'CURRENT' : 'NON_CURRENT',
+      ...(m.rotation_type !== null ? { RotationDate: new Date(m.created), RotationType: m.rotation_type } : {}),
+    }));
   const { page, ...more } = paginate(req, rotations, LIMITS.ListKeyRotations);
   return { Rotations: page, ...more };
 }

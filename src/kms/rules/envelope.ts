@@ -30,6 +30,11 @@ export function seal(k: KmsContext, row: KeyRow, plaintext: Buffer, ctx: Encrypt
   return row.origin === 'EXTERNAL_KEY_STORE' ? sealOuter(k, row, inner, mat.material_id, ctx, k.call?.op ?? 'Encrypt') : inner;
 }
 
+/** The KeyMaterialId of a blob sealed here (hex, as AWS shows it): the material that sealed it. */
+export function materialIdOf(ciphertext: Buffer): string {
+  return parseBlob(ciphertext).materialId.toString('hex');
+}
+
 /**
  * Open a blob. Precondition order matches AWS: a KeyId naming another key is
  * IncorrectKeyException; a blob of another store, a changed byte or a wrong
@@ -41,7 +46,7 @@ export function open(
   ctx: EncryptionContext | undefined,
   keyRef: string | undefined,
   action: string,
-): { row: KeyRow; plaintext: Buffer } {
+): { row: KeyRow; plaintext: Buffer; materialId: string } {
   let parsed = parseBlob(ciphertext);
   if (!parsed.storeId.equals(k.store.storeId)) throw KmsErrors.invalidCiphertext();
   if (keyRef !== undefined && k.resolveKeyId(keyRef) !== parsed.keyId) throw KmsErrors.incorrectKey();
@@ -53,7 +58,7 @@ export function open(
   }
   k.authorize(row, { action, encryptionContext: ctx });
   k.assertUsable(row);
-  if (row.origin === 'AWS_CLOUDHSM') return { row, plaintext: openInToken(k, row, parsed, ctx) };
+  if (row.origin === 'AWS_CLOUDHSM') return { row, plaintext: openInToken(k, row, parsed, ctx), materialId: parsed.materialId.toString('hex') };
   if (row.origin === 'EXTERNAL_KEY_STORE') {
     // The outer layer first, through the proxy; the inner blob is KMS's own, of the same key.
     parsed = parseBlob(openOuter(k, row, parsed, ctx, k.call?.op ?? action.replace(/^kms:/, '')));
@@ -76,5 +81,5 @@ export function open(
     }
     return out;
   });
-  return { row, plaintext };
+  return { row, plaintext, materialId: mat.material_id.toString('hex') };
 }

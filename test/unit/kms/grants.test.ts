@@ -39,7 +39,7 @@ describe('grants', () => {
     );
     expect(kms.invoke('ListGrants', { KeyId: id }).Grants).toEqual([
       {
-        KeyId: `arn:aws:kms:local:${ACCT}:key/${id}`,
+        KeyId: `arn:aws:kms:us-east-1:${ACCT}:key/${id}`,
         GrantId: g.GrantId,
         CreationDate: expect.any(Date),
         GranteePrincipal: CARD_A,

@@ -43,7 +43,7 @@ describe('imported key material', () => {
       ['RSA_3072', 3072],
     ] as const) {
       const p = params('RSAES_OAEP_SHA_256', spec);
-      expect(p.KeyId).toBe(`arn:aws:kms:local:000000000000:key/${id}`);
+      expect(p.KeyId).toBe(`arn:aws:kms:us-east-1:000000000000:key/${id}`);
       expect(crypto.createPublicKey({ key: Buffer.from(p.PublicKey), format: 'der', type: 'spki' }).asymmetricKeyDetails?.modulusLength).toBe(bits);
       expect(p.ParametersValidTo.getTime()).toBe(clock.now().getTime() + DAY);
     }
@@ -137,5 +137,24 @@ describe('imported key material', () => {
     importMaterial(crypto.randomBytes(32), { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
     expect(errorName(() => kms.invoke('EnableKeyRotation', { KeyId: id }))).toBe('UnsupportedOperationException');
     expect(errorName(() => kms.invoke('RotateKeyOnDemand', { KeyId: id }))).toBe('UnsupportedOperationException');
+  });
+
+  it('KeyMaterialId: ImportKeyMaterial returns it and checks a named one; DeleteImportedKeyMaterial deletes the named material and returns its id', () => {
+    const { kms, id, importMaterial } = externalKey();
+    const material = crypto.randomBytes(32);
+    const forever = { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' };
+    const mid = importMaterial(material, { ...forever, ImportType: 'EXISTING_KEY_MATERIAL' }).KeyMaterialId!;
+    expect(mid).toMatch(/^[0-9a-f]{64}$/);
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId).toBe(mid);
+    expect(importMaterial(material, { ...forever, KeyMaterialId: mid }).KeyMaterialId).toBe(mid);
+    expect(errorName(() => importMaterial(material, { ...forever, KeyMaterialId: 'a'.repeat(64) }))).toBe('IncorrectKeyMaterialException');
+    expect(errorName(() => importMaterial(material, { ...forever, ImportType: 'NEW_KEY_MATERIAL' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => importMaterial(material, { ...forever, ImportType: 'OTHER' }))).toBe('ValidationException');
+    const [entry] = kms.invoke('ListKeyRotations', { KeyId: id, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }).Rotations!;
+    expect(entry).toMatchObject({ KeyMaterialId: mid, KeyMaterialState: 'CURRENT', ImportState: 'IMPORTED', ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    expect(errorName(() => kms.invoke('DeleteImportedKeyMaterial', { KeyId: id, KeyMaterialId: 'b'.repeat(64) }))).toBe('NotFoundException');
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.KeyState).toBe('Enabled');
+    expect(kms.invoke('DeleteImportedKeyMaterial', { KeyId: id, KeyMaterialId: mid })).toEqual({ KeyId: expect.stringContaining(id), KeyMaterialId: mid });
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.KeyState).toBe('PendingImport');
   });
 });

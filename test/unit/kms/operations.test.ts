@@ -11,7 +11,7 @@ describe('CreateKey / DescribeKey / ListKeys', () => {
     const md = kms.invoke('CreateKey', { Description: 'd', Tags: [{ TagKey: 'team', TagValue: 'storage' }] }).KeyMetadata;
     expect(md).toMatchObject({
       AWSAccountId: '000000000000',
-      Arn: `arn:aws:kms:local:000000000000:key/${md.KeyId}`,
+      Arn: `arn:aws:kms:us-east-1:000000000000:key/${md.KeyId}`,
       Enabled: true,
       Description: 'd',
       KeyUsage: 'ENCRYPT_DECRYPT',
@@ -40,7 +40,7 @@ describe('CreateKey / DescribeKey / ListKeys', () => {
   it('rejects unsupported specs, usages a spec does not have, and bad enums', () => {
     const { kms } = testKms();
     expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'SM2', KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
-    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ML_DSA_44', KeyUsage: 'SIGN_VERIFY' }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ML_KEM_512', KeyUsage: 'KEY_ENCAPSULATION' }))).toBe('UnsupportedOperationException');
     expect(errorName(() => kms.invoke('CreateKey', { KeyUsage: 'SIGN_VERIFY' }))).toBe('ValidationException');
     expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ECC_NIST_P256' }))).toBe('ValidationException');
     expect(errorName(() => kms.invoke('CreateKey', { KeySpec: 'ECC_SECG_P256K1', KeyUsage: 'KEY_AGREEMENT' }))).toBe('ValidationException');
@@ -68,8 +68,8 @@ describe('CreateKey / DescribeKey / ListKeys', () => {
   it('unknown keys are NotFoundException with AWS wording', () => {
     const { kms } = testKms();
     const id = '11111111-2222-3333-4444-555555555555';
-    expect(() => kms.invoke('DescribeKey', { KeyId: id })).toThrow(`Key 'arn:aws:kms:local:000000000000:key/${id}' does not exist`);
-    expect(() => kms.invoke('DescribeKey', { KeyId: 'alias/none' })).toThrow('Alias arn:aws:kms:local:000000000000:alias/none is not found.');
+    expect(() => kms.invoke('DescribeKey', { KeyId: id })).toThrow(`Key 'arn:aws:kms:us-east-1:000000000000:key/${id}' does not exist`);
+    expect(() => kms.invoke('DescribeKey', { KeyId: 'alias/none' })).toThrow('Alias arn:aws:kms:us-east-1:000000000000:alias/none is not found.');
     expect(errorName(() => kms.invoke('DescribeKey', { KeyId: 'not-a-key' }))).toBe('NotFoundException');
     expect(errorName(() => kms.invoke('DescribeKey', { KeyId: `arn:aws:kms:elsewhere:000000000000:key/${id}` }))).toBe('NotFoundException');
     expect(errorName(() => kms.invoke('DescribeKey', {}))).toBe('ValidationException');
@@ -206,11 +206,11 @@ describe('aliases', () => {
     clock.advance(60_000);
     kms.invoke('UpdateAlias', { AliasName: 'alias/app', TargetKeyId: kms.ctx.keyArn(b) });
     const [alias] = kms.invoke('ListAliases', {}).Aliases;
-    expect(alias).toMatchObject({ AliasName: 'alias/app', AliasArn: 'arn:aws:kms:local:000000000000:alias/app', TargetKeyId: b });
+    expect(alias).toMatchObject({ AliasName: 'alias/app', AliasArn: 'arn:aws:kms:us-east-1:000000000000:alias/app', TargetKeyId: b });
     expect(alias!.LastUpdatedDate.getTime() - alias!.CreationDate.getTime()).toBe(60_000);
     expect(kms.invoke('ListAliases', { KeyId: a }).Aliases).toHaveLength(0);
     expect(kms.invoke('ListAliases', { KeyId: b }).Aliases).toHaveLength(1);
-    expect(kms.invoke('Encrypt', { KeyId: 'arn:aws:kms:local:000000000000:alias/app', Plaintext: Buffer.from('x') }).KeyId).toBe(kms.ctx.keyArn(b));
+    expect(kms.invoke('Encrypt', { KeyId: 'arn:aws:kms:us-east-1:000000000000:alias/app', Plaintext: Buffer.from('x') }).KeyId).toBe(kms.ctx.keyArn(b));
     kms.invoke('DeleteAlias', { AliasName: 'alias/app' });
     expect(errorName(() => kms.invoke('DeleteAlias', { AliasName: 'alias/app' }))).toBe('NotFoundException');
     expect(errorName(() => kms.invoke('UpdateAlias', { AliasName: 'alias/app', TargetKeyId: a }))).toBe('NotFoundException');

@@ -108,7 +108,7 @@ describe('key policies', () => {
       } catch (e) {
         expect((e as Error).name).toBe('AccessDeniedException');
         expect((e as Error).message).toBe(
-          `User: ${who} is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:local:${ACCT}:key/${id} because no resource-based policy allows the kms:Decrypt action`,
+          `User: ${who} is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:${ACCT}:key/${id} because no resource-based policy allows the kms:Decrypt action`,
         );
       }
     }
@@ -343,7 +343,7 @@ describe('key policies', () => {
     expect(disable.additionalEventData.authorization).toEqual([
       {
         action: 'kms:DisableKey',
-        resource: `arn:aws:kms:local:${ACCT}:key/${id}`,
+        resource: `arn:aws:kms:us-east-1:${ACCT}:key/${id}`,
         effect: 'Allow',
         by: 'key policy statement Allow access for Key Administrators',
       },
@@ -351,7 +351,7 @@ describe('key policies', () => {
     const enable = lines.find((l) => l.eventName === 'EnableKey');
     expect(enable).toMatchObject({ userIdentity: { arn: BOB }, errorCode: 'AccessDeniedException' });
     expect(enable.additionalEventData.authorization).toEqual([
-      { action: 'kms:EnableKey', resource: `arn:aws:kms:local:${ACCT}:key/${id}`, effect: 'Deny', by: 'no policy or grant' },
+      { action: 'kms:EnableKey', resource: `arn:aws:kms:us-east-1:${ACCT}:key/${id}`, effect: 'Deny', by: 'no policy or grant' },
     ]);
   });
 });

@@ -17,8 +17,8 @@ describe('seed files (library)', () => {
     ]);
     expect(r.Created).toEqual([
       `arn:aws:kms:eu-west-1:000000000000:key/${A}`,
-      `arn:aws:kms:local:000000000000:key/${B}`,
-      `arn:aws:kms:local:000000000000:key/${M}`,
+      `arn:aws:kms:us-east-1:000000000000:key/${B}`,
+      `arn:aws:kms:us-east-1:000000000000:key/${M}`,
     ]);
     expect(errorName(() => kms.invoke('DescribeKey', { KeyId: A }))).toBe('NotFoundException');
     const eu = Kms.open({ home, clock, region: 'eu-west-1' });
