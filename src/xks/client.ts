@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { HttpRequest } from '@smithy/types';
+import { Sha256 } from '../sigv4.js';
 import { XksError, type XksFailure } from './errors.js';
 import {
   AES_GCM,
@@ -72,20 +73,6 @@ export interface XksKeyMetadata {
 export const DEFAULT_TIMEOUT_MS = 250;
 /** A proxy's answer is small (the largest is a 4300-byte plaintext in base64); more is a malformed response. */
 const MAX_RESPONSE = 64 * 1024;
-
-class Sha256 {
-  private readonly h: crypto.Hash | crypto.Hmac;
-  constructor(secret?: string | Uint8Array) {
-    this.h = secret ? crypto.createHmac('sha256', secret) : crypto.createHash('sha256');
-  }
-  update(data: string | Uint8Array): void {
-    this.h.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.h.digest());
-  }
-  reset(): void {}
-}
 
 type Json = Record<string, unknown>;
 
