@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { attachVolume, detachVolume } from './card/attach.js';
+import { attachVolume } from './card/attach.js';
 import { ec2Context } from './card/context.js';
+import { detachVolume } from './card/detach.js';
 import { viaEc2 } from './card/grants.js';
 import { ManualClock } from './clock.js';
 import { configuredAccount, configuredRegion } from './config.js';

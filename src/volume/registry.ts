@@ -193,7 +193,7 @@ export class Registry {
   /**
    * A card that has stopped serving its volume: the attachment stays, `detaching`
    * with no loop device, until whoever finishes the detach has retired the card's
-   * grant (card/attach.ts); only then is the volume available again.
+   * grant (card/cleanup.ts); only then is the volume available again.
    */
   markCardGone(id: string, pid: number): void {
     this.db.prepare("UPDATE attachments SET state = 'detaching', loop_device = NULL WHERE volume_id = ? AND pid = ?").run(id, pid);
