@@ -1,4 +1,6 @@
-import { DEFAULT_ACCOUNT } from './kms/context.js';
+/** The region when nothing chose one (kmsvol's own; a remote AWS KMS needs a real one), and the account when none is configured. */
+export const DEFAULT_REGION = 'local';
+export const DEFAULT_ACCOUNT = '000000000000';
 
 /**
  * The region and account a caller works in, chosen the same way by the CLI

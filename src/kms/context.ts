@@ -9,8 +9,8 @@ import type { RootKey } from './rootkey.js';
 import type { GrantRow, KeyRow, KmsStore } from './store.js';
 import type { UsageTracker } from './usage.js';
 
-export const DEFAULT_REGION = 'local';
-export const DEFAULT_ACCOUNT = '000000000000';
+// The defaults are config.ts's; named here too for src/cli/ec2.ts until its rewrite (branch reg) imports them from there.
+export { DEFAULT_ACCOUNT, DEFAULT_REGION } from '../config.js';
 
 /** Services that have AWS managed keys (alias/aws/<service>). */
 const AWS_SERVICES = new Set([

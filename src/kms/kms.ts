@@ -1,22 +1,22 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { clockFromEnv, DAY_MS } from '../clock.js';
-import { configuredAccount, configuredRegion } from '../config.js';
+import { configuredAccount, configuredRegion, DEFAULT_REGION } from '../config.js';
 import type { Home } from '../home.js';
 import { openHome } from '../home.js';
 import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
-import { DEFAULT_REGION, KmsContext } from './context.js';
+import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
-import { isKmsOperation, OPERATIONS as REGISTRY } from './operations.js';
+import { isKmsOperation, OPERATION_FACTS, OPERATIONS as REGISTRY } from './operations.js';
 import { RootKey } from './rootkey.js';
 import { checkGrantTokens } from './rules/grants.js';
 import { insertKey } from './rules/keys.js';
 import { KmsStore } from './store.js';
-import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
+import { UsageTracker } from './usage.js';
 import { checkLimit, wellFormedText } from './validate.js';
 
 export type { KmsOperation } from './operations.js';
@@ -118,7 +118,7 @@ export class Kms {
   invokeAs<Op extends KmsOperation>(caller: string | Caller, op: Op, req: KmsRequest = {}): KmsResponse<Op> {
     const time = this.ctx.clock.now();
     const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
-    const call = { caller: who, op: String(op), decisions: [] };
+    const call = { caller: who, op: String(op), decisions: [], facts: OPERATION_FACTS };
     const record = {
       time,
       op,
@@ -146,7 +146,7 @@ export class Kms {
         throw dryRunSucceeded();
       }
       const res = handler(this.ctx, req);
-      if (TRACKED_OPERATIONS.has(op)) {
+      if (OPERATION_FACTS.tracked.has(op)) {
         const ids = { eventId: crypto.randomUUID(), requestId: who.requestId ?? crypto.randomUUID() };
         this.trackUse(op, res as Record<string, unknown>, time, ids);
         this.audit.record({ ...record, response: res, ...ids });

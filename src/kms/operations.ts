@@ -1,4 +1,6 @@
+import type { OperationFacts } from './authz.js';
 import { KmsError } from './errors.js';
+import type { GrantKeyClass } from './keyspec.js';
 import type { MemberRules } from './members.js';
 import { noAttestation, noCustomKeyStore, unsupported } from './members.js';
 import { deriveSharedSecret } from './ops/agreement.js';
@@ -50,7 +52,22 @@ export interface OperationSpec extends MemberRules {
   unsupported?: Readonly<Record<string, (value: unknown) => KmsError>>;
   /** The list the AWS CLI pages through (its paginator's result key). */
   pages?: string;
+  /**
+   * The operations of this one a grant may allow (its own name; ReEncrypt's
+   * two halves), each with the keys it makes sense for (keyspec.ts,
+   * grantKeyClass): CreateGrant refuses the others, as AWS does.
+   */
+  grants?: Readonly<Record<string, readonly GrantKeyClass[]>>;
+  /** Its grants may carry encryption-context constraints (it takes an encryption context). */
+  constrainable?: boolean;
+  /** A successful call is a use of the key, recorded for GetKeyLastUsage. */
+  tracked?: boolean;
 }
+
+/** Keys a grant for these operations makes sense for. */
+const ENCRYPTING: readonly GrantKeyClass[] = ['symmetric', 'asymmetric-encrypt'];
+const SYMMETRIC: readonly GrantKeyClass[] = ['symmetric'];
+const EVERY_KEY: readonly GrantKeyClass[] = ['symmetric', 'asymmetric-encrypt', 'sign', 'mac', 'agreement'];
 
 export const OPERATIONS = {
   CreateKey: {
@@ -62,20 +79,33 @@ export const OPERATIONS = {
         new KmsError('XksKeyNotFoundException', 'XksKeyId names a key in an external key store; kmsvol has no external key stores. Omit XksKeyId.'),
     },
   },
-  DescribeKey: { handler: describeKey, members: ['KeyId!', 'GrantTokens'] },
+  DescribeKey: { grants: { DescribeKey: EVERY_KEY }, handler: describeKey, members: ['KeyId!', 'GrantTokens'] },
   ListKeys: { handler: listKeys, members: ['Limit', 'Marker'], pages: 'Keys' },
   UpdateKeyDescription: { handler: updateKeyDescription, members: ['KeyId!', 'Description!'] },
   TagResource: { handler: tagResource, members: ['KeyId!', 'Tags!'] },
   UntagResource: { handler: untagResource, members: ['KeyId!', 'TagKeys!'] },
   ListResourceTags: { handler: listResourceTags, members: ['KeyId!', 'Limit', 'Marker'], pages: 'Tags' },
-  Encrypt: { handler: encrypt, members: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'], dryRun: true },
+  Encrypt: {
+    grants: { Encrypt: ENCRYPTING },
+    constrainable: true,
+    tracked: true,
+    handler: encrypt,
+    members: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'],
+    dryRun: true,
+  },
   Decrypt: {
+    grants: { Decrypt: ENCRYPTING },
+    constrainable: true,
+    tracked: true,
     handler: decrypt,
     members: ['CiphertextBlob!', 'EncryptionContext', 'GrantTokens', 'KeyId', 'EncryptionAlgorithm'],
     dryRun: true,
     unsupported: { Recipient: noAttestation, DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
   },
   ReEncrypt: {
+    grants: { ReEncryptFrom: ENCRYPTING, ReEncryptTo: ENCRYPTING },
+    constrainable: true,
+    tracked: true,
     handler: reEncrypt,
     members: [
       'CiphertextBlob!',
@@ -91,12 +121,18 @@ export const OPERATIONS = {
     unsupported: { DryRunModifiers: unsupported('DryRunModifiers', 'a DryRun here always checks the ciphertext') },
   },
   GenerateDataKey: {
+    grants: { GenerateDataKey: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKey,
     members: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
     dryRun: true,
     unsupported: { Recipient: noAttestation },
   },
   GenerateDataKeyWithoutPlaintext: {
+    grants: { GenerateDataKeyWithoutPlaintext: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKeyWithoutPlaintext,
     members: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
     dryRun: true,
@@ -126,6 +162,8 @@ export const OPERATIONS = {
   PutKeyPolicy: { handler: putKeyPolicy, members: ['KeyId!', 'Policy!', 'PolicyName', 'BypassPolicyLockoutSafetyCheck'] },
   ListKeyPolicies: { handler: listKeyPolicies, members: ['KeyId!', 'Limit', 'Marker'], pages: 'PolicyNames' },
   CreateGrant: {
+    grants: { CreateGrant: EVERY_KEY },
+    constrainable: true,
     handler: createGrant,
     members: ['KeyId!', 'GranteePrincipal!', 'Operations!', 'RetiringPrincipal', 'Constraints', 'GrantTokens', 'Name'],
     dryRun: true,
@@ -146,7 +184,7 @@ export const OPERATIONS = {
     pages: 'Grants',
     unsupported: { RetiringServicePrincipal: unsupported('RetiringServicePrincipal', 'grants name IAM principals (RetiringPrincipal)') },
   },
-  RetireGrant: { handler: retireGrant, members: ['GrantToken', 'KeyId', 'GrantId'], dryRun: true },
+  RetireGrant: { grants: { RetireGrant: EVERY_KEY }, handler: retireGrant, members: ['GrantToken', 'KeyId', 'GrantId'], dryRun: true },
   RevokeGrant: { handler: revokeGrant, members: ['KeyId!', 'GrantId!'], dryRun: true },
   GetParametersForImport: { handler: getParametersForImport, members: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'] },
   ImportKeyMaterial: {
@@ -163,23 +201,55 @@ export const OPERATIONS = {
     members: ['KeyId!'],
     unsupported: { KeyMaterialId: unsupported('KeyMaterialId', "a key holds one imported material; omit it to delete the key's material") },
   },
-  Sign: { handler: sign, members: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'], dryRun: true },
-  Verify: { handler: verify, members: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'], dryRun: true },
-  GetPublicKey: { handler: getPublicKey, members: ['KeyId!', 'GrantTokens'] },
-  GenerateMac: { handler: generateMac, members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'], dryRun: true },
-  VerifyMac: { handler: verifyMac, members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'], dryRun: true },
+  Sign: {
+    grants: { Sign: ['sign'] },
+    tracked: true,
+    handler: sign,
+    members: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'],
+    dryRun: true,
+  },
+  Verify: {
+    grants: { Verify: ['sign'] },
+    tracked: true,
+    handler: verify,
+    members: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'],
+    dryRun: true,
+  },
+  GetPublicKey: { grants: { GetPublicKey: ['asymmetric-encrypt', 'sign', 'agreement'] }, handler: getPublicKey, members: ['KeyId!', 'GrantTokens'] },
+  GenerateMac: {
+    grants: { GenerateMac: ['mac'] },
+    tracked: true,
+    handler: generateMac,
+    members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'],
+    dryRun: true,
+  },
+  VerifyMac: {
+    grants: { VerifyMac: ['mac'] },
+    tracked: true,
+    handler: verifyMac,
+    members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'],
+    dryRun: true,
+  },
   GenerateDataKeyPair: {
+    grants: { GenerateDataKeyPair: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKeyPair,
     members: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
     dryRun: true,
     unsupported: { Recipient: noAttestation },
   },
   GenerateDataKeyPairWithoutPlaintext: {
+    grants: { GenerateDataKeyPairWithoutPlaintext: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKeyPairWithoutPlaintext,
     members: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
     dryRun: true,
   },
   DeriveSharedSecret: {
+    grants: { DeriveSharedSecret: ['agreement'] },
+    tracked: true,
     handler: deriveSharedSecret,
     members: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
     dryRun: true,
@@ -236,3 +306,21 @@ export function membersOf(op: KmsOperation): string[] {
   const spec: OperationSpec = OPERATIONS[op];
   return [...spec.members.map((m) => m.replace(/!$/, '')), ...(spec.dryRun ? ['DryRun'] : [])];
 }
+
+/**
+ * The facts of every operation that the rules below the registry need
+ * (authz.ts, ops/grants.ts, usage tracking in kms.ts), derived once from the
+ * entries and handed down with each call (CallState.facts), so nothing below
+ * imports the registry.
+ */
+export const OPERATION_FACTS: OperationFacts = (() => {
+  const specs = Object.entries(OPERATIONS as Record<string, OperationSpec>);
+  const grants = specs.flatMap(([, spec]) => Object.entries(spec.grants ?? {}));
+  return {
+    grantOperations: grants.map(([op]) => op),
+    grantOperationsFor: (keyClass) =>
+      grants.filter(([, classes]) => (keyClass === undefined ? classes === EVERY_KEY : classes.includes(keyClass))).map(([op]) => op),
+    constrainable: new Set(specs.flatMap(([, spec]) => (spec.constrainable ? Object.keys(spec.grants ?? {}) : []))),
+    tracked: new Set(specs.filter(([, spec]) => spec.tracked).map(([op]) => op)),
+  };
+})();

@@ -74,6 +74,25 @@ export interface TagRow {
   TagValue: string;
 }
 
+export interface SessionRow {
+  sealed_secret: Buffer;
+  token_hash: Buffer;
+  role_name: string;
+  session_name: string;
+  expires: number;
+  role_id: string;
+}
+
+/** A key's last use (GetKeyLastUsage). */
+export interface KeyUse {
+  region: string;
+  key_id: string;
+  operation: string;
+  ts: number;
+  event_id: string;
+  request_id: string;
+}
+
 export interface AliasRow {
   region: string;
   alias_name: string;
@@ -449,6 +468,63 @@ export class KmsStore {
         ? this.stmt('SELECT * FROM aliases WHERE region = ? AND target_key_id = ? ORDER BY alias_name').all(region, keyId)
         : this.stmt('SELECT * FROM aliases WHERE region = ? ORDER BY alias_name').all(region)
     ) as AliasRow[];
+  }
+
+  // IAM and STS (iam.ts): access keys, roles and sessions; secrets sealed, session tokens kept as their SHA-256.
+
+  insertAccessKey(r: { access_key_id: string; user_name: string; sealed_secret: Buffer; created: number }): void {
+    this.stmt(
+      'INSERT INTO iam_access_keys (access_key_id, user_name, sealed_secret, created) VALUES (@access_key_id, @user_name, @sealed_secret, @created)',
+    ).run(r);
+  }
+
+  accessKey(accessKeyId: string): { user_name: string; sealed_secret: Buffer } | undefined {
+    return this.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as
+      | { user_name: string; sealed_secret: Buffer }
+      | undefined;
+  }
+
+  /** A session's credentials with its role's unique id. */
+  session(accessKeyId: string): SessionRow | undefined {
+    return this.stmt(
+      'SELECT s.sealed_secret, s.token_hash, s.role_name, s.session_name, s.expires, r.role_id FROM iam_sessions s JOIN iam_roles r ON r.role_name = s.role_name WHERE s.access_key_id = ?',
+    ).get(accessKeyId) as SessionRow | undefined;
+  }
+
+  /** A new session; sessions that expired more than a day ago are dropped on the way. */
+  insertSession(r: Omit<SessionRow, 'role_id'> & { access_key_id: string }, expiredBefore: number): void {
+    this.stmt('DELETE FROM iam_sessions WHERE expires < ?').run(expiredBefore);
+    this.stmt(
+      'INSERT INTO iam_sessions (access_key_id, sealed_secret, token_hash, role_name, session_name, expires) VALUES (@access_key_id, @sealed_secret, @token_hash, @role_name, @session_name, @expires)',
+    ).run(r);
+  }
+
+  role(name: string): { role_id: string; trust_policy: string } | undefined {
+    return this.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as { role_id: string; trust_policy: string } | undefined;
+  }
+
+  /** Insert a role; false when one of that name exists (it is left as it is). */
+  insertRole(r: { role_name: string; role_id: string; trust_policy: string; created: number }): boolean {
+    return (
+      this.stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (@role_name, @role_id, @trust_policy, @created)').run(r)
+        .changes === 1
+    );
+  }
+
+  // Key last usage (usage.ts).
+
+  /** Record uses of keys; a newer use already in the store (from another process) is kept. */
+  putKeyUses(uses: readonly KeyUse[]): void {
+    const put = this.stmt(
+      `INSERT INTO key_last_usage (region, key_id, operation, ts, event_id, request_id) VALUES (@region, @key_id, @operation, @ts, @event_id, @request_id)
+       ON CONFLICT (region, key_id) DO UPDATE SET operation = excluded.operation, ts = excluded.ts, event_id = excluded.event_id, request_id = excluded.request_id
+       WHERE excluded.ts >= key_last_usage.ts`,
+    );
+    for (const u of uses) put.run(u);
+  }
+
+  keyUse(region: string, keyId: string): KeyUse | undefined {
+    return this.stmt('SELECT * FROM key_last_usage WHERE region = ? AND key_id = ?').get(region, keyId) as KeyUse | undefined;
   }
 
   close(): void {

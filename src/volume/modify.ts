@@ -109,9 +109,7 @@ export function startModifyVolume(ctx: Ec2Context, req: ModifyVolumeRequest) {
     try {
       if (m.target_size > m.original_size) await grow(ctx, m.volume_id, m.target_size);
       ctx.registry.write(() => {
-        ctx.registry.db
-          .prepare('UPDATE volumes SET size = ?, volume_type = ?, iops = ?, throughput = ? WHERE volume_id = ?')
-          .run(m.target_size, m.target_type, m.target_iops, m.target_throughput, m.volume_id);
+        ctx.registry.updateVolume(m.volume_id, { size: m.target_size, volume_type: m.target_type, iops: m.target_iops, throughput: m.target_throughput });
         ctx.registry.putModification({ ...m, state: 'completed', progress: 100, end_time: ctx.clock.now().getTime() });
       });
       ctx.events.record(

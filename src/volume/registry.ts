@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 `;
 
 export class Registry {
-  readonly db: Database.Database;
+  private readonly db: Database.Database;
 
   constructor(file: string) {
     this.db = openDatabase(file);
@@ -143,6 +143,12 @@ export class Registry {
 
   setVolumeState(id: string, state: VolumeRow['state']): void {
     this.db.prepare('UPDATE volumes SET state = ? WHERE volume_id = ?').run(state, id);
+  }
+
+  /** Change some of a volume's columns (ModifyVolume's new size and type, a new volume's state and key). */
+  updateVolume(id: string, fields: Partial<Omit<VolumeRow, 'volume_id'>>): void {
+    const cols = Object.keys(fields);
+    this.db.prepare(`UPDATE volumes SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE volume_id = @id_`).run({ ...fields, id_: id });
   }
 
   deleteVolume(id: string): void {

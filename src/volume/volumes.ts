@@ -229,9 +229,7 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
           ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f),
         );
       row.state = 'available';
-      ctx.registry.write(() => {
-        ctx.registry.db.prepare('UPDATE volumes SET state = ?, kms_key_id = ? WHERE volume_id = ?').run(row.state, row.kms_key_id, id);
-      });
+      ctx.registry.write(() => ctx.registry.updateVolume(id, { state: row.state, kms_key_id: row.kms_key_id }));
       ctx.events.record(id, 'createVolume', 'available');
       return volumeShape(ctx, row);
     } catch (e) {
