@@ -2,176 +2,16 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { insertRow, openDatabase } from '../sqlite.js';
+import type { AliasRow, GrantRow, ImportParametersRow, KeyRow, KeyUse, MaterialRow, SessionRow, TagRow } from './schema.js';
+import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from './schema.js';
+
+export type { AliasRow, GrantRow, ImportParametersRow, KeyRow, KeyUse, MaterialRow, SessionRow, TagRow } from './schema.js';
 
 /**
  * The KMS store: SQLite (WAL, synchronous=FULL). Several processes use it at
  * once (CLI calls, cards, the server); every mutation runs in a BEGIN IMMEDIATE
  * transaction and a generous busy timeout makes writers queue, never fail.
  */
-export interface KeyRow {
-  region: string;
-  key_id: string;
-  description: string;
-  key_usage: string;
-  key_spec: string;
-  origin: string;
-  key_manager: string;
-  key_state: string;
-  creation_date: number;
-  deletion_date: number | null;
-  pending_window_days: number | null;
-  multi_region: number;
-  rotation_enabled: number;
-  rotation_period_days: number | null;
-  next_rotation_date: number | null;
-  on_demand_rotation_start: number | null;
-  expiration_model: string | null;
-  valid_to: number | null;
-  policy: string;
-  /** Multi-Region keys: the region of the primary (the same on every replica's row). */
-  primary_region: string | null;
-  /** Origin EXTERNAL: the material id of the material first imported; only that material may be imported again. */
-  imported_material_id: Buffer | null;
-}
-
-export interface MaterialRow {
-  key_id: string;
-  material_id: Buffer;
-  sealed: Buffer;
-  created: number;
-  rotation_type: string | null;
-  seq: number;
-}
-
-export interface GrantRow {
-  region: string;
-  key_id: string;
-  grant_id: string;
-  name: string | null;
-  grantee_principal: string;
-  retiring_principal: string | null;
-  issuing_account: string;
-  /** JSON list of operation names, sorted. */
-  operations: string;
-  /** JSON GrantConstraints, or null. */
-  constraints: string | null;
-  creation_date: number;
-}
-
-/** GetParametersForImport's wrapping key and token, until ImportKeyMaterial uses them or they expire. */
-export interface ImportParametersRow {
-  region: string;
-  key_id: string;
-  token_id: Buffer;
-  wrapping_algorithm: string;
-  wrapping_key_spec: string;
-  sealed_private_key: Buffer;
-  valid_to: number;
-}
-
-export interface TagRow {
-  TagKey: string;
-  TagValue: string;
-}
-
-export interface SessionRow {
-  sealed_secret: Buffer;
-  token_hash: Buffer;
-  role_name: string;
-  session_name: string;
-  expires: number;
-  role_id: string;
-}
-
-/** A key's last use (GetKeyLastUsage). */
-export interface KeyUse {
-  region: string;
-  key_id: string;
-  operation: string;
-  ts: number;
-  event_id: string;
-  request_id: string;
-}
-
-export interface AliasRow {
-  region: string;
-  alias_name: string;
-  target_key_id: string;
-  creation_date: number;
-  last_updated_date: number;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (
-  region TEXT NOT NULL, key_id TEXT NOT NULL,
-  description TEXT NOT NULL DEFAULT '',
-  key_usage TEXT NOT NULL, key_spec TEXT NOT NULL, origin TEXT NOT NULL,
-  key_manager TEXT NOT NULL, key_state TEXT NOT NULL,
-  creation_date INTEGER NOT NULL, deletion_date INTEGER, pending_window_days INTEGER,
-  multi_region INTEGER NOT NULL DEFAULT 0,
-  rotation_enabled INTEGER NOT NULL DEFAULT 0, rotation_period_days INTEGER,
-  next_rotation_date INTEGER, on_demand_rotation_start INTEGER,
-  expiration_model TEXT, valid_to INTEGER,
-  policy TEXT NOT NULL,
-  primary_region TEXT,
-  imported_material_id BLOB,
-  PRIMARY KEY (region, key_id)
-);
-CREATE TABLE IF NOT EXISTS materials (
-  key_id TEXT NOT NULL, material_id BLOB NOT NULL, sealed BLOB NOT NULL,
-  created INTEGER NOT NULL, rotation_type TEXT, seq INTEGER NOT NULL,
-  PRIMARY KEY (key_id, material_id)
-);
-CREATE INDEX IF NOT EXISTS materials_seq ON materials (key_id, seq);
-CREATE TABLE IF NOT EXISTS aliases (
-  region TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT NOT NULL,
-  creation_date INTEGER NOT NULL, last_updated_date INTEGER NOT NULL,
-  PRIMARY KEY (region, alias_name)
-);
-CREATE TABLE IF NOT EXISTS tags (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,
-  PRIMARY KEY (region, key_id, tag_key)
-);
-CREATE TABLE IF NOT EXISTS grants (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, grant_id TEXT NOT NULL, name TEXT,
-  grantee_principal TEXT NOT NULL, retiring_principal TEXT, issuing_account TEXT NOT NULL,
-  operations TEXT NOT NULL, constraints TEXT, creation_date INTEGER NOT NULL,
-  PRIMARY KEY (region, grant_id)
-);
-CREATE INDEX IF NOT EXISTS grants_key ON grants (region, key_id);
-CREATE TABLE IF NOT EXISTS import_parameters (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, token_id BLOB NOT NULL,
-  wrapping_algorithm TEXT NOT NULL, wrapping_key_spec TEXT NOT NULL,
-  sealed_private_key BLOB NOT NULL, valid_to INTEGER NOT NULL,
-  PRIMARY KEY (token_id)
-);
-CREATE TABLE IF NOT EXISTS iam_access_keys (
-  access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS iam_roles (
-  role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS iam_sessions (
-  access_key_id TEXT PRIMARY KEY, sealed_secret BLOB NOT NULL, token_hash BLOB NOT NULL,
-  role_name TEXT NOT NULL, session_name TEXT NOT NULL, expires INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS key_last_usage (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, operation TEXT NOT NULL, ts INTEGER NOT NULL, event_id TEXT NOT NULL, request_id TEXT NOT NULL,
-  PRIMARY KEY (region, key_id)
-);
-CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
-`;
-
-export const SCHEMA_VERSION = '3';
-
-/** Upgrades of older stores, applied in order inside one transaction: version -> statements. */
-const MIGRATIONS: Record<string, string> = {
-  '1': 'ALTER TABLE keys ADD COLUMN primary_region TEXT',
-  // Version 3 adds grants and import parameters (created by SCHEMA) and this column.
-  '2': 'ALTER TABLE keys ADD COLUMN imported_material_id BLOB',
-};
-
 export class KmsStore {
   readonly db: Database.Database;
   readonly storeId: Buffer;
@@ -188,9 +28,18 @@ export class KmsStore {
   constructor(file: string) {
     const created = !fs.existsSync(file) || fs.statSync(file).size === 0;
     this.db = openDatabase(file);
-    this.write(() => {
+    const refuse = (version: string | undefined) => {
+      this.db.close();
+      const newer = Number(version) > Number(SCHEMA_VERSION);
+      return new Error(
+        `The KMS store ${file} has schema version ${version}; this kmsvol reads version ${SCHEMA_VERSION}. ${newer ? 'A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.' : 'It cannot be migrated: use the kmsvol release that wrote it.'}`,
+      );
+    };
+    const ok = this.write(() => {
       // An existing store is upgraded first (its tables predate SCHEMA); a new one just gets SCHEMA.
       const existing = this.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get() !== undefined;
+      // Precondition: a store from a newer kmsvol is refused before anything is written to it.
+      if (existing && Number(this.getMeta('schema_version')) > Number(SCHEMA_VERSION)) return false;
       for (let v = existing ? this.getMeta('schema_version') : undefined; v && MIGRATIONS[v]; v = this.getMeta('schema_version')) {
         this.db.exec(MIGRATIONS[v]!);
         this.setMeta('schema_version', String(Number(v) + 1));
@@ -202,11 +51,10 @@ export class KmsStore {
         this.setMeta('store_id', crypto.randomBytes(16).toString('hex'));
         this.setMeta('schema_version', SCHEMA_VERSION);
       }
+      return true;
     });
     const version = this.getMeta('schema_version');
-    if (version !== SCHEMA_VERSION) {
-      throw new Error(`The KMS store ${file} has schema version ${version}; this kmsvol reads version ${SCHEMA_VERSION}. Use a matching kmsvol release.`);
-    }
+    if (!ok || version !== SCHEMA_VERSION) throw refuse(version);
     this.storeId = Buffer.from(this.getMeta('store_id')!, 'hex');
     this.created = created;
   }

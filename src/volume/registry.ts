@@ -108,21 +108,61 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 `;
 
+/**
+ * The version of the registry's schema, kept in the file as PRAGMA
+ * user_version: a new registry gets it, an older one is migrated up to it
+ * (MIGRATIONS[n] takes version n to n + 1), a newer one is refused.
+ */
+export const REGISTRY_VERSION = 1;
+
+const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
+  // 0 -> 1: registries from before the schema was versioned, of any age: the columns attachments gained since.
+  (db) => {
+    const cols = new Set((db.prepare('PRAGMA table_info(attachments)').all() as { name: string }[]).map((c) => c.name));
+    for (const [col, type] of [
+      ['grant_token', 'TEXT'], // grants
+      ['device_name', 'TEXT'], // the EC2 endpoint
+      ['served_dev', 'INTEGER'], // served files identified by inode and mount
+      ['served_ino', 'INTEGER'],
+      ['served_mnt', 'INTEGER'],
+    ])
+      if (!cols.has(col!)) db.exec(`ALTER TABLE attachments ADD COLUMN ${col} ${type}`);
+  },
+];
+
 export class Registry {
   private readonly db: Database.Database;
 
   constructor(file: string) {
     this.db = openDatabase(file);
-    this.db.exec(SCHEMA);
-    // Registries from before grants lack the attachments.grant_token column.
-    const cols = this.db.prepare('PRAGMA table_info(attachments)').all() as { name: string }[];
-    if (!cols.some((c) => c.name === 'grant_token')) this.db.exec('ALTER TABLE attachments ADD COLUMN grant_token TEXT');
-    // ... and those from before the EC2 endpoint lack attachments.device_name.
-    if (!cols.some((c) => c.name === 'device_name')) this.db.exec('ALTER TABLE attachments ADD COLUMN device_name TEXT');
-    // ... and those from before served files were identified by inode lack attachments.served_dev/served_ino.
-    if (!cols.some((c) => c.name === 'served_dev')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_dev INTEGER');
-    if (!cols.some((c) => c.name === 'served_ino')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_ino INTEGER');
-    if (!cols.some((c) => c.name === 'served_mnt')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_mnt INTEGER');
+    const refuseNewer = (version: number) => {
+      // Precondition: a registry from a newer kmsvol is refused, before anything is written to it.
+      if (version > REGISTRY_VERSION)
+        throw new Error(
+          `The volume registry ${file} has schema version ${version}; this kmsvol reads versions up to ${REGISTRY_VERSION}. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.`,
+        );
+    };
+    try {
+      refuseNewer(this.schemaVersion());
+      if (this.schemaVersion() === REGISTRY_VERSION) return;
+      // A new registry, or an older one: made or migrated once, by whichever process takes the write lock first.
+      this.write(() => {
+        const version = this.schemaVersion();
+        refuseNewer(version);
+        if (version === REGISTRY_VERSION) return;
+        this.db.exec(SCHEMA);
+        for (let v = version; v < REGISTRY_VERSION; v++) MIGRATIONS[v]!(this.db);
+        this.db.pragma(`user_version = ${REGISTRY_VERSION}`);
+      });
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
+  }
+
+  /** The schema version the registry's file carries (SQLite's user_version; 0 before kmsvol versioned it). */
+  schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
   }
 
   write<T>(fn: () => T): T {
