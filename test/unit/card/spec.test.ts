@@ -33,7 +33,11 @@ describe('the card spec', () => {
   it('Precondition: every member is present and of its type; unknown members are refused', () => {
     const bad = (change: Record<string, unknown>) => () => parseCardSpec(JSON.stringify({ ...spec, ...change }));
     expect(() => parseCardSpec('vol-0123456789abcdef0')).toThrow("The card's spec is not valid: it is not one JSON document.");
-    expect(bad({ version: 2 })).toThrow('version must be 1, not 2.');
+    expect(bad({ version: 2 })).toThrow('version must be 1, not 2. The kmsvol that started this card and the card it runs (card/main.js) are different builds');
+    expect(bad({ version: 0 })).toThrow('version must be 1, not 0.');
+    expect(bad({ version: undefined })).toThrow('version must be 1, not undefined.');
+    // Both ways: the parent never writes a version its card would refuse.
+    expect(() => serializeCardSpec({ ...spec, version: 2 } as unknown as CardSpec)).toThrow('version must be 1, not 2.');
     expect(bad({ region: '' })).toThrow('region must be a non-empty string.');
     expect(bad({ account: undefined })).toThrow('account must be a non-empty string.');
     expect(bad({ volumeId: '../../etc' })).toThrow('volumeId "../../etc" is not a volume id');

@@ -27,6 +27,27 @@ function setUserVersion(file: string, v: number): void {
   db.close();
 }
 
+/** Today's attach writes every column of an attachment: the migrated table must take them all. */
+function attachmentRoundTrips(r: Registry, volumeId: string): void {
+  r.write(() =>
+    r.putAttachment({
+      volume_id: volumeId,
+      device: '/d',
+      mount_dir: '/m',
+      loop_device: null,
+      attach_time: 1,
+      pid: 1,
+      state: 'attached',
+      grant_token: 'g',
+      device_name: '/dev/sdf',
+      served_dev: 2,
+      served_ino: 3,
+      served_mnt: 4,
+    }),
+  );
+  expect(r.getAttachment(volumeId)).toMatchObject({ grant_token: 'g', device_name: '/dev/sdf', served_dev: 2, served_ino: 3, served_mnt: 4 });
+}
+
 describe('the volume registry carries its schema version (PRAGMA user_version)', () => {
   it('a new registry is made at the current version', () => {
     const r = new Registry(path.join(tempHome(), 'ec2.db'));
@@ -49,29 +70,25 @@ describe('the volume registry carries its schema version (PRAGMA user_version)',
     expect(r.tagsOf(meta.volumeId)).toEqual([{ resource_id: meta.volumeId, key: 'Name', value: 'fixture-v0' }]);
     expect(r.getModification(meta.volumeId)).toMatchObject({ state: 'completed', original_size: 1, target_size: 2 });
     expect(r.getSetting('ebs_encryption_by_default')).toBe('true');
-    // The migrated attachments table takes every column today's attach writes.
-    r.write(() =>
-      r.putAttachment({
-        volume_id: meta.volumeId,
-        device: '/d',
-        mount_dir: '/m',
-        loop_device: null,
-        attach_time: 1,
-        pid: 1,
-        state: 'attached',
-        grant_token: 'g',
-        device_name: '/dev/sdf',
-        served_dev: 2,
-        served_ino: 3,
-        served_mnt: 4,
-      }),
-    );
-    expect(r.getAttachment(meta.volumeId)).toMatchObject({ device_name: '/dev/sdf', served_mnt: 4 });
+    attachmentRoundTrips(r, meta.volumeId);
     r.close();
     // Opened again, it is not migrated twice.
     const again = new Registry(file);
     expect(again.schemaVersion()).toBe(REGISTRY_VERSION);
     again.close();
+  });
+
+  it('the oldest registry kept (fixture volume-v1, before grants: attachments without their later columns) is migrated too', () => {
+    const home = tempHome('kmsvol-volume-v1-');
+    const file = path.join(home, 'ec2.db');
+    fs.copyFileSync(path.join(ROOT, 'test/fixtures/volume-v1/ec2.db'), file);
+    fs.chmodSync(file, 0o600);
+    const { volumeId } = JSON.parse(fs.readFileSync(path.join(ROOT, 'test/fixtures/volume-v1/image.json'), 'utf8')) as { volumeId: string };
+    const r = new Registry(file);
+    expect(r.schemaVersion()).toBe(REGISTRY_VERSION);
+    expect(r.getVolume(volumeId)?.state).toBe('available');
+    attachmentRoundTrips(r, volumeId);
+    r.close();
   });
 
   it('Precondition: a registry from a newer kmsvol is refused, naming its version and what to do, and is left as it was', () => {
@@ -95,9 +112,10 @@ describe('the KMS store carries its schema version (meta schema_version)', () =>
 
   it('Precondition: a store from a newer kmsvol is refused, naming its version and what to do, and is left as it was', () => {
     const file = path.join(copyOfFixture(), 'kms.db');
-    const store = new KmsStore(file);
-    store.write(() => store.setMeta('schema_version', '9'));
-    store.close();
+    // A newer schema, which (say) has no key_last_usage table any more: this kmsvol must not put its own back.
+    const db = new Database(file);
+    db.exec("UPDATE meta SET v = '9' WHERE k = 'schema_version'; DROP TABLE key_last_usage;");
+    db.close();
     const before = fs.readFileSync(file);
     expect(() => new KmsStore(file)).toThrow(
       'has schema version 9; this kmsvol reads version 3. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.',
