@@ -121,7 +121,7 @@ export class Card {
       } finally {
         fs.closeSync(dir.fd);
       }
-      const device = path.join(this.o.mountDir, volumeId);
+      const volumeFile = path.join(this.o.mountDir, volumeId);
       // The mount's identity, recorded at once (read without a request to this card's own server): cleanup after a
       // card killed from here on releases this mount and no other, and can abort its connection (card/system.ts).
       const id = mount.identity();
@@ -142,7 +142,7 @@ export class Card {
       this.registry.write(() => {
         this.registry.putAttachment({
           volume_id: volumeId,
-          device,
+          device: volumeFile,
           mount_dir: this.o.mountDir,
           loop_device: this.loop?.path ?? null,
           attach_time: attachTime.getTime(),
@@ -154,12 +154,12 @@ export class Card {
         this.registry.setVolumeState(volumeId, 'in-use');
       });
       this.events.record(volumeId, 'attachVolume', 'attached');
-      this.log.info({ volumeId, device, loop: this.loop?.path ?? null }, 'attached');
+      this.log.info({ volumeId, device: volumeFile, loop: this.loop?.path ?? null }, 'attached');
       process.once('SIGTERM', () => void this.signalled('SIGTERM'));
       process.once('SIGINT', () => void this.signalled('SIGINT'));
       return {
         VolumeId: volumeId,
-        Device: device,
+        Device: volumeFile,
         ...(this.loop ? { LoopDevice: this.loop.path } : {}),
         State: 'attached',
         AttachTime: attachTime,
@@ -219,10 +219,10 @@ export class Card {
   private async resize(bytes: number): Promise<void> {
     if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
     this.mount.resize(bytes);
-    const device = path.join(this.o.mountDir, this.o.volumeId);
+    const volumeFile = path.join(this.o.mountDir, this.o.volumeId);
     const end = Date.now() + 10_000;
-    while ((await fs.promises.stat(device)).size !== bytes) {
-      if (Date.now() > end) throw Ec2Errors.incorrectState(`${device} did not show its new size of ${bytes} bytes within 10 s.`);
+    while ((await fs.promises.stat(volumeFile)).size !== bytes) {
+      if (Date.now() > end) throw Ec2Errors.incorrectState(`${volumeFile} did not show its new size of ${bytes} bytes within 10 s.`);
       await new Promise((r) => setTimeout(r, 50));
     }
     this.loop?.setCapacity();

@@ -12,6 +12,7 @@ import type { GrantRow } from './store.js';
  * It takes the call and what it decides over (a key's policy, ARN and grants),
  * never the whole KMS: KmsContext hands those in.
  */
+/** Whom a KMS call runs as: the principal policies and grants are evaluated for (from a signed request: server/service.ts's SignedCaller). */
 export interface Caller {
   principal: string;
   /** The AWS service the call is made through (kms:ViaService), e.g. ec2.<region>.amazonaws.com. */

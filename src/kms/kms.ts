@@ -11,7 +11,7 @@ import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
-import { isKmsOperation, OPERATION_FACTS, OPERATIONS as REGISTRY } from './operations.js';
+import { isKmsOperation, KMS_REGISTRY, OPERATION_FACTS } from './operations.js';
 import { RootKey } from './rootkey.js';
 import { checkGrantTokens } from './rules/grants.js';
 import { insertKey } from './rules/keys.js';
@@ -22,10 +22,10 @@ import { checkLimit, wellFormedText } from './validate.js';
 export type { KmsOperation } from './operations.js';
 export { isKmsOperation } from './operations.js';
 
-type Handlers = { [Op in KmsOperation]: (typeof REGISTRY)[Op]['handler'] };
+type Handlers = { [Op in KmsOperation]: (typeof KMS_REGISTRY)[Op]['handler'] };
 
 /** Every operation's handler, by its AWS name: the library's table, derived from the registry (operations.ts). */
-export const OPERATIONS = Object.fromEntries(Object.entries(REGISTRY).map(([op, spec]) => [op, spec.handler])) as Handlers;
+export const KMS_HANDLERS = Object.fromEntries(Object.entries(KMS_REGISTRY).map(([op, spec]) => [op, spec.handler])) as Handlers;
 
 export type KmsRequest = Record<string, unknown>;
 export type KmsResponse<Op extends KmsOperation> = ReturnType<Handlers[Op]>;
@@ -136,9 +136,9 @@ export class Kms {
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
       wellFormedText(req);
       checkGrantTokens(req);
-      const dryRun = checkMembers(REGISTRY[op] as OperationSpec, req);
+      const dryRun = checkMembers(KMS_REGISTRY[op] as OperationSpec, req);
       checkLimit(op, req);
-      const handler = OPERATIONS[op] as unknown as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
+      const handler = KMS_HANDLERS[op] as unknown as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
       if (dryRun) {
         // Precondition: a DryRun validates, authorizes and checks key state as the real call does, and changes nothing.
         const would = this.ctx.store.rollback(() => handler(this.ctx, req)) as Record<string, unknown> | undefined;

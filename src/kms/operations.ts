@@ -69,7 +69,7 @@ const ENCRYPTING: readonly GrantKeyClass[] = ['symmetric', 'asymmetric-encrypt']
 const SYMMETRIC: readonly GrantKeyClass[] = ['symmetric'];
 const EVERY_KEY: readonly GrantKeyClass[] = ['symmetric', 'asymmetric-encrypt', 'sign', 'mac', 'agreement'];
 
-export const OPERATIONS = {
+export const KMS_REGISTRY = {
   CreateKey: {
     handler: createKey,
     members: ['Description', 'KeyUsage', 'KeySpec', 'CustomerMasterKeySpec', 'Origin', 'Tags', 'MultiRegion', 'Policy', 'BypassPolicyLockoutSafetyCheck'],
@@ -295,15 +295,15 @@ export const OPERATIONS = {
   Decapsulate: { handler: decapsulate, members: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'], dryRun: true },
 } as const satisfies Record<string, OperationSpec>;
 
-export type KmsOperation = keyof typeof OPERATIONS;
+export type KmsOperation = keyof typeof KMS_REGISTRY;
 
 export function isKmsOperation(op: string): op is KmsOperation {
-  return Object.hasOwn(OPERATIONS, op);
+  return Object.hasOwn(KMS_REGISTRY, op);
 }
 
 /** An operation's request members, without the "!" marks, DryRun included where it has it. */
 export function membersOf(op: KmsOperation): string[] {
-  const spec: OperationSpec = OPERATIONS[op];
+  const spec: OperationSpec = KMS_REGISTRY[op];
   return [...spec.members.map((m) => m.replace(/!$/, '')), ...(spec.dryRun ? ['DryRun'] : [])];
 }
 
@@ -314,7 +314,7 @@ export function membersOf(op: KmsOperation): string[] {
  * imports the registry.
  */
 export const OPERATION_FACTS: OperationFacts = (() => {
-  const specs = Object.entries(OPERATIONS as Record<string, OperationSpec>);
+  const specs = Object.entries(KMS_REGISTRY as Record<string, OperationSpec>);
   const grants = specs.flatMap(([, spec]) => Object.entries(spec.grants ?? {}));
   return {
     grantOperations: grants.map(([op]) => op),

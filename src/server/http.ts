@@ -8,7 +8,7 @@ import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
 import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
-import type { Caller, Service, ServiceReply, WireError } from './service.js';
+import type { Service, ServiceReply, SignedCaller, WireError } from './service.js';
 import type { ReceivedRequest } from './sigv4.js';
 import { checkRequest, headerValues, parseAuthorization, SigV4Error, verifySignature } from './sigv4.js';
 
@@ -174,7 +174,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     received: ReceivedRequest,
     service: Service,
     { auth, creds }: ReturnType<typeof signer>,
-  ): Promise<{ caller: Caller; region: string; signedHeaders: string[] }> => {
+  ): Promise<{ caller: SignedCaller; region: string; signedHeaders: string[] }> => {
     const checked = checkRequest(received, auth, {
       service: service.name,
       mustSign: ['x-amz-target'],
@@ -193,7 +193,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     }
     await verifySignature(received, auth, creds.secret, checked);
     const accountId = /^arn:aws:(?:iam|sts)::(\d{12}):/.exec(creds.principal.arn)![1]!;
-    const caller: Caller = {
+    const caller: SignedCaller = {
       arn: creds.principal.arn,
       accountId,
       accessKeyId: creds.principal.accessKeyId,

@@ -36,6 +36,7 @@ export interface SnapshotRow {
 
 export interface AttachmentRow {
   volume_id: string;
+  /** The decrypted volume file (`<mount_dir>/<volume_id>`), a file, not a block device: that is loop_device. */
   device: string;
   mount_dir: string;
   loop_device: string | null;

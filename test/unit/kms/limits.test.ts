@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { OPERATIONS as REGISTRY } from '../../../src/kms/operations.js';
+import { KMS_REGISTRY as REGISTRY } from '../../../src/kms/operations.js';
 import { LIMITS } from '../../../src/kms/validate.js';
 import { testKms } from '../../helpers/home.js';
 

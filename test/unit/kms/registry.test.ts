@@ -3,11 +3,11 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kebab, kmsCommand } from '../../../src/cli/kms.js';
-import { OPERATIONS as HANDLERS } from '../../../src/kms/kms.js';
+import { KMS_HANDLERS as HANDLERS } from '../../../src/kms/kms.js';
 import type { MemberType } from '../../../src/kms/members.js';
 import { AUDITED_RESPONSE_FIELDS, MEMBERS } from '../../../src/kms/members.js';
 import type { KmsOperation } from '../../../src/kms/operations.js';
-import { membersOf, OPERATIONS } from '../../../src/kms/operations.js';
+import { KMS_REGISTRY, membersOf } from '../../../src/kms/operations.js';
 import { BLOB_FIELDS } from '../../../src/server/kms.js';
 
 /**
@@ -19,7 +19,7 @@ import { BLOB_FIELDS } from '../../../src/server/kms.js';
  * for operations newer than that botocore).
  */
 const BOTOCORE = '/usr/lib/python3/dist-packages/botocore/data/kms/2014-11-01/service-2.json';
-const OPS = Object.keys(OPERATIONS) as KmsOperation[];
+const OPS = Object.keys(KMS_REGISTRY) as KmsOperation[];
 
 interface Shape {
   type: string;
@@ -72,8 +72,8 @@ describe('the operation registry', () => {
 
   it('every registry operation has its handler in the library table', () => {
     for (const op of OPS) {
-      expect(typeof OPERATIONS[op].handler, op).toBe('function');
-      expect(HANDLERS[op], op).toBe(OPERATIONS[op].handler);
+      expect(typeof KMS_REGISTRY[op].handler, op).toBe('function');
+      expect(HANDLERS[op], op).toBe(KMS_REGISTRY[op].handler);
     }
     expect(Object.keys(HANDLERS).sort()).toEqual([...OPS].sort());
   });
@@ -119,7 +119,7 @@ describe('the operation registry', () => {
 
   it("the endpoint's base64 members of each operation are exactly its blob-typed members in botocore and in the SDK", () => {
     for (const op of OPS) {
-      const refused = new Set(Object.keys((OPERATIONS[op] as { unsupported?: object }).unsupported ?? {}));
+      const refused = new Set(Object.keys((KMS_REGISTRY[op] as { unsupported?: object }).unsupported ?? {}));
       const ours = [...BLOB_FIELDS[op]!].sort();
       const input = model[op]?.input;
       if (input)
