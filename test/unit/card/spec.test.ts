@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { CardSpec } from '../../../src/card/spec.js';
 import { CARD_ENV, cardEnvironment, parseCardSpec, serializeCardSpec } from '../../../src/card/spec.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 4 ms (test/helpers/timeouts.ts).
+fileTimeout(20);
 
 const spec: CardSpec = {
   version: 1,

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { KMS_HANDLERS } from '../../../src/kms/kms.js';
 import { errorName, testKms } from '../../helpers/home.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 208 ms (test/helpers/timeouts.ts).
+fileTimeout(1000);
 
 /**
  * Precondition: nothing is allowed outside a call. The handlers are public

@@ -5,6 +5,10 @@ import { describe, expect, it } from 'vitest';
 import type { KmsOperation, OperationSpec } from '../../../src/kms/operations.js';
 import { KMS_REGISTRY, membersOf } from '../../../src/kms/operations.js';
 import { testKms } from '../../helpers/home.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 153 ms (test/helpers/timeouts.ts).
+fileTimeout(750);
 
 /**
  * Every request member of every operation kmsvol answers, as AWS's models list

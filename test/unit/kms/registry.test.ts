@@ -9,6 +9,10 @@ import { AUDITED_RESPONSE_FIELDS, MEMBERS } from '../../../src/kms/members.js';
 import type { KmsOperation } from '../../../src/kms/operations.js';
 import { KMS_REGISTRY, membersOf } from '../../../src/kms/operations.js';
 import { BLOB_FIELDS } from '../../../src/server/kms.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 18 ms (test/helpers/timeouts.ts).
+fileTimeout(90);
 
 /**
  * The operation registry (src/kms/operations.ts) is the one declaration of each

@@ -7,6 +7,10 @@ import { describeVolumesModifications, modifyVolume, planModification, startModi
 import { GiB } from '../../../src/volume/offsets.js';
 import type { ModificationRow } from '../../../src/volume/registry.js';
 import { createVolume, deleteVolume, describeVolumes, startCreateVolume } from '../../../src/volume/volumes.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 275 ms (test/helpers/timeouts.ts).
+fileTimeout(1350);
 
 /**
  * The volume control plane without a card: the states a volume and a

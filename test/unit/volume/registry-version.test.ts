@@ -6,6 +6,10 @@ import { KmsStore } from '../../../src/kms/store.js';
 import { REGISTRY_VERSION, Registry } from '../../../src/volume/registry.js';
 import { ROOT } from '../../helpers/cli.js';
 import { tempHome } from '../../helpers/home.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 52 ms (test/helpers/timeouts.ts).
+fileTimeout(250);
 
 /** test/fixtures/home-v0: a home made by kmsvol before the registry carried a schema version (scripts/make-fixture-home-v0.ts). */
 const FIXTURE = path.join(ROOT, 'test/fixtures/home-v0');

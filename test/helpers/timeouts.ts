@@ -1,0 +1,13 @@
+import { vi } from 'vitest';
+
+/**
+ * A test file's timeout, set at its top: at most 5 times its slowest test as
+ * vitest reported it (`npx vitest run FILE --reporter=json`, on the shared
+ * 2-core machine while integration tests ran), instead of the config's
+ * 120 s. A slower CI scales every such timeout with KMSVOL_TEST_TIME_SCALE
+ * (for example 4 on a small shared runner); nothing else changes.
+ */
+export function fileTimeout(ms: number): void {
+  const scale = Number(process.env.KMSVOL_TEST_TIME_SCALE ?? 1);
+  vi.setConfig({ testTimeout: Math.ceil(ms * (Number.isFinite(scale) && scale > 0 ? scale : 1)) });
+}
