@@ -7,7 +7,7 @@ import { KMS_HANDLERS as HANDLERS } from '../../../src/kms/kms.js';
 import type { MemberType } from '../../../src/kms/members.js';
 import { AUDITED_RESPONSE_FIELDS, MEMBERS } from '../../../src/kms/members.js';
 import type { KmsOperation } from '../../../src/kms/operations.js';
-import { KMS_REGISTRY, membersOf } from '../../../src/kms/operations.js';
+import { KMS_REGISTRY, membersOf, OPERATION_FACTS } from '../../../src/kms/operations.js';
 import { BLOB_FIELDS } from '../../../src/server/kms.js';
 import { fileTimeout } from '../../helpers/timeouts.js';
 
@@ -147,5 +147,21 @@ describe('the operation registry', () => {
     );
     expect(blobs.size).toBeGreaterThan(5);
     expect(AUDITED_RESPONSE_FIELDS.filter((f) => blobs.has(f))).toEqual([]);
+  });
+
+  it("the grant operations the registry's entries declare are AWS's GrantOperation enum (botocore's, and the SDK's but for the KEM pair)", () => {
+    const botocoreEnum = (JSON.parse(fs.readFileSync(BOTOCORE, 'utf8')) as { shapes: Record<string, { enum?: string[] }> }).shapes.GrantOperation!.enum!;
+    const enums = path.join(path.dirname(createRequire(import.meta.url).resolve('@aws-sdk/client-kms')), '../dist-types/models/enums.d.ts');
+    const block = /export declare const GrantOperation: \{([\s\S]*?)\};/.exec(fs.readFileSync(enums, 'utf8'))![1]!;
+    const sdkEnum = [...block.matchAll(/readonly (\w+):/g)].map((m) => m[1]!);
+    const declared = OPERATION_FACTS.grantOperations;
+    expect(new Set(declared).size, 'each grant operation declared once').toBe(declared.length);
+    expect(botocoreEnum.filter((op) => !declared.includes(op))).toEqual([]);
+    // kmsvol has Encapsulate and Decapsulate but does not grant them yet; every other grant operation AWS has, it does.
+    expect(sdkEnum.filter((op) => !declared.includes(op)).sort()).toEqual(['Decapsulate', 'Encapsulate']);
+    expect(declared.filter((op) => !sdkEnum.includes(op))).toEqual([]);
+    // Constraints only for operations that take an encryption context, and tracking only for operations of the registry.
+    for (const op of OPERATION_FACTS.constrainable) expect(declared, op).toContain(op);
+    for (const op of OPERATION_FACTS.tracked) expect(OPS, op).toContain(op);
   });
 });
