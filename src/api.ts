@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { attachVolume } from './card/attach.js';
-import { ec2Context } from './card/context.js';
-import { detachVolume } from './card/detach.js';
-import { viaEc2 } from './card/grants.js';
+import type { CardAttachment } from './card/runtime.js';
 import { ManualClock } from './clock.js';
 import { configuredAccount, configuredRegion, DEFAULT_REGION } from './config.js';
+import { openEc2Context, viaEc2 } from './ec2/context.js';
+import { invoke } from './ec2/invoke.js';
+import type { Ec2OperationName } from './ec2/operations.js';
 import type { Home } from './home.js';
 import { openHome } from './home.js';
 import { InProcessKmsClient } from './kms/client/index.js';
@@ -14,10 +14,8 @@ import { Kms } from './kms/kms.js';
 import type { Ec2Context } from './volume/context.js';
 import { EventLog } from './volume/events.js';
 import type { Filter } from './volume/filters.js';
-import { Registry } from './volume/registry.js';
-import { copySnapshot, createSnapshot, deleteSnapshot } from './volume/snapshots.js';
-import type { CreateVolumeRequest } from './volume/volumes.js';
-import { createVolume, deleteVolume, describeVolumes } from './volume/volumes.js';
+import type { createSnapshot } from './volume/snapshots.js';
+import type { CreateVolumeRequest, createVolume, describeVolumes, volumeShape } from './volume/volumes.js';
 
 export interface KmsvolOptions {
   /** Home directory; a new temporary one (removed by close()) when omitted. */
@@ -47,9 +45,8 @@ export class Kmsvol {
   readonly home: Home;
   readonly kms: Kms;
   readonly clock: ManualClock;
-  readonly ctx: Ec2Context;
+  readonly ctx: Ec2Context & { close(): void };
   private readonly temporary: boolean;
-  private readonly registry: Registry;
 
   private constructor(dir: string, temporary: boolean, clock: ManualClock, region: string, account: string) {
     this.home = openHome(dir);
@@ -58,8 +55,18 @@ export class Kmsvol {
     this.kms = Kms.open({ home: this.home, clock, region, account });
     // The volume side calls the KMS through EC2, as EBS does.
     const client = new InProcessKmsClient(this.kms, { viaService: viaEc2(this.kms.region) }, false);
-    this.registry = new Registry(this.home.registryDb);
-    this.ctx = ec2Context({ home: this.home, registry: this.registry, kms: client, clock, region: this.kms.region, account: this.kms.account });
+    this.ctx = openEc2Context({ home: this.home, kms: client, clock, region: this.kms.region, account: this.kms.account });
+  }
+
+  /**
+   * One EC2 operation through the registry's handler, in kmsvol's own form
+   * (`local`), as the CLI runs it: the result once the work is done (the
+   * volume available, the snapshot completed), or the answer when that
+   * work has no result of its own (a detach).
+   */
+  private async call<T>(name: Ec2OperationName, req: object): Promise<T> {
+    const { answer, done } = await invoke(this.ctx, name, req as Record<string, unknown>, { local: true });
+    return ((await done) ?? answer) as T;
   }
 
   static open(opts: KmsvolOptions = {}): Kmsvol {
@@ -75,37 +82,37 @@ export class Kmsvol {
   }
 
   createVolume(req: CreateVolumeRequest) {
-    return createVolume(this.ctx, req);
+    return this.call<Awaited<ReturnType<typeof createVolume>>>('CreateVolume', req);
   }
 
   describeVolumes(req: { VolumeIds?: string[]; Filters?: Filter[] } = {}) {
-    return describeVolumes(this.ctx, req);
+    return this.call<Awaited<ReturnType<typeof describeVolumes>>>('DescribeVolumes', req);
   }
 
   deleteVolume(volumeId: string) {
-    return deleteVolume(this.ctx, { VolumeId: volumeId });
+    return this.call<Record<string, never>>('DeleteVolume', { VolumeId: volumeId });
   }
 
   /** Start a card for the volume; resolves with its Device (the decrypted file) and LoopDevice. */
   attachVolume(volumeId: string, opts: { loop?: boolean; device?: string } = {}) {
     this.kms.flushAudit();
-    return attachVolume(this.ctx, { VolumeId: volumeId, Loop: opts.loop, Device: opts.device });
+    return this.call<CardAttachment>('AttachVolume', { VolumeId: volumeId, Loop: opts.loop, Device: opts.device });
   }
 
   detachVolume(volumeId: string, opts: { force?: boolean } = {}) {
-    return detachVolume(this.ctx, { VolumeId: volumeId, Force: opts.force });
+    return this.call<ReturnType<typeof volumeShape>['Attachments'][number]>('DetachVolume', { VolumeId: volumeId, Force: opts.force });
   }
 
   createSnapshot(volumeId: string, description?: string) {
-    return createSnapshot(this.ctx, { VolumeId: volumeId, Description: description });
+    return this.call<Awaited<ReturnType<typeof createSnapshot>>>('CreateSnapshot', { VolumeId: volumeId, Description: description });
   }
 
   copySnapshot(req: { SourceSnapshotId: string; Encrypted?: boolean; KmsKeyId?: string; Description?: string }) {
-    return copySnapshot(this.ctx, req);
+    return this.call<Awaited<ReturnType<typeof createSnapshot>>>('CopySnapshot', req);
   }
 
   deleteSnapshot(snapshotId: string) {
-    return deleteSnapshot(this.ctx, { SnapshotId: snapshotId });
+    return this.call<Record<string, never>>('DeleteSnapshot', { SnapshotId: snapshotId });
   }
 
   events() {
@@ -114,10 +121,10 @@ export class Kmsvol {
 
   /** Force-detach anything still attached, close the stores, and remove a temporary home. */
   async close(): Promise<void> {
-    for (const v of this.registry.listVolumes()) {
-      if (this.registry.getAttachment(v.volume_id)) await this.detachVolume(v.volume_id, { force: true }).catch(() => undefined);
+    for (const v of this.ctx.registry.listVolumes()) {
+      if (this.ctx.registry.getAttachment(v.volume_id)) await this.detachVolume(v.volume_id, { force: true }).catch(() => undefined);
     }
-    this.registry.close();
+    this.ctx.close();
     this.kms.close();
     if (this.temporary) fs.rmSync(this.home.root, { recursive: true, force: true });
   }

@@ -18,9 +18,6 @@ import { runCard } from './spawn.js';
  * card's process (spawn.ts), detach (detach.ts), and the cleanup after a
  * dead card (cleanup.ts, the one place for it).
  */
-// The EC2 endpoint and the CLI import detach from here (their files are being rewritten on another branch).
-export { checkDetach, detachVolume, startDetach } from './detach.js';
-
 export interface AttachRequest {
   VolumeId: string;
   /** Directory where the decrypted volume file appears (default: the home's run directory). */

@@ -48,6 +48,11 @@ export function namedIn(args: readonly string[] | undefined, names: readonly str
   return (name) => all || args.includes(name);
 }
 
+/** An AWS name as the AWS CLI spells it in a command or option: CreateVolume is create-volume, KmsKeyId is kms-key-id. */
+export function kebab(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+}
+
 export function globalsOf(cmd: Command): GlobalOptions {
   const g = cmd.optsWithGlobals() as GlobalOptions & { profile?: string };
   // --profile names the credentials a remote KMS client uses (the SDK reads AWS_PROFILE).

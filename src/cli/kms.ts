@@ -6,7 +6,7 @@ import { MEMBERS } from '../kms/members.js';
 import type { KmsOperation, OperationSpec } from '../kms/operations.js';
 import { KMS_REGISTRY } from '../kms/operations.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
-import { globalsOf, namedIn, openKmsClient, print, withGlobals } from './common.js';
+import { globalsOf, kebab, namedIn, openKmsClient, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { cliInput, cliInputOptions, printSkeleton } from './input.js';
 import { allPages, KMS_PAGING, paginationOptions } from './paging.js';
@@ -40,9 +40,7 @@ const KMS_COMMANDS = Object.fromEntries(
   Object.entries(KMS_REGISTRY as Record<KmsOperation, OperationSpec>).map(([op, spec]) => [op, [...spec.members, ...(spec.dryRun ? ['DryRun'] : [])]]),
 ) as Record<KmsOperation, string[]>;
 
-export function kebab(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
-}
+export { kebab };
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -13,10 +13,10 @@ import { EXIT, report } from './errors.js';
  */
 const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> = {
   kms: async (args) => (await import('./kms.js')).kmsCommand(args),
-  ec2: async () => (await import('./ec2.js')).ec2Command(),
+  ec2: async (args) => (await import('./ec2.js')).ec2Command(args),
   iam: async () => (await import('./serve.js')).iamCommand(),
   serve: async () => (await import('./serve.js')).serveCommand(),
-  events: async () => (await import('./ec2.js')).eventsCommand(),
+  events: async () => (await import('./events.js')).eventsCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
   audit: async () => auditCommand(),
 };

@@ -65,11 +65,8 @@ export function serveCommand(): Command {
         print({ Endpoint: server.url, Regions: only ? [only] : 'any' }, g);
       }
       await stopped;
-      await server.close();
       // Volumes being created and cards being started finish (or fail, with an event) before the endpoint goes.
-      const ec2 = await import('../server/ec2/index.js');
-      await ec2.backgroundSettled();
-      ec2.closeContexts();
+      await server.close();
       // A worker's IPC channel to the primary would keep it alive.
       if (cluster.isWorker) process.disconnect();
     });

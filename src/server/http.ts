@@ -3,6 +3,8 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import { clockFromEnv } from '../clock.js';
+import { Ec2Contexts } from '../ec2/context.js';
+import { backgroundSettled } from '../ec2/invoke.js';
 import { ServiceError } from '../errors.js';
 import type { Home } from '../home.js';
 import { lookupAccessKey, tokenHash } from '../kms/iam.js';
@@ -148,6 +150,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     regions.set(region, kms);
     return kms;
   };
+  // The EC2 side's registry is opened on the first EC2 call, and kept open.
+  const ec2 = new Ec2Contexts(opts.home);
   // Credentials are global (IAM is not regional): look them up in the home's default namespace.
   const iamKms = Kms.open({ home: opts.home, region: opts.region, clock, audit: false });
   const known = new Map<string, { value: NonNullable<ReturnType<typeof lookupAccessKey>>; at: number }>();
@@ -221,7 +225,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       service = route(services, req, params);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
       const { caller, region, signedHeaders } = await authenticate(received, service, who);
-      reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms: kmsFor(region), signedHeaders });
+      const kms = kmsFor(region);
+      const ec2For = () => ec2.contextFor(kms, caller.arn, region);
+      reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms, ec2: ec2For, signedHeaders });
     } catch (e) {
       if (e === ABORTED) return void res.destroy();
       reply = service.error(wireError(e, service.name), requestId);
@@ -262,9 +268,13 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
         close: () =>
           new Promise((r) =>
             server.close(() => {
-              for (const k of regions.values()) k.close();
-              iamKms.close();
-              r();
+              // Volumes being created and cards being started finish (or fail, with an event) before the stores close.
+              void backgroundSettled().then(() => {
+                ec2.close();
+                for (const k of regions.values()) k.close();
+                iamKms.close();
+                r();
+              });
             }),
           ),
       });

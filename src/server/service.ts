@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Home } from '../home.js';
 import type { Kms } from '../kms/kms.js';
+import type { Ec2Context } from '../volume/context.js';
 
 /**
  * One endpoint serves several AWS services (KMS, EC2, STS), told apart as AWS
@@ -34,6 +35,8 @@ export interface ServiceCall {
   home: Home;
   /** The KMS of `region` (opened once per region and reused). */
   kms: Kms;
+  /** The EC2 control plane's context for this caller and region (built by src/ec2/context.ts on first use). */
+  ec2: () => Ec2Context;
   /** Names of headers the caller signed (lower case), e.g. for kms:ViaService. */
   signedHeaders: string[];
 }

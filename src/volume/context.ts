@@ -75,3 +75,9 @@ export function getSnapshot(ctx: Ec2Context, id: string): SnapshotRow {
   if (!s) throw new ServiceError('InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);
   return s;
 }
+
+/** Multi-Attach, refused wherever a request turns it on (CreateVolume, ModifyVolume): a kmsvol volume has one card. */
+export function refuseMultiAttach(req: { MultiAttachEnabled?: boolean }): void {
+  if (req.MultiAttachEnabled)
+    throw Ec2Errors.invalidParameter('Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
+}

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { ServiceError } from '../errors.js';
 import type { Ec2Context } from './context.js';
-import { getVolume } from './context.js';
+import { getVolume, refuseMultiAttach } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter } from './filters.js';
 import { applyFilters, paginate } from './filters.js';
@@ -55,8 +55,7 @@ export function planModification(ctx: Ec2Context, req: ModifyVolumeRequest): Mod
   const v = getVolume(ctx, req.VolumeId);
   if (v.state !== 'available' && v.state !== 'in-use')
     throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${v.state}'; only an available or in-use volume can be modified.`);
-  if (req.MultiAttachEnabled)
-    throw Ec2Errors.invalidParameter('Multi-Attach is not supported here: a kmsvol volume has one card, attached to this one instance.');
+  refuseMultiAttach(req);
   const prev = ctx.registry.getModification(v.volume_id);
   if (prev && (prev.state === 'modifying' || prev.state === 'optimizing')) {
     throw new ServiceError(

@@ -5,7 +5,7 @@ import { ensureDir, openPrivate } from '../home.js';
 import { createLogger } from '../log.js';
 import { lockExclusive } from '../native/index.js';
 import type { Ec2Context } from './context.js';
-import { getSnapshot, getVolume, resolveKey } from './context.js';
+import { getSnapshot, getVolume, refuseMultiAttach, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter, FilterSpec } from './filters.js';
 import { describePage, refusePagedIds, sharedFilters } from './filters.js';
@@ -36,6 +36,8 @@ export interface CreateVolumeRequest {
   Iops?: number;
   Throughput?: number;
   TagSpecifications?: TagSpecification[];
+  /** Refused when true (refuseMultiAttach). */
+  MultiAttachEnabled?: boolean;
   /** Idempotency: a retry with the same token and request answers the same volume. */
   ClientToken?: string;
 }
@@ -134,6 +136,7 @@ export interface CreateStarted {
 
 /** Everything CreateVolume checks before it records anything (also what a DryRun checks). */
 export function planVolume(ctx: Ec2Context, req: CreateVolumeRequest) {
+  refuseMultiAttach(req);
   const snap = req.SnapshotId ? getSnapshot(ctx, req.SnapshotId) : undefined;
   const size = req.Size ?? snap?.volume_size;
   if (size === undefined) throw Ec2Errors.missingParameter('The request must contain the parameter size or snapshotId');

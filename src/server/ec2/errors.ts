@@ -9,8 +9,6 @@ import { KmsError } from '../../kms/errors.js';
  * in the message. Attach failures after `attaching` never come here: they are
  * recorded as EBS Volume Notification events (the KMS's exception as cause).
  */
-export const dryRunOperation = () => new ServiceError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
-
 export const unauthorized = (detail: string) => new ServiceError('UnauthorizedOperation', `You are not authorized to perform this operation. ${detail}`, 403);
 
 export const invalidAction = (action: string) =>

@@ -1,38 +1,27 @@
+import { invokeInBackground, isEc2Operation, operationOf } from '../../ec2/invoke.js';
+import type { Members } from '../../ec2/members.js';
+import { memberSpec } from '../../ec2/members.js';
+import { memberNames } from '../../ec2/operation.js';
+import { OPERATIONS } from '../../ec2/operations.js';
 import { createLogger } from '../../log.js';
-import type { Filter } from '../../volume/filters.js';
-import { checkFilterLimits } from '../../volume/filters.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from '../service.js';
-import { contextFor } from './context.js';
-import { ebsDefaultOperations } from './ebs-defaults.js';
-import { dryRunOperation, invalidAction, toWireError } from './errors.js';
-import { instanceOperations } from './instances.js';
-import { modifyOperations } from './modify.js';
-import type { Operation } from './operation.js';
+import { invalidAction, toWireError } from './errors.js';
 import { decodeRequest, EC2_VERSION, encodeError, encodeResponse } from './protocol.js';
-import { snapshotOperations } from './snapshots.js';
-import { volumeOperations } from './volumes.js';
-
-export { closeContexts } from './context.js';
-export { backgroundSettled } from './operation.js';
 
 /**
  * The EC2 Query protocol for the EBS side: `Action`, `Version=2016-11-15`,
- * form parameters in, XML out, EC2's error documents, DryRun. Every action
- * calls the volume control plane (src/volume, src/card), the same functions as
- * kmsvol's CLI and TypeScript API.
+ * form parameters in, XML out, EC2's error documents, DryRun. A pure codec
+ * over the EC2 registry (src/ec2/operations.ts): the request is decoded by
+ * the entry's member types, run by the registry's one invoke (as kmsvol's
+ * CLI and API run it), and answered by the entry's output shape. The context
+ * comes whole with the call (`call.ec2()`), as the KMS comes with it.
  */
-const OPERATIONS: Record<string, Operation> = {
-  ...volumeOperations,
-  ...modifyOperations,
-  ...snapshotOperations,
-  ...ebsDefaultOperations,
-  ...instanceOperations,
-};
-
 export const EC2_ACTIONS = Object.keys(OPERATIONS);
 
-/** The actions, for kmsvol's own CLI (its --dry-run runs the same checks). */
-export const ec2Operations: Readonly<Record<string, Operation>> = OPERATIONS;
+/** Each operation's members as the decoder takes them: type and wire name, from the registry. */
+export const INPUTS: Readonly<Record<string, Members>> = Object.fromEntries(
+  EC2_ACTIONS.map((name) => [name, Object.fromEntries(memberNames(operationOf(name)).map((m) => [m, memberSpec(m)]))]),
+);
 
 const log = createLogger('ec2');
 
@@ -52,20 +41,14 @@ export const ec2Service: Service = {
   async handle(call: ServiceCall): Promise<ServiceReply> {
     const action = call.params.get('Action') ?? '';
     try {
-      const op = OPERATIONS[action];
-      if (!op) throw invalidAction(action);
+      if (!isEc2Operation(action)) throw invalidAction(action);
       const version = call.params.get('Version');
       if (version !== null && version !== EC2_VERSION)
         throw Object.assign(invalidAction(action), { message: `Version ${version} is not supported; this EC2 endpoint speaks ${EC2_VERSION}.` });
-      const req = decodeRequest(op.input, call.params);
-      checkFilterLimits(req.Filters as Filter[] | undefined);
-      const ctx = contextFor(call);
-      if (req.DryRun === true) {
-        await op.check(ctx, req, call);
-        throw dryRunOperation();
-      }
-      const out = await op.run(ctx, req, call);
-      return xml(200, encodeResponse(action, call.requestId, out, op.rename), call.requestId);
+      const op = operationOf(action);
+      const req = decodeRequest(INPUTS[action]!, call.params);
+      const answer = await invokeInBackground(call.ec2(), action, req);
+      return xml(200, encodeResponse(action, call.requestId, op.output === null ? undefined : (answer as Record<string, unknown>), op.rename), call.requestId);
     } catch (e) {
       return fail(e, call.requestId);
     }

@@ -1,3 +1,5 @@
+import type { Members, Shape } from '../../ec2/members.js';
+import { S } from '../../ec2/members.js';
 import { ServiceError } from '../../errors.js';
 import { checkText, shown } from '../../volume/text.js';
 import { ATTRIBUTE, xmlDocument } from '../xml.js';
@@ -8,28 +10,12 @@ import { ATTRIBUTE, xmlDocument } from '../xml.js';
  * `Filter.1.Value.1`, `TagSpecification.1.Tag.1.Key`…); responses are XML
  * documents `<ActionResponse xmlns=…><requestId/>…</ActionResponse>` whose
  * element names are the model's locationNames and whose lists are `<…Set><item>`.
- * Field names and shapes follow botocore's EC2 model (2016-11-15).
+ * Field names and shapes follow botocore's EC2 model (2016-11-15); each
+ * operation's members and their shapes are its entry in the EC2 registry
+ * (src/ec2/operations.ts, src/ec2/members.ts): this file holds no operation.
  */
 export const EC2_VERSION = '2016-11-15';
 export const EC2_XMLNS = `http://ec2.amazonaws.com/doc/${EC2_VERSION}/`;
-
-/** An input member: its type and, where it differs from the member name, its name on the wire. */
-export type Shape = 'string' | 'integer' | 'boolean' | { list: Shape } | { struct: Members };
-export type Members = Record<string, { shape: Shape; wire?: string }>;
-
-const m = (shape: Shape, wire?: string) => ({ shape, ...(wire ? { wire } : {}) });
-export const S = {
-  str: m('string'),
-  int: m('integer'),
-  bool: m('boolean'),
-  strList: (wire: string) => m({ list: 'string' }, wire),
-  tags: (wire = 'Tag') => m({ list: { struct: { Key: m('string'), Value: m('string') } } }, wire),
-  filters: m({ list: { struct: { Name: m('string'), Values: m({ list: 'string' }, 'Value') } } }, 'Filter'),
-  tagSpecifications: m(
-    { list: { struct: { ResourceType: m('string'), Tags: m({ list: { struct: { Key: m('string'), Value: m('string') } } }, 'Tag') } } },
-    'TagSpecification',
-  ),
-};
 
 /** EC2's Integer is 32-bit: a larger value is refused, not rounded (a Number past 2^53 would be). */
 const INT_RANGE = [-(2 ** 31), 2 ** 31 - 1] as const;
@@ -135,7 +121,7 @@ export function decodeRequest(members: Members, params: URLSearchParams): Record
 }
 
 /** Element names that are not the member name with a lower-case first letter (botocore's locationNames). */
-const LOCATION: Record<string, string> = {
+export const LOCATION: Readonly<Record<string, string>> = {
   State: 'status',
   StateMessage: 'statusMessage',
   Attachments: 'attachmentSet',

@@ -3,13 +3,15 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /**
- * No two files import each other (DESIGN.md), checked here for the KMS, the
- * endpoint and the CLI: every relative import (type-only ones included) of
- * src/kms, src/server and src/cli, and the strongly connected components of
- * that graph. Any component of more than one file is a circle.
+ * No two files import each other (docs/architecture.md), checked here for
+ * the KMS, the EC2 registry, the endpoint and the CLI: every relative import
+ * (type-only ones included) of src/kms, src/ec2, src/server and src/cli, and
+ * the strongly connected components of that graph. Any component of more
+ * than one file is a circle. And the endpoint is imported only by itself and
+ * the `serve` command: the CLI is built from the registries, not the server.
  */
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-const AREAS = ['src/kms', 'src/server', 'src/cli'];
+const AREAS = ['src/kms', 'src/ec2', 'src/server', 'src/cli'];
 
 function files(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -64,7 +66,30 @@ function circles(graph: Map<string, string[]>): string[][] {
   return out;
 }
 
-describe('imports of the KMS, the endpoint and the CLI', () => {
+/** Every relative import of every file under src/, static or dynamic (`await import('…')`), resolved to a path under the repository. */
+function allImports(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of files(path.join(ROOT, 'src'))) {
+    const src = fs.readFileSync(file, 'utf8');
+    const specs = [...src.matchAll(/^(?:import|export)\b[^;]*?from '(\.[^']+)'/gms), ...src.matchAll(/\bimport\('(\.[^']+)'\)/g)].map((m) => m[1]!);
+    graph.set(
+      path.relative(ROOT, file),
+      specs.map((t) => path.relative(ROOT, path.resolve(path.dirname(file), t.replace(/\.js$/, '.ts')))),
+    );
+  }
+  return graph;
+}
+
+describe('imports of the KMS, the EC2 registry, the endpoint and the CLI', () => {
+  it('src/server is imported only from src/server and the serve command (src/cli/serve.ts), statically or dynamically', () => {
+    const graph = allImports();
+    expect(graph.get('src/cli/serve.ts')).toContain('src/server/http.ts');
+    const outside = [...graph].flatMap(([file, targets]) =>
+      file.startsWith('src/server/') || file === 'src/cli/serve.ts' ? [] : targets.filter((t) => t.startsWith('src/server/')).map((t) => `${file} -> ${t}`),
+    );
+    expect(outside).toEqual([]);
+  });
+
   it('the graph was read (a moved folder would silently check nothing)', () => {
     const graph = importGraph();
     expect(graph.size).toBeGreaterThan(50);

@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeRequest, encodeError, encodeResponse, S } from '../../../src/server/ec2/protocol.js';
+import { S } from '../../../src/ec2/members.js';
+import { decodeRequest, encodeError, encodeResponse } from '../../../src/server/ec2/protocol.js';
 import { ROOT } from '../../helpers/cli.js';
 
 /**

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Kmsvol } from '../../../src/api.js';
-import { ec2Operations } from '../../../src/server/ec2/index.js';
+import { memberNames } from '../../../src/ec2/operation.js';
+import { OPERATIONS } from '../../../src/ec2/operations.js';
 import { checkFilterLimits, MAX_FILTER_VALUES, MAX_FILTERS, PAGE_SIZES, paginate, wildcardMatch } from '../../../src/volume/filters.js';
 
 /**
@@ -72,8 +73,8 @@ describe('MaxResults, from the model', () => {
   };
 
   it('every EC2 action with MaxResults has a PAGE_SIZES entry, whose range and above-the-maximum rule are what botocore documents', () => {
-    const paged = Object.entries(ec2Operations)
-      .filter(([, op]) => 'MaxResults' in op.input)
+    const paged = Object.entries(OPERATIONS)
+      .filter(([, op]) => memberNames(op).includes('MaxResults'))
       .map(([name]) => name)
       .sort();
     expect(Object.keys(PAGE_SIZES).sort()).toEqual(paged);

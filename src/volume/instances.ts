@@ -1,11 +1,8 @@
 import os from 'node:os';
-import { ServiceError } from '../../errors.js';
-import { applyFilters, paginate } from '../../volume/filters.js';
-import { tagShape } from '../../volume/tags.js';
-import type { Ec2Context } from '../../volume/volumes.js';
-import type { Operation } from './operation.js';
-import { action } from './operation.js';
-import { S } from './protocol.js';
+import { ServiceError } from '../errors.js';
+import type { Ec2Context } from './context.js';
+import { applyFilters, paginate } from './filters.js';
+import { tagShape } from './tags.js';
 
 /**
  * DescribeInstances for the one instance this host is: a stable id kept in
@@ -70,15 +67,3 @@ export function describeInstances(
     ...(NextToken ? { NextToken } : {}),
   };
 }
-
-export const instanceOperations: Record<string, Operation> = {
-  DescribeInstances: action<Parameters<typeof describeInstances>[1]>({
-    input: { Filters: S.filters, InstanceIds: S.strList('InstanceId'), MaxResults: S.int, NextToken: S.str },
-    async check(ctx, req) {
-      describeInstances(ctx, req);
-    },
-    run: async (ctx, req) => describeInstances(ctx, req),
-    // In an Instance, State is instanceState (elsewhere it is status).
-    rename: { State: 'instanceState' },
-  }),
-};
