@@ -47,7 +47,7 @@ async function claim(ctx: Ec2Context, req: AttachRequest): Promise<{ v: VolumeRo
   const v = await checkAttach(ctx, req);
   const row: AttachmentRow = {
     volume_id: v.volume_id,
-    device: '',
+    volume_file: '',
     mount_dir: mountDirFor(ctx, req),
     loop_device: null,
     attach_time: ctx.clock.now().getTime(),
@@ -83,12 +83,12 @@ export async function checkAttach(ctx: Ec2Context, req: AttachRequest): Promise<
   const a = ctx.registry.getAttachment(v.volume_id);
   if (a) {
     await reconcile(ctx, v, a);
-    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device_name ?? a.device})`);
+    if (ctx.registry.getAttachment(v.volume_id)) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${a.device_name ?? a.volume_file})`);
   }
   const now = ctx.registry.getVolume(v.volume_id)!;
   // Another attach may have claimed the volume between the two reads: that is VolumeInUse, as it would have been a moment later.
   const claimed = now.state === 'in-use' ? ctx.registry.getAttachment(v.volume_id) : undefined;
-  if (claimed) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${claimed.device_name ?? claimed.device})`);
+  if (claimed) throw Ec2Errors.volumeInUse(v.volume_id, ` (at ${claimed.device_name ?? claimed.volume_file})`);
   if (now.state !== 'available') throw Ec2Errors.incorrectState(`The volume '${v.volume_id}' is '${now.state}'; only an available volume can be attached.`);
   return now;
 }

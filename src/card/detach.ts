@@ -100,7 +100,7 @@ export function checkDetach(
       `Volume '${v.volume_id}' is not attached to instance '${req.InstanceId}'; it is attached to ${instance}.`,
     );
   const device = attachmentShape(a, instance).Device;
-  const accepted = a.device_name ? [a.device_name] : [a.device, a.mount_dir].filter(Boolean);
+  const accepted = a.device_name ? [a.device_name] : [a.volume_file, a.mount_dir].filter(Boolean);
   if (req.Device !== undefined && !accepted.includes(req.Device))
     throw new ServiceError('InvalidAttachment.NotFound', `Volume '${v.volume_id}' is not attached at '${req.Device}'; it is attached at '${device}'.`);
 }

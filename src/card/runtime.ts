@@ -142,7 +142,7 @@ export class Card {
       this.registry.write(() => {
         this.registry.putAttachment({
           volume_id: volumeId,
-          device: volumeFile,
+          volume_file: volumeFile,
           mount_dir: this.o.mountDir,
           loop_device: this.loop?.path ?? null,
           attach_time: attachTime.getTime(),

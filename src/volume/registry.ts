@@ -36,8 +36,8 @@ export interface SnapshotRow {
 
 export interface AttachmentRow {
   volume_id: string;
-  /** The decrypted volume file (`<mount_dir>/<volume_id>`), a file, not a block device: that is loop_device. */
-  device: string;
+  /** The decrypted volume file (`<mount_dir>/<volume_id>`): a file, not a device (that is loop_device); '' while attaching. */
+  volume_file: string;
   mount_dir: string;
   loop_device: string | null;
   attach_time: number;
@@ -83,6 +83,7 @@ export interface TagRow {
   value: string;
 }
 
+/** The tables as a registry of version 0 has them; MIGRATIONS bring them to REGISTRY_VERSION (a new registry too). */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS volumes (
   volume_id TEXT PRIMARY KEY, size INTEGER NOT NULL, state TEXT NOT NULL, encrypted INTEGER NOT NULL,
@@ -114,7 +115,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
  * user_version: a new registry gets it, an older one is migrated up to it
  * (MIGRATIONS[n] takes version n to n + 1), a newer one is refused.
  */
-export const REGISTRY_VERSION = 1;
+export const REGISTRY_VERSION = 2;
 
 const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   // 0 -> 1: registries from before the schema was versioned, of any age: the columns attachments gained since.
@@ -129,6 +130,8 @@ const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
     ])
       if (!cols.has(col!)) db.exec(`ALTER TABLE attachments ADD COLUMN ${col} ${type}`);
   },
+  // 1 -> 2: the attachment's decrypted volume file was a column named device; it is a file, not a device.
+  (db) => db.exec('ALTER TABLE attachments RENAME COLUMN device TO volume_file'),
 ];
 
 export class Registry {
@@ -204,9 +207,9 @@ export class Registry {
   putAttachment(a: AttachmentRow): void {
     this.db
       .prepare(
-        `INSERT INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name, served_dev, served_ino, served_mnt)
-         VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name, @served_dev, @served_ino, @served_mnt)
-         ON CONFLICT(volume_id) DO UPDATE SET device = excluded.device, mount_dir = excluded.mount_dir, loop_device = excluded.loop_device,
+        `INSERT INTO attachments (volume_id, volume_file, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name, served_dev, served_ino, served_mnt)
+         VALUES (@volume_id, @volume_file, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name, @served_dev, @served_ino, @served_mnt)
+         ON CONFLICT(volume_id) DO UPDATE SET volume_file = excluded.volume_file, mount_dir = excluded.mount_dir, loop_device = excluded.loop_device,
            attach_time = excluded.attach_time, pid = excluded.pid, state = excluded.state, grant_token = excluded.grant_token,
            device_name = COALESCE(excluded.device_name, attachments.device_name), served_dev = excluded.served_dev, served_ino = excluded.served_ino, served_mnt = excluded.served_mnt`,
       )
@@ -227,7 +230,7 @@ export class Registry {
     return (
       this.db
         .prepare(
-          'INSERT OR IGNORE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)',
+          'INSERT OR IGNORE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @volume_file, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)',
         )
         .run({ device_name: null, ...a }).changes === 1
     );

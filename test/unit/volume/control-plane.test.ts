@@ -45,7 +45,7 @@ function attached(ctx: Ec2Context, volumeId: string, resize: (id: string, bytes:
   ctx.registry.write(() => {
     ctx.registry.putAttachment({
       volume_id: volumeId,
-      device: `/run/${volumeId}`,
+      volume_file: `/run/${volumeId}`,
       mount_dir: '/run',
       loop_device: null,
       attach_time: ctx.clock.now().getTime(),

@@ -36,7 +36,7 @@ function attachmentRoundTrips(r: Registry, volumeId: string): void {
   r.write(() =>
     r.putAttachment({
       volume_id: volumeId,
-      device: '/d',
+      volume_file: '/d',
       mount_dir: '/m',
       loop_device: null,
       attach_time: 1,
@@ -49,7 +49,14 @@ function attachmentRoundTrips(r: Registry, volumeId: string): void {
       served_mnt: 4,
     }),
   );
-  expect(r.getAttachment(volumeId)).toMatchObject({ grant_token: 'g', device_name: '/dev/sdf', served_dev: 2, served_ino: 3, served_mnt: 4 });
+  expect(r.getAttachment(volumeId)).toMatchObject({
+    volume_file: '/d',
+    grant_token: 'g',
+    device_name: '/dev/sdf',
+    served_dev: 2,
+    served_ino: 3,
+    served_mnt: 4,
+  });
 }
 
 describe('the volume registry carries its schema version (PRAGMA user_version)', () => {
