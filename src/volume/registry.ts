@@ -230,7 +230,7 @@ export class Registry {
     return (
       this.db
         .prepare(
-          'INSERT OR IGNORE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @volume_file, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)',
+          'INSERT OR IGNORE INTO attachments (volume_id, volume_file, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @volume_file, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)',
         )
         .run({ device_name: null, ...a }).changes === 1
     );

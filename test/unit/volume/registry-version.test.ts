@@ -31,8 +31,20 @@ function setUserVersion(file: string, v: number): void {
   db.close();
 }
 
-/** Today's attach writes every column of an attachment: the migrated table must take them all. */
+/** Today's attach claims a volume, then writes every column of an attachment: the migrated table must take them all. */
 function attachmentRoundTrips(r: Registry, volumeId: string): void {
+  const claim = {
+    volume_id: volumeId,
+    volume_file: '',
+    mount_dir: '/m',
+    loop_device: null,
+    attach_time: 1,
+    pid: 1,
+    state: 'attaching',
+    grant_token: null,
+  } as const;
+  expect(r.write(() => r.claimAttachment(claim))).toBe(true);
+  expect(r.write(() => r.claimAttachment(claim))).toBe(false);
   r.write(() =>
     r.putAttachment({
       volume_id: volumeId,
