@@ -1,5 +1,8 @@
-import { DEFAULT_ACCOUNT } from './kms/context.js';
-import { awsCliRegion } from './region.js';
+import { awsCliRegion, FALLBACK_REGION } from './region.js';
+
+/** The region when nothing chose one (the AWS CLI's choice comes first: src/region.ts), and the account when none is configured. */
+export const DEFAULT_REGION = FALLBACK_REGION;
+export const DEFAULT_ACCOUNT = '000000000000';
 
 /**
  * The region and account a caller works in, chosen the same way by the CLI

@@ -10,7 +10,7 @@
  *   (src/kms/client/remote.ts);
  * - the card: its control socket's {name, message} reply becomes a ServiceError,
  *   and an attach that fails becomes an EBS Volume Notification event with the
- *   error as its cause (both in src/card/attach.ts);
+ *   error as its cause (`cardError` in src/card/control.ts; src/card/attach.ts);
  * - the endpoint: a ServiceError becomes an HTTP status and its protocol's error
  *   body (src/server/http.ts with each service's `error`), and a KMS error met
  *   while EC2 answers becomes EC2's InvalidKMSKey or UnauthorizedOperation

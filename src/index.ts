@@ -14,4 +14,5 @@ export type { KmsClient } from './kms/client/index.js';
 export { InProcessKmsClient } from './kms/client/index.js';
 export { KmsError } from './kms/errors.js';
 export type { KmsOperation, KmsOptions, KmsRequest, KmsResponse } from './kms/kms.js';
-export { Kms, OPERATIONS as KMS_OPERATIONS } from './kms/kms.js';
+// The handler table keeps its public name (KMS_OPERATIONS) for the library's users.
+export { KMS_HANDLERS as KMS_OPERATIONS, Kms } from './kms/kms.js';

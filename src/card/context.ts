@@ -4,7 +4,7 @@ import type { KmsClient } from '../kms/client/index.js';
 import type { Ec2Context } from '../volume/context.js';
 import { EventLog } from '../volume/events.js';
 import type { Registry } from '../volume/registry.js';
-import { reconcile } from './attach.js';
+import { reconcile } from './cleanup.js';
 import { cardOps } from './images.js';
 
 /**

@@ -1,6 +1,10 @@
 import type { CardKmsClient, KmsClient } from '../kms/client/index.js';
+import type { Ec2Context } from '../volume/context.js';
 import { EBS_CONTEXT_KEY } from '../volume/context.js';
+import { imageFile } from '../volume/images.js';
 import type { KmsvolToken } from '../volume/luks2.js';
+import { readImageHeader } from '../volume/luks2.js';
+import type { VolumeRow } from '../volume/registry.js';
 
 /**
  * The EBS grant flow. A card does not use the volume's KMS key by right: at
@@ -60,5 +64,32 @@ export async function retireCardGrant(kms: KmsClient, grantToken: string): Promi
   } catch (e) {
     // Already gone (retired by an earlier cleanup, revoked, or its key deleted): nothing left to retire.
     if ((e as Error).name !== 'NotFoundException') throw e;
+  }
+}
+
+/**
+ * The card's KMS grant for an encrypted volume and, through a remote KMS, the
+ * card's own credentials (made after the claim, so a refused key fails the
+ * attach, not the request).
+ */
+export async function grantFor(ctx: Ec2Context, v: VolumeRow): Promise<{ grantToken?: string; card?: CardKmsClient }> {
+  if (!v.encrypted) return {};
+  const token = readImageHeader(imageFile(ctx.home, v)).token;
+  const grantToken = await createCardGrant(ctx.kms, token);
+  return { grantToken, card: await cardKmsClient(ctx.kms, token) };
+}
+
+/** Retire a card's grant once the card is gone; a KMS that cannot be reached is reported as an event, not a failed detach. */
+export async function retireGrant(ctx: Ec2Context, volumeId: string, grantToken: string | null | undefined): Promise<void> {
+  if (!grantToken) return;
+  try {
+    await retireCardGrant(ctx.kms, grantToken);
+  } catch (e) {
+    ctx.events.record(
+      volumeId,
+      'detachVolume',
+      'grant-not-retired',
+      `${(e as Error).name}: ${(e as Error).message}. The grant allows only Decrypt of this volume's key by its card; the next attach reuses it, or revoke it with kmsvol kms revoke-grant.`,
+    );
   }
 }

@@ -203,7 +203,7 @@ export function releaseStaleMount(a: Pick<AttachmentRow, 'mount_dir' | 'served_m
  * (the same unique mount id, served_mnt) is still at the attachment's mount
  * directory; undefined otherwise. Read from the kernel's tables and statx
  * without a request to the FUSE server: for aborting the connection of a card
- * stuck on its own mount (card/attach.ts, unstick), and never another's, as
+ * stuck on its own mount (card/cleanup.ts, unstick), and never another's, as
  * a device number alone may be (FUSE's are reused).
  */
 export function recordedMountDev(a: Pick<AttachmentRow, 'mount_dir' | 'served_mnt'>): number | undefined {

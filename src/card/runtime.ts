@@ -8,7 +8,7 @@ import type { KmsClient } from '../kms/client/index.js';
 import { createLogger } from '../log.js';
 import type { FuseServer, GuardedKey } from '../native/index.js';
 import { backend, lockExclusive, setNonDumpable, startFuseServer } from '../native/index.js';
-import { freezeFileSystem, syncFileSystem } from '../native/loop.js';
+import { syncFileSystem } from '../native/loop.js';
 import { Ec2Errors } from '../volume/errors.js';
 import { EventLog } from '../volume/events.js';
 import { imageFile, volumeLockPath, volumeRunPaths } from '../volume/images.js';
@@ -18,6 +18,7 @@ import type { VolumeRow } from '../volume/registry.js';
 import { Registry } from '../volume/registry.js';
 import type { ControlReply, ControlRequest } from './control.js';
 import { FREEZE_LEASE_MS, serveControl } from './control.js';
+import { Freezes } from './freeze.js';
 import { cardPrincipal, viaEc2 } from './grants.js';
 import { unwrapVerifiedKey } from './keys.js';
 import { HeldLoop } from './loop.js';
@@ -87,10 +88,12 @@ export class Card {
   private readonly registry: Registry;
   private readonly events: EventLog;
   private readonly log = createLogger('card');
+  private readonly freezes: Freezes;
 
   constructor(private readonly o: CardOptions) {
     this.registry = new Registry(o.home.registryDb);
     this.events = new EventLog(o.home.eventLog, o.region, o.account);
+    this.freezes = new Freezes(o.volumeId, () => ({ mount: this.mount, loop: this.loop }), this.log);
   }
 
   async start(): Promise<CardAttachment> {
@@ -118,7 +121,7 @@ export class Card {
       } finally {
         fs.closeSync(dir.fd);
       }
-      const device = path.join(this.o.mountDir, volumeId);
+      const volumeFile = path.join(this.o.mountDir, volumeId);
       // The mount's identity, recorded at once (read without a request to this card's own server): cleanup after a
       // card killed from here on releases this mount and no other, and can abort its connection (card/system.ts).
       const id = mount.identity();
@@ -139,7 +142,7 @@ export class Card {
       this.registry.write(() => {
         this.registry.putAttachment({
           volume_id: volumeId,
-          device,
+          volume_file: volumeFile,
           mount_dir: this.o.mountDir,
           loop_device: this.loop?.path ?? null,
           attach_time: attachTime.getTime(),
@@ -151,12 +154,12 @@ export class Card {
         this.registry.setVolumeState(volumeId, 'in-use');
       });
       this.events.record(volumeId, 'attachVolume', 'attached');
-      this.log.info({ volumeId, device, loop: this.loop?.path ?? null }, 'attached');
+      this.log.info({ volumeId, device: volumeFile, loop: this.loop?.path ?? null }, 'attached');
       process.once('SIGTERM', () => void this.signalled('SIGTERM'));
       process.once('SIGINT', () => void this.signalled('SIGINT'));
       return {
         VolumeId: volumeId,
-        Device: device,
+        Device: volumeFile,
         ...(this.loop ? { LoopDevice: this.loop.path } : {}),
         State: 'attached',
         AttachTime: attachTime,
@@ -208,89 +211,6 @@ export class Card {
     }
   }
 
-  private frozen: { fsFd?: number; timer: NodeJS.Timeout; holders: Set<number> } | null = null;
-  private freezing: Promise<void> | null = null;
-  private freezes = 0;
-
-  /**
-   * Quiesce for a point-in-time snapshot: freeze the filesystem mounted on the
-   * loop device (so it is consistent, not just crash-consistent), then hold
-   * writes back in the FUSE server and fdatasync. Resolves with the freeze's
-   * id, for `renew` and `thaw`.
-   *
-   * Precondition: snapshots taken at once (EC2 allows several per volume)
-   * share one frozen window: a freeze while frozen, or while another is being
-   * made, joins it, and the window ends with the last holder's thaw.
-   * A freeze is a lease: nobody renewing it for `leaseMs` (a snapshotter that
-   * died) thaws it, and its holders' thaw then fails (see thaw).
-   */
-  private async freeze(leaseMs: number): Promise<number> {
-    while (this.freezing) await this.freezing.catch(() => undefined);
-    if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
-    const id = ++this.freezes;
-    const expire = () => setTimeout(() => void this.thaw(), leaseMs);
-    if (this.frozen) {
-      this.frozen.holders.add(id);
-      clearTimeout(this.frozen.timer);
-      this.frozen.timer = expire();
-      return id;
-    }
-    const mount = this.mount;
-    this.freezing = (async () => {
-      const fsFd = this.loop?.openFileSystem();
-      try {
-        if (fsFd !== undefined) freezeFileSystem(fsFd, true);
-        mount.freeze(true);
-      } catch (e) {
-        if (fsFd !== undefined) fs.closeSync(fsFd);
-        throw e;
-      }
-      this.frozen = { fsFd, holders: new Set([id]), timer: expire() };
-      this.log.info({ volumeId: this.o.volumeId, fileSystem: fsFd !== undefined }, 'frozen for a snapshot');
-    })();
-    try {
-      await this.freezing;
-    } finally {
-      this.freezing = null;
-    }
-    return id;
-  }
-
-  /** Keep freeze `id` for another lease; false when it has already ended. */
-  private renew(id: number, leaseMs: number): boolean {
-    const f = this.frozen;
-    if (!f?.holders.has(id)) return false;
-    clearTimeout(f.timer);
-    f.timer = setTimeout(() => void this.thaw(), leaseMs);
-    return true;
-  }
-
-  /**
-   * End freeze `id` (none: every freeze, for an expired lease and detach); the
-   * last holder's end lets writes continue. Postcondition: false when freeze
-   * `id` had already ended, so writes went on while its holder copied.
-   */
-  private async thaw(id?: number): Promise<boolean> {
-    while (this.freezing) await this.freezing.catch(() => undefined);
-    const f = this.frozen;
-    if (id !== undefined && !f?.holders.delete(id)) return false;
-    if (!f || (id !== undefined && f.holders.size > 0)) return true;
-    this.frozen = null;
-    clearTimeout(f.timer);
-    this.mount?.freeze(false);
-    if (f.fsFd !== undefined) {
-      try {
-        freezeFileSystem(f.fsFd, false);
-      } catch {
-        /* thawed already (fsfreeze --unfreeze by hand) */
-      } finally {
-        fs.closeSync(f.fsFd);
-      }
-    }
-    this.log.info({ volumeId: this.o.volumeId, expired: id === undefined }, 'thawed');
-    return true;
-  }
-
   /**
    * Grow while attached (EBS Elastic Volumes): the control plane has extended
    * the image; serve the larger file, wait until the kernel sees its new size
@@ -299,10 +219,10 @@ export class Card {
   private async resize(bytes: number): Promise<void> {
     if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
     this.mount.resize(bytes);
-    const device = path.join(this.o.mountDir, this.o.volumeId);
+    const volumeFile = path.join(this.o.mountDir, this.o.volumeId);
     const end = Date.now() + 10_000;
-    while ((await fs.promises.stat(device)).size !== bytes) {
-      if (Date.now() > end) throw Ec2Errors.incorrectState(`${device} did not show its new size of ${bytes} bytes within 10 s.`);
+    while ((await fs.promises.stat(volumeFile)).size !== bytes) {
+      if (Date.now() > end) throw Ec2Errors.incorrectState(`${volumeFile} did not show its new size of ${bytes} bytes within 10 s.`);
       await new Promise((r) => setTimeout(r, 50));
     }
     this.loop?.setCapacity();
@@ -312,11 +232,11 @@ export class Card {
   private async handle(req: ControlRequest): Promise<ControlReply> {
     if (req.op === 'status') return { ok: true, volumeId: this.o.volumeId, loop: this.loop?.path ?? null, pid: process.pid };
     if (req.op === 'freeze') {
-      return { ok: true, freezeId: await this.freeze(leaseOf(req)) };
+      return { ok: true, freezeId: await this.freezes.freeze(leaseOf(req)) };
     }
     if (req.op === 'renew' || req.op === 'thaw') {
       const id = Number(req.freezeId);
-      if (req.op === 'renew' ? this.renew(id, leaseOf(req)) : await this.thaw(id)) return { ok: true };
+      if (req.op === 'renew' ? this.freezes.renew(id, leaseOf(req)) : await this.freezes.thaw(id)) return { ok: true };
       throw Ec2Errors.incorrectState(
         `The freeze of ${this.o.volumeId} for this snapshot ended before the copy did (nobody renewed it for ${leaseOf(req) / 1000} s): writes went on during the copy, so it is not a point-in-time snapshot. Take the snapshot again.`,
       );
@@ -398,7 +318,7 @@ export class Card {
         this.log.info({ volumeId: this.o.volumeId, force }, 'detached; data key zeroized');
         // Postcondition: the key is gone and the card exits even when the home cannot be
         // written (a full disk): the next command finds the card dead and reconciles the registry.
-        // The volume is not available yet: it is, once the card's grant is retired (card/attach.ts, finishDetach).
+        // The volume is not available yet: it is, once the card's grant is retired (card/cleanup.ts, finishDetach).
         try {
           this.registry.write(() => this.registry.markCardGone(this.o.volumeId, process.pid));
         } catch (e) {
@@ -417,7 +337,7 @@ export class Card {
 
   private async teardown(): Promise<void> {
     try {
-      await this.thaw();
+      await this.freezes.thaw();
       this.control?.close();
       this.control = null;
       if (this.loop) {

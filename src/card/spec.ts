@@ -68,6 +68,8 @@ export function cardEnvironment(env: NodeJS.ProcessEnv = process.env): Record<st
 }
 
 export function serializeCardSpec(spec: CardSpec): string {
+  // Precondition: a parent writes only the version its own card reads (the card refuses any other, parseCardSpec).
+  if (spec.version !== CARD_SPEC_VERSION) throw new CardSpecError(`version must be ${CARD_SPEC_VERSION}, not ${JSON.stringify(spec.version)}.`);
   return JSON.stringify(spec);
 }
 
@@ -126,7 +128,12 @@ export function parseCardSpec(text: string): CardSpec {
     throw new CardSpecError('it is not one JSON document.');
   }
   const o = object(raw, 'the spec');
-  if (o.version !== CARD_SPEC_VERSION) throw new CardSpecError(`version must be ${CARD_SPEC_VERSION}, not ${JSON.stringify(o.version)}.`);
+  // Precondition: the spec is the version this card reads, newer or older refused: the kmsvol that started the card
+  // and the card it runs (dist/card/main.js) are one build.
+  if (o.version !== CARD_SPEC_VERSION)
+    throw new CardSpecError(
+      `version must be ${CARD_SPEC_VERSION}, not ${JSON.stringify(o.version)}. The kmsvol that started this card and the card it runs (card/main.js) are different builds; rebuild or reinstall kmsvol so that they are one.`,
+    );
   const known = ['version', 'home', 'rootKeyFile', 'volumeId', 'mountDir', 'loop', 'region', 'account', 'now', 'kms', 'grantToken'];
   const unknown = Object.keys(o).filter((k) => !known.includes(k));
   if (unknown.length) throw new CardSpecError(`unknown member(s) ${unknown.join(', ')}.`);

@@ -1,9 +1,8 @@
 import { Command } from 'commander';
-import { configuredAccount } from '../config.js';
+import { configuredAccount, DEFAULT_REGION } from '../config.js';
 import { openEc2Context, viaEc2 } from '../ec2/context.js';
 import { invoke, operationOf } from '../ec2/invoke.js';
 import { OPERATIONS } from '../ec2/operations.js';
-import { DEFAULT_REGION } from '../kms/context.js';
 import type { Ec2Context } from '../volume/context.js';
 import type { GlobalOptions } from './common.js';
 import { globalsOf, homeOf, kebab, namedIn, openKmsClient, print, regionOf, withGlobals } from './common.js';

@@ -4,7 +4,7 @@ import type { KmsRequest } from '../kms/kms.js';
 import type { MemberType } from '../kms/members.js';
 import { MEMBERS } from '../kms/members.js';
 import type { KmsOperation, OperationSpec } from '../kms/operations.js';
-import { OPERATIONS } from '../kms/operations.js';
+import { KMS_REGISTRY } from '../kms/operations.js';
 import type { BinaryFormat } from './args.js';
 import { parseBlob, parseInteger, parseMap, parseStruct, parseStructList, parseTimestamp, readParamText } from './args.js';
 import { globalsOf, kebab, namedIn, openKmsClient, print, withGlobals } from './common.js';
@@ -39,7 +39,7 @@ const typeOf = (field: string): MemberType => MEMBERS[field]?.type ?? 'string';
 
 /** Each operation's parameters: the members it honours ("!" for required), DryRun added where the operation has it. */
 const KMS_COMMANDS = Object.fromEntries(
-  Object.entries(OPERATIONS as Record<KmsOperation, OperationSpec>).map(([op, spec]) => [op, [...spec.members, ...(spec.dryRun ? ['DryRun'] : [])]]),
+  Object.entries(KMS_REGISTRY as Record<KmsOperation, OperationSpec>).map(([op, spec]) => [op, [...spec.members, ...(spec.dryRun ? ['DryRun'] : [])]]),
 ) as Record<KmsOperation, string[]>;
 
 export { kebab };
@@ -112,7 +112,7 @@ export function kmsCommand(args?: readonly string[]): Command {
       else if (type === 'list' || type === 'structs') cmd.option(`--${flag} <values...>`, text);
       else cmd.option(`--${flag} <value>`, text);
     }
-    const list = (OPERATIONS[op] as OperationSpec).pages;
+    const list = (KMS_REGISTRY[op] as OperationSpec).pages;
     cliInputOptions(cmd);
     if (list) paginationOptions(cmd);
     cmd.action(async (opts: Record<string, unknown>, self: Command) => {

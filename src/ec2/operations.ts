@@ -1,4 +1,5 @@
-import { attachForeground, attachVolume, checkAttach, checkDetach, startAttach, startDetach } from '../card/attach.js';
+import { attachForeground, attachVolume, checkAttach, startAttach } from '../card/attach.js';
+import { checkDetach, startDetach } from '../card/detach.js';
 import type { Ec2Context } from '../volume/context.js';
 import { getSnapshot, getVolume, resolveKey } from '../volume/context.js';
 import {

@@ -1,5 +1,6 @@
 import type { EncryptionContext } from './blob.js';
 import { KmsError } from './errors.js';
+import type { GrantKeyClass } from './keyspec.js';
 import type { ConditionValue } from './policy.js';
 import { accountOf, hasIamPermissions, KeyPolicy, principalMatches } from './policy.js';
 import type { GrantRow } from './store.js';
@@ -11,6 +12,7 @@ import type { GrantRow } from './store.js';
  * It takes the call and what it decides over (a key's policy, ARN and grants),
  * never the whole KMS: KmsContext hands those in.
  */
+/** Whom a KMS call runs as: the principal policies and grants are evaluated for (from a signed request: server/service.ts's SignedCaller). */
 export interface Caller {
   principal: string;
   /** The AWS service the call is made through (kms:ViaService), e.g. ec2.<region>.amazonaws.com. */
@@ -32,6 +34,20 @@ export interface CallState {
   caller: Caller;
   op: string;
   decisions: AuthDecision[];
+  /** What the operation registry says of every operation (operations.ts, operationFacts), handed down with the call. */
+  facts: OperationFacts;
+}
+
+/** The registry's facts about operations that the rules below it need (derived in operations.ts, operationFacts). */
+export interface OperationFacts {
+  /** Every operation a grant may allow, in the registry's order. */
+  grantOperations: readonly string[];
+  /** The grant operations that make sense for a key of this class (keyspec.ts, grantKeyClass). */
+  grantOperationsFor(keyClass: GrantKeyClass | undefined): string[];
+  /** Operations whose grants may carry encryption-context constraints (they take an encryption context). */
+  constrainable: ReadonlySet<string>;
+  /** Operations that are a use of the key (GetKeyLastUsage). */
+  tracked: ReadonlySet<string>;
 }
 
 /** What a decision on a key looks at: its policy, its ARN, and (only if the policy is silent) its grants. */
@@ -45,40 +61,6 @@ export interface GrantConstraints {
   EncryptionContextSubset?: EncryptionContext;
   EncryptionContextEquals?: EncryptionContext;
 }
-
-/** Operations whose grants may carry encryption-context constraints. */
-export const CONTEXT_OPERATIONS = new Set([
-  'Decrypt',
-  'Encrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyWithoutPlaintext',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-  'ReEncryptFrom',
-  'ReEncryptTo',
-  'CreateGrant',
-]);
-
-/** Every operation a grant may allow. */
-export const GRANT_OPERATIONS = [
-  'Decrypt',
-  'Encrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyWithoutPlaintext',
-  'ReEncryptFrom',
-  'ReEncryptTo',
-  'Sign',
-  'Verify',
-  'GetPublicKey',
-  'CreateGrant',
-  'RetireGrant',
-  'DescribeKey',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-  'GenerateMac',
-  'VerifyMac',
-  'DeriveSharedSecret',
-] as const;
 
 /** Keys have one policy, and this is its name. */
 export const DEFAULT_POLICY_NAME = 'default';
@@ -152,7 +134,7 @@ export function accessDenied(principal: string, action: string, resource: string
 }
 
 /** The condition keys of a request, lower-case as the evaluator compares them. */
-function conditionKeys(caller: Caller, req: AuthRequest): Record<string, ConditionValue> {
+function conditionKeys(caller: Caller, facts: OperationFacts, req: AuthRequest): Record<string, ConditionValue> {
   const out: Record<string, ConditionValue> = {
     'kms:calleraccount': accountOf(caller.principal),
     'aws:principalarn': caller.principal,
@@ -160,7 +142,7 @@ function conditionKeys(caller: Caller, req: AuthRequest): Record<string, Conditi
     'kms:viaservice': caller.viaService && hasIamPermissions(caller.principal) ? caller.viaService : undefined,
     ...req.conditions,
   };
-  if (req.encryptionContext !== undefined || CONTEXT_OPERATIONS.has(req.action.slice(4))) {
+  if (req.encryptionContext !== undefined || facts.constrainable.has(req.action.slice(4))) {
     const ec = req.encryptionContext ?? {};
     out['kms:encryptioncontextkeys'] = Object.keys(ec);
     // Condition key names are not case sensitive (kms:EncryptionContext:AppName matches an "appname" pair); values are, as the operator says.
@@ -183,6 +165,12 @@ export function callerOf(call: CallState | undefined, action: string, resource: 
   return call.caller;
 }
 
+/** The registry's facts, for a rule of the running call (refused outside a call, as callerOf refuses). */
+export function factsOf(call: CallState | undefined, action: string, resource: string): OperationFacts {
+  callerOf(call, action, resource);
+  return call!.facts;
+}
+
 /** The grant on the key that allows `operation` to the principal with this context, if any. */
 function findGrant(grants: GrantRow[], principal: string, operation: string, ec: EncryptionContext | undefined): GrantRow | undefined {
   return grants.find(
@@ -198,7 +186,7 @@ export function authorize(call: CallState | undefined, key: KeyResource, req: Au
   const resource = key.arn;
   const caller = callerOf(call, req.action, resource);
   const { principal } = caller;
-  const decision = parsePolicy(key.policy).evaluate({ principal, action: req.action, resource, conditions: conditionKeys(caller, req) });
+  const decision = parsePolicy(key.policy).evaluate({ principal, action: req.action, resource, conditions: conditionKeys(caller, call!.facts, req) });
   const record = (effect: 'Allow' | 'Deny', by: string) => call!.decisions.push({ action: req.action, resource, effect, by });
   if (decision.effect === 'Deny') {
     record('Deny', `key policy${decision.sid ? ` statement ${decision.sid}` : ''}`);

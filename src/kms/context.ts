@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { DAY_MS } from '../clock.js';
-import { FALLBACK_REGION } from '../region.js';
 import type { AuthRequest, Caller, CallState } from './authz.js';
 import { authorize, authorizeIamOnly, callerOf } from './authz.js';
 import { MATERIAL_ID_BYTES } from './blob.js';
@@ -9,10 +8,6 @@ import { KmsErrors } from './errors.js';
 import type { RootKey } from './rootkey.js';
 import type { GrantRow, KeyRow, KmsStore } from './store.js';
 import type { UsageTracker } from './usage.js';
-
-/** The region when nothing chose one (src/region.ts: the AWS CLI's choice comes first). */
-export const DEFAULT_REGION = FALLBACK_REGION;
-export const DEFAULT_ACCOUNT = '000000000000';
 
 /** Services that have AWS managed keys (alias/aws/<service>). */
 const AWS_SERVICES = new Set([

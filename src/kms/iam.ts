@@ -43,27 +43,20 @@ export function createAccessKey(k: KmsContext, userName: string) {
   const secret = randomSecret();
   const created = k.now();
   k.store.write(() =>
-    k.store
-      .stmt('INSERT INTO iam_access_keys (access_key_id, user_name, sealed_secret, created) VALUES (?, ?, ?, ?)')
-      .run(accessKeyId, userName, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), created),
+    k.store.insertAccessKey({
+      access_key_id: accessKeyId,
+      user_name: userName,
+      sealed_secret: k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)),
+      created,
+    }),
   );
   return { AccessKey: { UserName: userName, AccessKeyId: accessKeyId, Status: 'Active', SecretAccessKey: secret, CreateDate: new Date(created) } };
 }
 
 /** The principal and secret of an access key (long-term or temporary), or undefined when it is unknown. */
 export function lookupAccessKey(k: KmsContext, accessKeyId: string): { principal: Principal; secret: string } | undefined {
-  const user = k.store.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as
-    | { user_name: string; sealed_secret: Buffer }
-    | undefined;
-  const session = user
-    ? undefined
-    : (k.store
-        .stmt(
-          'SELECT s.sealed_secret, s.token_hash, s.role_name, s.session_name, s.expires, r.role_id FROM iam_sessions s JOIN iam_roles r ON r.role_name = s.role_name WHERE s.access_key_id = ?',
-        )
-        .get(accessKeyId) as
-        | { sealed_secret: Buffer; token_hash: Buffer; role_name: string; session_name: string; expires: number; role_id: string }
-        | undefined);
+  const user = k.store.accessKey(accessKeyId);
+  const session = user ? undefined : k.store.session(accessKeyId);
   const row = user ?? session;
   if (!row) return undefined;
   const secret = k.rootKey.unseal(accessKeyId, NO_MATERIAL, row.sealed_secret);
@@ -136,9 +129,8 @@ export function createRole(k: KmsContext, roleName: string, trustPolicy: string)
   const created = k.now();
   const roleId = randomId('AROA');
   k.store.write(() => {
-    if (k.store.stmt('SELECT 1 FROM iam_roles WHERE role_name = ?').get(roleName))
+    if (!k.store.insertRole({ role_name: roleName, role_id: roleId, trust_policy: trustPolicy, created }))
       throw iamError('EntityAlreadyExists', `Role with name ${roleName} already exists.`, 409);
-    k.store.stmt('INSERT INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (?, ?, ?, ?)').run(roleName, roleId, trustPolicy, created);
   });
   return {
     Role: { Path: '/', RoleName: roleName, RoleId: roleId, Arn: roleArn(k, roleName), CreateDate: new Date(created), AssumeRolePolicyDocument: trustPolicy },
@@ -154,15 +146,9 @@ function cardRoleTrust(account: string): string {
 }
 
 function getRole(k: KmsContext, name: string): { role_id: string; trust_policy: string } | undefined {
-  const row = k.store.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as
-    | { role_id: string; trust_policy: string }
-    | undefined;
+  const row = k.store.role(name);
   if (row || name !== CARD_ROLE) return row;
-  k.store.write(() =>
-    k.store
-      .stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (?, ?, ?, ?)')
-      .run(name, randomId('AROA'), cardRoleTrust(k.account), k.now()),
-  );
+  k.store.write(() => k.store.insertRole({ role_name: name, role_id: randomId('AROA'), trust_policy: cardRoleTrust(k.account), created: k.now() }));
   return getRole(k, name);
 }
 
@@ -226,12 +212,19 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   const secret = randomSecret();
   const token = crypto.randomBytes(96).toString('base64');
   const expires = k.now() + duration * 1000;
-  k.store.write(() => {
-    k.store.stmt('DELETE FROM iam_sessions WHERE expires < ?').run(k.now() - 86_400_000);
-    k.store
-      .stmt('INSERT INTO iam_sessions (access_key_id, sealed_secret, token_hash, role_name, session_name, expires) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(accessKeyId, k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)), tokenHash(token), m[2]!, session, expires);
-  });
+  k.store.write(() =>
+    k.store.insertSession(
+      {
+        access_key_id: accessKeyId,
+        sealed_secret: k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)),
+        token_hash: tokenHash(token),
+        role_name: m[2]!,
+        session_name: session,
+        expires,
+      },
+      k.now() - 86_400_000,
+    ),
+  );
   return {
     Credentials: { AccessKeyId: accessKeyId, SecretAccessKey: secret, SessionToken: token, Expiration: new Date(expires) },
     AssumedRoleUser: { AssumedRoleId: `${role.role_id}:${session}`, Arn: `arn:aws:sts::${k.account}:assumed-role/${m[2]}/${session}` },

@@ -212,31 +212,19 @@ export function materialProblem(spec: string, material: Buffer): string | undefi
   return undefined;
 }
 
-const COMMON_GRANT_OPERATIONS = ['CreateGrant', 'DescribeKey', 'RetireGrant'];
+/**
+ * What a key is for, as grants see it: the grant operations that make sense
+ * for a key follow from its class (each operation's `grants` in the registry,
+ * operations.ts); AWS refuses the others in CreateGrant.
+ */
+export type GrantKeyClass = 'symmetric' | 'asymmetric-encrypt' | 'sign' | 'mac' | 'agreement';
 
-/** The grant operations that make sense for a key of this spec and usage (AWS refuses the others in CreateGrant). */
-export function grantOperationsFor(spec: string, usage: string): string[] {
+/** A key's class for grants, from its spec and usage; undefined for a usage no grant operation of its own applies to. */
+export function grantKeyClass(spec: string, usage: string): GrantKeyClass | undefined {
   const kind = kindOf(spec);
-  const own =
-    usage === 'ENCRYPT_DECRYPT'
-      ? kind === 'symmetric'
-        ? [
-            'Decrypt',
-            'Encrypt',
-            'GenerateDataKey',
-            'GenerateDataKeyWithoutPlaintext',
-            'GenerateDataKeyPair',
-            'GenerateDataKeyPairWithoutPlaintext',
-            'ReEncryptFrom',
-            'ReEncryptTo',
-          ]
-        : ['Decrypt', 'Encrypt', 'ReEncryptFrom', 'ReEncryptTo', 'GetPublicKey']
-      : usage === 'SIGN_VERIFY'
-        ? ['Sign', 'Verify', 'GetPublicKey']
-        : usage === 'GENERATE_VERIFY_MAC'
-          ? ['GenerateMac', 'VerifyMac']
-          : usage === 'KEY_AGREEMENT'
-            ? ['DeriveSharedSecret', 'GetPublicKey']
-            : [];
-  return [...own, ...COMMON_GRANT_OPERATIONS];
+  if (usage === 'ENCRYPT_DECRYPT') return kind === 'symmetric' ? 'symmetric' : 'asymmetric-encrypt';
+  if (usage === 'SIGN_VERIFY') return 'sign';
+  if (usage === 'GENERATE_VERIFY_MAC') return 'mac';
+  if (usage === 'KEY_AGREEMENT') return 'agreement';
+  return undefined;
 }

@@ -1,31 +1,31 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { clockFromEnv, DAY_MS } from '../clock.js';
-import { configuredAccount, configuredRegion } from '../config.js';
+import { configuredAccount, configuredRegion, DEFAULT_REGION } from '../config.js';
 import type { Home } from '../home.js';
 import { openHome } from '../home.js';
 import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
-import { DEFAULT_REGION, KmsContext } from './context.js';
+import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
-import { isKmsOperation, OPERATIONS as REGISTRY } from './operations.js';
+import { isKmsOperation, KMS_REGISTRY, OPERATION_FACTS } from './operations.js';
 import { RootKey } from './rootkey.js';
 import { checkGrantTokens } from './rules/grants.js';
 import { insertKey } from './rules/keys.js';
 import { KmsStore } from './store.js';
-import { TRACKED_OPERATIONS, UsageTracker } from './usage.js';
+import { UsageTracker } from './usage.js';
 import { checkLimit, wellFormedText } from './validate.js';
 
 export type { KmsOperation } from './operations.js';
 export { isKmsOperation } from './operations.js';
 
-type Handlers = { [Op in KmsOperation]: (typeof REGISTRY)[Op]['handler'] };
+type Handlers = { [Op in KmsOperation]: (typeof KMS_REGISTRY)[Op]['handler'] };
 
 /** Every operation's handler, by its AWS name: the library's table, derived from the registry (operations.ts). */
-export const OPERATIONS = Object.fromEntries(Object.entries(REGISTRY).map(([op, spec]) => [op, spec.handler])) as Handlers;
+export const KMS_HANDLERS = Object.fromEntries(Object.entries(KMS_REGISTRY).map(([op, spec]) => [op, spec.handler])) as Handlers;
 
 export type KmsRequest = Record<string, unknown>;
 export type KmsResponse<Op extends KmsOperation> = ReturnType<Handlers[Op]>;
@@ -118,7 +118,7 @@ export class Kms {
   invokeAs<Op extends KmsOperation>(caller: string | Caller, op: Op, req: KmsRequest = {}): KmsResponse<Op> {
     const time = this.ctx.clock.now();
     const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
-    const call = { caller: who, op: String(op), decisions: [] };
+    const call = { caller: who, op: String(op), decisions: [], facts: OPERATION_FACTS };
     const record = {
       time,
       op,
@@ -136,9 +136,9 @@ export class Kms {
       if (req === null || typeof req !== 'object' || Array.isArray(req)) throw KmsErrors.validation('The request body must be a JSON object.');
       wellFormedText(req);
       checkGrantTokens(req);
-      const dryRun = checkMembers(REGISTRY[op] as OperationSpec, req);
+      const dryRun = checkMembers(KMS_REGISTRY[op] as OperationSpec, req);
       checkLimit(op, req);
-      const handler = OPERATIONS[op] as unknown as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
+      const handler = KMS_HANDLERS[op] as unknown as (k: KmsContext, r: KmsRequest) => KmsResponse<Op>;
       if (dryRun) {
         // Precondition: a DryRun validates, authorizes and checks key state as the real call does, and changes nothing.
         const would = this.ctx.store.rollback(() => handler(this.ctx, req)) as Record<string, unknown> | undefined;
@@ -146,7 +146,7 @@ export class Kms {
         throw dryRunSucceeded();
       }
       const res = handler(this.ctx, req);
-      if (TRACKED_OPERATIONS.has(op)) {
+      if (OPERATION_FACTS.tracked.has(op)) {
         const ids = { eventId: crypto.randomUUID(), requestId: who.requestId ?? crypto.randomUUID() };
         this.trackUse(op, res as Record<string, unknown>, time, ids);
         this.audit.record({ ...record, response: res, ...ids });

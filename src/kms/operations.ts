@@ -1,4 +1,6 @@
+import type { OperationFacts } from './authz.js';
 import type { KmsError } from './errors.js';
+import type { GrantKeyClass } from './keyspec.js';
 import type { MemberRules } from './members.js';
 import { noAttestation, unsupported } from './members.js';
 import { deriveSharedSecret } from './ops/agreement.js';
@@ -50,9 +52,24 @@ export interface OperationSpec extends MemberRules {
   unsupported?: Readonly<Record<string, (value: unknown) => KmsError>>;
   /** The list the AWS CLI pages through (its paginator's result key). */
   pages?: string;
+  /**
+   * The operations of this one a grant may allow (its own name; ReEncrypt's
+   * two halves), each with the keys it makes sense for (keyspec.ts,
+   * grantKeyClass): CreateGrant refuses the others, as AWS does.
+   */
+  grants?: Readonly<Record<string, readonly GrantKeyClass[]>>;
+  /** Its grants may carry encryption-context constraints (it takes an encryption context). */
+  constrainable?: boolean;
+  /** A successful call is a use of the key, recorded for GetKeyLastUsage. */
+  tracked?: boolean;
 }
 
-export const OPERATIONS = {
+/** Keys a grant for these operations makes sense for. */
+const ENCRYPTING: readonly GrantKeyClass[] = ['symmetric', 'asymmetric-encrypt'];
+const SYMMETRIC: readonly GrantKeyClass[] = ['symmetric'];
+const EVERY_KEY: readonly GrantKeyClass[] = ['symmetric', 'asymmetric-encrypt', 'sign', 'mac', 'agreement'];
+
+export const KMS_REGISTRY = {
   CreateKey: {
     handler: createKey,
     members: [
@@ -69,20 +86,33 @@ export const OPERATIONS = {
       'BypassPolicyLockoutSafetyCheck',
     ],
   },
-  DescribeKey: { handler: describeKey, members: ['KeyId!', 'GrantTokens'] },
+  DescribeKey: { grants: { DescribeKey: EVERY_KEY }, handler: describeKey, members: ['KeyId!', 'GrantTokens'] },
   ListKeys: { handler: listKeys, members: ['Limit', 'Marker'], pages: 'Keys' },
   UpdateKeyDescription: { handler: updateKeyDescription, members: ['KeyId!', 'Description!'] },
   TagResource: { handler: tagResource, members: ['KeyId!', 'Tags!'] },
   UntagResource: { handler: untagResource, members: ['KeyId!', 'TagKeys!'] },
   ListResourceTags: { handler: listResourceTags, members: ['KeyId!', 'Limit', 'Marker'], pages: 'Tags' },
-  Encrypt: { handler: encrypt, members: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'], dryRun: true },
+  Encrypt: {
+    grants: { Encrypt: ENCRYPTING },
+    constrainable: true,
+    tracked: true,
+    handler: encrypt,
+    members: ['KeyId!', 'Plaintext!', 'EncryptionContext', 'GrantTokens', 'EncryptionAlgorithm'],
+    dryRun: true,
+  },
   Decrypt: {
+    grants: { Decrypt: ENCRYPTING },
+    constrainable: true,
+    tracked: true,
     handler: decrypt,
     members: ['CiphertextBlob!', 'EncryptionContext', 'GrantTokens', 'KeyId', 'EncryptionAlgorithm', 'DryRunModifiers'],
     dryRun: true,
     unsupported: { Recipient: noAttestation },
   },
   ReEncrypt: {
+    grants: { ReEncryptFrom: ENCRYPTING, ReEncryptTo: ENCRYPTING },
+    constrainable: true,
+    tracked: true,
     handler: reEncrypt,
     members: [
       'CiphertextBlob!',
@@ -98,12 +128,18 @@ export const OPERATIONS = {
     dryRun: true,
   },
   GenerateDataKey: {
+    grants: { GenerateDataKey: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKey,
     members: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
     dryRun: true,
     unsupported: { Recipient: noAttestation },
   },
   GenerateDataKeyWithoutPlaintext: {
+    grants: { GenerateDataKeyWithoutPlaintext: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKeyWithoutPlaintext,
     members: ['KeyId!', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'GrantTokens'],
     dryRun: true,
@@ -132,6 +168,8 @@ export const OPERATIONS = {
   PutKeyPolicy: { handler: putKeyPolicy, members: ['KeyId!', 'Policy!', 'PolicyName', 'BypassPolicyLockoutSafetyCheck'] },
   ListKeyPolicies: { handler: listKeyPolicies, members: ['KeyId!', 'Limit', 'Marker'], pages: 'PolicyNames' },
   CreateGrant: {
+    grants: { CreateGrant: EVERY_KEY },
+    constrainable: true,
     handler: createGrant,
     members: ['KeyId!', 'GranteePrincipal!', 'Operations!', 'RetiringPrincipal', 'Constraints', 'GrantTokens', 'Name'],
     dryRun: true,
@@ -152,7 +190,7 @@ export const OPERATIONS = {
     pages: 'Grants',
     unsupported: { RetiringServicePrincipal: unsupported('RetiringServicePrincipal', 'grants name IAM principals (RetiringPrincipal)') },
   },
-  RetireGrant: { handler: retireGrant, members: ['GrantToken', 'KeyId', 'GrantId'], dryRun: true },
+  RetireGrant: { grants: { RetireGrant: EVERY_KEY }, handler: retireGrant, members: ['GrantToken', 'KeyId', 'GrantId'], dryRun: true },
   RevokeGrant: { handler: revokeGrant, members: ['KeyId!', 'GrantId!'], dryRun: true },
   GetParametersForImport: { handler: getParametersForImport, members: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'] },
   ImportKeyMaterial: {
@@ -166,23 +204,55 @@ export const OPERATIONS = {
     handler: deleteImportedKeyMaterial,
     members: ['KeyId!', 'KeyMaterialId'],
   },
-  Sign: { handler: sign, members: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'], dryRun: true },
-  Verify: { handler: verify, members: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'], dryRun: true },
-  GetPublicKey: { handler: getPublicKey, members: ['KeyId!', 'GrantTokens'] },
-  GenerateMac: { handler: generateMac, members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'], dryRun: true },
-  VerifyMac: { handler: verifyMac, members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'], dryRun: true },
+  Sign: {
+    grants: { Sign: ['sign'] },
+    tracked: true,
+    handler: sign,
+    members: ['KeyId!', 'Message!', 'MessageType', 'GrantTokens', 'SigningAlgorithm!'],
+    dryRun: true,
+  },
+  Verify: {
+    grants: { Verify: ['sign'] },
+    tracked: true,
+    handler: verify,
+    members: ['KeyId!', 'Message!', 'MessageType', 'Signature!', 'SigningAlgorithm!', 'GrantTokens'],
+    dryRun: true,
+  },
+  GetPublicKey: { grants: { GetPublicKey: ['asymmetric-encrypt', 'sign', 'agreement'] }, handler: getPublicKey, members: ['KeyId!', 'GrantTokens'] },
+  GenerateMac: {
+    grants: { GenerateMac: ['mac'] },
+    tracked: true,
+    handler: generateMac,
+    members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'GrantTokens'],
+    dryRun: true,
+  },
+  VerifyMac: {
+    grants: { VerifyMac: ['mac'] },
+    tracked: true,
+    handler: verifyMac,
+    members: ['Message!', 'KeyId!', 'MacAlgorithm!', 'Mac!', 'GrantTokens'],
+    dryRun: true,
+  },
   GenerateDataKeyPair: {
+    grants: { GenerateDataKeyPair: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKeyPair,
     members: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
     dryRun: true,
     unsupported: { Recipient: noAttestation },
   },
   GenerateDataKeyPairWithoutPlaintext: {
+    grants: { GenerateDataKeyPairWithoutPlaintext: SYMMETRIC },
+    constrainable: true,
+    tracked: true,
     handler: generateDataKeyPairWithoutPlaintext,
     members: ['EncryptionContext', 'KeyId!', 'KeyPairSpec!', 'GrantTokens'],
     dryRun: true,
   },
   DeriveSharedSecret: {
+    grants: { DeriveSharedSecret: ['agreement'] },
+    tracked: true,
     handler: deriveSharedSecret,
     members: ['KeyId!', 'KeyAgreementAlgorithm!', 'PublicKey!', 'GrantTokens'],
     dryRun: true,
@@ -228,14 +298,32 @@ export const OPERATIONS = {
   Decapsulate: { handler: decapsulate, members: ['KeyId!', 'SharedSecretCiphertextBlob!', 'EncapsulationAlgorithm!', 'GrantTokens'], dryRun: true },
 } as const satisfies Record<string, OperationSpec>;
 
-export type KmsOperation = keyof typeof OPERATIONS;
+export type KmsOperation = keyof typeof KMS_REGISTRY;
 
 export function isKmsOperation(op: string): op is KmsOperation {
-  return Object.hasOwn(OPERATIONS, op);
+  return Object.hasOwn(KMS_REGISTRY, op);
 }
 
 /** An operation's request members, without the "!" marks, DryRun included where it has it. */
 export function membersOf(op: KmsOperation): string[] {
-  const spec: OperationSpec = OPERATIONS[op];
+  const spec: OperationSpec = KMS_REGISTRY[op];
   return [...spec.members.map((m) => m.replace(/!$/, '')), ...(spec.dryRun ? ['DryRun'] : [])];
 }
+
+/**
+ * The facts of every operation that the rules below the registry need
+ * (authz.ts, ops/grants.ts, usage tracking in kms.ts), derived once from the
+ * entries and handed down with each call (CallState.facts), so nothing below
+ * imports the registry.
+ */
+export const OPERATION_FACTS: OperationFacts = (() => {
+  const specs = Object.entries(KMS_REGISTRY as Record<string, OperationSpec>);
+  const grants = specs.flatMap(([, spec]) => Object.entries(spec.grants ?? {}));
+  return {
+    grantOperations: grants.map(([op]) => op),
+    grantOperationsFor: (keyClass) =>
+      grants.filter(([, classes]) => (keyClass === undefined ? classes === EVERY_KEY : classes.includes(keyClass))).map(([op]) => op),
+    constrainable: new Set(specs.flatMap(([, spec]) => (spec.constrainable ? Object.keys(spec.grants ?? {}) : []))),
+    tracked: new Set(specs.filter(([, spec]) => spec.tracked).map(([op]) => op)),
+  };
+})();

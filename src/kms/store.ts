@@ -2,212 +2,40 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { insertRow, openDatabase } from '../sqlite.js';
+import type {
+  AliasRow,
+  CustomKeyStoreRow,
+  CustomStoreKeyRow,
+  GrantRow,
+  HsmClusterRow,
+  ImportParametersRow,
+  KeyRow,
+  KeyUse,
+  MaterialRow,
+  SessionRow,
+  TagRow,
+} from './schema.js';
+import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from './schema.js';
+
+export type {
+  AliasRow,
+  CustomKeyStoreRow,
+  CustomStoreKeyRow,
+  GrantRow,
+  HsmClusterRow,
+  ImportParametersRow,
+  KeyRow,
+  KeyUse,
+  MaterialRow,
+  SessionRow,
+  TagRow,
+} from './schema.js';
 
 /**
  * The KMS store: SQLite (WAL, synchronous=FULL). Several processes use it at
  * once (CLI calls, cards, the server); every mutation runs in a BEGIN IMMEDIATE
  * transaction and a generous busy timeout makes writers queue, never fail.
  */
-export interface KeyRow {
-  region: string;
-  key_id: string;
-  description: string;
-  key_usage: string;
-  key_spec: string;
-  origin: string;
-  key_manager: string;
-  key_state: string;
-  creation_date: number;
-  deletion_date: number | null;
-  pending_window_days: number | null;
-  multi_region: number;
-  rotation_enabled: number;
-  rotation_period_days: number | null;
-  next_rotation_date: number | null;
-  on_demand_rotation_start: number | null;
-  expiration_model: string | null;
-  valid_to: number | null;
-  policy: string;
-  /** Multi-Region keys: the region of the primary (the same on every replica's row). */
-  primary_region: string | null;
-  /** Origin EXTERNAL: the material id of the material first imported; only that material may be imported again. */
-  imported_material_id: Buffer | null;
-}
-
-export interface MaterialRow {
-  key_id: string;
-  material_id: Buffer;
-  sealed: Buffer;
-  created: number;
-  rotation_type: string | null;
-  seq: number;
-}
-
-export interface GrantRow {
-  region: string;
-  key_id: string;
-  grant_id: string;
-  name: string | null;
-  grantee_principal: string;
-  retiring_principal: string | null;
-  issuing_account: string;
-  /** JSON list of operation names, sorted. */
-  operations: string;
-  /** JSON GrantConstraints, or null. */
-  constraints: string | null;
-  creation_date: number;
-}
-
-/** GetParametersForImport's wrapping key and token, until ImportKeyMaterial uses them or they expire. */
-export interface ImportParametersRow {
-  region: string;
-  key_id: string;
-  token_id: Buffer;
-  wrapping_algorithm: string;
-  wrapping_key_spec: string;
-  sealed_private_key: Buffer;
-  valid_to: number;
-}
-
-export interface TagRow {
-  TagKey: string;
-  TagValue: string;
-}
-
-export interface AliasRow {
-  region: string;
-  alias_name: string;
-  target_key_id: string;
-  creation_date: number;
-  last_updated_date: number;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (
-  region TEXT NOT NULL, key_id TEXT NOT NULL,
-  description TEXT NOT NULL DEFAULT '',
-  key_usage TEXT NOT NULL, key_spec TEXT NOT NULL, origin TEXT NOT NULL,
-  key_manager TEXT NOT NULL, key_state TEXT NOT NULL,
-  creation_date INTEGER NOT NULL, deletion_date INTEGER, pending_window_days INTEGER,
-  multi_region INTEGER NOT NULL DEFAULT 0,
-  rotation_enabled INTEGER NOT NULL DEFAULT 0, rotation_period_days INTEGER,
-  next_rotation_date INTEGER, on_demand_rotation_start INTEGER,
-  expiration_model TEXT, valid_to INTEGER,
-  policy TEXT NOT NULL,
-  primary_region TEXT,
-  imported_material_id BLOB,
-  PRIMARY KEY (region, key_id)
-);
-CREATE TABLE IF NOT EXISTS materials (
-  key_id TEXT NOT NULL, material_id BLOB NOT NULL, sealed BLOB NOT NULL,
-  created INTEGER NOT NULL, rotation_type TEXT, seq INTEGER NOT NULL,
-  PRIMARY KEY (key_id, material_id)
-);
-CREATE INDEX IF NOT EXISTS materials_seq ON materials (key_id, seq);
-CREATE TABLE IF NOT EXISTS aliases (
-  region TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT NOT NULL,
-  creation_date INTEGER NOT NULL, last_updated_date INTEGER NOT NULL,
-  PRIMARY KEY (region, alias_name)
-);
-CREATE TABLE IF NOT EXISTS tags (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,
-  PRIMARY KEY (region, key_id, tag_key)
-);
-CREATE TABLE IF NOT EXISTS grants (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, grant_id TEXT NOT NULL, name TEXT,
-  grantee_principal TEXT NOT NULL, retiring_principal TEXT, issuing_account TEXT NOT NULL,
-  operations TEXT NOT NULL, constraints TEXT, creation_date INTEGER NOT NULL,
-  PRIMARY KEY (region, grant_id)
-);
-CREATE INDEX IF NOT EXISTS grants_key ON grants (region, key_id);
-CREATE TABLE IF NOT EXISTS import_parameters (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, token_id BLOB NOT NULL,
-  wrapping_algorithm TEXT NOT NULL, wrapping_key_spec TEXT NOT NULL,
-  sealed_private_key BLOB NOT NULL, valid_to INTEGER NOT NULL,
-  PRIMARY KEY (token_id)
-);
-CREATE TABLE IF NOT EXISTS iam_access_keys (
-  access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS iam_roles (
-  role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS iam_sessions (
-  access_key_id TEXT PRIMARY KEY, sealed_secret BLOB NOT NULL, token_hash BLOB NOT NULL,
-  role_name TEXT NOT NULL, session_name TEXT NOT NULL, expires INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS key_last_usage (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, operation TEXT NOT NULL, ts INTEGER NOT NULL, event_id TEXT NOT NULL, request_id TEXT NOT NULL,
-  PRIMARY KEY (region, key_id)
-);
-CREATE TABLE IF NOT EXISTS deleted_keys (region TEXT NOT NULL, key_id TEXT NOT NULL, deleted_at INTEGER NOT NULL, PRIMARY KEY (region, key_id));
-CREATE TABLE IF NOT EXISTS hsm_clusters (
-  region TEXT NOT NULL, cluster_id TEXT NOT NULL, module TEXT NOT NULL, token_label TEXT NOT NULL,
-  softhsm_conf TEXT, certificate TEXT NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
-  PRIMARY KEY (region, cluster_id)
-);
-CREATE TABLE IF NOT EXISTS custom_key_stores (
-  region TEXT NOT NULL, store_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
-  cluster_id TEXT, trust_anchor TEXT, sealed_password BLOB,
-  xks_config TEXT, sealed_xks_secret BLOB,
-  connection_state TEXT NOT NULL, error_code TEXT, created INTEGER NOT NULL,
-  PRIMARY KEY (region, store_id)
-);
-CREATE TABLE IF NOT EXISTS custom_store_keys (
-  region TEXT NOT NULL, key_id TEXT NOT NULL, store_id TEXT NOT NULL, token_key_id BLOB, xks_key_id TEXT,
-  PRIMARY KEY (region, key_id)
-);
-CREATE INDEX IF NOT EXISTS custom_store_keys_store ON custom_store_keys (region, store_id);
-`;
-
-/** An AWS CloudHSM cluster as kmsvol has it: a PKCS#11 module and the token that plays the cluster (src/kms/keystores/). */
-export interface HsmClusterRow {
-  region: string;
-  cluster_id: string;
-  module: string;
-  token_label: string;
-  softhsm_conf: string | null;
-  certificate: string;
-  state: string;
-  created: number;
-}
-
-/** A custom key store; its password (AWS_CLOUDHSM) or proxy secret (EXTERNAL_KEY_STORE) is sealed by the root key. */
-export interface CustomKeyStoreRow {
-  region: string;
-  store_id: string;
-  name: string;
-  type: string;
-  cluster_id: string | null;
-  trust_anchor: string | null;
-  sealed_password: Buffer | null;
-  /** EXTERNAL_KEY_STORE: JSON of the proxy's endpoint, path, connectivity and access key id. */
-  xks_config: string | null;
-  sealed_xks_secret: Buffer | null;
-  connection_state: string;
-  error_code: string | null;
-  created: number;
-}
-
-/** Which custom key store holds a KMS key, and its key there (a token object's CKA_ID, or the external key id). */
-export interface CustomStoreKeyRow {
-  region: string;
-  key_id: string;
-  store_id: string;
-  token_key_id: Buffer | null;
-  xks_key_id: string | null;
-}
-
-export const SCHEMA_VERSION = '3';
-
-/** Upgrades of older stores, applied in order inside one transaction: version -> statements. */
-const MIGRATIONS: Record<string, string> = {
-  '1': 'ALTER TABLE keys ADD COLUMN primary_region TEXT',
-  // Version 3 adds grants and import parameters (created by SCHEMA) and this column.
-  '2': 'ALTER TABLE keys ADD COLUMN imported_material_id BLOB',
-};
-
 export class KmsStore {
   readonly db: Database.Database;
   readonly storeId: Buffer;
@@ -224,9 +52,18 @@ export class KmsStore {
   constructor(file: string) {
     const created = !fs.existsSync(file) || fs.statSync(file).size === 0;
     this.db = openDatabase(file);
-    this.write(() => {
+    const refuse = (version: string | undefined) => {
+      this.db.close();
+      const newer = Number(version) > Number(SCHEMA_VERSION);
+      return new Error(
+        `The KMS store ${file} has schema version ${version}; this kmsvol reads version ${SCHEMA_VERSION}. ${newer ? 'A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.' : 'It cannot be migrated: use the kmsvol release that wrote it.'}`,
+      );
+    };
+    const ok = this.write(() => {
       // An existing store is upgraded first (its tables predate SCHEMA); a new one just gets SCHEMA.
       const existing = this.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get() !== undefined;
+      // Precondition: a store from a newer kmsvol is refused before anything is written to it.
+      if (existing && Number(this.getMeta('schema_version')) > Number(SCHEMA_VERSION)) return false;
       for (let v = existing ? this.getMeta('schema_version') : undefined; v && MIGRATIONS[v]; v = this.getMeta('schema_version')) {
         this.db.exec(MIGRATIONS[v]!);
         this.setMeta('schema_version', String(Number(v) + 1));
@@ -238,11 +75,10 @@ export class KmsStore {
         this.setMeta('store_id', crypto.randomBytes(16).toString('hex'));
         this.setMeta('schema_version', SCHEMA_VERSION);
       }
+      return true;
     });
     const version = this.getMeta('schema_version');
-    if (version !== SCHEMA_VERSION) {
-      throw new Error(`The KMS store ${file} has schema version ${version}; this kmsvol reads version ${SCHEMA_VERSION}. Use a matching kmsvol release.`);
-    }
+    if (!ok || version !== SCHEMA_VERSION) throw refuse(version);
     this.storeId = Buffer.from(this.getMeta('store_id')!, 'hex');
     this.created = created;
   }
@@ -568,6 +404,63 @@ export class KmsStore {
     )
       .pluck()
       .get(region, storeId) as number;
+  }
+
+  // IAM and STS (iam.ts): access keys, roles and sessions; secrets sealed, session tokens kept as their SHA-256.
+
+  insertAccessKey(r: { access_key_id: string; user_name: string; sealed_secret: Buffer; created: number }): void {
+    this.stmt(
+      'INSERT INTO iam_access_keys (access_key_id, user_name, sealed_secret, created) VALUES (@access_key_id, @user_name, @sealed_secret, @created)',
+    ).run(r);
+  }
+
+  accessKey(accessKeyId: string): { user_name: string; sealed_secret: Buffer } | undefined {
+    return this.stmt('SELECT user_name, sealed_secret FROM iam_access_keys WHERE access_key_id = ?').get(accessKeyId) as
+      | { user_name: string; sealed_secret: Buffer }
+      | undefined;
+  }
+
+  /** A session's credentials with its role's unique id. */
+  session(accessKeyId: string): SessionRow | undefined {
+    return this.stmt(
+      'SELECT s.sealed_secret, s.token_hash, s.role_name, s.session_name, s.expires, r.role_id FROM iam_sessions s JOIN iam_roles r ON r.role_name = s.role_name WHERE s.access_key_id = ?',
+    ).get(accessKeyId) as SessionRow | undefined;
+  }
+
+  /** A new session; sessions that expired more than a day ago are dropped on the way. */
+  insertSession(r: Omit<SessionRow, 'role_id'> & { access_key_id: string }, expiredBefore: number): void {
+    this.stmt('DELETE FROM iam_sessions WHERE expires < ?').run(expiredBefore);
+    this.stmt(
+      'INSERT INTO iam_sessions (access_key_id, sealed_secret, token_hash, role_name, session_name, expires) VALUES (@access_key_id, @sealed_secret, @token_hash, @role_name, @session_name, @expires)',
+    ).run(r);
+  }
+
+  role(name: string): { role_id: string; trust_policy: string } | undefined {
+    return this.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as { role_id: string; trust_policy: string } | undefined;
+  }
+
+  /** Insert a role; false when one of that name exists (it is left as it is). */
+  insertRole(r: { role_name: string; role_id: string; trust_policy: string; created: number }): boolean {
+    return (
+      this.stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (@role_name, @role_id, @trust_policy, @created)').run(r)
+        .changes === 1
+    );
+  }
+
+  // Key last usage (usage.ts).
+
+  /** Record uses of keys; a newer use already in the store (from another process) is kept. */
+  putKeyUses(uses: readonly KeyUse[]): void {
+    const put = this.stmt(
+      `INSERT INTO key_last_usage (region, key_id, operation, ts, event_id, request_id) VALUES (@region, @key_id, @operation, @ts, @event_id, @request_id)
+       ON CONFLICT (region, key_id) DO UPDATE SET operation = excluded.operation, ts = excluded.ts, event_id = excluded.event_id, request_id = excluded.request_id
+       WHERE excluded.ts >= key_last_usage.ts`,
+    );
+    for (const u of uses) put.run(u);
+  }
+
+  keyUse(region: string, keyId: string): KeyUse | undefined {
+    return this.stmt('SELECT * FROM key_last_usage WHERE region = ? AND key_id = ?').get(region, keyId) as KeyUse | undefined;
   }
 
   close(): void {

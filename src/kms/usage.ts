@@ -1,4 +1,6 @@
-import type { KmsStore } from './store.js';
+import type { KeyUse, KmsStore } from './store.js';
+
+export type { KeyUse } from './store.js';
 
 /**
  * Key last usage (GetKeyLastUsage): the last successful cryptographic
@@ -6,32 +8,9 @@ import type { KmsStore } from './store.js';
  * use as its own durable write would put an fsync on every Decrypt, so uses
  * are kept in memory and written in one transaction at most once a second,
  * before a GetKeyLastUsage of this process reads them, and at close. Another
- * process sees a use within that second.
+ * process sees a use within that second. Which operations are a use is the
+ * registry's `tracked` (operations.ts).
  */
-export const TRACKED_OPERATIONS = new Set([
-  'Decrypt',
-  'DeriveSharedSecret',
-  'Encrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-  'GenerateDataKeyWithoutPlaintext',
-  'GenerateMac',
-  'ReEncrypt',
-  'Sign',
-  'Verify',
-  'VerifyMac',
-]);
-
-export interface KeyUse {
-  region: string;
-  key_id: string;
-  operation: string;
-  ts: number;
-  event_id: string;
-  request_id: string;
-}
-
 const FLUSH_MS = 1000;
 
 export class UsageTracker {
@@ -58,18 +37,11 @@ export class UsageTracker {
     if (this.pending.size === 0 || !this.store.db.open) return;
     const uses = [...this.pending.values()];
     this.pending.clear();
-    const put = this.store.stmt(
-      `INSERT INTO key_last_usage (region, key_id, operation, ts, event_id, request_id) VALUES (@region, @key_id, @operation, @ts, @event_id, @request_id)
-       ON CONFLICT (region, key_id) DO UPDATE SET operation = excluded.operation, ts = excluded.ts, event_id = excluded.event_id, request_id = excluded.request_id
-       WHERE excluded.ts >= key_last_usage.ts`,
-    );
-    this.store.write(() => {
-      for (const u of uses) put.run(u);
-    });
+    this.store.write(() => this.store.putKeyUses(uses));
   }
 
   lastUse(region: string, keyId: string): KeyUse | undefined {
     this.flush();
-    return this.store.stmt('SELECT * FROM key_last_usage WHERE region = ? AND key_id = ?').get(region, keyId) as KeyUse | undefined;
+    return this.store.keyUse(region, keyId);
   }
 }

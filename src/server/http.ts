@@ -22,7 +22,7 @@ import {
   verifySignature,
 } from '../sigv4.js';
 import { limitConnections, ParameterCount, PRE_AUTH_LIMITS, serverOptions } from './limits.js';
-import type { Caller, Service, ServiceReply, WireError } from './service.js';
+import type { Service, ServiceReply, SignedCaller, WireError } from './service.js';
 import type { Unserved } from './unserved.js';
 import { unservedReply, unservedRequest } from './unserved.js';
 
@@ -195,7 +195,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     received: ReceivedRequest,
     service: Service,
     { auth, creds }: ReturnType<typeof signer>,
-  ): Promise<{ caller: Caller; region: string; signedHeaders: string[] }> => {
+  ): Promise<{ caller: SignedCaller; region: string; signedHeaders: string[] }> => {
     const checked = checkRequest(received, auth, {
       service: service.name,
       mustSign: ['x-amz-target'],
@@ -214,7 +214,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     }
     await verifySignature(received, auth, creds.secret, checked);
     const accountId = /^arn:aws:(?:iam|sts)::(\d{12}):/.exec(creds.principal.arn)![1]!;
-    const caller: Caller = {
+    const caller: SignedCaller = {
       arn: creds.principal.arn,
       accountId,
       accessKeyId: creds.principal.accessKeyId,

@@ -2,7 +2,7 @@ import { VIA_SERVICE_HEADER } from '../kms/client/remote.js';
 import { KmsError } from '../kms/errors.js';
 import { MEMBERS } from '../kms/members.js';
 import type { KmsOperation } from '../kms/operations.js';
-import { isKmsOperation, membersOf, OPERATIONS } from '../kms/operations.js';
+import { isKmsOperation, KMS_REGISTRY, membersOf } from '../kms/operations.js';
 import { epochSeconds, toWire } from '../wire.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 
@@ -14,7 +14,7 @@ import type { Service, ServiceCall, ServiceReply, WireError } from './service.js
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** Each operation's request members whose wire form is base64 (blob-typed in MEMBERS), from the operation registry. */
 export const BLOB_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = Object.fromEntries(
-  (Object.keys(OPERATIONS) as KmsOperation[]).map((op) => [op, new Set(membersOf(op).filter((m) => MEMBERS[m]?.type === 'blob'))]),
+  (Object.keys(KMS_REGISTRY) as KmsOperation[]).map((op) => [op, new Set(membersOf(op).filter((m) => MEMBERS[m]?.type === 'blob'))]),
 );
 
 /** Our responses on the wire: Uint8Array as base64, Date as epoch seconds. */

@@ -11,7 +11,8 @@ import type { Ec2Context } from '../volume/context.js';
  * its SigV4 signature, resolves the caller and the region, and hands a
  * `ServiceCall` to the service; the service answers in its own protocol.
  */
-export interface Caller {
+/** Who signed the request, as the endpoint verified it (SigV4); a service runs the call as its principal (kms/authz.ts's Caller). */
+export interface SignedCaller {
   /** The caller's ARN (an IAM user, or an assumed-role session). */
   arn: string;
   accountId: string;
@@ -24,7 +25,7 @@ export interface Caller {
 export interface ServiceCall {
   /** The region named by the request's credential scope. */
   region: string;
-  caller: Caller;
+  caller: SignedCaller;
   requestId: string;
   headers: IncomingHttpHeaders;
   /** The body exactly as received (already covered by the signature). */

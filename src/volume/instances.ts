@@ -43,7 +43,7 @@ function thisInstance(ctx: Ec2Context) {
     .map((v) => ctx.registry.getAttachment(v.volume_id))
     .filter((a) => a !== undefined)
     .map((a) => ({
-      DeviceName: a.device_name ?? a.device,
+      DeviceName: a.device_name ?? a.volume_file,
       Ebs: { AttachTime: new Date(a.attach_time), DeleteOnTermination: false, Status: a.state, VolumeId: a.volume_id },
     }));
   const tags = tagShape(ctx.registry, id);

@@ -137,18 +137,14 @@ export function startModifyVolume(ctx: Ec2Context, req: ModifyVolumeRequest) {
     const starts = [...recentStarts(ctx, m.volume_id, m.start_time), m.start_time];
     ctx.registry.setSetting(startsKey(m.volume_id), JSON.stringify(starts));
     // Volumes whose last modification left the window (deleted ones included) need no record.
-    ctx.registry.db
-      .prepare("DELETE FROM settings WHERE k LIKE 'modification_starts:%' AND json_extract(v, '$[#-1]') <= ?")
-      .run(m.start_time - MODIFICATION_WINDOW_MS);
+    ctx.registry.dropTimeSettingsBefore(startsKey(''), m.start_time - MODIFICATION_WINDOW_MS);
   });
   const first = modificationShape(m);
   const done = (async () => {
     try {
       if (m.target_size > m.original_size) await grow(ctx, m.volume_id, m.target_size);
       ctx.registry.write(() => {
-        ctx.registry.db
-          .prepare('UPDATE volumes SET size = ?, volume_type = ?, iops = ?, throughput = ? WHERE volume_id = ?')
-          .run(m.target_size, m.target_type, m.target_iops, m.target_throughput, m.volume_id);
+        ctx.registry.updateVolume(m.volume_id, { size: m.target_size, volume_type: m.target_type, iops: m.target_iops, throughput: m.target_throughput });
         ctx.registry.putModification({ ...m, state: 'completed', progress: 100, end_time: ctx.clock.now().getTime() });
       });
       ctx.events.record(

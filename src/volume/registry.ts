@@ -36,7 +36,8 @@ export interface SnapshotRow {
 
 export interface AttachmentRow {
   volume_id: string;
-  device: string;
+  /** The decrypted volume file (`<mount_dir>/<volume_id>`): a file, not a device (that is loop_device); '' while attaching. */
+  volume_file: string;
   mount_dir: string;
   loop_device: string | null;
   attach_time: number;
@@ -82,6 +83,7 @@ export interface TagRow {
   value: string;
 }
 
+/** The tables as a registry of version 0 has them; MIGRATIONS bring them to REGISTRY_VERSION (a new registry too). */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS volumes (
   volume_id TEXT PRIMARY KEY, size INTEGER NOT NULL, state TEXT NOT NULL, encrypted INTEGER NOT NULL,
@@ -108,21 +110,63 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 `;
 
+/**
+ * The version of the registry's schema, kept in the file as PRAGMA
+ * user_version: a new registry gets it, an older one is migrated up to it
+ * (MIGRATIONS[n] takes version n to n + 1), a newer one is refused.
+ */
+export const REGISTRY_VERSION = 2;
+
+const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
+  // 0 -> 1: registries from before the schema was versioned, of any age: the columns attachments gained since.
+  (db) => {
+    const cols = new Set((db.prepare('PRAGMA table_info(attachments)').all() as { name: string }[]).map((c) => c.name));
+    for (const [col, type] of [
+      ['grant_token', 'TEXT'], // grants
+      ['device_name', 'TEXT'], // the EC2 endpoint
+      ['served_dev', 'INTEGER'], // served files identified by inode and mount
+      ['served_ino', 'INTEGER'],
+      ['served_mnt', 'INTEGER'],
+    ])
+      if (!cols.has(col!)) db.exec(`ALTER TABLE attachments ADD COLUMN ${col} ${type}`);
+  },
+  // 1 -> 2: the attachment's decrypted volume file was a column named device; it is a file, not a device.
+  (db) => db.exec('ALTER TABLE attachments RENAME COLUMN device TO volume_file'),
+];
+
 export class Registry {
-  readonly db: Database.Database;
+  private readonly db: Database.Database;
 
   constructor(file: string) {
     this.db = openDatabase(file);
-    this.db.exec(SCHEMA);
-    // Registries from before grants lack the attachments.grant_token column.
-    const cols = this.db.prepare('PRAGMA table_info(attachments)').all() as { name: string }[];
-    if (!cols.some((c) => c.name === 'grant_token')) this.db.exec('ALTER TABLE attachments ADD COLUMN grant_token TEXT');
-    // ... and those from before the EC2 endpoint lack attachments.device_name.
-    if (!cols.some((c) => c.name === 'device_name')) this.db.exec('ALTER TABLE attachments ADD COLUMN device_name TEXT');
-    // ... and those from before served files were identified by inode lack attachments.served_dev/served_ino.
-    if (!cols.some((c) => c.name === 'served_dev')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_dev INTEGER');
-    if (!cols.some((c) => c.name === 'served_ino')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_ino INTEGER');
-    if (!cols.some((c) => c.name === 'served_mnt')) this.db.exec('ALTER TABLE attachments ADD COLUMN served_mnt INTEGER');
+    const refuseNewer = (version: number) => {
+      // Precondition: a registry from a newer kmsvol is refused, before anything is written to it.
+      if (version > REGISTRY_VERSION)
+        throw new Error(
+          `The volume registry ${file} has schema version ${version}; this kmsvol reads versions up to ${REGISTRY_VERSION}. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.`,
+        );
+    };
+    try {
+      refuseNewer(this.schemaVersion());
+      if (this.schemaVersion() === REGISTRY_VERSION) return;
+      // A new registry, or an older one: made or migrated once, by whichever process takes the write lock first.
+      this.write(() => {
+        const version = this.schemaVersion();
+        refuseNewer(version);
+        if (version === REGISTRY_VERSION) return;
+        this.db.exec(SCHEMA);
+        for (let v = version; v < REGISTRY_VERSION; v++) MIGRATIONS[v]!(this.db);
+        this.db.pragma(`user_version = ${REGISTRY_VERSION}`);
+      });
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
+  }
+
+  /** The schema version the registry's file carries (SQLite's user_version; 0 before kmsvol versioned it). */
+  schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
   }
 
   write<T>(fn: () => T): T {
@@ -145,6 +189,12 @@ export class Registry {
     this.db.prepare('UPDATE volumes SET state = ? WHERE volume_id = ?').run(state, id);
   }
 
+  /** Change some of a volume's columns (ModifyVolume's new size and type, a new volume's state and key). */
+  updateVolume(id: string, fields: Partial<Omit<VolumeRow, 'volume_id'>>): void {
+    const cols = Object.keys(fields);
+    this.db.prepare(`UPDATE volumes SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE volume_id = @id_`).run({ ...fields, id_: id });
+  }
+
   deleteVolume(id: string): void {
     this.db.prepare('DELETE FROM volumes WHERE volume_id = ?').run(id);
   }
@@ -157,9 +207,9 @@ export class Registry {
   putAttachment(a: AttachmentRow): void {
     this.db
       .prepare(
-        `INSERT INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name, served_dev, served_ino, served_mnt)
-         VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name, @served_dev, @served_ino, @served_mnt)
-         ON CONFLICT(volume_id) DO UPDATE SET device = excluded.device, mount_dir = excluded.mount_dir, loop_device = excluded.loop_device,
+        `INSERT INTO attachments (volume_id, volume_file, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name, served_dev, served_ino, served_mnt)
+         VALUES (@volume_id, @volume_file, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name, @served_dev, @served_ino, @served_mnt)
+         ON CONFLICT(volume_id) DO UPDATE SET volume_file = excluded.volume_file, mount_dir = excluded.mount_dir, loop_device = excluded.loop_device,
            attach_time = excluded.attach_time, pid = excluded.pid, state = excluded.state, grant_token = excluded.grant_token,
            device_name = COALESCE(excluded.device_name, attachments.device_name), served_dev = excluded.served_dev, served_ino = excluded.served_ino, served_mnt = excluded.served_mnt`,
       )
@@ -180,7 +230,7 @@ export class Registry {
     return (
       this.db
         .prepare(
-          'INSERT OR IGNORE INTO attachments (volume_id, device, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @device, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)',
+          'INSERT OR IGNORE INTO attachments (volume_id, volume_file, mount_dir, loop_device, attach_time, pid, state, grant_token, device_name) VALUES (@volume_id, @volume_file, @mount_dir, @loop_device, @attach_time, @pid, @state, @grant_token, @device_name)',
         )
         .run({ device_name: null, ...a }).changes === 1
     );
@@ -193,7 +243,7 @@ export class Registry {
   /**
    * A card that has stopped serving its volume: the attachment stays, `detaching`
    * with no loop device, until whoever finishes the detach has retired the card's
-   * grant (card/attach.ts); only then is the volume available again.
+   * grant (card/cleanup.ts); only then is the volume available again.
    */
   markCardGone(id: string, pid: number): void {
     this.db.prepare("UPDATE attachments SET state = 'detaching', loop_device = NULL WHERE volume_id = ? AND pid = ?").run(id, pid);
@@ -295,6 +345,11 @@ export class Registry {
   setSetting(k: string, v: string | undefined): void {
     if (v === undefined) this.db.prepare('DELETE FROM settings WHERE k = ?').run(k);
     else this.db.prepare('INSERT INTO settings (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v').run(k, v);
+  }
+
+  /** Drop the settings whose key starts with `prefix` and whose value, a JSON list of times, ends at or before `before` (ModifyVolume's rate records). */
+  dropTimeSettingsBefore(prefix: string, before: number): void {
+    this.db.prepare("DELETE FROM settings WHERE k LIKE ? || '%' AND json_extract(v, '$[#-1]') <= ?").run(prefix, before);
   }
 
   close(): void {

@@ -47,7 +47,7 @@ export interface CreateVolumeRequest {
 export function attachmentShape(a: AttachmentRow, instanceId: string) {
   return {
     AttachTime: new Date(a.attach_time),
-    Device: a.device_name ?? a.device,
+    Device: a.device_name ?? a.volume_file,
     InstanceId: instanceId,
     State: a.state,
     VolumeId: a.volume_id,
@@ -202,9 +202,7 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
           ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f),
         );
       row.state = 'available';
-      ctx.registry.write(() => {
-        ctx.registry.db.prepare('UPDATE volumes SET state = ?, kms_key_id = ? WHERE volume_id = ?').run(row.state, row.kms_key_id, id);
-      });
+      ctx.registry.write(() => ctx.registry.updateVolume(id, { state: row.state, kms_key_id: row.kms_key_id }));
       ctx.events.record(id, 'createVolume', 'available');
       return volumeShape(ctx, row);
     } catch (e) {
@@ -236,7 +234,7 @@ const FILTERS: FilterSpec<VolumeRow & { a?: AttachmentRow; instance: string }> =
   'create-time': (v) => new Date(v.create_time).toISOString(),
   'multi-attach-enabled': () => 'false',
   'attachment.status': (v) => v.a?.state,
-  'attachment.device': (v) => v.a && (v.a.device_name ?? v.a.device),
+  'attachment.device': (v) => v.a && (v.a.device_name ?? v.a.volume_file),
   'attachment.instance-id': (v) => v.a && v.instance,
   'attachment.attach-time': (v) => v.a && new Date(v.a.attach_time).toISOString(),
   'attachment.delete-on-termination': (v) => v.a && 'false',

@@ -1,8 +1,8 @@
 import type { Clock } from '../../clock.js';
+import { DEFAULT_REGION } from '../../config.js';
 import { UsageError } from '../../errors.js';
 import type { Home } from '../../home.js';
 import type { Caller } from '../authz.js';
-import { DEFAULT_REGION } from '../context.js';
 import type { KmsClient } from './index.js';
 import { InProcessKmsClient } from './index.js';
 import { kmsEndpointFromEnv, RemoteKmsClient } from './remote.js';

@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
 import type { GrantConstraints } from '../authz.js';
-import { accessDenied, authorizeRetire, CONTEXT_OPERATIONS, constraintsHold, GRANT_OPERATIONS } from '../authz.js';
+import { accessDenied, authorizeRetire, constraintsHold, factsOf } from '../authz.js';
 import type { KmsContext } from '../context.js';
 import { KmsErrors } from '../errors.js';
-import { grantOperationsFor } from '../keyspec.js';
+import { grantKeyClass } from '../keyspec.js';
 import { checkGrantTokens, grantIdOfToken, grantToken } from '../rules/grants.js';
 import type { GrantRow } from '../store.js';
 import { context, LIMITS, paginate, reqStr, str, strList } from '../validate.js';
@@ -76,14 +76,15 @@ export function createGrant(k: KmsContext, req: Req) {
   const retiring = principal(req, 'RetiringPrincipal', false);
   const ops = strList(req, 'Operations', { required: true })!;
   if (ops.length === 0) throw KmsErrors.validation('Operations must name at least one operation.');
+  const facts = factsOf(k.call, 'kms:CreateGrant', ref);
   for (const op of ops) {
-    if (!(GRANT_OPERATIONS as readonly string[]).includes(op))
-      throw KmsErrors.validation(`Operations contains ${op}, which is not a grant operation; use ${GRANT_OPERATIONS.join(', ')}.`);
+    if (!facts.grantOperations.includes(op))
+      throw KmsErrors.validation(`Operations contains ${op}, which is not a grant operation; use ${facts.grantOperations.join(', ')}.`);
   }
   const cons = constraints(req);
-  if (cons && ops.some((op) => !CONTEXT_OPERATIONS.has(op))) {
+  if (cons && ops.some((op) => !facts.constrainable.has(op))) {
     throw KmsErrors.validation(
-      `Grant constraints apply only to operations that take an encryption context; ${ops.filter((op) => !CONTEXT_OPERATIONS.has(op)).join(', ')} do not. Make a separate grant for them without Constraints.`,
+      `Grant constraints apply only to operations that take an encryption context; ${ops.filter((op) => !facts.constrainable.has(op)).join(', ')} do not. Make a separate grant for them without Constraints.`,
     );
   }
   const name = str(req, 'Name', { max: 256 });
@@ -93,7 +94,7 @@ export function createGrant(k: KmsContext, req: Req) {
   return k.store.write(() => {
     const row = k.key(ref, null);
     // Precondition: a grant names only operations the key's spec and usage can perform.
-    const valid = grantOperationsFor(row.key_spec, row.key_usage);
+    const valid = facts.grantOperationsFor(grantKeyClass(row.key_spec, row.key_usage));
     const invalid = sorted.filter((op) => !valid.includes(op));
     if (invalid.length)
       throw KmsErrors.validation(

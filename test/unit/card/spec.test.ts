@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { CardSpec } from '../../../src/card/spec.js';
 import { CARD_ENV, cardEnvironment, parseCardSpec, serializeCardSpec } from '../../../src/card/spec.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 46 ms (test/helpers/timeouts.ts).
+fileTimeout(230);
 
 const spec: CardSpec = {
   version: 1,
@@ -33,7 +37,11 @@ describe('the card spec', () => {
   it('Precondition: every member is present and of its type; unknown members are refused', () => {
     const bad = (change: Record<string, unknown>) => () => parseCardSpec(JSON.stringify({ ...spec, ...change }));
     expect(() => parseCardSpec('vol-0123456789abcdef0')).toThrow("The card's spec is not valid: it is not one JSON document.");
-    expect(bad({ version: 2 })).toThrow('version must be 1, not 2.');
+    expect(bad({ version: 2 })).toThrow('version must be 1, not 2. The kmsvol that started this card and the card it runs (card/main.js) are different builds');
+    expect(bad({ version: 0 })).toThrow('version must be 1, not 0.');
+    expect(bad({ version: undefined })).toThrow('version must be 1, not undefined.');
+    // Both ways: the parent never writes a version its card would refuse.
+    expect(() => serializeCardSpec({ ...spec, version: 2 } as unknown as CardSpec)).toThrow('version must be 1, not 2.');
     expect(bad({ region: '' })).toThrow('region must be a non-empty string.');
     expect(bad({ account: undefined })).toThrow('account must be a non-empty string.');
     expect(bad({ volumeId: '../../etc' })).toThrow('volumeId "../../etc" is not a volume id');

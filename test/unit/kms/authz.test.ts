@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { OPERATIONS } from '../../../src/kms/kms.js';
+import { KMS_HANDLERS } from '../../../src/kms/kms.js';
 import { errorName, testKms } from '../../helpers/home.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 208 ms (test/helpers/timeouts.ts).
+fileTimeout(1000);
 
 /**
  * Precondition: nothing is allowed outside a call. The handlers are public
@@ -9,7 +13,7 @@ import { errorName, testKms } from '../../helpers/home.js';
  * and changes nothing, whatever kind of authorization it needs.
  */
 type Handler = (k: unknown, req: Record<string, unknown>) => unknown;
-const direct = (op: keyof typeof OPERATIONS) => OPERATIONS[op] as unknown as Handler;
+const direct = (op: keyof typeof KMS_HANDLERS) => KMS_HANDLERS[op] as unknown as Handler;
 
 function setup() {
   const t = testKms();

@@ -1,8 +1,12 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { OPERATIONS as REGISTRY } from '../../../src/kms/operations.js';
+import { KMS_REGISTRY as REGISTRY } from '../../../src/kms/operations.js';
 import { LIMITS } from '../../../src/kms/validate.js';
 import { testKms } from '../../helpers/home.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 199 ms (test/helpers/timeouts.ts).
+fileTimeout(950);
 
 /**
  * Finding 8 of issue 24 (MaxResults): every paged KMS operation bounds

@@ -3,12 +3,16 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kebab, kmsCommand } from '../../../src/cli/kms.js';
-import { OPERATIONS as HANDLERS } from '../../../src/kms/kms.js';
+import { KMS_HANDLERS as HANDLERS } from '../../../src/kms/kms.js';
 import type { MemberType } from '../../../src/kms/members.js';
 import { AUDITED_RESPONSE_FIELDS, MEMBERS } from '../../../src/kms/members.js';
 import type { KmsOperation } from '../../../src/kms/operations.js';
-import { membersOf, OPERATIONS } from '../../../src/kms/operations.js';
+import { KMS_REGISTRY, membersOf, OPERATION_FACTS } from '../../../src/kms/operations.js';
 import { BLOB_FIELDS } from '../../../src/server/kms.js';
+import { fileTimeout } from '../../helpers/timeouts.js';
+
+// The slowest test took 27 ms (test/helpers/timeouts.ts).
+fileTimeout(130);
 
 /**
  * The operation registry (src/kms/operations.ts) is the one declaration of each
@@ -19,7 +23,7 @@ import { BLOB_FIELDS } from '../../../src/server/kms.js';
  * for operations newer than that botocore).
  */
 const BOTOCORE = '/usr/lib/python3/dist-packages/botocore/data/kms/2014-11-01/service-2.json';
-const OPS = Object.keys(OPERATIONS) as KmsOperation[];
+const OPS = Object.keys(KMS_REGISTRY) as KmsOperation[];
 
 interface Shape {
   type: string;
@@ -72,8 +76,8 @@ describe('the operation registry', () => {
 
   it('every registry operation has its handler in the library table', () => {
     for (const op of OPS) {
-      expect(typeof OPERATIONS[op].handler, op).toBe('function');
-      expect(HANDLERS[op], op).toBe(OPERATIONS[op].handler);
+      expect(typeof KMS_REGISTRY[op].handler, op).toBe('function');
+      expect(HANDLERS[op], op).toBe(KMS_REGISTRY[op].handler);
     }
     expect(Object.keys(HANDLERS).sort()).toEqual([...OPS].sort());
   });
@@ -119,7 +123,7 @@ describe('the operation registry', () => {
 
   it("the endpoint's base64 members of each operation are exactly its blob-typed members in botocore and in the SDK", () => {
     for (const op of OPS) {
-      const refused = new Set(Object.keys((OPERATIONS[op] as { unsupported?: object }).unsupported ?? {}));
+      const refused = new Set(Object.keys((KMS_REGISTRY[op] as { unsupported?: object }).unsupported ?? {}));
       const ours = [...BLOB_FIELDS[op]!].sort();
       const input = model[op]?.input;
       if (input)
@@ -143,5 +147,21 @@ describe('the operation registry', () => {
     );
     expect(blobs.size).toBeGreaterThan(5);
     expect(AUDITED_RESPONSE_FIELDS.filter((f) => blobs.has(f))).toEqual([]);
+  });
+
+  it("the grant operations the registry's entries declare are AWS's GrantOperation enum (botocore's, and the SDK's but for the KEM pair)", () => {
+    const botocoreEnum = (JSON.parse(fs.readFileSync(BOTOCORE, 'utf8')) as { shapes: Record<string, { enum?: string[] }> }).shapes.GrantOperation!.enum!;
+    const enums = path.join(path.dirname(createRequire(import.meta.url).resolve('@aws-sdk/client-kms')), '../dist-types/models/enums.d.ts');
+    const block = /export declare const GrantOperation: \{([\s\S]*?)\};/.exec(fs.readFileSync(enums, 'utf8'))![1]!;
+    const sdkEnum = [...block.matchAll(/readonly (\w+):/g)].map((m) => m[1]!);
+    const declared = OPERATION_FACTS.grantOperations;
+    expect(new Set(declared).size, 'each grant operation declared once').toBe(declared.length);
+    expect(botocoreEnum.filter((op) => !declared.includes(op))).toEqual([]);
+    // kmsvol has Encapsulate and Decapsulate but does not grant them yet; every other grant operation AWS has, it does.
+    expect(sdkEnum.filter((op) => !declared.includes(op)).sort()).toEqual(['Decapsulate', 'Encapsulate']);
+    expect(declared.filter((op) => !sdkEnum.includes(op))).toEqual([]);
+    // Constraints only for operations that take an encryption context, and tracking only for operations of the registry.
+    for (const op of OPERATION_FACTS.constrainable) expect(declared, op).toContain(op);
+    for (const op of OPERATION_FACTS.tracked) expect(OPS, op).toContain(op);
   });
 });
