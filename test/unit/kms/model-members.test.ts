@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import * as sdk from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import type { KmsOperation, OperationSpec } from '../../../src/kms/operations.js';
-import { membersOf, OPERATIONS } from '../../../src/kms/operations.js';
+import { membersOf, KMS_REGISTRY as OPERATIONS } from '../../../src/kms/operations.js';
 import { testKms } from '../../helpers/home.js';
 
 /**

@@ -97,19 +97,19 @@ describe('a volume goes creating → available → (in-use) → deleted', () => 
 });
 
 describe('ModifyVolume: its limits, checked before anything changes', () => {
-  it('Precondition: volumes only grow, within 1-16384 GiB, to a known type, and a modification must change something', async () => {
+  it('Precondition: volumes only grow, within the size range of its type (gp2 1-16384 GiB), to a known type, and a modification must change something', async () => {
     const { ctx } = plane();
-    const id = await volume(ctx, { Size: 2, VolumeType: 'gp3' });
+    const id = await volume(ctx, { Size: 2, VolumeType: 'gp2' });
     expect(errorOf(() => planModification(ctx, { VolumeId: id, Size: 1 }))).toEqual({
       name: 'InvalidParameterValue',
       message: `New size cannot be smaller than existing size: ${id} is 2GiB; 1GiB was asked. Volumes only grow.`,
     });
     expect(errorOf(() => planModification(ctx, { VolumeId: id, Size: 16385 })).message).toBe(
-      'Volume of 16385GiB is not in the supported size range 1-16384GiB.',
+      'Volume of 16385GiB is not in the supported size range 1-16384GiB for gp2 volumes. Choose a whole number of GiB in that range.',
     );
     expect(errorOf(() => planModification(ctx, { VolumeId: id, Size: 2.5 })).name).toBe('InvalidParameterValue');
     expect(errorOf(() => planModification(ctx, { VolumeId: id, VolumeType: 'gp9' })).message).toContain('Value (gp9) for parameter volumeType is invalid');
-    expect(errorOf(() => planModification(ctx, { VolumeId: id, Size: 2, VolumeType: 'gp3' })).message).toContain('changes nothing');
+    expect(errorOf(() => planModification(ctx, { VolumeId: id, Size: 2, VolumeType: 'gp2' })).message).toContain('changes nothing');
     expect(errorOf(() => planModification(ctx, { VolumeId: id, MultiAttachEnabled: true })).message).toContain('Multi-Attach is not supported');
     expect(errorOf(() => planModification(ctx, {})).name).toBe('MissingParameter');
     // Nothing was recorded by the refusals.
@@ -199,7 +199,7 @@ describe('Describe filters over the control plane', () => {
     const { ctx } = plane();
     const a = await volume(ctx, { Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'Name', Value: 'db-primary' }] }] });
     const b = await volume(ctx, { Size: 2, VolumeType: 'gp2', TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'Name', Value: 'web' }] }] });
-    const c = await volume(ctx, { Size: 2 });
+    const c = await volume(ctx, { Size: 2, VolumeType: 'gp3' });
     attached(ctx, c, async () => undefined);
     const ids = async (Filters: { Name: string; Values: string[] }[]) =>
       (await describeVolumes({ ...ctx, reconcile: undefined }, { Filters })).Volumes.map((v) => v.VolumeId).sort();
