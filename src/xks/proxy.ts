@@ -129,7 +129,8 @@ export function createXksProxy(opts: XksProxyOptions): http.Server | https.Serve
     const keys = opts.keys;
     if (op === 'health') return health();
     const label = keyId!;
-    if (!keys.has(label)) throw new Refusal('KeyNotFoundException', `No external key ${label} in this key manager.`);
+    // The proxy's own health-check key is not an external key: no KMS key may be bound to it.
+    if (label === HEALTH_KEY_LABEL || !keys.has(label)) throw new Refusal('KeyNotFoundException', `No external key ${label} in this key manager.`);
     if (op === 'metadata') return { keySpec: 'AES_256', keyUsage: ['ENCRYPT', 'DECRYPT'], keyStatus: 'ENABLED' };
     const aad = optionalBase64(json, 'additionalAuthenticatedData');
     if (aad && aad.length > MAX_AAD)
