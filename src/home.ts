@@ -42,6 +42,10 @@ export function openHome(dir: string, env: NodeJS.ProcessEnv = process.env): Hom
   if (env.KMSVOL_ROOT_KEY_FILE) checkPrivateIfPresent(path.resolve(env.KMSVOL_ROOT_KEY_FILE));
   ensureDir(root);
   keepReserve(root);
+  return homeAt(root, env);
+}
+
+function homeAt(root: string, env: NodeJS.ProcessEnv): Home {
   const home: Home = {
     root,
     kmsDb: path.join(root, 'kms.db'),
@@ -53,6 +57,37 @@ export function openHome(dir: string, env: NodeJS.ProcessEnv = process.env): Hom
     snapshotsDir: path.join(root, 'snapshots'),
     runDir: path.join(root, 'run'),
   };
+  return home;
+}
+
+/**
+ * A home that must already exist, opened without creating or changing
+ * anything on the way: for a home named by something untrusted (a LUKS2
+ * token's hint, read by root's cryptsetup from an image anyone may have
+ * made). The directory must be ours, 0700 or stricter, not a link, and hold
+ * the KMS's store and root key; otherwise HomeError, and nothing was touched.
+ */
+export function openExistingHome(dir: string, env: NodeJS.ProcessEnv = process.env): Home {
+  const root = path.resolve(dir);
+  const home = homeAt(root, env);
+  let fd: number;
+  try {
+    fd = fs.openSync(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HomeError(`${root} does not exist; it is not a kmsvol home.`);
+    refuseLink(root, e);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    checkOwned(root, st, 'directory');
+    if (st.mode & 0o077) throw new HomeError(`${root} is not a kmsvol home: a home is mode 700, this is ${(st.mode & 0o777).toString(8)}.`);
+    for (const file of [home.kmsDb, home.rootKeyFile]) {
+      const fst = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (!fst?.isFile()) throw new HomeError(`${root} is not a kmsvol home: ${file} is ${fst ? 'not a file' : 'missing'}.`);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
   return home;
 }
 

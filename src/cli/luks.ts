@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { DEFAULT_REGION } from '../config.js';
 import { ServiceError, UsageError } from '../errors.js';
-import { openHome } from '../home.js';
+import { openExistingHome, resolveHomeDir } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient as openClient } from '../kms/client/open.js';
 import { kmsEndpointFromEnv, RemoteKmsClient } from '../kms/client/remote.js';
@@ -14,7 +14,7 @@ import { upgradeVolume } from '../volume/upgrade.js';
 import type { GlobalOptions } from './common.js';
 import { globalsOf, openKmsClient, print, withGlobals } from './common.js';
 import { openEc2 } from './ec2.js';
-import { OperationContext } from './errors.js';
+import { EXIT, OperationContext } from './errors.js';
 
 /**
  * `kmsvol luks`: stock cryptsetup and kmsvol images (docs/luks.md). The token
@@ -107,18 +107,32 @@ function parseToken(text: string): TokenJson {
  * (KMSVOL_HOME, --home, KMSVOL_KMS, KMSVOL_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS)
  * comes first; otherwise where the token says the KMS was when the image was made.
  */
+/**
+ * The KMS that unwraps the secret. The image is not trusted (anyone may have
+ * made it, and root's cryptsetup reads it): what the caller chose comes
+ * first (--home/--kms/--kms-endpoint, KMSVOL_HOME, KMSVOL_KMS, an endpoint
+ * variable); the token's hints are used only where they cannot turn the
+ * caller's authority against it. Its `home` must already be a kmsvol home
+ * (openExistingHome: nothing is created or changed); its `endpoint` is never
+ * sent the caller's credentials, only named in the error; `aws` is AWS KMS
+ * itself. With no hint, the caller's own home, if it exists.
+ */
+/** How long the helper waits for the KMS (a systemd unit's token-timeout= does not bound an answer that never comes). */
+const UNWRAP_DEADLINE_MS = 30_000;
+
 function kmsFor(g: GlobalOptions, t: TokenJson): KmsClient {
   const region = g.region ?? process.env.AWS_REGION ?? t.region ?? DEFAULT_REGION;
-  // An endpoint signs with the AWS_* variables when they are set, else as the AWS CLI finds credentials (AWS_PROFILE, ~/.aws/credentials, ...).
-  const remote = (endpoint: string) =>
-    new RemoteKmsClient({ endpoint, region, ...(process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: 'standard' as const }) });
   const named = g.home || g.kms || process.env.KMSVOL_HOME || process.env.KMSVOL_KMS;
   if (named) return openKmsClient(g);
-  const endpoint = g.kmsEndpoint ?? kmsEndpointFromEnv() ?? t.kms?.endpoint;
-  if (endpoint) return remote(endpoint);
+  const endpoint = g.kmsEndpoint ?? kmsEndpointFromEnv();
+  // An endpoint signs with the AWS_* variables when they are set, else as the AWS CLI finds credentials (AWS_PROFILE, ~/.aws/credentials, ...).
+  if (endpoint) return new RemoteKmsClient({ endpoint, region, ...(process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: 'standard' as const }) });
+  if (t.kms?.endpoint)
+    throw new UsageError(
+      `The token names the KMS endpoint ${JSON.stringify(t.kms.endpoint)}; kmsvol never sends your credentials to an endpoint an image names. If you trust it, set AWS_ENDPOINT_URL_KMS=${t.kms.endpoint} (or KMSVOL_KMS_ENDPOINT) in cryptsetup's environment.`,
+    );
   if (t.kms?.aws) return openClient({ home: undefined as never, kms: 'aws', region });
-  if (t.kms?.home) return openClient({ home: openHome(t.kms.home), region });
-  return openKmsClient(g);
+  return openClient({ home: openExistingHome(t.kms?.home ?? resolveHomeDir()), region });
 }
 
 /** Write all of `b` to fd 1. */
@@ -129,6 +143,12 @@ function writeAll(b: Buffer): void {
 async function tokenUnwrap(g: GlobalOptions): Promise<void> {
   if (process.stdout.isTTY) throw new UsageError('token-unwrap writes the secret as raw bytes for the token plugin; it never writes to a terminal.');
   const t = parseToken(fs.readFileSync(0, 'utf8'));
+  // cryptsetup waits for the plugin, and the plugin for this helper: a KMS that never answers must not hold them forever.
+  const deadline = setTimeout(() => {
+    process.stderr.write(`kmsvol token-unwrap: the KMS did not answer Decrypt within ${UNWRAP_DEADLINE_MS / 1000} s; the token is not opened.\n`);
+    process.exit(EXIT.OTHER);
+  }, UNWRAP_DEADLINE_MS);
+  deadline.unref();
   const kms = kmsFor(g, t);
   try {
     const res = await kms.send('Decrypt', { CiphertextBlob: Buffer.from(t.secret_blob, 'base64'), EncryptionContext: t.encryption_context, KeyId: t.key_arn });
