@@ -24,9 +24,9 @@ export function xksProxyCommand(): Command {
     .description('Serve the External Key Store (XKS) Proxy API v1 in front of a PKCS#11 token, for EXTERNAL_KEY_STORE custom key stores')
     .requiredOption('--uri-path <path>', 'the XksProxyUriPath: [/prefix]/kms/xks/v1')
     .requiredOption('--access-key-id <id>', 'the proxy credential’s AccessKeyId (20-30 of A-Z and 2-7); give two pairs to rotate', collect)
-    .requiredOption(
+    .option(
       '--secret-access-key <secret>',
-      'the proxy credential’s RawSecretAccessKey (43-64 of A-Z, a-z, 0-9, +, /, =), in the order of --access-key-id',
+      'the proxy credential’s RawSecretAccessKey (43-64 of A-Z, a-z, 0-9, +, /, =), in the order of --access-key-id; better in $KMSVOL_XKS_SECRET_ACCESS_KEY (comma-separated to rotate), which other users cannot read as they can a command line',
       collect,
       [],
     )
@@ -57,8 +57,17 @@ export function xksProxyCommand(): Command {
         const { URI_PATH_PATTERN, MAX_URI_PATH, KEY_ID_PATTERN } = await import('../xks/wire.js');
         if (!URI_PATH_PATTERN.test(opts.uriPath) || opts.uriPath.length > MAX_URI_PATH)
           throw new UsageError(`--uri-path must be [/prefix]/kms/xks/v1 of at most 128 of a-z, A-Z, 0-9, /, - and _; got '${opts.uriPath}'.`);
+        if (opts.secretAccessKey.length) {
+          // Another user sees a command line (ps, /proc/PID/cmdline): overwrite it, and say so.
+          process.title = 'kmsvol xks-proxy';
+          process.stderr.write(
+            'kmsvol xks-proxy: --secret-access-key is visible to other users until the proxy starts; pass it in $KMSVOL_XKS_SECRET_ACCESS_KEY instead.\n',
+          );
+        } else opts.secretAccessKey = (process.env.KMSVOL_XKS_SECRET_ACCESS_KEY ?? '').split(',').filter(Boolean);
         if (opts.accessKeyId.length !== opts.secretAccessKey.length || opts.accessKeyId.length > 2)
-          throw new UsageError('Give one --secret-access-key per --access-key-id (one credential, or two while rotating).');
+          throw new UsageError(
+            'Give one secret access key per --access-key-id (one credential, or two while rotating), in $KMSVOL_XKS_SECRET_ACCESS_KEY (comma-separated) or --secret-access-key.',
+          );
         if (new Set(opts.accessKeyId).size !== opts.accessKeyId.length) throw new UsageError('Each --access-key-id must name one secret only.');
         if (!opts.accessKeyId.every((k) => /^[A-Z2-7]{20,30}$/.test(k)))
           throw new UsageError('--access-key-id must be 20 to 30 of A-Z and 2-7 (the XKS proxy specification, Appendix A).');

@@ -89,8 +89,10 @@ export async function startXksProxy(opts: {
   args?: string[];
 }): Promise<RunningXksProxy> {
   const args = [path.join(ROOT, 'bin/kmsvol.js'), 'xks-proxy', '--port', '0', '--region', opts.region ?? XKS_REGION, '--uri-path', opts.uriPath];
-  args.push('--access-key-id', XKS_AK, '--secret-access-key', XKS_SK, ...opts.keyIds.flatMap((k) => ['--key-id', k]), ...(opts.args ?? []));
-  const p = spawn(process.execPath, args, { env: { ...process.env, KMSVOL_HOME: opts.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  args.push('--access-key-id', XKS_AK, ...opts.keyIds.flatMap((k) => ['--key-id', k]), ...(opts.args ?? []));
+  // The secret as docs/xks-proxy.md passes it (the environment), unless the test gives --secret-access-key itself.
+  const secret = opts.args?.includes('--secret-access-key') ? {} : { KMSVOL_XKS_SECRET_ACCESS_KEY: XKS_SK };
+  const p = spawn(process.execPath, args, { env: { ...process.env, KMSVOL_HOME: opts.home, ...secret }, stdio: ['ignore', 'pipe', 'pipe'] });
   if (!opts.keep) onCleanup(stopper(p));
   let out = '';
   let err = '';

@@ -21,6 +21,14 @@ describe('the xks-proxy secret access key and other local users', () => {
     expect(ps.stdout).not.toContain(XKS_SK);
     await proxy.stop();
   });
+
+  it('given on the command line after all (--secret-access-key), it is gone from the command line once the proxy serves', async () => {
+    const proxy = await startXksProxy({ home: tempHome('kmsvol-xksp-'), uriPath: '/kms/xks/v1', keyIds: ['k1'], args: ['--secret-access-key', XKS_SK] });
+    const ps = testUser().sh('ps -eo args=');
+    expect(ps.stdout).toContain('xks-proxy');
+    expect(ps.stdout).not.toContain(XKS_SK);
+    await proxy.stop();
+  });
 });
 
 describe("the proxy's own health-check key", () => {
