@@ -35,12 +35,15 @@ function reseal(head: Buffer, copy: 0 | 1): void {
   crypto.createHash('sha256').update(area).digest().copy(area, CSUM);
 }
 
+/** What the unmutated header decodes to (the decoder also reports what the encoder fills in: the token's version, keyslots). */
+const { seqid: _seq, ...decodedOriginal } = decodeHeader(encodeHeader(original));
+
 /** Precondition of the attach path: a header decodes to the original, or to well-typed fields, or is InvalidVolume.Corrupt. */
 function outcome(head: Buffer): 'same' | 'typed' | 'corrupt' {
   try {
     const h = decodeHeader(head);
     const { seqid: _s, ...rest } = h;
-    if (JSON.stringify(rest) === JSON.stringify(original)) return 'same';
+    if (JSON.stringify(rest) === JSON.stringify(decodedOriginal)) return 'same';
     const ok =
       typeof h.token.volumeId === 'string' &&
       typeof h.token.keyArn === 'string' &&

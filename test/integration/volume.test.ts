@@ -49,7 +49,7 @@ describe('volumes through real FUSE, loop devices and ext4', () => {
       State: 'available',
       Encrypted: true,
       KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${ctx.key}`,
-      VolumeType: 'gp3',
+      VolumeType: 'gp2', // CreateVolume's default, as EC2's
       Attachments: [],
     });
 

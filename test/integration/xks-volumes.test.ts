@@ -16,7 +16,7 @@ import { startXksProxy, XKS_AK, XKS_SK } from '../helpers/xks.js';
 const URI_PATH = '/vol/kms/xks/v1';
 
 function run(home: string, args: string[]) {
-  const r = kmsvol(home, [...args, '--region', 'local']);
+  const r = kmsvol(home, [...args, '--region', 'us-east-1']);
   return r;
 }
 
@@ -39,8 +39,8 @@ describe('a volume on an EXTERNAL_KEY_STORE key', () => {
     const { home } = ctx;
     const proxyHome = fs.mkdtempSync(path.join(os.tmpdir(), 'kmsvol-xksv-'));
     onCleanup(() => fs.rmSync(proxyHome, { recursive: true, force: true }));
-    // The proxy's credential scope is the KMS's region (here 'local').
-    const p2 = await startXksProxy({ home: proxyHome, uriPath: URI_PATH, keyIds: ['vol-key'], region: 'local' });
+    // The proxy's credential scope is the KMS's region (here the default, us-east-1).
+    const p2 = await startXksProxy({ home: proxyHome, uriPath: URI_PATH, keyIds: ['vol-key'], region: 'us-east-1' });
     // The AWS CLI's flat shorthand for the credential structure.
     const cred = `AccessKeyId=${XKS_AK},RawSecretAccessKey=${XKS_SK}`;
     const made = run(home, [
