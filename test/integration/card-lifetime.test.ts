@@ -68,14 +68,20 @@ describe('cleanup after a dead card releases only what is still that card’s', 
     let hit = false;
     // The window is a few milliseconds wide (--loop widens it); a round that misses it is detached and tried again.
     for (let round = 0; round < 5 && !hit; round++) {
-      const attaching = kmsvolAsync(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop']);
-      while (!mountsAt(dir).length) {
-        /* spin: the kill must land right after the mount appears */
-      }
-      for (const pid of cardPids(vol)) process.kill(pid, 'SIGKILL');
+      let ended = false;
+      const attaching = kmsvolAsync(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop']).finally(() => {
+        ended = true;
+      });
+      // The kill must land right after the card has mounted and recorded its mount's identity (a kill between the
+      // two leaves a mount nobody may release by identity: the window docs/threat-model.md names); an attach that
+      // ends first (failed before mounting, or ready already) ends the wait too.
+      while (!ended && !(mountsAt(dir).length && registry.getAttachment(vol)?.served_dev != null)) await new Promise((r) => setImmediate(r));
+      const killed = !ended;
+      if (killed) for (const pid of cardPids(vol)) process.kill(pid, 'SIGKILL');
       const r = await attaching;
+      if (!killed && r.code !== 0) throw new Error(`the attach failed before the card mounted: ${r.stderr}`);
       // In the window: the card died after it mounted and before it was ready, so the attach failed.
-      hit = r.code !== 0;
+      hit = killed && r.code !== 0;
       if (!hit) kmsvol(ctx.home, ['ec2', 'describe-volumes']); // the kill came after readiness: reconcile the killed card
     }
     expect(registry.getAttachment(vol), 'the failed attach left no attachment').toBeUndefined();
