@@ -1,3 +1,4 @@
+import { UsageError } from './errors.js';
 import { awsCliRegion, FALLBACK_REGION } from './region.js';
 
 /** The region when nothing chose one (the AWS CLI's choice comes first: src/region.ts), and the account when none is configured. */
@@ -13,7 +14,13 @@ export const DEFAULT_ACCOUNT = '000000000000';
  * Undefined when nothing chose a region (then DEFAULT_REGION, us-east-1).
  */
 export function configuredRegion(explicit?: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return explicit || env.KMSVOL_REGION || awsCliRegion(env) || undefined;
+  const region = explicit || env.KMSVOL_REGION || awsCliRegion(env) || undefined;
+  // A region is a name (as botocore and the endpoint's credential scope require): anything else would reach ARNs and zones.
+  if (region !== undefined && !/^[a-z0-9-]{1,40}$/.test(region))
+    throw new UsageError(
+      `Provided region_name '${region}' doesn't match a supported format. Name a region such as us-east-1 (--region, KMSVOL_REGION, AWS_REGION, AWS_DEFAULT_REGION, or the profile's region in the AWS config file).`,
+    );
+  return region;
 }
 
 /** The account: an explicit choice, else KMSVOL_ACCOUNT_ID, else 000000000000 (an empty variable is an unset one here too). */
