@@ -129,15 +129,15 @@ export function planModification(ctx: Ec2Context, req: ModifyVolumeRequest): Mod
 
 /** ModifyVolume as EC2 does it: `modifying` at once; the image and (if attached) the card grow after. */
 export function startModifyVolume(ctx: Ec2Context, req: ModifyVolumeRequest) {
-  const m = planModification(ctx, req);
-  ctx.registry.write(() => {
-    // Again inside the write: a concurrent ModifyVolume of the same volume may have started since the plan.
-    checkModificationRate(ctx, m.volume_id, m.start_time);
+  // Planned inside the write: another process's ModifyVolume of the volume is wholly before this one or after it.
+  const m = ctx.registry.write(() => {
+    const m = planModification(ctx, req);
     ctx.registry.putModification(m);
     const starts = [...recentStarts(ctx, m.volume_id, m.start_time), m.start_time];
     ctx.registry.setSetting(startsKey(m.volume_id), JSON.stringify(starts));
     // Volumes whose last modification left the window (deleted ones included) need no record.
     ctx.registry.dropTimeSettingsBefore(startsKey(''), m.start_time - MODIFICATION_WINDOW_MS);
+    return m;
   });
   const first = modificationShape(m);
   const done = (async () => {
