@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import { ServiceError } from '../errors.js';
 import type { Ec2Context } from './context.js';
@@ -53,7 +54,8 @@ function thisInstance(ctx: Ec2Context) {
     ImageId: `ami-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 17)}`,
     InstanceId: id,
     InstanceType: instanceTypeFor(os.availableParallelism(), os.arch()),
-    LaunchTime: new Date(Date.now() - os.uptime() * 1000),
+    // The kernel's boot time (btime, whole seconds): the same on every call, where now minus the uptime drifts by milliseconds.
+    LaunchTime: new Date(Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))![1]) * 1000),
     Placement: { AvailabilityZone: defaultZone(ctx.region), GroupName: '', Tenancy: 'default' },
     PrivateDnsName: os.hostname(),
     State: { Code: 16, Name: 'running' },
