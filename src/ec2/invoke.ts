@@ -1,8 +1,10 @@
 import { ServiceError } from '../errors.js';
 import type { Ec2Context } from '../volume/context.js';
+import { Ec2Errors } from '../volume/errors.js';
 import type { Filter } from '../volume/filters.js';
 import { checkFilterLimits } from '../volume/filters.js';
 import type { Ec2Operation, Outcome } from './operation.js';
+import { requiredMembers } from './operation.js';
 import { OPERATIONS } from './operations.js';
 
 /**
@@ -29,6 +31,9 @@ export async function invoke(ctx: Ec2Context, name: string, req: Record<string, 
   for (const [member, why] of Object.entries(op.unsupported ?? {})) if (req[member]) throw new ServiceError('InvalidParameterValue', why);
   checkFilterLimits(req.Filters as Filter[] | undefined);
   if (req.DryRun === true) {
+    // EC2 checks the required members before DryRun (those kmsvol fills in when absent aside).
+    for (const m of requiredMembers(op))
+      if (req[m] === undefined && !Object.hasOwn(op.defaults ?? {}, m)) throw Ec2Errors.missingParameter(`The request must contain the parameter ${m}`);
     await op.check(ctx, req);
     throw dryRunOperation();
   }

@@ -349,7 +349,7 @@ export class Registry {
 
   /** Drop the settings whose key starts with `prefix` and whose value, a JSON list of times, ends at or before `before` (ModifyVolume's rate records). */
   dropTimeSettingsBefore(prefix: string, before: number): void {
-    this.db.prepare("DELETE FROM settings WHERE k LIKE ? || '%' AND json_extract(v, '$[#-1]') <= ?").run(prefix, before);
+    this.db.prepare("DELETE FROM settings WHERE substr(k, 1, length(@prefix)) = @prefix AND json_extract(v, '$[#-1]') <= @before").run({ prefix, before });
   }
 
   close(): void {
