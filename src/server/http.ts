@@ -226,7 +226,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   const server = http.createServer(serverOptions(), async (req, res) => {
     if (refused(req.socket)) return;
     const requestId = crypto.randomUUID();
-    let service = route(services, req);
+    // Before the body is read, the URL's own Action (a presigned or GET Query request) already names the service.
+    let service = route(services, req, new URLSearchParams(queryOf(req)));
     let reply: ServiceReply;
     let foreign: Unserved | undefined = unservedRequest(served, req, undefined, servedAction);
     try {
@@ -263,7 +264,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   // An Expect other than 100-continue: node would answer a bare 417; answer it in the service's shape.
   server.on('checkExpectation', (req, res) => {
     const requestId = crypto.randomUUID();
-    const reply = route(services, req).error(
+    const reply = route(services, req, new URLSearchParams(queryOf(req))).error(
       { name: 'ExpectationFailed', message: `Expect: ${String(req.headers.expect)} is not supported; send 100-continue or no Expect header.`, status: 417 },
       requestId,
     );
