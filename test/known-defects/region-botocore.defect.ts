@@ -1,0 +1,44 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { awsCliRegion } from '../../src/region.js';
+import { tempHome } from '../helpers/home.js';
+
+/**
+ * breaker2: kmsvol says it works in the region the AWS CLI would use; here
+ * the reference is botocore itself (Debian's python3-botocore, what
+ * /usr/bin/aws runs), reading the same config file. Today these differ:
+ * botocore reads the config with Python's configparser, so option names are
+ * case-insensitive (`Region = …`), `:` is a delimiter as `=` is, an indented
+ * line continues the value before it, and a nested block (`s3 =` then
+ * indented lines) belongs to that setting, not to the profile. kmsvol reads
+ * each line alone, so the user's AWS tools and kmsvol work in different
+ * regions (keys made by one are not found by the other).
+ */
+function botocoreRegion(file: string, profile?: string): string | undefined {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: path.dirname(file), AWS_CONFIG_FILE: file };
+  if (profile) env.AWS_PROFILE = profile;
+  const r = spawnSync('python3', ['-c', "import botocore.session as s; print(s.Session().get_config_variable('region') or '')"], { env, encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.trim() || undefined;
+}
+
+const CASES: [string, string][] = [
+  // Agrees today: the harness can pass.
+  ['the plain form', '[default]\nregion = eu-west-3\n[profile x]\nregion = us-west-2\n'],
+  ['an option name in capitals', '[default]\nRegion = eu-west-3\n'],
+  ['":" as the delimiter', '[default]\nregion: eu-west-3\n'],
+  ['a nested s3 block', '[default]\ns3 =\n  region = eu-west-3\n'],
+  ['an indented continuation line', '[default]\noutput = json\n\tregion = eu-west-3\n'],
+];
+
+describe('~/.aws/config: the region botocore reads', () => {
+  for (const [what, text] of CASES) {
+    it(`${what}: ${JSON.stringify(text)}`, () => {
+      const file = path.join(tempHome('kmsvol-awsconfig-'), 'config');
+      fs.writeFileSync(file, text);
+      expect(awsCliRegion({ AWS_CONFIG_FILE: file, HOME: path.dirname(file) })).toBe(botocoreRegion(file));
+    });
+  }
+});
