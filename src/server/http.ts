@@ -106,14 +106,22 @@ function route(services: Map<string, Service>, req: http.IncomingMessage, params
   if (req.headers['x-amz-target']) return services.get('kms')!;
   const action = params?.get('Action');
   if (action && STS_ACTIONS.has(action) && services.has('sts')) return services.get('sts')!;
+  // An action STS does not have, under STS's API version: STS answers it (InvalidAction), as AWS's STS endpoint would.
+  if (params?.get('Version') === STS_VERSION && services.has('sts')) return services.get('sts')!;
   if (action && services.has('ec2')) return services.get('ec2')!;
-  const scope = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+  const scope = scopeOf(req);
   if (scope && services.has(scope)) return services.get(scope)!;
   // An unsigned Query request (form body, no target) is answered as the Query services answer.
   if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
     return services.get('ec2') ?? services.get('sts') ?? services.get('kms')!;
   return services.get('kms')!;
 }
+
+/** The credential scope's service, when the Authorization header names one. */
+const scopeOf = (req: http.IncomingMessage) => /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+
+/** STS's Query API version (botocore's sts model); EC2's is 2016-11-15. */
+const STS_VERSION = '2011-06-15';
 
 const STS_ACTIONS = new Set([
   'AssumeRole',
@@ -237,9 +245,19 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       if (service.name === 'kms' && (req.url ?? '/') !== '/')
         throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw tooLarge();
-      const who = signer(req.rawHeaders);
       const count = new ParameterCount();
       count.query(queryOf(req));
+      let who: ReturnType<typeof signer>;
+      try {
+        who = signer(req.rawHeaders);
+      } catch (e) {
+        // Unsigned, or no credential scope to route by: a Query form names its service in the body (Action, Version),
+        // so read it (bounded, as any body) and let that service refuse it in its own shape and status.
+        if (e instanceof SigV4Error && isForm(req) && !scopeOf(req)) {
+          service = route(services, req, queryParams(req, await readBody(req, count)));
+        }
+        throw e;
+      }
       const body = await readBody(req, isForm(req) ? count : undefined);
       const params = queryParams(req, body);
       foreign = unservedRequest(served, req, params, servedAction);
