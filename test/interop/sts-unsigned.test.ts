@@ -37,14 +37,16 @@ describe('STS requests refused before they are signed are answered by STS', () =
     expect(r.status).toBe(403);
   });
 
-  it('an unknown action with STS\'s Version is routed by the Version', () => {
+  it("an unknown action with STS's Version is routed by the Version", () => {
     const r = curl('Action=GetSessionTokenX&Version=2011-06-15');
     expect(r.body).toContain('<ErrorResponse');
     expect(r.status).toBe(403);
   });
 
   it('an Authorization header that cannot be parsed (curl): IncompleteSignature, 400, in <ErrorResponse>', () => {
-    const r = curl('Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::000000000000:role/x&RoleSessionName=s', ['Authorization: AWS4-HMAC-SHA256 garbage']);
+    const r = curl('Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::000000000000:role/x&RoleSessionName=s', [
+      'Authorization: AWS4-HMAC-SHA256 garbage',
+    ]);
     expect(r.body).toContain('<ErrorResponse');
     expect(r.body).toContain('<Code>IncompleteSignature</Code>');
     expect(r.status).toBe(400);
@@ -57,7 +59,7 @@ describe('STS requests refused before they are signed are answered by STS', () =
     expect(r.status).toBe(401);
   });
 
-  it('the AWS CLI with --no-sign-request and boto3 unsigned surface STS\'s code and status', () => {
+  it("the AWS CLI with --no-sign-request and boto3 unsigned surface STS's code and status", () => {
     const env = { ...process.env, ...ep.env };
     const cli = spawnSync('aws', ['sts', 'get-caller-identity', '--no-sign-request', '--endpoint-url', ep.url], { env, encoding: 'utf8' });
     // aws-cli v1 exits 255 on a service error, v2 254: either way the code is the one STS uses.
