@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as sdk from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memberNames } from '../../src/ec2/operation.js';
@@ -8,7 +10,6 @@ import { decodeRequest } from '../../src/server/ec2/protocol.js';
 import { kmsvol } from '../helpers/cli.js';
 import type { Endpoint } from '../helpers/ec2-endpoint.js';
 import { startEndpoint } from '../helpers/ec2-endpoint.js';
-import { tempHome } from '../helpers/home.js';
 import { attach, detach } from '../helpers/volumes.js';
 
 /**
@@ -285,10 +286,16 @@ describe("the EC2 operations kmsvol serves, member by member, against botocore's
 
 describe('the outputs, seen in a scenario through the endpoint', () => {
   const stops: (() => void)[] = [];
+  /** One home for the file (tempHome's is removed after each test, under the endpoint's feet), removed after the last test. */
+  function fileHome(prefix: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    stops.unshift(() => fs.rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
   let ep: Endpoint;
   let home: string;
   beforeAll(async () => {
-    home = tempHome('kmsvol-ec2-members-');
+    home = fileHome('kmsvol-ec2-members-');
     ep = await startEndpoint(home, 'us-east-1', (fn) => stops.push(fn));
   }, 60_000);
   afterAll(() => {

@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../helpers/ec2-endpoint.js';
 import { startEndpoint } from '../helpers/ec2-endpoint.js';
-import { tempHome } from '../helpers/home.js';
 
 /**
  * An STS form request that is unsigned, or whose Authorization header names
@@ -12,9 +14,15 @@ import { tempHome } from '../helpers/home.js';
  * the body was read.
  */
 const stops: (() => void)[] = [];
+/** One home for the file (tempHome's is removed after each test, under the endpoint's feet), removed after the last test. */
+function fileHome(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  stops.unshift(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 let ep: Endpoint;
 beforeAll(async () => {
-  ep = await startEndpoint(tempHome('kmsvol-sts-unsigned-'), 'us-east-1', (fn) => stops.push(fn));
+  ep = await startEndpoint(fileHome('kmsvol-sts-unsigned-'), 'us-east-1', (fn) => stops.push(fn));
 });
 afterAll(() => {
   for (const s of stops.reverse()) s();

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { KmsStore } from '../../../src/kms/store.js';
+import { SCHEMA_VERSION } from '../../../src/kms/schema.js';
 import { REGISTRY_VERSION, Registry } from '../../../src/volume/registry.js';
 import { ROOT } from '../../helpers/cli.js';
 import { tempHome } from '../../helpers/home.js';
@@ -126,9 +127,9 @@ describe('the volume registry carries its schema version (PRAGMA user_version)',
 });
 
 describe('the KMS store carries its schema version (meta schema_version)', () => {
-  it("the fixture's store (version 3) opens, with its key", () => {
+  it("the fixture's store (version 3) opens, migrated to this version, with its key", () => {
     const store = new KmsStore(path.join(copyOfFixture(), 'kms.db'));
-    expect(store.getMeta('schema_version')).toBe('3');
+    expect(store.getMeta('schema_version')).toBe(SCHEMA_VERSION);
     expect(store.listKeys('local').map((k) => k.key_id)).toContain(meta.keyId);
     store.close();
   });
@@ -141,7 +142,7 @@ describe('the KMS store carries its schema version (meta schema_version)', () =>
     db.close();
     const before = fs.readFileSync(file);
     expect(() => new KmsStore(file)).toThrow(
-      'has schema version 9; this kmsvol reads version 3. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.',
+      `has schema version 9; this kmsvol reads version ${SCHEMA_VERSION}. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.`,
     );
     expect(fs.readFileSync(file).equals(before)).toBe(true);
   });
