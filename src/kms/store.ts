@@ -185,6 +185,11 @@ export class KmsStore {
     });
   }
 
+  /** The regions that have keys. */
+  regionsWithKeys(): string[] {
+    return (this.stmt('SELECT DISTINCT region FROM keys').all() as { region: string }[]).map((r) => r.region);
+  }
+
   listKeys(region: string): KeyRow[] {
     return this.stmt('SELECT * FROM keys WHERE region = ? ORDER BY creation_date, key_id').all(region) as KeyRow[];
   }
