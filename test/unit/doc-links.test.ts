@@ -8,7 +8,13 @@ import { ROOT } from '../helpers/cli.js';
  * links to local files, and the Markdown files they name in passing (a
  * DESIGN.md that was never committed was cited by docs/architecture.md).
  */
-const DOCS = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...fs
+    .readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 function referencesIn(doc: string): string[] {
   const text = fs.readFileSync(path.join(ROOT, doc), 'utf8');
