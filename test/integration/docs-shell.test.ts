@@ -124,7 +124,9 @@ describe('the docs’ shell blocks', () => {
       `kmsvol kms describe-key --key-id "$KEY" --query 'KeyMetadata.[Origin,KeyState]' --output text > "$OUT/check" 2>&1 || exit 98
 kmsvol kms encrypt --key-id "$KEY" --plaintext aGk= --query KeyId --output text >> "$OUT/check" 2>&1 || exit 97`,
     );
-    expect(fs.readFileSync(path.join(dir, 'out', 'check'), 'utf8')).toMatch(/^EXTERNAL_KEY_STORE\tEnabled\narn:aws:kms:us-east-1:000000000000:key\/[0-9a-f-]{36}\n$/);
+    expect(fs.readFileSync(path.join(dir, 'out', 'check'), 'utf8')).toMatch(
+      /^EXTERNAL_KEY_STORE\tEnabled\narn:aws:kms:us-east-1:000000000000:key\/[0-9a-f-]{36}\n$/,
+    );
     expect(shown(/describe-custom-key-stores/)).toContain('"ConnectionState": "CONNECTED"');
     expect(shown(/--list-objects/)).toMatch(
       /Secret Key Object; AES length 32[\s\S]*label:\s+[0-9a-f-]{36}[\s\S]*Access:\s+sensitive, always sensitive, never extractable, local/,
