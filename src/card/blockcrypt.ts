@@ -15,10 +15,10 @@ import { unwrapVerifiedKey } from './keys.js';
  */
 const ZERO_SECTOR = Buffer.alloc(SECTOR_SIZE);
 
-function zeroSectors(data: Uint8Array): boolean[] {
-  const out: boolean[] = [];
-  for (let o = 0; o < data.length; o += SECTOR_SIZE) out.push(Buffer.from(data.buffer, data.byteOffset + o, SECTOR_SIZE).equals(ZERO_SECTOR));
-  return out;
+/** Zero the sectors of `out` whose sector in `like` is all zeros. */
+function keepZeroSectors(like: Uint8Array, out: Buffer): void {
+  for (let o = 0; o < like.length; o += SECTOR_SIZE)
+    if (Buffer.from(like.buffer, like.byteOffset + o, SECTOR_SIZE).equals(ZERO_SECTOR)) out.fill(0, o, o + SECTOR_SIZE);
 }
 
 async function withKey<T>(kms: KmsClient, header: Buffer, what: string, use: (key: Awaited<ReturnType<typeof unwrapVerifiedKey>>) => Promise<T>): Promise<T> {
@@ -36,7 +36,7 @@ export function encryptBlock(kms: KmsClient, header: Buffer, what: string, index
   return withKey(kms, header, what, async (key) => {
     const out = Buffer.alloc(plain.length);
     await xtsEncryptAsync(key, plain, out, (index * blockSize) / SECTOR_SIZE, SECTOR_SIZE);
-    zeroSectors(plain).forEach((z, s) => z && out.fill(0, s * SECTOR_SIZE, (s + 1) * SECTOR_SIZE));
+    keepZeroSectors(plain, out);
     return out;
   });
 }
@@ -46,7 +46,7 @@ export function decryptBlock(kms: KmsClient, header: Buffer, what: string, index
   return withKey(kms, header, what, async (key) => {
     const out = Buffer.alloc(cipher.length);
     await xtsDecryptAsync(key, cipher, out, (index * blockSize) / SECTOR_SIZE, SECTOR_SIZE);
-    zeroSectors(cipher).forEach((z, s) => z && out.fill(0, s * SECTOR_SIZE, (s + 1) * SECTOR_SIZE));
+    keepZeroSectors(cipher, out);
     return out;
   });
 }
