@@ -329,6 +329,13 @@ export class Registry {
     this.db.prepare(`UPDATE snapshots SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE snapshot_id = @id_`).run({ ...fields, id_: id });
   }
 
+  /** Snapshots the EBS direct APIs started and nobody completed within their Timeout turn to error. */
+  expireSnapshots(now: number): void {
+    this.db
+      .prepare("UPDATE snapshots SET state = 'error', complete_by = NULL WHERE state = 'pending' AND complete_by IS NOT NULL AND complete_by < ?")
+      .run(now);
+  }
+
   deleteSnapshot(id: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE snapshot_id = ?').run(id);
   }
