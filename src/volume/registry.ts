@@ -4,7 +4,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { insertRow, openDatabase } from '../sqlite.js';
 import { convertImage } from './blockconvert.js';
-import { unlinkBlock, writeBlock } from './blocks.js';
+import { listBlockFiles, unlinkBlock, writeBlock } from './blocks.js';
 
 /**
  * The volume registry (EC2's view): volumes, attachments and account settings,
@@ -413,6 +413,11 @@ export class Registry {
       for (const h of gone) unlinkBlock(root, h);
       return gone;
     });
+  }
+
+  /** The sweep of orphans (block files no map names: a crash between a delete's commit and its unlinks); returns those unlinked. */
+  sweepOrphanBlocks(root: string): string[] {
+    return this.unlinkUnused(root, listBlockFiles(root));
   }
 
   tagsOf(resourceId: string): TagRow[] {
