@@ -13,12 +13,13 @@ import { applySeedFile } from './seed.js';
 
 /** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
 async function services() {
-  const [{ kmsService }, { stsService }, { ec2Service }] = await Promise.all([
+  const [{ kmsService }, { stsService }, { ec2Service }, { ebsService }] = await Promise.all([
     import('../server/kms.js'),
     import('../server/sts.js'),
     import('../server/ec2/index.js'),
+    import('../server/ebs/index.js'),
   ]);
-  return [kmsService, stsService, ec2Service];
+  return [kmsService, stsService, ec2Service, ebsService];
 }
 
 /**

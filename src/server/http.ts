@@ -210,6 +210,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       regionAllowed: (r) => (!opts.region || r === opts.region) && (opts.regionAllowAny === true || isAwsRegion(r)),
       now: Date.now(),
       maxSkewMs: service.maxClockSkewMs,
+      allowUnsignedPayload: service.unsignedPayload === true,
     });
     const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');
     const session = creds.principal.session;
@@ -267,7 +268,20 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       const { caller, region, signedHeaders } = await authenticate(received, service, who);
       const kms = kmsFor(region);
       const ec2For = () => ec2.contextFor(kms, caller.arn, region);
-      reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms, ec2: ec2For, signedHeaders });
+      reply = await service.handle({
+        region,
+        caller,
+        requestId,
+        headers: req.headers,
+        body,
+        params,
+        home: opts.home,
+        kms,
+        ec2: ec2For,
+        signedHeaders,
+        method: received.method,
+        url: received.url,
+      });
     } catch (e) {
       if (e === ABORTED) return void res.destroy();
       // A request for a service this endpoint does not serve is answered in that service's shape, not the routed one's.

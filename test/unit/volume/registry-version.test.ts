@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SCHEMA_VERSION } from '../../../src/kms/schema.js';
 import { KmsStore } from '../../../src/kms/store.js';
+import { BLOCK_SIZE, blockHash, blockPath } from '../../../src/volume/blocks.js';
 import { REGISTRY_VERSION, Registry } from '../../../src/volume/registry.js';
 import { ROOT } from '../../helpers/cli.js';
 import { tempHome } from '../../helpers/home.js';
@@ -112,6 +113,33 @@ describe('the volume registry carries its schema version (PRAGMA user_version)',
     expect(r.schemaVersion()).toBe(REGISTRY_VERSION);
     expect(r.getVolume(volumeId)?.state).toBe('available');
     attachmentRoundTrips(r, volumeId);
+    r.close();
+  });
+
+  it('a whole-image snapshot of a version-2 registry becomes a block map: data blocks stored once, holes and zero blocks not, the image file removed', () => {
+    const home = copyOfFixture();
+    const file = path.join(home, 'ec2.db');
+    fs.mkdirSync(path.join(home, 'snapshots'), { mode: 0o700 });
+    const image = path.join(home, 'snapshots', 'snap-0123456789abcdef0.img');
+    const fd = fs.openSync(image, 'wx', 0o600);
+    const block = Buffer.alloc(BLOCK_SIZE, 7);
+    for (const i of [0, 3, 9]) fs.writeSync(fd, block, 0, BLOCK_SIZE, i * BLOCK_SIZE); // 9 and 0 alike: stored once
+    fs.writeSync(fd, Buffer.alloc(BLOCK_SIZE), 0, BLOCK_SIZE, 5 * BLOCK_SIZE); // written zeros: not stored
+    fs.writeSync(fd, Buffer.from('x'), 0, 1, 4 * BLOCK_SIZE + 100);
+    fs.ftruncateSync(fd, 1024 ** 3);
+    fs.closeSync(fd);
+    const db = new Database(file);
+    db.prepare(
+      "INSERT INTO snapshots (snapshot_id, volume_id, state, progress, start_time, encrypted, kms_key_id, volume_size, description, image) VALUES ('snap-0123456789abcdef0', 'vol-0123456789abcdef0', 'completed', '100%', 1, 0, NULL, 1, '', 'snapshots/snap-0123456789abcdef0.img')",
+    ).run();
+    db.close();
+    const r = new Registry(file);
+    expect(r.blockMap('snap-0123456789abcdef0').map((b) => b.block_index)).toEqual([0, 3, 4, 9]);
+    expect(r.getSnapshot('snap-0123456789abcdef0')).toMatchObject({ image: '', header: null, payload_offset: 0 });
+    expect(fs.existsSync(image)).toBe(false);
+    const files = fs.readdirSync(path.join(home, 'blocks'), { recursive: true }).filter((f) => /[0-9a-f]{64}$/.test(String(f)));
+    expect(files.length).toBe(2);
+    expect(fs.statSync(blockPath(home, blockHash(block))).mode & 0o777).toBe(0o600);
     r.close();
   });
 
