@@ -8,10 +8,12 @@ import type {
   CustomStoreKeyRow,
   GrantRow,
   HsmClusterRow,
+  IdentityPolicyRow,
   ImportParametersRow,
   KeyRow,
   KeyUse,
   MaterialRow,
+  RoleRow,
   SessionRow,
   TagRow,
 } from './schema.js';
@@ -23,10 +25,12 @@ export type {
   CustomStoreKeyRow,
   GrantRow,
   HsmClusterRow,
+  IdentityPolicyRow,
   ImportParametersRow,
   KeyRow,
   KeyUse,
   MaterialRow,
+  RoleRow,
   SessionRow,
   TagRow,
 } from './schema.js';
@@ -435,16 +439,45 @@ export class KmsStore {
     ).run(r);
   }
 
-  role(name: string): { role_id: string; trust_policy: string } | undefined {
-    return this.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as { role_id: string; trust_policy: string } | undefined;
+  role(name: string): RoleRow | undefined {
+    return this.stmt('SELECT role_id, trust_policy, created, max_session_duration, description FROM iam_roles WHERE role_name = ?').get(name) as
+      | RoleRow
+      | undefined;
   }
 
   /** Insert a role; false when one of that name exists (it is left as it is). */
-  insertRole(r: { role_name: string; role_id: string; trust_policy: string; created: number }): boolean {
+  insertRole(r: { role_name: string; role_id: string; trust_policy: string; created: number; max_session_duration?: number; description?: string | null }): boolean {
     return (
-      this.stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (@role_name, @role_id, @trust_policy, @created)').run(r)
-        .changes === 1
+      this.stmt(
+        'INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created, max_session_duration, description) VALUES (@role_name, @role_id, @trust_policy, @created, @max_session_duration, @description)',
+      ).run({ max_session_duration: 3600, description: null, ...r }).changes === 1
     );
+  }
+
+  user(name: string): { user_id: string; created: number } | undefined {
+    return this.stmt('SELECT user_id, created FROM iam_users WHERE user_name = ?').get(name) as { user_id: string; created: number } | undefined;
+  }
+
+  /** Insert a user; false when one of that name exists. */
+  insertUser(r: { user_name: string; user_id: string; created: number }): boolean {
+    return this.stmt('INSERT OR IGNORE INTO iam_users (user_name, user_id, created) VALUES (@user_name, @user_id, @created)').run(r).changes === 1;
+  }
+
+  /** The inline policies of a user or role, by name. */
+  identityPolicies(kind: 'user' | 'role', owner: string): IdentityPolicyRow[] {
+    return this.stmt('SELECT * FROM iam_policies WHERE kind = ? AND owner = ? ORDER BY policy_name').all(kind, owner) as IdentityPolicyRow[];
+  }
+
+  /** Add or replace an inline policy. */
+  putIdentityPolicy(r: IdentityPolicyRow): void {
+    this.stmt(
+      'INSERT INTO iam_policies (kind, owner, policy_name, document) VALUES (@kind, @owner, @policy_name, @document) ON CONFLICT DO UPDATE SET document = excluded.document',
+    ).run(r);
+  }
+
+  /** Delete an inline policy; false when there was none of that name. */
+  deleteIdentityPolicy(kind: 'user' | 'role', owner: string, name: string): boolean {
+    return this.stmt('DELETE FROM iam_policies WHERE kind = ? AND owner = ? AND policy_name = ?').run(kind, owner, name).changes === 1;
   }
 
   // Key last usage (usage.ts).

@@ -106,6 +106,7 @@ function route(services: Map<string, Service>, req: http.IncomingMessage, params
   if (req.headers['x-amz-target']) return services.get('kms')!;
   const action = params?.get('Action');
   if (action && STS_ACTIONS.has(action) && services.has('sts')) return services.get('sts')!;
+  for (const s of action ? services.values() : []) if (s.queryActions?.has(action!)) return s;
   if (action && services.has('ec2')) return services.get('ec2')!;
   const scope = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
   if (scope && services.has(scope)) return services.get(scope)!;
@@ -150,7 +151,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   if (!services.has('kms')) throw new Error('the endpoint needs the kms service');
   const served = new Set(services.keys());
   const servedNames = [...served].map((s) => s.toUpperCase());
-  const servedAction = (action: string) => (services.has('sts') && STS_ACTIONS.has(action)) || (services.has('ec2') && isEc2Operation(action));
+  const servedAction = (action: string) =>
+    (services.has('sts') && STS_ACTIONS.has(action)) || (services.has('ec2') && isEc2Operation(action)) || opts.services.some((s) => s.queryActions?.has(action));
   const regions = new Map<string, Kms>();
   const kmsFor = (region: string): Kms => {
     let kms = regions.get(region);

@@ -62,6 +62,8 @@ export interface Service {
   readonly name: string;
   /** How far a request's X-Amz-Date may be from the endpoint's clock (default: sigv4.ts's MAX_SKEW_MS, KMS's 5 minutes). */
   readonly maxClockSkewMs?: number;
+  /** For a Query service: the Actions it answers (the endpoint routes a request by its Action). */
+  readonly queryActions?: ReadonlySet<string>;
   handle(call: ServiceCall): Promise<ServiceReply>;
   /** Format an error raised before the service ran (signature, body, throttling) in the service's protocol. */
   error(e: WireError, requestId: string): ServiceReply;
