@@ -29,7 +29,9 @@ async function services() {
  */
 export function serveCommand(): Command {
   return withGlobals(new Command('serve'))
-    .description('Serve the AWS KMS, EC2 (EBS volumes), STS and IAM (users, roles, inline policies) APIs (SigV4-verified) for the AWS CLI and SDKs (--endpoint-url)')
+    .description(
+      'Serve the AWS KMS, EC2 (EBS volumes), STS and IAM (users, roles, inline policies) APIs (SigV4-verified) for the AWS CLI and SDKs (--endpoint-url)',
+    )
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--port <port>', 'TCP port (default 4599)', '4599')
     .option('--workers <n>', 'server processes sharing the port (default 1)', '1')

@@ -1,7 +1,7 @@
 import { ServiceError } from '../errors.js';
 import type { KmsContext } from './context.js';
-import { parseIdentityPolicy } from './identity.js';
 import { noSuchRole, noSuchUser, roleRow } from './iam.js';
+import { parseIdentityPolicy } from './identity.js';
 
 /**
  * Inline identity policies of IAM users and roles (PutUserPolicy,

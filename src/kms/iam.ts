@@ -179,7 +179,10 @@ export function createRole(k: KmsContext, roleName: string, trustPolicy: string,
       `1 validation error detected: Value '${max}' at 'maxSessionDuration' failed to satisfy constraint: Member must have value between 3600 and ${MAX_SESSION_SECONDS}`,
     );
   if (opts.description !== undefined && opts.description.length > 1000)
-    throw iamError('ValidationError', "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 1000");
+    throw iamError(
+      'ValidationError',
+      "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 1000",
+    );
   parseTrustPolicy(trustPolicy);
   const created = k.now();
   const roleId = randomId('AROA');

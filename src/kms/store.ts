@@ -446,7 +446,14 @@ export class KmsStore {
   }
 
   /** Insert a role; false when one of that name exists (it is left as it is). */
-  insertRole(r: { role_name: string; role_id: string; trust_policy: string; created: number; max_session_duration?: number; description?: string | null }): boolean {
+  insertRole(r: {
+    role_name: string;
+    role_id: string;
+    trust_policy: string;
+    created: number;
+    max_session_duration?: number;
+    description?: string | null;
+  }): boolean {
     return (
       this.stmt(
         'INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created, max_session_duration, description) VALUES (@role_name, @role_id, @trust_policy, @created, @max_session_duration, @description)',

@@ -152,7 +152,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   const served = new Set(services.keys());
   const servedNames = [...served].map((s) => s.toUpperCase());
   const servedAction = (action: string) =>
-    (services.has('sts') && STS_ACTIONS.has(action)) || (services.has('ec2') && isEc2Operation(action)) || opts.services.some((s) => s.queryActions?.has(action));
+    (services.has('sts') && STS_ACTIONS.has(action)) ||
+    (services.has('ec2') && isEc2Operation(action)) ||
+    opts.services.some((s) => s.queryActions?.has(action));
   const regions = new Map<string, Kms>();
   const kmsFor = (region: string): Kms => {
     let kms = regions.get(region);

@@ -81,7 +81,8 @@ function policyOps(kind: PolicyOwner): Record<string, Operation> {
 function integer(p: Params, name: string): number | undefined {
   const v = p.get(name);
   if (v === null) return undefined;
-  if (!/^-?\d{1,10}$/.test(v)) throw new ServiceError('ValidationError', `1 validation error detected: Value '${v}' at '${name}' failed to satisfy constraint: Member must be an integer`);
+  if (!/^-?\d{1,10}$/.test(v))
+    throw new ServiceError('ValidationError', `1 validation error detected: Value '${v}' at '${name}' failed to satisfy constraint: Member must be an integer`);
   return Number(v);
 }
 
@@ -150,7 +151,11 @@ function checkMembers(action: string, op: Operation, p: Params): void {
     if (top === 'Path' && p.get('Path') !== '/') throw new ServiceError('InvalidInput', 'Only the path "/" is supported by this endpoint\'s IAM.');
   }
   for (const r of op.required) {
-    if (p.get(r) === null) throw new ServiceError('ValidationError', `1 validation error detected: Value null at '${r[0]!.toLowerCase()}${r.slice(1)}' failed to satisfy constraint: Member must not be null`);
+    if (p.get(r) === null)
+      throw new ServiceError(
+        'ValidationError',
+        `1 validation error detected: Value null at '${r[0]!.toLowerCase()}${r.slice(1)}' failed to satisfy constraint: Member must not be null`,
+      );
   }
 }
 
@@ -166,7 +171,6 @@ function toXml(v: unknown): unknown {
 function reply(status: number, doc: Record<string, unknown>): ServiceReply {
   return { status, headers: { 'Content-Type': 'text/xml' }, body: xmlDocument(doc) };
 }
-
 
 export const iamService: Service = {
   name: 'iam',

@@ -58,7 +58,6 @@ function mayAssumeCardRole(call: ServiceCall, session: string): boolean {
   });
 }
 
-
 /** One STS call: its XML answer, and the response it carries (for the audit log). */
 function answer(call: ServiceCall, action: string): { reply: ServiceReply; response: Record<string, unknown> } {
   const p = call.params;

@@ -122,7 +122,9 @@ describe('IAM users and the default key policy (AWS CLI)', () => {
       { Sid: 'carol directly', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:user/carol` }, Action: 'kms:Decrypt', Resource: '*' },
     );
     expect(aws(admin, ['kms', 'put-key-policy', '--key-id', key, '--policy-name', 'default', '--policy', kp]).code).toBe(0);
-    expect(aws(admin, ['kms', 'create-grant', '--key-id', key, '--grantee-principal', `arn:aws:iam::${ACCOUNT}:user/carol`, '--operations', 'Decrypt']).code).toBe(0);
+    expect(
+      aws(admin, ['kms', 'create-grant', '--key-id', key, '--grantee-principal', `arn:aws:iam::${ACCOUNT}:user/carol`, '--operations', 'Decrypt']).code,
+    ).toBe(0);
     const deny = policy({ Effect: 'Deny', Action: 'kms:Decrypt', Resource: '*' });
     expect(aws(admin, ['iam', 'put-user-policy', '--user-name', 'carol', '--policy-name', 'deny', '--policy-document', deny]).code).toBe(0);
     const r = aws(carol, ['kms', 'decrypt', '--ciphertext-blob', blob]);
@@ -137,12 +139,30 @@ describe('IAM users and the default key policy (AWS CLI)', () => {
   });
 
   it('a malformed identity policy is refused with MalformedPolicyDocument', () => {
-    const r = aws(admin, ['iam', 'put-user-policy', '--user-name', 'carol', '--policy-name', 'x', '--policy-document', '{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt"}]}']);
+    const r = aws(admin, [
+      'iam',
+      'put-user-policy',
+      '--user-name',
+      'carol',
+      '--policy-name',
+      'x',
+      '--policy-document',
+      '{"Statement":[{"Effect":"Allow","Action":"kms:Decrypt"}]}',
+    ]);
     expect(r.code).toBe(254);
     expect(r.stderr).toMatch(/\(MalformedPolicyDocument\) when calling the PutUserPolicy operation: .*needs a Resource/);
-    expect(aws(admin, ['iam', 'put-user-policy', '--user-name', 'nobody', '--policy-name', 'x', '--policy-document', policy({ Effect: 'Allow', Action: '*', Resource: '*' })]).stderr).toMatch(
-      /\(NoSuchEntity\).*The user with name nobody cannot be found/,
-    );
+    expect(
+      aws(admin, [
+        'iam',
+        'put-user-policy',
+        '--user-name',
+        'nobody',
+        '--policy-name',
+        'x',
+        '--policy-document',
+        policy({ Effect: 'Allow', Action: '*', Resource: '*' }),
+      ]).stderr,
+    ).toMatch(/\(NoSuchEntity\).*The user with name nobody cannot be found/);
   });
 });
 
@@ -184,11 +204,11 @@ except ClientError as e:
     out['encrypt'] = e.response['Error']['Message']
 print(json.dumps(out))
 `;
-    const r = spawnSync(
-      PY,
-      ['-c', script, server.url, key, blob, admin.AccessKeyId, admin.SecretAccessKey, carol.AccessKeyId, carol.SecretAccessKey],
-      { encoding: 'utf8', env: { ...env(admin), AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }, timeout: 60_000 },
-    );
+    const r = spawnSync(PY, ['-c', script, server.url, key, blob, admin.AccessKeyId, admin.SecretAccessKey, carol.AccessKeyId, carol.SecretAccessKey], {
+      encoding: 'utf8',
+      env: { ...env(admin), AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' },
+      timeout: 60_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.rolePolicy).toEqual(JSON.parse(rp));
