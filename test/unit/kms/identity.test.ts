@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { createAccessKey, createRole, createUser } from '../../../src/kms/iam.js';
+import { assumeRole, createAccessKey, createRole, createUser } from '../../../src/kms/iam.js';
 import { putPolicy } from '../../../src/kms/iam-policies.js';
 import { SCHEMA_VERSION } from '../../../src/kms/schema.js';
 import { KmsStore } from '../../../src/kms/store.js';
@@ -100,6 +100,21 @@ describe('identity policies and the default key policy (seed 002)', () => {
     );
   });
 
+  it('AssumeRole: a trust naming only the account needs sts:AssumeRole in the caller identity policy; one naming the caller does not; MaxSessionDuration bounds it', () => {
+    const { k } = setup();
+    createUser(k, 'erin');
+    createRole(k, 'by-account', doc({ Effect: 'Allow', Principal: { AWS: ROOT }, Action: 'sts:AssumeRole' }), { maxSessionDuration: 7200 });
+    createRole(k, 'by-name', doc({ Effect: 'Allow', Principal: { AWS: user('erin') }, Action: 'sts:AssumeRole' }));
+    const assume = (role: string, DurationSeconds?: number) =>
+      assumeRole(k, user('erin'), { RoleArn: `arn:aws:iam::${ACCT}:role/${role}`, RoleSessionName: 's1', DurationSeconds });
+    expect(errorName(() => assume('by-account'))).toBe('AccessDenied');
+    expect(assume('by-name').AssumedRoleUser.Arn).toBe(`arn:aws:sts::${ACCT}:assumed-role/by-name/s1`);
+    expect(errorName(() => assume('by-name', 3601))).toBe('ValidationError');
+    putPolicy(k, 'user', 'erin', 'assume', doc({ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: `arn:aws:iam::${ACCT}:role/by-*` }));
+    expect(assume('by-account', 7200).AssumedRoleUser.Arn).toBe(`arn:aws:sts::${ACCT}:assumed-role/by-account/s1`);
+    expect(errorName(() => assume('by-account', 7201))).toBe('ValidationError');
+  });
+
   it('identity policies are checked when put: no Principal, a Resource, actions of any service', () => {
     const { k } = setup();
     createUser(k, 'u');
@@ -118,6 +133,7 @@ describe('KMS store schema version 4 (IAM users and identity policies)', () => {
     const dir = tempHome('kmsvol-v3-');
     const file = path.join(dir, 'kms.db');
     fs.copyFileSync(path.join(REPO, 'test/fixtures/home-v0/kms.db'), file, fs.constants.COPYFILE_EXCL);
+    fs.chmodSync(file, 0o600);
     const db = new Database(file);
     expect(db.prepare("SELECT v FROM meta WHERE k = 'schema_version'").pluck().get()).toBe('3');
     db.prepare('INSERT INTO iam_access_keys VALUES (?, ?, ?, ?)').run('AKIAOLD', 'olduser', Buffer.alloc(8), 1);
@@ -140,6 +156,7 @@ describe('KMS store schema version 4 (IAM users and identity policies)', () => {
     const dir = tempHome('kmsvol-v1-');
     const file = path.join(dir, 'kms.db');
     fs.copyFileSync(path.join(REPO, 'test/fixtures/volume-v1/kms.db'), file, fs.constants.COPYFILE_EXCL);
+    fs.chmodSync(file, 0o600);
     const store = new KmsStore(file);
     try {
       expect(store.getMeta('schema_version')).toBe('4');
