@@ -35,6 +35,10 @@ export interface MaterialRow {
   created: number;
   rotation_type: string | null;
   seq: number;
+  /** 1 for imported material that waits for RotateKeyOnDemand (PENDING_ROTATION): it neither encrypts nor decrypts yet. */
+  pending: number;
+  /** ImportKeyMaterial's KeyMaterialDescription, or null. */
+  description: string | null;
 }
 
 export interface GrantRow {
@@ -147,6 +151,7 @@ CREATE TABLE IF NOT EXISTS keys (
 CREATE TABLE IF NOT EXISTS materials (
   key_id TEXT NOT NULL, material_id BLOB NOT NULL, sealed BLOB NOT NULL,
   created INTEGER NOT NULL, rotation_type TEXT, seq INTEGER NOT NULL,
+  pending INTEGER NOT NULL DEFAULT 0, description TEXT,
   PRIMARY KEY (key_id, material_id)
 );
 CREATE INDEX IF NOT EXISTS materials_seq ON materials (key_id, seq);
@@ -253,7 +258,7 @@ export const MIGRATIONS: Record<string, string> = {
   '1': 'ALTER TABLE keys ADD COLUMN primary_region TEXT',
   // Version 3 adds grants and import parameters (created by SCHEMA) and this column.
   '2': 'ALTER TABLE keys ADD COLUMN imported_material_id BLOB',
-  // Version 4: IAM users and identity policies, and a role's MaxSessionDuration. The users that had access keys
+  // Version 4: IAM users and identity policies, a role's MaxSessionDuration, and imported materials pending rotation with their descriptions. The users that had access keys
   // (a store older than version 3 has none) are kept as users with the legacy admin policy: they keep what they could do.
   '3': `
 CREATE TABLE IF NOT EXISTS iam_access_keys (
@@ -264,6 +269,8 @@ CREATE TABLE IF NOT EXISTS iam_roles (
 );
 ALTER TABLE iam_roles ADD COLUMN max_session_duration INTEGER NOT NULL DEFAULT 3600;
 ALTER TABLE iam_roles ADD COLUMN description TEXT;
+ALTER TABLE materials ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE materials ADD COLUMN description TEXT;
 ${IAM_IDENTITY_TABLES}
 INSERT OR IGNORE INTO iam_users (user_name, user_id, created)
   SELECT user_name, 'AIDA' || upper(hex(randomblob(8))), min(created) FROM iam_access_keys GROUP BY user_name;

@@ -210,7 +210,7 @@ export class KmsStore {
   currentMaterial(keyId: string): MaterialRow | undefined {
     return this.cached(
       `c\0${keyId}`,
-      () => this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined,
+      () => this.stmt('SELECT * FROM materials WHERE key_id = ? AND pending = 0 ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined,
     );
   }
 
@@ -225,11 +225,30 @@ export class KmsStore {
     return this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq').all(keyId) as MaterialRow[];
   }
 
-  insertMaterial(row: Omit<MaterialRow, 'seq'>): void {
+  insertMaterial(row: Omit<MaterialRow, 'seq' | 'pending' | 'description'> & { pending?: number; description?: string | null }): void {
     const next = this.stmt('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM materials WHERE key_id = ?').get(row.key_id) as { s: number };
     this.stmt(
-      'INSERT INTO materials (key_id, material_id, sealed, created, rotation_type, seq) VALUES (@key_id, @material_id, @sealed, @created, @rotation_type, @seq)',
-    ).run({ ...row, seq: next.s });
+      'INSERT INTO materials (key_id, material_id, sealed, created, rotation_type, seq, pending, description) VALUES (@key_id, @material_id, @sealed, @created, @rotation_type, @seq, @pending, @description)',
+    ).run({ pending: 0, description: null, ...row, seq: next.s });
+  }
+
+  /** A pending imported material becomes the current one (RotateKeyOnDemand): last in order, rotated now. */
+  completePendingRotation(keyId: string, materialId: Buffer, at: number): void {
+    const next = this.stmt('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM materials WHERE key_id = ?').get(keyId) as { s: number };
+    this.stmt("UPDATE materials SET pending = 0, seq = ?, created = ?, rotation_type = 'ON_DEMAND' WHERE key_id = ? AND material_id = ?").run(
+      next.s,
+      at,
+      keyId,
+      materialId,
+    );
+  }
+
+  setMaterialDescription(keyId: string, materialId: Buffer, description: string): void {
+    this.stmt('UPDATE materials SET description = ? WHERE key_id = ? AND material_id = ?').run(description, keyId, materialId);
+  }
+
+  deleteMaterial(keyId: string, materialId: Buffer): void {
+    this.stmt('DELETE FROM materials WHERE key_id = ? AND material_id = ?').run(keyId, materialId);
   }
 
   deleteMaterials(keyId: string): void {

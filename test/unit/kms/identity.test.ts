@@ -127,7 +127,7 @@ describe('identity policies and the default key policy (seed 002)', () => {
   });
 });
 
-describe('KMS store schema version 4 (IAM users and identity policies)', () => {
+describe('KMS store schema version 4 (IAM users and identity policies, imported materials pending rotation)', () => {
   it('a version 3 store is migrated: users of its access keys become users with the kmsvol-admin policy, roles get a 1-hour MaxSessionDuration', () => {
     expect(SCHEMA_VERSION).toBe('4');
     const dir = tempHome('kmsvol-v3-');
@@ -147,6 +147,8 @@ describe('KMS store schema version 4 (IAM users and identity policies)', () => {
         ['kmsvol-admin', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }],
       ]);
       expect(store.role('oldrole')).toMatchObject({ max_session_duration: 3600, description: null });
+      // Materials gain their pending-rotation flag and description (ImportType NEW_KEY_MATERIAL, KeyMaterialDescription).
+      expect(store.db.prepare('SELECT count(*) FROM materials WHERE pending <> 0 OR description IS NOT NULL').pluck().get()).toBe(0);
     } finally {
       store.close();
     }
