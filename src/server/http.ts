@@ -107,8 +107,10 @@ function route(services: Map<string, Service>, req: http.IncomingMessage, params
   const action = params?.get('Action');
   if (action && STS_ACTIONS.has(action) && services.has('sts')) return services.get('sts')!;
   for (const s of action ? services.values() : []) if (s.queryActions?.has(action!)) return s;
-  if (action && services.has('ec2')) return services.get('ec2')!;
   const scope = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+  // An action a Query service does not have, signed for that service (`aws iam list-users`), is its own to refuse (InvalidAction).
+  if (action && scope && services.get(scope)?.queryActions && !isEc2Operation(action)) return services.get(scope)!;
+  if (action && services.has('ec2')) return services.get('ec2')!;
   if (scope && services.has(scope)) return services.get(scope)!;
   // An unsigned Query request (form body, no target) is answered as the Query services answer.
   if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))

@@ -94,6 +94,10 @@ describe('IAM users and the default key policy (AWS CLI)', () => {
       PolicyDocument: JSON.parse(doc),
     });
     expect(aws(admin, ['iam', 'list-user-policies', '--user-name', 'carol']).json.PolicyNames).toEqual(['use-key']);
+    // An IAM action the endpoint does not have is IAM's to refuse, in IAM's shape.
+    expect(aws(admin, ['iam', 'list-users']).stderr).toMatch(
+      /^An error occurred \(InvalidAction\) when calling the ListUsers operation: Could not find operation ListUsers/,
+    );
     const dec = aws(carol, ['kms', 'decrypt', '--ciphertext-blob', blob]);
     expect(dec.code, dec.stderr).toBe(0);
     expect(Buffer.from(dec.json.Plaintext, 'base64').toString()).toBe('secret');
