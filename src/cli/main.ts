@@ -16,7 +16,7 @@ const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> =
   ec2: async (args) => (await import('./ec2.js')).ec2Command(args),
   ebs: async (args) => (await import('./ebs.js')).ebsCommand(args),
   cloudhsmv2: async () => (await import('./cloudhsmv2.js')).cloudhsmv2Command(),
-  iam: async () => (await import('./serve.js')).iamCommand(),
+  iam: async () => (await import('./iam.js')).iamCommand(),
   serve: async () => (await import('./serve.js')).serveCommand(),
   events: async () => (await import('./events.js')).eventsCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),

@@ -3,23 +3,22 @@ import cluster from 'node:cluster';
 import { Command } from 'commander';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
-import { createAccessKey, createRole, updateRoleMaxSessionDuration } from '../kms/iam.js';
-import { Kms } from '../kms/kms.js';
 import { isAwsRegion } from '../region.js';
-import { parseInteger, readParamText } from './args.js';
+import { parseInteger } from './args.js';
 import { globalsOf, homeOf, print, withGlobals } from './common.js';
 import { OperationContext } from './errors.js';
 import { applySeedFile } from './seed.js';
 
 /** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
 async function services() {
-  const [{ kmsService }, { stsService }, { ec2Service }, { ebsService }] = await Promise.all([
+  const [{ kmsService }, { stsService }, { ec2Service }, { iamService }, { ebsService }] = await Promise.all([
     import('../server/kms.js'),
     import('../server/sts.js'),
     import('../server/ec2/index.js'),
+    import('../server/iam.js'),
     import('../server/ebs/index.js'),
   ]);
-  return [kmsService, stsService, ec2Service, ebsService];
+  return [kmsService, stsService, ec2Service, iamService, ebsService];
 }
 
 /**
@@ -31,7 +30,9 @@ async function services() {
  */
 export function serveCommand(): Command {
   return withGlobals(new Command('serve'))
-    .description('Serve the AWS KMS, EC2 (EBS volumes) and STS APIs (SigV4-verified) for the AWS CLI and SDKs (--endpoint-url)')
+    .description(
+      'Serve the AWS KMS, EC2 (EBS volumes), STS and IAM (users, roles, inline policies) APIs (SigV4-verified) for the AWS CLI and SDKs (--endpoint-url)',
+    )
     .option('--host <address>', 'address to bind (default 127.0.0.1: loopback only)', '127.0.0.1')
     .option('--port <port>', 'TCP port (default 4599)', '4599')
     .option('--workers <n>', 'server processes sharing the port (default 1)', '1')
@@ -123,51 +124,4 @@ function startWorkers(n: number): { ready: Promise<string>; stop(): Promise<void
       );
     },
   };
-}
-
-const seconds = (v: string) => parseInteger(v, 'max-session-duration');
-
-/** `kmsvol iam create-access-key` and `create-role`: local IAM for `kmsvol serve`. */
-export function iamCommand(): Command {
-  const iam = new Command('iam').description('Local IAM for `kmsvol serve`: access keys and roles');
-  const withKms = async <T>(op: string, g: ReturnType<typeof globalsOf>, fn: (kms: Kms) => T) =>
-    OperationContext.run(op, async () => {
-      const kms = Kms.open({ home: homeOf(g), audit: false });
-      try {
-        print(fn(kms), g);
-      } finally {
-        kms.close();
-      }
-    });
-  iam.addCommand(
-    withGlobals(new Command('create-role'))
-      .requiredOption('--role-name <name>')
-      .requiredOption('--assume-role-policy-document <json>', 'the trust policy: who may sts:AssumeRole (JSON, or file://FILE)')
-      .option('--max-session-duration <seconds>', 'the longest session AssumeRole grants: 3600 (the default) to 43200 seconds', seconds)
-      .description('Create a role that the principals named by its trust policy may assume through STS')
-      .action(async (opts: { roleName: string; assumeRolePolicyDocument: string; maxSessionDuration?: number }, self: Command) => {
-        const g = globalsOf(self);
-        await withKms('CreateRole', g, (kms) => createRole(kms.ctx, opts.roleName, readParamText(opts.assumeRolePolicyDocument), opts.maxSessionDuration));
-      }),
-  );
-  iam.addCommand(
-    withGlobals(new Command('update-role'))
-      .requiredOption('--role-name <name>')
-      .requiredOption('--max-session-duration <seconds>', 'the longest session AssumeRole grants from now on: 3600 to 43200 seconds', seconds)
-      .description("Change a role's MaxSessionDuration (sessions already issued keep theirs)")
-      .action(async (opts: { roleName: string; maxSessionDuration: number }, self: Command) => {
-        const g = globalsOf(self);
-        await withKms('UpdateRole', g, (kms) => updateRoleMaxSessionDuration(kms.ctx, opts.roleName, opts.maxSessionDuration));
-      }),
-  );
-  iam.addCommand(
-    withGlobals(new Command('create-access-key'))
-      .requiredOption('--user-name <name>')
-      .description('Create an access key (the secret is shown once)')
-      .action(async (opts: { userName: string }, self: Command) => {
-        const g = globalsOf(self);
-        await withKms('CreateAccessKey', g, (kms) => createAccessKey(kms.ctx, opts.userName));
-      }),
-  );
-  return iam;
 }

@@ -1,13 +1,20 @@
 import type { EncryptionContext } from './blob.js';
 import { KmsError } from './errors.js';
+import type { Identity } from './identity.js';
+import { evaluateIdentity } from './identity.js';
 import type { GrantKeyClass } from './keyspec.js';
 import type { ConditionValue } from './policy.js';
 import { accountOf, hasIamPermissions, KeyPolicy, principalMatches } from './policy.js';
 import type { GrantRow } from './store.js';
 
 /**
- * Authorization of one KMS call: the key policy first (an explicit Deny wins),
- * then the key's grants; otherwise AccessDeniedException in AWS's words. Every
+ * Authorization of one KMS call, as AWS KMS decides it for a principal of the
+ * key's account ("Determining access to an AWS KMS key"): an explicit Deny in
+ * the key policy or in the caller's identity policies wins; then a key policy
+ * statement that names the caller allows; a statement that names only the
+ * caller's account (the default policy's root statement) allows when the
+ * caller's identity policies allow too; then the key's grants; otherwise
+ * AccessDeniedException in AWS's words. Every
  * decision is kept on the call, so the audit log records it with its principal.
  * It takes the call and what it decides over (a key's policy, ARN and grants),
  * never the whole KMS: KmsContext hands those in.
@@ -36,7 +43,11 @@ export interface CallState {
   decisions: AuthDecision[];
   /** What the operation registry says of every operation (operations.ts, operationFacts), handed down with the call. */
   facts: OperationFacts;
+  /** The caller's IAM identity (root, or its inline policies: identity.ts); none when absent. */
+  identity?: () => Identity;
 }
+
+const NO_IDENTITY: Identity = { kind: 'policies', owner: '', policies: [] };
 
 /** The registry's facts about operations that the rules below it need (derived in operations.ts, operationFacts). */
 export interface OperationFacts {
@@ -126,10 +137,16 @@ export interface AuthRequest {
   conditions?: Record<string, ConditionValue>;
 }
 
-export function accessDenied(principal: string, action: string, resource: string, explicit: boolean): KmsError {
+export function accessDenied(
+  principal: string,
+  action: string,
+  resource: string,
+  explicit: boolean,
+  policy: 'resource-based' | 'identity-based' = 'resource-based',
+): KmsError {
   return new KmsError(
     'AccessDeniedException',
-    `User: ${principal} is not authorized to perform: ${action} on resource: ${resource} ${explicit ? 'with an explicit deny in a resource-based policy' : `because no resource-based policy allows the ${action} action`}`,
+    `User: ${principal} is not authorized to perform: ${action} on resource: ${resource} ${explicit ? `with an explicit deny in ${policy === 'identity-based' ? 'an identity-based' : 'a resource-based'} policy` : `because no ${policy} policy allows the ${action} action`}`,
   );
 }
 
@@ -186,14 +203,27 @@ export function authorize(call: CallState | undefined, key: KeyResource, req: Au
   const resource = key.arn;
   const caller = callerOf(call, req.action, resource);
   const { principal } = caller;
-  const decision = parsePolicy(key.policy).evaluate({ principal, action: req.action, resource, conditions: conditionKeys(caller, call!.facts, req) });
+  const conditions = conditionKeys(caller, call!.facts, req);
+  const decision = parsePolicy(key.policy).evaluate({ principal, action: req.action, resource, conditions });
   const record = (effect: 'Allow' | 'Deny', by: string) => call!.decisions.push({ action: req.action, resource, effect, by });
+  const statement = `key policy${decision.sid ? ` statement ${decision.sid}` : ''}`;
   if (decision.effect === 'Deny') {
-    record('Deny', `key policy${decision.sid ? ` statement ${decision.sid}` : ''}`);
+    record('Deny', statement);
     throw accessDenied(principal, req.action, resource, true);
   }
-  if (decision.effect === 'Allow') {
-    record('Allow', `key policy${decision.sid ? ` statement ${decision.sid}` : ''}`);
+  // Precondition: an explicit Deny in the caller's identity policies wins over the key policy and over grants.
+  const identity = evaluateIdentity((call!.identity ?? (() => NO_IDENTITY))(), req.action, resource, conditions);
+  if (identity.effect === 'Deny') {
+    record('Deny', `IAM policy${identity.sid ? ` statement ${identity.sid}` : ''}`);
+    throw accessDenied(principal, req.action, resource, true, 'identity-based');
+  }
+  if (decision.effect === 'Allow' && decision.via === 'direct') {
+    record('Allow', statement);
+    return {};
+  }
+  // Precondition: a statement naming only the account allows a principal whose IAM policy allows it (the root user's always does).
+  if (decision.effect === 'Allow' && identity.effect === 'Allow') {
+    record('Allow', `${statement} and IAM policy`);
     return {};
   }
   const grant = findGrant(key.grants(), principal, req.action.slice(4), req.encryptionContext);
@@ -201,8 +231,8 @@ export function authorize(call: CallState | undefined, key: KeyResource, req: Au
     record('Allow', `grant ${grant.grant_id}`);
     return { grant };
   }
-  record('Deny', 'no policy or grant');
-  throw accessDenied(principal, req.action, resource, false);
+  record('Deny', decision.effect === 'Allow' ? `${statement}, but no IAM policy` : 'no policy or grant');
+  throw accessDenied(principal, req.action, resource, false, decision.effect === 'Allow' ? 'identity-based' : 'resource-based');
 }
 
 /**
@@ -211,16 +241,15 @@ export function authorize(call: CallState | undefined, key: KeyResource, req: Au
  * permission, refused to others. `resource` is the region's arn:aws:kms:<region>:<account>:*.
  */
 export function authorizeIamOnly(call: CallState | undefined, action: string, resource: string): void {
-  const { principal } = callerOf(call, action, resource);
-  if (hasIamPermissions(principal)) {
+  const caller = callerOf(call, action, resource);
+  const identity = (call!.identity ?? (() => NO_IDENTITY))();
+  const d = evaluateIdentity(identity, action, resource, conditionKeys(caller, call!.facts, { action }));
+  if (d.effect === 'Allow') {
     call!.decisions.push({ action, resource, effect: 'Allow', by: 'IAM' });
     return;
   }
   call!.decisions.push({ action, resource, effect: 'Deny', by: 'IAM' });
-  throw new KmsError(
-    'AccessDeniedException',
-    `User: ${principal} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`,
-  );
+  throw accessDenied(caller.principal, action, resource, d.effect === 'Deny', 'identity-based');
 }
 
 /**

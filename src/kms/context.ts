@@ -192,18 +192,27 @@ export class KmsContext {
     return row;
   }
 
-  /** Create and seal fresh backing material; it becomes the current material. */
+  /** Create and seal fresh backing material; it becomes the current material (or, `pending`, waits for RotateKeyOnDemand). */
   newMaterial(
     keyId: string,
     at: number,
     rotationType: 'AUTOMATIC' | 'ON_DEMAND' | null,
     material?: Buffer,
     materialId: Buffer = crypto.randomBytes(MATERIAL_ID_BYTES),
+    extra: { pending?: boolean; description?: string } = {},
   ): Buffer {
     const key = material ?? crypto.randomBytes(32);
     try {
       const sealed = this.rootKey.seal(keyId, materialId, key);
-      this.store.insertMaterial({ key_id: keyId, material_id: materialId, sealed, created: at, rotation_type: rotationType });
+      this.store.insertMaterial({
+        key_id: keyId,
+        material_id: materialId,
+        sealed,
+        created: at,
+        rotation_type: rotationType,
+        pending: extra.pending ? 1 : 0,
+        description: extra.description ?? null,
+      });
     } finally {
       key.fill(0);
     }

@@ -2,8 +2,9 @@ import crypto from 'node:crypto';
 import { ServiceError } from '../errors.js';
 import type { KmsContext } from './context.js';
 import { KmsError } from './errors.js';
-import { principalMatches, wildcard } from './policy.js';
-import type { RoleRow } from './schema.js';
+import { requireIdentityAllow } from './identity.js';
+import { principalMatch, wildcard } from './policy.js';
+import { LEGACY_ADMIN_POLICY, LEGACY_ADMIN_POLICY_NAME } from './schema.js';
 
 /**
  * Local IAM and STS for the endpoint: access keys that map to IAM users
@@ -37,20 +38,65 @@ function randomSecret(): string {
   return crypto.randomBytes(30).toString('base64').replace(/[+/=]/g, 'x').slice(0, 40);
 }
 
-export function createAccessKey(k: KmsContext, userName: string) {
+export function userArn(k: KmsContext, name: string): string {
+  return `arn:aws:iam::${k.account}:user/${name}`;
+}
+
+/** A stable unique id for an IAM user, in AWS's form (AIDA + 17 characters). */
+export function userIdOf(arn: string): string {
+  return `AIDA${crypto.createHash('sha256').update(arn).digest('hex').toUpperCase().slice(0, 17)}`;
+}
+
+function checkUserName(userName: string): void {
   if (!/^[\w+=,.@-]{1,64}$/.test(userName))
     throw new KmsError('ValidationError', `The user name ${JSON.stringify(userName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
+}
+
+/** IAM CreateUser: a user with no permissions until a policy is attached (PutUserPolicy). */
+export function createUser(k: KmsContext, userName: string) {
+  checkUserName(userName);
+  const created = k.now();
+  const arn = userArn(k, userName);
+  k.store.write(() => {
+    if (!k.store.insertUser({ user_name: userName, user_id: userIdOf(arn), created }))
+      throw iamError('EntityAlreadyExists', `User with name ${userName} already exists.`, 409);
+  });
+  return { User: { Path: '/', UserName: userName, UserId: userIdOf(arn), Arn: arn, CreateDate: new Date(created) } };
+}
+
+export function getUser(k: KmsContext, userName: string) {
+  const row = k.store.user(userName);
+  if (!row) throw noSuchUser(userName);
+  return { User: { Path: '/', UserName: userName, UserId: userIdOf(userArn(k, userName)), Arn: userArn(k, userName), CreateDate: new Date(row.created) } };
+}
+
+export const noSuchUser = (name: string) => iamError('NoSuchEntity', `The user with name ${name} cannot be found.`, 404);
+
+/**
+ * An access key for a user. Over the wire (IAM CreateAccessKey) the user must
+ * exist (`mustExist`). `kmsvol iam create-access-key` is the local shortcut:
+ * for a user that does not exist yet it creates one with the `kmsvol-admin`
+ * inline policy (every action), as an account's first administrator is made;
+ * a user made by CreateUser has only the policies put on it.
+ */
+export function createAccessKey(k: KmsContext, userName: string, opts: { mustExist?: boolean } = {}) {
+  checkUserName(userName);
   const accessKeyId = randomId('AKIA');
   const secret = randomSecret();
   const created = k.now();
-  k.store.write(() =>
+  k.store.write(() => {
+    if (!k.store.user(userName)) {
+      if (opts.mustExist) throw noSuchUser(userName);
+      k.store.insertUser({ user_name: userName, user_id: userIdOf(userArn(k, userName)), created });
+      k.store.putIdentityPolicy({ kind: 'user', owner: userName, policy_name: LEGACY_ADMIN_POLICY_NAME, document: LEGACY_ADMIN_POLICY });
+    }
     k.store.insertAccessKey({
       access_key_id: accessKeyId,
       user_name: userName,
       sealed_secret: k.rootKey.seal(accessKeyId, NO_MATERIAL, Buffer.from(secret)),
       created,
-    }),
-  );
+    });
+  });
   return { AccessKey: { UserName: userName, AccessKeyId: accessKeyId, Status: 'Active', SecretAccessKey: secret, CreateDate: new Date(created) } };
 }
 
@@ -122,43 +168,49 @@ function parseTrustPolicy(text: string): TrustStatement[] {
   });
 }
 
-/** `kmsvol iam create-role`: a role that the principals its trust policy names may assume. */
-export function createRole(k: KmsContext, roleName: string, trustPolicy: string, maxSessionDuration = ROLE_MAX_SESSION_SECONDS) {
+/** `kmsvol iam create-role` and IAM CreateRole: a role that the principals its trust policy names may assume, for sessions of at most MaxSessionDuration. */
+export function createRole(k: KmsContext, roleName: string, trustPolicy: string, opts: { maxSessionDuration?: number; description?: string } = {}) {
   if (!/^[\w+=,.@-]{1,64}$/.test(roleName))
     throw iamError('ValidationError', `The role name ${JSON.stringify(roleName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
+  const max = opts.maxSessionDuration ?? ROLE_MAX_SESSION_SECONDS;
+  checkMaxSessionDuration(max);
+  if (opts.description !== undefined && opts.description.length > 1000)
+    throw iamError(
+      'ValidationError',
+      "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 1000",
+    );
   parseTrustPolicy(trustPolicy);
-  checkMaxSessionDuration(maxSessionDuration);
   const created = k.now();
   const roleId = randomId('AROA');
   k.store.write(() => {
-    if (!k.store.insertRole({ role_name: roleName, role_id: roleId, trust_policy: trustPolicy, created, max_session_duration: maxSessionDuration }))
+    if (
+      !k.store.insertRole({
+        role_name: roleName,
+        role_id: roleId,
+        trust_policy: trustPolicy,
+        created,
+        max_session_duration: max,
+        description: opts.description ?? null,
+      })
+    )
       throw iamError('EntityAlreadyExists', `Role with name ${roleName} already exists.`, 409);
   });
-  return {
-    Role: {
-      Path: '/',
-      RoleName: roleName,
-      RoleId: roleId,
-      Arn: roleArn(k, roleName),
-      CreateDate: new Date(created),
-      AssumeRolePolicyDocument: trustPolicy,
-      MaxSessionDuration: maxSessionDuration,
-    },
-  };
+  return getRole(k, roleName);
 }
 
-/** IAM UpdateRole's MaxSessionDuration: the longest session AssumeRole grants from now on (sessions already issued keep theirs). */
+export const noSuchRole = (name: string) => iamError('NoSuchEntity', `The role with name ${name} cannot be found.`, 404);
+
+/** `kmsvol iam update-role --max-session-duration`: sessions issued afterwards may last up to it (those issued keep theirs). */
 export function updateRoleMaxSessionDuration(k: KmsContext, roleName: string, maxSessionDuration: number): Record<string, never> {
   checkMaxSessionDuration(maxSessionDuration);
-  if (roleName === CARD_ROLE) getRole(k, roleName);
+  if (roleName === CARD_ROLE) roleRow(k, roleName);
   k.store.write(() => {
-    if (!k.store.setRoleMaxSessionDuration(roleName, maxSessionDuration))
-      throw iamError('NoSuchEntity', `The role with name ${roleName} cannot be found.`, 404);
+    if (!k.store.setRoleMaxSessionDuration(roleName, maxSessionDuration)) throw noSuchRole(roleName);
   });
   return {};
 }
 
-/** IAM's bounds for MaxSessionDuration (botocore's iam model, roleMaxSessionDurationType), in IAM's ValidationError words. */
+/** IAM's bounds of MaxSessionDuration, in IAM's words. */
 function checkMaxSessionDuration(seconds: number): void {
   const fail = (bound: string) =>
     iamError(
@@ -170,6 +222,24 @@ function checkMaxSessionDuration(seconds: number): void {
   if (seconds > MAX_SESSION_SECONDS) throw fail(`less than or equal to ${MAX_SESSION_SECONDS}`);
 }
 
+/** IAM GetRole. */
+export function getRole(k: KmsContext, roleName: string) {
+  const r = roleRow(k, roleName);
+  if (!r) throw noSuchRole(roleName);
+  return {
+    Role: {
+      Path: '/',
+      RoleName: roleName,
+      RoleId: r.role_id,
+      Arn: roleArn(k, roleName),
+      CreateDate: new Date(r.created),
+      AssumeRolePolicyDocument: r.trust_policy,
+      ...(r.description !== null ? { Description: r.description } : {}),
+      MaxSessionDuration: r.max_session_duration,
+    },
+  };
+}
+
 /** The card role exists in every account, trusted by the account's own principals (as a service-linked role is). */
 function cardRoleTrust(account: string): string {
   return JSON.stringify({
@@ -178,19 +248,12 @@ function cardRoleTrust(account: string): string {
   });
 }
 
-function getRole(k: KmsContext, name: string): RoleRow | undefined {
+/** A role's row; the card role is made the first time it is named. */
+export function roleRow(k: KmsContext, name: string) {
   const row = k.store.role(name);
   if (row || name !== CARD_ROLE) return row;
-  k.store.write(() =>
-    k.store.insertRole({
-      role_name: name,
-      role_id: randomId('AROA'),
-      trust_policy: cardRoleTrust(k.account),
-      created: k.now(),
-      max_session_duration: ROLE_MAX_SESSION_SECONDS,
-    }),
-  );
-  return getRole(k, name);
+  k.store.write(() => k.store.insertRole({ role_name: name, role_id: randomId('AROA'), trust_policy: cardRoleTrust(k.account), created: k.now() }));
+  return roleRow(k, name);
 }
 
 export interface AssumeRoleRequest {
@@ -199,12 +262,7 @@ export interface AssumeRoleRequest {
   DurationSeconds?: number;
 }
 
-/**
- * A role's MaxSessionDuration when it is created without one: AWS's default
- * (1 hour), also IAM's least. `kmsvol iam create-role --max-session-duration`
- * and `update-role` set up to 12 hours; AssumeRole refuses a longer session
- * than the role's, as STS does.
- */
+/** A role's MaxSessionDuration when CreateRole names none: AWS's default (1 hour). AssumeRole refuses a longer session as STS does. */
 export const ROLE_MAX_SESSION_SECONDS = 3600;
 
 /** AWS's cap on a session made by a role session (role chaining). */
@@ -237,13 +295,19 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   const m = /^arn:aws:iam::(\d{12}):role\/([\w+=,.@-]{1,64})$/.exec(arn);
   const denied = () => iamError('AccessDenied', `User: ${caller} is not authorized to perform: sts:AssumeRole on resource: ${arn}`, 403);
   if (!m || m[1] !== k.account) throw denied();
-  const role = getRole(k, m[2]!);
+  const role = roleRow(k, m[2]!);
   if (!role) throw denied();
-  // A role session cannot chain into another role here; the trust policy names users or the account.
-  const statements = parseTrustPolicy(role.trust_policy).filter(
-    (s) => s.Action.some((a) => wildcard(a.toLowerCase(), 'sts:assumerole')) && s.Principal.some((p) => principalMatches(p, caller)),
-  );
+  // A trust statement that names the caller lets it assume the role; one that names only its account
+  // (arn:aws:iam::<account>:root) lets in the account's principals whose identity policies allow sts:AssumeRole.
+  const statements = parseTrustPolicy(role.trust_policy)
+    .filter((s) => s.Action.some((a) => wildcard(a.toLowerCase(), 'sts:assumerole')))
+    .map((s) => {
+      const hits = s.Principal.map((p) => principalMatch(p, caller));
+      return { ...s, via: hits.includes('direct') ? 'direct' : hits.includes('account') ? 'account' : undefined };
+    })
+    .filter((s) => s.via !== undefined);
   if (statements.length === 0 || statements.some((s) => s.Effect === 'Deny')) throw denied();
+  if (!statements.some((s) => s.via === 'direct')) requireIdentityAllow(k.store, k.account, caller, 'sts:AssumeRole', arn);
   if (mayAssume && !mayAssume(m[2]!, session)) throw denied();
   if (duration > role.max_session_duration)
     throw iamError(

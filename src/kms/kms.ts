@@ -10,6 +10,7 @@ import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
 import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
+import { identityOf } from './identity.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
 import { isKmsOperation, KMS_REGISTRY, OPERATION_FACTS } from './operations.js';
@@ -129,7 +130,9 @@ export class Kms {
   invokeAs<Op extends KmsOperation>(caller: string | Caller, op: Op, req: KmsRequest = {}): KmsResponse<Op> {
     const time = this.ctx.clock.now();
     const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
-    const call = { caller: who, op: String(op), decisions: [], facts: OPERATION_FACTS };
+    const store = this.ctx.store;
+    const account = this.account;
+    const call = { caller: who, op: String(op), decisions: [], facts: OPERATION_FACTS, identity: () => identityOf(store, account, who.principal) };
     const record = {
       time,
       op,

@@ -64,6 +64,7 @@ export const MEMBERS: Readonly<Record<string, { type: MemberType; audit: boolean
   IncludeKeyMaterial: { type: 'string', audit: true },
   ImportType: { type: 'string', audit: true },
   KeyMaterialId: { type: 'string', audit: true },
+  KeyMaterialDescription: { type: 'string', audit: true },
   CustomerMasterKeySpec: { type: 'string', audit: false },
   Tags: { type: 'structs', audit: false },
   Policy: { type: 'string', audit: false },

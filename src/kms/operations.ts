@@ -195,10 +195,7 @@ export const KMS_REGISTRY = {
   GetParametersForImport: { handler: getParametersForImport, members: ['KeyId!', 'WrappingAlgorithm!', 'WrappingKeySpec!'] },
   ImportKeyMaterial: {
     handler: importKeyMaterial,
-    members: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel', 'ImportType', 'KeyMaterialId'],
-    unsupported: {
-      KeyMaterialDescription: unsupported('KeyMaterialDescription', 'a key holds one imported material, with no description'),
-    },
+    members: ['KeyId!', 'ImportToken!', 'EncryptedKeyMaterial!', 'ValidTo', 'ExpirationModel', 'ImportType', 'KeyMaterialId', 'KeyMaterialDescription'],
   },
   DeleteImportedKeyMaterial: {
     handler: deleteImportedKeyMaterial,

@@ -6,12 +6,15 @@ import { KmsError } from './errors.js';
  * per request. Evaluation follows AWS: an explicit Deny wins, then any Allow,
  * else the request is implicitly denied.
  *
- * Principals. `"*"` matches everyone. An account (`"111122223333"` or
- * `arn:aws:iam::111122223333:root`) delegates to the account's IAM policies:
- * locally, the account root and the IAM users of `kmsvol iam` have IAM
- * permission for every KMS action, and other principals (the card's role
- * sessions) have none, so they match only where they are named or through a
- * grant. A role ARN matches its sessions (arn:aws:sts::…:assumed-role/…).
+ * Principals. `"*"` matches everyone, directly. An account (`"111122223333"`
+ * or `arn:aws:iam::111122223333:root`) matches every principal of that
+ * account, but only by delegation: the key policy lets the account's IAM
+ * policies decide (authz.ts asks the caller's identity policies, identity.ts).
+ * A principal named by its ARN matches directly; a role ARN matches its
+ * sessions (arn:aws:sts::…:assumed-role/…).
+ *
+ * The same language, without Principal, is an IAM identity policy
+ * (PutUserPolicy, PutRolePolicy): `KeyPolicy.parse(text, 'identity')`.
  */
 export type ConditionValue = string | string[] | boolean | undefined | EitherOf;
 
@@ -39,7 +42,12 @@ export interface PolicyRequest {
 export interface Decision {
   effect: 'Allow' | 'Deny' | 'ImplicitDeny';
   sid?: string;
+  /** For an Allow: 'direct' when a statement names the caller (or "*"), 'account' when only the caller's account is named (the IAM policies must allow too). */
+  via?: 'direct' | 'account';
 }
+
+/** What kind of policy a document is: a key policy (a resource policy, with Principal) or an IAM identity policy (no Principal, any service's actions). */
+export type PolicyKind = 'key' | 'identity';
 
 interface Statement {
   sid?: string;
@@ -79,8 +87,8 @@ const NEGATED = new Set(['StringNotEquals', 'StringNotEqualsIgnoreCase', 'String
 
 export const MAX_POLICY_BYTES = 32768;
 
-function malformed(why: string): KmsError {
-  return new KmsError('MalformedPolicyDocumentException', `The key policy is malformed: ${why}. Fix the policy document and retry.`);
+function malformed(why: string, kind: PolicyKind = 'key'): KmsError {
+  return new KmsError('MalformedPolicyDocumentException', `The ${kind === 'key' ? 'key ' : ''}policy is malformed: ${why}. Fix the policy document and retry.`);
 }
 
 function stringList(v: unknown, where: string): string[] {
@@ -118,11 +126,19 @@ function parseConditions(v: unknown, where: string): Condition[] {
   return out;
 }
 
+function malformedOf(why: string, kind: PolicyKind): KmsError {
+  return malformed(why, kind);
+}
+
 export class KeyPolicy {
-  private constructor(readonly statements: Statement[]) {}
+  private constructor(
+    readonly statements: Statement[],
+    readonly kind: PolicyKind = 'key',
+  ) {}
 
   /** Parse and validate a policy document; throws MalformedPolicyDocumentException. */
-  static parse(text: string): KeyPolicy {
+  static parse(text: string, kind: PolicyKind = 'key'): KeyPolicy {
+    const malformed = (why: string) => malformedOf(why, kind);
     if (Buffer.byteLength(text) > MAX_POLICY_BYTES) throw malformed(`it is larger than ${MAX_POLICY_BYTES} bytes`);
     let doc: unknown;
     try {
@@ -141,15 +157,20 @@ export class KeyPolicy {
       if (!s || typeof s !== 'object' || Array.isArray(s)) throw malformed(`${where} must be an object`);
       const st = s as Record<string, unknown>;
       if (st.Effect !== 'Allow' && st.Effect !== 'Deny') throw malformed(`${where}.Effect must be "Allow" or "Deny"`);
-      if ((st.Principal === undefined) === (st.NotPrincipal === undefined))
+      if (kind === 'identity' && (st.Principal !== undefined || st.NotPrincipal !== undefined))
+        throw malformed(`${where} has a Principal: an identity policy applies to the user or role it is attached to, and names none`);
+      if (kind === 'identity' && st.Resource === undefined && st.NotResource === undefined) throw malformed(`${where} needs a Resource (such as "*")`);
+      if (kind === 'key' && (st.Principal === undefined) === (st.NotPrincipal === undefined))
         throw malformed(`${where} must have exactly one of Principal and NotPrincipal (key policies name who they apply to)`);
       if ((st.Action === undefined) === (st.NotAction === undefined)) throw malformed(`${where} must have exactly one of Action and NotAction`);
       if (st.Resource !== undefined && st.NotResource !== undefined) throw malformed(`${where} cannot have both Resource and NotResource`);
       const actions = st.Action === undefined ? undefined : stringList(st.Action, `${where}.Action`);
       const notActions = st.NotAction === undefined ? undefined : stringList(st.NotAction, `${where}.NotAction`);
       for (const a of [...(actions ?? []), ...(notActions ?? [])]) {
-        if (a !== '*' && !/^kms:[A-Za-z*?]+$/.test(a))
+        if (kind === 'key' && a !== '*' && !/^kms:[A-Za-z*?]+$/.test(a))
           throw malformed(`${where} names the action ${a}, which is not a KMS action (kms:<Operation>, wildcards allowed)`);
+        if (kind === 'identity' && a !== '*' && !/^[a-z0-9-]+:[A-Za-z0-9*?]+$/.test(a))
+          throw malformed(`${where} names the action ${a}, which is not an action (<service>:<Operation>, wildcards allowed)`);
       }
       return {
         sid: typeof st.Sid === 'string' ? st.Sid : undefined,
@@ -163,31 +184,48 @@ export class KeyPolicy {
         conditions: parseConditions(st.Condition, `${where}.Condition`),
       };
     });
-    return new KeyPolicy(statements);
+    return new KeyPolicy(statements, kind);
   }
 
+  /** An explicit Deny wins; then an Allow that names the caller, then one that names only its account; else ImplicitDeny. */
   evaluate(req: PolicyRequest): Decision {
-    let allow: Statement | undefined;
+    let direct: Statement | undefined;
+    let account: Statement | undefined;
     for (const s of this.statements) {
-      if (!statementApplies(s, req)) continue;
+      const hit = statementApplies(s, req, this.kind);
+      if (!hit) continue;
       if (s.effect === 'Deny') return { effect: 'Deny', sid: s.sid };
-      allow ??= s;
+      if (hit === 'direct') direct ??= s;
+      else account ??= s;
     }
-    return allow ? { effect: 'Allow', sid: allow.sid } : { effect: 'ImplicitDeny' };
+    if (direct) return { effect: 'Allow', sid: direct.sid, via: 'direct' };
+    return account ? { effect: 'Allow', sid: account.sid, via: 'account' } : { effect: 'ImplicitDeny' };
   }
 }
 
-function statementApplies(s: Statement, req: PolicyRequest): boolean {
-  const principalHit = s.notPrincipals
-    ? !s.notPrincipals.some((p) => principalMatches(p, req.principal))
-    : s.principals.some((p) => principalMatches(p, req.principal));
+/** How a policy principal names the caller: directly (its ARN, its role, "*"), through its account only, or not at all. */
+export function principalMatch(pattern: string, caller: string): 'direct' | 'account' | false {
+  if (pattern === '*' || pattern === caller) return 'direct';
+  const account = /^(\d{12})$/.exec(pattern)?.[1] ?? /^arn:aws:iam::(\d{12}):root$/.exec(pattern)?.[1];
+  if (account) return accountOf(caller) === account ? 'account' : false;
+  return principalMatches(pattern, caller) ? 'direct' : false;
+}
+
+function statementApplies(s: Statement, req: PolicyRequest, kind: PolicyKind): 'direct' | 'account' | false {
+  // An identity policy applies to the principal it is attached to.
+  let principalHit: 'direct' | 'account' | false = 'direct';
+  if (kind === 'key' && s.notPrincipals) principalHit = s.notPrincipals.some((p) => principalMatch(p, req.principal)) ? false : 'direct';
+  else if (kind === 'key') {
+    const hits = s.principals.map((p) => principalMatch(p, req.principal));
+    principalHit = hits.includes('direct') ? 'direct' : hits.includes('account') ? 'account' : false;
+  }
   if (!principalHit) return false;
   const action = req.action.toLowerCase();
   if (s.actions && !s.actions.some((a) => wildcard(a.toLowerCase(), action))) return false;
   if (s.notActions?.some((a) => wildcard(a.toLowerCase(), action))) return false;
   if (s.resources && !s.resources.some((r) => wildcard(r, req.resource))) return false;
   if (s.notResources?.some((r) => wildcard(r, req.resource))) return false;
-  return s.conditions.every((c) => conditionHolds(c, req.conditions[c.key], s.effect));
+  return s.conditions.every((c) => conditionHolds(c, req.conditions[c.key], s.effect)) ? principalHit : false;
 }
 
 /** The account of a principal ARN (or of a bare account id). */

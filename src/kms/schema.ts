@@ -35,6 +35,10 @@ export interface MaterialRow {
   created: number;
   rotation_type: string | null;
   seq: number;
+  /** 1 for imported material that waits for RotateKeyOnDemand (PENDING_ROTATION): it neither encrypts nor decrypts yet. */
+  pending: number;
+  /** ImportKeyMaterial's KeyMaterialDescription, or null. */
+  description: string | null;
 }
 
 export interface GrantRow {
@@ -72,8 +76,8 @@ export interface RoleRow {
   role_id: string;
   trust_policy: string;
   created: number;
-  /** Seconds: the longest session AssumeRole grants (IAM's MaxSessionDuration, 3,600-43,200). */
   max_session_duration: number;
+  description: string | null;
 }
 
 export interface SessionRow {
@@ -103,6 +107,30 @@ export interface AliasRow {
   last_updated_date: number;
 }
 
+/** IAM users (CreateUser) and the inline identity policies of users and roles (PutUserPolicy, PutRolePolicy). */
+const IAM_IDENTITY_TABLES = `
+CREATE TABLE IF NOT EXISTS iam_users (user_name TEXT PRIMARY KEY, user_id TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS iam_policies (
+  kind TEXT NOT NULL, owner TEXT NOT NULL, policy_name TEXT NOT NULL, document TEXT NOT NULL,
+  PRIMARY KEY (kind, owner, policy_name)
+);`;
+
+/** An inline identity policy: of a user (kind 'user') or a role (kind 'role'). */
+export interface IdentityPolicyRow {
+  kind: 'user' | 'role';
+  owner: string;
+  policy_name: string;
+  document: string;
+}
+
+/**
+ * The inline policy that users made before identity policies existed carry
+ * (schema version 4), and that `kmsvol iam create-access-key` gives a user it
+ * creates: every action on every resource, what such users could do before.
+ */
+export const LEGACY_ADMIN_POLICY_NAME = 'kmsvol-admin';
+export const LEGACY_ADMIN_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}';
+
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (
@@ -123,6 +151,7 @@ CREATE TABLE IF NOT EXISTS keys (
 CREATE TABLE IF NOT EXISTS materials (
   key_id TEXT NOT NULL, material_id BLOB NOT NULL, sealed BLOB NOT NULL,
   created INTEGER NOT NULL, rotation_type TEXT, seq INTEGER NOT NULL,
+  pending INTEGER NOT NULL DEFAULT 0, description TEXT,
   PRIMARY KEY (key_id, material_id)
 );
 CREATE INDEX IF NOT EXISTS materials_seq ON materials (key_id, seq);
@@ -153,8 +182,9 @@ CREATE TABLE IF NOT EXISTS iam_access_keys (
 );
 CREATE TABLE IF NOT EXISTS iam_roles (
   role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL,
-  max_session_duration INTEGER NOT NULL DEFAULT 3600
+  max_session_duration INTEGER NOT NULL DEFAULT 3600, description TEXT
 );
+${IAM_IDENTITY_TABLES}
 CREATE TABLE IF NOT EXISTS iam_sessions (
   access_key_id TEXT PRIMARY KEY, sealed_secret BLOB NOT NULL, token_hash BLOB NOT NULL,
   role_name TEXT NOT NULL, session_name TEXT NOT NULL, expires INTEGER NOT NULL
@@ -228,6 +258,22 @@ export const MIGRATIONS: Record<string, string> = {
   '1': 'ALTER TABLE keys ADD COLUMN primary_region TEXT',
   // Version 3 adds grants and import parameters (created by SCHEMA) and this column.
   '2': 'ALTER TABLE keys ADD COLUMN imported_material_id BLOB',
-  // Version 4: a role's MaxSessionDuration (roles made before it keep AWS's default, 1 hour).
-  '3': 'ALTER TABLE iam_roles ADD COLUMN max_session_duration INTEGER NOT NULL DEFAULT 3600',
+  // Version 4: IAM users and identity policies, a role's MaxSessionDuration, and imported materials pending rotation with their descriptions. The users that had access keys
+  // (a store older than version 3 has none) are kept as users with the legacy admin policy: they keep what they could do.
+  '3': `
+CREATE TABLE IF NOT EXISTS iam_access_keys (
+  access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS iam_roles (
+  role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL
+);
+ALTER TABLE iam_roles ADD COLUMN max_session_duration INTEGER NOT NULL DEFAULT 3600;
+ALTER TABLE iam_roles ADD COLUMN description TEXT;
+ALTER TABLE materials ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE materials ADD COLUMN description TEXT;
+${IAM_IDENTITY_TABLES}
+INSERT OR IGNORE INTO iam_users (user_name, user_id, created)
+  SELECT user_name, 'AIDA' || upper(hex(randomblob(8))), min(created) FROM iam_access_keys GROUP BY user_name;
+INSERT OR IGNORE INTO iam_policies (kind, owner, policy_name, document)
+  SELECT 'user', user_name, '${LEGACY_ADMIN_POLICY_NAME}', '${LEGACY_ADMIN_POLICY}' FROM iam_users;`,
 };

@@ -8,6 +8,7 @@ import type {
   CustomStoreKeyRow,
   GrantRow,
   HsmClusterRow,
+  IdentityPolicyRow,
   ImportParametersRow,
   KeyRow,
   KeyUse,
@@ -24,6 +25,7 @@ export type {
   CustomStoreKeyRow,
   GrantRow,
   HsmClusterRow,
+  IdentityPolicyRow,
   ImportParametersRow,
   KeyRow,
   KeyUse,
@@ -185,7 +187,6 @@ export class KmsStore {
     });
   }
 
-  /** The regions that have keys. */
   regionsWithKeys(): string[] {
     return (this.stmt('SELECT DISTINCT region FROM keys').all() as { region: string }[]).map((r) => r.region);
   }
@@ -213,7 +214,7 @@ export class KmsStore {
   currentMaterial(keyId: string): MaterialRow | undefined {
     return this.cached(
       `c\0${keyId}`,
-      () => this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined,
+      () => this.stmt('SELECT * FROM materials WHERE key_id = ? AND pending = 0 ORDER BY seq DESC LIMIT 1').get(keyId) as MaterialRow | undefined,
     );
   }
 
@@ -228,11 +229,30 @@ export class KmsStore {
     return this.stmt('SELECT * FROM materials WHERE key_id = ? ORDER BY seq').all(keyId) as MaterialRow[];
   }
 
-  insertMaterial(row: Omit<MaterialRow, 'seq'>): void {
+  insertMaterial(row: Omit<MaterialRow, 'seq' | 'pending' | 'description'> & { pending?: number; description?: string | null }): void {
     const next = this.stmt('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM materials WHERE key_id = ?').get(row.key_id) as { s: number };
     this.stmt(
-      'INSERT INTO materials (key_id, material_id, sealed, created, rotation_type, seq) VALUES (@key_id, @material_id, @sealed, @created, @rotation_type, @seq)',
-    ).run({ ...row, seq: next.s });
+      'INSERT INTO materials (key_id, material_id, sealed, created, rotation_type, seq, pending, description) VALUES (@key_id, @material_id, @sealed, @created, @rotation_type, @seq, @pending, @description)',
+    ).run({ pending: 0, description: null, ...row, seq: next.s });
+  }
+
+  /** A pending imported material becomes the current one (RotateKeyOnDemand): last in order, rotated now. */
+  completePendingRotation(keyId: string, materialId: Buffer, at: number): void {
+    const next = this.stmt('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM materials WHERE key_id = ?').get(keyId) as { s: number };
+    this.stmt("UPDATE materials SET pending = 0, seq = ?, created = ?, rotation_type = 'ON_DEMAND' WHERE key_id = ? AND material_id = ?").run(
+      next.s,
+      at,
+      keyId,
+      materialId,
+    );
+  }
+
+  setMaterialDescription(keyId: string, materialId: Buffer, description: string): void {
+    this.stmt('UPDATE materials SET description = ? WHERE key_id = ? AND material_id = ?').run(description, keyId, materialId);
+  }
+
+  deleteMaterial(keyId: string, materialId: Buffer): void {
+    this.stmt('DELETE FROM materials WHERE key_id = ? AND material_id = ?').run(keyId, materialId);
   }
 
   deleteMaterials(keyId: string): void {
@@ -443,21 +463,56 @@ export class KmsStore {
   }
 
   role(name: string): RoleRow | undefined {
-    return this.stmt('SELECT role_id, trust_policy, created, max_session_duration FROM iam_roles WHERE role_name = ?').get(name) as RoleRow | undefined;
-  }
-
-  /** Insert a role; false when one of that name exists (it is left as it is). */
-  insertRole(r: RoleRow & { role_name: string }): boolean {
-    return (
-      this.stmt(
-        'INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created, max_session_duration) VALUES (@role_name, @role_id, @trust_policy, @created, @max_session_duration)',
-      ).run(r).changes === 1
-    );
+    return this.stmt('SELECT role_id, trust_policy, created, max_session_duration, description FROM iam_roles WHERE role_name = ?').get(name) as
+      | RoleRow
+      | undefined;
   }
 
   /** Set a role's MaxSessionDuration; false when there is no such role. */
   setRoleMaxSessionDuration(name: string, seconds: number): boolean {
     return this.stmt('UPDATE iam_roles SET max_session_duration = ? WHERE role_name = ?').run(seconds, name).changes === 1;
+  }
+
+  /** Insert a role; false when one of that name exists (it is left as it is). */
+  insertRole(r: {
+    role_name: string;
+    role_id: string;
+    trust_policy: string;
+    created: number;
+    max_session_duration?: number;
+    description?: string | null;
+  }): boolean {
+    return (
+      this.stmt(
+        'INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created, max_session_duration, description) VALUES (@role_name, @role_id, @trust_policy, @created, @max_session_duration, @description)',
+      ).run({ max_session_duration: 3600, description: null, ...r }).changes === 1
+    );
+  }
+
+  user(name: string): { user_id: string; created: number } | undefined {
+    return this.stmt('SELECT user_id, created FROM iam_users WHERE user_name = ?').get(name) as { user_id: string; created: number } | undefined;
+  }
+
+  /** Insert a user; false when one of that name exists. */
+  insertUser(r: { user_name: string; user_id: string; created: number }): boolean {
+    return this.stmt('INSERT OR IGNORE INTO iam_users (user_name, user_id, created) VALUES (@user_name, @user_id, @created)').run(r).changes === 1;
+  }
+
+  /** The inline policies of a user or role, by name. */
+  identityPolicies(kind: 'user' | 'role', owner: string): IdentityPolicyRow[] {
+    return this.stmt('SELECT * FROM iam_policies WHERE kind = ? AND owner = ? ORDER BY policy_name').all(kind, owner) as IdentityPolicyRow[];
+  }
+
+  /** Add or replace an inline policy. */
+  putIdentityPolicy(r: IdentityPolicyRow): void {
+    this.stmt(
+      'INSERT INTO iam_policies (kind, owner, policy_name, document) VALUES (@kind, @owner, @policy_name, @document) ON CONFLICT DO UPDATE SET document = excluded.document',
+    ).run(r);
+  }
+
+  /** Delete an inline policy; false when there was none of that name. */
+  deleteIdentityPolicy(kind: 'user' | 'role', owner: string, name: string): boolean {
+    return this.stmt('DELETE FROM iam_policies WHERE kind = ? AND owner = ? AND policy_name = ?').run(kind, owner, name).changes === 1;
   }
 
   // Key last usage (usage.ts).

@@ -106,10 +106,13 @@ function route(services: Map<string, Service>, req: http.IncomingMessage, params
   if (req.headers['x-amz-target']) return services.get('kms')!;
   const action = params?.get('Action');
   if (action && STS_ACTIONS.has(action) && services.has('sts')) return services.get('sts')!;
+  for (const s of action ? services.values() : []) if (s.queryActions?.has(action!)) return s;
   // An action STS does not have, under STS's API version: STS answers it (InvalidAction), as AWS's STS endpoint would.
   if (params?.get('Version') === STS_VERSION && services.has('sts')) return services.get('sts')!;
-  if (action && services.has('ec2')) return services.get('ec2')!;
   const scope = scopeOf(req);
+  // An action a Query service does not have, signed for that service (`aws iam list-users`), is its own to refuse (InvalidAction).
+  if (action && scope && services.get(scope)?.queryActions && !isEc2Operation(action)) return services.get(scope)!;
+  if (action && services.has('ec2')) return services.get('ec2')!;
   if (scope && services.has(scope)) return services.get(scope)!;
   // An unsigned Query request (form body, no target) is answered as the Query services answer.
   if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
@@ -158,7 +161,10 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
   if (!services.has('kms')) throw new Error('the endpoint needs the kms service');
   const served = new Set(services.keys());
   const servedNames = [...served].map((s) => s.toUpperCase());
-  const servedAction = (action: string) => (services.has('sts') && STS_ACTIONS.has(action)) || (services.has('ec2') && isEc2Operation(action));
+  const servedAction = (action: string) =>
+    (services.has('sts') && STS_ACTIONS.has(action)) ||
+    (services.has('ec2') && isEc2Operation(action)) ||
+    opts.services.some((s) => s.queryActions?.has(action));
   const regions = new Map<string, Kms>();
   const kmsFor = (region: string): Kms => {
     let kms = regions.get(region);

@@ -67,6 +67,8 @@ export interface Service {
   readonly maxClockSkewMs?: number;
   /** Accept `x-amz-content-sha256: UNSIGNED-PAYLOAD` (the EBS direct APIs' block bodies, as AWS accepts them). */
   readonly unsignedPayload?: boolean;
+  /** For a Query service: the Actions it answers (the endpoint routes a request by its Action). */
+  readonly queryActions?: ReadonlySet<string>;
   handle(call: ServiceCall): Promise<ServiceReply>;
   /** Format an error raised before the service ran (signature, body, throttling) in the service's protocol. */
   error(e: WireError, requestId: string): ServiceReply;

@@ -1,7 +1,7 @@
-import crypto from 'node:crypto';
 import { cardGrantName, cardGrantRequest, viaEc2 } from '../card/grants.js';
 import { ServiceError } from '../errors.js';
-import { assumeRole, CARD_ROLE } from '../kms/iam.js';
+import { assumeRole, CARD_ROLE, userIdOf } from '../kms/iam.js';
+import { QUERY_AUTH } from './query-auth.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 import { ATTRIBUTE, xmlDocument } from './xml.js';
 
@@ -19,11 +19,6 @@ function reply(status: number, doc: Record<string, unknown>): ServiceReply {
 
 function result(action: string, body: object, requestId: string): ServiceReply {
   return reply(200, { [`${action}Response`]: { [`${ATTRIBUTE}xmlns`]: NS, [`${action}Result`]: body, ResponseMetadata: { RequestId: requestId } } });
-}
-
-/** A stable unique id for an IAM user, in AWS's form (AIDA + 17 characters). */
-function userId(arn: string): string {
-  return `AIDA${crypto.createHash('sha256').update(arn).digest('hex').toUpperCase().slice(0, 17)}`;
 }
 
 /** AssumeRole members kmsvol does not have (session policies, MFA, tags, source identity, external id, token sizes): refused, never ignored. */
@@ -63,18 +58,6 @@ function mayAssumeCardRole(call: ServiceCall, session: string): boolean {
   });
 }
 
-/** STS's own answer to a failed authentication (its codes and statuses: botocore's STS model, AWS's common errors), never the JSON services' names. */
-const AUTH: Record<NonNullable<WireError['failure']>, (detail: string) => WireError> = {
-  missing: (d) => ({ name: 'MissingAuthenticationToken', message: `Request is missing Authentication Token. ${d}`, status: 403 }),
-  incomplete: (d) => ({ name: 'IncompleteSignature', message: d, status: 400 }),
-  signature: (d) => ({ name: 'SignatureDoesNotMatch', message: d, status: 403 }),
-  // STS, like the other Query services, allows 15 minutes either way; past them the signature does not match ("Signature expired: …").
-  skew: (d) => ({ name: 'SignatureDoesNotMatch', message: d, status: 403 }),
-  'unknown-key': () => ({ name: 'InvalidClientTokenId', message: 'The security token included in the request is invalid.', status: 403 }),
-  'invalid-token': () => ({ name: 'InvalidClientTokenId', message: 'The security token included in the request is invalid.', status: 403 }),
-  'expired-token': () => ({ name: 'ExpiredToken', message: 'The security token included in the request is expired', status: 400 }),
-};
-
 /** One STS call: its XML answer, and the response it carries (for the audit log). */
 function answer(call: ServiceCall, action: string): { reply: ServiceReply; response: Record<string, unknown> } {
   const p = call.params;
@@ -83,7 +66,7 @@ function answer(call: ServiceCall, action: string): { reply: ServiceReply; respo
   switch (action) {
     case 'GetCallerIdentity': {
       const s = call.caller.session;
-      const response = { Arn: call.caller.arn, UserId: s ? `${s.roleId}:${s.sessionName}` : userId(call.caller.arn), Account: call.caller.accountId };
+      const response = { Arn: call.caller.arn, UserId: s ? `${s.roleId}:${s.sessionName}` : userIdOf(call.caller.arn), Account: call.caller.accountId };
       return { reply: result(action, response, call.requestId), response };
     }
     case 'AssumeRole': {
@@ -151,7 +134,7 @@ export const stsService: Service = {
     }
   },
   error(e: WireError, requestId: string): ServiceReply {
-    const w = e.failure ? AUTH[e.failure](e.message) : e;
+    const w = e.failure ? QUERY_AUTH[e.failure](e.message) : e;
     return reply(w.status, {
       ErrorResponse: {
         [`${ATTRIBUTE}xmlns`]: NS,

@@ -81,7 +81,11 @@ describe('the EBS grant flow', () => {
       { action: 'kms:Decrypt', resource: a.keyArn, effect: 'Allow', by: `grant ${grants[0]!.GrantId}` },
     ]);
     const denied = audit.find((r) => r.userIdentity.arn === card && r.errorCode === 'AccessDeniedException');
-    expect(denied.additionalEventData.authorization[0]).toMatchObject({ effect: 'Deny', by: 'no policy or grant' });
+    // The default policy's account statement reaches the card's role session, but the kmsvol-card role has no identity policy.
+    expect(denied.additionalEventData.authorization[0]).toMatchObject({
+      effect: 'Deny',
+      by: 'key policy statement Enable IAM User Permissions, but no IAM policy',
+    });
 
     // Both volumes attached: two grants, each for its own volume.
     attach(ctx.home, volB);

@@ -18,6 +18,8 @@ const TOKEN_MAGIC = Buffer.from('kmsvol-import-token-v1\0');
 const TOKEN_ID_BYTES = 16;
 const PARAMETERS_VALID_MS = DAY_MS;
 const MAX_VALID_TO_MS = 365 * DAY_MS;
+/** kmsvol's bound on KeyMaterialDescription (the model gives none). */
+const MAX_DESCRIPTION = 256;
 const WRAPPING_ALGORITHMS = [
   'RSAES_PKCS1_V1_5',
   'RSAES_OAEP_SHA_1',
@@ -138,13 +140,12 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
   const wrapped = blob(req, 'EncryptedKeyMaterial', 1, 6144);
   const model = oneOf(req, 'ExpirationModel', ['KEY_MATERIAL_EXPIRES', 'KEY_MATERIAL_DOES_NOT_EXPIRE'] as const) ?? 'KEY_MATERIAL_EXPIRES';
   const validTo = timestamp(req, 'ValidTo');
-  const importType = oneOf(req, 'ImportType', ['EXISTING_KEY_MATERIAL', 'NEW_KEY_MATERIAL'] as const) ?? 'EXISTING_KEY_MATERIAL';
+  const typeGiven = oneOf(req, 'ImportType', ['EXISTING_KEY_MATERIAL', 'NEW_KEY_MATERIAL'] as const);
   const namedId = str(req, 'KeyMaterialId', { min: 64, max: 64 });
+  const description = str(req, 'KeyMaterialDescription', { max: MAX_DESCRIPTION });
   const now = k.now();
-  if (importType === 'NEW_KEY_MATERIAL')
-    throw KmsErrors.unsupported(
-      'ImportType NEW_KEY_MATERIAL (a second material for on-demand rotation of imported key material) is not supported by kmsvol: a key holds one imported material. Import into a new key and move its alias.',
-    );
+  if (typeGiven === 'NEW_KEY_MATERIAL' && namedId !== undefined)
+    throw KmsErrors.validation('KeyMaterialId cannot be given with ImportType NEW_KEY_MATERIAL: new material gets its id when it is imported.');
   if (model === 'KEY_MATERIAL_EXPIRES') {
     if (validTo === undefined)
       throw KmsErrors.validation(
@@ -160,6 +161,22 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
   }
   const row = externalKey(k, ref, 'kms:ImportKeyMaterial');
   const arn = k.keyArn(row.key_id);
+  // The default: NEW_KEY_MATERIAL for a key that has never had material, EXISTING_KEY_MATERIAL afterwards.
+  const importType = typeGiven ?? (row.imported_material_id ? 'EXISTING_KEY_MATERIAL' : 'NEW_KEY_MATERIAL');
+  const rotating = importType === 'NEW_KEY_MATERIAL' && row.imported_material_id !== null;
+  if ((rotating || description !== undefined) && row.key_spec !== 'SYMMETRIC_DEFAULT')
+    throw KmsErrors.unsupported(
+      `${arn} is a ${row.key_spec} key; ${rotating ? 'new key material (ImportType NEW_KEY_MATERIAL) can be imported' : 'KeyMaterialDescription can be given'} only for symmetric encryption keys.`,
+    );
+  if (rotating && row.multi_region === 1)
+    throw KmsErrors.unsupported(
+      `${arn} is a multi-Region key; kmsvol does not rotate the imported material of multi-Region keys (PENDING_MULTI_REGION_IMPORT_AND_ROTATION). Import new material into a new key and move its alias.`,
+    );
+  // kmsvol keeps one expiry per key, and an expiry deletes every material of the key: a key whose materials rotate never expires.
+  if (rotating && (model === 'KEY_MATERIAL_EXPIRES' || row.expiration_model === 'KEY_MATERIAL_EXPIRES'))
+    throw KmsErrors.unsupported(
+      `New key material for ${arn} must not expire, nor may its current material (ExpirationModel KEY_MATERIAL_DOES_NOT_EXPIRE): kmsvol keeps one expiry per key, and an expiry would delete the older materials with it. Re-import the current material with KEY_MATERIAL_DOES_NOT_EXPIRE first.`,
+    );
   const invalidToken = () =>
     new KmsError(
       'InvalidImportTokenException',
@@ -189,26 +206,46 @@ export function importKeyMaterial(k: KmsContext, req: Req) {
     const materialId = k.rootKey.importedMaterialId(row.key_id, material, MATERIAL_ID_BYTES);
     return k.store.write(() => {
       const cur = k.store.getKey(row.region, row.key_id)!;
-      if (namedId !== undefined && namedId !== materialId.toString('hex')) {
+      const hex = materialId.toString('hex');
+      if (namedId !== undefined && namedId !== hex) {
         throw new KmsError(
           'IncorrectKeyMaterialException',
-          `KeyMaterialId ${namedId} is not the id of this key material (${materialId.toString('hex')}) for ${arn}. Omit KeyMaterialId, or name the material being imported.`,
+          `KeyMaterialId ${namedId} is not the id of this key material (${hex}) for ${arn}. Omit KeyMaterialId, or name the material being imported.`,
         );
       }
-      if (cur.imported_material_id && !cur.imported_material_id.equals(materialId)) {
+      const known = k.store.material(row.key_id, materialId);
+      if (rotating) {
+        // Precondition: new material is new to the key, and at most one material waits for rotation.
+        if (known || cur.imported_material_id?.equals(materialId))
+          throw new KmsError(
+            'IncorrectKeyMaterialException',
+            `This key material is already associated with ${arn} (${hex}); import it with ImportType EXISTING_KEY_MATERIAL.`,
+          );
+        const waiting = k.store.materials(row.key_id).find((m) => m.pending === 1);
+        if (waiting)
+          throw KmsErrors.invalidStateMsg(
+            `${arn} already has key material ${waiting.material_id.toString('hex')} pending rotation. Rotate it in with RotateKeyOnDemand, or delete it (DeleteImportedKeyMaterial with its KeyMaterialId) first.`,
+          );
+        k.newMaterial(row.key_id, now, null, material, materialId, { pending: true, description });
+        return { KeyId: arn, KeyMaterialId: hex };
+      }
+      // Existing material (or a key's first): only material already associated with the key, once it has some.
+      if (cur.imported_material_id && !cur.imported_material_id.equals(materialId) && !known) {
         throw new KmsError(
           'IncorrectKeyMaterialException',
-          `The key material is not the material previously imported into ${arn}. A key only ever accepts the same material again; import other material into a new key.`,
+          `The key material is not the material previously imported into ${arn}. A key only ever accepts the same material again; import other material with ImportType NEW_KEY_MATERIAL (then RotateKeyOnDemand), or into a new key.`,
         );
       }
-      if (!k.store.material(row.key_id, materialId)) k.newMaterial(row.key_id, now, null, material, materialId);
+      if (known?.pending === 1) throw KmsErrors.invalidStateMsg(`Key material ${hex} of ${arn} is pending rotation; rotate it in with RotateKeyOnDemand.`);
+      if (!known) k.newMaterial(row.key_id, now, null, material, materialId, { description });
+      else if (description !== undefined) k.store.setMaterialDescription(row.key_id, materialId, description);
       k.store.updateKey(row.region, row.key_id, {
         key_state: cur.key_state === 'PendingImport' ? 'Enabled' : cur.key_state,
         expiration_model: model,
         valid_to: model === 'KEY_MATERIAL_EXPIRES' ? validTo! : null,
-        imported_material_id: materialId,
+        imported_material_id: cur.imported_material_id ?? materialId,
       });
-      return { KeyId: arn, KeyMaterialId: materialId.toString('hex') };
+      return { KeyId: arn, KeyMaterialId: hex };
     });
   } finally {
     material.fill(0);
@@ -222,11 +259,25 @@ export function deleteImportedKeyMaterial(k: KmsContext, req: Req) {
     const row = k.key(ref, 'kms:DeleteImportedKeyMaterial', 'keyOnly');
     const arn = k.keyArn(row.key_id);
     if (row.origin !== 'EXTERNAL') throw KmsErrors.unsupported(`${arn} has Origin ${row.origin}; only imported key material (Origin EXTERNAL) can be deleted.`);
-    // The key's one material: the one KeyMaterialId may name, and the one the response names.
+    const all = k.store.materials(row.key_id);
     const current = k.store.currentMaterial(row.key_id)?.material_id.toString('hex');
-    if (namedId !== undefined && namedId !== current)
+    const named = namedId === undefined ? undefined : all.find((m) => m.material_id.toString('hex') === namedId);
+    if (namedId !== undefined && !named)
       throw KmsErrors.notFound(
-        `Key material ${namedId} does not exist for ${arn}${current ? `; its key material is ${current}` : '; it has no key material'}. Omit KeyMaterialId to delete the current key material.`,
+        `Key material ${namedId} does not exist for ${arn}${current ? `; its current key material is ${current}` : '; it has no key material'}. Omit KeyMaterialId to delete the current key material.`,
+      );
+    // Material pending rotation is not yet the key's: deleting it leaves the key as it is.
+    if (named?.pending === 1) {
+      k.store.deleteMaterial(row.key_id, named.material_id);
+      return { KeyId: arn, KeyMaterialId: namedId };
+    }
+    if (named && namedId !== current)
+      throw KmsErrors.unsupported(
+        `Key material ${namedId} of ${arn} is not its current material; kmsvol deletes the current material or one pending rotation, never an older one alone.`,
+      );
+    if (all.filter((m) => m.pending === 0).length > 1)
+      throw KmsErrors.unsupported(
+        `${arn} has rotated imported key material; kmsvol keeps a rotated key's materials together and does not delete them (the older ones would be lost with the current one). Disable the key, or schedule its deletion.`,
       );
     k.store.deleteMaterials(row.key_id);
     k.store.updateKey(row.region, row.key_id, {

@@ -15,10 +15,10 @@ function assertSymmetric(k: KmsContext, row: KeyRow, op: string): void {
     throw KmsErrors.unsupported(`${k.keyArn(row.key_id)} is a ${row.key_spec} key; ${op} is supported only for symmetric encryption keys (SYMMETRIC_DEFAULT).`);
 }
 
-function assertRotatable(k: KmsContext, row: KeyRow, op: string): void {
+function assertRotatable(k: KmsContext, row: KeyRow, op: string, importedToo = false): void {
   const arn = k.keyArn(row.key_id);
   assertSymmetric(k, row, op);
-  if (row.origin !== 'AWS_KMS')
+  if (row.origin !== 'AWS_KMS' && !(importedToo && row.origin === 'EXTERNAL'))
     throw KmsErrors.unsupported(
       `${arn} has imported key material (Origin ${row.origin}); ${op} is not supported for it. Rotate it manually by creating a new key and updating its alias.`,
     );
@@ -71,8 +71,9 @@ export function rotateKeyOnDemand(k: KmsContext, req: Req) {
     const row = k.key(ref, 'kms:RotateKeyOnDemand', 'keyOnly');
     assertCustomerManaged(k, row, 'RotateKeyOnDemand');
     assertRotationHere(k, row, 'RotateKeyOnDemand');
-    assertRotatable(k, row, 'RotateKeyOnDemand');
-    const done = k.store.materials(row.key_id).filter((m) => m.rotation_type === 'ON_DEMAND').length;
+    assertRotatable(k, row, 'RotateKeyOnDemand', true);
+    const materials = k.store.materials(row.key_id);
+    const done = materials.filter((m) => m.rotation_type === 'ON_DEMAND').length;
     // Precondition: at most 10 on-demand rotations per key, ever.
     if (done >= ON_DEMAND_ROTATION_LIMIT) {
       throw KmsErrors.limitExceeded(
@@ -80,6 +81,17 @@ export function rotateKeyOnDemand(k: KmsContext, req: Req) {
       );
     }
     const now = k.now();
+    if (row.origin === 'EXTERNAL') {
+      // Imported material rotates to material imported for it (ImportType NEW_KEY_MATERIAL), never to material kmsvol makes.
+      const pending = materials.find((m) => m.pending === 1);
+      if (!pending)
+        throw KmsErrors.invalidStateMsg(
+          `${k.keyArn(row.key_id)} has no key material pending rotation. Import new key material (ImportKeyMaterial with ImportType NEW_KEY_MATERIAL) first.`,
+        );
+      k.store.completePendingRotation(row.key_id, pending.material_id, now);
+      k.store.updateKey(row.region, row.key_id, { on_demand_rotation_start: now });
+      return { KeyId: k.keyArn(row.key_id) };
+    }
     // On-demand rotation does not move the automatic schedule.
     k.newMaterial(row.key_id, now, 'ON_DEMAND');
     k.store.updateKey(row.region, row.key_id, { on_demand_rotation_start: now });
@@ -98,13 +110,14 @@ export function listKeyRotations(k: KmsContext, req: Req) {
   const row = k.key(reqStr(req, 'KeyId'), 'kms:ListKeyRotations', 'keyOnly');
   const arn = k.keyArn(row.key_id);
   const materials = k.store.materials(row.key_id);
-  const current = materials.at(-1);
+  const current = materials.filter((m) => m.pending === 0).at(-1);
   const imported = row.origin === 'EXTERNAL';
   const rotations = materials
-    .filter((m) => include === 'ALL_KEY_MATERIAL' || m.rotation_type !== null)
+    .filter((m) => include === 'ALL_KEY_MATERIAL' || (m.rotation_type !== null && m.pending === 0))
     .map((m) => ({
       KeyId: arn,
       KeyMaterialId: m.material_id.toString('hex'),
+      ...(m.description !== null ? { KeyMaterialDescription: m.description } : {}),
       ...(imported
         ? {
             ImportState: 'IMPORTED',
@@ -112,8 +125,8 @@ export function listKeyRotations(k: KmsContext, req: Req) {
             ...(row.valid_to !== null ? { ValidTo: new Date(row.valid_to) } : {}),
           }
         : {}),
-      KeyMaterialState: m === current ? 'CURRENT' : 'NON_CURRENT',
-      ...(m.rotation_type !== null ? { RotationDate: new Date(m.created), RotationType: m.rotation_type } : {}),
+      KeyMaterialState: m.pending === 1 ? 'PENDING_ROTATION' : m === current ? 'CURRENT' : 'NON_CURRENT',
+      ...(m.rotation_type !== null && m.pending === 0 ? { RotationDate: new Date(m.created), RotationType: m.rotation_type } : {}),
     }));
   const { page, ...more } = paginate(req, rotations, LIMITS.ListKeyRotations);
   return { Rotations: page, ...more };

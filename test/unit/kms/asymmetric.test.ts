@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { createAccessKey } from '../../../src/kms/iam.js';
 import { Kms } from '../../../src/kms/kms.js';
 import { DAY, errorName, onCleanup, testKms } from '../../helpers/home.js';
 
@@ -190,6 +191,7 @@ describe('asymmetric and HMAC operations: negative cases', () => {
 
   it('a policy Deny wins over the account statement, per action', () => {
     const { kms, k, reqs } = setup();
+    createAccessKey(kms.ctx, 'eve'); // an administrator by her identity policy: only the key policy's Deny stops her
     const policy = JSON.stringify({
       Version: '2012-10-17',
       Statement: [

@@ -132,11 +132,74 @@ describe('imported key material', () => {
     expect(errorName(req({}))).toBe('ExpiredImportTokenException');
   });
 
-  it('automatic and on-demand rotation of an EXTERNAL key are unsupported', () => {
+  it('automatic rotation of an EXTERNAL key is unsupported; on-demand rotation needs material pending rotation', () => {
     const { kms, id, importMaterial } = externalKey();
     importMaterial(crypto.randomBytes(32), { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
     expect(errorName(() => kms.invoke('EnableKeyRotation', { KeyId: id }))).toBe('UnsupportedOperationException');
-    expect(errorName(() => kms.invoke('RotateKeyOnDemand', { KeyId: id }))).toBe('UnsupportedOperationException');
+    expect(() => kms.invoke('RotateKeyOnDemand', { KeyId: id })).toThrow(/has no key material pending rotation/);
+  });
+
+  it('rotates imported key material on demand: NEW_KEY_MATERIAL is pending until RotateKeyOnDemand, old ciphertext still decrypts (AWS "rotate imported key material on demand")', () => {
+    const { kms, id, importMaterial } = externalKey();
+    const forever = { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' };
+    const first = importMaterial(crypto.randomBytes(32), { ...forever, KeyMaterialDescription: 'first' }).KeyMaterialId!;
+    const old = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('old') }).CiphertextBlob;
+    const next = crypto.randomBytes(32);
+    expect(errorName(() => importMaterial(next, { ...forever, ImportType: 'NEW_KEY_MATERIAL', KeyMaterialId: first }))).toBe('ValidationException');
+    expect(errorName(() => importMaterial(next, { ImportType: 'NEW_KEY_MATERIAL', ValidTo: new Date('2030-06-01T00:00:00Z') }))).toBe(
+      'UnsupportedOperationException',
+    );
+    const second = importMaterial(next, { ...forever, ImportType: 'NEW_KEY_MATERIAL', KeyMaterialDescription: 'second' }).KeyMaterialId!;
+    expect(second).not.toBe(first);
+    // Pending material does not encrypt: the key still uses the first.
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId).toBe(first);
+    expect(kms.invoke('ListKeyRotations', { KeyId: id }).Rotations).toEqual([]);
+    const all = () => kms.invoke('ListKeyRotations', { KeyId: id, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }).Rotations!;
+    expect(all().map((r) => [r.KeyMaterialId, r.KeyMaterialState, r.KeyMaterialDescription, r.RotationType])).toEqual([
+      [first, 'CURRENT', 'first', undefined],
+      [second, 'PENDING_ROTATION', 'second', undefined],
+    ]);
+    // One pending material at a time; the same material cannot come back as new.
+    expect(errorName(() => importMaterial(crypto.randomBytes(32), { ...forever, ImportType: 'NEW_KEY_MATERIAL' }))).toBe('KMSInvalidStateException');
+    kms.invoke('RotateKeyOnDemand', { KeyId: id });
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId).toBe(second);
+    expect(all().map((r) => [r.KeyMaterialId, r.KeyMaterialState, r.RotationType])).toEqual([
+      [first, 'NON_CURRENT', undefined],
+      [second, 'CURRENT', 'ON_DEMAND'],
+    ]);
+    expect(kms.invoke('ListKeyRotations', { KeyId: id }).Rotations!.map((r) => r.KeyMaterialId)).toEqual([second]);
+    expect(kms.invoke('Decrypt', { CiphertextBlob: old }).Plaintext.toString()).toBe('old');
+    const fresh = kms.invoke('Encrypt', { KeyId: id, Plaintext: Buffer.from('new') });
+    expect(kms.invoke('Decrypt', { CiphertextBlob: fresh.CiphertextBlob }).KeyMaterialId).toBe(second);
+    expect(errorName(() => importMaterial(next, { ...forever, ImportType: 'NEW_KEY_MATERIAL' }))).toBe('IncorrectKeyMaterialException');
+    // Re-importing an associated material keeps its description unless a new one is given.
+    importMaterial(next, { ...forever, ImportType: 'EXISTING_KEY_MATERIAL', KeyMaterialId: second, KeyMaterialDescription: 'renamed' });
+    expect(all().map((r) => r.KeyMaterialDescription)).toEqual(['first', 'renamed']);
+    // A pending material can be deleted by its id, leaving the key as it is; a rotated key's materials are kept together.
+    const third = importMaterial(crypto.randomBytes(32), { ...forever, ImportType: 'NEW_KEY_MATERIAL' }).KeyMaterialId!;
+    expect(kms.invoke('DeleteImportedKeyMaterial', { KeyId: id, KeyMaterialId: third })).toEqual({ KeyId: expect.stringContaining(id), KeyMaterialId: third });
+    expect(all()).toHaveLength(2);
+    expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.KeyState).toBe('Enabled');
+    expect(errorName(() => kms.invoke('DeleteImportedKeyMaterial', { KeyId: id, KeyMaterialId: first }))).toBe('UnsupportedOperationException');
+    expect(errorName(() => kms.invoke('DeleteImportedKeyMaterial', { KeyId: id }))).toBe('UnsupportedOperationException');
+    expect(kms.invoke('Decrypt', { CiphertextBlob: fresh.CiphertextBlob }).Plaintext.toString()).toBe('new');
+  });
+
+  it('new key material is for symmetric keys only', () => {
+    const t = testKms();
+    const hmac = t.kms.invoke('CreateKey', { Origin: 'EXTERNAL', KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }).KeyMetadata.KeyId;
+    const p = t.kms.invoke('GetParametersForImport', { KeyId: hmac, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
+    const imp = (extra: object) =>
+      t.kms.invoke('ImportKeyMaterial', {
+        KeyId: hmac,
+        ImportToken: p.ImportToken,
+        EncryptedKeyMaterial: wrap(p.PublicKey!, crypto.randomBytes(32), 'RSAES_OAEP_SHA_256'),
+        ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+        ...extra,
+      });
+    expect(errorName(() => imp({ KeyMaterialDescription: 'd' }))).toBe('UnsupportedOperationException');
+    imp({});
+    expect(errorName(() => imp({ ImportType: 'NEW_KEY_MATERIAL' }))).toBe('UnsupportedOperationException');
   });
 
   it('KeyMaterialId: ImportKeyMaterial returns it and checks a named one; DeleteImportedKeyMaterial deletes the named material and returns its id', () => {
@@ -148,7 +211,8 @@ describe('imported key material', () => {
     expect(kms.invoke('DescribeKey', { KeyId: id }).KeyMetadata.CurrentKeyMaterialId).toBe(mid);
     expect(importMaterial(material, { ...forever, KeyMaterialId: mid }).KeyMaterialId).toBe(mid);
     expect(errorName(() => importMaterial(material, { ...forever, KeyMaterialId: 'a'.repeat(64) }))).toBe('IncorrectKeyMaterialException');
-    expect(errorName(() => importMaterial(material, { ...forever, ImportType: 'NEW_KEY_MATERIAL' }))).toBe('UnsupportedOperationException');
+    // The same material is not new material.
+    expect(errorName(() => importMaterial(material, { ...forever, ImportType: 'NEW_KEY_MATERIAL' }))).toBe('IncorrectKeyMaterialException');
     expect(errorName(() => importMaterial(material, { ...forever, ImportType: 'OTHER' }))).toBe('ValidationException');
     const [entry] = kms.invoke('ListKeyRotations', { KeyId: id, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }).Rotations!;
     expect(entry).toMatchObject({ KeyMaterialId: mid, KeyMaterialState: 'CURRENT', ImportState: 'IMPORTED', ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });

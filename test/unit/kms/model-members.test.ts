@@ -35,7 +35,6 @@ const ABSENT_OUTPUTS: Record<string, string> = {
   'KeyMetadata.PendingDeletionWindowInDays':
     'given by AWS only for multi-Region primary keys waiting for their replicas to be deleted; kmsvol deletes a primary with its replicas',
   'XksKeyConfigurationType.Id': 'no key is in an external key store',
-  'RotationsListEntry.KeyMaterialDescription': 'ImportKeyMaterial refuses KeyMaterialDescription: a key holds one imported material',
   'GrantConstraints.SourceArn':
     "CreateGrant refuses a SourceArn constraint (UnsupportedOperationException): kmsvol's callers carry no aws:SourceArn for it to match",
   'KeyMetadata.EncapsulationAlgorithms': 'only ML-KEM keys have them, and ML-KEM key specs are refused',
@@ -244,7 +243,7 @@ function scenario(): Set<string> {
   const wrappingKey = crypto.createPublicKey({ key: Buffer.from(params.PublicKey), format: 'der', type: 'spki' });
   const wrapped = crypto.publicEncrypt({ key: wrappingKey, oaepHash: 'sha256' }, crypto.randomBytes(32));
   const validTo = new Date(clock.now().getTime() + 86_400_000);
-  call('ImportKeyMaterial', { KeyId: ext, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped, ValidTo: validTo });
+  call('ImportKeyMaterial', { KeyId: ext, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped, ValidTo: validTo, KeyMaterialDescription: 'first' });
   call('DescribeKey', { KeyId: ext });
   call('ListKeyRotations', { KeyId: ext, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' });
   call('DeleteImportedKeyMaterial', { KeyId: ext });

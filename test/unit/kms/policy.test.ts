@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { createAccessKey, createUser } from '../../../src/kms/iam.js';
 import { wildcard } from '../../../src/kms/policy.js';
 import { errorName, testKms } from '../../helpers/home.js';
 
@@ -54,8 +55,12 @@ function keyWith(policy: string) {
 }
 
 describe('key policies', () => {
-  it('the default policy lets the account (root and IAM users) do everything; GetKeyPolicy and ListKeyPolicies show it', () => {
+  it('the default policy lets the account root, and IAM users whose identity policy allows, do everything; GetKeyPolicy and ListKeyPolicies show it', () => {
     const { kms } = testKms();
+    // alice and bob are administrators (the create-access-key shortcut's kmsvol-admin policy); carol has no policy.
+    createAccessKey(kms.ctx, 'alice');
+    createAccessKey(kms.ctx, 'bob');
+    createUser(kms.ctx, 'carol');
     const id = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
     expect(kms.invoke('ListKeyPolicies', { KeyId: id })).toEqual({ PolicyNames: ['default'], Truncated: false });
     const p = kms.invoke('GetKeyPolicy', { KeyId: id, PolicyName: 'default' });
@@ -65,7 +70,9 @@ describe('key policies', () => {
     ]);
     const blob = kms.invokeAs(ALICE, 'Encrypt', { KeyId: id, Plaintext: Buffer.from('x') }).CiphertextBlob;
     expect(kms.invokeAs(BOB, 'Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe('x');
-    // A role session has no IAM permission here: the account statement does not cover it.
+    // A user without an identity policy has no permission ("By default, IAM users and roles don't have any permissions").
+    expect(errorName(() => kms.invokeAs(`arn:aws:iam::${ACCT}:user/carol`, 'Decrypt', { CiphertextBlob: blob }))).toBe('AccessDeniedException');
+    // Nor has a session of a role without policies.
     expect(errorName(() => kms.invokeAs(`arn:aws:sts::${ACCT}:assumed-role/r/s`, 'Decrypt', { CiphertextBlob: blob }))).toBe('AccessDeniedException');
     expect(errorName(() => kms.invoke('GetKeyPolicy', { KeyId: id, PolicyName: 'other' }))).toBe('ValidationException');
   });
@@ -285,6 +292,7 @@ describe('key policies', () => {
     const { kms } = testKms();
     const id = kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
     const lockout = adminUserPolicy(); // names alice and bob, not the caller (root)
+    createAccessKey(kms.ctx, 'alice'); // an administrator: the default policy's account statement lets her in
     try {
       kms.invoke('PutKeyPolicy', { KeyId: id, Policy: lockout });
       expect.unreachable();

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Kmsvol } from '../../../src/api.js';
-import { assumeRole, createRole } from '../../../src/kms/iam.js';
+import { assumeRole, createAccessKey, createRole } from '../../../src/kms/iam.js';
 import { describeInstances, instanceTypeFor } from '../../../src/volume/instances.js';
 import { checkSize, performance } from '../../../src/volume/limits.js';
 import { modifyVolume } from '../../../src/volume/modify.js';
@@ -117,6 +117,7 @@ describe("AssumeRole and the role's MaxSessionDuration (1 hour, AWS's default)",
     const k = kv.kms.ctx;
     createRole(k, 'app', JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${k.account}:root` }, Action: 'sts:AssumeRole' }] }));
     const caller = `arn:aws:iam::${k.account}:user/alice`;
+    createAccessKey(k, 'alice'); // an administrator: the account-wide trust lets her assume the role
     const RoleArn = `arn:aws:iam::${k.account}:role/app`;
     expect(assumeRole(k, caller, { RoleArn, RoleSessionName: 'ok', DurationSeconds: 3600 }).Credentials.Expiration.getTime()).toBe(k.now() + 3600_000);
     for (const DurationSeconds of [3601, 7200])
