@@ -9,6 +9,7 @@ import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
 import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
+import { invokeOffThread, mayCallProxy } from './keystores/offload.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
 import { isKmsOperation, KMS_REGISTRY, OPERATION_FACTS } from './operations.js';
@@ -51,12 +52,14 @@ export class Kms {
   readonly home: Home;
   private readonly audit: AuditLog;
   readonly principal: string;
+  private readonly audited: boolean;
 
-  private constructor(home: Home, ctx: KmsContext, audit: AuditLog, principal: string) {
+  private constructor(home: Home, ctx: KmsContext, audit: AuditLog, principal: string, audited: boolean) {
     this.home = home;
     this.ctx = ctx;
     this.audit = audit;
     this.principal = principal;
+    this.audited = audited;
   }
 
   static open(opts: KmsOptions): Kms {
@@ -90,7 +93,7 @@ export class Kms {
     const account = configuredAccount(opts.account);
     const ctx = new KmsContext(store, rootKey, opts.clock ?? clockFromEnv(), region, account);
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
-    const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);
+    const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`, opts.audit !== false);
     ctx.awsManagedKeyFactory = (service) => kms.awsManagedKey(service);
     ctx.usage = new UsageTracker(store);
     return kms;
@@ -102,6 +105,30 @@ export class Kms {
 
   get account(): string {
     return this.ctx.account;
+  }
+
+  /**
+   * invokeAs for a server that serves other callers meanwhile: an operation
+   * that may wait for an external key store's proxy runs in a worker thread
+   * (keystores/offload.ts), so that wait blocks no one else; any other runs
+   * here, as invokeAs.
+   */
+  async invokeAsyncAs<Op extends KmsOperation>(caller: string | Caller, op: Op, req: KmsRequest = {}): Promise<KmsResponse<Op>> {
+    const offload =
+      req !== null &&
+      typeof req === 'object' &&
+      mayCallProxy(String(op), req, () => this.ctx.store.customKeyStores(this.region).some((s) => s.type === 'EXTERNAL_KEY_STORE'));
+    if (!offload) return this.invokeAs(caller, op, req);
+    return (await invokeOffThread({
+      home: this.home.root,
+      region: this.region,
+      account: this.account,
+      audit: this.audited,
+      now: this.ctx.clock.now().getTime(),
+      caller,
+      op: String(op),
+      req,
+    })) as KmsResponse<Op>;
   }
 
   /** Run one operation by its AWS name. Errors are KmsError with AWS's exception name. */
