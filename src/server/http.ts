@@ -14,10 +14,11 @@ import type { ReceivedRequest } from '../sigv4.js';
 import {
   checkRequest,
   expiredSessionToken,
-  headerValues,
   invalidSessionToken,
-  parseAuthorization,
+  PRESIGNED_PARAMS,
+  parseAuth,
   SigV4Error,
+  sessionTokens,
   unknownAccessKey,
   verifySignature,
 } from '../sigv4.js';
@@ -183,9 +184,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     return value;
   };
 
-  /** Who signed: refused before the body is read when the header is malformed or the access key unknown. */
-  const signer = (rawHeaders: string[]) => {
-    const auth = parseAuthorization(rawHeaders);
+  /** Who signed: refused before the body is read when the Authorization header (or a presigned URL's query) is malformed or the access key unknown. */
+  const signer = (url: string, rawHeaders: string[]) => {
+    const auth = parseAuth(url, rawHeaders);
     const creds = credentials(auth.credential.accessKeyId);
     if (!creds) throw unknownAccessKey();
     return { auth, creds };
@@ -203,7 +204,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       now: Date.now(),
       maxSkewMs: service.maxClockSkewMs,
     });
-    const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');
+    const tokens = sessionTokens(received, auth);
     const session = creds.principal.session;
     if (session) {
       const given = tokens.length === 1 ? tokenHash(tokens[0]!.trim()) : Buffer.alloc(32);
@@ -237,7 +238,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       if (service.name === 'kms' && (req.url ?? '/') !== '/')
         throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw tooLarge();
-      const who = signer(req.rawHeaders);
+      const who = signer(req.url ?? '/', req.rawHeaders);
       const count = new ParameterCount();
       count.query(queryOf(req));
       const body = await readBody(req, isForm(req) ? count : undefined);
@@ -247,6 +248,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       service = route(services, req, params);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
       const { caller, region, signedHeaders } = await authenticate(received, service, who);
+      // A presigned URL's X-Amz-* members authenticated it; they are not the operation's parameters.
+      if (who.auth.query) for (const name of PRESIGNED_PARAMS) params.delete(name);
       const kms = kmsFor(region);
       const ec2For = () => ec2.contextFor(kms, caller.arn, region);
       reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms, ec2: ec2For, signedHeaders });
