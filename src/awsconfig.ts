@@ -22,6 +22,7 @@
 type Section = Map<string, string[]>;
 
 /** Python's whitespace (str.isspace, what str.strip removes); JavaScript's trim differs (it removes U+FEFF, keeps U+001C-U+001F). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: Python's whitespace includes U+001C-U+001F (the separators).
 const PY_SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 const strip = (s: string) => s.replace(new RegExp(`^${PY_SPACE.source}+|${PY_SPACE.source}+$`, 'g'), '');
 const stripEnd = (s: string) => s.replace(new RegExp(`${PY_SPACE.source}+$`), '');
