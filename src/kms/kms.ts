@@ -7,6 +7,7 @@ import { openHome } from '../home.js';
 import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
+import { parseBlob } from './blob.js';
 import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { invokeOffThread, mayCallProxy } from './keystores/offload.js';
@@ -114,10 +115,7 @@ export class Kms {
    * here, as invokeAs.
    */
   async invokeAsyncAs<Op extends KmsOperation>(caller: string | Caller, op: Op, req: KmsRequest = {}): Promise<KmsResponse<Op>> {
-    const offload =
-      req !== null &&
-      typeof req === 'object' &&
-      mayCallProxy(String(op), req, () => this.ctx.store.customKeyStores(this.region).some((s) => s.type === 'EXTERNAL_KEY_STORE'));
+    const offload = req !== null && typeof req === 'object' && mayCallProxy(String(op), req, this.storeIsExternal, this.keyIsExternal);
     if (!offload) return this.invokeAs(caller, op, req);
     return (await invokeOffThread({
       home: this.home.root,
@@ -130,6 +128,22 @@ export class Kms {
       req,
     })) as KmsResponse<Op>;
   }
+
+  private readonly storeIsExternal = (storeId: string): boolean => this.ctx.store.customKeyStore(this.region, storeId)?.type === 'EXTERNAL_KEY_STORE';
+
+  /** A key reference (id, ARN, alias) or a ciphertext (the key its header names) that resolves to a key in an external key store. */
+  private readonly keyIsExternal = (ref: string | Uint8Array): boolean => {
+    try {
+      // An alias is looked up, not resolved: resolving alias/aws/<service> would create the managed key before the call.
+      const alias = typeof ref === 'string' ? /^(?:arn:aws:kms:[^:]+:\d{12}:)?(alias\/.+)$/.exec(ref)?.[1] : undefined;
+      const keyId =
+        typeof ref !== 'string' ? parseBlob(ref).keyId : alias ? this.ctx.store.getAlias(this.region, alias)?.target_key_id : this.ctx.resolveKeyId(ref);
+      if (keyId === undefined) return false;
+      return this.ctx.store.getKey(this.region, keyId)?.origin === 'EXTERNAL_KEY_STORE';
+    } catch {
+      return false;
+    }
+  };
 
   /** Run one operation by its AWS name. Errors are KmsError with AWS's exception name. */
   invoke<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): KmsResponse<Op> {

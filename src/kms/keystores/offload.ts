@@ -36,12 +36,28 @@ const PROXY_OPS = new Set([
   'GenerateDataKeyPairWithoutPlaintext',
 ]);
 
-/** May `op` wait for a proxy? `hasExternalStore` is asked only for operations that could. */
-export function mayCallProxy(op: string, req: Record<string, unknown>, hasExternalStore: () => boolean): boolean {
+/**
+ * May `op` wait for a proxy? Only when it names an external key store or a
+ * key in one: `storeIsExternal` answers for a CustomKeyStoreId,
+ * `keyIsExternal` for a key reference (KeyId, SourceKeyId,
+ * DestinationKeyId, or the key a ciphertext names); both answer false for
+ * what they cannot resolve (the operation then fails as it would anyway).
+ */
+export function mayCallProxy(
+  op: string,
+  req: Record<string, unknown>,
+  storeIsExternal: (storeId: string) => boolean,
+  keyIsExternal: (ref: string | Uint8Array) => boolean,
+): boolean {
   if (!PROXY_OPS.has(op)) return false;
   if (op === 'CreateKey') return req.Origin === 'EXTERNAL_KEY_STORE';
   if (op === 'CreateCustomKeyStore') return req.CustomKeyStoreType === 'EXTERNAL_KEY_STORE';
-  return hasExternalStore();
+  if (op === 'ConnectCustomKeyStore') return typeof req.CustomKeyStoreId === 'string' && storeIsExternal(req.CustomKeyStoreId);
+  for (const m of ['KeyId', 'SourceKeyId', 'DestinationKeyId', 'CiphertextBlob']) {
+    const v = req[m];
+    if ((typeof v === 'string' || v instanceof Uint8Array) && keyIsExternal(v)) return true;
+  }
+  return false;
 }
 
 export interface OffloadedCall {
