@@ -66,4 +66,5 @@ try {
   }
 } finally {
   await kv.close();
+  fs.rmSync(home, { recursive: true, force: true });
 }

@@ -17,8 +17,13 @@ const suites = {
   keystores: 'keystores.mjs',
 };
 const [name, ...rest] = process.argv.slice(2);
+const usage = `usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]`;
+if (name === '--help' || name === '-h') {
+  console.log(usage);
+  process.exit(0);
+}
 if (!name || !suites[name]) {
-  console.error(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]`);
+  console.error(usage);
   process.exit(252);
 }
 // The async engine's figure is "on 2 threads": size the libuv pool before it starts.

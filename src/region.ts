@@ -13,6 +13,9 @@ import { profileSetting } from './awsconfig.js';
  */
 export const FALLBACK_REGION = 'us-east-1';
 
+/** The region every key of a home made before kmsvol used AWS's regions is in (docs/cli.md). */
+export const LEGACY_REGION = 'local';
+
 /**
  * The regions of the aws, aws-cn and aws-us-gov partitions.
  * test/unit/region.test.ts holds this list against the partitions that

@@ -5,7 +5,10 @@ import type { Home } from '../home.js';
 import { openHome, resolveHomeDir } from '../home.js';
 import type { Caller } from '../kms/authz.js';
 import type { KmsClient } from '../kms/client/index.js';
+import { InProcessKmsClient } from '../kms/client/index.js';
 import { openKmsClient as openClient } from '../kms/client/open.js';
+import type { Kms } from '../kms/kms.js';
+import { LEGACY_REGION } from '../region.js';
 import type { OutputFormat } from './output.js';
 import { render } from './output.js';
 
@@ -88,7 +91,7 @@ export function regionOf(g: GlobalOptions): string | undefined {
  */
 export function openKmsClient(g: GlobalOptions & { endpointUrl?: string }, caller?: Partial<Caller>): KmsClient {
   const endpoint = g.kmsEndpoint ?? g.endpointUrl;
-  return openClient({
+  const client = openClient({
     home: homeOf(g),
     region: regionOf(g),
     clock: clockFromEnv(),
@@ -96,6 +99,18 @@ export function openKmsClient(g: GlobalOptions & { endpointUrl?: string }, calle
     ...(g.kms ? { kms: g.kms } : {}),
     ...(endpoint ? { endpoint } : {}),
   });
+  if (client instanceof InProcessKmsClient) tellLegacyRegion(client.kms);
+  return client;
+}
+
+let toldLegacyRegion = false;
+/** A home made under region `local` (docs/cli.md, "Homes made under region local"): one line on stderr, once per call, naming how to reach its keys. */
+function tellLegacyRegion(kms: Kms): void {
+  if (toldLegacyRegion || !kms.keysOnlyInLocalRegion()) return;
+  toldLegacyRegion = true;
+  process.stderr.write(
+    `kmsvol: this home's keys are in region '${LEGACY_REGION}' (made before kmsvol used AWS's regions), none in ${kms.region}: use them with --region ${LEGACY_REGION} or KMSVOL_REGION=${LEGACY_REGION}\n`,
+  );
 }
 
 export function print(result: unknown, g: GlobalOptions, title?: string): void {

@@ -3,6 +3,7 @@ import { configuredAccount, DEFAULT_REGION } from '../config.js';
 import { openEc2Context, viaEc2 } from '../ec2/context.js';
 import { invoke, operationOf } from '../ec2/invoke.js';
 import { OPERATIONS } from '../ec2/operations.js';
+import { SUMMARIES } from '../ec2/summaries.js';
 import type { Ec2Context } from '../volume/context.js';
 import type { GlobalOptions } from './common.js';
 import { globalsOf, homeOf, kebab, namedIn, openKmsClient, print, regionOf, withGlobals } from './common.js';
@@ -19,8 +20,25 @@ import { allPages, EC2_PAGING, paginationOptions } from './paging.js';
  * AWS CLI pages the entry's list. `--dry-run` runs the entry's dry-run check
  * and answers DryRunOperation (exit 254), as the AWS CLI shows it. kmsvol
  * waits for the work EC2 answers before (a volume `creating` is available
- * when the command returns) and prints EC2's answer.
+ * when the command returns) and prints EC2's answer; with --wait
+ * (create-volume, detach-volume) it prints the state the AWS CLI's waiters
+ * wait for instead.
  */
+
+/** `--wait`: once the work is done, what to print instead of EC2's first answer. */
+const WAITED: Record<string, { help: string; final(ctx: Ec2Context, answer: Record<string, unknown>): Promise<unknown> }> = {
+  CreateVolume: {
+    help: 'wait until the volume is available and print it as describe-volumes does (as `aws ec2 wait volume-available` would)',
+    async final(ctx, answer) {
+      const r = (await invoke(ctx, 'DescribeVolumes', { VolumeIds: [answer.VolumeId] })).answer as { Volumes: unknown[] };
+      return r.Volumes[0];
+    },
+  },
+  DetachVolume: {
+    help: 'wait until the volume is detached (available) and print the attachment as detached',
+    final: async (_ctx, answer) => ({ ...answer, State: 'detached' }),
+  },
+};
 
 /** The volume side's context for one CLI call; closed by the caller. */
 export function openEc2(g: GlobalOptions): Ec2Context & { close(): void } {
@@ -47,7 +65,9 @@ function progressBar(what: string, fraction: number): void {
 
 function command(name: string): Command {
   const op = operationOf(name, true);
-  const cmd = addMemberOptions(withGlobals(new Command(kebab(name)).description(`EC2 ${name}`)), op);
+  const cmd = addMemberOptions(withGlobals(new Command(kebab(name)).description(SUMMARIES[name] ?? `EC2 ${name}`)), op);
+  const waited = WAITED[name];
+  if (waited) cmd.option('--wait', waited.help);
   cliInputOptions(cmd);
   if (op.pages) paginationOptions(cmd);
   return cmd.action(async (opts: Record<string, unknown>, self: Command) => {
@@ -67,7 +87,8 @@ function command(name: string): Command {
         const { answer, done, early } = await call(req);
         if (early) print(answer, g);
         await done;
-        if (!early && answer !== undefined) print(answer, g, name);
+        if (waited && opts.wait === true && req.DryRun !== true) print(await waited.final(ctx, answer as Record<string, unknown>), g, name);
+        else if (!early && answer !== undefined) print(answer, g, name);
       } finally {
         ctx.close();
       }

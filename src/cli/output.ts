@@ -16,29 +16,86 @@ function isEmptyObject(v: unknown): boolean {
   return !!v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0;
 }
 
+/** The width tables must fit: $COLUMNS, else the terminal's, else 120. */
+function tableWidth(): number {
+  const columns = Number(process.env.COLUMNS);
+  if (Number.isInteger(columns) && columns > 0) return columns;
+  return process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : 120;
+}
+
+/**
+ * One table within `width` columns, as the AWS CLI fits its tables: one row
+ * too wide is turned to key | value rows; then columns too wide are narrowed
+ * in proportion and their cells wrapped (cli-table3's colWidths count the
+ * padding; a table is its colWidths plus one border per column and one).
+ */
+function fitted(head: string[], rows: string[][], width: number): string {
+  if (rows.length === 1 && head.length > 1 && natural(head, rows) > width)
+    return fitted(
+      [],
+      head.map((h, i) => [h, rows[0]![i]!]),
+      width,
+    );
+  const natWidths = head.length
+    ? head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)) + 2)
+    : rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
+  const room = width - natWidths.length - 1;
+  const total = natWidths.reduce((a, b) => a + b, 0);
+  const colWidths = total <= room ? natWidths : shrink(natWidths, room);
+  const t = new (cliTable())({ head, style: { head: [], border: [] }, colWidths, wordWrap: true, wrapOnWordBoundary: false });
+  for (const r of rows) t.push(r);
+  return t.toString();
+}
+
+function natural(head: string[], rows: string[][]): number {
+  return head.reduce((sum, h, i) => sum + Math.max(h.length, ...rows.map((r) => r[i]!.length)) + 3, 1);
+}
+
+/** Column widths summing to at most `room`: narrow columns keep theirs, the rest share what is left (each at least 6). */
+function shrink(widths: number[], room: number): number[] {
+  const out = [...widths];
+  for (;;) {
+    const wide = out.map((_w, i) => i).filter((i) => out[i]! > 6);
+    const over = out.reduce((a, b) => a + b, 0) - room;
+    if (over <= 0 || wide.length === 0) return out;
+    const widest = Math.max(...wide.map((i) => out[i]!));
+    for (const i of wide) if (out[i] === widest) out[i] = Math.max(6, widest - Math.ceil(over / wide.length));
+  }
+}
+
 /**
  * The AWS CLI's table format, drawn with cli-table3: a titled table per
  * object (its scalars as columns), a row per item for lists of objects, and
- * nested objects and lists as titled tables below their parent.
+ * nested objects and lists as titled tables below their parent; each fits
+ * the terminal (tableWidth).
  */
 export function formatTable(data: unknown, title?: string): string {
+  const width = tableWidth();
   const out: string[] = [];
   const section = (name: string | undefined, value: unknown): void => {
     const items = Array.isArray(value) ? value : [value];
     if (items.length === 0) return;
     if (items.every(isScalar)) {
-      const t = new (cliTable())({ head: name ? [name] : [], style: { head: [], border: [] } });
-      for (const v of items) t.push([scalar(v)]);
-      out.push(t.toString());
+      out.push(
+        fitted(
+          name ? [name] : [],
+          items.map((v) => [scalar(v)]),
+          width,
+        ),
+      );
       return;
     }
     const objects = items.filter((v): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v));
     const cols = [...new Set(objects.flatMap((o) => Object.keys(o).filter((k) => isScalar(o[k]))))];
     if (cols.length) {
-      const t = new (cliTable())({ head: cols, style: { head: [], border: [] } });
-      for (const o of objects) t.push(cols.map((c) => (o[c] === undefined ? '' : scalar(o[c]))));
       if (name) out.push(`${name}`);
-      out.push(t.toString());
+      out.push(
+        fitted(
+          cols,
+          objects.map((o) => cols.map((c) => (o[c] === undefined ? '' : scalar(o[c])))),
+          width,
+        ),
+      );
     }
     for (const o of objects) for (const [k, v] of Object.entries(o)) if (!isScalar(v)) section(name ? `${name}.${k}` : k, v);
   };

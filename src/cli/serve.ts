@@ -3,7 +3,7 @@ import cluster from 'node:cluster';
 import { Command } from 'commander';
 import { clockFromEnv } from '../clock.js';
 import { UsageError } from '../errors.js';
-import { createAccessKey, createRole } from '../kms/iam.js';
+import { createAccessKey, createRole, updateRoleMaxSessionDuration } from '../kms/iam.js';
 import { Kms } from '../kms/kms.js';
 import { isAwsRegion } from '../region.js';
 import { parseInteger, readParamText } from './args.js';
@@ -13,12 +13,13 @@ import { applySeedFile } from './seed.js';
 
 /** The services one endpoint answers (loaded when a server starts, so other commands start faster). */
 async function services() {
-  const [{ kmsService }, { stsService }, { ec2Service }] = await Promise.all([
+  const [{ kmsService }, { stsService }, { ec2Service }, { ebsService }] = await Promise.all([
     import('../server/kms.js'),
     import('../server/sts.js'),
     import('../server/ec2/index.js'),
+    import('../server/ebs/index.js'),
   ]);
-  return [kmsService, stsService, ec2Service];
+  return [kmsService, stsService, ec2Service, ebsService];
 }
 
 /**
@@ -124,6 +125,8 @@ function startWorkers(n: number): { ready: Promise<string>; stop(): Promise<void
   };
 }
 
+const seconds = (v: string) => parseInteger(v, 'max-session-duration');
+
 /** `kmsvol iam create-access-key` and `create-role`: local IAM for `kmsvol serve`. */
 export function iamCommand(): Command {
   const iam = new Command('iam').description('Local IAM for `kmsvol serve`: access keys and roles');
@@ -140,10 +143,21 @@ export function iamCommand(): Command {
     withGlobals(new Command('create-role'))
       .requiredOption('--role-name <name>')
       .requiredOption('--assume-role-policy-document <json>', 'the trust policy: who may sts:AssumeRole (JSON, or file://FILE)')
+      .option('--max-session-duration <seconds>', 'the longest session AssumeRole grants: 3600 (the default) to 43200 seconds', seconds)
       .description('Create a role that the principals named by its trust policy may assume through STS')
-      .action(async (opts: { roleName: string; assumeRolePolicyDocument: string }, self: Command) => {
+      .action(async (opts: { roleName: string; assumeRolePolicyDocument: string; maxSessionDuration?: number }, self: Command) => {
         const g = globalsOf(self);
-        await withKms('CreateRole', g, (kms) => createRole(kms.ctx, opts.roleName, readParamText(opts.assumeRolePolicyDocument)));
+        await withKms('CreateRole', g, (kms) => createRole(kms.ctx, opts.roleName, readParamText(opts.assumeRolePolicyDocument), opts.maxSessionDuration));
+      }),
+  );
+  iam.addCommand(
+    withGlobals(new Command('update-role'))
+      .requiredOption('--role-name <name>')
+      .requiredOption('--max-session-duration <seconds>', 'the longest session AssumeRole grants from now on: 3600 to 43200 seconds', seconds)
+      .description("Change a role's MaxSessionDuration (sessions already issued keep theirs)")
+      .action(async (opts: { roleName: string; maxSessionDuration: number }, self: Command) => {
+        const g = globalsOf(self);
+        await withKms('UpdateRole', g, (kms) => updateRoleMaxSessionDuration(kms.ctx, opts.roleName, opts.maxSessionDuration));
       }),
   );
   iam.addCommand(

@@ -3,6 +3,7 @@ import { ServiceError } from '../errors.js';
 import type { KmsContext } from './context.js';
 import { KmsError } from './errors.js';
 import { principalMatches, wildcard } from './policy.js';
+import type { RoleRow } from './schema.js';
 
 /**
  * Local IAM and STS for the endpoint: access keys that map to IAM users
@@ -122,19 +123,51 @@ function parseTrustPolicy(text: string): TrustStatement[] {
 }
 
 /** `kmsvol iam create-role`: a role that the principals its trust policy names may assume. */
-export function createRole(k: KmsContext, roleName: string, trustPolicy: string) {
+export function createRole(k: KmsContext, roleName: string, trustPolicy: string, maxSessionDuration = ROLE_MAX_SESSION_SECONDS) {
   if (!/^[\w+=,.@-]{1,64}$/.test(roleName))
     throw iamError('ValidationError', `The role name ${JSON.stringify(roleName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
   parseTrustPolicy(trustPolicy);
+  checkMaxSessionDuration(maxSessionDuration);
   const created = k.now();
   const roleId = randomId('AROA');
   k.store.write(() => {
-    if (!k.store.insertRole({ role_name: roleName, role_id: roleId, trust_policy: trustPolicy, created }))
+    if (!k.store.insertRole({ role_name: roleName, role_id: roleId, trust_policy: trustPolicy, created, max_session_duration: maxSessionDuration }))
       throw iamError('EntityAlreadyExists', `Role with name ${roleName} already exists.`, 409);
   });
   return {
-    Role: { Path: '/', RoleName: roleName, RoleId: roleId, Arn: roleArn(k, roleName), CreateDate: new Date(created), AssumeRolePolicyDocument: trustPolicy },
+    Role: {
+      Path: '/',
+      RoleName: roleName,
+      RoleId: roleId,
+      Arn: roleArn(k, roleName),
+      CreateDate: new Date(created),
+      AssumeRolePolicyDocument: trustPolicy,
+      MaxSessionDuration: maxSessionDuration,
+    },
   };
+}
+
+/** IAM UpdateRole's MaxSessionDuration: the longest session AssumeRole grants from now on (sessions already issued keep theirs). */
+export function updateRoleMaxSessionDuration(k: KmsContext, roleName: string, maxSessionDuration: number): Record<string, never> {
+  checkMaxSessionDuration(maxSessionDuration);
+  if (roleName === CARD_ROLE) getRole(k, roleName);
+  k.store.write(() => {
+    if (!k.store.setRoleMaxSessionDuration(roleName, maxSessionDuration))
+      throw iamError('NoSuchEntity', `The role with name ${roleName} cannot be found.`, 404);
+  });
+  return {};
+}
+
+/** IAM's bounds for MaxSessionDuration (botocore's iam model, roleMaxSessionDurationType), in IAM's ValidationError words. */
+function checkMaxSessionDuration(seconds: number): void {
+  const fail = (bound: string) =>
+    iamError(
+      'ValidationError',
+      `1 validation error detected: Value '${seconds}' at 'maxSessionDuration' failed to satisfy constraint: Member must have value ${bound}`,
+    );
+  if (!Number.isInteger(seconds)) throw fail(`between ${ROLE_MAX_SESSION_SECONDS} and ${MAX_SESSION_SECONDS}`);
+  if (seconds < ROLE_MAX_SESSION_SECONDS) throw fail(`greater than or equal to ${ROLE_MAX_SESSION_SECONDS}`);
+  if (seconds > MAX_SESSION_SECONDS) throw fail(`less than or equal to ${MAX_SESSION_SECONDS}`);
 }
 
 /** The card role exists in every account, trusted by the account's own principals (as a service-linked role is). */
@@ -145,10 +178,18 @@ function cardRoleTrust(account: string): string {
   });
 }
 
-function getRole(k: KmsContext, name: string): { role_id: string; trust_policy: string } | undefined {
+function getRole(k: KmsContext, name: string): RoleRow | undefined {
   const row = k.store.role(name);
   if (row || name !== CARD_ROLE) return row;
-  k.store.write(() => k.store.insertRole({ role_name: name, role_id: randomId('AROA'), trust_policy: cardRoleTrust(k.account), created: k.now() }));
+  k.store.write(() =>
+    k.store.insertRole({
+      role_name: name,
+      role_id: randomId('AROA'),
+      trust_policy: cardRoleTrust(k.account),
+      created: k.now(),
+      max_session_duration: ROLE_MAX_SESSION_SECONDS,
+    }),
+  );
   return getRole(k, name);
 }
 
@@ -159,9 +200,10 @@ export interface AssumeRoleRequest {
 }
 
 /**
- * A role's MaxSessionDuration: AWS's default for a role created without one
- * (1 hour). kmsvol's roles (`kmsvol iam create-role`, the card role) are all
- * created so; AssumeRole refuses a longer session as STS does.
+ * A role's MaxSessionDuration when it is created without one: AWS's default
+ * (1 hour), also IAM's least. `kmsvol iam create-role --max-session-duration`
+ * and `update-role` set up to 12 hours; AssumeRole refuses a longer session
+ * than the role's, as STS does.
  */
 export const ROLE_MAX_SESSION_SECONDS = 3600;
 
@@ -203,10 +245,10 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
   );
   if (statements.length === 0 || statements.some((s) => s.Effect === 'Deny')) throw denied();
   if (mayAssume && !mayAssume(m[2]!, session)) throw denied();
-  if (duration > ROLE_MAX_SESSION_SECONDS)
+  if (duration > role.max_session_duration)
     throw iamError(
       'ValidationError',
-      `The requested DurationSeconds exceeds the MaxSessionDuration set for this role. Its MaxSessionDuration is ${ROLE_MAX_SESSION_SECONDS} seconds; ask for at most that.`,
+      `The requested DurationSeconds exceeds the MaxSessionDuration set for this role. Its MaxSessionDuration is ${role.max_session_duration} seconds; ask for at most that.`,
     );
   const accessKeyId = randomId('ASIA');
   const secret = randomSecret();

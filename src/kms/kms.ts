@@ -4,6 +4,7 @@ import { clockFromEnv, DAY_MS } from '../clock.js';
 import { configuredAccount, configuredRegion, DEFAULT_REGION } from '../config.js';
 import type { Home } from '../home.js';
 import { openHome } from '../home.js';
+import { LEGACY_REGION } from '../region.js';
 import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
@@ -102,6 +103,16 @@ export class Kms {
 
   get region(): string {
     return this.ctx.region;
+  }
+
+  /**
+   * True when this region has no keys and the home's keys are all in region
+   * `local`, where kmsvol made them before it used AWS's regions.
+   */
+  keysOnlyInLocalRegion(): boolean {
+    if (this.region === LEGACY_REGION) return false;
+    const regions = this.ctx.store.regionsWithKeys();
+    return regions.length > 0 && regions.every((r) => r === LEGACY_REGION);
   }
 
   get account(): string {

@@ -68,6 +68,14 @@ export interface TagRow {
   TagValue: string;
 }
 
+export interface RoleRow {
+  role_id: string;
+  trust_policy: string;
+  created: number;
+  /** Seconds: the longest session AssumeRole grants (IAM's MaxSessionDuration, 3,600-43,200). */
+  max_session_duration: number;
+}
+
 export interface SessionRow {
   sealed_secret: Buffer;
   token_hash: Buffer;
@@ -144,7 +152,8 @@ CREATE TABLE IF NOT EXISTS iam_access_keys (
   access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret BLOB NOT NULL, created INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS iam_roles (
-  role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL
+  role_name TEXT PRIMARY KEY, role_id TEXT NOT NULL, trust_policy TEXT NOT NULL, created INTEGER NOT NULL,
+  max_session_duration INTEGER NOT NULL DEFAULT 3600
 );
 CREATE TABLE IF NOT EXISTS iam_sessions (
   access_key_id TEXT PRIMARY KEY, sealed_secret BLOB NOT NULL, token_hash BLOB NOT NULL,
@@ -212,11 +221,13 @@ export interface CustomStoreKeyRow {
   xks_key_id: string | null;
 }
 
-export const SCHEMA_VERSION = '3';
+export const SCHEMA_VERSION = '4';
 
 /** Upgrades of older stores, applied in order inside one transaction: version -> statements. */
 export const MIGRATIONS: Record<string, string> = {
   '1': 'ALTER TABLE keys ADD COLUMN primary_region TEXT',
   // Version 3 adds grants and import parameters (created by SCHEMA) and this column.
   '2': 'ALTER TABLE keys ADD COLUMN imported_material_id BLOB',
+  // Version 4: a role's MaxSessionDuration (roles made before it keep AWS's default, 1 hour).
+  '3': 'ALTER TABLE iam_roles ADD COLUMN max_session_duration INTEGER NOT NULL DEFAULT 3600',
 };

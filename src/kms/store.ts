@@ -12,6 +12,7 @@ import type {
   KeyRow,
   KeyUse,
   MaterialRow,
+  RoleRow,
   SessionRow,
   TagRow,
 } from './schema.js';
@@ -27,6 +28,7 @@ export type {
   KeyRow,
   KeyUse,
   MaterialRow,
+  RoleRow,
   SessionRow,
   TagRow,
 } from './schema.js';
@@ -181,6 +183,11 @@ export class KmsStore {
       region_: region,
       key_id_: keyId,
     });
+  }
+
+  /** The regions that have keys. */
+  regionsWithKeys(): string[] {
+    return (this.stmt('SELECT DISTINCT region FROM keys').all() as { region: string }[]).map((r) => r.region);
   }
 
   listKeys(region: string): KeyRow[] {
@@ -435,16 +442,22 @@ export class KmsStore {
     ).run(r);
   }
 
-  role(name: string): { role_id: string; trust_policy: string } | undefined {
-    return this.stmt('SELECT role_id, trust_policy FROM iam_roles WHERE role_name = ?').get(name) as { role_id: string; trust_policy: string } | undefined;
+  role(name: string): RoleRow | undefined {
+    return this.stmt('SELECT role_id, trust_policy, created, max_session_duration FROM iam_roles WHERE role_name = ?').get(name) as RoleRow | undefined;
   }
 
   /** Insert a role; false when one of that name exists (it is left as it is). */
-  insertRole(r: { role_name: string; role_id: string; trust_policy: string; created: number }): boolean {
+  insertRole(r: RoleRow & { role_name: string }): boolean {
     return (
-      this.stmt('INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created) VALUES (@role_name, @role_id, @trust_policy, @created)').run(r)
-        .changes === 1
+      this.stmt(
+        'INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created, max_session_duration) VALUES (@role_name, @role_id, @trust_policy, @created, @max_session_duration)',
+      ).run(r).changes === 1
     );
+  }
+
+  /** Set a role's MaxSessionDuration; false when there is no such role. */
+  setRoleMaxSessionDuration(name: string, seconds: number): boolean {
+    return this.stmt('UPDATE iam_roles SET max_session_duration = ? WHERE role_name = ?').run(seconds, name).changes === 1;
   }
 
   // Key last usage (usage.ts).

@@ -107,14 +107,22 @@ function route(services: Map<string, Service>, req: http.IncomingMessage, params
   if (req.headers['x-amz-target']) return services.get('kms')!;
   const action = params?.get('Action');
   if (action && STS_ACTIONS.has(action) && services.has('sts')) return services.get('sts')!;
+  // An action STS does not have, under STS's API version: STS answers it (InvalidAction), as AWS's STS endpoint would.
+  if (params?.get('Version') === STS_VERSION && services.has('sts')) return services.get('sts')!;
   if (action && services.has('ec2')) return services.get('ec2')!;
-  const scope = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+  const scope = scopeOf(req);
   if (scope && services.has(scope)) return services.get(scope)!;
   // An unsigned Query request (form body, no target) is answered as the Query services answer.
   if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded'))
     return services.get('ec2') ?? services.get('sts') ?? services.get('kms')!;
   return services.get('kms')!;
 }
+
+/** The credential scope's service, when the Authorization header names one. */
+const scopeOf = (req: http.IncomingMessage) => /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+
+/** STS's Query API version (botocore's sts model); EC2's is 2016-11-15. */
+const STS_VERSION = '2011-06-15';
 
 const STS_ACTIONS = new Set([
   'AssumeRole',
@@ -203,6 +211,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       regionAllowed: (r) => (!opts.region || r === opts.region) && (opts.regionAllowAny === true || isAwsRegion(r)),
       now: Date.now(),
       maxSkewMs: service.maxClockSkewMs,
+      allowUnsignedPayload: service.unsignedPayload === true,
     });
     const tokens = sessionTokens(received, auth);
     const session = creds.principal.session;
@@ -238,9 +247,19 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       if (service.name === 'kms' && (req.url ?? '/') !== '/')
         throw new ServiceError('UnknownOperationException', 'The KMS API is POST / with an X-Amz-Target header.', 404);
       if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw tooLarge();
-      const who = signer(req.url ?? '/', req.rawHeaders);
       const count = new ParameterCount();
       count.query(queryOf(req));
+      let who: ReturnType<typeof signer>;
+      try {
+        who = signer(req.url ?? '/', req.rawHeaders);
+      } catch (e) {
+        // Unsigned, or no credential scope to route by: a Query form names its service in the body (Action, Version),
+        // so read it (bounded, as any body) and let that service refuse it in its own shape and status.
+        if (e instanceof SigV4Error && isForm(req) && !scopeOf(req)) {
+          service = route(services, req, queryParams(req, await readBody(req, count)));
+        }
+        throw e;
+      }
       const body = await readBody(req, isForm(req) ? count : undefined);
       const params = queryParams(req, body);
       foreign = unservedRequest(served, req, params, servedAction);
@@ -252,7 +271,20 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       if (who.auth.query) for (const name of PRESIGNED_PARAMS) params.delete(name);
       const kms = kmsFor(region);
       const ec2For = () => ec2.contextFor(kms, caller.arn, region);
-      reply = await service.handle({ region, caller, requestId, headers: req.headers, body, params, home: opts.home, kms, ec2: ec2For, signedHeaders });
+      reply = await service.handle({
+        region,
+        caller,
+        requestId,
+        headers: req.headers,
+        body,
+        params,
+        home: opts.home,
+        kms,
+        ec2: ec2For,
+        signedHeaders,
+        method: received.method,
+        url: received.url,
+      });
     } catch (e) {
       if (e === ABORTED) return void res.destroy();
       // A request for a service this endpoint does not serve is answered in that service's shape, not the routed one's.

@@ -38,6 +38,9 @@ export interface ServiceCall {
   kms: Kms;
   /** The EC2 control plane's context for this caller and region (built by src/ec2/context.ts on first use). */
   ec2: () => Ec2Context;
+  /** The request's method and URL (path and query string) as received (the REST protocols route by them). */
+  method: string;
+  url: string;
   /** Names of headers the caller signed (lower case), e.g. for kms:ViaService. */
   signedHeaders: string[];
 }
@@ -62,6 +65,8 @@ export interface Service {
   readonly name: string;
   /** How far a request's X-Amz-Date may be from the endpoint's clock (default: sigv4.ts's MAX_SKEW_MS, KMS's 5 minutes). */
   readonly maxClockSkewMs?: number;
+  /** Accept `x-amz-content-sha256: UNSIGNED-PAYLOAD` (the EBS direct APIs' block bodies, as AWS accepts them). */
+  readonly unsignedPayload?: boolean;
   handle(call: ServiceCall): Promise<ServiceReply>;
   /** Format an error raised before the service ran (signature, body, throttling) in the service's protocol. */
   error(e: WireError, requestId: string): ServiceReply;

@@ -3,7 +3,7 @@ import type { ServiceReply } from './service.js';
 import { xmlDocument } from './xml.js';
 
 /**
- * A request for an AWS service this endpoint does not serve (an `aws ebs …`
+ * A request for an AWS service this endpoint does not serve (an `aws lambda …`
  * or `aws sns …` sent here with --endpoint-url, say) is answered naming that
  * service and the operation, in the shape its own client parses: awsJson for
  * an X-Amz-Target, a Query ErrorResponse for an Action, the REST protocols'
@@ -22,7 +22,7 @@ const REST_XML = new Set(['s3', 's3-control', 'route53', 'cloudfront']);
 
 const scopeOf = (req: http.IncomingMessage) => /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
 
-/** The AWS CLI names its command in the User-Agent ("command/ebs.list-snapshot-blocks"): the operation, in the model's words. */
+/** The AWS CLI names its command in the User-Agent ("command/lambda.list-functions"): the operation, in the model's words. */
 function cliOperation(req: http.IncomingMessage): string | undefined {
   const m = /\bcommand\/([\w-]+)\.([\w-]+)/.exec(String(req.headers['user-agent'] ?? ''));
   // `aws s3 ls`, `cp`, `sync` … are the CLI's own commands, not operations: those are named by method and path.

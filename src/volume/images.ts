@@ -1,9 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { run } from '../exec.js';
 import type { Home } from '../home.js';
-import { openPrivate } from '../home.js';
 import { kmsEndpointFromEnv } from '../kms/client/remote.js';
 import type { Ec2Context, ImageSide } from './context.js';
 import { EBS_CONTEXT_KEY } from './context.js';
@@ -13,7 +11,7 @@ import { withKeyslot } from './keyslot.js';
 import type { KeyDigest, KmsLocator, KmsvolToken } from './luks2.js';
 import { CIPHER, encodeMetadata, HDR_SIZE, newMetadata, PAYLOAD_OFFSET, readImageHeader, TOKEN_VERSION, tokenJson } from './luks2.js';
 import { SECTOR_SIZE } from './offsets.js';
-import type { SnapshotRow, VolumeRow } from './registry.js';
+import type { VolumeRow } from './registry.js';
 
 /**
  * The image files of volumes and snapshots: where they are, and how a new
@@ -27,18 +25,9 @@ export function imagePath(home: Home, volumeId: string): string {
   return path.join(home.volumesDir, `${volumeId}.img`);
 }
 
-/** Where a new snapshot's image goes. */
-export function snapshotPath(home: Home, snapshotId: string): string {
-  return path.join(home.snapshotsDir, `${snapshotId}.img`);
-}
-
 /** The registry keeps image paths relative to the home, so a home can be moved or restored elsewhere. */
 export function imageFile(home: Home, v: VolumeRow): string {
   return path.resolve(home.root, v.image);
-}
-
-export function snapshotFile(home: Home, s: SnapshotRow): string {
-  return path.resolve(home.root, s.image);
 }
 
 /** The lock a card holds while it serves the volume (delete takes it too). */
@@ -129,26 +118,6 @@ export function writeImageAtomically(file: string, head: Buffer | undefined, siz
   publish(tmp, file);
 }
 
-/** Sparse copy of `src` to a new `dst`: time and space proportional to the data written (cp uses SEEK_DATA/SEEK_HOLE). */
-export async function sparseCopy(src: string, dst: string): Promise<void> {
-  const tmp = tempFor(dst);
-  try {
-    await run('cp', ['--sparse=always', src, tmp]);
-    fs.chmodSync(tmp, 0o600);
-    const fd = openPrivate(tmp, 'r+');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    publish(tmp, dst);
-  } catch (e) {
-    // Postcondition: a failed copy (a full disk) leaves no partial file behind.
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
 /**
  * Where the token says the KMS is, as the KMS client was chosen
  * (kms/client/open.ts): AWS KMS itself, an endpoint, or this home's embedded
@@ -176,15 +145,21 @@ export function tokenWithKeyslot(home: Home, t: KmsvolToken, m: KeyslotMaterial,
 }
 
 /**
- * Write a new encrypted image: LUKS2 header with the wrapped key and the
- * keyslot its wrapped secret opens, then a sparse payload. Written to a
- * temporary name and renamed, so a failure leaves nothing.
+ * The head of a new encrypted image (or of an encrypted snapshot the EBS
+ * direct APIs write): LUKS2 headers with a new data key wrapped by the KMS
+ * under `keyRef` (context aws:ebs:id = `id`), and the keyslot area its
+ * wrapped secret opens. Returns the head and the key's ARN.
  */
-export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeId: string, keyRef: string, sizeBytes: number): Promise<string> {
-  const context = { [EBS_CONTEXT_KEY]: volumeId };
+export async function encryptedHead(ctx: Ec2Context, id: string, keyRef: string): Promise<{ head: Buffer; keyArn: string }> {
+  const context = { [EBS_CONTEXT_KEY]: id };
   for (let attempt = 0; ; attempt++) {
     const gdk = await ctx.kms.send('GenerateDataKeyWithoutPlaintext', { KeyId: keyRef, NumberOfBytes: 64, EncryptionContext: context });
-    const token: KmsvolToken = { volumeId, keyArn: gdk.KeyId, ciphertextBlob: Buffer.from(gdk.CiphertextBlob).toString('base64'), encryptionContext: context };
+    const token: KmsvolToken = {
+      volumeId: id,
+      keyArn: gdk.KeyId,
+      ciphertextBlob: Buffer.from(gdk.CiphertextBlob).toString('base64'),
+      encryptionContext: context,
+    };
     let digest: KeyDigest;
     let m: KeyslotMaterial;
     try {
@@ -196,7 +171,7 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
     }
     const h = {
       uuid: crypto.randomUUID(),
-      label: volumeId,
+      label: id,
       token,
       digest,
       payloadOffset: PAYLOAD_OFFSET,
@@ -206,10 +181,19 @@ export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeI
     };
     const meta = withKeyslot(newMetadata(h), '0', 2 * HDR_SIZE, m, tokenJson(tokenWithKeyslot(ctx.home, token, m, '0')));
     // The headers, then the keyslot area right after them.
-    const head = Buffer.concat([encodeMetadata(meta, h, 1), m.area]);
-    writeImageAtomically(file, head, PAYLOAD_OFFSET + sizeBytes);
-    return gdk.KeyId;
+    return { head: Buffer.concat([encodeMetadata(meta, h, 1), m.area]), keyArn: gdk.KeyId };
   }
+}
+
+/**
+ * Write a new encrypted image: LUKS2 header with the wrapped key and the
+ * keyslot its wrapped secret opens, then a sparse payload. Written to a
+ * temporary name and renamed, so a failure leaves nothing.
+ */
+export async function writeEncryptedImage(ctx: Ec2Context, file: string, volumeId: string, keyRef: string, sizeBytes: number): Promise<string> {
+  const { head, keyArn } = await encryptedHead(ctx, volumeId, keyRef);
+  writeImageAtomically(file, head, PAYLOAD_OFFSET + sizeBytes);
+  return keyArn;
 }
 
 /** Copy the payload of image `src` into the already-initialized image `dst`, re-encrypting as needed. */

@@ -1,6 +1,10 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { insertRow, openDatabase } from '../sqlite.js';
+import { convertImage } from './blockconvert.js';
+import { listBlockFiles, unlinkBlock, writeBlock } from './blocks.js';
 
 /**
  * The volume registry (EC2's view): volumes, attachments and account settings,
@@ -31,7 +35,27 @@ export interface SnapshotRow {
   kms_key_id: string | null;
   volume_size: number;
   description: string;
+  /** '' once the snapshot is a block map (registry version 3); before, its whole-image file. */
   image: string;
+  /** The volume's previous completed snapshot (or the EBS API's ParentSnapshotId): the lineage ListChangedBlocks follows. */
+  parent_id?: string | null;
+  /** The image's header area (LUKS2 headers and keyslot area, trailing zeros cut); null for an unencrypted snapshot. */
+  header?: Buffer | null;
+  /** Where the data area starts in an image made from this snapshot (0 unencrypted). */
+  payload_offset?: number;
+  /** The EBS direct APIs: when a pending snapshot started with StartSnapshot turns to error (epoch ms), and its client token. */
+  complete_by?: number | null;
+  client_token?: string | null;
+}
+
+/** One entry of a snapshot's block map: block `block_index` (512 KiB) holds the stored block `hash`. */
+export interface BlockRow {
+  block_index: number;
+  hash: string;
+  /** 1: written in this snapshot (read from the volume, or put through the EBS API); 0: the parent's. */
+  own?: number;
+  /** The SHA-256 (base64) of the block's plaintext as PutSnapshotBlock was given it (the LINEAR aggregate is over these). */
+  checksum?: string | null;
 }
 
 export interface AttachmentRow {
@@ -115,9 +139,15 @@ CREATE TABLE IF NOT EXISTS snapshots (
  * user_version: a new registry gets it, an older one is migrated up to it
  * (MIGRATIONS[n] takes version n to n + 1), a newer one is refused.
  */
-export const REGISTRY_VERSION = 2;
+export const REGISTRY_VERSION = 3;
 
-const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
+/** What a migration may need besides the database: the home it lives in, and work to do once it has committed. */
+interface MigrationEnv {
+  root: string;
+  afterCommit: (() => void)[];
+}
+
+const MIGRATIONS: readonly ((db: Database.Database, env: MigrationEnv) => void)[] = [
   // 0 -> 1: registries from before the schema was versioned, of any age: the columns attachments gained since.
   (db) => {
     const cols = new Set((db.prepare('PRAGMA table_info(attachments)').all() as { name: string }[]).map((c) => c.name));
@@ -132,6 +162,33 @@ const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   },
   // 1 -> 2: the attachment's decrypted volume file was a column named device; it is a file, not a device.
   (db) => db.exec('ALTER TABLE attachments RENAME COLUMN device TO volume_file'),
+  // 2 -> 3: snapshots become block maps over the content-addressed block store; each whole-image snapshot is converted
+  // (its blocks stored, its header kept), and its image file is removed once the migration has committed.
+  (db, env) => {
+    db.exec(`
+      ALTER TABLE snapshots ADD COLUMN parent_id TEXT;
+      ALTER TABLE snapshots ADD COLUMN header BLOB;
+      ALTER TABLE snapshots ADD COLUMN payload_offset INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE snapshots ADD COLUMN complete_by INTEGER;
+      ALTER TABLE snapshots ADD COLUMN client_token TEXT;
+      CREATE TABLE snapshot_blocks (
+        snapshot_id TEXT NOT NULL, block_index INTEGER NOT NULL, hash TEXT NOT NULL,
+        own INTEGER NOT NULL DEFAULT 1, checksum TEXT, PRIMARY KEY (snapshot_id, block_index)
+      );
+      CREATE INDEX snapshot_blocks_hash ON snapshot_blocks (hash);
+    `);
+    const put = db.prepare('INSERT INTO snapshot_blocks (snapshot_id, block_index, hash) VALUES (?, ?, ?)');
+    const rows = db.prepare("SELECT snapshot_id, encrypted, volume_size, image FROM snapshots WHERE image != ''").all() as SnapshotRow[];
+    for (const s of rows) {
+      const file = path.resolve(env.root, s.image);
+      const made = convertImage(env.root, file, s.encrypted === 1, s.volume_size);
+      // A snapshot whose image is missing keeps its row as it was (CreateVolume from it fails, naming the file).
+      if (!made) continue;
+      for (const b of made.blocks) put.run(s.snapshot_id, b.block_index, b.hash);
+      db.prepare("UPDATE snapshots SET header = ?, payload_offset = ?, image = '' WHERE snapshot_id = ?").run(made.header, made.payloadOffset, s.snapshot_id);
+      env.afterCommit.push(() => fs.rmSync(file, { force: true }));
+    }
+  },
 ];
 
 export class Registry {
@@ -146,6 +203,7 @@ export class Registry {
           `The volume registry ${file} has schema version ${version}; this kmsvol reads versions up to ${REGISTRY_VERSION}. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.`,
         );
     };
+    const env: MigrationEnv = { root: path.dirname(path.resolve(file)), afterCommit: [] };
     try {
       refuseNewer(this.schemaVersion());
       if (this.schemaVersion() === REGISTRY_VERSION) return;
@@ -155,9 +213,10 @@ export class Registry {
         refuseNewer(version);
         if (version === REGISTRY_VERSION) return;
         this.db.exec(SCHEMA);
-        for (let v = version; v < REGISTRY_VERSION; v++) MIGRATIONS[v]!(this.db);
+        for (let v = version; v < REGISTRY_VERSION; v++) MIGRATIONS[v]!(this.db, env);
         this.db.pragma(`user_version = ${REGISTRY_VERSION}`);
       });
+      for (const f of env.afterCommit) f();
     } catch (e) {
       this.db.close();
       throw e;
@@ -270,8 +329,95 @@ export class Registry {
     this.db.prepare(`UPDATE snapshots SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE snapshot_id = @id_`).run({ ...fields, id_: id });
   }
 
+  /** Snapshots the EBS direct APIs started and nobody completed within their Timeout turn to error. */
+  expireSnapshots(now: number): void {
+    this.db
+      .prepare("UPDATE snapshots SET state = 'error', complete_by = NULL WHERE state = 'pending' AND complete_by IS NOT NULL AND complete_by < ?")
+      .run(now);
+  }
+
   deleteSnapshot(id: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE snapshot_id = ?').run(id);
+  }
+
+  // The block store. Rule: a block file is written (if absent) and its first map row inserted in one write
+  // transaction, and unlinked only in a write transaction that finds no map row naming it; so a block some
+  // map names always has its file, whichever processes store and free blocks at once.
+
+  /** Set block `index` of a pending snapshot to `data` (stored under `hash` unless already stored); replaces what was there. */
+  putBlock(root: string, snapshotId: string, index: number, hash: string, data: Uint8Array, checksum: string | null = null): string[] {
+    return this.write(() => {
+      if (!this.db.prepare('SELECT 1 FROM snapshot_blocks WHERE hash = ? LIMIT 1').get(hash)) writeBlock(root, hash, data);
+      const old = this.blockAt(snapshotId, index);
+      this.db
+        .prepare('INSERT OR REPLACE INTO snapshot_blocks (snapshot_id, block_index, hash, own, checksum) VALUES (?, ?, ?, 1, ?)')
+        .run(snapshotId, index, hash, checksum);
+      return old && old !== hash ? this.unlinkUnused(root, [old]) : [];
+    });
+  }
+
+  /** Set block `index` of a snapshot to a block already in the store (as a parent's map names it). */
+  shareBlock(snapshotId: string, index: number, hash: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO snapshot_blocks (snapshot_id, block_index, hash, own) VALUES (?, ?, ?, 0)').run(snapshotId, index, hash);
+  }
+
+  /** Block `index` of a snapshot becomes a hole again. */
+  clearBlock(root: string, snapshotId: string, index: number): void {
+    this.write(() => {
+      const old = this.blockAt(snapshotId, index);
+      this.db.prepare('DELETE FROM snapshot_blocks WHERE snapshot_id = ? AND block_index = ?').run(snapshotId, index);
+      if (old) this.unlinkUnused(root, [old]);
+    });
+  }
+
+  blockAt(snapshotId: string, index: number): string | undefined {
+    return (
+      this.db.prepare('SELECT hash FROM snapshot_blocks WHERE snapshot_id = ? AND block_index = ?').get(snapshotId, index) as { hash: string } | undefined
+    )?.hash;
+  }
+
+  /** A snapshot's block map in block order, from block `start`, at most `limit` entries. */
+  blockMap(snapshotId: string, start = 0, limit = -1): BlockRow[] {
+    return this.db
+      .prepare('SELECT block_index, hash, own, checksum FROM snapshot_blocks WHERE snapshot_id = ? AND block_index >= ? ORDER BY block_index LIMIT ?')
+      .all(snapshotId, start, limit) as BlockRow[];
+  }
+
+  /** Give snapshot `to` the whole block map of `from` (an unencrypted copy shares every block). */
+  copyBlockMap(from: string, to: string): void {
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO snapshot_blocks (snapshot_id, block_index, hash, own) SELECT ?, block_index, hash, 0 FROM snapshot_blocks WHERE snapshot_id = ?',
+      )
+      .run(to, from);
+  }
+
+  /** Drop a snapshot's block map (in the caller's write transaction); returns the blocks it named, for unlinkUnused after commit. */
+  dropBlockMap(snapshotId: string): string[] {
+    const hashes = (this.db.prepare('SELECT DISTINCT hash FROM snapshot_blocks WHERE snapshot_id = ?').all(snapshotId) as { hash: string }[]).map(
+      (r) => r.hash,
+    );
+    this.db.prepare('DELETE FROM snapshot_blocks WHERE snapshot_id = ?').run(snapshotId);
+    return hashes;
+  }
+
+  /** How many map entries name a block (its reference count). */
+  blockRefs(hash: string): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM snapshot_blocks WHERE hash = ?').get(hash) as { n: number }).n;
+  }
+
+  /** Unlink those of `hashes` that no map names any more; returns the ones unlinked. */
+  unlinkUnused(root: string, hashes: string[]): string[] {
+    return this.write(() => {
+      const gone = hashes.filter((h) => this.blockRefs(h) === 0);
+      for (const h of gone) unlinkBlock(root, h);
+      return gone;
+    });
+  }
+
+  /** The sweep of orphans (block files no map names: a crash between a delete's commit and its unlinks); returns those unlinked. */
+  sweepOrphanBlocks(root: string): string[] {
+    return this.unlinkUnused(root, listBlockFiles(root));
   }
 
   tagsOf(resourceId: string): TagRow[] {

@@ -1,13 +1,11 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { ServiceError } from '../errors.js';
-import { ensureDir } from '../home.js';
+import { dropSnapshot, latestSnapshot, snapshotBlocks, withScratch, withSnapshotImage } from './blockmap.js';
 import type { Ec2Context } from './context.js';
 import { getSnapshot, getVolume, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter, FilterSpec } from './filters.js';
 import { describePage, refusePagedIds, sharedFilters } from './filters.js';
-import { copyImage, imageFile, snapshotFile, snapshotPath, sparseCopy, writeEncryptedImage } from './images.js';
+import { copyImage, imageFile, writeEncryptedImage } from './images.js';
 import { GiB } from './offsets.js';
 import type { SnapshotRow } from './registry.js';
 import { newId } from './registry.js';
@@ -15,15 +13,16 @@ import type { Tag, TagSpecification } from './tags.js';
 import { putTags, tagShape, tagsFor } from './tags.js';
 import { checkText } from './text.js';
 
-// What callers outside volume/ have long imported from here (the lookups now live in context.ts, the paths in images.ts).
+// What callers outside volume/ have long imported from here (the lookups now live in context.ts).
 export { getSnapshot } from './context.js';
-export { snapshotFile } from './images.js';
 
 /**
- * Snapshots, EBS style. A snapshot of an encrypted volume is a point-in-time
- * copy of its image that keeps the volume's wrapped data key and context
- * (aws:ebs:id = the volume id). copy-snapshot gives the copy a new data key
- * (context: the new snapshot id) and re-encrypts every written sector.
+ * Snapshots, EBS style: a point-in-time block map over the content-addressed
+ * block store (blockmap.ts), whose parent is the volume's previous snapshot.
+ * A snapshot of an encrypted volume keeps the volume's header, so its wrapped
+ * data key and context (aws:ebs:id = the volume id), and its blocks are the
+ * image's ciphertext. copy-snapshot gives the copy a new data key (context:
+ * the new snapshot id) and re-encrypts every written sector into a new map.
  */
 export function snapshotShape(ctx: Ec2Context, s: SnapshotRow) {
   return {
@@ -41,9 +40,8 @@ export function snapshotShape(ctx: Ec2Context, s: SnapshotRow) {
   };
 }
 
-function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, encrypted: boolean, description: string): SnapshotRow {
+export function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, encrypted: boolean, description: string): SnapshotRow {
   checkText('Description', description);
-  ensureDir(ctx.home.snapshotsDir);
   const id = newId('snap');
   return {
     snapshot_id: id,
@@ -55,7 +53,8 @@ function newSnapshotRow(ctx: Ec2Context, volumeId: string, volumeSize: number, e
     kms_key_id: null,
     volume_size: volumeSize,
     description,
-    image: path.relative(ctx.home.root, snapshotPath(ctx.home, id)),
+    image: '',
+    parent_id: null,
   };
 }
 
@@ -67,8 +66,7 @@ export interface SnapshotStarted {
 }
 
 /** Record a new snapshot as `pending` and run `make` for it: on failure nothing half-made is left, and the failure is an event. */
-function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, make: (file: string) => Promise<void>): SnapshotStarted {
-  const file = snapshotFile(ctx.home, row);
+function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, make: () => Promise<void>): SnapshotStarted {
   ctx.registry.write(() => {
     ctx.registry.insertSnapshot(row);
     putTags(ctx.registry, row.snapshot_id, tags);
@@ -76,16 +74,12 @@ function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, ma
   const first = snapshotShape(ctx, row);
   const done = (async () => {
     try {
-      await make(file);
+      await make();
       ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { state: 'completed', progress: '100%', kms_key_id: row.kms_key_id }));
       ctx.events.record(row.snapshot_id, event, 'succeeded');
       return snapshotShape(ctx, getSnapshot(ctx, row.snapshot_id));
     } catch (e) {
-      fs.rmSync(file, { force: true });
-      ctx.registry.write(() => {
-        ctx.registry.deleteSnapshot(row.snapshot_id);
-        ctx.registry.deleteTagsOf(row.snapshot_id);
-      });
+      dropSnapshot(ctx, row.snapshot_id);
       ctx.events.record(row.snapshot_id, event, 'failed', `${(e as Error).name}: ${(e as Error).message}`);
       throw e;
     }
@@ -104,7 +98,8 @@ export function startCreateSnapshot(
   const tags = tagsFor(req.TagSpecifications, 'snapshot');
   const row = newSnapshotRow(ctx, v.volume_id, v.size, v.encrypted === 1, req.Description ?? '');
   row.kms_key_id = v.kms_key_id;
-  return build(ctx, row, tags, 'createSnapshot', async (file) => {
+  row.parent_id = latestSnapshot(ctx, v.volume_id)?.snapshot_id ?? null;
+  return build(ctx, row, tags, 'createSnapshot', async () => {
     // Point in time even while attached: the card quiesces writes (and freezes a mounted filesystem) during the copy.
     // An attach in progress is waited for (its card is not serving yet, so it cannot be quiesced).
     let a = ctx.registry.getAttachment(v.volume_id);
@@ -114,7 +109,7 @@ export function startCreateSnapshot(
     if (a && ctx.reconcile) await ctx.reconcile(v, a);
     const thaw = ctx.registry.getAttachment(v.volume_id) ? await ctx.card.quiesce(v.volume_id) : undefined;
     try {
-      await sparseCopy(imageFile(ctx.home, v), file);
+      await snapshotBlocks(ctx, row.snapshot_id, { file: imageFile(ctx.home, v), encrypted: v.encrypted === 1, sizeBytes: v.size * GiB });
     } finally {
       await thaw?.();
     }
@@ -165,13 +160,22 @@ export function startCopySnapshot(ctx: Ec2Context, req: CopySnapshotRequest): Sn
     encrypted,
     req.Description ?? `Copied for DestinationRegion ${ctx.region} from SourceSnapshotId ${src.snapshot_id}`,
   );
-  return build(ctx, row, tags, 'copySnapshot', async (file) => {
-    if (!encrypted) return sparseCopy(snapshotFile(ctx.home, src), file);
+  return build(ctx, row, tags, 'copySnapshot', async () => {
+    // An unencrypted copy shares every block of its source.
+    if (!encrypted) return ctx.registry.write(() => ctx.registry.copyBlockMap(src.snapshot_id, row.snapshot_id));
     // A new data key under the chosen key, context aws:ebs:id = the new snapshot id; every written sector re-encrypted.
     const keyRef = req.KmsKeyId ?? src.kms_key_id ?? resolveKey(ctx, undefined);
-    row.kms_key_id = await writeEncryptedImage(ctx, file, row.snapshot_id, keyRef, src.volume_size * GiB);
+    await withSnapshotImage(ctx, src, (from) =>
+      withScratch(ctx, row.snapshot_id, async (file) => {
+        row.kms_key_id = await writeEncryptedImage(ctx, file, row.snapshot_id, keyRef, src.volume_size * GiB);
+        await copy(from, file);
+        await snapshotBlocks(ctx, row.snapshot_id, { file, encrypted: true, sizeBytes: src.volume_size * GiB });
+      }),
+    );
+  });
+  function copy(from: string, file: string) {
     let shown = 0;
-    await copyImage(ctx, snapshotFile(ctx.home, src), src.encrypted === 1, file, true, src.volume_size * GiB, (f) => {
+    return copyImage(ctx, from, src.encrypted === 1, file, true, src.volume_size * GiB, (f) => {
       ctx.onProgress?.(`${row.snapshot_id} from ${src.snapshot_id}`, f);
       const pct = Math.floor(f * 100);
       if (pct >= shown + 10 && pct < 100) {
@@ -179,7 +183,7 @@ export function startCopySnapshot(ctx: Ec2Context, req: CopySnapshotRequest): Sn
         ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { progress: `${pct}%` }));
       }
     });
-  });
+  }
 }
 
 /** CopySnapshot, waiting until the copy is completed (the TypeScript API and kmsvol's CLI wait). */
@@ -206,6 +210,7 @@ export interface DescribeSnapshotsRequest {
 
 export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest) {
   refusePagedIds(req.SnapshotIds, req, 'snapshotSet', 'snapshots');
+  ctx.registry.write(() => ctx.registry.expireSnapshots(ctx.clock.now().getTime()));
   let rows = req.SnapshotIds?.length ? req.SnapshotIds.map((id) => getSnapshot(ctx, id)) : ctx.registry.listSnapshots();
   // Every snapshot here is owned by this account ('self' or its id); other owners have none.
   if (req.OwnerIds?.length && !req.OwnerIds.some((o) => o === 'self' || o === ctx.account)) rows = [];
@@ -226,11 +231,7 @@ export function deleteSnapshot(ctx: Ec2Context, req: { SnapshotId?: string }) {
   const using = ctx.registry.listVolumes().find((v) => v.snapshot_id === s.snapshot_id && v.state === 'creating');
   if (using)
     throw new ServiceError('InvalidSnapshot.InUse', `The snapshot ${s.snapshot_id} is in use by volume ${using.volume_id}, which is being created from it.`);
-  fs.rmSync(snapshotFile(ctx.home, s), { force: true });
-  ctx.registry.write(() => {
-    ctx.registry.deleteSnapshot(s.snapshot_id);
-    ctx.registry.deleteTagsOf(s.snapshot_id);
-  });
+  dropSnapshot(ctx, s.snapshot_id);
   ctx.events.record(s.snapshot_id, 'deleteSnapshot', 'deleted');
   return {};
 }

@@ -4,12 +4,13 @@ import { ServiceError } from '../errors.js';
 import { ensureDir, openPrivate } from '../home.js';
 import { createLogger } from '../log.js';
 import { lockExclusive } from '../native/index.js';
+import { withSnapshotImage } from './blockmap.js';
 import type { Ec2Context } from './context.js';
 import { getSnapshot, getVolume, refuseMultiAttach, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
 import type { Filter, FilterSpec } from './filters.js';
 import { describePage, refusePagedIds, sharedFilters } from './filters.js';
-import { copyImage, imageFile, imagePath, removeRunFiles, snapshotFile, volumeLockPath, writeEncryptedImage, writeImageAtomically } from './images.js';
+import { copyImage, imageFile, imagePath, removeRunFiles, volumeLockPath, writeEncryptedImage, writeImageAtomically } from './images.js';
 import { checkSize, checkVolumeType, DEFAULT_VOLUME_TYPE, performance } from './limits.js';
 import { GiB } from './offsets.js';
 import type { AttachmentRow, VolumeRow } from './registry.js';
@@ -198,8 +199,8 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
       }
       // The new volume has its own data key: the snapshot's data is re-encrypted into it.
       if (snap)
-        await copyImage(ctx, snapshotFile(ctx.home, snap), snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) =>
-          ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f),
+        await withSnapshotImage(ctx, snap, (from) =>
+          copyImage(ctx, from, snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) => ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f)),
         );
       row.state = 'available';
       ctx.registry.write(() => ctx.registry.updateVolume(id, { state: row.state, kms_key_id: row.kms_key_id }));

@@ -138,7 +138,8 @@ describe('kmsvol ec2 with the AWS CLI options', () => {
     expect(YAML.parse(yaml.stdout)).toEqual(kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!]).json);
     const table = kmsvol(home, ['ec2', 'describe-volumes', '--volume-ids', ids[0]!, '--output', 'table']).stdout;
     expect(table.split('\n')[0]).toBe('DescribeVolumes');
-    expect(table).toMatch(new RegExp(`│ VolumeId +│[\\s\\S]*│ ${ids[0]} +│`));
+    // One volume is wider than 120 columns as a row: drawn as key | value rows, as the AWS CLI turns it.
+    expect(table).toMatch(new RegExp(`│ VolumeId +│ ${ids[0]} +│`));
 
     const skeleton = JSON.parse(kmsvol(home, ['ec2', 'create-volume', '--generate-cli-skeleton']).stdout);
     expect(Object.keys(skeleton)).toEqual(expect.arrayContaining(['Size', 'Encrypted', 'KmsKeyId', 'TagSpecifications', 'ClientToken', 'DryRun']));

@@ -4,9 +4,35 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { callControl } from '../../src/card/control.js';
+import { listBlockFiles, readBlock } from '../../src/volume/blocks.js';
 import { readImageHeader } from '../../src/volume/luks2.js';
+import { Registry } from '../../src/volume/registry.js';
 import { kmsvol, kmsvolAsync } from '../helpers/cli.js';
 import { attach, createVolume, detach, head, mountLoop, unmount, volumeHome } from '../helpers/volumes.js';
+
+function withRegistry<T>(home: string, f: (r: Registry) => T): T {
+  const r = new Registry(path.join(home, 'ec2.db'));
+  try {
+    return f(r);
+  } finally {
+    r.close();
+  }
+}
+
+/** The LUKS2 header a snapshot keeps (in the registry, with its block map), decoded. */
+function snapshotHeader(home: string, id: string) {
+  const file = path.join(home, `${id}.header`);
+  fs.writeFileSync(
+    file,
+    withRegistry(home, (r) => r.getSnapshot(id)!.header!),
+    { mode: 0o600 },
+  );
+  try {
+    return readImageHeader(file);
+  } finally {
+    fs.rmSync(file);
+  }
+}
 
 function newKey(home: string): string {
   return kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
@@ -59,8 +85,9 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
     });
     expect(snap.SnapshotId).toMatch(/^snap-[0-9a-f]{17}$/);
     // The snapshot keeps the volume's wrapped key and context.
-    const snapImg = path.join(ctx.home, 'snapshots', `${snap.SnapshotId}.img`);
-    expect(readImageHeader(snapImg).token.encryptionContext).toEqual({ 'aws:ebs:id': vol });
+    expect(snapshotHeader(ctx.home, snap.SnapshotId).token.encryptionContext).toEqual({ 'aws:ebs:id': vol });
+    const stored = listBlockFiles(ctx.home).length;
+    expect(stored).toBeGreaterThan(0);
 
     const nv = kmsvol(ctx.home, [
       'ec2',
@@ -101,7 +128,8 @@ describe('seed 003: the EBS session replays with aws replaced by kmsvol', () => 
 
     expect(kmsvol(ctx.home, ['ec2', 'delete-volume', '--volume-id', vol]).code).toBe(0);
     expect(kmsvol(ctx.home, ['ec2', 'delete-snapshot', '--snapshot-id', snap.SnapshotId]).code).toBe(0);
-    expect(fs.existsSync(snapImg)).toBe(false);
+    expect(listBlockFiles(ctx.home)).toEqual([]); // its blocks are freed with it
+    expect(stored).toBeGreaterThan(0);
     const gone = kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', snap.SnapshotId]);
     expect(gone.code).toBe(254);
     expect(gone.stderr).toContain('(InvalidSnapshot.NotFound)');
@@ -123,8 +151,7 @@ describe('copies and re-keying', () => {
     expect(copy.SnapshotId).toMatch(/^snap-/);
     const desc = kmsvol(ctx.home, ['ec2', 'describe-snapshots', '--snapshot-ids', copy.SnapshotId]).json.Snapshots[0];
     expect(desc).toMatchObject({ Encrypted: true, KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${ctx.key}`, State: 'completed', Progress: '100%' });
-    const copyImg = path.join(ctx.home, 'snapshots', `${copy.SnapshotId}.img`);
-    expect(readImageHeader(copyImg).token.encryptionContext).toEqual({ 'aws:ebs:id': copy.SnapshotId });
+    expect(snapshotHeader(ctx.home, copy.SnapshotId).token.encryptionContext).toEqual({ 'aws:ebs:id': copy.SnapshotId });
     const encVol = kmsvol(ctx.home, ['ec2', 'create-volume', '--snapshot-id', copy.SnapshotId]).json;
     expect(encVol.Encrypted).toBe(true);
     const b = attach(ctx.home, encVol.VolumeId);
@@ -133,13 +160,16 @@ describe('copies and re-keying', () => {
     // The encrypted image never holds the plaintext; the copy stays sparse.
     const img = path.join(ctx.home, 'volumes', `${encVol.VolumeId}.img`);
     expect(fs.statSync(img).blocks * 512).toBeLessThan(8 << 20);
-    expect(fs.readFileSync(copyImg).includes(data.subarray(0, 64))).toBe(false);
+    const copyBlocks = withRegistry(ctx.home, (r) => r.blockMap(copy.SnapshotId));
+    expect(copyBlocks.length).toBe(4); // 2 MiB written: four 512 KiB blocks
+    for (const blk of copyBlocks) expect(readBlock(ctx.home, blk.hash).includes(data.subarray(0, 64))).toBe(false);
   });
 
   it('an encrypted snapshot cannot be copied to an unencrypted one; a failing KMS leaves nothing half-made', () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     const snap = kmsvol(ctx.home, ['ec2', 'create-snapshot', '--volume-id', vol]).json.SnapshotId;
+    const blocks = listBlockFiles(ctx.home);
     const r = kmsvol(ctx.home, ['ec2', 'copy-snapshot', '--source-snapshot-id', snap, '--no-encrypted']);
     expect(r.code).toBe(254);
     expect(r.stderr).toContain('(InvalidParameterCombination)');
@@ -155,7 +185,9 @@ describe('copies and re-keying', () => {
     expect(g.code).toBe(254);
     expect(g.stderr).toContain('(DisabledException)');
     expect(kmsvol(ctx.home, ['ec2', 'describe-snapshots']).json.Snapshots.map((s: { SnapshotId: string }) => s.SnapshotId)).toEqual([snap]);
-    expect(fs.readdirSync(path.join(ctx.home, 'snapshots'))).toEqual([`${snap}.img`]);
+    expect(listBlockFiles(ctx.home)).toEqual(blocks);
+    const scratch = path.join(ctx.home, 'snapshots');
+    expect(fs.existsSync(scratch) ? fs.readdirSync(scratch) : []).toEqual([]); // no scratch image left
     expect(kmsvol(ctx.home, ['ec2', 'describe-volumes']).json.Volumes).toHaveLength(1);
     const events = kmsvol(ctx.home, ['events']).json.Events.filter((e: { detail: { result: string } }) => e.detail.result === 'failed');
     expect(events.map((e: { detail: { event: string } }) => e.detail.event)).toEqual(['copySnapshot', 'createVolume']);

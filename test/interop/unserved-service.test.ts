@@ -48,7 +48,7 @@ function aws(args: string[]) {
 
 describe('a service the endpoint does not serve', () => {
   it.each([
-    [['ebs', 'list-snapshot-blocks', '--snapshot-id', 'snap-0123456789abcdef0'], 'UnknownOperationException', 'ListSnapshotBlocks', 'ebs'],
+    [['lambda', 'list-functions'], 'UnknownOperationException', 'ListFunctions', 'lambda'],
     [['sns', 'list-topics'], 'InvalidAction', 'ListTopics', 'sns'],
     [['dynamodb', 'list-tables'], 'UnknownOperationException', 'ListTables', 'dynamodb'],
   ])('aws %j: %s naming the service and the operation', (args, code, op, service) => {

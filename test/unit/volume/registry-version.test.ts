@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION } from '../../../src/kms/schema.js';
 import { KmsStore } from '../../../src/kms/store.js';
+import { BLOCK_SIZE, blockHash, blockPath } from '../../../src/volume/blocks.js';
 import { REGISTRY_VERSION, Registry } from '../../../src/volume/registry.js';
 import { ROOT } from '../../helpers/cli.js';
 import { tempHome } from '../../helpers/home.js';
@@ -114,6 +116,33 @@ describe('the volume registry carries its schema version (PRAGMA user_version)',
     r.close();
   });
 
+  it('a whole-image snapshot of a version-2 registry becomes a block map: data blocks stored once, holes and zero blocks not, the image file removed', () => {
+    const home = copyOfFixture();
+    const file = path.join(home, 'ec2.db');
+    fs.mkdirSync(path.join(home, 'snapshots'), { mode: 0o700 });
+    const image = path.join(home, 'snapshots', 'snap-0123456789abcdef0.img');
+    const fd = fs.openSync(image, 'wx', 0o600);
+    const block = Buffer.alloc(BLOCK_SIZE, 7);
+    for (const i of [0, 3, 9]) fs.writeSync(fd, block, 0, BLOCK_SIZE, i * BLOCK_SIZE); // 9 and 0 alike: stored once
+    fs.writeSync(fd, Buffer.alloc(BLOCK_SIZE), 0, BLOCK_SIZE, 5 * BLOCK_SIZE); // written zeros: not stored
+    fs.writeSync(fd, Buffer.from('x'), 0, 1, 4 * BLOCK_SIZE + 100);
+    fs.ftruncateSync(fd, 1024 ** 3);
+    fs.closeSync(fd);
+    const db = new Database(file);
+    db.prepare(
+      "INSERT INTO snapshots (snapshot_id, volume_id, state, progress, start_time, encrypted, kms_key_id, volume_size, description, image) VALUES ('snap-0123456789abcdef0', 'vol-0123456789abcdef0', 'completed', '100%', 1, 0, NULL, 1, '', 'snapshots/snap-0123456789abcdef0.img')",
+    ).run();
+    db.close();
+    const r = new Registry(file);
+    expect(r.blockMap('snap-0123456789abcdef0').map((b) => b.block_index)).toEqual([0, 3, 4, 9]);
+    expect(r.getSnapshot('snap-0123456789abcdef0')).toMatchObject({ image: '', header: null, payload_offset: 0 });
+    expect(fs.existsSync(image)).toBe(false);
+    const files = fs.readdirSync(path.join(home, 'blocks'), { recursive: true }).filter((f) => /[0-9a-f]{64}$/.test(String(f)));
+    expect(files.length).toBe(2);
+    expect(fs.statSync(blockPath(home, blockHash(block))).mode & 0o777).toBe(0o600);
+    r.close();
+  });
+
   it('Precondition: a registry from a newer kmsvol is refused, naming its version and what to do, and is left as it was', () => {
     const file = path.join(copyOfFixture(), 'ec2.db');
     setUserVersion(file, REGISTRY_VERSION + 1);
@@ -126,9 +155,9 @@ describe('the volume registry carries its schema version (PRAGMA user_version)',
 });
 
 describe('the KMS store carries its schema version (meta schema_version)', () => {
-  it("the fixture's store (version 3) opens, with its key", () => {
+  it("the fixture's store (version 3) opens, migrated to this version, with its key", () => {
     const store = new KmsStore(path.join(copyOfFixture(), 'kms.db'));
-    expect(store.getMeta('schema_version')).toBe('3');
+    expect(store.getMeta('schema_version')).toBe(SCHEMA_VERSION);
     expect(store.listKeys('local').map((k) => k.key_id)).toContain(meta.keyId);
     store.close();
   });
@@ -141,7 +170,7 @@ describe('the KMS store carries its schema version (meta schema_version)', () =>
     db.close();
     const before = fs.readFileSync(file);
     expect(() => new KmsStore(file)).toThrow(
-      'has schema version 9; this kmsvol reads version 3. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.',
+      `has schema version 9; this kmsvol reads version ${SCHEMA_VERSION}. A newer kmsvol wrote it: use that release (or a later one) with this home, or another KMSVOL_HOME.`,
     );
     expect(fs.readFileSync(file).equals(before)).toBe(true);
   });

@@ -1,0 +1,37 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/cli.js';
+import { tempHome } from '../helpers/home.js';
+
+/**
+ * The benchmark runner as a newcomer meets it: `npm run bench -- --help`
+ * (bench/run.mjs) is usage on stdout, exit 0, where an unknown suite is a
+ * usage error (252); the cycle suite removes the home it made in the
+ * temporary directory, volume and all.
+ */
+describe('npm run bench', () => {
+  it('--help and -h: usage on stdout, exit 0; an unknown suite: usage on stderr, exit 252', () => {
+    for (const flag of ['--help', '-h']) {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), flag], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^usage: npm run bench -- <xts\|.*cycle.*> \[--json\]/);
+    }
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'nosuch'], { encoding: 'utf8' });
+    expect(bad.status).toBe(252);
+    expect(bad.stderr).toContain('usage: npm run bench');
+  });
+
+  it('cycle (one run) leaves no home in the temporary directory', () => {
+    const tmp = tempHome('kmsvol-bench-tmp-');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'cycle', '--runs', '1', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, TMPDIR: tmp },
+      timeout: 240_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).rows).toHaveLength(3);
+    expect(fs.readdirSync(tmp)).toEqual([]);
+  }, 300_000);
+});
