@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { profileSetting } from './awsconfig.js';
 
 /**
  * AWS regions, and the region the AWS CLI would use. kmsvol works in the
@@ -69,21 +70,9 @@ export function isAwsRegion(region: string): boolean {
   return KNOWN.has(region);
 }
 
-/** The `region` of a profile in an AWS config file's text: `[default]`, or `[profile NAME]` for any other. */
+/** The `region` of a profile in an AWS config file's text (`[default]`, or `[profile NAME]` for any other), as botocore reads it (awsconfig.ts). */
 export function profileRegion(config: string, profile: string): string | undefined {
-  const want = profile === 'default' ? /^(default|profile\s+default)$/ : new RegExp(`^profile\\s+${profile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-  let inProfile = false;
-  for (const raw of config.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line.startsWith('#') || line.startsWith(';')) continue;
-    const section = /^\[\s*(.*?)\s*\]$/.exec(line);
-    if (section) inProfile = want.test(section[1]!);
-    else if (inProfile) {
-      const kv = /^region\s*=\s*(\S+)$/.exec(line);
-      if (kv) return kv[1];
-    }
-  }
-  return undefined;
+  return profileSetting(config, profile, 'region');
 }
 
 /** The region the AWS CLI would use with this environment, or undefined when it would have none. */

@@ -83,6 +83,77 @@ export interface ParsedAuth {
   credential: Credential;
   signedHeaders: string[];
   signature: string;
+  /** Set when SigV4 came in the query string (a presigned URL) rather than the Authorization header. */
+  query?: PresignedParams;
+}
+
+/** A presigned URL's own members (X-Amz-Date, X-Amz-Expires, X-Amz-Security-Token), as received. */
+export interface PresignedParams {
+  amzDate: string;
+  expiresSeconds: number;
+  securityToken?: string;
+}
+
+/** The longest X-Amz-Expires AWS accepts: seven days, the life of a signing key. */
+export const MAX_PRESIGNED_SECONDS = 604_800;
+
+const incomplete = (m: string) => new SigV4Error('IncompleteSignatureException', m);
+
+/** `<AccessKeyId>/<YYYYMMDD>/<region>/<service>/aws4_request`, from the header's Credential= or the query's X-Amz-Credential. */
+function parseCredential(value: string): Credential {
+  const cred = value.split('/');
+  if (cred.length !== 5 || cred[4] !== 'aws4_request' || !/^\d{8}$/.test(cred[1]!)) {
+    throw incomplete(`Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/<service>/aws4_request; got '${value}'.`);
+  }
+  return { accessKeyId: cred[0]!, date: cred[1]!, region: cred[2]!, service: cred[3]! };
+}
+
+function parseSignature(value: string): string {
+  if (!/^[0-9a-f]{64}$/.test(value)) throw incomplete('Signature must be 64 lower-case hex digits.');
+  return value;
+}
+
+/** The SigV4 members a presigned URL carries in its query string. */
+const QUERY_AUTH = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'] as const;
+/** Every query parameter that is a presigned URL's authentication, not the operation's: the services never see them. */
+export const PRESIGNED_PARAMS: readonly string[] = [...QUERY_AUTH, 'X-Amz-Security-Token'];
+
+/**
+ * The request's SigV4 authentication, from the Authorization header or, for a
+ * presigned URL, from the query string (X-Amz-Algorithm, X-Amz-Credential,
+ * X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders, X-Amz-Signature and
+ * X-Amz-Security-Token); a request that carries both is refused.
+ */
+export function parseAuth(url: string, rawHeaders: string[]): ParsedAuth {
+  const q = url.indexOf('?');
+  const bag = queryBag(q < 0 ? '' : url.slice(q + 1));
+  if (!QUERY_AUTH.some((name) => name in bag)) return parseAuthorization(rawHeaders);
+  if (headerValues(rawHeaders, 'authorization').length)
+    throw incomplete('Only one authentication mechanism is allowed: sign in the Authorization header or in the query string (X-Amz-Signature), not both.');
+  const one = (name: string): string | undefined => {
+    const v = bag[name];
+    if (Array.isArray(v)) throw incomplete(`The query string names ${name} more than once.`);
+    return v ?? undefined;
+  };
+  const missing = QUERY_AUTH.filter((name) => !one(name));
+  if (missing.length) throw incomplete(`AWS query-string parameters missing or empty: '${missing.join("', '")}'. A presigned URL needs them all.`);
+  if (one('X-Amz-Algorithm') !== ALGORITHM) throw incomplete(`X-Amz-Algorithm must be ${ALGORITHM}; got '${one('X-Amz-Algorithm')}'.`);
+  const expires = one('X-Amz-Expires')!;
+  if (!/^\d{1,7}$/.test(expires) || +expires < 1 || +expires > MAX_PRESIGNED_SECONDS)
+    throw incomplete(`X-Amz-Expires must be a whole number of seconds from 1 to ${MAX_PRESIGNED_SECONDS} (seven days); got '${expires}'.`);
+  const token = one('X-Amz-Security-Token');
+  return {
+    credential: parseCredential(one('X-Amz-Credential')!),
+    signedHeaders: one('X-Amz-SignedHeaders')!.split(';'),
+    signature: parseSignature(one('X-Amz-Signature')!),
+    query: { amzDate: one('X-Amz-Date')!.trim(), expiresSeconds: +expires, ...(token !== undefined ? { securityToken: token } : {}) },
+  };
+}
+
+/** The session tokens a request carries: X-Amz-Security-Token headers, or a presigned URL's X-Amz-Security-Token. */
+export function sessionTokens(req: ReceivedRequest, auth: ParsedAuth): string[] {
+  const headers = headerValues(req.rawHeaders, 'x-amz-security-token');
+  return auth.query?.securityToken !== undefined ? [...headers, auth.query.securityToken] : headers;
 }
 
 /** The parts of the Authorization header, or the AWS error for a header that is missing or malformed. */
@@ -111,17 +182,10 @@ export function parseAuthorization(rawHeaders: string[]): ParsedAuth {
       'IncompleteSignatureException',
       `Authorization header requires '${missing.join("', '")}' parameter(s). Authorization=${auth.split(',')[0]}`,
     );
-  const cred = fields.get('Credential')!.split('/');
-  if (cred.length !== 5 || cred[4] !== 'aws4_request' || !/^\d{8}$/.test(cred[1]!)) {
-    throw new SigV4Error(
-      'IncompleteSignatureException',
-      `Credential must have the form <AccessKeyId>/<YYYYMMDD>/<region>/<service>/aws4_request; got '${fields.get('Credential')}'.`,
-    );
-  }
-  const signature = fields.get('Signature')!;
-  if (!/^[0-9a-f]{64}$/.test(signature)) throw new SigV4Error('IncompleteSignatureException', 'Signature must be 64 lower-case hex digits.');
+  const credential = parseCredential(fields.get('Credential')!);
+  const signature = parseSignature(fields.get('Signature')!);
   const signedHeaders = fields.get('SignedHeaders')!.split(';');
-  return { credential: { accessKeyId: cred[0]!, date: cred[1]!, region: cred[2]!, service: cred[3]! }, signedHeaders, signature };
+  return { credential, signedHeaders, signature };
 }
 
 /** Every value of a header (case-insensitive name), in the order received. */
@@ -242,14 +306,19 @@ export function checkRequest(req: ReceivedRequest, auth: ParsedAuth, opts: Verif
     throw new SigV4Error('InvalidSignatureException', `Credential should be scoped to a valid region, not '${credential.region}'. `);
   }
   const present = (opts.mustSign ?? []).filter((h) => headerValues(req.rawHeaders, h).length > 0);
-  for (const required of ['host', 'x-amz-date', ...present]) {
+  // A presigned URL's date is X-Amz-Date in the query (signed as part of it), not a header.
+  for (const required of ['host', ...(auth.query ? [] : ['x-amz-date']), ...present]) {
     if (!auth.signedHeaders.includes(required))
       throw new SigV4Error('InvalidSignatureException', `'${required}' must be a 'SignedHeader' in the AWS Authorization.`);
   }
-  const dates = headerValues(req.rawHeaders, 'x-amz-date');
+  const dates = auth.query ? [auth.query.amzDate] : headerValues(req.rawHeaders, 'x-amz-date');
   const amzDate = dates.length === 1 ? dates[0]!.trim() : '';
   const when = parseAmzDate(amzDate);
-  if (when === undefined) throw new SigV4Error('IncompleteSignatureException', 'The request must carry one X-Amz-Date header in the form YYYYMMDDTHHMMSSZ.');
+  if (when === undefined)
+    throw new SigV4Error(
+      'IncompleteSignatureException',
+      auth.query ? 'X-Amz-Date must be in the form YYYYMMDDTHHMMSSZ.' : 'The request must carry one X-Amz-Date header in the form YYYYMMDDTHHMMSSZ.',
+    );
   if (amzDate.slice(0, 8) !== credential.date) {
     throw new SigV4Error(
       'InvalidSignatureException',
@@ -258,7 +327,15 @@ export function checkRequest(req: ReceivedRequest, auth: ParsedAuth, opts: Verif
   }
   const skew = opts.maxSkewMs ?? MAX_SKEW_MS;
   const minutes = `${Math.round(skew / 60_000)} min.`;
-  if (when < opts.now - skew)
+  // Precondition: a presigned URL is good from X-Amz-Date for X-Amz-Expires seconds, not for the clock skew.
+  if (auth.query && when + auth.query.expiresSeconds * 1000 < opts.now)
+    throw new SigV4Error(
+      'InvalidSignatureException',
+      `Signature expired: ${amzDate} + ${auth.query.expiresSeconds} s (X-Amz-Expires) is now earlier than ${amz(opts.now)}. Presign the URL again.`,
+      400,
+      'skew',
+    );
+  if (!auth.query && when < opts.now - skew)
     throw new SigV4Error(
       'InvalidSignatureException',
       `Signature expired: ${amzDate} is now earlier than ${amz(opts.now - skew)} (${amz(opts.now)} - ${minutes})`,
@@ -299,6 +376,8 @@ export async function expectedSignature(req: ReceivedRequest, auth: ParsedAuth, 
   const q = req.url.indexOf('?');
   const path = q < 0 ? req.url : req.url.slice(0, q);
   const query = queryBag(q < 0 ? '' : req.url.slice(q + 1));
+  // The canonical query of a presigned URL is every parameter but the signature itself.
+  delete query['X-Amz-Signature'];
   const headers: HeaderBag = {};
   for (const h of auth.signedHeaders) headers[h] = canonicalHeaderValue(headerValues(req.rawHeaders, h));
   const { credential } = auth;

@@ -8,9 +8,11 @@ import { LEGACY_REGION } from '../region.js';
 import { sqliteFault } from '../sqlite.js';
 import { AuditLog } from './audit.js';
 import type { Caller } from './authz.js';
+import { parseBlob } from './blob.js';
 import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
 import { identityOf } from './identity.js';
+import { invokeOffThread, mayCallProxy } from './keystores/offload.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
 import { isKmsOperation, KMS_REGISTRY, OPERATION_FACTS } from './operations.js';
@@ -53,12 +55,14 @@ export class Kms {
   readonly home: Home;
   private readonly audit: AuditLog;
   readonly principal: string;
+  private readonly audited: boolean;
 
-  private constructor(home: Home, ctx: KmsContext, audit: AuditLog, principal: string) {
+  private constructor(home: Home, ctx: KmsContext, audit: AuditLog, principal: string, audited: boolean) {
     this.home = home;
     this.ctx = ctx;
     this.audit = audit;
     this.principal = principal;
+    this.audited = audited;
   }
 
   static open(opts: KmsOptions): Kms {
@@ -92,7 +96,7 @@ export class Kms {
     const account = configuredAccount(opts.account);
     const ctx = new KmsContext(store, rootKey, opts.clock ?? clockFromEnv(), region, account);
     const audit = new AuditLog(opts.audit === false ? undefined : home.auditLog);
-    const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`);
+    const kms = new Kms(home, ctx, audit, opts.principal ?? `arn:aws:iam::${account}:root`, opts.audit !== false);
     ctx.awsManagedKeyFactory = (service) => kms.awsManagedKey(service);
     ctx.usage = new UsageTracker(store);
     return kms;
@@ -115,6 +119,43 @@ export class Kms {
   get account(): string {
     return this.ctx.account;
   }
+
+  /**
+   * invokeAs for a server that serves other callers meanwhile: an operation
+   * that may wait for an external key store's proxy runs in a worker thread
+   * (keystores/offload.ts), so that wait blocks no one else; any other runs
+   * here, as invokeAs.
+   */
+  async invokeAsyncAs<Op extends KmsOperation>(caller: string | Caller, op: Op, req: KmsRequest = {}): Promise<KmsResponse<Op>> {
+    const offload = req !== null && typeof req === 'object' && mayCallProxy(String(op), req, this.storeIsExternal, this.keyIsExternal);
+    if (!offload) return this.invokeAs(caller, op, req);
+    return (await invokeOffThread({
+      home: this.home.root,
+      region: this.region,
+      account: this.account,
+      audit: this.audited,
+      now: this.ctx.clock.now().getTime(),
+      caller,
+      op: String(op),
+      req,
+    })) as KmsResponse<Op>;
+  }
+
+  private readonly storeIsExternal = (storeId: string): boolean => this.ctx.store.customKeyStore(this.region, storeId)?.type === 'EXTERNAL_KEY_STORE';
+
+  /** A key reference (id, ARN, alias) or a ciphertext (the key its header names) that resolves to a key in an external key store. */
+  private readonly keyIsExternal = (ref: string | Uint8Array): boolean => {
+    try {
+      // An alias is looked up, not resolved: resolving alias/aws/<service> would create the managed key before the call.
+      const alias = typeof ref === 'string' ? /^(?:arn:aws:kms:[^:]+:\d{12}:)?(alias\/.+)$/.exec(ref)?.[1] : undefined;
+      const keyId =
+        typeof ref !== 'string' ? parseBlob(ref).keyId : alias ? this.ctx.store.getAlias(this.region, alias)?.target_key_id : this.ctx.resolveKeyId(ref);
+      if (keyId === undefined) return false;
+      return this.ctx.store.getKey(this.region, keyId)?.origin === 'EXTERNAL_KEY_STORE';
+    } catch {
+      return false;
+    }
+  };
 
   /** Run one operation by its AWS name. Errors are KmsError with AWS's exception name. */
   invoke<Op extends KmsOperation>(op: Op, req: KmsRequest = {}): KmsResponse<Op> {

@@ -1,3 +1,5 @@
+import type { PageKey } from '../paging.js';
+import { decodePosition, encodePosition, pageAfter } from '../paging.js';
 import type { EncryptionContext } from './blob.js';
 import { LONE_SURROGATE } from './blob.js';
 import type { KmsError } from './errors.js';
@@ -154,22 +156,28 @@ export function checkLimit(op: string, req: Req): void {
   if (limits) int(req, 'Limit', 1, limits.max);
 }
 
-/** Limit/Marker pagination as AWS does it: Truncated, NextMarker; `limits` is the operation's entry in LIMITS. */
-export function paginate<T>(req: Req, items: T[], limits: { max: number; default: number }): { page: T[]; Truncated: boolean; NextMarker?: string } {
+/**
+ * Limit/Marker pagination as AWS does it: Truncated, NextMarker; `limits` is
+ * the operation's entry in LIMITS, `list` names the list and `keyOf` gives its
+ * order (the last value an id). The marker is a stable position
+ * (src/paging.ts): the next page starts after the last item given.
+ */
+export function paginate<T>(
+  req: Req,
+  items: T[],
+  limits: { max: number; default: number },
+  list: string,
+  keyOf: (t: T) => PageKey,
+): { page: T[]; Truncated: boolean; NextMarker?: string } {
   const limit = int(req, 'Limit', 1, limits.max) ?? limits.default;
   const marker = str(req, 'Marker', { max: 1024 });
-  let start = 0;
-  if (marker !== undefined) {
-    const m = /^kv1:(\d+)$/.exec(Buffer.from(marker, 'base64').toString('utf8'));
-    if (!m)
-      throw KmsErrors.invalidMarker(
-        'The marker that specifies where pagination should next begin is not valid. Pass the NextMarker of the previous response unchanged.',
-      );
-    start = Number(m[1]);
-  }
-  const page = items.slice(start, start + limit);
-  const truncated = start + limit < items.length;
-  return truncated ? { page, Truncated: true, NextMarker: Buffer.from(`kv1:${start + limit}`).toString('base64') } : { page, Truncated: false };
+  const after = marker === undefined ? undefined : decodePosition(marker, list);
+  if (marker !== undefined && !after)
+    throw KmsErrors.invalidMarker(
+      'The marker that specifies where pagination should next begin is not valid. Pass the NextMarker of the previous response unchanged.',
+    );
+  const { page, last } = pageAfter(items, keyOf, after, limit);
+  return last ? { page, Truncated: true, NextMarker: encodePosition(list, last) } : { page, Truncated: false };
 }
 
 function lower(s: string): string {

@@ -14,10 +14,11 @@ import type { ReceivedRequest } from '../sigv4.js';
 import {
   checkRequest,
   expiredSessionToken,
-  headerValues,
   invalidSessionToken,
-  parseAuthorization,
+  PRESIGNED_PARAMS,
+  parseAuth,
   SigV4Error,
+  sessionTokens,
   unknownAccessKey,
   verifySignature,
 } from '../sigv4.js';
@@ -197,9 +198,9 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
     return value;
   };
 
-  /** Who signed: refused before the body is read when the header is malformed or the access key unknown. */
-  const signer = (rawHeaders: string[]) => {
-    const auth = parseAuthorization(rawHeaders);
+  /** Who signed: refused before the body is read when the Authorization header (or a presigned URL's query) is malformed or the access key unknown. */
+  const signer = (url: string, rawHeaders: string[]) => {
+    const auth = parseAuth(url, rawHeaders);
     const creds = credentials(auth.credential.accessKeyId);
     if (!creds) throw unknownAccessKey();
     return { auth, creds };
@@ -218,7 +219,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       maxSkewMs: service.maxClockSkewMs,
       allowUnsignedPayload: service.unsignedPayload === true,
     });
-    const tokens = headerValues(received.rawHeaders, 'x-amz-security-token');
+    const tokens = sessionTokens(received, auth);
     const session = creds.principal.session;
     if (session) {
       const given = tokens.length === 1 ? tokenHash(tokens[0]!.trim()) : Buffer.alloc(32);
@@ -256,7 +257,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       count.query(queryOf(req));
       let who: ReturnType<typeof signer>;
       try {
-        who = signer(req.rawHeaders);
+        who = signer(req.url ?? '/', req.rawHeaders);
       } catch (e) {
         // Unsigned, or no credential scope to route by: a Query form names its service in the body (Action, Version),
         // so read it (bounded, as any body) and let that service refuse it in its own shape and status.
@@ -272,6 +273,8 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       service = route(services, req, params);
       const received: ReceivedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body };
       const { caller, region, signedHeaders } = await authenticate(received, service, who);
+      // A presigned URL's X-Amz-* members authenticated it; they are not the operation's parameters.
+      if (who.auth.query) for (const name of PRESIGNED_PARAMS) params.delete(name);
       const kms = kmsFor(region);
       const ec2For = () => ec2.contextFor(kms, caller.arn, region);
       reply = await service.handle({

@@ -83,7 +83,7 @@ export const kmsService: Service = {
       throw new KmsError('SerializationException', `The request body nests deeper than ${MAX_DEPTH} levels; no KMS request does.`);
     // kms:ViaService comes only from a header the caller signed.
     const via = call.signedHeaders.includes(VIA_SERVICE_HEADER) ? String(call.headers[VIA_SERVICE_HEADER] ?? '') : '';
-    const out = call.kms.invokeAs(
+    const out = await call.kms.invokeAsyncAs(
       { principal: call.caller.arn, requestId: call.requestId, ...(via ? { viaService: via } : {}) },
       op,
       fromWire(op, input as Record<string, unknown>),

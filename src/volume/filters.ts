@@ -1,4 +1,6 @@
 import { ServiceError } from '../errors.js';
+import type { PageKey } from '../paging.js';
+import { decodePosition, encodePosition, pageAfter } from '../paging.js';
 import { Ec2Errors } from './errors.js';
 import type { Registry } from './registry.js';
 import { shown } from './text.js';
@@ -132,42 +134,45 @@ export const PAGE_SIZES: Readonly<Record<string, { min: number; max: number; abo
 };
 
 /**
- * MaxResults/NextToken paging over an already-ordered list. The token is
- * opaque to callers (the offset of the next item and the operation it is for).
+ * MaxResults/NextToken paging, in the order of `keyOf` (the list's own
+ * order, its last value an id). The token is a stable position
+ * (src/paging.ts): the next page starts after the last item given, so a
+ * deletion between pages skips nothing that still exists.
  */
-export function paginate<R>(rows: R[], req: { MaxResults?: number; NextToken?: string }, operation: string): { page: R[]; NextToken?: string } {
+export function paginate<R>(
+  rows: R[],
+  req: { MaxResults?: number; NextToken?: string },
+  operation: string,
+  keyOf: (r: R) => PageKey,
+): { page: R[]; NextToken?: string } {
   const size = PAGE_SIZES[operation];
   if (!size) throw new Error(`paginate: ${operation} has no page size in PAGE_SIZES`);
-  let start = 0;
+  let after: PageKey | undefined;
   if (req.NextToken !== undefined) {
-    let parsed: { op?: string; at?: number } | undefined;
-    try {
-      parsed = JSON.parse(Buffer.from(req.NextToken, 'base64url').toString('utf8'));
-    } catch {
-      parsed = undefined;
-    }
-    if (!parsed || parsed.op !== operation || !Number.isInteger(parsed.at) || parsed.at! < 0) {
+    after = decodePosition(req.NextToken, operation);
+    if (!after)
       throw Ec2Errors.invalidParameter(
         `The NextToken '${shown(req.NextToken)}' is not valid for ${operation}. Use the NextToken of the previous ${operation} response.`,
       );
+  }
+  if (req.MaxResults === undefined && after === undefined) return { page: rows };
+  let take: number | undefined;
+  if (req.MaxResults !== undefined) {
+    const { min, max, above } = size;
+    if (!Number.isInteger(req.MaxResults) || req.MaxResults < min) {
+      throw Ec2Errors.invalidParameter(
+        `Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value greater than or equal to ${min} (${operation} takes ${min} to ${max}).`,
+      );
     }
-    start = parsed.at!;
+    if (req.MaxResults > max && above === 'refuse') {
+      throw Ec2Errors.invalidParameter(
+        `Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value less than or equal to ${max} (${operation} takes ${min} to ${max}).`,
+      );
+    }
+    take = Math.min(req.MaxResults, max);
   }
-  if (req.MaxResults === undefined) return { page: rows.slice(start) };
-  const { min, max, above } = size;
-  if (!Number.isInteger(req.MaxResults) || req.MaxResults < min) {
-    throw Ec2Errors.invalidParameter(
-      `Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value greater than or equal to ${min} (${operation} takes ${min} to ${max}).`,
-    );
-  }
-  if (req.MaxResults > max && above === 'refuse') {
-    throw Ec2Errors.invalidParameter(
-      `Value ( ${req.MaxResults} ) for parameter maxResults is invalid. Expecting a value less than or equal to ${max} (${operation} takes ${min} to ${max}).`,
-    );
-  }
-  const end = start + Math.min(req.MaxResults, max);
-  const page = rows.slice(start, end);
-  return end < rows.length ? { page, NextToken: Buffer.from(JSON.stringify({ op: operation, at: end })).toString('base64url') } : { page };
+  const { page, last } = pageAfter(rows, keyOf, after, take);
+  return last ? { page, NextToken: encodePosition(operation, last) } : { page };
 }
 
 /** The filters volumes and snapshots both answer, over the registry columns they share. */
@@ -201,7 +206,7 @@ export function refusePagedIds(ids: string[] | undefined, req: DescribeRequest, 
 export function describePage<R>(
   rows: R[],
   req: DescribeRequest,
-  o: { operation: string; spec: FilterSpec<R>; idOf: (r: R) => string; registry: Registry },
+  o: { operation: string; spec: FilterSpec<R>; idOf: (r: R) => string; keyOf: (r: R) => PageKey; registry: Registry },
 ): { page: R[]; NextToken?: string } {
-  return paginate(applyFilters(rows, req.Filters, o.spec, o.idOf, o.registry), req, o.operation);
+  return paginate(applyFilters(rows, req.Filters, o.spec, o.idOf, o.registry), req, o.operation, o.keyOf);
 }

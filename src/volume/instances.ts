@@ -94,7 +94,7 @@ export function describeInstances(
   if (req.InstanceIds?.length && req.MaxResults !== undefined)
     throw new ServiceError('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults.');
   const kept = applyFilters([me], req.Filters, FILTERS, (i) => i.InstanceId, ctx.registry);
-  const { page, NextToken } = paginate(kept, req, 'DescribeInstances');
+  const { page, NextToken } = paginate(kept, req, 'DescribeInstances', (i) => [i.InstanceId]);
   return {
     Reservations: page.map((i) => ({ Groups: [], Instances: [i], OwnerId: ctx.account, ReservationId: `r-${i.InstanceId.slice(2)}` })),
     ...(NextToken ? { NextToken } : {}),

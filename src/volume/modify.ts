@@ -212,7 +212,7 @@ export function describeVolumesModifications(ctx: Ec2Context, req: { VolumeIds?:
     });
   } else rows = ctx.registry.listModifications().filter((m) => ctx.registry.getVolume(m.volume_id));
   const kept = applyFilters(rows, req.Filters, FILTERS, (m) => m.volume_id, ctx.registry);
-  const { page, NextToken } = paginate(kept, req, 'DescribeVolumesModifications');
+  const { page, NextToken } = paginate(kept, req, 'DescribeVolumesModifications', (m) => [m.start_time, m.volume_id]);
   return { VolumesModifications: page.map(modificationShape), ...(NextToken ? { NextToken } : {}) };
 }
 
@@ -242,7 +242,7 @@ export function describeVolumeStatus(ctx: Ec2Context, req: { VolumeIds?: string[
     'availability-zone': (x: (typeof items)[number]) => x.v.availability_zone,
   };
   const kept = applyFilters(items, req.Filters, spec, (x) => x.v.volume_id, ctx.registry);
-  const { page, NextToken } = paginate(kept, req, 'DescribeVolumeStatus');
+  const { page, NextToken } = paginate(kept, req, 'DescribeVolumeStatus', (x) => [x.v.create_time, x.v.volume_id]);
   return { VolumeStatuses: page.map((x) => x.item), ...(NextToken ? { NextToken } : {}) };
 }
 

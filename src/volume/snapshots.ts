@@ -218,6 +218,7 @@ export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest
     operation: 'DescribeSnapshots',
     spec: FILTERS,
     idOf: (s) => s.snapshot_id,
+    keyOf: (s) => [s.start_time, s.snapshot_id],
     registry: ctx.registry,
   });
   return { Snapshots: page.map((s) => snapshotShape(ctx, s)), ...(NextToken ? { NextToken } : {}) };

@@ -113,7 +113,7 @@ const TAG_FILTERS = {
 
 export function describeTags(ctx: TagContext, req: { Filters?: Filter[]; MaxResults?: number; NextToken?: string }) {
   const rows = applyFilters(ctx.registry.allTags(), req.Filters, TAG_FILTERS, (t) => t.resource_id, ctx.registry);
-  const { page, NextToken } = paginate(rows, req, 'DescribeTags');
+  const { page, NextToken } = paginate(rows, req, 'DescribeTags', (t) => [t.resource_id, t.key]);
   return {
     Tags: page.map((t) => ({ Key: t.key, ResourceId: t.resource_id, ResourceType: resourceType(t.resource_id), Value: t.value })),
     ...(NextToken ? { NextToken } : {}),

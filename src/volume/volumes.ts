@@ -275,6 +275,7 @@ export async function describeVolumes(ctx: Ec2Context, req: DescribeVolumesReque
     operation: 'DescribeVolumes',
     spec: FILTERS,
     idOf: (v) => v.volume_id,
+    keyOf: (v) => [v.create_time, v.volume_id],
     registry: ctx.registry,
   });
   return { Volumes: page.map((v) => volumeShape(ctx, v, v.a)), ...(NextToken ? { NextToken } : {}) };

@@ -6,10 +6,9 @@ import { tempHome } from '../helpers/home.js';
 /**
  * The Query services (EC2, STS) also take their parameters in the URL of a
  * GET, as AWS's do. The URL's Action names the service before the body is
- * read: a GET signed in its headers is answered by that service, and a
- * presigned URL (SigV4 in the query string, which kmsvol does not verify) is
- * refused by that service in its own shape, never by the KMS's JSON 404
- * (breaker2's finding).
+ * read: a GET signed in its headers is answered by that service, and so is a
+ * presigned URL (SigV4 in the query string; presigned-query.test.ts holds its
+ * rules), never by the KMS's JSON 404 (breaker2's finding).
  */
 const PY = `
 import boto3, json, sys, urllib.request
@@ -29,16 +28,16 @@ SigV4Auth(session.get_credentials(), service, "us-east-1").add_auth(signed)
 p = signed.prepare()
 headed = fetch(urllib.request.Request(p.url, headers=dict(p.headers), method="GET"))
 presigned = fetch(session.client(service, endpoint_url=endpoint).generate_presigned_url(
-    "describe_volumes" if service == "ec2" else "get_caller_identity", ExpiresIn=60))
+    "describe_volumes" if service == "ec2" else "get_caller_identity", ExpiresIn=60, HttpMethod="GET"))
 print(json.dumps({"headed": headed, "presigned": presigned}))
 `;
 
 describe('Query requests as a GET', () => {
-  for (const [service, action, answer, errorShape] of [
-    ['ec2', 'DescribeVolumes', '<DescribeVolumesResponse', '<Response><Errors>'],
-    ['sts', 'GetCallerIdentity', '<GetCallerIdentityResponse', '<ErrorResponse'],
+  for (const [service, action, answer] of [
+    ['ec2', 'DescribeVolumes', '<DescribeVolumesResponse'],
+    ['sts', 'GetCallerIdentity', '<GetCallerIdentityResponse'],
   ] as const) {
-    it(`${service} ${action}: signed in the headers it is answered; presigned it is refused by ${service} in its own shape`, async () => {
+    it(`${service} ${action}: signed in the headers or presigned, it is answered by ${service}`, async () => {
       const ep = await startEndpoint(tempHome('kmsvol-get-'));
       const r = spawnSync('python3', ['-c', PY, ep.url, service, action], { env: { ...process.env, ...ep.env }, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
@@ -46,8 +45,8 @@ describe('Query requests as a GET', () => {
       expect(headed.status, headed.body).toBe(200);
       expect(headed.body).toContain(answer);
       expect(presigned.body).not.toContain('The KMS API');
-      expect(presigned.body).toContain(errorShape);
-      expect(presigned.body).toContain('MissingAuthenticationToken');
+      expect(presigned.status, presigned.body).toBe(200);
+      expect(presigned.body).toContain(answer);
     });
   }
 });

@@ -66,7 +66,7 @@ export function listAliases(k: KmsContext, req: Req) {
   k.authorizeIamOnly('kms:ListAliases');
   const keyId = ref === undefined ? undefined : k.key(ref, null, 'keyOnly').key_id;
   const rows = k.store.listAliases(k.region, keyId);
-  const { page, ...more } = paginate(req, rows, LIMITS.ListAliases);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListAliases, 'ListAliases', (a) => [a.alias_name]);
   return {
     Aliases: page.map((a) => ({
       AliasName: a.alias_name,

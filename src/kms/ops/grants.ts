@@ -161,7 +161,7 @@ export function listGrants(k: KmsContext, req: Req) {
   const rows = k.store
     .grants(row.region, row.key_id)
     .filter((g) => (grantId === undefined || g.grant_id === grantId) && (grantee === undefined || g.grantee_principal === grantee));
-  const { page, ...more } = paginate(req, rows, LIMITS.ListGrants);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListGrants, 'ListGrants', (g) => [g.creation_date, g.grant_id]);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
 
@@ -169,7 +169,7 @@ export function listRetirableGrants(k: KmsContext, req: Req) {
   const retiring = principal(req, 'RetiringPrincipal', true)!;
   k.authorizeIamOnly('kms:ListRetirableGrants');
   const rows = k.store.retirableGrants(k.region, retiring);
-  const { page, ...more } = paginate(req, rows, LIMITS.ListRetirableGrants);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListRetirableGrants, 'ListRetirableGrants', (g) => [g.creation_date, g.grant_id]);
   return { Grants: page.map((g) => entry(k, g)), ...more };
 }
 

@@ -62,7 +62,7 @@ export function describeKey(k: KmsContext, req: Req) {
 export function listKeys(k: KmsContext, req: Req) {
   k.authorizeIamOnly('kms:ListKeys');
   const rows = k.store.listKeys(k.region).filter((r) => k.settle(r) !== undefined);
-  const { page, ...more } = paginate(req, rows, LIMITS.ListKeys);
+  const { page, ...more } = paginate(req, rows, LIMITS.ListKeys, 'ListKeys', (r) => [r.creation_date, r.key_id]);
   return { Keys: page.map((r) => ({ KeyId: r.key_id, KeyArn: k.keyArn(r.key_id) })), ...more };
 }
 

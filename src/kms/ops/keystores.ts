@@ -61,8 +61,8 @@ export function describeCustomKeyStores(k: KmsContext, req: Req) {
     rows = rows.filter((r) => r.name === name);
     if (!rows.length) throw new KmsError('CustomKeyStoreNotFoundException', `No custom key store is named ${name} in account ${k.account} in ${k.region}.`);
   }
-  const { page, ...more } = paginate(req, rows.map(entry), LIMITS.DescribeCustomKeyStores);
-  return { CustomKeyStores: page, ...more };
+  const { page, ...more } = paginate(req, rows, LIMITS.DescribeCustomKeyStores, 'DescribeCustomKeyStores', (r) => [r.created, r.store_id]);
+  return { CustomKeyStores: page.map(entry), ...more };
 }
 
 /** The cluster's certificate and the given trust anchor are the same certificate (compared as DER). */

@@ -20,7 +20,7 @@ export function getKeyPolicy(k: KmsContext, req: Req) {
 
 export function listKeyPolicies(k: KmsContext, req: Req) {
   k.key(reqStr(req, 'KeyId'), 'kms:ListKeyPolicies', 'keyOnly');
-  const { page, ...more } = paginate(req, [DEFAULT_POLICY_NAME], LIMITS.ListKeyPolicies);
+  const { page, ...more } = paginate(req, [DEFAULT_POLICY_NAME], LIMITS.ListKeyPolicies, 'ListKeyPolicies', (n) => [n]);
   return { PolicyNames: page, ...more };
 }
 

@@ -112,22 +112,21 @@ export function listKeyRotations(k: KmsContext, req: Req) {
   const materials = k.store.materials(row.key_id);
   const current = materials.filter((m) => m.pending === 0).at(-1);
   const imported = row.origin === 'EXTERNAL';
-  const rotations = materials
-    .filter((m) => include === 'ALL_KEY_MATERIAL' || (m.rotation_type !== null && m.pending === 0))
-    .map((m) => ({
-      KeyId: arn,
-      KeyMaterialId: m.material_id.toString('hex'),
-      ...(m.description !== null ? { KeyMaterialDescription: m.description } : {}),
-      ...(imported
-        ? {
-            ImportState: 'IMPORTED',
-            ExpirationModel: row.expiration_model ?? undefined,
-            ...(row.valid_to !== null ? { ValidTo: new Date(row.valid_to) } : {}),
-          }
-        : {}),
-      KeyMaterialState: m.pending === 1 ? 'PENDING_ROTATION' : m === current ? 'CURRENT' : 'NON_CURRENT',
-      ...(m.rotation_type !== null && m.pending === 0 ? { RotationDate: new Date(m.created), RotationType: m.rotation_type } : {}),
-    }));
-  const { page, ...more } = paginate(req, rotations, LIMITS.ListKeyRotations);
-  return { Rotations: page, ...more };
+  const listed = materials.filter((m) => include === 'ALL_KEY_MATERIAL' || (m.rotation_type !== null && m.pending === 0));
+  const { page, ...more } = paginate(req, listed, LIMITS.ListKeyRotations, 'ListKeyRotations', (m) => [m.seq]);
+  const rotations = page.map((m) => ({
+    KeyId: arn,
+    KeyMaterialId: m.material_id.toString('hex'),
+    ...(m.description !== null ? { KeyMaterialDescription: m.description } : {}),
+    ...(imported
+      ? {
+          ImportState: 'IMPORTED',
+          ExpirationModel: row.expiration_model ?? undefined,
+          ...(row.valid_to !== null ? { ValidTo: new Date(row.valid_to) } : {}),
+        }
+      : {}),
+    KeyMaterialState: m.pending === 1 ? 'PENDING_ROTATION' : m === current ? 'CURRENT' : 'NON_CURRENT',
+    ...(m.rotation_type !== null && m.pending === 0 ? { RotationDate: new Date(m.created), RotationType: m.rotation_type } : {}),
+  }));
+  return { Rotations: rotations, ...more };
 }

@@ -31,6 +31,6 @@ export function untagResource(k: KmsContext, req: Req) {
 export function listResourceTags(k: KmsContext, req: Req) {
   const row = k.key(reqStr(req, 'KeyId'), 'kms:ListResourceTags', 'keyOnly');
   const all = k.store.tags(k.region, row.key_id);
-  const { page, ...more } = paginate(req, all, LIMITS.ListResourceTags);
+  const { page, ...more } = paginate(req, all, LIMITS.ListResourceTags, 'ListResourceTags', (t) => [t.TagKey]);
   return { Tags: page, ...more };
 }

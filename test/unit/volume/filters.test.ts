@@ -92,13 +92,14 @@ describe('MaxResults, from the model', () => {
 
   it('below the minimum is InvalidParameterValue; above the maximum, DescribeVolumes answers 500 and DescribeTags refuses', () => {
     const rows = Array.from({ length: 1200 }, (_, i) => i);
-    expect(() => paginate(rows, { MaxResults: 4 }, 'DescribeVolumes')).toThrow(
+    const byValue = (i: number) => [i];
+    expect(() => paginate(rows, { MaxResults: 4 }, 'DescribeVolumes', byValue)).toThrow(
       expect.objectContaining({ name: 'InvalidParameterValue', message: expect.stringMatching(/^Value \( 4 \) for parameter maxResults is invalid\./) }),
     );
-    expect(paginate(rows, { MaxResults: 100000 }, 'DescribeVolumes').page).toHaveLength(500);
-    expect(() => paginate(rows, { MaxResults: 1001 }, 'DescribeTags')).toThrow(
+    expect(paginate(rows, { MaxResults: 100000 }, 'DescribeVolumes', byValue).page).toHaveLength(500);
+    expect(() => paginate(rows, { MaxResults: 1001 }, 'DescribeTags', byValue)).toThrow(
       expect.objectContaining({ name: 'InvalidParameterValue', message: expect.stringContaining('less than or equal to 1000') }),
     );
-    expect(paginate(rows, { MaxResults: 1000 }, 'DescribeTags').page).toHaveLength(1000);
+    expect(paginate(rows, { MaxResults: 1000 }, 'DescribeTags', byValue).page).toHaveLength(1000);
   });
 });

@@ -112,15 +112,22 @@ describe('kms serve with an external key store whose proxy does not answer', () 
       maxAttempts: 1,
     });
     const order: string[] = [];
+    let encError: Error | undefined;
     const enc = client.send(new EncryptCommand({ KeyId: key.json.KeyMetadata.KeyId, Plaintext: Buffer.from('x') })).then(
       () => order.push('Encrypt'),
-      () => order.push('Encrypt'),
+      (e: Error) => {
+        encError = e;
+        order.push('Encrypt');
+      },
     );
     await proxy.encryptArrived;
     const list = client.send(new ListKeysCommand({})).then(() => order.push('ListKeys'));
     await Promise.all([enc, list]);
     client.destroy();
     expect(order).toEqual(['ListKeys', 'Encrypt']);
+    // The proxy's timeout is KMS's error for it, as when the KMS waited on the serving thread.
+    expect(encError?.name).toBe('KMSInvalidStateException');
+    expect(encError?.message).toMatch(/is unavailable: its external key store .* did not respond in time/);
     server.child.kill('SIGTERM');
     await once(server.child, 'exit');
   });
