@@ -38,7 +38,14 @@ function exportCommand(): Command {
         try {
           const m = exportBundle(ctx, opts.snapshotId, path.resolve(opts.outputDir));
           print(
-            { SnapshotId: m.SnapshotId, Bundle: path.resolve(opts.outputDir), Encrypted: m.Encrypted, KmsKeyArn: m.KmsKeyArn, BlockCount: m.Blocks.length, Aggregate: m.Aggregate },
+            {
+              SnapshotId: m.SnapshotId,
+              Bundle: path.resolve(opts.outputDir),
+              Encrypted: m.Encrypted,
+              KmsKeyArn: m.KmsKeyArn,
+              BlockCount: m.Blocks.length,
+              Aggregate: m.Aggregate,
+            },
             g,
           );
         } finally {

@@ -83,7 +83,8 @@ export function exportBundle(ctx: Ec2Context, snapshotId: string, dir: string): 
   return m;
 }
 
-const bad = (dir: string, why: string) => EbsErrors.validation('INVALID_PARAMETER_VALUE', `${dir} is not a snapshot bundle kmsvol can import: ${why}; nothing was imported.`);
+const bad = (dir: string, why: string) =>
+  EbsErrors.validation('INVALID_PARAMETER_VALUE', `${dir} is not a snapshot bundle kmsvol can import: ${why}; nothing was imported.`);
 
 function readFile(file: string): Buffer {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -103,7 +104,8 @@ export function openBundle(dir: string): { manifest: BundleManifest; head: Buffe
     throw bad(dir, `its manifest.json cannot be read (${(e as Error).message})`);
   }
   if (m?.Format !== BUNDLE_FORMAT || m.Version !== BUNDLE_VERSION) throw bad(dir, `its manifest is not ${BUNDLE_FORMAT} version ${BUNDLE_VERSION}`);
-  if (m.BlockSize !== BLOCK_SIZE || !Number.isInteger(m.VolumeSize) || m.VolumeSize < 1 || m.VolumeSize > 65536) throw bad(dir, 'its block size or volume size is wrong');
+  if (m.BlockSize !== BLOCK_SIZE || !Number.isInteger(m.VolumeSize) || m.VolumeSize < 1 || m.VolumeSize > 65536)
+    throw bad(dir, 'its block size or volume size is wrong');
   const limit = (m.VolumeSize * 1024 ** 3) / BLOCK_SIZE;
   if (!Array.isArray(m.Blocks)) throw bad(dir, 'it has no block list');
   let last = -1;

@@ -43,11 +43,18 @@ export class EbsSource {
     private readonly region: string,
   ) {
     this.base = new URL(endpoint);
-    if (this.base.protocol !== 'https:' && this.base.protocol !== 'http:') throw new TypeError(`--source-endpoint-url must be http(s)://host[:port]; got '${endpoint}'.`);
+    if (this.base.protocol !== 'https:' && this.base.protocol !== 'http:')
+      throw new TypeError(`--source-endpoint-url must be http(s)://host[:port]; got '${endpoint}'.`);
   }
 
   private async call(path: string, query: Record<string, string>): Promise<Response> {
-    this.signer ??= new SignatureV4({ credentials: await standardCredentials(this.region), region: this.region, service: 'ebs', sha256: Sha256 as never, uriEscapePath: true });
+    this.signer ??= new SignatureV4({
+      credentials: await standardCredentials(this.region),
+      region: this.region,
+      service: 'ebs',
+      sha256: Sha256 as never,
+      uriEscapePath: true,
+    });
     const signed = await this.signer.sign({
       method: 'GET',
       protocol: this.base.protocol,

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,8 +10,8 @@ import { startEndpoint } from '../helpers/ec2-endpoint.js';
 import { attach, detach, volumeHome } from '../helpers/volumes.js';
 
 /**
- * Snapshots that leave the machine (issue 28, part 4): two homes, A with its
- * `kmsvol serve` on loopback and B as another host. A snapshot of A moves to
+ * Snapshots that leave the machine (issue 28, part 4): two homes, each with
+ * its `kmsvol serve` on loopback, B standing for another host. A snapshot of A moves to
  * B through a bundle (ciphertext, wrapped head, manifest) and through A's
  * EBS direct APIs; B makes a volume of it, attaches it through a real card
  * and reads back the bytes A wrote.
@@ -121,12 +122,24 @@ describe('kmsvol ebs export-snapshot / import-snapshot', () => {
     expect(imp.json).toMatchObject({ State: 'completed', Encrypted: true, KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${b.key}` });
     expect(blockMap(b.home, imp.json.SnapshotId).map(([i]) => i)).toEqual(blockMap(a.home, a.snap).map(([i]) => i));
     expectReadsBack(b.home, imp.json.SnapshotId);
+    // B serves it in turn: the AWS CLI against B's own endpoint lists it and gets back A's first block.
+    const epB = await startEndpoint(b.home);
+    const aws = (args: string[]) => spawnSync('aws', ['--endpoint-url', epB.url, 'ebs', ...args], { env: { ...process.env, ...epB.env }, encoding: 'utf8' });
+    const listed = aws(['list-snapshot-blocks', '--snapshot-id', imp.json.SnapshotId]);
+    expect(listed.status, listed.stderr).toBe(0);
+    const first = JSON.parse(listed.stdout).Blocks[0];
+    expect(first.BlockIndex).toBe(0);
+    const out = path.join(b.home, 'block0');
+    const got = aws(['get-snapshot-block', '--snapshot-id', imp.json.SnapshotId, '--block-index', '0', '--block-token', first.BlockToken, out]);
+    expect(got.status, got.stderr).toBe(0);
+    expect(fs.readFileSync(out).equals(WRITES[0]!.data.subarray(0, 512 * 1024))).toBe(true);
     // Without A's credentials the source refuses, and nothing more is registered.
     const denied = kmsvol(b.home, ['ebs', 'import-snapshot', '--source-endpoint-url', a.url, '--source-snapshot-id', a.snap], {
       ...a.creds,
       AWS_SECRET_ACCESS_KEY: 'x'.repeat(40),
     });
     expect(denied.code).toBe(254);
+    expect(denied.stderr).toMatch(/An error occurred \(\w+\) when calling the ImportSnapshot operation: The source endpoint refused: /);
     expect(kmsvol(b.home, ['ec2', 'describe-snapshots']).json.Snapshots).toHaveLength(1);
   });
 
