@@ -141,6 +141,14 @@ describe('kmsvol ebs export-snapshot / import-snapshot', () => {
     expect(denied.code).toBe(254);
     expect(denied.stderr).toMatch(/An error occurred \(\w+\) when calling the ImportSnapshot operation: The source endpoint refused: /);
     expect(kmsvol(b.home, ['ec2', 'describe-snapshots']).json.Snapshots).toHaveLength(1);
+    // A's key disabled: A refuses the first GetSnapshotBlock (after the listing), and the half-made snapshot is dropped.
+    expect(kmsvol(a.home, ['kms', 'disable-key', '--key-id', a.key]).code).toBe(0);
+    const files = listBlockFiles(b.home).length;
+    const off = kmsvol(b.home, ['ebs', 'import-snapshot', '--source-endpoint-url', a.url, '--source-snapshot-id', a.snap], a.creds);
+    expect(off.code).toBe(254);
+    expect(off.stderr).toMatch(/\(AccessDeniedException\) when calling the ImportSnapshot operation: The source endpoint refused: .*DisabledException/);
+    expect(kmsvol(b.home, ['ec2', 'describe-snapshots']).json.Snapshots).toHaveLength(1);
+    expect(listBlockFiles(b.home).length).toBe(files);
   });
 
   it('a bundle with a changed block, or a changed manifest, is refused with a clear error and nothing is registered or stored', async () => {
