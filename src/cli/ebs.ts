@@ -1,92 +1,67 @@
-import path from 'node:path';
+import fs from 'node:fs';
 import { Command } from 'commander';
-import { DEFAULT_REGION } from '../config.js';
-import { exportBundle } from '../ebs/bundle.js';
-import { EbsSource } from '../ebs/source.js';
-import { importBundle, importFromEndpoint } from '../ebs/transfer.js';
+import type { EbsOperation } from '../ebs/operations.js';
+import { OPERATIONS } from '../ebs/operations.js';
 import { UsageError } from '../errors.js';
-import { RemoteKmsClient } from '../kms/client/remote.js';
-import { snapshotShape } from '../volume/snapshots.js';
-import { globalsOf, print, regionOf, withGlobals } from './common.js';
+import { parseBlob, parseInteger, parseShorthandList } from './args.js';
+import { globalsOf, kebab, namedIn, print, withGlobals } from './common.js';
+import { TRANSFER_COMMANDS } from './ebs-transfer.js';
 import { openEc2 } from './ec2.js';
 import { OperationContext } from './errors.js';
 
 /**
- * `kmsvol ebs export-snapshot` and `kmsvol ebs import-snapshot`: a snapshot
- * moved to another home or host (docs/ebs-direct-apis.md, "Snapshots that
- * leave the machine"). Export writes a bundle of the stored ciphertext; import
- * takes a bundle, or reads a snapshot through another endpoint's EBS direct
- * APIs (--source-endpoint-url, credentials as the AWS CLI finds them).
+ * `kmsvol ebs <operation>`: one command per entry of the EBS direct APIs'
+ * registry (src/ebs/operations.ts), its options the entry's members as the
+ * AWS CLI spells them, run in-process on this home. get-snapshot-block takes
+ * the file to write the block to, as `aws ebs get-snapshot-block` does.
  */
-interface ImportOpts {
-  bundle?: string;
-  sourceEndpointUrl?: string;
-  sourceSnapshotId?: string;
-  kmsKeyId?: string;
-  description?: string;
-}
-
-function exportCommand(): Command {
-  return withGlobals(new Command('export-snapshot'))
-    .description('Write a completed snapshot, as stored (ciphertext, wrapped key), into a new bundle directory')
-    .requiredOption('--snapshot-id <id>', 'the snapshot')
-    .requiredOption('--output-dir <dir>', 'the bundle directory to create (must not exist)')
-    .action(async (opts: { snapshotId: string; outputDir: string }, self: Command) => {
-      const g = globalsOf(self);
-      await OperationContext.run('ExportSnapshot', async () => {
-        const ctx = openEc2(g);
-        try {
-          const m = exportBundle(ctx, opts.snapshotId, path.resolve(opts.outputDir));
-          print(
-            {
-              SnapshotId: m.SnapshotId,
-              Bundle: path.resolve(opts.outputDir),
-              Encrypted: m.Encrypted,
-              KmsKeyArn: m.KmsKeyArn,
-              BlockCount: m.Blocks.length,
-              Aggregate: m.Aggregate,
-            },
-            g,
-          );
-        } finally {
-          ctx.close();
+function command(name: string, op: EbsOperation): Command {
+  const cmd = withGlobals(new Command(kebab(name)).description(`EBS direct APIs ${name}`));
+  const blobOut = Object.entries(op.output).find(([, m]) => m.location === 'payload')?.[0];
+  if (blobOut) cmd.argument('<outfile>', `where to write ${blobOut}`);
+  for (const [member, m] of Object.entries(op.input)) {
+    const flag = `--${kebab(member)}`;
+    if (m.type === 'boolean') cmd.option(flag).option(`--no-${kebab(member)}`);
+    else if (m.type === 'list') cmd.option(`${flag} <values...>`);
+    else cmd.option(`${flag} <value>`);
+  }
+  return cmd.action(async (...args: unknown[]) => {
+    const self = args.at(-1) as Command;
+    const opts = self.opts() as Record<string, unknown>;
+    const g = globalsOf(self);
+    await OperationContext.run(name, async () => {
+      const req: Record<string, unknown> = {};
+      for (const [member, m] of Object.entries(op.input)) {
+        const key = member.charAt(0).toLowerCase() + member.slice(1);
+        const v = opts[key];
+        if (v === undefined) continue;
+        const flag = kebab(member);
+        if (m.type === 'integer') req[member] = parseInteger(String(v), flag);
+        else if (m.type === 'blob') req[member] = parseBlob(String(v), flag);
+        else if (m.type === 'list') req[member] = parseShorthandList(v as string[], flag);
+        else req[member] = v;
+      }
+      for (const r of op.required) if (req[r] === undefined) throw new UsageError(`the following arguments are required: --${kebab(r)}`);
+      const ctx = openEc2(g);
+      try {
+        const answer = (await op.run(ctx, req)) as Record<string, unknown>;
+        if (blobOut) {
+          fs.writeFileSync(String(args[0]), answer[blobOut] as Buffer);
+          delete answer[blobOut];
         }
-      });
+        print(answer, g, name);
+      } finally {
+        ctx.close();
+      }
     });
+  });
 }
 
-function importCommand(): Command {
-  return withGlobals(new Command('import-snapshot'))
-    .description('Register a snapshot from a bundle (--bundle) or from another endpoint (--source-endpoint-url with --source-snapshot-id)')
-    .option('--bundle <dir>', 'a bundle made by export-snapshot')
-    .option('--source-endpoint-url <url>', "the source's endpoint: its EBS direct APIs (with --source-snapshot-id), or its KMS (with --bundle)")
-    .option('--source-snapshot-id <id>', 'the snapshot to read through --source-endpoint-url')
-    .option('--kms-key-id <key>', 're-encrypt every block under a new data key wrapped by this key')
-    .option('--description <text>', 'the new snapshot description')
-    .action(async (opts: ImportOpts, self: Command) => {
-      const g = globalsOf(self);
-      if (!opts.bundle === !opts.sourceSnapshotId) throw new UsageError('import-snapshot needs exactly one of --bundle and --source-snapshot-id.');
-      if (opts.sourceSnapshotId && !opts.sourceEndpointUrl) throw new UsageError('--source-snapshot-id needs --source-endpoint-url.');
-      await OperationContext.run('ImportSnapshot', async () => {
-        const ctx = openEc2(g);
-        const region = regionOf(g) ?? DEFAULT_REGION;
-        const common = { ...(opts.kmsKeyId ? { kmsKeyId: opts.kmsKeyId } : {}), ...(opts.description !== undefined ? { description: opts.description } : {}) };
-        try {
-          const row = opts.bundle
-            ? await importBundle(ctx, path.resolve(opts.bundle), {
-                ...common,
-                ...(opts.sourceEndpointUrl ? { sourceKms: new RemoteKmsClient({ endpoint: opts.sourceEndpointUrl, region, credentials: 'standard' }) } : {}),
-              })
-            : await importFromEndpoint(ctx, new EbsSource(opts.sourceEndpointUrl!, region), opts.sourceSnapshotId!, common);
-          print(snapshotShape(ctx, row), g);
-        } finally {
-          ctx.close();
-        }
-      });
-    });
-}
-
-/** `kmsvol ebs`: moving snapshots between homes (the EBS direct APIs themselves are served by `kmsvol serve`). */
-export function ebsCommand(): Command {
-  return new Command('ebs').description('EBS snapshots between homes and hosts').addCommand(exportCommand()).addCommand(importCommand());
+export function ebsCommand(args?: readonly string[]): Command {
+  const ebs = new Command('ebs').description('The EBS direct APIs on snapshots of this home (same names and arguments as `aws ebs`)');
+  const wanted = namedIn(args, [...Object.keys(OPERATIONS).map(kebab), ...Object.keys(TRANSFER_COMMANDS)]);
+  for (const [name, op] of Object.entries(OPERATIONS)) if (wanted(kebab(name))) ebs.addCommand(command(name, op as EbsOperation));
+  // Snapshots that leave the machine (ebs-transfer.ts): kmsvol's own, not operations of the service.
+  for (const [name, make] of Object.entries(TRANSFER_COMMANDS)) if (wanted(name)) ebs.addCommand(make());
+  return ebs;
 }

@@ -14,7 +14,7 @@ import { EXIT, report } from './errors.js';
 const COMMANDS: Record<string, (args?: readonly string[]) => Promise<Command>> = {
   kms: async (args) => (await import('./kms.js')).kmsCommand(args),
   ec2: async (args) => (await import('./ec2.js')).ec2Command(args),
-  ebs: async () => (await import('./ebs.js')).ebsCommand(),
+  ebs: async (args) => (await import('./ebs.js')).ebsCommand(args),
   cloudhsmv2: async () => (await import('./cloudhsmv2.js')).cloudhsmv2Command(),
   iam: async () => (await import('./serve.js')).iamCommand(),
   serve: async () => (await import('./serve.js')).serveCommand(),

@@ -25,12 +25,9 @@ export const MAX_PENDING = 100;
 export function snapshotFor(ctx: Ec2Context, id: unknown, member = 'SnapshotId'): SnapshotRow {
   if (typeof id !== 'string' || !/^snap-[0-9a-f]{17}$/.test(id))
     throw EbsErrors.validation('INVALID_SNAPSHOT_ID', `${member} '${String(id)}' is not a snapshot id.`);
+  ctx.registry.write(() => ctx.registry.expireSnapshots(ctx.clock.now().getTime()));
   const s = ctx.registry.getSnapshot(id);
   if (!s) throw EbsErrors.notFound(`The snapshot '${id}' does not exist.`);
-  if (s.state === 'pending' && s.complete_by != null && ctx.clock.now().getTime() > s.complete_by) {
-    ctx.registry.write(() => ctx.registry.updateSnapshot(id, { state: 'error' }));
-    return { ...s, state: 'error' };
-  }
   return s;
 }
 

@@ -62,7 +62,11 @@ export class Ec2Contexts {
   constructor(private readonly home: Home) {}
 
   contextFor(kms: Kms, principal: string, region: string): Ec2Context {
-    this.registry ??= new Registry(this.home.registryDb);
+    if (!this.registry) {
+      this.registry = new Registry(this.home.registryDb);
+      // The endpoint's first use sweeps block files no snapshot names (a crash between a delete's commit and its unlinks).
+      this.registry.sweepOrphanBlocks(this.home.root);
+    }
     const client = new InProcessKmsClient(kms, { principal, viaService: viaEc2(region) }, false);
     return ec2Context({ home: this.home, registry: this.registry, kms: client, clock: clockFromEnv(), region, account: kms.account });
   }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { insertRow, openDatabase } from '../sqlite.js';
 import { convertImage } from './blockconvert.js';
-import { unlinkBlock, writeBlock } from './blocks.js';
+import { listBlockFiles, unlinkBlock, writeBlock } from './blocks.js';
 
 /**
  * The volume registry (EC2's view): volumes, attachments and account settings,
@@ -329,6 +329,13 @@ export class Registry {
     this.db.prepare(`UPDATE snapshots SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE snapshot_id = @id_`).run({ ...fields, id_: id });
   }
 
+  /** Snapshots the EBS direct APIs started and nobody completed within their Timeout turn to error. */
+  expireSnapshots(now: number): void {
+    this.db
+      .prepare("UPDATE snapshots SET state = 'error', complete_by = NULL WHERE state = 'pending' AND complete_by IS NOT NULL AND complete_by < ?")
+      .run(now);
+  }
+
   deleteSnapshot(id: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE snapshot_id = ?').run(id);
   }
@@ -406,6 +413,11 @@ export class Registry {
       for (const h of gone) unlinkBlock(root, h);
       return gone;
     });
+  }
+
+  /** The sweep of orphans (block files no map names: a crash between a delete's commit and its unlinks); returns those unlinked. */
+  sweepOrphanBlocks(root: string): string[] {
+    return this.unlinkUnused(root, listBlockFiles(root));
   }
 
   tagsOf(resourceId: string): TagRow[] {

@@ -210,6 +210,7 @@ export interface DescribeSnapshotsRequest {
 
 export function describeSnapshots(ctx: Ec2Context, req: DescribeSnapshotsRequest) {
   refusePagedIds(req.SnapshotIds, req, 'snapshotSet', 'snapshots');
+  ctx.registry.write(() => ctx.registry.expireSnapshots(ctx.clock.now().getTime()));
   let rows = req.SnapshotIds?.length ? req.SnapshotIds.map((id) => getSnapshot(ctx, id)) : ctx.registry.listSnapshots();
   // Every snapshot here is owned by this account ('self' or its id); other owners have none.
   if (req.OwnerIds?.length && !req.OwnerIds.some((o) => o === 'self' || o === ctx.account)) rows = [];

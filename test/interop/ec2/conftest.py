@@ -20,6 +20,11 @@ def ec2():
 
 
 @pytest.fixture
+def ebs():
+    return boto3.client("ebs", endpoint_url=ENDPOINT)
+
+
+@pytest.fixture
 def kms():
     return boto3.client("kms", endpoint_url=ENDPOINT)
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dropSnapshot, materializeSnapshot, snapshotBlocks } from '../../../src/volume/blockmap.js';
-import { BLOCK_SIZE, listBlockFiles } from '../../../src/volume/blocks.js';
+import { BLOCK_SIZE, blockHash, listBlockFiles, writeBlock } from '../../../src/volume/blocks.js';
 import type { Ec2Context } from '../../../src/volume/context.js';
 import { Registry } from '../../../src/volume/registry.js';
 import { tempHome } from '../../helpers/home.js';
@@ -85,6 +85,20 @@ describe('the snapshot block store', () => {
     dropSnapshot(ctx, 'snap-0000000000000000b');
     dropSnapshot(ctx, 'snap-0000000000000000c');
     expect(listBlockFiles(root).length).toBe(0);
+    fs.closeSync(fd);
+    registry.close();
+  });
+
+  it('the sweep unlinks block files no map names (left by a crash after a delete committed) and keeps the others', async () => {
+    const { root, registry, ctx, image, fd, put, snap } = setup();
+    put(2, 9);
+    snap('snap-0000000000000000d', null);
+    await snapshotBlocks(ctx, 'snap-0000000000000000d', { file: image, encrypted: false, sizeBytes: GIB });
+    const orphan = Buffer.alloc(BLOCK_SIZE, 42);
+    writeBlock(root, blockHash(orphan), orphan);
+    expect(listBlockFiles(root).length).toBe(2);
+    expect(registry.sweepOrphanBlocks(root)).toEqual([blockHash(orphan)]);
+    expect(listBlockFiles(root)).toEqual(registry.blockMap('snap-0000000000000000d').map((b) => b.hash));
     fs.closeSync(fd);
     registry.close();
   });
