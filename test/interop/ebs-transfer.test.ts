@@ -183,3 +183,33 @@ describe('kmsvol ebs export-snapshot / import-snapshot', () => {
     expect(kmsvol(b.home, ['ec2', 'describe-snapshots']).json.Snapshots).toEqual([]);
   });
 });
+
+describe('kmsvol ebs import-snapshot of an unencrypted bundle', () => {
+  it('is kept in the clear as it is, and with --kms-key-id is encrypted on the way (stored bytes differ, GetSnapshotBlock gives the data)', () => {
+    const a = volumeHome();
+    const vol = kmsvol(a.home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted']).json.VolumeId as string;
+    const fd = fs.openSync(attach(a.home, vol).Device, 'r+');
+    fs.writeSync(fd, WRITES[0]!.data, 0, WRITES[0]!.data.length, 0);
+    fs.closeSync(fd);
+    detach(a.home, vol);
+    const snap = kmsvol(a.home, ['ec2', 'create-snapshot', '--volume-id', vol]).json.SnapshotId as string;
+    const b = volumeHome();
+    const dir = path.join(b.home, 'bundle');
+    expect(kmsvol(a.home, ['ebs', 'export-snapshot', '--snapshot-id', snap, '--output-dir', dir]).json).toMatchObject({ Encrypted: false, BlockCount: 6 });
+
+    const clear = kmsvol(b.home, ['ebs', 'import-snapshot', '--bundle', dir]);
+    expect(clear.json).toMatchObject({ Encrypted: false, State: 'completed' });
+    expect(blockMap(b.home, clear.json.SnapshotId)).toEqual(blockMap(a.home, snap));
+
+    const enc = kmsvol(b.home, ['ebs', 'import-snapshot', '--bundle', dir, '--kms-key-id', b.key]);
+    expect(enc.code, enc.stderr).toBe(0);
+    expect(enc.json).toMatchObject({ Encrypted: true, KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${b.key}` });
+    const plainHashes = new Set(blockMap(a.home, snap).map(([, h]) => h));
+    expect(blockMap(b.home, enc.json.SnapshotId).filter(([, h]) => plainHashes.has(h))).toEqual([]);
+    const token = kmsvol(b.home, ['ebs', 'list-snapshot-blocks', '--snapshot-id', enc.json.SnapshotId]).json.Blocks[1].BlockToken as string;
+    const out = path.join(b.home, 'block1');
+    const got = kmsvol(b.home, ['ebs', 'get-snapshot-block', '--snapshot-id', enc.json.SnapshotId, '--block-index', '1', '--block-token', token, out]);
+    expect(got.code, got.stderr).toBe(0);
+    expect(fs.readFileSync(out).equals(WRITES[0]!.data.subarray(512 * 1024, 1024 * 1024))).toBe(true);
+  });
+});
