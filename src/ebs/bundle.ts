@@ -104,6 +104,7 @@ export function openBundle(dir: string): { manifest: BundleManifest; head: Buffe
     throw bad(dir, `its manifest.json cannot be read (${(e as Error).message})`);
   }
   if (m?.Format !== BUNDLE_FORMAT || m.Version !== BUNDLE_VERSION) throw bad(dir, `its manifest is not ${BUNDLE_FORMAT} version ${BUNDLE_VERSION}`);
+  if (typeof m.SnapshotId !== 'string' || !/^snap-[0-9a-f]{8,17}$/.test(m.SnapshotId)) throw bad(dir, 'its SnapshotId is not a snapshot id');
   if (m.BlockSize !== BLOCK_SIZE || !Number.isInteger(m.VolumeSize) || m.VolumeSize < 1 || m.VolumeSize > 65536)
     throw bad(dir, 'its block size or volume size is wrong');
   const limit = (m.VolumeSize * 1024 ** 3) / BLOCK_SIZE;

@@ -7,7 +7,7 @@ import { BLOCK_SIZE, blockHash, isZero } from '../volume/blocks.js';
 import type { Ec2Context } from '../volume/context.js';
 import { resolveKey } from '../volume/context.js';
 import { encryptedHead } from '../volume/images.js';
-import { PAYLOAD_OFFSET } from '../volume/luks2.js';
+import { decodeHeader, PAYLOAD_OFFSET } from '../volume/luks2.js';
 import type { SnapshotRow } from '../volume/registry.js';
 import { newId } from '../volume/registry.js';
 import { bundleBlock, openBundle } from './bundle.js';
@@ -103,7 +103,8 @@ export async function importBundle(ctx: Ec2Context, dir: string, opts: ImportOpt
         'DEPENDENCY_ACCESS_DENIED',
       );
     }
-    const row = newRow(ctx, id, m.VolumeSize, description, { head, keyArn: m.KmsKeyArn ?? '' });
+    // The key is the one the head's token names (the one the KMS just used), not what the manifest says.
+    const row = newRow(ctx, id, m.VolumeSize, description, { head, keyArn: decodeHeader(head, m.SnapshotId).token.keyArn });
     return register(ctx, row, async (put) => {
       for (const [i, h] of m.Blocks) put(i, bundleBlock(dir, i, h));
     });

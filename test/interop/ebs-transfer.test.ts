@@ -109,6 +109,7 @@ describe('kmsvol ebs export-snapshot / import-snapshot', () => {
     const files = listBlockFiles(a.home).length;
     const imp = kmsvol(a.home, ['ebs', 'import-snapshot', '--bundle', dir]);
     expect(imp.code, imp.stderr).toBe(0);
+    expect(imp.json).toMatchObject({ Encrypted: true, KmsKeyId: `arn:aws:kms:us-east-1:000000000000:key/${a.key}` });
     expect(blockMap(a.home, imp.json.SnapshotId)).toEqual(blockMap(a.home, a.snap));
     expect(listBlockFiles(a.home).length).toBe(files);
     expectReadsBack(a.home, imp.json.SnapshotId);
