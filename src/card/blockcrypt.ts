@@ -50,3 +50,27 @@ export function decryptBlock(kms: KmsClient, header: Buffer, what: string, index
     return out;
   });
 }
+
+/** A snapshot's data key held (in guarded memory) for many blocks: unwrapped once through the KMS, zeroized by close(). */
+export interface BlockKey {
+  encrypt(index: number, plain: Uint8Array): Promise<Buffer>;
+  decrypt(index: number, cipher: Uint8Array): Promise<Buffer>;
+  close(): void;
+}
+
+/**
+ * Open the data key of the snapshot whose header is `header` through `kms`
+ * (authorized once, for a whole transfer: a snapshot moving between homes is
+ * one use of its key, as CopySnapshot is). Refused with the KMS's error.
+ */
+export async function openBlockKey(kms: KmsClient, header: Buffer, what: string, blockSize: number): Promise<BlockKey> {
+  const h = decodeHeader(header, what);
+  const key = await unwrapVerifiedKey(kms, h, what);
+  const run = async (index: number, data: Uint8Array, enc: boolean) => {
+    const out = Buffer.alloc(data.length);
+    await (enc ? xtsEncryptAsync : xtsDecryptAsync)(key, data, out, (index * blockSize) / SECTOR_SIZE, SECTOR_SIZE);
+    keepZeroSectors(data, out);
+    return out;
+  };
+  return { encrypt: (i, d) => run(i, d, true), decrypt: (i, d) => run(i, d, false), close: () => key.zeroize() };
+}

@@ -5,6 +5,7 @@ import { OPERATIONS } from '../ebs/operations.js';
 import { UsageError } from '../errors.js';
 import { parseBlob, parseInteger, parseShorthandList } from './args.js';
 import { globalsOf, kebab, namedIn, print, withGlobals } from './common.js';
+import { TRANSFER_COMMANDS } from './ebs-transfer.js';
 import { openEc2 } from './ec2.js';
 import { OperationContext } from './errors.js';
 
@@ -58,7 +59,9 @@ function command(name: string, op: EbsOperation): Command {
 
 export function ebsCommand(args?: readonly string[]): Command {
   const ebs = new Command('ebs').description('The EBS direct APIs on snapshots of this home (same names and arguments as `aws ebs`)');
-  const wanted = namedIn(args, Object.keys(OPERATIONS).map(kebab));
+  const wanted = namedIn(args, [...Object.keys(OPERATIONS).map(kebab), ...Object.keys(TRANSFER_COMMANDS)]);
   for (const [name, op] of Object.entries(OPERATIONS)) if (wanted(kebab(name))) ebs.addCommand(command(name, op as EbsOperation));
+  // Snapshots that leave the machine (ebs-transfer.ts): kmsvol's own, not operations of the service.
+  for (const [name, make] of Object.entries(TRANSFER_COMMANDS)) if (wanted(name)) ebs.addCommand(make());
   return ebs;
 }

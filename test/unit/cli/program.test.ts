@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { kmsCommand } from '../../../src/cli/kms.js';
 import { buildProgram } from '../../../src/cli/main.js';
 
-const ALL = ['kms', 'ec2', 'cloudhsmv2', 'iam', 'serve', 'events', 'demo', 'audit', 'luks', 'xks-proxy'];
+const ALL = ['kms', 'ec2', 'ebs', 'cloudhsmv2', 'iam', 'serve', 'events', 'demo', 'audit', 'luks', 'xks-proxy'];
 const names = async (args: string[]) => (await buildProgram(args)).commands.map((c) => c.name());
 
 describe('the CLI loads only the command it runs', () => {

@@ -1,0 +1,111 @@
+import crypto from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { ServiceError } from '../errors.js';
+import { Sha256 } from '../sigv4.js';
+
+/**
+ * A snapshot read through another kmsvol's (or AWS's) EBS direct APIs: the
+ * two read operations, ListSnapshotBlocks (paged) and GetSnapshotBlock,
+ * signed with SigV4 (service ebs) under the credentials the AWS CLI would use
+ * (environment, AWS_PROFILE and the shared files, resolved by the SDK's
+ * standard chain). Blocks arrive in plaintext, as the API gives them (over
+ * TLS against AWS); each one's x-amz-Checksum is checked here.
+ */
+export interface SourceBlock {
+  BlockIndex: number;
+  BlockToken: string;
+}
+
+type Credentials = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+/** The standard credential chain, through the KMS SDK kmsvol already carries (one chain for every client). */
+async function standardCredentials(region: string): Promise<Credentials> {
+  const sdk = await import('@aws-sdk/client-kms');
+  const c = new sdk.KMSClient({ region });
+  try {
+    return await c.config.credentials();
+  } catch (e) {
+    throw new ServiceError(
+      'NoCredentialsError',
+      `Unable to locate credentials for the source endpoint (${(e as Error).message}). Configure them with \`aws configure\`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`,
+    );
+  } finally {
+    c.destroy();
+  }
+}
+
+export class EbsSource {
+  private signer?: SignatureV4;
+  private readonly base: URL;
+
+  constructor(
+    endpoint: string,
+    private readonly region: string,
+  ) {
+    this.base = new URL(endpoint);
+    if (this.base.protocol !== 'https:' && this.base.protocol !== 'http:')
+      throw new TypeError(`--source-endpoint-url must be http(s)://host[:port]; got '${endpoint}'.`);
+  }
+
+  private async call(path: string, query: Record<string, string>): Promise<Response> {
+    this.signer ??= new SignatureV4({
+      credentials: await standardCredentials(this.region),
+      region: this.region,
+      service: 'ebs',
+      sha256: Sha256 as never,
+      uriEscapePath: true,
+    });
+    const signed = await this.signer.sign({
+      method: 'GET',
+      protocol: this.base.protocol,
+      hostname: this.base.hostname,
+      ...(this.base.port ? { port: Number(this.base.port) } : {}),
+      path,
+      query,
+      headers: { host: this.base.host },
+    });
+    const url = new URL(path, this.base);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: signed.headers as Record<string, string> });
+    } catch (e) {
+      throw new ServiceError('EndpointConnectionError', `Could not connect to the endpoint URL: "${url.origin}/" (${(e as Error).message}).`, 500);
+    }
+    if (res.ok) return res;
+    const body = (await res.json().catch(() => ({}))) as { message?: string; Message?: string };
+    const name = res.headers.get('x-amzn-errortype')?.split(':')[0] ?? `HTTP${res.status}`;
+    throw new ServiceError(name, `The source endpoint refused: ${body.message ?? body.Message ?? res.statusText}`, res.status >= 500 ? 500 : 400);
+  }
+
+  /** Every block of a completed snapshot, and its size in GiB. */
+  async listBlocks(snapshotId: string): Promise<{ volumeSize: number; blocks: SourceBlock[] }> {
+    const blocks: SourceBlock[] = [];
+    let volumeSize = 0;
+    let token: string | undefined;
+    do {
+      const res = (await (await this.call(`/snapshots/${encodeURIComponent(snapshotId)}/blocks`, token ? { pageToken: token } : {})).json()) as {
+        Blocks?: SourceBlock[];
+        VolumeSize?: number;
+        NextToken?: string;
+      };
+      blocks.push(...(res.Blocks ?? []));
+      volumeSize = res.VolumeSize ?? volumeSize;
+      token = res.NextToken;
+    } while (token);
+    return { volumeSize, blocks };
+  }
+
+  /** One block's plaintext; Postcondition: its SHA-256 is the x-amz-Checksum the source sent. */
+  async getBlock(snapshotId: string, b: SourceBlock, blockSize: number): Promise<Buffer> {
+    const res = await this.call(`/snapshots/${encodeURIComponent(snapshotId)}/blocks/${b.BlockIndex}`, { blockToken: b.BlockToken });
+    const data = Buffer.from(await res.arrayBuffer());
+    const sum = crypto.createHash('sha256').update(data).digest('base64');
+    if (data.length !== blockSize || res.headers.get('x-amz-checksum') !== sum)
+      throw new ServiceError(
+        'ValidationException',
+        `Block ${b.BlockIndex} of ${snapshotId} arrived with ${data.length} bytes and SHA-256 ${sum}, not the ${blockSize} bytes and checksum the source sent; nothing was imported.`,
+      );
+    return data;
+  }
+}
