@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ServiceError } from '../errors.js';
 import { ensureDir } from '../home.js';
+import type { Changes } from './changes.js';
+import { beginChanges } from './changes.js';
 import type { Ec2Context } from './context.js';
 import { getSnapshot, getVolume, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
@@ -104,7 +106,10 @@ export function startCreateSnapshot(
   const tags = tagsFor(req.TagSpecifications, 'snapshot');
   const row = newSnapshotRow(ctx, v.volume_id, v.size, v.encrypted === 1, req.Description ?? '');
   row.kms_key_id = v.kms_key_id;
-  return build(ctx, row, tags, 'createSnapshot', async (file) => {
+  // The blocks written since the volume's last snapshot (volume/changes.ts), taken while quiesced. Today's snapshot
+  // still copies the whole image; the take is committed once the snapshot is recorded completed, so the base advances.
+  let changes: Changes | undefined;
+  const started = build(ctx, row, tags, 'createSnapshot', async (file) => {
     // Point in time even while attached: the card quiesces writes (and freezes a mounted filesystem) during the copy.
     // An attach in progress is waited for (its card is not serving yet, so it cannot be quiesced).
     let a = ctx.registry.getAttachment(v.volume_id);
@@ -114,11 +119,24 @@ export function startCreateSnapshot(
     if (a && ctx.reconcile) await ctx.reconcile(v, a);
     const thaw = ctx.registry.getAttachment(v.volume_id) ? await ctx.card.quiesce(v.volume_id) : undefined;
     try {
+      changes = await beginChanges(ctx, v.volume_id);
       await sparseCopy(imageFile(ctx.home, v), file);
     } finally {
       await thaw?.();
     }
   });
+  const done = started.done.then(
+    async (s) => {
+      // A commit that fails leaves the old base and its bits (a superset): the next snapshot reads more, never less.
+      await changes?.commit(row.snapshot_id).catch((e: Error) => ctx.events.record(row.snapshot_id, 'createSnapshot', 'base not advanced', e.message));
+      return s;
+    },
+    async (e) => {
+      await changes?.abort().catch(() => undefined);
+      throw e;
+    },
+  );
+  return { Snapshot: started.Snapshot, done };
 }
 
 /** CreateSnapshot, waiting until it is completed (the TypeScript API and kmsvol's CLI wait). */
