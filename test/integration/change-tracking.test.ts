@@ -140,7 +140,7 @@ describe('change tracking: the blocks written since the last snapshot', () => {
     expect([c.base, c.changed]).toEqual([s1, 'all']);
     await c.abort();
     // The next attach serves with 'all' still (never the stale bits), until a snapshot.
-    await attachLoop(kv, vol);
+    const dev2 = await attachLoop(kv, vol);
     const live = await begin(kv, vol);
     expect([live.base, live.changed]).toEqual([s1, 'all']);
     await live.abort();
@@ -150,7 +150,7 @@ describe('change tracking: the blocks written since the last snapshot', () => {
     await after.abort();
     // Bits saved by a clean detach, then a card killed before it wrote anything (the image unchanged since the
     // file was marked in use): still 'all', as the card could have written and its bits are gone with it.
-    writeAt(await attachLoop(kv, vol), [[7 * MiB, 4096]]);
+    writeAt(dev2, [[7 * MiB, 4096]]);
     await kv.detachVolume(vol);
     await attachLoop(kv, vol);
     for (const pid of cardPids(vol)) process.kill(pid, 'SIGKILL');
