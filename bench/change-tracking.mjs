@@ -1,4 +1,4 @@
-// npm run bench -- change-tracking [--json] [--pairs N] [--seconds S]
+// npm run bench -- change-tracking [--json] [--pairs N] [--seconds S] [--off-first]
 // The write-path cost of change tracking (card/tracking.ts, native/src/fuse_server.c mark_changed):
 // fio randwrite 4k, QD16, libaio, direct=1 on the loop devices of two 1 GiB encrypted volumes of one
 // home, attached at once: one with tracking (the default), one with KMSVOL_CHANGE_TRACKING=0 (for
@@ -21,6 +21,8 @@ const opt = (name, dflt) => {
 };
 const PAIRS = opt('--pairs', 8);
 const SECONDS = opt('--seconds', 8);
+// Which volume is created and attached first (its card started first): --off-first swaps them, to see any bias of the order.
+const SIDES = process.argv.includes('--off-first') ? ['off', 'on'] : ['on', 'off'];
 
 function fio(dev, args) {
   const out = execFileSync('fio', ['--output-format=json', '--name=ct', `--filename=${dev}`, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -37,7 +39,16 @@ const cpuSeconds = (pid) => {
 /** One run: IOPS, and the card's CPU microseconds per write. */
 const randWrite = (dev, pid) => {
   const c0 = cpuSeconds(pid);
-  const j = fio(dev, ['--ioengine=libaio', '--iodepth=16', '--direct=1', '--rw=randwrite', '--bs=4k', '--time_based', `--runtime=${SECONDS}`, '--randrepeat=0']);
+  const j = fio(dev, [
+    '--ioengine=libaio',
+    '--iodepth=16',
+    '--direct=1',
+    '--rw=randwrite',
+    '--bs=4k',
+    '--time_based',
+    `--runtime=${SECONDS}`,
+    '--randrepeat=0',
+  ]);
   const cpu = cpuSeconds(pid) - c0;
   return { iops: Math.round(j.write.iops), cpuUsPerWrite: Number(((cpu / j.write.total_ios) * 1e6).toFixed(2)) };
 };
@@ -63,7 +74,7 @@ try {
   const key = kv.kms.invoke('CreateKey', {}).KeyMetadata.KeyId;
   const dev = {};
   const pid = {};
-  for (const side of ['on', 'off']) {
+  for (const side of SIDES) {
     const v = (await kv.createVolume({ Size: 1, Encrypted: true, KmsKeyId: key })).VolumeId;
     dev[side] = await attach(kv, v, side === 'on');
     pid[side] = kv.ctx.registry.getAttachment(v).pid;
@@ -93,6 +104,7 @@ try {
   const summary = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
   const result = {
     machine: machine(),
+    attachedFirst: SIDES[0],
     job: `fio randwrite 4k, libaio, iodepth=16, direct=1, ${SECONDS} s, on the loop device of a 1 GiB encrypted volume (written whole first)`,
     pairs: PAIRS,
     trackingOnIops: summary(runs.on),
@@ -108,15 +120,19 @@ try {
   if (json) console.log(JSON.stringify(result, null, 2));
   else {
     printMachine(result.machine);
-    console.log(result.job);
-    const f = (s) => `median ${s.median}, min ${s.min}, max ${s.max}`;
+    console.log(`${result.job}; tracking ${SIDES[0]} attached first`);
+    const f = (s) => `median ${+s.median.toFixed(2)}, min ${s.min}, max ${s.max}`;
     console.log(`tracking on : ${f(result.trackingOnIops)} IOPS`);
     console.log(`tracking off: ${f(result.trackingOffIops)} IOPS`);
-    console.log(`on/off per pair: median ${result.onOverOffRatio.median.toFixed(3)} (min ${result.onOverOffRatio.min.toFixed(3)}, max ${result.onOverOffRatio.max.toFixed(3)})`);
+    console.log(
+      `on/off per pair: median ${result.onOverOffRatio.median.toFixed(3)} (min ${result.onOverOffRatio.min.toFixed(3)}, max ${result.onOverOffRatio.max.toFixed(3)})`,
+    );
     console.log(`overhead (1 - median on / median off): ${result.overheadPercent}%`);
     console.log(`card CPU per write: on ${f(result.cardCpuUsPerWrite.on)} us, off ${f(result.cardCpuUsPerWrite.off)} us: ${result.cpuOverheadPercent}%`);
     const l = result.loadAverage1m;
-    console.log(`1-minute load average around the runs: median ${l.median.toFixed(1)}, min ${l.min.toFixed(1)}, max ${l.max.toFixed(1)} (${os.cpus().length} cores)`);
+    console.log(
+      `1-minute load average around the runs: median ${l.median.toFixed(1)}, min ${l.min.toFixed(1)}, max ${l.max.toFixed(1)} (${os.cpus().length} cores)`,
+    );
   }
 } finally {
   await kv.close();

@@ -67,7 +67,16 @@ export class ChangeTracker {
       const loaded = trusted === 'all' ? new Uint8Array(Math.ceil(blocks / 8)) : trusted;
       const t = new ChangeTracker(fd, base, trusted === 'all' || !enabled, loaded, bytes, enabled);
       if (trusted === 'all') {
-        const why = 'invalid' in rec ? rec.invalid : rec.state !== 'clean' ? 'left in use (its card died)' : rec.all ? 'all' : !rec.base ? 'no base' : 'the image changed';
+        const why =
+          'invalid' in rec
+            ? rec.invalid
+            : rec.state !== 'clean'
+              ? 'left in use (its card died)'
+              : rec.all
+                ? 'all'
+                : !rec.base
+                  ? 'no base'
+                  : 'the image changed';
         log.info({ volumeId, base, why }, 'change tracking: every block counts as changed until the next snapshot');
       }
       writeHeader(fd, t.record('in-use', stampOf(imageFd)));

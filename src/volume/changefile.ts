@@ -124,7 +124,10 @@ export function decodeChanges(buf: Buffer): ChangeRecord | { invalid: string } {
   const head = buf.subarray(0, CHANGE_HEADER);
   const bits = state === 'clean' ? new Uint8Array(buf.subarray(CHANGE_HEADER, CHANGE_HEADER + len)) : new Uint8Array(len);
   if (crcOf(head, state === 'clean' ? bits : null) !== buf.readUInt32LE(20)) return { invalid: 'checksum mismatch' };
-  const rawBase = buf.subarray(BASE_AT, BASE_AT + BASE_LEN).toString('ascii').replace(/\0+$/, '');
+  const rawBase = buf
+    .subarray(BASE_AT, BASE_AT + BASE_LEN)
+    .toString('ascii')
+    .replace(/\0+$/, '');
   if (rawBase !== '' && !/^snap-[0-9a-f]{17}$/.test(rawBase)) return { invalid: 'base is not a snapshot id' };
   return {
     state,

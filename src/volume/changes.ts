@@ -39,6 +39,13 @@ export interface Changes {
  * VolumeInUse), so the image read between them is the one described.
  */
 export async function beginChanges(ctx: Ec2Context, volumeId: string): Promise<Changes> {
+  const c = await begin(ctx, volumeId);
+  // Precondition: a base is a snapshot that still exists, completed; one deleted since leaves nothing to be relative to.
+  if (c.base && ctx.registry.getSnapshot(c.base)?.state !== 'completed') return { ...c, base: null, changed: 'all' };
+  return c;
+}
+
+async function begin(ctx: Ec2Context, volumeId: string): Promise<Changes> {
   const v = getVolume(ctx, volumeId);
   const blocks = blocksOf(v.size * GiB, CHANGE_BLOCK);
   if (ctx.registry.getAttachment(volumeId)) {
@@ -76,7 +83,14 @@ export async function beginChanges(ctx: Ec2Context, volumeId: string): Promise<C
         if (!snapshotId) return;
         // Postcondition: the new base holds the image as it was read; had the image changed meanwhile (a grow does not take the lock), say 'all'.
         const now = stampOf(img);
-        const r: ChangeRecord = { state: 'clean', all: !sameStamp(now, stamp), base: snapshotId, blocks, image: now, bits: new Uint8Array(Math.ceil(blocks / 8)) };
+        const r: ChangeRecord = {
+          state: 'clean',
+          all: !sameStamp(now, stamp),
+          base: snapshotId,
+          blocks,
+          image: now,
+          bits: new Uint8Array(Math.ceil(blocks / 8)),
+        };
         writeChanges(fd, r);
       } finally {
         close();

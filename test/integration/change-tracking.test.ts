@@ -213,6 +213,11 @@ describe('change tracking: the blocks written since the last snapshot', () => {
     await kv.detachVolume(v2);
     await kv.deleteVolume(v2);
     expect(fs.existsSync(changesPath(kv.home, v2))).toBe(false);
+    // A base deleted since is no base: everything counts.
+    await kv.deleteSnapshot(s1);
+    const orphan = await begin(kv, vol);
+    expect([orphan.base, orphan.changed]).toEqual([null, 'all']);
+    await orphan.abort();
   });
 
   it('an attached volume that grows (ModifyVolume) tracks its new blocks', async () => {

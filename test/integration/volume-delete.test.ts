@@ -20,7 +20,15 @@ describe('delete-volume leaves nothing of the volume in the home (finding 8 of i
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     attach(ctx.home, vol);
-    expect(namedFor(ctx.home, vol)).toEqual([`run/${vol}`, `run/${vol}.lock`, `run/${vol}.log`, `run/${vol}.sock`, `run/${vol}/${vol}`, `volumes/${vol}.changes`, `volumes/${vol}.img`]);
+    expect(namedFor(ctx.home, vol)).toEqual([
+      `run/${vol}`,
+      `run/${vol}.lock`,
+      `run/${vol}.log`,
+      `run/${vol}.sock`,
+      `run/${vol}/${vol}`,
+      `volumes/${vol}.changes`,
+      `volumes/${vol}.img`,
+    ]);
     detach(ctx.home, vol);
     // A refused attach leaves its own run files too (the card's log, the lock).
     expect(kmsvol(ctx.home, ['kms', 'disable-key', '--key-id', ctx.key]).code).toBe(0);
