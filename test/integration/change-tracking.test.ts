@@ -238,6 +238,38 @@ describe('change tracking: the blocks written since the last snapshot', () => {
     await detached.abort();
   });
 
+  it('snapshots taken at once: the base is one of them, and the next set is exactly what was written after', async () => {
+    const { kv, vol } = await setup();
+    const dev = await attachLoop(kv, vol);
+    await kv.createSnapshot(vol);
+    writeAt(dev, AFTER);
+    const ids = (await Promise.all([kv.createSnapshot(vol), kv.createSnapshot(vol), kv.createSnapshot(vol)])).map((s) => s.SnapshotId);
+    const later: [number, number][] = [[300 * MiB, 8192]];
+    writeAt(dev, later);
+    const c = await begin(kv, vol);
+    expect(ids).toContain(c.base);
+    expect(sorted(c)).toEqual(blocksOf(later));
+    await c.abort();
+  });
+
+  it('a take whose commit comes after a clean detach: the taken bits are saved back and the old base stands', async () => {
+    const { kv, vol } = await setup();
+    const dev = await attachLoop(kv, vol);
+    const s1 = (await kv.createSnapshot(vol)).SnapshotId;
+    writeAt(dev, AFTER);
+    const taken = await begin(kv, vol);
+    expect(sorted(taken)).toEqual(blocksOf(AFTER));
+    await kv.detachVolume(vol);
+    const check = async () => {
+      const c = await beginChanges(kv.ctx, vol);
+      expect([c.base, sorted(c)]).toEqual([s1, blocksOf(AFTER)]);
+      await c.abort();
+    };
+    await check();
+    await taken.commit('snap-00000000000000000'); // its card is gone: nothing changes
+    await check();
+  });
+
   it('a take outside a freeze is refused (a write in flight would be lost to the next snapshot)', async () => {
     const { kv, vol } = await setup();
     await attachLoop(kv, vol);
