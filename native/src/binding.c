@@ -493,12 +493,13 @@ static napi_value get_string(napi_env env, napi_value v, char *buf, size_t max, 
 }
 
 /*
- * fuseStart(key | null, fd, payloadOffset, sizeBytes, dirFd, fileName) -> server handle.
+ * fuseStart(key | null, fd, payloadOffset, sizeBytes, dirFd, fileName, track) -> server handle.
  * Mounts on the held directory descriptor synchronously (errors throw) and starts the worker threads.
  */
 static napi_value fuse_start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], ext;
+  size_t argc = 7;
+  napi_value argv[7], ext;
+  bool track;
   key_handle *kh;
   int64_t payload, size;
   int32_t fd, dirfd;
@@ -511,13 +512,14 @@ static napi_value fuse_start(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_value_int64(env, argv[3], &size));
   CHECK(env, napi_get_value_int32(env, argv[4], &dirfd));
   if (!get_string(env, argv[5], name, KMSVOL_NAME_MAX, "the file name")) return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[6], &track));
   server_handle *h = calloc(1, sizeof *h);
   if (!h) return throw_code(env, "KMSVOL_NOMEM", "out of memory");
   if (kh && napi_create_reference(env, argv[0], 1, &h->kref) != napi_ok) {
     free(h);
     return throw_code(env, "KMSVOL_NAPI", "napi_create_reference failed");
   }
-  h->s = fuse_server_start(kh ? kh->k : NULL, fd, (uint64_t)payload, (uint64_t)size, dirfd, name, &why);
+  h->s = fuse_server_start(kh ? kh->k : NULL, fd, (uint64_t)payload, (uint64_t)size, dirfd, name, track, &why);
   if (!h->s) {
     if (h->kref) (void)napi_delete_reference(env, h->kref);
     free(h);
@@ -615,6 +617,23 @@ static napi_value fuse_resize(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* fuseChanges(server, op, bits): the change bitmap through `bits` (a Uint8Array): op 0 peek, 1 take, 2 merge (fuse_server_changes). */
+static napi_value fuse_changes(napi_env env, napi_callback_info info) {
+  size_t argc = 3, len;
+  napi_value argv[3];
+  int32_t op;
+  void *data;
+  napi_typedarray_type type;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server_handle *h = get_server(env, argv[0]);
+  if (!h) return NULL;
+  CHECK(env, napi_get_value_int32(env, argv[1], &op));
+  CHECK(env, napi_get_typedarray_info(env, argv[2], &type, &len, &data, NULL, NULL));
+  if (type != napi_uint8_array || op < CHANGES_PEEK || op > CHANGES_MERGE) return throw_code(env, "KMSVOL_ARG", "fuseChanges takes op 0..2 and a Uint8Array");
+  int e = fuse_server_changes(h->s, op, data, len);
+  return e ? throw_code(env, e == ENOTSUP ? "KMSVOL_NOTRACK" : "KMSVOL_ARG", strerror(e)) : NULL;
+}
+
 /* fuseStats(server) -> { errors, lastErrno, lostWrite, openFiles } */
 static napi_value fuse_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -656,7 +675,8 @@ static napi_value constants(napi_env env) {
   CHECK(env, napi_create_object(env, &o));
   if (!set_int(env, o, "SECTOR_SIZE", KMSVOL_SECTOR_SIZE) || !set_int(env, o, "XTS_UNIT", KMSVOL_XTS_UNIT) ||
       !set_int(env, o, "XTS_KEY_BYTES", KMSVOL_XTS_KEY_BYTES) || !set_int(env, o, "MAX_IO", KMSVOL_MAX_IO) || !set_int(env, o, "NAME_MAX", KMSVOL_NAME_MAX) ||
-      !set_int(env, o, "MOUNT_PATH_MAX", KMSVOL_MOUNT_PATH_MAX) || !set_int(env, o, "EWOULDBLOCK", EWOULDBLOCK))
+      !set_int(env, o, "MOUNT_PATH_MAX", KMSVOL_MOUNT_PATH_MAX) || !set_int(env, o, "EWOULDBLOCK", EWOULDBLOCK) ||
+      !set_int(env, o, "CHANGE_BLOCK", KMSVOL_CHANGE_BLOCK))
     return NULL;
   CHECK(env, napi_object_freeze(env, o));
   return o;
@@ -691,6 +711,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fuseStats", NULL, fuse_stats, NULL, NULL, NULL, napi_default, NULL},
       {"fuseFreeze", NULL, fuse_freeze, NULL, NULL, NULL, napi_default, NULL},
       {"fuseResize", NULL, fuse_resize, NULL, NULL, NULL, napi_default, NULL},
+      {"fuseChanges", NULL, fuse_changes, NULL, NULL, NULL, napi_default, NULL},
       {"setNonDumpable", NULL, set_non_dumpable, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

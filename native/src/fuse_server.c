@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -49,6 +50,8 @@
 #define DIRECT_IO_ALLOW_MMAP (1ULL << 36)  /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
 #define RESERVE_CHUNK        (64ull << 10) /* see reserve() */
 #define ATTR_TTL             1             /* seconds the kernel may cache attributes and the name */
+#define CHANGE_BLOCK         ((uint64_t)KMSVOL_CHANGE_BLOCK)
+#define CHANGE_WORDS         (KMSVOL_CHANGE_MAX_BYTES / KMSVOL_CHANGE_BLOCK / 64)
 
 struct server {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
@@ -75,6 +78,7 @@ struct server {
   atomic_int opens;           /* open handles on the volume file (a loop device holds one) */
   _Atomic uint64_t *reserved; /* a bit per RESERVE_CHUNK of the volume already reserved in the image (see reserve) */
   uint64_t nchunks;           /* chunks the bitmap covers: the size at start (a grown tail is reserved write by write) */
+  _Atomic uint64_t *changes;  /* a bit per CHANGE_BLOCK written since the last take (see mark_changed); NULL: not tracking */
 };
 
 /* The errno a request gets: what the backing file said when it is about space or a read-only disk, else EIO. */
@@ -157,6 +161,27 @@ static int reserve(server *s, uint64_t off, size_t len) {
   return errno == EOPNOTSUPP ? 0 : errno;
 }
 
+/*
+ * Change tracking, for incremental snapshots: set the bit of every
+ * CHANGE_BLOCK that bytes [off, off + size) touch. The hot path takes no lock
+ * and writes no shared line that is already marked: a relaxed load, and an
+ * atomic OR only when the bit is not set yet (a block is usually written
+ * many times between two snapshots). Called before the data is written, with
+ * the freeze lock held shared, so a snapshot's freeze (which holds it
+ * exclusively) sees every write it waited for marked; a write that then fails
+ * stays marked, which only over-counts. The bitmap never moves: it is sized
+ * for the largest volume (CHANGE_WORDS) and its pages are committed as they
+ * are first written, so a resize needs nothing here.
+ */
+static inline void mark_changed(server *s, uint64_t off, size_t size) {
+  _Atomic uint64_t *w = s->changes;
+  if (!w) return;
+  for (uint64_t b = off / CHANGE_BLOCK, last = (off + size - 1) / CHANGE_BLOCK; b <= last; b++) {
+    uint64_t bit = 1ULL << (b % 64);
+    if (!(atomic_load_explicit(&w[b / 64], memory_order_relaxed) & bit)) atomic_fetch_or_explicit(&w[b / 64], bit, memory_order_relaxed);
+  }
+}
+
 /* ---------- the operations on the one file; each returns 0 or an errno ---------- */
 
 /* Read `size` bytes at `off` into *out (a pointer into buf, which has MAX_IO + 2 sectors); *got is the byte count. */
@@ -189,6 +214,7 @@ static int do_write(server *s, uint8_t *buf, const uint8_t *in, uint64_t off, si
   if (off + size > vsize) size = (size_t)(vsize - off);
   int e = 0;
   pthread_rwlock_rdlock(&s->freeze);
+  mark_changed(s, off, size);
   if (!s->k) {
     e = reserve(s, off, size);
     if (!e) e = pwrite_full(s->fd, in, size, s->payload + off);
@@ -642,10 +668,11 @@ void fuse_server_free(server *s) {
   for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
   pthread_rwlock_destroy(&s->freeze);
   free((void *)s->reserved);
+  if (s->changes) munmap((void *)s->changes, CHANGE_WORDS * sizeof *s->changes);
   free(s);
 }
 
-server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int dirfd, const char *name, const char **why) {
+server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int dirfd, const char *name, int track, const char **why) {
   static __thread char msg[256];
   server *s = calloc(1, sizeof *s);
   if (!s) {
@@ -667,9 +694,14 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int 
   pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&s->freeze, &ra);
   pthread_rwlockattr_destroy(&ra);
-  if (!s->reserved) {
+  if (track && size <= KMSVOL_CHANGE_MAX_BYTES) {
+    /* Address space for the largest volume; untouched pages cost nothing (MAP_NORESERVE, zero-filled on first write). */
+    void *m = mmap(NULL, CHANGE_WORDS * sizeof *s->changes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    s->changes = m == MAP_FAILED ? NULL : m;
+  }
+  if (!s->reserved || (track && !s->changes)) {
     fuse_server_free(s);
-    *why = "out of memory";
+    *why = track && size > KMSVOL_CHANGE_MAX_BYTES ? "the volume is larger than change tracking covers (64 TiB)" : "out of memory";
     return NULL;
   }
   const char *what = NULL;
@@ -718,7 +750,7 @@ static void notify_attr(server *s) {
 
 /* EBS Elastic Volumes: the backing image was already extended. Readers see the old or the new size; the kernel is told at once. */
 int fuse_server_resize(server *s, uint64_t size) {
-  if (size == 0 || size < atomic_load(&s->size)) return EINVAL;
+  if (size == 0 || size < atomic_load(&s->size) || (s->changes && size > KMSVOL_CHANGE_MAX_BYTES)) return EINVAL;
   atomic_store(&s->size, size);
   if (s->running) notify_attr(s);
   return 0;
@@ -729,4 +761,22 @@ void fuse_server_get_stats(server *s, fuse_server_stats *out) {
   out->last_errno = atomic_load(&s->last_errno);
   out->lost_write = atomic_load(&s->lost_write);
   out->open_files = atomic_load(&s->opens);
+}
+
+int fuse_server_changes(server *s, int op, uint8_t *bits, size_t len) {
+  if (!s->changes) return ENOTSUP;
+  if (len > CHANGE_WORDS * 8) return EINVAL;
+  for (size_t i = 0; i * 8 < len; i++) {
+    size_t nb = len - i * 8 < 8 ? len - i * 8 : 8;
+    uint64_t mask = nb == 8 ? ~0ULL : (1ULL << (nb * 8)) - 1, x = 0;
+    if (op == CHANGES_MERGE) {
+      for (size_t j = 0; j < nb; j++) x |= (uint64_t)bits[i * 8 + j] << (8 * j);
+      if (x) atomic_fetch_or(&s->changes[i], x);
+      continue;
+    }
+    x = atomic_load(&s->changes[i]) & mask;
+    if (x && op == CHANGES_TAKE) x = atomic_fetch_and(&s->changes[i], ~mask) & mask;
+    for (size_t j = 0; j < nb; j++) bits[i * 8 + j] = (uint8_t)(x >> (8 * j));
+  }
+  return 0;
 }

@@ -153,6 +153,7 @@ export async function attachForeground(ctx: Ec2Context, req: AttachRequest): Pro
     account: ctx.account,
     kms: (caller) => (own?.client ?? ctx.kms).as(caller),
     grantToken,
+    changeTracking: process.env.KMSVOL_CHANGE_TRACKING !== '0', // off for benchmarks only, as spawn.ts
   });
   const closeOwn = () => own?.client.close();
   void card.stopped.then(closeOwn, closeOwn);

@@ -7,7 +7,7 @@ import { ServiceError } from '../errors.js';
  * a unix socket in the home's run directory (mode 0600).
  */
 export interface ControlRequest {
-  op: 'detach' | 'status' | 'freeze' | 'renew' | 'thaw' | 'resize';
+  op: 'detach' | 'status' | 'freeze' | 'renew' | 'thaw' | 'resize' | 'take-changes' | 'commit-changes' | 'abort-changes';
   force?: boolean;
   /** For renew and thaw: the id freeze answered with. */
   freezeId?: number;
@@ -15,6 +15,10 @@ export interface ControlRequest {
   leaseMs?: number;
   /** For resize: the volume's new size in bytes. */
   size?: number;
+  /** For commit-changes and abort-changes: the id take-changes answered with. */
+  takeId?: string;
+  /** For commit-changes: the snapshot that is the volume's new base. */
+  snapshotId?: string;
 }
 
 /** How long a snapshot's freeze holds writes back unless its snapshotter renews it (FREEZE_RENEW_MS). */

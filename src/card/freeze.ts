@@ -65,6 +65,11 @@ export class Freezes {
     return id;
   }
 
+  /** True while writes are held back (a take of the change bitmap is point-in-time only then). */
+  get active(): boolean {
+    return this.frozen !== null;
+  }
+
   /** Keep freeze `id` for another lease; false when it has already ended. */
   renew(id: number, leaseMs: number): boolean {
     const f = this.frozen;

@@ -33,6 +33,25 @@ export function cardOps(home: Home, kms: KmsClient): CardOps {
       };
     },
 
+    async takeChanges(volumeId) {
+      const r = await callControl(socketPath(home, volumeId), { op: 'take-changes' });
+      if (!r.ok) throw cardError(r);
+      return { takeId: String(r.takeId), base: (r.base as string | null) ?? null, all: r.all === true, blocks: Number(r.blocks), bits: String(r.bits) };
+    },
+
+    async endChanges(volumeId, takeId, snapshotId) {
+      const req = snapshotId ? { op: 'commit-changes' as const, takeId, snapshotId } : { op: 'abort-changes' as const, takeId };
+      let r: Awaited<ReturnType<typeof callControl>>;
+      try {
+        r = await callControl(socketPath(home, volumeId), req);
+      } catch (e) {
+        // Detached (or died) since the take: a clean detach saved the taken bits back, a dead card left 'all'. Either way the old base stands, safely.
+        if (['ENOENT', 'ECONNREFUSED'].includes((e as NodeJS.ErrnoException).code ?? '')) return;
+        throw e;
+      }
+      if (!r.ok) throw cardError(r);
+    },
+
     async resize(volumeId, sizeBytes) {
       const r = await callControl(socketPath(home, volumeId), { op: 'resize', size: sizeBytes }, 30_000);
       if (!r.ok) throw cardError(r);

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
       account: spec.account,
       kms: kmsOf(spec, home, clock),
       grantToken: spec.grantToken,
+      changeTracking: spec.changeTracking !== false,
     });
   } catch (e) {
     report({ ok: false, error: { name: (e as Error).name, message: (e as Error).message } });

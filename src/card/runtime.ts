@@ -25,6 +25,7 @@ import { HeldLoop } from './loop.js';
 import type { HeldDir } from './paths.js';
 import { walkMountDir } from './paths.js';
 import { linkDevice, unlinkDevice } from './system.js';
+import { ChangeTracker } from './tracking.js';
 
 export interface CardOptions {
   home: Home;
@@ -39,6 +40,8 @@ export interface CardOptions {
   kms: (caller: Partial<Caller>) => KmsClient;
   /** The grant the control plane made for this card (see card/grants.ts). */
   grantToken?: string;
+  /** Track the blocks written (card/tracking.ts); false only for benchmarks (KMSVOL_CHANGE_TRACKING=0). */
+  changeTracking: boolean;
 }
 
 export interface CardAttachment {
@@ -82,6 +85,8 @@ export class Card {
   /** The loop device, held by descriptor for as long as the card serves (autoclear frees it when the card is gone). */
   private loop: HeldLoop | null = null;
   private control: ReturnType<typeof serveControl> | null = null;
+  /** The blocks written since the volume's base snapshot (opened under the lock, before anything is served). */
+  private changes: ChangeTracker | null = null;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: () => void;
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
@@ -112,6 +117,7 @@ export class Card {
       setNonDumpable();
       const image = imageFile(home, v);
       this.fd = openImage(image, 'r+');
+      this.changes = ChangeTracker.open(home, volumeId, this.fd, v.size * GiB, this.o.changeTracking, this.log);
       // The mount directory, walked by this card itself (card/paths.ts; the parent's check was an early
       // error only) and held from here on; before any key is unwrapped, so a refused path costs no Decrypt.
       const dir = walkMountDir(this.o.mountDir, 'create');
@@ -197,7 +203,8 @@ export class Card {
       checkImageLength(image, this.fd, 0, v.size * GiB);
     }
     // 4. FUSE: the decrypted volume as one file, mounted on the held directory. A --device keeps its mode: the mount covers it.
-    this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, dir, volumeId);
+    this.mount = startFuseServer(this.key, this.fd, payloadOffset, v.size * GiB, dir, volumeId, this.o.changeTracking);
+    this.changes?.serving(this.mount);
     return this.mount;
   }
 
@@ -219,6 +226,7 @@ export class Card {
   private async resize(bytes: number): Promise<void> {
     if (!this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
     this.mount.resize(bytes);
+    this.changes?.resize(bytes);
     const volumeFile = path.join(this.o.mountDir, this.o.volumeId);
     const end = Date.now() + 10_000;
     while ((await fs.promises.stat(volumeFile)).size !== bytes) {
@@ -241,6 +249,7 @@ export class Card {
         `The freeze of ${this.o.volumeId} for this snapshot ended before the copy did (nobody renewed it for ${leaseOf(req) / 1000} s): writes went on during the copy, so it is not a point-in-time snapshot. Take the snapshot again.`,
       );
     }
+    if (req.op === 'take-changes' || req.op === 'commit-changes' || req.op === 'abort-changes') return this.handleChanges(req);
     if (req.op === 'resize') {
       await this.resize(Number(req.size));
       return { ok: true };
@@ -274,6 +283,28 @@ export class Card {
       return { ok: true };
     }
     throw Ec2Errors.invalidParameter(`unknown control operation ${String((req as { op: unknown }).op)}`);
+  }
+
+  /**
+   * A snapshot's use of the change bitmap (card/tracking.ts). Precondition:
+   * a take happens while frozen: a write in flight has set its bit but not
+   * yet written its data, and a take then would lose the block for the next
+   * snapshot.
+   */
+  private handleChanges(req: ControlRequest): ControlReply {
+    const changes = this.changes;
+    if (!changes || !this.mount) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not being served.`);
+    if (req.op === 'take-changes') {
+      if (!this.freezes.active) throw Ec2Errors.incorrectState(`Volume ${this.o.volumeId} is not frozen; its changes are taken only while it is.`);
+      return { ok: true, ...changes.take() };
+    }
+    const id = String(req.takeId);
+    if (req.op === 'abort-changes') {
+      changes.abort(id);
+      return { ok: true };
+    }
+    if (typeof req.snapshotId !== 'string' || !/^snap-[0-9a-f]{17}$/.test(req.snapshotId)) throw Ec2Errors.invalidId('Snapshot', String(req.snapshotId));
+    return { ok: true, committed: changes.commit(id, req.snapshotId, this.fd) };
   }
 
   /** True once no one but the loop device has the volume file open (waits up to 2 s for late RELEASEs). */
@@ -363,7 +394,11 @@ export class Card {
           this.mount = null;
         }
         if (this.fd >= 0) fs.fdatasyncSync(this.fd);
+        // Only now (nothing can write, the image is durable) are the bits whole: saved, and the file marked clean.
+        if (this.fd >= 0) this.changes?.save(this.fd);
       } finally {
+        this.changes?.release();
+        this.changes = null;
         this.key?.zeroize();
         this.key = null;
         if (this.fd >= 0) fs.closeSync(this.fd);

@@ -46,6 +46,8 @@ export async function runCard(ctx: Ec2Context, v: VolumeRow, mountDir: string, l
       ? { kind: 'remote', ...(card.endpoint ? { endpoint: card.endpoint } : {}), region: card.region, credentials: card.credentials }
       : { kind: 'embedded' },
     ...(grantToken ? { grantToken } : {}),
+    // KMSVOL_CHANGE_TRACKING=0 turns change tracking off, for benchmarks only (bench/change-tracking.mjs): every snapshot then reads every block.
+    ...(process.env.KMSVOL_CHANGE_TRACKING === '0' ? { changeTracking: false as const } : {}),
   };
   // The spec goes on stdin; argv holds the volume id only as a label for ps, and the environment only CARD_ENV.
   const child = spawn(process.execPath, [CARD_MAIN, v.volume_id], {

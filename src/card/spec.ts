@@ -41,6 +41,8 @@ export interface CardSpec {
   kms: CardKms;
   /** The grant the control plane made for this card (card/grants.ts). */
   grantToken?: string;
+  /** false: keep no change bitmap (every snapshot then reads every block). For benchmarks only: KMSVOL_CHANGE_TRACKING=0 in the parent. */
+  changeTracking?: false;
 }
 
 /**
@@ -134,7 +136,7 @@ export function parseCardSpec(text: string): CardSpec {
     throw new CardSpecError(
       `version must be ${CARD_SPEC_VERSION}, not ${JSON.stringify(o.version)}. The kmsvol that started this card and the card it runs (card/main.js) are different builds; rebuild or reinstall kmsvol so that they are one.`,
     );
-  const known = ['version', 'home', 'rootKeyFile', 'volumeId', 'mountDir', 'loop', 'region', 'account', 'now', 'kms', 'grantToken'];
+  const known = ['version', 'home', 'rootKeyFile', 'volumeId', 'mountDir', 'loop', 'region', 'account', 'now', 'kms', 'grantToken', 'changeTracking'];
   const unknown = Object.keys(o).filter((k) => !known.includes(k));
   if (unknown.length) throw new CardSpecError(`unknown member(s) ${unknown.join(', ')}.`);
   const volumeId = need(o, 'volumeId');
@@ -144,6 +146,7 @@ export function parseCardSpec(text: string): CardSpec {
   const now = str(o, 'now', 'now', true);
   if (now !== undefined && Number.isNaN(Date.parse(now))) throw new CardSpecError(`now ${JSON.stringify(now)} is not an ISO date.`);
   const grantToken = str(o, 'grantToken', 'grantToken', true);
+  if (o.changeTracking !== undefined && o.changeTracking !== false) throw new CardSpecError('changeTracking must be false or absent.');
   return {
     version: CARD_SPEC_VERSION,
     home: need(o, 'home'),
@@ -156,5 +159,6 @@ export function parseCardSpec(text: string): CardSpec {
     ...(now !== undefined ? { now } : {}),
     kms: kms(o.kms),
     ...(grantToken ? { grantToken } : {}),
+    ...(o.changeTracking === false ? { changeTracking: false as const } : {}),
   };
 }

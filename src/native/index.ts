@@ -22,7 +22,7 @@ interface Addon {
   keyPbkdf2(key: object, salt: Uint8Array, iterations: number, out: Uint8Array): void;
   keyLuks2Keyslot(key: object, pass: Uint8Array, salt: Uint8Array, iterations: number, stripes: number, out: Uint8Array): void;
   lockExclusive(fd: number): number;
-  fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dirFd: number, name: string): object;
+  fuseStart(key: object | null, fd: number, payloadOffset: number, size: number, dirFd: number, name: string, track: boolean): object;
   fuseOpen(server: object, direct: boolean): number;
   fuseCovered(server: object): boolean;
   fuseIdentity(server: object): { dev: number; mnt: number };
@@ -30,6 +30,7 @@ interface Addon {
   fuseStats(server: object): FuseStats;
   fuseFreeze(server: object, on: boolean): void;
   fuseResize(server: object, size: number): void;
+  fuseChanges(server: object, op: number, bits: Uint8Array): void;
   recryptAsync(
     oldKey: object | null,
     newKey: object | null,
@@ -64,6 +65,8 @@ interface NativeConstants {
   MOUNT_PATH_MAX: number;
   /** flock's errno when another process holds the lock. */
   EWOULDBLOCK: number;
+  /** Change tracking's block: one bit of the FUSE server's change bitmap covers this many bytes of the volume. */
+  CHANGE_BLOCK: number;
 }
 
 export interface KeyInfo {
@@ -98,7 +101,7 @@ function loadAddon(): Addon {
 /** @internal The loaded addon, for the TypeScript faces in src/native/ only (paths.ts, loop.ts). */
 export const addon = loadAddon();
 
-export const { SECTOR_SIZE, XTS_KEY_BYTES, MAX_IO, NAME_MAX, MOUNT_PATH_MAX } = addon.constants;
+export const { SECTOR_SIZE, XTS_KEY_BYTES, MAX_IO, NAME_MAX, MOUNT_PATH_MAX, CHANGE_BLOCK } = addon.constants;
 /** The sector sizes the XTS calls take: the XTS unit (512, as dm-crypt's default) and the volume sector. */
 export const SECTOR_SIZES: readonly number[] = [addon.constants.XTS_UNIT, SECTOR_SIZE];
 /** A served file name: 1..NAME_MAX of [A-Za-z0-9._-]. */
@@ -356,6 +359,13 @@ export interface FuseServer {
   freeze(on: boolean): void;
   /** Grow the served file to `size` bytes (the backing image already extended). */
   resize(size: number): void;
+  /**
+   * The change bitmap (a bit per CHANGE_BLOCK bytes, block b = bit b % 8 of
+   * byte b / 8), through `bits`: `peek` copies it out, `take` copies it out and
+   * clears it (atomically per word: a write's bit is either taken or stays),
+   * `merge` ORs `bits` in. Throws when the server was started without tracking.
+   */
+  changes(op: 'peek' | 'take' | 'merge', bits: Uint8Array): void;
 }
 
 /** A FUSE server's counters: failed requests, the last errno, the errno of the first lost write (0: none), open handles on the file. */
@@ -380,6 +390,7 @@ export function startFuseServer(
   size: number,
   dir: { fd: number; path: string },
   name: string,
+  track = true,
 ): FuseServer {
   checkFile(fd, payloadOffset);
   arg(Number.isSafeInteger(size) && size > 0 && size % SECTOR_SIZE === 0, `size must be a positive multiple of ${SECTOR_SIZE}; got ${size}`);
@@ -388,7 +399,7 @@ export function startFuseServer(
   arg(Buffer.byteLength(dir.path) <= MOUNT_PATH_MAX, `mount directory must be an absolute path of at most ${MOUNT_PATH_MAX} bytes`);
   let handle: object;
   try {
-    handle = addon.fuseStart(key ? key.handle : null, fd, payloadOffset, size, dir.fd, name);
+    handle = addon.fuseStart(key ? key.handle : null, fd, payloadOffset, size, dir.fd, name, track);
   } catch (e) {
     throw new EngineError('FuseMountFailed', `Could not mount FUSE at ${dir.path}: ${(e as Error).message}`);
   }
@@ -412,6 +423,14 @@ export function startFuseServer(
         `a volume grows to a multiple of ${SECTOR_SIZE} bytes not below ${size}; got ${to}`,
       );
       addon.fuseResize(handle, to);
+    },
+    changes: (op, bits) => {
+      arg(bits instanceof Uint8Array, 'the change bitmap must be a Uint8Array');
+      try {
+        addon.fuseChanges(handle, op === 'peek' ? 0 : op === 'take' ? 1 : 2, bits);
+      } catch (e) {
+        throw new EngineError('InvalidArgument', `change bitmap ${op} failed: ${(e as Error).message}`);
+      }
     },
   };
 }

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { ensureDir } from '../home.js';
 import { BLOCK_SIZE, blockHash, dataBlocks, isZero, readBlock, readHeaderArea } from './blocks.js';
 import type { Ec2Context } from './context.js';
-import { readImageHeader } from './luks2.js';
+import { decodeHeader, HDR_SIZE, readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
 import type { SnapshotRow } from './registry.js';
 
@@ -38,6 +38,19 @@ export function latestSnapshot(ctx: Ec2Context, volumeId: string): SnapshotRow |
     .listSnapshots()
     .filter((s) => s.volume_id === volumeId && s.state === 'completed')
     .at(-1);
+}
+
+/**
+ * Whether the blocks of snapshot `s` are under the data key of `src`, so that
+ * they may stand for its unchanged blocks: the same wrapped data key in both
+ * headers (plaintext blocks for an unencrypted volume and snapshot).
+ */
+export function sharesDataKey(s: SnapshotRow, src: SourceImage): boolean {
+  if (!src.encrypted) return s.encrypted === 0;
+  if (s.encrypted === 0 || !s.header) return false;
+  const head = Buffer.alloc(Math.max(s.header.length, 2 * HDR_SIZE));
+  s.header.copy(head);
+  return decodeHeader(head, s.snapshot_id).token.ciphertextBlob === readImageHeader(src.file).token.ciphertextBlob;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import { ServiceError } from '../errors.js';
 import type { Home } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
+import type { TakenChanges } from './changefile.js';
 import { Ec2Errors } from './errors.js';
 import type { EventLog } from './events.js';
 import type { KeyslotMaterial } from './keyslot.js';
@@ -35,6 +36,10 @@ export interface CardOps {
   /** A LUKS2 keyslot for the volume key of this header (checked against its digest), with a new KMS-wrapped secret that opens it. */
   keyslot(header: { token: KmsvolToken; digest: KeyDigest }, image: string): Promise<KeyslotMaterial>;
   quiesce(volumeId: string): Promise<() => Promise<void>>;
+  /** Take an attached (and quiesced) volume's changed blocks for a snapshot (card/tracking.ts). */
+  takeChanges(volumeId: string): Promise<TakenChanges>;
+  /** End take `takeId`: commit with the snapshot that is now the base, or abort (null). A card gone meanwhile is no error: its bits stay. */
+  endChanges(volumeId: string, takeId: string, snapshotId: string | null): Promise<void>;
   /** Tell an attached volume's card that its image grew to `sizeBytes` of payload. */
   resize(volumeId: string, sizeBytes: number): Promise<void>;
   copyPayload(src: ImageSide, dst: ImageSide, sizeBytes: number, onProgress?: (fraction: number) => void): Promise<number>;

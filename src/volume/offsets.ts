@@ -5,7 +5,7 @@
  * (native/src/fuse_server.c); test/integration/fuse-arith.test.ts checks it
  * through the mounted file against a model.
  */
-/** The volume sector (4096), as the native engine holds it. */
-export { SECTOR_SIZE } from '../native/index.js';
+/** The volume sector (4096) and change tracking's block (512 KiB, EBS snapshots' block), as the native engine holds them. */
+export { CHANGE_BLOCK, SECTOR_SIZE } from '../native/index.js';
 
 export const GiB = 1024 ** 3;

@@ -1,5 +1,7 @@
 import { ServiceError } from '../errors.js';
-import { dropSnapshot, latestSnapshot, snapshotBlocks, withScratch, withSnapshotImage } from './blockmap.js';
+import { dropSnapshot, latestSnapshot, sharesDataKey, snapshotBlocks, withScratch, withSnapshotImage } from './blockmap.js';
+import type { Changes } from './changes.js';
+import { beginChanges } from './changes.js';
 import type { Ec2Context } from './context.js';
 import { getSnapshot, getVolume, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
@@ -99,7 +101,10 @@ export function startCreateSnapshot(
   const row = newSnapshotRow(ctx, v.volume_id, v.size, v.encrypted === 1, req.Description ?? '');
   row.kms_key_id = v.kms_key_id;
   row.parent_id = latestSnapshot(ctx, v.volume_id)?.snapshot_id ?? null;
-  return build(ctx, row, tags, 'createSnapshot', async () => {
+  // The blocks written since the volume's last snapshot (volume/changes.ts), taken while quiesced: only those are read,
+  // the rest are the base's. The take is committed once the snapshot is recorded completed, so the base advances.
+  let changes: Changes | undefined;
+  const started = build(ctx, row, tags, 'createSnapshot', async () => {
     // Point in time even while attached: the card quiesces writes (and freezes a mounted filesystem) during the copy.
     // An attach in progress is waited for (its card is not serving yet, so it cannot be quiesced).
     let a = ctx.registry.getAttachment(v.volume_id);
@@ -109,11 +114,29 @@ export function startCreateSnapshot(
     if (a && ctx.reconcile) await ctx.reconcile(v, a);
     const thaw = ctx.registry.getAttachment(v.volume_id) ? await ctx.card.quiesce(v.volume_id) : undefined;
     try {
-      await snapshotBlocks(ctx, row.snapshot_id, { file: imageFile(ctx.home, v), encrypted: v.encrypted === 1, sizeBytes: v.size * GiB });
+      changes = await beginChanges(ctx, v.volume_id);
+      const image = { file: imageFile(ctx.home, v), encrypted: v.encrypted === 1, sizeBytes: v.size * GiB };
+      // The base's blocks stand for unchanged ones only under the same data key: a snapshot of this very volume,
+      // not the snapshot it was created from (re-encrypted under its own key) nor a copy.
+      const base = changes.base ? ctx.registry.getSnapshot(changes.base) : undefined;
+      const incremental = changes.changed !== 'all' && base?.state === 'completed' && sharesDataKey(base, image);
+      await snapshotBlocks(ctx, row.snapshot_id, image, incremental ? { changed: changes.changed, parent: base.snapshot_id } : {});
     } finally {
       await thaw?.();
     }
   });
+  const done = started.done.then(
+    async (s) => {
+      // A commit that fails leaves the old base and its bits (a superset): the next snapshot reads more, never less.
+      await changes?.commit(row.snapshot_id).catch((e: Error) => ctx.events.record(row.snapshot_id, 'createSnapshot', 'base not advanced', e.message));
+      return s;
+    },
+    async (e) => {
+      await changes?.abort().catch(() => undefined);
+      throw e;
+    },
+  );
+  return { Snapshot: started.Snapshot, done };
 }
 
 /** CreateSnapshot, waiting until it is completed (the TypeScript API and kmsvol's CLI wait). */

@@ -5,6 +5,8 @@ import { ensureDir, openPrivate } from '../home.js';
 import { createLogger } from '../log.js';
 import { lockExclusive } from '../native/index.js';
 import { withSnapshotImage } from './blockmap.js';
+import { changesPath } from './changefile.js';
+import { startChangesAt } from './changes.js';
 import type { Ec2Context } from './context.js';
 import { getSnapshot, getVolume, refuseMultiAttach, resolveKey } from './context.js';
 import { Ec2Errors } from './errors.js';
@@ -198,10 +200,12 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
         writeImageAtomically(file, undefined, size * GiB);
       }
       // The new volume has its own data key: the snapshot's data is re-encrypted into it.
-      if (snap)
+      if (snap) {
         await withSnapshotImage(ctx, snap, (from) =>
           copyImage(ctx, from, snap.encrypted === 1, file, encrypted, snap.volume_size * GiB, (f) => ctx.onProgress?.(`${id} from ${snap.snapshot_id}`, f)),
         );
+        startChangesAt(ctx, id, file, size * GiB, snap.snapshot_id); // its image is the snapshot's: that is its base, nothing changed yet
+      }
       row.state = 'available';
       ctx.registry.write(() => ctx.registry.updateVolume(id, { state: row.state, kms_key_id: row.kms_key_id }));
       ctx.events.record(id, 'createVolume', 'available');
@@ -209,6 +213,7 @@ export async function startCreateVolume(ctx: Ec2Context, req: CreateVolumeReques
     } catch (e) {
       // If the KMS refused (or the copy failed), no volume is created.
       fs.rmSync(file, { force: true });
+      fs.rmSync(changesPath(ctx.home, id), { force: true });
       ctx.registry.write(() => {
         ctx.registry.deleteVolume(id);
         ctx.registry.deleteTagsOf(id);
@@ -295,6 +300,7 @@ export async function deleteVolume(ctx: Ec2Context, req: { VolumeId?: string }) 
     if (!lockExclusive(lock)) throw Ec2Errors.volumeInUse(v.volume_id, ' (a card is attaching it)');
     ctx.registry.write(() => ctx.registry.setVolumeState(v.volume_id, 'deleting'));
     fs.rmSync(imageFile(ctx.home, v), { force: true });
+    fs.rmSync(changesPath(ctx.home, v.volume_id), { force: true });
     ctx.registry.write(() => {
       ctx.registry.deleteVolume(v.volume_id);
       ctx.registry.deleteTagsOf(v.volume_id);

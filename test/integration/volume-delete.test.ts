@@ -16,11 +16,19 @@ function namedFor(home: string, vol: string): string[] {
 }
 
 describe('delete-volume leaves nothing of the volume in the home (finding 8 of issue 24)', () => {
-  it('after attach, detach and a failed attach: the image, the card log, lock, socket and mount directory are all gone', () => {
+  it('after attach, detach and a failed attach: the image, its change file, the card log, lock, socket and mount directory are all gone', () => {
     const ctx = volumeHome();
     const vol = createVolume(ctx.home, ctx.key);
     attach(ctx.home, vol);
-    expect(namedFor(ctx.home, vol)).toEqual([`run/${vol}`, `run/${vol}.lock`, `run/${vol}.log`, `run/${vol}.sock`, `run/${vol}/${vol}`, `volumes/${vol}.img`]);
+    expect(namedFor(ctx.home, vol)).toEqual([
+      `run/${vol}`,
+      `run/${vol}.lock`,
+      `run/${vol}.log`,
+      `run/${vol}.sock`,
+      `run/${vol}/${vol}`,
+      `volumes/${vol}.changes`,
+      `volumes/${vol}.img`,
+    ]);
     detach(ctx.home, vol);
     // A refused attach leaves its own run files too (the card's log, the lock).
     expect(kmsvol(ctx.home, ['kms', 'disable-key', '--key-id', ctx.key]).code).toBe(0);
