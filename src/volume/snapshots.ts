@@ -68,7 +68,7 @@ export interface SnapshotStarted {
 }
 
 /** Record a new snapshot as `pending` and run `make` for it: on failure nothing half-made is left, and the failure is an event. */
-function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, make: () => Promise<void>): SnapshotStarted {
+function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, make: () => Promise<string | undefined | void>): SnapshotStarted {
   ctx.registry.write(() => {
     ctx.registry.insertSnapshot(row);
     putTags(ctx.registry, row.snapshot_id, tags);
@@ -76,9 +76,9 @@ function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, ma
   const first = snapshotShape(ctx, row);
   const done = (async () => {
     try {
-      await make();
+      const detail = await make();
       ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { state: 'completed', progress: '100%', kms_key_id: row.kms_key_id }));
-      ctx.events.record(row.snapshot_id, event, 'succeeded');
+      ctx.events.record(row.snapshot_id, event, 'succeeded', detail ?? '');
       return snapshotShape(ctx, getSnapshot(ctx, row.snapshot_id));
     } catch (e) {
       dropSnapshot(ctx, row.snapshot_id);
@@ -120,7 +120,8 @@ export function startCreateSnapshot(
       // not the snapshot it was created from (re-encrypted under its own key) nor a copy.
       const base = changes.base ? ctx.registry.getSnapshot(changes.base) : undefined;
       const incremental = changes.changed !== 'all' && base?.state === 'completed' && sharesDataKey(base, image);
-      await snapshotBlocks(ctx, row.snapshot_id, image, incremental ? { changed: changes.changed, parent: base.snapshot_id } : {});
+      const read = await snapshotBlocks(ctx, row.snapshot_id, image, incremental ? { changed: changes.changed, parent: base.snapshot_id } : {});
+      return incremental ? `incremental from ${base.snapshot_id}: ${read} blocks read` : `full: ${read} blocks read`;
     } finally {
       await thaw?.();
     }
