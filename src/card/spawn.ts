@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { systemClock } from '../clock.js';
 import { ensureDir, openPrivate } from '../home.js';
+import { packageRoot } from '../root.js';
 import type { Ec2Context } from '../volume/context.js';
 import type { VolumeRow } from '../volume/registry.js';
 import { upgradeOnAttach } from '../volume/upgrade.js';
@@ -14,9 +14,8 @@ import type { CardAttachment } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
 
-/** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CARD_MAIN = fs.existsSync(path.join(HERE, 'main.js')) ? path.join(HERE, 'main.js') : path.resolve(HERE, '../../dist/card/main.js');
+/** The card's entry point: the compiled one in dist/, whether this module runs from there, from the sources (tests) or from the CLI bundle. */
+const cardMain = () => path.join(packageRoot(), 'dist/card/main.js');
 
 /**
  * Start the card as its own process, for volume `v` mounted at `mountDir`;
@@ -48,7 +47,7 @@ export async function runCard(ctx: Ec2Context, v: VolumeRow, mountDir: string, l
     ...(grantToken ? { grantToken } : {}),
   };
   // The spec goes on stdin; argv holds the volume id only as a label for ps, and the environment only CARD_ENV.
-  const child = spawn(process.execPath, [CARD_MAIN, v.volume_id], {
+  const child = spawn(process.execPath, [cardMain(), v.volume_id], {
     detached: true,
     stdio: ['pipe', logFd, logFd, 'pipe'],
     env: cardEnvironment(),
