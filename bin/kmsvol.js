@@ -3,8 +3,8 @@
 // to start). `npm ci` compiles the CLI to dist/ (tsc) and bundles it into
 // dist/cli/kmsvol.cjs (scripts/bundle-cli.mjs), which runs here; dist/cli/main.js
 // runs instead when the bundle is older (bin/bundle.cjs).
-const bundle = require('./bundle.cjs').loadBundle();
-(bundle ? Promise.resolve(bundle) : import('../dist/cli/main.js'))
+const bundle = require('./bundle.cjs').loadBundle('cli');
+(bundle ? Promise.resolve(bundle.exports) : import('../dist/cli/main.js'))
   .then(({ main }) => main(process.argv))
   .then((code) => {
     process.exitCode = code;

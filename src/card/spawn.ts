@@ -14,8 +14,8 @@ import type { CardAttachment } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
 
-/** The card's entry point: the compiled one in dist/, whether this module runs from there, from the sources (tests) or from the CLI bundle. */
-const cardMain = () => path.join(packageRoot(), 'dist/card/main.js');
+/** The card's entry point (the card bundle, or dist/card/main.js when it is stale), whether this module runs from dist/, from the sources (tests) or from the CLI bundle. */
+const cardMain = () => path.join(packageRoot(), 'bin/card/main.js');
 
 /**
  * Start the card as its own process, for volume `v` mounted at `mountDir`;
