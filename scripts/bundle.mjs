@@ -4,7 +4,7 @@
 // bin/card/main.js run them (bin/bundle.cjs). Run by `npm ci` (prepare) and
 // `npm test` (pretest), after tsc.
 // Outside the bundles, loaded from node_modules when used: the native addons
-// (better-sqlite3, pkcs11js) and the AWS SDK (remote KMS only). The compiled
+// (better-sqlite3's and pkcs11js) and the AWS SDK (remote KMS only). The compiled
 // modules find the files they need through the package root (src/root.ts).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,16 +17,28 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const loader = path.join(root, 'bin/bundle.cjs');
 const { BUNDLES, cacheOf } = (await import(loader)).default;
 
-for (const { file, from } of Object.values(BUNDLES)) {
+// The card logs from its first step: its bundle carries pino (log.ts loads it lazily otherwise).
+const entries = {
+  cli: (from) => ({ entryPoints: [from] }),
+  card: (from) => ({
+    stdin: {
+      contents: `import pino from 'pino'; import { usePino } from './dist/log.js'; usePino(pino); export * from ${JSON.stringify(`./${path.relative(root, from)}`)};`,
+      resolveDir: root,
+      sourcefile: 'card-bundle-entry.js',
+    },
+  }),
+};
+for (const [name, { file, from }] of Object.entries(BUNDLES)) {
   fs.rmSync(cacheOf(file), { force: true });
   await build({
-    entryPoints: [from],
+    ...entries[name](from),
     outfile: file,
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: ['better-sqlite3', 'pkcs11js', '@aws-sdk/*', '@smithy/*'],
+    // better-sqlite3's JavaScript is bundled; its addon is opened by path (src/sqlite.ts).
+    external: ['bindings', 'pkcs11js', '@aws-sdk/*', '@smithy/*'],
     // Each module's import.meta.url is the bundle's.
     define: { 'import.meta.url': '__kmsvolBundleUrl' },
     banner: { js: "const __kmsvolBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
