@@ -4,10 +4,10 @@ import { Command } from 'commander';
 import { DEFAULT_REGION } from '../config.js';
 import { ServiceError, UsageError } from '../errors.js';
 import { openExistingHome, resolveHomeDir } from '../home.js';
-import { packageRoot } from '../root.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient as openClient } from '../kms/client/open.js';
 import { kmsEndpointFromEnv, RemoteKmsClient } from '../kms/client/remote.js';
+import { packageRoot } from '../root.js';
 import { SECRET_BYTES } from '../volume/keyslot.js';
 import { TOKEN_VERSION } from '../volume/luks2.js';
 import { upgradeVolume } from '../volume/upgrade.js';
@@ -28,7 +28,6 @@ export const PLUGIN_DIR = '/usr/lib/x86_64-linux-gnu/cryptsetup';
 export const PLUGIN_NAME = 'libcryptsetup-token-kmsvol.so';
 /** The one program the plugin runs (compiled into it: native/token/kmsvol-token.c). */
 export const HELPER = '/usr/libexec/kmsvol/token-helper';
-
 
 /** Write `data` to `file` with `mode` through a temporary name in the same directory, so the file is whole or absent. */
 function installFile(file: string, data: Buffer | string, mode: number): void {

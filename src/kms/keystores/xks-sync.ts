@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import type { XksProxyConfig } from '../../xks/client.js';
 import { packageRoot } from '../../root.js';
+import type { XksProxyConfig } from '../../xks/client.js';
 import { KmsError } from '../errors.js';
 
 /**
