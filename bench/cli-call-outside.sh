@@ -17,7 +17,7 @@ bins=("$@")
 work=$(mktemp -d /tmp/kmsvol-call-outside.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cmds=()
-for i in "${!bins[@]}"; do mkdir -m 700 "$work/h$i"; cmds+=("KMSVOL_HOME=$work/h$i node ${bins[$i]} kms list-keys"); done
+for i in "${!bins[@]}"; do mkdir -m 700 "$work/h$i"; cmds+=("env KMSVOL_HOME=$work/h$i node ${bins[$i]} kms list-keys"); done
 cmds+=("node -e 0")
 declare -a wall cpu
 for ((r = 0; r < runs; r++)); do
@@ -31,6 +31,6 @@ for ((r = 0; r < runs; r++)); do
 done
 stats() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END{printf "median %4d  min %4d  max %4d", a[int((NR+1)/2)], a[1], a[NR]}'; }
 for i in "${!cmds[@]}"; do
-  echo "wall ms: $(echo "${wall[$i]}" | stats) (first ${wall[$i]%% *}) | cpu ms: $(echo "${cpu[$i]}" | stats) | n=$runs | ${cmds[$i]#KMSVOL_HOME=$work/}"
+  echo "wall ms: $(echo "${wall[$i]}" | stats) (first ${wall[$i]%% *}) | cpu ms: $(echo "${cpu[$i]}" | stats) | n=$runs | ${cmds[$i]#env KMSVOL_HOME=$work/}"
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) CPUs; $(date -u +%FT%TZ))"
