@@ -42,11 +42,8 @@ function loadBundle(name) {
   } catch {
     // unreadable (another user's build): compile without it
   }
-  const script = new vm.Script(wrap(fs.readFileSync(file, 'utf8')), {
-    filename: file,
-    cachedData,
-    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-  });
+  // No importModuleDynamically: a bundle holds no import() (scripts/bundle.mjs), as V8 loses the callback with a code cache.
+  const script = new vm.Script(wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
   return { exports: module.exports, script };

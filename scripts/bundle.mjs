@@ -39,6 +39,9 @@ for (const [name, { file, from }] of Object.entries(BUNDLES)) {
     target: 'node20',
     // better-sqlite3's JavaScript is bundled; its addon is opened by path (src/sqlite.ts).
     external: ['bindings', 'pkcs11js', '@aws-sdk/*', '@smithy/*'],
+    // No import() is left in a bundle: V8 loses a script's dynamic-import callback when it runs from a code
+    // cache ("A dynamic import callback was not specified"), so import() of what stays outside becomes require().
+    supported: { 'dynamic-import': false },
     // Each module's import.meta.url is the bundle's.
     define: { 'import.meta.url': '__kmsvolBundleUrl' },
     banner: { js: "const __kmsvolBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
