@@ -69,7 +69,9 @@ try {
     ['cli', "b.exports.main(['node', 'kmsvol', 'kms', 'list-keys']).then((rc) => { if (rc === 0) write(); process.exitCode = rc; });"],
     ['card', 'write();'],
   ]) {
-    const r = spawnSync(process.execPath, ['-e', makeCache(name, run)], { env: { ...process.env, KMSVOL_HOME: home }, encoding: 'utf8' });
+    // The builder's own KMSVOL_* settings (a remote endpoint, a clock) stay out of it: the run is embedded, in its own home.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KMSVOL_')));
+    const r = spawnSync(process.execPath, ['-e', makeCache(name, run)], { env: { ...env, KMSVOL_HOME: home }, encoding: 'utf8' });
     if (r.status !== 0) console.error(`kmsvol: no code cache for the ${name} bundle (it runs without one): ${r.stderr.trim()}`);
   }
 } finally {
