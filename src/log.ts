@@ -40,8 +40,15 @@ export function redact(v: unknown, seen = new WeakSet<object>()): unknown {
 
 export type Logger = pino.Logger;
 
-/** pino, loaded by the first logger made (most CLI commands make none). */
-const loadPino = (): typeof pino => createRequire(import.meta.url)('pino') as typeof pino;
+let bundled: typeof pino | undefined;
+
+/** The card bundle (scripts/bundle.mjs) carries pino and hands it over here, before any logger is made. */
+export function usePino(p: typeof pino): void {
+  bundled = p;
+}
+
+/** pino: the bundle's, or loaded from node_modules by the first logger made (most CLI commands make none). */
+const loadPino = (): typeof pino => bundled ?? (createRequire(import.meta.url)('pino') as typeof pino);
 
 export function createLogger(component: string, dest: number = 2): Logger {
   const pino = loadPino();

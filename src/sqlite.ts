@@ -1,5 +1,17 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { checkPrivateIfPresent, touchPrivate } from './home.js';
+
+let binding: { nativeBinding?: string } | undefined;
+
+/** better-sqlite3's addon where its build puts it, so the `bindings` package need not search ~20 places at each start; none: let it search. */
+function nativeBinding(): { nativeBinding?: string } {
+  if (binding !== undefined) return binding;
+  const file = path.join(path.dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), 'build/Release/better_sqlite3.node');
+  return (binding = fs.existsSync(file) ? { nativeBinding: file } : {});
+}
 
 /**
  * How kmsvol opens its SQLite databases (the KMS store and the volume
@@ -9,7 +21,7 @@ import { checkPrivateIfPresent, touchPrivate } from './home.js';
 export function openDatabase(file: string): Database.Database {
   touchPrivate(file);
   for (const side of ['-wal', '-shm', '-journal']) checkPrivateIfPresent(file + side);
-  const db = new Database(file, { timeout: 120_000 });
+  const db = new Database(file, { timeout: 120_000, ...nativeBinding() });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   return db;

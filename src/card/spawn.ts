@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { systemClock } from '../clock.js';
 import { ensureDir, openPrivate } from '../home.js';
+import { packageRoot } from '../root.js';
 import type { Ec2Context } from '../volume/context.js';
 import type { VolumeRow } from '../volume/registry.js';
 import { upgradeOnAttach } from '../volume/upgrade.js';
@@ -14,9 +14,8 @@ import type { CardAttachment } from './runtime.js';
 import type { CardSpec } from './spec.js';
 import { CARD_SPEC_VERSION, cardEnvironment, serializeCardSpec } from './spec.js';
 
-/** The card's entry point: next to this module once compiled; from the sources (tests), the compiled one in dist/. */
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CARD_MAIN = fs.existsSync(path.join(HERE, 'main.js')) ? path.join(HERE, 'main.js') : path.resolve(HERE, '../../dist/card/main.js');
+/** The card's entry point (the card bundle, or dist/card/main.js when it is stale), whether this module runs from dist/, from the sources (tests) or from the CLI bundle. */
+const cardMain = () => path.join(packageRoot(), 'bin/card/main.js');
 
 /**
  * Start the card as its own process, for volume `v` mounted at `mountDir`;
@@ -24,13 +23,30 @@ const CARD_MAIN = fs.existsSync(path.join(HERE, 'main.js')) ? path.join(HERE, 'm
  * KMS's own exception when the CMK is unusable).
  */
 export async function runCard(ctx: Ec2Context, v: VolumeRow, mountDir: string, loop: boolean): Promise<CardAttachment> {
-  await upgradeOnAttach(ctx, v); // an image made before keyslots gets its keyslot (docs/format.md)
-  const { grantToken, card } = await grantFor(ctx, v);
-  card?.client.close();
   // The card logs (pino JSON lines) to run/<volume>.log.
   ensureDir(ctx.home.runDir);
   const logFile = path.join(ctx.home.runDir, `${v.volume_id}.log`);
   const logFd = openPrivate(logFile, 'a', true);
+  // The card starts first: Node and its bundle load while the grant is made, and it does nothing until its spec
+  // arrives on stdin. Argv holds the volume id only as a label for ps, and the environment only CARD_ENV.
+  const child = spawn(process.execPath, [cardMain(), v.volume_id], {
+    detached: true,
+    stdio: ['pipe', logFd, logFd, 'pipe'],
+    env: cardEnvironment(),
+  });
+  fs.closeSync(logFd);
+  child.stdin!.on('error', () => undefined); // a card that died at once: its report (or its absence) says why
+  let grant: Awaited<ReturnType<typeof grantFor>>;
+  try {
+    await upgradeOnAttach(ctx, v); // an image made before keyslots gets its keyslot (docs/format.md)
+    grant = await grantFor(ctx, v);
+  } catch (e) {
+    child.kill('SIGKILL'); // still waiting for its spec (our own child, not yet reaped: its pid is not reused)
+    child.unref();
+    throw e;
+  }
+  const { grantToken, card } = grant;
+  card?.client.close();
   // The card works in the caller's region and account, however the caller chose them (--region, AWS_REGION, the API).
   const spec: CardSpec = {
     version: CARD_SPEC_VERSION,
@@ -49,14 +65,7 @@ export async function runCard(ctx: Ec2Context, v: VolumeRow, mountDir: string, l
     // KMSVOL_CHANGE_TRACKING=0 turns change tracking off, for benchmarks only (bench/change-tracking.mjs): every snapshot then reads every block.
     ...(process.env.KMSVOL_CHANGE_TRACKING === '0' ? { changeTracking: false as const } : {}),
   };
-  // The spec goes on stdin; argv holds the volume id only as a label for ps, and the environment only CARD_ENV.
-  const child = spawn(process.execPath, [CARD_MAIN, v.volume_id], {
-    detached: true,
-    stdio: ['pipe', logFd, logFd, 'pipe'],
-    env: cardEnvironment(),
-  });
-  fs.closeSync(logFd);
-  child.stdin!.on('error', () => undefined); // a card that died at once: its report (or its absence) says why
+  // The spec goes on stdin.
   child.stdin!.end(serializeCardSpec(spec));
   const tail = () => fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
   const ready = new Promise<{ ok: boolean; attachment?: CardAttachment; error?: { name: string; message: string } }>((resolve) => {

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { DEFAULT_REGION } from '../config.js';
 import { ServiceError, UsageError } from '../errors.js';
@@ -8,6 +7,7 @@ import { openExistingHome, resolveHomeDir } from '../home.js';
 import type { KmsClient } from '../kms/client/index.js';
 import { openKmsClient as openClient } from '../kms/client/open.js';
 import { kmsEndpointFromEnv, RemoteKmsClient } from '../kms/client/remote.js';
+import { packageRoot } from '../root.js';
 import { SECRET_BYTES } from '../volume/keyslot.js';
 import { TOKEN_VERSION } from '../volume/luks2.js';
 import { upgradeVolume } from '../volume/upgrade.js';
@@ -29,8 +29,6 @@ export const PLUGIN_NAME = 'libcryptsetup-token-kmsvol.so';
 /** The one program the plugin runs (compiled into it: native/token/kmsvol-token.c). */
 export const HELPER = '/usr/libexec/kmsvol/token-helper';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
 /** Write `data` to `file` with `mode` through a temporary name in the same directory, so the file is whole or absent. */
 function installFile(file: string, data: Buffer | string, mode: number): void {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -46,10 +44,10 @@ function installFile(file: string, data: Buffer | string, mode: number): void {
 
 function installPlugin(): { Plugin: string; Helper: string } {
   if (process.getuid?.() !== 0) throw new UsageError("install-token-plugin writes into cryptsetup's plugin directory and /usr/libexec: run it as root.");
-  const built = path.join(ROOT, 'native/token/build', PLUGIN_NAME);
+  const built = path.join(packageRoot(), 'native/token/build', PLUGIN_NAME);
   if (!fs.existsSync(built))
     throw new UsageError(`The token plugin is not built (${built}). Install libcryptsetup-dev and libjson-c-dev, then run: node scripts/build-native.mjs`);
-  const bin = path.join(ROOT, 'bin/kmsvol.js');
+  const bin = path.join(packageRoot(), 'bin/kmsvol.js');
   if (/['\n]/.test(process.execPath + bin)) throw new UsageError('The paths of node and kmsvol must not hold a quote or a newline.');
   fs.mkdirSync(path.dirname(HELPER), { recursive: true, mode: 0o755 });
   installFile(

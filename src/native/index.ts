@@ -1,5 +1,7 @@
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { ServiceError } from '../errors.js';
+import { packageRoot } from '../root.js';
 
 /**
  * The TypeScript face of native/ (its binding, native/src/binding.c): it
@@ -90,7 +92,7 @@ function loadAddon(): Addon {
   }
   const require = createRequire(import.meta.url);
   try {
-    return require('../../native/build/Release/kmsvol_native.node') as Addon;
+    return require(path.join(packageRoot(), 'native/build/Release/kmsvol_native.node')) as Addon;
   } catch (e) {
     throw new Error(
       `The kmsvol native engine is not built (${(e as Error).message.split('\n')[0]}). Build it with: npm run build (it needs: apt-get install -y build-essential python3)`,

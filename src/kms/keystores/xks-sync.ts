@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { packageRoot } from '../../root.js';
 import type { XksProxyConfig } from '../../xks/client.js';
 import { KmsError } from '../errors.js';
 
@@ -24,12 +24,9 @@ export class XksBridgeError extends KmsError {
   }
 }
 
-/** The compiled client: next to this file in dist/, or the repository's dist/ when this file runs from src/ (tests). */
+/** The compiled client in dist/, whether this file runs from there, from src/ (tests) or from the CLI bundle. */
 function clientUrl(): string {
-  const near = new URL('../../xks/client.js', import.meta.url);
-  if (fs.existsSync(fileURLToPath(near))) return near.href;
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-  return pathToFileURL(path.join(root, 'dist/xks/client.js')).href;
+  return pathToFileURL(path.join(packageRoot(), 'dist/xks/client.js')).href;
 }
 
 const WORKER = `
