@@ -75,10 +75,10 @@ try {
   onUndo('the work directory', () => sweep(cfg.work)); // last: whatever the steps' own undoing could not release
   const env = { ...process.env, KMSVOL_HOME: path.join(cfg.work, 'home') };
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
-  progress(`e2e: work directory ${cfg.work}; making the inputs (a ${cfg.cpMiB} MiB file, a tarball of ${cfg.treeDirs.join(' ')})`);
-  cfg.inputs = await makeInputs(cfg);
-  const targets = [await kmsvolTarget(cfg.work, cfg, kv, env), await plainTarget(cfg.work, cfg), await gocryptfsTarget(cfg.work)];
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));
+  progress(`e2e: work directory ${cfg.work}; ${jobs.length} jobs x 3 targets x ${cfg.reps} repetitions`);
+  cfg.inputs = await makeInputs(cfg, jobs.map((j) => j.name));
+  const targets = [await kmsvolTarget(cfg.work, cfg, kv, env), await plainTarget(cfg.work, cfg), await gocryptfsTarget(cfg.work)];
   for (let rep = 1; rep <= cfg.reps; rep++) {
     const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length]);
     // Each repetition starts from an empty file system (made anew by the mkfs job, emptied otherwise).

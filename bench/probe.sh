@@ -16,7 +16,7 @@ vol='' plainloop=''
 cleanup() {
   set +e
   for m in "$work/m-kmsvol" "$work/m-plain"; do mountpoint -q "$m" && umount "$m"; done
-  mountpoint -q "$work/g-plain" && fusermount3 -u "$work/g-plain"
+  mountpoint -q "$work/g-plain" && umount "$work/g-plain"
   [[ -n $plainloop ]] && losetup -d "$plainloop"
   [[ -n $vol ]] && kv ec2 detach-volume --volume-id "$vol" --force >/dev/null
   rm -rf "$work"

@@ -51,7 +51,7 @@ describe('e2e bench summary', () => {
       machine: { cpu: 'AMD EPYC', cores: 2, kernel: '6.18' },
       versions: { fio: 'fio-3.33', gocryptfs: 'gocryptfs 2.3' },
       reps: 2,
-      config: { fileMiB: 768, runtime: 8, volumeGiB: 4 },
+      config: { fileMiB: 768, runtime: 8, volumeGiB: 4, treeDirs: ['node_modules'], inputs: { treeEntries: 14739, tarMiB: 280 } },
       queues: {},
       samples: samples([100, 300], [100, 100], [100, 300]).map((s) => ({ ...s, loadavg: 1, stealPct: 0 })),
       summary: summarise([job], samples([100, 300], [100, 100], [100, 300])),
