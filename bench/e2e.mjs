@@ -16,11 +16,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { machine } from './env.mjs';
 import { chart, splice, summarise, table } from './e2e/report.mjs';
 import { dropCaches, load, loopsBelow, mountsBelow, onUndo, run, settle, undoAll } from './e2e/sys.mjs';
-import { gocryptfsTarget, kmsvolTarget, plainTarget } from './e2e/targets.mjs';
+import { cpuSeconds, gocryptfsTarget, kmsvolTarget, plainTarget } from './e2e/targets.mjs';
 import { idle, makeInputs, workloads } from './e2e/workloads.mjs';
+import { machine } from './env.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(here);
@@ -59,8 +59,12 @@ function sweep(work) {
   const home = path.join(work, 'home');
   if (fs.existsSync(home)) {
     const env = { ...process.env, KMSVOL_HOME: home };
-    const r = spawnSync(process.execPath, [cfg.bin, 'ec2', 'describe-volumes', '--query', 'Volumes[?Attachments[0]].VolumeId', '--output', 'text'], { env, encoding: 'utf8' });
-    for (const v of (r.stdout ?? '').split(/\s+/).filter(Boolean)) spawnSync(process.execPath, [cfg.bin, 'ec2', 'detach-volume', '--volume-id', v, '--force'], { env });
+    const r = spawnSync(process.execPath, [cfg.bin, 'ec2', 'describe-volumes', '--query', 'Volumes[?Attachments[0]].VolumeId', '--output', 'text'], {
+      env,
+      encoding: 'utf8',
+    });
+    for (const v of (r.stdout ?? '').split(/\s+/).filter(Boolean))
+      spawnSync(process.execPath, [cfg.bin, 'ec2', 'detach-volume', '--volume-id', v, '--force'], { env });
   }
   for (const m of mountsBelow(work)) spawnSync('umount', ['-l', m]);
   for (const l of loopsBelow(work)) spawnSync('losetup', ['-d', l]);
@@ -77,7 +81,10 @@ try {
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));
   progress(`e2e: work directory ${cfg.work}; ${jobs.length} jobs x 3 targets x ${cfg.reps} repetitions`);
-  cfg.inputs = await makeInputs(cfg, jobs.map((j) => j.name));
+  cfg.inputs = await makeInputs(
+    cfg,
+    jobs.map((j) => j.name),
+  );
   const targets = [await kmsvolTarget(cfg.work, cfg, kv, env), await plainTarget(cfg.work, cfg), await gocryptfsTarget(cfg.work)];
   for (let rep = 1; rep <= cfg.reps; rep++) {
     const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length]);
@@ -95,13 +102,26 @@ try {
         if (job.cold) await dropCaches();
         else await settle();
         const before = load();
+        const cpu0 = cpuSeconds(t.pid);
         const t0 = performance.now();
         const value = await job.run(t);
         const after = load(before.now);
-        const sample = { rep, job: job.name, target: t.name, value, unit: job.unit, seconds: +((performance.now() - t0) / 1000).toFixed(2), loadavg: after.loadavg, stealPct: after.stealPct, busyPct: after.busyPct };
+        const sample = {
+          rep,
+          job: job.name,
+          target: t.name,
+          value,
+          unit: job.unit,
+          seconds: +((performance.now() - t0) / 1000).toFixed(2),
+          loadavg: after.loadavg,
+          stealPct: after.stealPct,
+          busyPct: after.busyPct,
+        };
+        // The CPU the card (or the gocryptfs daemon) spent on the job: less sensitive to a loaded machine than its wall time.
+        if (t.pid) sample.serverCpuS = +(cpuSeconds(t.pid) - cpu0).toFixed(2);
         samples.push(sample);
         progress(
-          `[rep ${rep}/${cfg.reps}] ${job.name.padEnd(13)} ${t.name.padEnd(9)} ${value.toFixed(value < 100 ? 2 : 0).padStart(9)} ${job.unit.padEnd(9)} (${sample.seconds} s; load ${after.loadavg}, steal ${after.stealPct}%, busy ${after.busyPct}%)`,
+          `[rep ${rep}/${cfg.reps}] ${job.name.padEnd(13)} ${t.name.padEnd(9)} ${value.toFixed(value < 100 ? 2 : 0).padStart(9)} ${job.unit.padEnd(9)} (${sample.seconds} s${sample.serverCpuS === undefined ? '' : `, server CPU ${sample.serverCpuS} s`}; load ${after.loadavg}, steal ${after.stealPct}%, busy ${after.busyPct}%)`,
         );
       }
     }
@@ -110,7 +130,7 @@ try {
   const summary = summarise(jobs, samples);
   const out = {
     command: `sudo npm run bench -- e2e ${argv.filter((a) => a !== '--write-results' && a !== '--no-chart').join(' ')}`.trim(),
-    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    date: `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     machine: m,
     versions: {
       fio: spawnSync('fio', ['--version'], { encoding: 'utf8' }).stdout.trim(),

@@ -81,10 +81,10 @@ export function splice(results, text) {
   const end = '<!-- e2e:end -->';
   const i = results.indexOf(begin);
   const j = results.indexOf(end);
-  if (i >= 0 && j > i) return results.slice(0, i + begin.length) + '\n' + text + '\n' + results.slice(j);
+  if (i >= 0 && j > i) return `${results.slice(0, i + begin.length)}\n${text}\n${results.slice(j)}`;
   const at = results.indexOf('\n## ');
   const block = `\n## The path users take, measured as users take it (issue 30)\n\n${begin}\n${text}\n${end}\n`;
-  return at < 0 ? results + block : results.slice(0, at) + '\n' + block + results.slice(at + 1);
+  return at < 0 ? results + block : `${results.slice(0, at)}\n${block}${results.slice(at + 1)}`;
 }
 
 /** The chart: each job's ratio to each peer, median with the min–max as a bar, on a log axis. */
@@ -93,7 +93,8 @@ export async function chart(out) {
   const vl = await import('vega-lite');
   const values = [];
   for (const s of out.summary)
-    for (const [peer, r] of Object.entries(s.ratios)) values.push({ job: s.job, peer: `kmsvol / ${peer === 'plain' ? 'plain loop' : peer}`, median: r.median, min: r.min, max: r.max });
+    for (const [peer, r] of Object.entries(s.ratios))
+      values.push({ job: s.job, peer: `kmsvol / ${peer === 'plain' ? 'plain loop' : peer}`, median: r.median, min: r.min, max: r.max });
   const spec = vl.compile({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `kmsvol over its peers, ${out.reps} alternated repetitions (${out.machine.cpu}, ${out.machine.cores} cores)`,

@@ -49,11 +49,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 /** Mounts at or below `dir`, deepest first (from the kernel's table). */
 export function mountsBelow(dir) {
-  const unescape = (s) => s.replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8)));
+  const unoctal = (s) => s.replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(Number.parseInt(o, 8)));
   return fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .map((l) => unescape(l.split(' ')[4] ?? ''))
+    .map((l) => unoctal(l.split(' ')[4] ?? ''))
     .filter((m) => m === dir || m.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
 }
@@ -62,7 +62,9 @@ export function mountsBelow(dir) {
 export function loopsBelow(dir) {
   const r = spawnSync('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE'], { encoding: 'utf8' });
   if (r.status !== 0 || !r.stdout.trim()) return [];
-  return JSON.parse(r.stdout).loopdevices.filter((l) => (l['back-file'] ?? '').startsWith(`${dir}/`)).map((l) => l.name);
+  return JSON.parse(r.stdout)
+    .loopdevices.filter((l) => (l['back-file'] ?? '').startsWith(`${dir}/`))
+    .map((l) => l.name);
 }
 
 /** Write back everything dirty, wait until nothing is under writeback, and drop the page cache, dentries and inodes. */

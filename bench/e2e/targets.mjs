@@ -18,6 +18,26 @@ const unmount = (dir) => {
   if (spawnSync('umount', [dir]).status !== 0) ok('umount', ['-l', dir]);
 };
 
+/** The process that has a descriptor on a path `match` accepts (and passes `also`), by a scan of /proc. */
+function pidHolding(match, also = () => true) {
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (also(pid) && fs.readdirSync(`/proc/${pid}/fd`).some((fd) => match(fs.readlinkSync(`/proc/${pid}/fd/${fd}`)))) return Number(pid);
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return undefined;
+}
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc/PID/stat; undefined without a process. */
+export function cpuSeconds(pid) {
+  if (!pid) return undefined;
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const after = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(after[11]) + Number(after[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 /** sysfs queue settings of a loop device: what the run asked for, then what the kernel has. */
 function tuneQueue(dev, cfg) {
   const q = `/sys/block/${path.basename(dev)}/queue`;
@@ -65,6 +85,8 @@ export async function kmsvolTarget(work, cfg, kv, env) {
   const t = ext4Target('kmsvol', dev, path.join(work, 'kmsvol'), cfg);
   t.queue = tuneQueue(dev, cfg);
   t.volumeId = vol;
+  const lock = path.join(work, 'home', 'run', `${vol}.lock`);
+  t.pid = pidHolding((p) => p === lock); // the card: the process holding the volume's lock file open
   return t;
 }
 
@@ -90,6 +112,10 @@ export async function gocryptfsTarget(work) {
   return {
     name: 'gocryptfs',
     dir,
+    pid: pidHolding(
+      (p) => p === '/dev/fuse',
+      (pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(cipher),
+    ),
     mkfs: undefined, // no block device: nothing to make
     async clear() {
       for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });

@@ -48,16 +48,39 @@ export function workloads(cfg) {
       unit: 'MiB/s',
       run: async (t) => (await fio([file(t), ...psync, '--rw=write', '--bs=1M', size, '--end_fsync=1'])).write.bw / 1024,
     },
-    { name: 'seqRead', label: 'buffered seq read 1 MiB, cold', unit: 'MiB/s', cold: true, run: async (t) => (await fio([file(t), ...psync, '--rw=read', '--bs=1M', size])).read.bw / 1024 },
-    { name: 'randRead', label: 'rand read 4 KiB QD1, cold', unit: 'IOPS', cold: true, run: async (t) => (await fio([file(t), ...psync, '--rw=randread', '--bs=4k', size, ...timed])).read.iops },
+    {
+      name: 'seqRead',
+      label: 'buffered seq read 1 MiB, cold',
+      unit: 'MiB/s',
+      cold: true,
+      run: async (t) => (await fio([file(t), ...psync, '--rw=read', '--bs=1M', size])).read.bw / 1024,
+    },
+    {
+      name: 'randRead',
+      label: 'rand read 4 KiB QD1, cold',
+      unit: 'IOPS',
+      cold: true,
+      run: async (t) => (await fio([file(t), ...psync, '--rw=randread', '--bs=4k', size, ...timed])).read.iops,
+    },
     {
       name: 'randWrite',
       label: 'rand write 4 KiB QD1, fsync every 32',
       unit: 'IOPS',
       run: async (t) => (await fio([file(t), ...psync, '--rw=randwrite', '--bs=4k', size, ...timed, '--fsync=32'])).write.iops,
     },
-    { name: 'randReadQd16', label: 'rand read 4 KiB QD16 O_DIRECT', unit: 'IOPS', cold: true, run: async (t) => (await fio([file(t), ...aio, '--rw=randread', '--bs=4k', size, ...timed])).read.iops },
-    { name: 'randWriteQd16', label: 'rand write 4 KiB QD16 O_DIRECT', unit: 'IOPS', run: async (t) => (await fio([file(t), ...aio, '--rw=randwrite', '--bs=4k', size, ...timed])).write.iops },
+    {
+      name: 'randReadQd16',
+      label: 'rand read 4 KiB QD16 O_DIRECT',
+      unit: 'IOPS',
+      cold: true,
+      run: async (t) => (await fio([file(t), ...aio, '--rw=randread', '--bs=4k', size, ...timed])).read.iops,
+    },
+    {
+      name: 'randWriteQd16',
+      label: 'rand write 4 KiB QD16 O_DIRECT',
+      unit: 'IOPS',
+      run: async (t) => (await fio([file(t), ...aio, '--rw=randwrite', '--bs=4k', size, ...timed])).write.iops,
+    },
     {
       name: 'smallFiles',
       label: '2,000 files of 16 KiB, rand read/write 4 KiB',
@@ -65,7 +88,17 @@ export function workloads(cfg) {
       run: async (t) => {
         const d = path.join(t.dir, 'small');
         fs.mkdirSync(d, { recursive: true });
-        const j = await fio([`--directory=${d}`, ...psync, '--nrfiles=2000', '--filesize=16k', '--bs=4k', '--rw=randrw', '--file_service_type=random', '--openfiles=64', ...timed]);
+        const j = await fio([
+          `--directory=${d}`,
+          ...psync,
+          '--nrfiles=2000',
+          '--filesize=16k',
+          '--bs=4k',
+          '--rw=randrw',
+          '--file_service_type=random',
+          '--openfiles=64',
+          ...timed,
+        ]);
         return j.read.iops + j.write.iops;
       },
     },
@@ -93,7 +126,8 @@ export function workloads(cfg) {
       label: 'tar x of node_modules into the volume, then sync',
       unit: 'MiB/s',
       cold: true,
-      run: async (t) => cfg.inputs.tarMiB / (await seconds(() => sh(`mkdir "${t.dir}/tree" && tar -xf "${cfg.inputs.tar}" -C "${t.dir}/tree" && sync -f "${t.dir}/tree"`))),
+      run: async (t) =>
+        cfg.inputs.tarMiB / (await seconds(() => sh(`mkdir "${t.dir}/tree" && tar -xf "${cfg.inputs.tar}" -C "${t.dir}/tree" && sync -f "${t.dir}/tree"`))),
     },
     {
       name: 'tarOut',
@@ -137,7 +171,8 @@ export async function idle(dev) {
 export async function makeInputs(cfg, names) {
   const big = path.join(cfg.work, 'input.bin');
   const tar = path.join(cfg.work, 'tree.tar');
-  if (names.some((n) => n.startsWith('cp'))) await run('fio', ['--name=input', `--filename=${big}`, '--rw=write', '--bs=1M', `--size=${cfg.cpMiB}M`, '--refill_buffers', '--end_fsync=1']);
+  if (names.some((n) => n.startsWith('cp')))
+    await run('fio', ['--name=input', `--filename=${big}`, '--rw=write', '--bs=1M', `--size=${cfg.cpMiB}M`, '--refill_buffers', '--end_fsync=1']);
   if (!names.some((n) => n.startsWith('tar') || n === 'findStat')) return { big, tar, tarMiB: 0, treeEntries: 0 };
   await sh(`tar -cf "${tar}" -C "${cfg.treeRoot}" ${cfg.treeDirs.join(' ')}`);
   const treeEntries = Number((await sh(`tar -tf "${tar}" | wc -l`)).trim());

@@ -6,12 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { splice, summarise, table } from '../../../bench/e2e/report.mjs';
 
 const job = { name: 'seqRead', label: 'seq read', unit: 'MiB/s' };
-const samples = (kmsvol: number[], gocryptfs: number[], plain: number[]) =>
-  [
-    ...kmsvol.map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'kmsvol', value })),
-    ...gocryptfs.map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'gocryptfs', value })),
-    ...plain.map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'plain', value })),
-  ];
+const samples = (kmsvol: number[], gocryptfs: number[], plain: number[]) => [
+  ...kmsvol.map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'kmsvol', value })),
+  ...gocryptfs.map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'gocryptfs', value })),
+  ...plain.map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'plain', value })),
+];
 
 describe('e2e bench summary', () => {
   it('pairs kmsvol with each peer by repetition and reports median and min–max', () => {
@@ -36,10 +35,13 @@ describe('e2e bench summary', () => {
 
   it('a time (lower is better) is turned into a speed ratio: the peer’s time over kmsvol’s', () => {
     const mkfs = { name: 'mkfs', label: 'mkfs', unit: 's', lower: true };
-    const [s] = summarise([mkfs], [
-      { rep: 1, job: 'mkfs', target: 'kmsvol', value: 2 },
-      { rep: 1, job: 'mkfs', target: 'plain', value: 1 },
-    ]);
+    const [s] = summarise(
+      [mkfs],
+      [
+        { rep: 1, job: 'mkfs', target: 'kmsvol', value: 2 },
+        { rep: 1, job: 'mkfs', target: 'plain', value: 1 },
+      ],
+    );
     expect(s.ratios.plain).toMatchObject({ median: 0.5, verdict: 'NOT met' });
     expect(s.ratios.gocryptfs).toBeUndefined();
   });
