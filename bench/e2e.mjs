@@ -1,4 +1,5 @@
-// sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--work DIR] [--write-results] [--no-chart]
+// sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
+//      npm run bench -- e2e --report bench/results/e2e-….json [--write-results]   (the table of a run already made)
 //                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off]
 // The path users take, measured as users take it: kmsvol (a volume attached
 // through the CLI with --loop, ext4 made by mkfs.ext4's defaults on
@@ -46,6 +47,23 @@ const cfg = {
   maxSectorsKb: opt('max-sectors-kb') === undefined ? undefined : Number(opt('max-sectors-kb')),
 };
 const only = opt('jobs')?.split(',');
+
+/** The table (and with --write-results RESULTS.md and the chart) from a run's JSON. */
+async function report(out) {
+  const md = table(out);
+  console.log(md);
+  if (flag('write-results')) {
+    const p = path.join(here, 'RESULTS.md');
+    fs.writeFileSync(p, splice(fs.readFileSync(p, 'utf8'), md));
+    if (!flag('no-chart')) fs.writeFileSync(path.join(here, 'e2e.svg'), await chart(out));
+    console.log('written: bench/RESULTS.md (the e2e table) and bench/e2e.svg');
+  }
+}
+// --report FILE.json: no run, only the table of a run already made.
+if (opt('report')) {
+  await report(JSON.parse(fs.readFileSync(opt('report'), 'utf8')));
+  process.exit(0);
+}
 
 if (process.getuid() !== 0) {
   console.error('the e2e bench needs root (loop devices, mounts, drop_caches): sudo npm run bench -- e2e');
@@ -129,7 +147,8 @@ try {
   const m = machine();
   const summary = summarise(jobs, samples);
   const out = {
-    command: `sudo npm run bench -- e2e ${argv.filter((a) => a !== '--write-results' && a !== '--no-chart').join(' ')}`.trim(),
+    command:
+      `sudo npm run bench -- e2e ${argv.filter((a, i) => !['--write-results', '--no-chart', '--out', '--work'].includes(a) && !['--out', '--work'].includes(argv[i - 1])).join(' ')}`.trim(),
     date: `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     machine: m,
     versions: {
@@ -142,19 +161,11 @@ try {
     samples,
     summary,
   };
-  const dir = path.join(here, 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `e2e-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = path.resolve(opt('out', path.join(here, 'results', `e2e-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)));
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-  const md = table(out);
-  console.log(md);
-  console.log(`\nsamples and summary: ${path.relative(root, file)}`);
-  if (flag('write-results')) {
-    const p = path.join(here, 'RESULTS.md');
-    fs.writeFileSync(p, splice(fs.readFileSync(p, 'utf8'), md));
-    if (!flag('no-chart')) fs.writeFileSync(path.join(here, 'e2e.svg'), await chart(out));
-    console.log('written: bench/RESULTS.md (the e2e table) and bench/e2e.svg');
-  }
+  console.log(`samples and summary: ${path.relative(root, file)}\n`);
+  await report(out);
 } finally {
   undoAll();
 }

@@ -4,10 +4,34 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
+/** The commands running now: a signal ends them before the undoing starts (a job's fio holds its mount busy). */
+const children = new Set();
+
+/** SIGKILL every running command and wait until each is dead (a zombie holds no files or mounts). */
+function killChildren() {
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (const c of children) {
+    c.kill('SIGKILL');
+    for (let i = 0; i < 500; i++) {
+      let state = 'Z';
+      try {
+        const stat = fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8');
+        state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      } catch {
+        /* reaped */
+      }
+      if (state === 'Z') break;
+      Atomics.wait(tick, 0, 0, 10); // a signal handler cannot await: wait synchronously for the kernel to finish the kill
+    }
+  }
+}
+
 /** Run a command to its end; resolves with its stdout, rejects with its stderr. */
 export function run(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    children.add(child);
+    child.on('exit', () => children.delete(child));
     let out = '';
     let err = '';
     child.stdout?.on('data', (d) => {
@@ -42,6 +66,7 @@ export function undoAll() {
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\n${sig}: cleaning up`);
+    killChildren();
     undoAll();
     process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
   });
