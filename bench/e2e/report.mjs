@@ -61,7 +61,10 @@ export function table(out) {
     ratioCell(s.ratios.plain),
   ]);
   const head = ['job', 'unit', 'kmsvol', 'plain loop', 'gocryptfs', 'kmsvol / gocryptfs (target ≥ 1.0)', 'kmsvol / plain loop (target ≥ 0.8)'];
-  const line = (cells) => `| ${cells.join(' | ')} |`;
+  // Columns padded as the project's formatter (Biome) lays out a markdown table: text left, figures right.
+  const right = (i) => i >= 2;
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => `| ${cells.map((c, i) => (right(i) ? c.padStart(width[i]) : c.padEnd(width[i]))).join(' | ')} |`;
   const loads = out.samples.map((s) => s.loadavg);
   const steals = out.samples.map((s) => s.stealPct);
   return [
@@ -70,7 +73,7 @@ export function table(out) {
     'Figures: median (min–max) over the repetitions. Ratios: kmsvol over the peer within each repetition, median (min–max); "within spread" means the repetitions fall on both sides of the target, so the row is not counted as met.',
     '',
     line(head),
-    line(head.map((_, i) => (i < 2 ? '---' : '---:'))),
+    line(head.map((_, i) => (right(i) ? `${'-'.repeat(width[i] - 1)}:` : '-'.repeat(width[i])))),
     ...rows.map(line),
   ].join('\n');
 }
