@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { EngineError, MAX_IO } from '../native/index.js';
+import { EngineError } from '../native/index.js';
 import { attachLoop, clearLoop, LO_FLAGS_DIRECT_IO, loopOpeners, loopStatus, openLoop, setLoopCapacity } from '../native/loop.js';
 import type { AttachmentRow } from '../volume/registry.js';
 import { mountPointOf, unlinkDevice } from './system.js';
@@ -56,27 +56,7 @@ export class HeldLoop {
         `The kernel did not put /dev/loop${number} in direct-I/O mode over the decrypted volume file; attach without --loop, or on a kernel whose loop driver supports direct I/O on FUSE.`,
       );
     }
-    loop.setReadAhead();
     return loop;
-  }
-
-  /**
-   * Readahead for the file system on the device: twice the card's largest
-   * request (KMSVOL_MAX_IO), as the block layer gives a device that states
-   * its optimal I/O size. The kernel leaves a loop device over a FUSE file at
-   * 128 KiB (FUSE states none), where a loop device over a file on a disk
-   * gets 2560 KiB; at 128 KiB, cp and tar, which read 128 KiB at a time and
-   * rely on readahead, send the card eight times as many requests
-   * (issue 30, bench/RESULTS.md). Written through sysfs while the card holds
-   * the device (the number is the card's); a kernel that refuses it keeps its
-   * default, which is slower but correct.
-   */
-  private setReadAhead(): void {
-    try {
-      fs.writeFileSync(`/sys/block/loop${this.number}/queue/read_ahead_kb`, String((2 * MAX_IO) / 1024));
-    } catch {
-      /* read-only sysfs (a container): the kernel's 128 KiB stays */
-    }
   }
 
   get path(): string {
