@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench -- <xts|kms|kms-asymmetric|kms-http|e2e|snapshot|cycle|keystores|change-tracking> [--json]
+// npm run bench -- <xts|kms|kms-asymmetric|kms-http|e2e|snapshot|snapshot-chain|cycle|keystores|change-tracking> [--json]
 // Benchmarks run the compiled code in dist/ (npm ci builds it; npm run build rebuilds it).
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -16,6 +16,7 @@ const suites = {
   cycle: 'cycle.mjs',
   keystores: 'keystores.mjs',
   'change-tracking': 'change-tracking.mjs',
+  'snapshot-chain': 'snapshot-chain.mjs',
 };
 const [name, ...rest] = process.argv.slice(2);
 const usage = `usage: npm run bench -- <${Object.keys(suites).join('|')}> [--json]`;

@@ -16,6 +16,8 @@ const json = process.argv.includes('--json');
 const MiB = 1 << 20;
 const RUNS = 5; // best of: this VM's fresh guest memory is slow on first touch, so the first runs measure the host
 const diskUsage = (file) => fs.statSync(file).blocks * 512;
+/** Bytes the snapshot block store uses on disk (blocks are stored once, whichever snapshots share them). */
+const storeUsage = (home) => Number(execFileSync('du', ['-s', '--block-size=1', `${home}/blocks`], { encoding: 'utf8' }).split('\t')[0]);
 const time = async (fn) => {
   const t = process.hrtime.bigint();
   const r = await fn();
@@ -83,14 +85,16 @@ try {
   const big = await kv.createVolume({ Size: 100, Encrypted: true, KmsKeyId: keyA });
   await writeScattered(kv, big.VolumeId, 100, 50);
   const [snap, tSnap] = await time(() => kv.createSnapshot(big.VolumeId));
+  const afterSnap = storeUsage(kv.home.root);
   const [copy, tCopy] = await time(() => kv.copySnapshot({ SourceSnapshotId: snap.SnapshotId, KmsKeyId: keyB }));
+  const afterCopy = storeUsage(kv.home.root);
   const [vol, tVol] = await time(() => kv.createVolume({ SnapshotId: copy.SnapshotId }));
   const f = (p) => `${kv.home.root}/${p}`;
   const sparse = {
     volumeGiB: 100,
     dataMiB: 50,
-    createSnapshot: { seconds: +tSnap.toFixed(2), diskMiB: +(diskUsage(f(`snapshots/${snap.SnapshotId}.img`)) / MiB).toFixed(1) },
-    copySnapshot: { seconds: +tCopy.toFixed(2), diskMiB: +(diskUsage(f(`snapshots/${copy.SnapshotId}.img`)) / MiB).toFixed(1) },
+    createSnapshot: { seconds: +tSnap.toFixed(2), diskMiB: +(afterSnap / MiB).toFixed(1) },
+    copySnapshot: { seconds: +tCopy.toFixed(2), diskMiB: +((afterCopy - afterSnap) / MiB).toFixed(1) },
     createVolumeFromSnapshot: { seconds: +tVol.toFixed(2), diskMiB: +(diskUsage(f(`volumes/${vol.VolumeId}.img`)) / MiB).toFixed(1) },
   };
 
@@ -106,7 +110,7 @@ try {
   const shm = fs.mkdtempSync('/dev/shm/kmsvol-bench-');
   const srcImg = `${shm}/src.img`;
   const dstImg = `${shm}/dst.img`;
-  execFileSync('cp', ['--sparse=always', `${kv.home.root}/snapshots/${s2.SnapshotId}.img`, srcImg]);
+  execFileSync('cp', ['--sparse=always', `${kv.home.root}/volumes/${data.VolumeId}.img`, srcImg]); // the snapshot's image: it is detached and unchanged since
   const oldKey = GuardedKey.fromBuffer(crypto.randomBytes(64));
   const newKey = GuardedKey.fromBuffer(crypto.randomBytes(64));
   const payload = 16 * MiB;
