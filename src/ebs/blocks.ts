@@ -83,20 +83,26 @@ interface Paging {
   StartingBlockIndex?: number;
 }
 
-function pageStart(p: Paging): { start: number; max: number } {
+/** How long a NextToken is good for, as AWS's EBS direct APIs say: 60 minutes. */
+const PAGE_TOKEN_MS = 60 * 60_000;
+
+function pageStart(ctx: Ec2Context, p: Paging): { start: number; max: number } {
   let start = p.StartingBlockIndex ?? 0;
   if (p.NextToken !== undefined) {
-    const m = /^page:(\d+)$/.exec(Buffer.from(p.NextToken, 'base64').toString('utf8'));
+    const m = /^page:(\d+):(\d+)$/.exec(Buffer.from(p.NextToken, 'base64').toString('utf8'));
     if (!m) throw EbsErrors.validation('INVALID_PAGE_TOKEN', 'The NextToken is not one this service gave.');
-    start = Math.max(start, Number(m[1]));
+    if (ctx.clock.now().getTime() > Number(m[2]) + PAGE_TOKEN_MS)
+      throw EbsErrors.validation('INVALID_PAGE_TOKEN', 'The NextToken has expired (a token is good for 60 minutes): list again from StartingBlockIndex.');
+    // NextToken wins over StartingBlockIndex, as AWS says.
+    start = Number(m[1]);
   }
-  const max = p.MaxResults ?? 10000;
-  if (!Number.isInteger(max) || max < 100 || max > 10000)
-    throw EbsErrors.validation('INVALID_PARAMETER_VALUE', `MaxResults ${max} is not between 100 and 10000.`);
+  // Under 100, AWS still answers with up to 100 (its FAQ); the model's bound is 100-10000.
+  const max = Math.max(p.MaxResults ?? 10000, 100);
+  if (!Number.isInteger(max) || max > 10000) throw EbsErrors.validation('INVALID_PARAMETER_VALUE', `MaxResults ${max} is not between 100 and 10000.`);
   return { start, max };
 }
 
-const nextToken = (index: number) => ({ NextToken: Buffer.from(`page:${index}`).toString('base64') });
+const nextToken = (ctx: Ec2Context, index: number) => ({ NextToken: Buffer.from(`page:${index}:${ctx.clock.now().getTime()}`).toString('base64') });
 
 function listing(ctx: Ec2Context, s: SnapshotRow) {
   return { ExpiryTime: new Date(ctx.clock.now().getTime() + EXPIRY_MS), VolumeSize: s.volume_size, BlockSize: BLOCK_SIZE };
@@ -105,13 +111,13 @@ function listing(ctx: Ec2Context, s: SnapshotRow) {
 export function listSnapshotBlocks(ctx: Ec2Context, req: Paging & { SnapshotId?: string }) {
   const s = snapshotFor(ctx, req.SnapshotId);
   needState(s, 'completed');
-  const { start, max } = pageStart(req);
+  const { start, max } = pageStart(ctx, req);
   const rows = ctx.registry.blockMap(s.snapshot_id, start, max + 1);
   const page = rows.slice(0, max);
   return {
     Blocks: page.map((b) => ({ BlockIndex: b.block_index, BlockToken: tokenOf(b.hash) })),
     ...listing(ctx, s),
-    ...(rows.length > max ? nextToken(rows[max]!.block_index) : {}),
+    ...(rows.length > max ? nextToken(ctx, rows[max]!.block_index) : {}),
   };
 }
 
@@ -134,7 +140,7 @@ export function listChangedBlocks(ctx: Ec2Context, req: Paging & { FirstSnapshot
         `${first.snapshot_id} and ${second.snapshot_id} are not of one lineage (neither is the other's ancestor).`,
       );
   }
-  const { start, max } = pageStart(req);
+  const { start, max } = pageStart(ctx, req);
   const a = new Map((first ? ctx.registry.blockMap(first.snapshot_id, start) : []).map((b: BlockRow) => [b.block_index, b.hash]));
   const b = new Map(ctx.registry.blockMap(second.snapshot_id, start).map((r) => [r.block_index, r.hash]));
   const indices = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y).filter((i) => a.get(i) !== b.get(i));
@@ -146,6 +152,6 @@ export function listChangedBlocks(ctx: Ec2Context, req: Paging & { FirstSnapshot
       ...(b.has(i) ? { SecondBlockToken: tokenOf(b.get(i)!) } : {}),
     })),
     ...listing(ctx, second),
-    ...(indices.length > max ? nextToken(indices[max]!) : {}),
+    ...(indices.length > max ? nextToken(ctx, indices[max]!) : {}),
   };
 }

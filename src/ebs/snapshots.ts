@@ -73,6 +73,11 @@ export async function startSnapshot(ctx: Ec2Context, req: StartSnapshotRequest) 
     const seen = ctx.registry.getClientToken(`ebs:${req.ClientToken}`);
     if (seen) return shape(ctx, snapshotFor(ctx, seen.resource_id));
   }
+  if (req.ParentSnapshotId !== undefined && req.Encrypted !== undefined)
+    throw EbsErrors.validation(
+      'INVALID_PARAMETER_VALUE',
+      "You can't specify Encrypted and ParentSnapshotId in the same request: a child snapshot has its parent's encryption.",
+    );
   const parent = req.ParentSnapshotId ? snapshotFor(ctx, req.ParentSnapshotId, 'ParentSnapshotId') : undefined;
   if (parent) needState(parent, 'completed');
   if (parent && parent.volume_size > size!)
