@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BLOCK_SIZE, readBlock } from '../volume/blocks.js';
+import { BLOCK_SIZE, readBlock, writeAll } from '../volume/blocks.js';
 import type { Ec2Context } from '../volume/context.js';
 import { EbsErrors } from './errors.js';
 import { needState, snapshotFor } from './snapshots.js';
@@ -48,7 +48,7 @@ export function aggregateOf(blocks: [number, string][]): string {
 function writeNew(file: string, data: Uint8Array): void {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
   try {
-    fs.writeSync(fd, data);
+    writeAll(fd, data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ensureDir } from '../home.js';
-import { BLOCK_SIZE, blockHash, dataBlocks, isZero, readBlock, readHeaderArea } from './blocks.js';
+import { BLOCK_SIZE, blockHash, dataBlocks, isZero, readBlock, readHeaderArea, writeAll } from './blocks.js';
 import type { Ec2Context } from './context.js';
 import { decodeHeader, HDR_SIZE, readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
@@ -95,9 +95,9 @@ export function materializeSnapshot(ctx: Ec2Context, s: SnapshotRow, file: strin
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'wx', 0o600);
   try {
-    if (s.header) fs.writeSync(fd, s.header, 0, s.header.length, 0);
+    if (s.header) writeAll(fd, s.header, 0);
     for (const b of ctx.registry.blockMap(s.snapshot_id))
-      fs.writeSync(fd, readBlock(ctx.home.root, b.hash), 0, BLOCK_SIZE, offset + b.block_index * BLOCK_SIZE);
+      writeAll(fd, readBlock(ctx.home.root, b.hash), offset + b.block_index * BLOCK_SIZE);
     fs.ftruncateSync(fd, offset + s.volume_size * GiB);
     fs.fsyncSync(fd);
   } catch (e) {
@@ -137,4 +137,19 @@ export function dropSnapshot(ctx: Ec2Context, snapshotId: string): string[] {
     return hashes;
   });
   return ctx.registry.unlinkUnused(ctx.home.root, named);
+}
+
+/**
+ * Drop a snapshot that failed before it completed. When its rows cannot be
+ * deleted (a full disk: SQLite needs room even to delete), the blocks only it
+ * names are unlinked first, which gives the room back, and the drop is tried
+ * again. Its state is pending, so nothing reads the blocks meanwhile.
+ */
+export function dropFailedSnapshot(ctx: Ec2Context, snapshotId: string): void {
+  try {
+    dropSnapshot(ctx, snapshotId);
+  } catch {
+    ctx.registry.unlinkOnlyNamedBy(ctx.home.root, snapshotId);
+    dropSnapshot(ctx, snapshotId);
+  }
 }

@@ -50,6 +50,16 @@ function fsyncDir(dir: string): void {
   }
 }
 
+/**
+ * Write all of `data` at `position` (or the file offset): a write may be short
+ * (a disk filling up), so loop until every byte is written or a write throws
+ * (ENOSPC). Never leaves a short write unnoticed.
+ */
+export function writeAll(fd: number, data: Uint8Array, position?: number): void {
+  for (let done = 0; done < data.length; )
+    done += fs.writeSync(fd, data, done, data.length - done, position === undefined ? null : position + done);
+}
+
 /** Postcondition: the block file of `hash` exists, whole and durable (tmp, fsync, rename, directory fsync); an existing one is kept. */
 export function writeBlock(root: string, hash: string, data: Uint8Array): void {
   const file = blockPath(root, hash);
@@ -59,7 +69,8 @@ export function writeBlock(root: string, hash: string, data: Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
   try {
-    fs.writeSync(fd, data);
+    // A short file under a block's name would be trusted by every later snapshot that stores the same content.
+    writeAll(fd, data);
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);

@@ -415,6 +415,26 @@ export class Registry {
     });
   }
 
+  /**
+   * Unlink the block files only snapshot `snapshotId` names, its map left as
+   * it is; returns them. For a snapshot that failed before it completed: on a
+   * full disk, its rows cannot be deleted until its blocks have given back
+   * their room. Under the write lock, so no other snapshot starts naming them.
+   */
+  unlinkOnlyNamedBy(root: string, snapshotId: string): string[] {
+    return this.write(() => {
+      const only = (
+        this.db
+          .prepare(
+            'SELECT DISTINCT hash FROM snapshot_blocks WHERE snapshot_id = ? AND hash NOT IN (SELECT hash FROM snapshot_blocks WHERE snapshot_id != ?)',
+          )
+          .all(snapshotId, snapshotId) as { hash: string }[]
+      ).map((r) => r.hash);
+      for (const h of only) unlinkBlock(root, h);
+      return only;
+    });
+  }
+
   /** The sweep of orphans (block files no map names: a crash between a delete's commit and its unlinks); returns those unlinked. */
   sweepOrphanBlocks(root: string): string[] {
     return this.unlinkUnused(root, listBlockFiles(root));

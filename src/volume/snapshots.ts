@@ -1,5 +1,5 @@
 import { ServiceError } from '../errors.js';
-import { dropSnapshot, latestSnapshot, sharesDataKey, snapshotBlocks, withScratch, withSnapshotImage } from './blockmap.js';
+import { dropFailedSnapshot, dropSnapshot, latestSnapshot, sharesDataKey, snapshotBlocks, withScratch, withSnapshotImage } from './blockmap.js';
 import type { Changes } from './changes.js';
 import { beginChanges } from './changes.js';
 import type { Ec2Context } from './context.js';
@@ -81,7 +81,7 @@ function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, ma
       ctx.events.record(row.snapshot_id, event, 'succeeded', detail ?? '');
       return snapshotShape(ctx, getSnapshot(ctx, row.snapshot_id));
     } catch (e) {
-      dropSnapshot(ctx, row.snapshot_id);
+      dropFailedSnapshot(ctx, row.snapshot_id);
       ctx.events.record(row.snapshot_id, event, 'failed', `${(e as Error).name}: ${(e as Error).message}`);
       throw e;
     }
