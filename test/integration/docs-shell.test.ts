@@ -28,6 +28,15 @@ const BLOCKS: Record<string, Plan[]> = {
     { skip: 'needs the machine-wide token plugin (block 0); luks-token.test.ts opens, checks and dumps images with stock cryptsetup as shown' },
     { skip: 'needs the machine-wide token plugin (block 0); luks-token.test.ts adds a passphrase keyslot through the token as shown' },
   ],
+  'docs/ebs.md': [],
+  'docs/ebs-direct-apis.md': [
+    'run',
+    'run',
+    { skip: 'two homes, one on another host (host-a): test/interop/ebs-transfer.test.ts runs export-snapshot between two homes' },
+    { skip: "needs host A's endpoint and credentials: test/interop/ebs-transfer.test.ts imports through a second kmsvol serve" },
+    { skip: 'needs host A (an AWS profile for it): test/interop/ebs-transfer.test.ts imports through a second kmsvol serve' },
+  ],
+  'docs/iam.md': ['run'],
   'docs/custom-key-stores.md': ['run', 'run', { skip: 'a vendor PKCS#11 module (/opt/vendor/lib/libvendorpkcs11.so): no such HSM on this machine' }, 'run'],
 };
 
@@ -133,6 +142,25 @@ kmsvol kms encrypt --key-id "$KEY" --plaintext aGk= --query KeyId --output text 
     );
     expect(shown(/--read-object/)).toContain('CKR_ATTRIBUTE_SENSITIVE');
     expect(shown(/attach-volume/)).toMatch(/"LoopDevice": "\/dev\/loop\d+"/);
+  });
+
+  it('docs/ebs-direct-apis.md: an endpoint, then a snapshot written, read back and a child compared through `aws ebs`, on a fresh home', () => {
+    const dir = tempHome('kmsvol-docs-ebs-');
+    const doc = 'docs/ebs-direct-apis.md';
+    const all = [{ command: 'export KMSVOL_HOME=$(mktemp -d)', fails: false }, ...shBlocks(doc).flatMap((b, i) => (BLOCKS[doc]![i] === 'run' ? steps(b) : []))];
+    const shown = run(all, dir);
+    expect(shown(/complete-snapshot --snapshot-id \$snap /)).toContain('"Status": "completed"');
+    expect(shown(/list-changed-blocks/)).toMatch(/"BlockIndex": 7\b/);
+    expect(shown(/list-changed-blocks/)).not.toMatch(/"BlockIndex": 0\b/);
+  });
+
+  it('docs/iam.md: a user with no permissions, its access key, and an inline policy, on a fresh home', () => {
+    const dir = tempHome('kmsvol-docs-iam-');
+    const doc = 'docs/iam.md';
+    const all = [{ command: 'export KMSVOL_HOME=$(mktemp -d)', fails: false }, ...steps(shBlocks(doc)[0]!)];
+    const shown = run(all, dir);
+    expect(shown(/create-user/)).toContain('"UserName": "carol"');
+    expect(shown(/create-access-key/)).toContain('"UserName": "carol"');
   });
 
   it("the README's `kmsvol serve &` block: the endpoint answers the AWS CLI with the credentials it exported", () => {
