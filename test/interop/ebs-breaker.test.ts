@@ -51,15 +51,17 @@ describe('EBS direct APIs against a hostile client', () => {
     300_000,
   );
 
-  it(
-    'an all-zero block put to an unencrypted snapshot counts in ChangedBlocksCount and the LINEAR aggregate',
-    () => runCase('test_an_all_zero_block_put_counts_as_written'),
-    120_000,
-  );
+  it('an all-zero block put counts in ChangedBlocksCount and the LINEAR aggregate', () => runCase('test_an_all_zero_block_put_counts_as_written'), 120_000);
 
   it(
     'a damaged block in the store is not served with a checksum computed over the damage',
     () => runCase('test_a_damaged_stored_block_is_not_served_as_good'),
     120_000,
+  );
+
+  it(
+    'CompleteSnapshot refuses a snapshot EC2 is still making (CopySnapshot), one StartSnapshot did not start',
+    () => runCase('test_the_write_operations_take_only_snapshots_started_by_start_snapshot'),
+    180_000,
   );
 });

@@ -15,7 +15,7 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from conftest import ENDPOINT
-from ebs_blocks import BLOCK, b64sha, linear
+from ebs_blocks import BLOCK, b64sha, linear, put_blocks
 
 
 def signed(method, path, body, headers, sign_payload, only=None):
@@ -127,8 +127,8 @@ def test_a_put_in_flight_never_lands_in_a_completed_snapshot(ebs, kms):
 
 def test_an_all_zero_block_put_counts_as_written(ebs):
     # A client counts the blocks it wrote (ChangedBlocksCount: "The number of blocks that were written to the
-    # snapshot") and aggregates their checksums. An all-zero block of an unencrypted snapshot is answered 201 but not
-    # counted (stored as a hole), so the honest count is refused, while the same put to an encrypted snapshot counts.
+    # snapshot") and aggregates their checksums. An all-zero block is answered 201 but not counted (stored as a hole;
+    # in an encrypted snapshot too, whose zero sectors are stored as zeros), so the honest count is refused.
     sid = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
     blocks = {0: bytes(BLOCK), 1: os.urandom(BLOCK)}
     for i, d in blocks.items():
@@ -161,3 +161,24 @@ def test_a_damaged_stored_block_is_not_served_as_good(ebs):
         return  # refused: good
     got = r["BlockData"].read()
     assert not (got != data and r["Checksum"] == b64sha(got)), "a damaged block was served with a checksum computed over the damage"
+
+
+def test_the_write_operations_take_only_snapshots_started_by_start_snapshot(ebs, ec2, kms):
+    # PutSnapshotBlock and CompleteSnapshot check only that a snapshot is `pending`. An EC2 CopySnapshot (or
+    # CreateSnapshot) is pending while it is being made: CompleteSnapshot then marks it completed half-made (no head, no
+    # blocks yet), and DescribeSnapshots shows it completed while the copy still runs.
+    sid = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
+    blocks = {i: os.urandom(BLOCK) for i in range(0, 2048, 16)}
+    put_blocks(ebs, sid, blocks)
+    ebs.complete_snapshot(SnapshotId=sid, ChangedBlocksCount=len(blocks))
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    copy = ec2.copy_snapshot(SourceSnapshotId=sid, SourceRegion=os.environ["AWS_DEFAULT_REGION"], Encrypted=True, KmsKeyId=key)["SnapshotId"]
+    assert ec2.describe_snapshots(SnapshotIds=[copy])["Snapshots"][0]["State"] == "pending"
+    try:
+        ebs.complete_snapshot(SnapshotId=copy, ChangedBlocksCount=0)
+        taken = True
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "ValidationException", e.response
+        taken = False
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[copy], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    assert not taken, f"CompleteSnapshot completed {copy}, an EC2 CopySnapshot still being made"
