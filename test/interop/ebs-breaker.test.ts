@@ -64,4 +64,10 @@ describe('EBS direct APIs against a hostile client', () => {
     () => runCase('test_the_write_operations_take_only_snapshots_started_by_start_snapshot'),
     180_000,
   );
+
+  it(
+    'under EBS encryption by default, StartSnapshot with an unencrypted parent is refused (ValidationException), as in AWS',
+    () => runCase('test_encryption_by_default_refuses_an_unencrypted_parent'),
+    120_000,
+  );
 });

@@ -182,3 +182,22 @@ def test_the_write_operations_take_only_snapshots_started_by_start_snapshot(ebs,
         taken = False
     ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[copy], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     assert not taken, f"CompleteSnapshot completed {copy}, an EC2 CopySnapshot still being made"
+
+
+def test_encryption_by_default_refuses_an_unencrypted_parent(ebs, ec2):
+    # AWS ("Encryption outcomes for EBS direct APIs"): with EBS encryption by default enabled "you can't create
+    # unencrypted snapshots", and StartSnapshot with an unencrypted parent fails with ValidationException whatever
+    # Encrypted and KmsKeyArn say. Here the child takes the parent's (absent) encryption: an unencrypted snapshot.
+    parent = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
+    ebs.complete_snapshot(SnapshotId=parent, ChangedBlocksCount=0)
+    ec2.enable_ebs_encryption_by_default()
+    try:
+        try:
+            child = ebs.start_snapshot(VolumeSize=1, ParentSnapshotId=parent)
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "ValidationException", e.response
+            return
+        made = ec2.describe_snapshots(SnapshotIds=[child["SnapshotId"]])["Snapshots"][0]
+        raise AssertionError(f"StartSnapshot made {made['SnapshotId']} (Encrypted {made['Encrypted']}) of an unencrypted parent under encryption by default")
+    finally:
+        ec2.disable_ebs_encryption_by_default()
