@@ -70,4 +70,10 @@ describe('EBS direct APIs against a hostile client', () => {
     () => runCase('test_encryption_by_default_refuses_an_unencrypted_parent'),
     120_000,
   );
+
+  it(
+    'a user with no identity policy cannot read a snapshot through the EBS direct APIs (ebs:* actions, as IAM decides them)',
+    () => runCase('test_a_user_with_no_identity_policy_cannot_read_snapshots_through_ebs'),
+    120_000,
+  );
 });

@@ -160,7 +160,8 @@ def test_a_damaged_stored_block_is_not_served_as_good(ebs):
     except botocore.exceptions.ClientError:
         return  # refused: good
     got = r["BlockData"].read()
-    assert not (got != data and r["Checksum"] == b64sha(got)), "a damaged block was served with a checksum computed over the damage"
+    if got != data and r["Checksum"] == b64sha(got):
+        raise AssertionError("a damaged block was served with a checksum computed over the damage")
 
 
 def test_the_write_operations_take_only_snapshots_started_by_start_snapshot(ebs, ec2, kms):
@@ -201,3 +202,28 @@ def test_encryption_by_default_refuses_an_unencrypted_parent(ebs, ec2):
         raise AssertionError(f"StartSnapshot made {made['SnapshotId']} (Encrypted {made['Encrypted']}) of an unencrypted parent under encryption by default")
     finally:
         ec2.disable_ebs_encryption_by_default()
+
+
+def test_a_user_with_no_identity_policy_cannot_read_snapshots_through_ebs(ebs):
+    # IAM: "By default, IAM users and roles don't have any permissions" (src/kms/identity.ts says so too); the EBS
+    # direct APIs are authorized by ebs:* actions (ebs:ListSnapshotBlocks, ebs:GetSnapshotBlock, ...). Here a user made
+    # with CreateUser and nothing else reads an unencrypted snapshot block by block, and writes new snapshots.
+    iam = boto3.client("iam", endpoint_url=ENDPOINT)
+    name = "nopolicy" + os.urandom(4).hex()
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == []
+    session = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=os.environ["AWS_DEFAULT_REGION"])
+    nobody = session.client("ebs", endpoint_url=ENDPOINT)
+    sid = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
+    secret = os.urandom(BLOCK)
+    ebs.put_snapshot_block(SnapshotId=sid, BlockIndex=0, BlockData=secret, DataLength=BLOCK, Checksum=b64sha(secret), ChecksumAlgorithm="SHA256")
+    ebs.complete_snapshot(SnapshotId=sid, ChangedBlocksCount=1)
+    got = None
+    try:
+        token = nobody.list_snapshot_blocks(SnapshotId=sid)["Blocks"][0]["BlockToken"]
+        got = nobody.get_snapshot_block(SnapshotId=sid, BlockIndex=0, BlockToken=token)["BlockData"].read()
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "AccessDeniedException", e.response
+    if got == secret:
+        raise AssertionError(f"{name}, with no identity policy, read block 0 of {sid} through the EBS direct APIs")
