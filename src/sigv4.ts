@@ -290,8 +290,11 @@ export interface VerifyOptions {
   now: number;
   /** How far X-Amz-Date may be from now, either way (default MAX_SKEW_MS, KMS's 5 minutes; EC2 and STS allow 15). */
   maxSkewMs?: number;
-  /** Accept x-amz-content-sha256: UNSIGNED-PAYLOAD (the signature then covers that literal, not the body). */
-  allowUnsignedPayload?: boolean;
+  /**
+   * Accept x-amz-content-sha256: UNSIGNED-PAYLOAD (the signature then covers that literal, not the body), provided
+   * the request signs these headers, which then protect the body (a checksum of it).
+   */
+  allowUnsignedPayload?: { mustSign: readonly string[] };
 }
 
 /**
@@ -363,7 +366,15 @@ export function checkRequest(req: ReceivedRequest, auth: ParsedAuth, opts: Verif
   if (declared.length) {
     const d = declared.join(',').trim();
     // UNSIGNED-PAYLOAD: the signature covers that literal instead of the body's hash, where the service allows it.
-    if (d === 'UNSIGNED-PAYLOAD' && opts.allowUnsignedPayload) return { payloadHash: d, amzDate };
+    if (d === 'UNSIGNED-PAYLOAD' && opts.allowUnsignedPayload) {
+      const unsigned = opts.allowUnsignedPayload.mustSign.filter((h) => !auth.signedHeaders.includes(h));
+      if (unsigned.length)
+        throw new SigV4Error(
+          'InvalidSignatureException',
+          `With x-amz-content-sha256 UNSIGNED-PAYLOAD the body is protected by its checksum headers: sign ${unsigned.join(', ')} too.`,
+        );
+      return { payloadHash: d, amzDate };
+    }
     if (d === 'UNSIGNED-PAYLOAD' || d.startsWith('STREAMING-'))
       throw new SigV4Error('InvalidSignatureException', `x-amz-content-sha256 '${d}' is not supported by this service: sign the payload (its SHA-256 in hex).`);
     if (d !== payloadHash) throw new SigV4Error('InvalidSignatureException', "The provided 'x-amz-content-sha256' header does not match what was computed.");

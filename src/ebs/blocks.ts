@@ -1,10 +1,10 @@
 import crypto from 'node:crypto';
 import { decryptBlock, encryptBlock } from '../card/blockcrypt.js';
-import { BLOCK_SIZE, blockHash, isZero, readBlock } from '../volume/blocks.js';
+import { BLOCK_SIZE, blockHash, readBlock } from '../volume/blocks.js';
 import type { Ec2Context } from '../volume/context.js';
 import type { BlockRow, SnapshotRow } from '../volume/registry.js';
 import { EbsErrors, viaKms } from './errors.js';
-import { needState, snapshotFor } from './snapshots.js';
+import { needOpen, needState, snapshotFor } from './snapshots.js';
 
 /**
  * Blocks through the EBS direct APIs: PutSnapshotBlock (checksum checked
@@ -39,8 +39,7 @@ export interface PutSnapshotBlockRequest {
 }
 
 export async function putSnapshotBlock(ctx: Ec2Context, req: PutSnapshotBlockRequest) {
-  const s = snapshotFor(ctx, req.SnapshotId);
-  needState(s, 'pending');
+  const s = needOpen(ctx, req.SnapshotId ?? '');
   const index = blockIndex(s, req.BlockIndex);
   const data = req.BlockData ?? Buffer.alloc(0);
   if (req.DataLength !== BLOCK_SIZE || data.length !== BLOCK_SIZE)
@@ -51,8 +50,10 @@ export async function putSnapshotBlock(ctx: Ec2Context, req: PutSnapshotBlockReq
   if (req.Checksum !== checksum)
     throw EbsErrors.validation('INVALID_BLOCK', `The checksum of block ${index} does not match its data (SHA256 ${checksum}); the block was not stored.`);
   const stored = s.encrypted === 1 ? await viaKms(() => encryptBlock(ctx.kms, s.header!, s.snapshot_id, index, data, BLOCK_SIZE)) : data;
-  if (isZero(stored)) ctx.registry.clearBlock(ctx.home.root, s.snapshot_id, index);
-  else ctx.registry.putBlock(ctx.home.root, s.snapshot_id, index, blockHash(stored), stored, checksum);
+  // A block of zeros is written like any other (one shared file in the store): ChangedBlocksCount and the LINEAR
+  // aggregate count every block the client wrote. The snapshot is checked again where the block is stored: a
+  // CompleteSnapshot (or the Timeout) during the KMS call above must not see a block land after it.
+  ctx.registry.putBlock(ctx.home.root, s.snapshot_id, index, blockHash(stored), stored, checksum, () => needOpen(ctx, s.snapshot_id));
   return { Checksum: checksum, ChecksumAlgorithm: 'SHA256' };
 }
 

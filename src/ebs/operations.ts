@@ -26,6 +26,11 @@ export interface EbsOperation {
   input: Readonly<Record<string, EbsMember>>;
   required: readonly string[];
   output: Readonly<Record<string, EbsMember>>;
+  /**
+   * The model's `authtype: v4-unsigned-body` (PutSnapshotBlock only): the body may be sent as UNSIGNED-PAYLOAD, and
+   * then these signed headers are what protect it (every other operation's body must be signed).
+   */
+  unsignedBody?: { mustSign: readonly string[] };
   run(ctx: Ec2Context, req: Record<string, unknown>): Promise<object>;
 }
 
@@ -89,6 +94,7 @@ export const OPERATIONS = {
       ...checksum,
     },
     required: ['SnapshotId', 'BlockIndex', 'BlockData', 'DataLength', 'Checksum', 'ChecksumAlgorithm'],
+    unsignedBody: { mustSign: ['x-amz-checksum', 'x-amz-checksum-algorithm', 'x-amz-data-length'] },
     output: checksum,
     run: run(putSnapshotBlock),
   },

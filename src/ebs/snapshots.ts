@@ -36,6 +36,23 @@ export function needState(s: SnapshotRow, state: 'pending' | 'completed'): void 
     throw EbsErrors.validation('INVALID_SNAPSHOT_ID', `The snapshot ${s.snapshot_id} is ${s.state}; this operation needs a ${state} snapshot.`);
 }
 
+/**
+ * Precondition of PutSnapshotBlock and CompleteSnapshot: a pending snapshot that StartSnapshot began (it has a
+ * deadline, complete_by), never one EC2 is still making (CreateSnapshot, CopySnapshot), which is pending too.
+ * Called again inside the transaction that stores a block or completes the snapshot, so neither can land in a
+ * snapshot that was completed (or timed out) meanwhile.
+ */
+export function needOpen(ctx: Ec2Context, snapshotId: string): SnapshotRow {
+  const s = snapshotFor(ctx, snapshotId);
+  needState(s, 'pending');
+  if (s.complete_by === null)
+    throw EbsErrors.validation(
+      'INVALID_SNAPSHOT_ID',
+      `The snapshot ${s.snapshot_id} is being made by EC2 (CreateSnapshot or CopySnapshot); the EBS direct APIs write only to snapshots begun with StartSnapshot.`,
+    );
+  return s;
+}
+
 export interface StartSnapshotRequest {
   VolumeSize?: number;
   ParentSnapshotId?: string;
@@ -87,6 +104,11 @@ export async function startSnapshot(ctx: Ec2Context, req: StartSnapshotRequest) 
     throw EbsErrors.validation(
       'INVALID_PARAMETER_VALUE',
       `A snapshot with a parent keeps its parent's key (${parent.kms_key_id ?? 'none'}); KmsKeyArn must be that key or absent.`,
+    );
+  if (parent && parent.encrypted === 0 && ctx.registry.getSetting('ebs_encryption_by_default') === 'true')
+    throw EbsErrors.validation(
+      'INVALID_PARAMETER_VALUE',
+      `EBS encryption by default is enabled, so no unencrypted snapshot can be made, and a child of ${parent.snapshot_id} (unencrypted) would be one. Start a snapshot without ParentSnapshotId.`,
     );
   if (parent && parent.encrypted === 0 && req.Encrypted)
     throw EbsErrors.validation('INVALID_PARAMETER_VALUE', 'The parent snapshot is not encrypted; an encrypted child of it is not supported here.');
@@ -148,22 +170,26 @@ export function linearChecksum(checksums: string[]): string {
 }
 
 export function completeSnapshot(ctx: Ec2Context, req: CompleteSnapshotRequest) {
-  const s = snapshotFor(ctx, req.SnapshotId);
-  if (s.state === 'completed') return { Status: 'completed' };
-  needState(s, 'pending');
-  const own = ctx.registry.blockMap(s.snapshot_id).filter((b) => b.own === 1);
-  if (req.ChangedBlocksCount !== own.length)
-    throw EbsErrors.validation(
-      'INVALID_PARAMETER_VALUE',
-      `ChangedBlocksCount is ${req.ChangedBlocksCount}, but ${own.length} blocks were written to ${s.snapshot_id}.`,
-    );
-  if (req.Checksum !== undefined) {
-    if (req.ChecksumAlgorithm !== 'SHA256' || req.ChecksumAggregationMethod !== 'LINEAR')
-      throw EbsErrors.validation('INVALID_PARAMETER_VALUE', 'A Checksum needs ChecksumAlgorithm SHA256 and ChecksumAggregationMethod LINEAR.');
-    if (linearChecksum(own.map((b) => b.checksum ?? '')) !== req.Checksum)
-      throw EbsErrors.validation('INVALID_PARAMETER_VALUE', `The aggregate checksum does not match the blocks written to ${s.snapshot_id}.`);
-  }
-  ctx.registry.write(() => ctx.registry.updateSnapshot(s.snapshot_id, { state: 'completed', progress: '100%', complete_by: null }));
+  const first = snapshotFor(ctx, req.SnapshotId);
+  if (first.state === 'completed') return { Status: 'completed' };
+  // The count, the aggregate and the state change in one write transaction: no block put lands between them.
+  const s = ctx.registry.write(() => {
+    const s = needOpen(ctx, first.snapshot_id);
+    const own = ctx.registry.blockMap(s.snapshot_id).filter((b) => b.own === 1);
+    if (req.ChangedBlocksCount !== own.length)
+      throw EbsErrors.validation(
+        'INVALID_PARAMETER_VALUE',
+        `ChangedBlocksCount is ${req.ChangedBlocksCount}, but ${own.length} blocks were written to ${s.snapshot_id}.`,
+      );
+    if (req.Checksum !== undefined) {
+      if (req.ChecksumAlgorithm !== 'SHA256' || req.ChecksumAggregationMethod !== 'LINEAR')
+        throw EbsErrors.validation('INVALID_PARAMETER_VALUE', 'A Checksum needs ChecksumAlgorithm SHA256 and ChecksumAggregationMethod LINEAR.');
+      if (linearChecksum(own.map((b) => b.checksum ?? '')) !== req.Checksum)
+        throw EbsErrors.validation('INVALID_PARAMETER_VALUE', `The aggregate checksum does not match the blocks written to ${s.snapshot_id}.`);
+    }
+    ctx.registry.updateSnapshot(s.snapshot_id, { state: 'completed', progress: '100%', complete_by: null });
+    return s;
+  });
   ctx.events.record(s.snapshot_id, 'completeSnapshot', 'succeeded');
   return { Status: 'completed' };
 }

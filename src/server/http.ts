@@ -217,7 +217,7 @@ export function serveEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       regionAllowed: (r) => (!opts.region || r === opts.region) && (opts.regionAllowAny === true || isAwsRegion(r)),
       now: Date.now(),
       maxSkewMs: service.maxClockSkewMs,
-      allowUnsignedPayload: service.unsignedPayload === true,
+      allowUnsignedPayload: service.unsignedPayload?.(received.method, received.url),
     });
     const tokens = sessionTokens(received, auth);
     const session = creds.principal.session;

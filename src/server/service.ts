@@ -65,8 +65,11 @@ export interface Service {
   readonly name: string;
   /** How far a request's X-Amz-Date may be from the endpoint's clock (default: sigv4.ts's MAX_SKEW_MS, KMS's 5 minutes). */
   readonly maxClockSkewMs?: number;
-  /** Accept `x-amz-content-sha256: UNSIGNED-PAYLOAD` (the EBS direct APIs' block bodies, as AWS accepts them). */
-  readonly unsignedPayload?: boolean;
+  /**
+   * Which requests may be sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD` (the EBS direct APIs' PutSnapshotBlock, as
+   * AWS accepts it), and the headers such a request must sign instead (they then protect the body); undefined: none.
+   */
+  unsignedPayload?(method: string, url: string): { mustSign: readonly string[] } | undefined;
   /** For a Query service: the Actions it answers (the endpoint routes a request by its Action). */
   readonly queryActions?: ReadonlySet<string>;
   handle(call: ServiceCall): Promise<ServiceReply>;

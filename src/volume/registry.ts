@@ -345,8 +345,9 @@ export class Registry {
   // map names always has its file, whichever processes store and free blocks at once.
 
   /** Set block `index` of a pending snapshot to `data` (stored under `hash` unless already stored); replaces what was there. */
-  putBlock(root: string, snapshotId: string, index: number, hash: string, data: Uint8Array, checksum: string | null = null): string[] {
+  putBlock(root: string, snapshotId: string, index: number, hash: string, data: Uint8Array, checksum: string | null = null, guard?: () => void): string[] {
     return this.write(() => {
+      guard?.(); // the caller's precondition, checked again under the write lock (e.g. the snapshot is still open)
       if (!this.db.prepare('SELECT 1 FROM snapshot_blocks WHERE hash = ? LIMIT 1').get(hash)) writeBlock(root, hash, data);
       const old = this.blockAt(snapshotId, index);
       this.db

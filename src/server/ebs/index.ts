@@ -1,4 +1,5 @@
 import { EbsError } from '../../ebs/errors.js';
+import type { EbsOperation } from '../../ebs/operations.js';
 import { OPERATIONS } from '../../ebs/operations.js';
 import { ServiceError } from '../../errors.js';
 import { createLogger } from '../../log.js';
@@ -10,7 +11,8 @@ import { decodeRequest, encodeError, encodeResponse, routeOf } from './protocol.
  * route names the operation (botocore's requestUri), the codec decodes its
  * members, the registry's handler runs it in the caller's EC2 context (so
  * the KMS authorizes each block of an encrypted snapshot as the caller), and
- * errors carry their Reason. Block bodies may be sent as UNSIGNED-PAYLOAD.
+ * errors carry their Reason. PutSnapshotBlock's body alone may be sent as
+ * UNSIGNED-PAYLOAD, with its checksum headers signed.
  */
 const log = createLogger('ebs');
 
@@ -28,7 +30,10 @@ function fail(e: unknown, requestId: string): ServiceReply {
 
 export const ebsService: Service = {
   name: 'ebs',
-  unsignedPayload: true,
+  unsignedPayload(method: string, url: string) {
+    const route = routeOf(OPERATIONS, method, url.split('?', 1)[0]!);
+    return route ? (OPERATIONS[route.name as keyof typeof OPERATIONS] as EbsOperation).unsignedBody : undefined;
+  },
 
   async handle(call: ServiceCall): Promise<ServiceReply> {
     try {
