@@ -2,6 +2,7 @@ import { EbsError } from '../../ebs/errors.js';
 import type { EbsOperation } from '../../ebs/operations.js';
 import { OPERATIONS } from '../../ebs/operations.js';
 import { ServiceError } from '../../errors.js';
+import { requireIdentityAllow } from '../../kms/identity.js';
 import { createLogger } from '../../log.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from '../service.js';
 import { decodeRequest, encodeError, encodeResponse, routeOf } from './protocol.js';
@@ -28,6 +29,20 @@ function fail(e: unknown, requestId: string): ServiceReply {
   return reply(encodeError('InternalServerException', 'An internal error occurred. Retry; if it persists, see the server log.', 500), requestId);
 }
 
+/**
+ * Precondition of every EBS direct API call: the caller's identity policies allow `ebs:<Operation>` on the snapshot
+ * (the account root may do anything; a user or role session only what its policies allow, docs/iam.md). The KMS
+ * still decides each block of an encrypted snapshot.
+ */
+function authorize(call: ServiceCall, operation: string, snapshotId: string | undefined): void {
+  const k = call.kms.ctx;
+  try {
+    requireIdentityAllow(k.store, k.account, call.caller.arn, `ebs:${operation}`, `arn:aws:ec2:${call.region}::snapshot/${snapshotId ?? '*'}`);
+  } catch (e) {
+    throw new EbsError('AccessDeniedException', (e as Error).message, 403, 'UNAUTHORIZED_ACCOUNT');
+  }
+}
+
 export const ebsService: Service = {
   name: 'ebs',
   unsignedPayload(method: string, url: string) {
@@ -42,6 +57,7 @@ export const ebsService: Service = {
       if (!route) throw new EbsError('ValidationException', `No EBS direct API operation is ${call.method} ${path}.`, 400, 'INVALID_PARAMETER_VALUE');
       const op = OPERATIONS[route.name as keyof typeof OPERATIONS];
       const req = decodeRequest(op, route.labels, new URLSearchParams(q), call.headers, call.body);
+      authorize(call, route.name, (req.SnapshotId ?? req.SecondSnapshotId) as string | undefined);
       const answer = (await op.run(call.ec2(), req)) as Record<string, unknown>;
       return reply(encodeResponse(op, answer), call.requestId);
     } catch (e) {
