@@ -18,7 +18,19 @@ describe('a card started before its grant, when the CLI is killed -9 before the 
   it('exits on its own: no waiting card is left behind', async () => {
     const home = tempHome();
     const key = kmsvol(home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
-    const vol = kmsvol(home, ['ec2', 'create-volume', '--size', '1', '--encrypted', '--kms-key-id', key, '--query', 'VolumeId', '--output', 'text']).stdout.trim();
+    const vol = kmsvol(home, [
+      'ec2',
+      'create-volume',
+      '--size',
+      '1',
+      '--encrypted',
+      '--kms-key-id',
+      key,
+      '--query',
+      'VolumeId',
+      '--output',
+      'text',
+    ]).stdout.trim();
     expect(vol).toMatch(/^vol-/);
     const held: net.Socket[] = [];
     const silent = net.createServer((s) => held.push(s)); // accepts, never answers

@@ -47,7 +47,13 @@ describe('identity-policy Deny statements conditioned on global keys', () => {
     createUser(k, 'mallory');
     putPolicy(k, 'user', 'mallory', 'all', doc(ALLOW_ALL));
     expect(kms.invokeAs(user('mallory'), 'Decrypt', { CiphertextBlob: blob }).Plaintext.toString()).toBe('x');
-    putPolicy(k, 'user', 'mallory', 'all', doc(ALLOW_ALL, { Effect: 'Deny', Action: 'kms:Decrypt', Resource: '*', Condition: { ArnEquals: { 'aws:PrincipalArn': user('mallory') } } }));
+    putPolicy(
+      k,
+      'user',
+      'mallory',
+      'all',
+      doc(ALLOW_ALL, { Effect: 'Deny', Action: 'kms:Decrypt', Resource: '*', Condition: { ArnEquals: { 'aws:PrincipalArn': user('mallory') } } }),
+    );
     expect(errorName(() => kms.invokeAs(user('mallory'), 'Decrypt', { CiphertextBlob: blob }))).toBe('AccessDeniedException');
   });
 
