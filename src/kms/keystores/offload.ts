@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { packageRoot } from '../../root.js';
 import { KmsError, KmsErrors } from '../errors.js';
 
 /**
@@ -72,12 +72,12 @@ export interface OffloadedCall {
   req: Record<string, unknown>;
 }
 
-/** The compiled KMS: next to this file in dist/, or the repository's dist/ when this file runs from src/ (tests). */
+/**
+ * The compiled KMS in the package's own dist/, whether this file runs from there, from src/ (tests) or from the CLI
+ * bundle (where a path relative to this file would name a directory outside the package: never load code from there).
+ */
 function kmsUrl(): string {
-  const near = new URL('../kms.js', import.meta.url);
-  if (fs.existsSync(fileURLToPath(near))) return near.href;
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-  return pathToFileURL(path.join(root, 'dist/kms/kms.js')).href;
+  return pathToFileURL(path.join(packageRoot(), 'dist/kms/kms.js')).href;
 }
 
 const WORKER = `
