@@ -4,7 +4,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { insertRow, openDatabase } from '../sqlite.js';
 import { convertImage } from './blockconvert.js';
-import { listBlockFiles, unlinkBlock, writeBlock } from './blocks.js';
+import { listBlockFiles, removeTempBlocks, unlinkBlock, writeBlock } from './blocks.js';
 
 /**
  * The volume registry (EC2's view): volumes, attachments and account settings,
@@ -340,7 +340,7 @@ export class Registry {
     this.db.prepare('DELETE FROM snapshots WHERE snapshot_id = ?').run(id);
   }
 
-  // The block store. Rule: a block file is written (if absent) and its first map row inserted in one write
+  // The block store. Rule: a block file is written (if absent or damaged) and its map row inserted in one write
   // transaction, and unlinked only in a write transaction that finds no map row naming it; so a block some
   // map names always has its file, whichever processes store and free blocks at once.
 
@@ -348,7 +348,8 @@ export class Registry {
   putBlock(root: string, snapshotId: string, index: number, hash: string, data: Uint8Array, checksum: string | null = null, guard?: () => void): string[] {
     return this.write(() => {
       guard?.(); // the caller's precondition, checked again under the write lock (e.g. the snapshot is still open)
-      if (!this.db.prepare('SELECT 1 FROM snapshot_blocks WHERE hash = ? LIMIT 1').get(hash)) writeBlock(root, hash, data);
+      // Written even if some map names it: writeBlock keeps a sound file and replaces a damaged one with `data`.
+      writeBlock(root, hash, data);
       const old = this.blockAt(snapshotId, index);
       this.db
         .prepare('INSERT OR REPLACE INTO snapshot_blocks (snapshot_id, block_index, hash, own, checksum) VALUES (?, ?, ?, 1, ?)')
@@ -426,9 +427,7 @@ export class Registry {
     return this.write(() => {
       const only = (
         this.db
-          .prepare(
-            'SELECT DISTINCT hash FROM snapshot_blocks WHERE snapshot_id = ? AND hash NOT IN (SELECT hash FROM snapshot_blocks WHERE snapshot_id != ?)',
-          )
+          .prepare('SELECT DISTINCT hash FROM snapshot_blocks WHERE snapshot_id = ? AND hash NOT IN (SELECT hash FROM snapshot_blocks WHERE snapshot_id != ?)')
           .all(snapshotId, snapshotId) as { hash: string }[]
       ).map((r) => r.hash);
       for (const h of only) unlinkBlock(root, h);
@@ -436,9 +435,13 @@ export class Registry {
     });
   }
 
-  /** The sweep of orphans (block files no map names: a crash between a delete's commit and its unlinks); returns those unlinked. */
+  /**
+   * The sweep of orphans: block files no map names (a crash between a delete's commit and its unlinks), and the
+   * temporary files of writers killed inside writeBlock (safe under the write lock: every writer holds it while it
+   * writes a block, so none of them is live). Returns the names removed.
+   */
   sweepOrphanBlocks(root: string): string[] {
-    return this.unlinkUnused(root, listBlockFiles(root));
+    return this.write(() => [...removeTempBlocks(root), ...this.unlinkUnused(root, listBlockFiles(root))]);
   }
 
   tagsOf(resourceId: string): TagRow[] {
