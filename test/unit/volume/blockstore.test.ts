@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dropSnapshot, materializeSnapshot, snapshotBlocks } from '../../../src/volume/blockmap.js';
-import { BLOCK_SIZE, blockHash, listBlockFiles, writeBlock } from '../../../src/volume/blocks.js';
+import { BLOCK_SIZE, blockHash, blockPath, listBlockFiles, readBlock, writeBlock } from '../../../src/volume/blocks.js';
 import type { Ec2Context } from '../../../src/volume/context.js';
 import { Registry } from '../../../src/volume/registry.js';
 import { tempHome } from '../../helpers/home.js';
@@ -101,5 +101,21 @@ describe('the snapshot block store', () => {
     expect(listBlockFiles(root)).toEqual(registry.blockMap('snap-0000000000000000d').map((b) => b.hash));
     fs.closeSync(fd);
     registry.close();
+  });
+});
+
+describe('a damaged block file', () => {
+  it('is refused on read (naming the file) and replaced by the next write of the same content', () => {
+    const root = tempHome('kmsvol-blocks-damaged-');
+    const data = Buffer.alloc(BLOCK_SIZE, 7);
+    const hash = blockHash(data);
+    writeBlock(root, hash, data);
+    const file = blockPath(root, hash);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from([0x47]), 0, 1, 1000); // bit rot
+    fs.closeSync(fd);
+    expect(() => readBlock(root, hash)).toThrow(/block store is damaged: .*[0-9a-f]{64} .*Restore/);
+    writeBlock(root, hash, data);
+    expect(readBlock(root, hash).equals(data)).toBe(true);
   });
 });
