@@ -96,8 +96,7 @@ export function materializeSnapshot(ctx: Ec2Context, s: SnapshotRow, file: strin
   const fd = fs.openSync(tmp, 'wx', 0o600);
   try {
     if (s.header) writeAll(fd, s.header, 0);
-    for (const b of ctx.registry.blockMap(s.snapshot_id))
-      writeAll(fd, readBlock(ctx.home.root, b.hash), offset + b.block_index * BLOCK_SIZE);
+    for (const b of ctx.registry.blockMap(s.snapshot_id)) writeAll(fd, readBlock(ctx.home.root, b.hash), offset + b.block_index * BLOCK_SIZE);
     fs.ftruncateSync(fd, offset + s.volume_size * GiB);
     fs.fsyncSync(fd);
   } catch (e) {
