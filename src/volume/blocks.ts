@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ServiceError } from '../errors.js';
 import { seekExtent } from '../native/index.js';
 
 /**
@@ -116,16 +115,25 @@ export function writeBlock(root: string, hash: string, data: Uint8Array): void {
   fsyncDir(dir);
 }
 
-/** Block `hash`'s bytes; Postcondition: they have SHA-256 `hash` (a damaged or missing file is an InternalServerException that says so). */
+/**
+ * A block file that does not hold what its name says: an internal fault, not the caller's. Each service answers it as
+ * its own internal error (EBS InternalServerException, EC2 InternalError: 500, the message in the endpoint's log); the
+ * CLI prints the message.
+ */
+export class DamagedBlockError extends Error {
+  constructor(readonly file: string) {
+    super(
+      `The snapshot block store is damaged: ${file} is missing or does not hold the block its name (SHA-256) says, so it was not used. Restore the snapshots that use it from a bundle (kmsvol ebs import-snapshot) or another copy of the snapshot, or delete them.`,
+    );
+    this.name = 'DamagedBlockError';
+  }
+}
+
+/** Block `hash`'s bytes; Postcondition: they have SHA-256 `hash` (else DamagedBlockError, naming the file). */
 export function readBlock(root: string, hash: string): Buffer {
   const file = blockPath(root, hash);
   const data = readIfSound(file, hash);
-  if (!data)
-    throw new ServiceError(
-      'InternalServerException',
-      `The snapshot block store is damaged: ${file} is missing or does not hold the block its name (SHA-256) says. Nothing was read from it. Restore the snapshots that use it from a bundle (kmsvol ebs import-snapshot) or another copy of the snapshot, or delete them.`,
-      500,
-    );
+  if (!data) throw new DamagedBlockError(file);
   return data;
 }
 
