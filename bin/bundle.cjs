@@ -42,7 +42,12 @@ function cachedData(file, id) {
   }
   if (bytes.length <= ID_BYTES + SUM_BYTES || bytes.subarray(0, ID_BYTES).toString('hex') !== id) return undefined;
   const data = bytes.subarray(ID_BYTES + SUM_BYTES);
-  return createHash('sha256').update(data).digest().equals(bytes.subarray(ID_BYTES, ID_BYTES + SUM_BYTES)) ? data : undefined;
+  return createHash('sha256')
+    .update(data)
+    .digest()
+    .equals(bytes.subarray(ID_BYTES, ID_BYTES + SUM_BYTES))
+    ? data
+    : undefined;
 }
 
 /** Bundle `name`'s exports, its compiled script and build id, or null when it is absent, unstamped, or older than a module of dist/ it was made from. */
