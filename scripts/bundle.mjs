@@ -36,6 +36,7 @@ for (const [name, { file, from }] of Object.entries(BUNDLES)) {
     outfile: file,
     write: false,
     metafile: true,
+    absWorkingDir: root, // the metafile's input paths are relative to it
     bundle: true,
     platform: 'node',
     format: 'cjs',
