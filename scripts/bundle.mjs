@@ -7,6 +7,7 @@
 // (better-sqlite3's and pkcs11js) and the AWS SDK (remote KMS only). The compiled
 // modules find the files they need through the package root (src/root.ts).
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +16,7 @@ import { build } from 'esbuild';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const loader = path.join(root, 'bin/bundle.cjs');
-const { BUNDLES, cacheOf } = (await import(loader)).default;
+const { BUNDLES, DIST, cacheOf, stampLine, ID_BYTES } = (await import(loader)).default;
 
 // The card logs from its first step: its bundle carries pino (log.ts loads it lazily otherwise).
 const entries = {
@@ -30,9 +31,12 @@ const entries = {
 };
 for (const [name, { file, from }] of Object.entries(BUNDLES)) {
   fs.rmSync(cacheOf(file), { force: true });
-  await build({
+  const { outputFiles, metafile } = await build({
     ...entries[name](from),
     outfile: file,
+    write: false,
+    metafile: true,
+    absWorkingDir: root, // the metafile's input paths are relative to it
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -47,6 +51,13 @@ for (const [name, { file, from }] of Object.entries(BUNDLES)) {
     banner: { js: "const __kmsvolBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
     logLevel: 'warning',
   });
+  // Its last line: a build id (its code cache names it) and the modules of dist/ it holds (bin/bundle.cjs runs dist/ when one is newer).
+  const inputs = Object.keys(metafile.inputs)
+    .map((f) => path.relative(DIST, path.resolve(root, f)))
+    .filter((f) => !f.startsWith('..') && !path.isAbsolute(f))
+    .sort();
+  const text = outputFiles.find((o) => o.path === file).text;
+  fs.writeFileSync(file, text + stampLine(randomBytes(ID_BYTES).toString('hex'), inputs));
 }
 
 // The code caches. V8 keeps the functions a run compiled: for the CLI, one
@@ -54,12 +65,12 @@ for (const [name, { file, from }] of Object.entries(BUNDLES)) {
 // the card, its modules' loading (a card needs root and FUSE to go further).
 const makeCache = (name, run) => `
   const fs = require('node:fs');
-  const { loadBundle, BUNDLES, cacheOf } = require(${JSON.stringify(loader)});
+  const { loadBundle, BUNDLES, cacheOf, cacheFile } = require(${JSON.stringify(loader)});
   const b = loadBundle(${JSON.stringify(name)});
   if (!b) process.exit(3);
   const write = () => {
     const file = BUNDLES[${JSON.stringify(name)}].file;
-    fs.writeFileSync(cacheOf(file), b.script.createCachedData());
+    fs.writeFileSync(cacheOf(file), cacheFile(b.id, b.script.createCachedData()));
     fs.chmodSync(cacheOf(file), fs.statSync(file).mode & 0o777); // the CLI sets umask 077; the cache is as readable as its bundle
   };
   ${run}`;

@@ -26,8 +26,13 @@ function tableWidth(): number {
 /**
  * One table within `width` columns, as the AWS CLI fits its tables: one row
  * too wide is turned to key | value rows; then columns too wide are narrowed
- * in proportion and their cells wrapped (cli-table3's colWidths count the
- * padding; a table is its colWidths plus one border per column and one).
+ * and their cells wrapped at spaces. A value with no space in it (an id, an
+ * ARN, a date) is never broken while narrowing headers (wrapped at their
+ * words' capitals) and other columns can make room; when nothing else can,
+ * the widest columns are broken first (at a + / T . : or - where there is
+ * one). Nothing is cut (cli-table3's
+ * colWidths count the padding; a table is its colWidths plus one border per
+ * column and one).
  */
 function fitted(head: string[], rows: string[][], width: number): string {
   if (rows.length === 1 && head.length > 1 && natural(head, rows) > width)
@@ -36,22 +41,87 @@ function fitted(head: string[], rows: string[][], width: number): string {
       head.map((h, i) => [h, rows[0]![i]!]),
       width,
     );
-  const natWidths = head.length
-    ? head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)) + 2)
-    : rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
-  const room = width - natWidths.length - 1;
-  const total = natWidths.reduce((a, b) => a + b, 0);
-  const colWidths = total <= room ? natWidths : shrink(natWidths, room);
-  const t = new (cliTable())({ head, style: { head: [], border: [] }, colWidths, wordWrap: true, wrapOnWordBoundary: false });
-  for (const r of rows) t.push(r);
+  const n = head.length || rows[0]!.length;
+  const column = (i: number) => rows.map((r) => r[i]!);
+  const longest = (xs: string[], split: RegExp) => Math.max(0, ...xs.flatMap((x) => x.split(split).map((w) => w.length)));
+  const nat = Array.from({ length: n }, (_, i) => Math.max(head[i]?.length ?? 0, ...column(i).map((c) => c.length)) + 2);
+  // Each column's width at three levels: its cells' longest word (at least one character), its header's too, all of it.
+  const cellWords = nat.map((w, i) => Math.min(w, Math.max(1, longest(column(i), / /)) + 2));
+  const headWords = cellWords.map((w, i) => Math.min(nat[i]!, Math.max(w, longest([head[i] ?? ''], HEAD_BREAK) + 2)));
+  const room = width - n - 1;
+  const sum = (ws: number[]) => ws.reduce((a, b) => a + b, 0);
+  const levels = [cellWords, headWords, nat];
+  const k = levels.filter((ws) => sum(ws) <= room).length - 1; // each level is at least as wide as the one before
+  const colWidths = k < 0 ? shrink(cellWords, room) : k === 2 ? nat : widen(levels[k]!, levels[k + 1]!, room);
+  const t = new (cliTable())({
+    head: head.map((h, i) => wrapText(h, colWidths[i]! - 2, HEAD_BREAK)),
+    style: { head: [], border: [] },
+    colWidths,
+  });
+  for (const r of rows) t.push(r.map((c, i) => wrapText(c, colWidths[i]! - 2, / /)));
   return t.toString();
+}
+
+/** Where a header may be wrapped: at a space, or before a capital that follows a small letter (Availability|Zone). */
+const HEAD_BREAK = / |(?<=[a-z])(?=[A-Z])/;
+
+/** Where a piece too long for its column is broken first, in this order: before a +, after a / T . : or -. */
+const SOFT_BREAKS: [string, number][] = [
+  ['+', 0],
+  ['/', 1],
+  ['T', 1],
+  ['.', 1],
+  [':', 1],
+  ['-', 1],
+];
+
+/** `text` in lines of at most `width`, broken where `at` matches (a space is dropped there); a longer piece is broken after its last punctuation that fits, else anywhere. */
+function wrapText(text: string, width: number, at: RegExp): string {
+  const w = Math.max(1, width);
+  const lines: string[] = [];
+  let line = '';
+  const pieces = text.split(new RegExp(`(${at.source})`)).filter((p) => p !== undefined);
+  for (let k = 0; k < pieces.length; k += 2) {
+    const sep = k > 0 ? pieces[k - 1]! : '';
+    let piece = pieces[k]!;
+    if (k > 0 && line.length + sep.length + piece.length <= w) {
+      line += sep + piece;
+      continue;
+    }
+    if (k > 0) lines.push(line);
+    while (piece.length > w) {
+      const head = piece.slice(0, w + 1);
+      const soft = SOFT_BREAKS.map(([c, after]) => head.lastIndexOf(c) + after).find((j) => j > w / 2 && j <= w);
+      const cut = soft ?? w;
+      lines.push(piece.slice(0, cut));
+      piece = piece.slice(cut);
+    }
+    line = piece;
+  }
+  lines.push(line);
+  return lines.join('\n');
 }
 
 function natural(head: string[], rows: string[][]): number {
   return head.reduce((sum, h, i) => sum + Math.max(h.length, ...rows.map((r) => r[i]!.length)) + 3, 1);
 }
 
-/** Column widths summing to at most `room`: narrow columns keep theirs, the rest share what is left (each at least 6). */
+/** From `floor` toward `nat` (wider than `room`), the room left shared in proportion to what each column lacks. */
+function widen(floor: number[], nat: number[], room: number): number[] {
+  const lack = nat.map((w, i) => w - floor[i]!);
+  const total = lack.reduce((a, b) => a + b, 0);
+  const extra = room - floor.reduce((a, b) => a + b, 0);
+  const out = floor.map((w, i) => w + Math.floor((extra * lack[i]!) / total));
+  let left = room - out.reduce((a, b) => a + b, 0);
+  for (let i = 0; left > 0 && i < out.length; i++)
+    if (out[i]! < nat[i]!) {
+      out[i]!++;
+      left--;
+    }
+  return out;
+}
+
+/** Column widths summing to at most `room`: the widest columns narrowed first, none below 6 (a narrow one keeps its width). */
 function shrink(widths: number[], room: number): number[] {
   const out = [...widths];
   for (;;) {
@@ -59,7 +129,9 @@ function shrink(widths: number[], room: number): number[] {
     const over = out.reduce((a, b) => a + b, 0) - room;
     if (over <= 0 || wide.length === 0) return out;
     const widest = Math.max(...wide.map((i) => out[i]!));
-    for (const i of wide) if (out[i] === widest) out[i] = Math.max(6, widest - Math.ceil(over / wide.length));
+    const next = Math.max(6, ...wide.map((i) => out[i]!).filter((w) => w < widest));
+    const at = wide.filter((i) => out[i] === widest);
+    for (const i of at) out[i] = Math.max(next, widest - Math.ceil(over / at.length));
   }
 }
 
