@@ -68,7 +68,7 @@ export interface SnapshotStarted {
 }
 
 /** Record a new snapshot as `pending` and run `make` for it: on failure nothing half-made is left, and the failure is an event. */
-function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, make: () => Promise<string | undefined | void>): SnapshotStarted {
+function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, make: () => Promise<unknown>): SnapshotStarted {
   ctx.registry.write(() => {
     ctx.registry.insertSnapshot(row);
     putTags(ctx.registry, row.snapshot_id, tags);
@@ -78,7 +78,7 @@ function build(ctx: Ec2Context, row: SnapshotRow, tags: Tag[], event: string, ma
     try {
       const detail = await make();
       ctx.registry.write(() => ctx.registry.updateSnapshot(row.snapshot_id, { state: 'completed', progress: '100%', kms_key_id: row.kms_key_id }));
-      ctx.events.record(row.snapshot_id, event, 'succeeded', detail ?? '');
+      ctx.events.record(row.snapshot_id, event, 'succeeded', typeof detail === 'string' ? detail : ''); // what make says it did
       return snapshotShape(ctx, getSnapshot(ctx, row.snapshot_id));
     } catch (e) {
       dropFailedSnapshot(ctx, row.snapshot_id);

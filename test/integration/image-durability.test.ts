@@ -16,7 +16,7 @@ import { attach, detach, volumeHome } from '../helpers/volumes.js';
 describe('new images are durable: the directory that holds one is fsynced once it is renamed into place', () => {
   /** The fsyncs of the directory `dir` (its path ends with /`dir`) while `args` runs on `home`. */
   function dirSyncs(home: string, work: string, dir: string, args: string[]): { code: number; stderr: string; syncs: number } {
-    const iolog = path.join(work, `${dir.replaceAll("/", "_")}.iolog`);
+    const iolog = path.join(work, `${dir.replaceAll('/', '_')}.iolog`);
     const shim = buildShim(work, { iolog, match: `/${dir}` });
     const r = kmsvol(home, args, { LD_PRELOAD: shim });
     const syncs = fs.existsSync(iolog) ? readIoLog(iolog).filter((e) => e.op === 'E').length : 0;
