@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BLOCK_SIZE, readBlock, writeAll } from '../volume/blocks.js';
+import { writeAll } from '../volume/atomic.js';
+import { BLOCK_SIZE, readBlock } from '../volume/blocks.js';
 import type { Ec2Context } from '../volume/context.js';
 import { EbsErrors } from './errors.js';
 import { needState, snapshotFor } from './snapshots.js';

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ensureDir } from '../home.js';
-import { BLOCK_SIZE, blockHash, dataBlocks, isZero, readBlock, readHeaderArea, writeAll } from './blocks.js';
+import { writeAll, writeFileAtomically } from './atomic.js';
+import { BLOCK_SIZE, blockHash, dataBlocks, isZero, readBlock, readHeaderArea } from './blocks.js';
 import type { Ec2Context } from './context.js';
 import { decodeHeader, HDR_SIZE, readImageHeader } from './luks2.js';
 import { GiB } from './offsets.js';
@@ -92,20 +93,15 @@ export function materializeSnapshot(ctx: Ec2Context, s: SnapshotRow, file: strin
   if (s.image) throw new Error(`Snapshot ${s.snapshot_id} has no block map: its image ${s.image} was missing when the registry was migrated.`);
   if (s.encrypted === 1 && !s.header) throw new Error(`Snapshot ${s.snapshot_id} has no header: it cannot be read.`);
   const offset = s.payload_offset ?? 0;
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    if (s.header) writeAll(fd, s.header, 0);
-    for (const b of ctx.registry.blockMap(s.snapshot_id)) writeAll(fd, readBlock(ctx.home.root, b.hash), offset + b.block_index * BLOCK_SIZE);
-    fs.ftruncateSync(fd, offset + s.volume_size * GiB);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  writeFileAtomically(
+    file,
+    (fd) => {
+      if (s.header) writeAll(fd, s.header, 0);
+      for (const b of ctx.registry.blockMap(s.snapshot_id)) writeAll(fd, readBlock(ctx.home.root, b.hash), offset + b.block_index * BLOCK_SIZE);
+      fs.ftruncateSync(fd, offset + s.volume_size * GiB);
+    },
+    { durable: false }, // a scratch image, removed after use
+  );
 }
 
 /** A scratch file name in the snapshots directory (not yet created), handed to `use` and removed afterwards. */

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { seekExtent } from '../native/index.js';
+import { writeAll, writeFileAtomically } from './atomic.js';
 
 /**
  * The snapshot block store's files: content-addressed 512 KiB blocks of a
@@ -21,9 +22,6 @@ import { seekExtent } from '../native/index.js';
  * crypto, ~1.5 GiB/s here) beside 0.24 ms for the read itself from the page cache.
  */
 export const BLOCK_SIZE = 512 * 1024;
-
-/** The suffix of a block's temporary file (`<hash>.tmp-<pid>`), renamed to its name once whole. */
-const TMP = '.tmp-';
 
 export function blocksDir(root: string): string {
   return path.join(root, 'blocks');
@@ -47,24 +45,6 @@ const ZERO = Buffer.alloc(BLOCK_SIZE);
 
 function mkdirPrivate(dir: string): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * Write all of `data` at `position` (or the file offset): a write may be short
- * (a disk filling up), so loop until every byte is written or a write throws
- * (ENOSPC). Never leaves a short write unnoticed.
- */
-export function writeAll(fd: number, data: Uint8Array, position?: number): void {
-  for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position === undefined ? null : position + done);
 }
 
 /** The bytes of block file `file` if they are whole and have SHA-256 `hash`; null if the file is missing, short, long or changed. */
@@ -97,22 +77,9 @@ function readIfSound(file: string, hash: string): Buffer | null {
 export function writeBlock(root: string, hash: string, data: Uint8Array): void {
   const file = blockPath(root, hash);
   if (readIfSound(file, hash)) return;
-  const dir = path.dirname(file);
-  mkdirPrivate(dir);
-  const tmp = `${file}${TMP}${process.pid}`;
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
-  try {
-    // A short file under a block's name would be trusted by every later snapshot that stores the same content.
-    writeAll(fd, data);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
-  fsyncDir(dir);
+  mkdirPrivate(path.dirname(file));
+  // A short file under a block's name would be trusted by every later snapshot that stores the same content.
+  writeFileAtomically(file, (fd) => writeAll(fd, data), { durable: true });
 }
 
 /**

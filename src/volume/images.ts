@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Home } from '../home.js';
 import { kmsEndpointFromEnv } from '../kms/client/remote.js';
+import { writeAll, writeFileAtomically } from './atomic.js';
 import type { Ec2Context, ImageSide } from './context.js';
 import { EBS_CONTEXT_KEY } from './context.js';
 import { Ec2Errors } from './errors.js';
@@ -69,21 +70,6 @@ export function removeRunFiles(home: Home, volumeId: string): string[] {
   return left;
 }
 
-function tempFor(file: string): string {
-  return `${file}.tmp-${process.pid}`;
-}
-
-/** Postcondition: `tmp` (already fsynced) is `file`, and the rename itself is durable (the directory is fsynced). */
-function publish(tmp: string, file: string): void {
-  fs.renameSync(tmp, file);
-  const dfd = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
-}
-
 /**
  * Give the image `file` (open as `fd`) its length `size`, sparse. Precondition:
  * the file system holding the home allows a file that long; ext4 stops at
@@ -103,19 +89,14 @@ export function sizeImage(fd: number, size: number, file: string): void {
 
 /** Create `file` holding `head` at offset 0 and sized `size` (sparse), via a temporary name, fsynced. */
 export function writeImageAtomically(file: string, head: Buffer | undefined, size: number): void {
-  const tmp = tempFor(file);
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    if (head) fs.writeSync(fd, head, 0, head.length, 0);
-    sizeImage(fd, size, file);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  publish(tmp, file);
+  writeFileAtomically(
+    file,
+    (fd) => {
+      if (head) writeAll(fd, head, 0);
+      sizeImage(fd, size, file);
+    },
+    { durable: true },
+  );
 }
 
 /**
