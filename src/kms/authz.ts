@@ -45,6 +45,8 @@ export interface CallState {
   facts: OperationFacts;
   /** The caller's IAM identity (root, or its inline policies: identity.ts); none when absent. */
   identity?: () => Identity;
+  /** The request's global condition keys (aws:PrincipalArn, aws:RequestedRegion ...: identity.ts, globalConditionKeys). */
+  globals?: () => Record<string, ConditionValue>;
 }
 
 const NO_IDENTITY: Identity = { kind: 'policies', owner: '', policies: [] };
@@ -151,8 +153,10 @@ export function accessDenied(
 }
 
 /** The condition keys of a request, lower-case as the evaluator compares them. */
-function conditionKeys(caller: Caller, facts: OperationFacts, req: AuthRequest): Record<string, ConditionValue> {
+function conditionKeys(call: CallState, req: AuthRequest): Record<string, ConditionValue> {
+  const { caller, facts } = call;
   const out: Record<string, ConditionValue> = {
+    ...call.globals?.(),
     'kms:calleraccount': accountOf(caller.principal),
     'aws:principalarn': caller.principal,
     // Only principals with IAM permission can ask a service to act for them.
@@ -203,7 +207,7 @@ export function authorize(call: CallState | undefined, key: KeyResource, req: Au
   const resource = key.arn;
   const caller = callerOf(call, req.action, resource);
   const { principal } = caller;
-  const conditions = conditionKeys(caller, call!.facts, req);
+  const conditions = conditionKeys(call!, req);
   const decision = parsePolicy(key.policy).evaluate({ principal, action: req.action, resource, conditions });
   const record = (effect: 'Allow' | 'Deny', by: string) => call!.decisions.push({ action: req.action, resource, effect, by });
   const statement = `key policy${decision.sid ? ` statement ${decision.sid}` : ''}`;
@@ -243,7 +247,7 @@ export function authorize(call: CallState | undefined, key: KeyResource, req: Au
 export function authorizeIamOnly(call: CallState | undefined, action: string, resource: string): void {
   const caller = callerOf(call, action, resource);
   const identity = (call!.identity ?? (() => NO_IDENTITY))();
-  const d = evaluateIdentity(identity, action, resource, conditionKeys(caller, call!.facts, { action }));
+  const d = evaluateIdentity(identity, action, resource, conditionKeys(call!, { action }));
   if (d.effect === 'Allow') {
     call!.decisions.push({ action, resource, effect: 'Allow', by: 'IAM' });
     return;

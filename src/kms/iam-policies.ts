@@ -1,6 +1,6 @@
 import { ServiceError } from '../errors.js';
 import type { KmsContext } from './context.js';
-import { noSuchRole, noSuchUser, roleRow } from './iam.js';
+import { canonicalRoleName, canonicalUserName, noSuchRole, noSuchUser, requireModifiableRole, roleRow } from './iam.js';
 import { parseIdentityPolicy } from './identity.js';
 
 /**
@@ -17,8 +17,11 @@ const MAX_INLINE_CHARS: Record<PolicyOwner, number> = { user: 2048, role: 10240 
 
 const iamError = (name: string, message: string, status = 400) => new ServiceError(name, message, status);
 
-function requireOwner(k: KmsContext, kind: PolicyOwner, name: string): void {
-  if (kind === 'user' ? !k.store.user(name) : !roleRow(k, name)) throw kind === 'user' ? noSuchUser(name) : noSuchRole(name);
+/** The owner's name as it was created (IAM names are not distinguished by case); NoSuchEntity when there is none. */
+function requireOwner(k: KmsContext, kind: PolicyOwner, asked: string): string {
+  const name = kind === 'user' ? canonicalUserName(k, asked) : canonicalRoleName(k, asked);
+  if (kind === 'user' ? !k.store.user(name) : !roleRow(k, name)) throw kind === 'user' ? noSuchUser(asked) : noSuchRole(asked);
+  return name;
 }
 
 function checkPolicyName(name: string): void {
@@ -31,15 +34,16 @@ function checkPolicyName(name: string): void {
 
 const size = (doc: string) => doc.replace(/\s/g, '').length;
 
-export function putPolicy(k: KmsContext, kind: PolicyOwner, owner: string, policyName: string, document: string): Record<string, never> {
+export function putPolicy(k: KmsContext, kind: PolicyOwner, asked: string, policyName: string, document: string): Record<string, never> {
   checkPolicyName(policyName);
+  if (kind === 'role') requireModifiableRole(asked);
   try {
     parseIdentityPolicy(document);
   } catch (e) {
     throw iamError('MalformedPolicyDocument', (e as Error).message.replace(/^The (key )?policy is malformed: /, 'Syntax errors in policy: '));
   }
   k.store.write(() => {
-    requireOwner(k, kind, owner);
+    const owner = requireOwner(k, kind, asked);
     const others = k.store.identityPolicies(kind, owner).filter((p) => p.policy_name !== policyName);
     const total = others.reduce((n, p) => n + size(p.document), size(document));
     if (total > MAX_INLINE_CHARS[kind])
@@ -53,16 +57,17 @@ export function putPolicy(k: KmsContext, kind: PolicyOwner, owner: string, polic
   return {};
 }
 
-export function getPolicy(k: KmsContext, kind: PolicyOwner, owner: string, policyName: string) {
-  requireOwner(k, kind, owner);
+export function getPolicy(k: KmsContext, kind: PolicyOwner, asked: string, policyName: string) {
+  const owner = requireOwner(k, kind, asked);
   const p = k.store.identityPolicies(kind, owner).find((r) => r.policy_name === policyName);
   if (!p) throw iamError('NoSuchEntity', `The ${kind} policy with name ${policyName} cannot be found.`, 404);
   return { [kind === 'user' ? 'UserName' : 'RoleName']: owner, PolicyName: policyName, PolicyDocument: p.document };
 }
 
-export function deletePolicy(k: KmsContext, kind: PolicyOwner, owner: string, policyName: string): Record<string, never> {
+export function deletePolicy(k: KmsContext, kind: PolicyOwner, asked: string, policyName: string): Record<string, never> {
+  if (kind === 'role') requireModifiableRole(asked);
   k.store.write(() => {
-    requireOwner(k, kind, owner);
+    const owner = requireOwner(k, kind, asked);
     if (!k.store.deleteIdentityPolicy(kind, owner, policyName))
       throw iamError('NoSuchEntity', `The ${kind} policy with name ${policyName} cannot be found.`, 404);
   });
@@ -70,13 +75,13 @@ export function deletePolicy(k: KmsContext, kind: PolicyOwner, owner: string, po
 }
 
 /** ListUserPolicies / ListRolePolicies, paged by Marker (the last name of the previous page) and MaxItems (1-1000, default 100). */
-export function listPolicies(k: KmsContext, kind: PolicyOwner, owner: string, marker?: string, maxItems = 100) {
+export function listPolicies(k: KmsContext, kind: PolicyOwner, asked: string, marker?: string, maxItems = 100) {
   if (!Number.isInteger(maxItems) || maxItems < 1 || maxItems > 1000)
     throw iamError(
       'ValidationError',
       `1 validation error detected: Value '${maxItems}' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000`,
     );
-  requireOwner(k, kind, owner);
+  const owner = requireOwner(k, kind, asked);
   const names = k.store
     .identityPolicies(kind, owner)
     .map((p) => p.policy_name)

@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import { ServiceError } from '../errors.js';
 import type { KmsContext } from './context.js';
 import { KmsError } from './errors.js';
-import { requireIdentityAllow } from './identity.js';
+import type { RequestFacts } from './identity.js';
+import { CARD_ROLE, requireIdentityAllow } from './identity.js';
 import { principalMatch, wildcard } from './policy.js';
 import { LEGACY_ADMIN_POLICY, LEGACY_ADMIN_POLICY_NAME } from './schema.js';
 
@@ -16,8 +17,7 @@ import { LEGACY_ADMIN_POLICY, LEGACY_ADMIN_POLICY_NAME } from './schema.js';
  */
 const NO_MATERIAL = Buffer.alloc(32);
 
-/** The role a card assumes for its own volume (session name = volume id); the card's KMS grant is its only permission. */
-export const CARD_ROLE = 'kmsvol-card';
+export { CARD_ROLE };
 export const MIN_SESSION_SECONDS = 900;
 export const MAX_SESSION_SECONDS = 43200;
 
@@ -52,7 +52,13 @@ function checkUserName(userName: string): void {
     throw new KmsError('ValidationError', `The user name ${JSON.stringify(userName)} is not valid: use 1-64 of letters, digits and +=,.@_-.`);
 }
 
-/** IAM CreateUser: a user with no permissions until a policy is attached (PutUserPolicy). */
+/**
+ * IAM CreateUser: a user with no permissions until a policy is attached
+ * (PutUserPolicy). "Names are not distinguished by case. For example, you
+ * cannot create resources named both "MyResource" and "myresource"" (IAM
+ * CreateUser, CreateRole): a name taken in any case is EntityAlreadyExists;
+ * the name keeps the case it was created with.
+ */
 export function createUser(k: KmsContext, userName: string) {
   checkUserName(userName);
   const created = k.now();
@@ -64,9 +70,20 @@ export function createUser(k: KmsContext, userName: string) {
   return { User: { Path: '/', UserName: userName, UserId: userIdOf(arn), Arn: arn, CreateDate: new Date(created) } };
 }
 
-export function getUser(k: KmsContext, userName: string) {
+/** A user's name as it was created, found without regard to case (`CAROL` names user carol); the name asked for when there is none. */
+export function canonicalUserName(k: KmsContext, userName: string): string {
+  return k.store.userName(userName) ?? userName;
+}
+
+/** A role's name as it was created, found without regard to case; the name asked for when there is none. */
+export function canonicalRoleName(k: KmsContext, roleName: string): string {
+  return k.store.roleName(roleName) ?? roleName;
+}
+
+export function getUser(k: KmsContext, asked: string) {
+  const userName = canonicalUserName(k, asked);
   const row = k.store.user(userName);
-  if (!row) throw noSuchUser(userName);
+  if (!row) throw noSuchUser(asked);
   return { User: { Path: '/', UserName: userName, UserId: userIdOf(userArn(k, userName)), Arn: userArn(k, userName), CreateDate: new Date(row.created) } };
 }
 
@@ -77,14 +94,18 @@ export const noSuchUser = (name: string) => iamError('NoSuchEntity', `The user w
  * exist (`mustExist`). `kmsvol iam create-access-key` is the local shortcut:
  * for a user that does not exist yet it creates one with the `kmsvol-admin`
  * inline policy (every action), as an account's first administrator is made;
- * a user made by CreateUser has only the policies put on it.
+ * a user made by CreateUser has only the policies put on it. A name that
+ * differs from an existing user's only in case names that user (IAM names
+ * are not distinguished by case): the key is that user's, under its name.
  */
-export function createAccessKey(k: KmsContext, userName: string, opts: { mustExist?: boolean } = {}) {
-  checkUserName(userName);
+export function createAccessKey(k: KmsContext, asked: string, opts: { mustExist?: boolean } = {}) {
+  checkUserName(asked);
   const accessKeyId = randomId('AKIA');
   const secret = randomSecret();
   const created = k.now();
+  let userName = asked;
   k.store.write(() => {
+    userName = canonicalUserName(k, asked);
     if (!k.store.user(userName)) {
       if (opts.mustExist) throw noSuchUser(userName);
       k.store.insertUser({ user_name: userName, user_id: userIdOf(userArn(k, userName)), created });
@@ -180,6 +201,9 @@ export function createRole(k: KmsContext, roleName: string, trustPolicy: string,
       "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 1000",
     );
   parseTrustPolicy(trustPolicy);
+  // The card role is kmsvol's, as a service-linked role is AWS's: it exists in every account (roleRow), and no CreateRole may
+  // make it first with a trust policy of its own (whoever could assume it would use every volume's card grant).
+  if (roleName.toLowerCase() === CARD_ROLE) throw iamError('EntityAlreadyExists', `Role with name ${roleName} already exists.`, 409);
   const created = k.now();
   const roleId = randomId('AROA');
   k.store.write(() => {
@@ -200,10 +224,22 @@ export function createRole(k: KmsContext, roleName: string, trustPolicy: string,
 
 export const noSuchRole = (name: string) => iamError('NoSuchEntity', `The role with name ${name} cannot be found.`, 404);
 
+/**
+ * The card role, like a service-linked role, is changed by kmsvol only: PutRolePolicy, DeleteRolePolicy and UpdateRole
+ * on it are UnmodifiableEntity, in IAM's words.
+ */
+export function requireModifiableRole(roleName: string): void {
+  if (roleName.toLowerCase() === CARD_ROLE)
+    throw iamError(
+      'UnmodifiableEntity',
+      `Cannot perform the operation on the protected role '${CARD_ROLE}' - this role is only modifiable by kmsvol (its volumes' cards assume it).`,
+    );
+}
+
 /** `kmsvol iam update-role --max-session-duration`: sessions issued afterwards may last up to it (those issued keep theirs). */
 export function updateRoleMaxSessionDuration(k: KmsContext, roleName: string, maxSessionDuration: number): Record<string, never> {
   checkMaxSessionDuration(maxSessionDuration);
-  if (roleName === CARD_ROLE) roleRow(k, roleName);
+  requireModifiableRole(roleName);
   k.store.write(() => {
     if (!k.store.setRoleMaxSessionDuration(roleName, maxSessionDuration)) throw noSuchRole(roleName);
   });
@@ -223,9 +259,10 @@ function checkMaxSessionDuration(seconds: number): void {
 }
 
 /** IAM GetRole. */
-export function getRole(k: KmsContext, roleName: string) {
+export function getRole(k: KmsContext, asked: string) {
+  const roleName = canonicalRoleName(k, asked);
   const r = roleRow(k, roleName);
-  if (!r) throw noSuchRole(roleName);
+  if (!r) throw noSuchRole(asked);
   return {
     Role: {
       Path: '/',
@@ -248,12 +285,17 @@ function cardRoleTrust(account: string): string {
   });
 }
 
-/** A role's row; the card role is made the first time it is named. */
+/**
+ * A role's row; the card role is made the first time it is named, and its
+ * trust is always kmsvol's (a row a CreateRole of an older kmsvol made under
+ * that name keeps its id, never its trust policy).
+ */
 export function roleRow(k: KmsContext, name: string) {
+  if (name !== CARD_ROLE) return k.store.role(name);
+  if (!k.store.role(name))
+    k.store.write(() => k.store.insertRole({ role_name: name, role_id: randomId('AROA'), trust_policy: cardRoleTrust(k.account), created: k.now() }));
   const row = k.store.role(name);
-  if (row || name !== CARD_ROLE) return row;
-  k.store.write(() => k.store.insertRole({ role_name: name, role_id: randomId('AROA'), trust_policy: cardRoleTrust(k.account), created: k.now() }));
-  return roleRow(k, name);
+  return row && { ...row, trust_policy: cardRoleTrust(k.account) };
 }
 
 export interface AssumeRoleRequest {
@@ -273,7 +315,13 @@ export const CHAINED_SESSION_SECONDS = 3600;
  * trust policy allows the caller. `mayAssume` is the role's own extra rule
  * (the card role: only for a volume whose card grant the caller could make).
  */
-export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest, mayAssume?: (role: string, session: string) => boolean) {
+export function assumeRole(
+  k: KmsContext,
+  caller: string,
+  req: AssumeRoleRequest,
+  mayAssume?: (role: string, session: string) => boolean,
+  facts: RequestFacts = { region: k.region },
+) {
   const { RoleArn: arn, RoleSessionName: session } = req;
   if (!arn) throw iamError('MissingParameter', 'The request must contain the parameter RoleArn.');
   if (!session) throw iamError('MissingParameter', 'The request must contain the parameter RoleSessionName.');
@@ -307,7 +355,7 @@ export function assumeRole(k: KmsContext, caller: string, req: AssumeRoleRequest
     })
     .filter((s) => s.via !== undefined);
   if (statements.length === 0 || statements.some((s) => s.Effect === 'Deny')) throw denied();
-  if (!statements.some((s) => s.via === 'direct')) requireIdentityAllow(k.store, k.account, caller, 'sts:AssumeRole', arn);
+  if (!statements.some((s) => s.via === 'direct')) requireIdentityAllow(k.store, k.account, caller, 'sts:AssumeRole', arn, { now: k.now(), ...facts });
   if (mayAssume && !mayAssume(m[2]!, session)) throw denied();
   if (duration > role.max_session_duration)
     throw iamError(

@@ -11,7 +11,7 @@ import type { Caller } from './authz.js';
 import { parseBlob } from './blob.js';
 import { KmsContext } from './context.js';
 import { KmsError, KmsErrors } from './errors.js';
-import { identityOf } from './identity.js';
+import { globalConditionKeys, identityOf } from './identity.js';
 import { invokeOffThread, mayCallProxy } from './keystores/offload.js';
 import { checkMembers, dryRunSucceeded } from './members.js';
 import type { KmsOperation, OperationSpec } from './operations.js';
@@ -173,7 +173,15 @@ export class Kms {
     const who: Caller = typeof caller === 'string' ? { principal: caller } : caller;
     const store = this.ctx.store;
     const account = this.account;
-    const call = { caller: who, op: String(op), decisions: [], facts: OPERATION_FACTS, identity: () => identityOf(store, account, who.principal) };
+    const region = this.region;
+    const call = {
+      caller: who,
+      op: String(op),
+      decisions: [],
+      facts: OPERATION_FACTS,
+      identity: () => identityOf(store, account, who.principal),
+      globals: () => globalConditionKeys(store, account, who.principal, { region, viaService: who.viaService, now: time.getTime() }),
+    };
     const record = {
       time,
       op,

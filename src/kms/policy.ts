@@ -87,6 +87,26 @@ const NEGATED = new Set(['StringNotEquals', 'StringNotEqualsIgnoreCase', 'String
 
 export const MAX_POLICY_BYTES = 32768;
 
+/**
+ * The global aws:* condition keys kmsvol puts in a request's context
+ * (identity.ts, globalConditionKeys; docs/iam.md lists them). AWS sets many
+ * more (aws:SourceIp, aws:PrincipalTag/..., aws:MultiFactorAuthPresent ...);
+ * here such a key would be missing, so a Deny conditioned on it would never
+ * apply where AWS's would. A policy naming one is refused when it is put.
+ */
+export const PROVIDED_GLOBAL_KEYS: ReadonlySet<string> = new Set([
+  'aws:principalarn',
+  'aws:principalaccount',
+  'aws:principaltype',
+  'aws:username',
+  'aws:userid',
+  'aws:requestedregion',
+  'aws:currenttime',
+  'aws:epochtime',
+  'aws:securetransport',
+  'aws:viaawsservice',
+]);
+
 function malformed(why: string, kind: PolicyKind = 'key'): KmsError {
   return new KmsError('MalformedPolicyDocumentException', `The ${kind === 'key' ? 'key ' : ''}policy is malformed: ${why}. Fix the policy document and retry.`);
 }
@@ -118,6 +138,10 @@ function parseConditions(v: unknown, where: string): Condition[] {
     if (!m || !OPERATORS.has(m[2]!)) throw malformed(`the condition operator ${full} is not supported`);
     if (!block || typeof block !== 'object' || Array.isArray(block)) throw malformed(`${where}.${full} must map condition keys to values`);
     for (const [key, raw] of Object.entries(block)) {
+      if (/^aws:/i.test(key) && !PROVIDED_GLOBAL_KEYS.has(key.toLowerCase()))
+        throw malformed(
+          `the condition key ${key} is not in kmsvol's request context (it provides ${[...PROVIDED_GLOBAL_KEYS].join(', ')}), so a condition on it could never hold as it would in AWS`,
+        );
       const list = (Array.isArray(raw) ? raw : [raw]).map((x) => (typeof x === 'boolean' || typeof x === 'number' ? String(x) : x));
       if (list.some((x) => typeof x !== 'string')) throw malformed(`the values of ${full} ${key} must be strings`);
       out.push({ op: m[2]!, qualifier: m[1] as Condition['qualifier'], ifExists: m[3] !== undefined, key: key.toLowerCase(), values: list as string[] });

@@ -473,7 +473,7 @@ export class KmsStore {
     return this.stmt('UPDATE iam_roles SET max_session_duration = ? WHERE role_name = ?').run(seconds, name).changes === 1;
   }
 
-  /** Insert a role; false when one of that name exists (it is left as it is). */
+  /** Insert a role; false when one of that name exists, in any case (IAM names are unique without regard to case; it is left as it is). */
   insertRole(r: {
     role_name: string;
     role_id: string;
@@ -484,7 +484,7 @@ export class KmsStore {
   }): boolean {
     return (
       this.stmt(
-        'INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created, max_session_duration, description) VALUES (@role_name, @role_id, @trust_policy, @created, @max_session_duration, @description)',
+        'INSERT OR IGNORE INTO iam_roles (role_name, role_id, trust_policy, created, max_session_duration, description) SELECT @role_name, @role_id, @trust_policy, @created, @max_session_duration, @description WHERE NOT EXISTS (SELECT 1 FROM iam_roles WHERE role_name = @role_name COLLATE NOCASE)',
       ).run({ max_session_duration: 3600, description: null, ...r }).changes === 1
     );
   }
@@ -493,9 +493,23 @@ export class KmsStore {
     return this.stmt('SELECT user_id, created FROM iam_users WHERE user_name = ?').get(name) as { user_id: string; created: number } | undefined;
   }
 
-  /** Insert a user; false when one of that name exists. */
+  /** The name a user was created with, found without regard to case (IAM names are case-insensitive for uniqueness, case-preserving). */
+  userName(name: string): string | undefined {
+    return (this.stmt('SELECT user_name FROM iam_users WHERE user_name = ? COLLATE NOCASE').get(name) as { user_name: string } | undefined)?.user_name;
+  }
+
+  /** The name a role was created with, found without regard to case. */
+  roleName(name: string): string | undefined {
+    return (this.stmt('SELECT role_name FROM iam_roles WHERE role_name = ? COLLATE NOCASE').get(name) as { role_name: string } | undefined)?.role_name;
+  }
+
+  /** Insert a user; false when one of that name exists, in any case (IAM names are unique without regard to case). */
   insertUser(r: { user_name: string; user_id: string; created: number }): boolean {
-    return this.stmt('INSERT OR IGNORE INTO iam_users (user_name, user_id, created) VALUES (@user_name, @user_id, @created)').run(r).changes === 1;
+    return (
+      this.stmt(
+        'INSERT OR IGNORE INTO iam_users (user_name, user_id, created) SELECT @user_name, @user_id, @created WHERE NOT EXISTS (SELECT 1 FROM iam_users WHERE user_name = @user_name COLLATE NOCASE)',
+      ).run(r).changes === 1
+    );
   }
 
   /** The inline policies of a user or role, by name. */

@@ -1,8 +1,8 @@
 import { ServiceError } from '../errors.js';
-import { createAccessKey, createRole, createUser, getRole, getUser, userArn } from '../kms/iam.js';
+import { canonicalRoleName, canonicalUserName, createAccessKey, createRole, createUser, getRole, getUser, userArn } from '../kms/iam.js';
 import type { PolicyOwner } from '../kms/iam-policies.js';
 import { deletePolicy, getPolicy, listPolicies, putPolicy } from '../kms/iam-policies.js';
-import { requireIdentityAllow } from '../kms/identity.js';
+import { GLOBAL_SERVICE_REGION, requireIdentityAllow } from '../kms/identity.js';
 import { QUERY_AUTH } from './query-auth.js';
 import type { Service, ServiceCall, ServiceReply, WireError } from './service.js';
 import { ATTRIBUTE, xmlDocument } from './xml.js';
@@ -33,8 +33,9 @@ interface Operation {
   run: (call: ServiceCall, p: Params) => Record<string, unknown>;
 }
 
-const userRes = (call: ServiceCall, p: Params) => userArn(call.kms.ctx, p.get('UserName') ?? '');
-const roleRes = (call: ServiceCall, p: Params) => `arn:aws:iam::${call.kms.account}:role/${p.get('RoleName') ?? ''}`;
+// The resource is named as the user or role was created: a Deny on user/carol must reach a call that asks for CAROL.
+const userRes = (call: ServiceCall, p: Params) => userArn(call.kms.ctx, canonicalUserName(call.kms.ctx, p.get('UserName') ?? ''));
+const roleRes = (call: ServiceCall, p: Params) => `arn:aws:iam::${call.kms.account}:role/${canonicalRoleName(call.kms.ctx, p.get('RoleName') ?? '')}`;
 const NOT_MODELLED = {
   PermissionsBoundary: 'permissions boundaries are not modelled by kmsvol (docs/iam.md)',
   Tags: 'IAM tags are not kept by kmsvol',
@@ -187,9 +188,10 @@ export const iamService: Service = {
         `Could not find operation ${action || '(no Action)'} for version ${VERSION}: this endpoint's IAM answers ${[...IAM_ACTIONS].join(', ')}.`,
       );
     checkMembers(action, op, p);
-    // Precondition: an IAM call is allowed by the caller's identity policies (the account root has every permission).
+    // Precondition: an IAM call is allowed by the caller's identity policies (the account root has every permission),
+    // with the global condition keys AWS sets for it (IAM is global: aws:RequestedRegion is us-east-1).
     const k = call.kms.ctx;
-    requireIdentityAllow(k.store, k.account, call.caller.arn, `iam:${action}`, op.resource(call, p));
+    requireIdentityAllow(k.store, k.account, call.caller.arn, `iam:${action}`, op.resource(call, p), { region: GLOBAL_SERVICE_REGION, now: k.now() });
     const out = op.run(call, p);
     const body = Object.keys(out).length ? { [`${action}Result`]: toXml(out) } : {};
     return reply(200, { [`${action}Response`]: { [`${ATTRIBUTE}xmlns`]: NS, ...body, ResponseMetadata: { RequestId: call.requestId } } });

@@ -85,6 +85,7 @@ function answer(call: ServiceCall, action: string): { reply: ServiceReply; respo
           DurationSeconds: duration === null ? undefined : /^\d+$/.test(duration) ? Number(duration) : NaN,
         },
         (role, session) => role !== CARD_ROLE || mayAssumeCardRole(call, session),
+        { region: call.region, now: k.now() },
       );
       const c = out.Credentials;
       const response = {

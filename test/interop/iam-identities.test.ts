@@ -225,3 +225,35 @@ print(json.dumps(out))
     );
   });
 });
+
+describe('the IAM endpoint decides with the global condition keys AWS sets for it (docs/iam.md)', () => {
+  it('a Deny on aws:RequestedRegion us-east-1 (IAM is global) refuses the IAM call, whatever region signs it', () => {
+    const dave = (() => {
+      aws(admin, ['iam', 'create-user', '--user-name', 'dave']);
+      return aws(admin, ['iam', 'create-access-key', '--user-name', 'dave']).json.AccessKey as Creds;
+    })();
+    const put = (deny: object) =>
+      aws(admin, [
+        'iam',
+        'put-user-policy',
+        '--user-name',
+        'dave',
+        '--policy-name',
+        'p',
+        '--policy-document',
+        policy({ Effect: 'Allow', Action: 'iam:GetUser', Resource: '*' }, { Effect: 'Deny', Action: 'iam:GetUser', Resource: '*', Condition: deny }),
+      ]);
+    expect(put({ StringEquals: { 'aws:RequestedRegion': 'eu-west-1' } }).code).toBe(0);
+    expect(aws(dave, ['iam', 'get-user', '--region', 'eu-west-1']).json.User.UserName).toBe('dave');
+    expect(put({ StringEquals: { 'aws:RequestedRegion': 'us-east-1' } }).code).toBe(0);
+    const r = aws(dave, ['iam', 'get-user', '--region', 'eu-west-1']);
+    expect(r.code).toBe(254);
+    expect(r.stderr).toContain('AccessDenied');
+    // A global key kmsvol does not put in the request context is refused when the policy is put, naming it.
+    const bad = put({ IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } });
+    expect(bad.code).toBe(254);
+    expect(bad.stderr).toContain('MalformedPolicyDocument');
+    const bad2 = put({ StringEquals: { 'aws:SourceVpc': 'vpc-1' } });
+    expect(bad2.stderr).toContain('aws:SourceVpc');
+  });
+});

@@ -37,7 +37,10 @@ function fail(e: unknown, requestId: string): ServiceReply {
 function authorize(call: ServiceCall, operation: string, snapshotId: string | undefined): void {
   const k = call.kms.ctx;
   try {
-    requireIdentityAllow(k.store, k.account, call.caller.arn, `ebs:${operation}`, `arn:aws:ec2:${call.region}::snapshot/${snapshotId ?? '*'}`);
+    requireIdentityAllow(k.store, k.account, call.caller.arn, `ebs:${operation}`, `arn:aws:ec2:${call.region}::snapshot/${snapshotId ?? '*'}`, {
+      region: call.region,
+      now: k.now(),
+    });
   } catch (e) {
     throw new EbsError('AccessDeniedException', (e as Error).message, 403, 'UNAUTHORIZED_ACCOUNT');
   }
