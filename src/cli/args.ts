@@ -41,6 +41,16 @@ function readFile(p: string): Buffer {
  * base64, or, with the AWS CLI v2's `--cli-binary-format raw-in-base64-out`,
  * the text itself (a `file://` file's bytes as they are).
  */
+/**
+ * A streaming blob argument (a REST body, such as `aws ebs put-snapshot-block --block-data`): the AWS CLI takes the
+ * path of a file, not base64; `fileb://` is accepted too.
+ */
+export function parseStreamingBlob(value: string, name: string): Buffer {
+  const file = value.startsWith('fileb://') ? value.slice(8) : value;
+  if (!fs.existsSync(file)) throw new UsageError(`Error parsing parameter '--${name}': Blob values must be a path to a file.`);
+  return readFile(file);
+}
+
 export function parseBlob(value: string, name: string, format: BinaryFormat = 'base64'): Buffer {
   if (value.startsWith('fileb://')) return readFile(value.slice(8));
   if (format === 'raw-in-base64-out') return value.startsWith('file://') ? readFile(value.slice(7)) : Buffer.from(value, 'utf8');

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { EbsOperation } from '../ebs/operations.js';
 import { OPERATIONS } from '../ebs/operations.js';
 import { UsageError } from '../errors.js';
-import { parseBlob, parseInteger, parseShorthandList } from './args.js';
+import { parseBlob, parseInteger, parseShorthandList, parseStreamingBlob } from './args.js';
 import { globalsOf, kebab, namedIn, print, withGlobals } from './common.js';
 import { TRANSFER_COMMANDS } from './ebs-transfer.js';
 import { openEc2 } from './ec2.js';
@@ -37,7 +37,7 @@ function command(name: string, op: EbsOperation): Command {
         if (v === undefined) continue;
         const flag = kebab(member);
         if (m.type === 'integer') req[member] = parseInteger(String(v), flag);
-        else if (m.type === 'blob') req[member] = parseBlob(String(v), flag);
+        else if (m.type === 'blob') req[member] = m.location === 'payload' ? parseStreamingBlob(String(v), flag) : parseBlob(String(v), flag);
         else if (m.type === 'list') req[member] = parseShorthandList(v as string[], flag);
         else req[member] = v;
       }

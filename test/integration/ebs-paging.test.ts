@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,5 +70,45 @@ describe('EBS direct API paging', () => {
     expect(r.code).toBe(254);
     expect(r.stderr).toContain('(ValidationException)');
     expect(r.stderr).toContain("can't specify Encrypted and ParentSnapshotId");
+  });
+});
+
+describe('EBS direct API snapshot state', () => {
+  it('a snapshot left open past its Timeout becomes error: a put is refused and EC2 shows it in state error', () => {
+    const t0 = new Date();
+    const started = kmsvol(home, ['ebs', 'start-snapshot', '--volume-size', '1', '--timeout', '10'], { KMSVOL_NOW: t0.toISOString() });
+    expect(started.code, started.stderr).toBe(0);
+    const id = started.json.SnapshotId as string;
+    const block = path.join(home, 'block');
+    fs.writeFileSync(block, Buffer.alloc(BLOCK, 9));
+    const sum = crypto.createHash('sha256').update(fs.readFileSync(block)).digest('base64');
+    const put = (at: Date) =>
+      kmsvol(
+        home,
+        [
+          'ebs',
+          'put-snapshot-block',
+          '--snapshot-id',
+          id,
+          '--block-index',
+          '0',
+          '--data-length',
+          String(BLOCK),
+          '--block-data',
+          block,
+          '--checksum',
+          sum,
+          '--checksum-algorithm',
+          'SHA256',
+        ],
+        { KMSVOL_NOW: at.toISOString() },
+      );
+    const inTime = put(new Date(t0.getTime() + 9 * 60_000));
+    expect(inTime.code, inTime.stderr).toBe(0);
+    const late = put(new Date(t0.getTime() + 11 * 60_000));
+    expect(late.code).toBe(254);
+    expect(late.stderr).toContain('(ValidationException)');
+    const shown = kmsvol(home, ['ec2', 'describe-snapshots', '--snapshot-ids', id], { KMSVOL_NOW: new Date(t0.getTime() + 11 * 60_000).toISOString() });
+    expect(shown.json.Snapshots[0].State).toBe('error');
   });
 });
