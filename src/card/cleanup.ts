@@ -8,7 +8,7 @@ import { retireGrant } from './grants.js';
 import { releaseStaleLoop } from './loop.js';
 import { recordedMountDev, releaseStaleMount } from './paths.js';
 import { lockPath, socketPath } from './runtime.js';
-import { abortFuseConnection, killPending, processAlive } from './system.js';
+import { abortFuseConnection, killPending, processAlive, stillExiting } from './system.js';
 
 /**
  * Cleanup after a dead card, in one place: what every path that finds a card
@@ -49,6 +49,12 @@ export async function reconcile(ctx: Ec2Context, v: VolumeRow, a: AttachmentRow)
   if (processAlive(a.pid) && killPending(a.pid)) {
     unstick(ctx, v.volume_id, a.pid);
     await waitForExit(a.pid, 5000).catch(() => undefined);
+  }
+  // A killed card whose main thread is gone may have threads still exiting, holding the volume's lock (or stuck on
+  // its own FUSE mount): free them and wait, briefly, so a card seen dead is cleaned up now, not on a later call.
+  for (const end = Date.now() + 5000; stillExiting(a.pid) && Date.now() < end; ) {
+    unstick(ctx, v.volume_id, a.pid);
+    await new Promise((r) => setTimeout(r, 10));
   }
   // An attach in progress is alive while the process attaching it is (its card may not hold the lock yet).
   if (a.state === 'attaching' && processAlive(a.pid)) return;

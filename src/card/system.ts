@@ -59,16 +59,30 @@ export function processAlive(pid: number): boolean {
   return !isZombie(pid);
 }
 
-function isZombie(pid: number): boolean {
-  let stat: string;
+function isZombie(pid: number, stat = `/proc/${pid}/stat`): boolean {
+  let text: string;
   try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    text = fs.readFileSync(stat, 'utf8');
   } catch {
     return true; // reaped between the two looks
   }
   // The state follows the command name, which is in parentheses and may itself contain ') '.
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  const state = text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
   return state === 'Z' || state === 'X';
+}
+
+/**
+ * A process whose main thread has exited (a zombie, so processAlive says no) while some of its other threads have
+ * not yet: they still hold its descriptors (a card's lock, its /dev/fuse), and may be waiting on its own FUSE mount.
+ */
+export function stillExiting(pid: number): boolean {
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return false;
+  }
+  return isZombie(pid) && tasks.some((t) => !isZombie(pid, `/proc/${pid}/task/${t}/stat`));
 }
 
 /** Where attached block devices are named by volume id, as Nitro's /dev/disk/by-id names EBS volumes. */
