@@ -19,21 +19,8 @@ import type {
 } from './schema.js';
 import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from './schema.js';
 
-export type {
-  AliasRow,
-  CustomKeyStoreRow,
-  CustomStoreKeyRow,
-  GrantRow,
-  HsmClusterRow,
-  IdentityPolicyRow,
-  ImportParametersRow,
-  KeyRow,
-  KeyUse,
-  MaterialRow,
-  RoleRow,
-  SessionRow,
-  TagRow,
-} from './schema.js';
+// The row types live with the schema; callers import them from here too.
+export type * from './schema.js';
 
 /**
  * The KMS store: SQLite (WAL, synchronous=FULL). Several processes use it at
