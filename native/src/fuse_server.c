@@ -49,6 +49,7 @@
 #define FILE_ID              2
 #define DIRECT_IO_ALLOW_MMAP (1ULL << 36)  /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
 #define RESERVE_CHUNK        (64ull << 10) /* see reserve() */
+#define READ_AROUND          (64ull << 10) /* see read_around() */
 #define ATTR_TTL             1             /* seconds the kernel may cache attributes and the name */
 #define CHANGE_BLOCK         ((uint64_t)KMSVOL_CHANGE_BLOCK)
 #define CHANGE_WORDS         (KMSVOL_CHANGE_MAX_BYTES / KMSVOL_CHANGE_BLOCK / 64)
@@ -79,6 +80,7 @@ struct server {
   _Atomic uint64_t *reserved; /* a bit per RESERVE_CHUNK of the volume already reserved in the image (see reserve) */
   uint64_t nchunks;           /* chunks the bitmap covers: the size at start (a grown tail is reserved write by write) */
   _Atomic uint64_t *changes;  /* a bit per CHANGE_BLOCK written since the last take (see mark_changed); NULL: not tracking */
+  uint64_t window;            /* read-around window in bytes (see read_around); 0: none */
 };
 
 /* The errno a request gets: what the backing file said when it is about space or a read-only disk, else EIO. */
@@ -182,6 +184,40 @@ static inline void mark_changed(server *s, uint64_t off, size_t size) {
   }
 }
 
+/*
+ * Read volume bytes [off, off + len) of the image into buf; *at is where they
+ * start in buf (MAX_IO + 2 sectors). A read smaller than the window that the
+ * page cache cannot answer whole (RWF_NOWAIT) reads the aligned window around
+ * it in one I/O instead, as the kernel's fault-around does for a mapped file:
+ * the neighbours land in the image's page cache (as ciphertext), and a later
+ * read of one of them costs no disk read. The loop device sends its requests
+ * as direct I/O and the file system above asks for no readahead on random
+ * reads, so without this every small read is one disk read.
+ */
+static int read_around(server *s, uint8_t *buf, uint64_t off, size_t len, uint8_t **at) {
+  uint64_t w = s->window;
+  *at = buf;
+  if (w && len < w) {
+    struct iovec v = {buf, len};
+    if (preadv2(s->fd, &v, 1, (off_t)(s->payload + off), RWF_NOWAIT) == (ssize_t)len) return 0;
+    uint64_t start = off / w * w, end = (off + len + w - 1) / w * w, vsize = atomic_load(&s->size);
+    if (end > vsize) end = vsize;
+    if (end - start <= MAX_IO) {
+      *at = buf + (off - start);
+      return pread_full(s->fd, buf, (size_t)(end - start), s->payload + start);
+    }
+  }
+  return pread_full(s->fd, buf, len, s->payload + off);
+}
+
+/* The read-around window: KMSVOL_READ_AROUND_KB (0 turns it off; for benchmarks), else READ_AROUND; never over MAX_IO. */
+static uint64_t read_around_window(const char *kb) {
+  char *end = NULL;
+  unsigned long long v = kb && *kb ? strtoull(kb, &end, 10) : 0;
+  if (!kb || !*kb || *end) return READ_AROUND;
+  return v > MAX_IO / 1024 ? MAX_IO : (uint64_t)v << 10;
+}
+
 /* ---------- the operations on the one file; each returns 0 or an errno ---------- */
 
 /* Read `size` bytes at `off` into *out (a pointer into buf, which has MAX_IO + 2 sectors); *got is the byte count. */
@@ -191,16 +227,14 @@ static int do_read(server *s, uint8_t *buf, uint64_t off, size_t size, const uin
   *got = 0;
   if (off >= vsize || size == 0) return 0;
   if (off + size > vsize) size = (size_t)(vsize - off);
-  if (!s->k) {
-    int e = pread_full(s->fd, buf, size, s->payload + off);
-    if (e) return fail_io(s, e, 0, off, size);
-    *got = size;
-    return 0;
-  }
   uint64_t first = off / SECTOR, last = (off + size - 1) / SECTOR;
-  int e = read_sectors(s, buf, first, last - first + 1);
+  uint64_t start = s->k ? first * SECTOR : off;
+  size_t len = s->k ? (size_t)((last - first + 1) * SECTOR) : size;
+  uint8_t *p;
+  int e = read_around(s, buf, start, len, &p);
+  if (!e && s->k) e = crypt_sectors(s, p, p, len, first, 0);
   if (e) return fail_io(s, e, 0, off, size);
-  *out = buf + off % SECTOR;
+  *out = p + (off - start);
   *got = size;
   return 0;
 }
@@ -684,6 +718,7 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int 
   s->payload = payload;
   atomic_store(&s->size, size);
   s->mnt = -1;
+  s->window = read_around_window(getenv("KMSVOL_READ_AROUND_KB"));
   s->nchunks = (size + RESERVE_CHUNK - 1) / RESERVE_CHUNK;
   s->reserved = calloc(s->nchunks / 64 + 1, sizeof *s->reserved); /* 2 KiB per GiB of volume */
   snprintf(s->name, sizeof s->name, "%s", name);

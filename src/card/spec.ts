@@ -47,8 +47,8 @@ export interface CardSpec {
 
 /**
  * The variables a card inherits: how programs are found and loaded, the
- * locale, the TLS trust a remote KMS may need, and the engine's backend. No
- * credential, token or KMS choice: those are in the spec.
+ * locale, the TLS trust a remote KMS may need, the engine's backend and the
+ * FUSE server's read-around window (benchmarks). No credential, token or KMS choice: those are in the spec.
  */
 export const CARD_ENV = [
   'PATH',
@@ -60,6 +60,7 @@ export const CARD_ENV = [
   'NODE_EXTRA_CA_CERTS',
   'AWS_CA_BUNDLE',
   'KMSVOL_XTS_BACKEND',
+  'KMSVOL_READ_AROUND_KB',
 ] as const;
 
 /** The card's environment: the CARD_ENV variables of `env` that are set. */

@@ -1,0 +1,104 @@
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { kmsvol } from '../helpers/cli.js';
+import { createVolume, detach, volumeHome } from '../helpers/volumes.js';
+
+const GiB = 2 ** 30;
+const KiB = 1024;
+const WINDOW = 64 * KiB; // the card's default read-around window (READ_AROUND in native/src/fuse_server.c)
+const MID = 1 << 20; // a window boundary inside the volume
+
+/**
+ * A small read that misses the page cache makes the card read the aligned
+ * 64 KiB window of the image around it (read_around, native/src/fuse_server.c).
+ * Checked from outside: the bytes read through an O_DIRECT descriptor (the
+ * loop device's way) against a model, with the image's pages evicted between
+ * reads so the window path runs, and the image's resident pages counted by
+ * util-linux's fincore.
+ */
+function setUp(encrypted: boolean, env: Record<string, string> = {}) {
+  const ctx = volumeHome();
+  const vol = encrypted ? createVolume(ctx.home, ctx.key) : kmsvol(ctx.home, ['ec2', 'create-volume', '--size', '1', '--no-encrypted']).json.VolumeId;
+  const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol], env);
+  if (r.code !== 0) throw new Error(`attach-volume failed (${r.code}): ${r.stderr}`);
+  const image = path.join(ctx.home, 'volumes', `${vol}.img`);
+  const fd = fs.openSync(r.json.Device, fs.constants.O_RDWR | fs.constants.O_DIRECT);
+  // What the volume holds: random bytes around MID and up to the end, zeros elsewhere.
+  const low = crypto.randomBytes(8 * WINDOW);
+  const high = crypto.randomBytes(3 * WINDOW);
+  fs.writeSync(fd, low, 0, low.length, MID - 4 * WINDOW);
+  fs.writeSync(fd, high, 0, high.length, GiB - high.length);
+  fs.fsyncSync(fd);
+  const model = (off: number, len: number): Buffer => {
+    const out = Buffer.alloc(Math.max(0, Math.min(len, GiB - off)));
+    for (const [base, b] of [
+      [MID - 4 * WINDOW, low],
+      [GiB - high.length, high],
+    ] as const) {
+      const from = Math.max(off, base);
+      const to = Math.min(off + out.length, base + b.length);
+      if (from < to) b.copy(out, from - off, from - base, to - base);
+    }
+    return out;
+  };
+  /** Drop the image's pages from the page cache (written back first), so the next read misses. */
+  const evict = () => {
+    const img = fs.openSync(image, 'r');
+    fs.fsyncSync(img);
+    fs.closeSync(img);
+    execFileSync('dd', [`if=${image}`, 'iflag=nocache', 'count=0', 'status=none']);
+  };
+  const resident = () => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', image], { encoding: 'utf8' }).trim());
+  const read = (off: number, len: number) => {
+    const b = Buffer.alloc(len);
+    return b.subarray(0, fs.readSync(fd, b, 0, len, off));
+  };
+  const done = () => {
+    fs.closeSync(fd);
+    detach(ctx.home, vol);
+  };
+  return { read, model, evict, resident, done };
+}
+
+/** Reads fast-check places around window boundaries (near MID and the end of the volume), 1 byte to 3 windows long. */
+const reads = fc.record({
+  base: fc.constantFrom(MID - 2 * WINDOW, MID - WINDOW, MID, MID + WINDOW, GiB - 2 * WINDOW, GiB - WINDOW),
+  delta: fc.integer({ min: -9000, max: 9000 }),
+  length: fc.oneof(fc.integer({ min: 1, max: 9000 }), fc.constantFrom(1, 4095, 4096, 4097, WINDOW - 1, WINDOW, WINDOW + 1, 3 * WINDOW)),
+  evict: fc.boolean(),
+});
+
+describe("the card's read-around window", () => {
+  it('a 4 KiB read that misses brings in the aligned 64 KiB window of the image; KMSVOL_READ_AROUND_KB=0 turns it off', () => {
+    for (const [env, more] of [
+      [{}, (d: number) => expect(d).toBeGreaterThanOrEqual(WINDOW)],
+      [{ KMSVOL_READ_AROUND_KB: '0' }, (d: number) => expect(d).toBeLessThan(WINDOW / 2)],
+    ] as const) {
+      const v = setUp(true, env);
+      v.evict();
+      const before = v.resident();
+      const off = MID + 5 * 4096; // inside the window [MID, MID + 64 KiB)
+      expect(v.read(off, 4096).equals(v.model(off, 4096))).toBe(true);
+      more(v.resident() - before);
+      v.done();
+    }
+  });
+
+  for (const encrypted of [true, false]) {
+    it(`${encrypted ? 'encrypted' : 'unencrypted'}: 300 O_DIRECT reads around window boundaries and the end of the volume, the cache evicted before half of them, match the bytes written`, () => {
+      const v = setUp(encrypted);
+      for (const r of fc.sample(reads, { numRuns: 300, seed: 30 })) {
+        const off = r.base + r.delta;
+        if (r.evict) v.evict();
+        const got = v.read(off, r.length);
+        const want = v.model(off, r.length);
+        if (!got.equals(want)) throw new Error(`read ${r.length} at ${off} (evicted: ${r.evict}): ${got.length} bytes differ from the ${want.length} written`);
+      }
+      v.done();
+    });
+  }
+});
