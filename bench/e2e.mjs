@@ -1,6 +1,6 @@
 // sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
 //      npm run bench -- e2e --report bench/results/e2e-….json [--write-results]   (the table of a run already made)
-//                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off]
+//                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off] [--read-around-kb N]
 // The path users take, measured as users take it: kmsvol (a volume attached
 // through the CLI with --loop, ext4 made by mkfs.ext4's defaults on
 // /dev/loopN), ext4 on a plain loop device over an image file in the same
@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chart, splice, summarise, table } from './e2e/report.mjs';
-import { dropCaches, load, loopsBelow, mountsBelow, onUndo, run, settle, undoAll } from './e2e/sys.mjs';
+import { dropCaches, io, load, loopsBelow, mountsBelow, onUndo, run, settle, undoAll } from './e2e/sys.mjs';
 import { cpuSeconds, gocryptfsTarget, kmsvolTarget, plainTarget } from './e2e/targets.mjs';
 import { idle, makeInputs, workloads } from './e2e/workloads.mjs';
 import { machine } from './env.mjs';
@@ -45,6 +45,7 @@ const cfg = {
   plainDio: opt('plain-dio') === 'on',
   readAheadKb: opt('read-ahead-kb') === undefined ? undefined : Number(opt('read-ahead-kb')),
   maxSectorsKb: opt('max-sectors-kb') === undefined ? undefined : Number(opt('max-sectors-kb')),
+  readAroundKb: opt('read-around-kb'), // the card's read-around window (KMSVOL_READ_AROUND_KB); default: the card's own
 };
 const only = opt('jobs')?.split(',');
 
@@ -95,7 +96,11 @@ try {
   sweep(cfg.work);
   fs.mkdirSync(cfg.work, { recursive: true, mode: 0o700 });
   onUndo('the work directory', () => sweep(cfg.work)); // last: whatever the steps' own undoing could not release
-  const env = { ...process.env, KMSVOL_HOME: path.join(cfg.work, 'home') };
+  const env = {
+    ...process.env,
+    KMSVOL_HOME: path.join(cfg.work, 'home'),
+    ...(cfg.readAroundKb === undefined ? {} : { KMSVOL_READ_AROUND_KB: cfg.readAroundKb }),
+  };
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));
   progress(`e2e: work directory ${cfg.work}; ${jobs.length} jobs x 3 targets x ${cfg.reps} repetitions`);
@@ -120,10 +125,12 @@ try {
         if (job.cold) await dropCaches();
         else await settle();
         const before = load();
+        const io0 = io(cfg.work);
         const cpu0 = cpuSeconds(t.pid);
         const t0 = performance.now();
         const value = await job.run(t);
         const after = load(before.now);
+        const { now: _, ...disk } = io(cfg.work, io0.now);
         const sample = {
           rep,
           job: job.name,
@@ -134,6 +141,7 @@ try {
           loadavg: after.loadavg,
           stealPct: after.stealPct,
           busyPct: after.busyPct,
+          ...disk, // what reached the disk under the targets (all three share it), and the memory handed back to the host
         };
         // The CPU the card (or the gocryptfs daemon) spent on the job: less sensitive to a loaded machine than its wall time.
         if (t.pid) sample.serverCpuS = +(cpuSeconds(t.pid) - cpu0).toFixed(2);

@@ -109,6 +109,37 @@ export async function settle() {
   }
 }
 
+/**
+ * The I/O of the disk holding `dir` (from /sys/dev/block/MAJ:MIN/stat): reads
+ * and writes completed and MiB moved, and, where the kernel says (a VM with
+ * free page reporting: /sys/module/page_reporting/parameters/reported_kib),
+ * the MiB of free memory the guest has handed back to its host. Pages handed
+ * back are faulted in again by the host on their next use, which shows in the
+ * guest as slow copies. `since`: the counters a previous call returned.
+ */
+export function io(dir, since) {
+  const counter = (read) => {
+    try {
+      return read();
+    } catch {
+      return undefined; // not a block device (tmpfs, overlay), or a kernel that does not count it
+    }
+  };
+  const dev = fs.statSync(dir).dev;
+  const major = Math.floor(dev / 256) & 0xfff;
+  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  const f = counter(() => fs.readFileSync(`/sys/dev/block/${major}:${minor}/stat`, 'utf8').trim().split(/\s+/).map(Number));
+  const reportedKib = counter(() => Number(fs.readFileSync('/sys/module/page_reporting/parameters/reported_kib', 'utf8')));
+  const now = { f, reportedKib };
+  if (!since) return { now };
+  const mib = (i) => +(((now.f[i] - since.f[i]) * 512) / 2 ** 20).toFixed(1);
+  return {
+    now,
+    ...(f && since.f ? { diskReads: f[0] - since.f[0], diskReadMiB: mib(2), diskWrites: f[4] - since.f[4], diskWriteMiB: mib(6) } : {}),
+    ...(reportedKib !== undefined && since.reportedKib !== undefined ? { reportedMiB: Math.round((reportedKib - since.reportedKib) / 1024) } : {}),
+  };
+}
+
 /** The load the machine is under: 1-minute load average now, and steal and busy ticks since `since` (from /proc/stat). */
 export function load(since) {
   const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
