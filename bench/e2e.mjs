@@ -1,6 +1,6 @@
 // sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
 //      npm run bench -- e2e --report bench/results/e2e-….json [--write-results]   (the table of a run already made)
-//                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off] [--read-around-kb N]
+//                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off] [--read-around-kb N] [--halt-poll-ns N]
 // The path users take, measured as users take it: kmsvol (a volume attached
 // through the CLI with --loop, ext4 made by mkfs.ext4's defaults on
 // /dev/loopN), ext4 on a plain loop device over an image file in the same
@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chart, splice, summarise, table } from './e2e/report.mjs';
-import { dropCaches, io, load, loopsBelow, mountsBelow, onUndo, run, settle, undoAll } from './e2e/sys.mjs';
+import { dropCaches, idleCpus, io, load, loopsBelow, mountsBelow, onUndo, run, settle, undoAll } from './e2e/sys.mjs';
 import { cpuSeconds, gocryptfsTarget, kmsvolTarget, plainTarget } from './e2e/targets.mjs';
 import { idle, makeInputs, workloads } from './e2e/workloads.mjs';
 import { machine } from './env.mjs';
@@ -46,6 +46,7 @@ const cfg = {
   readAheadKb: opt('read-ahead-kb') === undefined ? undefined : Number(opt('read-ahead-kb')),
   maxSectorsKb: opt('max-sectors-kb') === undefined ? undefined : Number(opt('max-sectors-kb')),
   readAroundKb: opt('read-around-kb'), // the card's read-around window (KMSVOL_READ_AROUND_KB); default: the card's own
+  haltPollNs: opt('halt-poll-ns') === undefined ? undefined : Number(opt('halt-poll-ns')), // the guest's idle polling, set for the run and restored
 };
 const only = opt('jobs')?.split(',');
 
@@ -103,6 +104,7 @@ try {
   };
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));
+  cfg.idle = idleCpus(cfg.haltPollNs);
   progress(`e2e: work directory ${cfg.work}; ${jobs.length} jobs x 3 targets x ${cfg.reps} repetitions`);
   cfg.inputs = await makeInputs(
     cfg,

@@ -140,6 +140,32 @@ export function io(dir, since) {
   };
 }
 
+const HALT_POLL = '/sys/module/haltpoll/parameters/guest_halt_poll_ns';
+
+/**
+ * How an idle CPU of this guest waits: the cpuidle driver and, with the
+ * haltpoll driver, how long it polls before halting (guest_halt_poll_ns; 0:
+ * it halts at once, and every wakeup of an idle vCPU goes through the host).
+ * `setNs`: set it for the run, restored by the undoing.
+ */
+export function idleCpus(setNs) {
+  const read = (f) => {
+    try {
+      return fs.readFileSync(f, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const before = read(HALT_POLL);
+  if (setNs !== undefined) {
+    if (before === undefined) throw new Error(`--halt-poll-ns: ${HALT_POLL} is missing (not a guest with the haltpoll cpuidle driver)`);
+    fs.writeFileSync(HALT_POLL, String(setNs));
+    onUndo(`guest_halt_poll_ns back to ${before}`, () => fs.writeFileSync(HALT_POLL, before));
+  }
+  const ns = read(HALT_POLL);
+  return { cpuidle: read('/sys/devices/system/cpu/cpuidle/current_driver'), ...(ns === undefined ? {} : { guestHaltPollNs: Number(ns) }) };
+}
+
 /** The load the machine is under: 1-minute load average now, and steal and busy ticks since `since` (from /proc/stat). */
 export function load(since) {
   const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
