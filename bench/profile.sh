@@ -2,7 +2,8 @@
 # Where a job's time goes, on the three targets of the e2e bench, from the
 # kernel's own counters (bash, fio, perf; nothing of bench/ is used, only the
 # kmsvol CLI to attach, as a user does).
-#   sudo bash bench/profile.sh JOB [REPS] [WORKDIR]   (default 3, /var/tmp/kmsvol-profile)
+#   sudo bash bench/profile.sh JOB [REPS] [WORKDIR]   (default 3, a fresh /var/tmp/kmsvol-profile.XXXXXX;
+#        a WORKDIR given must not exist yet: the script makes it and removes it at exit)
 #   JOB: randread (cold 4 KiB QD1), warmread (4 KiB QD1 O_DIRECT with everything
 #        below cached: the path's own cost), randwrite16 (4 KiB QD16 O_DIRECT;
 #        randwrite16cold: the page cache dropped first),
@@ -19,10 +20,22 @@
 set -euo pipefail
 job=${1:?usage: sudo bash bench/profile.sh randread|warmread|randwrite16|randwrite16cold|smallfiles|seqread|cpout [REPS] [WORKDIR]}
 reps=${2:-3}
-work=${3:-/var/tmp/kmsvol-profile}
 here=$(cd "$(dirname "$0")/.." && pwd)
+# Run as root, the script writes, mounts and finally removes everything below
+# its work directory, so it only uses one it made itself (mkdir fails on any
+# name that exists, a symbolic link included): never one another user could
+# have planted in a world-writable directory, nor one of the caller's.
+if [[ -n ${3:-} ]]; then
+  work=$3
+  if [[ -e $work || -L $work ]]; then
+    echo "profile.sh: $work exists; name a WORKDIR that does not exist yet (the script makes it and removes it at exit)" >&2
+    exit 2
+  fi
+  mkdir -m 700 -- "$work"
+else
+  work=$(mktemp -d /var/tmp/kmsvol-profile.XXXXXX)
+fi
 kv() { KMSVOL_HOME="$work/home" node "$here/bin/kmsvol.js" "$@"; }
-rm -rf "$work" && mkdir -p "$work" && chmod 700 "$work"
 vol='' plainloop=''
 cleanup() {
   set +e
