@@ -39,6 +39,7 @@ kv() { KMSVOL_HOME="$work/home" node "$here/bin/kmsvol.js" "$@"; }
 vol='' plainloop=''
 cleanup() {
   set +e
+  trap '' INT TERM # a second Ctrl-C must not cut the unmounting and detaching short
   for m in "$work/k" "$work/p" "$work/g"; do mountpoint -q "$m" && umount "$m"; done
   [[ -n $plainloop ]] && losetup -d "$plainloop"
   [[ -n $vol ]] && kv ec2 detach-volume --volume-id "$vol" --force >/dev/null

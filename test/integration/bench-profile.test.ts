@@ -5,7 +5,7 @@
 // script must refuse it before touching it. A stub `node` first on PATH makes
 // the script fail at its first CLI call, so a broken build shows the damage
 // (the planted directory gone) without attaching anything.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,5 +62,35 @@ describe('bench/profile.sh work directory', () => {
     expect(r.status).not.toBe(0); // the stub node fails the first CLI call
     expect(r.stderr).toMatch(/stub node/);
     expect(fs.readdirSync('/var/tmp').filter((n) => n.startsWith('kmsvol-profile') && !before.has(n))).toEqual([]);
+  });
+
+  it('a second Ctrl-C while it cleans up does not cut the cleanup short: the work directory is still removed', async () => {
+    const dir = scratch();
+    const work = path.join(dir, 'work');
+    const inDetach = path.join(dir, 'in-detach');
+    // A CLI that makes a key and a volume, fails to attach, and takes a moment to detach (announcing it).
+    fs.writeFileSync(
+      path.join(dir, 'bin', 'node'),
+      `#!/bin/sh
+case "$*" in
+  *create-key*) echo key-1 ;;
+  *create-volume*) echo vol-1 ;;
+  *detach-volume*) : >"${inDetach}"; sleep 1 ;;
+  *) exit 1 ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    const child = spawn('bash', [path.join(ROOT, 'bench/profile.sh'), 'randread', '1', work], {
+      env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 30_000;
+    while (!fs.existsSync(inDetach) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.existsSync(inDetach)).toBe(true);
+    child.kill('SIGINT'); // the second Ctrl-C, while the cleanup waits for detach-volume
+    await exited;
+    expect(fs.existsSync(work)).toBe(false);
   });
 });
