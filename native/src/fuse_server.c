@@ -204,7 +204,8 @@ static int read_around(server *s, uint8_t *buf, uint64_t off, size_t len, uint8_
     if (end > vsize) end = vsize;
     if (end - start <= MAX_IO) {
       *at = buf + (off - start);
-      return pread_full(s->fd, buf, (size_t)(end - start), s->payload + start);
+      if (pread_full(s->fd, buf, (size_t)(end - start), s->payload + start) == 0) return 0;
+      *at = buf; /* a neighbour that cannot be read (EIO) must not fail this read: read the request alone */
     }
   }
   return pread_full(s->fd, buf, len, s->payload + off);
