@@ -47,6 +47,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
+# The disk under the work directory, whose counters every run reads (Linux's dev_t: minor bits 0-7 and 20-31).
+disk=$(stat -c '%d' "$work")
+disk=/sys/dev/block/$(((disk >> 8) & 0xfff)):$(((disk & 0xff) | ((disk >> 12) & 0xfff00)))/stat
+if [[ ! -r $disk ]]; then
+  echo "profile.sh: $work is on no disk the kernel counts ($disk is missing: tmpfs, overlay, btrfs?); name a WORKDIR on one" >&2
+  exit 2
+fi
 mkdir "$work/k" "$work/p" "$work/g" "$work/gc"
 key=$(kv kms create-key --query KeyMetadata.KeyId --output text)
 vol=$(kv ec2 create-volume --size 4 --encrypted --kms-key-id "$key" --query VolumeId --output text)
@@ -59,8 +66,6 @@ gocryptfs -q -init -extpass 'echo profile' -scryptn 10 "$work/gc"
 gocryptfs -q -nosyslog -extpass 'echo profile' "$work/gc" "$work/g" </dev/null >/dev/null 2>&1
 card=$(pgrep -f "card/main.js $vol")
 gocryptfsd=$(pgrep -f "gocryptfs.*$work/gc" | head -1)
-disk=$(stat -c '%d' "$work")
-disk=/sys/dev/block/$((disk >> 8)):$((disk & 255))/stat
 case $job in
   smallfiles) ;;
   cpout) for t in k p g; do head -c 1G /dev/urandom >"$work/$t/cp.bin"; done ;;

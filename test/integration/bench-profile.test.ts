@@ -5,7 +5,7 @@
 // script must refuse it before touching it. A stub `node` first on PATH makes
 // the script fail at its first CLI call, so a broken build shows the damage
 // (the planted directory gone) without attaching anything.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,6 +91,20 @@ esac
     expect(fs.existsSync(inDetach)).toBe(true);
     child.kill('SIGINT'); // the second Ctrl-C, while the cleanup waits for detach-volume
     await exited;
+    expect(fs.existsSync(work)).toBe(false);
+  });
+
+  it('refuses, before attaching anything, a WORKDIR on a file system without disk counters (tmpfs), and removes the directory it made', () => {
+    const dir = scratch();
+    const fsdir = path.join(dir, 'tmpfs');
+    fs.mkdirSync(fsdir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', fsdir]);
+    onCleanup(() => spawnSync('umount', [fsdir]));
+    const work = path.join(fsdir, 'work');
+    const r = profile(dir, work);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).not.toMatch(/stub node/); // no CLI call was made
+    expect(r.stderr).toMatch(/disk/);
     expect(fs.existsSync(work)).toBe(false);
   });
 });
