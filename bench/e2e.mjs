@@ -45,7 +45,7 @@ const cfg = {
   plainDio: opt('plain-dio') === 'on',
   readAheadKb: opt('read-ahead-kb') === undefined ? undefined : Number(opt('read-ahead-kb')),
   maxSectorsKb: opt('max-sectors-kb') === undefined ? undefined : Number(opt('max-sectors-kb')),
-  readAroundKb: opt('read-around-kb'), // the card's read-around window (KMSVOL_READ_AROUND_KB); default: the card's own
+  readAroundKb: opt('read-around-kb') ?? process.env.KMSVOL_READ_AROUND_KB, // the card's read-around window (inherited too, so the JSON says); default: the card's own
   haltPollNs: opt('halt-poll-ns') === undefined ? undefined : Number(opt('halt-poll-ns')), // the guest's idle polling, set for the run and restored
 };
 const only = opt('jobs')?.split(',');

@@ -2,7 +2,8 @@
 # Where a job's time goes, on the three targets of the e2e bench, from the
 # kernel's own counters (bash, fio, perf; nothing of bench/ is used, only the
 # kmsvol CLI to attach, as a user does).
-#   sudo bash bench/profile.sh JOB [REPS] [WORKDIR]   (default 3, /var/tmp/kmsvol-profile)
+#   sudo bash bench/profile.sh JOB [REPS] [WORKDIR]   (default 3, a fresh /var/tmp/kmsvol-profile.XXXXXX;
+#        a WORKDIR given must not exist yet: the script makes it and removes it at exit)
 #   JOB: randread (cold 4 KiB QD1), warmread (4 KiB QD1 O_DIRECT with everything
 #        below cached: the path's own cost), randwrite16 (4 KiB QD16 O_DIRECT;
 #        randwrite16cold: the page cache dropped first),
@@ -19,13 +20,26 @@
 set -euo pipefail
 job=${1:?usage: sudo bash bench/profile.sh randread|warmread|randwrite16|randwrite16cold|smallfiles|seqread|cpout [REPS] [WORKDIR]}
 reps=${2:-3}
-work=${3:-/var/tmp/kmsvol-profile}
 here=$(cd "$(dirname "$0")/.." && pwd)
+# Run as root, the script writes, mounts and finally removes everything below
+# its work directory, so it only uses one it made itself (mkdir fails on any
+# name that exists, a symbolic link included): never one another user could
+# have planted in a world-writable directory, nor one of the caller's.
+if [[ -n ${3:-} ]]; then
+  work=$3
+  if [[ -e $work || -L $work ]]; then
+    echo "profile.sh: $work exists; name a WORKDIR that does not exist yet (the script makes it and removes it at exit)" >&2
+    exit 2
+  fi
+  mkdir -m 700 -- "$work"
+else
+  work=$(mktemp -d /var/tmp/kmsvol-profile.XXXXXX)
+fi
 kv() { KMSVOL_HOME="$work/home" node "$here/bin/kmsvol.js" "$@"; }
-rm -rf "$work" && mkdir -p "$work" && chmod 700 "$work"
 vol='' plainloop=''
 cleanup() {
   set +e
+  trap '' INT TERM # a second Ctrl-C must not cut the unmounting and detaching short
   for m in "$work/k" "$work/p" "$work/g"; do mountpoint -q "$m" && umount "$m"; done
   [[ -n $plainloop ]] && losetup -d "$plainloop"
   [[ -n $vol ]] && kv ec2 detach-volume --volume-id "$vol" --force >/dev/null
@@ -33,6 +47,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
+# The disk under the work directory, whose counters every run reads (Linux's dev_t: minor bits 0-7 and 20-31).
+disk=$(stat -c '%d' "$work")
+disk=/sys/dev/block/$(((disk >> 8) & 0xfff)):$(((disk & 0xff) | ((disk >> 12) & 0xfff00)))/stat
+if [[ ! -r $disk ]]; then
+  echo "profile.sh: $work is on no disk the kernel counts ($disk is missing: tmpfs, overlay, btrfs?); name a WORKDIR on one" >&2
+  exit 2
+fi
 mkdir "$work/k" "$work/p" "$work/g" "$work/gc"
 key=$(kv kms create-key --query KeyMetadata.KeyId --output text)
 vol=$(kv ec2 create-volume --size 4 --encrypted --kms-key-id "$key" --query VolumeId --output text)
@@ -45,8 +66,6 @@ gocryptfs -q -init -extpass 'echo profile' -scryptn 10 "$work/gc"
 gocryptfs -q -nosyslog -extpass 'echo profile' "$work/gc" "$work/g" </dev/null >/dev/null 2>&1
 card=$(pgrep -f "card/main.js $vol")
 gocryptfsd=$(pgrep -f "gocryptfs.*$work/gc" | head -1)
-disk=$(stat -c '%d' "$work")
-disk=/sys/dev/block/$((disk >> 8)):$((disk & 255))/stat
 case $job in
   smallfiles) ;;
   cpout) for t in k p g; do head -c 1G /dev/urandom >"$work/$t/cp.bin"; done ;;

@@ -204,17 +204,17 @@ static int read_around(server *s, uint8_t *buf, uint64_t off, size_t len, uint8_
     if (end > vsize) end = vsize;
     if (end - start <= MAX_IO) {
       *at = buf + (off - start);
-      return pread_full(s->fd, buf, (size_t)(end - start), s->payload + start);
+      if (pread_full(s->fd, buf, (size_t)(end - start), s->payload + start) == 0) return 0;
+      *at = buf; /* a neighbour that cannot be read (EIO) must not fail this read: read the request alone */
     }
   }
   return pread_full(s->fd, buf, len, s->payload + off);
 }
 
-/* The read-around window: KMSVOL_READ_AROUND_KB (0 turns it off; for benchmarks), else READ_AROUND; never over MAX_IO. */
+/* The read-around window: KMSVOL_READ_AROUND_KB, decimal KiB (0 turns it off; for benchmarks), at most MAX_IO; unset or not digits: READ_AROUND. */
 static uint64_t read_around_window(const char *kb) {
-  char *end = NULL;
-  unsigned long long v = kb && *kb ? strtoull(kb, &end, 10) : 0;
-  if (!kb || !*kb || *end) return READ_AROUND;
+  if (!kb || !*kb || kb[strspn(kb, "0123456789")]) return READ_AROUND;
+  unsigned long long v = strtoull(kb, NULL, 10); /* saturates on overflow */
   return v > MAX_IO / 1024 ? MAX_IO : (uint64_t)v << 10;
 }
 

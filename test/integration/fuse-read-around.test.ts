@@ -73,10 +73,18 @@ const reads = fc.record({
 });
 
 describe("the card's read-around window", () => {
-  it('a 4 KiB read that misses brings in the aligned 64 KiB window of the image; KMSVOL_READ_AROUND_KB=0 turns it off', () => {
+  it('a 4 KiB read that misses brings in the aligned 64 KiB window of the image; KMSVOL_READ_AROUND_KB=0 turns it off, a value that is not decimal KiB leaves the default', () => {
     for (const [env, more] of [
       [{}, (d: number) => expect(d).toBeGreaterThanOrEqual(WINDOW)],
       [{ KMSVOL_READ_AROUND_KB: '0' }, (d: number) => expect(d).toBeLessThan(WINDOW / 2)],
+      // Not decimal KiB (strtoull would take -1 as the largest value, a 1 MiB window): the default.
+      [
+        { KMSVOL_READ_AROUND_KB: '-1' },
+        (d: number) => {
+          expect(d).toBeGreaterThanOrEqual(WINDOW);
+          expect(d).toBeLessThan(2 * WINDOW);
+        },
+      ],
     ] as const) {
       const v = setUp(true, env);
       v.evict();
