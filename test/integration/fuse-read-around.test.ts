@@ -9,6 +9,7 @@ import { createVolume, detach, volumeHome } from '../helpers/volumes.js';
 
 const GiB = 2 ** 30;
 const KiB = 1024;
+const MiB = 1024 * KiB;
 const WINDOW = 64 * KiB; // the card's default read-around window (READ_AROUND in native/src/fuse_server.c)
 const MID = 1 << 20; // a window boundary inside the volume
 
@@ -18,7 +19,9 @@ const MID = 1 << 20; // a window boundary inside the volume
  * Checked from outside: the bytes read through an O_DIRECT descriptor (the
  * loop device's way) against a model, with the image's pages evicted between
  * reads so the window path runs, and the image's resident pages counted by
- * util-linux's fincore.
+ * util-linux's fincore. A read of 128 KiB or more that the image's cache does
+ * not hold goes to the disk with O_DIRECT instead (read_direct), so it leaves
+ * nothing in that cache.
  */
 function setUp(encrypted: boolean, env: Record<string, string> = {}) {
   const ctx = volumeHome();
@@ -57,11 +60,12 @@ function setUp(encrypted: boolean, env: Record<string, string> = {}) {
     const b = Buffer.alloc(len);
     return b.subarray(0, fs.readSync(fd, b, 0, len, off));
   };
+  const write = (off: number, b: Buffer) => expect(fs.writeSync(fd, b, 0, b.length, off)).toBe(b.length);
   const done = () => {
     fs.closeSync(fd);
     detach(ctx.home, vol);
   };
-  return { read, model, evict, resident, done };
+  return { read, write, model, evict, resident, done };
 }
 
 /** Reads fast-check places around window boundaries (near MID and the end of the volume), 1 byte to 3 windows long. */
@@ -72,7 +76,7 @@ const reads = fc.record({
   evict: fc.boolean(),
 });
 
-describe("the card's read-around window", () => {
+describe("the card's read-around window and direct reads", () => {
   it('a 4 KiB read that misses brings in the aligned 64 KiB window of the image; KMSVOL_READ_AROUND_KB=0 turns it off, a value that is not decimal KiB leaves the default', () => {
     for (const [env, more] of [
       [{}, (d: number) => expect(d).toBeGreaterThanOrEqual(WINDOW)],
@@ -95,6 +99,51 @@ describe("the card's read-around window", () => {
       v.done();
     }
   });
+
+  it('a 1 MiB read that misses goes to the disk with O_DIRECT and leaves the image uncached; KMSVOL_DIRECT_READ_KB=0 reads it through the page cache', () => {
+    for (const [env, more] of [
+      [{}, (d: number) => expect(d).toBeLessThan(WINDOW)],
+      [{ KMSVOL_DIRECT_READ_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(MiB)],
+    ] as const) {
+      const v = setUp(true, env);
+      v.evict();
+      const before = v.resident();
+      const off = MID - 4 * WINDOW;
+      expect(v.read(off, MiB).equals(v.model(off, MiB))).toBe(true);
+      more(v.resident() - before);
+      v.done();
+    }
+  });
+
+  for (const encrypted of [true, false]) {
+    it(`${encrypted ? 'encrypted' : 'unencrypted'}: 200 large and small writes and reads in 8 MiB, some straight after the write (dirty in the image's cache), some after an eviction, match a model`, () => {
+      const v = setUp(encrypted);
+      const base = MID - 4 * WINDOW;
+      const mem = v.model(base, 8 * MiB);
+      const ops = fc.record({
+        write: fc.boolean(),
+        at: fc.oneof(
+          fc.integer({ min: 0, max: 8 * MiB - 1 }),
+          fc.integer({ min: 0, max: (8 * MiB) / 4096 - 1 }).map((n) => n * 4096),
+        ),
+        length: fc.constantFrom(1, 4096, 100_000, 128 * KiB, 128 * KiB + 512, 768 * KiB, MiB),
+        evict: fc.boolean(),
+      });
+      for (const o of fc.sample(ops, { numRuns: 200, seed: 31 })) {
+        const len = Math.min(o.length, 8 * MiB - o.at);
+        if (o.evict) v.evict();
+        if (o.write) {
+          const b = crypto.randomBytes(len);
+          v.write(base + o.at, b);
+          b.copy(mem, o.at);
+        } else {
+          const got = v.read(base + o.at, len);
+          if (!got.equals(mem.subarray(o.at, o.at + len))) throw new Error(`read ${len} at ${base + o.at} (evicted: ${o.evict}) differs from what was written`);
+        }
+      }
+      v.done();
+    });
+  }
 
   for (const encrypted of [true, false]) {
     it(`${encrypted ? 'encrypted' : 'unencrypted'}: 300 O_DIRECT reads around window boundaries and the end of the volume, the cache evicted before half of them, match the bytes written`, () => {
