@@ -1,6 +1,7 @@
 // sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
 //      npm run bench -- e2e --report bench/results/e2e-….json [--write-results]   (the table of a run already made)
-//                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off] [--read-around-kb N] [--halt-poll-ns N]
+//                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off]
+//                          [--read-around-kb N] [--direct-read-kb N] [--halt-poll-ns N]
 // The path users take, measured as users take it: kmsvol (a volume attached
 // through the CLI with --loop, ext4 made by mkfs.ext4's defaults on
 // /dev/loopN), ext4 on a plain loop device over an image file in the same
@@ -17,6 +18,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { chart, splice, summarise, table } from './e2e/report.mjs';
 import { dropCaches, idleCpus, io, load, loopsBelow, mountsBelow, onUndo, run, settle, undoAll } from './e2e/sys.mjs';
 import { cpuSeconds, gocryptfsTarget, kmsvolTarget, plainTarget } from './e2e/targets.mjs';
@@ -26,8 +28,47 @@ import { machine } from './env.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(here);
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : dflt);
-const flag = (name) => argv.includes(`--${name}`);
+const valued = [
+  'reps',
+  'jobs',
+  'work',
+  'out',
+  'report',
+  'kmsvol-dio',
+  'plain-dio',
+  'read-ahead-kb',
+  'max-sectors-kb',
+  'lazy-init',
+  'read-around-kb',
+  'direct-read-kb',
+  'halt-poll-ns',
+];
+const flags = ['quick', 'write-results', 'no-chart', 'json', 'help']; // --json: accepted as by every suite; the JSON is always written
+let values;
+try {
+  ({ values } = parseArgs({
+    args: argv,
+    options: Object.fromEntries([...valued.map((o) => [o, { type: 'string' }]), ...flags.map((o) => [o, { type: 'boolean' }])]),
+  }));
+} catch (e) {
+  console.error(`e2e: ${e.message}\nsee: npm run bench -- e2e --help`);
+  process.exit(252);
+}
+if (values.help) {
+  const head = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+  console.log(
+    head
+      .slice(
+        0,
+        head.findIndex((l) => !l.startsWith('//')),
+      )
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n'),
+  );
+  process.exit(0);
+}
+const opt = (name, dflt) => values[name] ?? dflt;
+const flag = (name) => values[name] === true;
 const quick = flag('quick');
 const onOff = (v) => (v === undefined ? undefined : v === 'on');
 const cfg = {
@@ -46,6 +87,7 @@ const cfg = {
   readAheadKb: opt('read-ahead-kb') === undefined ? undefined : Number(opt('read-ahead-kb')),
   maxSectorsKb: opt('max-sectors-kb') === undefined ? undefined : Number(opt('max-sectors-kb')),
   readAroundKb: opt('read-around-kb') ?? process.env.KMSVOL_READ_AROUND_KB, // the card's read-around window (inherited too, so the JSON says); default: the card's own
+  directReadKb: opt('direct-read-kb') ?? process.env.KMSVOL_DIRECT_READ_KB, // the card's direct reads from this size (0: off); the same
   haltPollNs: opt('halt-poll-ns') === undefined ? undefined : Number(opt('halt-poll-ns')), // the guest's idle polling, set for the run and restored
 };
 const only = opt('jobs')?.split(',');
@@ -101,6 +143,7 @@ try {
     ...process.env,
     KMSVOL_HOME: path.join(cfg.work, 'home'),
     ...(cfg.readAroundKb === undefined ? {} : { KMSVOL_READ_AROUND_KB: cfg.readAroundKb }),
+    ...(cfg.directReadKb === undefined ? {} : { KMSVOL_DIRECT_READ_KB: cfg.directReadKb }),
   };
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));

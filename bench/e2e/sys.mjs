@@ -63,6 +63,15 @@ export function undoAll() {
     }
   }
 }
+// Output into a pipe that closed (`… | head`): release everything as on a signal, instead of dying with it held.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e) => {
+    if (e.code !== 'EPIPE') throw e;
+    killChildren();
+    undoAll();
+    process.exit(141);
+  });
+}
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\n${sig}: cleaning up`);

@@ -23,6 +23,18 @@ describe('npm run bench', () => {
     expect(bad.stderr).toContain('usage: npm run bench');
   });
 
+  it('e2e --help: its usage, exit 0; an option it does not know: exit 252 naming it, before anything runs', () => {
+    const help = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--help'], { encoding: 'utf8' });
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^sudo npm run bench -- e2e \[--reps N\]/);
+    expect(help.stdout).toContain('[--direct-read-kb N]');
+    const work = path.join(tempHome('kmsvol-bench-e2e-opt-'), 'work');
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--rep', '3', '--work', work], { encoding: 'utf8', timeout: 30_000 }); // a bench that ran anyway is stopped (SIGTERM: it cleans up)
+    expect(bad.status).toBe(252);
+    expect(bad.stderr).toContain("Unknown option '--rep'");
+    expect(fs.existsSync(work)).toBe(false);
+  });
+
   it('cycle (one run) leaves no home in the temporary directory', () => {
     const tmp = tempHome('kmsvol-bench-tmp-');
     const r = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'cycle', '--runs', '1', '--json'], {

@@ -124,4 +124,21 @@ describe.skipIf(!canRun)('e2e bench, quick', () => {
     expect(leftBelow(work)).toEqual([]);
     expect(fs.existsSync(work)).toBe(false);
   });
+
+  it('its output piped into a reader that goes away (`| head`) releases everything too', async () => {
+    const dir = base();
+    const work = path.join(dir, 'work');
+    let held: string[] = [];
+    const { code } = await bench(['--quick', '--jobs', 'seqWrite,seqRead', '--work', work, '--out', path.join(dir, 'out.json')], (line, child) => {
+      if (line.startsWith('[rep 1/1] seqWrite') && !held.length) {
+        held = leftBelow(work);
+        child.stderr?.destroy(); // the bench's next line meets a closed pipe (EPIPE)
+        child.stdout?.destroy();
+      }
+    });
+    expect(held.length).toBeGreaterThan(3);
+    expect(code).toBe(141);
+    expect(leftBelow(work)).toEqual([]);
+    expect(fs.existsSync(work)).toBe(false);
+  });
 });
