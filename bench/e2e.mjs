@@ -1,7 +1,7 @@
 // sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
 //      npm run bench -- e2e --report bench/results/e2e-….json [--write-results]   (the table of a run already made)
 //                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off]
-//                          [--read-around-kb N] [--direct-read-kb N] [--halt-poll-ns N]
+//                          [--read-around-kb N] [--halt-poll-ns N]
 // The path users take, measured as users take it: kmsvol (a volume attached
 // through the CLI with --loop, ext4 made by mkfs.ext4's defaults on
 // /dev/loopN), ext4 on a plain loop device over an image file in the same
@@ -40,7 +40,6 @@ const valued = [
   'max-sectors-kb',
   'lazy-init',
   'read-around-kb',
-  'direct-read-kb',
   'halt-poll-ns',
 ];
 const flags = ['quick', 'write-results', 'no-chart', 'json', 'help']; // --json: accepted as by every suite; the JSON is always written
@@ -87,7 +86,6 @@ const cfg = {
   readAheadKb: opt('read-ahead-kb') === undefined ? undefined : Number(opt('read-ahead-kb')),
   maxSectorsKb: opt('max-sectors-kb') === undefined ? undefined : Number(opt('max-sectors-kb')),
   readAroundKb: opt('read-around-kb') ?? process.env.KMSVOL_READ_AROUND_KB, // the card's read-around window (inherited too, so the JSON says); default: the card's own
-  directReadKb: opt('direct-read-kb') ?? process.env.KMSVOL_DIRECT_READ_KB, // the card's direct reads from this size (0: off); the same
   haltPollNs: opt('halt-poll-ns') === undefined ? undefined : Number(opt('halt-poll-ns')), // the guest's idle polling, set for the run and restored
 };
 const only = opt('jobs')?.split(',');
@@ -143,7 +141,6 @@ try {
     ...process.env,
     KMSVOL_HOME: path.join(cfg.work, 'home'),
     ...(cfg.readAroundKb === undefined ? {} : { KMSVOL_READ_AROUND_KB: cfg.readAroundKb }),
-    ...(cfg.directReadKb === undefined ? {} : { KMSVOL_DIRECT_READ_KB: cfg.directReadKb }),
   };
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));

@@ -47,20 +47,13 @@
 #define REQ_BUF              (MAX_IO + 8192) /* the kernel refuses a read(2) of /dev/fuse shorter than max_write + 8 KiB */
 #define ROOT_ID              FUSE_ROOT_ID
 #define FILE_ID              2
-#define DIRECT_IO_ALLOW_MMAP (1ULL << 36)   /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
-#define RESERVE_CHUNK        (64ull << 10)  /* see reserve() */
-#define RESERVE_RUN          (4ull << 20)   /* see reserve() */
-#define READ_AROUND          (64ull << 10)  /* see read_around() */
-#define DIRECT_READ          (128ull << 10) /* see read_around() */
-#ifndef __NR_cachestat
-#define __NR_cachestat 451 /* Linux 6.5; the same number on every architecture */
-#endif
-#ifndef STATX_DIOALIGN
-#define STATX_DIOALIGN 0x00002000U
-#endif
-#define ATTR_TTL     1 /* seconds the kernel may cache attributes and the name */
-#define CHANGE_BLOCK ((uint64_t)KMSVOL_CHANGE_BLOCK)
-#define CHANGE_WORDS (KMSVOL_CHANGE_MAX_BYTES / KMSVOL_CHANGE_BLOCK / 64)
+#define DIRECT_IO_ALLOW_MMAP (1ULL << 36)  /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
+#define RESERVE_CHUNK        (64ull << 10) /* see reserve() */
+#define RESERVE_RUN          (4ull << 20)  /* see reserve() */
+#define READ_AROUND          (64ull << 10) /* see read_around() */
+#define ATTR_TTL             1             /* seconds the kernel may cache attributes and the name */
+#define CHANGE_BLOCK         ((uint64_t)KMSVOL_CHANGE_BLOCK)
+#define CHANGE_WORDS         (KMSVOL_CHANGE_MAX_BYTES / KMSVOL_CHANGE_BLOCK / 64)
 
 struct server {
   gkey *k; /* NULL: an unencrypted volume, bytes pass through */
@@ -89,9 +82,6 @@ struct server {
   uint64_t nchunks;           /* chunks the bitmap covers: the size at start (a grown tail is reserved write by write) */
   _Atomic uint64_t *changes;  /* a bit per CHANGE_BLOCK written since the last take (see mark_changed); NULL: not tracking */
   uint64_t window;            /* read-around window in bytes (see read_around); 0: none */
-  uint64_t direct;            /* reads of at least this many bytes may bypass the image's page cache (see read_around); 0: never */
-  int dfd;                    /* the image opened again with O_DIRECT, from fd itself (see open_direct); -1: none */
-  uint64_t dalign;            /* the alignment dfd needs of offsets and lengths */
 };
 
 /* The errno a request gets: what the backing file said when it is about space or a read-only disk, else EIO. */
@@ -181,8 +171,7 @@ static int reserve_range(server *s, uint64_t start, uint64_t end) {
 
 static int reserve(server *s, uint64_t off, size_t len) {
   uint64_t c0 = off / RESERVE_CHUNK, c1 = (off + len - 1) / RESERVE_CHUNK, c;
-  for (c = c0; c <= c1 && reserved(s, c); c++)
-    ;
+  for (c = c0; c <= c1 && reserved(s, c);) c++;
   if (c > c1) return 0;
   if (len >= RESERVE_RUN / 16 && reserve_range(s, off / RESERVE_RUN * RESERVE_RUN, (off + len + RESERVE_RUN - 1) / RESERVE_RUN * RESERVE_RUN) == 0) return 0;
   if (reserve_range(s, c0 * RESERVE_CHUNK, (c1 + 1) * RESERVE_CHUNK) == 0) return 0;
@@ -212,56 +201,6 @@ static inline void mark_changed(server *s, uint64_t off, size_t size) {
 }
 
 /*
- * The image opened a second time, with O_DIRECT, for read_direct: from the
- * descriptor the card holds (its /proc/self/fd link), never by name, and kept
- * only if it is the same file and the file system says how to align direct
- * I/O (statx STATX_DIOALIGN) within what the workers' page-aligned buffers
- * give. Else -1: every read goes through the page cache (tmpfs before 6.6,
- * some FUSE file systems).
- */
-static int open_direct(int fd, uint64_t *align) {
-  char link[32];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  int d = open(link, O_RDONLY | O_DIRECT | O_CLOEXEC);
-  if (d < 0) return -1;
-  struct stat a, b;
-  struct statx x;
-  if (fstat(fd, &a) == 0 && fstat(d, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino && statx(d, "", AT_EMPTY_PATH, STATX_DIOALIGN, &x) == 0 &&
-      (x.stx_mask & STATX_DIOALIGN) && x.stx_dio_offset_align && x.stx_dio_mem_align <= 4096 && x.stx_dio_offset_align <= 4096) {
-    *align = x.stx_dio_offset_align;
-    return d;
-  }
-  close(d);
-  return -1;
-}
-
-/*
- * A large read that the image's page cache does not hold whole goes to the
- * disk with O_DIRECT, into buf. It is a streaming read: the file system on the
- * volume caches the plaintext it asked for, so a second copy of it (as
- * ciphertext) in the image's page cache would only double the memory used and
- * the copying. It also spares the card from faulting in page-cache pages the
- * host has taken back (free page reporting on a VM), which measured 2-3x the
- * card's CPU per byte on such reads. cachestat(2), unlike a RWF_NOWAIT read,
- * starts no readahead; without it (before Linux 6.5) the read goes direct,
- * and the kernel writes back any dirty page of the range first. Returns 0
- * when read; else the caller reads through the page cache.
- */
-static int read_direct(server *s, uint8_t *buf, uint64_t off, size_t len) {
-  uint64_t at = s->payload + off;
-  if (s->dfd < 0 || !s->direct || len < s->direct || at % s->dalign || len % s->dalign) return -1;
-  struct {
-    uint64_t off, len;
-  } range = {at, len};
-  struct {
-    uint64_t cache, dirty, writeback, evicted, recently_evicted;
-  } cs;
-  long page = sysconf(_SC_PAGESIZE);
-  if (syscall(__NR_cachestat, s->fd, &range, &cs, 0) == 0 && cs.cache * (uint64_t)page >= len) return -1;
-  return pread_full(s->dfd, buf, len, at);
-}
-
-/*
  * Read volume bytes [off, off + len) of the image into buf; *at is where they
  * start in buf (MAX_IO + 2 sectors). A read smaller than the window that the
  * page cache cannot answer whole (RWF_NOWAIT) reads the aligned window around
@@ -274,7 +213,6 @@ static int read_direct(server *s, uint8_t *buf, uint64_t off, size_t len) {
 static int read_around(server *s, uint8_t *buf, uint64_t off, size_t len, uint8_t **at) {
   uint64_t w = s->window;
   *at = buf;
-  if (read_direct(s, buf, off, len) == 0) return 0;
   if (w && len < w) {
     struct iovec v = {buf, len};
     if (preadv2(s->fd, &v, 1, (off_t)(s->payload + off), RWF_NOWAIT) == (ssize_t)len) return 0;
@@ -289,10 +227,9 @@ static int read_around(server *s, uint8_t *buf, uint64_t off, size_t len, uint8_
   return pread_full(s->fd, buf, len, s->payload + off);
 }
 
-/* A size in KiB from the environment (KMSVOL_READ_AROUND_KB, KMSVOL_DIRECT_READ_KB; for benchmarks): decimal, 0 for off, at most MAX_IO; unset or not digits:
- * def. */
-static uint64_t kb_setting(const char *kb, uint64_t def) {
-  if (!kb || !*kb || kb[strspn(kb, "0123456789")]) return def;
+/* The read-around window: KMSVOL_READ_AROUND_KB, decimal KiB (0 turns it off; for benchmarks), at most MAX_IO; unset or not digits: READ_AROUND. */
+static uint64_t read_around_window(const char *kb) {
+  if (!kb || !*kb || kb[strspn(kb, "0123456789")]) return READ_AROUND;
   unsigned long long v = strtoull(kb, NULL, 10); /* saturates on overflow */
   return v > MAX_IO / 1024 ? MAX_IO : (uint64_t)v << 10;
 }
@@ -778,7 +715,6 @@ void fuse_server_stop(server *s) {
 
 void fuse_server_free(server *s) {
   fuse_server_stop(s);
-  if (s->dfd >= 0) close(s->dfd);
   for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&s->stripes[i]);
   pthread_rwlock_destroy(&s->freeze);
   free((void *)s->reserved);
@@ -798,9 +734,7 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int 
   s->payload = payload;
   atomic_store(&s->size, size);
   s->mnt = -1;
-  s->window = kb_setting(getenv("KMSVOL_READ_AROUND_KB"), READ_AROUND);
-  s->direct = kb_setting(getenv("KMSVOL_DIRECT_READ_KB"), DIRECT_READ);
-  s->dfd = s->direct ? open_direct(fd, &s->dalign) : -1;
+  s->window = read_around_window(getenv("KMSVOL_READ_AROUND_KB"));
   s->nchunks = (size + RESERVE_CHUNK - 1) / RESERVE_CHUNK;
   s->reserved = calloc(s->nchunks / 64 + 1, sizeof *s->reserved); /* 2 KiB per GiB of volume */
   snprintf(s->name, sizeof s->name, "%s", name);

@@ -61,7 +61,6 @@ export const CARD_ENV = [
   'AWS_CA_BUNDLE',
   'KMSVOL_XTS_BACKEND',
   'KMSVOL_READ_AROUND_KB',
-  'KMSVOL_DIRECT_READ_KB',
 ] as const;
 
 /** The card's environment: the CARD_ENV variables of `env` that are set. */

@@ -27,7 +27,7 @@ describe('npm run bench', () => {
     const help = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--help'], { encoding: 'utf8' });
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/^sudo npm run bench -- e2e \[--reps N\]/);
-    expect(help.stdout).toContain('[--direct-read-kb N]');
+    expect(help.stdout).toContain('[--read-around-kb N]');
     const work = path.join(tempHome('kmsvol-bench-e2e-opt-'), 'work');
     const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--rep', '3', '--work', work], { encoding: 'utf8', timeout: 30_000 }); // a bench that ran anyway is stopped (SIGTERM: it cleans up)
     expect(bad.status).toBe(252);
