@@ -89,6 +89,21 @@ const cfg = {
   haltPollNs: opt('halt-poll-ns') === undefined ? undefined : Number(opt('halt-poll-ns')), // the guest's idle polling, set for the run and restored
 };
 const only = opt('jobs')?.split(',');
+if (only) {
+  const all = workloads(cfg);
+  for (const name of only) {
+    const job = all.find((j) => j.name === name);
+    const why = !job
+      ? `there is no job ${name} (jobs: ${all.map((j) => j.name).join(', ')})`
+      : job.needs && !only.includes(job.needs)
+        ? `${name} works on what ${job.needs} leaves; add ${job.needs}`
+        : '';
+    if (why) {
+      console.error(`e2e: --jobs: ${why}`);
+      process.exit(252);
+    }
+  }
+}
 
 /** The table (and with --write-results RESULTS.md and the chart) from a run's JSON. */
 async function report(out) {

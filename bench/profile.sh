@@ -12,7 +12,8 @@
 #           and the card's heaviest kernel and user functions (with callees)
 #   WAITS=1: also where fio sleeps on kmsvol (sched_switch call chains)
 #   KMSVOL_READ_AROUND_KB=N: the card's read-around window (0: off)
-# Per repetition, the targets in turn (kmsvol, plain loop, gocryptfs); per run:
+# First, how many extents each target's backing file takes on the disk
+# (filefrag). Then per repetition, the targets in turn (kmsvol, plain loop, gocryptfs); per run:
 # the figure, context switches per operation, reads that reached the disk
 # under the work directory per operation and their mean size, the server's
 # CPU (the card or the gocryptfs daemon) per operation, and how busy the CPUs
@@ -123,6 +124,11 @@ print(f"{t:9} {value:8} {unit:6} ctx switches/op {(int(cs1) - int(cs0)) / ops:5.
 EOF
 }
 echo "$job, $reps repetitions; card read-around ${KMSVOL_READ_AROUND_KB:-default}; load $(cut -d' ' -f1-3 /proc/loadavg)"
+# How the files the job reads lie on the disk: the extents of each target's backing file (e2fsprogs' filefrag).
+extents() { filefrag "$@" 2>/dev/null | awk '{n += $(NF - 2)} END {print n + 0}'; }
+case $job in smallfiles) ;; *)
+  echo "extents of the backing files: kmsvol image $(extents "$work/home/volumes/$vol.img"), plain image $(extents "$work/plain.img"), gocryptfs $(extents "$work"/gc/*)" ;;
+esac
 for r in $(seq "$reps"); do
   targets=(kmsvol plain gocryptfs)
   for i in 0 1 2; do

@@ -50,6 +50,7 @@ export function workloads(cfg) {
     },
     {
       name: 'seqRead',
+      needs: 'seqWrite', // it works on what seqWrite left
       label: 'buffered seq read 1 MiB, cold',
       unit: 'MiB/s',
       cold: true,
@@ -57,6 +58,7 @@ export function workloads(cfg) {
     },
     {
       name: 'randRead',
+      needs: 'seqWrite', // it works on what seqWrite left
       label: 'rand read 4 KiB QD1, cold',
       unit: 'IOPS',
       cold: true,
@@ -64,12 +66,14 @@ export function workloads(cfg) {
     },
     {
       name: 'randWrite',
+      needs: 'seqWrite', // it works on what seqWrite left
       label: 'rand write 4 KiB QD1, fsync every 32',
       unit: 'IOPS',
       run: async (t) => (await fio([file(t), ...psync, '--rw=randwrite', '--bs=4k', size, ...timed, '--fsync=32'])).write.iops,
     },
     {
       name: 'randReadQd16',
+      needs: 'seqWrite', // it works on what seqWrite left
       label: 'rand read 4 KiB QD16 O_DIRECT',
       unit: 'IOPS',
       cold: true,
@@ -77,6 +81,7 @@ export function workloads(cfg) {
     },
     {
       name: 'randWriteQd16',
+      needs: 'seqWrite', // it works on what seqWrite left
       label: 'rand write 4 KiB QD16 O_DIRECT',
       unit: 'IOPS',
       run: async (t) => (await fio([file(t), ...aio, '--rw=randwrite', '--bs=4k', size, ...timed])).write.iops,
@@ -111,6 +116,7 @@ export function workloads(cfg) {
     },
     {
       name: 'cpOut',
+      needs: 'cpIn', // it works on what cpIn left
       label: `cp of that file out of the volume, then sync`,
       unit: 'MiB/s',
       cold: true,
@@ -131,6 +137,7 @@ export function workloads(cfg) {
     },
     {
       name: 'tarOut',
+      needs: 'tarIn', // it works on what tarIn left
       label: 'tar c of that tree out of the volume (to a pipe)',
       unit: 'MiB/s',
       cold: true,
@@ -139,6 +146,7 @@ export function workloads(cfg) {
     },
     {
       name: 'findStat',
+      needs: 'tarIn', // it works on what tarIn left
       label: 'find + stat of every entry of that tree, cold',
       unit: 'entries/s',
       cold: true,
