@@ -23,7 +23,7 @@ describe('npm run bench', () => {
     expect(bad.stderr).toContain('usage: npm run bench');
   });
 
-  it('e2e --help: its usage, exit 0; an option it does not know: exit 252 naming it, before anything runs', () => {
+  it('e2e --help: its usage, exit 0; an option it does not know, or --jobs without a job they need: exit 252 naming it, before anything runs', () => {
     const help = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--help'], { encoding: 'utf8' });
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/^sudo npm run bench -- e2e \[--reps N\]/);
@@ -32,6 +32,14 @@ describe('npm run bench', () => {
     const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--rep', '3', '--work', work], { encoding: 'utf8', timeout: 30_000 }); // a bench that ran anyway is stopped (SIGTERM: it cleans up)
     expect(bad.status).toBe(252);
     expect(bad.stderr).toContain("Unknown option '--rep'");
+    expect(fs.existsSync(work)).toBe(false);
+    // A job without the one whose files it works on would measure fio laying its file out, from the cache.
+    const alone = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--jobs', 'seqRead,cpIn,cpOut', '--work', work], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(alone.status).toBe(252);
+    expect(alone.stderr).toContain('e2e: --jobs: seqRead works on what seqWrite leaves; add seqWrite');
     expect(fs.existsSync(work)).toBe(false);
   });
 
