@@ -36,6 +36,21 @@
 
 static int neg_errno(void) { return errno ? -errno : -EIO; }
 
+/*
+ * The kernel keeps a loop device's read-ahead from one attachment to the next
+ * (blk_apply_bdi_limits never lowers it, and raises it only from the backing
+ * file's optimal I/O size, which a FUSE file does not give): LOOP_CONFIGURE
+ * over the card's file left whatever the last user of the number had set,
+ * 128 KiB on a new device, 2560 or 1024 KiB after a benchmark. So every
+ * attachment sets it, to twice the device's largest request, which is what
+ * the kernel gives a loop device over a regular file (2560 KiB). Best effort:
+ * a device without it still serves.
+ */
+static void set_read_ahead(int fd) {
+  unsigned short max_sectors = 0;
+  if (ioctl(fd, BLKSECTGET, &max_sectors) == 0 && max_sectors) ioctl(fd, BLKRASET, 2ul * max_sectors);
+}
+
 int loop_attach(int file_fd, const char *tag, uint32_t *number) {
   int fl = fcntl(file_fd, F_GETFL);
   if (fl < 0) return neg_errno();
@@ -69,6 +84,7 @@ int loop_attach(int file_fd, const char *tag, uint32_t *number) {
     cfg.info.lo_flags = LO_FLAGS_DIRECT_IO | LO_FLAGS_AUTOCLEAR;
     strncpy((char *)cfg.info.lo_file_name, tag, LO_NAME_SIZE - 1);
     if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0) {
+      set_read_ahead(fd);
       *number = (uint32_t)n;
       rc = fd;
     } else {

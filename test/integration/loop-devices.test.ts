@@ -202,6 +202,20 @@ async function reader(dev: string): Promise<{ pid: number; read(): Promise<strin
   };
 }
 
+describe("the loop device's read-ahead", () => {
+  it('is set at every attach, to twice its largest request, whatever the last user of the number left', () => {
+    const ctx = volumeHome();
+    const vol = createVolume(ctx.home, ctx.key);
+    for (const left of [512, 4096]) {
+      const dev = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop']).json.LoopDevice as string;
+      const q = `/sys/block/${path.basename(dev)}/queue`;
+      expect(Number(fs.readFileSync(`${q}/read_ahead_kb`, 'utf8'))).toBe(2 * Number(fs.readFileSync(`${q}/max_sectors_kb`, 'utf8')));
+      fs.writeFileSync(`${q}/read_ahead_kb`, String(left)); // what a benchmark, or an administrator, leaves on the number
+      detach(ctx.home, vol);
+    }
+  });
+});
+
 describe('finding 4: a plain detach refuses while a process holds the loop device open', () => {
   it('a reader holding /dev/loopN (not mounted): detach-volume is IncorrectState naming its pid, the reader keeps reading good data; --force then detaches', async () => {
     const ctx = volumeHome();
