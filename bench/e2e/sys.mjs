@@ -63,13 +63,12 @@ export function undoAll() {
     }
   }
 }
-// Output into a pipe that closed (`… | head`): release everything as on a signal, instead of dying with it held.
+// Output that cannot be written (a pipe that closed, `… | head`: EPIPE; a full disk): release everything as on a signal, instead of dying with it held.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (e) => {
-    if (e.code !== 'EPIPE') throw e;
     killChildren();
     undoAll();
-    process.exit(141);
+    process.exit(e.code === 'EPIPE' ? 141 : 1);
   });
 }
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {

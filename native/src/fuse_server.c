@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -47,11 +48,12 @@
 #define REQ_BUF              (MAX_IO + 8192) /* the kernel refuses a read(2) of /dev/fuse shorter than max_write + 8 KiB */
 #define ROOT_ID              FUSE_ROOT_ID
 #define FILE_ID              2
-#define DIRECT_IO_ALLOW_MMAP (1ULL << 36)  /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
-#define RESERVE_CHUNK        (64ull << 10) /* see reserve() */
-#define RESERVE_RUN          (4ull << 20)  /* see reserve() */
-#define READ_AROUND          (64ull << 10) /* see read_around() */
-#define ATTR_TTL             1             /* seconds the kernel may cache attributes and the name */
+#define DIRECT_IO_ALLOW_MMAP (1ULL << 36)       /* FUSE_DIRECT_IO_ALLOW_MMAP, protocol 7.39 (newer than Debian 12's header) */
+#define RESERVE_CHUNK        (64ull << 10)      /* see reserve() */
+#define RESERVE_RUN          (4ull << 20)       /* see reserve() */
+#define RUN_HEADROOM         (64 * RESERVE_RUN) /* see reserve() */
+#define READ_AROUND          (64ull << 10)      /* see read_around() */
+#define ATTR_TTL             1                  /* seconds the kernel may cache attributes and the name */
 #define CHANGE_BLOCK         ((uint64_t)KMSVOL_CHANGE_BLOCK)
 #define CHANGE_WORDS         (KMSVOL_CHANGE_MAX_BYTES / KMSVOL_CHANGE_BLOCK / 64)
 
@@ -156,8 +158,17 @@ static void lock_range(server *s, uint64_t first, uint64_t last, int lock) {
  * or more: a stream, as the file system above writes back a file) reserves
  * the whole aligned RESERVE_RUN around it in one call, which the file system
  * allocates as one extent; a small write still reserves only its 64 KiB
- * chunks, so a sparse image stays sparse. Near a full disk, what does
- * not fit is tried smaller: the write's chunks, then its own range.
+ * chunks, so small scattered writes keep a sparse image sparse. Scattered
+ * large writes do not: each takes its 4 MiB (up to 16x the bytes written,
+ * never more than the volume). Telling them from a stream by where they land
+ * (the start of a run, or next to reserved space) left a stream whose writes
+ * arrive out of order in 370 extents instead of 35, so size alone decides.
+ *
+ * Runs are tried only while the file system has RUN_HEADROOM free: ext4 and
+ * XFS keep what a fallocate that fails part-way allocated, so a run tried
+ * near a full disk would take the space the write itself needs, for good.
+ * When a run is not tried or fails, the write's chunks are, then its own
+ * range.
  */
 static inline int reserved(server *s, uint64_t c) { return c < s->nchunks && (atomic_load(&s->reserved[c / 64]) & (1ull << (c % 64))); }
 
@@ -169,11 +180,16 @@ static int reserve_range(server *s, uint64_t start, uint64_t end) {
   return 0;
 }
 
+static int streams(server *s, size_t len) {
+  struct statvfs v;
+  return len >= RESERVE_RUN / 16 && fstatvfs(s->fd, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize >= RUN_HEADROOM;
+}
+
 static int reserve(server *s, uint64_t off, size_t len) {
   uint64_t c0 = off / RESERVE_CHUNK, c1 = (off + len - 1) / RESERVE_CHUNK, c;
   for (c = c0; c <= c1 && reserved(s, c);) c++;
   if (c > c1) return 0;
-  if (len >= RESERVE_RUN / 16 && reserve_range(s, off / RESERVE_RUN * RESERVE_RUN, (off + len + RESERVE_RUN - 1) / RESERVE_RUN * RESERVE_RUN) == 0) return 0;
+  if (streams(s, len) && reserve_range(s, off / RESERVE_RUN * RESERVE_RUN, (off + len + RESERVE_RUN - 1) / RESERVE_RUN * RESERVE_RUN) == 0) return 0;
   if (reserve_range(s, c0 * RESERVE_CHUNK, (c1 + 1) * RESERVE_CHUNK) == 0) return 0;
   if (fallocate(s->fd, 0, (off_t)(s->payload + off), (off_t)len) == 0) return 0;
   return errno == EOPNOTSUPP ? 0 : errno;
