@@ -1,4 +1,4 @@
-// sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
+// sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--control] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
 //      npm run bench -- e2e --report bench/results/e2e-….json [--write-results]   (the table of a run already made)
 //                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off]
 //                          [--read-around-kb N] [--halt-poll-ns N]
@@ -6,7 +6,10 @@
 // through the CLI with --loop, ext4 made by mkfs.ext4's defaults on
 // /dev/loopN), ext4 on a plain loop device over an image file in the same
 // file system, and gocryptfs, alternated job by job (the starting target
-// rotated per repetition), N repetitions (default 5). Writes every sample,
+// rotated per repetition), N repetitions (default 5). --control adds a second
+// gocryptfs mount, the A/A control: its ratio to the first is the spread two
+// identical targets show on this machine, the noise floor of every ratio
+// (about a third more time). Writes every sample,
 // with the load average and steal time it was taken under, to
 // bench/results/e2e-<time>.json, prints the table, and with --write-results
 // puts it into bench/RESULTS.md and draws bench/e2e.svg. The work directory
@@ -42,7 +45,7 @@ const valued = [
   'read-around-kb',
   'halt-poll-ns',
 ];
-const flags = ['quick', 'write-results', 'no-chart', 'json', 'help']; // --json: accepted as by every suite; the JSON is always written
+const flags = ['quick', 'control', 'write-results', 'no-chart', 'json', 'help']; // --json: accepted as by every suite; the JSON is always written
 let values;
 try {
   ({ values } = parseArgs({
@@ -160,12 +163,13 @@ try {
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));
   cfg.idle = idleCpus(cfg.haltPollNs);
-  progress(`e2e: work directory ${cfg.work}; ${jobs.length} jobs x 3 targets x ${cfg.reps} repetitions`);
+  progress(`e2e: work directory ${cfg.work}; ${jobs.length} jobs x ${flag('control') ? 4 : 3} targets x ${cfg.reps} repetitions`);
   cfg.inputs = await makeInputs(
     cfg,
     jobs.map((j) => j.name),
   );
   const targets = [await kmsvolTarget(cfg.work, cfg, kv, env), await plainTarget(cfg.work, cfg), await gocryptfsTarget(cfg.work)];
+  if (flag('control')) targets.push(await gocryptfsTarget(cfg.work, 'control'));
   for (let rep = 1; rep <= cfg.reps; rep++) {
     const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length]);
     // Each repetition starts from an empty file system (made anew by the mkfs job, emptied otherwise).

@@ -1,7 +1,8 @@
 // From the e2e bench's measurements to its figures: median and min–max per
 // job and target, the ratios kmsvol / peer paired by repetition (the targets
 // of one repetition ran one after the other), the verdict against each
-// target, the RESULTS.md table and the chart.
+// target, the A/A control's ratio when the run had one, the RESULTS.md table
+// and the chart.
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -25,18 +26,27 @@ export const PEERS = [
 export function summarise(jobs, samples) {
   return jobs.map((job) => {
     const of = (target) => samples.filter((s) => s.job === job.name && s.target === target && Number.isFinite(s.value));
-    const figures = Object.fromEntries(['kmsvol', 'plain', 'gocryptfs'].map((t) => [t, of(t).length ? spread(of(t).map((s) => s.value)) : undefined]));
-    const ratios = {};
-    for (const { peer, target } of PEERS) {
-      const pairs = of('kmsvol')
+    const figures = Object.fromEntries(
+      ['kmsvol', 'plain', 'gocryptfs', 'control'].map((t) => [t, of(t).length ? spread(of(t).map((s) => s.value)) : undefined]),
+    );
+    /** `of` over `peer`, paired by repetition, as a speed ratio; undefined without a pair. */
+    const ratio = (one, peer) => {
+      const pairs = of(one)
         .map((k) => [k, of(peer).find((p) => p.rep === k.rep)])
         .filter(([, p]) => p);
-      if (!pairs.length) continue;
-      const r = spread(pairs.map(([k, p]) => (job.lower ? p.value / k.value : k.value / p.value)));
+      return pairs.length ? spread(pairs.map(([k, p]) => (job.lower ? p.value / k.value : k.value / p.value))) : undefined;
+    };
+    const ratios = {};
+    for (const { peer, target } of PEERS) {
+      const r = ratio('kmsvol', peer);
+      if (!r) continue;
       r.target = target;
       r.verdict = r.min >= target ? 'met' : r.max < target ? 'NOT met' : 'within spread';
       ratios[peer] = r;
     }
+    // The A/A control: a second gocryptfs over the first. Identical targets, so its spread is the machine's noise floor.
+    const control = ratio('control', 'gocryptfs');
+    if (control) ratios.control = control;
     return { job: job.name, label: job.label, unit: job.unit, lower: !!job.lower, figures, ratios };
   });
 }
@@ -47,10 +57,14 @@ const fmt = (x) => {
   return x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 };
 const cell = (s) => (s ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})` : '—');
-const ratioCell = (r) => (r ? `${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)}) ${r.verdict === 'met' ? 'met' : `**${r.verdict}**`}` : '—');
+const ratioCell = (r) =>
+  r
+    ? `${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})${r.verdict === undefined ? '' : r.verdict === 'met' ? ' met' : ` **${r.verdict}**`}`
+    : '—';
 
 /** The RESULTS.md table (markdown), with the run it came from. */
 export function table(out) {
+  const control = out.summary.some((s) => s.ratios.control);
   const rows = out.summary.map((s) => [
     s.label,
     s.unit + (s.lower ? ' (lower is better)' : ''),
@@ -59,8 +73,18 @@ export function table(out) {
     cell(s.figures.gocryptfs),
     ratioCell(s.ratios.gocryptfs),
     ratioCell(s.ratios.plain),
+    ...(control ? [ratioCell(s.ratios.control)] : []),
   ]);
-  const head = ['job', 'unit', 'kmsvol', 'plain loop', 'gocryptfs', 'kmsvol / gocryptfs (target ≥ 1.0)', 'kmsvol / plain loop (target ≥ 0.8)'];
+  const head = [
+    'job',
+    'unit',
+    'kmsvol',
+    'plain loop',
+    'gocryptfs',
+    'kmsvol / gocryptfs (target ≥ 1.0)',
+    'kmsvol / plain loop (target ≥ 0.8)',
+    ...(control ? ['A/A control: gocryptfs / gocryptfs'] : []),
+  ];
   // Columns padded as the project's formatter (Biome) lays out a markdown table: text left, figures right.
   const right = (i) => i >= 2;
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -70,7 +94,7 @@ export function table(out) {
   return [
     `Command: \`${out.command}\` (${out.reps} repetitions, targets alternated job by job, starting target rotated per repetition; ${out.config.fileMiB} MiB fio files, random jobs ${out.config.runtime} s, ${out.config.volumeGiB} GiB volumes; the tree: ${out.config.treeDirs.join(' ')}, ${out.config.inputs.treeEntries} entries, ${Math.round(out.config.inputs.tarMiB)} MiB as a tarball; page cache dropped before cold jobs). ${out.date}, ${out.machine.cpu} (${out.machine.cores} cores), Linux ${out.machine.kernel}, ${out.versions.fio}, ${out.versions.gocryptfs}. Load average during the jobs ${fmt(Math.min(...loads))}–${fmt(Math.max(...loads))}, steal ${fmt(Math.min(...steals))}–${fmt(Math.max(...steals))}%. Loop queues: kmsvol ${JSON.stringify(out.queues.kmsvol)}, plain ${JSON.stringify(out.queues.plain)}.${out.config.idle?.guestHaltPollNs === undefined ? '' : ` Idle vCPUs: ${out.config.idle.cpuidle}, guest_halt_poll_ns ${out.config.idle.guestHaltPollNs}.`}`,
     '',
-    'Figures: median (min–max) over the repetitions. Ratios: kmsvol over the peer within each repetition, median (min–max); "within spread" means the repetitions fall on both sides of the target, so the row is not counted as met.',
+    `Figures: median (min–max) over the repetitions. Ratios: kmsvol over the peer within each repetition, median (min–max); "within spread" means the repetitions fall on both sides of the target, so the row is not counted as met.${control ? ' A/A control: a second gocryptfs mount over the first, within each repetition; two identical targets, so its spread is how far any ratio in the row can move by the machine alone.' : ''}`,
     '',
     line(head),
     line(head.map((_, i) => (right(i) ? `${'-'.repeat(width[i] - 1)}:` : '-'.repeat(width[i])))),
@@ -95,9 +119,9 @@ export async function chart(out) {
   const vega = await import('vega');
   const vl = await import('vega-lite');
   const values = [];
+  const label = { plain: 'kmsvol / plain loop', gocryptfs: 'kmsvol / gocryptfs', control: 'A/A control: gocryptfs / gocryptfs' };
   for (const s of out.summary)
-    for (const [peer, r] of Object.entries(s.ratios))
-      values.push({ job: s.job, peer: `kmsvol / ${peer === 'plain' ? 'plain loop' : peer}`, median: r.median, min: r.min, max: r.max });
+    for (const [peer, r] of Object.entries(s.ratios)) values.push({ job: s.job, peer: label[peer], median: r.median, min: r.min, max: r.max });
   const spec = vl.compile({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `kmsvol over its peers, ${out.reps} alternated repetitions (${out.machine.cpu}, ${out.machine.cores} cores)`,

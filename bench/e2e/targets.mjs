@@ -2,7 +2,9 @@
 //  - kmsvol: a volume attached through the CLI with --loop, ext4 on /dev/loopN;
 //  - plain: ext4 on a loop device over a plain sparse image in the same file
 //    system, as `losetup --find --show` makes it (buffered mode);
-//  - gocryptfs: a gocryptfs mount over a directory in the same file system.
+//  - gocryptfs: a gocryptfs mount over a directory in the same file system;
+//  - control (--control): a second gocryptfs mount like the first, the A/A
+//    control: how far two identical targets differ on this machine.
 // Every step is registered for undoing (sys.mjs) before the next one runs.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -101,16 +103,16 @@ export async function plainTarget(work, cfg) {
   return t;
 }
 
-export async function gocryptfsTarget(work) {
-  const cipher = path.join(work, 'gocryptfs.cipher');
-  const dir = path.join(work, 'gocryptfs');
+export async function gocryptfsTarget(work, name = 'gocryptfs') {
+  const cipher = path.join(work, `${name}.cipher`);
+  const dir = path.join(work, name);
   fs.mkdirSync(cipher);
   fs.mkdirSync(dir);
   await run('gocryptfs', ['-q', '-init', '-extpass', 'echo benchmark-password', '-scryptn', '10', cipher]);
   await run('gocryptfs', ['-q', '-nosyslog', '-extpass', 'echo benchmark-password', cipher, dir], { stdio: 'ignore' });
   onUndo(`umount ${dir}`, () => unmount(dir));
   return {
-    name: 'gocryptfs',
+    name,
     dir,
     pid: pidHolding(
       (p) => p === '/dev/fuse',

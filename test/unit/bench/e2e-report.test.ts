@@ -46,6 +46,33 @@ describe('e2e bench summary', () => {
     expect(s.ratios.gocryptfs).toBeUndefined();
   });
 
+  it('with --control, the second gocryptfs over the first is the A/A column: paired by repetition, no target, no verdict', () => {
+    const control = [120, 80, 100].map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'control', value }));
+    const [s] = summarise([job], [...samples([100, 100, 100], [100, 100, 100], [100, 100, 100]), ...control]);
+    expect(s.figures.control).toMatchObject({ median: 100, min: 80, max: 120 });
+    expect(s.ratios.control).toMatchObject({ median: 1, min: 0.8, max: 1.2 });
+    expect(s.ratios.control.verdict).toBeUndefined();
+    expect(s.ratios.gocryptfs.verdict).toBe('met'); // the control never changes a verdict
+    const out = (sum: unknown) => ({
+      command: 'sudo npm run bench -- e2e --control',
+      date: '2026-12-07 14:00 UTC',
+      machine: { cpu: 'AMD EPYC', cores: 2, kernel: '6.18' },
+      versions: { fio: 'fio-3.33', gocryptfs: 'gocryptfs 2.3' },
+      reps: 3,
+      config: { fileMiB: 768, runtime: 8, volumeGiB: 4, treeDirs: ['node_modules'], inputs: { treeEntries: 1, tarMiB: 1 } },
+      queues: {},
+      samples: [{ loadavg: 1, stealPct: 0 }],
+      summary: sum,
+    });
+    const md = table(out([s]));
+    expect(md).toContain('A/A control: gocryptfs / gocryptfs');
+    expect(md.replace(/ +/g, ' ')).toContain('| 1.00 (1.00–1.00) met | 1.00 (0.80–1.20) |');
+    const rows = md.split('\n').filter((l: string) => l.startsWith('|'));
+    expect(new Set(rows.map((l: string) => l.length)).size).toBe(1);
+    const [plainRun] = summarise([job], samples([100], [100], [100]));
+    expect(table(out([plainRun]))).not.toContain('A/A control');
+  });
+
   it('the table is written between its markers, and writing it again replaces it', () => {
     const out = {
       command: 'sudo npm run bench -- e2e',
