@@ -48,7 +48,7 @@ export interface CardSpec {
 /**
  * The variables a card inherits: how programs are found and loaded, the
  * locale, the TLS trust a remote KMS may need, the engine's backend and the
- * FUSE server's read-around window (benchmarks). No credential, token or KMS choice: those are in the spec.
+ * FUSE server's read-around window and direct writes (benchmarks). No credential, token or KMS choice: those are in the spec.
  */
 export const CARD_ENV = [
   'PATH',
@@ -61,6 +61,7 @@ export const CARD_ENV = [
   'AWS_CA_BUNDLE',
   'KMSVOL_XTS_BACKEND',
   'KMSVOL_READ_AROUND_KB',
+  'KMSVOL_DIRECT_WRITE_KB',
 ] as const;
 
 /** The card's environment: the CARD_ENV variables of `env` that are set. */

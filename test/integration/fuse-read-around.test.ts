@@ -142,3 +142,27 @@ describe("the card's read-around window", () => {
     });
   }
 });
+
+describe("the card's direct writes", () => {
+  it('a write of 256 KiB or more reaches the image with O_DIRECT, leaving none of its ciphertext in the page cache, and reads back; a smaller one is buffered; KMSVOL_DIRECT_WRITE_KB=0 buffers every write', () => {
+    for (const [env, big] of [
+      [{}, (d: number) => expect(d).toBeLessThan(128 * KiB)], // at most the partial sectors of a write split by the kernel
+      [{ KMSVOL_DIRECT_WRITE_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(MiB)],
+    ] as const) {
+      const v = setUp(true, env);
+      v.evict();
+      const large = crypto.randomBytes(MiB);
+      let before = v.resident();
+      v.write(8 * MiB, large);
+      big(v.resident() - before);
+      const small = crypto.randomBytes(64 * KiB);
+      before = v.resident();
+      v.write(16 * MiB, small);
+      expect(v.resident() - before).toBeGreaterThanOrEqual(64 * KiB);
+      v.evict();
+      expect(v.read(8 * MiB, MiB).equals(large)).toBe(true);
+      expect(v.read(16 * MiB, 64 * KiB).equals(small)).toBe(true);
+      v.done();
+    }
+  });
+});
