@@ -106,6 +106,28 @@ export function head(file: string, n: number): Buffer {
 export function tmpfsHome(sizeMiB: number): { dir: string; home: string; mounts: string[]; grow(sizeMiB: number): void } {
   const dir = tempHome('kmsvol-tmpfs-');
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0700`, 'tmpfs', dir]);
+  return { ...homeOn(dir, () => {}), grow: (mib) => execFileSync('mount', ['-o', `remount,size=${mib}m`, dir]) };
+}
+
+/**
+ * A home on an ext4 of `sizeMiB` (no blocks reserved for root), mounted over
+ * an image in another temporary directory: ext4 keeps what a fallocate that
+ * failed part-way allocated, which tmpfs undoes. Cleanup as tmpfsHome's, then
+ * the loop device under the file system.
+ */
+export function ext4Home(sizeMiB: number): { dir: string; home: string; mounts: string[] } {
+  const img = path.join(tempHome('kmsvol-ext4img-'), 'fs.img');
+  fs.writeFileSync(img, '', { mode: 0o600 });
+  fs.truncateSync(img, sizeMiB << 20);
+  execFileSync('mkfs.ext4', ['-q', '-m', '0', img]);
+  const dir = tempHome('kmsvol-ext4-');
+  execFileSync('mount', ['-o', 'loop', img, dir]); // the loop device is set up with autoclear: released at the unmount
+  fs.chmodSync(dir, 0o700);
+  return homeOn(dir, () => releaseLoopsUnder(path.dirname(img)));
+}
+
+/** The home in `dir`, a file system the test mounted, and its cleanup: volumes, loop devices and mounts under it, then `dir`, then `release`. */
+function homeOn(dir: string, release: () => void): { dir: string; home: string; mounts: string[] } {
   const home = path.join(dir, 'home');
   const mounts: string[] = [];
   onCleanup(() => {
@@ -120,8 +142,9 @@ export function tmpfsHome(sizeMiB: number): { dir: string; home: string; mounts:
       .filter((mp) => mp?.startsWith(`${dir}/`));
     for (const mp of under.reverse()) spawnSync('umount', ['-l', mp!]);
     spawnSync('umount', ['-l', dir]);
+    release();
   });
-  return { dir, home, mounts, grow: (mib) => execFileSync('mount', ['-o', `remount,size=${mib}m`, dir]) };
+  return { dir, home, mounts };
 }
 
 /** A volume image's data key, as a user recovers it: kms decrypt of its token's blob with the volume's context. */

@@ -7,7 +7,7 @@ import { callControl } from '../../src/card/control.js';
 import { kmsvol } from '../helpers/cli.js';
 import { tempHome } from '../helpers/home.js';
 import { cardPids } from '../helpers/procs.js';
-import { attach, createVolume, detach, mountLoop, tmpfsHome, unmount } from '../helpers/volumes.js';
+import { attach, createVolume, detach, ext4Home, mountLoop, tmpfsHome, unmount } from '../helpers/volumes.js';
 
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -101,6 +101,36 @@ describe('a full home disk (finding 6 of issue 13)', () => {
     fs.rmSync(path.join(t.dir, 'filler'));
     expect(kmsvol(t.home, ['ec2', 'describe-volumes', '--volume-ids', vol]).json.Volumes[0]).toMatchObject({ State: 'available', Attachments: [] });
     attach(t.home, vol);
+    detach(t.home, vol);
+  });
+});
+
+describe('a nearly full ext4 home', () => {
+  it('with 2 MiB of room, a 1 MiB O_DIRECT write to a part of the volume never written is acknowledged and reads back after reattach (no 4 MiB reservation run near a full disk)', () => {
+    // breaker11's finding: the card reserved the 4 MiB run around a large write even on a nearly full disk; ext4 keeps what a
+    // fallocate that fails part-way allocated, so the run took the room the write itself needed, and the write failed ENOSPC.
+    const t = ext4Home(320);
+    const key = kmsvol(t.home, ['kms', 'create-key', '--query', 'KeyMetadata.KeyId', '--output', 'text']).stdout.trim();
+    const vol = createVolume(t.home, key);
+    let a = attach(t.home, vol);
+    const src = path.join(tempHome('kmsvol-src-'), 'data');
+    const data = crypto.randomBytes(1 << 20);
+    fs.writeFileSync(src, data);
+    const st = fs.statfsSync(t.dir);
+    execFileSync('fallocate', ['-l', String(st.bavail * st.bsize - (2 << 20)), path.join(t.dir, 'filler')]);
+    // The last MiB of a 4 MiB run: a run tried here would be allocated from its start and use up the room before this MiB.
+    const dd = spawnSync('dd', [`if=${src}`, `of=${a.Device}`, 'bs=1M', 'count=1', 'seek=515', 'oflag=direct', 'conv=notrunc,fsync', 'status=none'], {
+      encoding: 'utf8',
+    });
+    expect(dd.status, dd.stderr).toBe(0);
+    fs.rmSync(path.join(t.dir, 'filler'));
+    detach(t.home, vol);
+    a = attach(t.home, vol);
+    const back = Buffer.alloc(data.length);
+    const fd = fs.openSync(a.Device, 'r');
+    fs.readSync(fd, back, 0, back.length, 515 << 20);
+    fs.closeSync(fd);
+    expect(sha256(back)).toBe(sha256(data));
     detach(t.home, vol);
   });
 });
