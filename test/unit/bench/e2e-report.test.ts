@@ -12,6 +12,19 @@ const samples = (kmsvol: number[], gocryptfs: number[], plain: number[]) => [
   ...plain.map((value, i) => ({ rep: i + 1, job: 'seqRead', target: 'plain', value })),
 ];
 
+/** A run as the bench writes its JSON, around a summary and its samples. */
+const run = (summary: unknown, taken: object[], reps: number) => ({
+  command: 'sudo npm run bench -- e2e',
+  date: '2026-12-07 03:00 UTC',
+  machine: { cpu: 'AMD EPYC', cores: 2, kernel: '6.18' },
+  versions: { fio: 'fio-3.33', gocryptfs: 'gocryptfs 2.3' },
+  reps,
+  config: { fileMiB: 768, runtime: 8, volumeGiB: 4, treeDirs: ['node_modules'], inputs: { treeEntries: 14739, tarMiB: 280 } },
+  queues: {},
+  samples: taken.map((s) => ({ ...s, loadavg: 1, stealPct: 0 })),
+  summary,
+});
+
 describe('e2e bench summary', () => {
   it('pairs kmsvol with each peer by repetition and reports median and min–max', () => {
     const [s] = summarise([job], samples([100, 300, 200], [100, 100, 100], [100, 300, 400]));
@@ -53,38 +66,17 @@ describe('e2e bench summary', () => {
     expect(s.ratios.control).toMatchObject({ median: 1, min: 0.8, max: 1.2 });
     expect(s.ratios.control.verdict).toBeUndefined();
     expect(s.ratios.gocryptfs.verdict).toBe('met'); // the control never changes a verdict
-    const out = (sum: unknown) => ({
-      command: 'sudo npm run bench -- e2e --control',
-      date: '2026-12-07 14:00 UTC',
-      machine: { cpu: 'AMD EPYC', cores: 2, kernel: '6.18' },
-      versions: { fio: 'fio-3.33', gocryptfs: 'gocryptfs 2.3' },
-      reps: 3,
-      config: { fileMiB: 768, runtime: 8, volumeGiB: 4, treeDirs: ['node_modules'], inputs: { treeEntries: 1, tarMiB: 1 } },
-      queues: {},
-      samples: [{ loadavg: 1, stealPct: 0 }],
-      summary: sum,
-    });
-    const md = table(out([s]));
+    const md = table(run([s], control, 3));
     expect(md).toContain('A/A control: gocryptfs / gocryptfs');
     expect(md.replace(/ +/g, ' ')).toContain('| 1.00 (1.00–1.00) met | 1.00 (0.80–1.20) |');
     const rows = md.split('\n').filter((l: string) => l.startsWith('|'));
     expect(new Set(rows.map((l: string) => l.length)).size).toBe(1);
     const [plainRun] = summarise([job], samples([100], [100], [100]));
-    expect(table(out([plainRun]))).not.toContain('A/A control');
+    expect(table(run([plainRun], [], 1))).not.toContain('A/A control');
   });
 
   it('the table is written between its markers, and writing it again replaces it', () => {
-    const out = {
-      command: 'sudo npm run bench -- e2e',
-      date: '2026-12-07 03:00 UTC',
-      machine: { cpu: 'AMD EPYC', cores: 2, kernel: '6.18' },
-      versions: { fio: 'fio-3.33', gocryptfs: 'gocryptfs 2.3' },
-      reps: 2,
-      config: { fileMiB: 768, runtime: 8, volumeGiB: 4, treeDirs: ['node_modules'], inputs: { treeEntries: 14739, tarMiB: 280 } },
-      queues: {},
-      samples: samples([100, 300], [100, 100], [100, 300]).map((s) => ({ ...s, loadavg: 1, stealPct: 0 })),
-      summary: summarise([job], samples([100, 300], [100, 100], [100, 300])),
-    };
+    const out = run(summarise([job], samples([100, 300], [100, 100], [100, 300])), samples([100, 300], [100, 100], [100, 300]), 2);
     const md = table(out);
     expect(md.replace(/ +/g, ' ')).toContain(
       '| seq read | MiB/s | 200 (100–300) | 200 (100–300) | 100 (100–100) | 2.00 (1.00–3.00) met | 1.00 (1.00–1.00) met |',
