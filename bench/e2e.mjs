@@ -70,6 +70,12 @@ if (values.help) {
   );
   process.exit(0);
 }
+// A number taken as text would reach the card or sysfs as a default it did not ask for ("off" leaves direct writes on).
+for (const o of ['reps', 'read-ahead-kb', 'max-sectors-kb', 'read-around-kb', 'direct-write-kb', 'halt-poll-ns'])
+  if (values[o] !== undefined && !/^\d+$/.test(values[o])) {
+    console.error(`e2e: --${o} takes a decimal number, not ${JSON.stringify(values[o])}`);
+    process.exit(252);
+  }
 const opt = (name, dflt) => values[name] ?? dflt;
 const flag = (name) => values[name] === true;
 const quick = flag('quick');

@@ -41,6 +41,14 @@ describe('npm run bench', () => {
     expect(alone.status).toBe(252);
     expect(alone.stderr).toContain('e2e: --jobs: seqRead works on what seqWrite leaves; add seqWrite');
     expect(fs.existsSync(work)).toBe(false);
+    // A setting that is not a number: the card would have taken its default, and the JSON said "off".
+    const off = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--direct-write-kb', 'off', '--work', work], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(off.status).toBe(252);
+    expect(off.stderr).toContain('e2e: --direct-write-kb takes a decimal number, not "off"');
+    expect(fs.existsSync(work)).toBe(false);
   });
 
   it('cycle (one run) leaves no home in the temporary directory', () => {
