@@ -181,6 +181,9 @@ try {
   if (flag('control')) targets.push(await gocryptfsTarget(cfg.work, 'control'));
   for (let rep = 1; rep <= cfg.reps; rep++) {
     const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length]);
+    // The rotation alone would run the control right after gocryptfs in most repetitions: swap the two in every other one.
+    const [g, c] = ['gocryptfs', 'control'].map((n) => order.findIndex((t) => t.name === n));
+    if (c >= 0 && rep % 2 === 0) [order[g], order[c]] = [order[c], order[g]];
     // Each repetition starts from an empty file system (made anew by the mkfs job, emptied otherwise).
     for (const t of targets) {
       if (t.mkfs && jobs[0].name === 'mkfs') continue; // the mkfs job makes it anew

@@ -138,7 +138,7 @@ export async function chart(out) {
         layer: [
           {
             mark: { type: 'point', filled: true, size: 40 },
-            encoding: { y: { field: 'median', type: 'quantitative', scale: { type: 'log' }, title: 'ratio, kmsvol / peer (x, log scale; 1 = same speed)' } },
+            encoding: { y: { field: 'median', type: 'quantitative', scale: { type: 'log' }, title: 'ratio (x, log scale; 1 = same speed)' } },
           },
           { mark: 'rule', encoding: { y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
         ],
