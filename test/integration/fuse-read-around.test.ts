@@ -144,9 +144,11 @@ describe("the card's read-around window", () => {
 });
 
 describe("the card's direct writes", () => {
-  it("through ext4 on the loop device, the writes that queue behind another reach the image with O_DIRECT: little of a 128 MiB file stays in the image's page cache, and it reads back; KMSVOL_DIRECT_WRITE_KB=0 keeps all of it", () => {
+  it("through ext4 on the loop device, the writes that queue behind another reach the image with O_DIRECT: not all of a 128 MiB file stays in the image's page cache, and it reads back; KMSVOL_DIRECT_WRITE_KB=0 keeps all of it", () => {
     for (const [env, resident] of [
-      [{}, (d: number) => expect(d).toBeLessThan(64 * MiB)], // 72 of 512 MiB when measured: the writes that found none other in progress
+      // How many writes find another in progress depends on timing: 72 of 512 MiB stayed on an idle machine, 73 of 128 MiB under
+      // the whole suite. All of it (and the file system's metadata) stays when none goes direct.
+      [{}, (d: number) => expect(d).toBeLessThan(112 * MiB)],
       [{ KMSVOL_DIRECT_WRITE_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(128 * MiB)],
     ] as const) {
       const ctx = volumeHome();
