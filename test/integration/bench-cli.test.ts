@@ -29,26 +29,18 @@ describe('npm run bench', () => {
     expect(help.stdout).toMatch(/^sudo npm run bench -- e2e \[--reps N\]/);
     expect(help.stdout).toContain('[--read-around-kb N]');
     const work = path.join(tempHome('kmsvol-bench-e2e-opt-'), 'work');
-    const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--rep', '3', '--work', work], { encoding: 'utf8', timeout: 30_000 }); // a bench that ran anyway is stopped (SIGTERM: it cleans up)
-    expect(bad.status).toBe(252);
-    expect(bad.stderr).toContain("Unknown option '--rep'");
-    expect(fs.existsSync(work)).toBe(false);
+    // Each must be refused before anything runs; a bench that ran anyway is stopped at 30 s (SIGTERM: it cleans up).
+    const refused = (args: string[], why: string) => {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', ...args, '--work', work], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, args.join(' ')).toBe(252);
+      expect(r.stderr).toContain(why);
+      expect(fs.existsSync(work)).toBe(false);
+    };
+    refused(['--rep', '3'], "Unknown option '--rep'");
     // A job without the one whose files it works on would measure fio laying its file out, from the cache.
-    const alone = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--jobs', 'seqRead,cpIn,cpOut', '--work', work], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    expect(alone.status).toBe(252);
-    expect(alone.stderr).toContain('e2e: --jobs: seqRead works on what seqWrite leaves; add seqWrite');
-    expect(fs.existsSync(work)).toBe(false);
+    refused(['--jobs', 'seqRead,cpIn,cpOut'], 'e2e: --jobs: seqRead works on what seqWrite leaves; add seqWrite');
     // A setting that is not a number: the card would have taken its default, and the JSON said "off".
-    const off = spawnSync(process.execPath, [path.join(ROOT, 'bench/run.mjs'), 'e2e', '--direct-write-kb', 'off', '--work', work], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    expect(off.status).toBe(252);
-    expect(off.stderr).toContain('e2e: --direct-write-kb takes a decimal number, not "off"');
-    expect(fs.existsSync(work)).toBe(false);
+    refused(['--direct-write-kb', 'off'], 'e2e: --direct-write-kb takes a decimal number, not "off"');
   });
 
   it('cycle (one run) leaves no home in the temporary directory', () => {
