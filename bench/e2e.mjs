@@ -1,7 +1,7 @@
 // sudo npm run bench -- e2e [--reps N] [--quick] [--jobs a,b] [--control] [--work DIR] [--out FILE.json] [--write-results] [--no-chart]
 //      npm run bench -- e2e --report bench/results/e2e-….json [--write-results]   (the table of a run already made)
 //                          [--kmsvol-dio on|off] [--plain-dio on] [--read-ahead-kb N] [--max-sectors-kb N] [--lazy-init off]
-//                          [--read-around-kb N] [--direct-write-kb N] [--halt-poll-ns N]
+//                          [--read-around-kb N] [--direct-write-kb N] [--direct-read-kb N] [--halt-poll-ns N]
 // The path users take, measured as users take it: kmsvol (a volume attached
 // through the CLI with --loop, ext4 made by mkfs.ext4's defaults on
 // /dev/loopN), ext4 on a plain loop device over an image file in the same
@@ -44,6 +44,7 @@ const valued = [
   'lazy-init',
   'read-around-kb',
   'direct-write-kb',
+  'direct-read-kb',
   'halt-poll-ns',
 ];
 const flags = ['quick', 'control', 'write-results', 'no-chart', 'json', 'help']; // --json: accepted as by every suite; the JSON is always written
@@ -71,7 +72,7 @@ if (values.help) {
   process.exit(0);
 }
 // A number taken as text would reach the card or sysfs as a default it did not ask for ("off" leaves direct writes on).
-for (const o of ['reps', 'read-ahead-kb', 'max-sectors-kb', 'read-around-kb', 'direct-write-kb', 'halt-poll-ns'])
+for (const o of ['reps', 'read-ahead-kb', 'max-sectors-kb', 'read-around-kb', 'direct-write-kb', 'direct-read-kb', 'halt-poll-ns'])
   if (values[o] !== undefined && !/^\d+$/.test(values[o])) {
     console.error(`e2e: --${o} takes a decimal number, not ${JSON.stringify(values[o])}`);
     process.exit(252);
@@ -97,6 +98,7 @@ const cfg = {
   maxSectorsKb: opt('max-sectors-kb') === undefined ? undefined : Number(opt('max-sectors-kb')),
   readAroundKb: opt('read-around-kb') ?? process.env.KMSVOL_READ_AROUND_KB, // the card's read-around window (inherited too, so the JSON says); default: the card's own
   directWriteKb: opt('direct-write-kb') ?? process.env.KMSVOL_DIRECT_WRITE_KB, // the smallest write the card sends to the disk directly; likewise
+  directReadKb: opt('direct-read-kb') ?? process.env.KMSVOL_DIRECT_READ_KB, // the smallest read the card takes from the disk directly; likewise
   haltPollNs: opt('halt-poll-ns') === undefined ? undefined : Number(opt('halt-poll-ns')), // the guest's idle polling, set for the run and restored
 };
 const only = opt('jobs')?.split(',');
@@ -168,6 +170,7 @@ try {
     KMSVOL_HOME: path.join(cfg.work, 'home'),
     ...(cfg.readAroundKb === undefined ? {} : { KMSVOL_READ_AROUND_KB: cfg.readAroundKb }),
     ...(cfg.directWriteKb === undefined ? {} : { KMSVOL_DIRECT_WRITE_KB: cfg.directWriteKb }),
+    ...(cfg.directReadKb === undefined ? {} : { KMSVOL_DIRECT_READ_KB: cfg.directReadKb }),
   };
   const kv = (...a) => run(process.execPath, [cfg.bin, ...a], { env });
   const jobs = workloads(cfg).filter((j) => !only || only.includes(j.name));

@@ -62,6 +62,7 @@ export const CARD_ENV = [
   'KMSVOL_XTS_BACKEND',
   'KMSVOL_READ_AROUND_KB',
   'KMSVOL_DIRECT_WRITE_KB',
+  'KMSVOL_DIRECT_READ_KB',
 ] as const;
 
 /** The card's environment: the CARD_ENV variables of `env` that are set. */

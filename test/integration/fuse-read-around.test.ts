@@ -12,6 +12,9 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const WINDOW = 64 * KiB; // the card's default read-around window (READ_AROUND in native/src/fuse_server.c)
 const MID = 1 << 20; // a window boundary inside the volume
+const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+/** Bytes of a file in the page cache (util-linux's fincore). */
+const resident = (file: string) => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim());
 
 /**
  * A small read that misses the page cache makes the card read the aligned
@@ -53,7 +56,6 @@ function setUp(encrypted: boolean, env: Record<string, string> = {}) {
     fs.closeSync(img);
     execFileSync('dd', [`if=${image}`, 'iflag=nocache', 'count=0', 'status=none']);
   };
-  const resident = () => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', image], { encoding: 'utf8' }).trim());
   const read = (off: number, len: number) => {
     const b = Buffer.alloc(len);
     return b.subarray(0, fs.readSync(fd, b, 0, len, off));
@@ -63,7 +65,7 @@ function setUp(encrypted: boolean, env: Record<string, string> = {}) {
     fs.closeSync(fd);
     detach(ctx.home, vol);
   };
-  return { read, write, model, evict, resident, done };
+  return { read, write, model, evict, resident: () => resident(image), done };
 }
 
 /** Reads fast-check places around window boundaries (near MID and the end of the volume), 1 byte to 3 windows long. */
@@ -145,7 +147,7 @@ describe("the card's read-around window", () => {
 
 describe("the card's direct writes", () => {
   it("through ext4 on the loop device, the writes that queue behind another reach the image with O_DIRECT: not all of a 128 MiB file stays in the image's page cache, and it reads back; KMSVOL_DIRECT_WRITE_KB=0 keeps all of it", () => {
-    for (const [env, resident] of [
+    for (const [env, check] of [
       // How many writes find another in progress depends on timing: 72 of 512 MiB stayed on an idle machine, 73 of 128 MiB under
       // the whole suite. All of it (and the file system's metadata) stays when none goes direct.
       [{}, (d: number) => expect(d).toBeLessThan(112 * MiB)],
@@ -161,17 +163,12 @@ describe("the card's direct writes", () => {
       fs.writeFileSync(path.join(mnt, 'f'), data);
       execFileSync('sync', ['-f', path.join(mnt, 'f')]);
       const image = path.join(ctx.home, 'volumes', `${vol}.img`);
-      resident(Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', image], { encoding: 'utf8' }).trim()));
+      check(resident(image));
       unmount(ctx, mnt);
       detach(ctx.home, vol);
       const b = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop']);
       const again = mountLoop(ctx, b.json.LoopDevice);
-      expect(
-        crypto
-          .createHash('sha256')
-          .update(fs.readFileSync(path.join(again, 'f')))
-          .digest('hex'),
-      ).toBe(crypto.createHash('sha256').update(data).digest('hex'));
+      expect(sha256(fs.readFileSync(path.join(again, 'f')))).toBe(sha256(data));
       unmount(ctx, again);
       detach(ctx.home, vol);
     }
@@ -192,5 +189,50 @@ describe("the card's direct writes", () => {
     expect(v.read(8 * MiB, MiB).equals(large)).toBe(true);
     expect(v.read(16 * MiB, 64 * KiB).equals(small)).toBe(true);
     v.done();
+  });
+});
+
+describe("the card's direct reads", () => {
+  it("a 1 MiB read of a range the image's page cache holds none of goes to the disk with O_DIRECT: none of it stays in the image's page cache, and it matches what was written; KMSVOL_DIRECT_READ_KB=0 reads it through the page cache", () => {
+    for (const [env, added] of [
+      [{}, (d: number) => expect(d).toBeLessThan(64 * KiB)],
+      [{ KMSVOL_DIRECT_READ_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(MiB)],
+    ] as const) {
+      const v = setUp(true, env);
+      v.evict();
+      const before = v.resident();
+      const off = MID - 4 * WINDOW;
+      expect(v.read(off, MiB).equals(v.model(off, MiB))).toBe(true);
+      added(v.resident() - before);
+      v.done();
+    }
+  });
+
+  it("through ext4 on the loop device, a file copied out after the caches are dropped leaves its ciphertext out of the image's page cache and reads back whole; KMSVOL_DIRECT_READ_KB=0 keeps it", () => {
+    for (const [env, check] of [
+      // The file system's own small reads (inodes, extent blocks) still go through the page cache.
+      [{}, (d: number) => expect(d).toBeLessThan(16 * MiB)],
+      [{ KMSVOL_DIRECT_READ_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(64 * MiB)],
+    ] as const) {
+      const ctx = volumeHome();
+      const vol = createVolume(ctx.home, ctx.key);
+      const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop'], env);
+      expect(r.code, r.stderr).toBe(0);
+      execFileSync('mkfs.ext4', ['-q', r.json.LoopDevice]);
+      const mnt = mountLoop(ctx, r.json.LoopDevice);
+      const data = crypto.randomBytes(64 * MiB);
+      fs.writeFileSync(path.join(mnt, 'f'), data);
+      execFileSync('sync', ['-f', path.join(mnt, 'f')]);
+      const image = path.join(ctx.home, 'volumes', `${vol}.img`);
+      // Drop the file's cached pages, then the image's (written back first), and copy the file out.
+      const drop = (f: string) => execFileSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
+      drop(path.join(mnt, 'f'));
+      execFileSync('sync', [image]);
+      drop(image);
+      expect(sha256(fs.readFileSync(path.join(mnt, 'f')))).toBe(sha256(data));
+      check(resident(image));
+      unmount(ctx, mnt);
+      detach(ctx.home, vol);
+    }
   });
 });
