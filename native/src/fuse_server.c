@@ -271,6 +271,31 @@ static int write_image(server *s, const uint8_t *buf, size_t len, uint64_t off, 
 #define __NR_cachestat 451 /* Linux 6.5, the same number on every architecture; newer than Debian 12's headers */
 #endif
 
+/* Pages of image bytes [at, at + len) the page cache holds (cachestat(2)); -1 when it cannot tell. */
+static int64_t cached_pages(int fd, uint64_t at, uint64_t len) {
+  struct {
+    uint64_t off, len;
+  } range = {at, len};
+  struct {
+    uint64_t cache, dirty, writeback, evicted, recently_evicted;
+  } cs = {0};
+  return syscall(__NR_cachestat, fd, &range, &cs, 0) == 0 ? (int64_t)cs.cache : -1;
+}
+
+/*
+ * 1 when cachestat sees the image's page cache: the first page, just read
+ * through fd, must show. Not on overlayfs (the root of a container): its file
+ * keeps no page cache of its own, the file below does, so cachestat on it
+ * says 0 whatever was just written; nor before Linux 6.5 (no cachestat).
+ * Without it read_image could not tell a range just written from one never
+ * read, and would send both to the disk; so the card reads through the page
+ * cache there.
+ */
+static int sees_cache(int fd) {
+  uint8_t b;
+  return pread(fd, &b, 1, 0) == 1 && cached_pages(fd, 0, 4096) > 0;
+}
+
 /*
  * Read image bytes at volume offset off into buf (page-aligned). A read of
  * direct_read bytes or more (a stream: a file system's readahead through the
@@ -281,22 +306,22 @@ static int write_image(server *s, const uint8_t *buf, size_t len, uint64_t off, 
  * copying. On this VM it also cost the card 1.2-2.2 s of CPU per GiB copied
  * out against 0.4-0.5 s (page-cache pages the host had taken back, faulted in
  * one by one). cachestat(2) tells without starting a readahead (a RWF_NOWAIT
- * read would); where it is missing (before Linux 6.5) the read goes direct.
+ * read would); where it cannot see the cache (sees_cache) no read goes direct.
  * A range the page cache holds any of is read through it: those pages may be
  * what was just written. Either way the kernel writes back the range's dirty
  * pages before a direct read, so the two paths stay coherent.
+ *
+ * A direct read that fails is read again through the page cache: the kernel
+ * fails a direct read with the error of an earlier failed write-back of any
+ * range of the file (filemap_write_and_wait_range reports the mapping's
+ * AS_EIO/AS_ENOSPC once), which a buffered read never does; a block that
+ * cannot be read fails both.
  */
 static int read_image(server *s, uint8_t *buf, size_t len, uint64_t off) {
   uint64_t at = s->payload + off;
-  if (s->dfd >= 0 && s->direct_read && len >= s->direct_read && at % s->dalign == 0 && len % s->dalign == 0) {
-    struct {
-      uint64_t off, len;
-    } range = {at, len};
-    struct {
-      uint64_t cache, dirty, writeback, evicted, recently_evicted;
-    } cs = {0};
-    if (syscall(__NR_cachestat, s->fd, &range, &cs, 0) != 0 || cs.cache == 0) return pread_full(s->dfd, buf, len, at);
-  }
+  if (s->dfd >= 0 && s->direct_read && len >= s->direct_read && at % s->dalign == 0 && len % s->dalign == 0 && cached_pages(s->fd, at, len) == 0 &&
+      pread_full(s->dfd, buf, len, at) == 0)
+    return 0;
   return pread_full(s->fd, buf, len, at);
 }
 
@@ -844,6 +869,7 @@ server *fuse_server_start(gkey *k, int fd, uint64_t payload, uint64_t size, int 
   s->direct = kb_setting("KMSVOL_DIRECT_WRITE_KB", STREAM);
   s->direct_read = kb_setting("KMSVOL_DIRECT_READ_KB", STREAM);
   s->dfd = (s->direct || s->direct_read) && k ? open_direct(fd, &s->dalign) : -1;
+  if (s->dfd < 0 || !sees_cache(fd)) s->direct_read = 0;
   s->nchunks = (size + RESERVE_CHUNK - 1) / RESERVE_CHUNK;
   s->reserved = calloc(s->nchunks / 64 + 1, sizeof *s->reserved); /* 2 KiB per GiB of volume */
   snprintf(s->name, sizeof s->name, "%s", name);
