@@ -145,6 +145,20 @@ describe("the card's read-around window", () => {
   }
 });
 
+/** A volume attached with --loop (the card's environment `env`), ext4 made and mounted on it, and a file f of `size` random bytes written and synced. */
+function fileOnLoop(env: Record<string, string>, size: number) {
+  const ctx = volumeHome();
+  const vol = createVolume(ctx.home, ctx.key);
+  const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop'], env);
+  expect(r.code, r.stderr).toBe(0);
+  execFileSync('mkfs.ext4', ['-q', r.json.LoopDevice]);
+  const mnt = mountLoop(ctx, r.json.LoopDevice);
+  const data = crypto.randomBytes(size);
+  fs.writeFileSync(path.join(mnt, 'f'), data);
+  execFileSync('sync', ['-f', path.join(mnt, 'f')]);
+  return { ctx, vol, mnt, data, image: path.join(ctx.home, 'volumes', `${vol}.img`) };
+}
+
 describe("the card's direct writes", () => {
   it("through ext4 on the loop device, the writes that queue behind another reach the image with O_DIRECT: not all of a 128 MiB file stays in the image's page cache, and it reads back; KMSVOL_DIRECT_WRITE_KB=0 keeps all of it", () => {
     for (const [env, check] of [
@@ -153,16 +167,7 @@ describe("the card's direct writes", () => {
       [{}, (d: number) => expect(d).toBeLessThan(112 * MiB)],
       [{ KMSVOL_DIRECT_WRITE_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(128 * MiB)],
     ] as const) {
-      const ctx = volumeHome();
-      const vol = createVolume(ctx.home, ctx.key);
-      const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop'], env);
-      expect(r.code, r.stderr).toBe(0);
-      execFileSync('mkfs.ext4', ['-q', r.json.LoopDevice]);
-      const mnt = mountLoop(ctx, r.json.LoopDevice);
-      const data = crypto.randomBytes(128 * MiB);
-      fs.writeFileSync(path.join(mnt, 'f'), data);
-      execFileSync('sync', ['-f', path.join(mnt, 'f')]);
-      const image = path.join(ctx.home, 'volumes', `${vol}.img`);
+      const { ctx, vol, mnt, data, image } = fileOnLoop(env, 128 * MiB);
       check(resident(image));
       unmount(ctx, mnt);
       detach(ctx.home, vol);
@@ -214,16 +219,7 @@ describe("the card's direct reads", () => {
       [{}, (d: number) => expect(d).toBeLessThan(16 * MiB)],
       [{ KMSVOL_DIRECT_READ_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(64 * MiB)],
     ] as const) {
-      const ctx = volumeHome();
-      const vol = createVolume(ctx.home, ctx.key);
-      const r = kmsvol(ctx.home, ['ec2', 'attach-volume', '--volume-id', vol, '--loop'], env);
-      expect(r.code, r.stderr).toBe(0);
-      execFileSync('mkfs.ext4', ['-q', r.json.LoopDevice]);
-      const mnt = mountLoop(ctx, r.json.LoopDevice);
-      const data = crypto.randomBytes(64 * MiB);
-      fs.writeFileSync(path.join(mnt, 'f'), data);
-      execFileSync('sync', ['-f', path.join(mnt, 'f')]);
-      const image = path.join(ctx.home, 'volumes', `${vol}.img`);
+      const { ctx, vol, mnt, data, image } = fileOnLoop(env, 64 * MiB);
       // Drop the file's cached pages, then the image's (written back first), and copy the file out.
       const drop = (f: string) => execFileSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
       drop(path.join(mnt, 'f'));
