@@ -13,6 +13,13 @@ const MiB = 1024 * KiB;
 const WINDOW = 64 * KiB; // the card's default read-around window (READ_AROUND in native/src/fuse_server.c)
 const MID = 1 << 20; // a window boundary inside the volume
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+/** Drop a file's pages from the page cache, written back first (dd's nocache: POSIX_FADV_DONTNEED). */
+const dropCache = (file: string) => {
+  const fd = fs.openSync(file, 'r');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+};
 /** Bytes of a file in the page cache (util-linux's fincore). */
 const resident = (file: string) => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim());
 
@@ -49,13 +56,8 @@ function setUp(encrypted: boolean, env: Record<string, string> = {}) {
     }
     return out;
   };
-  /** Drop the image's pages from the page cache (written back first), so the next read misses. */
-  const evict = () => {
-    const img = fs.openSync(image, 'r');
-    fs.fsyncSync(img);
-    fs.closeSync(img);
-    execFileSync('dd', [`if=${image}`, 'iflag=nocache', 'count=0', 'status=none']);
-  };
+  /** Drop the image's pages from the page cache, so the next read misses. */
+  const evict = () => dropCache(image);
   const read = (off: number, len: number) => {
     const b = Buffer.alloc(len);
     return b.subarray(0, fs.readSync(fd, b, 0, len, off));
@@ -220,11 +222,9 @@ describe("the card's direct reads", () => {
       [{ KMSVOL_DIRECT_READ_KB: '0' }, (d: number) => expect(d).toBeGreaterThanOrEqual(64 * MiB)],
     ] as const) {
       const { ctx, vol, mnt, data, image } = fileOnLoop(env, 64 * MiB);
-      // Drop the file's cached pages, then the image's (written back first), and copy the file out.
-      const drop = (f: string) => execFileSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
-      drop(path.join(mnt, 'f'));
-      execFileSync('sync', [image]);
-      drop(image);
+      // Drop the file's cached pages, then the image's, and copy the file out.
+      dropCache(path.join(mnt, 'f'));
+      dropCache(image);
       expect(sha256(fs.readFileSync(path.join(mnt, 'f')))).toBe(sha256(data));
       check(resident(image));
       unmount(ctx, mnt);
